@@ -1,0 +1,1 @@
+"""ACME certificates (acme + josepy). Knows nothing of Docker or aiohttp."""

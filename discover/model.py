@@ -1,0 +1,219 @@
+"""The dynamic-configuration model: what every provider produces and the router consumes.
+
+It mirrors Traefik's dynamic configuration (``http.routers``, ``http.services``, ``http.middlewares``,
+``tls``) so that a file written for Traefik and a set of ``traefik.*`` labels land on the same plain data.
+Everything here is frozen and built from tuples and read-only mappings: a snapshot is shared between the
+event loop, the ACME worker threads and (later) several worker processes, and must never change under them.
+
+Names inside one provider's config are bare (``app``); :func:`merge` qualifies them with the provider
+(``app@file``) as Traefik does, and resolves references: a bare reference points into the same provider,
+a qualified one (``auth@docker``) into another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def frozen_map(data: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """A read-only view of a copy of ``data``: the way every mapping in the model is stored."""
+    return MappingProxyType(dict(data or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """A certificate's names: ``main`` and its subject alternative names."""
+
+    main: str
+    sans: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RouterTLS:
+    """``tls`` of a router: present means the router listens for HTTPS traffic."""
+
+    cert_resolver: str | None = None
+    domains: tuple[Domain, ...] = ()
+    options: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """``http.routers.<name>``. ``priority`` 0 means "the length of the rule", as in Traefik."""
+
+    name: str
+    rule: str
+    service: str
+    entry_points: tuple[str, ...] = ()  # empty: every entry point (Traefik's default)
+    middlewares: tuple[str, ...] = ()
+    priority: int = 0
+    tls: RouterTLS | None = None
+    rule_syntax: str | None = None  # "v2" or "v3"; None follows the static default
+
+    @property
+    def effective_priority(self) -> int:
+        return self.priority if self.priority else len(self.rule)
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One backend of a load balancer. ``weight`` 0 takes it out of rotation."""
+
+    url: str
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """``loadBalancer.healthCheck``: active checks; durations are in seconds."""
+
+    path: str = "/"
+    interval: float = 30.0
+    timeout: float = 5.0
+    hostname: str | None = None
+    scheme: str | None = None
+    port: int | None = None
+    method: str = "GET"
+    status: int | None = None  # expected status; None accepts 2xx and 3xx
+    headers: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    follow_redirects: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StickyCookie:
+    """``sticky.cookie``: which server served a client is remembered in a cookie."""
+
+    name: str = ""  # empty: a name derived from the service, as Traefik does
+    secure: bool = False
+    http_only: bool = False
+    same_site: str = ""  # "", "none", "lax", "strict"
+    max_age: int = 0
+    path: str = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBalancer:
+    """``services.<name>.loadBalancer``."""
+
+    servers: tuple[Server, ...] = ()
+    pass_host_header: bool = True
+    health_check: HealthCheck | None = None
+    sticky: StickyCookie | None = None
+    servers_transport: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedRef:
+    """One child of a ``weighted`` service."""
+
+    name: str
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Weighted:
+    """``services.<name>.weighted``: traffic split between other services."""
+
+    services: tuple[WeightedRef, ...] = ()
+    sticky: StickyCookie | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """``http.services.<name>``: exactly one of ``load_balancer`` or ``weighted`` is set."""
+
+    name: str
+    load_balancer: LoadBalancer | None = None
+    weighted: Weighted | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Middleware:
+    """``http.middlewares.<name>.<type>``: the type name (Traefik's, e.g. ``redirectScheme``) and its
+    options exactly as given. Each middleware type validates its own options when the router builds it."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateFile:
+    """``tls.certificates[]`` or a default certificate: PEM files, or inline PEM text as Traefik allows."""
+
+    cert_file: str
+    key_file: str
+    stores: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """``tls``: certificates from files and the default store's default certificate."""
+
+    certificates: tuple[CertificateFile, ...] = ()
+    default_certificate: CertificateFile | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicConfig:
+    """One provider's dynamic configuration, or the merged view of all of them."""
+
+    routers: Mapping[str, Router] = field(default_factory=lambda: EMPTY)
+    services: Mapping[str, Service] = field(default_factory=lambda: EMPTY)
+    middlewares: Mapping[str, Middleware] = field(default_factory=lambda: EMPTY)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+
+
+def qualify(name: str, provider: str) -> str:
+    """``app`` → ``app@file``; an already qualified name is left as it is."""
+    return name if "@" in name else f"{name}@{provider}"
+
+
+def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
+    """Merge several providers' configs into one view with qualified names.
+
+    ``configs`` maps a provider name (``file``, ``docker``) to its config. References without ``@`` are
+    resolved inside their own provider. The merge is deterministic (providers in sorted order) so that two
+    equal inputs give equal snapshots and no rebuild is triggered for nothing.
+    """
+    routers: dict[str, Router] = {}
+    services: dict[str, Service] = {}
+    middlewares: dict[str, Middleware] = {}
+    certificates: list[CertificateFile] = []
+    default_certificate: CertificateFile | None = None
+    for provider in sorted(configs):
+        cfg = configs[provider]
+        for name, r in cfg.routers.items():
+            qn = qualify(name, provider)
+            routers[qn] = replace(
+                r,
+                name=qn,
+                service=qualify(r.service, provider),
+                middlewares=tuple(qualify(m, provider) for m in r.middlewares),
+            )
+        for name, s in cfg.services.items():
+            qn = qualify(name, provider)
+            weighted = s.weighted
+            if weighted is not None:
+                weighted = replace(
+                    weighted,
+                    services=tuple(replace(w, name=qualify(w.name, provider)) for w in weighted.services),
+                )
+            services[qn] = replace(s, name=qn, weighted=weighted)
+        for name, m in cfg.middlewares.items():
+            qn = qualify(name, provider)
+            middlewares[qn] = replace(m, name=qn)
+        certificates.extend(cfg.tls.certificates)
+        if cfg.tls.default_certificate is not None and default_certificate is None:
+            default_certificate = cfg.tls.default_certificate
+    return DynamicConfig(
+        routers=frozen_map(routers),
+        services=frozen_map(services),
+        middlewares=frozen_map(middlewares),
+        tls=TLSConfig(certificates=tuple(certificates), default_certificate=default_certificate),
+    )

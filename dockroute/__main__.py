@@ -1,0 +1,5 @@
+"""``python -m dockroute``."""
+
+from dockroute.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""Wiring: static config → entry points, providers → merged snapshot → compiled routing tables.
+
+This is the only place that knows every package. Providers publish their own config; the app merges all
+of them (coalescing bursts into one rebuild), compiles new tables off to the side and swaps one reference
+per entry point, so in-flight requests and open WebSockets never notice a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+
+from router.healthcheck import HealthChecker
+
+from discover.file_provider import FileProvider
+from discover.model import DynamicConfig, merge
+from dockroute import __version__
+from dockroute.logs import setup_logging
+from dockroute.static import StaticConfig
+from router.accesslog import AccessLog
+from router.compile import Compiled, compile_config
+from router.proxy import EntryPointHandler
+from router.server import EntryPointServer
+from router.upstream import Pool
+
+log = logging.getLogger("dockroute")
+
+
+class App:
+    def __init__(self, static: StaticConfig) -> None:
+        self.static = static
+        self.pool = Pool(static.transport)
+        self.access_log = (
+            AccessLog(static.access_log.file_path, static.access_log.format) if static.access_log else None
+        )
+        self.servers = [
+            EntryPointServer(EntryPointHandler(ep, self.pool, self.access_log)) for ep in static.entry_points
+        ]
+        self.configs: dict[str, DynamicConfig] = {}
+        self.current: DynamicConfig | None = None
+        self.compiled: Compiled | None = None
+        self.health: HealthChecker | None = None
+        self._rebuild_scheduled = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopping = asyncio.Event()
+
+    # -- providers → tables ---------------------------------------------------------------------------
+
+    def publish(self, provider: str, cfg: DynamicConfig) -> None:
+        """Called by a provider with its whole config; rebuilds are coalesced to one per loop turn."""
+        self.configs[provider] = cfg
+        if not self._rebuild_scheduled:
+            self._rebuild_scheduled = True
+            asyncio.get_running_loop().call_soon(self._rebuild)
+
+    def _rebuild(self) -> None:
+        self._rebuild_scheduled = False
+        merged = merge(self.configs)
+        if merged == self.current:
+            return
+        try:
+            compiled = compile_config(
+                merged,
+                self.static.entry_points,
+                self.compiled.balancers if self.compiled else None,
+                ports={srv.name: srv.port for srv in self.servers},
+            )
+        except Exception:  # never lose what works because of a bug on a new config
+            log.exception("could not compile the new configuration; keeping the previous one")
+            return
+        self.current = merged
+        self.compiled = compiled
+        for srv in self.servers:
+            srv.handler.table = compiled.tables[srv.name]
+        self._restart_health(compiled, merged)
+        log.info(
+            "configuration applied: %d routers, %d services%s",
+            len(merged.routers) - len(compiled.errors),
+            len(compiled.balancers),
+            f", {len(compiled.errors)} routers left out" if compiled.errors else "",
+        )
+
+    def _restart_health(self, compiled: Compiled, merged: DynamicConfig) -> None:
+        old = self.health
+        self.health = HealthChecker(compiled.balancers, merged.services)
+        self.health.start()
+        if old is not None:
+            asyncio.get_running_loop().create_task(old.stop())
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for srv in self.servers:
+            try:
+                await srv.start()
+            except OSError as exc:
+                address = srv.handler.entry_point.address
+                msg = f"dockroute: cannot listen on entry point {srv.name} ({address}): {exc}"
+                raise SystemExit(msg) from exc
+        self.publish("internal", DynamicConfig())
+        self._start_providers()
+        self._summary()
+
+    def _start_providers(self) -> None:
+        fp = self.static.file_provider
+        if fp is not None:
+            provider = FileProvider(filename=fp.filename, directory=fp.directory, watch=fp.watch)
+            self._tasks.append(asyncio.get_running_loop().create_task(provider.run(self._publisher("file"))))
+        dp = self.static.docker_provider
+        if dp is not None:
+            path = dp.endpoint.removeprefix("unix://")
+            if dp.explicit or os.path.exists(path):
+                log.warning(
+                    "provider docker: not available yet in this version; %s is not watched", dp.endpoint
+                )
+
+    def _publisher(self, provider: str):  # noqa: ANN202 - a closure handed to a provider
+        def publish(cfg: DynamicConfig) -> None:
+            self.publish(provider, cfg)
+
+        return publish
+
+    def _summary(self) -> None:
+        log.info(
+            "dockroute %s started%s",
+            __version__,
+            f" (config {self.static.source})" if self.static.source else "",
+        )
+        for srv in self.servers:
+            ep = srv.handler.entry_point
+            extra = ""
+            if ep.redirection is not None:
+                extra = f", redirecting to {ep.redirection.scheme}://…{ep.redirection.to}"
+            for host, port in srv.addresses:
+                log.info("entrypoint %s listening on %s:%d (http%s)", srv.name, host, port, extra)
+        fp = self.static.file_provider
+        if fp is not None:
+            log.info(
+                "provider file: %s%s",
+                fp.filename or fp.directory,
+                " (watching for changes)" if fp.watch else "",
+            )
+        else:
+            log.info("provider file: off")
+        for section in self.static.ignored:
+            log.warning("static configuration section %s is not supported yet and was ignored", section)
+
+    async def shutdown(self) -> None:
+        grace = max((ep.grace_timeout for ep in self.static.entry_points), default=10.0)
+        log.info("shutting down: waiting up to %ss for in-flight requests", grace)
+        for srv in self.servers:
+            srv.stop_accepting()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*(srv.shutdown(grace) for srv in self.servers), return_exceptions=True)
+        if self.health is not None:
+            await self.health.stop()
+        self.pool.close()
+        if self.access_log is not None:
+            self.access_log.close()
+        log.info("stopped")
+
+
+def _tune_runtime() -> None:
+    """uvloop when installed; and a calmer cyclic GC (the request path makes few cycles)."""
+    try:
+        import uvloop  # noqa: PLC0415
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    gc.set_threshold(50_000, 50, 100)
+
+
+async def _main(static: StaticConfig) -> int:
+    app = App(static)
+    await app.start()
+    gc.collect()
+    gc.freeze()  # start-up objects never need scanning again
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.shutdown()
+    return 0
+
+
+def run(static: StaticConfig, environ: Mapping[str, str] | None = None) -> int:
+    setup_logging(static.log)
+    _tune_runtime()
+    try:
+        return asyncio.run(_main(static))
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return 1
+        raise

@@ -1,0 +1,118 @@
+"""Compile a merged dynamic config into per-entry-point routing tables.
+
+Done off the request path whenever a provider publishes a new snapshot. A router that cannot be compiled
+(its rule does not parse, its service or a middleware is missing or unsupported) is left out with one log
+line naming it; every other router keeps working. The previous balancers are handed in so that passive and
+active health state survives a reload.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from discover.model import DynamicConfig, Router
+from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
+from router.proxy import RedirectTarget, ServiceTarget
+from router.rules import RuleError, parse_rule
+from router.settings import EntryPoint
+from router.table import Route, RoutingTable
+
+log = logging.getLogger("dockroute.router")
+
+# Redirect routers sit just below the (future) ACME challenge router, as in Traefik.
+MAX_PRIORITY = 2**31 - 1
+
+Balancer = ServiceBalancer | WeightedBalancer
+
+
+@dataclass
+class Compiled:
+    tables: dict[str, RoutingTable]
+    balancers: dict[str, Balancer]
+    errors: dict[str, str] = field(default_factory=dict)  # router name → why it is not routed
+
+
+def _redirect_port(
+    target: str, scheme: str, entry_points: Mapping[str, EntryPoint], ports: Mapping[str, int]
+) -> str | None:
+    """The port a redirect names: the target entry point's (bound) port, omitted when it is the default."""
+    if target in ports:
+        port = str(ports[target])
+    elif target in entry_points:
+        port = entry_points[target].address.rpartition(":")[2]
+    else:
+        port = target.rpartition(":")[2]
+    default = "443" if scheme == "https" else "80"
+    return None if port in (default, "") else port
+
+
+def compile_config(
+    cfg: DynamicConfig,
+    entry_points: tuple[EntryPoint, ...],
+    previous: Mapping[str, Balancer] | None = None,
+    default_entry_points: tuple[str, ...] | None = None,
+    ports: Mapping[str, int] | None = None,
+) -> Compiled:
+    by_name = {ep.name: ep for ep in entry_points}
+    balancers = build_balancers(cfg.services, previous=previous)
+    routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
+    errors: dict[str, str] = {}
+
+    for ep in entry_points:
+        red = ep.redirection
+        if red is None:
+            continue
+        name = f"{ep.name}-to-{red.to}@internal"
+        rule = parse_rule("PathPrefix(`/`)")
+        port = _redirect_port(red.to, red.scheme, by_name, ports or {})
+        routes[ep.name].append(
+            Route(
+                name=name,
+                priority=red.priority,
+                rule=rule,
+                target=RedirectTarget(name, red.scheme, port, red.permanent),
+            )
+        )
+
+    for name in sorted(cfg.routers):
+        router: Router = cfg.routers[name]
+        why = _check(router, balancers, cfg)
+        if why is None:
+            try:
+                rule = parse_rule(router.rule, syntax=router.rule_syntax or "v3")
+            except RuleError as exc:
+                why = f"rule {router.rule!r} does not parse: {exc}"
+        if why is not None:
+            errors[name] = why
+            log.error("router %s is not routed: %s", name, why)
+            continue
+        target = ServiceTarget(router=name, service=router.service, balancer=balancers[router.service])
+        eps = router.entry_points or default_entry_points or tuple(by_name)
+        route = Route(name=name, priority=router.effective_priority, rule=rule, target=target)
+        for ep_name in eps:
+            if ep_name not in routes:
+                log.warning("router %s: entry point %s does not exist", name, ep_name)
+                continue
+            routes[ep_name].append(route)
+
+    return Compiled(
+        tables={ep: RoutingTable(rs) for ep, rs in routes.items()},
+        balancers=balancers,
+        errors=errors,
+    )
+
+
+def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig) -> str | None:
+    if router.service not in balancers:
+        if router.service in cfg.services:
+            return f"service {router.service} is not usable (see the error logged for it)"
+        return f"service {router.service} does not exist"
+    if router.tls is not None:
+        return "TLS routers are not served yet (HTTPS arrives with the ACME support)"
+    for mw in router.middlewares:
+        if mw not in cfg.middlewares:
+            return f"middleware {mw} does not exist"
+        return f"middleware {mw} ({cfg.middlewares[mw].type}) is not supported yet"
+    return None

@@ -1,0 +1,92 @@
+"""Header work done once per request: hop-by-hop filtering and the X-Forwarded-* set.
+
+Everything here works on aiohttp's raw header pairs (``bytes``) and returns bytes ready to be written, so
+the request head for the backend is one ``b"".join``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+# RFC 9110 section 7.6.1 plus the de-facto ones (Keep-Alive, Proxy-Connection).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+# Headers a client may only set when it is trusted (Traefik strips the same set from others).
+FORWARDED = frozenset(
+    {
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-forwarded-port",
+        b"x-forwarded-server",
+        b"x-forwarded-uri",
+        b"x-forwarded-method",
+        b"x-forwarded-prefix",
+        b"x-forwarded-tls-client-cert",
+        b"x-forwarded-tls-client-cert-info",
+        b"x-real-ip",
+    }
+)
+
+# Dropped from every request and then set by the proxy itself.
+REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
+
+
+def connection_tokens(raw_headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names listed in ``Connection`` (they are hop-by-hop too), lower-cased."""
+    tokens: set[bytes] = set()
+    for name, value in raw_headers:
+        if len(name) == 10 and name.lower() == b"connection":
+            for tok in value.split(b","):
+                tok = tok.strip().lower()
+                if tok:
+                    tokens.add(tok)
+    return frozenset(tokens)
+
+
+class TrustedNetworks:
+    """``forwardedHeaders.trustedIPs``: which clients may pass their X-Forwarded-* on."""
+
+    __slots__ = ("_nets", "insecure", "_cache")
+
+    def __init__(self, entries: Iterable[str], insecure: bool = False) -> None:
+        self._nets = tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries if e.strip())
+        self.insecure = insecure
+        self._cache: dict[str, bool] = {}
+
+    def __bool__(self) -> bool:
+        return self.insecure or bool(self._nets)
+
+    def trusts(self, ip: str) -> bool:
+        if self.insecure:
+            return True
+        if not self._nets:
+            return False
+        hit = self._cache.get(ip)
+        if hit is None:
+            try:
+                addr = ipaddress.ip_address(ip.split("%", 1)[0])
+            except ValueError:
+                hit = False
+            else:
+                if addr.version == 6 and addr.ipv4_mapped is not None:
+                    addr = addr.ipv4_mapped
+                hit = any(addr in net for net in self._nets)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[ip] = hit
+        return hit

@@ -1,0 +1,49 @@
+"""Static settings the router needs: entry points and the transport to backends.
+
+These are filled by the command-line package from Traefik's static configuration (``entryPoints``,
+``serversTransport``). They are plain frozen data, so a worker process can be handed a copy. Durations are
+seconds (floats); 0 means "no limit" exactly where Traefik says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Redirection:
+    """``entryPoints.<ep>.http.redirections.entryPoint``: send every request to another entry point."""
+
+    to: str  # entry point name, or a bare ":443"-style address / port
+    scheme: str = "https"
+    permanent: bool = True  # Traefik: 301 (GET/HEAD) or 308 when permanent; 302/307 otherwise
+    priority: int = 2**31 - 2  # Traefik's MaxInt32 - 1: below the ACME challenge router only
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPoint:
+    """``entryPoints.<name>``."""
+
+    name: str
+    address: str  # ":80", "0.0.0.0:8080", "[::1]:80", "127.0.0.1:0"
+    redirection: Redirection | None = None
+    trusted_ips: tuple[str, ...] = ()  # forwardedHeaders.trustedIPs (addresses or CIDRs)
+    forwarded_insecure: bool = False  # forwardedHeaders.insecure: trust every client's X-Forwarded-*
+    read_timeout: float = 60.0  # respondingTimeouts.readTimeout: whole request incl. body (Traefik 60s)
+    write_timeout: float = 0.0  # respondingTimeouts.writeTimeout: 0 = none (Traefik's default)
+    idle_timeout: float = 180.0  # respondingTimeouts.idleTimeout: keep-alive idle (Traefik 180s)
+    header_timeout: float = 10.0  # deadline for a request's headers; never aiohttp's default hour
+    grace_timeout: float = 10.0  # lifeCycle.graceTimeOut
+    request_accept_grace_timeout: float = 0.0  # lifeCycle.requestAcceptGraceTimeout
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """``serversTransport``: how the proxy talks to backends."""
+
+    dial_timeout: float = 30.0  # forwardingTimeouts.dialTimeout
+    response_header_timeout: float = 0.0  # forwardingTimeouts.responseHeaderTimeout: 0 = none
+    idle_conn_timeout: float = 90.0  # forwardingTimeouts.idleConnTimeout
+    max_idle_conns_per_host: int = 200  # maxIdleConnsPerHost (Traefik: 200)
+    insecure_skip_verify: bool = False
+    root_cas: tuple[str, ...] = ()  # PEM files trusted for https backends

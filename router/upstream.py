@@ -1,0 +1,397 @@
+"""A lean HTTP/1.1 client for backends: asyncio protocols, llhttp (``httptools``), a keep-alive pool.
+
+aiohttp's ``ClientSession`` costs ~200 µs of CPU per proxied request on this class of machine (see
+``shared/NOTES.md``); most of it is work a proxy does not need (cookie jars, URL objects, header
+multidicts, decompression, redirects). This client writes the request head the proxy already built, parses
+the response with llhttp into a list of raw ``(name, value)`` byte pairs, and hands body chunks over with
+flow control. There is no cookie jar and no decompression: bytes pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+import time
+from collections.abc import Callable
+
+import httptools
+
+from router.settings import Transport
+
+_HIGH_WATER = 1 << 20  # pause reading the backend when this much body is buffered
+_LOW_WATER = 1 << 18
+
+
+class UpstreamError(Exception):
+    """Talking to a backend failed; ``reason`` goes into the access log."""
+
+    reason = "upstream error"
+
+
+class ConnectFailed(UpstreamError):
+    """No connection could be made (refused, reset, unreachable, dial timeout): nothing was sent."""
+
+    reason = "connect failed"
+
+
+class UpstreamBroken(UpstreamError):
+    """The connection broke or sent garbage after the request was (partly) written."""
+
+    reason = "upstream closed the connection"
+
+
+class UpstreamTimeout(UpstreamError):
+    reason = "upstream timed out"
+
+
+class Connection(asyncio.Protocol):
+    """One backend connection; carries one request/response at a time."""
+
+    __slots__ = (
+        "key",
+        "transport",
+        "parser",
+        "status",
+        "reason",
+        "headers",
+        "headers_done",
+        "_interim",
+        "body",
+        "body_size",
+        "complete",
+        "closed",
+        "error",
+        "_waiter",
+        "_reading_paused",
+        "_write_paused",
+        "_drain_waiter",
+        "got_bytes",
+        "idle_since",
+        "tunnel",
+        "upgrade_tail",
+        "head_request",
+        "keep_alive",
+    )
+
+    def __init__(self, key: tuple[str, str, int]) -> None:
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.error: BaseException | None = None
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self.idle_since = 0.0
+        self.tunnel: asyncio.BaseTransport | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done: asyncio.Future[None] | None = None
+        self._interim = False
+        self.body: collections.deque[bytes] = collections.deque()
+        self.body_size = 0
+        self.complete = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self.got_bytes = False
+        self.upgrade_tail = b""
+        self.head_request = False
+        self.keep_alive = False
+
+    # -- used by the proxy ---------------------------------------------------------------------------
+
+    def begin(self, head: bytes, head_request: bool, loop: asyncio.AbstractEventLoop) -> None:
+        """Write a request head and arm the response state."""
+        self._reset()
+        self.head_request = head_request
+        self.headers_done = loop.create_future()
+        assert self.transport is not None
+        self.transport.write(head)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait until the backend has taken the request bytes written so far (flow control)."""
+        if self.closed:
+            raise UpstreamBroken("backend closed the connection while the request body was sent")
+        if self._write_paused:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            await self._drain_waiter
+
+    async def read(self) -> bytes:
+        """The next piece of the response body; ``b""`` when the response is complete."""
+        while True:
+            if self.body:
+                data = b"".join(self.body) if len(self.body) > 1 else self.body[0]
+                self.body.clear()
+                self.body_size = 0
+                if self._reading_paused and self.transport is not None:
+                    self._reading_paused = False
+                    self.transport.resume_reading()
+                return data
+            if self.complete:
+                return b""
+            if self.closed:
+                raise UpstreamBroken("backend closed the connection in the middle of the response body")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def take_body(self) -> bytes:
+        """The whole body, when ``complete`` is already true (the fast path for small responses)."""
+        data = b"".join(self.body) if len(self.body) != 1 else self.body[0]
+        self.body.clear()
+        self.body_size = 0
+        return data
+
+    @property
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.closed and not self.head_request
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)  # type: ignore[attr-defined]
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.upgrade_tail = data[exc.args[0] :]
+            self.complete = True
+            self._wake()
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamBroken(f"invalid response from backend: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
+        fut = self.headers_done
+        if fut is not None and not fut.done():
+            fut.set_exception(UpstreamBroken("backend closed the connection before responding"))
+        elif fut is not None and not self.complete and self.status and not self.headers_have_length():
+            # A response without Content-Length or chunking ends when the connection does.
+            self.complete = True
+        self._wake()
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # -- llhttp callbacks ---------------------------------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # Interim response (100 Continue, 103 Early Hints): the real one follows.
+            self._interim = True
+            self.headers = []
+            self.reason = b""
+            return
+        self.status = status
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.head_request:
+            # llhttp would wait for a HEAD response's announced body; it has none. The connection is
+            # not reused (see ``reusable``), so the parser's state no longer matters.
+            self.complete = True
+        fut = self.headers_done
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        if self.head_request:
+            return
+        self.body.append(body)
+        self.body_size += len(body)
+        if self.body_size > _HIGH_WATER and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self.complete = True
+        self._wake()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def headers_have_length(self) -> bool:
+        for name, value in self.headers:
+            ln = name.lower()
+            if ln == b"content-length" or (ln == b"transfer-encoding" and b"chunked" in value.lower()):
+                return True
+        return False
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        fut = self.headers_done
+        if fut is not None and not fut.done():
+            fut.set_exception(exc)
+        self._wake()
+
+
+def make_ssl_context(transport: Transport) -> ssl.SSLContext:
+    """The client TLS context for https backends (``insecureSkipVerify``, ``rootCAs``)."""
+    ctx = ssl.create_default_context()
+    for ca in transport.root_cas:
+        if "-----BEGIN" in ca:
+            ctx.load_verify_locations(cadata=ca)
+        else:
+            ctx.load_verify_locations(cafile=ca)
+    if transport.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+class Pool:
+    """Keep-alive connections per backend (scheme, host, port), most recently used first.
+
+    Idle connections expire after ``idleConnTimeout``; at most ``maxIdleConnsPerHost`` are kept per backend.
+    The pool holds no cookies and no per-client state: it is shared by every request of every router.
+    """
+
+    def __init__(self, transport: Transport, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = transport
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self._clock = clock
+        self._ssl: ssl.SSLContext | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = make_ssl_context(self.settings)
+        return self._ssl
+
+    async def acquire(self, key: tuple[str, str, int]) -> tuple[Connection, bool]:
+        """A connection to ``key`` and whether it was reused from the pool."""
+        idle = self._idle.get(key)
+        if idle:
+            now = self._clock()
+            limit = self.settings.idle_conn_timeout
+            while idle:
+                conn = idle.pop()
+                if conn.closed or (limit and now - conn.idle_since > limit):
+                    conn.close()
+                    continue
+                return conn, True
+        return await self.connect(key), False
+
+    async def connect(self, key: tuple[str, str, int]) -> Connection:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        ssl_ctx = self._ssl_context() if scheme == "https" else None
+        timeout = self.settings.dial_timeout or None
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: Connection(key),
+                    host.strip("[]"),
+                    port,
+                    ssl=ssl_ctx,
+                    server_hostname=host.strip("[]") if ssl_ctx else None,
+                )
+        except TimeoutError as exc:
+            raise ConnectFailed(f"dial timeout after {timeout}s") from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectFailed(str(exc) or type(exc).__name__) from exc
+        return conn
+
+    def release(self, conn: Connection) -> None:
+        """Return a finished connection: kept when reusable and there is room, closed otherwise."""
+        if not conn.reusable:
+            conn.close()
+            return
+        idle = self._idle.setdefault(conn.key, [])
+        if len(idle) >= self.settings.max_idle_conns_per_host:
+            conn.close()
+            return
+        conn.idle_since = self._clock()
+        conn.headers_done = None
+        idle.append(conn)
+        if self._sweeper is None:
+            self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        interval = max(1.0, min(30.0, self.settings.idle_conn_timeout or 30.0))
+        self._sweeper = asyncio.get_running_loop().call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close idle connections past their time, so dead backends don't pin sockets forever."""
+        self._sweeper = None
+        now = self._clock()
+        limit = self.settings.idle_conn_timeout
+        for key in list(self._idle):
+            keep = []
+            for conn in self._idle[key]:
+                if conn.closed or (limit and now - conn.idle_since > limit):
+                    conn.close()
+                else:
+                    keep.append(conn)
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+        if self._idle:
+            self._schedule_sweep()
+
+    def idle_count(self, key: tuple[str, str, int] | None = None) -> int:
+        if key is not None:
+            return len(self._idle.get(key, ()))
+        return sum(len(v) for v in self._idle.values())
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()

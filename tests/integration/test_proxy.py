@@ -1,0 +1,419 @@
+"""The real dockroute process against real loopback backends: routing, balancing, streaming, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import os
+import socket
+import time
+
+import aiohttp
+import pytest
+
+from tests.integration.harness import expected_sha256, routers, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def get(session: aiohttp.ClientSession, url: str, host: str, **kw) -> tuple[int, dict, bytes]:
+    async with session.get(url, headers={"Host": host, **kw.pop("headers", {})}, **kw) as r:
+        return r.status, dict(r.headers), await r.read()
+
+
+async def raw_exchange(port: int, data: bytes, until_close: bool = True, timeout: float = 5.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    out = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if not until_close and b"\r\n\r\n" in out:
+                    break
+    except TimeoutError:
+        pass
+    writer.close()
+    return out
+
+
+async def test_routes_by_host_and_priority_and_404(backends, proxy):
+    a, b, api = await backends("app1", "app2", "api")
+    dr = await proxy(
+        routers(
+            ("one", "Host(`app1.test`)", "s1"),
+            ("two", "Host(`app2.test`)", "s2"),
+            ("api", "Host(`app1.test`) && PathPrefix(`/api`)", "s3"),
+            services={"s1": [a.url], "s2": [b.url], "s3": [api.url]},
+        )
+    )
+    async with aiohttp.ClientSession() as s:
+        st, h, _ = await get(s, dr.url("/"), "app1.test")
+        assert (st, h["X-Backend"]) == (200, "app1")
+        st, h, _ = await get(s, dr.url("/x"), "APP2.test.:1234")  # case, trailing dot and port ignored
+        assert (st, h["X-Backend"]) == (200, "app2")
+        st, h, _ = await get(s, dr.url("/api/users"), "app1.test")
+        assert (st, h["X-Backend"]) == (200, "api")
+        st, _, body = await get(s, dr.url("/"), "unknown.test")
+        assert st == 404 and body == b"404 page not found\n"
+
+
+async def test_round_robin_passive_health_and_dead_service(backends, proxy):
+    bs = await backends("s0", "s1", "s2")
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
+    dead.close()  # nothing listens there any more
+    dr = await proxy(
+        routers(
+            ("lb", "Host(`lb.test`)", "pool"),
+            ("dead", "Host(`dead.test`)", "nothing"),
+            services={"pool": [b.url for b in bs], "nothing": [f"http://127.0.0.1:{dead_port}"]},
+        )
+    )
+    async with aiohttp.ClientSession() as s:
+        seen = collections.Counter()
+        for _ in range(30):
+            st, h, _ = await get(s, dr.url("/"), "lb.test")
+            assert st == 200
+            seen[h["X-Backend"]] += 1
+        assert all(seen[b.name] >= 7 for b in bs), seen
+
+        await bs[1].stop()
+        statuses = collections.Counter()
+        for _ in range(30):
+            st, h, _ = await get(s, dr.url("/"), "lb.test")
+            statuses[(st, h.get("X-Backend"))] += 1
+        assert sum(n for (st, _), n in statuses.items() if st == 200) == 30, statuses
+        assert "s1" not in {name for (_, name) in statuses}
+
+        t0 = time.monotonic()
+        st, _, body = await get(s, dr.url("/"), "dead.test")
+        assert st in (502, 503) and time.monotonic() - t0 < 2.0
+        assert b"dead.test" not in body
+    await wait_for(lambda: "failed to connect" in dr.log() or "out for" in dr.log(), timeout=2)
+
+
+async def test_large_upload_and_download_stream_with_bounded_memory(backends, proxy):
+    (b,) = await backends("big")
+    dr = await proxy(routers(("big", "Host(`big.test`)", "svc"), services={"svc": [b.url]}))
+    async with aiohttp.ClientSession(auto_decompress=False) as s:
+        payload = os.urandom(5 * 1024 * 1024)
+        async with s.post(dr.url("/upload"), data=payload, headers={"Host": "big.test"}) as r:
+            got = await r.json()
+        assert got["length"] == len(payload) and got["sha256"] == hashlib.sha256(payload).hexdigest()
+
+        async def chunks():
+            for i in range(0, len(payload), 1 << 18):
+                yield payload[i : i + (1 << 18)]
+
+        async with s.post(dr.url("/upload"), data=chunks(), headers={"Host": "big.test"}) as r:
+            got = await r.json()  # chunked request body re-framed by the proxy
+        assert got["length"] == len(payload) and got["sha256"] == hashlib.sha256(payload).hexdigest()
+
+        rss_before = dr.rss_kib("VmRSS")
+        for chunked in ("0", "1"):
+            size = 200 * 1024 * 1024
+            h = hashlib.sha256()
+            n = 0
+            async with s.get(
+                dr.url(f"/download?size={size}&chunked={chunked}"), headers={"Host": "big.test"}
+            ) as r:
+                assert r.status == 200
+                async for chunk in r.content.iter_chunked(1 << 20):
+                    h.update(chunk)
+                    n += len(chunk)
+            assert n == size and h.hexdigest() == expected_sha256(size)
+        growth_mib = (dr.rss_kib("VmHWM") - rss_before) / 1024
+        assert growth_mib < 64, f"proxy RSS grew by {growth_mib:.1f} MiB"
+
+
+async def test_websocket_echo_through_proxy(backends, proxy):
+    (b,) = await backends("ws")
+    dr = await proxy(routers(("ws", "Host(`ws.test`)", "svc"), services={"svc": [b.url]}))
+    async with aiohttp.ClientSession() as s, s.ws_connect(dr.url("/ws"), headers={"Host": "ws.test"}) as ws:
+        for i in range(5):
+            await ws.send_str(f"hello {i}")
+            msg = await asyncio.wait_for(ws.receive(), 5)
+            assert msg.data == f"ws:hello {i}"
+        await ws.send_bytes(b"\x00\x01" * 40000)
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.data == b"\x00\x01" * 40000
+
+
+async def test_watched_file_adds_router_and_broken_file_keeps_routes(backends, proxy):
+    a, b = await backends("first", "second")
+    dr = await proxy(routers(("one", "Host(`one.test`)", "s1"), services={"s1": [a.url]}))
+    async with aiohttp.ClientSession() as s:
+        st, _, _ = await get(s, dr.url("/"), "two.test")
+        assert st == 404
+        dr.write_dynamic(
+            routers(
+                ("one", "Host(`one.test`)", "s1"),
+                ("two", "Host(`two.test`)", "s2"),
+                services={"s1": [a.url], "s2": [b.url]},
+            )
+        )
+        t0 = time.monotonic()
+
+        async def two_served() -> bool:
+            st, h, _ = await get(s, dr.url("/"), "two.test")
+            return st == 200 and h["X-Backend"] == "second"
+
+        await wait_for(two_served, timeout=2.0)
+        assert time.monotonic() - t0 < 2.0
+
+        dr.write_dynamic("http:\n  routers:\n    one: [unclosed\n")
+        await wait_for(lambda: "dynamic.yml" in dr.log() and "keeping" in dr.log(), timeout=3)
+        for host, name in (("one.test", "first"), ("two.test", "second")):
+            st, h, _ = await get(s, dr.url("/"), host)
+            assert (st, h["X-Backend"]) == (200, name)
+        assert "dynamic.yml:3" in dr.log() or "line 3" in dr.log()
+
+
+async def test_sigterm_exits_zero_and_lets_inflight_finish(backends, proxy):
+    (b,) = await backends("slow")
+    dr = await proxy(routers(("slow", "Host(`slow.test`)", "svc"), services={"svc": [b.url]}))
+    async with aiohttp.ClientSession() as s:
+        inflight = asyncio.create_task(get(s, dr.url("/slow?delay=1"), "slow.test"))
+        await wait_for(lambda: b.hits >= 1, timeout=3)
+        t0 = time.monotonic()
+        dr.terminate()
+        st, _, body = await inflight
+        assert st == 200 and body == b"slow from slow"
+        await wait_for(lambda: dr.proc.poll() is not None, timeout=10)
+        assert dr.proc.returncode == 0
+        assert time.monotonic() - t0 < 10
+
+
+async def test_config_change_keeps_open_websocket(backends, proxy):
+    a, b = await backends("ws1", "other")
+    dr = await proxy(routers(("ws", "Host(`ws.test`)", "svc"), services={"svc": [a.url]}))
+    async with aiohttp.ClientSession() as s, s.ws_connect(dr.url("/ws"), headers={"Host": "ws.test"}) as ws:
+        await ws.send_str("before")
+        assert (await asyncio.wait_for(ws.receive(), 5)).data == "ws1:before"
+        dr.write_dynamic(
+            routers(
+                ("ws", "Host(`ws.test`)", "svc"),
+                ("new", "Host(`new.test`)", "other"),
+                services={"svc": [a.url], "other": [b.url]},
+            )
+        )
+
+        async def new_served() -> bool:
+            st, _, _ = await get(s, dr.url("/"), "new.test")
+            return st == 200
+
+        await wait_for(new_served, timeout=3)
+        await ws.send_str("after")
+        assert (await asyncio.wait_for(ws.receive(), 5)).data == "ws1:after"
+
+
+async def test_forwarded_and_hop_by_hop_headers(backends, proxy):
+    (b,) = await backends("hdr")
+    dr = await proxy(routers(("h", "Host(`h.test`)", "svc"), services={"svc": [b.url]}))
+    async with aiohttp.ClientSession() as s:
+        st, _, body = await get(
+            s,
+            dr.url("/p"),
+            "h.test",
+            headers={
+                "X-Forwarded-For": "6.6.6.6",
+                "X-Real-Ip": "6.6.6.6",
+                "Connection": "keep-alive, X-Secret",
+                "X-Secret": "drop me",
+                "Keep-Alive": "timeout=5",
+                "X-Kept": "yes",
+            },
+        )
+    import json
+
+    seen = json.loads(body)["headers"]
+    assert st == 200
+    assert seen["X-Forwarded-For"] == "127.0.0.1"  # untrusted client: its own value is discarded
+    assert seen["X-Real-Ip"] == "127.0.0.1"
+    assert seen["X-Forwarded-Host"] == "h.test"
+    assert seen["X-Forwarded-Proto"] == "http"
+    assert seen["X-Forwarded-Port"] == str(dr.port)
+    assert "X-Forwarded-Server" in seen
+    assert seen["Host"] == "h.test"
+    assert seen["X-Kept"] == "yes"
+    assert "X-Secret" not in seen and "Keep-Alive" not in seen
+
+
+async def test_trusted_ips_keep_incoming_forwarded_headers(backends, proxy, tmp_path):
+    (b,) = await backends("hdr")
+    static = {
+        "entryPoints": {
+            "web": {"address": "127.0.0.1:0", "forwardedHeaders": {"trustedIPs": ["127.0.0.0/8"]}}
+        },
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+    }
+    dr = await proxy(routers(("h", "Host(`h.test`)", "svc"), services={"svc": [b.url]}), static=static)
+    async with aiohttp.ClientSession() as s:
+        _, _, body = await get(
+            s, dr.url("/"), "h.test", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+        )
+    import json
+
+    seen = json.loads(body)["headers"]
+    assert seen["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
+    assert seen["X-Forwarded-Proto"] == "https"
+
+
+async def test_pass_host_header_false_sends_backend_host(backends, proxy):
+    (b,) = await backends("nohost")
+    cfg = routers(("h", "Host(`h.test`)", "svc"))
+    cfg["http"]["services"] = {
+        "svc": {"loadBalancer": {"servers": [{"url": b.url}], "passHostHeader": False}}
+    }
+    dr = await proxy(cfg)
+    async with aiohttp.ClientSession() as s:
+        _, _, body = await get(s, dr.url("/"), "h.test")
+    import json
+
+    assert json.loads(body)["headers"]["Host"] == f"127.0.0.1:{b.port}"
+
+
+async def test_path_normalised_once_and_forwarded_as_routed(backends, proxy):
+    a, b = await backends("public", "admin")
+    dr = await proxy(
+        routers(
+            ("pub", "Host(`n.test`)", "s1"),
+            ("admin", "Host(`n.test`) && PathPrefix(`/admin`)", "s2"),
+            services={"s1": [a.url], "s2": [b.url]},
+        )
+    )
+    import json
+
+    for raw, backend, forwarded in (
+        (b"/public/../admin/x", "admin", "/admin/x"),
+        (b"/public/%2e%2e/admin/x", "admin", "/admin/x"),
+        (b"/%61dmin/y", "admin", "/admin/y"),
+        (b"/a%2Fb/../c", "public", "/c"),
+        (b"/public/%2Fadmin", "public", "/public/%2Fadmin"),
+    ):
+        resp = await raw_exchange(
+            dr.port, b"GET " + raw + b" HTTP/1.1\r\nHost: n.test\r\nConnection: close\r\n\r\n"
+        )
+        head, _, body = resp.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), (raw, head)
+        rec = json.loads(body)
+        assert (rec["server"], rec["raw_path"]) == (backend, forwarded), raw
+
+
+async def test_bad_request_is_not_echoed_and_slow_headers_are_cut(backends, proxy, tmp_path):
+    (b,) = await backends("x")
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+    }
+    dr = await proxy(routers(("x", "Host(`x.test`)", "svc"), services={"svc": [b.url]}), static=static)
+    resp = await raw_exchange(dr.port, b"GET /<script>SECRET HTTP/1.1\r\nHost: x.test\r\nBad Header\r\n\r\n")
+    assert resp.startswith(b"HTTP/1.1 400")
+    assert b"SECRET" not in resp and b"script" not in resp
+    resp = await raw_exchange(dr.port, b"GET /%zz HTTP/1.1\r\nHost: x.test\r\n\r\n")
+    assert resp.startswith(b"HTTP/1.1 400") and b"%zz" not in resp
+    assert "Traceback" not in dr.log()
+
+
+async def test_response_header_timeout_gives_504(backends, proxy, tmp_path):
+    (b,) = await backends("slow")
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "serversTransport": {"forwardingTimeouts": {"responseHeaderTimeout": "300ms"}},
+        "accessLog": {"filePath": str(tmp_path / "access.log")},
+    }
+    dr = await proxy(routers(("s", "Host(`s.test`)", "svc"), services={"svc": [b.url]}), static=static)
+    async with aiohttp.ClientSession() as s:
+        t0 = time.monotonic()
+        st, _, body = await get(s, dr.url("/slow?delay=3"), "s.test")
+        assert st == 504 and body == b"504 Gateway Timeout\n"
+        assert time.monotonic() - t0 < 2
+    await wait_for(
+        lambda: (tmp_path / "access.log").exists() and "504" in (tmp_path / "access.log").read_text()
+    )
+    assert "no response headers" in (tmp_path / "access.log").read_text()
+
+
+async def test_entrypoint_redirect_keeps_path_and_query(proxy, tmp_path):
+    static = {
+        "entryPoints": {
+            "web": {
+                "address": "127.0.0.1:0",
+                "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https"}}},
+            },
+            "websecure": {"address": "127.0.0.1:0"},
+        },
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+    }
+    dr = await proxy({}, static=static)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(dr.url("/a/b?x=1&y=2"), headers={"Host": "site.test"}, allow_redirects=False) as r:
+            assert r.status == 301
+            assert r.headers["Location"] == f"https://site.test:{dr.ports['websecure']}/a/b?x=1&y=2"
+        async with s.post(dr.url("/form"), headers={"Host": "site.test"}, allow_redirects=False) as r:
+            assert r.status == 308
+            assert r.headers["Location"].endswith("/form")
+
+
+async def test_sticky_cookie_pins_client_to_one_server(backends, proxy):
+    bs = await backends("a", "b", "c")
+    cfg = routers(("st", "Host(`st.test`)", "svc"))
+    cfg["http"]["services"] = {
+        "svc": {
+            "loadBalancer": {
+                "servers": [{"url": b.url} for b in bs],
+                "sticky": {"cookie": {"name": "srv", "httpOnly": True}},
+            }
+        }
+    }
+    dr = await proxy(cfg)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(dr.url("/"), headers={"Host": "st.test"}) as r:
+            first = r.headers["X-Backend"]
+            assert "srv=" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
+        for _ in range(6):
+            _, h, _ = await get(s, dr.url("/"), "st.test")
+            assert h["X-Backend"] == first
+
+
+async def test_active_health_check_takes_server_out_and_back(backends, proxy):
+    good, flaky = await backends("good", "flaky")
+    cfg = routers(("hc", "Host(`hc.test`)", "svc"))
+    cfg["http"]["services"] = {
+        "svc": {
+            "loadBalancer": {
+                "servers": [{"url": good.url}, {"url": flaky.url}],
+                "healthCheck": {"path": "/health", "interval": "200ms", "timeout": "1s"},
+            }
+        }
+    }
+    dr = await proxy(cfg)
+    flaky.health_status = 500
+    async with aiohttp.ClientSession() as s:
+
+        async def only_good() -> bool:
+            names = set()
+            for _ in range(6):
+                _, h, _ = await get(s, dr.url("/"), "hc.test")
+                names.add(h["X-Backend"])
+            return names == {"good"}
+
+        await wait_for(only_good, timeout=5)
+        flaky.health_status = 200
+
+        async def both() -> bool:
+            names = set()
+            for _ in range(6):
+                _, h, _ = await get(s, dr.url("/"), "hc.test")
+                names.add(h["X-Backend"])
+            return names == {"good", "flaky"}
+
+        await wait_for(both, timeout=5)

@@ -1,0 +1,624 @@
+"""discover.parse: Traefik dynamic configuration dicts → the model."""
+
+from __future__ import annotations
+
+import pickle
+from types import MappingProxyType
+
+import pytest
+
+from discover.model import (
+    CertificateFile,
+    Domain,
+    DynamicConfig,
+    HealthCheck,
+    RouterTLS,
+    Server,
+    StickyCookie,
+    WeightedRef,
+)
+from discover.parse import (
+    ConfigError,
+    check_references,
+    parse_duration,
+    parse_dynamic,
+    parse_dynamic_with_warnings,
+)
+
+
+def lb(*urls: str, **extra):
+    return {"loadBalancer": {"servers": [{"url": u} for u in urls], **extra}}
+
+
+def cfg_with(routers=None, services=None, middlewares=None, **top):
+    http = {}
+    if routers is not None:
+        http["routers"] = routers
+    if services is not None:
+        http["services"] = services
+    if middlewares is not None:
+        http["middlewares"] = middlewares
+    return {"http": http, **top}
+
+
+def error(data) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_dynamic(data)
+    return info.value
+
+
+# -- empty --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [None, {}, {"http": None}, {"http": {}}, {"http": {"routers": None}}])
+def test_empty_documents_give_an_empty_config(data):
+    assert parse_dynamic(data) == DynamicConfig()
+
+
+def test_a_document_that_is_not_a_mapping_is_an_error():
+    err = error(["http"])
+    assert err.path == ""
+    assert "mapping" in err.message
+
+
+# -- routers ------------------------------------------------------------------------------------------
+
+
+def test_router_every_field():
+    data = cfg_with(
+        routers={
+            "app": {
+                "rule": "Host(`a.example`)",
+                "service": "svc",
+                "entryPoints": ["web", "websecure"],
+                "middlewares": ["auth", "ratelimit@docker"],
+                "priority": 42,
+                "ruleSyntax": "V2",
+                "tls": {
+                    "certResolver": "le",
+                    "options": "modern",
+                    "domains": [{"main": "example.com", "sans": ["*.example.com", "x.example.org"]}],
+                },
+            }
+        },
+        services={"svc": lb("http://10.0.0.1:80")},
+        middlewares={"auth": {"basicAuth": {"users": ["u:p"]}}},
+    )
+    r = parse_dynamic(data).routers["app"]
+    assert r.name == "app"
+    assert r.rule == "Host(`a.example`)"
+    assert r.service == "svc"
+    assert r.entry_points == ("web", "websecure")
+    assert r.middlewares == ("auth", "ratelimit@docker")
+    assert r.priority == 42
+    assert r.rule_syntax == "v2"
+    assert r.tls == RouterTLS(
+        cert_resolver="le",
+        options="modern",
+        domains=(Domain("example.com", ("*.example.com", "x.example.org")),),
+    )
+
+
+def test_router_defaults():
+    r = parse_dynamic(cfg_with(routers={"a": {"rule": "PathPrefix(`/`)", "service": "s"}})).routers["a"]
+    assert (r.entry_points, r.middlewares, r.priority, r.tls, r.rule_syntax) == ((), (), 0, None, None)
+
+
+@pytest.mark.parametrize("tls", [True, "true", {}, None])
+def test_router_tls_forms_that_enable_tls(tls):
+    r = parse_dynamic(cfg_with(routers={"a": {"rule": "r", "service": "s", "tls": tls}})).routers["a"]
+    assert r.tls == RouterTLS()
+
+
+@pytest.mark.parametrize("tls", [False, "false"])
+def test_router_tls_false_is_off(tls):
+    r = parse_dynamic(cfg_with(routers={"a": {"rule": "r", "service": "s", "tls": tls}})).routers["a"]
+    assert r.tls is None
+
+
+def test_label_style_strings_are_accepted():
+    """What Docker labels carry: every scalar a string, lists comma-separated."""
+    data = cfg_with(
+        routers={
+            "a": {
+                "rule": "r",
+                "service": "s",
+                "entryPoints": "web, websecure",
+                "priority": "7",
+                "tls": "true",
+            }
+        },
+        services={"s": lb("http://b", passHostHeader="false")},
+    )
+    cfg = parse_dynamic(data)
+    assert cfg.routers["a"].entry_points == ("web", "websecure")
+    assert cfg.routers["a"].priority == 7
+    assert cfg.routers["a"].tls == RouterTLS()
+    assert cfg.services["s"].load_balancer.pass_host_header is False
+
+
+def test_keys_are_case_insensitive():
+    data = {
+        "HTTP": {
+            "Routers": {
+                "App": {"RULE": "r", "Service": "S", "entrypoints": ["web"], "TLS": {"certresolver": "le"}}
+            },
+            "SERVICES": {
+                "S": {
+                    "LoadBalancer": {
+                        "Servers": [{"URL": "http://b", "Weight": 2}],
+                        "passhostheader": False,
+                        "HealthCheck": {"Path": "/h", "INTERVAL": "3s"},
+                        "Sticky": {"Cookie": {"HTTPOnly": True}},
+                    }
+                }
+            },
+            "Middlewares": {"M": {"RedirectScheme": {"scheme": "https"}}},
+        },
+        "TLS": {"Certificates": [{"CertFile": "c", "KEYFILE": "k"}]},
+    }
+    cfg = parse_dynamic(data)
+    # names are kept exactly as written, only keys are case-insensitive
+    r = cfg.routers["App"]
+    assert (r.rule, r.service, r.entry_points, r.tls.cert_resolver) == ("r", "S", ("web",), "le")
+    s = cfg.services["S"].load_balancer
+    assert s.servers == (Server("http://b", 2),)
+    assert s.pass_host_header is False
+    assert s.health_check.path == "/h" and s.health_check.interval == 3.0
+    assert s.sticky.http_only is True
+    assert cfg.middlewares["M"].type == "redirectScheme"
+    assert cfg.tls.certificates == (CertificateFile("c", "k"),)
+
+
+def test_the_same_key_twice_in_different_case_is_an_error():
+    err = error(cfg_with(routers={"a": {"rule": "r", "Rule": "r2", "service": "s"}}))
+    assert err.path == "http.routers.a.rule"
+    assert "twice" in err.message
+
+
+@pytest.mark.parametrize(
+    ("router", "path"),
+    [
+        ({"service": "s"}, "http.routers.a.rule"),
+        ({"rule": "r"}, "http.routers.a.service"),
+        ({"rule": "  ", "service": "s"}, "http.routers.a.rule"),
+        ({"rule": "r", "service": ""}, "http.routers.a.service"),
+        ({"rule": ["r"], "service": "s"}, "http.routers.a.rule"),
+        ({"rule": "r", "service": "s", "priority": "high"}, "http.routers.a.priority"),
+        ({"rule": "r", "service": "s", "priority": -1}, "http.routers.a.priority"),
+        ({"rule": "r", "service": "s", "priority": True}, "http.routers.a.priority"),
+        ({"rule": "r", "service": "s", "entryPoints": {"web": 1}}, "http.routers.a.entryPoints"),
+        ({"rule": "r", "service": "s", "entryPoints": ["web", 3.5, None]}, "http.routers.a.entryPoints[2]"),
+        ({"rule": "r", "service": "s", "middlewares": 5}, "http.routers.a.middlewares"),
+        ({"rule": "r", "service": "s", "ruleSyntax": "v9"}, "http.routers.a.ruleSyntax"),
+        ({"rule": "r", "service": "s", "tls": "maybe"}, "http.routers.a.tls"),
+        ({"rule": "r", "service": "s", "tls": {"resolver": "le"}}, "http.routers.a.tls.resolver"),
+        (
+            {"rule": "r", "service": "s", "tls": {"domains": [{"sans": ["x"]}]}},
+            "http.routers.a.tls.domains[0].main",
+        ),
+        ({"rule": "r", "service": "s", "tls": {"domains": {"main": "x"}}}, "http.routers.a.tls.domains"),
+        ({"rule": "r", "service": "s", "entrypoint": ["web"]}, "http.routers.a.entrypoint"),
+        (None, "http.routers.a"),
+        ("Host(`x`)", "http.routers.a"),
+    ],
+)
+def test_router_errors_name_the_path(router, path):
+    err = error(cfg_with(routers={"a": router}))
+    assert err.path == path
+    assert str(err).startswith(path + ": ")
+
+
+def test_error_keys_keep_the_spelling_of_the_source():
+    err = error({"Http": {"ROUTERS": {"a": {"Rule": "r", "service": "s", "Priority": "x"}}}})
+    assert err.path == "http.routers.a.priority"
+    assert err.keys == ("Http", "ROUTERS", "a", "Priority")
+
+
+def test_names_with_at_are_rejected():
+    err = error(cfg_with(routers={"a@docker": {"rule": "r", "service": "s"}}))
+    assert err.path == "http.routers.a@docker"
+    assert "@" in err.message
+
+
+def test_numeric_names_become_strings():
+    cfg = parse_dynamic(cfg_with(services={1: lb("http://b")}))
+    assert list(cfg.services) == ["1"]
+
+
+def test_sections_must_be_mappings():
+    assert error(cfg_with(routers=["a"])).path == "http.routers"
+    assert error({"http": "yes"}).path == "http"
+
+
+# -- services -----------------------------------------------------------------------------------------
+
+
+def test_load_balancer_every_field():
+    data = cfg_with(
+        services={
+            "s": {
+                "loadBalancer": {
+                    "servers": [
+                        {"url": "http://10.0.0.1:8080"},
+                        {"url": "https://b.internal/base", "weight": 3},
+                    ],
+                    "passHostHeader": False,
+                    "serversTransport": "insecure",
+                    "healthCheck": {
+                        "path": "/health",
+                        "interval": "10s",
+                        "timeout": "500ms",
+                        "hostname": "probe.local",
+                        "scheme": "HTTPS",
+                        "port": 8443,
+                        "method": "head",
+                        "status": 204,
+                        "headers": {"X-Probe": "1", "X-Empty": ""},
+                        "followRedirects": False,
+                    },
+                    "sticky": {
+                        "cookie": {
+                            "name": "srv",
+                            "secure": True,
+                            "httpOnly": True,
+                            "sameSite": "Lax",
+                            "maxAge": 3600,
+                            "path": "/app",
+                        }
+                    },
+                }
+            }
+        }
+    )
+    s = parse_dynamic(data).services["s"]
+    assert s.weighted is None
+    b = s.load_balancer
+    assert b.servers == (Server("http://10.0.0.1:8080", 1), Server("https://b.internal/base", 3))
+    assert b.pass_host_header is False
+    assert b.servers_transport == "insecure"
+    hc = b.health_check
+    assert hc == HealthCheck(
+        path="/health",
+        interval=10.0,
+        timeout=0.5,
+        hostname="probe.local",
+        scheme="https",
+        port=8443,
+        method="HEAD",
+        status=204,
+        headers=hc.headers,
+        follow_redirects=False,
+    )
+    assert dict(hc.headers) == {"X-Probe": "1", "X-Empty": ""}
+    assert isinstance(hc.headers, MappingProxyType)
+    assert b.sticky == StickyCookie(
+        name="srv", secure=True, http_only=True, same_site="lax", max_age=3600, path="/app"
+    )
+
+
+def test_load_balancer_defaults():
+    b = parse_dynamic(cfg_with(services={"s": lb("http://b")})).services["s"].load_balancer
+    assert b.pass_host_header is True
+    assert b.health_check is None and b.sticky is None and b.servers_transport is None
+    assert b.servers[0].weight == 1
+
+
+def test_health_check_and_sticky_defaults():
+    data = cfg_with(services={"s": lb("http://b", healthCheck={}, sticky={"cookie": {}})})
+    b = parse_dynamic(data).services["s"].load_balancer
+    assert b.health_check == HealthCheck()
+    assert b.sticky == StickyCookie()
+
+
+def test_sticky_without_cookie_is_not_sticky():
+    b = parse_dynamic(cfg_with(services={"s": lb("http://b", sticky={})})).services["s"].load_balancer
+    assert b.sticky is None
+
+
+def test_a_load_balancer_without_servers_is_allowed():
+    s = parse_dynamic(cfg_with(services={"s": {"loadBalancer": {}}})).services["s"]
+    assert s.load_balancer.servers == ()
+
+
+def test_weighted_service():
+    data = cfg_with(
+        services={
+            "split": {
+                "weighted": {
+                    "services": [{"name": "v1", "weight": 3}, {"name": "v2@docker"}],
+                    "sticky": {"cookie": {"name": "lvl"}},
+                }
+            },
+            "v1": lb("http://b"),
+        }
+    )
+    s = parse_dynamic(data).services["split"]
+    assert s.load_balancer is None
+    assert s.weighted.services == (WeightedRef("v1", 3), WeightedRef("v2@docker", 1))
+    assert s.weighted.sticky == StickyCookie(name="lvl")
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        ({}, "http.services.s"),
+        (None, "http.services.s"),
+        ({**lb("http://b"), "weighted": {"services": []}}, "http.services.s"),
+        ({"mirroring": {"service": "x"}}, "http.services.s.mirroring"),
+        ({"failover": {"service": "x"}}, "http.services.s.failover"),
+        ({"loadbalancer": {"server": {"url": "http://b"}}}, "http.services.s.loadBalancer.server"),
+        ({"loadBalancer": {"servers": {"url": "http://b"}}}, "http.services.s.loadBalancer.servers"),
+        ({"loadBalancer": {"servers": [{"weight": 1}]}}, "http.services.s.loadBalancer.servers[0].url"),
+        ({"loadBalancer": {"servers": ["http://b"]}}, "http.services.s.loadBalancer.servers[0]"),
+        (lb("http://b", "b:80"), "http.services.s.loadBalancer.servers[1].url"),
+        (lb("/relative"), "http.services.s.loadBalancer.servers[0].url"),
+        (lb("ftp://b"), "http.services.s.loadBalancer.servers[0].url"),
+        (lb("http://"), "http.services.s.loadBalancer.servers[0].url"),
+        (lb("http://:80"), "http.services.s.loadBalancer.servers[0].url"),
+        (lb("http://b:99999"), "http.services.s.loadBalancer.servers[0].url"),
+        (lb("http://b:port"), "http.services.s.loadBalancer.servers[0].url"),
+        (
+            {"loadBalancer": {"servers": [{"url": "http://b", "weight": -1}]}},
+            "http.services.s.loadBalancer.servers[0].weight",
+        ),
+        (lb("http://b", passHostHeader="yes please"), "http.services.s.loadBalancer.passHostHeader"),
+        (
+            lb("http://b", healthCheck={"interval": "soon"}),
+            "http.services.s.loadBalancer.healthCheck.interval",
+        ),
+        (lb("http://b", healthCheck={"interval": "0s"}), "http.services.s.loadBalancer.healthCheck.interval"),
+        (lb("http://b", healthCheck={"timeout": "-1s"}), "http.services.s.loadBalancer.healthCheck.timeout"),
+        (lb("http://b", healthCheck={"port": 70000}), "http.services.s.loadBalancer.healthCheck.port"),
+        (lb("http://b", healthCheck={"status": 42}), "http.services.s.loadBalancer.healthCheck.status"),
+        (lb("http://b", healthCheck={"scheme": "ftp"}), "http.services.s.loadBalancer.healthCheck.scheme"),
+        (
+            lb("http://b", healthCheck={"headers": ["X: 1"]}),
+            "http.services.s.loadBalancer.healthCheck.headers",
+        ),
+        (lb("http://b", healthCheck={"mode": "grpc"}), "http.services.s.loadBalancer.healthCheck.mode"),
+        (
+            lb("http://b", sticky={"cookie": {"sameSite": "sometimes"}}),
+            "http.services.s.loadBalancer.sticky.cookie.sameSite",
+        ),
+        (
+            lb("http://b", sticky={"cookie": {"maxAge": "long"}}),
+            "http.services.s.loadBalancer.sticky.cookie.maxAge",
+        ),
+        (lb("http://b", sticky={"session": {}}), "http.services.s.loadBalancer.sticky.session"),
+        ({"weighted": {"services": [{"weight": 1}]}}, "http.services.s.weighted.services[0].name"),
+        (
+            {"weighted": {"services": [{"name": "a", "weight": "x"}]}},
+            "http.services.s.weighted.services[0].weight",
+        ),
+        ({"weighted": {"services": "a"}}, "http.services.s.weighted.services"),
+    ],
+)
+def test_service_errors_name_the_path(service, path):
+    err = error(cfg_with(services={"s": service}))
+    assert err.path == path
+
+
+# -- durations ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("10s", 10.0), ("500ms", 0.5), ("1m", 60.0), ("1m30s", 90.0), ("2h", 7200.0), ("1.5s", 1.5),
+     ("250us", 0.00025), (10, 10.0), (2.5, 2.5), ("10", 10.0), ("0", 0.0), (" 3s ", 3.0)],
+)  # fmt: skip
+def test_durations(value, seconds):
+    assert parse_duration(value) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value", ["", "s", "10x", "10 s", "1m-3s", "ten", True, None, [], "nan", "infs"])
+def test_bad_durations(value):
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+# -- middlewares --------------------------------------------------------------------------------------
+
+
+def test_middlewares_keep_type_and_options_frozen():
+    data = cfg_with(
+        middlewares={
+            "hdr": {
+                "Headers": {
+                    "customRequestHeaders": {"X-A": "1"},
+                    "accessControlAllowMethods": ["GET", "POST"],
+                    "nested": [{"k": ["v"]}],
+                }
+            },
+            "gz": {"compress": None},
+            "gz2": {"compress": {}},
+        }
+    )
+    mws = parse_dynamic(data).middlewares
+    m = mws["hdr"]
+    assert (m.name, m.type) == ("hdr", "headers")
+    assert isinstance(m.options, MappingProxyType)
+    # option keys are kept as written: each middleware type validates its own options
+    assert m.options["customRequestHeaders"] == {"X-A": "1"}
+    assert isinstance(m.options["customRequestHeaders"], MappingProxyType)
+    assert m.options["accessControlAllowMethods"] == ("GET", "POST")
+    assert isinstance(m.options["nested"][0], MappingProxyType)
+    assert m.options["nested"][0]["k"] == ("v",)
+    with pytest.raises(TypeError):
+        m.options["customRequestHeaders"]["X-B"] = "2"  # type: ignore[index]
+    assert mws["gz"].type == "compress" and dict(mws["gz"].options) == {}
+    assert mws["gz2"].options == mws["gz"].options
+
+
+def test_middleware_options_are_a_copy():
+    opts = {"scheme": "https"}
+    cfg = parse_dynamic(cfg_with(middlewares={"r": {"redirectScheme": opts}}))
+    opts["scheme"] = "http"
+    assert cfg.middlewares["r"].options["scheme"] == "https"
+
+
+@pytest.mark.parametrize(
+    ("mw", "path", "needle"),
+    [
+        ({}, "http.middlewares.m", "exactly one"),
+        (
+            {"stripPrefix": {"prefixes": ["/a"]}, "addPrefix": {"prefix": "/b"}},
+            "http.middlewares.m",
+            "exactly one",
+        ),
+        (None, "http.middlewares.m", "exactly one"),
+        ({"teleport": {}}, "http.middlewares.m.teleport", "unknown middleware type"),
+        ({"redirectScheme": "https"}, "http.middlewares.m.redirectScheme", "mapping"),
+        ({"stripPrefix": ["/a"]}, "http.middlewares.m.stripPrefix", "mapping"),
+    ],
+)
+def test_middleware_errors(mw, path, needle):
+    err = error(cfg_with(middlewares={"m": mw}))
+    assert err.path == path
+    assert needle in err.message
+
+
+# -- tls ----------------------------------------------------------------------------------------------
+
+
+def test_tls_certificates_and_default_certificate():
+    data = {
+        "tls": {
+            "certificates": [
+                {"certFile": "/certs/a.crt", "keyFile": "/certs/a.key"},
+                {"certFile": "/certs/b.crt", "keyFile": "/certs/b.key", "stores": ["default"]},
+            ],
+            "stores": {
+                "default": {"defaultCertificate": {"certFile": "/certs/d.crt", "keyFile": "/certs/d.key"}}
+            },
+        }
+    }
+    tls = parse_dynamic(data).tls
+    assert tls.certificates == (
+        CertificateFile("/certs/a.crt", "/certs/a.key"),
+        CertificateFile("/certs/b.crt", "/certs/b.key", ("default",)),
+    )
+    assert tls.default_certificate == CertificateFile("/certs/d.crt", "/certs/d.key")
+
+
+@pytest.mark.parametrize(
+    ("tls", "path"),
+    [
+        ({"certificates": [{"certFile": "c"}]}, "tls.certificates[0].keyFile"),
+        ({"certificates": [{"keyFile": "k"}]}, "tls.certificates[0].certFile"),
+        ({"certificates": {"certFile": "c", "keyFile": "k"}}, "tls.certificates"),
+        (
+            {"certificates": [{"certFile": "c", "keyFile": "k", "password": "x"}]},
+            "tls.certificates[0].password",
+        ),
+        (
+            {"stores": {"default": {"defaultCertificate": {"certFile": "c"}}}},
+            "tls.stores.default.defaultCertificate.keyFile",
+        ),
+        (
+            {
+                "stores": {
+                    "default": {"defaultCertificate": {"certFile": "c", "keyFile": "k", "stores": ["x"]}}
+                }
+            },
+            "tls.stores.default.defaultCertificate.stores",
+        ),
+        ({"stores": {"default": {"other": 1}}}, "tls.stores.default.other"),
+        ({"cipherSuites": []}, "tls.cipherSuites"),
+    ],
+)
+def test_tls_errors(tls, path):
+    assert error({"tls": tls}).path == path
+
+
+def test_unsupported_tls_parts_are_warnings():
+    data = {
+        "tls": {
+            "options": {"default": {"minVersion": "VersionTLS12"}},
+            "stores": {
+                "other": {"defaultCertificate": {"certFile": "c", "keyFile": "k"}},
+                "default": {"defaultGeneratedCert": {"resolver": "le"}},
+            },
+        }
+    }
+    cfg, warnings = parse_dynamic_with_warnings(data)
+    assert cfg.tls.default_certificate is None
+    assert any(w.startswith("tls.options:") for w in warnings)
+    assert any(w.startswith("tls.stores.other:") for w in warnings)
+    assert any("defaultGeneratedCert" in w for w in warnings)
+
+
+# -- top level, warnings ------------------------------------------------------------------------------
+
+
+def test_tcp_and_udp_sections_are_ignored_with_a_warning():
+    data = {
+        "tcp": {"routers": {"db": {"rule": "HostSNI(`*`)", "service": "db"}}},
+        "udp": {"services": {"dns": {}}},
+        **cfg_with(routers={"a": {"rule": "r", "service": "s"}}, services={"s": lb("http://b")}),
+    }
+    cfg, warnings = parse_dynamic_with_warnings(data)
+    assert list(cfg.routers) == ["a"]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("tcp:") and warnings[1].startswith("udp:")
+
+
+def test_unknown_top_level_and_http_keys_are_errors():
+    assert error({"grpc": {}}).path == "grpc"
+    assert error({"http": {"routes": {}}}).path == "http.routes"
+
+
+def test_missing_bare_references_are_warnings_not_errors():
+    data = cfg_with(
+        routers={
+            "ok": {"rule": "r", "service": "s", "middlewares": ["m", "other@docker"]},
+            "noservice": {"rule": "r", "service": "missing"},
+            "nomw": {"rule": "r", "service": "s", "middlewares": ["gone"]},
+            "elsewhere": {"rule": "r", "service": "api@internal"},
+        },
+        services={"s": lb("http://b"), "w": {"weighted": {"services": [{"name": "s"}, {"name": "ghost"}]}}},
+        middlewares={"m": {"compress": {}}},
+    )
+    cfg, warnings = parse_dynamic_with_warnings(data)
+    assert set(cfg.routers) == {"ok", "noservice", "nomw", "elsewhere"}  # kept: the router compile skips them
+    assert len(warnings) == 3
+    assert any("http.routers.noservice.service" in w and "'missing'" in w for w in warnings)
+    assert any("http.routers.nomw.middlewares" in w and "'gone'" in w for w in warnings)
+    assert any("http.services.w.weighted" in w and "'ghost'" in w for w in warnings)
+    assert parse_dynamic(data) == cfg
+    _, without = parse_dynamic_with_warnings(data, references=False)
+    assert without == []
+    assert check_references(cfg) == warnings
+
+
+def test_parsing_is_deterministic_and_comparable():
+    data = cfg_with(
+        routers={"a": {"rule": "r", "service": "s"}},
+        services={"s": lb("http://b", healthCheck={"headers": {"a": "b"}})},
+        middlewares={"m": {"headers": {"x": [1, {"y": 2}]}}},
+    )
+    assert parse_dynamic(data) == parse_dynamic(data)
+    assert parse_dynamic(data) != parse_dynamic(cfg_with(routers={"a": {"rule": "r2", "service": "s"}}))
+
+
+# -- the error type -----------------------------------------------------------------------------------
+
+
+def test_config_error_rendering_and_location():
+    e = ConfigError("http.routers.a.rule", "required", keys=("http", "routers", "a", "rule"))
+    assert isinstance(e, ValueError)
+    assert str(e) == "http.routers.a.rule: required"
+    assert e.line is None and e.file is None
+    placed = e.located("dyn.yml", 12)
+    assert str(placed) == "dyn.yml:12: http.routers.a.rule: required"
+    assert placed.keys == e.keys
+    assert str(ConfigError("", "bad", file="f.toml")) == "f.toml: bad"
+    assert str(ConfigError("", "bad", 3)) == "line 3: bad"
+    again = pickle.loads(pickle.dumps(placed))
+    assert (again.path, again.message, again.line, again.file, again.keys) == (
+        placed.path,
+        placed.message,
+        placed.line,
+        placed.file,
+        placed.keys,
+    )

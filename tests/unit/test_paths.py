@@ -1,0 +1,62 @@
+import pytest
+
+from router.paths import BadTarget, normalize_host, normalize_path, split_target
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/", "/"),
+        ("", "/"),
+        ("/a/b", "/a/b"),
+        ("/a/./b", "/a/b"),
+        ("/a/../b", "/b"),
+        ("/../../etc/passwd", "/etc/passwd"),
+        ("/a/%2e%2e/b", "/b"),
+        ("/a/%2E%2e/%2e/b", "/b"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/.", "/a/b/"),
+        ("/%7Euser", "/~user"),
+        ("/%41%42c", "/ABc"),
+        ("/a%2fb", "/a%2Fb"),  # an encoded slash is data, not a separator
+        ("/a%2Fb/../c", "/c"),
+        ("/caf%c3%a9", "/caf%C3%A9"),
+        ("/a//b", "/a//b"),  # not merged: Traefik does not merge slashes either
+        ("*", "*"),
+    ],
+)
+def test_normalize_path(raw, expected):
+    assert normalize_path(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["/%", "/%4", "/%zz", "/a%g1"])
+def test_bad_escapes_are_refused(raw):
+    with pytest.raises(BadTarget):
+        normalize_path(raw)
+
+
+def test_split_target_forms():
+    assert split_target("/p?q=1&r") == (None, "/p", "q=1&r")
+    assert split_target("/p#frag") == (None, "/p", "")
+    assert split_target("http://Example.test:81/x?y") == ("Example.test:81", "/x", "y")
+    assert split_target("https://a.test") == ("a.test", "/", "")
+    assert split_target("http://a.test?x=1") == ("a.test", "/", "x=1")
+    assert split_target("*") == (None, "*", "")
+    with pytest.raises(BadTarget):
+        split_target("example.com:443")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Example.COM", "example.com"),
+        ("example.com.", "example.com"),
+        ("example.com:8080", "example.com"),
+        ("Example.com.:8080", "example.com"),
+        ("[::1]:80", "[::1]"),
+        ("[FE80::1]", "[fe80::1]"),
+        ("", ""),
+    ],
+)
+def test_normalize_host(raw, expected):
+    assert normalize_host(raw) == expected
