@@ -356,6 +356,10 @@ class EntryPointHandler:
                 return self._reply(request, transport, 502, True, info, f"{up.url}: {exc}", target, up)
             break
         balancer.mark_ok(up)
+        if balancer.sticky is not None and (cookies or {}).get(balancer.cookie_name or "") != up.cookie_value:
+            sc = balancer.set_cookie_header(up)
+            if sc:
+                (set_cookies := set_cookies or []).append(sc)
 
         if conn.status == 101 and upgrade:
             return await self._tunnel(request, transport, conn, info, target, up)

@@ -196,7 +196,8 @@ class Dockroute:
     ) -> Dockroute:
         self.static_path.write_text(yaml.safe_dump(self.static))
         env = dict(os.environ)
-        env.pop("DOCKROUTE_ENTRYPOINTS_WEB_ADDRESS", None)
+        env = {k: v for k, v in env.items() if not k.startswith(("DOCKROUTE_", "TRAEFIK_"))}
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dockroute", "--config", str(self.static_path), *extra_args],
             cwd=str(self.tmp),

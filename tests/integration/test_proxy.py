@@ -6,11 +6,13 @@ import asyncio
 import collections
 import hashlib
 import os
+import re
 import socket
 import time
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict
 
 from tests.integration.harness import expected_sha256, routers, wait_for
 
@@ -173,7 +175,7 @@ async def test_watched_file_adds_router_and_broken_file_keeps_routes(backends, p
         for host, name in (("one.test", "first"), ("two.test", "second")):
             st, h, _ = await get(s, dr.url("/"), host)
             assert (st, h["X-Backend"]) == (200, name)
-        assert "dynamic.yml:3" in dr.log() or "line 3" in dr.log()
+        assert re.search(r"dynamic\.yml:[34]: invalid YAML", dr.log()), dr.log()
 
 
 async def test_sigterm_exits_zero_and_lets_inflight_finish(backends, proxy):
@@ -233,8 +235,8 @@ async def test_forwarded_and_hop_by_hop_headers(backends, proxy):
         )
     import json
 
-    seen = json.loads(body)["headers"]
-    assert st == 200
+    seen = CIMultiDict(json.loads(body)["header_list"])
+    assert st == 200, seen
     assert seen["X-Forwarded-For"] == "127.0.0.1"  # untrusted client: its own value is discarded
     assert seen["X-Real-Ip"] == "127.0.0.1"
     assert seen["X-Forwarded-Host"] == "h.test"
@@ -261,7 +263,7 @@ async def test_trusted_ips_keep_incoming_forwarded_headers(backends, proxy, tmp_
         )
     import json
 
-    seen = json.loads(body)["headers"]
+    seen = CIMultiDict(json.loads(body)["header_list"])
     assert seen["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
     assert seen["X-Forwarded-Proto"] == "https"
 
@@ -315,7 +317,7 @@ async def test_bad_request_is_not_echoed_and_slow_headers_are_cut(backends, prox
     }
     dr = await proxy(routers(("x", "Host(`x.test`)", "svc"), services={"svc": [b.url]}), static=static)
     resp = await raw_exchange(dr.port, b"GET /<script>SECRET HTTP/1.1\r\nHost: x.test\r\nBad Header\r\n\r\n")
-    assert resp.startswith(b"HTTP/1.1 400")
+    assert resp.startswith((b"HTTP/1.1 400", b"HTTP/1.0 400"))
     assert b"SECRET" not in resp and b"script" not in resp
     resp = await raw_exchange(dr.port, b"GET /%zz HTTP/1.1\r\nHost: x.test\r\n\r\n")
     assert resp.startswith(b"HTTP/1.1 400") and b"%zz" not in resp
@@ -375,7 +377,7 @@ async def test_sticky_cookie_pins_client_to_one_server(backends, proxy):
         }
     }
     dr = await proxy(cfg)
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         async with s.get(dr.url("/"), headers={"Host": "st.test"}) as r:
             first = r.headers["X-Backend"]
             assert "srv=" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
