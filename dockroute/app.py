@@ -15,8 +15,6 @@ import signal
 import sys
 from collections.abc import Mapping
 
-from router.healthcheck import HealthChecker
-
 from discover.file_provider import FileProvider
 from discover.model import DynamicConfig, merge
 from dockroute import __version__
@@ -24,6 +22,7 @@ from dockroute.logs import setup_logging
 from dockroute.static import StaticConfig
 from router.accesslog import AccessLog
 from router.compile import Compiled, compile_config
+from router.healthcheck import HealthChecker
 from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
 from router.upstream import Pool
@@ -118,6 +117,8 @@ class App:
                 log.warning(
                     "provider docker: not available yet in this version; %s is not watched", dp.endpoint
                 )
+            else:
+                log.info("provider docker: off (no Docker socket at %s)", path)
 
     def _publisher(self, provider: str):  # noqa: ANN202 - a closure handed to a provider
         def publish(cfg: DynamicConfig) -> None:
@@ -152,6 +153,11 @@ class App:
 
     async def shutdown(self) -> None:
         grace = max((ep.grace_timeout for ep in self.static.entry_points), default=10.0)
+        accept = max((ep.request_accept_grace_timeout for ep in self.static.entry_points), default=0.0)
+        if accept:
+            # lifeCycle.requestAcceptGraceTimeout: keep accepting while a load balancer in front notices.
+            log.info("shutting down: still accepting requests for %ss", accept)
+            await asyncio.sleep(accept)
         log.info("shutting down: waiting up to %ss for in-flight requests", grace)
         for srv in self.servers:
             srv.stop_accepting()

@@ -153,6 +153,7 @@ class EntryPointHandler:
         self.table = RoutingTable(())
         self.trusted = TrustedNetworks(entry_point.trusted_ips, entry_point.forwarded_insecure)
         self.read_timeout = entry_point.read_timeout or None
+        self.write_timeout = entry_point.write_timeout or None
 
     def set_port(self, port: int) -> None:
         self.port_b = str(port).encode()
@@ -493,29 +494,25 @@ class EntryPointHandler:
             reason = None
             writer = request.writer
             try:
-                while True:
-                    chunk = await conn.read()
-                    if not chunk:
-                        break
-                    if transport.is_closing():
-                        raise ConnectionResetError("client went away")
-                    if chunk_out:
-                        transport.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-                    else:
-                        transport.write(chunk)
-                    sent += len(chunk)
-                    if transport.get_write_buffer_size() > _WRITE_HIGH:
-                        await writer.drain()
-                if chunk_out:
-                    transport.write(b"0\r\n\r\n")
+                async with asyncio.timeout(self.write_timeout):
+                    sent = await self._stream(transport, writer, conn, chunk_out, sent)
+            except TimeoutError:
+                reason = f"response not written within writeTimeout ({self.write_timeout}s)"
+                close = True
+                conn.close()
+                transport.close()
             except UpstreamError as exc:
                 reason = f"{up.url}: {exc} (response truncated)"
                 close = True
                 transport.close()
-            except (ConnectionError, asyncio.CancelledError):
+            except ConnectionError:
                 reason = "client went away during the response"
                 close = True
                 conn.close()
+            except asyncio.CancelledError:
+                conn.close()
+                _cancel(body_task)
+                raise
         if body_task is not None and not body_task.done():
             # The backend answered before reading the whole request body: this connection can't be reused.
             body_task.cancel()
@@ -525,6 +522,25 @@ class EntryPointHandler:
         if self.access_log is not None:
             self._log(request, info, status, sent, target.router, up, reason)
         return _SENT_CLOSE if close else _SENT_KEEP
+
+    async def _stream(self, transport: Any, writer: Any, conn: Connection, chunk_out: bool, sent: int) -> int:
+        """Copy the response body to the client as it arrives; the client's pace throttles the backend."""
+        while True:
+            chunk = await conn.read()
+            if not chunk:
+                break
+            if transport.is_closing():
+                raise ConnectionResetError("client went away")
+            if chunk_out:
+                transport.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            else:
+                transport.write(chunk)
+            sent += len(chunk)
+            if transport.get_write_buffer_size() > _WRITE_HIGH:
+                await writer.drain()
+        if chunk_out:
+            transport.write(b"0\r\n\r\n")
+        return sent
 
     async def _tunnel(
         self,

@@ -419,3 +419,38 @@ async def test_active_health_check_takes_server_out_and_back(backends, proxy):
             return names == {"good", "flaky"}
 
         await wait_for(both, timeout=5)
+
+
+async def test_embedded_default_starts_and_summarises(tmp_path):
+    """No configuration file at all: entry point `web` (address from a flag, since :80 needs root) and a
+    start-up summary of what listens and which providers are on."""
+    import subprocess
+    import sys
+
+    from tests.integration.harness import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKROUTE_", "TRAEFIK_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    log_path = tmp_path / "log"
+    with open(log_path, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dockroute", "--entrypoints.web.address=127.0.0.1:0"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
+    try:
+        text = await wait_for(
+            lambda: "configuration applied" in log_path.read_text() and log_path.read_text(), timeout=15
+        )
+        m = re.search(r"entrypoint web listening on 127\.0\.0\.1:(\d+)", text)
+        assert m, text
+        assert "provider file: off" in text
+        assert "provider docker:" in text
+        async with aiohttp.ClientSession() as s:
+            st, _, body = await get(s, f"http://127.0.0.1:{m.group(1)}/", "anything.test")
+        assert st == 404 and body == b"404 page not found\n"
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
