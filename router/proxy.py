@@ -200,7 +200,8 @@ class EntryPointHandler:
         up: Any = None,
     ) -> _Sent:
         data = _CANNED[(status, close)]
-        transport.write(data)
+        if not transport.is_closing():
+            transport.write(data)
         if self.access_log is not None:
             self._log(request, info, status, len(data), target.router if target else None, up, why)
         return _SENT_CLOSE if close else _SENT_KEEP
@@ -222,7 +223,8 @@ class EntryPointHandler:
         body = HTTPStatus(status).phrase + "\n"
         loc = location.encode("utf-8", "surrogateescape")
         data = _simple(status, body, close, b"Location: " + loc + b"\r\n")
-        transport.write(data)
+        if not transport.is_closing():
+            transport.write(data)
         if self.access_log is not None:
             self._log(request, info, status, len(data), target.router, None, None)
         return _SENT_CLOSE if close else _SENT_KEEP
@@ -457,6 +459,7 @@ class EntryPointHandler:
         bodyless = info.method == "HEAD" or status in (204, 304) or status < 200
         http10 = msg.version[1] == 0
         chunk_out = False
+        raise_gone = False
         sent = 0
         if conn.complete:
             body = b"" if bodyless else conn.take_body()
@@ -471,7 +474,10 @@ class EntryPointHandler:
             append(b"\r\n")
             append(body)
             data = b"".join(out)
-            transport.write(data)
+            if transport.is_closing():  # the client left while the backend answered
+                close = True
+            else:
+                transport.write(data)
             sent = len(data)
             reason = None
         else:
@@ -489,11 +495,16 @@ class EntryPointHandler:
                 append(b"Connection: keep-alive\r\n")
             append(b"\r\n")
             data = b"".join(out)
-            transport.write(data)
+            if transport.is_closing():
+                raise_gone = True
+            else:
+                transport.write(data)
             sent = len(data)
             reason = None
             writer = request.writer
             try:
+                if raise_gone:
+                    raise ConnectionResetError("client went away")
                 async with asyncio.timeout(self.write_timeout):
                     sent = await self._stream(transport, writer, conn, chunk_out, sent)
             except TimeoutError:
@@ -538,7 +549,7 @@ class EntryPointHandler:
             sent += len(chunk)
             if transport.get_write_buffer_size() > _WRITE_HIGH:
                 await writer.drain()
-        if chunk_out:
+        if chunk_out and not transport.is_closing():
             transport.write(b"0\r\n\r\n")
         return sent
 
@@ -556,6 +567,9 @@ class EntryPointHandler:
         for name, value in conn.headers:
             out.append(name + b": " + value + b"\r\n")
         out.append(b"\r\n")
+        if transport.is_closing():
+            conn.close()
+            return _SENT_CLOSE
         transport.write(b"".join(out))
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()

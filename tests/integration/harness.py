@@ -50,6 +50,7 @@ class Backend:
         self.runner: web.AppRunner | None = None
         self.port = 0
         self.health_status = 200
+        self.slow_done = 0
 
     @property
     def url(self) -> str:
@@ -128,6 +129,7 @@ class Backend:
     async def _slow(self, request: web.Request) -> web.Response:
         self.hits += 1
         await asyncio.sleep(float(request.query.get("delay", "1")))
+        self.slow_done += 1
         return web.Response(text=f"slow from {self.name}")
 
     async def _health(self, request: web.Request) -> web.Response:
