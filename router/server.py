@@ -119,7 +119,12 @@ class EntryPointServer:
             auto_decompress=False,
             lingering_time=2.0,
         )
-        self.web_server.header_timeout = ep.header_timeout
+        # Traefik's readTimeout bounds the whole request read, headers included: a shorter one wins.
+        self.web_server.header_timeout = (
+            min(t for t in (ep.header_timeout, ep.read_timeout) if t)
+            if (ep.header_timeout or ep.read_timeout)
+            else 0.0
+        )
         self._server: asyncio.base_events.Server | None = None
         self.addresses: list[tuple[str, int]] = []
 

@@ -199,6 +199,8 @@ async def test_config_change_keeps_open_websocket(backends, proxy):
     async with aiohttp.ClientSession() as s, s.ws_connect(dr.url("/ws"), headers={"Host": "ws.test"}) as ws:
         await ws.send_str("before")
         assert (await asyncio.wait_for(ws.receive(), 5)).data == "ws1:before"
+        inflight = asyncio.create_task(get(s, dr.url("/slow?delay=1"), "ws.test"))
+        await wait_for(lambda: a.hits >= 2, timeout=3)
         dr.write_dynamic(
             routers(
                 ("ws", "Host(`ws.test`)", "svc"),
@@ -214,6 +216,8 @@ async def test_config_change_keeps_open_websocket(backends, proxy):
         await wait_for(new_served, timeout=3)
         await ws.send_str("after")
         assert (await asyncio.wait_for(ws.receive(), 5)).data == "ws1:after"
+        st, _, body = await inflight  # a request in flight across the reload completes normally
+        assert (st, body) == (200, b"slow from ws1")
 
 
 async def test_forwarded_and_hop_by_hop_headers(backends, proxy):
@@ -472,3 +476,37 @@ async def test_client_leaving_before_the_response_is_quiet(backends, proxy):
         st, _, _ = await get(s, dr.url("/"), "s.test")
     assert st == 200
     assert "Traceback" not in dr.log() and " ERROR " not in dr.log(), dr.log()
+
+
+async def test_request_headers_must_arrive_in_time(backends, proxy, tmp_path):
+    """A client that trickles its headers (slowloris) is cut off after readTimeout, not aiohttp's hour;
+    an idle keep-alive connection is not cut by that deadline."""
+    (b,) = await backends("x")
+    static = {
+        "entryPoints": {
+            "web": {"address": "127.0.0.1:0", "transport": {"respondingTimeouts": {"readTimeout": "1s"}}}
+        },
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+    }
+    dr = await proxy(routers(("x", "Host(`x.test`)", "svc"), services={"svc": [b.url]}), static=static)
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    t0 = time.monotonic()
+    writer.write(b"GET / HTTP/1.1\r\nHost: x.test\r\n")
+    await writer.drain()
+    closed = False
+    for _ in range(40):  # keep trickling one header line every 100 ms, never finishing
+        try:
+            writer.write(b"X-Slow: 1\r\n")
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(100), 0.1)
+            if data == b"":
+                closed = True
+                break
+        except TimeoutError:
+            continue
+        except ConnectionError:
+            closed = True
+            break
+    assert closed, "slow headers were never cut"
+    assert time.monotonic() - t0 < 3
+    writer.close()

@@ -1,0 +1,81 @@
+import logging
+
+from discover.model import LoadBalancer, Middleware, Router, RouterTLS, Server, Service, merge
+from router.compile import compile_config
+from router.proxy import RedirectTarget, ServiceTarget
+from router.rules import RequestInfo
+from router.settings import EntryPoint, Redirection
+from tests.unit.test_model import cfg
+
+EPS = (EntryPoint("web", ":80"), EntryPoint("admin", ":8080"))
+
+
+def req(host: str, path: str = "/") -> RequestInfo:
+    return RequestInfo("GET", host, path, "", {}, "127.0.0.1")
+
+
+def svc(name: str) -> Service:
+    return Service(name, load_balancer=LoadBalancer(servers=(Server("http://127.0.0.1:1"),)))
+
+
+def test_bad_routers_are_left_out_with_a_reason_and_the_rest_is_routed(caplog):
+    caplog.set_level(logging.ERROR)
+    c = merge(
+        {
+            "file": cfg(
+                routers=[
+                    Router("good", "Host(`ok.test`)", "s"),
+                    Router("badrule", "Host(`x.test`) && ", "s"),
+                    Router("nosvc", "Host(`y.test`)", "missing"),
+                    Router("mw", "Host(`z.test`)", "s", middlewares=("auth",)),
+                    Router("tls", "Host(`t.test`)", "s", tls=RouterTLS()),
+                ],
+                services=[svc("s")],
+                middlewares=[Middleware("auth", "basicAuth")],
+            )
+        }
+    )
+    compiled = compile_config(c, EPS)
+    assert set(compiled.errors) == {"badrule@file", "nosvc@file", "mw@file", "tls@file"}
+    assert "column" in compiled.errors["badrule@file"]
+    assert "does not exist" in compiled.errors["nosvc@file"]
+    assert "basicAuth" in compiled.errors["mw@file"]
+    assert "router badrule@file is not routed" in caplog.text
+    route = compiled.tables["web"].lookup(req("ok.test"))
+    assert route is not None and isinstance(route.target, ServiceTarget)
+    assert compiled.tables["web"].lookup(req("x.test")) is None
+
+
+def test_entry_points_restrict_routers():
+    c = merge(
+        {
+            "file": cfg(
+                routers=[
+                    Router("a", "Host(`a.test`)", "s", entry_points=("admin",)),
+                    Router("b", "Host(`b.test`)", "s"),
+                ],
+                services=[svc("s")],
+            )
+        }
+    )
+    compiled = compile_config(c, EPS)
+    assert compiled.tables["web"].lookup(req("a.test")) is None
+    assert compiled.tables["admin"].lookup(req("a.test")) is not None
+    assert compiled.tables["web"].lookup(req("b.test")) is not None  # no entryPoints: all of them
+    assert compiled.tables["admin"].lookup(req("b.test")) is not None
+
+
+def test_redirect_entry_point_outranks_routers_and_names_bound_port():
+    eps = (
+        EntryPoint("web", ":80", redirection=Redirection(to="websecure")),
+        EntryPoint("websecure", ":443"),
+    )
+    c = merge(
+        {"file": cfg(routers=[Router("a", "Host(`a.test`)", "s", priority=10**6)], services=[svc("s")])}
+    )
+    compiled = compile_config(c, eps)
+    target = compiled.tables["web"].lookup(req("a.test")).target
+    assert isinstance(target, RedirectTarget) and target.port is None and target.scheme == "https"
+    compiled = compile_config(c, eps, ports={"websecure": 8443})
+    assert compiled.tables["web"].lookup(req("a.test")).target.port == "8443"
+    assert isinstance(compiled.tables["websecure"].lookup(req("a.test")).target, ServiceTarget)
