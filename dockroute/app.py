@@ -15,6 +15,8 @@ import signal
 import sys
 from collections.abc import Mapping
 
+from discover.docker_model import DockerSettings
+from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
 from discover.model import DynamicConfig, merge
 from dockroute import __version__
@@ -77,6 +79,9 @@ class App:
         for srv in self.servers:
             srv.handler.table = compiled.tables[srv.name]
         self._restart_health(compiled, merged)
+        self.pool.retain(
+            {up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())}
+        )
         log.info(
             "configuration applied: %d routers, %d services%s",
             len(merged.routers) - len(compiled.errors),
@@ -111,14 +116,33 @@ class App:
             provider = FileProvider(filename=fp.filename, directory=fp.directory, watch=fp.watch)
             self._tasks.append(asyncio.get_running_loop().create_task(provider.run(self._publisher("file"))))
         dp = self.static.docker_provider
+        self.docker = None
         if dp is not None:
             path = dp.endpoint.removeprefix("unix://")
-            if dp.explicit or os.path.exists(path):
-                log.warning(
-                    "provider docker: not available yet in this version; %s is not watched", dp.endpoint
+            if dp.explicit or not dp.endpoint.startswith("unix://") or os.path.exists(path):
+                settings = DockerSettings(
+                    endpoint=dp.endpoint,
+                    exposed_by_default=dp.exposed_by_default,
+                    default_rule=dp.default_rule,
+                    network=dp.network,
+                    use_bind_port_ip=dp.use_bind_port_ip,
+                    watch=dp.watch,
+                    constraints=dp.constraints,
+                    allow_empty_services=dp.allow_empty_services,
+                    tls_ca=dp.tls_ca,
+                    tls_cert=dp.tls_cert,
+                    tls_key=dp.tls_key,
+                )
+                self.docker = DockerProvider(settings)
+                task = asyncio.get_running_loop().create_task(self.docker.run(self._publisher("docker")))
+                self._tasks.append(task)
+                self._docker_line = f"provider docker: {dp.endpoint}" + (
+                    " (watching events)" if dp.watch else ""
                 )
             else:
-                log.info("provider docker: off (no Docker socket at %s)", path)
+                self._docker_line = f"provider docker: off (no Docker socket at {path})"
+        else:
+            self._docker_line = "provider docker: off"
 
     def _publisher(self, provider: str):  # noqa: ANN202 - a closure handed to a provider
         def publish(cfg: DynamicConfig) -> None:
@@ -148,6 +172,7 @@ class App:
             )
         else:
             log.info("provider file: off")
+        log.info("%s", self._docker_line)
         for section in self.static.ignored:
             log.warning("static configuration section %s is not supported yet and was ignored", section)
 

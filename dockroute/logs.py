@@ -46,4 +46,5 @@ def setup_logging(settings: Any) -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("aiohttp").setLevel(max(level, logging.WARNING))
+    for noisy in ("aiohttp", "docker", "urllib3"):  # their DEBUG output drowns the proxy's own
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

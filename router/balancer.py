@@ -1,8 +1,13 @@
 """Load balancing: smooth weighted round robin, passive and active health, sticky cookies, weighted services.
 
-``pick`` runs once per request, so it does no allocation beyond the loop over a small tuple. Health state
-lives on :class:`Upstream` objects, which a reload carries over for servers that stay (same service, same
-URL), so a dead server is not hammered again just because a config file changed.
+``pick`` runs once per request: one pass over a small tuple, no allocation. Health state lives on
+:class:`Upstream` objects, which a reload carries over for servers that stay (same service, same URL), so a
+dead server is not hammered again just because a config file changed.
+
+Sticky cookies follow Traefik v3: the default name is ``_`` + five hex digits of
+``sha1("_TRAEFIK_BACKEND_" + service)``, the value is the first 16 hex digits of ``sha256(server URL)`` (of
+the child service's name for a ``weighted`` service), and the values older Traefik versions wrote (the URL
+itself, its FNV-64 hash, the FNV-64 of that) are still understood so that clients stay where they were.
 """
 
 from __future__ import annotations
@@ -20,9 +25,60 @@ log = logging.getLogger("dockroute.balancer")
 
 PASSIVE_COOLDOWN = 10.0
 
+_SAME_SITE = {"none": "None", "lax": "Lax", "strict": "Strict"}  # Traefik's convertSameSite
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def sticky_value(name: str) -> str:
+    """The sticky cookie value of a server URL or child service name: sha256, 16 hex digits (Traefik v3)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def _fnv64(data: str) -> str:
+    """Go's ``fnv.New64`` (FNV-1) as ``strconv.FormatUint(h, 16)``: what Traefik before v3 put in cookies."""
+    h = 0xCBF29CE484222325
+    for b in data.encode():
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+        h ^= b
+    return format(h, "x")
+
+
+def _legacy_values(name: str) -> tuple[str, ...]:
+    first = _fnv64(name)
+    return (name, first, _fnv64(first))
+
+
+def default_cookie_name(service: str) -> str:
+    """Traefik's default sticky cookie name (``cookie.GenerateName``) for a (qualified) service name."""
+    return "_" + hashlib.sha1(("_TRAEFIK_BACKEND_" + service).encode()).hexdigest()[:5]
+
+
+def cookie_name(sticky: StickyCookie, service: str) -> str:
+    """The configured name with characters outside an RFC 2616 token replaced by ``_``, or the default."""
+    if sticky.name:
+        return "".join(c if c in _TOKEN_CHARS else "_" for c in sticky.name)
+    return default_cookie_name(service)
+
+
+def cookie_header(sticky: StickyCookie, name: str, value: str) -> str:
+    """A ``Set-Cookie`` value, attributes in the order Go's ``http.Cookie.String`` writes them."""
+    parts = [f"{name}={value}", f"Path={sticky.path or '/'}"]
+    if sticky.max_age > 0:
+        parts.append(f"Max-Age={sticky.max_age}")
+    elif sticky.max_age < 0:
+        parts.append("Max-Age=0")  # negative: delete the cookie now, as Go does
+    if sticky.http_only:
+        parts.append("HttpOnly")
+    if sticky.secure:
+        parts.append("Secure")
+    same_site = _SAME_SITE.get(sticky.same_site.lower())
+    if same_site:
+        parts.append("SameSite=" + same_site)
+    return "; ".join(parts)
+
 
 class Upstream:
-    """One backend server, parsed once from its URL."""
+    """One backend server, parsed once from its URL. Raises ``ValueError`` for a URL without a usable host."""
 
     __slots__ = (
         "url",
@@ -41,12 +97,14 @@ class Upstream:
 
     def __init__(self, url: str, weight: int = 1) -> None:
         parts = urlsplit(url)
+        host = parts.hostname
+        if not host:
+            raise ValueError(f"the server URL {url!r} has no host")
         self.url = url
-        self.scheme = parts.scheme or "http"
-        host = parts.hostname or ""
+        self.scheme = (parts.scheme or "http").lower()
         self.host = f"[{host}]" if ":" in host else host
         default = 443 if self.scheme == "https" else 80
-        self.port = parts.port or default
+        self.port = parts.port or default  # ValueError for a bad port
         self.weight = weight
         self.key = (self.scheme, self.host, self.port)
         self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
@@ -54,44 +112,13 @@ class Upstream:
         self.healthy = True  # active health; True until a check says otherwise
         self.down_until = 0.0  # passive health: skipped until this monotonic time
         self.current = 0  # smooth WRR state
-        # Traefik v3 stores a hash of the URL, never the URL itself, in the sticky cookie.
-        self.cookie_value = hashlib.sha256(url.encode()).hexdigest()[:16]
+        self.cookie_value = sticky_value(url)  # never the URL itself
 
     def available(self, now: float) -> bool:
         return self.healthy and self.weight > 0 and self.down_until <= now
 
     def __repr__(self) -> str:
         return f"Upstream({self.url!r})"
-
-
-def default_cookie_name(service: str) -> str:
-    """Traefik's default sticky cookie name: a short hash of the service name."""
-    return "_" + hashlib.sha1(service.encode()).hexdigest()[:5]
-
-
-def cookie_header(sticky: StickyCookie, name: str, value: str) -> str:
-    parts = [f"{name}={value}", f"Path={sticky.path or '/'}"]
-    if sticky.max_age:
-        parts.append(f"Max-Age={sticky.max_age}")
-    if sticky.secure:
-        parts.append("Secure")
-    if sticky.http_only:
-        parts.append("HttpOnly")
-    if sticky.same_site:
-        parts.append("SameSite=" + sticky.same_site.capitalize())
-    return "; ".join(parts)
-
-
-def _smooth_wrr(candidates: list, total: int):  # noqa: ANN001, ANN202 - works on Upstream and children
-    """nginx's smooth weighted round robin: deterministic, spreads weights evenly (5:1 → a a b a a a ...)."""
-    best = None
-    for c in candidates:
-        c.current += c.weight
-        if best is None or c.current > best.current:
-            best = c
-    if best is not None:
-        best.current -= total
-    return best
 
 
 class ServiceBalancer:
@@ -109,53 +136,100 @@ class ServiceBalancer:
         self.spec = spec
         self.pass_host_header = spec.pass_host_header
         self.sticky = spec.sticky
-        self.cookie_name = (spec.sticky.name or default_cookie_name(name)) if spec.sticky else None
+        self.cookie_name = cookie_name(spec.sticky, name) if spec.sticky else None
         self._cooldown = passive_cooldown
         self._clock = clock
-        old = {u.url: u for u in previous.servers} if previous is not None else {}
+        old: dict[str, Upstream] = {}
+        if previous is not None:
+            for u in previous.servers:
+                old.setdefault(u.url, u)
+        checked = spec.health_check is not None
         servers = []
         for s in spec.servers:
-            up = old.get(s.url)
+            up = old.pop(s.url, None)
             if up is None:
                 up = Upstream(s.url, s.weight)
-            else:
+            elif checked:
+                # Shared with the previous balancer: in-flight requests and the previous checker keep
+                # reporting into the same object, and a server known dead stays dead.
                 up.weight = s.weight
+            else:
+                # No active check any more: a fresh object, so a late result of the old checker cannot
+                # leave it unhealthy forever; passive state is still carried over.
+                fresh = Upstream(s.url, s.weight)
+                fresh.down_until = up.down_until
+                fresh.current = up.current
+                up = fresh
             servers.append(up)
         self.servers: tuple[Upstream, ...] = tuple(servers)
-        self._by_cookie = {u.cookie_value: u for u in self.servers}
         self._single = self.servers[0] if len(self.servers) == 1 else None
+        self._by_cookie: dict[str, Upstream] = {}
+        self._cookie_headers: dict[Upstream, str] = {}
+        if spec.sticky is not None and self.cookie_name is not None:
+            for u in self.servers:
+                if u.weight <= 0:
+                    continue  # Traefik never adds a weight-0 server, so no cookie leads to it
+                for legacy in _legacy_values(u.url):
+                    self._by_cookie.setdefault(legacy, u)
+            for u in self.servers:
+                self._by_cookie[u.cookie_value] = u  # current values win over legacy ones
+                self._cookie_headers[u] = cookie_header(spec.sticky, self.cookie_name, u.cookie_value)
 
     def has_available(self) -> bool:
+        """Some server can take a request now (active and passive health)."""
         now = self._clock()
         return any(u.available(now) for u in self.servers)
+
+    def has_healthy(self) -> bool:
+        """Some server passes its active check (it may be passively down for a few seconds)."""
+        return any(u.healthy and u.weight > 0 for u in self.servers)
 
     def pick(
         self, cookies: Mapping[str, str] | None = None, exclude: Container[Upstream] = ()
     ) -> Upstream | None:
+        """The server for this request, or ``None`` when no server passes its active health check.
+
+        A sticky cookie naming an available server wins; otherwise smooth weighted round robin over the
+        available servers not in ``exclude``. When every remaining healthy server is only passively down,
+        the one that recovers first is tried rather than failing the request.
+        """
         now = self._clock()
         if cookies and self.cookie_name is not None:
-            up = self._by_cookie.get(cookies.get(self.cookie_name, ""))
-            if up is not None and up.available(now) and up not in exclude:
-                return up
+            value = cookies.get(self.cookie_name)
+            if value is not None:
+                up = self._by_cookie.get(value)
+                if up is not None and up.available(now) and up not in exclude:
+                    return up
         single = self._single
-        if single is not None and not exclude:
-            if single.available(now):
-                return single
-            if single.healthy and single.weight > 0:
-                return single  # only passively down: trying it beats a certain 503
+        if single is not None:
+            if single.healthy and single.weight > 0 and single not in exclude:
+                return single  # passively down or not: the only choice beats a certain 503
             return None
-        candidates = [u for u in self.servers if u.available(now) and u not in exclude]
-        if not candidates:
-            # Every healthy server is passively down: try the one that recovers first rather than fail.
-            waiting = [u for u in self.servers if u.healthy and u.weight > 0 and u not in exclude]
-            if not waiting:
-                return None
-            return min(waiting, key=lambda u: u.down_until)
-        if len(candidates) == 1:
-            return candidates[0]
-        return _smooth_wrr(candidates, sum(u.weight for u in candidates))
+        # nginx's smooth weighted round robin, in one pass and without allocating.
+        best = None
+        total = 0
+        for u in self.servers:
+            if u.healthy and u.down_until <= now and u.weight > 0 and u not in exclude:
+                u.current += u.weight
+                total += u.weight
+                if best is None or u.current > best.current:
+                    best = u
+        if best is not None:
+            best.current -= total
+            return best
+        # Every remaining healthy server is passively down: try the one that recovers first.
+        for u in self.servers:
+            if (
+                u.healthy
+                and u.weight > 0
+                and u not in exclude
+                and (best is None or u.down_until < best.down_until)
+            ):
+                best = u
+        return best
 
     def mark_failed(self, up: Upstream) -> None:
+        """Passive health: ``up`` could not be reached; skip it for the cooldown."""
         now = self._clock()
         if up.down_until <= now:
             log.warning(
@@ -168,44 +242,13 @@ class ServiceBalancer:
             up.down_until = 0.0
 
     def set_cookie_header(self, up: Upstream) -> str | None:
+        """The ``Set-Cookie`` value that sends this client back to ``up``; ``None`` without stickiness."""
         if self.sticky is None or self.cookie_name is None:
             return None
-        return cookie_header(self.sticky, self.cookie_name, up.cookie_value)
-
-
-class WeightedBalancer:
-    """A ``weighted`` service: traffic split between other services by weight."""
-
-    def __init__(self, name: str, spec: Weighted, children: Mapping[str, Balancer]) -> None:
-        self.name = name
-        self.spec = spec
-        self.sticky = spec.sticky
-        self.cookie_name = (spec.sticky.name or default_cookie_name(name)) if spec.sticky else None
-        self.pass_host_header = True
-        self.children = tuple(_Child(ref.name, ref.weight, children[ref.name]) for ref in spec.services)
-        self._by_cookie = {c.cookie_value: c for c in self.children}
-
-    def has_available(self) -> bool:
-        return any(c.weight > 0 and c.balancer.has_available() for c in self.children)
-
-    def pick_child(self, cookies: Mapping[str, str] | None = None) -> Balancer | None:
-        if cookies and self.cookie_name is not None:
-            c = self._by_cookie.get(cookies.get(self.cookie_name, ""))
-            if c is not None and c.balancer.has_available():
-                return c.balancer
-        candidates = [c for c in self.children if c.weight > 0 and c.balancer.has_available()]
-        if not candidates:
-            return None
-        chosen = _smooth_wrr(candidates, sum(c.weight for c in candidates))
-        return chosen.balancer
-
-    def set_cookie_header(self, child: Balancer) -> str | None:
-        if self.sticky is None or self.cookie_name is None:
-            return None
-        for c in self.children:
-            if c.balancer is child:
-                return cookie_header(self.sticky, self.cookie_name, c.cookie_value)
-        return None
+        header = self._cookie_headers.get(up)
+        if header is None:
+            header = cookie_header(self.sticky, self.cookie_name, up.cookie_value)
+        return header
 
 
 class _Child:
@@ -216,7 +259,75 @@ class _Child:
         self.weight = weight
         self.balancer = balancer
         self.current = 0
-        self.cookie_value = hashlib.sha256(name.encode()).hexdigest()[:16]
+        self.cookie_value = sticky_value(name)
+
+
+class WeightedBalancer:
+    """A ``weighted`` service: traffic split between other services by weight."""
+
+    def __init__(self, name: str, spec: Weighted, children: Mapping[str, Balancer]) -> None:
+        self.name = name
+        self.spec = spec
+        self.sticky = spec.sticky
+        self.cookie_name = cookie_name(spec.sticky, name) if spec.sticky else None
+        self.pass_host_header = True
+        self.children = tuple(_Child(ref.name, ref.weight, children[ref.name]) for ref in spec.services)
+        self._by_cookie: dict[str, _Child] = {}
+        self._cookie_headers: dict[int, str] = {}
+        if spec.sticky is not None and self.cookie_name is not None:
+            for c in self.children:
+                if c.weight > 0:
+                    for legacy in _legacy_values(c.name):
+                        self._by_cookie.setdefault(legacy, c)
+            for c in self.children:
+                if c.weight > 0:
+                    self._by_cookie[c.cookie_value] = c
+                    self._cookie_headers.setdefault(
+                        id(c.balancer), cookie_header(spec.sticky, self.cookie_name, c.cookie_value)
+                    )
+
+    def has_available(self) -> bool:
+        return any(c.weight > 0 and c.balancer.has_available() for c in self.children)
+
+    def has_healthy(self) -> bool:
+        return any(c.weight > 0 and c.balancer.has_healthy() for c in self.children)
+
+    def pick_child(self, cookies: Mapping[str, str] | None = None) -> Balancer | None:
+        """The child service for this request: the sticky one if it has an available server, else smooth
+        weighted round robin over children with an available server; if none has one, over children with a
+        server that is only passively down (the child then tries it); ``None`` when all are unhealthy."""
+        if cookies and self.cookie_name is not None:
+            value = cookies.get(self.cookie_name)
+            if value is not None:
+                c = self._by_cookie.get(value)
+                if c is not None and c.balancer.has_available():
+                    return c.balancer
+        for usable in (_child_available, _child_healthy):
+            best = None
+            total = 0
+            for c in self.children:
+                if c.weight > 0 and usable(c.balancer):
+                    c.current += c.weight
+                    total += c.weight
+                    if best is None or c.current > best.current:
+                        best = c
+            if best is not None:
+                best.current -= total
+                return best.balancer
+        return None
+
+    def set_cookie_header(self, child: Balancer) -> str | None:
+        if self.sticky is None or self.cookie_name is None:
+            return None
+        return self._cookie_headers.get(id(child))
+
+
+def _child_available(b: Balancer) -> bool:
+    return b.has_available()
+
+
+def _child_healthy(b: Balancer) -> bool:
+    return b.has_healthy()
 
 
 Balancer = Union[ServiceBalancer, WeightedBalancer]  # noqa: UP007 - used at runtime before 3.12 syntax
@@ -228,12 +339,19 @@ def build_balancers(
     passive_cooldown: float = PASSIVE_COOLDOWN,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Balancer]:
-    """One balancer per usable service. A weighted service with a missing child or a cycle is left out
-    with one error line naming it; nothing raises."""
+    """One balancer per usable service, keyed like ``services``.
+
+    ``previous`` (the last result) carries health state over for servers with the same URL in a service
+    with the same name. A service that cannot be built — a bad server URL, a weighted service with a missing
+    or unusable child, or one in a cycle — is left out with one ERROR line naming it; nothing raises.
+    """
     out: dict[str, Balancer] = {}
+    failed: set[str] = set()
     for name, svc in services.items():
-        if svc.load_balancer is not None:
-            prev = previous.get(name) if previous else None
+        if svc.load_balancer is None:
+            continue
+        prev = previous.get(name) if previous else None
+        try:
             out[name] = ServiceBalancer(
                 name,
                 svc.load_balancer,
@@ -241,42 +359,46 @@ def build_balancers(
                 clock=clock,
                 previous=prev if isinstance(prev, ServiceBalancer) else None,
             )
+        except ValueError as exc:
+            failed.add(name)
+            log.error("service %s is left out: %s", name, exc)
 
-    resolving: set[str] = set()
+    resolving: list[str] = []
 
     def resolve(name: str) -> Balancer | None:
+        """The balancer for ``name``, building weighted ones depth first; ``None`` (logged) if unusable."""
         if name in out:
             return out[name]
-        svc = services.get(name)
-        if svc is None or svc.weighted is None:
+        if name in failed:
             return None
-        if name in resolving:
-            raise _Cycle(name)
-        resolving.add(name)
+        svc = services[name]
+        assert svc.weighted is not None
+        resolving.append(name)
         try:
             children: dict[str, Balancer] = {}
             for ref in svc.weighted.services:
-                child = resolve(ref.name)
-                if child is None:
-                    log.error("service %s is left out: its child service %s does not exist", name, ref.name)
-                    return None
-                children[ref.name] = child
+                child_svc = services.get(ref.name)
+                if child_svc is None or (child_svc.load_balancer is None and child_svc.weighted is None):
+                    why = f"its child service {ref.name} does not exist"
+                elif ref.name in resolving:
+                    cycle = " -> ".join([*resolving[resolving.index(ref.name) :], ref.name])
+                    why = f"weighted services form a cycle: {cycle}"
+                else:
+                    child = resolve(ref.name)
+                    if child is not None:
+                        children[ref.name] = child
+                        continue
+                    why = f"its child service {ref.name} is left out"
+                failed.add(name)
+                log.error("service %s is left out: %s", name, why)
+                return None
             bal = WeightedBalancer(name, svc.weighted, children)
             out[name] = bal
             return bal
         finally:
-            resolving.discard(name)
+            resolving.pop()
 
     for name, svc in services.items():
-        if svc.weighted is not None and name not in out:
-            try:
-                resolve(name)
-            except _Cycle as exc:
-                log.error(
-                    "service %s is left out: weighted services form a cycle through %s", name, exc.args[0]
-                )
+        if svc.weighted is not None and svc.load_balancer is None:
+            resolve(name)
     return out
-
-
-class _Cycle(Exception):
-    pass

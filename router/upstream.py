@@ -14,6 +14,7 @@ import collections
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httptools
 
@@ -304,6 +305,7 @@ class Pool:
         self._clock = clock
         self._ssl: ssl.SSLContext | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._pending: dict[tuple[str, str, int], set[asyncio.Task[Any]]] = {}
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -329,19 +331,37 @@ class Pool:
         loop = asyncio.get_running_loop()
         ssl_ctx = self._ssl_context() if scheme == "https" else None
         timeout = self.settings.dial_timeout or None
+        # The attempt runs as its own task so that `retain` can abandon it when the server leaves the
+        # configuration: a connect to a stopped container's address can otherwise hang for the whole
+        # dial timeout, and the request moves on to another server at once instead.
+        attempt = loop.create_task(
+            loop.create_connection(
+                lambda: Connection(key),
+                host.strip("[]"),
+                port,
+                ssl=ssl_ctx,
+                server_hostname=host.strip("[]") if ssl_ctx else None,
+            )
+        )
+        pending = self._pending.setdefault(key, set())
+        pending.add(attempt)
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(key),
-                    host.strip("[]"),
-                    port,
-                    ssl=ssl_ctx,
-                    server_hostname=host.strip("[]") if ssl_ctx else None,
-                )
+                _, conn = await attempt
         except TimeoutError as exc:
             raise ConnectFailed(f"dial timeout after {timeout}s") from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectFailed(str(exc) or type(exc).__name__) from exc
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if attempt.cancelled() and task is not None and not task.cancelling():
+                raise ConnectFailed("server left the configuration while connecting") from None
+            attempt.cancel()
+            raise
+        finally:
+            pending.discard(attempt)
+            if not pending:
+                self._pending.pop(key, None)
         return conn
 
     def release(self, conn: Connection) -> None:
@@ -381,6 +401,16 @@ class Pool:
                 del self._idle[key]
         if self._idle:
             self._schedule_sweep()
+
+    def retain(self, keys: set[tuple[str, str, int]]) -> None:
+        """Close idle connections to backends no longer in the configuration (a removed container's
+        address may soon belong to another one)."""
+        for key in [k for k in self._idle if k not in keys]:
+            for conn in self._idle.pop(key):
+                conn.close()
+        for key in [k for k in self._pending if k not in keys]:
+            for attempt in self._pending[key]:
+                attempt.cancel()
 
     def idle_count(self, key: tuple[str, str, int] | None = None) -> int:
         if key is not None:

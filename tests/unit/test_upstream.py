@@ -159,3 +159,34 @@ async def test_max_idle_per_host():
     assert pool.idle_count() == 1 and c2.closed
     pool.close()
     server.close()
+
+
+async def test_retain_abandons_a_hanging_connect_to_a_removed_server():
+    """A listener whose accept queue is full drops SYNs: connects to it hang, like one to a stopped
+    container's address. Dropping that server from the configuration fails the attempt at once."""
+    import socket
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # fill the accept queue (never accepted)
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    pool = Pool(Transport(dial_timeout=20))
+    attempt = asyncio.create_task(pool.connect(("http", "127.0.0.1", port)))
+    await asyncio.sleep(0.3)  # give the SYN time to be dropped: the attempt must still be pending
+    if attempt.done():
+        pytest.skip("this kernel accepted the connection; cannot simulate a hanging connect")
+    pool.retain(set())
+    with pytest.raises(ConnectFailed, match="left the configuration"):
+        await asyncio.wait_for(attempt, 2)
+    for s in fillers:
+        s.close()
+    lsock.close()

@@ -1,0 +1,296 @@
+"""The Docker provider: containers with labels become routes, driven by the engine's events.
+
+The docker SDK is synchronous, so it lives in threads: one thread follows the event stream, list calls run
+in an executor. The asyncio side only coalesces wake-ups and publishes. The sequence on every (re)connect
+is: open the event stream, then list; so an event that happens while listing is never lost, it just causes
+one more (cheap) rebuild. A burst of events (``docker compose up`` of 25 services) costs one rebuild: the
+rebuild waits a few milliseconds for the burst to settle and then reads the state once.
+
+When the engine goes away (restart, socket gone) the stream simply ends: the thread reconnects with
+exponential backoff and jitter, and the last published configuration keeps serving meanwhile; nothing is
+published until a full list succeeds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import docker
+from docker.errors import DockerException, NotFound
+from docker.tls import TLSConfig
+
+from discover.docker_labels import build_docker_config
+from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, PortBinding
+from discover.model import DynamicConfig
+
+log = logging.getLogger("dockroute.docker")
+
+# Container events that can change what is routed; health_status comes as "health_status: healthy".
+_CONTAINER_ACTIONS = frozenset(
+    {"start", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "update", "restart"}
+)
+_NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+# Events that take a backend away are acted on at once (no throttle): every request routed to a container
+# that is gone hangs or fails, while a new container can wait for the burst to settle.
+_URGENT = frozenset({"die", "stop", "kill", "destroy", "pause", "health_status: unhealthy", "disconnect"})
+
+
+def _health(status: str) -> str | None:
+    """Health from the list call's human status ("Up 3 seconds (healthy)"): no inspect per container."""
+    if "(healthy)" in status:
+        return "healthy"
+    if "(unhealthy)" in status:
+        return "unhealthy"
+    if "(health: starting)" in status:
+        return "starting"
+    return None
+
+
+def container_from_list(c: dict[str, Any]) -> ContainerInfo:
+    """One entry of ``GET /containers/json`` → :class:`ContainerInfo`."""
+    names = c.get("Names") or [c.get("Id", "")[:12]]
+    ports: dict[tuple[int, str], PortBinding] = {}
+    for p in c.get("Ports") or ():
+        key = (int(p["PrivatePort"]), p.get("Type", "tcp"))
+        if key not in ports or (ports[key].host_port is None and p.get("PublicPort")):
+            ports[key] = PortBinding(
+                port=key[0], protocol=key[1], host_ip=p.get("IP"), host_port=p.get("PublicPort")
+            )
+    networks = {
+        name: (net or {}).get("IPAddress") or ""
+        for name, net in ((c.get("NetworkSettings") or {}).get("Networks") or {}).items()
+    }
+    return ContainerInfo(
+        id=c.get("Id", ""),
+        name=names[0].lstrip("/"),
+        labels=dict(c.get("Labels") or {}),
+        state=c.get("State", ""),
+        health=_health(c.get("Status", "")),
+        ports=tuple(sorted(ports.values(), key=lambda b: (b.port, b.protocol))),
+        networks={k: v for k, v in networks.items() if v},
+        network_mode=(c.get("HostConfig") or {}).get("NetworkMode", "bridge"),
+    )
+
+
+class DockerProvider:
+    def __init__(
+        self,
+        settings: DockerSettings,
+        debounce: float = 0.03,
+        min_interval: float = 0.5,
+        backoff: tuple[float, float] = (0.25, 10.0),
+    ) -> None:
+        self.settings = settings
+        self.debounce = debounce
+        self.min_interval = min_interval
+        self.backoff = backoff
+        self.records: dict[str, ContainerRecord] = {}
+        self.rebuilds = 0
+        self.events_seen = 0
+        self._since: str | None = None
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._lock = threading.Lock()
+        self._list_client: docker.APIClient | None = None
+        self._stream: Any = None
+        self._own_networks: frozenset[str] | None = None
+        self._last: DynamicConfig | None = None
+        self._connected = False
+        self._urgent = False
+
+    # -- engine access (threads) --------------------------------------------------------------------
+
+    def _client(self, timeout: float | None = 10.0) -> docker.APIClient:
+        s = self.settings
+        tls: TLSConfig | bool = False
+        if s.tls_cert or s.tls_ca:
+            tls = TLSConfig(
+                client_cert=(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None,
+                ca_cert=s.tls_ca,
+                verify=bool(s.tls_ca),
+            )
+        base = s.endpoint.replace("tcp://", "https://" if tls else "http://", 1)
+        return docker.APIClient(base_url=base, version="auto", timeout=timeout, tls=tls)
+
+    def _list(self) -> list[ContainerInfo]:
+        with self._lock:
+            if self._list_client is None:
+                self._list_client = self._client()
+            try:
+                raw = self._list_client.containers(filters={"status": "running"})
+            except Exception:
+                self._list_client = None  # a fresh session after the engine comes back
+                raise
+            if self._own_networks is None:
+                self._own_networks = self._find_own_networks(self._list_client)
+        return [container_from_list(c) for c in raw]
+
+    @staticmethod
+    def _find_own_networks(client: docker.APIClient) -> frozenset[str]:
+        """The networks of the container dockroute itself runs in, if it runs in one."""
+        candidates = [socket.gethostname()]
+        try:
+            with open("/proc/self/cgroup") as fh:
+                for line in fh:
+                    tail = line.strip().rsplit("/", 1)[-1]
+                    if len(tail) == 64:
+                        candidates.insert(0, tail)
+        except OSError:
+            pass
+        if not os.path.exists("/.dockerenv") and len(candidates) == 1:
+            return frozenset()
+        for cid in candidates:
+            try:
+                info = client.inspect_container(cid)
+            except (NotFound, DockerException):
+                continue
+            nets = ((info.get("NetworkSettings") or {}).get("Networks") or {}).keys()
+            return frozenset(nets)
+        return frozenset()
+
+    def _events_thread(self) -> None:
+        delay = self.backoff[0]
+        down_logged = False
+        while not self._stop.is_set():
+            try:
+                client = self._client(timeout=None)
+                client.ping()
+                stream = client.events(
+                    decode=True, filters={"type": ["container", "network"]}, since=self._since
+                )
+                self._stream = stream
+                if down_logged or not self._connected:
+                    log.info("provider docker: connected to %s", self.settings.endpoint)
+                self._connected = True
+                down_logged = False
+                delay = self.backoff[0]
+                self._trigger()  # full resync after every (re)connect
+                for ev in stream:
+                    self._on_event(ev)
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
+                    return
+                log.warning("provider docker: event stream ended (engine restarted?); reconnecting")
+            except Exception as exc:  # the SDK raises many types; all mean "not reachable now"
+                if self._stop.is_set():
+                    return
+                if not down_logged:
+                    log.warning(
+                        "provider docker: cannot reach %s (%s); retrying, the last routes keep serving",
+                        self.settings.endpoint,
+                        exc,
+                    )
+                    down_logged = True
+            # Exponential backoff with full jitter, never a tight loop.
+            self._stop.wait(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, self.backoff[1])
+
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        tn = ev.get("timeNano")
+        if tn:
+            self._since = f"{tn // 1_000_000_000}.{tn % 1_000_000_000:09d}"
+        action = ev.get("Action") or ev.get("status") or ""
+        kind = ev.get("Type", "container")
+        if (kind == "container" and (action in _CONTAINER_ACTIONS or action.startswith("health_status"))) or (
+            kind == "network" and action in _NETWORK_ACTIONS
+        ):
+            self.events_seen += 1
+            self._trigger(urgent=action in _URGENT)
+
+    def _trigger(self, urgent: bool = False) -> None:
+        loop = self._loop
+        if loop is not None and self._wake is not None:
+            try:
+                loop.call_soon_threadsafe(self._wake_up, urgent)
+            except RuntimeError:  # loop closed during shutdown
+                pass
+
+    def _wake_up(self, urgent: bool) -> None:
+        self._urgent = self._urgent or urgent
+        assert self._wake is not None
+        self._wake.set()
+
+    # -- asyncio side -------------------------------------------------------------------------------
+
+    async def run(self, publish: Callable[[DynamicConfig], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        thread = threading.Thread(target=self._events_thread, name="docker-events", daemon=True)
+        thread.start()
+        last = -self.min_interval
+        try:
+            while True:
+                await self._wake.wait()
+                # The first event of a burst is acted on within `debounce`; later ones within `min_interval`
+                # of the previous rebuild are covered by one list, so a burst costs a few rebuilds, not one
+                # per event (Traefik's providersThrottleDuration, shortened to keep "routed in < 1 s").
+                now = self._loop.time()
+                if self._urgent:
+                    await asyncio.sleep(self.debounce)
+                else:
+                    await asyncio.sleep(max(self.debounce, last + self.min_interval - now))
+                self._wake.clear()
+                self._urgent = False
+                await self._rebuild(publish)
+                last = self._loop.time()
+                if not self.settings.watch:
+                    return
+        finally:
+            self._stop.set()
+            stream = self._stream
+            if stream is not None:
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+
+    async def _rebuild(self, publish: Callable[[DynamicConfig], None]) -> None:
+        assert self._loop is not None
+        t0 = time.monotonic()
+        try:
+            containers = await self._loop.run_in_executor(None, self._list)
+        except Exception as exc:
+            log.debug("provider docker: list failed (%s); keeping the last routes", exc)
+            return
+        try:
+            cfg, records = build_docker_config(containers, self.settings, self._own_networks or frozenset())
+        except Exception:
+            log.exception("provider docker: could not build a configuration; keeping the last routes")
+            return
+        self.rebuilds += 1
+        self._report(records)
+        log.debug(
+            "provider docker: rebuilt from %d containers in %.1f ms (rebuild %d, %d events so far)",
+            len(containers),
+            (time.monotonic() - t0) * 1000,
+            self.rebuilds,
+            self.events_seen,
+        )
+        if cfg != self._last:
+            self._last = cfg
+            publish(cfg)
+
+    def _report(self, records: dict[str, ContainerRecord]) -> None:
+        """One log line per container whose routing state changed, naming it and why."""
+        old = self.records
+        for name, rec in records.items():
+            if old.get(name) == rec:
+                continue
+            if rec.routed:
+                for w in rec.warnings:
+                    log.warning("container %s: %s", name, w)
+                if rec.reasons:
+                    log.warning("container %s: routed in part: %s", name, "; ".join(rec.reasons))
+            else:
+                log.warning("container %s is not routed: %s", name, "; ".join(rec.reasons) or "no reason")
+        self.records = records

@@ -1,0 +1,226 @@
+import asyncio
+import logging
+
+import pytest
+from aiohttp import web
+
+from discover.model import HealthCheck, LoadBalancer, Server, Service
+from router.balancer import Upstream, build_balancers
+from router.healthcheck import HealthChecker, is_healthy, probe_url
+
+
+class Backend:
+    """A real HTTP server on 127.0.0.1 whose answer the test changes while the checker runs."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.delay: asyncio.Event | None = None
+        self.requests: list[web.Request] = []
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(request)
+        if self.delay is not None:
+            await self.delay.wait()
+        return web.Response(status=self.status, headers={"Location": "/elsewhere"})
+
+    async def start(self) -> None:
+        server = web.Server(self.handle)
+        self.runner = web.ServerRunner(server)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self.delay is not None:
+            self.delay.set()
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+async def backend():
+    b = Backend()
+    await b.start()
+    yield b
+    await b.stop()
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def checked(url: str, hc: HealthCheck, **kw):
+    services = {
+        "s@file": Service("s@file", load_balancer=LoadBalancer(servers=(Server(url),), health_check=hc))
+    }
+    bals = build_balancers(services)
+    checker = HealthChecker(bals, services, **kw)
+    return bals["s@file"].servers[0], checker
+
+
+async def test_failing_server_goes_out_and_comes_back(backend, caplog):
+    backend.status = 500
+    up, checker = await checked(backend.url, HealthCheck(path="/health", interval=0.05, timeout=2))
+    with caplog.at_level(logging.INFO, logger="dockroute.healthcheck"):
+        checker.start()
+        try:
+            await until(lambda: not up.healthy)
+            backend.status = 200
+            await until(lambda: up.healthy)
+            seen = len(backend.requests)
+            await until(lambda: len(backend.requests) >= seen + 3)  # more rounds: no more transition lines
+        finally:
+            await checker.stop()
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert len(messages) == 2
+    assert messages[0][0] == logging.WARNING
+    assert messages[0][1].startswith(f"service s@file: server {backend.url} is unhealthy")
+    assert "status 500" in messages[0][1]
+    assert messages[1] == (logging.INFO, f"service s@file: server {backend.url} is healthy again")
+    assert all(r.path == "/health" and r.method == "GET" for r in backend.requests)
+
+
+async def test_first_check_runs_at_once(backend):
+    backend.status = 503
+    up, checker = await checked(backend.url, HealthCheck(interval=3600))
+    checker.start()
+    try:
+        await until(lambda: not up.healthy, timeout=3)
+    finally:
+        await checker.stop()
+
+
+async def test_expected_status(backend):
+    backend.status = 200
+    up, checker = await checked(backend.url, HealthCheck(interval=0.05, status=204))
+    checker.start()
+    try:
+        await until(lambda: not up.healthy)  # 200 is not the 204 asked for
+        backend.status = 204
+        await until(lambda: up.healthy)
+    finally:
+        await checker.stop()
+
+
+async def test_redirect_counts_as_healthy_when_not_followed(backend):
+    backend.status = 302
+    up, checker = await checked(backend.url, HealthCheck(interval=0.05, follow_redirects=False))
+    up.healthy = False
+    checker.start()
+    try:
+        await until(lambda: up.healthy)
+        assert {r.path for r in backend.requests} == {"/"}  # the Location was not followed
+        backend.status = 404
+        await until(lambda: not up.healthy)
+    finally:
+        await checker.stop()
+
+
+async def test_hostname_headers_method_and_query_reach_the_backend(backend):
+    hc = HealthCheck(
+        path="/ping?deep=1",
+        interval=0.05,
+        hostname="app.example.com",
+        headers={"X-Probe": "yes"},
+        method="HEAD",
+    )
+    up, checker = await checked(backend.url, hc)
+    checker.start()
+    try:
+        await until(lambda: len(backend.requests) >= 1)
+    finally:
+        await checker.stop()
+    req = backend.requests[0]
+    assert req.headers["Host"] == "app.example.com"
+    assert req.headers["X-Probe"] == "yes"
+    assert req.method == "HEAD"
+    assert req.path_qs == "/ping?deep=1"
+    assert "Cookie" not in req.headers
+
+
+async def test_timeout_marks_unhealthy(backend):
+    backend.delay = asyncio.Event()
+    up, checker = await checked(backend.url, HealthCheck(interval=0.05, timeout=0.1))
+    checker.start()
+    try:
+        await until(lambda: not up.healthy, timeout=3)
+        backend.delay.set()  # answers in time again
+        backend.delay = None
+        await until(lambda: up.healthy)
+    finally:
+        await checker.stop()
+
+
+async def test_refused_connection_marks_unhealthy():
+    b = Backend()
+    await b.start()
+    url = b.url
+    await b.stop()  # nothing listens there any more
+    up, checker = await checked(url, HealthCheck(interval=0.05, timeout=1))
+    checker.start()
+    try:
+        await until(lambda: not up.healthy)
+    finally:
+        await checker.stop()
+
+
+async def test_health_check_port_is_used(backend):
+    b = Backend()
+    await b.start()
+    dead_url = b.url
+    await b.stop()
+    # the server's own port is dead; healthCheck.port points at the live backend
+    up, checker = await checked(dead_url, HealthCheck(interval=0.05, port=backend.port))
+    up.healthy = False
+    checker.start()
+    try:
+        await until(lambda: up.healthy)
+    finally:
+        await checker.stop()
+
+
+async def test_stop_ends_the_checks(backend):
+    up, checker = await checked(backend.url, HealthCheck(interval=0.02))
+    checker.start()
+    await until(lambda: len(backend.requests) >= 2)
+    tasks = list(checker._tasks)
+    session = checker._session
+    await checker.stop()
+    assert tasks and all(t.cancelled() for t in tasks)
+    assert session is not None and session.closed
+    assert checker._session is None and not checker._tasks
+
+
+async def test_services_without_health_check_are_not_probed(backend):
+    services = {"s": Service("s", load_balancer=LoadBalancer(servers=(Server(backend.url),)))}
+    checker = HealthChecker(build_balancers(services), services)
+    checker.start()
+    assert checker._session is None and not checker._tasks
+    await checker.stop()
+
+
+def test_healthy_rule_is_traefiks():
+    assert is_healthy(200, None) and is_healthy(399, None)
+    assert not is_healthy(199, None) and not is_healthy(400, None) and not is_healthy(500, None)
+    assert is_healthy(503, 503) and not is_healthy(200, 503)
+
+
+def test_probe_url():
+    up = Upstream("http://h:8080")
+    assert probe_url(HealthCheck(path="/hc"), up) == "http://h:8080/hc"
+    assert probe_url(HealthCheck(path="hc", port=9000), up) == "http://h:9000/hc"
+    # a port implied by the scheme follows a changed scheme, as in Traefik
+    assert probe_url(HealthCheck(scheme="https"), Upstream("http://h")) == "https://h/"
+    assert probe_url(HealthCheck(scheme="https"), up) == "https://h:8080/"
+    assert probe_url(HealthCheck(), Upstream("http://[::1]:81")) == "http://[::1]:81/"
