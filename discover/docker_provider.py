@@ -38,6 +38,7 @@ _CONTAINER_ACTIONS = frozenset(
     {"start", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "update", "restart"}
 )
 _NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+_DELIBERATE = ("not enabled", "left out by the constraints", "health: starting", "state: ")
 # Events that take a backend away are acted on at once (no throttle): every request routed to a container
 # that is gone hangs or fails, while a new container can wait for the burst to settle.
 _URGENT = frozenset({"die", "stop", "kill", "destroy", "pause", "health_status: unhealthy", "disconnect"})
@@ -85,12 +86,14 @@ class DockerProvider:
         self,
         settings: DockerSettings,
         debounce: float = 0.03,
-        min_interval: float = 0.5,
+        quiet: float = 0.1,
+        max_wait: float = 1.0,
         backoff: tuple[float, float] = (0.25, 10.0),
     ) -> None:
         self.settings = settings
         self.debounce = debounce
-        self.min_interval = min_interval
+        self.quiet = quiet
+        self.max_wait = max_wait
         self.backoff = backoff
         self.records: dict[str, ContainerRecord] = {}
         self.rebuilds = 0
@@ -227,22 +230,32 @@ class DockerProvider:
         self._wake = asyncio.Event()
         thread = threading.Thread(target=self._events_thread, name="docker-events", daemon=True)
         thread.start()
-        last = -self.min_interval
+        loop = self._loop
+        wake = self._wake
         try:
             while True:
-                await self._wake.wait()
-                # The first event of a burst is acted on within `debounce`; later ones within `min_interval`
-                # of the previous rebuild are covered by one list, so a burst costs a few rebuilds, not one
-                # per event (Traefik's providersThrottleDuration, shortened to keep "routed in < 1 s").
-                now = self._loop.time()
-                if self._urgent:
-                    await asyncio.sleep(self.debounce)
-                else:
-                    await asyncio.sleep(max(self.debounce, last + self.min_interval - now))
-                self._wake.clear()
+                await wake.wait()
+                # A burst is a run of events less than `quiet` apart: it costs one rebuild, made when the
+                # engine falls quiet, or after `max_wait` at most so a long `compose up` routes its first
+                # containers while the rest still start (Traefik's providersThrottleDuration is a fixed
+                # 2 s). Removals wait for nothing: requests sent to a container that is gone hang or fail.
+                first = loop.time()
+                while True:
+                    wake.clear()
+                    if self._urgent:
+                        await asyncio.sleep(self.debounce)
+                        break
+                    remaining = first + self.max_wait - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        async with asyncio.timeout(min(self.quiet, remaining)):
+                            await wake.wait()
+                    except TimeoutError:
+                        break  # quiet: the burst is over
+                wake.clear()
                 self._urgent = False
                 await self._rebuild(publish)
-                last = self._loop.time()
                 if not self.settings.watch:
                     return
         finally:
@@ -292,5 +305,13 @@ class DockerProvider:
                 if rec.reasons:
                     log.warning("container %s: routed in part: %s", name, "; ".join(rec.reasons))
             else:
-                log.warning("container %s is not routed: %s", name, "; ".join(rec.reasons) or "no reason")
+                # Left out on purpose (enable=false, constraints, a healthcheck still starting) is news, not
+                # a problem; anything else (bad labels, no port, no address) is.
+                deliberate = all(r.startswith(_DELIBERATE) for r in rec.reasons)
+                log.log(
+                    logging.INFO if deliberate else logging.WARNING,
+                    "container %s is not routed: %s",
+                    name,
+                    "; ".join(rec.reasons) or "no reason",
+                )
         self.records = records
