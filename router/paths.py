@@ -30,7 +30,7 @@ def split_target(target: str) -> tuple[str | None, str, str]:
             slash = rest.find("/")
             qmark = rest.find("?")
             cut = min(i for i in (slash, qmark, len(rest)) if i >= 0)
-            authority = rest[:cut]
+            authority = rest[:cut].rpartition("@")[2]  # userinfo never reaches Host
             target = rest[cut:] or "/"
             if target.startswith("?"):
                 target = "/" + target

@@ -36,6 +36,8 @@ log = logging.getLogger("dockroute.proxy")
 _HOSTNAME = socket.gethostname().encode()
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 _WRITE_HIGH = 1 << 20
+_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,9 +276,12 @@ class EntryPointHandler:
             if ln in REQUEST_DROP or ln in FORWARDED or (tokens and ln in tokens):
                 continue
             append(name + b": " + value + b"\r\n")
-        upgrade = msg.upgrade and "Upgrade" in headers
+        # Only WebSocket is tunnelled: aiohttp's parser switches to raw mode for it alone (for other
+        # protocols, h2c say, it would drop the bytes that follow), so any other Upgrade is proxied as a
+        # plain request without its hop-by-hop Upgrade header.
+        upgrade = msg.upgrade and headers.get("Upgrade", "").lower() == "websocket"
         if upgrade:
-            append(b"Connection: Upgrade\r\nUpgrade: " + headers["Upgrade"].encode("latin-1") + b"\r\n")
+            append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
         has_body = False
         chunked = msg.chunked
         if chunked:
@@ -303,6 +308,9 @@ class EntryPointHandler:
         tried: set[Any] | None = None
         fresh = False
         head_request = msg.method == "HEAD"
+        # Go's isReplayable, as Traefik: only a request that is safe to send twice is retried when a
+        # reused keep-alive connection turns out dead (the backend may have acted on it already).
+        replayable = msg.method in _REPLAYABLE or any(h in headers for h in _IDEMPOTENCY_HEADERS)
         while True:
             try:
                 if fresh:
@@ -326,7 +334,7 @@ class EntryPointHandler:
             )
             body_task = None
             if has_body:
-                if expect_continue:
+                if expect_continue and not transport.is_closing():
                     transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                     expect_continue = False
                 body_task = loop.create_task(self._send_body(request, conn, chunked))
@@ -350,10 +358,16 @@ class EntryPointHandler:
                     target,
                     up,
                 )
+            except asyncio.CancelledError:
+                # The client went away (aiohttp cancels the handler) or shutdown's grace ran out: the
+                # backend request is abandoned with it, not left holding a socket until it answers.
+                conn.close()
+                _cancel(body_task)
+                raise
             except UpstreamError as exc:
                 conn.close()
                 _cancel(body_task)
-                if reused and not conn.got_bytes and not has_body:
+                if reused and not conn.got_bytes and not has_body and replayable:
                     fresh = True  # the backend closed an idle keep-alive connection: not its failure
                     continue
                 return self._reply(request, transport, 502, True, info, f"{up.url}: {exc}", target, up)
@@ -364,8 +378,12 @@ class EntryPointHandler:
             if sc:
                 (set_cookies := set_cookies or []).append(sc)
 
-        if conn.status == 101 and upgrade:
-            return await self._tunnel(request, transport, conn, info, target, up)
+        if conn.status == 101:
+            if upgrade:
+                return await self._tunnel(request, transport, conn, info, target, up)
+            conn.close()  # switched protocols without being asked to: nothing sane to relay
+            _cancel(body_task)
+            return self._reply(request, transport, 502, True, info, f"{up.url}: unrequested 101", target, up)
         return await self._respond(
             request, transport, msg, conn, info, target, up, close, set_cookies, body_task
         )
@@ -437,6 +455,10 @@ class EntryPointHandler:
         status = conn.status
         length: bytes | None = None
         tokens: frozenset[bytes] | None = None
+        if body_task is not None and not body_task.done():
+            # The backend answered before taking the whole request body (a 413, a 401): the client's
+            # connection can't carry another request after it, and must be told so in this response.
+            close = True
         out = [b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or HTTPStatus(status).phrase.encode())]
         append = out.append
         for name, value in conn.headers:
@@ -515,7 +537,7 @@ class EntryPointHandler:
             except UpstreamError as exc:
                 reason = f"{up.url}: {exc} (response truncated)"
                 close = True
-                transport.close()
+                transport.abort()  # a reset, so that no client mistakes the cut body for a whole one
             except ConnectionError:
                 reason = "client went away during the response"
                 close = True
@@ -575,14 +597,31 @@ class EntryPointHandler:
         done: asyncio.Future[None] = loop.create_future()
         if conn.upgrade_tail:
             transport.write(conn.upgrade_tail)
+            conn.upgrade_tail = b""
+        paused = asyncio.Event()
+        if conn.transport is not None and not conn.closed:
+            conn.transport.resume_reading()  # in case the tail filled up before the tunnel existed
         if conn.closed:
             transport.close()
             done.set_result(None)
         else:
             conn.tunnel = transport
+            conn.on_tunnel_pause = paused.set
             request.protocol.set_parser(_TunnelFeeder(conn, done))
         try:
-            await done
+            while not done.done():
+                waiter = loop.create_task(paused.wait())
+                await asyncio.wait((done, waiter), return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if paused.is_set() and not done.done():
+                    # The client reads slower than the backend sends: resume once its buffer drained.
+                    paused.clear()
+                    while not done.done() and transport.get_write_buffer_size() > _WRITE_HIGH // 4:
+                        await request.writer.drain()
+                        if transport.get_write_buffer_size() > _WRITE_HIGH // 4:
+                            await asyncio.sleep(0.005)  # aiohttp's protocol may not report the pause
+                    if conn.transport is not None and not conn.closed:
+                        conn.transport.resume_reading()
         finally:
             conn.close()
         if self.access_log is not None:

@@ -117,6 +117,7 @@ class EntryPointServer:
             keepalive_timeout=ep.idle_timeout or 3600.0,
             access_log=None,
             auto_decompress=False,
+            handler_cancellation=True,  # a client gone mid-request abandons its backend request too
             lingering_time=2.0,
         )
         # Traefik's readTimeout bounds the whole request read, headers included: a shorter one wins.
@@ -152,7 +153,16 @@ class EntryPointServer:
     async def shutdown(self, grace: float) -> None:
         """Stop accepting, let in-flight requests finish for up to ``grace`` seconds, close the rest."""
         self.stop_accepting()
-        await self.web_server.shutdown(grace)
+        try:
+            # aiohttp waits `grace` for handlers and then as long again before cancelling them: bound the
+            # whole thing, so a container runtime's own 10 s stop never has to SIGKILL us.
+            async with asyncio.timeout(grace):
+                await self.web_server.shutdown(grace)
+        except TimeoutError:
+            for proto in list(self.web_server.connections):
+                proto.force_close()
+                if proto.transport is not None:
+                    proto.transport.abort()  # connection_lost cancels the handler (handler_cancellation)
         if self._server is not None:
             try:
                 async with asyncio.timeout(1.0):

@@ -70,6 +70,7 @@ class Connection(asyncio.Protocol):
         "got_bytes",
         "idle_since",
         "tunnel",
+        "on_tunnel_pause",
         "upgrade_tail",
         "head_request",
         "keep_alive",
@@ -85,6 +86,7 @@ class Connection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self.idle_since = 0.0
         self.tunnel: asyncio.BaseTransport | None = None
+        self.on_tunnel_pause: Callable[[], None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -139,7 +141,7 @@ class Connection(asyncio.Protocol):
             if self.complete:
                 return b""
             if self.closed:
-                raise UpstreamBroken("backend closed the connection in the middle of the response body")
+                raise self.error or UpstreamBroken("backend closed the connection in the middle of the body")
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -168,8 +170,29 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.tunnel is not None:
-            self.tunnel.write(data)  # type: ignore[attr-defined]
+        tunnel = self.tunnel
+        if tunnel is not None:
+            if tunnel.is_closing():
+                self.close()
+                return
+            tunnel.write(data)  # type: ignore[attr-defined]
+            # Backpressure: a client slower than the backend must not make the proxy buffer without end.
+            if tunnel.get_write_buffer_size() > _HIGH_WATER and self.transport:  # type: ignore[attr-defined]
+                self.transport.pause_reading()
+                if self.on_tunnel_pause is not None:
+                    self.on_tunnel_pause()
+            return
+        if self.status == 101 and self.complete:
+            self.upgrade_tail += data  # between the 101 and the tunnel being set up
+            if len(self.upgrade_tail) > _HIGH_WATER and self.transport is not None:
+                self.transport.pause_reading()  # resumed by the tunnel once it runs
+            return
+        if self.complete or self.headers_done is None:
+            # Bytes after the response ended, or while idle in the pool: the backend is out of step with
+            # us. Never let them reach a client; the connection is not reused.
+            self.keep_alive = False
+            if self.headers_done is None:
+                self.close()
             return
         self.got_bytes = True
         try:
@@ -194,8 +217,12 @@ class Connection(asyncio.Protocol):
         if fut is not None and not fut.done():
             fut.set_exception(UpstreamBroken("backend closed the connection before responding"))
         elif fut is not None and not self.complete and self.status and not self.headers_have_length():
-            # A response without Content-Length or chunking ends when the connection does.
-            self.complete = True
+            # A response without Content-Length or chunking ends when the connection does, cleanly: a
+            # reset means the body was cut, and the client must see that too.
+            if exc is None:
+                self.complete = True
+            else:
+                self.error = UpstreamBroken(f"backend connection reset: {exc}")
         self._wake()
         w = self._drain_waiter
         if w is not None and not w.done():
@@ -203,9 +230,13 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self.tunnel is not None:  # a tunnel's client sends faster than the backend takes
+            self.tunnel.pause_reading()  # type: ignore[attr-defined]
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self.tunnel is not None and not self.tunnel.is_closing():
+            self.tunnel.resume_reading()  # type: ignore[attr-defined]
         w = self._drain_waiter
         if w is not None and not w.done():
             w.set_result(None)
@@ -213,12 +244,20 @@ class Connection(asyncio.Protocol):
     # -- llhttp callbacks ---------------------------------------------------------------------------
 
     def on_status(self, reason: bytes) -> None:
+        if self.complete:  # a second message in the same packet: see data_received
+            self.keep_alive = False
+            return
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            self.keep_alive = False
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             # Interim response (100 Continue, 103 Early Hints): the real one follows.
@@ -237,7 +276,7 @@ class Connection(asyncio.Protocol):
             fut.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        if self.head_request:
+        if self.head_request or self.complete:
             return
         self.body.append(body)
         self.body_size += len(body)
@@ -251,6 +290,8 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._interim:
             self._interim = False
+            return
+        if self.complete:
             return
         self.complete = True
         self._wake()
