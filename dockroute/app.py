@@ -15,7 +15,6 @@ import signal
 import sys
 from collections.abc import Mapping
 
-from discover.docker_model import DockerSettings
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
 from discover.model import DynamicConfig, merge
@@ -120,20 +119,7 @@ class App:
         if dp is not None:
             path = dp.endpoint.removeprefix("unix://")
             if dp.explicit or not dp.endpoint.startswith("unix://") or os.path.exists(path):
-                settings = DockerSettings(
-                    endpoint=dp.endpoint,
-                    exposed_by_default=dp.exposed_by_default,
-                    default_rule=dp.default_rule,
-                    network=dp.network,
-                    use_bind_port_ip=dp.use_bind_port_ip,
-                    watch=dp.watch,
-                    constraints=dp.constraints,
-                    allow_empty_services=dp.allow_empty_services,
-                    tls_ca=dp.tls_ca,
-                    tls_cert=dp.tls_cert,
-                    tls_key=dp.tls_key,
-                )
-                self.docker = DockerProvider(settings)
+                self.docker = DockerProvider(dp)
                 task = asyncio.get_running_loop().create_task(self.docker.run(self._publisher("docker")))
                 self._tasks.append(task)
                 self._docker_line = f"provider docker: {dp.endpoint}" + (

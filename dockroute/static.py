@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from discover.docker_model import DockerSettings
 from discover.parse import parse_duration
 from router.settings import EntryPoint, Redirection, Transport
 
@@ -63,18 +64,9 @@ class FileProviderSettings:
 
 
 @dataclass(frozen=True)
-class DockerProviderSettings:
-    endpoint: str = "unix:///var/run/docker.sock"
-    exposed_by_default: bool = True
-    default_rule: str = "Host(`{{ normalize .Name }}`)"
-    network: str | None = None
-    use_bind_port_ip: bool = False
-    watch: bool = True
-    constraints: str | None = None
-    allow_empty_services: bool = False
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
+class DockerProviderSettings(DockerSettings):
+    """``providers.docker``: the provider's own settings plus whether the user asked for it."""
+
     explicit: bool = True  # False only for the embedded default (enabled when the socket exists)
 
 
@@ -833,7 +825,7 @@ def _docker_provider(tree: Any) -> DockerProviderSettings | None:
         return None
     r = _Reader(tree, "providers.docker")
     tls = r.sub("tls")
-    d = DockerProviderSettings
+    d = DockerProviderSettings()
     endpoint = r.text("endpoint", d.endpoint)
     if "://" not in endpoint:
         raise StaticConfigError(

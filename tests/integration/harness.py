@@ -257,3 +257,23 @@ def routers(*specs: tuple[str, str, str], services: dict[str, list[str]] | None 
     for key, value in extra.items():
         cfg["http"][key] = value
     return cfg
+
+
+async def raw_exchange(port: int, data: bytes, until_close: bool = True, timeout: float = 5.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    out = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if not until_close and b"\r\n\r\n" in out:
+                    break
+    except TimeoutError:
+        pass
+    writer.close()
+    return out

@@ -12,7 +12,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.integration.harness import routers, wait_for
+from tests.integration.harness import raw_exchange, routers, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -65,18 +65,7 @@ def one_route(url: str) -> dict:
 
 
 async def send(port: int, data: bytes, timeout: float = 3.0) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    await writer.drain()
-    out = b""
-    try:
-        async with asyncio.timeout(timeout):
-            while chunk := await reader.read(65536):
-                out += chunk
-    except (TimeoutError, ConnectionError):
-        pass
-    writer.close()
-    return out
+    return await raw_exchange(port, data, timeout=timeout)
 
 
 async def test_client_leaving_abandons_the_backend_request(raw_backend, proxy):

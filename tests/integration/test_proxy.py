@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from tests.integration.harness import expected_sha256, routers, wait_for
+from tests.integration.harness import expected_sha256, raw_exchange, routers, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,26 +22,6 @@ pytestmark = pytest.mark.integration
 async def get(session: aiohttp.ClientSession, url: str, host: str, **kw) -> tuple[int, dict, bytes]:
     async with session.get(url, headers={"Host": host, **kw.pop("headers", {})}, **kw) as r:
         return r.status, dict(r.headers), await r.read()
-
-
-async def raw_exchange(port: int, data: bytes, until_close: bool = True, timeout: float = 5.0) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    await writer.drain()
-    out = b""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    break
-                out += chunk
-                if not until_close and b"\r\n\r\n" in out:
-                    break
-    except TimeoutError:
-        pass
-    writer.close()
-    return out
 
 
 async def test_routes_by_host_and_priority_and_404(backends, proxy):
