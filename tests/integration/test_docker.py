@@ -202,10 +202,10 @@ async def test_burst_of_25_containers_is_routed_with_few_rebuilds(client, contai
 @pytest.mark.serial
 async def test_engine_restart_keeps_proxy_and_restores_routes(client, containers, proxy, tmp_path):
     """Stops and restarts dockerd itself: run alone (``-m serial``), never beside other Docker tests, and
-    only where that is allowed (CI sets DOCKROUTE_TEST_RESTART_DOCKERD=1): on a workstation it would stop
+    only where that is allowed (CI sets ALLOW_DOCKERD_RESTART_IN_TESTS=1): on a workstation it would stop
     every container without a restart policy."""
-    if os.environ.get("DOCKROUTE_TEST_RESTART_DOCKERD") != "1":
-        pytest.skip("set DOCKROUTE_TEST_RESTART_DOCKERD=1 to let this test restart dockerd")
+    if os.environ.get("ALLOW_DOCKERD_RESTART_IN_TESTS") != "1":
+        pytest.skip("set ALLOW_DOCKERD_RESTART_IN_TESTS=1 to let this test restart dockerd")
     pid = int(subprocess.check_output(["pidof", "dockerd"]).split()[0])
     with open(f"/proc/{pid}/cmdline", "rb") as fh:
         cmdline = fh.read().split(b"\0")[:-1]
