@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
-from discover.model import DynamicConfig, merge
+from discover.model import DynamicConfig, TLSConfig, merge
 from dockroute import __version__
 from dockroute.logs import setup_logging
 from dockroute.static import StaticConfig
@@ -26,6 +26,7 @@ from router.compile import Compiled, compile_config
 from router.healthcheck import HealthChecker
 from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
+from router.tls import CertificateStore, load_pem_files, self_signed_default
 from router.upstream import Pool
 
 log = logging.getLogger("dockroute")
@@ -39,7 +40,11 @@ class App:
             AccessLog(static.access_log.file_path, static.access_log.format) if static.access_log else None
         )
         self.servers = [
-            EntryPointServer(EntryPointHandler(ep, self.pool, self.access_log)) for ep in static.entry_points
+            EntryPointServer(
+                EntryPointHandler(ep, self.pool, self.access_log),
+                EntryPointHandler(ep, self.pool, self.access_log, scheme="https"),
+            )
+            for ep in static.entry_points
         ]
         self.configs: dict[str, DynamicConfig] = {}
         self.current: DynamicConfig | None = None
@@ -47,6 +52,9 @@ class App:
         self.health: HealthChecker | None = None
         self._rebuild_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._default_pair = self_signed_default()  # unknown names get this, never another site's
+        self.tls_store: CertificateStore | None = None
+        self.current_tls: TLSConfig | None = None
         self.stopping = asyncio.Event()
 
     # -- providers → tables ---------------------------------------------------------------------------
@@ -77,6 +85,10 @@ class App:
         self.compiled = compiled
         for srv in self.servers:
             srv.handler.table = compiled.tables[srv.name]
+            if srv.tls_handler is not None:
+                srv.tls_handler.table = compiled.tls_tables[srv.name]
+        if self.tls_store is None or merged.tls != (self.current_tls or TLSConfig()):
+            self._apply_tls(merged.tls)
         self._restart_health(compiled, merged)
         self.pool.retain(
             {up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())}
@@ -87,6 +99,26 @@ class App:
             len(compiled.balancers),
             f", {len(compiled.errors)} routers left out" if compiled.errors else "",
         )
+
+    def _apply_tls(self, tls: TLSConfig) -> None:
+        """A new certificate store from ``tls.certificates``: built off the handshake path, swapped whole.
+        Connections already open keep the context they were handed."""
+        pairs = []
+        for cf in tls.certificates:
+            try:
+                pairs.append(load_pem_files(cf.cert_file, cf.key_file))
+            except OSError as exc:
+                log.error("tls certificate %s: cannot read it (%s); left out", cf.cert_file, exc)
+        default = self._default_pair
+        if tls.default_certificate is not None:
+            try:
+                default = load_pem_files(tls.default_certificate.cert_file, tls.default_certificate.key_file)
+            except OSError as exc:
+                log.error("tls default certificate: cannot read it (%s); using the generated one", exc)
+        self.tls_store = CertificateStore(pairs, default=default)
+        self.current_tls = tls
+        for srv in self.servers:
+            srv.tls_store = self.tls_store
 
     def _restart_health(self, compiled: Compiled, merged: DynamicConfig) -> None:
         old = self.health
@@ -148,7 +180,7 @@ class App:
             if ep.redirection is not None:
                 extra = f", redirecting to {ep.redirection.scheme}://…{ep.redirection.to}"
             for host, port in srv.addresses:
-                log.info("entrypoint %s listening on %s:%d (http%s)", srv.name, host, port, extra)
+                log.info("entrypoint %s listening on %s:%d (http, https%s)", srv.name, host, port, extra)
         fp = self.static.file_provider
         if fp is not None:
             log.info(

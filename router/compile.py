@@ -29,9 +29,10 @@ Balancer = ServiceBalancer | WeightedBalancer
 
 @dataclass
 class Compiled:
-    tables: dict[str, RoutingTable]
+    tables: dict[str, RoutingTable]  # plain HTTP, per entry point
     balancers: dict[str, Balancer]
     errors: dict[str, str] = field(default_factory=dict)  # router name → why it is not routed
+    tls_tables: dict[str, RoutingTable] = field(default_factory=dict)  # HTTPS (routers with `tls`)
 
 
 def _redirect_port(
@@ -58,6 +59,7 @@ def compile_config(
     by_name = {ep.name: ep for ep in entry_points}
     balancers = build_balancers(cfg.services, previous=previous)
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
+    tls_routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     errors: dict[str, str] = {}
 
     for ep in entry_points:
@@ -91,16 +93,19 @@ def compile_config(
         target = ServiceTarget(router=name, service=router.service, balancer=balancers[router.service])
         eps = router.entry_points or default_entry_points or tuple(by_name)
         route = Route(name=name, priority=router.effective_priority, rule=rule, target=target)
+        # As in Traefik: a router with `tls` answers HTTPS only, one without answers plain HTTP only.
+        into = tls_routes if router.tls is not None else routes
         for ep_name in eps:
-            if ep_name not in routes:
+            if ep_name not in into:
                 log.warning("router %s: entry point %s does not exist", name, ep_name)
                 continue
-            routes[ep_name].append(route)
+            into[ep_name].append(route)
 
     return Compiled(
         tables={ep: RoutingTable(rs) for ep, rs in routes.items()},
         balancers=balancers,
         errors=errors,
+        tls_tables={ep: RoutingTable(rs) for ep, rs in tls_routes.items()},
     )
 
 
@@ -109,8 +114,6 @@ def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig
         if router.service in cfg.services:
             return f"service {router.service} is not usable (see the error logged for it)"
         return f"service {router.service} does not exist"
-    if router.tls is not None:
-        return "TLS routers are not served yet (HTTPS arrives with the ACME support)"
     for mw in router.middlewares:
         if mw not in cfg.middlewares:
             return f"middleware {mw} does not exist"

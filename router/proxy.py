@@ -407,7 +407,7 @@ class EntryPointHandler:
             if colon > 0 and "]" not in host_header[colon:]:
                 xfport = host_header[colon + 1 :]
             else:
-                xfport = self.port_b.decode() if self.scheme == "http" else "443"
+                xfport = self.port_b.decode()
         return (
             (
                 f"X-Forwarded-For: {xff}\r\nX-Forwarded-Host: {xfh}\r\nX-Forwarded-Proto: {xfproto}\r\n"

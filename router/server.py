@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from router.proxy import EntryPointHandler
+from router.tls import CertificateStore
 
 log = logging.getLogger("dockroute.server")
 
@@ -106,13 +108,35 @@ def parse_address(address: str) -> tuple[str | None, int]:
 
 
 class EntryPointServer:
-    """One listening entry point: its socket(s), its aiohttp server and its request handler."""
+    """One listening entry point: HTTP and HTTPS on the same port, as in Traefik.
 
-    def __init__(self, handler: EntryPointHandler) -> None:
+    Each accepted connection is peeked at (``MSG_PEEK``, nothing consumed): a TLS handshake record (first
+    byte 0x16) goes to the HTTPS side, whose certificate is chosen by SNI from the current
+    :class:`~router.tls.CertificateStore`; anything else goes to the plain HTTP side. Each side has its own
+    handler and routing table (routers with ``tls`` serve HTTPS only, the others HTTP only).
+    """
+
+    def __init__(self, handler: EntryPointHandler, tls_handler: EntryPointHandler | None = None) -> None:
         self.handler = handler
+        self.tls_handler = tls_handler
         ep = handler.entry_point
         self.name = ep.name
-        self.web_server = _Server(
+        # Traefik's readTimeout bounds the whole request read, headers included: a shorter one wins.
+        self.header_timeout = (
+            min(t for t in (ep.header_timeout, ep.read_timeout) if t)
+            if (ep.header_timeout or ep.read_timeout)
+            else 0.0
+        )
+        self.web_server = self._web_server(handler)
+        self.tls_web_server = self._web_server(tls_handler) if tls_handler is not None else None
+        self.tls_store: CertificateStore | None = None
+        self._sockets: list[socket.socket] = []
+        self._dispatching: set[asyncio.Task[None]] = set()
+        self.addresses: list[tuple[str, int]] = []
+
+    def _web_server(self, handler: EntryPointHandler) -> _Server:
+        ep = handler.entry_point
+        server = _Server(
             handler,
             keepalive_timeout=ep.idle_timeout or 3600.0,
             access_log=None,
@@ -120,52 +144,122 @@ class EntryPointServer:
             handler_cancellation=True,  # a client gone mid-request abandons its backend request too
             lingering_time=2.0,
         )
-        # Traefik's readTimeout bounds the whole request read, headers included: a shorter one wins.
-        self.web_server.header_timeout = (
-            min(t for t in (ep.header_timeout, ep.read_timeout) if t)
-            if (ep.header_timeout or ep.read_timeout)
-            else 0.0
-        )
-        self._server: asyncio.base_events.Server | None = None
-        self.addresses: list[tuple[str, int]] = []
+        server.header_timeout = self.header_timeout
+        return server
 
     async def start(self) -> None:
         host, port = parse_address(self.handler.entry_point.address)
+        if host is None:
+            if socket.has_dualstack_ipv6():
+                sock = socket.create_server(
+                    ("", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=2048
+                )
+            else:
+                sock = socket.create_server(("", port), backlog=2048)
+        else:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, port), family=family, backlog=2048)
+        sock.setblocking(False)
+        self._sockets = [sock]
+        name = sock.getsockname()
+        self.addresses = [(name[0], name[1])]
+        for h in (self.handler, self.tls_handler):
+            if h is not None:
+                h.set_port(name[1])
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self.web_server, host, port, reuse_address=True, backlog=2048)
-        self.addresses = []
-        for sock in self._server.sockets:
-            name = sock.getsockname()
-            self.addresses.append((name[0], name[1]))
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.addresses:
-            self.handler.set_port(self.addresses[0][1])
+        for s in self._sockets:
+            loop.add_reader(s.fileno(), self._on_acceptable, s, loop)
+
+    def _on_acceptable(self, lsock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        """Accept every pending connection in one wake-up; most clients have already sent their first
+        bytes by then, so the peek answers at once and no waiting is needed."""
+        for _ in range(128):
+            try:
+                conn, _ = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: keep the listener, log, try again on next wake-up
+                log.warning("entrypoint %s: accept failed: %s", self.name, exc)
+                return
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                first: bytes | None = conn.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                first = None
+            except OSError:
+                conn.close()
+                continue
+            task = loop.create_task(self._dispatch(conn, first))
+            self._dispatching.add(task)
+            task.add_done_callback(self._dispatching.discard)
+
+    async def _dispatch(self, conn: socket.socket, first: bytes | None) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if first is None:
+                first = await self._peek(conn, loop)
+            if not first:
+                conn.close()
+                return
+            if first[0] == 0x16 and self.tls_web_server is not None:
+                store = self.tls_store
+                if store is None:
+                    conn.close()
+                    return
+                await loop.connect_accepted_socket(
+                    self.tls_web_server,
+                    conn,
+                    ssl=store.default_context,
+                    ssl_handshake_timeout=self.header_timeout or None,
+                )
+            else:
+                await loop.connect_accepted_socket(self.web_server, conn)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.debug("entrypoint %s: connection dropped before HTTP: %s", self.name, exc)
+            conn.close()
+
+    async def _peek(self, conn: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
+        """The first byte the client sent, left in the socket; b"" if it closed or stayed silent too long."""
+        try:
+            return conn.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            pass
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = conn.fileno()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            async with asyncio.timeout(self.header_timeout or None):
+                await ready
+        finally:
+            loop.remove_reader(fd)
+        return conn.recv(1, socket.MSG_PEEK)
 
     @property
     def port(self) -> int:
         return self.addresses[0][1] if self.addresses else 0
 
     def stop_accepting(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        if self._sockets:
+            loop = asyncio.get_running_loop()
+            for s in self._sockets:
+                loop.remove_reader(s.fileno())
+        for s in self._sockets:
+            s.close()
+        self._sockets = []
 
     async def shutdown(self, grace: float) -> None:
         """Stop accepting, let in-flight requests finish for up to ``grace`` seconds, close the rest."""
         self.stop_accepting()
+        servers = [s for s in (self.web_server, self.tls_web_server) if s is not None]
         try:
             # aiohttp waits `grace` for handlers and then as long again before cancelling them: bound the
             # whole thing, so a container runtime's own 10 s stop never has to SIGKILL us.
             async with asyncio.timeout(grace):
-                await self.web_server.shutdown(grace)
+                await asyncio.gather(*(s.shutdown(grace) for s in servers))
         except TimeoutError:
-            for proto in list(self.web_server.connections):
-                proto.force_close()
-                if proto.transport is not None:
-                    proto.transport.abort()  # connection_lost cancels the handler (handler_cancellation)
-        if self._server is not None:
-            try:
-                async with asyncio.timeout(1.0):
-                    await self._server.wait_closed()
-            except TimeoutError:
-                pass
+            for server in servers:
+                for proto in list(server.connections):
+                    proto.force_close()
+                    if proto.transport is not None:
+                        proto.transport.abort()  # connection_lost cancels the handler (handler_cancellation)

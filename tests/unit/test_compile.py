@@ -36,7 +36,11 @@ def test_bad_routers_are_left_out_with_a_reason_and_the_rest_is_routed(caplog):
         }
     )
     compiled = compile_config(c, EPS)
-    assert set(compiled.errors) == {"badrule@file", "nosvc@file", "mw@file", "tls@file"}
+    assert set(compiled.errors) == {"badrule@file", "nosvc@file", "mw@file"}
+    # a TLS router answers HTTPS only, on the TLS table of its entry points
+    assert compiled.tables["web"].lookup(req("t.test")) is None
+    assert compiled.tls_tables["web"].lookup(req("t.test")).name == "tls@file"
+    assert compiled.tls_tables["web"].lookup(req("ok.test")) is None
     assert "column" in compiled.errors["badrule@file"]
     assert "does not exist" in compiled.errors["nosvc@file"]
     assert "basicAuth" in compiled.errors["mw@file"]
