@@ -1,0 +1,206 @@
+"""Blocking ACME v2 issuance over HTTP-01 (certbot's ``acme`` library).
+
+Everything here blocks (``requests`` and ``time.sleep`` while polling): run it in an executor thread,
+one :class:`Issuer` per thread, since it owns a ``ClientNetwork`` that keeps nonces.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import josepy as jose
+import requests
+from acme import challenges, client, crypto_util, errors, messages
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+__all__ = ["AcmeError", "IssuedCertificate", "Issuer", "generate_key"]
+
+# Traefik/lego spellings are accepted too ("P256", "4096", ...).
+_KEY_TYPES = {
+    "EC256": ("ec", ec.SECP256R1),
+    "P256": ("ec", ec.SECP256R1),
+    "EC384": ("ec", ec.SECP384R1),
+    "P384": ("ec", ec.SECP384R1),
+    "RSA2048": ("rsa", 2048),
+    "2048": ("rsa", 2048),
+    "RSA4096": ("rsa", 4096),
+    "4096": ("rsa", 4096),
+    "RSA8192": ("rsa", 8192),
+    "8192": ("rsa", 8192),
+}
+
+
+class AcmeError(Exception):
+    """Anything that went wrong talking to the CA; ``str()`` carries the CA's problem document if any."""
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    names: tuple[str, ...]
+    fullchain_pem: bytes  # leaf first
+    key_pem: bytes
+
+
+def generate_key(key_type: str = "EC256") -> bytes:
+    """A new private key as PKCS#8 PEM."""
+    try:
+        kind, param = _KEY_TYPES[key_type.upper()]
+    except KeyError:
+        raise ValueError(f"unknown key type {key_type!r}") from None
+    if kind == "ec":
+        key = ec.generate_private_key(param())
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=param)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _jwk_and_alg(key_pem: bytes) -> tuple[jose.JWK, jose.JWASignature]:
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        alg = {256: jose.ES256, 384: jose.ES384, 521: jose.ES512}.get(key.curve.key_size)
+        if alg is None:
+            raise ValueError(f"unsupported EC curve {key.curve.name}")
+        return jose.JWKEC(key=key), alg
+    if isinstance(key, rsa.RSAPrivateKey):
+        return jose.JWKRSA(key=key), jose.RS256
+    raise ValueError(f"unsupported account key type {type(key).__name__}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, messages.Error):  # RFC 8555 problem document
+        parts = [f"type={exc.typ}"]
+        if exc.detail:
+            parts.append(f"detail={exc.detail}")
+        for sub in exc.subproblems or ():
+            parts.append(f"subproblem={sub}")
+        return "CA problem: " + " ".join(parts)
+    if isinstance(exc, errors.ValidationError):
+        out = []
+        for authzr in exc.failed_authzrs:
+            ident = authzr.body.identifier.value
+            for chall in authzr.body.challenges:
+                if chall.error is not None:
+                    out.append(f"{ident}: {chall.typ}: {_describe(chall.error)}")
+            if not out:
+                out.append(f"{ident}: authorization {authzr.body.status}")
+        return "validation failed: " + "; ".join(out)
+    if isinstance(exc, requests.RequestException):
+        return f"cannot reach CA: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Issuer:
+    """Blocking: run it in an executor thread. One instance per thread (it owns a ClientNetwork)."""
+
+    def __init__(
+        self,
+        directory_url: str,
+        account_key_pem: bytes | None,
+        email: str | None,
+        ca_bundle: str | None = None,
+        key_type: str = "EC256",
+        timeout: float = 30.0,
+    ) -> None:
+        if key_type.upper() not in _KEY_TYPES:
+            raise ValueError(f"unknown key type {key_type!r}")
+        self.directory_url = directory_url
+        self.email = email
+        self.key_type = key_type.upper()
+        self.account_key_pem = account_key_pem or generate_key("EC256")
+        self.registration_uri: str | None = None
+        self._jwk, alg = _jwk_and_alg(self.account_key_pem)
+        # requests' ``verify`` accepts a CA bundle path as well as a bool.
+        verify: bool | str = ca_bundle if ca_bundle else True
+        self._net = client.ClientNetwork(
+            self._jwk, alg=alg, verify_ssl=verify, user_agent="dockroute", timeout=timeout
+        )
+        self._client: client.ClientV2 | None = None
+
+    def _acme(self) -> client.ClientV2:
+        if self._client is None:
+            try:
+                directory = client.ClientV2.get_directory(self.directory_url, self._net)
+            except Exception as exc:
+                raise AcmeError(f"directory {self.directory_url}: {_describe(exc)}") from exc
+            self._client = client.ClientV2(directory, self._net)
+        return self._client
+
+    def register(self) -> None:
+        """Create the account (terms agreed), or find the existing one for this key."""
+        acme = self._acme()
+        reg = messages.NewRegistration.from_data(email=self.email, terms_of_service_agreed=True)
+        try:
+            try:
+                # newAccount must be signed with the JWK, not a kid: forget any account known so far.
+                self._net.account = None
+                regr = acme.new_account(reg)
+            except errors.ConflictError as conflict:
+                existing = messages.RegistrationResource(uri=conflict.location, body=reg)
+                regr = acme.query_registration(existing)
+        except AcmeError:
+            raise
+        except Exception as exc:
+            raise AcmeError(f"account registration: {_describe(exc)}") from exc
+        self.registration_uri = regr.uri
+
+    def issue(
+        self,
+        names: Sequence[str],
+        publish: Callable[[str, str], None],
+        unpublish: Callable[[str], None],
+        deadline: float = 60.0,
+    ) -> IssuedCertificate:
+        """Order a certificate for ``names`` validated over HTTP-01.
+
+        ``publish(token, key_authorization)`` must make the key authorization reachable at
+        ``http://<name>/.well-known/acme-challenge/<token>`` before it returns; ``unpublish(token)`` is
+        called for every published token when done, whatever the outcome.
+        """
+        names = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+        if not names:
+            raise ValueError("no names to issue for")
+        if self.registration_uri is None:
+            self.register()
+        acme = self._acme()
+        # poll_and_finalize compares against datetime.datetime.now(): naive local time.
+        until = _dt.datetime.now() + _dt.timedelta(seconds=deadline)
+        key_pem = generate_key(self.key_type)
+        csr_pem = crypto_util.make_csr(key_pem, list(names))
+        published: list[str] = []
+        try:
+            try:
+                order = acme.new_order(csr_pem)
+                for authzr in order.authorizations:
+                    if authzr.body.status == messages.STATUS_VALID:
+                        continue
+                    challb = next(
+                        (c for c in authzr.body.challenges if isinstance(c.chall, challenges.HTTP01)),
+                        None,
+                    )
+                    if challb is None:
+                        raise AcmeError(f"{authzr.body.identifier.value}: CA offers no http-01 challenge")
+                    response, validation = challb.response_and_validation(self._jwk)
+                    publish(challb.chall.encode("token"), validation)
+                    published.append(challb.chall.encode("token"))
+                    acme.answer_challenge(challb, response)
+                order = acme.poll_and_finalize(order, until)
+            except AcmeError:
+                raise
+            except errors.TimeoutError as exc:
+                raise AcmeError(f"order for {', '.join(names)}: not done within {deadline:g}s") from exc
+            except Exception as exc:
+                raise AcmeError(f"order for {', '.join(names)}: {_describe(exc)}") from exc
+        finally:
+            for token in published:
+                try:
+                    unpublish(token)
+                except Exception:  # noqa: BLE001 - cleanup must not mask the real outcome
+                    pass
+        if not order.fullchain_pem:
+            raise AcmeError(f"order for {', '.join(names)}: CA returned no certificate")
+        return IssuedCertificate(names=names, fullchain_pem=order.fullchain_pem.encode(), key_pem=key_pem)

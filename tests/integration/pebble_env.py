@@ -1,0 +1,223 @@
+"""Start a real Pebble ACME CA (plus pebble-challtestsrv as its DNS) on loopback for tests."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+
+
+def require_pebble() -> None:
+    """Skip when Pebble is missing, unless running in CI (then it is a failure)."""
+    missing = [b for b in ("pebble", "pebble-challtestsrv") if shutil.which(b) is None]
+    if missing:
+        msg = f"not installed: {', '.join(missing)} (apt-get install pebble)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def free_port(udp_too: bool = False) -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if not udp_too:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+def _wait(check, what: str, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    end = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if check():
+                return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not ready after {timeout}s: {last}")
+
+
+def _dns_answers(port: int) -> bool:
+    """One A query for probe.example. over UDP; True when any reply comes back."""
+    qname = b"".join(bytes([len(p)]) + p for p in (b"probe", b"example")) + b"\0"
+    query = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        s.sendto(query, ("127.0.0.1", port))
+        try:
+            data = s.recv(512)
+        except TimeoutError:
+            return False
+    return data[:2] == b"\x12\x34"
+
+
+class ChallengeServer:
+    """Answers GET /.well-known/acme-challenge/<token> from ``tokens`` (what ``publish`` fills)."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}
+        self.requests: list[str] = []
+        tokens, seen = self.tokens, self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                seen.append(self.path)
+                prefix = "/.well-known/acme-challenge/"
+                value = tokens.get(self.path[len(prefix) :]) if self.path.startswith(prefix) else None
+                body = (value or "not found").encode()
+                self.send_response(200 if value else 404)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def publish(self, token: str, key_authorization: str) -> None:
+        self.tokens[token] = key_authorization
+
+    def unpublish(self, token: str) -> None:
+        self.tokens.pop(token, None)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@dataclass
+class Pebble:
+    directory_url: str
+    management_url: str
+    ca_bundle: str  # PEM trusted for Pebble's own HTTPS
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def root_pem(self) -> bytes:
+        ctx = ssl.create_default_context(cafile=self.ca_bundle)
+        with urllib.request.urlopen(f"{self.management_url}/roots/0", context=ctx, timeout=10) as r:
+            return r.read()
+
+
+@contextlib.contextmanager
+def run_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
+    """Pebble validating HTTP-01 on 127.0.0.1:``http_port``; every name resolves to 127.0.0.1."""
+    require_pebble()
+    workdir.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, bundle = workdir / "wfe.pem", workdir / "wfe.key", workdir / "wfe-ca.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert_file))
+    leaf.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(bundle))
+
+    dns_port, api_port, mgmt_port = free_port(udp_too=True), free_port(), free_port()
+    config = {
+        "pebble": {
+            "listenAddress": f"127.0.0.1:{api_port}",
+            "managementListenAddress": f"127.0.0.1:{mgmt_port}",
+            "certificate": str(cert_file),
+            "privateKey": str(key_file),
+            "httpPort": http_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    (workdir / "pebble.json").write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if k != "PEBBLE_VA_ALWAYS_VALID"}
+    env.update(PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
+
+    procs: list[subprocess.Popen] = []
+    logs = []
+    try:
+        log = open(workdir / "challtestsrv.log", "wb")  # noqa: SIM115
+        logs.append(log)
+        dns = subprocess.Popen(
+            [
+                "pebble-challtestsrv",
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+                "-dns01",
+                f"127.0.0.1:{dns_port}",
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-management",
+                f"127.0.0.1:{free_port()}",
+            ],  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(dns)
+        _wait(lambda: _dns_answers(dns_port), "pebble-challtestsrv", dns)
+
+        log = open(workdir / "pebble.log", "wb")  # noqa: SIM115
+        logs.append(log)
+        pebble = subprocess.Popen(
+            ["pebble", "-config", str(workdir / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        procs.append(pebble)
+        env_ = Pebble(
+            directory_url=f"https://127.0.0.1:{api_port}/dir",
+            management_url=f"https://127.0.0.1:{mgmt_port}",
+            ca_bundle=str(bundle),
+            procs=procs,
+        )
+        ctx = ssl.create_default_context(cafile=str(bundle))
+
+        def ready() -> bool:
+            with urllib.request.urlopen(env_.directory_url, context=ctx, timeout=2) as r:
+                return r.status == 200
+
+        _wait(ready, "pebble", pebble)
+        yield env_
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
