@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Mapping
 
+from acme_client.resolver import AcmeResolver, ResolverSettings
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
 from discover.model import DynamicConfig, TLSConfig, merge
@@ -25,8 +26,9 @@ from router.accesslog import AccessLog
 from router.compile import Compiled, compile_config
 from router.healthcheck import HealthChecker
 from router.proxy import EntryPointHandler
+from router.rules import RuleError, parse_rule
 from router.server import EntryPointServer
-from router.tls import CertificateStore, load_pem_files, self_signed_default
+from router.tls import CertificateStore, CertKeyPair, load_pem_files, self_signed_default
 from router.upstream import Pool
 
 log = logging.getLogger("dockroute")
@@ -53,6 +55,19 @@ class App:
         self._rebuild_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._default_pair = self_signed_default()  # unknown names get this, never another site's
+        self.resolvers: dict[str, AcmeResolver] = {}
+        for name, raw in (static.certificates_resolvers or {}).items():
+            acme = (
+                next((v for k, v in raw.items() if k.lower() == "acme"), None)
+                if isinstance(raw, Mapping)
+                else None
+            )
+            if isinstance(acme, Mapping):
+                self.resolvers[name] = AcmeResolver(
+                    name, ResolverSettings.from_raw(acme), self._certificates_changed
+                )
+            else:
+                log.warning("certificate resolver %s: only acme resolvers are supported; ignored", name)
         self.tls_store: CertificateStore | None = None
         self.current_tls: TLSConfig | None = None
         self.stopping = asyncio.Event()
@@ -77,6 +92,7 @@ class App:
                 self.static.entry_points,
                 self.compiled.balancers if self.compiled else None,
                 ports={srv.name: srv.port for srv in self.servers},
+                challenge=self._challenge if self.resolvers else None,
             )
         except Exception:  # never lose what works because of a bug on a new config
             log.exception("could not compile the new configuration; keeping the previous one")
@@ -89,6 +105,7 @@ class App:
                 srv.tls_handler.table = compiled.tls_tables[srv.name]
         if self.tls_store is None or merged.tls != (self.current_tls or TLSConfig()):
             self._apply_tls(merged.tls)
+        self._want_certificates(merged)
         self._restart_health(compiled, merged)
         self.pool.retain(
             {up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())}
@@ -100,6 +117,38 @@ class App:
             f", {len(compiled.errors)} routers left out" if compiled.errors else "",
         )
 
+    def _challenge(self, token: str) -> str | None:
+        for resolver in self.resolvers.values():
+            answer = resolver.key_authorization(token)
+            if answer is not None:
+                return answer
+        return None
+
+    def _want_certificates(self, merged: DynamicConfig) -> None:
+        """Each router with tls.certResolver wants one certificate: its tls.domains, else its rule's hosts."""
+        wanted: dict[str, list[tuple[str, ...]]] = {name: [] for name in self.resolvers}
+        for router in merged.routers.values():
+            tls = router.tls
+            if tls is None or not tls.cert_resolver:
+                continue
+            if tls.cert_resolver not in self.resolvers:
+                log.error("router %s: certificate resolver %s does not exist", router.name, tls.cert_resolver)
+                continue
+            if tls.domains:
+                sets = [(d.main, *d.sans) for d in tls.domains]
+            else:
+                try:
+                    hosts = parse_rule(router.rule).hosts
+                except RuleError:
+                    continue
+                sets = [tuple(sorted(hosts))] if hosts else []
+            wanted[tls.cert_resolver].extend(sets)
+        for name, resolver in self.resolvers.items():
+            resolver.want(wanted[name])
+
+    def _certificates_changed(self) -> None:
+        self._apply_tls(self.current_tls or TLSConfig())
+
     def _apply_tls(self, tls: TLSConfig) -> None:
         """A new certificate store from ``tls.certificates``: built off the handshake path, swapped whole.
         Connections already open keep the context they were handed."""
@@ -109,6 +158,8 @@ class App:
                 pairs.append(load_pem_files(cf.cert_file, cf.key_file))
             except OSError as exc:
                 log.error("tls certificate %s: cannot read it (%s); left out", cf.cert_file, exc)
+        for resolver in self.resolvers.values():
+            pairs.extend(CertKeyPair(c.certificate_pem, c.key_pem) for c in resolver.certificates())
         default = self._default_pair
         if tls.default_certificate is not None:
             try:
@@ -139,6 +190,8 @@ class App:
                 raise SystemExit(msg) from exc
         self.publish("internal", DynamicConfig())
         self._start_providers()
+        for resolver in self.resolvers.values():
+            self._tasks.append(asyncio.get_running_loop().create_task(resolver.run()))
         self._summary()
 
     def _start_providers(self) -> None:

@@ -9,12 +9,12 @@ active health state survives a reload.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from discover.model import DynamicConfig, Router
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
-from router.proxy import RedirectTarget, ServiceTarget
+from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, ServiceTarget
 from router.rules import RuleError, parse_rule
 from router.settings import EntryPoint
 from router.table import Route, RoutingTable
@@ -55,12 +55,19 @@ def compile_config(
     previous: Mapping[str, Balancer] | None = None,
     default_entry_points: tuple[str, ...] | None = None,
     ports: Mapping[str, int] | None = None,
+    challenge: Callable[[str], str | None] | None = None,
 ) -> Compiled:
     by_name = {ep.name: ep for ep in entry_points}
     balancers = build_balancers(cfg.services, previous=previous)
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     tls_routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     errors: dict[str, str] = {}
+
+    if challenge is not None:
+        target = ChallengeTarget("acme-http@internal", challenge)
+        rule = parse_rule(f"PathPrefix(`{CHALLENGE_PREFIX}`)")
+        for ep in entry_points:
+            routes[ep.name].append(Route("acme-http@internal", MAX_PRIORITY, rule, target))
 
     for ep in entry_points:
         red = ep.redirection

@@ -50,6 +50,18 @@ class ServiceTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class ChallengeTarget:
+    """ACME HTTP-01: ``/.well-known/acme-challenge/<token>`` answered from the resolvers' tokens, above every
+    other router and before any redirect, so a redirect to HTTPS never breaks validation."""
+
+    router: str
+    lookup: Any  # Callable[[str], str | None]: token → key authorization
+
+
+CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+
+
+@dataclass(frozen=True, slots=True)
 class RedirectTarget:
     """An entry point's ``http.redirections``: answer every request with a redirect."""
 
@@ -186,6 +198,16 @@ class EntryPointHandler:
         target = route.target
         if type(target) is RedirectTarget:
             return self._redirect(request, transport, info, target, close)
+        if type(target) is ChallengeTarget:
+            answer = target.lookup(path[len(CHALLENGE_PREFIX) :])
+            if answer is None:
+                return self._reply(request, transport, 404, close, info, "unknown ACME challenge token")
+            body = answer.encode()
+            transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            return _SENT_CLOSE if close else _SENT_KEEP
         return await self._forward(request, transport, msg, info, target, host_header, close)
 
     # -- simple answers -------------------------------------------------------------------------------
