@@ -166,15 +166,19 @@ class AcmeResolver:
                     pass
                 self._kick.clear()
                 for names in list(self._wanted):
-                    if not self._due(names):
-                        continue
                     retry_at, delay = self._failures.get(names, (0.0, 0.0))
                     if time.monotonic() < retry_at:
                         loop.call_later(retry_at - time.monotonic(), self._kick.set)
                         continue
                     try:
+                        if not self._due(names):
+                            continue
                         cert = await loop.run_in_executor(self._executor, self._order, names)
-                    except AcmeError as exc:
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # AcmeError, storage trouble, a bug: never end the loop
+                        if not isinstance(exc, AcmeError):
+                            log.exception("resolver %s: unexpected error for %s", self.name, ", ".join(names))
                         delay = min(max(delay * 2, _BACKOFF_MIN), _BACKOFF_MAX)
                         self._failures[names] = (time.monotonic() + delay, delay)
                         log.error(
@@ -201,7 +205,7 @@ class AcmeResolver:
         """No certificate covering ``names``, or less than a third of its lifetime left."""
         for cert in self._certs.values():
             if set(names) <= set(cert.names):
-                leaf = cert._leaf()  # noqa: SLF001 - parsed once and cached by the storage record
+                leaf = cert._leaf  # noqa: SLF001 - parsed once and cached by the storage record
                 lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
                 left = leaf.not_valid_after_utc - _dt.datetime.now(_dt.UTC)
                 return left < lifetime / 3

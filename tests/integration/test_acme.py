@@ -22,27 +22,9 @@ async def test_router_with_cert_resolver_gets_a_pebble_certificate(backends, pro
     (b,) = await backends("site")
     web_port = pebble_env.free_port()  # Pebble validates HTTP-01 on this port: dockroute's `web`
     with pebble_env.run_pebble(tmp_path / "pebble", http_port=web_port) as pebble:
-        static = {
-            "entryPoints": {
-                "web": {
-                    "address": f"127.0.0.1:{web_port}",
-                    "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https"}}},
-                },
-                "websecure": {"address": "127.0.0.1:0"},
-            },
-            "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
-            "certificatesResolvers": {
-                "le": {
-                    "acme": {
-                        "email": "admin@example.com",
-                        "storage": str(tmp_path / "acme.json"),
-                        "caServer": pebble.directory_url,
-                        "caCertificates": [pebble.ca_bundle],
-                        "httpChallenge": {"entryPoint": "web"},
-                    }
-                }
-            },
-            "log": {"level": "DEBUG"},
+        static = _static(tmp_path, pebble, web_port)
+        static["entryPoints"]["web"]["http"] = {
+            "redirections": {"entryPoint": {"to": "websecure", "scheme": "https"}}
         }
         cfg = routers(services={"s": [b.url]})
         cfg["http"]["routers"]["site"] = {
@@ -83,3 +65,144 @@ async def test_router_with_cert_resolver_gets_a_pebble_certificate(backends, pro
         assert [c["domain"]["main"] for c in saved["le"]["Certificates"]] == ["app.example.com"]
         assert saved["le"]["Account"]["Email"] == "admin@example.com"
         assert "no certificate ordered for printer.local" in dr.log()
+
+        # the entry point that validated HTTP-01 redirects everything else to HTTPS, path and query kept
+        reader, writer = await asyncio.open_connection("127.0.0.1", web_port)
+        writer.write(b"GET /a/b?x=1 HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n")
+        head = (await reader.read()).split(b"\r\n\r\n", 1)[0]
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 301")
+        location = f"location: https://app.example.com:{dr.ports['websecure']}/a/b?x=1".encode()
+        assert location in head.lower()
+
+
+def _static(tmp_path, pebble, web_port: int) -> dict:
+    return {
+        "entryPoints": {"web": {"address": f"127.0.0.1:{web_port}"}, "websecure": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "certificatesResolvers": {
+            "le": {
+                "acme": {
+                    "email": "admin@example.com",
+                    "storage": str(tmp_path / "acme.json"),
+                    "caServer": pebble.directory_url,
+                    "caCertificates": [pebble.ca_bundle],
+                    "httpChallenge": {"entryPoint": "web"},
+                }
+            }
+        },
+        "log": {"level": "DEBUG"},
+    }
+
+
+def _site(url: str) -> dict:
+    cfg = routers(services={"s": [url]})
+    cfg["http"]["routers"]["site"] = {
+        "rule": "Host(`renew.example.com`)",
+        "service": "s",
+        "entryPoints": ["websecure"],
+        "tls": {"certResolver": "le"},
+    }
+    return cfg
+
+
+def _near_expiry_cert(name: str) -> tuple[bytes, bytes]:
+    """A certificate 80 days into an 82-day life: 2 days left, far less than a third."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=80))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+async def test_near_expiry_certificate_is_renewed_at_start_and_a_restart_reuses_it(backends, proxy, tmp_path):
+    from acme_client.storage import AcmeStorage, StoredCertificate
+
+    pebble_env.require_pebble()
+    (b,) = await backends("site")
+    cert_pem, key_pem = _near_expiry_cert("renew.example.com")
+    AcmeStorage(str(tmp_path / "acme.json")).put_certificate(
+        "le", StoredCertificate("renew.example.com", (), cert_pem, key_pem)
+    )
+    web_port = pebble_env.free_port()
+    with pebble_env.run_pebble(tmp_path / "pebble", http_port=web_port) as pebble:
+        root = tmp_path / "pebble-root.pem"
+        root.write_bytes(pebble.root_pem())
+        ctx = ssl.create_default_context(cafile=str(root))
+
+        async def pebble_cert_served(dr) -> bool:
+            try:
+                _, writer = await asyncio.open_connection(
+                    "127.0.0.1", dr.ports["websecure"], ssl=ctx, server_hostname="renew.example.com"
+                )
+            except ssl.SSLCertVerificationError:
+                return False  # still the seeded (self-signed) certificate
+            writer.close()
+            return True
+
+        dr = await proxy(_site(b.url), static=_static(tmp_path, pebble, web_port))
+        await wait_for(lambda: pebble_cert_served(dr), timeout=10)
+        assert "certificate for renew.example.com obtained" in dr.log()
+        assert await dr.stop() == 0
+
+        dr2 = await proxy(_site(b.url), static=_static(tmp_path, pebble, web_port))
+        assert await pebble_cert_served(dr2)  # served from acme.json at once
+        assert "obtained" not in dr2.log()  # and no new order
+
+
+async def test_unreachable_ca_keeps_https_up_and_is_not_hammered(backends, proxy, tmp_path):
+    (b,) = await backends("site")
+    attempts = 0
+
+    async def count(reader, writer):
+        nonlocal attempts
+        attempts += 1
+        writer.close()
+
+    ca = await asyncio.start_server(count, "127.0.0.1", 0)
+    ca_port = ca.sockets[0].getsockname()[1]
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}, "websecure": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "certificatesResolvers": {
+            "le": {"acme": {"email": "a@example.com", "storage": str(tmp_path / "acme.json"),
+                            "caServer": f"https://127.0.0.1:{ca_port}/dir"}}
+        },
+    }  # fmt: skip
+    dr = await proxy(_site(b.url), static=static)
+    await wait_for(lambda: "order for renew.example.com failed" in dr.log(), timeout=10)
+    anything = ssl.create_default_context()
+    anything.check_hostname = False
+    anything.verify_mode = ssl.CERT_NONE
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", dr.ports["websecure"], ssl=anything, server_hostname="renew.example.com"
+        )
+        writer.write(b"GET / HTTP/1.1\r\nHost: renew.example.com\r\nConnection: close\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 200")  # default certificate, still serving
+        writer.close()
+    seen = attempts
+    await asyncio.sleep(2)  # the measured interval: nothing to poll, the point is that nothing happens
+    assert attempts == seen and seen <= 3, f"the CA saw {attempts} connection attempts"
+    assert "next try in 60s" in dr.log()
+    ca.close()
