@@ -37,6 +37,23 @@ _PRIVATE_SUFFIXES = (
     ".invalid",
 )
 _BACKOFF_MIN, _BACKOFF_MAX = 60.0, 6 * 3600.0
+_AFTER_FAILED_VALIDATION = 3600.0
+# Problem types that mean "the CA looked and your proof was wrong", as opposed to the CA being unreachable,
+# overloaded or rate limiting.
+_VALIDATION_PROBLEMS = (
+    "unauthorized",
+    "incorrectResponse",
+    "connection",
+    "dns",
+    "caa",
+    "rejectedIdentifier",
+    "tls",
+)
+
+
+def _validation_failed(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(f"urn:ietf:params:acme:error:{p}" in text for p in _VALIDATION_PROBLEMS)
 
 
 def why_not_public(name: str) -> str | None:
@@ -180,6 +197,10 @@ class AcmeResolver:
                         if not isinstance(exc, AcmeError):
                             log.exception("resolver %s: unexpected error for %s", self.name, ", ".join(names))
                         delay = min(max(delay * 2, _BACKOFF_MIN), _BACKOFF_MAX)
+                        if _validation_failed(exc):
+                            # Let's Encrypt's failed-validation limit: no new order for these names within
+                            # the hour, however the backoff stands.
+                            delay = max(delay, _AFTER_FAILED_VALIDATION)
                         self._failures[names] = (time.monotonic() + delay, delay)
                         log.error(
                             "resolver %s: order for %s failed: %s; next try in %ds",

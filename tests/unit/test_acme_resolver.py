@@ -55,3 +55,13 @@ def test_want_drops_private_names_and_logs_once(tmp_path, caplog):
     r.want([("App.Example.com.", "printer.local")])
     assert r._wanted == [("app.example.com",)]  # noqa: SLF001
     assert caplog.text.count("no certificate ordered for nas.lan") == 1
+
+
+def test_failed_validation_is_told_apart_from_an_unreachable_ca():
+    from acme_client.issuer import AcmeError
+    from acme_client.resolver import _validation_failed
+
+    assert _validation_failed(AcmeError("urn:ietf:params:acme:error:unauthorized: wrong key authorization"))
+    assert _validation_failed(AcmeError("urn:ietf:params:acme:error:connection: connection refused"))
+    assert not _validation_failed(AcmeError("cannot reach CA: connection refused"))
+    assert not _validation_failed(AcmeError("urn:ietf:params:acme:error:rateLimited: too many"))
