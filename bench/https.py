@@ -1,0 +1,450 @@
+"""``python -m bench.https``: TLS termination, dockroute against nginx and Caddy, one nginx plain backend.
+
+One self-signed ECDSA P-256 certificate for ``bench.test`` (made with ``cryptography``, PEM files in the
+temp dir) is served by every target as its default certificate, so requests without SNI (wrk with an IP
+URL sends none) get it. Each target terminates TLS on 127.0.0.1:<free port> and proxies to the same
+backend as ``python -m bench``; it is measured twice with ``wrk -t1 -c64 --latency``:
+
+- keep-alive: requests/s and p99 over long-lived TLS connections;
+- ``-H "Connection: close"``: every request is a new TCP connection and a full TLS handshake (wrk does no
+  session resumption), so requests/s = handshakes/s.
+
+``--write-results`` puts the run into ``bench/RESULTS.md`` between ``<!-- https -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import os
+import shlex
+import shutil
+import signal
+import ssl
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import wrk
+from bench.procs import NotReady, Procs, count_log_errors, free_port, tail, wait_ready
+from bench.report import RESULTS, machine, versions
+from bench.targets import BENCH_HOST, BODY, Launch, _dockroute_launch, _nginx_common, backend
+
+_MARK = "<!-- https -->"
+
+
+# -- certificate ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cert:
+    cert: Path
+    key: Path
+
+
+def make_cert(d: Path) -> Cert:
+    """A self-signed ECDSA P-256 certificate for bench.test, valid for a day."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, BENCH_HOST)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(BENCH_HOST)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    out = Cert(d / "bench.test.crt", d / "bench.test.key")
+    out.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    out.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    out.key.chmod(0o600)
+    return out
+
+
+# -- targets ----------------------------------------------------------------------------------------------
+
+Make = Callable[[Path, int, int, Cert], Launch]
+
+
+def dockroute_tls(extra: list[str]) -> Make:
+    def make(d: Path, port: int, backend_port: int, c: Cert) -> Launch:
+        (d / "dockroute.yml").write_text(
+            f"""entryPoints:
+  websecure:
+    address: "127.0.0.1:{port}"
+providers:
+  file:
+    filename: "{d / "dynamic.yml"}"
+    watch: false
+log:
+  level: WARN
+"""
+        )
+        (d / "dynamic.yml").write_text(
+            f"""http:
+  routers:
+    bench:
+      rule: "Host(`{BENCH_HOST}`)"
+      service: backend
+      tls: {{}}
+  services:
+    backend:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:{backend_port}"
+tls:
+  certificates:
+    - certFile: "{c.cert}"
+      keyFile: "{c.key}"
+  stores:
+    default:
+      defaultCertificate:
+        certFile: "{c.cert}"
+        keyFile: "{c.key}"
+"""
+        )
+        return _dockroute_launch(d, extra)
+
+    return make
+
+
+def nginx_tls(d: Path, port: int, backend_port: int, c: Cert) -> Launch:
+    conf = (
+        "worker_processes 1;\n"
+        + _nginx_common(d)
+        + f"""    keepalive_requests 1000000;
+    upstream backend {{
+        server 127.0.0.1:{backend_port};
+        keepalive 64;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} ssl backlog=4096;
+        server_name {BENCH_HOST};
+        ssl_certificate {c.cert};
+        ssl_certificate_key {c.key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+        }}
+    }}
+}}
+"""
+    )
+    (d / "nginx.conf").write_text(conf)
+    return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
+
+
+def caddy_tls(d: Path, port: int, backend_port: int, c: Cert) -> Launch:
+    # A catch-all site (no host matcher: the Host header is bench.test) bound to 127.0.0.1; default_sni
+    # makes Caddy pick the bench.test certificate for ClientHellos without SNI.
+    (d / "Caddyfile").write_text(
+        f"""{{
+    admin off
+    auto_https disable_redirects
+    default_sni {BENCH_HOST}
+    storage file_system {d / "data"}
+}}
+
+https://:{port} {{
+    bind 127.0.0.1
+    tls {c.cert} {c.key}
+    reverse_proxy 127.0.0.1:{backend_port}
+}}
+"""
+    )
+    env = dict(os.environ)
+    env.update(HOME=str(d), XDG_CONFIG_HOME=str(d / "config"), XDG_DATA_HOME=str(d / "data"))
+    return Launch(["caddy", "run", "--config", str(d / "Caddyfile"), "--adapter", "caddyfile"], env=env)
+
+
+@dataclass(frozen=True)
+class TlsTarget:
+    name: str
+    binary: str
+    make: Make
+
+    def installed(self) -> bool:
+        return self.binary == "python" or shutil.which(self.binary) is not None
+
+
+def all_targets(dockroute_args: list[str]) -> list[TlsTarget]:
+    return [
+        TlsTarget("dockroute", "python", dockroute_tls(dockroute_args)),
+        TlsTarget("nginx", "nginx", nginx_tls),
+        TlsTarget("caddy", "caddy", caddy_tls),
+    ]
+
+
+# -- readiness and measuring ------------------------------------------------------------------------------
+
+
+def wait_ready_tls(port: int, c: Cert, proc: object, log: Path, deadline_s: float = 20.0) -> None:
+    """Poll an HTTPS ``GET /`` without SNI (like wrk) until it answers 200 with the backend's body.
+
+    The client trusts only the bench certificate (hostname not checked): a server that answers without
+    SNI with another certificate never becomes ready.
+    """
+    ctx = ssl.create_default_context(cafile=str(c.cert))
+    ctx.check_hostname = False
+    deadline = time.monotonic() + deadline_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:  # type: ignore[attr-defined]
+            raise NotReady(f"exited with status {proc.returncode}; {tail(log)}")  # type: ignore[attr-defined]
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2.0, context=ctx)
+        try:
+            conn.request("GET", "/", headers={"Host": BENCH_HOST})
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status == 200 and body == BODY:
+                return
+            last = f"HTTP {resp.status}, {len(body)} bytes"
+        except (OSError, http.client.HTTPException) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+        time.sleep(0.05)
+    raise NotReady(f"no 200 over TLS within {deadline_s:.0f}s ({last}); {tail(log)}")
+
+
+def wrk_command(url: str, duration: int, close: bool) -> list[str]:
+    cmd = wrk.command(url, BENCH_HOST, duration)
+    if close:
+        cmd[-1:-1] = ["-H", "Connection: close"]
+    return cmd
+
+
+def measure(procs: Procs, url: str, duration: int, warmup: float, close: bool) -> wrk.WrkResult:
+    if warmup > 0:
+        procs.run(wrk_command(url, max(1, round(warmup)), close), timeout=warmup + 30)
+    return wrk.parse(procs.run(wrk_command(url, duration, close), timeout=duration + 30))
+
+
+@dataclass
+class TlsRow:
+    name: str
+    keepalive: wrk.WrkResult | None = None
+    handshake: wrk.WrkResult | None = None
+    status: str = ""
+    log_errors: int = 0
+
+
+def run_target(
+    procs: Procs, t: TlsTarget, tmp: Path, bport: int, c: Cert, duration: int, warmup: float
+) -> TlsRow:
+    if not t.installed():
+        return TlsRow(t.name, status="not installed")
+    d = tmp / t.name
+    d.mkdir()
+    port = free_port()
+    launch = t.make(d, port, bport, c)
+    log = d / "output.log"
+    print(f"  {t.name}: starting on 127.0.0.1:{port} (TLS) ...", end="", flush=True)
+    try:
+        proc = procs.start(launch.argv, log, cwd=launch.cwd, env=launch.env)
+    except OSError as exc:
+        print(" failed")
+        return TlsRow(t.name, status=f"failed to start: {exc}")
+    row = TlsRow(t.name)
+    try:
+        started = time.monotonic()
+        wait_ready_tls(port, c, proc, log)
+        print(f" ready in {time.monotonic() - started:.1f}s", flush=True)
+        url = f"https://127.0.0.1:{port}/"
+        for close in (False, True):
+            label = "new handshakes" if close else "keep-alive"
+            print(f"    {label}, {duration}s ...", end="", flush=True)
+            result = measure(procs, url, duration, warmup, close)
+            print(f" {result.rps:,.0f} req/s" + (f", errors {result.error_text()}" if result.errors else ""))
+            if close:
+                row.handshake = result
+            else:
+                row.keepalive = result
+            if proc.poll() is not None:
+                row.status = f"failed: exited ({proc.returncode}) during the run"
+                return row
+        row.log_errors = count_log_errors(log)
+        return row
+    except NotReady as exc:
+        print(" not ready")
+        row.status = f"failed: {exc}"
+        return row
+    except wrk.WrkParseError as exc:
+        print(" wrk failed")
+        row.status = f"failed: {exc}"
+        return row
+    finally:
+        procs.kill(proc)
+
+
+# -- output -----------------------------------------------------------------------------------------------
+
+
+def table(rows: list[TlsRow]) -> list[str]:
+    out = [
+        f"{'target':<10} {'keep-alive req/s':>16} {'p99 ms':>8} {'handshakes/s':>13} "
+        f"{'hs p99 ms':>9}  errors",
+        f"{'-' * 10} {'-' * 16} {'-' * 8} {'-' * 13} {'-' * 9}  {'-' * 6}",
+    ]
+    for row in rows:
+        ka, hs = row.keepalive, row.handshake
+        if ka is None and hs is None:
+            out.append(f"{row.name:<10} {row.status}")
+            continue
+        ka_fig = f"{ka.rps:>16,.0f} {ka.p99_ms:>8.2f}" if ka else f"{'-':>16} {'-':>8}"
+        hs_fig = f"{hs.rps:>13,.0f} {hs.p99_ms:>9.2f}" if hs else f"{'-':>13} {'-':>9}"
+        errs = []
+        for label, r in (("ka", ka), ("hs", hs)):
+            if r is not None and r.errors:
+                errs.append(f"{label}: {r.error_text()}")
+        err = "; ".join(errs) or "0"
+        flag = "  << FLAGGED" if errs else ""
+        extra = f" ({row.status})" if row.status else ""
+        logged = f" (its log: {row.log_errors} error lines)" if row.log_errors else ""
+        out.append(f"{row.name:<10} {ka_fig} {hs_fig}  {err}{flag}{extra}{logged}")
+    return out
+
+
+def ratios(rows: list[TlsRow]) -> list[str]:
+    by = {r.name: r for r in rows}
+    dr = by.get("dockroute")
+    if dr is None or dr.keepalive is None:
+        return []
+    out = [f"{'dockroute / peer':<18} {'ka req/s':>8} {'ka p99':>7} {'hs/s':>7}   (>1 faster; p99 <1 better)"]
+    for peer in ("nginx", "caddy"):
+        p = by.get(peer)
+        if p is None or p.keepalive is None:
+            continue
+        ka = f"{dr.keepalive.rps / p.keepalive.rps:>7.2f}x {dr.keepalive.p99_ms / p.keepalive.p99_ms:>6.2f}x"
+        hs = f"{dr.handshake.rps / p.handshake.rps:>6.2f}x" if dr.handshake and p.handshake else f"{'-':>7}"
+        out.append(f"  vs {peer:<14} {ka} {hs}")
+    return out
+
+
+def write_results(rows: list[TlsRow], command: str, duration: int) -> Path:
+    m, v = machine(), versions()
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        _MARK,
+        f"## HTTPS termination, {now}",
+        "",
+        f"- machine: {m['nproc']} CPUs, {m['cpu']}, {m['kernel']}, Python {m['python']}",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if k != "haproxy"),
+        f"- command: `{command}` (wrk -t1 -c64 -d{duration}s --latency, no SNI, self-signed ECDSA P-256 "
+        'certificate; handshakes/s = req/s with `-H "Connection: close"`)',
+        "",
+        "```",
+        *table(rows),
+        "",
+        *ratios(rows),
+        "```",
+        _MARK,
+    ]
+    section = "\n".join(lines)
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    if _MARK in text:
+        before, _, rest = text.partition(_MARK)
+        _, _, after = rest.partition(_MARK)
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(text)
+    return RESULTS
+
+
+# -- main -------------------------------------------------------------------------------------------------
+
+
+def _raise_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str]) -> int:
+    names = [t.name for t in all_targets([])]
+    p = argparse.ArgumentParser(prog="python -m bench.https", description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per measurement, 1 s warm-up")
+    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per measurement (default 2)")
+    p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(names)}")
+    p.add_argument("--dockroute-arg", action="append", default=[], metavar="ARG")
+    p.add_argument("--write-results", action="store_true", help="put this run into bench/RESULTS.md")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (certificate, configs, logs)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration = 3
+    if args.warmup is None:
+        args.warmup = 1.0 if args.quick else 2.0
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or names
+    for name in wanted:
+        if name not in names:
+            p.error(f"unknown target {name!r}; choose from {', '.join(names)}")
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            print(f"bench.https: {tool} is required (apt-get install {tool})", file=sys.stderr)
+            return 2
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    command = "python -m bench.https" + ("" if not argv else " " + shlex.join(argv))
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-https-"))
+    rows: list[TlsRow] = []
+    interrupted = False
+    try:
+        c = make_cert(tmp)
+        bdir = tmp / "backend"
+        bdir.mkdir()
+        bport = free_port()
+        launch = backend(bdir, bport)
+        bproc = procs.start(launch.argv, bdir / "output.log")
+        wait_ready(bport, BENCH_HOST, bproc, bdir / "error.log")
+        print(
+            f"backend: nginx on 127.0.0.1:{bport}; wrk -t1 -c64 -d{args.duration}s over TLS (no SNI), "
+            f"warm-up {args.warmup}s"
+        )
+        for t in all_targets(args.dockroute_arg):
+            if t.name in wanted:
+                rows.append(run_target(procs, t, tmp, bport, c, args.duration, args.warmup))
+    except NotReady as exc:
+        print(f"bench.https: the nginx backend did not start: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted; stopping everything", file=sys.stderr)
+    finally:
+        procs.kill_all()
+        if args.keep_tmp:
+            print(f"certificate, configs and logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    for block in (table(rows), ratios(rows)):
+        if block:
+            print()
+            print("\n".join(block))
+    if args.write_results and not interrupted:
+        print(f"\nwrote {write_results(rows, command, args.duration)}")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
