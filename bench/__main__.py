@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import report, wrk
 from bench.procs import NotReady, Procs, count_log_errors, free_port, wait_ready
 from bench.report import Row
-from bench.targets import BENCH_HOST, Target, all_targets, backend
+from bench.targets import BENCH_HOST, Target, all_targets, start_backend
 
 ALIASES = {"scale": ["dockroute-10r", "dockroute-1000r"], "peers": ["nginx", "caddy", "haproxy"]}
 
@@ -122,12 +122,7 @@ def main(argv: list[str]) -> int:
     rows: list[Row] = []
     interrupted = False
     try:
-        bdir = tmp / "backend"
-        bdir.mkdir()
-        bport = free_port()
-        launch = backend(bdir, bport)
-        bproc = procs.start(launch.argv, bdir / "output.log")
-        wait_ready(bport, BENCH_HOST, bproc, bdir / "error.log")
+        bport = start_backend(procs, tmp)
         print(f"backend: nginx on 127.0.0.1:{bport}; wrk -t1 -c64 -d{args.duration}s, warm-up {args.warmup}s")
         for target in targets:
             if target.name == "direct":
@@ -150,11 +145,7 @@ def main(argv: list[str]) -> int:
         interrupted = True
         print("\ninterrupted; stopping everything", file=sys.stderr)
     finally:
-        procs.kill_all()
-        if args.keep_tmp:
-            print(f"configs and logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        procs.finish(tmp, args.keep_tmp)
 
     for block in (report.table(rows), report.ratios(rows), report.targets(rows)):
         if block:

@@ -30,9 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import wrk
-from bench.procs import NotReady, Procs, count_log_errors, free_port, tail, wait_ready
+from bench.procs import NotReady, Procs, count_log_errors, free_port, tail
 from bench.report import RESULTS, machine, versions
-from bench.targets import BENCH_HOST, BODY, Launch, _dockroute_launch, _nginx_common, backend
+from bench.targets import (
+    BENCH_HOST,
+    BODY,
+    Launch,
+    _dockroute_launch,
+    _dockroute_static,
+    nginx_proxy,
+    start_backend,
+)
 
 _MARK = "<!-- https -->"
 
@@ -48,32 +56,14 @@ class Cert:
 
 def make_cert(d: Path) -> Cert:
     """A self-signed ECDSA P-256 certificate for bench.test, valid for a day."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from router.tls import self_signed
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, BENCH_HOST)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(BENCH_HOST)]), critical=False)
-        .sign(key, hashes.SHA256())
+    pair = self_signed(
+        BENCH_HOST, (BENCH_HOST,), valid_from=dt.timedelta(hours=-1), valid_for=dt.timedelta(days=1)
     )
     out = Cert(d / "bench.test.crt", d / "bench.test.key")
-    out.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    out.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    out.cert.write_bytes(pair.cert_pem)
+    out.key.write_bytes(pair.key_pem)
     out.key.chmod(0o600)
     return out
 
@@ -85,18 +75,7 @@ Make = Callable[[Path, int, int, Cert], Launch]
 
 def dockroute_tls(extra: list[str]) -> Make:
     def make(d: Path, port: int, backend_port: int, c: Cert) -> Launch:
-        (d / "dockroute.yml").write_text(
-            f"""entryPoints:
-  websecure:
-    address: "127.0.0.1:{port}"
-providers:
-  file:
-    filename: "{d / "dynamic.yml"}"
-    watch: false
-log:
-  level: WARN
-"""
-        )
+        _dockroute_static(d, port, "websecure")
         (d / "dynamic.yml").write_text(
             f"""http:
   routers:
@@ -126,33 +105,7 @@ tls:
 
 
 def nginx_tls(d: Path, port: int, backend_port: int, c: Cert) -> Launch:
-    conf = (
-        "worker_processes 1;\n"
-        + _nginx_common(d)
-        + f"""    keepalive_requests 1000000;
-    upstream backend {{
-        server 127.0.0.1:{backend_port};
-        keepalive 64;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{port} ssl backlog=4096;
-        server_name {BENCH_HOST};
-        ssl_certificate {c.cert};
-        ssl_certificate_key {c.key};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-        }}
-    }}
-}}
-"""
-    )
-    (d / "nginx.conf").write_text(conf)
-    return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
+    return nginx_proxy(d, port, backend_port, tls=(c.cert, c.key))
 
 
 def caddy_tls(d: Path, port: int, backend_port: int, c: Cert) -> Launch:
@@ -411,12 +364,7 @@ def main(argv: list[str]) -> int:
     interrupted = False
     try:
         c = make_cert(tmp)
-        bdir = tmp / "backend"
-        bdir.mkdir()
-        bport = free_port()
-        launch = backend(bdir, bport)
-        bproc = procs.start(launch.argv, bdir / "output.log")
-        wait_ready(bport, BENCH_HOST, bproc, bdir / "error.log")
+        bport = start_backend(procs, tmp)
         print(
             f"backend: nginx on 127.0.0.1:{bport}; wrk -t1 -c64 -d{args.duration}s over TLS (no SNI), "
             f"warm-up {args.warmup}s"
@@ -431,11 +379,7 @@ def main(argv: list[str]) -> int:
         interrupted = True
         print("\ninterrupted; stopping everything", file=sys.stderr)
     finally:
-        procs.kill_all()
-        if args.keep_tmp:
-            print(f"certificate, configs and logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        procs.finish(tmp, args.keep_tmp)
 
     for block in (table(rows), ratios(rows)):
         if block:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,6 +92,14 @@ class Procs:
     def kill_all(self) -> None:
         for proc in reversed(list(self._live)):
             self.kill(proc, grace=3.0)
+
+    def finish(self, tmp: Path, keep_tmp: bool) -> None:
+        """End of a bench run, however it ended: every process killed, the temp dir removed or kept."""
+        self.kill_all()
+        if keep_tmp:
+            print(f"configs and logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def wait_ready(

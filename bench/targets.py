@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.procs import Procs, free_port, wait_ready
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_HOST = "bench.test"
 BODY = b"hello from the bench backend\n"  # small static file, the same for every target
@@ -81,7 +83,15 @@ def backend(d: Path, port: int, _backend_port: int = 0) -> Launch:
     return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
 
 
-def nginx_proxy(d: Path, port: int, backend_port: int) -> Launch:
+def nginx_proxy(d: Path, port: int, backend_port: int, tls: tuple[Path, Path] | None = None) -> Launch:
+    """nginx as reverse proxy; with ``tls`` (certificate, key) it terminates TLS (bench.https)."""
+    ssl = " ssl" if tls else ""
+    ssl_lines = (
+        f"        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};\n"
+        "        ssl_protocols TLSv1.2 TLSv1.3;\n"
+        if tls
+        else ""
+    )
     conf = (
         "worker_processes 1;\n"
         + _nginx_common(d)
@@ -92,9 +102,9 @@ def nginx_proxy(d: Path, port: int, backend_port: int) -> Launch:
         keepalive_requests 1000000;
     }}
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{ssl} backlog=4096;
         server_name {BENCH_HOST};
-        location / {{
+{ssl_lines}        location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -161,10 +171,21 @@ backend be
 # -- dockroute --------------------------------------------------------------------------------------------
 
 
-def _dockroute_static(d: Path, port: int) -> None:
+def start_backend(procs: Procs, tmp: Path) -> int:
+    """The nginx backend every target proxies to, started and answering; returns its port."""
+    bdir = tmp / "backend"
+    bdir.mkdir()
+    bport = free_port()
+    launch = backend(bdir, bport)
+    bproc = procs.start(launch.argv, bdir / "output.log")
+    wait_ready(bport, BENCH_HOST, bproc, bdir / "error.log")
+    return bport
+
+
+def _dockroute_static(d: Path, port: int, entry_point: str = "web") -> None:
     (d / "dockroute.yml").write_text(
         f"""entryPoints:
-  web:
+  {entry_point}:
     address: "127.0.0.1:{port}"
 providers:
   file:

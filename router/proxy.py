@@ -34,7 +34,6 @@ from router.upstream import ConnectFailed, Connection, Pool, UpstreamError
 log = logging.getLogger("dockroute.proxy")
 
 _HOSTNAME = socket.gethostname().encode()
-_BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 _WRITE_HIGH = 1 << 20
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
@@ -199,15 +198,7 @@ class EntryPointHandler:
         if type(target) is RedirectTarget:
             return self._redirect(request, transport, info, target, close)
         if type(target) is ChallengeTarget:
-            answer = target.lookup(path[len(CHALLENGE_PREFIX) :])
-            if answer is None:
-                return self._reply(request, transport, 404, close, info, "unknown ACME challenge token")
-            body = answer.encode()
-            transport.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
-                % (len(body), body)
-            )
-            return _SENT_CLOSE if close else _SENT_KEEP
+            return self._challenge(request, transport, info, target, close)
         return await self._forward(request, transport, msg, info, target, host_header, close)
 
     # -- simple answers -------------------------------------------------------------------------------
@@ -228,6 +219,18 @@ class EntryPointHandler:
             transport.write(data)
         if self.access_log is not None:
             self._log(request, info, status, len(data), target.router if target else None, up, why)
+        return _SENT_CLOSE if close else _SENT_KEEP
+
+    def _challenge(
+        self, request: Any, transport: Any, info: RequestInfo, target: ChallengeTarget, close: bool
+    ) -> _Sent:
+        answer = target.lookup(info.path[len(CHALLENGE_PREFIX) :])
+        if answer is None:
+            return self._reply(request, transport, 404, close, info, "unknown ACME challenge token")
+        body = answer.encode()
+        transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         return _SENT_CLOSE if close else _SENT_KEEP
 
     def _redirect(
@@ -503,7 +506,6 @@ class EntryPointHandler:
         bodyless = info.method == "HEAD" or status in (204, 304) or status < 200
         http10 = msg.version[1] == 0
         chunk_out = False
-        raise_gone = False
         sent = 0
         if conn.complete:
             body = b"" if bodyless else conn.take_body()
@@ -539,16 +541,13 @@ class EntryPointHandler:
                 append(b"Connection: keep-alive\r\n")
             append(b"\r\n")
             data = b"".join(out)
-            if transport.is_closing():
-                raise_gone = True
-            else:
-                transport.write(data)
-            sent = len(data)
             reason = None
             writer = request.writer
             try:
-                if raise_gone:
+                if transport.is_closing():
                     raise ConnectionResetError("client went away")
+                transport.write(data)
+                sent = len(data)
                 async with asyncio.timeout(self.write_timeout):
                     sent = await self._stream(transport, writer, conn, chunk_out, sent)
             except TimeoutError:

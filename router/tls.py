@@ -67,18 +67,33 @@ class CertificateSource(Protocol):
 
 def self_signed_default() -> CertKeyPair:
     """A fresh EC P-256 self-signed certificate, CN ``DOCKROUTE DEFAULT CERT``, valid for one year."""
+    return self_signed(DEFAULT_CERT_CN)
+
+
+def self_signed(
+    common_name: str,
+    names: tuple[str, ...] = (),
+    valid_from: datetime.timedelta = datetime.timedelta(minutes=-5),
+    valid_for: datetime.timedelta = datetime.timedelta(days=365),
+) -> CertKeyPair:
+    """A fresh EC P-256 self-signed server certificate; ``names`` become DNS SANs. ``valid_from`` is
+    relative to now, ``valid_for`` to ``valid_from`` (tests make near-expiry certificates with them)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEFAULT_CERT_CN)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    start = datetime.datetime.now(datetime.UTC) + valid_from
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .not_valid_before(start)
+        .not_valid_after(start + valid_for)
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+    cert = (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,

@@ -110,29 +110,10 @@ def _near_expiry_cert(name: str) -> tuple[bytes, bytes]:
     """A certificate 80 days into an 82-day life: 2 days left, far less than a third."""
     import datetime as dt
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from router.tls import self_signed
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=80))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    pair = self_signed(name, (name,), valid_from=dt.timedelta(days=-80), valid_for=dt.timedelta(days=82))
+    return pair.cert_pem, pair.key_pem
 
 
 async def test_near_expiry_certificate_is_renewed_at_start_and_a_restart_reuses_it(backends, proxy, tmp_path):
