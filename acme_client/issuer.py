@@ -1,4 +1,4 @@
-"""Blocking ACME v2 issuance over HTTP-01 (certbot's ``acme`` library).
+"""Blocking ACME v2 issuance over HTTP-01 or TLS-ALPN-01 (certbot's ``acme`` library).
 
 Everything here blocks (``requests`` and ``time.sleep`` while polling): run it in an executor thread,
 one :class:`Issuer` per thread, since it owns a ``ClientNetwork`` that keeps nonces.
@@ -16,7 +16,9 @@ from acme import challenges, client, crypto_util, errors, messages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-__all__ = ["AcmeError", "IssuedCertificate", "Issuer", "generate_key"]
+from acme_client import tls_alpn
+
+__all__ = ["AcmeError", "IssuedCertificate", "Issuer", "Solver", "generate_key"]
 
 # Traefik/lego spellings are accepted too ("P256", "4096", ...).
 _KEY_TYPES = {
@@ -35,6 +37,27 @@ _KEY_TYPES = {
 
 class AcmeError(Exception):
     """Anything that went wrong talking to the CA; ``str()`` carries the CA's problem document if any."""
+
+
+@dataclass(frozen=True)
+class Solver:
+    """How one challenge type gets answered.
+
+    ``publish(domain, token, key_authorization)`` must make the answer reachable before it returns (for
+    ``http-01`` at ``http://<domain>/.well-known/acme-challenge/<token>``, for ``tls-alpn-01`` as the
+    certificate presented to ``acme-tls/1`` clients asking for ``domain``); ``unpublish(domain, token)``
+    withdraws it.
+    """
+
+    typ: str  # "http-01" or "tls-alpn-01"
+    publish: Callable[[str, str, str], None]
+    unpublish: Callable[[str, str], None]
+
+
+_CHALLENGE_CLASSES: dict[str, type[challenges.Challenge]] = {
+    "http-01": challenges.HTTP01,
+    "tls-alpn-01": tls_alpn.TLSALPN01,
+}
 
 
 @dataclass(frozen=True)
@@ -151,19 +174,18 @@ class Issuer:
     def issue(
         self,
         names: Sequence[str],
-        publish: Callable[[str, str], None],
-        unpublish: Callable[[str], None],
+        solvers: Sequence[Solver],
         deadline: float = 60.0,
     ) -> IssuedCertificate:
-        """Order a certificate for ``names`` validated over HTTP-01.
-
-        ``publish(token, key_authorization)`` must make the key authorization reachable at
-        ``http://<name>/.well-known/acme-challenge/<token>`` before it returns; ``unpublish(token)`` is
-        called for every published token when done, whatever the outcome.
-        """
+        """Order a certificate for ``names``, each authorization answered by the first of ``solvers``
+        whose challenge type the CA offers for it. Every published answer is withdrawn when done,
+        whatever the outcome."""
         names = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
         if not names:
             raise ValueError("no names to issue for")
+        unknown = [s.typ for s in solvers if s.typ not in _CHALLENGE_CLASSES]
+        if unknown or not solvers:
+            raise ValueError(f"unsupported challenge types {unknown or 'none'}")
         if self.registration_uri is None:
             self.register()
         acme = self._acme()
@@ -171,22 +193,19 @@ class Issuer:
         until = _dt.datetime.now() + _dt.timedelta(seconds=deadline)
         key_pem = generate_key(self.key_type)
         csr_pem = crypto_util.make_csr(key_pem, list(names))
-        published: list[str] = []
+        published: list[tuple[Solver, str, str]] = []
         try:
             try:
                 order = acme.new_order(csr_pem)
                 for authzr in order.authorizations:
                     if authzr.body.status == messages.STATUS_VALID:
                         continue
-                    challb = next(
-                        (c for c in authzr.body.challenges if isinstance(c.chall, challenges.HTTP01)),
-                        None,
-                    )
-                    if challb is None:
-                        raise AcmeError(f"{authzr.body.identifier.value}: CA offers no http-01 challenge")
+                    domain = authzr.body.identifier.value
+                    challb, solver = self._pick(authzr, solvers)
                     response, validation = challb.response_and_validation(self._jwk)
-                    publish(challb.chall.encode("token"), validation)
-                    published.append(challb.chall.encode("token"))
+                    token = challb.chall.encode("token")
+                    solver.publish(domain, token, validation)
+                    published.append((solver, domain, token))
                     acme.answer_challenge(challb, response)
                 order = acme.poll_and_finalize(order, until)
             except AcmeError:
@@ -196,11 +215,24 @@ class Issuer:
             except Exception as exc:
                 raise AcmeError(f"order for {', '.join(names)}: {_describe(exc)}") from exc
         finally:
-            for token in published:
+            for solver, domain, token in published:
                 try:
-                    unpublish(token)
+                    solver.unpublish(domain, token)
                 except Exception:  # noqa: BLE001 - cleanup must not mask the real outcome
                     pass
         if not order.fullchain_pem:
             raise AcmeError(f"order for {', '.join(names)}: CA returned no certificate")
         return IssuedCertificate(names=names, fullchain_pem=order.fullchain_pem.encode(), key_pem=key_pem)
+
+    @staticmethod
+    def _pick(
+        authzr: messages.AuthorizationResource, solvers: Sequence[Solver]
+    ) -> tuple[messages.ChallengeBody, Solver]:
+        for solver in solvers:
+            cls = _CHALLENGE_CLASSES[solver.typ]
+            for challb in authzr.body.challenges:
+                if isinstance(challb.chall, cls):
+                    return challb, solver
+        offered = ", ".join(c.typ for c in authzr.body.challenges) or "none"
+        wanted = ", ".join(s.typ for s in solvers)
+        raise AcmeError(f"{authzr.body.identifier.value}: CA offers no {wanted} challenge (offers {offered})")

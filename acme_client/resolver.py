@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from acme_client.issuer import AcmeError, Issuer, generate_key
+from acme_client.issuer import AcmeError, Issuer, Solver, generate_key
 from acme_client.storage import AcmeStorage, StoredAccount, StoredCertificate
+from acme_client.tls_alpn import challenge_certificate
 
 log = logging.getLogger("dockroute.acme")
 
@@ -72,6 +73,14 @@ def why_not_public(name: str) -> str | None:
     return None
 
 
+def _enabled(value: Any) -> bool:
+    """Traefik's switch sections: ``tlsChallenge: {}`` (present, empty) turns it on, as does ``true``
+    from a flag or env; absent, ``false`` or ``null`` leave it off."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("", "true", "1", "yes", "on")
+    return value is not None and value is not False
+
+
 @dataclass(frozen=True, slots=True)
 class ResolverSettings:
     """``certificatesResolvers.<name>.acme`` (Traefik's keys, read case-insensitively)."""
@@ -103,7 +112,7 @@ class ResolverSettings:
             ca_server=ca_server,
             key_type=str(get(raw, "keyType", "EC256")),
             http_entry_point=get(http, "entryPoint") if isinstance(http, Mapping) else None,
-            tls_challenge=bool(get(raw, "tlsChallenge")),
+            tls_challenge=_enabled(get(raw, "tlsChallenge")),
             ca_certificates=tuple(cas),
         )
 
@@ -115,6 +124,9 @@ class AcmeResolver:
         self.on_change = on_change
         self.storage = AcmeStorage(settings.storage)
         self.tokens: dict[str, str] = {}  # HTTP-01: token → key authorization, read by the proxy
+        # TLS-ALPN-01: name → (certificate, key) to present to acme-tls/1 clients, read by the proxy
+        self.alpn_certs: dict[str, tuple[bytes, bytes]] = {}
+        self._solvers = self._make_solvers(settings)
         self._certs: dict[tuple[str, ...], StoredCertificate] = {}
         self._account: StoredAccount | None = None
         self._wanted: list[tuple[str, ...]] = []
@@ -144,6 +156,32 @@ class AcmeResolver:
 
     def key_authorization(self, token: str) -> str | None:
         return self.tokens.get(token)
+
+    def alpn_challenge(self, server_name: str) -> tuple[bytes, bytes] | None:
+        """The TLS-ALPN-01 certificate and key pending for ``server_name``, if any."""
+        return self.alpn_certs.get(server_name)
+
+    def _make_solvers(self, settings: ResolverSettings) -> list[Solver]:
+        solvers = []
+        if settings.http_entry_point or not settings.tls_challenge:
+            solvers.append(
+                Solver(
+                    "http-01",
+                    lambda domain, token, key_auth: self.tokens.__setitem__(token, key_auth),
+                    lambda domain, token: self.tokens.pop(token, None),
+                )
+            )
+        if settings.tls_challenge:
+            solvers.append(
+                Solver(
+                    "tls-alpn-01",
+                    lambda domain, token, key_auth: self.alpn_certs.__setitem__(
+                        domain, challenge_certificate(domain, key_auth)
+                    ),
+                    lambda domain, token: self.alpn_certs.pop(domain, None),
+                )
+            )
+        return solvers
 
     # -- what the proxy asks for ------------------------------------------------------------------------
 
@@ -257,7 +295,7 @@ class AcmeResolver:
                 key_type=self.settings.key_type,
             )
             self.storage.put_account(self.name, self._account)
-        issued = issuer.issue(list(names), self.tokens.__setitem__, lambda t: self.tokens.pop(t, None))
+        issued = issuer.issue(list(names), self._solvers)
         cert = StoredCertificate(
             main=names[0],
             sans=tuple(names[1:]),

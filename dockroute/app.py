@@ -34,6 +34,23 @@ from router.upstream import Pool
 log = logging.getLogger("dockroute")
 
 
+class _AlpnChallenges:
+    """The router's ``ChallengeCertificates`` over every resolver that answers TLS-ALPN-01."""
+
+    def __init__(self, resolvers: list[AcmeResolver]) -> None:
+        self._resolvers = resolvers
+
+    def pending(self) -> bool:
+        return any(r.alpn_certs for r in self._resolvers)
+
+    def alpn_challenge(self, server_name: str) -> CertKeyPair | None:
+        for resolver in self._resolvers:
+            found = resolver.alpn_challenge(server_name)
+            if found is not None:
+                return CertKeyPair(*found)
+        return None
+
+
 class App:
     def __init__(self, static: StaticConfig) -> None:
         self.static = static
@@ -68,6 +85,10 @@ class App:
                 )
             else:
                 log.warning("certificate resolver %s: only acme resolvers are supported; ignored", name)
+        alpn = [r for r in self.resolvers.values() if r.settings.tls_challenge]
+        if alpn:
+            for srv in self.servers:
+                srv.alpn_challenges = _AlpnChallenges(alpn)
         self.tls_store: CertificateStore | None = None
         self.current_tls: TLSConfig | None = None
         self.stopping = asyncio.Event()

@@ -18,9 +18,11 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from cachetools import LRUCache
 
+from router.clienthello import MAX_HELLO, ClientHello, Incomplete, parse_client_hello
 from router.proxy import EntryPointHandler
-from router.tls import CertificateStore
+from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCertificates, challenge_context
 
 log = logging.getLogger("dockroute.server")
 
@@ -99,6 +101,21 @@ class _Server(web.Server):
         return _Protocol(self, loop=self._loop, **self._kwargs)
 
 
+class _ChallengeProtocol(asyncio.Protocol):
+    """A TLS-ALPN-01 validator only looks at the certificate: nothing is served, the connection is closed
+    when the validator sends anything or after a few seconds."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._timer = asyncio.get_running_loop().call_later(5.0, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._timer.cancel()
+
+
 def parse_address(address: str) -> tuple[str | None, int]:
     """``":80"`` → (None, 80) (all interfaces), ``"127.0.0.1:8080"``, ``"[::1]:80"``."""
     host, _, port = address.rpartition(":")
@@ -130,6 +147,8 @@ class EntryPointServer:
         self.web_server = self._web_server(handler)
         self.tls_web_server = self._web_server(tls_handler) if tls_handler is not None else None
         self.tls_store: CertificateStore | None = None
+        self.alpn_challenges: ChallengeCertificates | None = None
+        self._challenge_contexts: LRUCache[CertKeyPair, ssl.SSLContext] = LRUCache(maxsize=32)
         self._sockets: list[socket.socket] = []
         self._dispatching: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
@@ -207,6 +226,14 @@ class EntryPointServer:
                 if store is None:
                     conn.close()
                     return
+                challenges = self.alpn_challenges
+                if challenges is not None and challenges.pending():
+                    ctx = await self._challenge_context(conn, loop, challenges)
+                    if ctx is not None:
+                        await loop.connect_accepted_socket(
+                            _ChallengeProtocol, conn, ssl=ctx, ssl_handshake_timeout=10.0
+                        )
+                        return
                 await loop.connect_accepted_socket(
                     self.tls_web_server,
                     conn,
@@ -218,6 +245,48 @@ class EntryPointServer:
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             log.debug("entrypoint %s: connection dropped before HTTP: %s", self.name, exc)
             conn.close()
+
+    async def _challenge_context(
+        self, conn: socket.socket, loop: asyncio.AbstractEventLoop, challenges: ChallengeCertificates
+    ) -> ssl.SSLContext | None:
+        """The TLS-ALPN-01 context when this ClientHello offers exactly ``acme-tls/1`` for a name with a
+        pending challenge; None for every other client (browsers included), who get the normal one."""
+        hello = await self._peek_hello(conn, loop)
+        if hello is None or hello.alpn != (ACME_TLS_1,) or not hello.server_name:
+            return None
+        pair = challenges.alpn_challenge(hello.server_name)
+        if pair is None:
+            log.debug("entrypoint %s: acme-tls/1 for %s, no challenge pending", self.name, hello.server_name)
+            return None
+        ctx = self._challenge_contexts.get(pair)
+        if ctx is None:
+            # Loading a chain goes through a temporary file: keep that off the event loop.
+            ctx = await loop.run_in_executor(None, challenge_context, pair)
+            self._challenge_contexts[pair] = ctx
+        log.debug("entrypoint %s: answering the TLS-ALPN-01 challenge for %s", self.name, hello.server_name)
+        return ctx
+
+    async def _peek_hello(self, conn: socket.socket, loop: asyncio.AbstractEventLoop) -> ClientHello | None:
+        """The ClientHello, peeked (left in the socket). A hello split over several TCP segments is
+        re-peeked as more arrives: readiness cannot be awaited, since the peeked bytes keep the socket
+        readable, so this backs off from 2 to 50 ms, bounded by the header deadline."""
+        deadline = loop.time() + (self.header_timeout or 10.0)
+        delay = 0.002
+        while True:
+            try:
+                data = conn.recv(MAX_HELLO, socket.MSG_PEEK)
+            except BlockingIOError:
+                data = b"\x16"  # nothing more yet
+            if not data:
+                return None  # closed
+            try:
+                return parse_client_hello(data)
+            except Incomplete:
+                pass
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def _peek(self, conn: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
         """The first byte the client sent, left in the socket; b"" if it closed or stayed silent too long."""

@@ -48,6 +48,7 @@ INTERMEDIATE_CIPHERS = ":".join(
     ]
 )
 ALPN_PROTOCOLS = ["http/1.1"]
+ACME_TLS_1 = "acme-tls/1"  # RFC 8737's ALPN protocol: the client is an ACME validator
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,18 @@ class CertificateSource(Protocol):
     """The router's interface to certificate providers (file provider, ACME client)."""
 
     def certificates(self) -> Iterable[CertKeyPair]: ...
+
+
+@runtime_checkable
+class ChallengeCertificates(Protocol):
+    """TLS-ALPN-01 answers (RFC 8737): certificates presented only to a client whose ClientHello offers
+    ``acme-tls/1`` alone, for a name with a pending challenge. Read on the event loop: memory only."""
+
+    def pending(self) -> bool:
+        """Whether any challenge is pending at all (when not, ClientHellos are not even parsed)."""
+        ...
+
+    def alpn_challenge(self, server_name: str) -> CertKeyPair | None: ...
 
 
 def self_signed_default() -> CertKeyPair:
@@ -143,6 +156,13 @@ def server_context(pair: CertKeyPair) -> ssl.SSLContext:
         ctx.load_cert_chain(path, password=_no_password)
     finally:
         os.unlink(path)
+    return ctx
+
+
+def challenge_context(pair: CertKeyPair) -> ssl.SSLContext:
+    """A context presenting a TLS-ALPN-01 certificate: ALPN ``acme-tls/1`` only, TLS 1.2+."""
+    ctx = server_context(pair)
+    ctx.set_alpn_protocols([ACME_TLS_1])
     return ctx
 
 

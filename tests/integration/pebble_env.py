@@ -130,8 +130,9 @@ class Pebble:
 
 
 @contextlib.contextmanager
-def run_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
-    """Pebble validating HTTP-01 on 127.0.0.1:``http_port``; every name resolves to 127.0.0.1."""
+def run_pebble(workdir: Path, http_port: int, tls_port: int | None = None) -> Iterator[Pebble]:
+    """Pebble validating HTTP-01 on 127.0.0.1:``http_port`` and TLS-ALPN-01 on ``tls_port`` (an unused
+    port when None); every name resolves to 127.0.0.1."""
     require_pebble()
     workdir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
@@ -149,7 +150,7 @@ def run_pebble(workdir: Path, http_port: int) -> Iterator[Pebble]:
             "certificate": str(cert_file),
             "privateKey": str(key_file),
             "httpPort": http_port,
-            "tlsPort": free_port(),
+            "tlsPort": tls_port or free_port(),
             "ocspResponderURL": "",
             "externalAccountBindingRequired": False,
         }

@@ -10,6 +10,7 @@ import ssl
 import stat
 
 import pytest
+from cryptography import x509
 
 from tests.integration import pebble_env
 from tests.integration.harness import routers, wait_for
@@ -187,3 +188,107 @@ async def test_unreachable_ca_keeps_https_up_and_is_not_hammered(backends, proxy
     assert attempts == seen and seen <= 3, f"the CA saw {attempts} connection attempts"
     assert "next try in 60s" in dr.log()
     ca.close()
+
+
+_ACME_IDENTIFIER = "1.3.6.1.5.5.7.1.31"
+
+
+async def _peer_certificate(port: int, alpn: list[str], name: str) -> x509.Certificate | None:
+    """The certificate dockroute presents to a client offering ``alpn`` for ``name`` (None: refused)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(alpn)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=name)
+    except (OSError, ssl.SSLError):
+        return None
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    return x509.load_der_x509_certificate(der)
+
+
+def _is_challenge(cert: x509.Certificate | None) -> bool:
+    return cert is not None and any(e.oid.dotted_string == _ACME_IDENTIFIER for e in cert.extensions)
+
+
+async def test_tls_challenge_only_resolver_is_validated_through_tls_alpn_01(backends, proxy, tmp_path):
+    pebble_env.require_pebble()
+    (b,) = await backends("site")
+    tls_port = pebble_env.free_port()  # Pebble validates TLS-ALPN-01 here: dockroute's `websecure`
+    nothing_port = pebble_env.free_port()  # and HTTP-01 on a port where nobody answers
+    with pebble_env.run_pebble(tmp_path / "pebble", http_port=nothing_port, tls_port=tls_port) as pebble:
+        static = {
+            "entryPoints": {"websecure": {"address": f"127.0.0.1:{tls_port}"}},
+            "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+            "certificatesResolvers": {
+                "alpn": {
+                    "acme": {
+                        "email": "admin@example.com",
+                        "storage": str(tmp_path / "acme.json"),
+                        "caServer": pebble.directory_url,
+                        "caCertificates": [pebble.ca_bundle],
+                        "tlsChallenge": {},
+                    }
+                }
+            },
+            "log": {"level": "DEBUG"},
+        }
+        cfg = routers(services={"s": [b.url]})
+        cfg["http"]["routers"]["site"] = {
+            "rule": "Host(`alpn.example.com`)",
+            "service": "s",
+            "tls": {"certResolver": "alpn"},
+        }
+        root = tmp_path / "pebble-root.pem"
+        root.write_bytes(pebble.root_pem())
+        verify = ssl.create_default_context(cafile=str(root))
+        verify.set_alpn_protocols(["h2", "http/1.1"])
+
+        browser_saw: list[x509.Certificate | None] = []
+        inside_window = 0  # browser probes made while a validator-like client was getting the challenge
+        issued = asyncio.Event()
+
+        async def probe() -> None:
+            # validator, browser, validator: when both validators get the challenge certificate, the
+            # browser connected while the challenge was pending.
+            # A client offering acme-tls/1 among others is not a validator either.
+            nonlocal inside_window
+            offers = (["h2", "http/1.1"], ["acme-tls/1", "http/1.1"])
+            while not issued.is_set():
+                before = await _peer_certificate(tls_port, ["acme-tls/1"], "alpn.example.com")
+                browser = await _peer_certificate(tls_port, offers[len(browser_saw) % 2], "alpn.example.com")
+                after = await _peer_certificate(tls_port, ["acme-tls/1"], "alpn.example.com")
+                browser_saw.append(browser)
+                if _is_challenge(before) and _is_challenge(after):
+                    inside_window += 1
+                await asyncio.sleep(0.005)
+
+        dr = await proxy(cfg, static=static)
+        prober = asyncio.get_running_loop().create_task(probe())
+
+        async def served() -> bytes | None:
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", tls_port, ssl=verify, server_hostname="alpn.example.com"
+                )
+            except ssl.SSLCertVerificationError:
+                return None
+            writer.write(b"GET / HTTP/1.1\r\nHost: alpn.example.com\r\nConnection: close\r\n\r\n")
+            data = await reader.read()
+            writer.close()
+            return data
+
+        try:
+            data = await wait_for(served, timeout=10)  # chains to Pebble's root: issued through TLS-ALPN-01
+        finally:
+            issued.set()
+            await prober
+        assert data.startswith(b"HTTP/1.1 200") and b'"server": "site"' in data
+        assert "answering the TLS-ALPN-01 challenge for alpn.example.com" in dr.log()
+        assert "validate w/ HTTP" not in (tmp_path / "pebble" / "pebble.log").read_text()
+        assert inside_window >= 1, "no browser-like probe landed while the challenge was pending"
+        assert browser_saw and not any(_is_challenge(c) for c in browser_saw)
+        assert all(c is not None for c in browser_saw), "a browser-like client was refused"
+        # A validator-like client asking after issuance gets no challenge certificate any more.
+        assert not _is_challenge(await _peer_certificate(tls_port, ["acme-tls/1"], "alpn.example.com"))

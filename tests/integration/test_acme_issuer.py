@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from acme_client.issuer import AcmeError, Issuer
+from acme_client.issuer import AcmeError, Issuer, Solver
 from tests.integration.pebble_env import ChallengeServer, free_port, run_pebble
 
 pytestmark = pytest.mark.integration
@@ -47,11 +47,12 @@ def test_issue_chain_verifies_to_pebble_root(pebble, challenges, key_type):
     issuer = _issuer(pebble, key_type=key_type)
     published: list[str] = []
 
-    def publish(token: str, key_auth: str) -> None:
+    def publish(domain: str, token: str, key_auth: str) -> None:
         published.append(token)
         challenges.publish(token, key_auth)
 
-    cert = issuer.issue(["app.example.com"], publish, challenges.unpublish, deadline=30)
+    solver = Solver("http-01", publish, lambda domain, token: challenges.unpublish(token))
+    cert = issuer.issue(["app.example.com"], [solver], deadline=30)
 
     assert cert.names == ("app.example.com",)
     leaf = _verify(cert.fullchain_pem, pebble.root_pem(), "app.example.com")
@@ -82,15 +83,15 @@ def test_failed_validation_raises_with_problem_document(pebble, challenges):
     issuer = _issuer(pebble)
     unpublished: list[str] = []
 
-    def wrong(token: str, key_auth: str) -> None:
+    def wrong(domain: str, token: str, key_auth: str) -> None:
         challenges.publish(token, "not-the-key-authorization")
 
-    def unpublish(token: str) -> None:
+    def unpublish(domain: str, token: str) -> None:
         unpublished.append(token)
         challenges.unpublish(token)
 
     with pytest.raises(AcmeError) as info:
-        issuer.issue(["bad.example.com"], wrong, unpublish, deadline=30)
+        issuer.issue(["bad.example.com"], [Solver("http-01", wrong, unpublish)], deadline=30)
     assert "urn:ietf:params:acme:error:" in str(info.value)
     assert unpublished and not challenges.tokens
 

@@ -46,6 +46,16 @@ def test_settings_from_traefik_keys_case_insensitively():
     assert ResolverSettings.from_raw({}).ca_server == LETS_ENCRYPT
 
 
+@pytest.mark.parametrize(
+    ("value", "on"),
+    [({}, True), ("true", True), ("", True), (True, True), (None, False), ("false", False), (False, False)],
+)
+def test_tls_challenge_is_on_when_its_section_is_present(value, on):
+    # Traefik's `tlsChallenge: {}` is the usual spelling: an empty section means "on".
+    assert ResolverSettings.from_raw({"tlsChallenge": value}).tls_challenge is on
+    assert ResolverSettings.from_raw({}).tls_challenge is False
+
+
 def test_want_drops_private_names_and_logs_once(tmp_path, caplog):
     caplog.set_level("INFO")
     r = AcmeResolver("le", ResolverSettings(storage=str(tmp_path / "acme.json")), lambda: None)
