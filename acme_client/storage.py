@@ -271,12 +271,24 @@ def _resolver_to_json(state: ResolverState, old: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.RLock:
+    """One lock per file, shared by every resolver storing into it: Traefik users often point several
+    resolvers at one acme.json, and each write is a read-modify-write of the whole file."""
+    key = os.path.realpath(path)
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.RLock())
+
+
 class AcmeStorage:
     """One acme.json file. Thread-safe within a process; writes are atomic."""
 
     def __init__(self, path: str) -> None:
         self.path = os.fspath(path)
-        self._lock = threading.RLock()
+        self._lock = _lock_for(self.path)
 
     # -- reading ------------------------------------------------------------------------------
 

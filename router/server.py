@@ -269,8 +269,9 @@ class EntryPointServer:
     async def _peek_hello(self, conn: socket.socket, loop: asyncio.AbstractEventLoop) -> ClientHello | None:
         """The ClientHello, peeked (left in the socket). A hello split over several TCP segments is
         re-peeked as more arrives: readiness cannot be awaited, since the peeked bytes keep the socket
-        readable, so this backs off from 2 to 50 ms, bounded by the header deadline."""
-        deadline = loop.time() + (self.header_timeout or 10.0)
+        readable, so this backs off from 2 to 50 ms for at most 2 s (a validator sends its hello at once;
+        a slower client simply gets the normal handshake, with its own deadline)."""
+        deadline = loop.time() + min(self.header_timeout or 2.0, 2.0)
         delay = 0.002
         while True:
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import ssl
 import stat
 
@@ -215,30 +216,34 @@ def _is_challenge(cert: x509.Certificate | None) -> bool:
 async def test_tls_challenge_only_resolver_is_validated_through_tls_alpn_01(backends, proxy, tmp_path):
     pebble_env.require_pebble()
     (b,) = await backends("site")
+    # Two resolvers sharing one acme.json, as Traefik users often have them: `le` answers HTTP-01 on
+    # `web`, `alpn` has tlsChallenge only and must be validated on `websecure`.
     tls_port = pebble_env.free_port()  # Pebble validates TLS-ALPN-01 here: dockroute's `websecure`
-    nothing_port = pebble_env.free_port()  # and HTTP-01 on a port where nobody answers
-    with pebble_env.run_pebble(tmp_path / "pebble", http_port=nothing_port, tls_port=tls_port) as pebble:
-        static = {
-            "entryPoints": {"websecure": {"address": f"127.0.0.1:{tls_port}"}},
-            "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
-            "certificatesResolvers": {
-                "alpn": {
-                    "acme": {
-                        "email": "admin@example.com",
-                        "storage": str(tmp_path / "acme.json"),
-                        "caServer": pebble.directory_url,
-                        "caCertificates": [pebble.ca_bundle],
-                        "tlsChallenge": {},
-                    }
+    web_port = pebble_env.free_port()  # and HTTP-01 here: dockroute's `web`
+    with pebble_env.run_pebble(tmp_path / "pebble", http_port=web_port, tls_port=tls_port) as pebble:
+        static = _static(tmp_path, pebble, web_port)
+        static["entryPoints"]["websecure"]["address"] = f"127.0.0.1:{tls_port}"
+        static["certificatesResolvers"] |= {
+            "alpn": {
+                "acme": {
+                    "email": "admin@example.com",
+                    "storage": str(tmp_path / "acme.json"),
+                    "caServer": pebble.directory_url,
+                    "caCertificates": [pebble.ca_bundle],
+                    "tlsChallenge": {},
                 }
-            },
-            "log": {"level": "DEBUG"},
+            }
         }
         cfg = routers(services={"s": [b.url]})
         cfg["http"]["routers"]["site"] = {
             "rule": "Host(`alpn.example.com`)",
             "service": "s",
             "tls": {"certResolver": "alpn"},
+        }
+        cfg["http"]["routers"]["other"] = {
+            "rule": "Host(`http.example.com`)",
+            "service": "s",
+            "tls": {"certResolver": "le"},
         }
         root = tmp_path / "pebble-root.pem"
         root.write_bytes(pebble.root_pem())
@@ -267,26 +272,34 @@ async def test_tls_challenge_only_resolver_is_validated_through_tls_alpn_01(back
         dr = await proxy(cfg, static=static)
         prober = asyncio.get_running_loop().create_task(probe())
 
-        async def served() -> bytes | None:
+        async def served(name: str) -> bytes | None:
             try:
                 reader, writer = await asyncio.open_connection(
-                    "127.0.0.1", tls_port, ssl=verify, server_hostname="alpn.example.com"
+                    "127.0.0.1", tls_port, ssl=verify, server_hostname=name
                 )
             except ssl.SSLCertVerificationError:
                 return None
-            writer.write(b"GET / HTTP/1.1\r\nHost: alpn.example.com\r\nConnection: close\r\n\r\n")
+            writer.write(f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
             data = await reader.read()
             writer.close()
             return data
 
-        try:
-            data = await wait_for(served, timeout=10)  # chains to Pebble's root: issued through TLS-ALPN-01
+        try:  # chains to Pebble's root: issued
+            data = await wait_for(lambda: served("alpn.example.com"), timeout=10)
         finally:
             issued.set()
             await prober
         assert data.startswith(b"HTTP/1.1 200") and b'"server": "site"' in data
+        assert await wait_for(lambda: served("http.example.com"), timeout=10)
         assert "answering the TLS-ALPN-01 challenge for alpn.example.com" in dr.log()
-        assert "validate w/ HTTP" not in (tmp_path / "pebble" / "pebble.log").read_text()
+        assert "answering the TLS-ALPN-01 challenge for http.example.com" not in dr.log()
+        http_validations = re.findall(
+            r"validate w/ HTTP: http://([^:/]+)", (tmp_path / "pebble" / "pebble.log").read_text()
+        )
+        assert set(http_validations) == {"http.example.com"}  # never for the tlsChallenge-only resolver
+        saved = json.loads((tmp_path / "acme.json").read_text())  # one file, both resolvers kept
+        assert [c["domain"]["main"] for c in saved["alpn"]["Certificates"]] == ["alpn.example.com"]
+        assert [c["domain"]["main"] for c in saved["le"]["Certificates"]] == ["http.example.com"]
         assert inside_window >= 1, "no browser-like probe landed while the challenge was pending"
         assert browser_saw and not any(_is_challenge(c) for c in browser_saw)
         assert all(c is not None for c in browser_saw), "a browser-like client was refused"

@@ -317,3 +317,25 @@ def test_ec_account_key_round_trips(tmp_path):
     s.put_account("le", acc)
     assert s.load()["le"].account == acc
     assert json.loads((tmp_path / "acme.json").read_text())["le"]["Account"]["Registration"] is None
+
+
+def test_resolvers_sharing_one_file_never_lose_each_others_writes(tmp_path):
+    # Two resolvers, two AcmeStorage objects, one acme.json, writing from their own threads at once.
+    import threading
+
+    path = str(tmp_path / "acme.json")
+    pairs = {r: [make_cert(f"{r}{i}.example.com") for i in range(15)] for r in ("le", "alpn")}
+
+    def write(resolver: str) -> None:
+        store = AcmeStorage(path)
+        for i, (cert_pem, key_pem) in enumerate(pairs[resolver]):
+            store.put_certificate(resolver, StoredCertificate(f"{resolver}{i}.example.com", (), cert_pem, key_pem))
+
+    threads = [threading.Thread(target=write, args=(r,)) for r in pairs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    loaded = AcmeStorage(path).load()
+    for resolver in pairs:
+        assert len(loaded[resolver].certificates) == 15, resolver
