@@ -6,7 +6,10 @@ one :class:`Issuer` per thread, since it owns a ``ClientNetwork`` that keeps non
 
 from __future__ import annotations
 
+import binascii
 import datetime as _dt
+import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +21,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from acme_client import tls_alpn
 
-__all__ = ["AcmeError", "IssuedCertificate", "Issuer", "Solver", "generate_key"]
+__all__ = [
+    "AcmeError",
+    "AriError",
+    "IssuedCertificate",
+    "Issuer",
+    "RenewalAdvice",
+    "Solver",
+    "generate_key",
+]
+
+log = logging.getLogger("dockroute.acme")
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+# RFC 9773 section 4.3.3: without a usable Retry-After, ask again in six hours.
+_ARI_DEFAULT_RECHECK = 6 * 3600.0
 
 # Traefik/lego spellings are accepted too ("P256", "4096", ...).
 _KEY_TYPES = {
@@ -37,6 +54,25 @@ _KEY_TYPES = {
 
 class AcmeError(Exception):
     """Anything that went wrong talking to the CA; ``str()`` carries the CA's problem document if any."""
+
+
+class AriError(AcmeError):
+    """The CA's renewal information (ARI) could not be had for a certificate.
+
+    ``recheck_in`` is how many seconds to wait before asking again, so that a failing CA is not asked on
+    every check."""
+
+    def __init__(self, message: str, recheck_in: float = _ARI_DEFAULT_RECHECK) -> None:
+        super().__init__(message)
+        self.recheck_in = recheck_in
+
+
+@dataclass(frozen=True)
+class RenewalAdvice:
+    """The CA's answer about one certificate (RFC 9773 ACME Renewal Information)."""
+
+    renew_at: _dt.datetime  # timezone-aware; a random point in the CA's suggested window
+    recheck_in: float  # seconds until the CA wants to be asked again (its Retry-After)
 
 
 @dataclass(frozen=True)
@@ -117,8 +153,21 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _seconds_until(when: _dt.datetime) -> float:
+    """Seconds from now until ``when``: the ``acme`` library hands out naive local times for Retry-After
+    (``datetime.now() + delta``), aware ones are compared as they are."""
+    now = _dt.datetime.now(when.tzinfo) if when.tzinfo is not None else _dt.datetime.now()
+    return (when - now).total_seconds()
+
+
 class Issuer:
-    """Blocking: run it in an executor thread. One instance per thread (it owns a ClientNetwork)."""
+    """Blocking: run it in an executor thread. One instance per thread (it owns a ClientNetwork).
+
+    ``eab`` is Traefik's ``(kid, hmacEncoded)`` External Account Binding (RFC 8555 section 7.3.4), the
+    HMAC key base64url-encoded as CAs hand it out. ``profile`` is the certificate profile asked for in
+    newOrder (draft-ietf-acme-profiles) when the CA offers profiles. ``label`` starts every log line, so
+    a line names the resolver it is about.
+    """
 
     def __init__(
         self,
@@ -128,6 +177,9 @@ class Issuer:
         ca_bundle: str | None = None,
         key_type: str = "EC256",
         timeout: float = 30.0,
+        eab: tuple[str, str] | None = None,
+        profile: str | None = None,
+        label: str = "ACME",
     ) -> None:
         if key_type.upper() not in _KEY_TYPES:
             raise ValueError(f"unknown key type {key_type!r}")
@@ -136,6 +188,10 @@ class Issuer:
         self.key_type = key_type.upper()
         self.account_key_pem = account_key_pem or generate_key("EC256")
         self.registration_uri: str | None = None
+        self.eab = eab
+        self.profile = profile or None
+        self.label = label
+        self._profile_noted = False
         self._jwk, alg = _jwk_and_alg(self.account_key_pem)
         # requests' ``verify`` accepts a CA bundle path as well as a bool.
         verify: bool | str = ca_bundle if ca_bundle else True
@@ -145,6 +201,7 @@ class Issuer:
         self._client: client.ClientV2 | None = None
 
     def _acme(self) -> client.ClientV2:
+        """The client, with the directory fetched once for the life of this issuer."""
         if self._client is None:
             try:
                 directory = client.ClientV2.get_directory(self.directory_url, self._net)
@@ -154,9 +211,14 @@ class Issuer:
         return self._client
 
     def register(self) -> None:
-        """Create the account (terms agreed), or find the existing one for this key."""
+        """Create the account (terms agreed, bound to the external account if ``eab`` is set), or find
+        the existing one for this key."""
         acme = self._acme()
-        reg = messages.NewRegistration.from_data(email=self.email, terms_of_service_agreed=True)
+        reg = messages.NewRegistration.from_data(
+            email=self.email,
+            terms_of_service_agreed=True,
+            external_account_binding=self._external_account_binding(acme.directory),
+        )
         try:
             try:
                 # newAccount must be signed with the JWK, not a kid: forget any account known so far.
@@ -170,6 +232,98 @@ class Issuer:
         except Exception as exc:
             raise AcmeError(f"account registration: {_describe(exc)}") from exc
         self.registration_uri = regr.uri
+
+    def _external_account_binding(self, directory: messages.Directory) -> dict | None:
+        """The EAB JWS: the account's public key MACed with the CA-issued key (None without ``eab``)."""
+        if self.eab is None:
+            return None
+        kid, hmac_encoded = self.eab
+        if not _BASE64URL.fullmatch(hmac_encoded):  # the decoder would skip stray characters silently
+            raise AcmeError(
+                f"account registration: eab.hmacEncoded for kid {kid!r} is not base64url "
+                "(A-Z, a-z, 0-9, '-', '_')"
+            )
+        try:
+            return messages.ExternalAccountBinding.from_data(
+                account_public_key=self._jwk.public_key(),
+                kid=kid,
+                hmac_key=hmac_encoded,
+                directory=directory,
+            )
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise AcmeError(
+                f"account registration: eab.hmacEncoded for kid {kid!r} is not base64url: {exc}"
+            ) from exc
+
+    # -- profiles (draft-ietf-acme-profiles) --------------------------------------------------------
+
+    def offered_profiles(self) -> dict[str, str]:
+        """Profile name → description from the CA's directory ({} when it offers none)."""
+        meta = getattr(self._acme().directory, "meta", None)
+        return dict(getattr(meta, "profiles", None) or {})
+
+    def _order_profile(self) -> str | None:
+        """The profile to send in newOrder: ours if the CA offers profiles at all, else none (a CA that
+        knows nothing of profiles may refuse the unknown field). Says so once per issuer."""
+        if self.profile is None:
+            return None
+        offered = self.offered_profiles()
+        if not offered:
+            self._note_profile(
+                logging.INFO,
+                "%s: the CA offers no profiles; ordering without profile %r",
+                self.label,
+                self.profile,
+            )
+            return None
+        if self.profile not in offered:
+            # Sent anyway: the CA's problem document explains the refusal better than we could.
+            self._note_profile(
+                logging.WARNING,
+                "%s: the CA does not offer profile %r (it offers %s); asking for it anyway",
+                self.label,
+                self.profile,
+                ", ".join(sorted(offered)),
+            )
+        return self.profile
+
+    def _note_profile(self, level: int, msg: str, *args: object) -> None:
+        if not self._profile_noted:
+            self._profile_noted = True
+            log.log(level, msg, *args)
+
+    # -- ACME Renewal Information (RFC 9773) --------------------------------------------------------
+
+    def offers_renewal_info(self) -> bool:
+        """Whether the CA's directory has ``renewalInfo``; fetches the directory at most once."""
+        try:
+            self._acme().directory["renewalInfo"]
+        except KeyError:
+            return False
+        return True
+
+    def renewal_advice(self, cert_pem: bytes) -> RenewalAdvice:
+        """When the CA suggests renewing ``cert_pem`` (leaf first), and when to ask again.
+
+        Raises :class:`AriError` for anything that keeps us from a usable answer (CA unreachable, problem
+        document, malformed reply, certificate without an Authority Key Identifier)."""
+        try:
+            acme = self._acme()
+        except AcmeError as exc:
+            raise AriError(f"renewal information: {exc}") from exc
+        try:
+            renew_at, next_check = acme.renewal_time(cert_pem)
+        except errors.ARIError as exc:
+            # str(ARIError) is its args tuple: take the message, then what the CA actually said.
+            what = str(exc.args[0]) if exc.args else "ARI request failed"
+            if exc.__cause__ is not None:
+                what = f"{what}: {_describe(exc.__cause__)}"
+            raise AriError(f"renewal information: {what}", _seconds_until(exc.retry_after)) from exc
+        except Exception as exc:
+            raise AriError(f"renewal information: {_describe(exc)}") from exc
+        if renew_at is None:  # no renewalInfo in the directory: callers ask offers_renewal_info() first
+            raise AriError("renewal information: the CA has no renewalInfo resource")
+        return RenewalAdvice(renew_at=renew_at, recheck_in=_seconds_until(next_check))
 
     def issue(
         self,
@@ -196,7 +350,7 @@ class Issuer:
         published: list[tuple[Solver, str, str]] = []
         try:
             try:
-                order = acme.new_order(csr_pem)
+                order = acme.new_order(csr_pem, profile=self._order_profile())
                 for authzr in order.authorizations:
                     if authzr.body.status == messages.STATUS_VALID:
                         continue

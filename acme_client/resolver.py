@@ -5,6 +5,11 @@ resolver orders what is missing or due for renewal, one order at a time, in a si
 ``acme`` library blocks, and a ``ClientNetwork`` must stay in one thread). Issued certificates go to
 ``acme.json`` first, then ``on_change`` tells the proxy to rebuild its certificate store. Failures back off
 per name set from 1 minute to 6 hours, so an unreachable or refusing CA sees a few attempts, never a loop.
+
+Renewal: where the CA publishes ACME Renewal Information (RFC 9773, ``renewalInfo`` in its directory), its
+suggested window decides; otherwise, or when ARI fails, a certificate is renewed once less than a third of
+its lifetime is left. ARI is asked in the worker thread, never on the event loop, at most as often as the
+CA's Retry-After allows.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ import concurrent.futures
 import datetime as _dt
 import ipaddress
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from acme_client.issuer import AcmeError, Issuer, Solver, generate_key
-from acme_client.storage import AcmeStorage, StoredAccount, StoredCertificate
+from acme_client.issuer import AcmeError, AriError, Issuer, Solver, generate_key
+from acme_client.storage import AcmeStorage, StorageError, StoredAccount, StoredCertificate
 from acme_client.tls_alpn import challenge_certificate
 
 log = logging.getLogger("dockroute.acme")
@@ -38,6 +45,10 @@ _PRIVATE_SUFFIXES = (
     ".invalid",
 )
 _BACKOFF_MIN, _BACKOFF_MAX = 60.0, 6 * 3600.0
+_CHECK_INTERVAL_MAX = 600.0  # renewals and ARI are looked at least every 10 minutes
+_DEFAULT_CERTIFICATES_DURATION = 2160  # hours (Traefik's default: 90 days)
+# RFC 9773 section 4.3.3 suggests clamping the CA's Retry-After to between a minute and a day.
+_ARI_RECHECK_MIN, _ARI_RECHECK_MAX = 60.0, 86400.0
 _AFTER_FAILED_VALIDATION = 3600.0
 # Problem types that mean "the CA looked and your proof was wrong", as opposed to the CA being unreachable,
 # overloaded or rate limiting.
@@ -81,9 +92,82 @@ def _enabled(value: Any) -> bool:
     return value is not None and value is not False
 
 
+def renewal_check_interval(certificates_duration: int) -> float:
+    """Seconds between renewal checks for ``certificatesDuration`` hours.
+
+    Traefik picks its check interval from ``certificatesDuration`` (>= 1 year: 7 days, >= 90 days: 24 h,
+    >= 30 days: 12 h, >= 7 days: 1 h, >= 1 day: 10 min, less: 1 min). dockroute looks every 10 minutes
+    anyway and takes the renewal window from the certificate itself, so the option can only make checks
+    more frequent: min(10 min, Traefik's interval).
+    """
+    hours = certificates_duration
+    if hours >= 365 * 24:
+        traefik = 7 * 86400.0
+    elif hours >= 90 * 24:
+        traefik = 86400.0
+    elif hours >= 30 * 24:
+        traefik = 12 * 3600.0
+    elif hours >= 7 * 24:
+        traefik = 3600.0
+    elif hours >= 24:
+        traefik = 600.0
+    else:
+        traefik = 60.0
+    return min(_CHECK_INTERVAL_MAX, traefik)
+
+
+def _get(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """``d[key]`` with the key matched case-insensitively (Traefik's file, flag and env spellings)."""
+    for k, v in d.items():
+        if k.lower() == key.lower():
+            return v
+    return default
+
+
+def _hours(value: Any) -> tuple[int, str | None]:
+    """``certificatesDuration`` as whole hours, or the default and the reason it was refused."""
+    if value is None:
+        return _DEFAULT_CERTIFICATES_DURATION, None
+    hours: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        hours = value
+    elif isinstance(value, str):
+        try:
+            hours = int(value.strip())
+        except ValueError:
+            hours = None
+    if hours is None or hours <= 0:
+        return _DEFAULT_CERTIFICATES_DURATION, (
+            f"certificatesDuration {value!r} is not a positive whole number of hours; "
+            f"using {_DEFAULT_CERTIFICATES_DURATION}"
+        )
+    return hours, None
+
+
+def _eab(value: Any) -> tuple[tuple[str, str] | None, str | None]:
+    """``eab: {kid, hmacEncoded}`` as a pair, or None and the reason when the section is incomplete."""
+    if value is None or value == {}:
+        return None, None
+    if not isinstance(value, Mapping):
+        return None, "eab must be a section with kid and hmacEncoded; registering without it"
+    kid, hmac_encoded = _get(value, "kid"), _get(value, "hmacEncoded")
+    if not kid or not hmac_encoded:
+        return None, "eab needs both kid and hmacEncoded; registering without external account binding"
+    return (str(kid), str(hmac_encoded)), None
+
+
 @dataclass(frozen=True, slots=True)
 class ResolverSettings:
-    """``certificatesResolvers.<name>.acme`` (Traefik's keys, read case-insensitively)."""
+    """``certificatesResolvers.<name>.acme`` (Traefik's keys, read case-insensitively).
+
+    ``eab`` is ``(kid, hmacEncoded)`` for CAs that require External Account Binding (kept out of repr: it
+    is a secret). ``profile`` is asked for in newOrder only when the CA's directory offers profiles.
+    ``certificates_duration`` (hours, Traefik's ``certificatesDuration``) only shortens the renewal check
+    interval (see :func:`renewal_check_interval`): the renewal window itself comes from each
+    certificate's own lifetime (a third of it left) or from the CA's ARI, which is more accurate than a
+    configured duration. ``config_errors`` are what ``from_raw`` refused (and replaced by defaults); the
+    resolver logs them under its name.
+    """
 
     email: str | None = None
     storage: str = "acme.json"
@@ -92,29 +176,43 @@ class ResolverSettings:
     http_entry_point: str | None = None
     tls_challenge: bool = False
     ca_certificates: tuple[str, ...] = ()
+    eab: tuple[str, str] | None = field(default=None, repr=False)
+    profile: str | None = None
+    certificates_duration: int = _DEFAULT_CERTIFICATES_DURATION
+    config_errors: tuple[str, ...] = ()
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any]) -> ResolverSettings:
-        def get(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
-            for k, v in d.items():
-                if k.lower() == key.lower():
-                    return v
-            return default
-
-        http = get(raw, "httpChallenge") or {}
-        cas = get(raw, "caCertificates") or ()
+        http = _get(raw, "httpChallenge") or {}
+        cas = _get(raw, "caCertificates") or ()
         if isinstance(cas, str):
             cas = tuple(c.strip() for c in cas.split(",") if c.strip())
-        ca_server = get(raw, "caServer", LETS_ENCRYPT)
+        eab, eab_error = _eab(_get(raw, "eab"))
+        hours, hours_error = _hours(_get(raw, "certificatesDuration"))
+        profile = str(_get(raw, "profile") or "").strip() or None
         return cls(
-            email=get(raw, "email"),
-            storage=get(raw, "storage", "acme.json"),
-            ca_server=ca_server,
-            key_type=str(get(raw, "keyType", "EC256")),
-            http_entry_point=get(http, "entryPoint") if isinstance(http, Mapping) else None,
-            tls_challenge=_enabled(get(raw, "tlsChallenge")),
+            email=_get(raw, "email"),
+            storage=_get(raw, "storage", "acme.json"),
+            ca_server=_get(raw, "caServer", LETS_ENCRYPT),
+            key_type=str(_get(raw, "keyType", "EC256")),
+            http_entry_point=_get(http, "entryPoint") if isinstance(http, Mapping) else None,
+            tls_challenge=_enabled(_get(raw, "tlsChallenge")),
             ca_certificates=tuple(cas),
+            eab=eab,
+            profile=profile,
+            certificates_duration=hours,
+            config_errors=tuple(e for e in (eab_error, hours_error) if e),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Ari:
+    """The last ARI answer for one name set's certificate (``renew_at`` None: ARI failed, use the
+    one-third rule) and when ARI may be asked again (``time.monotonic()`` seconds)."""
+
+    certificate_pem: bytes
+    renew_at: _dt.datetime | None
+    next_check: float
 
 
 class AcmeResolver:
@@ -122,6 +220,9 @@ class AcmeResolver:
         self.name = name
         self.settings = settings
         self.on_change = on_change
+        for problem in settings.config_errors:
+            log.error("resolver %s: %s", name, problem)
+        self.check_interval = renewal_check_interval(settings.certificates_duration)
         self.storage = AcmeStorage(settings.storage)
         self.tokens: dict[str, str] = {}  # HTTP-01: token → key authorization, read by the proxy
         # TLS-ALPN-01: name → (certificate, key) to present to acme-tls/1 clients, read by the proxy
@@ -131,6 +232,8 @@ class AcmeResolver:
         self._account: StoredAccount | None = None
         self._wanted: list[tuple[str, ...]] = []
         self._failures: dict[tuple[str, ...], tuple[float, float]] = {}  # names → (retry at, delay)
+        self._ari: dict[tuple[str, ...], _Ari] = {}  # written on the event loop only
+        self._ca_without_ari = False  # set once the CA's directory showed no renewalInfo
         self._reported: set[str] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"acme-{name}")
         self._local = threading.local()
@@ -208,67 +311,140 @@ class AcmeResolver:
             self._kick.set()
 
     async def run(self) -> None:
-        """Check at once, on every change of wanted names, and every 10 minutes (renewals)."""
+        """Check at once, on every change of wanted names, and every ``check_interval`` seconds (at most
+        10 minutes): renewal information first, then an order for each name set that is missing or due."""
         self._kick = asyncio.Event()
         self._kick.set()
         loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
-                    async with asyncio.timeout(600):
+                    async with asyncio.timeout(self.check_interval):
                         await self._kick.wait()
                 except TimeoutError:
                     pass
                 self._kick.clear()
+                await self._refresh_renewal_info(loop)
                 for names in list(self._wanted):
-                    retry_at, delay = self._failures.get(names, (0.0, 0.0))
-                    if time.monotonic() < retry_at:
-                        loop.call_later(retry_at - time.monotonic(), self._kick.set)
-                        continue
-                    try:
-                        if not self._due(names):
-                            continue
-                        cert = await loop.run_in_executor(self._executor, self._order, names)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:  # AcmeError, storage trouble, a bug: never end the loop
-                        if not isinstance(exc, AcmeError):
-                            log.exception("resolver %s: unexpected error for %s", self.name, ", ".join(names))
-                        delay = min(max(delay * 2, _BACKOFF_MIN), _BACKOFF_MAX)
-                        if _validation_failed(exc):
-                            # Let's Encrypt's failed-validation limit: no new order for these names within
-                            # the hour, however the backoff stands.
-                            delay = max(delay, _AFTER_FAILED_VALIDATION)
-                        self._failures[names] = (time.monotonic() + delay, delay)
-                        log.error(
-                            "resolver %s: order for %s failed: %s; next try in %ds",
-                            self.name,
-                            ", ".join(names),
-                            exc,
-                            delay,
-                        )
-                        continue
-                    self._failures.pop(names, None)
-                    self._certs[names] = cert
-                    log.info(
-                        "resolver %s: certificate for %s obtained, valid until %s",
-                        self.name,
-                        ", ".join(names),
-                        cert.not_after,
-                    )
-                    self.on_change()
+                    await self._check(loop, names)
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _due(self, names: tuple[str, ...]) -> bool:
-        """No certificate covering ``names``, or less than a third of its lifetime left."""
+    def _backing_off(self, names: tuple[str, ...]) -> bool:
+        return time.monotonic() < self._failures.get(names, (0.0, 0.0))[0]
+
+    async def _check(self, loop: asyncio.AbstractEventLoop, names: tuple[str, ...]) -> None:
+        """Order ``names`` if missing or due, unless backing off after a failure. Never raises but for
+        cancellation: one name set's trouble must not stop the others or the loop."""
+        retry_at, delay = self._failures.get(names, (0.0, 0.0))
+        if time.monotonic() < retry_at:
+            assert self._kick is not None
+            loop.call_later(retry_at - time.monotonic(), self._kick.set)
+            return
+        try:
+            due, why = self._due(names)
+            if not due:
+                log.debug("resolver %s: certificate for %s not due: %s", self.name, ", ".join(names), why)
+                return
+            cert = await loop.run_in_executor(self._executor, self._order, names)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # AcmeError, storage trouble, a bug: never end the loop
+            self._failed(names, delay, exc)
+            return
+        self._failures.pop(names, None)
+        self._certs[names] = cert
+        log.info(
+            "resolver %s: certificate for %s obtained, valid until %s",
+            self.name,
+            ", ".join(names),
+            cert.not_after,
+        )
+        self.on_change()
+
+    def _failed(self, names: tuple[str, ...], delay: float, exc: Exception) -> None:
+        if not isinstance(exc, (AcmeError, StorageError)):
+            log.error("resolver %s: unexpected error for %s", self.name, ", ".join(names), exc_info=exc)
+        delay = min(max(delay * 2, _BACKOFF_MIN), _BACKOFF_MAX)
+        if _validation_failed(exc):
+            # Let's Encrypt's failed-validation limit: no new order for these names within the hour,
+            # however the backoff stands.
+            delay = max(delay, _AFTER_FAILED_VALIDATION)
+        self._failures[names] = (time.monotonic() + delay, delay)
+        log.error(
+            "resolver %s: order for %s failed: %s; next try in %ds",
+            self.name,
+            ", ".join(names),
+            exc,
+            delay,
+        )
+
+    def _covering(self, names: tuple[str, ...]) -> StoredCertificate | None:
         for cert in self._certs.values():
             if set(names) <= set(cert.names):
-                leaf = cert._leaf  # noqa: SLF001 - parsed once and cached by the storage record
-                lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
-                left = leaf.not_valid_after_utc - _dt.datetime.now(_dt.UTC)
-                return left < lifetime / 3
-        return True
+                return cert
+        return None
+
+    def _due(self, names: tuple[str, ...]) -> tuple[bool, str]:
+        """Whether ``names`` needs an order, and why (or why not).
+
+        No certificate covering them: due. The CA answered ARI for that very certificate: due once the
+        time it picked in its window has come. Otherwise: due with less than a third of its lifetime
+        left."""
+        cert = self._covering(names)
+        if cert is None:
+            return True, "no certificate"
+        now = _dt.datetime.now(_dt.UTC)
+        if cert.not_after <= now:
+            return True, "expired"
+        ari = self._ari.get(names)
+        if ari is not None and ari.renew_at is not None and ari.certificate_pem == cert.certificate_pem:
+            return ari.renew_at <= now, f"the CA's renewal information says renew at {ari.renew_at}"
+        leaf = cert._leaf  # noqa: SLF001 - parsed once and cached by the storage record
+        lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+        left = leaf.not_valid_after_utc - now
+        day = _dt.timedelta(days=1)
+        why = f"{left / day:.1f} of {lifetime / day:.1f} days left (renewal with a third left)"
+        return left < lifetime / 3, why
+
+    # -- ACME Renewal Information (RFC 9773) --------------------------------------------------------------
+
+    async def _refresh_renewal_info(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Ask the CA's ARI, in the worker thread, about every stored certificate whose last answer
+        allows asking again. Nothing at all once the CA is known to have no ARI; never raises but for
+        cancellation (ARI trouble only means the one-third rule decides)."""
+        if self._ca_without_ari:
+            return
+        questions = self._ari_questions()
+        if not questions:
+            return
+        try:
+            answers = await loop.run_in_executor(self._executor, self._ask_ari, questions)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: say so, and let the one-third rule decide
+            log.exception("resolver %s: unexpected error while checking renewal information", self.name)
+            return
+        if answers is None:
+            self._ca_without_ari = True
+            return
+        self._ari.update(answers)
+        for stale in set(self._ari) - set(self._wanted):
+            del self._ari[stale]
+
+    def _ari_questions(self) -> list[tuple[tuple[str, ...], StoredCertificate]]:
+        """Wanted name sets with a stored certificate whose ARI answer is missing, for another
+        certificate, or past its next check; name sets backing off after a failed order wait."""
+        now = time.monotonic()
+        out = []
+        for names in self._wanted:
+            cert = self._covering(names)
+            if cert is None or self._backing_off(names):
+                continue
+            ari = self._ari.get(names)
+            if ari is None or ari.certificate_pem != cert.certificate_pem or now >= ari.next_check:
+                out.append((names, cert))
+        return out
 
     # -- the worker thread --------------------------------------------------------------------------------
 
@@ -276,14 +452,68 @@ class AcmeResolver:
         issuer = getattr(self._local, "issuer", None)
         if issuer is None:
             s = self.settings
-            ca_bundle = s.ca_certificates[0] if s.ca_certificates else None
+            ca_bundle = _ca_bundle(s.ca_certificates)
             # An RSA account key: the only kind Traefik can read back from acme.json.
             key = self._account.private_key_pem if self._account is not None else generate_key("RSA2048")
-            issuer = Issuer(s.ca_server, key, s.email, ca_bundle=ca_bundle, key_type=s.key_type)
+            issuer = Issuer(
+                s.ca_server,
+                key,
+                s.email,
+                ca_bundle=ca_bundle,
+                key_type=s.key_type,
+                eab=s.eab,
+                profile=s.profile,
+                label=f"resolver {self.name}",
+            )
             self._local.issuer = issuer
         return issuer
 
+    def _ask_ari(
+        self, questions: list[tuple[tuple[str, ...], StoredCertificate]]
+    ) -> dict[tuple[str, ...], _Ari] | None:
+        """Worker thread: one ARI request per certificate. None when the CA's directory has no
+        ``renewalInfo`` (the directory is the only request made then, and the issuer keeps it)."""
+        issuer = self._issuer()
+        try:
+            if not issuer.offers_renewal_info():
+                log.info("resolver %s: the CA offers no renewal information (ARI)", self.name)
+                return None
+        except AcmeError as exc:
+            log.warning(
+                "resolver %s: cannot check renewal information: %s; renewing with a third of the "
+                "lifetime left",
+                self.name,
+                exc,
+            )
+            return {}
+        return {names: self._ask_ari_one(issuer, names, cert) for names, cert in questions}
+
+    def _ask_ari_one(self, issuer: Issuer, names: tuple[str, ...], cert: StoredCertificate) -> _Ari:
+        try:
+            advice = issuer.renewal_advice(cert.certificate_pem)
+        except AriError as exc:
+            log.warning(
+                "resolver %s: %s: %s; falling back to renewal with a third of the lifetime left",
+                self.name,
+                ", ".join(names),
+                exc,
+            )
+            return _Ari(cert.certificate_pem, None, time.monotonic() + _clamp_recheck(exc.recheck_in))
+        log.debug(
+            "resolver %s: renewal information for %s: renew at %s, next check in %ds",
+            self.name,
+            ", ".join(names),
+            advice.renew_at,
+            _clamp_recheck(advice.recheck_in),
+        )
+        return _Ari(
+            cert.certificate_pem, advice.renew_at, time.monotonic() + _clamp_recheck(advice.recheck_in)
+        )
+
     def _order(self, names: tuple[str, ...]) -> StoredCertificate:
+        # An acme.json we may not use (mode too open, unreadable) refuses the order before the CA is
+        # asked for anything: an account or a certificate we could not keep would be wasted.
+        self.storage.load()
         issuer = self._issuer()
         if self._account is None or issuer.registration_uri is None:
             issuer.register()
@@ -304,3 +534,27 @@ class AcmeResolver:
         )
         self.storage.put_certificate(self.name, cert)  # on disk before it is served
         return cert
+
+
+def _ca_bundle(files: tuple[str, ...]) -> str | None:
+    """One PEM bundle for ``caCertificates`` (``requests`` takes a single file): the file itself when
+    there is one, else the files concatenated into a temporary file kept for the life of the process.
+    A file that cannot be read is left out with one error line; the others are still trusted."""
+    if len(files) <= 1:
+        return files[0] if files else None
+    parts = []
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                parts.append(f.read().strip() + b"\n")
+        except OSError as exc:
+            log.error("caCertificates: cannot read %s (%s); left out", path, exc)
+    fd, bundle = tempfile.mkstemp(prefix="dockroute-ca-", suffix=".pem")
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"".join(parts))
+    return bundle
+
+
+def _clamp_recheck(seconds: float) -> float:
+    """The CA's Retry-After for ARI, kept between a minute and a day (RFC 9773 section 4.3.3)."""
+    return min(max(seconds, _ARI_RECHECK_MIN), _ARI_RECHECK_MAX)

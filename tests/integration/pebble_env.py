@@ -80,7 +80,7 @@ def _dns_answers(port: int) -> bool:
 class ChallengeServer:
     """Answers GET /.well-known/acme-challenge/<token> from ``tokens`` (what ``publish`` fills)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.tokens: dict[str, str] = {}
         self.requests: list[str] = []
         tokens, seen = self.tokens, self.requests
@@ -100,7 +100,7 @@ class ChallengeServer:
             def log_message(self, *a) -> None:
                 pass
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -122,6 +122,9 @@ class Pebble:
     management_url: str
     ca_bundle: str  # PEM trusted for Pebble's own HTTPS
     procs: list[subprocess.Popen] = field(default_factory=list)
+    # The CA behind ca_bundle: a proxy in front of Pebble (acme_shim) gets its certificate from it, so
+    # clients trusting ca_bundle trust the proxy too.
+    ca: trustme.CA | None = field(default=None, repr=False)
 
     def root_pem(self) -> bytes:
         ctx = ssl.create_default_context(cafile=self.ca_bundle)
@@ -130,9 +133,17 @@ class Pebble:
 
 
 @contextlib.contextmanager
-def run_pebble(workdir: Path, http_port: int, tls_port: int | None = None) -> Iterator[Pebble]:
+def run_pebble(
+    workdir: Path,
+    http_port: int,
+    tls_port: int | None = None,
+    eab_keys: dict[str, str] | None = None,
+) -> Iterator[Pebble]:
     """Pebble validating HTTP-01 on 127.0.0.1:``http_port`` and TLS-ALPN-01 on ``tls_port`` (an unused
-    port when None); every name resolves to 127.0.0.1."""
+    port when None); every name resolves to 127.0.0.1.
+
+    ``eab_keys`` (kid → HMAC key, unpadded base64url as Pebble decodes it) makes External Account Binding
+    required for every new account."""
     require_pebble()
     workdir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
@@ -152,7 +163,8 @@ def run_pebble(workdir: Path, http_port: int, tls_port: int | None = None) -> It
             "httpPort": http_port,
             "tlsPort": tls_port or free_port(),
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
+            "externalAccountBindingRequired": bool(eab_keys),
+            "externalAccountMACKeys": dict(eab_keys or {}),
         }
     }
     (workdir / "pebble.json").write_text(json.dumps(config))
@@ -202,6 +214,7 @@ def run_pebble(workdir: Path, http_port: int, tls_port: int | None = None) -> It
             management_url=f"https://127.0.0.1:{mgmt_port}",
             ca_bundle=str(bundle),
             procs=procs,
+            ca=ca,
         )
         ctx = ssl.create_default_context(cafile=str(bundle))
 

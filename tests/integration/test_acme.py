@@ -305,3 +305,33 @@ async def test_tls_challenge_only_resolver_is_validated_through_tls_alpn_01(back
         assert all(c is not None for c in browser_saw), "a browser-like client was refused"
         # A validator-like client asking after issuance gets no challenge certificate any more.
         assert not _is_challenge(await _peer_certificate(tls_port, ["acme-tls/1"], "alpn.example.com"))
+
+
+async def test_acme_json_readable_by_others_is_refused_before_asking_the_ca(backends, proxy, tmp_path):
+    (b,) = await backends("site")
+    attempts = 0
+
+    async def count(reader, writer):
+        nonlocal attempts
+        attempts += 1
+        writer.close()
+
+    ca = await asyncio.start_server(count, "127.0.0.1", 0)
+    store = tmp_path / "acme.json"
+    store.write_text("{}")
+    store.chmod(0o644)
+    static = {
+        "entryPoints": {"websecure": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "certificatesResolvers": {
+            "le": {"acme": {"email": "a@example.com", "storage": str(store),
+                            "caServer": f"https://127.0.0.1:{ca.sockets[0].getsockname()[1]}/dir"}}
+        },
+    }  # fmt: skip
+    dr = await proxy(_site(b.url), static=static)
+    await wait_for(lambda: "order for renew.example.com failed" in dr.log(), timeout=10)
+    assert "permissions 644" in dr.log() and "please use 600" in dr.log()
+    assert "Traceback" not in dr.log()
+    assert attempts == 0, "the CA was contacted although nothing could have been stored"
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o644  # the user's file is left as it was
+    ca.close()

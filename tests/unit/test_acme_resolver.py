@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from acme_client.resolver import LETS_ENCRYPT, AcmeResolver, ResolverSettings, why_not_public
@@ -75,3 +77,120 @@ def test_failed_validation_is_told_apart_from_an_unreachable_ca():
     assert _validation_failed(AcmeError("urn:ietf:params:acme:error:connection: connection refused"))
     assert not _validation_failed(AcmeError("cannot reach CA: connection refused"))
     assert not _validation_failed(AcmeError("urn:ietf:params:acme:error:rateLimited: too many"))
+
+
+# -- the renewal decision: ARI where the CA answered, else a third of the lifetime left -----------------
+
+
+def _cert(name: str, days_in: float, days_left: float):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from acme_client.storage import StoredCertificate
+
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=days_in))
+        .not_valid_after(now + dt.timedelta(days=days_left))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return StoredCertificate(name, (), cert.public_bytes(serialization.Encoding.PEM), key_pem)
+
+
+def _resolver_with(tmp_path, cert) -> AcmeResolver:
+    r = AcmeResolver("le", ResolverSettings(storage=str(tmp_path / "acme.json")), lambda: None)
+    r._certs[(cert.main,)] = cert  # noqa: SLF001
+    r.want([(cert.main,)])
+    return r
+
+
+def _ari(cert, renew_in_days: float | None, next_check_in: float = 3600.0):
+    import datetime as dt
+    import time
+
+    from acme_client.resolver import _Ari
+
+    renew_at = None if renew_in_days is None else dt.datetime.now(dt.UTC) + dt.timedelta(days=renew_in_days)
+    return _Ari(cert.certificate_pem, renew_at, time.monotonic() + next_check_in)
+
+
+def test_without_ari_a_third_of_the_lifetime_left_decides(tmp_path):
+    fresh = _cert("a.example.com", days_in=1, days_left=89)
+    assert _resolver_with(tmp_path, fresh)._due(("a.example.com",))[0] is False  # noqa: SLF001
+    old = _cert("a.example.com", days_in=80, days_left=2)
+    assert _resolver_with(tmp_path, old)._due(("a.example.com",))[0] is True  # noqa: SLF001
+
+
+def test_an_ari_answer_for_the_certificate_decides_both_ways(tmp_path):
+    fresh = _cert("a.example.com", days_in=1, days_left=89)
+    r = _resolver_with(tmp_path, fresh)
+    r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=-1)  # noqa: SLF001
+    assert r._due(("a.example.com",))[0] is True  # noqa: SLF001 - the window opened: renew early
+
+    old = _cert("b.example.com", days_in=80, days_left=2)
+    r = _resolver_with(tmp_path, old)
+    r._ari[("b.example.com",)] = _ari(old, renew_in_days=1)  # noqa: SLF001
+    assert r._due(("b.example.com",))[0] is False  # noqa: SLF001 - the CA's window, not the rule of thumb
+
+
+def test_ari_answers_about_another_certificate_or_failures_leave_the_one_third_rule(tmp_path):
+    fresh = _cert("a.example.com", days_in=1, days_left=89)
+    other = _cert("a.example.com", days_in=1, days_left=89)
+    r = _resolver_with(tmp_path, fresh)
+    r._ari[("a.example.com",)] = _ari(other, renew_in_days=-1)  # noqa: SLF001 - the replaced certificate's
+    assert r._due(("a.example.com",))[0] is False  # noqa: SLF001
+    r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=None)  # noqa: SLF001 - ARI failed
+    assert r._due(("a.example.com",))[0] is False  # noqa: SLF001
+
+
+def test_an_expired_certificate_is_due_whatever_ari_said(tmp_path):
+    expired = _cert("a.example.com", days_in=90, days_left=-1)
+    r = _resolver_with(tmp_path, expired)
+    r._ari[("a.example.com",)] = _ari(expired, renew_in_days=5)  # noqa: SLF001
+    assert r._due(("a.example.com",)) == (True, "expired")  # noqa: SLF001
+
+
+def test_ari_is_asked_only_once_its_next_check_has_come(tmp_path):
+    import time
+
+    fresh = _cert("a.example.com", days_in=1, days_left=89)
+    r = _resolver_with(tmp_path, fresh)
+    assert [n for n, _ in r._ari_questions()] == [("a.example.com",)]  # noqa: SLF001 - never asked
+    r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=30, next_check_in=3600)  # noqa: SLF001
+    assert r._ari_questions() == []  # noqa: SLF001
+    r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=30, next_check_in=-1)  # noqa: SLF001
+    assert len(r._ari_questions()) == 1  # noqa: SLF001
+    r._failures[("a.example.com",)] = (time.monotonic() + 60, 60)  # noqa: SLF001 - backing off
+    assert r._ari_questions() == []  # noqa: SLF001
+    r.want([("b.example.com",)])  # no stored certificate: nothing to ask about
+    assert r._ari_questions() == []  # noqa: SLF001
+
+
+def test_several_ca_certificates_are_all_trusted(tmp_path, caplog):
+    from acme_client.resolver import _ca_bundle
+
+    a, b = tmp_path / "a.pem", tmp_path / "b.pem"
+    a.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    b.write_bytes(b"-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----")
+    assert _ca_bundle(()) is None
+    assert _ca_bundle((str(a),)) == str(a)
+    with caplog.at_level("ERROR"):
+        bundle = _ca_bundle((str(a), str(tmp_path / "missing.pem"), str(b)))
+    text = Path(bundle).read_bytes()
+    assert b"AAAA" in text and b"BBBB" in text
+    assert "cannot read" in caplog.text and "missing.pem" in caplog.text

@@ -329,7 +329,9 @@ def test_resolvers_sharing_one_file_never_lose_each_others_writes(tmp_path):
     def write(resolver: str) -> None:
         store = AcmeStorage(path)
         for i, (cert_pem, key_pem) in enumerate(pairs[resolver]):
-            store.put_certificate(resolver, StoredCertificate(f"{resolver}{i}.example.com", (), cert_pem, key_pem))
+            store.put_certificate(
+                resolver, StoredCertificate(f"{resolver}{i}.example.com", (), cert_pem, key_pem)
+            )
 
     threads = [threading.Thread(target=write, args=(r,)) for r in pairs]
     for t in threads:
