@@ -260,7 +260,9 @@ class CertificateStore:
 
     def sni_callback(self, sslobj: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> None:
         """``SSLContext.sni_callback``: switch the connection to the certificate for ``server_name``."""
-        sslobj.context = self.context_for(server_name)
+        target = self.context_for(server_name)
+        if target is not ctx:  # switching re-copies the certificate into the connection: only when needed
+            sslobj.context = target
 
 
 def _pem_or_file(value: str) -> bytes:
