@@ -234,6 +234,7 @@ class AcmeResolver:
         self._failures: dict[tuple[str, ...], tuple[float, float]] = {}  # names → (retry at, delay)
         self._ari: dict[tuple[str, ...], _Ari] = {}  # written on the event loop only
         self._ca_without_ari = False  # set once the CA's directory showed no renewalInfo
+        self._ari_delay = 0.0  # worker thread only: backoff while the CA's directory cannot be fetched
         self._reported: set[str] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"acme-{name}")
         self._local = threading.local()
@@ -479,13 +480,20 @@ class AcmeResolver:
                 log.info("resolver %s: the CA offers no renewal information (ARI)", self.name)
                 return None
         except AcmeError as exc:
+            # The directory itself failed: the certificates asked about wait, on the same growing
+            # schedule as orders, so that config changes (each one kicks the loop) never hammer a CA
+            # that is down.
+            self._ari_delay = min(max(self._ari_delay * 2, _BACKOFF_MIN), _BACKOFF_MAX)
             log.warning(
                 "resolver %s: cannot check renewal information: %s; renewing with a third of the "
-                "lifetime left",
+                "lifetime left, asking again in %ds",
                 self.name,
                 exc,
+                self._ari_delay,
             )
-            return {}
+            retry_at = time.monotonic() + self._ari_delay
+            return {names: _Ari(cert.certificate_pem, None, retry_at) for names, cert in questions}
+        self._ari_delay = 0.0
         return {names: self._ask_ari_one(issuer, names, cert) for names, cert in questions}
 
     def _ask_ari_one(self, issuer: Issuer, names: tuple[str, ...], cert: StoredCertificate) -> _Ari:

@@ -194,3 +194,47 @@ def test_several_ca_certificates_are_all_trusted(tmp_path, caplog):
     text = Path(bundle).read_bytes()
     assert b"AAAA" in text and b"BBBB" in text
     assert "cannot read" in caplog.text and "missing.pem" in caplog.text
+
+
+async def test_config_changes_never_hammer_a_ca_that_is_down(tmp_path, caplog):
+    """Every config change kicks the resolver; with the CA unreachable, the renewal-information check of
+    a stored (not yet due) certificate must back off like an order does, not retry on every kick."""
+    import asyncio
+
+    attempts = 0
+
+    async def count(reader, writer):
+        nonlocal attempts
+        attempts += 1
+        writer.close()
+
+    ca = await asyncio.start_server(count, "127.0.0.1", 0)
+    settings = ResolverSettings(
+        storage=str(tmp_path / "acme.json"),
+        ca_server=f"https://127.0.0.1:{ca.sockets[0].getsockname()[1]}/dir",
+    )
+    cert = _cert("fresh.example.com", days_in=1, days_left=80)
+    r = AcmeResolver("le", settings, lambda: None)
+    r._certs[(cert.main,)] = cert  # noqa: SLF001
+    r.want([(cert.main,)])
+    caplog.set_level("DEBUG", logger="dockroute.acme")
+    loop = asyncio.get_running_loop()
+
+    async def passes(n: int) -> None:  # each pass of the loop ends with this debug line for the name
+        deadline = loop.time() + 5
+        while caplog.text.count("certificate for fresh.example.com not due") < n:
+            assert loop.time() < deadline, f"pass {n} did not happen"
+            await asyncio.sleep(0.01)
+
+    task = loop.create_task(r.run())
+    try:
+        await passes(1)
+        for n in range(2, 7):
+            r.want([(cert.main,)])  # a config change kicks the loop
+            await passes(n)
+    finally:
+        task.cancel()
+        ca.close()
+    assert attempts == 1, f"the CA saw {attempts} connections"
+    assert caplog.text.count("cannot check renewal information") == 1
+    assert "asking again in 60s" in caplog.text
