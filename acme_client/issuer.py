@@ -62,9 +62,12 @@ class AriError(AcmeError):
     ``recheck_in`` is how many seconds to wait before asking again, so that a failing CA is not asked on
     every check."""
 
-    def __init__(self, message: str, recheck_in: float = _ARI_DEFAULT_RECHECK) -> None:
+    def __init__(
+        self, message: str, recheck_in: float = _ARI_DEFAULT_RECHECK, unreachable: bool = False
+    ) -> None:
         super().__init__(message)
         self.recheck_in = recheck_in
+        self.unreachable = unreachable  # no answer at all (connection, timeout), not a problem document
 
 
 @dataclass(frozen=True)
@@ -210,16 +213,26 @@ class Issuer:
             self._client = client.ClientV2(directory, self._net)
         return self._client
 
-    def register(self) -> None:
+    def register(self, known: bool = False) -> None:
         """Create the account (terms agreed, bound to the external account if ``eab`` is set), or find
-        the existing one for this key."""
+        the existing one for this key.
+
+        ``known``: the key has an account on record, so it is first looked up (``onlyReturnExisting``)
+        and the external account binding is sent only if the CA has no such account: a CA may accept
+        an EAB key once.
+        """
         acme = self._acme()
-        reg = messages.NewRegistration.from_data(
-            email=self.email,
-            terms_of_service_agreed=True,
-            external_account_binding=self._external_account_binding(acme.directory),
-        )
         try:
+            if known:
+                found = self._existing_account(acme)
+                if found is not None:
+                    self.registration_uri = found
+                    return
+            reg = messages.NewRegistration.from_data(
+                email=self.email,
+                terms_of_service_agreed=True,
+                external_account_binding=self._external_account_binding(acme.directory),
+            )
             try:
                 # newAccount must be signed with the JWK, not a kid: forget any account known so far.
                 self._net.account = None
@@ -232,6 +245,19 @@ class Issuer:
         except Exception as exc:
             raise AcmeError(f"account registration: {_describe(exc)}") from exc
         self.registration_uri = regr.uri
+
+    def _existing_account(self, acme: client.ClientV2) -> str | None:
+        """The account URL for this key if the CA has one (None if it has not)."""
+        self._net.account = None
+        try:
+            return acme.new_account(messages.NewRegistration(only_return_existing=True)).uri
+        except errors.ConflictError as conflict:  # acme's way of saying "200 OK, it exists"
+            existing = messages.RegistrationResource(uri=conflict.location, body=messages.Registration())
+            return acme.query_registration(existing).uri
+        except messages.Error as exc:
+            if exc.typ == "urn:ietf:params:acme:error:accountDoesNotExist":
+                return None
+            raise
 
     def _external_account_binding(self, directory: messages.Directory) -> dict | None:
         """The EAB JWS: the account's public key MACed with the CA-issued key (None without ``eab``)."""
@@ -318,9 +344,14 @@ class Issuer:
             what = str(exc.args[0]) if exc.args else "ARI request failed"
             if exc.__cause__ is not None:
                 what = f"{what}: {_describe(exc.__cause__)}"
-            raise AriError(f"renewal information: {what}", _seconds_until(exc.retry_after)) from exc
+            raise AriError(
+                f"renewal information: {what}",
+                _seconds_until(exc.retry_after),
+                unreachable=isinstance(exc.__cause__, requests.RequestException),
+            ) from exc
         except Exception as exc:
-            raise AriError(f"renewal information: {_describe(exc)}") from exc
+            unreachable = isinstance(exc, requests.RequestException)
+            raise AriError(f"renewal information: {_describe(exc)}", unreachable=unreachable) from exc
         if renew_at is None:  # no renewalInfo in the directory: callers ask offers_renewal_info() first
             raise AriError("renewal information: the CA has no renewalInfo resource")
         return RenewalAdvice(renew_at=renew_at, recheck_in=_seconds_until(next_check))

@@ -232,6 +232,10 @@ class AcmeResolver:
         self._account: StoredAccount | None = None
         self._wanted: list[tuple[str, ...]] = []
         self._failures: dict[tuple[str, ...], tuple[float, float]] = {}  # names → (retry at, delay)
+        self._retry_timers: dict[tuple[str, ...], asyncio.TimerHandle] = {}  # one wake-up per name set
+        # Issued but not yet in acme.json (disk full, read-only): served from memory, written again each
+        # pass. Never re-ordered: the CA counts duplicate certificates.
+        self._unsaved: dict[tuple[str, ...], StoredCertificate] = {}
         self._ari: dict[tuple[str, ...], _Ari] = {}  # written on the event loop only
         self._ca_without_ari = False  # set once the CA's directory showed no renewalInfo
         self._ari_delay = 0.0  # worker thread only: backoff while the CA's directory cannot be fetched
@@ -266,15 +270,8 @@ class AcmeResolver:
         return self.alpn_certs.get(server_name)
 
     def _make_solvers(self, settings: ResolverSettings) -> list[Solver]:
+        """TLS-ALPN-01 before HTTP-01 when both are configured, as lego (Traefik's ACME library) does."""
         solvers = []
-        if settings.http_entry_point or not settings.tls_challenge:
-            solvers.append(
-                Solver(
-                    "http-01",
-                    lambda domain, token, key_auth: self.tokens.__setitem__(token, key_auth),
-                    lambda domain, token: self.tokens.pop(token, None),
-                )
-            )
         if settings.tls_challenge:
             solvers.append(
                 Solver(
@@ -283,6 +280,14 @@ class AcmeResolver:
                         domain, challenge_certificate(domain, key_auth)
                     ),
                     lambda domain, token: self.alpn_certs.pop(domain, None),
+                )
+            )
+        if settings.http_entry_point or not settings.tls_challenge:
+            solvers.append(
+                Solver(
+                    "http-01",
+                    lambda domain, token, key_auth: self.tokens.__setitem__(token, key_auth),
+                    lambda domain, token: self.tokens.pop(token, None),
                 )
             )
         return solvers
@@ -325,9 +330,17 @@ class AcmeResolver:
                 except TimeoutError:
                     pass
                 self._kick.clear()
+                await self._save_unsaved(loop)
+                wanted = list(self._wanted)
+                # Missing certificates first (a new router waits for nothing), then renewal information,
+                # then renewals.
+                for names in wanted:
+                    if self._covering(names) is None:
+                        await self._check(loop, names)
                 await self._refresh_renewal_info(loop)
-                for names in list(self._wanted):
-                    await self._check(loop, names)
+                for names in wanted:
+                    if self._covering(names) is not None:
+                        await self._check(loop, names)
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -340,8 +353,12 @@ class AcmeResolver:
         retry_at, delay = self._failures.get(names, (0.0, 0.0))
         if time.monotonic() < retry_at:
             assert self._kick is not None
-            loop.call_later(retry_at - time.monotonic(), self._kick.set)
+            if names not in self._retry_timers:  # one wake-up per backoff, however many passes meanwhile
+                self._retry_timers[names] = loop.call_later(retry_at - time.monotonic(), self._kick.set)
             return
+        timer = self._retry_timers.pop(names, None)
+        if timer is not None:
+            timer.cancel()
         try:
             due, why = self._due(names)
             if not due:
@@ -398,12 +415,16 @@ class AcmeResolver:
         now = _dt.datetime.now(_dt.UTC)
         if cert.not_after <= now:
             return True, "expired"
-        ari = self._ari.get(names)
-        if ari is not None and ari.renew_at is not None and ari.certificate_pem == cert.certificate_pem:
-            return ari.renew_at <= now, f"the CA's renewal information says renew at {ari.renew_at}"
         leaf = cert._leaf  # noqa: SLF001 - parsed once and cached by the storage record
         lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
         left = leaf.not_valid_after_utc - now
+        ari = self._ari.get(names)
+        if ari is not None and ari.renew_at is not None and ari.certificate_pem == cert.certificate_pem:
+            # A window that is wrong or stale must not run the certificate out: a tenth of the lifetime
+            # left is due whatever ARI says.
+            if left < lifetime / 10:
+                return True, f"a tenth of the lifetime left (ARI said {ari.renew_at})"
+            return ari.renew_at <= now, f"the CA's renewal information says renew at {ari.renew_at}"
         day = _dt.timedelta(days=1)
         why = f"{left / day:.1f} of {lifetime / day:.1f} days left (renewal with a third left)"
         return left < lifetime / 3, why
@@ -494,9 +515,22 @@ class AcmeResolver:
             retry_at = time.monotonic() + self._ari_delay
             return {names: _Ari(cert.certificate_pem, None, retry_at) for names, cert in questions}
         self._ari_delay = 0.0
-        return {names: self._ask_ari_one(issuer, names, cert) for names, cert in questions}
+        answers: dict[tuple[str, ...], _Ari] = {}
+        for names, cert in questions:
+            answer, unreachable = self._ask_ari_one(issuer, names, cert)
+            answers[names] = answer
+            if unreachable:
+                # No answer at all (timeout, refused): the next would wait as long. The others keep the
+                # one-third rule until the same recheck time, and the orders of this pass go ahead.
+                for rest, rest_cert in questions[len(answers) :]:
+                    answers[rest] = _Ari(rest_cert.certificate_pem, None, answer.next_check)
+                break
+        return answers
 
-    def _ask_ari_one(self, issuer: Issuer, names: tuple[str, ...], cert: StoredCertificate) -> _Ari:
+    def _ask_ari_one(
+        self, issuer: Issuer, names: tuple[str, ...], cert: StoredCertificate
+    ) -> tuple[_Ari, bool]:
+        """The answer for one certificate, and whether the CA could not be reached at all."""
         try:
             advice = issuer.renewal_advice(cert.certificate_pem)
         except AriError as exc:
@@ -506,7 +540,8 @@ class AcmeResolver:
                 ", ".join(names),
                 exc,
             )
-            return _Ari(cert.certificate_pem, None, time.monotonic() + _clamp_recheck(exc.recheck_in))
+            next_check = time.monotonic() + _clamp_recheck(exc.recheck_in)
+            return _Ari(cert.certificate_pem, None, next_check), exc.unreachable
         log.debug(
             "resolver %s: renewal information for %s: renew at %s, next check in %ds",
             self.name,
@@ -514,9 +549,8 @@ class AcmeResolver:
             advice.renew_at,
             _clamp_recheck(advice.recheck_in),
         )
-        return _Ari(
-            cert.certificate_pem, advice.renew_at, time.monotonic() + _clamp_recheck(advice.recheck_in)
-        )
+        next_check = time.monotonic() + _clamp_recheck(advice.recheck_in)
+        return _Ari(cert.certificate_pem, advice.renew_at, next_check), False
 
     def _order(self, names: tuple[str, ...]) -> StoredCertificate:
         # An acme.json we may not use (mode too open, unreadable) refuses the order before the CA is
@@ -524,15 +558,16 @@ class AcmeResolver:
         self.storage.load()
         issuer = self._issuer()
         if self._account is None or issuer.registration_uri is None:
-            issuer.register()
-            self._account = StoredAccount(
-                email=self.settings.email or "",
-                registration_uri=issuer.registration_uri,
-                registration_body={},
-                private_key_pem=issuer.account_key_pem,
-                key_type=self.settings.key_type,
-            )
-            self.storage.put_account(self.name, self._account)
+            issuer.register(known=self._account is not None)
+            if self._account is None or self._account.registration_uri != issuer.registration_uri:
+                self._account = StoredAccount(
+                    email=self.settings.email or "",
+                    registration_uri=issuer.registration_uri,
+                    registration_body={},
+                    private_key_pem=issuer.account_key_pem,
+                    key_type=self.settings.key_type,
+                )
+                self.storage.put_account(self.name, self._account)
         issued = issuer.issue(list(names), self._solvers)
         cert = StoredCertificate(
             main=names[0],
@@ -540,8 +575,37 @@ class AcmeResolver:
             certificate_pem=issued.fullchain_pem,
             key_pem=issued.key_pem,
         )
-        self.storage.put_certificate(self.name, cert)  # on disk before it is served
+        try:
+            self.storage.put_certificate(self.name, cert)  # on disk before it is served, when it can be
+        except StorageError as exc:
+            self._unsaved[names] = cert
+            log.error(
+                "resolver %s: certificate for %s obtained but not stored: %s; serving it from memory "
+                "and writing it again on every check",
+                self.name,
+                ", ".join(names),
+                exc,
+            )
         return cert
+
+    async def _save_unsaved(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write certificates that could not be stored when issued (worker thread: the file is shared)."""
+        for names, cert in list(self._unsaved.items()):
+            try:
+                await loop.run_in_executor(self._executor, self.storage.put_certificate, self.name, cert)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # still failing: said once at issue time, keep quiet until it works
+                log.debug("resolver %s: certificate for %s still not stored: %s", self.name, names, exc)
+                continue
+            if self._unsaved.get(names) is cert:
+                del self._unsaved[names]
+            log.info(
+                "resolver %s: certificate for %s now stored in %s",
+                self.name,
+                ", ".join(names),
+                self.storage.path,
+            )
 
 
 def _ca_bundle(files: tuple[str, ...]) -> str | None:

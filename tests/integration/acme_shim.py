@@ -21,6 +21,7 @@ import http.client
 import http.server
 import json
 import math
+import socket
 import ssl
 import threading
 from typing import Any
@@ -79,6 +80,7 @@ class AcmeShim:
         )
         self.ari_retry_after = 3600
         self.ari_status = 200
+        self.ari_drop = False  # close ARI connections without an answer (an unreachable endpoint)
         self.ari_requests: list[str] = []  # certIDs asked about, in order
         self.orders: list[dict[str, Any]] = []  # decoded newOrder payloads
         self.requests: list[tuple[str, str]] = []  # (method, path) of everything seen
@@ -178,6 +180,10 @@ class AcmeShim:
 
     def _answer_ari(self, req: http.server.BaseHTTPRequestHandler, cert_id: str) -> None:
         self.ari_requests.append(cert_id)
+        if self.ari_drop:
+            req.close_connection = True
+            req.connection.shutdown(socket.SHUT_RDWR)
+            return
         if self.ari_status != 200:
             problem = {"type": "urn:ietf:params:acme:error:serverInternal", "detail": "ARI is down"}
             self._reply(

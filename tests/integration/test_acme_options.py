@@ -109,6 +109,39 @@ def test_eab_binds_the_account_and_the_order_is_issued(eab_pebble, challenges):
     assert f'Successful newAccount Binding with CA using kid "{EAB_KID}"' in pebble_log
 
 
+def test_a_known_account_is_looked_up_without_binding_again(eab_pebble):
+    """A restart with the account on record finds it (onlyReturnExisting) and never re-sends the
+    binding: a CA may accept an EAB key only once. Shown on a Pebble that requires EAB: a full newAccount
+    without it would be refused."""
+    first = Issuer(
+        eab_pebble.directory_url, None, None, ca_bundle=eab_pebble.ca_bundle, eab=(EAB_KID, EAB_HMAC)
+    )
+    first.register()
+    log_path = Path(eab_pebble.ca_bundle).parent / "pebble.log"
+    bindings = log_path.read_text().count("Successful newAccount Binding")
+
+    again = Issuer(eab_pebble.directory_url, first.account_key_pem, None, ca_bundle=eab_pebble.ca_bundle)
+    again.register(known=True)  # no eab configured at all: only a look-up can succeed
+    assert again.registration_uri == first.registration_uri
+
+    with_eab = Issuer(
+        eab_pebble.directory_url,
+        first.account_key_pem,
+        None,
+        ca_bundle=eab_pebble.ca_bundle,
+        eab=(EAB_KID, EAB_HMAC),
+    )
+    with_eab.register(known=True)
+    assert with_eab.registration_uri == first.registration_uri
+    assert log_path.read_text().count("Successful newAccount Binding") == bindings  # no new binding
+
+    fresh = Issuer(
+        eab_pebble.directory_url, None, None, ca_bundle=eab_pebble.ca_bundle, eab=(EAB_KID, EAB_HMAC)
+    )
+    fresh.register(known=True)  # on record here but unknown to the CA: a full sign-up, bound
+    assert fresh.registration_uri and fresh.registration_uri != first.registration_uri
+
+
 def test_eab_required_but_not_configured_fails_with_the_problem_type(eab_pebble):
     issuer = Issuer(eab_pebble.directory_url, None, "ops@example.com", ca_bundle=eab_pebble.ca_bundle)
     with pytest.raises(AcmeError) as info:
@@ -365,13 +398,19 @@ async def test_an_ari_failure_warns_once_and_falls_back_to_the_one_third_rule(
         # the loop goes on: a new name set still gets its certificate
         resolver.want([(name,), ("after-ari.example.com",)])
         await wait_for(lambda: len(resolver.certificates()) == 2, timeout=20)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == ACME_LOG]
-    assert len(warnings) == 1, warnings
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == ACME_LOG and name in r.getMessage()
+    ]
+    assert len(warnings) == 1, warnings  # once for the certificate, not once per check
     assert warnings[0].startswith(f"resolver le: {name}: renewal information")
     assert "urn:ietf:params:acme:error:serverInternal" in warnings[0]
     assert "a third of the lifetime" in warnings[0]
     assert "left (renewal with a third left)" in caplog.text  # decided by the one-third rule
-    assert shim.ari_requests == [ari_cert_id(old.fullchain_pem)]  # the CA's 6-hour retry is respected
+    # the CA's 6-hour retry is respected: one request for the old certificate (and one for the new)
+    assert shim.ari_requests.count(ari_cert_id(old.fullchain_pem)) == 1
+    assert len(shim.ari_requests) == 2
     assert [o["identifiers"][0]["value"] for o in shim.orders] == ["after-ari.example.com"]
 
 
@@ -388,3 +427,62 @@ async def test_a_ca_without_renewal_info_gets_no_request_beyond_the_directory(
         await wait_for(lambda: caplog.text.count(f"certificate for {name} not due: ") >= 3, timeout=10)
     assert plain_shim.requests == [("GET", "/dir")]
     assert caplog.text.count("resolver le: the CA offers no renewal information (ARI)") == 1
+
+
+async def test_new_names_come_first_and_an_unreachable_ari_is_not_waited_on_for_each_certificate(
+    shim, pebble, challenges, tmp_path, caplog
+):
+    """ARI runs in the one worker thread: a new router's order must not queue behind it, and when ARI
+    does not answer at all, the other certificates are parked instead of each waiting a timeout."""
+    stored = [f"park{i}.example.com" for i in range(3)]
+    for name in stored:
+        _store(tmp_path, name, _issue(pebble.directory_url, pebble.ca_bundle, challenges, name))
+    shim.ari_drop = True
+    caplog.set_level(logging.DEBUG, logger=ACME_LOG)
+    resolver = _resolver(tmp_path, shim.directory_url, pebble.ca_bundle, challenges)
+    async with _running(resolver):
+        resolver.want([(n,) for n in stored] + [("new.example.com",)])
+        await wait_for(lambda: len(resolver.certificates()) == 4, timeout=20)
+        await wait_for(lambda: shim.ari_requests, timeout=10)
+        # one more whole pass (each pass ends with a "not due" line per name): nothing asked again
+        checked = caplog.text.count(" not due: ")
+        resolver.want([(n,) for n in stored] + [("new.example.com",)])
+        await wait_for(lambda: caplog.text.count(" not due: ") >= checked + 4, timeout=10)
+    assert len(shim.ari_requests) == 1, shim.ari_requests
+    kinds = [
+        "order" if p == shim._new_order_path else "ari" if "renewal-info" in p else ""
+        for _, p in shim.requests
+    ]  # noqa: SLF001
+    assert kinds.index("order") < kinds.index("ari")  # the new name was ordered before ARI was asked
+
+
+async def test_a_certificate_that_cannot_be_stored_is_served_and_never_ordered_again(
+    pebble, challenges, tmp_path, caplog, monkeypatch
+):
+    """A full disk after issuance: the certificate is served from memory and written once the disk
+    allows, with no second order (the CA counts duplicate certificates)."""
+    from acme_client import storage as storage_module
+
+    caplog.set_level(logging.DEBUG, logger=ACME_LOG)
+    disk_full = True
+    real_write = storage_module.AcmeStorage._write_atomic  # noqa: SLF001
+
+    def write(self, data: bytes) -> None:
+        if disk_full and b"full.example.com" in data:
+            raise storage_module.StorageError(f"cannot write {self.path}: [Errno 28] No space left on device")
+        real_write(self, data)
+
+    monkeypatch.setattr(storage_module.AcmeStorage, "_write_atomic", write)
+    resolver = _resolver(tmp_path, pebble.directory_url, pebble.ca_bundle, challenges)
+    resolver.check_interval = 0.05
+    async with _running(resolver):
+        resolver.want([("full.example.com",)])
+        await wait_for(lambda: resolver.certificates(), timeout=20)  # served although not stored
+        not_due = "certificate for full.example.com not due"
+        await wait_for(lambda: caplog.text.count(not_due) >= 5, timeout=10)  # five more checks went by
+        assert "full.example.com" not in (tmp_path / "acme.json").read_text()
+        disk_full = False
+        await wait_for(lambda: "full.example.com" in (tmp_path / "acme.json").read_text(), timeout=10)
+    assert caplog.text.count("certificate for full.example.com obtained, valid until") == 1
+    assert caplog.text.count("obtained but not stored: cannot write") == 1
+    assert "now stored in" in caplog.text

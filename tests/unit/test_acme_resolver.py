@@ -142,10 +142,19 @@ def test_an_ari_answer_for_the_certificate_decides_both_ways(tmp_path):
     r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=-1)  # noqa: SLF001
     assert r._due(("a.example.com",))[0] is True  # noqa: SLF001 - the window opened: renew early
 
-    old = _cert("b.example.com", days_in=80, days_left=2)
+    old = _cert("b.example.com", days_in=65, days_left=25)
     r = _resolver_with(tmp_path, old)
     r._ari[("b.example.com",)] = _ari(old, renew_in_days=1)  # noqa: SLF001
     assert r._due(("b.example.com",))[0] is False  # noqa: SLF001 - the CA's window, not the rule of thumb
+
+
+def test_a_tenth_of_the_lifetime_left_is_due_whatever_ari_says(tmp_path):
+    # A stale or wrong window must not let the certificate run out.
+    old = _cert("b.example.com", days_in=80, days_left=2)
+    r = _resolver_with(tmp_path, old)
+    r._ari[("b.example.com",)] = _ari(old, renew_in_days=10)  # noqa: SLF001
+    due, why = r._due(("b.example.com",))  # noqa: SLF001
+    assert due is True and "a tenth of the lifetime" in why
 
 
 def test_ari_answers_about_another_certificate_or_failures_leave_the_one_third_rule(tmp_path):
@@ -238,3 +247,26 @@ async def test_config_changes_never_hammer_a_ca_that_is_down(tmp_path, caplog):
     assert attempts == 1, f"the CA saw {attempts} connections"
     assert caplog.text.count("cannot check renewal information") == 1
     assert "asking again in 60s" in caplog.text
+
+
+def test_tls_alpn_01_is_tried_before_http_01_as_lego_does(tmp_path):
+    both = ResolverSettings(storage=str(tmp_path / "a.json"), http_entry_point="web", tls_challenge=True)
+    assert [s.typ for s in AcmeResolver("a", both, lambda: None)._solvers] == ["tls-alpn-01", "http-01"]  # noqa: SLF001
+    http = ResolverSettings(storage=str(tmp_path / "b.json"), http_entry_point="web")
+    assert [s.typ for s in AcmeResolver("b", http, lambda: None)._solvers] == ["http-01"]  # noqa: SLF001
+
+
+async def test_a_name_set_backing_off_keeps_one_wake_up_however_often_it_is_checked(tmp_path):
+    import asyncio
+    import time
+
+    r = AcmeResolver("le", ResolverSettings(storage=str(tmp_path / "acme.json")), lambda: None)
+    r._kick = asyncio.Event()  # noqa: SLF001
+    names = ("busy.example.com",)
+    r._failures[names] = (time.monotonic() + 3600, 3600)  # noqa: SLF001
+    loop = asyncio.get_running_loop()
+    before = len(loop._scheduled)  # noqa: SLF001 - the loop's timer heap
+    for _ in range(50):  # fifty config changes during the backoff
+        await r._check(loop, names)  # noqa: SLF001
+    assert len(loop._scheduled) - before == 1  # noqa: SLF001
+    r._retry_timers[names].cancel()  # noqa: SLF001
