@@ -6,9 +6,11 @@ one :class:`Issuer` per thread, since it owns a ``ClientNetwork`` that keeps non
 
 from __future__ import annotations
 
+import base64
 import binascii
 import datetime as _dt
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import josepy as jose
 import requests
 from acme import challenges, client, crypto_util, errors, messages
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -76,6 +79,27 @@ class RenewalAdvice:
 
     renew_at: _dt.datetime  # timezone-aware; a random point in the CA's suggested window
     recheck_in: float  # seconds until the CA wants to be asked again (its Retry-After)
+
+
+class _NewOrder(messages.NewOrder):
+    """newOrder with RFC 9773's ``replaces`` (acme 5.9 has no field for it)."""
+
+    replaces: str | None = jose.field("replaces", omitempty=True)
+
+
+def ari_cert_id(cert_pem: bytes) -> str | None:
+    """RFC 9773 certificate identifier of the first certificate in ``cert_pem``: base64url(Authority Key
+    Identifier) "." base64url(DER serial); None when the certificate has no Authority Key Identifier."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+    if aki is None:
+        return None
+    serial = cert.serial_number
+    der = serial.to_bytes(math.ceil((serial.bit_length() + 1) / 8), "big", signed=True)
+    return ".".join(base64.urlsafe_b64encode(b).decode("ascii").rstrip("=") for b in (aki, der))
 
 
 @dataclass(frozen=True)
@@ -361,10 +385,15 @@ class Issuer:
         names: Sequence[str],
         solvers: Sequence[Solver],
         deadline: float = 60.0,
+        replaces: bytes | None = None,
     ) -> IssuedCertificate:
         """Order a certificate for ``names``, each authorization answered by the first of ``solvers``
         whose challenge type the CA offers for it. Every published answer is withdrawn when done,
-        whatever the outcome."""
+        whatever the outcome.
+
+        ``replaces``: the certificate (PEM) this order renews. Where the CA offers ARI, the order says so
+        (RFC 9773 section 5), which lets the CA relate the two (Let's Encrypt exempts such renewals from
+        some rate limits)."""
         names = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
         if not names:
             raise ValueError("no names to issue for")
@@ -381,7 +410,7 @@ class Issuer:
         published: list[tuple[Solver, str, str]] = []
         try:
             try:
-                order = acme.new_order(csr_pem, profile=self._order_profile())
+                order = self._new_order(acme, csr_pem, replaces)
                 for authzr in order.authorizations:
                     if authzr.body.status == messages.STATUS_VALID:
                         continue
@@ -408,6 +437,42 @@ class Issuer:
         if not order.fullchain_pem:
             raise AcmeError(f"order for {', '.join(names)}: CA returned no certificate")
         return IssuedCertificate(names=names, fullchain_pem=order.fullchain_pem.encode(), key_pem=key_pem)
+
+    def _new_order(
+        self, acme: client.ClientV2, csr_pem: bytes, replaces: bytes | None
+    ) -> messages.OrderResource:
+        profile = self._order_profile()
+        cert_id = ari_cert_id(replaces) if replaces is not None and self.offers_renewal_info() else None
+        if cert_id is None:
+            return acme.new_order(csr_pem, profile=profile)
+        try:
+            return self._new_order_replacing(acme, csr_pem, profile, cert_id)
+        except (messages.Error, errors.ConflictError) as exc:
+            # alreadyReplaced (409: renewed elsewhere meanwhile) or a CA that dislikes the field: a plain
+            # order still gets the certificate.
+            why = exc.typ if isinstance(exc, messages.Error) else "409 Conflict"
+            log.info("%s: the CA refused replaces=%s (%s); ordering without it", self.label, cert_id, why)
+            return acme.new_order(csr_pem, profile=profile)
+
+    @staticmethod
+    def _new_order_replacing(
+        acme: client.ClientV2, csr_pem: bytes, profile: str | None, cert_id: str
+    ) -> messages.OrderResource:
+        """``ClientV2.new_order`` with ``replaces`` in the payload (same steps as the library's)."""
+        csr = x509.load_pem_x509_csr(csr_pem)
+        dns_names, ips = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+        identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in dns_names]
+        identifiers += [messages.Identifier(typ=messages.IDENTIFIER_IP, value=str(ip)) for ip in ips]
+        order = _NewOrder(identifiers=identifiers, profile=profile or "", replaces=cert_id)
+        response = acme._post(acme.directory["newOrder"], order)  # noqa: SLF001
+        body = messages.Order.from_json(response.json())
+        authorizations = [
+            acme._authzr_from_response(acme._post_as_get(url), uri=url)  # noqa: SLF001
+            for url in body.authorizations
+        ]
+        return messages.OrderResource(
+            body=body, uri=response.headers.get("Location"), authorizations=authorizations, csr_pem=csr_pem
+        )
 
     @staticmethod
     def _pick(

@@ -568,7 +568,10 @@ class AcmeResolver:
                     key_type=self.settings.key_type,
                 )
                 self.storage.put_account(self.name, self._account)
-        issued = issuer.issue(list(names), self._solvers)
+        renewing = self._covering(names)
+        issued = issuer.issue(
+            list(names), self._solvers, replaces=renewing.certificate_pem if renewing is not None else None
+        )
         cert = StoredCertificate(
             main=names[0],
             sans=tuple(names[1:]),

@@ -81,6 +81,7 @@ class AcmeShim:
         self.ari_retry_after = 3600
         self.ari_status = 200
         self.ari_drop = False  # close ARI connections without an answer (an unreachable endpoint)
+        self.refuse_replaces = False  # answer newOrder with "replaces" by alreadyReplaced, as a CA may
         self.ari_requests: list[str] = []  # certIDs asked about, in order
         self.orders: list[dict[str, Any]] = []  # decoded newOrder payloads
         self.requests: list[tuple[str, str]] = []  # (method, path) of everything seen
@@ -148,7 +149,13 @@ class AcmeShim:
             self._answer_ari(req, req.path[len(_ARI_PATH) + 1 :])
             return
         if req.command == "POST" and req.path == self._new_order_path:
-            self.orders.append(_jws_payload(body))
+            payload = _jws_payload(body)
+            self.orders.append(payload)
+            if self.refuse_replaces and "replaces" in payload:
+                problem = {"type": "urn:ietf:params:acme:error:alreadyReplaced", "detail": "renewed already"}
+                headers = [("Content-Type", "application/problem+json")]
+                self._reply(req, 409, headers, json.dumps(problem).encode())
+                return
         status, headers, answer = self._forward(req, body)
         if req.command == "GET" and req.path == urlsplit(self.pebble.directory_url).path and status == 200:
             answer = self._rewrite_directory(answer)

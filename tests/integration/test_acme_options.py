@@ -245,6 +245,7 @@ async def test_no_profile_is_sent_to_a_ca_without_profiles(plain_shim, pebble, c
         await wait_for(lambda: len(resolver.certificates()) == 2, timeout=30)
     assert len(plain_shim.orders) == 2
     assert all("profile" not in order for order in plain_shim.orders)
+    assert all("replaces" not in order for order in plain_shim.orders)  # new certificates replace nothing
     assert (
         caplog.text.count("resolver le: the CA offers no profiles; ordering without profile 'shortlived'")
         == 1
@@ -379,6 +380,7 @@ async def test_ari_is_asked_again_on_every_check_and_renews_once_the_window_open
     assert shim.ari_requests.count(old_id) >= 3
     assert set(shim.ari_requests) <= {old_id, new_id}  # later checks ask about the new certificate
     assert len(shim.orders) == 1
+    assert shim.orders[0]["replaces"] == old_id  # RFC 9773 section 5: the renewal names what it replaces
 
 
 async def test_an_ari_failure_warns_once_and_falls_back_to_the_one_third_rule(
@@ -486,3 +488,18 @@ async def test_a_certificate_that_cannot_be_stored_is_served_and_never_ordered_a
     assert caplog.text.count("certificate for full.example.com obtained, valid until") == 1
     assert caplog.text.count("obtained but not stored: cannot write") == 1
     assert "now stored in" in caplog.text
+
+
+async def test_a_refused_replaces_still_renews_with_a_plain_order(shim, pebble, challenges, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=ACME_LOG)
+    name = "replaced.example.com"
+    old = _issue(pebble.directory_url, pebble.ca_bundle, challenges, name)
+    _store(tmp_path, name, old)
+    shim.ari_window = (_days(-2), _days(-1))
+    shim.refuse_replaces = True
+    resolver = _resolver(tmp_path, shim.directory_url, pebble.ca_bundle, challenges)
+    async with _running(resolver):
+        resolver.want([(name,)])
+        await wait_for(lambda: resolver.certificates()[0].certificate_pem != old.fullchain_pem, timeout=20)
+    assert [o.get("replaces") for o in shim.orders] == [ari_cert_id(old.fullchain_pem), None]
+    assert f"the CA refused replaces={ari_cert_id(old.fullchain_pem)} (409 Conflict)" in caplog.text
