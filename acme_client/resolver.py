@@ -100,20 +100,8 @@ def renewal_check_interval(certificates_duration: int) -> float:
     anyway and takes the renewal window from the certificate itself, so the option can only make checks
     more frequent: min(10 min, Traefik's interval).
     """
-    hours = certificates_duration
-    if hours >= 365 * 24:
-        traefik = 7 * 86400.0
-    elif hours >= 90 * 24:
-        traefik = 86400.0
-    elif hours >= 30 * 24:
-        traefik = 12 * 3600.0
-    elif hours >= 7 * 24:
-        traefik = 3600.0
-    elif hours >= 24:
-        traefik = 600.0
-    else:
-        traefik = 60.0
-    return min(_CHECK_INTERVAL_MAX, traefik)
+    # Traefik's table capped at 10 minutes leaves one step: under a day, every minute.
+    return 60.0 if certificates_duration < 24 else _CHECK_INTERVAL_MAX
 
 
 def _get(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
