@@ -22,6 +22,13 @@ class Incomplete(Exception):
     """More bytes are needed before the ClientHello can be read."""
 
 
+def bytes_needed(data: bytes) -> int:
+    """How many bytes the first record needs in all: 5 for its header, then 5 + its length."""
+    if len(data) < 5:
+        return 5
+    return min(5 + ((data[3] << 8) | data[4]), MAX_HELLO)
+
+
 @dataclass(frozen=True, slots=True)
 class ClientHello:
     server_name: str | None
@@ -71,6 +78,8 @@ def parse_client_hello(data: bytes) -> ClientHello | None:
     if data[0] != _HANDSHAKE or data[1] != 3:
         return None
     record_len = (data[3] << 8) | data[4]
+    if record_len > MAX_HELLO - 5:
+        return None  # longer than any TLS plaintext record: not worth waiting for
     if len(data) < 5 + record_len:
         raise Incomplete
     try:

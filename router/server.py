@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from cachetools import LRUCache
 
-from router.clienthello import MAX_HELLO, ClientHello, Incomplete, parse_client_hello
+from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed, parse_client_hello
 from router.proxy import EntryPointHandler
 from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCertificates, challenge_context
 
@@ -114,6 +114,20 @@ class _ChallengeProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._timer.cancel()
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | None) -> bool:
+    """Wait until ``fd`` is readable (False after ``timeout`` seconds); the reader is always removed."""
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        async with asyncio.timeout(timeout):
+            await ready
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
 
 
 def parse_address(address: str) -> tuple[str | None, int]:
@@ -267,27 +281,35 @@ class EntryPointServer:
         return ctx
 
     async def _peek_hello(self, conn: socket.socket, loop: asyncio.AbstractEventLoop) -> ClientHello | None:
-        """The ClientHello, peeked (left in the socket). A hello split over several TCP segments is
-        re-peeked as more arrives: readiness cannot be awaited, since the peeked bytes keep the socket
-        readable, so this backs off from 2 to 50 ms for at most 2 s (a validator sends its hello at once;
-        a slower client simply gets the normal handshake, with its own deadline)."""
+        """The ClientHello, peeked (left in the socket), waiting at most 2 s for the rest of a hello split
+        over TCP segments (a validator sends its hello at once; a slower client simply gets the normal
+        handshake, with its own deadline).
+
+        Peeked bytes keep the socket readable, so readiness alone would spin: ``SO_RCVLOWAT`` is raised
+        to the size the record needs, and the socket turns readable only once all of it is there. It is
+        put back to 1 before the socket is handed on."""
         deadline = loop.time() + min(self.header_timeout or 2.0, 2.0)
-        delay = 0.002
-        while True:
-            try:
-                data = conn.recv(MAX_HELLO, socket.MSG_PEEK)
-            except BlockingIOError:
-                data = b"\x16"  # nothing more yet
-            if not data:
-                return None  # closed
-            try:
-                return parse_client_hello(data)
-            except Incomplete:
-                pass
-            if loop.time() >= deadline:
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        fd = conn.fileno()
+        try:
+            while True:
+                try:
+                    data = conn.recv(MAX_HELLO, socket.MSG_PEEK)
+                except BlockingIOError:
+                    data = b"\x16"  # nothing more yet
+                if not data:
+                    return None  # closed
+                try:
+                    return parse_client_hello(data)
+                except Incomplete:
+                    pass
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, bytes_needed(data))
+                if not await _readable(loop, fd, remaining):
+                    return None
+        finally:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
     async def _peek(self, conn: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
         """The first byte the client sent, left in the socket; b"" if it closed or stayed silent too long."""
@@ -295,14 +317,8 @@ class EntryPointServer:
             return conn.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
             pass
-        ready: asyncio.Future[None] = loop.create_future()
-        fd = conn.fileno()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
-        try:
-            async with asyncio.timeout(self.header_timeout or None):
-                await ready
-        finally:
-            loop.remove_reader(fd)
+        if not await _readable(loop, conn.fileno(), self.header_timeout or None):
+            return b""
         return conn.recv(1, socket.MSG_PEEK)
 
     @property

@@ -15,6 +15,7 @@ from cryptography import x509
 
 from acme_client.tls_alpn import ID_PE_ACME_IDENTIFIER, challenge_certificate
 from router import server as server_module
+from router.clienthello import Incomplete
 from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
 from router.settings import EntryPoint, Transport
@@ -93,9 +94,53 @@ def _is_challenge(cert: x509.Certificate) -> bool:
     return any(e.oid == ID_PE_ACME_IDENTIFIER for e in cert.extensions)
 
 
-async def test_hello_split_across_segments_still_reaches_the_challenge(entry_point):
+@pytest.fixture
+def parses(monkeypatch):
+    """Every ClientHello parse the entry point makes, with its outcome ("incomplete", None or a hello)."""
+    seen: list[object] = []
+    real = server_module.parse_client_hello
+
+    def counting(data: bytes):
+        try:
+            result = real(data)
+        except Incomplete:
+            seen.append("incomplete")
+            raise
+        seen.append(result)
+        return result
+
+    monkeypatch.setattr(server_module, "parse_client_hello", counting)
+    return seen
+
+
+async def test_hello_split_across_segments_still_reaches_the_challenge(entry_point, parses):
     cert = await _handshake_in_pieces(entry_point.port, "app.example.com", ["acme-tls/1"], split=40)
     assert _is_challenge(cert)
+    assert parses[0] == "incomplete"  # the first segment alone was seen, and waited on
+    assert len(parses) == 2  # woken once, when the whole record was there: no polling
+
+
+async def test_stalled_hellos_are_not_polled_and_do_not_slow_others(entry_point, parses):
+    hello, *_ = _client_hello("app.example.com", ["acme-tls/1"])
+    stalled = []
+    for _ in range(200):
+        _, writer = await asyncio.open_connection("127.0.0.1", entry_point.port)
+        writer.write(hello[:10])
+        stalled.append(writer)
+    cert = await _handshake_in_pieces(entry_point.port, "app.example.com", ["h2", "http/1.1"], split=40)
+    assert not _is_challenge(cert)
+    # the stalled ones wait in the kernel: one look each (plus at most one wake-up), not a poll loop
+    assert len(parses) <= 200 + 2 + 200
+    for writer in stalled:
+        writer.close()
+
+
+async def test_an_oversized_record_is_not_waited_for(entry_point, parses):
+    reader, writer = await asyncio.open_connection("127.0.0.1", entry_point.port)
+    writer.write(bytes([0x16, 3, 1, 0xFF, 0xFF]) + b"\x01\x00\x00")
+    assert await asyncio.wait_for(reader.read(), 5) is not None  # normal path: OpenSSL rejects it
+    assert parses == [None]  # looked at once and let through, never waited on
+    writer.close()
 
 
 async def test_split_hello_from_a_browser_gets_the_site(entry_point):

@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from router.clienthello import ClientHello, Incomplete, parse_client_hello
+from router.clienthello import ClientHello, Incomplete, bytes_needed, parse_client_hello
 
 
 def _client_hello(server_name: str | None, alpn: list[str] | None, tls12_only: bool = False) -> bytes:
@@ -65,13 +65,23 @@ def test_anything_else_is_not_a_client_hello(data):
     assert parse_client_hello(data) is None
 
 
-def test_corrupt_extension_lengths_are_refused_not_overread():
-    data = bytearray(_client_hello("a.example.com", ["acme-tls/1"]))
-    # Blow up every length byte in turn: the parser must answer None or a hello, never raise or hang.
+def test_corrupt_lengths_are_refused_not_overread():
+    data = _client_hello("a.example.com", ["acme-tls/1"])
+    # Flip every byte after the record header in turn: the parser answers None or a hello, never raises.
     for i in range(5, len(data)):
         mutated = bytearray(data)
         mutated[i] ^= 0xFF
-        try:
-            parse_client_hello(bytes(mutated))
-        except Incomplete:
-            assert i in (3, 4)  # only the record length can make it ask for more
+        parse_client_hello(bytes(mutated))
+
+
+@pytest.mark.parametrize("length", [16385, 0xFFFF])
+def test_a_record_longer_than_tls_allows_is_not_waited_for(length):
+    header = bytes([0x16, 3, 1, length >> 8, length & 0xFF])
+    assert parse_client_hello(header + b"\x01\x00") is None  # never Incomplete: no point in waiting
+    assert bytes_needed(header) == 16389
+
+
+def test_bytes_needed_follows_the_record_header():
+    data = _client_hello("a.example.com", ["acme-tls/1"])
+    assert bytes_needed(data[:3]) == 5
+    assert bytes_needed(data[:7]) == len(data)
