@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import json
@@ -235,3 +236,31 @@ def run_pebble(
                 p.wait()
         for log in logs:
             log.close()
+
+
+class DownCA:
+    """A CA that is down: a loopback listener that closes every connection at once and counts them.
+
+    ``async with DownCA() as ca:`` then point a resolver at ``ca.directory_url``; ``ca.attempts`` is how
+    many connections the resolver made."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> DownCA:
+        async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.attempts += 1
+            writer.close()
+
+        self._server = await asyncio.start_server(count, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    @property
+    def directory_url(self) -> str:
+        assert self._server is not None
+        return f"https://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/dir"

@@ -153,23 +153,14 @@ async def test_near_expiry_certificate_is_renewed_at_start_and_a_restart_reuses_
         assert "obtained" not in dr2.log()  # and no new order
 
 
-async def test_unreachable_ca_keeps_https_up_and_is_not_hammered(backends, proxy, tmp_path):
+async def test_unreachable_ca_keeps_https_up_and_is_not_hammered(backends, proxy, tmp_path, down_ca):
     (b,) = await backends("site")
-    attempts = 0
-
-    async def count(reader, writer):
-        nonlocal attempts
-        attempts += 1
-        writer.close()
-
-    ca = await asyncio.start_server(count, "127.0.0.1", 0)
-    ca_port = ca.sockets[0].getsockname()[1]
     static = {
         "entryPoints": {"web": {"address": "127.0.0.1:0"}, "websecure": {"address": "127.0.0.1:0"}},
         "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
         "certificatesResolvers": {
             "le": {"acme": {"email": "a@example.com", "storage": str(tmp_path / "acme.json"),
-                            "caServer": f"https://127.0.0.1:{ca_port}/dir"}}
+                            "caServer": down_ca.directory_url}}
         },
     }  # fmt: skip
     dr = await proxy(_site(b.url), static=static)
@@ -184,11 +175,10 @@ async def test_unreachable_ca_keeps_https_up_and_is_not_hammered(backends, proxy
         writer.write(b"GET / HTTP/1.1\r\nHost: renew.example.com\r\nConnection: close\r\n\r\n")
         assert (await reader.read()).startswith(b"HTTP/1.1 200")  # default certificate, still serving
         writer.close()
-    seen = attempts
+    seen = down_ca.attempts
     await asyncio.sleep(2)  # the measured interval: nothing to poll, the point is that nothing happens
-    assert attempts == seen and seen <= 3, f"the CA saw {attempts} connection attempts"
+    assert down_ca.attempts == seen and seen <= 3, f"the CA saw {down_ca.attempts} connection attempts"
     assert "next try in 60s" in dr.log()
-    ca.close()
 
 
 _ACME_IDENTIFIER = "1.3.6.1.5.5.7.1.31"
@@ -307,16 +297,10 @@ async def test_tls_challenge_only_resolver_is_validated_through_tls_alpn_01(back
         assert not _is_challenge(await _peer_certificate(tls_port, ["acme-tls/1"], "alpn.example.com"))
 
 
-async def test_acme_json_readable_by_others_is_refused_before_asking_the_ca(backends, proxy, tmp_path):
+async def test_acme_json_readable_by_others_is_refused_before_asking_the_ca(
+    backends, proxy, tmp_path, down_ca
+):
     (b,) = await backends("site")
-    attempts = 0
-
-    async def count(reader, writer):
-        nonlocal attempts
-        attempts += 1
-        writer.close()
-
-    ca = await asyncio.start_server(count, "127.0.0.1", 0)
     store = tmp_path / "acme.json"
     store.write_text("{}")
     store.chmod(0o644)
@@ -325,13 +309,12 @@ async def test_acme_json_readable_by_others_is_refused_before_asking_the_ca(back
         "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
         "certificatesResolvers": {
             "le": {"acme": {"email": "a@example.com", "storage": str(store),
-                            "caServer": f"https://127.0.0.1:{ca.sockets[0].getsockname()[1]}/dir"}}
+                            "caServer": down_ca.directory_url}}
         },
     }  # fmt: skip
     dr = await proxy(_site(b.url), static=static)
     await wait_for(lambda: "order for renew.example.com failed" in dr.log(), timeout=10)
     assert "permissions 644" in dr.log() and "please use 600" in dr.log()
     assert "Traceback" not in dr.log()
-    assert attempts == 0, "the CA was contacted although nothing could have been stored"
+    assert down_ca.attempts == 0, "the CA was contacted although nothing could have been stored"
     assert stat.S_IMODE(os.stat(store).st_mode) == 0o644  # the user's file is left as it was
-    ca.close()

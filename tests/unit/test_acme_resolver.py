@@ -205,23 +205,12 @@ def test_several_ca_certificates_are_all_trusted(tmp_path, caplog):
     assert "cannot read" in caplog.text and "missing.pem" in caplog.text
 
 
-async def test_config_changes_never_hammer_a_ca_that_is_down(tmp_path, caplog):
+async def test_config_changes_never_hammer_a_ca_that_is_down(tmp_path, caplog, down_ca):
     """Every config change kicks the resolver; with the CA unreachable, the renewal-information check of
     a stored (not yet due) certificate must back off like an order does, not retry on every kick."""
     import asyncio
 
-    attempts = 0
-
-    async def count(reader, writer):
-        nonlocal attempts
-        attempts += 1
-        writer.close()
-
-    ca = await asyncio.start_server(count, "127.0.0.1", 0)
-    settings = ResolverSettings(
-        storage=str(tmp_path / "acme.json"),
-        ca_server=f"https://127.0.0.1:{ca.sockets[0].getsockname()[1]}/dir",
-    )
+    settings = ResolverSettings(storage=str(tmp_path / "acme.json"), ca_server=down_ca.directory_url)
     cert = _cert("fresh.example.com", days_in=1, days_left=80)
     r = AcmeResolver("le", settings, lambda: None)
     r._certs[(cert.main,)] = cert  # noqa: SLF001
@@ -243,8 +232,7 @@ async def test_config_changes_never_hammer_a_ca_that_is_down(tmp_path, caplog):
             await passes(n)
     finally:
         task.cancel()
-        ca.close()
-    assert attempts == 1, f"the CA saw {attempts} connections"
+    assert down_ca.attempts == 1, f"the CA saw {down_ca.attempts} connections"
     assert caplog.text.count("cannot check renewal information") == 1
     assert "asking again in 60s" in caplog.text
 
