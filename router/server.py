@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import socket
 import ssl
 from typing import Any
@@ -128,6 +129,36 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | N
         return False
     finally:
         loop.remove_reader(fd)
+
+
+def _set_rcvlowat(conn: socket.socket, n: int) -> bool:
+    """Make ``conn`` readable only once ``n`` bytes are queued; False where the system refuses.
+
+    Linux (since 2.6.28) and the BSDs honour the mark in poll, epoll and kqueue, so uvloop's readiness
+    follows it too. ``n`` is at most one TLS record (16389 bytes), far below the default receive buffer,
+    so the kernel has no reason to grow the buffer or clamp the window for it."""
+    option = getattr(socket, "SO_RCVLOWAT", None)
+    if option is None:
+        return False
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, option, n)
+    except OSError:
+        return False
+    return True
+
+
+def _peer_done_sending(fd: int) -> bool:
+    """Whether the peer has shut its side down (FIN) or reset the connection.
+
+    The other reasons a socket turns readable below its low-water mark: bytes already queued stay
+    there, so a peeker cannot see the end of the stream, and waiting on readiness again would spin.
+    Only Linux says so (POLLRDHUP); elsewhere this answers False and the caller polls on a timer."""
+    rdhup = getattr(select, "POLLRDHUP", 0)
+    if not rdhup or not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | rdhup)
+    return any(events & (rdhup | select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
 
 
 def parse_address(address: str) -> tuple[str | None, int]:
@@ -285,11 +316,23 @@ class EntryPointServer:
         over TCP segments (a validator sends its hello at once; a slower client simply gets the normal
         handshake, with its own deadline).
 
-        Peeked bytes keep the socket readable, so readiness alone would spin: ``SO_RCVLOWAT`` is raised
-        to the size the record needs, and the socket turns readable only once all of it is there. It is
-        put back to 1 before the socket is handed on."""
+        Peeked bytes keep the socket readable, so readiness alone would spin, and re-peeking on a timer
+        costs a parse per tick for every stalled client (tens per connection over the 2 s). Instead
+        ``SO_RCVLOWAT`` is raised to the size the first record needs (a record longer than TLS allows is
+        never waited for: :func:`parse_client_hello` refuses it at once), so the socket turns readable
+        once, when all of it is there; the reader is removed and the mark put back to 1 before the
+        socket is handed on, since the transport that takes it over must see ordinary readiness.
+
+        Readable with nothing new means the peer has stopped sending (FIN or reset: the hello can never
+        complete, so None at once) or the kernel woke us early (memory pressure). Then, and where the
+        low-water mark cannot be set at all, the bytes are re-peeked on a timer backing off from 2 to
+        50 ms, as before: bounded, never a busy loop."""
         deadline = loop.time() + min(self.header_timeout or 2.0, 2.0)
         fd = conn.fileno()
+        in_kernel = True  # waiting on SO_RCVLOWAT; False once the system refuses it
+        raised = False  # the mark is above 1 and must be put back
+        seen = 0  # bytes peeked when the mark was last set
+        delay = 0.002
         try:
             while True:
                 try:
@@ -305,11 +348,22 @@ class EntryPointServer:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, bytes_needed(data))
-                if not await _readable(loop, fd, remaining):
+                if in_kernel and len(data) > seen:
+                    seen = len(data)
+                    in_kernel = raised = _set_rcvlowat(conn, bytes_needed(data))
+                    if in_kernel:
+                        if not await _readable(loop, fd, remaining):
+                            return None
+                        continue
+                elif in_kernel and _peer_done_sending(fd):
                     return None
+                await asyncio.sleep(min(delay, remaining))
+                delay = min(delay * 2, 0.05)
         finally:
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+            # Unguarded on purpose: should this fail, the OSError makes _dispatch close the connection
+            # rather than hand on a socket that would look idle until the low-water mark is reached.
+            if raised:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
     async def _peek(self, conn: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
         """The first byte the client sent, left in the socket; b"" if it closed or stayed silent too long."""

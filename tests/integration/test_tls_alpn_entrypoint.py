@@ -166,3 +166,15 @@ async def test_no_pending_challenge_means_no_client_hello_parsing(entry_point, m
     )
     assert _is_challenge(await _handshake_in_pieces(entry_point.port, "app.example.com", ["acme-tls/1"], 40))
     assert calls
+
+
+async def test_a_hello_cut_short_by_the_client_closing_its_side_is_not_spun_on(entry_point, parses):
+    # The peer sends part of a hello and shuts down its sending side: the socket stays readable (EOF)
+    # without the rest ever coming, which must end the wait, not turn it into a busy loop.
+    hello, *_ = _client_hello("app.example.com", ["acme-tls/1"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", entry_point.port)
+    writer.write(hello[:10])
+    writer.write_eof()
+    await asyncio.wait_for(reader.read(), 5)  # the server gives up on it and closes
+    assert parses == ["incomplete"]
+    writer.close()
