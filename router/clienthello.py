@@ -23,7 +23,10 @@ class Incomplete(Exception):
 
 
 def bytes_needed(data: bytes) -> int:
-    """How many bytes the first record needs in all: 5 for its header, then 5 + its length."""
+    """How many bytes the first record needs in all: 5 for its header, then 5 + its length, never more
+    than :data:`MAX_HELLO` (a longer record is refused by :func:`parse_client_hello`, not waited for).
+
+    A waiter sets this as the socket's receive low-water mark, to be woken once, when it is all there."""
     if len(data) < 5:
         return 5
     return min(5 + ((data[3] << 8) | data[4]), MAX_HELLO)
@@ -71,7 +74,8 @@ def parse_client_hello(data: bytes) -> ClientHello | None:
     """The SNI name and ALPN list of the ClientHello at the start of ``data``.
 
     Raises :class:`Incomplete` when ``data`` ends before the first record does; returns None when the
-    bytes are not a ClientHello that fits in one record (not TLS, SSLv2, fragmented, malformed).
+    bytes are not a ClientHello that fits in one record (not TLS, SSLv2, fragmented, malformed), which
+    includes a record header announcing more than TLS's 2^14 plaintext bytes: no wait would help.
     """
     if len(data) < 5:
         raise Incomplete

@@ -150,9 +150,10 @@ def _set_rcvlowat(conn: socket.socket, n: int) -> bool:
 def _peer_done_sending(fd: int) -> bool:
     """Whether the peer has shut its side down (FIN) or reset the connection.
 
-    The other reasons a socket turns readable below its low-water mark: bytes already queued stay
-    there, so a peeker cannot see the end of the stream, and waiting on readiness again would spin.
-    Only Linux says so (POLLRDHUP); elsewhere this answers False and the caller polls on a timer."""
+    Both make a socket readable whatever its low-water mark, and a peeker never sees the end of the
+    stream (the queued bytes stay, so ``recv`` keeps returning them, never b""): waiting on readiness
+    again would spin. Only Linux tells without consuming anything (POLLRDHUP); elsewhere this answers
+    False and the caller re-peeks on a timer."""
     rdhup = getattr(select, "POLLRDHUP", 0)
     if not rdhup or not hasattr(select, "poll"):
         return False
@@ -326,12 +327,13 @@ class EntryPointServer:
         Readable with nothing new means the peer has stopped sending (FIN or reset: the hello can never
         complete, so None at once) or the kernel woke us early (memory pressure). Then, and where the
         low-water mark cannot be set at all, the bytes are re-peeked on a timer backing off from 2 to
-        50 ms, as before: bounded, never a busy loop."""
+        50 ms, as before: bounded, never a busy loop. Bytes already found incomplete are not parsed
+        again."""
         deadline = loop.time() + min(self.header_timeout or 2.0, 2.0)
         fd = conn.fileno()
         in_kernel = True  # waiting on SO_RCVLOWAT; False once the system refuses it
-        raised = False  # the mark is above 1 and must be put back
-        seen = 0  # bytes peeked when the mark was last set
+        raised = False  # the mark was set above 1 and must be put back
+        seen = 0  # bytes peeked and found incomplete
         delay = 0.002
         try:
             while True:
@@ -341,22 +343,24 @@ class EntryPointServer:
                     data = b"\x16"  # nothing more yet
                 if not data:
                     return None  # closed
-                try:
-                    return parse_client_hello(data)
-                except Incomplete:
-                    pass
+                fresh = len(data) > seen
+                if fresh:
+                    try:
+                        return parse_client_hello(data)
+                    except Incomplete:
+                        seen = len(data)
+                elif _peer_done_sending(fd):
+                    return None  # the rest of the hello will never come
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
-                if in_kernel and len(data) > seen:
-                    seen = len(data)
-                    in_kernel = raised = _set_rcvlowat(conn, bytes_needed(data))
+                if fresh and in_kernel:
+                    in_kernel = _set_rcvlowat(conn, bytes_needed(data))
+                    raised = raised or in_kernel
                     if in_kernel:
                         if not await _readable(loop, fd, remaining):
                             return None
                         continue
-                elif in_kernel and _peer_done_sending(fd):
-                    return None
                 await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * 2, 0.05)
         finally:

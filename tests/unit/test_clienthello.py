@@ -67,21 +67,61 @@ def test_anything_else_is_not_a_client_hello(data):
 
 def test_corrupt_lengths_are_refused_not_overread():
     data = _client_hello("a.example.com", ["acme-tls/1"])
-    # Flip every byte after the record header in turn: the parser answers None or a hello, never raises.
+    # Flip every byte after the record header in turn: the record is all there, so the parser answers
+    # None or a hello, never Incomplete, never an exception (the record length is the next test's).
     for i in range(5, len(data)):
         mutated = bytearray(data)
         mutated[i] ^= 0xFF
-        parse_client_hello(bytes(mutated))
+        result = parse_client_hello(bytes(mutated))
+        assert result is None or isinstance(result, ClientHello)
+
+
+def _with_record_length(data: bytes, length: int) -> bytes:
+    return data[:3] + length.to_bytes(2, "big") + data[5:]
+
+
+def test_the_record_length_decides_between_waiting_and_refusing():
+    data = _client_hello("a.example.com", ["acme-tls/1"])
+    actual = len(data) - 5
+    hello = ClientHello("a.example.com", ("acme-tls/1",))
+    assert parse_client_hello(_with_record_length(data, actual)) == hello
+    for length in (actual + 1, 0x3FFF, 16384):  # longer than what came, within TLS: wait for the rest
+        with pytest.raises(Incomplete):
+            parse_client_hello(_with_record_length(data, length))
+    for length in (0, 1, 4, actual - 1):  # shorter than the hello it claims to carry
+        assert parse_client_hello(_with_record_length(data, length)) is None
+    for length in (16385, 16384 + 2048, 0xFFFF):  # longer than any TLS plaintext record: never waited for
+        assert parse_client_hello(_with_record_length(data, length)) is None
+
+
+@pytest.mark.parametrize("i", [3, 4])
+def test_flipped_record_length_bytes_wait_only_within_tls_limits(i):
+    data = _client_hello("a.example.com", ["acme-tls/1"])
+    mutated = bytearray(data)
+    mutated[i] ^= 0xFF
+    length = (mutated[3] << 8) | mutated[4]
+    if length > 16384:
+        assert parse_client_hello(bytes(mutated)) is None
+    elif length > len(data) - 5:
+        with pytest.raises(Incomplete):
+            parse_client_hello(bytes(mutated))
+        assert bytes_needed(bytes(mutated)) == 5 + length
+    else:
+        assert parse_client_hello(bytes(mutated)) is None
 
 
 @pytest.mark.parametrize("length", [16385, 0xFFFF])
 def test_a_record_longer_than_tls_allows_is_not_waited_for(length):
     header = bytes([0x16, 3, 1, length >> 8, length & 0xFF])
-    assert parse_client_hello(header + b"\x01\x00") is None  # never Incomplete: no point in waiting
-    assert bytes_needed(header) == 16389
+    assert parse_client_hello(header) is None  # the header alone says so: no point in waiting
+    assert parse_client_hello(header + b"\x01\x00") is None
+    assert bytes_needed(header) == 16389  # a waiter is never told to wait for more than one record
 
 
 def test_bytes_needed_follows_the_record_header():
     data = _client_hello("a.example.com", ["acme-tls/1"])
-    assert bytes_needed(data[:3]) == 5
-    assert bytes_needed(data[:7]) == len(data)
+    for cut in range(5):
+        assert bytes_needed(data[:cut]) == 5  # the header first
+    for cut in range(5, len(data) + 1):
+        assert bytes_needed(data[:cut]) == len(data)  # then the whole record
+    assert bytes_needed(_with_record_length(data, 16384)[:5]) == 16389
