@@ -292,3 +292,20 @@ async def test_no_pending_challenge_means_no_client_hello_parsing(entry_point, p
     )
     assert _is_challenge(cert)
     assert len(peeks.parsed) == 2
+
+
+async def test_shutdown_closes_connections_still_being_peeked_at(entry_point, peeks):
+    # A partial hello is waiting in the kernel when shutdown begins: it must be closed, not handed to a
+    # server that has already stopped.
+    hello, *_ = _client_hello("app.example.com", ["acme-tls/1"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", entry_point.port)
+    writer.write(hello[:10])
+    await peeks.partial_hello_seen()  # now waiting in the kernel for the rest
+    await entry_point.shutdown(1.0)
+    try:  # closed with the hello unread, so the kernel resets: either way, no ServerHello
+        answer = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:
+        answer = b""
+    assert answer == b""
+    assert not entry_point._dispatching  # noqa: SLF001
+    writer.close()
