@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import shutil
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench import report, wrk
-from bench.procs import NotReady, Procs, count_log_errors, free_port, wait_ready
+from bench.procs import (
+    NotReady,
+    Procs,
+    count_log_errors,
+    exit_on_sigterm,
+    free_port,
+    missing_tools,
+    wait_ready,
+)
 from bench.report import Row
 from bench.targets import BENCH_HOST, Target, all_targets, start_backend
 
@@ -59,10 +65,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             wanted.append(name)
     args.wanted = wanted or names
     return args
-
-
-def _raise_on_sigterm(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def measure(procs: Procs, url: str, host: str, duration: int, warmup: float) -> wrk.WrkResult:
@@ -110,11 +112,9 @@ def run_target(
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    for tool in ("wrk", "nginx"):
-        if shutil.which(tool) is None:
-            print(f"bench: {tool} is required (apt-get install {tool})", file=sys.stderr)
-            return 2
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    if missing_tools("bench", ("wrk", "nginx")):
+        return 2
+    exit_on_sigterm()
     command = "python -m bench" + ("" if not argv else " " + shlex.join(argv))
     targets = [t for t in all_targets(args.dockroute_arg) if t.name in args.wanted]
     procs = Procs()
@@ -147,10 +147,7 @@ def main(argv: list[str]) -> int:
     finally:
         procs.finish(tmp, args.keep_tmp)
 
-    for block in (report.table(rows), report.ratios(rows), report.targets(rows)):
-        if block:
-            print()
-            print("\n".join(block))
+    report.print_blocks(report.table(rows), report.ratios(rows), report.targets(rows))
     if args.write_results and not interrupted:
         path = report.write_results(report.run_section(rows, command, args.duration))
         print(f"\nwrote {path}")

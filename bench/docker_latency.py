@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from bench.procs import Procs, free_port
-from bench.report import RESULTS, machine
+from bench.report import machine, put_section
 
 ROOT = Path(__file__).resolve().parents[1]
 _MARK = "<!-- docker-latency -->"
@@ -120,15 +120,7 @@ def main(argv: list[str]) -> int:
             f"- machine: {m.get('nproc', '?')} CPUs, {m.get('cpu', '?')}; command: "
             f"`python -m bench.docker_latency --runs {args.runs}`\n- {line}\n{_MARK}\n"
         )
-        text = RESULTS.read_text() if RESULTS.exists() else ""
-        if _MARK in text:
-            before, _, rest = text.partition(_MARK)
-            _, _, after = rest.partition(_MARK)
-            text = before + section.rstrip("\n") + after
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text)
-        print(f"wrote {RESULTS}")
+        print(f"wrote {put_section(_MARK, section)}")
     return 0
 
 

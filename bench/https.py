@@ -20,7 +20,6 @@ import http.client
 import os
 import shlex
 import shutil
-import signal
 import ssl
 import sys
 import tempfile
@@ -30,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import wrk
-from bench.procs import NotReady, Procs, count_log_errors, free_port, tail
-from bench.report import RESULTS, machine, versions
+from bench.procs import NotReady, Procs, count_log_errors, exit_on_sigterm, free_port, missing_tools, tail
+from bench.report import machine_line, now_utc, print_blocks, put_section, versions_line
 from bench.targets import (
     BENCH_HOST,
     BODY,
@@ -296,14 +295,12 @@ def ratios(rows: list[TlsRow]) -> list[str]:
 
 
 def write_results(rows: list[TlsRow], command: str, duration: int) -> Path:
-    m, v = machine(), versions()
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         _MARK,
-        f"## HTTPS termination, {now}",
+        f"## HTTPS termination, {now_utc()}",
         "",
-        f"- machine: {m['nproc']} CPUs, {m['cpu']}, {m['kernel']}, Python {m['python']}",
-        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if k != "haproxy"),
+        machine_line(),
+        versions_line(skip=("haproxy",)),
         f"- command: `{command}` (wrk -t1 -c64 -d{duration}s --latency, no SNI, self-signed ECDSA P-256 "
         'certificate; handshakes/s = req/s with `-H "Connection: close"`)',
         "",
@@ -314,23 +311,10 @@ def write_results(rows: list[TlsRow], command: str, duration: int) -> Path:
         "```",
         _MARK,
     ]
-    section = "\n".join(lines)
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    if _MARK in text:
-        before, _, rest = text.partition(_MARK)
-        _, _, after = rest.partition(_MARK)
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
-    return RESULTS
+    return put_section(_MARK, "\n".join(lines))
 
 
 # -- main -------------------------------------------------------------------------------------------------
-
-
-def _raise_on_sigterm(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str]) -> int:
@@ -352,11 +336,9 @@ def main(argv: list[str]) -> int:
     for name in wanted:
         if name not in names:
             p.error(f"unknown target {name!r}; choose from {', '.join(names)}")
-    for tool in ("wrk", "nginx"):
-        if shutil.which(tool) is None:
-            print(f"bench.https: {tool} is required (apt-get install {tool})", file=sys.stderr)
-            return 2
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    if missing_tools("bench.https", ("wrk", "nginx")):
+        return 2
+    exit_on_sigterm()
     command = "python -m bench.https" + ("" if not argv else " " + shlex.join(argv))
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-https-"))
@@ -381,10 +363,7 @@ def main(argv: list[str]) -> int:
     finally:
         procs.finish(tmp, args.keep_tmp)
 
-    for block in (table(rows), ratios(rows)):
-        if block:
-            print()
-            print("\n".join(block))
+    print_blocks(table(rows), ratios(rows))
     if args.write_results and not interrupted:
         print(f"\nwrote {write_results(rows, command, args.duration)}")
     return 130 if interrupted else 0

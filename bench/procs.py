@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,24 @@ from pathlib import Path
 
 class NotReady(RuntimeError):
     """A server did not answer 200 before its deadline, or exited."""
+
+
+def missing_tools(prog: str, tools: Sequence[str]) -> bool:
+    """Say which required tool is not installed (on stderr, naming ``prog``); True if any is missing."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            print(f"{prog}: {tool} is required (apt-get install {tool})", file=sys.stderr)
+            return True
+    return False
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C would, so every started server is stopped on the way out."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def free_port() -> int:

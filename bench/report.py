@@ -177,15 +177,47 @@ Targets: dockroute ≥ 1.0x Caddy's req/s; dockroute p99 ≤ Caddy's; 1000-route
 """
 
 
+def now_utc() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def machine_line() -> str:
+    m = machine()
+    return f"- machine: {m['nproc']} CPUs, {m['cpu']}, {m['kernel']}, Python {m['python']}"
+
+
+def versions_line(skip: tuple[str, ...] = ()) -> str:
+    return "- versions: " + ", ".join(f"{k} {val}" for k, val in versions().items() if k not in skip)
+
+
+def put_section(mark: str, section: str) -> Path:
+    """Replace the part of RESULTS.md between the two ``mark`` lines by ``section`` (which carries the
+    marks itself), or append it; the HTTP runs' rotation (:func:`write_results`) keeps such parts."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    if mark in text:
+        before, _, rest = text.partition(mark)
+        _, _, after = rest.partition(mark)
+        text = before + section.rstrip("\n") + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    RESULTS.write_text(text)
+    return RESULTS
+
+
+def print_blocks(*blocks: list[str]) -> None:
+    for block in blocks:
+        if block:
+            print()
+            print("\n".join(block))
+
+
 def run_section(rows: list[Row], command: str, duration: int) -> str:
-    m, v = machine(), versions()
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         _RUN_MARK,
-        f"## {now}",
+        f"## {now_utc()}",
         "",
-        f"- machine: {m['nproc']} CPUs, {m['cpu']}, {m['kernel']}, Python {m['python']}",
-        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        machine_line(),
+        versions_line(),
         f"- command: `{command}` (wrk -t1 -c64 -d{duration}s --latency, after a warm-up)",
         "",
         "```",
