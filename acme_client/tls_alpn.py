@@ -21,9 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-__all__ = ["ACME_TLS_1", "ID_PE_ACME_IDENTIFIER", "TLSALPN01", "TLSALPN01Response", "challenge_certificate"]
+__all__ = ["ID_PE_ACME_IDENTIFIER", "TLSALPN01", "TLSALPN01Response", "challenge_certificate"]
 
-ACME_TLS_1 = "acme-tls/1"
 ID_PE_ACME_IDENTIFIER = ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 
 

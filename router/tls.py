@@ -66,7 +66,6 @@ class CertificateSource(Protocol):
     def certificates(self) -> Iterable[CertKeyPair]: ...
 
 
-@runtime_checkable
 class ChallengeCertificates(Protocol):
     """TLS-ALPN-01 answers (RFC 8737): certificates presented only to a client whose ClientHello offers
     ``acme-tls/1`` alone, for a name with a pending challenge. Read on the event loop: memory only."""

@@ -264,3 +264,24 @@ class DownCA:
     def directory_url(self) -> str:
         assert self._server is not None
         return f"https://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/dir"
+
+
+def acme_static(tmp_path: Path, directory_url: str, ca_bundle: str, web_port: int) -> dict:
+    """dockroute's static config for ACME tests: `web` on ``web_port`` (where the CA validates HTTP-01),
+    `websecure` on a free port, the file provider, and resolver `le` answering HTTP-01 on `web`."""
+    return {
+        "entryPoints": {"web": {"address": f"127.0.0.1:{web_port}"}, "websecure": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "certificatesResolvers": {
+            "le": {
+                "acme": {
+                    "email": "admin@example.com",
+                    "storage": str(tmp_path / "acme.json"),
+                    "caServer": directory_url,
+                    "caCertificates": [ca_bundle],
+                    "httpChallenge": {"entryPoint": "web"},
+                }
+            }
+        },
+        "log": {"level": "DEBUG"},
+    }

@@ -79,22 +79,7 @@ async def test_router_with_cert_resolver_gets_a_pebble_certificate(backends, pro
 
 
 def _static(tmp_path, pebble, web_port: int) -> dict:
-    return {
-        "entryPoints": {"web": {"address": f"127.0.0.1:{web_port}"}, "websecure": {"address": "127.0.0.1:0"}},
-        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
-        "certificatesResolvers": {
-            "le": {
-                "acme": {
-                    "email": "admin@example.com",
-                    "storage": str(tmp_path / "acme.json"),
-                    "caServer": pebble.directory_url,
-                    "caCertificates": [pebble.ca_bundle],
-                    "httpChallenge": {"entryPoint": "web"},
-                }
-            }
-        },
-        "log": {"level": "DEBUG"},
-    }
+    return pebble_env.acme_static(tmp_path, pebble.directory_url, pebble.ca_bundle, web_port)
 
 
 def _site(url: str) -> dict:

@@ -271,23 +271,7 @@ def _fresh_on_web_port(pebble, web_port: int, name: str) -> IssuedCertificate:
         challenges.close()
 
 
-def _static(tmp_path: Path, directory_url: str, ca_bundle: str, web_port: int) -> dict:
-    return {
-        "entryPoints": {"web": {"address": f"127.0.0.1:{web_port}"}, "websecure": {"address": "127.0.0.1:0"}},
-        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
-        "certificatesResolvers": {
-            "le": {
-                "acme": {
-                    "email": "admin@example.com",
-                    "storage": str(tmp_path / "acme.json"),
-                    "caServer": directory_url,
-                    "caCertificates": [ca_bundle],
-                    "httpChallenge": {"entryPoint": "web"},
-                }
-            }
-        },
-        "log": {"level": "DEBUG"},
-    }
+_static = pebble_env.acme_static
 
 
 def _site(url: str, name: str) -> dict:
