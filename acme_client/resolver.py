@@ -84,12 +84,19 @@ def why_not_public(name: str) -> str | None:
     return None
 
 
-def _enabled(value: Any) -> bool:
+_ON, _OFF = ("", "true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _switch(name: str, value: Any) -> tuple[bool, str | None]:
     """Traefik's switch sections: ``tlsChallenge: {}`` (present, empty) turns it on, as does ``true``
-    from a flag or env; absent, ``false`` or ``null`` leave it off."""
+    from a flag or env; absent, ``false`` or ``null`` leave it off. Any other word is refused (off, with
+    the reason) rather than guessed."""
     if isinstance(value, str):
-        return value.strip().lower() in ("", "true", "1", "yes", "on")
-    return value is not None and value is not False
+        word = value.strip().lower()
+        if word in _ON or word in _OFF:
+            return word in _ON, None
+        return False, f"{name} {value!r} is neither a section nor true/false; {name} stays off"
+    return value is not None and value is not False, None
 
 
 def renewal_check_interval(certificates_duration: int) -> float:
@@ -177,6 +184,7 @@ class ResolverSettings:
             cas = tuple(c.strip() for c in cas.split(",") if c.strip())
         eab, eab_error = _eab(_get(raw, "eab"))
         hours, hours_error = _hours(_get(raw, "certificatesDuration"))
+        tls_challenge, tls_error = _switch("tlsChallenge", _get(raw, "tlsChallenge"))
         profile = str(_get(raw, "profile") or "").strip() or None
         return cls(
             email=_get(raw, "email"),
@@ -184,12 +192,12 @@ class ResolverSettings:
             ca_server=_get(raw, "caServer", LETS_ENCRYPT),
             key_type=str(_get(raw, "keyType", "EC256")),
             http_entry_point=_get(http, "entryPoint") if isinstance(http, Mapping) else None,
-            tls_challenge=_enabled(_get(raw, "tlsChallenge")),
+            tls_challenge=tls_challenge,
             ca_certificates=tuple(cas),
             eab=eab,
             profile=profile,
             certificates_duration=hours,
-            config_errors=tuple(e for e in (eab_error, hours_error) if e),
+            config_errors=tuple(e for e in (eab_error, hours_error, tls_error) if e),
         )
 
 

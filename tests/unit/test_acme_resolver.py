@@ -58,6 +58,13 @@ def test_tls_challenge_is_on_when_its_section_is_present(value, on):
     assert ResolverSettings.from_raw({}).tls_challenge is False
 
 
+def test_a_tls_challenge_switch_that_means_nothing_is_refused_with_its_value(tmp_path, caplog):
+    settings = ResolverSettings.from_raw({"tlsChallenge": "maybe", "storage": str(tmp_path / "a.json")})
+    assert settings.tls_challenge is False
+    AcmeResolver("le", settings, lambda: None)
+    assert "resolver le: tlsChallenge 'maybe' is neither a section nor true/false" in caplog.text
+
+
 def test_want_drops_private_names_and_logs_once(tmp_path, caplog):
     caplog.set_level("INFO")
     r = AcmeResolver("le", ResolverSettings(storage=str(tmp_path / "acme.json")), lambda: None)
