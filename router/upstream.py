@@ -348,10 +348,14 @@ class Pool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._pending: dict[tuple[str, str, int], set[asyncio.Task[Any]]] = {}
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    def ssl_context(self, transport: str | None = None) -> ssl.SSLContext:
+        """The client TLS context for https backends of services using ``transport`` (None: the default
+        ``serversTransport``). Health checks use it too, so a backend is probed as it is proxied."""
         if self._ssl is None:
             self._ssl = make_ssl_context(self.settings)
         return self._ssl
+
+    _ssl_context = ssl_context
 
     async def acquire(self, key: tuple[str, str, int]) -> tuple[Connection, bool]:
         """A connection to ``key`` and whether it was reused from the pool."""
