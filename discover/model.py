@@ -160,6 +160,23 @@ class TLSConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServersTransport:
+    """How the proxy talks to a service's backends: Traefik's ``serversTransport`` (the static default) and
+    ``http.serversTransports.<name>`` (named, referenced by ``loadBalancer.serversTransport``). One type for
+    both, so the proxy and the health checks of a service read the same settings. Durations in seconds."""
+
+    dial_timeout: float = 30.0  # forwardingTimeouts.dialTimeout
+    response_header_timeout: float = 0.0  # forwardingTimeouts.responseHeaderTimeout: 0 = none
+    idle_conn_timeout: float = 90.0  # forwardingTimeouts.idleConnTimeout
+    max_idle_conns_per_host: int = 200  # maxIdleConnsPerHost (Traefik: 200)
+    insecure_skip_verify: bool = False
+    root_cas: tuple[str, ...] = ()  # PEM files (or inline PEM) trusted for https backends
+    server_name: str = ""  # serverName: SNI and the name verified; empty: the backend URL's host
+    certificates: tuple[CertificateFile, ...] = ()  # client certificates presented to backends (mTLS)
+    peer_cert_uri: str = ""  # peerCertURI: a URI SAN the backend's certificate must carry
+
+
+@dataclass(frozen=True, slots=True)
 class DynamicConfig:
     """One provider's dynamic configuration, or the merged view of all of them."""
 
@@ -167,6 +184,7 @@ class DynamicConfig:
     services: Mapping[str, Service] = field(default_factory=lambda: EMPTY)
     middlewares: Mapping[str, Middleware] = field(default_factory=lambda: EMPTY)
     tls: TLSConfig = field(default_factory=TLSConfig)
+    servers_transports: Mapping[str, ServersTransport] = field(default_factory=lambda: EMPTY)
 
 
 def qualify(name: str, provider: str) -> str:
@@ -184,6 +202,7 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
     routers: dict[str, Router] = {}
     services: dict[str, Service] = {}
     middlewares: dict[str, Middleware] = {}
+    transports: dict[str, ServersTransport] = {}
     certificates: list[CertificateFile] = []
     default_certificate: CertificateFile | None = None
     for provider in sorted(configs):
@@ -204,10 +223,15 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
                     weighted,
                     services=tuple(replace(w, name=qualify(w.name, provider)) for w in weighted.services),
                 )
-            services[qn] = replace(s, name=qn, weighted=weighted)
+            lb = s.load_balancer
+            if lb is not None and lb.servers_transport:
+                lb = replace(lb, servers_transport=qualify(lb.servers_transport, provider))
+            services[qn] = replace(s, name=qn, weighted=weighted, load_balancer=lb)
         for name, m in cfg.middlewares.items():
             qn = qualify(name, provider)
             middlewares[qn] = replace(m, name=qn)
+        for name, t in cfg.servers_transports.items():
+            transports[qualify(name, provider)] = t
         certificates.extend(cfg.tls.certificates)
         if cfg.tls.default_certificate is not None and default_certificate is None:
             default_certificate = cfg.tls.default_certificate
@@ -216,4 +240,5 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
         services=frozen_map(services),
         middlewares=frozen_map(middlewares),
         tls=TLSConfig(certificates=tuple(certificates), default_certificate=default_certificate),
+        servers_transports=frozen_map(transports),
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from discover.model import ServersTransport
+
 
 @dataclass(frozen=True, slots=True)
 class Redirection:
@@ -37,13 +39,5 @@ class EntryPoint:
     request_accept_grace_timeout: float = 0.0  # lifeCycle.requestAcceptGraceTimeout
 
 
-@dataclass(frozen=True, slots=True)
-class Transport:
-    """``serversTransport``: how the proxy talks to backends."""
-
-    dial_timeout: float = 30.0  # forwardingTimeouts.dialTimeout
-    response_header_timeout: float = 0.0  # forwardingTimeouts.responseHeaderTimeout: 0 = none
-    idle_conn_timeout: float = 90.0  # forwardingTimeouts.idleConnTimeout
-    max_idle_conns_per_host: int = 200  # maxIdleConnsPerHost (Traefik: 200)
-    insecure_skip_verify: bool = False
-    root_cas: tuple[str, ...] = ()  # PEM files trusted for https backends
+# The static ``serversTransport`` is the same concept as a named ``http.serversTransports`` entry: one type.
+Transport = ServersTransport
