@@ -13,7 +13,7 @@ import asyncio
 import collections
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httptools
@@ -356,6 +356,15 @@ class Pool:
         return self._ssl
 
     _ssl_context = ssl_context
+
+    def tls_for(self, transport: str | None = None) -> tuple[ssl.SSLContext, str | None]:
+        """The TLS context and the server name to send/verify (None: the URL's host) for backends of a
+        service using ``transport``; the proxy and the health checks both connect through this."""
+        return self.ssl_context(transport), None
+
+    def set_transports(self, transports: Mapping[str, Transport]) -> None:
+        """The named ``http.serversTransports`` of the snapshot being applied (called on the event loop,
+        with contexts already built off it where that costs anything)."""
 
     async def acquire(self, key: tuple[str, str, int]) -> tuple[Connection, bool]:
         """A connection to ``key`` and whether it was reused from the pool."""
