@@ -5,8 +5,9 @@ directory is read recursively, in name order, taking every ``*.yml``/``*.yaml``/
 ignored); names starting with a dot are skipped (editor swap and lock files, ``..data`` of Kubernetes
 ConfigMaps, ``.git``). When both ``filename`` and ``directory`` are given the directory wins, as in Traefik.
 
-Merging a directory: every file's routers, services and middlewares land in one config. A name defined in
-two files keeps the first definition (in path order) and a warning names both files -- what Traefik does.
+Merging a directory: every file's routers, services, middlewares and serversTransports land in one
+config. A name defined in two files keeps the first definition (in path order) and a warning names both
+files -- what Traefik does.
 TLS certificates are concatenated; the first default certificate wins.
 
 Errors: any bad file makes the whole load fail with a :class:`~discover.parse.ConfigError` that carries
@@ -157,6 +158,7 @@ def _merge_files(parts: list[tuple[str, DynamicConfig]]) -> tuple[DynamicConfig,
     routers: dict[str, Any] = {}
     services: dict[str, Any] = {}
     middlewares: dict[str, Any] = {}
+    transports: dict[str, Any] = {}
     origin: dict[tuple[str, str], str] = {}
     certificates: list[CertificateFile] = []
     default: CertificateFile | None = None
@@ -167,6 +169,7 @@ def _merge_files(parts: list[tuple[str, DynamicConfig]]) -> tuple[DynamicConfig,
             ("router", routers, cfg.routers),
             ("service", services, cfg.services),
             ("middleware", middlewares, cfg.middlewares),
+            ("serversTransport", transports, cfg.servers_transports),
         ):
             for name, value in items.items():
                 if name in into:
@@ -191,6 +194,7 @@ def _merge_files(parts: list[tuple[str, DynamicConfig]]) -> tuple[DynamicConfig,
         services=frozen_map(services),
         middlewares=frozen_map(middlewares),
         tls=TLSConfig(certificates=tuple(certificates), default_certificate=default),
+        servers_transports=frozen_map(transports),
     )
     return merged, warnings
 

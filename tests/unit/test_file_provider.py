@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from discover.file_provider import FileProvider
-from discover.model import CertificateFile, DynamicConfig, Server
+from discover.model import CertificateFile, DynamicConfig, Server, ServersTransport
 from discover.parse import ConfigError
 
 LOGGER = "test.file_provider"
@@ -125,6 +125,96 @@ def test_load_toml(tmp_path):
     cfg = provider(tmp_path, "dyn.toml").load()
     assert cfg.routers["app"].entry_points == ("web",)
     assert cfg.services["app"].load_balancer.servers == (Server("http://10.0.0.1:8080", 2),)
+
+
+TRANSPORT_YAML = """\
+http:
+  services:
+    app:
+      loadBalancer:
+        serversTransport: selfsigned
+        servers:
+          - url: https://10.0.0.1:8443
+  serversTransports:
+    selfsigned:
+      serverName: backend.internal
+      insecureSkipVerify: true
+      rootCAs: [/ca.pem]
+      certificates:
+        - certFile: /client.pem
+          keyFile: /client.key
+      maxIdleConnsPerHost: 4
+      forwardingTimeouts:
+        dialTimeout: 2s
+        responseHeaderTimeout: 5s
+        idleConnTimeout: 1m
+      peerCertURI: spiffe://example.org/app
+"""
+
+TRANSPORT_TOML = """\
+[http.services.app.loadBalancer]
+serversTransport = "selfsigned"
+[[http.services.app.loadBalancer.servers]]
+url = "https://10.0.0.1:8443"
+
+[http.serversTransports.selfsigned]
+serverName = "backend.internal"
+insecureSkipVerify = true
+rootCAs = ["/ca.pem"]
+maxIdleConnsPerHost = 4
+peerCertURI = "spiffe://example.org/app"
+[[http.serversTransports.selfsigned.certificates]]
+certFile = "/client.pem"
+keyFile = "/client.key"
+[http.serversTransports.selfsigned.forwardingTimeouts]
+dialTimeout = "2s"
+responseHeaderTimeout = "5s"
+idleConnTimeout = "1m"
+"""
+
+SELFSIGNED = ServersTransport(
+    dial_timeout=2.0,
+    response_header_timeout=5.0,
+    idle_conn_timeout=60.0,
+    max_idle_conns_per_host=4,
+    insecure_skip_verify=True,
+    root_cas=("/ca.pem",),
+    server_name="backend.internal",
+    certificates=(CertificateFile("/client.pem", "/client.key"),),
+    peer_cert_uri="spiffe://example.org/app",
+)
+
+
+@pytest.mark.parametrize(("name", "text"), [("dyn.yml", TRANSPORT_YAML), ("dyn.toml", TRANSPORT_TOML)])
+def test_servers_transports_from_yaml_and_toml(tmp_path, caplog, name, text):
+    write(tmp_path / name, text)
+    with caplog.at_level(logging.WARNING, LOGGER):
+        cfg = provider(tmp_path, name).load()
+    assert dict(cfg.servers_transports) == {"selfsigned": SELFSIGNED}
+    assert cfg.services["app"].load_balancer.servers_transport == "selfsigned"
+    assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == []
+
+
+def test_servers_transport_error_has_the_line_of_the_key(tmp_path):
+    write(
+        tmp_path / "dyn.yml", TRANSPORT_YAML.replace("insecureSkipVerify: true", "insecureSkipVerify: maybe")
+    )
+    err = load_error(provider(tmp_path))
+    assert err.path == "http.serversTransports.selfsigned.insecureSkipVerify"
+    assert err.line == 11 and "true or false" in err.message
+
+
+def test_directory_merges_servers_transports_and_resolves_references_across_files(tmp_path, caplog):
+    services, transports = TRANSPORT_YAML.split("  serversTransports:\n")
+    write(tmp_path / "a-services.yml", services)
+    write(tmp_path / "b-transports.yml", "http:\n  serversTransports:\n" + transports)
+    write(tmp_path / "c-again.yml", "http:\n  serversTransports:\n    selfsigned: {}\n")
+    with caplog.at_level(logging.WARNING, LOGGER):
+        cfg = FileProvider(directory=str(tmp_path), logger=logging.getLogger(LOGGER)).load()
+    assert dict(cfg.servers_transports) == {"selfsigned": SELFSIGNED}
+    messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert len(messages) == 1  # the duplicate; the reference across files is not reported missing
+    assert "serversTransport 'selfsigned'" in messages[0] and "b-transports.yml" in messages[0]
 
 
 def test_empty_files_are_empty_configs(tmp_path):

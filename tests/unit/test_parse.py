@@ -14,6 +14,7 @@ from discover.model import (
     HealthCheck,
     RouterTLS,
     Server,
+    ServersTransport,
     StickyCookie,
     WeightedRef,
 )
@@ -546,6 +547,162 @@ def test_unsupported_tls_parts_are_warnings():
     assert any(w.startswith("tls.options:") for w in warnings)
     assert any(w.startswith("tls.stores.other:") for w in warnings)
     assert any("defaultGeneratedCert" in w for w in warnings)
+
+
+# -- booleans -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [(w, True) for w in ("1", "t", "T", "TRUE", "true", "True", True, 1)]
+    + [(w, False) for w in ("0", "f", "F", "FALSE", "false", "False", False, 0)],
+)
+def test_booleans_are_gos_parsebool_words(word, value):
+    """Traefik reads booleans with Go's strconv.ParseBool, in files as in labels."""
+    data = cfg_with(
+        routers={"a": {"rule": "r", "service": "s", "tls": word}},
+        services={"s": lb("http://b", passHostHeader=word, healthCheck={"followRedirects": word})},
+    )
+    cfg = parse_dynamic(data)
+    assert (cfg.routers["a"].tls is not None) is value
+    assert cfg.services["s"].load_balancer.pass_host_header is value
+    assert cfg.services["s"].load_balancer.health_check.follow_redirects is value
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "tRUE", "2", "", 2, 1.0])
+def test_a_non_boolean_names_the_key_and_the_accepted_words(word):
+    err = error(cfg_with(services={"s": lb("http://b", passHostHeader=word)}))
+    assert err.path == "http.services.s.loadBalancer.passHostHeader"
+    assert "true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False)" in err.message
+
+
+# -- serversTransports --------------------------------------------------------------------------------
+
+
+def transports(**named):
+    return {"http": {"serversTransports": named}}
+
+
+def test_servers_transport_every_field():
+    data = transports(
+        tls={
+            "serverName": "backend.internal",
+            "insecureSkipVerify": "true",
+            "rootCAs": ["/ca/a.pem", "/ca/b.pem"],
+            "certificates": [{"certFile": "/c/client.pem", "keyFile": "/c/client.key"}],
+            "maxIdleConnsPerHost": 7,
+            "forwardingTimeouts": {"dialTimeout": "3s", "responseHeaderTimeout": "1m", "idleConnTimeout": 0},
+            "peerCertURI": "spiffe://example.org/backend",
+            "disableHTTP2": True,
+        }
+    )
+    cfg, warnings = parse_dynamic_with_warnings(data)
+    assert warnings == []  # disableHTTP2: true is what dockroute does anyway
+    assert dict(cfg.servers_transports) == {
+        "tls": ServersTransport(
+            dial_timeout=3.0,
+            response_header_timeout=60.0,
+            idle_conn_timeout=0.0,
+            max_idle_conns_per_host=7,
+            insecure_skip_verify=True,
+            root_cas=("/ca/a.pem", "/ca/b.pem"),
+            server_name="backend.internal",
+            certificates=(CertificateFile("/c/client.pem", "/c/client.key"),),
+            peer_cert_uri="spiffe://example.org/backend",
+        )
+    }
+
+
+def test_servers_transport_defaults_and_case_insensitive_keys():
+    cfg = parse_dynamic(
+        {"HTTP": {"serverstransports": {"plain": {}, "none": None, "v": {"INSECURESKIPVERIFY": 1}}}}
+    )
+    assert cfg.servers_transports["plain"] == ServersTransport()
+    assert cfg.servers_transports["none"] == ServersTransport()
+    assert cfg.servers_transports["v"].insecure_skip_verify is True
+
+
+def test_servers_transport_referenced_by_a_service_is_not_reported_missing():
+    data = cfg_with(services={"s": lb("http://b", serversTransport="tls")})
+    data["http"]["serversTransports"] = {"tls": {"insecureSkipVerify": True}}
+    cfg, warnings = parse_dynamic_with_warnings(data)
+    assert warnings == []
+    assert cfg.services["s"].load_balancer.servers_transport == "tls"
+    _, warnings = parse_dynamic_with_warnings(
+        cfg_with(services={"s": lb("http://b", serversTransport="gone")})
+    )
+    assert len(warnings) == 1
+    assert "http.services.s.loadBalancer.serversTransport" in warnings[0] and "'gone'" in warnings[0]
+    _, warnings = parse_dynamic_with_warnings(
+        cfg_with(services={"s": lb("http://b", serversTransport="x@file")})
+    )
+    assert warnings == []  # another provider's: merge() resolves it
+
+
+@pytest.mark.parametrize(
+    ("transport", "key"),
+    [
+        ({"disableHTTP2": "false"}, "http.serversTransports.t.disableHTTP2"),
+        (
+            {"forwardingTimeouts": {"readIdleTimeout": "10s"}},
+            "http.serversTransports.t.forwardingTimeouts.readIdleTimeout",
+        ),
+        (
+            {"forwardingTimeouts": {"pingTimeout": "15s"}},
+            "http.serversTransports.t.forwardingTimeouts.pingTimeout",
+        ),
+    ],
+)
+def test_http2_only_keys_are_accepted_with_one_warning_naming_them(transport, key):
+    cfg, warnings = parse_dynamic_with_warnings(transports(t=transport))
+    assert cfg.servers_transports["t"] == ServersTransport()
+    assert len(warnings) == 1
+    assert warnings[0].startswith(key + ":") and "HTTP/1.1" in warnings[0]
+
+
+def test_spiffe_refuses_the_transport_with_a_warning_naming_it():
+    data = cfg_with(services={"s": lb("http://b", serversTransport="id")})
+    data["http"]["serversTransports"] = {"id": {"spiffe": {"ids": ["spiffe://x/y"]}}, "ok": {}}
+    cfg, warnings = parse_dynamic_with_warnings(data)
+    assert set(cfg.servers_transports) == {"ok"}  # never used without the identity check it asks for
+    assert warnings[0].startswith("http.serversTransports.id.spiffe:") and "not supported" in warnings[0]
+    assert any("serversTransport 'id' is not defined" in w for w in warnings[1:])
+
+
+@pytest.mark.parametrize(
+    ("transport", "path"),
+    [
+        ({"insecureSkipVerfy": True}, "http.serversTransports.t.insecureSkipVerfy"),
+        ({"insecureSkipVerify": "yes"}, "http.serversTransports.t.insecureSkipVerify"),
+        ({"maxIdleConnsPerHost": "many"}, "http.serversTransports.t.maxIdleConnsPerHost"),
+        ({"maxIdleConnsPerHost": -1}, "http.serversTransports.t.maxIdleConnsPerHost"),
+        (
+            {"forwardingTimeouts": {"dialTimeout": "soon"}},
+            "http.serversTransports.t.forwardingTimeouts.dialTimeout",
+        ),
+        (
+            {"forwardingTimeouts": {"dialTimeout": "-1s"}},
+            "http.serversTransports.t.forwardingTimeouts.dialTimeout",
+        ),
+        (
+            {"forwardingTimeouts": {"readTimeout": "1s"}},
+            "http.serversTransports.t.forwardingTimeouts.readTimeout",
+        ),
+        ({"certificates": [{"certFile": "c.pem"}]}, "http.serversTransports.t.certificates[0].keyFile"),
+        (
+            {"certificates": [{"certFile": "c", "keyFile": "k", "stores": ["x"]}]},
+            "http.serversTransports.t.certificates[0].stores",
+        ),
+        ({"rootCAs": [3.5, {}]}, "http.serversTransports.t.rootCAs[1]"),
+        ("fast", "http.serversTransports.t"),
+    ],
+)
+def test_servers_transport_errors_name_the_path(transport, path):
+    assert error(transports(t=transport)).path == path
+
+
+def test_servers_transport_names_cannot_carry_a_provider():
+    assert "'@'" in error(transports(**{"t@file": {}})).message
 
 
 # -- top level, warnings ------------------------------------------------------------------------------
