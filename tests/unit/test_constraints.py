@@ -1,5 +1,7 @@
 """Traefik's constraint expressions (cases from Traefik's constraints_labels_test.go, plus errors)."""
 
+import time
+
 import pytest
 
 from discover.constraints import parse_constraints
@@ -53,15 +55,20 @@ def test_matches(expr, labels, expected):
         ('Label("hello")', 1, "takes 2 arguments"),
         ('Foo("hello")', 1, "unknown function 'Foo'"),
         ("Label(`a`, `b`) &&", 19, "expected Label"),
-        ("Label(`a`, `b`) Label(`c`, `d`)", 17, "expected '&&', '||'"),
+        ("Label(`a`, `b`) Label(`c`, `d`)", 17, "expected '&&' or '||'"),
         ("(Label(`a`, `b`)", 17, "expected ')'"),
-        ("Label(`a`, `b", 12, "string not terminated"),
-        ('Label("a", "b)', 12, "string not terminated"),
-        ("Label(`a`, `b`) & Label(`c`, `d`)", 17, "unexpected character '&'"),
+        ("Label(`a`, `b", 12, "unterminated string"),
+        ('Label("a", "b)', 12, "unterminated string"),
+        ("Label(`a`, `b`) & Label(`c`, `d`)", 17, "did you mean '&&'"),
         ("Label(a, `b`)", 7, "expected a string argument"),
         ("LabelRegex(`a`, `(`)", 17, "invalid regular expression"),
         ('Label("a", "\\q")', 13, "unknown escape"),
         ("Label", 6, "expected '(' after Label"),
+        ("Label(`a`, `b`) && @", 20, "unexpected character '@'"),
+        # RE2 refuses what Go's regexp refuses, with the reason
+        ("LabelRegex(`a`, `(x)\\1`)", 17, "backreferences are not supported"),
+        ("LabelRegex(`a`, `(?!x)`)", 17, "lookahead/lookbehind"),
+        ("LabelRegex(`a`, `a{1001}`)", 17, "invalid repetition size"),
     ],
 )
 def test_errors_name_the_column(expr, column, fragment):
@@ -70,3 +77,27 @@ def test_errors_name_the_column(expr, column, fragment):
     msg = str(info.value)
     assert f"column {column}:" in msg
     assert fragment in msg
+
+
+@pytest.mark.parametrize(
+    ("expr", "labels", "expected"),
+    [
+        # Go's regexp semantics (RE2), not Python's re
+        ("LabelRegex(`x`, `^a$`)", {"x": "a\n"}, False),  # $ is the end of the text
+        ("LabelRegex(`x`, `^\\pL+$`)", {"x": "éa"}, True),  # Unicode classes
+        ("LabelRegex(`x`, `\\d`)", {"x": "\u0663"}, False),  # \d is ASCII
+        ("LabelRegex(`x`, `^$`)", {}, True),  # an absent label is the empty string
+        ('Label("t", "\\xc3\\xa9")', {"t": "é"}, True),  # \x escapes are bytes, as in Go
+    ],
+)
+def test_go_semantics(expr, labels, expected):
+    assert parse_constraints(expr)(labels) is expected
+
+
+def test_label_regex_is_linear_on_a_hostile_pattern():
+    # Python's re takes seconds (and doubles per character) on this; RE2 is linear.
+    match = parse_constraints("LabelRegex(`env`, `^(a|aa)+$`) || LabelRegex(`env`, `^(a+)+$`)")
+    labels = {"env": "a" * 60 + "!"}
+    start = time.perf_counter()
+    assert match(labels) is False
+    assert time.perf_counter() - start < 0.05

@@ -1,7 +1,7 @@
 import pytest
 from multidict import CIMultiDict
 
-from router.rules import RequestInfo, RuleError, go_regexp, parse_rule
+from router.rules import RequestInfo, RuleError, parse_rule
 
 
 def req(
@@ -323,7 +323,7 @@ def test_rule_error_is_a_value_error():
     assert issubclass(RuleError, ValueError)
 
 
-# Go regexp translation details
+# Go regexp semantics (RE2), through the matchers
 @pytest.mark.parametrize(
     ("pattern", "text", "expected"),
     [
@@ -345,23 +345,33 @@ def test_rule_error_is_a_value_error():
         ("a\\z", "a", True),
         ("\\d", "\u0663", False),  # Go's \d is ASCII only
         ("[&&]", "&", True),
+        ("^\\pL+$", "café", True),  # Unicode classes, which the old translator refused
+        ("(?U)^a+", "aaa", True),  # ungreedy flag, idem
+        ("\\bword\\b", "a word here", True),
+        ("a.c", "a\nc", False),  # '.' does not match a newline unless (?s)
+        ("(?s)a.c", "a\nc", True),
     ],
 )
-def test_go_regexp(pattern, text, expected):
-    assert (go_regexp(pattern).search(text) is not None) is expected
+def test_go_regexp_semantics(pattern, text, expected):
+    r = parse_rule(f"HeaderRegexp(`X`, `{pattern}`)")
+    assert r.match(req(headers=[("X", text)])) is expected
 
 
 def test_regexps_compiled_once_at_parse_time(monkeypatch):
     import re
+
+    import re2
 
     rule = parse_rule("PathRegexp(`^/a`) && HeaderRegexp(`X`, `y`) && QueryRegexp(`k`, `v`)")
 
     def boom(*args, **kwargs):
         raise AssertionError("regexp compiled on the request path")
 
-    monkeypatch.setattr(re, "compile", boom)
-    monkeypatch.setattr(re, "search", boom)
+    for module in (re, re2):
+        monkeypatch.setattr(module, "compile", boom)
+        monkeypatch.setattr(module, "search", boom)
     assert rule.match(req(path="/a", headers=[("X", "y")], query="k=v")) is True
+    assert rule.match(req(path="/b", headers=[("X", "y")], query="k=v")) is False
 
 
 def test_query_parsed_once_and_lazily():
