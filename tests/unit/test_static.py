@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from discover.model import ServersTransport
+from discover.values import BOOL_WORDS
 from dockroute.static import StaticConfig, StaticConfigError, load_static
 
 
@@ -503,7 +506,10 @@ def test_wrong_types(tmp_path):
     assert (
         error(["--serverstransport.maxidleconnsperhost=many"]).key == "serversTransport.maxIdleConnsPerHost"
     )
-    assert error(["--serverstransport.maxidleconnsperhost=-1"]).key == "serversTransport.maxIdleConnsPerHost"
+    huge = "9" * 5000  # beyond int()'s digit limit: still one clear error, not a crash
+    e = error([f"--serverstransport.maxidleconnsperhost={huge}"])
+    assert e.key == "serversTransport.maxIdleConnsPerHost"
+    assert error([f"--entrypoints.web.address=:{huge}"]).key == "entryPoints.web.address"
     e = error(files={"dockroute.yml": "log: [1]\n"}, tmp=tmp_path)
     assert e.key == "log"
     e = error(
@@ -557,9 +563,10 @@ def test_top_level_must_be_a_mapping(tmp_path):
     assert "mapping" in str(error(files={"dockroute.yml": "- a\n"}, tmp=tmp_path))
 
 
-def test_traefik_keys_not_acted_on_yet_are_accepted(tmp_path):
+def test_traefik_keys_not_acted_on_yet_are_accepted_and_listed(tmp_path):
     """A real Traefik static file (entry-point TLS, middlewares, access-log filters, log options) loads
-    unchanged; truly unknown keys next to them are still refused."""
+    unchanged, and every key dockroute does not act on is listed by its path for the warning at start;
+    truly unknown keys next to them are still refused."""
     cfg = tmp_path / "traefik.yml"
     cfg.write_text(
         "entryPoints:\n"
@@ -573,13 +580,117 @@ def test_traefik_keys_not_acted_on_yet_are_accepted(tmp_path):
         "  filters: {statusCodes: ['400-499']}\n"
         "  bufferingSize: 100\n"
         "log: {noColor: true, level: INFO}\n"
-        "serversTransport:\n"
-        "  forwardingTimeouts: {pingTimeout: 5s}\n"
+        "providers:\n"
+        "  docker: {tls: {insecureSkipVerify: true}}\n"
     )
     static = load_static(["--entrypoints.websecure.http.tls.certresolver=le"], {}, config_file=str(cfg))
     assert [ep.name for ep in static.entry_points] == ["websecure"]
     assert static.access_log is not None
+    assert static.ignored == (
+        "entryPoints.websecure.http.tls",
+        "entryPoints.websecure.http.middlewares",
+        "entryPoints.websecure.proxyProtocol",
+        "providers.docker.tls.insecureSkipVerify",
+        "accessLog.filters",
+        "accessLog.bufferingSize",
+    )
+    # Set by a flag too. log.noColor is what dockroute always does: checked, not listed.
+    flags = ["--accesslog.filters.statuscodes=400-499", "--log.nocolor"]
+    assert load(flags).ignored == ("accessLog.filters",)
+    assert error(["--log.nocolor=maybe"]).key == "log.noColor"
     cfg.write_text("entryPoints:\n  web:\n    address: ':80'\n    http:\n      tlss: {}\n")
     with pytest.raises(StaticConfigError) as err:
         load_static([], {}, config_file=str(cfg))
     assert "entryPoints.web.http.tlss" in str(err.value)
+
+
+# -- one boolean parser (Go's strconv.ParseBool) for flags, variables and files ----------------------
+
+
+def test_go_boolean_words_from_flags():
+    cfg = load(["--entrypoints.web.forwardedheaders.insecure=T", "--serverstransport.insecureskipverify=1"])
+    assert ep(cfg, "web").forwarded_insecure is True and cfg.transport.insecure_skip_verify is True
+    cfg = load(["--providers.file.filename=f.yml", "--providers.file.watch=F"])
+    assert cfg.file_provider is not None and cfg.file_provider.watch is False
+    # A whole section switched by a boolean word: `api` is accepted (and listed as not supported) or off.
+    assert load(["--api=T"]).ignored == ("api",) and load(["--api=0"]).ignored == ()
+
+
+def test_go_boolean_words_from_the_environment():
+    env = {"DOCKROUTE_PROVIDERS_DOCKER_EXPOSEDBYDEFAULT": "0", "TRAEFIK_PROVIDERS_DOCKER_USEBINDPORTIP": "t"}
+    d = load(env=env).docker_provider
+    assert d is not None and d.exposed_by_default is False and d.use_bind_port_ip is True
+
+
+def test_go_boolean_words_from_a_file(tmp_path):
+    text = (
+        'providers:\n  docker:\n    exposedByDefault: "False"\n    watch: "f"\n'
+        'serversTransport:\n  insecureSkipVerify: "True"\n'
+    )
+    cfg = load(files={"dockroute.yml": text}, tmp=tmp_path)
+    d = cfg.docker_provider
+    assert d is not None and d.exposed_by_default is False and d.watch is False
+    assert cfg.transport.insecure_skip_verify is True
+    toml = '[serversTransport]\ninsecureSkipVerify = "1"\n'
+    assert load(files={"dockroute.toml": toml}, tmp=tmp_path).transport.insecure_skip_verify is True
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "tRUE", "2", ""])
+def test_non_boolean_refused_naming_key_and_accepted_words(word):
+    e = error([f"--entrypoints.web.forwardedheaders.insecure={word}"])
+    assert e.key == "entryPoints.web.forwardedHeaders.insecure"
+    assert repr(word) in str(e) and BOOL_WORDS in str(e) and "--entrypoints.web.forwardedheaders" in str(e)
+
+
+def test_non_boolean_refused_from_environment_and_file(tmp_path):
+    e = error(env={"DOCKROUTE_PROVIDERS_DOCKER_EXPOSEDBYDEFAULT": "yes"})
+    assert e.key == "providers.docker.exposedByDefault" and BOOL_WORDS in str(e)
+    assert "DOCKROUTE_PROVIDERS_DOCKER_EXPOSEDBYDEFAULT" in str(e)
+    e = error(files={"dockroute.yml": "serversTransport: {insecureSkipVerify: 'nope'}\n"}, tmp=tmp_path)
+    assert e.key == "serversTransport.insecureSkipVerify" and BOOL_WORDS in str(e)
+    e = error(["--accesslog=yes"])
+    assert e.key == "accessLog" and BOOL_WORDS in str(e)
+
+
+# -- serversTransport: every Traefik key read, SPIFFE refused -----------------------------------------
+
+
+def test_servers_transport_is_the_model_type():
+    flags = ["--serverstransport.rootcas=/a.pem,/b.pem", "--serverstransport.maxidleconnsperhost=7"]
+    t = load(flags).transport
+    assert type(t) is ServersTransport
+    assert t == replace(ServersTransport(), root_cas=("/a.pem", "/b.pem"), max_idle_conns_per_host=7)
+
+
+def test_max_idle_conns_per_host_zero_and_negative_as_go_reads_them():
+    """Go's transport: 0 means its default of 2 idle connections per host; a negative value keeps none."""
+    assert load(["--serverstransport.maxidleconnsperhost=0"]).transport.max_idle_conns_per_host == 2
+    assert load(["--serverstransport.maxidleconnsperhost=-1"]).transport.max_idle_conns_per_host == 0
+
+
+def test_spiffe_is_refused_by_name(tmp_path):
+    text = "serversTransport:\n  spiffe:\n    ids: ['spiffe://example.org/a']\n    trustDomain: example.org\n"
+    e = error(files={"dockroute.yml": text}, tmp=tmp_path)
+    assert e.key == "serversTransport.spiffe" and "SPIFFE" in str(e) and "dockroute.yml" in str(e)
+    e = error(["--serverstransport.spiffe.trustdomain=example.org"])
+    assert e.key == "serversTransport.spiffe" and "--serverstransport.spiffe.trustdomain" in str(e)
+    assert error(["--serverstransport.spiffe"]).key == "serversTransport.spiffe"
+    empty = error(files={"dockroute.yml": "serversTransport:\n  spiffe:\n"}, tmp=tmp_path)
+    assert empty.key == "serversTransport.spiffe"
+    assert load(["--serverstransport.spiffe=false"]).transport == ServersTransport()
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--serverstransport.servername=backend.example",
+        "--serverstransport.certificates=/c.pem",
+        "--serverstransport.peercerturi=spiffe://x",
+        "--serverstransport.forwardingtimeouts.pingtimeout=5s",
+    ],
+)
+def test_named_transport_keys_are_not_static_keys(flag):
+    """Traefik's static serversTransport has no serverName, certificates, peerCertURI or HTTP/2 pings:
+    they belong to a named transport in the dynamic configuration, and the message says so."""
+    e = error([flag])
+    assert "unknown key" in str(e) and "http.serversTransports" in str(e)

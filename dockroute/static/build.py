@@ -1,0 +1,281 @@
+"""The settings dataclasses built from the merged tree, and :func:`load_static` that ties it together.
+
+Each builder reads one section through a :class:`~dockroute.static.readers.Reader` and applies the
+cross-key rules Traefik has (the embedded ``web`` entry point, the implicit Docker provider, redirection
+targets, exactly one of ``filename`` / ``directory``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import fields
+from types import MappingProxyType
+from typing import Any
+
+from discover.values import find_key
+from dockroute.static.readers import Reader, check_address
+from dockroute.static.schema import ANY, IGNORED, OTHER_PROVIDERS, SCHEMA, Named
+from dockroute.static.settings import (
+    PY_LEVELS,
+    AccessLogSettings,
+    DockerProviderSettings,
+    FileProviderSettings,
+    LogSettings,
+    StaticConfig,
+    StaticConfigError,
+)
+from dockroute.static.sources import find_file, merged_tree
+from dockroute.static.tree import OFF, Val, get, join, merge, where
+from router.settings import EntryPoint, Redirection, Transport
+
+__all__ = ["load_static"]
+
+_DEFAULTS: dict[type, dict[str, Any]] = {
+    cls: {f.name: f.default for f in fields(cls)} for cls in (EntryPoint, Transport, Redirection)
+}
+_GO_DEFAULT_IDLE_PER_HOST = 2  # Go's http.DefaultMaxIdleConnsPerHost: what maxIdleConnsPerHost=0 means
+
+
+def load_static(
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    config_file: str | None = None,
+    search_dirs: Sequence[str] = ("/etc/dockroute", "."),
+) -> StaticConfig:
+    """The static configuration from a file (explicit, else found in ``search_dirs``), the environment and
+    flags, in rising precedence. Raises :class:`StaticConfigError` on anything wrong or unknown."""
+    source, flags = find_file(config_file, argv, environ, search_dirs)
+    tree = merged_tree(source, flags, environ)
+    providers = get(tree, "providers")
+    docker = _docker_provider(get(providers, "docker"))
+    configured = isinstance(providers, dict) and any(
+        find_key(providers, p) is not None for p in ("file", "docker", *OTHER_PROVIDERS)
+    )
+    if docker is None and not configured:
+        docker = DockerProviderSettings(explicit=False)
+    resolvers = get(tree, "certificatesResolvers")
+    return StaticConfig(
+        entry_points=_entry_points(_with_default_web(get(tree, "entryPoints"))),
+        transport=_transport(get(tree, "serversTransport")),
+        file_provider=_file_provider(get(providers, "file")),
+        docker_provider=docker,
+        log=_log(get(tree, "log")),
+        access_log=_access_log(get(tree, "accessLog")),
+        certificates_resolvers=_freeze(resolvers if isinstance(resolvers, dict) else {}),
+        source=source,
+        ignored=tuple(not_acted_on(SCHEMA, tree)),
+        providers_throttle_duration=Reader(providers, "providers").duration("providersThrottleDuration", 2.0),
+    )
+
+
+def _with_default_web(entry_tree: Any) -> dict[str, Any]:
+    """The embedded ``web`` on :80 stays unless another entry point is configured; settings for ``web``
+    itself (``--entrypoints.web.address=…``, ``…forwardedheaders.insecure``) apply to it."""
+    entries = entry_tree if isinstance(entry_tree, dict) else {}
+    if all(find_key(("web",), name) is not None for name in entries):
+        entries = merge({next(iter(entries), "web"): {"address": Val(":80", "")}}, entries)
+    return entries
+
+
+# -- entry points -------------------------------------------------------------------------------------
+
+
+def _entry_points(entries: dict[str, Any]) -> tuple[EntryPoint, ...]:
+    live = [name for name, sub in entries.items() if sub is not OFF]
+    out = [_entry_point(name, entries[name], live) for name in live]
+    if not out:
+        raise StaticConfigError("entryPoints", "every entry point is switched off; at least one is needed")
+    return tuple(out)
+
+
+def _entry_point(name: str, tree: Any, names: list[str]) -> EntryPoint:
+    r = Reader(tree, f"entryPoints.{name}")
+    address = r.address()
+    if address is None:
+        raise StaticConfigError(f"entryPoints.{name}.address", "required (e.g. ':80')")
+    fwd = r.sub("forwardedHeaders")
+    rt = r.sub("transport", "respondingTimeouts")
+    lc = r.sub("transport", "lifeCycle")
+    d = _DEFAULTS[EntryPoint]
+    return EntryPoint(
+        name=name,
+        address=address,
+        redirection=_redirection(r.sub("http", "redirections", "entryPoint"), names),
+        trusted_ips=_trusted_ips(fwd),
+        forwarded_insecure=fwd.flag("insecure", False),
+        read_timeout=rt.duration("readTimeout", d["read_timeout"]),
+        write_timeout=rt.duration("writeTimeout", d["write_timeout"]),
+        idle_timeout=rt.duration("idleTimeout", d["idle_timeout"]),
+        grace_timeout=lc.duration("graceTimeOut", d["grace_timeout"]),
+        request_accept_grace_timeout=lc.duration(
+            "requestAcceptGraceTimeout", d["request_accept_grace_timeout"]
+        ),
+    )
+
+
+def _redirection(red: Reader, names: list[str]) -> Redirection | None:
+    """``http.redirections.entryPoint``: ``to`` names an entry point (any case) or is an address."""
+    if not (red.has("to") or red.tree):
+        return None
+    to = red.text("to")
+    if to is None:
+        raise StaticConfigError(f"{red.path}.to", "required: an entry point name or an address like ':443'")
+    target = find_key(names, to.strip())
+    if target is None and check_address(to) is None:
+        raise StaticConfigError(
+            f"{red.path}.to",
+            f"no entry point named {to!r} (known: {', '.join(names)}) and not an address like ':443'"
+            f"{where(red.origin('to'))}",
+        )
+    return Redirection(
+        to=target or to.strip(),
+        scheme=red.text("scheme", "https", choices=("https", "http")),
+        permanent=red.flag("permanent", True),
+        priority=red.integer("priority", _DEFAULTS[Redirection]["priority"], minimum=1),
+    )
+
+
+def _trusted_ips(fwd: Reader) -> tuple[str, ...]:
+    trusted = []
+    for item, path in fwd.items("trustedIPs"):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise StaticConfigError(
+                path,
+                f"expected an IP address or CIDR like '10.0.0.0/8', got {item!r}"
+                f"{where(fwd.origin('trustedIPs'))}",
+            ) from None
+        trusted.append(item)
+    return tuple(trusted)
+
+
+# -- the default transport to backends ----------------------------------------------------------------
+
+
+def _transport(tree: Any) -> Transport:
+    """Traefik's static ``serversTransport``: every key it has is read (SPIFFE is refused by name)."""
+    r = Reader(tree, "serversTransport")
+    spiffe = get(r.tree, "spiffe")
+    if spiffe is not None and spiffe is not OFF:
+        sub = r.sub("spiffe")
+        origin = next((sub.origin(k) for k in ("ids", "trustDomain") if sub.origin(k)), "")
+        sub.items("ids"), sub.text("trustDomain")  # a typo in them is still reported as such
+        raise StaticConfigError(
+            "serversTransport.spiffe",
+            "SPIFFE is not supported: dockroute cannot verify backends' SPIFFE identities, and ignoring it "
+            f"would skip that check; remove it, or trust the backends' CA with rootCAs{where(origin)}",
+        )
+    ft = r.sub("forwardingTimeouts")
+    d = _DEFAULTS[Transport]
+    idle_per_host = r.integer("maxIdleConnsPerHost", d["max_idle_conns_per_host"], minimum=None)
+    if idle_per_host == 0:
+        idle_per_host = _GO_DEFAULT_IDLE_PER_HOST
+    return Transport(
+        dial_timeout=ft.duration("dialTimeout", d["dial_timeout"]),
+        response_header_timeout=ft.duration("responseHeaderTimeout", d["response_header_timeout"]),
+        idle_conn_timeout=ft.duration("idleConnTimeout", d["idle_conn_timeout"]),
+        max_idle_conns_per_host=max(0, idle_per_host),  # negative: Go keeps no idle connection
+        insecure_skip_verify=r.flag("insecureSkipVerify", False),
+        root_cas=tuple(item for item, _ in r.items("rootCAs")),
+    )
+
+
+# -- providers, logs ----------------------------------------------------------------------------------
+
+
+def _file_provider(tree: Any) -> FileProviderSettings | None:
+    if not isinstance(tree, dict):
+        return None
+    r = Reader(tree, "providers.file")
+    filename, directory = r.text("filename"), r.text("directory")
+    if (filename is None) == (directory is None):
+        raise StaticConfigError(
+            "providers.file",
+            "set exactly one of filename or directory" + (", not both" if filename else ""),
+        )
+    return FileProviderSettings(filename=filename, directory=directory, watch=r.flag("watch", True))
+
+
+def _docker_provider(tree: Any) -> DockerProviderSettings | None:
+    if not isinstance(tree, dict):
+        return None
+    r = Reader(tree, "providers.docker")
+    tls = r.sub("tls")
+    d = DockerProviderSettings()
+    endpoint = r.text("endpoint", d.endpoint)
+    if "://" not in endpoint:
+        raise StaticConfigError(
+            "providers.docker.endpoint",
+            f"expected a URL like 'unix:///var/run/docker.sock' or 'tcp://host:2376', got {endpoint!r}"
+            f"{where(r.origin('endpoint'))}",
+        )
+    return DockerProviderSettings(
+        endpoint=endpoint,
+        exposed_by_default=r.flag("exposedByDefault", d.exposed_by_default),
+        default_rule=r.text("defaultRule", d.default_rule),
+        network=r.text("network"),
+        use_bind_port_ip=r.flag("useBindPortIP", d.use_bind_port_ip),
+        watch=r.flag("watch", d.watch),
+        constraints=r.text("constraints"),
+        allow_empty_services=r.flag("allowEmptyServices", d.allow_empty_services),
+        tls_ca=tls.text("ca"),
+        tls_cert=tls.text("cert"),
+        tls_key=tls.text("key"),
+        explicit=True,
+    )
+
+
+def _log(tree: Any) -> LogSettings:
+    r = Reader(tree, "log")
+    r.flag("noColor", True)  # checked only: dockroute's log never has colours
+    return LogSettings(
+        level=r.text("level", "INFO", choices=tuple(PY_LEVELS)),
+        format=r.text("format", "common", choices=("common", "json")),
+        file_path=r.text("filePath"),
+    )
+
+
+def _access_log(tree: Any) -> AccessLogSettings | None:
+    if not isinstance(tree, dict):
+        return None
+    r = Reader(tree, "accessLog")
+    return AccessLogSettings(
+        file_path=r.text("filePath"), format=r.text("format", "common", choices=("common", "json"))
+    )
+
+
+# -- what is kept raw, and what is not acted on -------------------------------------------------------
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Val):
+        return _freeze(value.value)
+    if isinstance(value, dict):
+        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def not_acted_on(node: Any, tree: Any, path: str = "") -> Iterator[str]:
+    """Key paths set in ``tree`` that dockroute accepts and does not act on (``IGNORED`` sections,
+    ``ANY`` keys), in schema order: the app names each in a warning at start."""
+    if not isinstance(tree, dict):
+        return
+    if isinstance(node, Named):
+        for name, sub in tree.items():
+            if sub is not OFF:
+                yield from not_acted_on(node.child, sub, join(path, name))
+        return
+    if not isinstance(node, dict):
+        return
+    for key, child in node.items():
+        found = find_key(tree, key)
+        if found is None or tree[found] is OFF:
+            continue
+        if isinstance(child, str) and child in (IGNORED, ANY):
+            yield join(path, key)
+        else:
+            yield from not_acted_on(child, tree[found], join(path, key))

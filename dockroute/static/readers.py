@@ -1,0 +1,164 @@
+"""Typed reads of the merged tree: one place that checks every value, whichever source set it.
+
+Booleans are read with :func:`discover.values.parse_bool` (Go's ``strconv.ParseBool`` words, as Traefik
+reads them from labels, files, flags and environment alike); option words and keys are matched with
+:func:`discover.values.find_key`. Every error names the key path and the flag, variable or file that set it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from discover.parse import parse_duration
+from discover.values import BOOL_WORDS, find_key, parse_bool
+from dockroute.static.settings import StaticConfigError
+from dockroute.static.tree import Indexed, Val, get, got, join, where
+
+__all__ = ["Reader", "check_address"]
+
+_WHOLE_NUMBER = re.compile(r"\s*[+-]?\d{1,18}\s*")  # bounded: no 10,000-digit int() on a typo
+
+
+class Reader:
+    """Typed access to one section of the merged tree, with errors naming the key path."""
+
+    def __init__(self, tree: Any, path: str) -> None:
+        self.tree = tree if isinstance(tree, dict) else {}
+        self.path = path
+
+    def sub(self, *keys: str) -> Reader:
+        return Reader(get(self.tree, *keys), ".".join([self.path, *keys]))
+
+    def has(self, *keys: str) -> bool:
+        return get(self.tree, *keys) is not None
+
+    def leaf(self, key: str) -> tuple[str, Any, str] | None:
+        """(key path, value, origin) of a leaf that was set, or None."""
+        v = get(self.tree, key)
+        if not isinstance(v, Val) or v.value is None:
+            return None
+        return join(self.path, key), v.value, v.origin
+
+    def origin(self, key: str) -> str:
+        got_ = self.leaf(key)
+        return got_[2] if got_ else ""
+
+    def text(self, key: str, default: str | None = None, *, choices: Sequence[str] = ()) -> Any:
+        """A non-empty string; with ``choices``, one of them (any case), returned as spelled there."""
+        found = self.leaf(key)
+        if found is None:
+            return default
+        path, value, origin = found
+        if not isinstance(value, str) or not value.strip():
+            raise StaticConfigError(path, f"expected a non-empty string, got {got(value)}{where(origin)}")
+        if choices:
+            choice = find_key(choices, value.strip())
+            if choice is None:
+                raise StaticConfigError(
+                    path, f"expected one of {', '.join(choices)}, got {got(value)}{where(origin)}"
+                )
+            return choice
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        found = self.leaf(key)
+        if found is None:
+            return default
+        path, value, origin = found
+        b = parse_bool(value)
+        if b is None:
+            raise StaticConfigError(path, f"expected {BOOL_WORDS}, got {got(value)}{where(origin)}")
+        return b
+
+    def integer(self, key: str, default: int, *, minimum: int | None = 0) -> int:
+        found = self.leaf(key)
+        if found is None:
+            return default
+        path, value, origin = found
+        n: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        elif isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
+            n = int(value)
+        if n is None:
+            raise StaticConfigError(path, f"expected a whole number, got {got(value)}{where(origin)}")
+        if minimum is not None and n < minimum:
+            raise StaticConfigError(path, f"must be at least {minimum}, got {n}{where(origin)}")
+        return n
+
+    def duration(self, key: str, default: float) -> float:
+        found = self.leaf(key)
+        if found is None:
+            return default
+        path, value, origin = found
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise StaticConfigError(
+                path,
+                f"expected a duration like '10s', '1m30s', '500ms' or a number of seconds, got {got(value)}"
+                f"{where(origin)}",
+            ) from None
+        if seconds < 0:
+            raise StaticConfigError(path, f"must not be a negative duration, got {got(value)}{where(origin)}")
+        return seconds
+
+    def items(self, key: str) -> tuple[tuple[str, str], ...]:
+        """(item, its key path) pairs; a string is split on commas."""
+        found = self.leaf(key)
+        if found is None:
+            return ()
+        path, value, origin = found
+        if isinstance(value, Indexed):
+            value = [value[i] for i in sorted(value)]
+        elif isinstance(value, str):
+            value = [s for s in (p.strip() for p in value.split(",")) if s]
+        if not isinstance(value, list | tuple):
+            raise StaticConfigError(path, f"expected a list of strings, got {got(value)}{where(origin)}")
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise StaticConfigError(f"{path}[{i}]", f"expected a string, got {got(item)}{where(origin)}")
+            out.append((item.strip(), f"{path}[{i}]"))
+        return tuple(out)
+
+    def address(self, key: str = "address") -> str | None:
+        """An entry point's ``[host]:port`` (``/tcp`` allowed; ``/udp`` refused by name)."""
+        found = self.leaf(key)
+        if found is None:
+            return None
+        path, value, origin = found
+        if isinstance(value, str) and value.strip().lower().endswith("/udp"):
+            raise StaticConfigError(
+                path, f"UDP entry points are not supported, got {got(value)}{where(origin)}"
+            )
+        checked = check_address(value) if isinstance(value, str) else None
+        if checked is None:
+            raise StaticConfigError(
+                path, f"expected a string like ':80' or '127.0.0.1:8080', got {got(value)}{where(origin)}"
+            )
+        return checked
+
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def check_address(address: str) -> str | None:
+    """``[host]:port`` (Traefik's entry point address, optionally ``/tcp``) → the address, or None if bad."""
+    addr = address.strip()
+    if addr.lower().endswith("/tcp"):
+        addr = addr[:-4]
+    host, colon, port = addr.rpartition(":")
+    if not colon or not (port.isascii() and port.isdigit() and len(port) <= 5) or int(port) > 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1].split("%")[0])
+        except ValueError:
+            return None
+    elif host and (":" in host or not _HOSTNAME.match(host)):
+        return None
+    return addr

@@ -1,0 +1,168 @@
+"""The table of Traefik static keys dockroute knows, and what kind of value each takes.
+
+A section is a dict canonical name -> node; a leaf is one of the kind names below; ``Named`` is a map of
+user-named entries (``entryPoints.<name>``). The canonical (camelCase) spelling here is the one every key
+path in a message uses, whatever case the user typed.
+
+Traefik keys that dockroute accepts but does not act on yet are ``ANY`` (inside a section dockroute owns)
+or ``IGNORED`` (a whole section): a Traefik file must load unchanged, and each such key that is set is
+reported by name at start (``StaticConfig.ignored``), never dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ADDR",
+    "ANY",
+    "BOOL",
+    "DUR",
+    "IGNORED",
+    "INT",
+    "LIST",
+    "NAMED_TRANSPORT_ONLY",
+    "OTHER_PROVIDERS",
+    "RAW",
+    "RAW_ITEM",
+    "SCHEMA",
+    "STR",
+    "Named",
+]
+
+STR, BOOL, INT, DUR, LIST, ADDR = "str", "bool", "int", "duration", "list", "address"
+IGNORED, RAW = "<ignored>", "<raw>"  # a whole section not supported yet; a section kept as given
+RAW_ITEM = "<raw item>"  # a key inside an ignored or raw section, set by a flag or variable
+ANY = "<any>"  # a Traefik key inside an owned section that dockroute accepts and does not act on yet
+
+
+@dataclass(frozen=True)
+class Named:
+    """A map of user-named entries, each shaped like ``child``."""
+
+    child: dict[str, Any]
+
+
+_ENTRY_POINT: dict[str, Any] = {
+    "address": ADDR,
+    "http": {
+        "redirections": {"entryPoint": {"to": STR, "scheme": STR, "permanent": BOOL, "priority": INT}},
+        **dict.fromkeys(
+            ("tls", "middlewares", "encodeQuerySemicolons", "sanitizePath", "maxHeaderBytes"), ANY
+        ),
+    },
+    "forwardedHeaders": {"trustedIPs": LIST, "insecure": BOOL, "connection": ANY},
+    "transport": {
+        "respondingTimeouts": {"readTimeout": DUR, "writeTimeout": DUR, "idleTimeout": DUR},
+        "lifeCycle": {"graceTimeOut": DUR, "requestAcceptGraceTimeout": DUR},
+        **dict.fromkeys(("keepAliveMaxRequests", "keepAliveMaxTime"), ANY),
+    },
+    **dict.fromkeys(
+        (
+            "http2",
+            "http3",
+            "proxyProtocol",
+            "udp",
+            "asDefault",
+            "allowACMEByPass",
+            "observability",
+            "reusePort",
+        ),
+        ANY,
+    ),
+}
+
+OTHER_PROVIDERS = (
+    "swarm",
+    "kubernetesIngress",
+    "kubernetesIngressNGINX",
+    "kubernetesCRD",
+    "kubernetesGateway",
+    "rest",
+    "http",
+    "consul",
+    "consulCatalog",
+    "nomad",
+    "ecs",
+    "etcd",
+    "zooKeeper",
+    "redis",
+    "plugin",
+    "marathon",
+    "rancher",
+)
+
+_IGNORED_SECTIONS = (
+    "global",
+    "api",
+    "metrics",
+    "ping",
+    "tracing",
+    "hostResolver",
+    "experimental",
+    "core",
+    "tcpServersTransport",
+    "spiffe",
+)
+
+# Traefik's static serversTransport has exactly these keys. SPIFFE is typed so that its keys are checked,
+# and then refused as a whole when set: ignoring it would skip the identity check the user asked for.
+_SERVERS_TRANSPORT: dict[str, Any] = {
+    "forwardingTimeouts": {"dialTimeout": DUR, "responseHeaderTimeout": DUR, "idleConnTimeout": DUR},
+    "maxIdleConnsPerHost": INT,
+    "insecureSkipVerify": BOOL,
+    "rootCAs": LIST,
+    "spiffe": {"ids": LIST, "trustDomain": STR},
+}
+
+# Keys a named ``http.serversTransports.<name>`` has and the static default transport does not (Traefik
+# refuses them there too): the "unknown key" message says where they belong.
+NAMED_TRANSPORT_ONLY: dict[str, tuple[str, ...]] = {
+    "serversTransport": (
+        "serverName",
+        "certificates",
+        "peerCertURI",
+        "disableHTTP2",
+        "cipherSuites",
+        "minVersion",
+        "maxVersion",
+    ),
+    "serversTransport.forwardingTimeouts": ("readIdleTimeout", "pingTimeout"),
+}
+
+SCHEMA: dict[str, Any] = {
+    "entryPoints": Named(_ENTRY_POINT),
+    "providers": {
+        "providersThrottleDuration": DUR,
+        "file": {"filename": STR, "directory": STR, "watch": BOOL},
+        "docker": {
+            "endpoint": STR,
+            "exposedByDefault": BOOL,
+            "defaultRule": STR,
+            "network": STR,
+            "useBindPortIP": BOOL,
+            "watch": BOOL,
+            "constraints": STR,
+            "allowEmptyServices": BOOL,
+            "tls": {"ca": STR, "cert": STR, "key": STR, "insecureSkipVerify": ANY},
+            **dict.fromkeys(("httpClientTimeout", "username", "password"), ANY),
+        },
+        **{p: IGNORED for p in OTHER_PROVIDERS},
+    },
+    "serversTransport": _SERVERS_TRANSPORT,
+    "log": {
+        "level": STR,
+        "format": STR,
+        "filePath": STR,
+        "noColor": BOOL,  # dockroute never colours its log: what noColor asks is always true
+        **dict.fromkeys(("maxSize", "maxAge", "maxBackups", "compress"), ANY),
+    },
+    "accessLog": {
+        "filePath": STR,
+        "format": STR,
+        **dict.fromkeys(("filters", "fields", "bufferingSize", "addInternals"), ANY),
+    },
+    "certificatesResolvers": RAW,
+    **{s: IGNORED for s in _IGNORED_SECTIONS},
+}
