@@ -6,10 +6,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from discover.values import BOOL_WORDS
 from dockroute import __version__
 from dockroute.static import StaticConfigError, load_static, split_config_flag
 
-USAGE = """\
+USAGE = f"""\
 usage: dockroute [--config FILE] [--<traefik.static.key>=VALUE ...]
        dockroute --version | --help
 
@@ -29,6 +30,7 @@ Common flags (keys are case-insensitive, as in Traefik):
   --providers.docker                          routes from Docker labels (.endpoint, .exposedbydefault,
                                               .network, .defaultrule, .constraints)
   --serverstransport.forwardingtimeouts.dialtimeout=30s
+  --serverstransport.rootcas=/ca.pem          trust this CA for https backends (or .insecureskipverify)
   --log.level=DEBUG|INFO|WARN|ERROR           --log.format=common|json   --log.filepath=FILE
   --accesslog                                 access log on stdout (--accesslog.filepath=FILE,
                                               --accesslog.format=json)
@@ -37,7 +39,8 @@ Common flags (keys are case-insensitive, as in Traefik):
 
 Values: '--key=value' or '--key value'; a bare boolean flag means true; lists are comma-separated or
 indexed (--entrypoints.web.forwardedheaders.trustedips[0]=10.0.0.0/8); durations like 10s, 1m30s, 500ms
-or a number of seconds.
+or a number of seconds. Booleans, from flags, variables and the file alike:
+{BOOL_WORDS}.
 
 Environment: every flag also works as a variable, upper case with '_' for '.', e.g.
   DOCKROUTE_ENTRYPOINTS_WEB_ADDRESS=:8080  DOCKROUTE_PROVIDERS_DOCKER_EXPOSEDBYDEFAULT=false

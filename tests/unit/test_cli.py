@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import dockroute
+from discover.values import BOOL_WORDS
 from dockroute import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,3 +99,24 @@ def test_main_returns_2_in_process(capsys, tmp_path, monkeypatch):
 def test_info_flags_in_process(flag, capsys):
     assert cli.main([flag]) == 0
     assert capsys.readouterr().out
+
+
+def test_help_names_the_boolean_words(tmp_path):
+    p = run(tmp_path, "--help")
+    assert p.returncode == 0 and BOOL_WORDS in p.stdout
+
+
+def test_go_boolean_word_flag_is_read_and_a_bad_one_names_the_words(tmp_path):
+    p = run(tmp_path, "--entrypoints.web.forwardedheaders.insecure=yes")
+    assert p.returncode == 2
+    assert "entryPoints.web.forwardedHeaders.insecure: expected true or false (also 1, t, T" in p.stderr
+    assert "got 'yes'" in p.stderr
+
+
+def test_spiffe_stops_the_process_naming_it(tmp_path):
+    p = run(tmp_path, env={"DOCKROUTE_SERVERSTRANSPORT_SPIFFE_TRUSTDOMAIN": "example.org"})
+    assert p.returncode == 2
+    assert p.stderr.startswith(
+        "dockroute: configuration error: serversTransport.spiffe: SPIFFE is not supported"
+    )
+    assert "DOCKROUTE_SERVERSTRANSPORT_SPIFFE_TRUSTDOMAIN" in p.stderr
