@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["BOOL_WORDS", "find_key", "parse_bool"]
+__all__ = ["BOOL_WORDS", "find_key", "fold_key", "parse_bool"]
 
 # Go's strconv.ParseBool, word for word (it is case-sensitive: "tRUE" is not a boolean).
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -32,11 +32,18 @@ def parse_bool(value: Any) -> bool | None:
     return None
 
 
+def fold_key(key: Any) -> Any:
+    """The form in which option names compare equal (case folded; list indexes and other non-strings as
+    they are). :func:`find_key` compares with it; a reader that indexes many keys at once (the Docker label
+    tree) keys its dict with it, so both follow one rule."""
+    return key.lower() if isinstance(key, str) else key
+
+
 def find_key(keys: Iterable[Any], wanted: str) -> Any | None:
     """The key among ``keys`` that ``wanted`` names, compared case-insensitively as Traefik does for every
     option name; ``None`` when there is none. Returns the key as it is spelled in ``keys``."""
-    low = wanted.lower()
+    low = fold_key(wanted)
     for key in keys:
-        if isinstance(key, str) and key.lower() == low:
+        if isinstance(key, str) and fold_key(key) == low:
             return key
     return None

@@ -296,6 +296,14 @@ def test_template_evaluator_directly():
         RuleTemplate("{{ printf .Name }}")
 
 
+def test_template_strings_are_go_string_literals():
+    """One Go string-literal decoder for rules, constraints and templates: every Go escape works."""
+    t = RuleTemplate('{{ index .Labels "a\\x2eb\\u00e9" }}|{{ index .Labels `raw\\n` }}')
+    assert t.render("n", "c", {"a.bé": "one", "raw\\n": "two"}) == "one|two"
+    with pytest.raises(TemplateError, match="escape"):
+        RuleTemplate('{{ index .Labels "\\q" }}')
+
+
 def test_router_with_label_but_no_rule_gets_the_default_rule():
     cfg, _ = build(box("api", {T + "routers.api.entrypoints": "web"}))
     assert cfg.routers["api"].rule == "Host(`api`)"
@@ -536,10 +544,136 @@ def test_enable_and_exposed_by_default(exposed, labels, routed):
         assert records["app"].reasons[0].startswith("not enabled")
 
 
-def test_bad_enable_value():
-    _, records = build(box("app", {"traefik.enable": "yes"}))
+@pytest.mark.parametrize("value", ["yes", "on", "tRUE", "2", ""])
+def test_bad_enable_value(value):
+    _, records = build(box("app", {"traefik.enable": value}))
     assert not records["app"].routed
-    assert records["app"].reasons == ("label traefik.enable: expected true or false, got 'yes'",)
+    assert records["app"].reasons == (
+        f"label traefik.enable: expected true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False), "
+        f"got {value!r}",
+    )
+
+
+# -- booleans: Go's strconv.ParseBool words, as Traefik reads every label ----------------------------------
+
+TRUE_WORDS = ("1", "t", "T", "TRUE", "true", "True", " true ")
+FALSE_WORDS = ("0", "f", "F", "FALSE", "false", "False")
+
+
+@pytest.mark.parametrize(
+    ("word", "value"), [(w, True) for w in TRUE_WORDS] + [(w, False) for w in FALSE_WORDS]
+)
+def test_enable_takes_gos_boolean_words(word, value):
+    cfg, records = build(
+        box("app", {"traefik.enable": word}), settings=DockerSettings(exposed_by_default=not value)
+    )
+    assert records["app"].routed is value
+    assert bool(cfg.routers) is value
+
+
+@pytest.mark.parametrize(
+    ("word", "value"), [(w, True) for w in TRUE_WORDS] + [(w, False) for w in FALSE_WORDS]
+)
+def test_boolean_labels_take_gos_words(word, value):
+    svc = T + "services.app.loadbalancer."
+    labels = {
+        svc + "passhostheader": word,
+        svc + "healthcheck.followredirects": word,
+        svc + "sticky.cookie.secure": word,
+        T + "routers.app.tls": word,
+        T + "middlewares.h.headers.framedeny": word,
+        T + "routers.app.middlewares": "h",
+    }
+    cfg, records = build(box("app", labels))
+    assert records["app"].routed, records["app"].reasons
+    lb = cfg.services["app"].load_balancer
+    assert lb.pass_host_header is value
+    assert lb.health_check.follow_redirects is value
+    assert lb.sticky.secure is value
+    assert (cfg.routers["app"].tls is not None) is value
+    assert cfg.middlewares["h"].options["frameDeny"] is value
+
+
+@pytest.mark.parametrize("word", ["T", "1", "True"])
+def test_passhostheader_T_routes(word):
+    """The issue's case: ``passhostheader=T`` used to leave the container unrouted."""
+    cfg, records = build(box("app", {T + "services.app.loadbalancer.passhostheader": word}))
+    assert records["app"].routed and records["app"].reasons == ()
+    assert cfg.services["app"].load_balancer.pass_host_header is True
+    assert cfg.routers["app"].service == "app"
+
+
+@pytest.mark.parametrize(("word", "present"), [("1", True), ("T", True), ("0", False), ("F", False)])
+def test_sections_switched_on_or_off_by_a_boolean(word, present):
+    svc = T + "services.app.loadbalancer."
+    cfg, records = build(box("app", {svc + "healthcheck": word, svc + "sticky": word}))
+    assert records["app"].routed
+    lb = cfg.services["app"].load_balancer
+    assert (lb.health_check == HealthCheck()) if present else lb.health_check is None
+    assert lb.sticky is None  # sticky without cookie is not sticky, either way
+    cfg, _ = build(box("app", {svc + "sticky.cookie": word}))
+    assert (cfg.services["app"].load_balancer.sticky == StickyCookie()) is present
+
+
+def test_a_true_word_may_carry_sub_keys_too():
+    svc = T + "services.app.loadbalancer."
+    cfg, records = build(box("app", {svc + "healthcheck": "T", svc + "healthcheck.path": "/up"}))
+    assert records["app"].routed
+    assert cfg.services["app"].load_balancer.health_check == HealthCheck(path="/up")
+
+
+def test_middleware_sections_switched_by_a_boolean():
+    cfg, records = build(
+        box(
+            "app",
+            {
+                T + "middlewares.gz.compress": "1",
+                T + "middlewares.rl.ratelimit.average": "5",
+                T + "middlewares.rl.ratelimit.sourcecriterion.ipstrategy": "F",
+            },
+        )
+    )
+    assert records["app"].routed
+    assert cfg.middlewares["gz"].type == "compress" and dict(cfg.middlewares["gz"].options) == {}
+    assert _thaw(cfg.middlewares["rl"].options) == {"average": 5, "sourceCriterion": {}}
+    _, records = build(box("app", {T + "middlewares.gz.compress": "0"}))
+    assert not records["app"].routed
+    assert (
+        "label traefik.http.middlewares.gz.compress: false leaves the middleware" in records["app"].reasons[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "word"),
+    [
+        ("services.app.loadbalancer.passhostheader", "yes"),
+        ("services.app.loadbalancer.healthcheck", "on"),
+        ("middlewares.h.headers.framedeny", "tRUE"),
+        ("middlewares.gz.compress", "yes"),
+    ],
+)
+def test_a_non_boolean_label_names_the_label_and_the_accepted_words(key, word):
+    _, records = build(box("app", {T + key: word}))
+    assert not records["app"].routed
+    (reason,) = records["app"].reasons
+    assert reason.startswith(f"label {T + key}: expected ")
+    assert "true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False)" in reason
+    assert repr(word) in reason
+
+
+def test_serverstransport_label_is_a_reference_and_a_missing_bare_one_is_reported():
+    svc = T + "services.app.loadbalancer.serverstransport"
+    cfg, records = build(box("app", {svc: "tls@file"}))
+    assert cfg.services["app"].load_balancer.servers_transport == "tls@file"
+    assert records["app"].routed and records["app"].warnings == ()
+    assert cfg.servers_transports == {}  # labels cannot define transports, only reference them
+    cfg, records = build(box("app", {svc: "tls"}))
+    assert cfg.services["app"].load_balancer.servers_transport == "tls"
+    assert any("serversTransport 'tls' is not defined" in w for w in records["app"].warnings)
+    label = T + "serverstransports.tls.insecureskipverify"
+    _, records = build(box("app", {label: "true"}))
+    assert not records["app"].routed
+    assert records["app"].reasons[0].startswith(f"label {label}: a serversTransport cannot be defined with")
 
 
 @pytest.mark.parametrize(

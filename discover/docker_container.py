@@ -1,0 +1,457 @@
+"""One Docker container → its part of the dynamic configuration, with Traefik's Docker defaults.
+
+The labels (already a tree, :mod:`discover.docker_label_tree`) become the nested dict of a dynamic
+configuration file, completed as Traefik's Docker provider completes it: one load-balancer service of the
+implicit name when the labels define none, its server from the container's address and port, one router
+with the default rule, and a router without ``service`` bound to the only service. The dict then goes
+through :func:`discover.parse.parse_dynamic_with_warnings`, the same parser as a file, so labels and files
+land on one model.
+
+A container that cannot contribute raises :class:`LeftOut` (its message is the container's reason); a
+bad label raises :class:`~discover.readers.ConfigError`, which the caller maps back to the label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from discover.docker_label_tree import Labels, collect, label_for, map_at, to_data
+from discover.docker_model import ContainerInfo, DockerSettings
+from discover.docker_options import ANY, MIDDLEWARE_OPTIONS, middleware_options
+from discover.docker_template import RuleTemplate, TemplateError, normalize
+from discover.model import DynamicConfig
+from discover.parse import MIDDLEWARE_TYPES, parse_dynamic_with_warnings
+from discover.readers import ConfigError, Key
+from discover.values import BOOL_WORDS, find_key, fold_key, parse_bool
+
+__all__ = ["Built", "Ctx", "LeftOut", "build_one", "enabled", "implicit_name"]
+
+_COMPOSE_PROJECT = "com.docker.compose.project"
+_COMPOSE_SERVICE = "com.docker.compose.service"
+_SERVER_KEYS = ("port", "scheme", "url", "weight")
+
+
+class LeftOut(Exception):
+    """The container contributes nothing; the message is the record's reason."""
+
+
+def implicit_name(c: ContainerInfo) -> str:
+    """Traefik's ``getServiceName``: ``normalize(service + "_" + project)`` for a compose container (both
+    labels non-empty), else ``normalize(container name)``."""
+    project, service = c.labels.get(_COMPOSE_PROJECT), c.labels.get(_COMPOSE_SERVICE)
+    if project and service:
+        return normalize(f"{service}_{project}")
+    return normalize(c.name)
+
+
+def enabled(lab: Labels, settings: DockerSettings) -> bool:
+    """``traefik.enable`` (Go's boolean words), else ``exposedByDefault``; a non-boolean leaves it out."""
+    if lab.enable is None:
+        return settings.exposed_by_default
+    value, label = lab.enable
+    b = parse_bool(value)
+    if b is None:
+        raise LeftOut(f"label {label}: expected {BOOL_WORDS}, got {value!r}")
+    return b
+
+
+@dataclass
+class Ctx:
+    """What every container's build may look at: the settings and the other containers."""
+
+    settings: DockerSettings
+    own_networks: frozenset[str]
+    containers: Sequence[ContainerInfo]
+
+
+@dataclass
+class Built:
+    cfg: DynamicConfig
+    warnings: list[str]
+    reasons: list[str]
+    has_servers: bool
+    router_labels: dict[str, str]  # router name → where it came from, for messages
+
+
+# -- addresses ------------------------------------------------------------------------------------------
+
+
+def _find_container(containers: Sequence[ContainerInfo], ref: str) -> ContainerInfo | None:
+    for c in containers:
+        if c.name == ref.lstrip("/"):
+            return c
+    for c in containers:
+        if ref and c.id.startswith(ref):
+            return c
+    return None
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
+
+
+def _wanted(lab: Labels, settings: DockerSettings) -> tuple[str, str] | None:
+    if lab.network is not None and lab.network[0].strip():
+        return lab.network[0].strip(), f"label {lab.network[1]}"
+    if settings.network:
+        return settings.network, "providers.docker.network"
+    return None
+
+
+def _address(
+    c: ContainerInfo, wanted: tuple[str, str] | None, ctx: Ctx, warnings: list[str], depth: int = 0
+) -> str:
+    """The IP the container is reached at (Traefik's getIPAddress); ``wanted`` is (network, where from)."""
+    mode = c.network_mode or ""
+    if mode == "host":
+        return ctx.settings.host_address
+    if mode.startswith("container:"):
+        ref = mode.split(":", 1)[1]
+        target = _find_container(ctx.containers, ref)
+        if target is None or depth > 4:
+            raise LeftOut(f"network_mode {mode}: that container is not running; no IP address")
+        # Traefik: the target's traefik.docker.network (its default: providers.docker.network), else ours.
+        tlab = collect(target.labels)
+        if tlab.network is not None:
+            twanted: tuple[str, str] | None = (tlab.network[0], f"label {tlab.network[1]} of {target.name}")
+        elif ctx.settings.network:
+            twanted = (ctx.settings.network, "providers.docker.network")
+        else:
+            twanted = wanted
+        return _address(target, twanted, ctx, warnings, depth + 1)
+    nets = {k: v for k, v in c.networks.items() if v}
+    if not nets:
+        raise LeftOut(f"no IP address: the container is on no network (network_mode {mode or 'none'})")
+    if wanted is not None:
+        name, source = wanted
+        if name in nets:
+            return nets[name]
+        hint = ""
+        if c.compose_project and not name.startswith(c.compose_project + "_"):
+            hint = f" (missing the compose project prefix: {c.compose_project}_{name}?)"
+        warnings.append(
+            f"network {name!r} ({source}) is not one of the container's networks "
+            f"({', '.join(sorted(nets))}){hint}; choosing another"
+        )
+    if len(nets) == 1:
+        return next(iter(nets.values()))
+    shared = sorted(n for n in nets if n in ctx.own_networks)
+    if shared:
+        return nets[shared[0]]
+    first = sorted(nets)[0]
+    warnings.append(
+        f"several networks ({', '.join(sorted(nets))}) and none shared with dockroute; using {first!r} "
+        "(set traefik.docker.network to choose)"
+    )
+    return nets[first]
+
+
+def _default_port(c: ContainerInfo, service: str, warnings: list[str]) -> int:
+    tcp = sorted({p.port for p in c.ports if p.protocol == "tcp"})
+    if not tcp:
+        raise LeftOut(
+            f"service {service}: no exposed TCP port; "
+            f"set traefik.http.services.{service}.loadbalancer.server.port"
+        )
+    if len(tcp) > 1:
+        note = (
+            f"several exposed ports ({', '.join(map(str, tcp))}); "
+            f"using the lowest, {tcp[0]} (Traefik's rule); "
+            f"set traefik.http.services.{service}.loadbalancer.server.port to choose"
+        )
+        if note not in warnings:
+            warnings.append(note)
+    return tcp[0]
+
+
+# -- one container ----------------------------------------------------------------------------------------
+
+
+def _allow_empty(d: dict[Key, Any], k: Key, keys: tuple[Key, ...], path: str) -> None:
+    """``sticky=true``-style labels for Traefik's ``allowEmpty`` sections: true → present and empty,
+    false → absent (Go's boolean words)."""
+    value = parse_bool(d[k])
+    if value is None:
+        raise ConfigError(path, f"expected sub-keys or {BOOL_WORDS}, got {d[k]!r}", keys=(*keys, k))
+    if value:
+        d[k] = {}
+    else:
+        del d[k]
+
+
+@dataclass
+class _Builder:
+    """The state of one container's build: what it says (warnings, reasons) and its address, found once."""
+
+    c: ContainerInfo
+    lab: Labels
+    ctx: Ctx
+    with_servers: bool
+    name: str = ""
+    warnings: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    has_servers: bool = False
+    address: str | None = None
+
+    def alias(self, synthetic: tuple[Key, ...], real: tuple[Key, ...]) -> None:
+        """Errors at a synthesized path (``...servers[0]``) are reported against the label they came from."""
+        label = label_for(self.lab.origins, real[1:])
+        if label is not None:
+            self.lab.origins[tuple(fold_key(k) for k in synthetic[1:])] = label
+
+    def services(self, http: dict[Key, Any], root: tuple[Key, ...]) -> dict[Key, Any]:
+        """Complete ``http.services``: the implicit one when none is defined, and every load balancer."""
+        found = map_at(http, "services", root, "http")
+        if found is None or not found[1]:
+            skey = found[0] if found else "services"
+            http[skey] = {self.name: {"loadBalancer": {}}}
+            services = http[skey]
+        else:
+            skey, services = found
+        for sname, svc in services.items():
+            skeys = (*root, skey, sname)
+            spath = f"http.services.{sname}"
+            if not isinstance(svc, dict):
+                raise ConfigError(spath, f"expected sub-keys, got {svc!r}", keys=skeys)
+            lbf = map_at(svc, "loadBalancer", skeys, spath)
+            if lbf is None:
+                raise LeftOut(f"service {sname}: only loadbalancer services can be defined with labels")
+            lbkey, lb = lbf
+            self.load_balancer(str(sname), lb, (*skeys, lbkey), f"{spath}.loadBalancer")
+        return services
+
+    def load_balancer(self, sname: str, lb: dict[Key, Any], lkeys: tuple[Key, ...], lpath: str) -> None:
+        for k in list(lb):
+            low = fold_key(str(k))
+            if low == "servers":
+                raise ConfigError(f"{lpath}.servers", "use loadbalancer.server.* in labels", keys=(*lkeys, k))
+            if low == "strategy":
+                if fold_key(str(lb[k])) != "wrr":
+                    self.warnings.append(
+                        f"service {sname}: load-balancing strategy {lb[k]!r} not supported; wrr used"
+                    )
+                del lb[k]
+            elif low == "responseforwarding":
+                self.warnings.append(f"service {sname}: responseforwarding is not supported; ignored")
+                del lb[k]
+            elif low in ("healthcheck", "sticky") and isinstance(lb[k], str):
+                _allow_empty(lb, k, lkeys, f"{lpath}.{k}")
+        stf = find_key(lb, "sticky")
+        if stf is not None and isinstance(lb[stf], dict):
+            ck = find_key(lb[stf], "cookie")
+            if ck is not None and isinstance(lb[stf][ck], str):
+                _allow_empty(lb[stf], ck, (*lkeys, stf), f"{lpath}.sticky.cookie")
+        server: dict[Key, Any] = {}
+        srv_key = find_key(lb, "server")
+        if srv_key is not None:
+            server = lb.pop(srv_key)
+            if not isinstance(server, dict):
+                raise ConfigError(
+                    f"{lpath}.server", f"expected sub-keys, got {server!r}", keys=(*lkeys, srv_key)
+                )
+        self.server(sname, lb, server, lkeys, (*lkeys, srv_key or "server"), lpath)
+
+    def server(
+        self,
+        sname: str,
+        lb: dict[Key, Any],
+        server: dict[Key, Any],
+        lkeys: tuple[Key, ...],
+        srv_keys: tuple[Key, ...],
+        lpath: str,
+    ) -> None:
+        """``loadbalancer.server.{url|port,scheme}`` → the one server of the service (none when the
+        container is not healthy and ``allowEmptyServices`` keeps its service empty)."""
+        fields: dict[str, tuple[Key, Any]] = {}  # folded name → (key as written, value)
+        for k, v in server.items():
+            low = fold_key(str(k))
+            if low not in _SERVER_KEYS:
+                raise ConfigError(
+                    f"{lpath}.server.{k}",
+                    f"unknown key {k!r}; expected one of {', '.join(_SERVER_KEYS)}",
+                    keys=(*srv_keys, k),
+                )
+            fields[low] = (k, v)
+        entry: dict[str, Any] = {}
+        if "weight" in fields:
+            entry["weight"] = fields["weight"][1]
+        if "url" in fields:
+            if "port" in fields or "scheme" in fields:
+                raise ConfigError(
+                    f"{lpath}.server.url",
+                    "defining scheme or port is not allowed when url is defined",
+                    keys=(*srv_keys, fields["url"][0]),
+                )
+            entry["url"] = fields["url"][1]
+            lb["servers"] = [entry] if self.with_servers else []
+            self.has_servers = self.has_servers or self.with_servers
+            self.alias((*lkeys, "servers", 0), (*srv_keys, fields["url"][0]))
+            return
+        port = _port_label(fields, srv_keys, lpath)
+        if not self.with_servers:
+            lb["servers"] = []
+            return
+        entry["url"] = self.server_url(sname, port, fields["scheme"][1] if "scheme" in fields else "http")
+        lb["servers"] = [entry]
+        self.has_servers = True
+        if "port" in fields:
+            self.alias((*lkeys, "servers", 0), (*srv_keys, fields["port"][0]))
+        elif "scheme" in fields:
+            self.alias((*lkeys, "servers", 0), (*srv_keys, fields["scheme"][0]))
+
+    def server_url(self, sname: str, port: int | None, scheme: str) -> str:
+        """``scheme://address:port`` of the container (or of the host port it is published on, with
+        ``useBindPortIP``)."""
+        settings = self.ctx.settings
+        if port is None:
+            port = _default_port(self.c, sname, self.warnings)
+        if self.address is None:
+            self.address = _address(self.c, _wanted(self.lab, settings), self.ctx, self.warnings)
+        host, hport = self.address, port
+        if settings.use_bind_port_ip:
+            bound = [b for b in self.c.ports if b.port == port and b.host_port]
+            if bound:
+                b = bound[0]
+                ip = b.host_ip or ""
+                host = settings.host_address if ip in ("", "0.0.0.0", "::") else ip
+                hport = b.host_port
+            else:
+                note = f"useBindPortIP: port {port} is not published; using the container's address"
+                if note not in self.warnings:
+                    self.warnings.append(note)
+        return f"{scheme}://{_host(host)}:{hport}"
+
+    def routers(
+        self,
+        http: dict[Key, Any],
+        root: tuple[Key, ...],
+        services: Mapping[Key, Any],
+        template: RuleTemplate | TemplateError,
+    ) -> dict[str, str]:
+        """Complete ``http.routers``: the default router when none is defined, the default rule and the
+        only service where they are missing. Returns router name → the label it came from."""
+        found = map_at(http, "routers", root, "http")
+        if found is None or not found[1]:
+            rkey = found[0] if found else "routers"
+            if len(services) > 1:
+                self.reasons.append(
+                    "no router: the container defines several services "
+                    f"({', '.join(sorted(map(str, services)))}) and no router"
+                )
+                http.pop(rkey, None)
+                return {}
+            http[rkey] = {self.name: {}}
+        else:
+            rkey = found[0]
+        routers = http[rkey]
+        router_labels: dict[str, str] = {}
+        for rname in list(routers):
+            router = routers[rname]
+            if router is None or (isinstance(router, str) and not router.strip()):
+                router = routers[rname] = {}
+            if not isinstance(router, dict):
+                continue  # the parser reports it
+            if self.complete_router(str(rname), router, services, template):
+                router_labels[str(rname)] = label_for(self.lab.origins, (rkey, rname)) or "default router"
+            else:
+                del routers[rname]
+        return router_labels
+
+    def complete_router(
+        self,
+        rname: str,
+        router: dict[Key, Any],
+        services: Mapping[Key, Any],
+        template: RuleTemplate | TemplateError,
+    ) -> bool:
+        """The default rule and the only service where missing; False when the router is left out. A
+        default rule that did not compile (``template`` is its error) leaves out the routers needing it."""
+        rule_key = find_key(router, "rule")
+        if rule_key is None or router[rule_key] is None or not str(router[rule_key]).strip():
+            try:
+                if isinstance(template, TemplateError):
+                    raise template
+                rule = template.render(self.name, self.c.name, self.c.labels)
+            except TemplateError as exc:
+                raise LeftOut(
+                    f"router {rname}: default rule {self.ctx.settings.default_rule!r}: {exc}"
+                ) from None
+            if not rule.strip():
+                self.reasons.append(f"router {rname}: the default rule is empty; router left out")
+                return False
+            router[rule_key or "rule"] = rule
+        svc_key = find_key(router, "service")
+        if svc_key is None or not str(router[svc_key] or "").strip():
+            if len(services) > 1:
+                self.reasons.append(
+                    f"router {rname}: no service label and several services "
+                    f"({', '.join(sorted(map(str, services)))}); router left out"
+                )
+                return False
+            router[svc_key or "service"] = next(iter(services))
+        return True
+
+
+def _port_label(fields: Mapping[str, tuple[Key, Any]], srv_keys: tuple[Key, ...], lpath: str) -> int | None:
+    if "port" not in fields:
+        return None
+    pk, pv = fields["port"]
+    text = pv.strip() if isinstance(pv, str) else ""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ConfigError(
+            f"{lpath}.server.port", f"expected a port number (1-65535), got {pv!r}", keys=(*srv_keys, pk)
+        )
+    return int(text)
+
+
+def _middlewares(http: dict[Key, Any], root: tuple[Key, ...]) -> None:
+    """Middleware options from label strings to typed values (files give them typed already)."""
+    found = map_at(http, "middlewares", root, "http")
+    if found is None:
+        return
+    mkey, middlewares = found
+    for mname, mw in middlewares.items():
+        if not isinstance(mw, dict) or len(mw) != 1:
+            continue  # the parser reports it
+        ((tkey, opts),) = mw.items()
+        mtype = find_key(MIDDLEWARE_TYPES, str(tkey))
+        if mtype is None:
+            continue
+        keys, path = (*root, mkey, mname, tkey), f"http.middlewares.{mname}.{mtype}"
+        options = middleware_options(opts, MIDDLEWARE_OPTIONS.get(mtype, ANY), keys, path)
+        if options is None:
+            raise ConfigError(
+                path, "false leaves the middleware without a type; remove its labels", keys=keys
+            )
+        mw[tkey] = options
+
+
+def build_one(
+    c: ContainerInfo,
+    lab: Labels,
+    ctx: Ctx,
+    template: RuleTemplate | TemplateError,
+    with_servers: bool,
+) -> Built:
+    """One container's configuration. Raises LeftOut or ConfigError (mapped to a label by the caller)."""
+    b = _Builder(c, lab, ctx, with_servers, name=implicit_name(c), warnings=list(lab.warnings))
+    http = to_data(lab.http, ("http",), "http") if lab.http.children else {}
+    if not isinstance(http, dict):
+        raise ConfigError("http", "expected sub-keys", keys=("http",))
+    root: tuple[Key, ...] = ("http",)
+    st_key = find_key(http, "serversTransports")
+    if st_key is not None:  # Traefik's labels cannot set them either
+        raise ConfigError(
+            "http.serversTransports",
+            "a serversTransport cannot be defined with labels; define it in a file and reference it "
+            "with loadbalancer.serverstransport=<name>@file",
+            keys=(*root, st_key),
+        )
+    services = b.services(http, root)
+    router_labels = b.routers(http, root, services, template)
+    _middlewares(http, root)
+    cfg, parse_warnings = parse_dynamic_with_warnings({"http": http}, references=False)
+    b.warnings.extend(parse_warnings)
+    return Built(cfg, b.warnings, b.reasons, b.has_servers, router_labels)
