@@ -1,7 +1,9 @@
 """The package boundaries of the brief, checked on the source (lint-imports checks the same in CI):
-router imports nothing of discover but the model, and none of Docker or ACME; discover never aiohttp."""
+router imports nothing of discover but the model, the expression grammar and RE2, and none of Docker or
+ACME; discover never aiohttp."""
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,9 +22,44 @@ def imports(package: str) -> list[tuple[str, str]]:
     return out
 
 
-def test_router_sees_only_the_model_of_discover():
-    bad = [(f, m) for f, m in imports("router") if m.startswith("discover") and m != "discover.model"]
+# What the router may see of discover: the config types, the rule grammar, and RE2 regexes.
+ROUTER_MAY_IMPORT = {"discover.model", "discover.goexpr", "discover.goregex"}
+
+
+def test_router_sees_only_the_model_grammar_and_regexes_of_discover():
+    bad = [(f, m) for f, m in imports("router") if m.startswith("discover") and m not in ROUTER_MAY_IMPORT]
     assert not bad
+
+
+def discover_modules() -> set[str]:
+    out = set()
+    for path in (ROOT / "discover").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if len(parts) > 1:
+            out.add(".".join(parts))
+    return out
+
+
+def router_contract_forbids() -> set[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (contract,) = [
+        c for c in config["tool"]["importlinter"]["contracts"] if c["source_modules"] == ["router"]
+    ]
+    return set(contract["forbidden_modules"])
+
+
+def test_router_contract_names_every_discover_module():
+    """The import contract forbids by name, so a new discover module would be open to the router until
+    someone lists it: every discover module is either one the router may import or forbidden by name
+    (lint-imports, for its part, refuses a listed module that does not exist)."""
+    forbidden = router_contract_forbids()
+    modules = discover_modules()
+    assert modules >= ROUTER_MAY_IMPORT
+    assert not ROUTER_MAY_IMPORT & forbidden
+    unlisted = modules - ROUTER_MAY_IMPORT - forbidden
+    assert not unlisted, f"add these to the router contract's forbidden_modules in pyproject.toml: {unlisted}"
 
 
 @pytest.mark.parametrize(
