@@ -95,7 +95,7 @@ class Upstream:
         "cookie_value",
     )
 
-    def __init__(self, url: str, weight: int = 1) -> None:
+    def __init__(self, url: str, weight: int = 1, transport: str = "") -> None:
         parts = urlsplit(url)
         host = parts.hostname
         if not host:
@@ -106,7 +106,7 @@ class Upstream:
         default = 443 if self.scheme == "https" else 80
         self.port = parts.port or default  # ValueError for a bad port
         self.weight = weight
-        self.key = (self.scheme, self.host, self.port)
+        self.key = (self.scheme, self.host, self.port, transport)  # transport: pooled and TLS'd apart
         self.host_header = self.host if self.port == default else f"{self.host}:{self.port}"
         self.host_header_b = self.host_header.encode("latin-1", "replace")
         self.healthy = True  # active health; True until a check says otherwise
@@ -144,11 +144,14 @@ class ServiceBalancer:
             for u in previous.servers:
                 old.setdefault(u.url, u)
         checked = spec.health_check is not None
+        transport = spec.servers_transport or ""
         servers = []
         for s in spec.servers:
             up = old.pop(s.url, None)
+            if up is not None and up.key[3] != transport:
+                up = None  # another serversTransport: another TLS identity, so no state carries over
             if up is None:
-                up = Upstream(s.url, s.weight)
+                up = Upstream(s.url, s.weight, transport)
             elif checked:
                 # Shared with the previous balancer: in-flight requests and the previous checker keep
                 # reporting into the same object, and a server known dead stays dead.
@@ -156,7 +159,7 @@ class ServiceBalancer:
             else:
                 # No active check any more: a fresh object, so a late result of the old checker cannot
                 # leave it unhealthy forever; passive state is still carried over.
-                fresh = Upstream(s.url, s.weight)
+                fresh = Upstream(s.url, s.weight, transport)
                 fresh.down_until = up.down_until
                 fresh.current = up.current
                 up = fresh

@@ -18,6 +18,7 @@ from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, Serv
 from router.rules import RuleError, parse_rule
 from router.settings import EntryPoint
 from router.table import Route, RoutingTable
+from router.transports import DEFAULT as DEFAULT_TRANSPORT
 
 log = logging.getLogger("dockroute.router")
 
@@ -121,9 +122,28 @@ def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig
         if router.service in cfg.services:
             return f"service {router.service} is not usable (see the error logged for it)"
         return f"service {router.service} does not exist"
+    missing = _missing_transport(router.service, cfg, ())
+    if missing is not None:  # as Traefik: the router is refused rather than served another transport
+        return f"service {missing[0]} uses serversTransport {missing[1]}, which does not exist"
     if router.middlewares:  # no middleware type is implemented yet: never serve a router without its own
         mw = router.middlewares[0]
         if mw not in cfg.middlewares:
             return f"middleware {mw} does not exist"
         return f"middleware {mw} ({cfg.middlewares[mw].type}) is not supported yet"
+    return None
+
+
+def _missing_transport(name: str, cfg: DynamicConfig, seen: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first (service, serversTransport) reached from service ``name`` whose transport does not exist."""
+    svc = cfg.services.get(name)
+    if svc is None or name in seen:
+        return None
+    if svc.load_balancer is not None:
+        t = svc.load_balancer.servers_transport
+        missing = t and t != DEFAULT_TRANSPORT and t not in cfg.servers_transports
+        return (name, t) if missing and t else None
+    for child in svc.weighted.services if svc.weighted is not None else ():
+        found = _missing_transport(child.name, cfg, (*seen, name))
+        if found is not None:
+            return found
     return None

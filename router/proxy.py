@@ -364,7 +364,7 @@ class EntryPointHandler:
                     expect_continue = False
                 body_task = loop.create_task(self._send_body(request, conn, chunked))
             try:
-                rht = self.pool.settings.response_header_timeout
+                rht = self.pool.settings_for(up.key[3]).response_header_timeout
                 if rht:
                     async with asyncio.timeout(rht):
                         await conn.headers_done  # type: ignore[misc]

@@ -19,7 +19,12 @@ from typing import Any
 import httptools
 
 from router.settings import Transport
+from router.transports import DEFAULT, BuiltTransport, Transports, build_transports, refusing_context
 
+# A pool key: scheme, host, port and the serversTransport's qualified name ("" for the static default).
+Key = tuple[str, str, int, str]
+
+_GO_DEFAULT_IDLE_PER_HOST = 2  # Go's http.DefaultMaxIdleConnsPerHost, used when maxIdleConnsPerHost is 0
 _HIGH_WATER = 1 << 20  # pause reading the backend when this much body is buffered
 _LOW_WATER = 1 << 18
 
@@ -44,6 +49,13 @@ class UpstreamBroken(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     reason = "upstream timed out"
+
+
+class TransportUnavailable(ConnectFailed):
+    """The service's ``serversTransport`` does not exist or could not be built: nothing is attempted rather
+    than connecting through another, possibly less strict, transport."""
+
+    reason = "serversTransport unusable"
 
 
 class Connection(asyncio.Protocol):
@@ -74,10 +86,12 @@ class Connection(asyncio.Protocol):
         "upgrade_tail",
         "head_request",
         "keep_alive",
+        "origin",
     )
 
-    def __init__(self, key: tuple[str, str, int]) -> None:
+    def __init__(self, key: Key, origin: BuiltTransport | None = None) -> None:
         self.key = key
+        self.origin = origin  # the transport it was made through; pooled only while that one is current
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -318,83 +332,130 @@ class Connection(asyncio.Protocol):
         self._wake()
 
 
-def make_ssl_context(transport: Transport) -> ssl.SSLContext:
-    """The client TLS context for https backends (``insecureSkipVerify``, ``rootCAs``)."""
-    ctx = ssl.create_default_context()
-    for ca in transport.root_cas:
-        if "-----BEGIN" in ca:
-            ctx.load_verify_locations(cadata=ca)
-        else:
-            ctx.load_verify_locations(cafile=ca)
-    if transport.insecure_skip_verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
 class Pool:
-    """Keep-alive connections per backend (scheme, host, port), most recently used first.
+    """Keep-alive connections per backend and transport, most recently used first.
 
-    Idle connections expire after ``idleConnTimeout``; at most ``maxIdleConnsPerHost`` are kept per backend.
-    The pool holds no cookies and no per-client state: it is shared by every request of every router.
+    A key is ``(scheme, host, port, serversTransport)`` (``""``: the static default transport), so two
+    services reaching one backend through different transports never share a connection. Each transport
+    brings its own TLS context, dial timeout, ``idleConnTimeout`` and ``maxIdleConnsPerHost``. The pool
+    holds no cookies and no per-client state: it is shared by every request of every router.
     """
 
     def __init__(self, transport: Transport, clock: Callable[[], float] = time.monotonic) -> None:
-        self.settings = transport
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self.settings = transport  # the static default transport
+        self._idle: dict[Key, list[Connection]] = {}
         self._clock = clock
-        self._ssl: ssl.SSLContext | None = None
         self._sweeper: asyncio.TimerHandle | None = None
-        self._pending: dict[tuple[str, str, int], set[asyncio.Task[Any]]] = {}
+        self._pending: dict[Key, set[asyncio.Task[Any]]] = {}
+        self._transports = build_transports({}, transport)
+        self._by_name: dict[str, BuiltTransport] = {}
+        self._sweep_every = 30.0
+        self._index()
 
-    def ssl_context(self, transport: str | None = None) -> ssl.SSLContext:
-        """The client TLS context for https backends of services using ``transport`` (None: the default
-        ``serversTransport``). Health checks use it too, so a backend is probed as it is proxied."""
-        if self._ssl is None:
-            self._ssl = make_ssl_context(self.settings)
-        return self._ssl
+    # -- transports ------------------------------------------------------------------------------------
 
-    _ssl_context = ssl_context
+    @property
+    def transports(self) -> Transports:
+        return self._transports
+
+    def build_transports(self, named: Mapping[str, Transport]) -> Transports:
+        """The transport table for a snapshot's ``http.serversTransports``: reads files and builds TLS
+        contexts, so call it in a worker thread; transports equal to the current ones are reused."""
+        return build_transports(named, self.settings, self._transports)
+
+    def set_transports(self, transports: Transports | Mapping[str, Transport]) -> None:
+        """Swap in a transport table (on the event loop). Idle connections made through a transport that
+        changed or left are closed; unchanged transports keep theirs. A plain mapping of settings is built
+        here first, on the caller's thread (cheap only when nothing changed): prefer a built table."""
+        if not isinstance(transports, Transports):
+            transports = self.build_transports(transports)
+        self._transports = transports
+        self._index()
+        by_name = self._by_name
+        for key in list(self._idle):
+            current = by_name.get(key[3])
+            keep = []
+            for conn in self._idle[key]:
+                if conn.origin is current and not conn.closed:
+                    keep.append(conn)
+                else:
+                    conn.close()
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+
+    def _index(self) -> None:
+        table = self._transports
+        by_name = {name: t for name, t in table.named.items()}
+        by_name[""] = by_name[DEFAULT] = table.default
+        self._by_name = by_name
+        timeouts = [t.settings.idle_conn_timeout for t in table.all() if t.settings.idle_conn_timeout > 0]
+        self._sweep_every = max(1.0, min(30.0, *timeouts)) if timeouts else 30.0
+
+    def _usable(self, name: str | None) -> BuiltTransport:
+        t = self._by_name.get(name or "")
+        if t is None:
+            raise TransportUnavailable(f"serversTransport {name} does not exist")
+        if t.error:
+            raise TransportUnavailable(f"serversTransport {t.name} is unusable: {t.error}")
+        return t
+
+    def settings_for(self, transport: str | None = None) -> Transport:
+        """The settings (timeouts) of the transport a service names; the default's for an unknown name."""
+        t = self._by_name.get(transport or "")
+        return t.settings if t is not None else self.settings
 
     def tls_for(self, transport: str | None = None) -> tuple[ssl.SSLContext, str | None]:
-        """The TLS context and the server name to send/verify (None: the URL's host) for backends of a
-        service using ``transport``; the proxy and the health checks both connect through this."""
-        return self.ssl_context(transport), None
+        """The TLS context and the server name to send and verify (None: the URL's host) for backends of a
+        service using ``transport`` (None: the default). The proxy and the health checks both connect
+        through this. For a missing or unusable transport it does not raise: it gives a context that fails
+        every handshake with a message naming the transport, so a probe fails rather than trusting less."""
+        try:
+            t = self._usable(transport)
+        except TransportUnavailable as exc:
+            return refusing_context(str(exc)), None
+        assert t.context is not None
+        return t.context, t.server_name
 
-    def set_transports(self, transports: Mapping[str, Transport]) -> None:
-        """The named ``http.serversTransports`` of the snapshot being applied (called on the event loop,
-        with contexts already built off it where that costs anything)."""
+    def ssl_context(self, transport: str | None = None) -> ssl.SSLContext:
+        """The client TLS context of ``transport`` (see :meth:`tls_for`)."""
+        return self.tls_for(transport)[0]
 
-    async def acquire(self, key: tuple[str, str, int]) -> tuple[Connection, bool]:
+    # -- connections -----------------------------------------------------------------------------------
+
+    async def acquire(self, key: Key) -> tuple[Connection, bool]:
         """A connection to ``key`` and whether it was reused from the pool."""
         idle = self._idle.get(key)
         if idle:
+            t = self._by_name.get(key[3])
+            limit = t.settings.idle_conn_timeout if t is not None else 0
             now = self._clock()
-            limit = self.settings.idle_conn_timeout
             while idle:
                 conn = idle.pop()
-                if conn.closed or (limit and now - conn.idle_since > limit):
+                if conn.closed or conn.origin is not t or (limit and now - conn.idle_since > limit):
                     conn.close()
                     continue
                 return conn, True
         return await self.connect(key), False
 
-    async def connect(self, key: tuple[str, str, int]) -> Connection:
-        scheme, host, port = key
+    async def connect(self, key: Key) -> Connection:
+        scheme, host, port, name = key
+        t = self._usable(name)
         loop = asyncio.get_running_loop()
-        ssl_ctx = self._ssl_context() if scheme == "https" else None
-        timeout = self.settings.dial_timeout or None
+        ssl_ctx = t.context if scheme == "https" else None
+        address = host.strip("[]")
+        timeout = t.settings.dial_timeout or None
         # The attempt runs as its own task so that `retain` can abandon it when the server leaves the
         # configuration: a connect to a stopped container's address can otherwise hang for the whole
         # dial timeout, and the request moves on to another server at once instead.
         attempt = loop.create_task(
             loop.create_connection(
-                lambda: Connection(key),
-                host.strip("[]"),
+                lambda: Connection(key, t),
+                address,
                 port,
                 ssl=ssl_ctx,
-                server_hostname=host.strip("[]") if ssl_ctx else None,
+                server_hostname=(t.server_name or address) if ssl_ctx else None,
             )
         )
         pending = self._pending.setdefault(key, set())
@@ -420,11 +481,13 @@ class Pool:
 
     def release(self, conn: Connection) -> None:
         """Return a finished connection: kept when reusable and there is room, closed otherwise."""
-        if not conn.reusable:
-            conn.close()
+        t = self._by_name.get(conn.key[3])
+        if not conn.reusable or conn.origin is not t or t is None:
+            conn.close()  # also when its transport changed since it was made
             return
+        limit = t.settings.max_idle_conns_per_host or _GO_DEFAULT_IDLE_PER_HOST  # < 0: keep none
         idle = self._idle.setdefault(conn.key, [])
-        if len(idle) >= self.settings.max_idle_conns_per_host:
+        if len(idle) >= limit:
             conn.close()
             return
         conn.idle_since = self._clock()
@@ -434,15 +497,15 @@ class Pool:
             self._schedule_sweep()
 
     def _schedule_sweep(self) -> None:
-        interval = max(1.0, min(30.0, self.settings.idle_conn_timeout or 30.0))
-        self._sweeper = asyncio.get_running_loop().call_later(interval, self._sweep)
+        self._sweeper = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
 
     def _sweep(self) -> None:
         """Close idle connections past their time, so dead backends don't pin sockets forever."""
         self._sweeper = None
         now = self._clock()
-        limit = self.settings.idle_conn_timeout
         for key in list(self._idle):
+            t = self._by_name.get(key[3])
+            limit = t.settings.idle_conn_timeout if t is not None else 0
             keep = []
             for conn in self._idle[key]:
                 if conn.closed or (limit and now - conn.idle_since > limit):
@@ -456,7 +519,7 @@ class Pool:
         if self._idle:
             self._schedule_sweep()
 
-    def retain(self, keys: set[tuple[str, str, int]]) -> None:
+    def retain(self, keys: set[Key]) -> None:
         """Close idle connections to backends no longer in the configuration (a removed container's
         address may soon belong to another one)."""
         for key in [k for k in self._idle if k not in keys]:
@@ -466,7 +529,7 @@ class Pool:
             for attempt in self._pending[key]:
                 attempt.cancel()
 
-    def idle_count(self, key: tuple[str, str, int] | None = None) -> int:
+    def idle_count(self, key: Key | None = None) -> int:
         if key is not None:
             return len(self._idle.get(key, ()))
         return sum(len(v) for v in self._idle.values())

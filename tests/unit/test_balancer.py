@@ -365,10 +365,10 @@ def test_upstream_parsing():
     bal = ServiceBalancer("s", lb("http://Backend:8080", "https://secure", "http://[::1]:81", "HTTP://h"))
     a, b, c, d = bal.servers
     assert (a.key, a.host_header, a.host_header_b) == (
-        ("http", "backend", 8080),
+        ("http", "backend", 8080, ""),
         "backend:8080",
         b"backend:8080",
     )
-    assert (b.key, b.host_header) == (("https", "secure", 443), "secure")
-    assert (c.key, c.host_header) == (("http", "[::1]", 81), "[::1]:81")
-    assert (d.key, d.host_header) == (("http", "h", 80), "h")
+    assert (b.key, b.host_header) == (("https", "secure", 443, ""), "secure")
+    assert (c.key, c.host_header) == (("http", "[::1]", 81, ""), "[::1]:81")
+    assert (d.key, d.host_header) == (("http", "h", 80, ""), "h")
