@@ -635,6 +635,18 @@ def test_go_boolean_words_from_a_file(tmp_path):
     assert load(files={"dockroute.toml": toml}, tmp=tmp_path).transport.insecure_skip_verify is True
 
 
+def test_numbers_in_a_file_are_booleans_as_their_text(tmp_path):
+    """Traefik's file loader reads a YAML/TOML number as its text, so 1 and 0 are booleans, 2 is not."""
+    text = "providers:\n  docker:\n    exposedByDefault: 0\nserversTransport: {insecureSkipVerify: 1}\n"
+    cfg = load(files={"dockroute.yml": text}, tmp=tmp_path)
+    assert cfg.docker_provider is not None and cfg.docker_provider.exposed_by_default is False
+    assert cfg.transport.insecure_skip_verify is True
+    toml = tmp_path / "two.toml"
+    toml.write_text("[serversTransport]\ninsecureSkipVerify = 2\n")
+    e = error(config_file=str(toml))
+    assert e.key == "serversTransport.insecureSkipVerify" and "got '2'" in str(e) and BOOL_WORDS in str(e)
+
+
 @pytest.mark.parametrize("word", ["yes", "on", "tRUE", "2", ""])
 def test_non_boolean_refused_naming_key_and_accepted_words(word):
     e = error([f"--entrypoints.web.forwardedheaders.insecure={word}"])
