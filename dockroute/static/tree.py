@@ -98,11 +98,9 @@ def unknown(path: str, key: str, choices: Sequence[str], origin: str) -> StaticC
     """The error for a key the schema does not have at ``path``, with a hint when one helps."""
     named_only = find_key(NAMED_TRANSPORT_ONLY.get(path, ()), key)
     if named_only is not None:
-        hint = (
-            f": {named_only} belongs to a named transport in the dynamic configuration "
-            f"(http.serversTransports.<name>.{path.partition('.')[2] + '.' if '.' in path else ''}"
-            f"{named_only}), not to the static default"
-        )
+        below = path.removeprefix("serversTransport").lstrip(".")  # "" or "forwardingTimeouts"
+        dynamic = join(join("http.serversTransports.<name>", below), named_only)
+        hint = f": {named_only} belongs to a named transport ({dynamic}, dynamic configuration)"
     else:
         hint = _suggest(key, choices)
     return StaticConfigError(join(path, key), f"unknown key{hint}{where(origin)}")
