@@ -99,7 +99,7 @@ def unknown(path: str, key: str, choices: Sequence[str], origin: str) -> StaticC
     named_only = find_key(NAMED_TRANSPORT_ONLY.get(path, ()), key)
     if named_only is not None:
         below = path.removeprefix("serversTransport").lstrip(".")  # "" or "forwardingTimeouts"
-        dynamic = join(join("http.serversTransports.<name>", below), named_only)
+        dynamic = ".".join(filter(None, ("http.serversTransports.<name>", below, named_only)))
         hint = f": {named_only} belongs to a named transport ({dynamic}, dynamic configuration)"
     else:
         hint = _suggest(key, choices)

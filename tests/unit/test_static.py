@@ -693,16 +693,20 @@ def test_spiffe_is_refused_by_name(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flag",
+    ("flag", "where"),
     [
-        "--serverstransport.servername=backend.example",
-        "--serverstransport.certificates=/c.pem",
-        "--serverstransport.peercerturi=spiffe://x",
-        "--serverstransport.forwardingtimeouts.pingtimeout=5s",
+        ("--serverstransport.servername=backend.example", "http.serversTransports.<name>.serverName"),
+        ("--serverstransport.certificates=/c.pem", "http.serversTransports.<name>.certificates"),
+        ("--serverstransport.peercerturi=spiffe://x", "http.serversTransports.<name>.peerCertURI"),
+        (
+            "--serverstransport.forwardingtimeouts.pingtimeout=5s",
+            "http.serversTransports.<name>.forwardingTimeouts.pingTimeout",
+        ),
     ],
 )
-def test_named_transport_keys_are_not_static_keys(flag):
+def test_named_transport_keys_are_not_static_keys(flag, where):
     """Traefik's static serversTransport has no serverName, certificates, peerCertURI or HTTP/2 pings:
-    they belong to a named transport in the dynamic configuration, and the message says so."""
+    they belong to a named transport in the dynamic configuration, and the message says where."""
     e = error([flag])
-    assert "unknown key" in str(e) and "http.serversTransports" in str(e)
+    assert e.key.lower() == flag[2:].partition("=")[0]
+    assert f"unknown key: {where.rpartition('.')[2]} belongs to a named transport ({where}," in str(e)
