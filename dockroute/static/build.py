@@ -157,16 +157,7 @@ def _trusted_ips(fwd: Reader) -> tuple[str, ...]:
 def _transport(tree: Any) -> Transport:
     """Traefik's static ``serversTransport``: every key it has is read (SPIFFE is refused by name)."""
     r = Reader(tree, "serversTransport")
-    spiffe = get(r.tree, "spiffe")
-    if spiffe is not None and spiffe is not OFF:
-        sub = r.sub("spiffe")
-        origin = next((sub.origin(k) for k in ("ids", "trustDomain") if sub.origin(k)), "")
-        sub.items("ids"), sub.text("trustDomain")  # a typo in them is still reported as such
-        raise StaticConfigError(
-            "serversTransport.spiffe",
-            "SPIFFE is not supported: dockroute cannot verify backends' SPIFFE identities, and ignoring it "
-            f"would skip that check; remove it, or trust the backends' CA with rootCAs{where(origin)}",
-        )
+    _refuse_spiffe(r)
     ft = r.sub("forwardingTimeouts")
     d = _DEFAULTS[Transport]
     idle_per_host = r.integer("maxIdleConnsPerHost", d["max_idle_conns_per_host"], minimum=None)
@@ -179,6 +170,23 @@ def _transport(tree: Any) -> Transport:
         max_idle_conns_per_host=max(0, idle_per_host),  # negative: Go keeps no idle connection
         insecure_skip_verify=r.flag("insecureSkipVerify", False),
         root_cas=tuple(item for item, _ in r.items("rootCAs")),
+    )
+
+
+def _refuse_spiffe(r: Reader) -> None:
+    """``serversTransport.spiffe`` asks that every backend prove a SPIFFE identity; dockroute has no
+    Workload API client, and dropping the setting would silently skip that check, so it stops the start."""
+    spiffe = get(r.tree, "spiffe")
+    if spiffe is None or spiffe is OFF:
+        return
+    sub = r.sub("spiffe")
+    sub.items("ids")  # a malformed value is still reported as such
+    sub.text("trustDomain")
+    origin = sub.origin("ids") or sub.origin("trustDomain")
+    raise StaticConfigError(
+        "serversTransport.spiffe",
+        "SPIFFE is not supported: dockroute cannot verify backends' SPIFFE identities, and ignoring it "
+        f"would skip that check; remove it, or trust the backends' CA with rootCAs{where(origin)}",
     )
 
 

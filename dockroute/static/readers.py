@@ -43,8 +43,8 @@ class Reader:
         return join(self.path, key), v.value, v.origin
 
     def origin(self, key: str) -> str:
-        got_ = self.leaf(key)
-        return got_[2] if got_ else ""
+        found = self.leaf(key)
+        return found[2] if found else ""
 
     def text(self, key: str, default: str | None = None, *, choices: Sequence[str] = ()) -> Any:
         """A non-empty string; with ``choices``, one of them (any case), returned as spelled there."""
