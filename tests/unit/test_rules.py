@@ -411,3 +411,39 @@ def test_rule_keeps_source():
     r = parse_rule("Host(`a.test`)")
     assert r.source == "Host(`a.test`)"
     assert "a.test" in repr(r)
+
+
+def test_hostile_regexps_match_in_linear_time():
+    """Python's re needs seconds (PathRegexp) and minutes (HeaderRegexp) on these; RE2 microseconds."""
+    import time
+
+    path_rule = parse_rule("PathRegexp(`^/(a+)+$`)")
+    header_rule = parse_rule("HeaderRegexp(`X-Id`, `^(a|aa)+$`)")
+    start = time.perf_counter()
+    assert path_rule.match(req(path="/" + "a" * 30 + "!")) is False
+    assert header_rule.match(req(headers=[("X-Id", "a" * 60 + "!")])) is False
+    assert time.perf_counter() - start < 0.05
+    assert path_rule.match(req(path="/aaa")) is True
+
+
+def test_regexp_matchers_take_any_header_value():
+    """A header that was not UTF-8 (surrogate-escaped by the parser) is matched, not an exception."""
+    r = parse_rule("HeaderRegexp(`X`, `^caf`)")
+    assert r.match(req(headers=[("X", b"caf\xe9".decode("utf-8", "surrogateescape"))])) is True
+    assert r.match(req(headers=[("X", "\udcff")])) is False
+
+
+@pytest.mark.parametrize(
+    ("rule", "column", "words"),
+    [
+        ("Host(`a`) || PathRegexp(`a\\C`)", 25, "\\C"),
+        ("HeaderRegexp(`X`, `a\\Z`)", 19, "use \\z"),
+        ("QueryRegexp(`k`, `(?<=a)b`)", 18, "lookahead/lookbehind"),
+        ("HostRegexp(`{a:(?!x)}.test`)", 12, "invalid host template"),
+    ],
+)
+def test_re2_refusals_name_the_column(rule, column, words):
+    with pytest.raises(RuleError) as info:
+        parse_rule(rule)
+    assert info.value.column == column
+    assert words in info.value.message
