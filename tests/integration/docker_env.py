@@ -80,6 +80,20 @@ def serve_cmd(port: int = 80, text: str | None = None) -> list[str]:
     return ["/bin/sh", "-c", f"{body} > /www/index.html; exec /bin/busybox httpd -f -p {port} -h /www"]
 
 
+def host_echo_cmd(port: int = 80) -> list[str]:
+    """A command making busybox httpd answer ``/cgi-bin/host`` with ``host=<the Host header it got>`` (CGI
+    passes it as ``HTTP_HOST``), and ``/`` with the container's hostname as usual. The CGI's header lines end
+    in CRLF (``printf`` turns ``\\r`` into a CR when writing the script): HTTP parsers may refuse bare LFs."""
+    script = '#!/bin/sh\\necho "Content-Type: text/plain\\r"\\necho "\\r"\\necho "host=$HTTP_HOST"\\n'
+    return [
+        "/bin/sh",
+        "-c",
+        f"/bin/busybox mkdir -p /www/cgi-bin && printf '{script}' > /www/cgi-bin/host"
+        " && /bin/busybox chmod 755 /www/cgi-bin/host && hostname > /www/index.html;"
+        f" exec /bin/busybox httpd -f -p {port} -h /www",
+    ]
+
+
 def run(client, name: str, labels: Mapping[str, str] | None = None, **kw):
     """``docker run -d`` with a name, labels, and a fast stop (busybox as PID 1 ignores SIGTERM)."""
     return client.containers.run(

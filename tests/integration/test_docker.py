@@ -271,3 +271,49 @@ async def test_container_gets_traffic_only_once_healthy(client, containers, prox
             return (await quick(s, dr, host) or (0,))[0] == 404
 
         await wait_for(gone, timeout=5)  # unhealthy: out again
+
+
+async def test_gos_boolean_words_in_labels_route(client, containers, proxy, tmp_path):
+    """``traefik.enable=1`` (with exposedByDefault false) and ``loadbalancer.passhostheader=T`` route, as in
+    Traefik (Go's strconv.ParseBool); ``passhostheader=F`` routes too and sends the backend's own address.
+    The busybox backend's CGI echoes the Host header it received."""
+    keep = containers(docker_env.unique("keep"))
+    drop = containers(docker_env.unique("drop"))
+    hidden = containers(docker_env.unique("hidden"))
+    dr = await proxy(static=docker_static(tmp_path, exposedByDefault=False))
+
+    def labels(name: str, enable: str, pass_host: str) -> dict[str, str]:
+        return {
+            "traefik.enable": enable,
+            f"traefik.http.routers.{name}.rule": f"Host(`{name}.test`)",
+            f"traefik.http.services.{name}.loadbalancer.passhostheader": pass_host,
+        }
+
+    run = docker_env.run
+    await asyncio.to_thread(run, client, keep, labels(keep, "1", "T"), command=docker_env.host_echo_cmd())
+    c_drop = await asyncio.to_thread(
+        run, client, drop, labels(drop, "True", "F"), command=docker_env.host_echo_cmd()
+    )
+    await asyncio.to_thread(
+        run, client, hidden, {f"traefik.http.routers.{hidden}.rule": f"Host(`{hidden}.test`)"}
+    )
+    await asyncio.to_thread(c_drop.reload)
+    drop_ip = c_drop.attrs["NetworkSettings"]["IPAddress"]
+    async with aiohttp.ClientSession() as s:
+
+        async def host_seen(name: str) -> tuple[int, str]:
+            async with s.get(dr.url("/cgi-bin/host"), headers={"Host": f"{name}.test"}) as r:
+                return r.status, (await r.text()).strip()
+
+        async def both_routed() -> bool:
+            return (await host_seen(keep))[0] == 200 and (await host_seen(drop))[0] == 200
+
+        await wait_for(both_routed, timeout=10)  # the provider throttle (2 s) plus container start
+        assert await host_seen(keep) == (200, f"host={keep}.test")  # passhostheader=T: the client's Host
+        status, body = await host_seen(drop)  # passhostheader=F: the backend's address
+        assert status == 200 and body.startswith(f"host={drop_ip}"), body
+        await wait_for(
+            lambda: re.search(rf"container {hidden} is not routed: not enabled", dr.log()), timeout=5
+        )
+        assert (await fetch(s, dr, f"{hidden}.test"))[0] == 404
+    assert not re.search(rf"container ({keep}|{drop}) is not routed", dr.log())
