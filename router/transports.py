@@ -108,13 +108,13 @@ def _reuse_or_build(name: str, settings: ServersTransport, old: BuiltTransport |
     if old is not None and old.settings == settings:
         return old
     try:
-        return BuiltTransport(name, settings, make_client_context(settings))
+        return BuiltTransport(name, settings, make_client_context(settings, name))
     except TransportUnusable as exc:
         log.error("serversTransport %s is unusable, its services get no connection: %s", name, exc)
         return BuiltTransport(name, settings, None, str(exc))
 
 
-def make_client_context(settings: ServersTransport) -> ssl.SSLContext:
+def make_client_context(settings: ServersTransport, name: str = DEFAULT) -> ssl.SSLContext:
     """The client TLS context for https backends of one transport; raises :class:`TransportUnusable`."""
     if settings.root_cas:
         try:
@@ -130,7 +130,7 @@ def make_client_context(settings: ServersTransport) -> ssl.SSLContext:
     if settings.peer_cert_uri:
         ctx.sslobject_class = _uri_checking_class(settings.peer_cert_uri)
     if settings.certificates:
-        _load_client_certificate(ctx, settings.certificates)
+        _load_client_certificate(ctx, settings.certificates, name)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
@@ -152,12 +152,13 @@ def _root_cas(values: tuple[str, ...]) -> str:
     return "\n".join(pems)
 
 
-def _load_client_certificate(ctx: ssl.SSLContext, certs: tuple[CertificateFile, ...]) -> None:
+def _load_client_certificate(ctx: ssl.SSLContext, certs: tuple[CertificateFile, ...], name: str) -> None:
     """Present ``certs[0]``. OpenSSL holds one client certificate per context where Go would pick the first
     one the backend's request accepts, so any further certificate is named in a warning, not ignored."""
     if len(certs) > 1:
         log.warning(
-            "serversTransport certificates: only the first of %d client certificates (%s) is presented",
+            "serversTransport %s: only the first of %d client certificates (%s) is presented",
+            name,
             len(certs),
             _describe(certs[0].cert_file),
         )

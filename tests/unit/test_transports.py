@@ -110,7 +110,9 @@ async def test_root_cas_file_replaces_the_system_roots(tmp_path: Path):
     server, port, _ = await tls_server(server_context(ca, "127.0.0.1"))
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    await handshake(make_client_context(ServersTransport(root_cas=(str(ca_file),))), port)
+    ctx = make_client_context(ServersTransport(root_cas=(str(ca_file),)))
+    await handshake(ctx, port)
+    assert len(ctx.get_ca_certs()) == 1  # that CA alone: the system's roots are not added to it
     # Another CA only: the backend's certificate is not trusted (no fallback to any other roots).
     with pytest.raises(ssl.SSLCertVerificationError):
         await handshake(
@@ -232,8 +234,8 @@ def test_more_than_one_client_certificate_is_named_in_a_warning(caplog):
         for x in (a, b)
     )
     with caplog.at_level(logging.WARNING, logger="dockroute.transport"):
-        make_client_context(ServersTransport(certificates=certs))
-    assert "only the first of 2 client certificates" in caplog.text
+        make_client_context(ServersTransport(certificates=certs), "two@file")
+    assert "serversTransport two@file: only the first of 2 client certificates" in caplog.text
 
 
 # -- the table ---------------------------------------------------------------------------------------------
@@ -337,3 +339,25 @@ def test_a_service_moving_to_another_transport_gets_fresh_servers():
     second = build_balancers(_cfg("skip@file", {}).services, previous=first)
     up = second["s@file"].servers[0]
     assert up.key == ("https", "127.0.0.1", 8443, "skip@file") and up.healthy
+
+
+def test_peer_cert_uri_is_checked_under_uvloop_too():
+    """The proxy runs on uvloop when it is installed: its TLS layer must drive the checking SSLObject."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        ca = trustme.CA()
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sctx.load_cert_chain(*_files(*uri_leaf(ca, "spiffe://td/web")))
+        server, port, _ = await tls_server(sctx)
+        roots = (ca.cert_pem.bytes().decode(),)
+        await handshake(
+            make_client_context(ServersTransport(root_cas=roots, peer_cert_uri="spiffe://td/web")), port
+        )
+        with pytest.raises(ssl.SSLError, match="peerCertURI"):
+            bad = ServersTransport(root_cas=roots, peer_cert_uri="spiffe://td/db")
+            await handshake(make_client_context(bad), port)
+        server.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
