@@ -68,6 +68,8 @@ class Ctx:
 
 @dataclass
 class Built:
+    """One container's configuration (bare names) and what to say about it in its record."""
+
     cfg: DynamicConfig
     warnings: list[str]
     reasons: list[str]
@@ -223,6 +225,9 @@ class _Builder:
         return services
 
     def load_balancer(self, sname: str, lb: dict[Key, Any], lkeys: tuple[Key, ...], lpath: str) -> None:
+        """Label-only forms of a load balancer → the file form: ``server.*`` → ``servers``, boolean
+        sections → present or absent; options Traefik's labels accept but dockroute does not use are
+        warned about by name."""
         for k in list(lb):
             low = fold_key(str(k))
             if low == "servers":
