@@ -40,6 +40,7 @@ class RuleError(ValueError):
 
 
 def and_fn(fns: tuple[Matcher, ...]) -> Matcher:
+    """All of ``fns``, short-circuiting; one and two operands (the usual cases) get a closure each."""
     if len(fns) == 1:
         return fns[0]
     if len(fns) == 2:
@@ -60,6 +61,7 @@ def and_fn(fns: tuple[Matcher, ...]) -> Matcher:
 
 
 def or_fn(fns: tuple[Matcher, ...]) -> Matcher:
+    """Any of ``fns``, short-circuiting, shaped as :func:`and_fn`."""
     if len(fns) == 1:
         return fns[0]
     if len(fns) == 2:
@@ -77,10 +79,6 @@ def or_fn(fns: tuple[Matcher, ...]) -> Matcher:
         return False
 
     return match_or
-
-
-# (match, hosts, host_only, match once the host is known to be in hosts — None when nothing is left)
-_Compiled = tuple[Matcher, "frozenset[str] | None", bool, "Matcher | None"]
 
 
 def _looks_like_template(s: str) -> bool:
