@@ -55,10 +55,17 @@ async def test_hostile_regex_inputs_do_not_stall_other_clients(backends, proxy):
             ("path-re", "PathRegexp(`^/(a+)+$`)", "svc"),
             ("header-re", "Host(`hdr.test`) && HeaderRegexp(`X-Id`, `^(a|aa)+$`)", "svc"),
             ("other", "Host(`other.test`)", "svc"),
+            ("refused", "Host(`bad.test`) && PathRegexp(`^/(a)\\1$`)", "svc"),
             services={"svc": [be.url]},
         )
     )
-    # The routers work, with benign input.
+    # A pattern RE2 (and Go) refuses leaves its router out, with one line naming it, the column and why.
+    lines = [line for line in dr.log().splitlines() if "refused" in line]
+    assert len(lines) == 1, lines
+    assert "column 32" in lines[0] and "backreferences are not supported" in lines[0], lines[0]
+    assert (await request(dr.port, "/a", "bad.test"))[0] == 404
+
+    # The others work, with benign input.
     assert (await request(dr.port, "/aaa", "any.test"))[0] == 200
     assert (await request(dr.port, "/", "hdr.test", {"X-Id": "aaaa"}))[0] == 200
     assert (await request(dr.port, "/", "other.test"))[0] == 200
