@@ -63,7 +63,6 @@ async def test_hostile_regex_inputs_do_not_stall_other_clients(backends, proxy):
     lines = [line for line in dr.log().splitlines() if "refused" in line]
     assert len(lines) == 1, lines
     assert "column 32" in lines[0] and "backreferences are not supported" in lines[0], lines[0]
-    assert (await request(dr.port, "/a", "bad.test"))[0] == 404
 
     # The others work, with benign input.
     assert (await request(dr.port, "/aaa", "any.test"))[0] == 200
