@@ -11,14 +11,17 @@ aiohttp's defaults are made for applications behind a proxy, not for being the p
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import select
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
+from aiohttp import http as aiohttp_http
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 from cachetools import LRUCache
 
 from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed, parse_client_hello
@@ -30,51 +33,101 @@ log = logging.getLogger("dockroute.server")
 _BAD_REQUEST = "400 Bad Request\n"
 
 
-class _Protocol(RequestHandler):
-    """aiohttp's connection handler with a header deadline and quiet, non-echoing errors."""
+# The aiohttp releases this module is tested with (CI runs the floor and the newest). Everything else it
+# needs from aiohttp is public API, except what :func:`aiohttp_problem` checks once at start.
+AIOHTTP_TESTED = "3.9 to 3.14"
+# Fields of aiohttp's parsed request head (``request._message``) the request path reads: one attribute
+# fetch per request instead of a property each (the request path is hot).
+_MESSAGE_FIELDS = (
+    "method", "path", "version", "headers", "raw_headers", "should_close", "upgrade", "chunked",
+)  # fmt: skip
 
-    _header_handle: asyncio.TimerHandle | None = None
+
+def aiohttp_problem() -> str | None:
+    """What the installed aiohttp lacks of the few internals the request path relies on, or None.
+
+    The proxy reads the parsed request head from ``BaseRequest._message`` and hands a WebSocket tunnel's
+    bytes to ``RequestHandler.set_parser``; both have been there, unchanged, through every release from
+    3.9 to 3.14, but neither is a promise. A release that drops one must stop dockroute at start with one
+    clear line, not answer every request with a 500 (an AttributeError on the request path)."""
+    version = getattr(aiohttp, "__version__", "?")
+    missing: list[str] = []
+    if "_message" not in getattr(web.BaseRequest, "ATTRS", ()):
+        missing.append("BaseRequest._message")
+    message_cls = getattr(aiohttp_http, "RawRequestMessage", None)
+    missing += [f"RawRequestMessage.{f}" for f in _MESSAGE_FIELDS if not hasattr(message_cls, f)]
+    if not callable(getattr(web.RequestHandler, "set_parser", None)):
+        missing.append("RequestHandler.set_parser")
+    params = inspect.signature(web.Server.__init__).parameters
+    missing += [f"Server({p}=...)" for p in ("request_factory", "handler_cancellation") if p not in params]
+    if not missing:
+        return None
+    return (
+        f"aiohttp {version} is not supported (it lacks {', '.join(missing)}); "
+        f"dockroute works with aiohttp {AIOHTTP_TESTED}"
+    )
+
+
+def check_aiohttp() -> None:
+    """Stop the process with :func:`aiohttp_problem`'s line if the installed aiohttp cannot serve."""
+    problem = aiohttp_problem()
+    if problem is not None:
+        raise SystemExit(f"dockroute: {problem}")
+
+
+class _Protocol(web.RequestHandler):
+    """aiohttp's connection handler with a header deadline and quiet, non-echoing errors.
+
+    The deadline is kept with the connection's own state only (no parser internals, which aiohttp renames
+    between releases): it is armed when the connection opens and when the first bytes of a later request
+    arrive while no request is being handled, cancelled when a request's handler starts (its head is
+    complete) and when the connection is lost. ``busy`` is set by :class:`_Server`'s handler wrapper for
+    as long as a handler runs, a WebSocket tunnel included: bytes arriving then are a body or tunnel data,
+    never a new head."""
+
+    def __init__(self, manager: _Server, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.header_timeout = manager.header_timeout
+        self.header_handle: asyncio.TimerHandle | None = None
+        self.busy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._arm_header_deadline()
 
     def _arm_header_deadline(self) -> None:
-        manager = self._manager
-        if manager is None:
-            return
-        timeout = manager.header_timeout  # type: ignore[attr-defined]
-        if timeout:
-            self._header_handle = self._loop.call_later(timeout, self._header_deadline)
+        if self.header_timeout:
+            loop = asyncio.get_running_loop()
+            self.header_handle = loop.call_later(self.header_timeout, self._header_deadline)
+
+    def head_complete(self) -> None:
+        """A request's head has arrived and its handler starts: no deadline until the next request."""
+        self.busy = True
+        handle = self.header_handle
+        if handle is not None:
+            handle.cancel()
+            self.header_handle = None
 
     def _header_deadline(self) -> None:
-        self._header_handle = None
-        if not self._request_in_progress and not self._messages and self.transport is not None:
-            log.debug("closing connection: request headers not received in time")
-            self.force_close()
-            self.transport.close()
+        self.header_handle = None
+        # The transport is captured first: force_close() drops the protocol's reference to it, and the
+        # connection may have closed already (the timer can fire in the same loop turn as the loss).
+        transport = self.transport
+        if self.busy or transport is None or transport.is_closing():
+            return
+        log.debug("closing connection: request headers not received in time")
+        self.force_close()
+        transport.close()
 
     def data_received(self, data: bytes) -> None:
-        before = self._request_count
         super().data_received(data)
-        handle = self._header_handle
-        if self._request_count != before:
-            if handle is not None:
-                handle.cancel()
-                self._header_handle = None
-        elif (
-            handle is None
-            and not self._request_in_progress
-            and not self._upgraded
-            and self._payload_parser is None
-            and data
-        ):
-            self._arm_header_deadline()
+        if data and self.header_handle is None and not self.busy:
+            self._arm_header_deadline()  # the first bytes of the next request on a kept-alive connection
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._header_handle is not None:
-            self._header_handle.cancel()
-            self._header_handle = None
+        if self.header_handle is not None:
+            self.header_handle.cancel()
+            self.header_handle = None
         super().connection_lost(exc)
 
     def handle_error(
@@ -96,10 +149,33 @@ class _Protocol(RequestHandler):
 
 
 class _Server(web.Server):
-    header_timeout: float = 10.0
+    """aiohttp's low-level server making :class:`_Protocol` connections around ``handler``.
 
-    def __call__(self) -> RequestHandler:
-        return _Protocol(self, loop=self._loop, **self._kwargs)
+    ``protocol_kwargs`` are the connection settings (timeouts, decompression), kept here rather than read
+    back from aiohttp's private copy."""
+
+    def __init__(
+        self,
+        handler: Callable[[Any], Awaitable[Any]],
+        *,
+        header_timeout: float,
+        handler_cancellation: bool,
+        **protocol_kwargs: Any,
+    ) -> None:
+        async def handle(request: Any) -> Any:
+            protocol = request.protocol
+            protocol.head_complete()
+            try:
+                return await handler(request)
+            finally:
+                protocol.busy = False
+
+        super().__init__(handle, handler_cancellation=handler_cancellation, **protocol_kwargs)
+        self.header_timeout = header_timeout
+        self.protocol_kwargs = protocol_kwargs
+
+    def __call__(self) -> web.RequestHandler:
+        return _Protocol(self, loop=asyncio.get_running_loop(), **self.protocol_kwargs)
 
 
 class _ChallengeProtocol(asyncio.Protocol):
@@ -180,6 +256,7 @@ class EntryPointServer:
     """
 
     def __init__(self, handler: EntryPointHandler, tls_handler: EntryPointHandler | None = None) -> None:
+        check_aiohttp()
         self.handler = handler
         self.tls_handler = tls_handler
         ep = handler.entry_point
@@ -201,16 +278,15 @@ class EntryPointServer:
 
     def _web_server(self, handler: EntryPointHandler) -> _Server:
         ep = handler.entry_point
-        server = _Server(
+        return _Server(
             handler,
+            header_timeout=self.header_timeout,
+            handler_cancellation=True,  # a client gone mid-request abandons its backend request too
             keepalive_timeout=ep.idle_timeout or 3600.0,
             access_log=None,
             auto_decompress=False,
-            handler_cancellation=True,  # a client gone mid-request abandons its backend request too
             lingering_time=2.0,
         )
-        server.header_timeout = self.header_timeout
-        return server
 
     async def start(self) -> None:
         host, port = parse_address(self.handler.entry_point.address)
