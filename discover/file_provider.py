@@ -282,7 +282,7 @@ class FileProvider:
         watching; otherwise runs until cancelled.
         """
         seen = self.signature()
-        cfg = self._try_load()
+        cfg = await asyncio.to_thread(self._try_load)  # YAML/TOML parsing: off the event loop
         last = cfg if cfg is not None else DynamicConfig()
         self._publish(publish, last)
         if not self.watch:
@@ -293,7 +293,7 @@ class FileProvider:
             if current == seen:
                 continue
             seen = current
-            cfg = self._try_load()
+            cfg = await asyncio.to_thread(self._try_load)  # YAML/TOML parsing: off the event loop
             if cfg is not None and cfg != last:
                 last = cfg
                 self._publish(publish, cfg)

@@ -13,7 +13,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from acme_client.resolver import AcmeResolver, ResolverSettings
 from discover.docker_provider import DockerProvider
@@ -22,6 +25,7 @@ from discover.model import DynamicConfig, TLSConfig, merge
 from dockroute import __version__
 from dockroute.logs import setup_logging
 from dockroute.static import StaticConfig
+from dockroute.throttle import ProviderThrottle
 from router.accesslog import AccessLog
 from router.compile import Compiled, compile_config
 from router.healthcheck import HealthChecker
@@ -51,6 +55,70 @@ class _AlpnChallenges:
         return None
 
 
+class _QuietGC:
+    """Automatic cyclic GC is off while reload work (parsing, compiling) runs in a worker thread.
+
+    CPython's collector stops every thread, and its pauses grow with the young objects alive: parsing a
+    2,000-router YAML file keeps a few hundred thousand of them (nodes, marks, events) alive at once, so the
+    collections it triggers held the event loop for 10-150 ms each. The request path makes few cycles, so
+    deferring collection for the second a reload takes costs nothing; the parse's temporaries are freed by
+    reference counting, and when collection resumes the young generation holds only what survived.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._was_enabled:
+                gc.enable()
+
+
+_quiet_gc = _QuietGC()
+
+
+class _FileProvider(FileProvider):
+    """The file provider, whose (threaded) loads run under :data:`_quiet_gc`."""
+
+    def load(self) -> DynamicConfig:
+        with _quiet_gc:
+            return super().load()
+
+
+@dataclass(frozen=True)
+class _BuildInput:
+    """Everything a build reads, captured on the loop: the worker thread touches nothing else of the app."""
+
+    configs: Mapping[str, DynamicConfig]
+    current: DynamicConfig | None
+    current_tls: TLSConfig | None
+    previous: Compiled | None
+    ports: Mapping[str, int]
+    tls_forced: bool  # certificates from a resolver changed: build the store even if tls did not
+    resolver_pairs: tuple[CertKeyPair, ...]
+
+
+@dataclass
+class _Snapshot:
+    """What a build hands back to the loop; ``None`` parts did not change."""
+
+    merged: DynamicConfig
+    compiled: Compiled | None = None
+    wanted: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    pool_keys: set[tuple[str, str, int]] = field(default_factory=set)
+    store: CertificateStore | None = None
+
+
 class App:
     def __init__(self, static: StaticConfig) -> None:
         self.static = static
@@ -68,8 +136,16 @@ class App:
         self.configs: dict[str, DynamicConfig] = {}
         self.current: DynamicConfig | None = None
         self.compiled: Compiled | None = None
-        self.health: HealthChecker | None = None
-        self._rebuild_scheduled = False
+        self.health = HealthChecker(tls_for=self.pool.tls_for)
+        self.throttle: ProviderThrottle[DynamicConfig] = ProviderThrottle(
+            static.providers_throttle_duration, self._accept
+        )
+        # Builds run one at a time in this thread; configurations published meanwhile are coalesced into
+        # the next build, so the newest always wins and no intermediate one is built for nothing.
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockroute-build")
+        self._build_task: asyncio.Task[None] | None = None
+        self._dirty = False
+        self._tls_forced = False
         self._tasks: list[asyncio.Task[None]] = []
         self._default_pair = self_signed_default()  # unknown names get this, never another site's
         self.resolvers: dict[str, AcmeResolver] = {}
@@ -96,46 +172,106 @@ class App:
     # -- providers → tables ---------------------------------------------------------------------------
 
     def publish(self, provider: str, cfg: DynamicConfig) -> None:
-        """Called by a provider with its whole config; rebuilds are coalesced to one per loop turn."""
-        self.configs[provider] = cfg
-        if not self._rebuild_scheduled:
-            self._rebuild_scheduled = True
-            asyncio.get_running_loop().call_soon(self._rebuild)
+        """Called by a provider with its whole config; throttled per provider (providersThrottleDuration)."""
+        self.throttle.offer(provider, cfg)
 
-    def _rebuild(self) -> None:
-        self._rebuild_scheduled = False
-        merged = merge(self.configs)
-        if merged == self.current:
-            return
-        try:
+    def _accept(self, provider: str, cfg: DynamicConfig) -> None:
+        self.configs[provider] = cfg
+        self._request_build()
+
+    def _request_build(self) -> None:
+        """Something changed: build once the running build (if any) is done."""
+        self._dirty = True
+        if self._build_task is None or self._build_task.done():
+            self._build_task = asyncio.get_running_loop().create_task(self._build_loop(), name="config build")
+
+    async def _build_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._dirty:
+            self._dirty = False
+            inp = _BuildInput(
+                configs=dict(self.configs),
+                current=self.current,
+                current_tls=self.current_tls,
+                previous=self.compiled,
+                ports={srv.name: srv.port for srv in self.servers},
+                tls_forced=self._tls_forced or self.tls_store is None,
+                resolver_pairs=tuple(
+                    CertKeyPair(c.certificate_pem, c.key_pem)
+                    for r in self.resolvers.values()
+                    for c in r.certificates()
+                ),
+            )
+            self._tls_forced = False
+            try:
+                snapshot = await loop.run_in_executor(self._builder, self._build, inp)
+            except Exception as exc:  # never lose what works because of a bug on a new config
+                log.error(
+                    "could not build the new configuration (%s: %s); keeping the previous one",
+                    type(exc).__name__,
+                    exc,
+                )
+                log.debug("the build failed", exc_info=True)
+                continue
+            if snapshot is not None:
+                self._apply(snapshot)
+
+    def _build(self, inp: _BuildInput) -> _Snapshot | None:
+        """In the build thread: merge, compile, build the certificate store. Touches no app state."""
+        with _quiet_gc:
+            return self._build_quietly(inp)
+
+    def _build_quietly(self, inp: _BuildInput) -> _Snapshot | None:
+        merged = merge(inp.configs)
+        routes_changed = merged != inp.current
+        tls_changed = inp.tls_forced or merged.tls != (inp.current_tls or TLSConfig())
+        if not routes_changed and not tls_changed:
+            return None
+        snap = _Snapshot(merged)
+        if routes_changed:
             compiled = compile_config(
                 merged,
                 self.static.entry_points,
-                self.compiled.balancers if self.compiled else None,
-                ports={srv.name: srv.port for srv in self.servers},
+                inp.previous.balancers if inp.previous else None,
+                ports=inp.ports,
                 challenge=self._challenge if self.resolvers else None,
             )
-        except Exception:  # never lose what works because of a bug on a new config
-            log.exception("could not compile the new configuration; keeping the previous one")
+            snap.compiled = compiled
+            snap.wanted = self._wanted_certificates(merged)
+            snap.pool_keys = {
+                up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())
+            }
+        if tls_changed:
+            snap.store = self._build_store(merged.tls, inp.resolver_pairs)
+        return snap
+
+    def _apply(self, snap: _Snapshot) -> None:
+        """On the loop: swap references. Nothing here is proportional to more than a dict walk."""
+        merged, compiled = snap.merged, snap.compiled
+        if snap.store is not None:
+            self.tls_store = snap.store
+            self.current_tls = merged.tls
+            for srv in self.servers:
+                srv.tls_store = snap.store
+        if compiled is None:
             return
+        self.pool.set_transports(merged.servers_transports)
         self.current = merged
         self.compiled = compiled
         for srv in self.servers:
             srv.handler.table = compiled.tables[srv.name]
             if srv.tls_handler is not None:
                 srv.tls_handler.table = compiled.tls_tables[srv.name]
-        if self.tls_store is None or merged.tls != (self.current_tls or TLSConfig()):
-            self._apply_tls(merged.tls)
-        self._want_certificates(merged)
-        self._restart_health(compiled, merged)
-        self.pool.retain(
-            {up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())}
-        )
+        for name, resolver in self.resolvers.items():
+            resolver.want(snap.wanted.get(name, []))
+        kept, started = self.health.update(compiled.balancers, merged.services, merged.servers_transports)
+        self.pool.retain(snap.pool_keys)
         log.info(
-            "configuration applied: %d routers, %d services%s",
+            "configuration applied: %d routers, %d services%s%s",
             len(merged.routers) - len(compiled.errors),
             len(compiled.balancers),
             f", {len(compiled.errors)} routers left out" if compiled.errors else "",
+            f"; health checks: {kept} kept, {started} started" if kept or started else "",
         )
 
     def _challenge(self, token: str) -> str | None:
@@ -145,7 +281,7 @@ class App:
                 return answer
         return None
 
-    def _want_certificates(self, merged: DynamicConfig) -> None:
+    def _wanted_certificates(self, merged: DynamicConfig) -> dict[str, list[tuple[str, ...]]]:
         """Each router with tls.certResolver wants one certificate: its tls.domains, else its rule's hosts."""
         wanted: dict[str, list[tuple[str, ...]]] = {name: [] for name in self.resolvers}
         for router in merged.routers.values():
@@ -164,40 +300,30 @@ class App:
                     continue
                 sets = [tuple(sorted(hosts))] if hosts else []
             wanted[tls.cert_resolver].extend(sets)
-        for name, resolver in self.resolvers.items():
-            resolver.want(wanted[name])
+        return wanted
 
     def _certificates_changed(self) -> None:
-        self._apply_tls(self.current_tls or TLSConfig())
+        """A resolver stored a certificate: a new store is built (off the loop) with it."""
+        self._tls_forced = True
+        self._request_build()
 
-    def _apply_tls(self, tls: TLSConfig) -> None:
-        """A new certificate store from ``tls.certificates``: built off the handshake path, swapped whole.
-        Connections already open keep the context they were handed."""
+    def _build_store(self, tls: TLSConfig, resolver_pairs: tuple[CertKeyPair, ...]) -> CertificateStore:
+        """A new certificate store from ``tls.certificates`` and the resolvers' certificates (in the build
+        thread: it reads files and builds SSLContexts). Connections already open keep their context."""
         pairs = []
         for cf in tls.certificates:
             try:
                 pairs.append(load_pem_files(cf.cert_file, cf.key_file))
             except OSError as exc:
                 log.error("tls certificate %s: cannot read it (%s); left out", cf.cert_file, exc)
-        for resolver in self.resolvers.values():
-            pairs.extend(CertKeyPair(c.certificate_pem, c.key_pem) for c in resolver.certificates())
+        pairs.extend(resolver_pairs)
         default = self._default_pair
         if tls.default_certificate is not None:
             try:
                 default = load_pem_files(tls.default_certificate.cert_file, tls.default_certificate.key_file)
             except OSError as exc:
                 log.error("tls default certificate: cannot read it (%s); using the generated one", exc)
-        self.tls_store = CertificateStore(pairs, default=default)
-        self.current_tls = tls
-        for srv in self.servers:
-            srv.tls_store = self.tls_store
-
-    def _restart_health(self, compiled: Compiled, merged: DynamicConfig) -> None:
-        old = self.health
-        self.health = HealthChecker(compiled.balancers, merged.services)
-        self.health.start()
-        if old is not None:
-            asyncio.get_running_loop().create_task(old.stop())
+        return CertificateStore(pairs, default=default)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -218,7 +344,7 @@ class App:
     def _start_providers(self) -> None:
         fp = self.static.file_provider
         if fp is not None:
-            provider = FileProvider(filename=fp.filename, directory=fp.directory, watch=fp.watch)
+            provider = _FileProvider(filename=fp.filename, directory=fp.directory, watch=fp.watch)
             self._tasks.append(asyncio.get_running_loop().create_task(provider.run(self._publisher("file"))))
         dp = self.static.docker_provider
         self.docker = None
@@ -281,8 +407,11 @@ class App:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*(srv.shutdown(grace) for srv in self.servers), return_exceptions=True)
-        if self.health is not None:
-            await self.health.stop()
+        self.throttle.close()
+        if self._build_task is not None:
+            self._build_task.cancel()  # a build in the thread finishes on its own; its result is dropped
+        self._builder.shutdown(wait=False, cancel_futures=True)
+        await self.health.stop()
         self.pool.close()
         if self.access_log is not None:
             self.access_log.close()

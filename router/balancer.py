@@ -345,8 +345,11 @@ def build_balancers(
     """One balancer per usable service, keyed like ``services``.
 
     ``previous`` (the last result) carries health state over for servers with the same URL in a service
-    with the same name. A service that cannot be built — a bad server URL, a weighted service with a missing
-    or unusable child, or one in a cycle — is left out with one ERROR line naming it; nothing raises.
+    with the same name; a service whose definition did not change gets its previous balancer back, the
+    same object, so everything that holds it (health checkers, in-flight requests) stays current.
+
+    A service that cannot be built — a bad server URL, a weighted service with a missing or unusable
+    child, or one in a cycle — is left out with one ERROR line naming it; nothing raises.
     """
     out: dict[str, Balancer] = {}
     failed: set[str] = set()
@@ -354,6 +357,16 @@ def build_balancers(
         if svc.load_balancer is None:
             continue
         prev = previous.get(name) if previous else None
+        if (
+            isinstance(prev, ServiceBalancer)
+            and prev.spec == svc.load_balancer
+            and prev._clock is clock
+            and prev._cooldown == passive_cooldown
+        ):
+            # Unchanged service: the very same balancer serves on, with its health, round-robin and
+            # sticky state, and the health checker of the service can keep running against it.
+            out[name] = prev
+            continue
         try:
             out[name] = ServiceBalancer(
                 name,
@@ -395,6 +408,14 @@ def build_balancers(
                 failed.add(name)
                 log.error("service %s is left out: %s", name, why)
                 return None
+            prev = previous.get(name) if previous else None
+            if (
+                isinstance(prev, WeightedBalancer)
+                and prev.spec == svc.weighted
+                and all(c.balancer is children[c.name] for c in prev.children)
+            ):
+                out[name] = prev  # unchanged, and so are its children: keep its round-robin state
+                return prev
             bal = WeightedBalancer(name, svc.weighted, children)
             out[name] = bal
             return bal

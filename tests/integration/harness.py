@@ -201,7 +201,17 @@ class Dockroute:
         env = {k: v for k, v in env.items() if not k.startswith(("DOCKROUTE_", "TRAEFIK_"))}
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dockroute", "--config", str(self.static_path), *extra_args],
+            # Tests rewrite the dynamic file and expect it applied at once: no providersThrottleDuration
+            # (Traefik's 2 s default) unless a test passes its own value (a later flag wins).
+            [
+                sys.executable,
+                "-m",
+                "dockroute",
+                "--config",
+                str(self.static_path),
+                "--providers.providersThrottleDuration=0",
+                *extra_args,
+            ],
             cwd=str(self.tmp),
             stdout=open(self.tmp / "stdout.log", "wb"),  # noqa: SIM115
             stderr=open(self.log_path, "wb"),  # noqa: SIM115

@@ -372,3 +372,22 @@ def test_upstream_parsing():
     assert (b.key, b.host_header) == (("https", "secure", 443, ""), "secure")
     assert (c.key, c.host_header) == (("http", "[::1]", 81, ""), "[::1]:81")
     assert (d.key, d.host_header) == (("http", "h", 80, ""), "h")
+
+
+def test_unchanged_service_keeps_its_balancer_object():
+    """A reload hands an unchanged service its very balancer back (health checker, round robin, sticky
+    state stay current); a changed one gets a new balancer; weighted services follow their children."""
+    services = {
+        "a": svc_lb("a", "http://h:1", "http://h:2", health_check=HealthCheck()),
+        "b": svc_lb("b", "http://h:3"),
+        "w": svc_w("w", ("a", 1), ("b", 1)),
+    }
+    first = build_balancers(services)
+    first["a"].pick()  # some round-robin state
+    same = build_balancers(dict(services), previous=first)
+    assert same["a"] is first["a"] and same["b"] is first["b"] and same["w"] is first["w"]
+    changed = build_balancers({**services, "b": svc_lb("b", "http://h:4")}, previous=first)
+    assert changed["a"] is first["a"]
+    assert changed["b"] is not first["b"]
+    assert changed["w"] is not first["w"]  # a child changed: the weighted balancer points at the new one
+    assert changed["w"].children[1].balancer is changed["b"]

@@ -1,5 +1,6 @@
 import asyncio
 import logging
+import ssl
 
 import pytest
 from aiohttp import web
@@ -224,3 +225,136 @@ def test_probe_url():
     assert probe_url(HealthCheck(scheme="https"), Upstream("http://h")) == "https://h/"
     assert probe_url(HealthCheck(scheme="https"), up) == "https://h:8080/"
     assert probe_url(HealthCheck(), Upstream("http://[::1]:81")) == "http://[::1]:81/"
+
+
+# -- reloads ------------------------------------------------------------------------------------------
+
+
+def lb_service(name: str, url: str, hc: HealthCheck, transport: str | None = None) -> Service:
+    return Service(
+        name, load_balancer=LoadBalancer(servers=(Server(url),), health_check=hc, servers_transport=transport)
+    )
+
+
+async def test_unchanged_service_keeps_its_checker_across_a_reload(backend):
+    """Same service, same balancer: no new immediate probe, the task and the up/down state carry on."""
+    backend.status = 500
+    hc = HealthCheck(interval=3600)  # after the first round, only a new job would probe again
+    services = {"s": lb_service("s", backend.url, hc)}
+    bals = build_balancers(services)
+    checker = HealthChecker()
+    try:
+        assert checker.update(bals, services) == (0, 1)
+        up = bals["s"].servers[0]
+        await until(lambda: not up.healthy)
+        task = checker._jobs["s"].task
+        probes = len(backend.requests)
+        # a reload: another service appears, "s" is unchanged
+        services2 = {**services, "t": lb_service("t", backend.url + "/", hc)}
+        bals2 = build_balancers(services2, previous=bals)
+        assert bals2["s"] is bals["s"]
+        assert checker.update(bals2, services2) == (1, 1)
+        assert checker._jobs["s"].task is task and not task.done()
+        await until(lambda: len(backend.requests) >= probes + 1)  # t's first probe
+        await asyncio.sleep(0)  # let any (wrong) extra probe of s start
+        assert len(backend.requests) == probes + 1
+        assert not bals2["s"].servers[0].healthy  # the state is kept
+    finally:
+        await checker.stop()
+
+
+async def test_changed_service_gets_a_new_checker_and_removed_one_stops(backend):
+    services = {"s": lb_service("s", backend.url, HealthCheck(interval=3600))}
+    bals = build_balancers(services)
+    checker = HealthChecker()
+    try:
+        checker.update(bals, services)
+        await until(lambda: len(backend.requests) == 1)
+        old_task = checker._jobs["s"].task
+        services2 = {"s": lb_service("s", backend.url, HealthCheck(interval=3600, path="/other"))}
+        bals2 = build_balancers(services2, previous=bals)
+        assert checker.update(bals2, services2) == (0, 1)
+        await until(lambda: len(backend.requests) == 2)  # the new definition is probed at once
+        assert backend.requests[-1].path == "/other"
+        await until(lambda: old_task.done())
+        new_task = checker._jobs["s"].task
+        assert checker.update({}, {}) == (0, 0)
+        await until(lambda: new_task.done())
+        assert not checker._jobs
+    finally:
+        await checker.stop()
+
+
+async def test_a_changed_named_transport_restarts_the_check(backend):
+    from discover.model import ServersTransport
+
+    services = {"s": lb_service("s", backend.url, HealthCheck(interval=3600), transport="tr@file")}
+    bals = build_balancers(services)
+    asked: list[str | None] = []
+
+    def tls_for(name):
+        asked.append(name)
+        return ssl.create_default_context(), None
+
+    checker = HealthChecker(tls_for=tls_for)
+    try:
+        checker.update(bals, services, {"tr@file": ServersTransport()})
+        assert checker.update(bals, services, {"tr@file": ServersTransport()}) == (1, 0)
+        assert checker.update(bals, services, {"tr@file": ServersTransport(insecure_skip_verify=True)}) == (
+            0,
+            1,
+        )
+        assert asked == ["tr@file", "tr@file"]
+    finally:
+        await checker.stop()
+
+
+async def test_https_probe_uses_the_services_transport(tmp_path):
+    """The probe connects with the (context, server name) ``tls_for`` gives for the service's transport:
+    a self-signed backend is healthy with a context that trusts it, and unhealthy with the system roots."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("backend.test")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+
+    async def ok(request: web.BaseRequest) -> web.Response:
+        return web.Response(text="ok")
+
+    server = web.Server(ok)
+    runner = web.ServerRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        trusting = ssl.create_default_context()
+        ca.configure_trust(trusting)
+        hc = HealthCheck(interval=0.05, timeout=2)
+        # the URL's host is an IP; the certificate names backend.test: the server name must be sent
+        services = {"s": lb_service("s", f"https://127.0.0.1:{port}", hc, transport="tr@file")}
+        bals = build_balancers(services)
+        up = bals["s"].servers[0]
+        up.healthy = False
+        seen: list[str | None] = []
+
+        def tls_for(name):
+            seen.append(name)
+            return trusting, "backend.test"
+
+        good = HealthChecker(tls_for=tls_for)
+        good.update(bals, services)
+        try:
+            await until(lambda: up.healthy)
+        finally:
+            await good.stop()
+        assert seen == ["tr@file"]
+        bad = HealthChecker(tls_for=lambda name: (ssl.create_default_context(), None))
+        bad.update(bals, services)
+        try:
+            await until(lambda: not up.healthy)
+        finally:
+            await bad.stop()
+    finally:
+        await runner.cleanup()
