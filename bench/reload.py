@@ -229,7 +229,7 @@ def write_section(label: str, figures: Figures, command: str) -> Path:
         "",
         machine_line(),
         versions_line(skip=("nginx", "caddy", "haproxy", "wrk")),
-        f"- command: `{command}`",
+        f"- command: `{command}` (the latest row's; each row is one run of the code named in it)",
         "- what: one unchanged router `Host(`keep.test`)` requested back to back on one keep-alive "
         "connection while the watched file is rewritten with all other routers' rules changed; `worst` is "
         "the longest any of those requests waited (on one event loop every request waits as long), "

@@ -232,9 +232,9 @@ def run_section(rows: list[Row], command: str, duration: int) -> str:
     return "\n".join(lines)
 
 
-# Sections other benchmarks keep between their own pairs of markers (bench.docker_latency, bench.https):
-# they survive the rotation of the HTTP runs and always come after them.
-_OTHER_MARKS = ("<!-- docker-latency -->", "<!-- https -->")
+# Sections other benchmarks keep between their own pairs of markers (bench.docker_latency, bench.https,
+# bench.reload): they survive the rotation of the HTTP runs and always come after them.
+_OTHER_MARKS = ("<!-- docker-latency -->", "<!-- https -->", "<!-- reload -->")
 
 
 def write_results(section: str) -> Path:
