@@ -379,28 +379,54 @@ def build_balancers(
             failed.add(name)
             log.error("service %s is left out: %s", name, exc)
 
-    resolving: list[str] = []
+    weighted = _WeightedBuilder(services, previous, out, failed)
+    for name, svc in services.items():
+        if svc.weighted is not None and svc.load_balancer is None:
+            weighted.resolve(name)
+    return out
 
-    def resolve(name: str) -> Balancer | None:
+
+class _WeightedBuilder:
+    """Builds ``weighted`` balancers depth first (children before parents), detecting cycles.
+
+    A class rather than a recursive closure: a closure that calls itself is a reference cycle, which would
+    keep every balancer of the build alive until the cyclic GC ran.
+    """
+
+    def __init__(
+        self,
+        services: Mapping[str, Service],
+        previous: Mapping[str, Balancer] | None,
+        out: dict[str, Balancer],
+        failed: set[str],
+    ) -> None:
+        self.services = services
+        self.previous = previous
+        self.out = out
+        self.failed = failed
+        self.resolving: list[str] = []
+
+    def resolve(self, name: str) -> Balancer | None:
         """The balancer for ``name``, building weighted ones depth first; ``None`` (logged) if unusable."""
+        out, failed, resolving = self.out, self.failed, self.resolving
         if name in out:
             return out[name]
         if name in failed:
             return None
-        svc = services[name]
+        svc = self.services[name]
         assert svc.weighted is not None
         resolving.append(name)
         try:
             children: dict[str, Balancer] = {}
             for ref in svc.weighted.services:
-                child_svc = services.get(ref.name)
+                child_svc = self.services.get(ref.name)
                 if child_svc is None or (child_svc.load_balancer is None and child_svc.weighted is None):
                     why = f"its child service {ref.name} does not exist"
                 elif ref.name in resolving:
                     cycle = " -> ".join([*resolving[resolving.index(ref.name) :], ref.name])
                     why = f"weighted services form a cycle: {cycle}"
                 else:
-                    child = resolve(ref.name)
+                    child = self.resolve(ref.name)
                     if child is not None:
                         children[ref.name] = child
                         continue
@@ -408,7 +434,7 @@ def build_balancers(
                 failed.add(name)
                 log.error("service %s is left out: %s", name, why)
                 return None
-            prev = previous.get(name) if previous else None
+            prev = self.previous.get(name) if self.previous else None
             if (
                 isinstance(prev, WeightedBalancer)
                 and prev.spec == svc.weighted
@@ -421,8 +447,3 @@ def build_balancers(
             return bal
         finally:
             resolving.pop()
-
-    for name, svc in services.items():
-        if svc.weighted is not None and svc.load_balancer is None:
-            resolve(name)
-    return out

@@ -83,3 +83,22 @@ def test_redirect_entry_point_outranks_routers_and_names_bound_port():
     compiled = compile_config(c, eps, ports={"websecure": 8443})
     assert compiled.tables["web"].lookup(req("a.test")).target.port == "8443"
     assert isinstance(compiled.tables["websecure"].lookup(req("a.test")).target, ServiceTarget)
+
+
+def test_a_replaced_config_is_freed_at_once_without_the_cyclic_gc():
+    """Nothing in a compiled config refers back to itself, so the previous one is freed by reference
+    counting when a reload replaces it: no pile of garbage for a stop-the-world collection to scan."""
+    import gc
+    import weakref
+
+    c = merge({"file": cfg(routers=[Router("r", "Host(`a.test`)", "s")], services=[svc("s")])})
+    compiled = compile_config(c, EPS)
+    bal = weakref.ref(compiled.balancers["s@file"])
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        del compiled
+        assert bal() is None
+    finally:
+        if was:
+            gc.enable()
