@@ -1,8 +1,10 @@
 """Wiring: static config → entry points, providers → merged snapshot → compiled routing tables.
 
-This is the only place that knows every package. Providers publish their own config; the app merges all
-of them (coalescing bursts into one rebuild), compiles new tables off to the side and swaps one reference
-per entry point, so in-flight requests and open WebSockets never notice a reload.
+This is the only place that knows every package. Providers publish their own config, at most once per
+``providersThrottleDuration`` each (the newest wins); the app merges all of them, compiles new tables and
+builds the certificate store in one worker thread (configurations published meanwhile are coalesced into
+the next build), then swaps one reference per entry point on the event loop, so in-flight requests and
+open WebSockets never notice a reload and no request waits for one.
 """
 
 from __future__ import annotations
