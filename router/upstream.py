@@ -24,7 +24,6 @@ from router.transports import DEFAULT, BuiltTransport, Transports, build_transpo
 # A pool key: scheme, host, port and the serversTransport's qualified name ("" for the static default).
 Key = tuple[str, str, int, str]
 
-_GO_DEFAULT_IDLE_PER_HOST = 2  # Go's http.DefaultMaxIdleConnsPerHost, used when maxIdleConnsPerHost is 0
 _HIGH_WATER = 1 << 20  # pause reading the backend when this much body is buffered
 _LOW_WATER = 1 << 18
 
@@ -485,9 +484,8 @@ class Pool:
         if not conn.reusable or conn.origin is not t or t is None:
             conn.close()  # also when its transport changed since it was made
             return
-        limit = t.settings.max_idle_conns_per_host or _GO_DEFAULT_IDLE_PER_HOST  # < 0: keep none
         idle = self._idle.setdefault(conn.key, [])
-        if len(idle) >= limit:
+        if len(idle) >= t.settings.max_idle_conns_per_host:  # the effective limit: 0 keeps none
             conn.close()
             return
         conn.idle_since = self._clock()

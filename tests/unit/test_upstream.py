@@ -324,15 +324,19 @@ async def test_server_name_is_sent_and_verified():
 
 
 async def test_timeouts_and_idle_limits_are_per_transport():
-    server, port, _, _ = await serve([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 6)
+    server, port, _, _ = await serve([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 8)
     now = [0.0]
     pool = Pool(Transport(), clock=lambda: now[0])
     pool.set_transports(
-        {"short@file": Transport(idle_conn_timeout=5), "zero@file": Transport(max_idle_conns_per_host=0)}
+        {
+            "short@file": Transport(idle_conn_timeout=5),
+            "two@file": Transport(max_idle_conns_per_host=2),
+            "none@file": Transport(max_idle_conns_per_host=0),
+        }
     )
-    short, zero = ("http", "127.0.0.1", port, "short@file"), ("http", "127.0.0.1", port, "zero@file")
+    short, two, none = (("http", "127.0.0.1", port, name) for name in ("short@file", "two@file", "none@file"))
     conns = []
-    for key in (short, zero, zero, zero):
+    for key in (short, two, two, two, none):
         c, _ = await pool.acquire(key)
         c.begin(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False, asyncio.get_running_loop())
         await c.headers_done
@@ -340,9 +344,9 @@ async def test_timeouts_and_idle_limits_are_per_transport():
         conns.append(c)
     for c in conns:
         pool.release(c)
-    assert pool.idle_count(zero) == 2  # 0 means Go's default of 2, as in Traefik
+    assert (pool.idle_count(two), pool.idle_count(none)) == (2, 0)
     now[0] = 10.0
-    assert (await pool.acquire(zero))[1] is True  # the default 90 s idle timeout
+    assert (await pool.acquire(two))[1] is True  # the default 90 s idle timeout
     assert (await pool.acquire(short))[1] is False  # its own 5 s one
     pool.close()
     server.close()
