@@ -79,50 +79,55 @@ class _Protocol(web.RequestHandler):
     """aiohttp's connection handler with a header deadline and quiet, non-echoing errors.
 
     The deadline is kept with the connection's own state only (no parser internals, which aiohttp renames
-    between releases): it is armed when the connection opens and when the first bytes of a later request
-    arrive while no request is being handled, cancelled when a request's handler starts (its head is
-    complete) and when the connection is lost. ``busy`` is set by :class:`_Server`'s handler wrapper for
-    as long as a handler runs, a WebSocket tunnel included: bytes arriving then are a body or tunnel data,
-    never a new head."""
+    between releases). ``head_since`` is when the pending request head began: the connection's opening,
+    or the first bytes that arrive while no request is being handled; it is cleared when a request's
+    handler starts (its head is complete). ``busy`` is set by :class:`_Server`'s handler wrapper for as
+    long as a handler runs, a WebSocket tunnel included: bytes arriving then are a body or tunnel data,
+    never a new head.
+
+    One timer per connection does the checking and is re-armed for what is left of a newer head, rather
+    than one timer per request: on a busy keep-alive connection a request then costs no timer at all."""
 
     def __init__(self, manager: _Server, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
+        self.event_loop: asyncio.AbstractEventLoop = kwargs["loop"]
         self.header_timeout = manager.header_timeout
         self.header_handle: asyncio.TimerHandle | None = None
+        self.head_since: float | None = None
         self.busy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm_header_deadline()
-
-    def _arm_header_deadline(self) -> None:
         if self.header_timeout:
-            loop = asyncio.get_running_loop()
-            self.header_handle = loop.call_later(self.header_timeout, self._header_deadline)
+            self._head_started()
 
-    def head_complete(self) -> None:
-        """A request's head has arrived and its handler starts: no deadline until the next request."""
-        self.busy = True
-        handle = self.header_handle
-        if handle is not None:
-            handle.cancel()
-            self.header_handle = None
+    def _head_started(self) -> None:
+        self.head_since = self.event_loop.time()
+        if self.header_handle is None:
+            self.header_handle = self.event_loop.call_later(self.header_timeout, self._header_deadline)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if data and self.head_since is None and not self.busy and self.header_timeout:
+            self._head_started()  # the first bytes of the next request on a kept-alive connection
 
     def _header_deadline(self) -> None:
         self.header_handle = None
+        since = self.head_since
+        if since is None or self.busy:
+            return  # no head pending: the next one re-arms
+        left = since + self.header_timeout - self.event_loop.time()
+        if left > 0:  # a later head than the one this timer was set for
+            self.header_handle = self.event_loop.call_later(left, self._header_deadline)
+            return
         # The transport is captured first: force_close() drops the protocol's reference to it, and the
         # connection may have closed already (the timer can fire in the same loop turn as the loss).
         transport = self.transport
-        if self.busy or transport is None or transport.is_closing():
+        if transport is None or transport.is_closing():
             return
         log.debug("closing connection: request headers not received in time")
         self.force_close()
         transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if data and self.header_handle is None and not self.busy:
-            self._arm_header_deadline()  # the first bytes of the next request on a kept-alive connection
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.header_handle is not None:
@@ -164,7 +169,8 @@ class _Server(web.Server):
     ) -> None:
         async def handle(request: Any) -> Any:
             protocol = request.protocol
-            protocol.head_complete()
+            protocol.busy = True  # the head is complete; until the handler is done, bytes are not a head
+            protocol.head_since = None
             try:
                 return await handler(request)
             finally:

@@ -130,10 +130,12 @@ async def test_deadline_firing_as_the_connection_closes_is_quiet(served, loop_er
     (proto,) = srv.connections
     transport = proto.transport
     proto.header_handle.cancel()
+    proto.head_since = asyncio.get_running_loop().time() - DEADLINE  # the head is overdue
     transport.close()  # connection_lost is now scheduled, not yet run
     if lost:
         proto.connection_lost(None)
     proto._header_deadline()  # what the timer would run in this very turn
+    assert proto.header_handle is None
     assert await _closed_within(reader, 2)
     writer.close()
     await asyncio.sleep(0)

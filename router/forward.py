@@ -1,0 +1,289 @@
+"""Proxying one request to a service: pick a server, build the request head once, send it (retrying where
+Traefik does), then hand the answer to :mod:`router.framing` or, after a 101, to :mod:`router.tunnel`.
+
+Failure policy (Traefik's): a connection that fails before anything was sent is retried on the next
+server, which is taken out for a while (passive health); nothing reachable → 502, a timeout → 504, no
+server available at all → 503. A reused keep-alive connection found dead is retried on a fresh one only
+for a request that is safe to send twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any
+
+from router.balancer import WeightedBalancer
+from router.framing import abandon, respond
+from router.headers import FORWARDED, REQUEST_DROP, connection_tokens
+from router.replies import Sent
+from router.rules import RequestInfo
+from router.tunnel import tunnel
+from router.upstream import ConnectFailed, Connection, UpstreamError
+
+if TYPE_CHECKING:
+    from router.proxy import EntryPointHandler
+    from router.targets import ServiceTarget
+
+log = logging.getLogger("dockroute.proxy")
+
+_HOSTNAME = socket.gethostname().encode()
+_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
+
+
+async def forward(
+    ep: EntryPointHandler,
+    request: Any,
+    transport: Any,
+    msg: Any,
+    info: RequestInfo,
+    target: ServiceTarget,
+    host_header: str,
+    close: bool,
+) -> Sent:
+    """The whole exchange with the service behind ``target``."""
+    picked = _pick(target, msg.headers)
+    if picked is None:
+        why = f"service {target.service}: no available server"
+        return ep.reply(request, transport, 503, close, info, why)
+    balancer, up, cookies, set_cookies = picked
+    head = _RequestHead(ep, msg, info, host_header)
+    sent = await _send(ep, request, transport, msg, info, target, head, balancer, up, cookies, close)
+    if isinstance(sent, Sent):
+        return sent  # answered already: 502 or 504
+    conn, up, body_task = sent
+    balancer.mark_ok(up)
+    if balancer.sticky is not None and (cookies or {}).get(balancer.cookie_name or "") != up.cookie_value:
+        sc = balancer.set_cookie_header(up)
+        if sc:
+            (set_cookies := set_cookies or []).append(sc)
+    if conn.status == 101:
+        if head.upgrade:
+            return await tunnel(ep, request, transport, conn, info, target, up)
+        abandon(conn, body_task)  # switched protocols without being asked to: nothing sane to relay
+        return ep.reply(request, transport, 502, True, info, f"{up.url}: unrequested 101", target, up)
+    return await respond(ep, request, transport, msg, conn, info, target, up, close, set_cookies, body_task)
+
+
+def _pick(
+    target: ServiceTarget, headers: Any
+) -> tuple[Any, Any, dict[str, str] | None, list[str] | None] | None:
+    """(balancer, server, the request's cookies if read, Set-Cookie values to add), or None: nothing up.
+
+    A weighted service is walked down to a leaf; sticky sessions read the cookies only when needed."""
+    balancer = target.balancer
+    set_cookies: list[str] | None = None
+    cookies: dict[str, str] | None = None
+    while type(balancer) is WeightedBalancer:
+        if balancer.sticky is not None and cookies is None:
+            cookies = _parse_cookies(headers)
+        child = balancer.pick_child(cookies)
+        if child is None:
+            return None
+        sc = balancer.set_cookie_header(child)
+        if sc:
+            (set_cookies := set_cookies or []).append(sc)
+        balancer = child
+    if balancer.sticky is not None and cookies is None:
+        cookies = _parse_cookies(headers)
+    up = balancer.pick(cookies)
+    return None if up is None else (balancer, up, cookies, set_cookies)
+
+
+def _parse_cookies(headers: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in headers.getall("Cookie", ()):
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(value)
+        except Exception:
+            continue
+        for k, morsel in jar.items():
+            out.setdefault(k, morsel.value)
+    return out
+
+
+class _RequestHead:
+    """The request head for the backend, built once for every attempt: everything but the Host value,
+    which depends on the server (``passHostHeader``)."""
+
+    __slots__ = (
+        "before_host",
+        "after_host",
+        "orig_host",
+        "has_body",
+        "chunked",
+        "upgrade",
+        "expect_continue",
+    )
+
+    def __init__(self, ep: EntryPointHandler, msg: Any, info: RequestInfo, host_header: str) -> None:
+        headers = msg.headers
+        raw = msg.raw_headers
+        tokens = connection_tokens(raw) if "Connection" in headers else frozenset()
+        lines: list[bytes] = []
+        append = lines.append
+        for name, value in raw:
+            ln = name.lower()
+            if ln in REQUEST_DROP or ln in FORWARDED or (tokens and ln in tokens):
+                continue
+            append(name + b": " + value + b"\r\n")
+        # Only WebSocket is tunnelled: aiohttp's parser switches to raw mode for it alone (for other
+        # protocols, h2c say, it would drop the bytes that follow), so any other Upgrade is proxied as a
+        # plain request without its hop-by-hop Upgrade header.
+        self.upgrade = msg.upgrade and headers.get("Upgrade", "").lower() == "websocket"
+        if self.upgrade:
+            append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        self.has_body = False
+        self.chunked = msg.chunked
+        if self.chunked:
+            self.has_body = True
+            append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            cl = headers.get("Content-Length")
+            if cl is not None:
+                append(b"Content-Length: " + cl.encode() + b"\r\n")
+                self.has_body = cl != "0"
+        trusted = ep.trusted.trusts(info.client_ip) if ep.trusted else False
+        append(_forwarded(ep, headers, info.client_ip, host_header, trusted))
+        path = info.path
+        if info.raw_query:
+            path = path + "?" + info.raw_query
+        self.before_host = (
+            msg.method.encode() + b" " + path.encode("utf-8", "surrogateescape") + b" HTTP/1.1\r\nHost: "
+        )
+        self.after_host = b"".join(lines) + b"\r\n"
+        self.orig_host = host_header.encode("latin-1", "replace")
+        self.expect_continue = headers.get("Expect", "").lower() == "100-continue"
+
+    def for_server(self, balancer: Any, up: Any) -> bytes:
+        host = self.orig_host if balancer.pass_host_header else up.host_header_b
+        return self.before_host + host + b"\r\n" + self.after_host
+
+
+def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header: str, trusted: bool) -> bytes:
+    """The X-Forwarded-* and X-Real-Ip lines; a client's own values are kept only from trusted peers."""
+    xff = client_ip
+    xfh = host_header
+    xfproto = ep.scheme
+    xfport = ""
+    real = client_ip
+    if trusted:
+        prior = ", ".join(headers.getall("X-Forwarded-For", ()))
+        if prior:
+            xff = prior + ", " + client_ip
+        xfh = headers.get("X-Forwarded-Host") or xfh
+        xfproto = headers.get("X-Forwarded-Proto") or xfproto
+        xfport = headers.get("X-Forwarded-Port", "")
+        real = headers.get("X-Real-Ip") or real
+    if not xfport:
+        colon = host_header.rfind(":")
+        if colon > 0 and "]" not in host_header[colon:]:
+            xfport = host_header[colon + 1 :]
+        else:
+            xfport = ep.port_b.decode()
+    return (
+        (
+            f"X-Forwarded-For: {xff}\r\nX-Forwarded-Host: {xfh}\r\nX-Forwarded-Proto: {xfproto}\r\n"
+            f"X-Forwarded-Port: {xfport}\r\nX-Real-Ip: {real}\r\n"
+        ).encode("latin-1", "replace")
+        + b"X-Forwarded-Server: "
+        + _HOSTNAME
+        + b"\r\n"
+    )
+
+
+async def _send(
+    ep: EntryPointHandler,
+    request: Any,
+    transport: Any,
+    msg: Any,
+    info: RequestInfo,
+    target: ServiceTarget,
+    head: _RequestHead,
+    balancer: Any,
+    up: Any,
+    cookies: dict[str, str] | None,
+    close: bool,
+) -> tuple[Connection, Any, asyncio.Task[None] | None] | Sent:
+    """Send the request until a server answers with its response head: (connection, server, body task),
+    or the error answer already written (502, 504)."""
+    loop = asyncio.get_running_loop()
+    tried: set[Any] | None = None
+    fresh = False
+    expect_continue = head.expect_continue
+    # Go's isReplayable, as Traefik: only a request that is safe to send twice is retried when a
+    # reused keep-alive connection turns out dead (the backend may have acted on it already).
+    replayable = msg.method in _REPLAYABLE or any(h in msg.headers for h in _IDEMPOTENCY_HEADERS)
+    while True:
+        try:
+            if fresh:
+                conn, reused = await ep.pool.connect(up.key), False
+            else:
+                conn, reused = await ep.pool.acquire(up.key)
+        except ConnectFailed as exc:
+            balancer.mark_failed(up)
+            if tried is None:
+                tried = set()
+            tried.add(up)
+            nxt = balancer.pick(cookies, exclude=tried)
+            if nxt is None:
+                return ep.reply(request, transport, 502, close, info, f"{up.url}: {exc}", target, up)
+            up = nxt
+            continue
+        conn.begin(head.for_server(balancer, up), msg.method == "HEAD", loop)
+        body_task = None
+        if head.has_body:
+            if expect_continue and not transport.is_closing():
+                transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                expect_continue = False
+            body_task = loop.create_task(_send_body(ep, request, conn, head.chunked))
+        rht = ep.pool.settings_for(up.key[3]).response_header_timeout  # the service's serversTransport
+        try:
+            if rht:
+                async with asyncio.timeout(rht):
+                    await conn.headers_done  # type: ignore[misc]
+            else:
+                await conn.headers_done  # type: ignore[misc]
+        except TimeoutError:
+            abandon(conn, body_task)
+            why = f"{up.url}: no response headers in {rht}s"
+            return ep.reply(request, transport, 504, True, info, why, target, up)
+        except asyncio.CancelledError:
+            # The client went away (aiohttp cancels the handler) or shutdown's grace ran out: the backend
+            # request is abandoned with it, not left holding a socket until it answers.
+            abandon(conn, body_task)
+            raise
+        except UpstreamError as exc:
+            abandon(conn, body_task)
+            if reused and not conn.got_bytes and not head.has_body and replayable:
+                fresh = True  # the backend closed an idle keep-alive connection: not its failure
+                continue
+            return ep.reply(request, transport, 502, True, info, f"{up.url}: {exc}", target, up)
+        return conn, up, body_task
+
+
+async def _send_body(ep: EntryPointHandler, request: Any, conn: Connection, chunked: bool) -> None:
+    """Copy the client's request body to the backend, within the entry point's readTimeout."""
+    content = request.content
+    try:
+        async with asyncio.timeout(ep.read_timeout):
+            while True:
+                data = await content.readany()
+                if not data:
+                    break
+                if chunked:
+                    conn.write(b"%x\r\n%s\r\n" % (len(data), data))
+                else:
+                    conn.write(data)
+                await conn.drain()
+            if chunked:
+                conn.write(b"0\r\n\r\n")
+    except (TimeoutError, UpstreamError, ConnectionError, asyncio.CancelledError):
+        conn.close()
+    except Exception as exc:  # the client's body stream broke (aiohttp raises its own types)
+        log.debug("request body aborted: %s", exc)
+        conn.close()

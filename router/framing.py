@@ -1,0 +1,196 @@
+"""The backend's answer, relayed to the client: response head and body framing.
+
+The head is assembled once from the backend's raw header pairs, minus hop-by-hop headers (and those the
+backend's own ``Connection`` header names), with the framing recomputed for the client: the backend's
+``Content-Length`` when it gave one, the length of a body already complete, chunked encoding for a body
+of unknown length (HTTP/1.1), or the end of the connection (HTTP/1.0). A complete answer leaves in one
+write; a longer one streams chunk by chunk, paced by the client (flow control in both directions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from router.headers import RESPONSE_DROP
+from router.replies import SENT_CLOSE, SENT_KEEP, Sent
+from router.rules import RequestInfo
+from router.upstream import Connection, UpstreamError
+
+if TYPE_CHECKING:
+    from router.proxy import EntryPointHandler
+    from router.targets import ServiceTarget
+
+WRITE_HIGH = 1 << 20  # client write buffer above which the backend is no longer read
+
+
+def abandon(conn: Connection, body_task: asyncio.Task[None] | None) -> None:
+    """Give up on a backend exchange: close its connection and stop sending the request body."""
+    conn.close()
+    if body_task is not None and not body_task.done():
+        body_task.cancel()
+
+
+async def respond(
+    ep: EntryPointHandler,
+    request: Any,
+    transport: Any,
+    msg: Any,
+    conn: Connection,
+    info: RequestInfo,
+    target: ServiceTarget,
+    up: Any,
+    close: bool,
+    set_cookies: list[str] | None,
+    body_task: asyncio.Task[None] | None,
+) -> Sent:
+    """Relay the response whose head ``conn`` has received, then give the connection back to the pool."""
+    status = conn.status
+    if body_task is not None and not body_task.done():
+        # The backend answered before taking the whole request body (a 413, a 401): the client's
+        # connection can't carry another request after it, and must be told so in this response.
+        close = True
+    out, length = _head_lines(conn, status, set_cookies)
+    bodyless = info.method == "HEAD" or status in (204, 304) or status < 200
+    http10 = msg.version[1] == 0
+    reason = None
+    if conn.complete:
+        sent, close = _write_whole(transport, conn, out, length, bodyless, close, http10)
+    else:
+        sent, close, reason = await _write_streamed(
+            ep, request, transport, conn, up, out, length, bodyless, close, http10, body_task
+        )
+    if body_task is not None and not body_task.done():
+        # The backend answered before reading the whole request body: this connection can't be reused.
+        abandon(conn, body_task)
+        close = True
+    ep.pool.release(conn)
+    if ep.access_log is not None:
+        ep.log(request, info, status, sent, target.router, up, reason)
+    return SENT_CLOSE if close else SENT_KEEP
+
+
+def _head_lines(
+    conn: Connection, status: int, set_cookies: list[str] | None
+) -> tuple[list[bytes], bytes | None]:
+    """The status line and end-to-end header lines, and the backend's Content-Length value if any."""
+    length: bytes | None = None
+    tokens: frozenset[bytes] | None = None
+    out = [b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or HTTPStatus(status).phrase.encode())]
+    append = out.append
+    for name, value in conn.headers:
+        ln = name.lower()
+        if ln in RESPONSE_DROP:
+            if ln == b"content-length":
+                length = value
+            elif ln == b"connection":
+                tokens = frozenset(t.strip().lower() for t in value.split(b","))
+            continue
+        if tokens is not None and ln in tokens:
+            continue
+        append(name + b": " + value + b"\r\n")
+    if tokens:  # a Connection header after the headers it names: drop those too
+        out = [line for line in out if line.split(b":", 1)[0].lower() not in tokens]
+    if set_cookies:
+        out.extend(b"Set-Cookie: " + sc.encode("latin-1") + b"\r\n" for sc in set_cookies)
+    return out, length
+
+
+def _connection_line(close: bool, http10: bool) -> bytes:
+    if close:
+        return b"Connection: close\r\n\r\n"
+    return b"Connection: keep-alive\r\n\r\n" if http10 else b"\r\n"
+
+
+def _write_whole(
+    transport: Any,
+    conn: Connection,
+    out: list[bytes],
+    length: bytes | None,
+    bodyless: bool,
+    close: bool,
+    http10: bool,
+) -> tuple[int, bool]:
+    """A response the backend has sent whole: head and body in one write. (bytes, close)"""
+    body = b"" if bodyless else conn.take_body()
+    if length is not None:
+        out.append(b"Content-Length: " + length + b"\r\n")
+    elif not bodyless:
+        out.append(b"Content-Length: %d\r\n" % len(body))
+    out.append(_connection_line(close, http10))
+    out.append(body)
+    data = b"".join(out)
+    if transport.is_closing():  # the client left while the backend answered
+        return len(data), True
+    transport.write(data)
+    return len(data), close
+
+
+async def _write_streamed(
+    ep: EntryPointHandler,
+    request: Any,
+    transport: Any,
+    conn: Connection,
+    up: Any,
+    out: list[bytes],
+    length: bytes | None,
+    bodyless: bool,
+    close: bool,
+    http10: bool,
+    body_task: asyncio.Task[None] | None,
+) -> tuple[int, bool, str | None]:
+    """The head now, the body as it arrives, within writeTimeout. (bytes, close, why it was cut)"""
+    chunk_out = False
+    if length is not None:
+        out.append(b"Content-Length: " + length + b"\r\n")
+    elif not bodyless:
+        if http10:
+            close = True  # no length and no chunking in HTTP/1.0: the end is the close
+        else:
+            chunk_out = True
+            out.append(b"Transfer-Encoding: chunked\r\n")
+    out.append(_connection_line(close, http10))
+    data = b"".join(out)
+    sent = 0
+    try:
+        if transport.is_closing():
+            raise ConnectionResetError("client went away")
+        transport.write(data)
+        sent = len(data)
+        async with asyncio.timeout(ep.write_timeout):
+            sent = await _stream(transport, request.writer, conn, chunk_out, sent)
+    except TimeoutError:
+        conn.close()
+        transport.close()
+        return sent, True, f"response not written within writeTimeout ({ep.write_timeout}s)"
+    except UpstreamError as exc:
+        transport.abort()  # a reset, so that no client mistakes the cut body for a whole one
+        return sent, True, f"{up.url}: {exc} (response truncated)"
+    except ConnectionError:
+        conn.close()
+        return sent, True, "client went away during the response"
+    except asyncio.CancelledError:
+        abandon(conn, body_task)
+        raise
+    return sent, close, None
+
+
+async def _stream(transport: Any, writer: Any, conn: Connection, chunk_out: bool, sent: int) -> int:
+    """Copy the response body to the client as it arrives; the client's pace throttles the backend."""
+    while True:
+        chunk = await conn.read()
+        if not chunk:
+            break
+        if transport.is_closing():
+            raise ConnectionResetError("client went away")
+        if chunk_out:
+            transport.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        else:
+            transport.write(chunk)
+        sent += len(chunk)
+        if transport.get_write_buffer_size() > WRITE_HIGH:
+            await writer.drain()
+    if chunk_out and not transport.is_closing():
+        transport.write(b"0\r\n\r\n")
+    return sent
