@@ -24,21 +24,32 @@ class RawBackend:
         self.handler = handler
         self.open = 0
         self.requests: list[bytes] = []
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> RawBackend:
         async def wrapped(reader, writer):
             self.open += 1
+            task = asyncio.current_task()
+            self.tasks.add(task)
             try:
                 await self.handler(self, reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError):
                 pass
             finally:
                 self.open -= 1
+                self.tasks.discard(task)
                 writer.close()
 
         self.server = await asyncio.start_server(wrapped, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
         return self
+
+    async def stop(self) -> None:
+        """Stop listening and end the connections still being served, before the test's loop closes."""
+        self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def read_request(self, reader) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -57,7 +68,7 @@ async def raw_backend():
 
     yield make
     for b in started:
-        b.server.close()
+        await b.stop()
 
 
 def one_route(url: str) -> dict:
