@@ -19,6 +19,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from acme_client.resolver import AcmeResolver, ResolverSettings
 from discover.docker_provider import DockerProvider
@@ -35,9 +36,12 @@ from router.proxy import EntryPointHandler
 from router.rules import RuleError, parse_rule
 from router.server import EntryPointServer
 from router.tls import CertificateStore, CertKeyPair, load_pem_files, self_signed_default
+from router.transports import Transports
 from router.upstream import Pool
 
 log = logging.getLogger("dockroute")
+
+FIRST_FILE_WAIT = 30.0  # seconds start-up waits for the file provider's first configuration
 
 
 class _AlpnChallenges:
@@ -117,7 +121,8 @@ class _Snapshot:
     merged: DynamicConfig
     compiled: Compiled | None = None
     wanted: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
-    pool_keys: set[tuple[str, str, int]] = field(default_factory=set)
+    pool_keys: set[tuple[Any, ...]] = field(default_factory=set)
+    transports: Transports | None = None  # the pool's transport table, TLS contexts built in the thread
     store: CertificateStore | None = None
 
 
@@ -240,6 +245,7 @@ class App:
             )
             snap.compiled = compiled
             snap.wanted = self._wanted_certificates(merged)
+            snap.transports = self.pool.build_transports(merged.servers_transports)
             snap.pool_keys = {
                 up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())
             }
@@ -257,7 +263,8 @@ class App:
                 srv.tls_store = snap.store
         if compiled is None:
             return
-        self.pool.set_transports(merged.servers_transports)
+        if snap.transports is not None:
+            self.pool.set_transports(snap.transports)
         self.current = merged
         self.compiled = compiled
         for srv in self.servers:
@@ -337,17 +344,32 @@ class App:
                 address = srv.handler.entry_point.address
                 msg = f"dockroute: cannot listen on entry point {srv.name} ({address}): {exc}"
                 raise SystemExit(msg) from exc
-        self.publish("internal", DynamicConfig())
         self._start_providers()
+        if self._file_loaded is not None:
+            # The file is read in a thread: wait for it (bounded) so that the first configuration applied
+            # is the file's, not an empty one that would answer 404 for a moment at every start.
+            try:
+                await asyncio.wait_for(self._file_loaded.wait(), timeout=FIRST_FILE_WAIT)
+            except TimeoutError:
+                log.warning("provider file: still reading after %ss; starting without it", FIRST_FILE_WAIT)
+        self.publish("internal", DynamicConfig())
         for resolver in self.resolvers.values():
             self._tasks.append(asyncio.get_running_loop().create_task(resolver.run()))
         self._summary()
 
     def _start_providers(self) -> None:
         fp = self.static.file_provider
+        self._file_loaded: asyncio.Event | None = None
         if fp is not None:
             provider = _FileProvider(filename=fp.filename, directory=fp.directory, watch=fp.watch)
-            self._tasks.append(asyncio.get_running_loop().create_task(provider.run(self._publisher("file"))))
+            self._file_loaded = loaded = asyncio.Event()
+            publish_file = self._publisher("file")
+
+            def publish(cfg: DynamicConfig) -> None:
+                publish_file(cfg)
+                loaded.set()
+
+            self._tasks.append(asyncio.get_running_loop().create_task(provider.run(publish)))
         dp = self.static.docker_provider
         self.docker = None
         if dp is not None:
