@@ -240,7 +240,7 @@ def write_section(label: str, figures: Figures, command: str) -> Path:
         inner = text.split(_MARK)[1]
         for line in inner.splitlines():
             if line.startswith("| ") and not line.startswith(("| code", "|---")):
-                rows[line.split("|")[1].strip()] = line
+                rows[line.split("|")[1].strip().split(" (")[0]] = line  # keyed by label
     rows[label] = figures.row(f"{label} ({now_utc()}, {_head()})")
     lines = [
         _MARK,
@@ -248,12 +248,13 @@ def write_section(label: str, figures: Figures, command: str) -> Path:
         "",
         machine_line(),
         versions_line(skip=("nginx", "caddy", "haproxy", "wrk")),
-        f"- command: `{command}` (the latest row's; each row is one run of the code named in it)",
+        f"- command: `{command}` (the latest run; each row is one run of the code at the commit it names)",
         "- what: one unchanged router `Host(`keep.test`)` requested back to back on one keep-alive "
         "connection while the watched file is rewritten with all other routers' rules changed; `worst` is "
         "the longest any of those requests waited (on one event loop every request waits as long), "
         "`idle worst` the same client with nothing reloading (this machine's noise floor); "
-        "target: worst < 100 ms, no failure.",
+        "target: worst < 100 ms, no failure. No peer is run: the figure measures dockroute's own event loop "
+        "(Traefik builds a new configuration beside the running one, in other goroutines).",
         "- before d5ae961 the file was parsed, compiled and its certificate store built on the event loop, "
         "so every request waited for the whole reload; since, parsing runs in a thread and compiling and "
         "the store in the build thread, with cyclic GC paused meanwhile, and the loop only swaps references. "
