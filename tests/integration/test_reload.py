@@ -13,9 +13,10 @@ import threading
 import time
 
 import aiohttp
+from aiohttp import web
 
 from bench.reload import KEEP_HOST, Client, dynamic_yaml
-from tests.integration.harness import Dockroute, wait_for
+from tests.integration.harness import Backend, Dockroute, wait_for
 
 ROUTERS = 2000
 RELOADS = 5
@@ -99,3 +100,64 @@ async def test_five_reloads_of_2000_changed_routers_never_stall_an_unchanged_rou
         f"(worst: {detail}; new routes served after {[round(s, 2) for s in served]} s)"
     )
     assert "Traceback" not in dr.log()
+
+
+async def test_a_reload_keeps_the_health_checker_of_an_unchanged_service(tmp_path):
+    """No new immediate probe for a service that did not change, and its down state is kept: a reload that
+    adds another checked service probes that one at once, the unchanged one not at all."""
+    probes = {"kept": 0, "added": 0}
+
+    class Counting(Backend):
+        async def _health(self, request: web.Request) -> web.Response:
+            probes[self.name] += 1
+            return await super()._health(request)
+
+    kept = await Counting("kept").start()
+    added = await Counting("added").start()
+    kept.health_status = 503  # down, and it must stay down (and unprobed) across the reload
+
+    def service(url: str) -> dict:
+        hc = {"path": "/health", "interval": "1h", "timeout": "2s"}
+        return {"loadBalancer": {"servers": [{"url": url}], "healthCheck": hc}}
+
+    first = {
+        "http": {
+            "routers": {"a": {"rule": "Host(`a.test`)", "service": "a"}},
+            "services": {"a": service(kept.url)},
+        }
+    }
+    dr = Dockroute(tmp_path, dynamic=first)
+    try:
+        await dr.start()
+        await _reload_while_one_is_down(dr, first, probes, service(added.url))
+    finally:
+        await dr.stop()
+        await kept.stop()
+        await added.stop()
+
+
+async def _reload_while_one_is_down(dr: Dockroute, first: dict, probes: dict[str, int], new: dict) -> None:
+    async with aiohttp.ClientSession() as http:
+
+        async def status(host: str) -> int:
+            async with http.get(dr.url("/"), headers={"Host": host}) as resp:
+                return resp.status
+
+        await wait_for(lambda: probes["kept"] == 1)
+        await wait_for(lambda: _eq(status("a.test"), 503))  # its only server is down
+        second = {
+            "http": {
+                "routers": {**first["http"]["routers"], "b": {"rule": "Host(`b.test`)", "service": "b"}},
+                "services": {**first["http"]["services"], "b": new},
+            }
+        }
+        dr.write_dynamic(second)
+        await wait_for(lambda: probes["added"] == 1, timeout=10)  # the new service is probed at once
+        await wait_for(lambda: "health checks: 1 kept, 1 started" in dr.log(), timeout=10)
+        assert probes["kept"] == 1  # the unchanged one was not probed again...
+        assert await status("a.test") == 503  # ...and is still known down
+        assert await status("b.test") == 200
+
+
+async def _eq(awaitable, expected) -> bool:
+    return await awaitable == expected
