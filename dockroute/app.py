@@ -242,6 +242,7 @@ class App:
                 inp.previous.balancers if inp.previous else None,
                 ports=inp.ports,
                 challenge=self._challenge if self.resolvers else None,
+                known_rules=inp.previous.rules if inp.previous else None,
             )
             snap.compiled = compiled
             snap.wanted = self._wanted_certificates(merged)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from discover.model import DynamicConfig, Router
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
 from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, ServiceTarget
-from router.rules import RuleError, parse_rule
+from router.rules import Rule, RuleError, parse_rule
 from router.settings import EntryPoint
 from router.table import Route, RoutingTable
 from router.transports import DEFAULT as DEFAULT_TRANSPORT
@@ -34,6 +34,8 @@ class Compiled:
     balancers: dict[str, Balancer]
     errors: dict[str, str] = field(default_factory=dict)  # router name → why it is not routed
     tls_tables: dict[str, RoutingTable] = field(default_factory=dict)  # HTTPS (routers with `tls`)
+    # Every rule that parsed, by (text, syntax): the next compile reuses them (Rule objects are immutable).
+    rules: dict[tuple[str, str], Rule] = field(default_factory=dict)
 
 
 def _redirect_port(
@@ -57,12 +59,16 @@ def compile_config(
     default_entry_points: tuple[str, ...] | None = None,
     ports: Mapping[str, int] | None = None,
     challenge: Callable[[str], str | None] | None = None,
+    known_rules: Mapping[tuple[str, str], Rule] | None = None,
 ) -> Compiled:
+    """The routing tables of ``cfg``. ``previous`` is the last compile's balancers (health state carries
+    over), ``known_rules`` its ``rules``: a rule whose text did not change is not parsed again."""
     by_name = {ep.name: ep for ep in entry_points}
     balancers = build_balancers(cfg.services, previous=previous)
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     tls_routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     errors: dict[str, str] = {}
+    parsed: dict[tuple[str, str], Rule] = {}
 
     if challenge is not None:
         target = ChallengeTarget("acme-http@internal", challenge)
@@ -90,10 +96,11 @@ def compile_config(
         router: Router = cfg.routers[name]
         why = _check(router, balancers, cfg)
         if why is None:
-            try:
-                rule = parse_rule(router.rule, syntax=router.rule_syntax or "v3")
-            except RuleError as exc:
-                why = f"rule {router.rule!r} does not parse: {exc}"
+            rule_or_why = _rule(router, known_rules or {}, parsed)
+            if isinstance(rule_or_why, str):
+                why = rule_or_why
+            else:
+                rule = rule_or_why
         if why is not None:
             errors[name] = why
             log.error("router %s is not routed: %s", name, why)
@@ -114,7 +121,23 @@ def compile_config(
         balancers=balancers,
         errors=errors,
         tls_tables={ep: RoutingTable(rs) for ep, rs in tls_routes.items()},
+        rules=parsed,
     )
+
+
+def _rule(
+    router: Router, known: Mapping[tuple[str, str], Rule], parsed: dict[tuple[str, str], Rule]
+) -> Rule | str:
+    """The router's compiled rule (reused when the same text was compiled last time), or why it fails."""
+    key = (router.rule, router.rule_syntax or "v3")
+    rule = parsed.get(key) or known.get(key)
+    if rule is None:
+        try:
+            rule = parse_rule(router.rule, syntax=key[1])
+        except RuleError as exc:
+            return f"rule {router.rule!r} does not parse: {exc}"
+    parsed[key] = rule
+    return rule
 
 
 def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig) -> str | None:

@@ -102,3 +102,35 @@ def test_a_replaced_config_is_freed_at_once_without_the_cyclic_gc():
     finally:
         if was:
             gc.enable()
+
+
+def test_rules_whose_text_did_not_change_are_not_parsed_again(monkeypatch):
+    import router.compile as compile_module
+
+    def build(rule_b: str):
+        return merge(
+            {
+                "file": cfg(
+                    routers=[Router("a", "Host(`a.test`)", "s"), Router("b", rule_b, "s")],
+                    services=[svc("s")],
+                )
+            }
+        )
+
+    first = compile_config(build("Host(`b.test`)"), EPS)
+    parsed: list[str] = []
+    real = compile_module.parse_rule
+
+    def counting(text, *args, **kw):
+        parsed.append(text)
+        return real(text, *args, **kw)
+
+    monkeypatch.setattr(compile_module, "parse_rule", counting)
+    second = compile_config(build("Host(`b2.test`)"), EPS, first.balancers, known_rules=first.rules)
+    assert parsed == ["Host(`b2.test`)"]  # only the changed rule
+    a1 = first.tables["web"].lookup(req("a.test"))
+    a2 = second.tables["web"].lookup(req("a.test"))
+    assert a1 is not None and a2 is not None and a2.rule is a1.rule
+    assert second.tables["web"].lookup(req("b2.test")) is not None
+    assert second.tables["web"].lookup(req("b.test")) is None
+    assert set(second.rules) == {("Host(`a.test`)", "v3"), ("Host(`b2.test`)", "v3")}  # no stale entries
