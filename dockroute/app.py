@@ -112,6 +112,7 @@ class _BuildInput:
     ports: Mapping[str, int]
     tls_forced: bool  # certificates from a resolver changed: build the store even if tls did not
     resolver_pairs: tuple[CertKeyPair, ...]
+    store: CertificateStore | None  # the store in use: its contexts are reused for unchanged pairs
 
 
 @dataclass
@@ -208,6 +209,7 @@ class App:
                     for r in self.resolvers.values()
                     for c in r.certificates()
                 ),
+                store=self.tls_store,
             )
             self._tls_forced = False
             try:
@@ -251,7 +253,7 @@ class App:
                 up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())
             }
         if tls_changed:
-            snap.store = self._build_store(merged.tls, inp.resolver_pairs)
+            snap.store = self._build_store(merged.tls, inp.resolver_pairs, inp.store)
         return snap
 
     def _apply(self, snap: _Snapshot) -> None:
@@ -317,7 +319,9 @@ class App:
         self._tls_forced = True
         self._request_build()
 
-    def _build_store(self, tls: TLSConfig, resolver_pairs: tuple[CertKeyPair, ...]) -> CertificateStore:
+    def _build_store(
+        self, tls: TLSConfig, resolver_pairs: tuple[CertKeyPair, ...], previous: CertificateStore | None
+    ) -> CertificateStore:
         """A new certificate store from ``tls.certificates`` and the resolvers' certificates (in the build
         thread: it reads files and builds SSLContexts). Connections already open keep their context."""
         pairs = []
@@ -333,7 +337,7 @@ class App:
                 default = load_pem_files(tls.default_certificate.cert_file, tls.default_certificate.key_file)
             except OSError as exc:
                 log.error("tls default certificate: cannot read it (%s); using the generated one", exc)
-        return CertificateStore(pairs, default=default)
+        return CertificateStore(pairs, default=default, previous=previous)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

@@ -181,19 +181,27 @@ def _normalize(name: str) -> str:
 
 
 class CertificateStore:
-    """SNI-indexed server contexts, built once; ``default_context`` is the one to listen with."""
+    """SNI-indexed server contexts, built once; ``default_context`` is the one to listen with.
+
+    Building is file and crypto work: do it off the event loop. ``previous`` (the store being replaced)
+    lends its contexts for pairs that did not change, so a new ACME certificate costs one context, not
+    one per certificate; the listening (default) context is always new, its SNI callback is this store's.
+    """
 
     def __init__(
         self,
         pairs: Iterable[CertKeyPair],
         default: CertKeyPair | None = None,
         cache_size: int = 4096,
+        previous: CertificateStore | None = None,
     ) -> None:
         self._exact: dict[str, ssl.SSLContext] = {}
         self._wildcard: dict[str, ssl.SSLContext] = {}  # "example.com" for "*.example.com"
         self._cache: LRUCache[str, ssl.SSLContext] = LRUCache(maxsize=cache_size)
+        self._loaded: dict[CertKeyPair, tuple[ssl.SSLContext, list[str]]] = {}
+        reuse = previous._loaded if previous is not None else {}
         for pair in pairs:
-            self._add(pair)
+            self._add(pair, reuse)
         loaded = self._load(default) if default is not None else None
         default_ctx = loaded[0] if loaded is not None else server_context(self_signed_default())
         default_ctx.sni_callback = self.sni_callback
@@ -212,10 +220,13 @@ class CertificateStore:
             log.error("TLS certificate for %s skipped: %s", ", ".join(names) or "<no names>", e)
             return None
 
-    def _add(self, pair: CertKeyPair) -> None:
-        loaded = self._load(pair)
+    def _add(
+        self, pair: CertKeyPair, reuse: dict[CertKeyPair, tuple[ssl.SSLContext, list[str]]] | None = None
+    ) -> None:
+        loaded = (reuse or {}).get(pair) or self._load(pair)
         if loaded is None:
             return
+        self._loaded[pair] = loaded
         ctx, names = loaded
         if not names:
             log.warning("TLS certificate with no DNS name or CN: only usable as the default")

@@ -236,3 +236,24 @@ def test_load_pem_files_path_and_inline(pairs, tmp_path):
     assert s.names == {"a.example.com"}
     with pytest.raises(OSError):
         load_pem_files(str(tmp_path / "missing.pem"), str(key_path))
+
+
+def test_a_rebuilt_store_reuses_the_contexts_of_unchanged_pairs(ca, pairs, monkeypatch):
+    """Building contexts is file and crypto work: a store replacing another builds only what is new."""
+    import router.tls as tls_module
+
+    first = CertificateStore([pairs["a"], pairs["other"]])
+    built: list[CertKeyPair] = []
+    real = tls_module.server_context
+
+    def counting(pair: CertKeyPair) -> ssl.SSLContext:
+        built.append(pair)
+        return real(pair)
+
+    monkeypatch.setattr(tls_module, "server_context", counting)
+    second = CertificateStore([pairs["a"], pairs["other"], pairs["wild"]], previous=first)
+    assert pairs["wild"] in built and pairs["a"] not in built and pairs["other"] not in built
+    assert second.context_for("a.example.com") is first.context_for("a.example.com")
+    assert second.context_for("b.example.com") is not second.default_context  # the new wildcard serves
+    assert second.default_context is not first.default_context  # its own SNI callback
+    assert second.default_context.sni_callback == second.sni_callback
