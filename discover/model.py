@@ -159,6 +159,17 @@ class TLSConfig:
     default_certificate: CertificateFile | None = None
 
 
+GO_DEFAULT_IDLE_PER_HOST = 2  # Go's http.DefaultMaxIdleConnsPerHost
+
+
+def idle_conns_per_host(configured: int) -> int:
+    """What ``maxIdleConnsPerHost`` means in Go's ``http.Transport``, which Traefik hands it to: 0 is Go's
+    default (2), a negative number keeps no idle connection. The stored value is the effective limit."""
+    if configured == 0:
+        return GO_DEFAULT_IDLE_PER_HOST
+    return max(0, configured)
+
+
 @dataclass(frozen=True, slots=True)
 class ServersTransport:
     """How the proxy talks to a service's backends: Traefik's ``serversTransport`` (the static default) and

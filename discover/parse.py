@@ -35,6 +35,7 @@ from discover.model import (
     Weighted,
     WeightedRef,
     frozen_map,
+    idle_conns_per_host,
 )
 from discover.readers import (
     At,
@@ -387,7 +388,7 @@ def _servers_transport(value: Any, at: At, warnings: list[str]) -> ServersTransp
             _certificate(v, cat, stores=False) for v, cat in as_list(*f.get("certificates"))
         )
     if f.present("maxIdleConnsPerHost"):
-        kw["max_idle_conns_per_host"] = as_int(*f.get("maxIdleConnsPerHost"), minimum=0)
+        kw["max_idle_conns_per_host"] = idle_conns_per_host(as_int(*f.get("maxIdleConnsPerHost")))
     if f.present("peerCertURI"):
         kw["peer_cert_uri"] = as_str(*f.get("peerCertURI"))
     if f.present("disableHTTP2") and not as_bool(*f.get("disableHTTP2")):

@@ -13,6 +13,7 @@ from dataclasses import fields
 from types import MappingProxyType
 from typing import Any
 
+from discover.model import idle_conns_per_host
 from discover.values import find_key
 from dockroute.static.readers import Reader, check_address
 from dockroute.static.schema import ANY, IGNORED, OTHER_PROVIDERS, SCHEMA, Named
@@ -34,7 +35,6 @@ __all__ = ["load_static"]
 _DEFAULTS: dict[type, dict[str, Any]] = {
     cls: {f.name: f.default for f in fields(cls)} for cls in (EntryPoint, Transport, Redirection)
 }
-_GO_DEFAULT_IDLE_PER_HOST = 2  # Go's http.DefaultMaxIdleConnsPerHost: what maxIdleConnsPerHost=0 means
 
 
 def load_static(
@@ -161,13 +161,11 @@ def _transport(tree: Any) -> Transport:
     ft = r.sub("forwardingTimeouts")
     d = _DEFAULTS[Transport]
     idle_per_host = r.integer("maxIdleConnsPerHost", d["max_idle_conns_per_host"], minimum=None)
-    if idle_per_host == 0:
-        idle_per_host = _GO_DEFAULT_IDLE_PER_HOST
     return Transport(
         dial_timeout=ft.duration("dialTimeout", d["dial_timeout"]),
         response_header_timeout=ft.duration("responseHeaderTimeout", d["response_header_timeout"]),
         idle_conn_timeout=ft.duration("idleConnTimeout", d["idle_conn_timeout"]),
-        max_idle_conns_per_host=max(0, idle_per_host),  # negative: Go keeps no idle connection
+        max_idle_conns_per_host=idle_conns_per_host(idle_per_host),
         insecure_skip_verify=r.flag("insecureSkipVerify", False),
         root_cas=tuple(item for item, _ in r.items("rootCAs")),
     )

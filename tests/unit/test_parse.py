@@ -583,6 +583,14 @@ def transports(**named):
     return {"http": {"serversTransports": named}}
 
 
+@pytest.mark.parametrize(("given", "limit"), [(0, 2), (-1, 0), (5, 5)])
+def test_servers_transport_idle_limit_means_what_go_makes_of_it(given: int, limit: int) -> None:
+    """0 is Go's DefaultMaxIdleConnsPerHost (2), a negative number disables reuse: the static reader and
+    the named transports agree, so one transport value means one thing wherever it is written."""
+    cfg, _ = parse_dynamic_with_warnings(transports(t={"maxIdleConnsPerHost": given}))
+    assert cfg.servers_transports["t"].max_idle_conns_per_host == limit
+
+
 def test_servers_transport_every_field():
     data = transports(
         tls={
@@ -675,7 +683,6 @@ def test_spiffe_refuses_the_transport_with_a_warning_naming_it():
         ({"insecureSkipVerfy": True}, "http.serversTransports.t.insecureSkipVerfy"),
         ({"insecureSkipVerify": "yes"}, "http.serversTransports.t.insecureSkipVerify"),
         ({"maxIdleConnsPerHost": "many"}, "http.serversTransports.t.maxIdleConnsPerHost"),
-        ({"maxIdleConnsPerHost": -1}, "http.serversTransports.t.maxIdleConnsPerHost"),
         (
             {"forwardingTimeouts": {"dialTimeout": "soon"}},
             "http.serversTransports.t.forwardingTimeouts.dialTimeout",
