@@ -97,10 +97,13 @@ def _head_lines(
     return out, length
 
 
-def _connection_line(close: bool, http10: bool) -> bytes:
-    if close:
-        return b"Connection: close\r\n\r\n"
-    return b"Connection: keep-alive\r\n\r\n" if http10 else b"\r\n"
+# (close, HTTP/1.0 client) → the head's last line(s): a lookup rather than a call, once per response.
+_HEAD_END = {
+    (True, False): b"Connection: close\r\n\r\n",
+    (True, True): b"Connection: close\r\n\r\n",
+    (False, True): b"Connection: keep-alive\r\n\r\n",  # HTTP/1.0 closes unless told otherwise
+    (False, False): b"\r\n",
+}
 
 
 def _write_whole(
@@ -118,7 +121,7 @@ def _write_whole(
         out.append(b"Content-Length: " + length + b"\r\n")
     elif not bodyless:
         out.append(b"Content-Length: %d\r\n" % len(body))
-    out.append(_connection_line(close, http10))
+    out.append(_HEAD_END[(close, http10)])
     out.append(body)
     data = b"".join(out)
     if transport.is_closing():  # the client left while the backend answered
@@ -150,7 +153,7 @@ async def _write_streamed(
         else:
             chunk_out = True
             out.append(b"Transfer-Encoding: chunked\r\n")
-    out.append(_connection_line(close, http10))
+    out.append(_HEAD_END[(close, http10)])
     data = b"".join(out)
     sent = 0
     try:
