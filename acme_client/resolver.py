@@ -23,17 +23,16 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from acme_client.issuer import AcmeError, AriError, Issuer, Solver, generate_key
+from acme_client.settings import ResolverSettings, renewal_check_interval
 from acme_client.storage import AcmeStorage, StorageError, StoredAccount, StoredCertificate
 from acme_client.tls_alpn import challenge_certificate
 
 log = logging.getLogger("dockroute.acme")
 
-LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 _PRIVATE_SUFFIXES = (
     ".local",
     ".localhost",
@@ -45,8 +44,6 @@ _PRIVATE_SUFFIXES = (
     ".invalid",
 )
 _BACKOFF_MIN, _BACKOFF_MAX = 60.0, 6 * 3600.0
-_CHECK_INTERVAL_MAX = 600.0  # renewals and ARI are looked at least every 10 minutes
-_DEFAULT_CERTIFICATES_DURATION = 2160  # hours (Traefik's default: 90 days)
 # RFC 9773 section 4.3.3 suggests clamping the CA's Retry-After to between a minute and a day.
 _ARI_RECHECK_MIN, _ARI_RECHECK_MAX = 60.0, 86400.0
 _AFTER_FAILED_VALIDATION = 3600.0
@@ -82,123 +79,6 @@ def why_not_public(name: str) -> str | None:
         if n.endswith(suffix) or n == suffix[1:]:
             return f"a {suffix} name"
     return None
-
-
-_ON, _OFF = ("", "true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
-def _switch(name: str, value: Any) -> tuple[bool, str | None]:
-    """Traefik's switch sections: ``tlsChallenge: {}`` (present, empty) turns it on, as does ``true``
-    from a flag or env; absent, ``false`` or ``null`` leave it off. Any other word is refused (off, with
-    the reason) rather than guessed."""
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _ON or word in _OFF:
-            return word in _ON, None
-        return False, f"{name} {value!r} is neither a section nor true/false; {name} stays off"
-    return value is not None and value is not False, None
-
-
-def renewal_check_interval(certificates_duration: int) -> float:
-    """Seconds between renewal checks for ``certificatesDuration`` hours.
-
-    Traefik picks its check interval from ``certificatesDuration`` (>= 1 year: 7 days, >= 90 days: 24 h,
-    >= 30 days: 12 h, >= 7 days: 1 h, >= 1 day: 10 min, less: 1 min). dockroute looks every 10 minutes
-    anyway and takes the renewal window from the certificate itself, so the option can only make checks
-    more frequent: min(10 min, Traefik's interval).
-    """
-    # Traefik's table capped at 10 minutes leaves one step: under a day, every minute.
-    return 60.0 if certificates_duration < 24 else _CHECK_INTERVAL_MAX
-
-
-def _get(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """``d[key]`` with the key matched case-insensitively (Traefik's file, flag and env spellings)."""
-    for k, v in d.items():
-        if k.lower() == key.lower():
-            return v
-    return default
-
-
-def _hours(value: Any) -> tuple[int, str | None]:
-    """``certificatesDuration`` as whole hours, or the default and the reason it was refused."""
-    if value is None:
-        return _DEFAULT_CERTIFICATES_DURATION, None
-    hours: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        hours = value
-    elif isinstance(value, str):
-        try:
-            hours = int(value.strip())
-        except ValueError:
-            hours = None
-    if hours is None or hours <= 0:
-        return _DEFAULT_CERTIFICATES_DURATION, (
-            f"certificatesDuration {value!r} is not a positive whole number of hours; "
-            f"using {_DEFAULT_CERTIFICATES_DURATION}"
-        )
-    return hours, None
-
-
-def _eab(value: Any) -> tuple[tuple[str, str] | None, str | None]:
-    """``eab: {kid, hmacEncoded}`` as a pair, or None and the reason when the section is incomplete."""
-    if value is None or value == {}:
-        return None, None
-    if not isinstance(value, Mapping):
-        return None, "eab must be a section with kid and hmacEncoded; registering without it"
-    kid, hmac_encoded = _get(value, "kid"), _get(value, "hmacEncoded")
-    if not kid or not hmac_encoded:
-        return None, "eab needs both kid and hmacEncoded; registering without external account binding"
-    return (str(kid), str(hmac_encoded)), None
-
-
-@dataclass(frozen=True, slots=True)
-class ResolverSettings:
-    """``certificatesResolvers.<name>.acme`` (Traefik's keys, read case-insensitively).
-
-    ``eab`` is ``(kid, hmacEncoded)`` for CAs that require External Account Binding (kept out of repr: it
-    is a secret). ``profile`` is asked for in newOrder only when the CA's directory offers profiles.
-    ``certificates_duration`` (hours, Traefik's ``certificatesDuration``) only shortens the renewal check
-    interval (see :func:`renewal_check_interval`): the renewal window itself comes from each
-    certificate's own lifetime (a third of it left) or from the CA's ARI, which is more accurate than a
-    configured duration. ``config_errors`` are what ``from_raw`` refused (and replaced by defaults); the
-    resolver logs them under its name.
-    """
-
-    email: str | None = None
-    storage: str = "acme.json"
-    ca_server: str = LETS_ENCRYPT
-    key_type: str = "EC256"
-    http_entry_point: str | None = None
-    tls_challenge: bool = False
-    ca_certificates: tuple[str, ...] = ()
-    eab: tuple[str, str] | None = field(default=None, repr=False)
-    profile: str | None = None
-    certificates_duration: int = _DEFAULT_CERTIFICATES_DURATION
-    config_errors: tuple[str, ...] = ()
-
-    @classmethod
-    def from_raw(cls, raw: Mapping[str, Any]) -> ResolverSettings:
-        http = _get(raw, "httpChallenge") or {}
-        cas = _get(raw, "caCertificates") or ()
-        if isinstance(cas, str):
-            cas = tuple(c.strip() for c in cas.split(",") if c.strip())
-        eab, eab_error = _eab(_get(raw, "eab"))
-        hours, hours_error = _hours(_get(raw, "certificatesDuration"))
-        tls_challenge, tls_error = _switch("tlsChallenge", _get(raw, "tlsChallenge"))
-        profile = str(_get(raw, "profile") or "").strip() or None
-        return cls(
-            email=_get(raw, "email"),
-            storage=_get(raw, "storage", "acme.json"),
-            ca_server=_get(raw, "caServer", LETS_ENCRYPT),
-            key_type=str(_get(raw, "keyType", "EC256")),
-            http_entry_point=_get(http, "entryPoint") if isinstance(http, Mapping) else None,
-            tls_challenge=tls_challenge,
-            ca_certificates=tuple(cas),
-            eab=eab,
-            profile=profile,
-            certificates_duration=hours,
-            config_errors=tuple(e for e in (eab_error, hours_error, tls_error) if e),
-        )
 
 
 @dataclass(frozen=True, slots=True)

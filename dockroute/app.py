@@ -21,13 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from acme_client.resolver import AcmeResolver, ResolverSettings
+from acme_client.resolver import AcmeResolver
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
 from discover.model import DynamicConfig, TLSConfig, merge
 from dockroute import __version__
 from dockroute.logs import setup_logging
 from dockroute.static import StaticConfig
+from dockroute.static.resolvers import resolver_settings
 from dockroute.throttle import ProviderThrottle
 from router.accesslog import AccessLog
 from router.compile import Compiled, compile_config
@@ -166,7 +167,7 @@ class App:
             )
             if isinstance(acme, Mapping):
                 self.resolvers[name] = AcmeResolver(
-                    name, ResolverSettings.from_raw(acme), self._certificates_changed
+                    name, resolver_settings(acme), self._certificates_changed
                 )
             else:
                 log.warning("certificate resolver %s: only acme resolvers are supported; ignored", name)

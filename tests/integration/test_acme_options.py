@@ -19,8 +19,9 @@ from cryptography import x509
 
 import acme_client.resolver as resolver_module
 from acme_client.issuer import AcmeError, IssuedCertificate, Issuer, Solver
-from acme_client.resolver import AcmeResolver, ResolverSettings
+from acme_client.resolver import AcmeResolver
 from acme_client.storage import AcmeStorage, StoredCertificate
+from dockroute.static.resolvers import resolver_settings
 from tests.integration import pebble_env
 from tests.integration.acme_shim import AcmeShim, ari_cert_id
 from tests.integration.harness import routers, wait_for
@@ -204,7 +205,7 @@ def _resolver(tmp_path: Path, directory_url: str, ca_bundle: str, challenges, **
         "caCertificates": [ca_bundle],
         **acme,
     }
-    resolver = AcmeResolver("le", ResolverSettings.from_raw(raw), lambda: None)
+    resolver = AcmeResolver("le", resolver_settings(raw), lambda: None)
     resolver.tokens = challenges.tokens  # the solver fills this very dict; the challenge server reads it
     return resolver
 

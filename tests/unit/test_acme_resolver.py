@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from acme_client.resolver import LETS_ENCRYPT, AcmeResolver, ResolverSettings, why_not_public
+from acme_client.resolver import AcmeResolver, why_not_public
+from acme_client.settings import LETS_ENCRYPT, ResolverSettings
+from dockroute.static.resolvers import resolver_settings
 
 
 @pytest.mark.parametrize(
@@ -27,7 +29,7 @@ def test_why_not_public(name, public):
 
 
 def test_settings_from_traefik_keys_case_insensitively():
-    s = ResolverSettings.from_raw(
+    s = resolver_settings(
         {
             "Email": "a@b.c",
             "STORAGE": "/data/acme.json",
@@ -45,7 +47,7 @@ def test_settings_from_traefik_keys_case_insensitively():
         "web",
     )
     assert s.ca_certificates == ("/a.pem", "/b.pem")
-    assert ResolverSettings.from_raw({}).ca_server == LETS_ENCRYPT
+    assert resolver_settings({}).ca_server == LETS_ENCRYPT
 
 
 @pytest.mark.parametrize(
@@ -54,15 +56,26 @@ def test_settings_from_traefik_keys_case_insensitively():
 )
 def test_tls_challenge_is_on_when_its_section_is_present(value, on):
     # Traefik's `tlsChallenge: {}` is the usual spelling: an empty section means "on".
-    assert ResolverSettings.from_raw({"tlsChallenge": value}).tls_challenge is on
-    assert ResolverSettings.from_raw({}).tls_challenge is False
+    assert resolver_settings({"tlsChallenge": value}).tls_challenge is on
+    assert resolver_settings({}).tls_challenge is False
 
 
 def test_a_tls_challenge_switch_that_means_nothing_is_refused_with_its_value(tmp_path, caplog):
-    settings = ResolverSettings.from_raw({"tlsChallenge": "maybe", "storage": str(tmp_path / "a.json")})
+    settings = resolver_settings({"tlsChallenge": "maybe", "storage": str(tmp_path / "a.json")})
     assert settings.tls_challenge is False
     AcmeResolver("le", settings, lambda: None)
-    assert "resolver le: tlsChallenge 'maybe' is neither a section nor true/false" in caplog.text
+    assert "resolver le: tlsChallenge 'maybe' is neither a section nor true or false" in caplog.text
+
+
+@pytest.mark.parametrize(("word", "on"), [("T", True), ("1", True), ("TRUE", True), ("0", False), ("F", False)])
+def test_tls_challenge_reads_gos_boolean_words_like_every_other_key(word, on):
+    assert resolver_settings({"tlsChallenge": word}).tls_challenge is on
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "tRUE"])
+def test_tls_challenge_refuses_words_go_does_not_read(word):
+    s = resolver_settings({"tlsChallenge": word})
+    assert s.tls_challenge is False and "tlsChallenge" in s.config_errors[0]
 
 
 def test_want_drops_private_names_and_logs_once(tmp_path, caplog):
