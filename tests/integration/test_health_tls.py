@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from router.tls import self_signed, server_context
 from tests.integration.harness import Dockroute, wait_for
+
+pytestmark = pytest.mark.integration
 
 
 class TlsBackend:

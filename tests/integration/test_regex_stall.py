@@ -48,6 +48,7 @@ async def request(
     return await answer(await send(port, path, host, headers))
 
 
+@pytest.mark.timing
 async def test_hostile_regex_inputs_do_not_stall_other_clients(backends, proxy):
     (be,) = await backends("be")
     dr = await proxy(

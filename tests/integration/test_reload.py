@@ -13,10 +13,13 @@ import threading
 import time
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from bench.reload import KEEP_HOST, Client, dynamic_yaml
 from tests.integration.harness import Backend, Dockroute, wait_for
+
+pytestmark = pytest.mark.integration
 
 ROUTERS = 2000
 RELOADS = 5
@@ -52,6 +55,7 @@ class PacedClient(Client):
             conn.close()
 
 
+@pytest.mark.timing
 async def test_five_reloads_of_2000_changed_routers_never_stall_an_unchanged_router(tmp_path, backends):
     (backend,) = await backends("keep")
     texts = [dynamic_yaml(gen, ROUTERS, backend.port) for gen in range(RELOADS + 1)]  # built up front

@@ -67,7 +67,9 @@ def test_a_tls_challenge_switch_that_means_nothing_is_refused_with_its_value(tmp
     assert "resolver le: tlsChallenge 'maybe' is neither a section nor true or false" in caplog.text
 
 
-@pytest.mark.parametrize(("word", "on"), [("T", True), ("1", True), ("TRUE", True), ("0", False), ("F", False)])
+@pytest.mark.parametrize(
+    ("word", "on"), [("T", True), ("1", True), ("TRUE", True), ("0", False), ("F", False)]
+)
 def test_tls_challenge_reads_gos_boolean_words_like_every_other_key(word, on):
     assert resolver_settings({"tlsChallenge": word}).tls_challenge is on
 
