@@ -39,8 +39,9 @@ _CONTAINER_ACTIONS = frozenset(
 )
 _NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 _DELIBERATE = ("not enabled", "left out by the constraints", "health: starting", "state: ")
-# Events that take a backend away are acted on at once (no throttle): every request routed to a container
-# that is gone hangs or fails, while a new container can wait for the burst to settle.
+# Events that take a backend away skip the burst wait below: every request routed to a container that is
+# gone hangs or fails, while a new container can wait for the burst to settle. (The app's
+# providersThrottleDuration still applies to what this provider publishes, as in Traefik.)
 _URGENT = frozenset({"die", "stop", "kill", "destroy", "pause", "health_status: unhealthy", "disconnect"})
 
 
@@ -237,8 +238,8 @@ class DockerProvider:
                 await wake.wait()
                 # A burst is a run of events less than `quiet` apart: it costs one rebuild, made when the
                 # engine falls quiet, or after `max_wait` at most so a long `compose up` routes its first
-                # containers while the rest still start (Traefik's providersThrottleDuration is a fixed
-                # 2 s). Removals wait for nothing: requests sent to a container that is gone hang or fail.
+                # containers while the rest still start. Removals skip this wait: requests sent to a
+                # container that is gone hang or fail. providersThrottleDuration is applied by the app.
                 first = loop.time()
                 while True:
                     wake.clear()
