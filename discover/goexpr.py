@@ -209,6 +209,11 @@ def _tokenize(src: str) -> Iterator[_Tok]:
 # ------------------------------------------------------------------------------------------------
 
 
+# Parentheses and '!' nest at most this deep: far beyond what a person writes, and well inside Python's
+# recursion limit, so a hostile label is refused with a column instead of raising RecursionError.
+MAX_DEPTH = 100
+
+
 class _Parser:
     """Recursive descent; ``noun`` names the whole text in messages ("rule", "expression"), ``callee``
     what may be called ("a matcher")."""
@@ -218,6 +223,12 @@ class _Parser:
         self.cur: _Tok | None = None
         self.noun = noun
         self.callee = callee
+        self.depth = 0
+
+    def deeper(self, col: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise GoExprError(col, f"nested more than {MAX_DEPTH} levels deep")
 
     def describe(self, t: _Tok) -> str:
         if t.kind == IDENT:
@@ -269,13 +280,18 @@ class _Parser:
     def parse_unary(self) -> Node:
         if self.peek().kind == NOT:
             col = self.take().col
-            return Not(self.parse_unary(), col)
+            self.deeper(col)
+            node = Not(self.parse_unary(), col)
+            self.depth -= 1
+            return node
         return self.parse_primary()
 
     def parse_primary(self) -> Node:
         t = self.take()
         if t.kind == LPAREN:
+            self.deeper(t.col)
             node = self.parse_or()
+            self.depth -= 1
             close = self.take()
             if close.kind != RPAREN:
                 raise GoExprError(

@@ -183,7 +183,7 @@ def _matcher(compiled: object) -> Callable[[str], bool]:
     return matches
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def compile_go(pattern: str) -> GoRegexp:
     """Compile ``pattern`` as Go's ``regexp.Compile`` would; raise :class:`GoRegexpError` if it refuses.
 
@@ -197,6 +197,8 @@ def compile_go(pattern: str) -> GoRegexp:
         compiled = re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         raise GoRegexpError(_why(exc)) from None
+    except UnicodeEncodeError:  # a "\xff"-style escape decoded to a lone surrogate: not UTF-8
+        raise GoRegexpError("invalid UTF-8 in the pattern") from None
     return GoRegexp(pattern, _matcher(compiled))
 
 

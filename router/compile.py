@@ -136,6 +136,9 @@ def _rule(
             rule = parse_rule(router.rule, syntax=key[1])
         except RuleError as exc:
             return f"rule {router.rule!r} does not parse: {exc}"
+        except Exception as exc:  # a bug on one rule must never fail the whole build (every router)
+            log.debug("rule %r of router %s", router.rule, router.name, exc_info=True)
+            return f"rule {router.rule!r} could not be compiled ({type(exc).__name__}: {exc})"
     parsed[key] = rule
     return rule
 

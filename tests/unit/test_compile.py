@@ -134,3 +134,40 @@ def test_rules_whose_text_did_not_change_are_not_parsed_again(monkeypatch):
     assert second.tables["web"].lookup(req("b2.test")) is not None
     assert second.tables["web"].lookup(req("b.test")) is None
     assert set(second.rules) == {("Host(`a.test`)", "v3"), ("Host(`b2.test`)", "v3")}  # no stale entries
+
+
+def test_rules_that_break_the_engine_leave_only_their_router_out(caplog, monkeypatch):
+    """A non-UTF-8 regex escape, absurd nesting, or any unexpected error while compiling one rule leaves
+    that router out with its reason: the build (and every other router) goes on."""
+    import router.compile as compile_module
+
+    real_parse = compile_module.parse_rule
+
+    def parse(rule: str, syntax: str = "v3"):
+        if "boom" in rule:
+            raise KeyError("engine bug")
+        return real_parse(rule, syntax=syntax)
+
+    monkeypatch.setattr(compile_module, "parse_rule", parse)
+    caplog.set_level(logging.ERROR)
+    c = merge(
+        {
+            "file": cfg(
+                routers=[
+                    Router("good", "Host(`ok.test`)", "s"),
+                    Router("bytes", 'PathRegexp("\\xff")', "s"),
+                    Router("header", 'HeaderRegexp(`X`, "\\xff")', "s"),
+                    Router("deep", "(" * 1000 + "Host(`a.test`)" + ")" * 1000, "s"),
+                    Router("nots", "!" * 1000 + "Host(`a.test`)", "s"),
+                    Router("bug", "Host(`boom.test`)", "s"),
+                ],
+                services=[svc("s")],
+            )
+        }
+    )
+    compiled = compile_config(c, EPS)
+    assert set(compiled.errors) == {"bytes@file", "header@file", "deep@file", "nots@file", "bug@file"}
+    assert "invalid UTF-8" in compiled.errors["bytes@file"]
+    assert "nested more than 100 levels" in compiled.errors["deep@file"]
+    assert "KeyError" in compiled.errors["bug@file"]
+    assert compiled.tables["web"].lookup(req("ok.test")) is not None
