@@ -25,6 +25,7 @@ from acme_client.resolver import AcmeResolver
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
 from discover.model import DynamicConfig, TLSConfig, merge
+from discover.values import find_key
 from dockroute import __version__
 from dockroute.logs import setup_logging
 from dockroute.static import StaticConfig
@@ -34,7 +35,7 @@ from router.accesslog import AccessLog
 from router.compile import Compiled, compile_config
 from router.healthcheck import HealthChecker
 from router.proxy import EntryPointHandler
-from router.rules import RuleError, parse_rule
+from router.rules import Rule
 from router.server import EntryPointServer
 from router.tls import CertificateStore, CertKeyPair, load_pem_files, self_signed_default
 from router.transports import Transports
@@ -160,11 +161,8 @@ class App:
         self._default_pair = self_signed_default()  # unknown names get this, never another site's
         self.resolvers: dict[str, AcmeResolver] = {}
         for name, raw in (static.certificates_resolvers or {}).items():
-            acme = (
-                next((v for k, v in raw.items() if k.lower() == "acme"), None)
-                if isinstance(raw, Mapping)
-                else None
-            )
+            key = find_key(raw, "acme") if isinstance(raw, Mapping) else None
+            acme = raw[key] if key is not None else None
             if isinstance(acme, Mapping):
                 self.resolvers[name] = AcmeResolver(
                     name, resolver_settings(acme), self._certificates_changed
@@ -216,16 +214,17 @@ class App:
             self._tls_forced = False
             try:
                 snapshot = await loop.run_in_executor(self._builder, self._build, inp)
+                if snapshot is not None:
+                    self._apply(snapshot)
             except Exception as exc:  # never lose what works because of a bug on a new config
+                # A resolver's new certificate that this build was to bring in is still owed to the store.
+                self._tls_forced = self._tls_forced or inp.tls_forced
                 log.error(
                     "could not build the new configuration (%s: %s); keeping the previous one",
                     type(exc).__name__,
                     exc,
                 )
                 log.debug("the build failed", exc_info=True)
-                continue
-            if snapshot is not None:
-                self._apply(snapshot)
 
     def _build(self, inp: _BuildInput) -> _Snapshot | None:
         """In the build thread: merge, compile, build the certificate store. Touches no app state."""
@@ -249,7 +248,7 @@ class App:
                 known_rules=inp.previous.rules if inp.previous else None,
             )
             snap.compiled = compiled
-            snap.wanted = self._wanted_certificates(merged)
+            snap.wanted = self._wanted_certificates(merged, compiled.rules)
             snap.transports = self.pool.build_transports(merged.servers_transports)
             snap.pool_keys = {
                 up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())
@@ -295,8 +294,11 @@ class App:
                 return answer
         return None
 
-    def _wanted_certificates(self, merged: DynamicConfig) -> dict[str, list[tuple[str, ...]]]:
-        """Each router with tls.certResolver wants one certificate: its tls.domains, else its rule's hosts."""
+    def _wanted_certificates(
+        self, merged: DynamicConfig, rules: Mapping[tuple[str, str], Rule]
+    ) -> dict[str, list[tuple[str, ...]]]:
+        """Each router with tls.certResolver wants one certificate: its tls.domains, else the hosts of its
+        rule as just compiled (``rules``; a router whose rule did not compile wants nothing)."""
         wanted: dict[str, list[tuple[str, ...]]] = {name: [] for name in self.resolvers}
         for router in merged.routers.values():
             tls = router.tls
@@ -308,10 +310,8 @@ class App:
             if tls.domains:
                 sets = [(d.main, *d.sans) for d in tls.domains]
             else:
-                try:
-                    hosts = parse_rule(router.rule).hosts
-                except RuleError:
-                    continue
+                rule = rules.get((router.rule, router.rule_syntax or "v3"))
+                hosts = rule.hosts if rule is not None else None
                 sets = [tuple(sorted(hosts))] if hosts else []
             wanted[tls.cert_resolver].extend(sets)
         return wanted

@@ -114,3 +114,61 @@ async def test_shutdown_does_not_wait_for_a_running_build(monkeypatch):
         assert app.current is None
     finally:
         gate.set()
+
+
+async def test_providers_throttle_duration_applies_the_first_at_once_and_the_newest_after_the_window(
+    monkeypatch,
+):
+    static = load_static(
+        ["--entrypoints.web.address=127.0.0.1:0", "--providers.providersThrottleDuration=300ms"],
+        {},
+        search_dirs=(),
+    )
+    app = App(static)
+    built: list[set[str]] = []
+    real = app_module.compile_config
+
+    def recording_compile(cfg, *args, **kw):
+        built.append(set(cfg.routers))
+        return real(cfg, *args, **kw)
+
+    monkeypatch.setattr(app_module, "compile_config", recording_compile)
+    loop = asyncio.get_running_loop()
+    try:
+        app.publish("file", config("a"))
+        await until(lambda: routers(app) == {"a@file"})
+        t0 = loop.time()
+        app.publish("file", config("b"))
+        app.publish("file", config("c"))
+        app.publish("docker", config("d"))  # another provider's throttle is its own: at once
+        await until(lambda: "d@docker" in routers(app))
+        assert "c@file" not in routers(app) and "b@file" not in routers(app)
+        await until(lambda: "c@file" in routers(app))
+        assert loop.time() - t0 >= 0.25  # held for (most of) the window after "a" was applied
+        assert not any("b@file" in b for b in built)  # superseded within the window: never built
+    finally:
+        await app.shutdown()
+
+
+async def test_a_failed_build_still_owes_the_store_a_resolvers_new_certificate(monkeypatch):
+    app = make_app()
+    calls: list[int] = []
+    real = App._build_store
+
+    def flaky_store(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("store build failed once")
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(App, "_build_store", flaky_store)
+    try:
+        app.publish("file", config("a"))
+        await until(lambda: routers(app) == {"a@file"} and len(calls) == 1)
+        app._certificates_changed()  # a resolver stored a certificate: the store must be rebuilt...
+        await until(lambda: len(calls) == 2)  # ...but that build fails
+        app.publish("file", config("b"))  # the next build, for anything, still brings it in
+        await until(lambda: routers(app) == {"b@file"})
+        assert len(calls) == 3
+    finally:
+        await app.shutdown()
