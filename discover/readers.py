@@ -217,10 +217,8 @@ def as_int(value: Any, at: At, *, minimum: int | None = None, maximum: int | Non
 
 
 def as_bool(value: Any, at: At) -> bool:
-    """A boolean in Go's ``strconv.ParseBool`` words (:func:`~discover.values.parse_bool`). A YAML/TOML
-    integer is read as its text, as Traefik's decoder does (``1`` and ``0`` are booleans, ``2`` is not)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+    """A boolean in Go's ``strconv.ParseBool`` words (:func:`~discover.values.parse_bool`, which also reads
+    a YAML/TOML integer as its text, as Traefik's decoder does)."""
     b = parse_bool(value)
     if b is None:
         raise at.error(f"expected {BOOL_WORDS}, got {describe(value)}")

@@ -20,9 +20,13 @@ BOOL_WORDS = "true or false (also 1, t, T, TRUE, True, 0, f, F, FALSE, False)"
 
 def parse_bool(value: Any) -> bool | None:
     """``value`` as a boolean the way Traefik reads one (Go's ``strconv.ParseBool``), or ``None`` when it is
-    not one. Real booleans (YAML/TOML) pass through; surrounding blanks are ignored."""
+    not one. Real booleans (YAML/TOML) pass through; surrounding blanks are ignored. A YAML/TOML integer is
+    read as its text, as Traefik's file decoder does: ``1`` and ``0`` are booleans, ``2`` (or a float) is
+    not."""
     if isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        value = str(value)
     if isinstance(value, str):
         word = value.strip()
         if word in _TRUE:

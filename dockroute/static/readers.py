@@ -68,10 +68,6 @@ class Reader:
         if found is None:
             return default
         path, value, origin = found
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            # A number in a YAML/TOML file: Traefik's file loader turns it into its text before parsing
-            # the boolean, so `1` and `0` are booleans there as in a flag.
-            value = str(int(value)) if value == int(value) else str(value)
         b = parse_bool(value)
         if b is None:
             raise StaticConfigError(path, f"expected {BOOL_WORDS}, got {got(value)}{where(origin)}")

@@ -644,7 +644,7 @@ def test_numbers_in_a_file_are_booleans_as_their_text(tmp_path):
     toml = tmp_path / "two.toml"
     toml.write_text("[serversTransport]\ninsecureSkipVerify = 2\n")
     e = error(config_file=str(toml))
-    assert e.key == "serversTransport.insecureSkipVerify" and "got '2'" in str(e) and BOOL_WORDS in str(e)
+    assert e.key == "serversTransport.insecureSkipVerify" and "got 2" in str(e) and BOOL_WORDS in str(e)
 
 
 @pytest.mark.parametrize("word", ["yes", "on", "tRUE", "2", ""])
@@ -710,3 +710,12 @@ def test_named_transport_keys_are_not_static_keys(flag, where):
     e = error([flag])
     assert e.key.lower() == flag[2:].partition("=")[0]
     assert f"unknown key: {where.rpartition('.')[2]} belongs to a named transport ({where}," in str(e)
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "1.0", "2"])
+def test_a_number_that_is_not_1_or_0_in_the_file_is_refused_as_a_boolean_not_a_crash(tmp_path, value):
+    f = tmp_path / "dockroute.yml"
+    f.write_text(f"serversTransport:\n  insecureSkipVerify: {value}\n")
+    with pytest.raises(StaticConfigError) as e:
+        load_static(["--config", str(f)], {}, search_dirs=())
+    assert "serversTransport.insecureSkipVerify" in str(e.value)

@@ -15,9 +15,15 @@ def test_go_false_words(word: str) -> None:
     assert parse_bool(word) is False
 
 
-@pytest.mark.parametrize("word", ["yes", "no", "on", "tRUE", "", "2", None, 1])
+@pytest.mark.parametrize(
+    "word", ["yes", "no", "on", "tRUE", "", "2", None, 2, 1.0, float("inf"), float("nan")]
+)
 def test_other_values_are_not_booleans(word: object) -> None:
     assert parse_bool(word) is None
+
+
+def test_a_file_integer_is_read_as_its_text() -> None:
+    assert parse_bool(1) is True and parse_bool(0) is False
 
 
 def test_real_booleans_pass_through() -> None:
