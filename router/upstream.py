@@ -353,21 +353,15 @@ class Pool:
 
     # -- transports ------------------------------------------------------------------------------------
 
-    @property
-    def transports(self) -> Transports:
-        return self._transports
-
     def build_transports(self, named: Mapping[str, Transport]) -> Transports:
         """The transport table for a snapshot's ``http.serversTransports``: reads files and builds TLS
         contexts, so call it in a worker thread; transports equal to the current ones are reused."""
         return build_transports(named, self.settings, self._transports)
 
-    def set_transports(self, transports: Transports | Mapping[str, Transport]) -> None:
-        """Swap in a transport table (on the event loop). Idle connections made through a transport that
-        changed or left are closed; unchanged transports keep theirs. A plain mapping of settings is built
-        here first, on the caller's thread (cheap only when nothing changed): prefer a built table."""
-        if not isinstance(transports, Transports):
-            transports = self.build_transports(transports)
+    def set_transports(self, transports: Transports) -> None:
+        """Swap in a transport table built by :meth:`build_transports` off the loop (this runs on it).
+        Idle connections made through a transport that changed or left are closed; unchanged transports
+        keep theirs."""
         self._transports = transports
         self._index()
         by_name = self._by_name
@@ -416,10 +410,6 @@ class Pool:
             return refusing_context(str(exc)), None
         assert t.context is not None
         return t.context, t.server_name
-
-    def ssl_context(self, transport: str | None = None) -> ssl.SSLContext:
-        """The client TLS context of ``transport`` (see :meth:`tls_for`)."""
-        return self.tls_for(transport)[0]
 
     # -- connections -----------------------------------------------------------------------------------
 
