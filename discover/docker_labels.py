@@ -40,9 +40,11 @@ from discover.readers import ConfigError
 __all__ = [
     "MIDDLEWARE_OPTIONS",
     "PREFIXES",
+    "Constraints",
     "RuleTemplate",
     "TemplateError",
     "build_docker_config",
+    "compile_constraints",
     "implicit_name",
     "normalize",
 ]
@@ -70,12 +72,35 @@ class _Merged:
 Matcher = Callable[[Mapping[str, str]], bool]
 
 
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """``providers.docker.constraints`` compiled once, or why it cannot be used.
+
+    The expression comes from the static configuration and never changes, so the provider compiles it (RE2
+    included) once, off the event loop, and hands it to every rebuild. A bad expression is not fatal: every
+    enabled container is left out with ``error`` as its reason (Traefik skips a container whose constraints
+    cannot be evaluated, too).
+    """
+
+    matcher: Matcher | None = None
+    error: str | None = None
+
+
+def compile_constraints(expr: str | None) -> Constraints:
+    """The constraints as a predicate over labels, or the reason they cannot be used."""
+    if not expr:
+        return Constraints()
+    try:
+        return Constraints(matcher=parse_constraints(expr))
+    except ValueError as exc:
+        return Constraints(error=str(exc))
+
+
 def _filter(
     c: ContainerInfo,
     lab: Labels,
     settings: DockerSettings,
-    matcher: Matcher | None,
-    constraint_error: str | None,
+    constraints: Constraints,
 ) -> str | None:
     """Why the container is not enabled (a reason, not an error), or None. Raises LeftOut for errors."""
     if lab.error is not None:
@@ -84,9 +109,9 @@ def _filter(
         if lab.enable is None:
             return "not enabled: exposedByDefault is false and there is no traefik.enable=true label"
         return f"not enabled: label {lab.enable[1]}={lab.enable[0]}"
-    if constraint_error is not None:
-        raise LeftOut(constraint_error)
-    if matcher is not None and not matcher(c.labels):
+    if constraints.error is not None:
+        raise LeftOut(constraints.error)
+    if constraints.matcher is not None and not constraints.matcher(c.labels):
         raise LeftOut(f"left out by the constraints {settings.constraints!r}")
     if lab.tcp_udp and not lab.http.children:
         raise LeftOut("only TCP/UDP labels, and TCP/UDP routing is not supported")
@@ -181,30 +206,23 @@ def _reference_warnings(cfg: DynamicConfig, merged: _Merged, states: Mapping[str
             states[owners[m.group(2)][1]].warnings.append(warning)
 
 
-def _matcher(settings: DockerSettings) -> tuple[Matcher | None, str | None]:
-    """The constraints as a predicate over labels, or the reason they cannot be used."""
-    if not settings.constraints:
-        return None, None
-    try:
-        return parse_constraints(settings.constraints), None
-    except ValueError as exc:
-        return None, str(exc)
-
-
 def build_docker_config(
     containers: Sequence[ContainerInfo],
     settings: DockerSettings,
     own_networks: frozenset[str] = frozenset(),
+    constraints: Constraints | None = None,
 ) -> tuple[DynamicConfig, dict[str, ContainerRecord]]:
     """The Docker provider's dynamic configuration (bare names) and a record for every container seen.
 
     ``own_networks`` are the networks dockroute's own container is on (empty when not in a container): a
-    container on several networks is reached through one it shares with dockroute.
+    container on several networks is reached through one it shares with dockroute. ``constraints`` is
+    ``settings.constraints`` already compiled (:func:`compile_constraints`); when omitted it is compiled here.
     """
     ordered = sorted(containers, key=lambda c: c.name)
     ctx = Ctx(settings, own_networks, ordered)
     states = {c.name: _State() for c in ordered}
-    matcher, constraint_error = _matcher(settings)
+    if constraints is None:
+        constraints = compile_constraints(settings.constraints)
     template: RuleTemplate | TemplateError
     try:
         template = RuleTemplate(settings.default_rule)
@@ -218,7 +236,7 @@ def build_docker_config(
         st.warnings.extend(lab.warnings)
         healthy = c.health in (None, "healthy")
         try:
-            not_enabled = _filter(c, lab, settings, matcher, constraint_error)
+            not_enabled = _filter(c, lab, settings, constraints)
             if not_enabled is not None:
                 st.reasons.append(not_enabled)
                 continue

@@ -1,7 +1,9 @@
 """The Docker provider: containers with labels become routes, driven by the engine's events.
 
 The docker SDK is synchronous, so it lives in threads: one thread follows the event stream, list calls run
-in an executor. The asyncio side only coalesces wake-ups and publishes. The sequence on every (re)connect
+in an executor, and so does building the configuration from the labels and comparing it with the last one
+(milliseconds per hundred containers, which would stall every request). The asyncio side only coalesces
+wake-ups and publishes. The sequence on every (re)connect
 is: open the event stream, then list; so an event that happens while listing is never lost, it just causes
 one more (cheap) rebuild. A burst of events (``docker compose up`` of 25 services) costs one rebuild: the
 rebuild waits a few milliseconds for the burst to settle and then reads the state once.
@@ -27,7 +29,7 @@ import docker
 from docker.errors import DockerException, NotFound
 from docker.tls import TLSConfig
 
-from discover.docker_labels import build_docker_config
+from discover.docker_labels import Constraints, build_docker_config, compile_constraints
 from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, PortBinding
 from discover.model import DynamicConfig
 
@@ -108,6 +110,7 @@ class DockerProvider:
         self._stream: Any = None
         self._own_networks: frozenset[str] | None = None
         self._last: DynamicConfig | None = None
+        self._constraints: Constraints | None = None
         self._connected = False
         self._urgent = False
 
@@ -269,30 +272,49 @@ class DockerProvider:
                     pass
 
     async def _rebuild(self, publish: Callable[[DynamicConfig], None]) -> None:
-        assert self._loop is not None
+        """One rebuild: list, build and compare in an executor thread; the loop only publishes.
+
+        Building parses every container's labels and renders the rule templates, and comparing with the last
+        configuration is a deep compare of the model: with a few hundred containers that is milliseconds the
+        loop would not serve requests, so it happens where the list call already runs. Rebuilds never
+        overlap (``run`` awaits each one), so the configuration published is always the newest list's.
+        """
         t0 = time.monotonic()
-        try:
-            containers = await self._loop.run_in_executor(None, self._list)
-        except Exception as exc:
-            log.debug("provider docker: list failed (%s); keeping the last routes", exc)
+        built = await asyncio.get_running_loop().run_in_executor(None, self._list_and_build)
+        if built is None:
             return
-        try:
-            cfg, records = build_docker_config(containers, self.settings, self._own_networks or frozenset())
-        except Exception:
-            log.exception("provider docker: could not build a configuration; keeping the last routes")
-            return
+        count, cfg = built
         self.rebuilds += 1
-        self._report(records)
         log.debug(
             "provider docker: rebuilt from %d containers in %.1f ms (rebuild %d, %d events so far)",
-            len(containers),
+            count,
             (time.monotonic() - t0) * 1000,
             self.rebuilds,
             self.events_seen,
         )
-        if cfg != self._last:
+        if cfg is not None:
             self._last = cfg
             publish(cfg)
+
+    def _list_and_build(self) -> tuple[int, DynamicConfig | None] | None:
+        """In a worker thread: the number of containers listed and the new configuration, or None for no
+        change; None altogether when the list or the build failed (logged here; the last routes stay)."""
+        try:
+            containers = self._list()
+        except Exception as exc:
+            log.debug("provider docker: list failed (%s); keeping the last routes", exc)
+            return None
+        try:
+            if self._constraints is None:  # static configuration: compiled once, by the first rebuild
+                self._constraints = compile_constraints(self.settings.constraints)
+            cfg, records = build_docker_config(
+                containers, self.settings, self._own_networks or frozenset(), self._constraints
+            )
+        except Exception:
+            log.exception("provider docker: could not build a configuration; keeping the last routes")
+            return None
+        self._report(records)
+        return len(containers), (cfg if cfg != self._last else None)
 
     def _report(self, records: dict[str, ContainerRecord]) -> None:
         """One log line per container whose routing state changed, naming it and why."""

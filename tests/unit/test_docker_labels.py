@@ -4,7 +4,15 @@ from types import MappingProxyType
 
 import pytest
 
-from discover.docker_labels import RuleTemplate, TemplateError, build_docker_config, implicit_name, normalize
+from discover import docker_labels
+from discover.docker_labels import (
+    RuleTemplate,
+    TemplateError,
+    build_docker_config,
+    compile_constraints,
+    implicit_name,
+    normalize,
+)
 from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
 from discover.model import Domain, HealthCheck, Middleware, RouterTLS, Server, StickyCookie
 
@@ -698,6 +706,26 @@ def test_bad_constraints_leave_everything_out_with_the_column():
     cfg, records = build(box("a"), settings=DockerSettings(constraints="Label(`a`"))
     assert cfg.routers == {}
     assert "column" in records["a"].reasons[0]
+
+
+def test_precompiled_constraints_are_used_as_given_and_not_parsed_again(monkeypatch):
+    settings = DockerSettings(constraints="Label(`team`, `a`)")
+    cs = [box("a1", {"team": "a"}), box("b1", {"team": "b"}), box("off", {"traefik.enable": "false"})]
+    expected = build(*cs, settings=settings)
+    assert set(expected[0].routers) == {"a1"}
+    compiled = compile_constraints(settings.constraints)
+    calls = []
+    monkeypatch.setattr(docker_labels, "parse_constraints", calls.append)
+    assert build_docker_config(cs, settings, frozenset(), compiled) == expected
+    assert calls == []
+
+
+def test_compiled_bad_constraints_keep_the_message_of_the_parser():
+    bad = compile_constraints("Label(`a`")
+    assert bad.matcher is None and bad.error.startswith("constraints: column ")
+    _, records = build_docker_config([box("a")], DockerSettings(constraints="Label(`a`"), frozenset(), bad)
+    assert records["a"].reasons == (bad.error,)
+    assert compile_constraints(None) == compile_constraints("") == docker_labels.Constraints()
 
 
 # -- merging containers ----------------------------------------------------------------------------------

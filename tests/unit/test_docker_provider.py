@@ -1,5 +1,12 @@
 """The engine-facing parts of the Docker provider that need no engine (the real one is in integration)."""
 
+import asyncio
+import logging
+import threading
+
+import pytest
+
+from discover import docker_labels, docker_provider
 from discover.docker_model import DockerSettings, PortBinding
 from discover.docker_provider import DockerProvider, container_from_list
 
@@ -62,3 +69,106 @@ def test_only_relevant_events_trigger_a_rebuild():
     p._on_event({"Type": "container", "Action": "die", "timeNano": 5})  # noqa: SLF001
     assert triggered[-1] is True  # a backend going away bypasses the burst throttle
     assert p._since == "0.000000005"  # noqa: SLF001 - the cursor keeps the nanoseconds
+
+
+def listed(name, labels=None):
+    """A running container without a healthcheck, as the list call returns it."""
+    return container_from_list(
+        {
+            **LISTED,
+            "Names": [f"/{name}"],
+            "Labels": labels or {},
+            "Status": "Up 1 second",
+            "Ports": [{"PrivatePort": 80, "Type": "tcp"}],
+        }
+    )
+
+
+def provider(settings, lists):
+    """A provider whose list call returns the given lists in turn (the last one repeats): no engine.
+
+    Called from a running loop, which becomes the provider's as ``run`` would make it."""
+    p = DockerProvider(settings)
+    p._loop = asyncio.get_running_loop()  # noqa: SLF001
+    queue = list(lists)
+    p._list = lambda: queue.pop(0) if len(queue) > 1 else queue[0]  # noqa: SLF001
+    return p
+
+
+async def test_the_build_runs_off_the_loop_and_the_loop_keeps_running(monkeypatch):
+    loop = asyncio.get_running_loop()
+    threads, loop_ran = [], []
+    real = docker_provider.build_docker_config
+
+    def build_waiting_for_the_loop(*args, **kwargs):
+        threads.append(threading.current_thread())
+        # The build holds until the loop has run a callback: if the build ran on the loop, the loop could
+        # not run it and the wait would time out.
+        ran = threading.Event()
+        loop.call_soon_threadsafe(ran.set)
+        loop_ran.append(ran.wait(timeout=2))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(docker_provider, "build_docker_config", build_waiting_for_the_loop)
+    p = provider(DockerSettings(), [[listed("web")]])
+    published = []
+    await p._rebuild(published.append)  # noqa: SLF001
+    assert threads and threads[0] is not threading.current_thread()
+    assert loop_ran == [True]
+    assert [set(cfg.routers) for cfg in published] == [{"web"}]
+
+
+async def test_an_unchanged_configuration_is_published_once_and_a_failed_build_keeps_the_last(
+    monkeypatch, caplog
+):
+    p = provider(DockerSettings(), [[listed("web")], [listed("web")], [listed("web"), listed("api")]])
+    published = []
+    await p._rebuild(published.append)  # noqa: SLF001
+    await p._rebuild(published.append)  # noqa: SLF001
+    assert [set(cfg.routers) for cfg in published] == [{"web"}]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(docker_provider, "build_docker_config", broken)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="dockroute.docker"):
+        await p._rebuild(published.append)  # noqa: SLF001
+    assert [r.getMessage() for r in caplog.records] == [
+        "provider docker: could not build a configuration; keeping the last routes"
+    ]
+    assert len(published) == 1 and p.rebuilds == 2
+
+
+async def test_constraints_are_compiled_once_across_rebuilds(monkeypatch):
+    calls = []
+    real = docker_labels.parse_constraints
+
+    def counting(expr):
+        calls.append(expr)
+        return real(expr)
+
+    monkeypatch.setattr(docker_labels, "parse_constraints", counting)
+    a, b = listed("a", {"team": "a"}), listed("b", {"team": "b"})
+    p = provider(DockerSettings(constraints="LabelRegex(`team`, `^a$`)"), [[a], [a, b], [b]])
+    published = []
+    for _ in range(3):
+        await p._rebuild(published.append)  # noqa: SLF001
+    assert calls == ["LabelRegex(`team`, `^a$`)"]
+    assert [set(cfg.routers) for cfg in published] == [{"a"}, set()]
+    assert p.records["b"].reasons == ("left out by the constraints 'LabelRegex(`team`, `^a$`)'",)
+
+
+@pytest.mark.parametrize("expr", ["Label(`a`", "LabelRegex(`a`, `(`)", "Nope(`a`, `b`)"])
+async def test_a_bad_constraint_is_reported_per_container_as_before(expr, caplog):
+    settings = DockerSettings(constraints=expr)
+    expected = docker_labels.build_docker_config([listed("a")], settings)[1]["a"].reasons
+    assert expected[0].startswith("constraints: column ")
+    p = provider(settings, [[listed("a")]])
+    published = []
+    with caplog.at_level(logging.WARNING, logger="dockroute.docker"):
+        await p._rebuild(published.append)  # noqa: SLF001
+        await p._rebuild(published.append)  # noqa: SLF001
+    assert p.records["a"].reasons == expected
+    assert [r.getMessage() for r in caplog.records] == [f"container a is not routed: {expected[0]}"]
+    assert [set(cfg.routers) for cfg in published] == [set()]
