@@ -139,6 +139,13 @@ async def test_an_unchanged_configuration_is_published_once_and_a_failed_build_k
     ]
     assert len(published) == 1 and p.rebuilds == 2
 
+    def unreachable():
+        raise ConnectionError("engine gone")
+
+    p._list = unreachable  # noqa: SLF001
+    await p._rebuild(published.append)  # noqa: SLF001 - a failed list is only a debug line
+    assert len(published) == 1 and p.rebuilds == 2 and set(p.records) == {"web"}
+
 
 async def test_constraints_are_compiled_once_across_rebuilds(monkeypatch):
     calls = []
