@@ -74,9 +74,11 @@ def write_atomically(path: Path, text: str) -> None:
 
 @dataclass
 class Client:
-    """Requests ``keep.test`` back to back on one keep-alive connection, in its own thread."""
+    """Requests ``keep.test`` back to back on one keep-alive connection, in its own thread; with ``pace``
+    (seconds), at most one request per ``pace`` (the test keeps its sample count bounded that way)."""
 
     port: int
+    pace: float = 0.0
     samples: list[tuple[float, float]] = field(default_factory=list)  # (start, latency in s)
     failures: list[tuple[float, str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -100,6 +102,8 @@ class Client:
                 self.failures.append((t0, f"{type(exc).__name__}: {exc}"))
                 conn.close()
                 conn = None
+            if self.pace:
+                self.stop.wait(max(0.0, self.pace - (time.perf_counter() - t0)))
         if conn is not None:
             conn.close()
 

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bench.reload import KEEP_HOST, Client, dynamic_yaml
+from bench.reload import Client, dynamic_yaml
 from tests.integration.harness import Backend, Dockroute, wait_for
 
 pytestmark = pytest.mark.integration
@@ -24,35 +24,6 @@ pytestmark = pytest.mark.integration
 ROUTERS = 2000
 RELOADS = 5
 LIMIT = 0.100  # seconds: the acceptance criterion
-
-
-class PacedClient(Client):
-    """The bench's client, at most one request per millisecond (a few thousand samples per run)."""
-
-    def run(self) -> None:
-        import http.client
-
-        conn: http.client.HTTPConnection | None = None
-        while not self.stop.is_set():
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            t0 = time.perf_counter()
-            try:
-                conn.request("GET", "/", headers={"Host": KEEP_HOST})
-                resp = conn.getresponse()
-                resp.read()
-                took = time.perf_counter() - t0
-                if resp.status == 200:
-                    self.samples.append((t0, took))
-                else:
-                    self.failures.append((t0, f"HTTP {resp.status}"))
-            except (OSError, http.client.HTTPException) as exc:
-                self.failures.append((t0, f"{type(exc).__name__}: {exc}"))
-                conn.close()
-                conn = None
-            self.stop.wait(max(0.0, 0.001 - (time.perf_counter() - t0)))
-        if conn is not None:
-            conn.close()
 
 
 @pytest.mark.timing
@@ -63,7 +34,7 @@ async def test_five_reloads_of_2000_changed_routers_never_stall_an_unchanged_rou
     dr.write_dynamic(texts[0])
     await dr.start()
     client_thread: threading.Thread | None = None
-    client = PacedClient(0)
+    client = Client(0, pace=0.001)  # at most one request per ms: a few thousand samples
     try:
         async with aiohttp.ClientSession() as http:
 
