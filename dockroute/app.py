@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -74,16 +75,25 @@ class _QuietGC:
     generation holds only what survived (a compiled config holds no reference cycles).
     """
 
+    MAX_PAUSE = 10.0  # seconds: overlapping loads and builds never keep collection off for longer
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._depth = 0
         self._was_enabled = False
+        self._since = 0.0
 
     def __enter__(self) -> None:
         with self._lock:
             if self._depth == 0:
                 self._was_enabled = gc.isenabled()
+                self._since = time.monotonic()
                 gc.disable()
+            elif self._was_enabled and time.monotonic() - self._since > self.MAX_PAUSE:
+                # Reloads back to back (a file rewritten faster than it is built): let the collector run
+                # again until this streak ends, so cyclic garbage cannot pile up for as long as it lasts.
+                gc.enable()
+                self._was_enabled = False
             self._depth += 1
 
     def __exit__(self, *exc: object) -> None:

@@ -172,3 +172,19 @@ async def test_a_failed_build_still_owes_the_store_a_resolvers_new_certificate(m
         assert len(calls) == 3
     finally:
         await app.shutdown()
+
+
+def test_reload_work_pauses_cyclic_gc_but_never_for_a_whole_streak_of_overlapping_reloads(monkeypatch):
+    import gc
+
+    quiet = app_module._QuietGC()
+    assert gc.isenabled()
+    with quiet:
+        assert not gc.isenabled()  # a parse or build runs: no collection stops the event loop
+    assert gc.isenabled()
+    monkeypatch.setattr(app_module._QuietGC, "MAX_PAUSE", 0.0)
+    with quiet:
+        assert not gc.isenabled()
+        with quiet:  # a load overlapping a build, past the pause bound: collection runs again
+            assert gc.isenabled()
+    assert gc.isenabled()
