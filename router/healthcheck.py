@@ -75,34 +75,20 @@ class _Job:
 class HealthChecker:
     """Runs the active checks of every ``loadBalancer`` service that has a ``healthCheck``.
 
-    ``tls_for(transport name)`` gives the (context, server name) to probe https servers with; ``ssl``
-    overrides it for every probe (tests); with neither, the system's trust store is used.
+    ``tls_for(transport name)`` gives the (context, server name) to probe https servers with, the same the
+    proxy connects with; without it, the system's trust store is used.
     """
 
-    def __init__(
-        self,
-        balancers: Mapping[str, Balancer] | None = None,
-        services: Mapping[str, Service] | None = None,
-        ssl: ssl_module.SSLContext | bool | None = None,
-        logger: logging.Logger | None = None,
-        tls_for: TlsFor | None = None,
-    ) -> None:
-        self._ssl = ssl
+    def __init__(self, logger: logging.Logger | None = None, tls_for: TlsFor | None = None) -> None:
         self._tls_for = tls_for
         self._log = logger or log
         self._jobs: dict[str, _Job] = {}
-        self._wanted: tuple[Mapping[str, Balancer], Mapping[str, Service]] = (balancers or {}, services or {})
         self._session: aiohttp.ClientSession | None = None
         self._stopped = False
 
     @property
     def _tasks(self) -> list[asyncio.Task[None]]:
         return [j.task for j in self._jobs.values() if j.task is not None]
-
-    def start(self) -> None:
-        """Start the checks of the balancers given at construction; the first round runs at once."""
-        if not self._jobs:
-            self.update(*self._wanted)
 
     def update(
         self,
@@ -155,8 +141,6 @@ class HealthChecker:
         return kept, started
 
     def _tls(self, transport: str | None) -> tuple[ssl_module.SSLContext | bool, str | None]:
-        if self._ssl is not None:
-            return self._ssl, None
         if self._tls_for is not None:
             return self._tls_for(transport)
         return True, None

@@ -66,7 +66,8 @@ async def checked(url: str, hc: HealthCheck, **kw):
         "s@file": Service("s@file", load_balancer=LoadBalancer(servers=(Server(url),), health_check=hc))
     }
     bals = build_balancers(services)
-    checker = HealthChecker(bals, services, **kw)
+    checker = HealthChecker(**kw)
+    checker.start = lambda: checker.update(bals, services)  # type: ignore[attr-defined]
     return bals["s@file"].servers[0], checker
 
 
@@ -205,8 +206,8 @@ async def test_stop_ends_the_checks(backend):
 
 async def test_services_without_health_check_are_not_probed(backend):
     services = {"s": Service("s", load_balancer=LoadBalancer(servers=(Server(backend.url),)))}
-    checker = HealthChecker(build_balancers(services), services)
-    checker.start()
+    checker = HealthChecker()
+    checker.update(build_balancers(services), services)
     assert checker._session is None and not checker._tasks
     await checker.stop()
 
