@@ -23,6 +23,7 @@ filters, merges the containers and writes the records.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,8 @@ from discover.docker_template import RuleTemplate, TemplateError, normalize
 from discover.model import DynamicConfig, Middleware, Router, Service, frozen_map
 from discover.parse import check_references
 from discover.readers import ConfigError
+
+log = logging.getLogger("dockroute.docker")
 
 __all__ = [
     "MIDDLEWARE_OPTIONS",
@@ -243,6 +246,10 @@ def build_docker_config(
             built = _build(c, lab, ctx, template, healthy)
         except LeftOut as exc:
             st.reasons.append(str(exc))
+            continue
+        except Exception as exc:  # a bug on one container's labels never costs every other container
+            log.debug("container %s: building its configuration failed", c.name, exc_info=True)
+            st.reasons.append(f"its labels could not be read ({type(exc).__name__}: {exc})")
             continue
         st.warnings.extend(w for w in built.warnings if w not in st.warnings)
         st.reasons.extend(built.reasons)

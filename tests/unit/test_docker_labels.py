@@ -903,3 +903,18 @@ def test_records_for_every_container():
     assert set(records) == {"a", "b", "c"}
     assert [records[n].routed for n in "abc"] == [True, False, False]
     assert records["c"].reasons == ("state: exited (not running)",)
+
+
+def test_a_bug_on_one_containers_labels_leaves_only_that_container_out(monkeypatch):
+    real = docker_labels._build
+
+    def build_one(c, *args, **kw):
+        if c.name == "broken":
+            raise KeyError("unexpected")
+        return real(c, *args, **kw)
+
+    monkeypatch.setattr(docker_labels, "_build", build_one)
+    cfg, records = build(box("app"), box("broken", id="broken-id"))
+    assert records["app"].routed and not records["broken"].routed
+    assert any("KeyError" in r for r in records["broken"].reasons), records["broken"]
+    assert set(cfg.routers) == {"app"}
