@@ -7,8 +7,6 @@ client certificate it got); certificates come from trustme CAs or are self-signe
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import ssl
 from pathlib import Path
@@ -17,11 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from router import tls
 from tests.integration.harness import wait_for
 from tests.unit.test_transports import uri_leaf
 
@@ -71,30 +66,11 @@ class TlsBackend:
 
 
 def self_signed(tmp: Path) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1 (its own issuer: no CA anywhere trusts it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-signed backend")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(key, hashes.SHA256())
-    )
+    """Files of a self-signed certificate (its own issuer: no CA anywhere trusts it)."""
+    pair = tls.self_signed("self-signed backend", ("127.0.0.1",))
     cert_file, key_file = tmp / "self.pem", tmp / "self.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    cert_file.write_bytes(pair.cert_pem)
+    key_file.write_bytes(pair.key_pem)
     return str(cert_file), str(key_file)
 
 
