@@ -65,6 +65,7 @@ async def quick(session: aiohttp.ClientSession, dr, host: str) -> tuple[int, str
         return None
 
 
+@pytest.mark.timing  # bounds on time and on bursts of events: run alone
 async def test_labelled_container_is_routed_within_a_second_and_gone_after_stop(
     client, containers, proxy, tmp_path
 ):
@@ -172,6 +173,7 @@ async def test_server_port_label_and_malformed_labels_isolated(client, container
     await wait_for(lambda: re.search(rf"container {bad} is not routed: .*eighty", dr.log()), timeout=3)
 
 
+@pytest.mark.timing  # bounds on time and on bursts of events: run alone
 async def test_burst_of_25_containers_is_routed_with_few_rebuilds(client, containers, proxy, tmp_path):
     prefix = docker_env.unique("burst")
     names = [containers(f"{prefix}-{i:02d}") for i in range(25)]
