@@ -204,16 +204,24 @@ def _path_template(name: str, value: str, pos: int, syntax: str, kind: str) -> C
     return _compile_template(value, pos, name, kind)
 
 
-def _build_path(name: str, args: _Args, syntax: str, col: int) -> _Built:
+def _split_paths(
+    name: str, args: _Args, syntax: str, kind: str
+) -> tuple[list[str], list[Callable[[str], bool]]]:
+    """``Path``/``PathPrefix`` arguments checked and split into plain paths and v2 template matchers."""
     plain: list[str] = []
     searches: list[Callable[[str], bool]] = []
     for value, pos in args:
         _check_path(name, value, pos)
-        s = _path_template(name, value, pos, syntax, "path")
+        s = _path_template(name, value, pos, syntax, kind)
         if s is None:
             plain.append(value)
         else:
             searches.append(s)
+    return plain, searches
+
+
+def _build_path(name: str, args: _Args, syntax: str, col: int) -> _Built:
+    plain, searches = _split_paths(name, args, syntax, "path")
     if not searches:
         if len(plain) == 1:
             only = plain[0]
@@ -239,15 +247,7 @@ def _build_path(name: str, args: _Args, syntax: str, col: int) -> _Built:
 
 
 def _build_path_prefix(name: str, args: _Args, syntax: str, col: int) -> _Built:
-    plain: list[str] = []
-    searches: list[Callable[[str], bool]] = []
-    for value, pos in args:
-        _check_path(name, value, pos)
-        s = _path_template(name, value, pos, syntax, "prefix")
-        if s is None:
-            plain.append(value)
-        else:
-            searches.append(s)
+    plain, searches = _split_paths(name, args, syntax, "prefix")
     if not searches:
         if len(plain) == 1:
             only = plain[0]
