@@ -7,12 +7,45 @@ it; the resolver only consumes it, so nothing in ``acme_client`` reads raw confi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_CERTIFICATES_DURATION", "LETS_ENCRYPT", "ResolverSettings", "renewal_check_interval"]
+__all__ = [
+    "DEFAULT_CERTIFICATES_DURATION",
+    "LETS_ENCRYPT",
+    "InternalCASettings",
+    "ResolverSettings",
+    "is_public_ca",
+    "renewal_check_interval",
+]
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+# Hosts of the public ACME CAs' directories (production and staging). They only certify names under the
+# public suffix list; a CA not listed (step-ca, Pebble, smallstep, a company's own) may certify anything.
+PUBLIC_CA_HOSTS = frozenset(
+    {
+        "acme-v02.api.letsencrypt.org",
+        "acme-staging-v02.api.letsencrypt.org",
+        "acme.zerossl.com",
+        "dv.acme-v02.api.pki.goog",
+        "dv.acme-v02.test-api.pki.goog",
+        "api.buypass.com",
+        "api.test4.buypass.no",
+        "acme.ssl.com",
+        "acme.sectigo.com",
+        "acme-api.actalis.com",
+        "acme.digicert.com",
+    }
+)
 DEFAULT_CERTIFICATES_DURATION = 2160  # hours (Traefik's default: 90 days)
 CHECK_INTERVAL_MAX = 600.0  # renewals and ARI are looked at least every 10 minutes
+
+
+def is_public_ca(ca_server: str) -> bool:
+    """Whether ``caServer`` is one of the public CAs (which refuse ``.lan``, ``.home.arpa``, IPs...)."""
+    host = urlsplit(ca_server.strip()).hostname or ""
+    return host.lower().rstrip(".") in PUBLIC_CA_HOSTS or host.lower().endswith(
+        (".letsencrypt.org", ".zerossl.com", ".pki.goog", ".buypass.com", ".ssl.com", ".sectigo.com")
+    )
 
 
 def renewal_check_interval(certificates_duration: int) -> float:
@@ -51,3 +84,17 @@ class ResolverSettings:
     profile: str | None = None
     certificates_duration: int = DEFAULT_CERTIFICATES_DURATION
     config_errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InternalCASettings:
+    """``certificatesResolvers.<name>.internalCA``: dockroute's own CA for names no public CA will
+    certify (``.lan``, ``.home.arpa``, ``.internal``). The root lives in ``storage`` (``root.crt``,
+    ``root.key`` kept 0600) and is created once; leaves are issued on demand for ``leaf_lifetime``
+    seconds and renewed with a third of it left. ``permitted_domains``, when given, become the root's
+    X.509 name constraints (and nothing outside them is issued), so trusting the root on a device cannot
+    let it vouch for any other name."""
+
+    storage: str = "internal-ca"
+    leaf_lifetime: float = 7 * 86400.0
+    permitted_domains: tuple[str, ...] = ()

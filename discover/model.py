@@ -54,6 +54,8 @@ class Router:
     priority: int = 0
     tls: RouterTLS | None = None
     rule_syntax: str | None = None  # "v2" or "v3"; None follows the static default
+    # Where the router came from, for log lines a user can act on: "container web-1", "file /etc/x.yml".
+    origin: str = ""
 
     @property
     def effective_priority(self) -> int:
@@ -152,11 +154,41 @@ class CertificateFile:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientAuth:
+    """``tls.options.<name>.clientAuth``: which client certificates a handshake asks for and trusts.
+    ``client_auth_type`` is Go's name (``NoClientCert`` … ``RequireAndVerifyClientCert``)."""
+
+    ca_files: tuple[str, ...] = ()  # PEM files (or inline PEM) whose CAs client certificates must chain to
+    client_auth_type: str = "NoClientCert"
+
+
+DEFAULT_TLS_OPTIONS = "default"  # the options every router without its own uses (never qualified)
+
+
+@dataclass(frozen=True, slots=True)
+class TLSOptions:
+    """``tls.options.<name>``, with Traefik's defaults. Versions, suites and curves keep Go's names
+    (``VersionTLS13``, ``TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256``, ``CurveP256``): the router maps them
+    to OpenSSL's when it builds the handshake contexts."""
+
+    min_version: str = "VersionTLS12"
+    max_version: str = ""  # "": the newest the TLS library supports
+    cipher_suites: tuple[str, ...] = ()  # (): the library's defaults; TLS 1.2 and below only, as in Go
+    curve_preferences: tuple[str, ...] = ()
+    sni_strict: bool = False
+    alpn_protocols: tuple[str, ...] = ("h2", "http/1.1", "acme-tls/1")
+    client_auth: ClientAuth = field(default_factory=ClientAuth)
+    disable_session_tickets: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TLSConfig:
-    """``tls``: certificates from files and the default store's default certificate."""
+    """``tls``: certificates from files, the default store's default certificate, and TLS options by
+    (qualified) name; ``default`` is never qualified: whichever provider defines it, it is the default."""
 
     certificates: tuple[CertificateFile, ...] = ()
     default_certificate: CertificateFile | None = None
+    options: Mapping[str, TLSOptions] = field(default_factory=lambda: EMPTY)
 
 
 GO_DEFAULT_IDLE_PER_HOST = 2  # Go's http.DefaultMaxIdleConnsPerHost
@@ -203,6 +235,14 @@ def qualify(name: str, provider: str) -> str:
     return name if "@" in name else f"{name}@{provider}"
 
 
+def qualify_options(name: str, provider: str) -> str:
+    """A TLS options name: qualified like any other, except ``default`` (and ``default@…``), which is the
+    one default set whichever provider wrote it (as in Traefik)."""
+    if name.partition("@")[0] == DEFAULT_TLS_OPTIONS:
+        return DEFAULT_TLS_OPTIONS
+    return qualify(name, provider)
+
+
 def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
     """Merge several providers' configs into one view with qualified names.
 
@@ -216,15 +256,20 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
     transports: dict[str, ServersTransport] = {}
     certificates: list[CertificateFile] = []
     default_certificate: CertificateFile | None = None
+    options: dict[str, TLSOptions] = {}
     for provider in sorted(configs):
         cfg = configs[provider]
         for name, r in cfg.routers.items():
             qn = qualify(name, provider)
+            tls = r.tls
+            if tls is not None and tls.options:
+                tls = replace(tls, options=qualify_options(tls.options, provider))
             routers[qn] = replace(
                 r,
                 name=qn,
                 service=qualify(r.service, provider),
                 middlewares=tuple(qualify(m, provider) for m in r.middlewares),
+                tls=tls,
             )
         for name, s in cfg.services.items():
             qn = qualify(name, provider)
@@ -244,12 +289,18 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
         for name, t in cfg.servers_transports.items():
             transports[qualify(name, provider)] = t
         certificates.extend(cfg.tls.certificates)
+        for name, o in cfg.tls.options.items():
+            options.setdefault(qualify_options(name, provider), o)  # the first provider's default wins
         if cfg.tls.default_certificate is not None and default_certificate is None:
             default_certificate = cfg.tls.default_certificate
     return DynamicConfig(
         routers=frozen_map(routers),
         services=frozen_map(services),
         middlewares=frozen_map(middlewares),
-        tls=TLSConfig(certificates=tuple(certificates), default_certificate=default_certificate),
+        tls=TLSConfig(
+            certificates=tuple(certificates),
+            default_certificate=default_certificate,
+            options=frozen_map(options),
+        ),
         servers_transports=frozen_map(transports),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from discover.model import ServersTransport
+from discover.model import RouterTLS, ServersTransport
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,9 @@ class EntryPoint:
     header_timeout: float = 10.0  # deadline for a request's headers; never aiohttp's default hour
     grace_timeout: float = 10.0  # lifeCycle.graceTimeOut
     request_accept_grace_timeout: float = 0.0  # lifeCycle.requestAcceptGraceTimeout
+    # http.tls: applies to every router on this entry point that has no tls of its own (Traefik's model):
+    # such routers then answer HTTPS only here, with this resolver, these domains and these options.
+    tls: RouterTLS | None = None
 
 
 # The static ``serversTransport`` is the same concept as a named ``http.serversTransports`` entry: one type.
