@@ -16,7 +16,7 @@ import logging
 import select
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -280,6 +280,7 @@ class EntryPointServer:
         self.tls_web_server = self._web_server(tls_handler) if tls_handler is not None else None
         self.tls_store: CertificateStore | None = None
         self.alpn_challenges: ChallengeCertificates | None = None
+        self.host_options: Mapping[str, str] = {}
         self._challenge_contexts: LRUCache[CertKeyPair, ssl.SSLContext] = LRUCache(maxsize=32)
         self._sockets: list[socket.socket] = []
         self._dispatching: set[asyncio.Task[None]] = set()
@@ -296,6 +297,11 @@ class EntryPointServer:
             auto_decompress=False,
             lingering_time=2.0,
         )
+
+    def set_tls_options(self, host_options: Mapping[str, str]) -> None:
+        """The TLS options of this entry point's hosts (lower-case host or ``*.domain`` → options name;
+        absent hosts use ``default``), set by the app on every apply, with the matching store."""
+        self.host_options = host_options
 
     async def start(self) -> None:
         host, port = parse_address(self.handler.entry_point.address)

@@ -19,7 +19,7 @@ import logging
 import os
 import ssl
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -28,6 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from discover.model import EMPTY, TLSOptions
 
 log = logging.getLogger("dockroute.tls")
 
@@ -194,7 +196,11 @@ class CertificateStore:
         default: CertKeyPair | None = None,
         cache_size: int = 4096,
         previous: CertificateStore | None = None,
+        options: Mapping[str, TLSOptions] = EMPTY,
+        host_options: Mapping[str, str] = EMPTY,
     ) -> None:
+        self.options = options
+        self.host_options = host_options
         self._exact: dict[str, ssl.SSLContext] = {}
         self._wildcard: dict[str, ssl.SSLContext] = {}  # "example.com" for "*.example.com"
         self._cache: LRUCache[str, ssl.SSLContext] = LRUCache(maxsize=cache_size)
@@ -239,6 +245,10 @@ class CertificateStore:
     @property
     def default_context(self) -> ssl.SSLContext:
         """The listening context: serves the default certificate and switches by SNI."""
+        return self._default
+
+    def listening_context(self, options_name: str) -> ssl.SSLContext:
+        """The context to listen with for connections whose SNI maps to ``options_name``."""
         return self._default
 
     @property
