@@ -6,6 +6,9 @@ resolver orders what is missing or due for renewal, one order at a time, in a si
 ``acme.json`` first, then ``on_change`` tells the proxy to rebuild its certificate store. Failures back off
 per name set from 1 minute to 6 hours, so an unreachable or refusing CA sees a few attempts, never a loop.
 
+Which names are ordered: a public CA (``is_public_ca``) is never asked for names it refuses by policy
+(``.lan``, ``.home.arpa``, single labels); a private ACME CA (step-ca, Pebble) is asked for any DNS name.
+
 Renewal: where the CA publishes ACME Renewal Information (RFC 9773, ``renewalInfo`` in its directory), its
 suggested window decides; otherwise, or when ARI fails, a certificate is renewed once less than a third of
 its lifetime is left. ARI is asked in the worker thread, never on the event loop, at most as often as the
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from acme_client.issuer import AcmeError, AriError, Issuer, Solver, generate_key
-from acme_client.settings import ResolverSettings, renewal_check_interval
+from acme_client.settings import ResolverSettings, is_public_ca, renewal_check_interval
 from acme_client.storage import AcmeStorage, StorageError, StoredAccount, StoredCertificate
 from acme_client.tls_alpn import challenge_certificate
 
@@ -79,6 +82,19 @@ def why_not_public(name: str) -> str | None:
         if n.endswith(suffix) or n == suffix[1:]:
             return f"a {suffix} name"
     return None
+
+
+def _why_left_out(name: str, public_ca: bool) -> str | None:
+    """Why no order is placed for ``name`` (None: it is ordered)."""
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return "an IP address: IP identifiers (RFC 8738) are not ordered; an internalCA resolver issues them"
+    except ValueError:
+        pass
+    if not public_ca:
+        return None
+    why = why_not_public(name)
+    return None if why is None else f"{why}, which a public CA does not certify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +187,17 @@ class AcmeResolver:
     # -- what the proxy asks for ------------------------------------------------------------------------
 
     def want(self, name_sets: Iterable[tuple[str, ...]]) -> None:
+        """The name sets to keep certificates for. A public CA (Let's Encrypt, ZeroSSL...) is never asked
+        for a name it refuses by policy (``.lan``, single labels...): the default certificate serves it. A
+        private CA (step-ca, Pebble, a company's own) is asked for any DNS name: it is its policy that
+        decides. IP addresses are left out for every CA: they need IP identifiers (RFC 8738) in the order
+        and, for TLS-ALPN-01, a reverse-DNS SNI, neither of which this client does yet."""
+        public = is_public_ca(self.settings.ca_server)
         wanted = []
         for names in name_sets:
             keep = []
             for n in names:
-                why = why_not_public(n)
+                why = _why_left_out(n, public)
                 if why is None:
                     keep.append(n.lower().rstrip("."))
                 elif n not in self._reported:

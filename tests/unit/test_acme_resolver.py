@@ -91,6 +91,53 @@ def test_want_drops_private_names_and_logs_once(tmp_path, caplog):
     assert caplog.text.count("no certificate ordered for nas.lan") == 1
 
 
+@pytest.mark.parametrize(
+    "ca_server",
+    ["https://ca.internal:9000/acme/acme/directory", "https://127.0.0.1:14000/dir", "https://pebble/dir"],
+)
+def test_a_private_ca_is_asked_for_internal_names(tmp_path, caplog, ca_server):
+    caplog.set_level("INFO")
+    settings = ResolverSettings(storage=str(tmp_path / "acme.json"), ca_server=ca_server)
+    r = AcmeResolver("step", settings, lambda: None)
+    r.want([("NAS.home.arpa.", "printer.lan"), ("intranet",), ("app.example.com", "x.localhost")])
+    assert r._wanted == [  # noqa: SLF001
+        ("nas.home.arpa", "printer.lan"),
+        ("intranet",),
+        ("app.example.com", "x.localhost"),
+    ]
+    assert "no certificate ordered" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "ca_server",
+    [
+        LETS_ENCRYPT,
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+        "https://acme.zerossl.com/v2/DV90",
+        "https://dv.acme-v02.api.pki.goog/directory",
+    ],
+)
+def test_a_public_ca_is_still_never_asked_for_internal_names(tmp_path, caplog, ca_server):
+    caplog.set_level("INFO")
+    settings = ResolverSettings(storage=str(tmp_path / "acme.json"), ca_server=ca_server)
+    r = AcmeResolver("le", settings, lambda: None)
+    r.want([("nas.home.arpa", "app.example.com"), ("intranet",)])
+    assert r._wanted == [("app.example.com",)]  # noqa: SLF001
+    assert "no certificate ordered for nas.home.arpa (a .home.arpa name, which a public CA" in caplog.text
+    assert "no certificate ordered for intranet (a single-label name" in caplog.text
+
+
+@pytest.mark.parametrize("ca_server", [LETS_ENCRYPT, "https://127.0.0.1:14000/dir"])
+def test_ip_addresses_are_left_out_for_every_ca_with_the_reason(tmp_path, caplog, ca_server):
+    caplog.set_level("INFO")
+    settings = ResolverSettings(storage=str(tmp_path / "acme.json"), ca_server=ca_server)
+    r = AcmeResolver("ca", settings, lambda: None)
+    r.want([("192.168.1.10", "[::1]", "app.example.com")])
+    assert r._wanted == [("app.example.com",)]  # noqa: SLF001
+    assert "no certificate ordered for 192.168.1.10 (an IP address: IP identifiers (RFC 8738)" in caplog.text
+    assert "no certificate ordered for [::1] (an IP address" in caplog.text
+
+
 def test_failed_validation_is_told_apart_from_an_unreachable_ca():
     from acme_client.issuer import AcmeError
     from acme_client.resolver import _validation_failed
