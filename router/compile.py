@@ -9,10 +9,10 @@ active health state survives a reload.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
-from discover.model import DynamicConfig, Router
+from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
 from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, ServiceTarget
 from router.rules import Rule, RuleError, parse_rule
@@ -36,6 +36,39 @@ class Compiled:
     tls_tables: dict[str, RoutingTable] = field(default_factory=dict)  # HTTPS (routers with `tls`)
     # Every rule that parsed, by (text, syntax): the next compile reuses them (Rule objects are immutable).
     rules: dict[tuple[str, str], Rule] = field(default_factory=dict)
+    # entry point → lower-case host → TLS options name, from the Host() hosts of the HTTPS routers there:
+    # the server picks the handshake's options by SNI with it (hosts absent use "default").
+    tls_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    # router name → the entry points it is routed on (existing ones only; absent when not routed)
+    entry_points: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def effective_tls(router: Router, ep: EntryPoint | None) -> RouterTLS | None:
+    """The tls a router has on one entry point: its own, else the entry point's ``http.tls`` (Traefik's
+    "model": such a router is HTTPS-only there, with the entry point's resolver, domains and options).
+
+    The entry point's ``options`` name is static configuration and not qualified: like any bare reference
+    of a router it resolves in the router's provider (the part after ``@`` of its name); ``default`` stays
+    ``default``. The app's wanted certificates and the compile both use this one function.
+    """
+    if router.tls is not None:
+        return router.tls
+    tls = ep.tls if ep is not None else None
+    if tls is None or not tls.options or tls.options == DEFAULT_TLS_OPTIONS or "@" in tls.options:
+        return tls
+    provider = router.name.partition("@")[2]
+    return replace(tls, options=f"{tls.options}@{provider}") if provider else tls
+
+
+def router_entry_points(
+    router: Router, existing: Iterable[str], default_entry_points: tuple[str, ...] | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the entry points a router is on that exist, those it names that do not). A router naming none is
+    on ``default_entry_points``, else on every entry point (Traefik's default)."""
+    names = tuple(existing)
+    wanted = router.entry_points or default_entry_points or names
+    present = tuple(ep for ep in wanted if ep in names)
+    return present, tuple(ep for ep in wanted if ep not in names)
 
 
 def _redirect_port(
@@ -92,6 +125,8 @@ def compile_config(
             )
         )
 
+    placed: dict[str, tuple[str, ...]] = {}
+    https: dict[str, list[tuple[str, str, Rule]]] = {ep.name: [] for ep in entry_points}
     for name in sorted(cfg.routers):
         router: Router = cfg.routers[name]
         why = _check(router, balancers, cfg)
@@ -101,20 +136,23 @@ def compile_config(
                 why = rule_or_why
             else:
                 rule = rule_or_why
+        if why is None:
+            on, why = _place(router, by_name, default_entry_points, cfg)
         if why is not None:
             errors[name] = why
             log.error("router %s is not routed: %s", name, why)
             continue
         target = ServiceTarget(router=name, service=router.service, balancer=balancers[router.service])
-        eps = router.entry_points or default_entry_points or tuple(by_name)
         route = Route(name=name, priority=router.effective_priority, rule=rule, target=target)
-        # As in Traefik: a router with `tls` answers HTTPS only, one without answers plain HTTP only.
-        into = tls_routes if router.tls is not None else routes
-        for ep_name in eps:
-            if ep_name not in into:
-                log.warning("router %s: entry point %s does not exist", name, ep_name)
-                continue
-            into[ep_name].append(route)
+        for ep_name, tls in on:
+            # As in Traefik: a router with tls (its own or its entry point's) answers HTTPS only there, one
+            # without answers plain HTTP only.
+            if tls is not None:
+                tls_routes[ep_name].append(route)
+                https[ep_name].append((name, tls.options or DEFAULT_TLS_OPTIONS, rule))
+            else:
+                routes[ep_name].append(route)
+        placed[name] = tuple(ep for ep, _ in on)
 
     return Compiled(
         tables={ep: RoutingTable(rs) for ep, rs in routes.items()},
@@ -122,7 +160,67 @@ def compile_config(
         errors=errors,
         tls_tables={ep: RoutingTable(rs) for ep, rs in tls_routes.items()},
         rules=parsed,
+        tls_options={ep: _host_options(ep, claims) for ep, claims in https.items()},
+        entry_points=placed,
     )
+
+
+def _place(
+    router: Router,
+    by_name: Mapping[str, EntryPoint],
+    default_entry_points: tuple[str, ...] | None,
+    cfg: DynamicConfig,
+) -> tuple[list[tuple[str, RouterTLS | None]], str | None]:
+    """The (entry point, effective tls) pairs a router is routed on, or why it is routed nowhere.
+
+    Entry points that do not exist and entry points whose tls names undefined options leave the router
+    out there, with one line; when nothing is left the router is not routed at all (the reason says why).
+    """
+    present, missing = router_entry_points(router, by_name, default_entry_points)
+    if not present:
+        return [], f"its entry points do not exist: {', '.join(missing)}"
+    if missing:
+        names = ", ".join(missing)
+        log.warning("router %s: entry points %s do not exist; routed on the others", router.name, names)
+    on: list[tuple[str, RouterTLS | None]] = []
+    refused: dict[str, list[str]] = {}  # undefined options → the entry points where the router needs them
+    for ep_name in present:
+        tls = effective_tls(router, by_name[ep_name])
+        options = tls.options if tls is not None else None
+        if options and options != DEFAULT_TLS_OPTIONS and options not in cfg.tls.options:
+            refused.setdefault(options, []).append(ep_name)
+        else:
+            on.append((ep_name, tls))
+    for options, eps in refused.items():
+        why = f"tls options {options} do not exist"
+        if not on:
+            return [], why
+        log.error("router %s is not routed on entry points %s: %s", router.name, ", ".join(eps), why)
+    return on, None
+
+
+def _host_options(ep: str, claims: list[tuple[str, str, Rule]]) -> dict[str, str]:
+    """Host → TLS options name on one entry point, as Traefik computes it: each HTTPS router's Host()
+    hosts claim its options; a host claimed with different options by several routers gets the default
+    options, with one error line naming the host and the routers."""
+    by_host: dict[str, dict[str, str]] = {}  # host → options → the first router claiming it
+    for router, options, rule in claims:
+        for host in rule.hosts or ():
+            by_host.setdefault(host, {}).setdefault(options, router)
+    out: dict[str, str] = {}
+    for host, options in by_host.items():
+        if len(options) == 1:
+            out[host] = next(iter(options))
+            continue
+        out[host] = DEFAULT_TLS_OPTIONS
+        log.error(
+            "entry point %s: routers %s use different TLS options for %s (%s); using the default options",
+            ep,
+            ", ".join(sorted(options.values())),
+            host,
+            ", ".join(sorted(options)),
+        )
+    return out
 
 
 def _rule(

@@ -1,7 +1,8 @@
 import logging
+from dataclasses import replace
 
 from discover.model import LoadBalancer, Middleware, Router, RouterTLS, Server, Service, merge
-from router.compile import compile_config
+from router.compile import compile_config, effective_tls
 from router.proxy import RedirectTarget, ServiceTarget
 from router.rules import RequestInfo
 from router.settings import EntryPoint, Redirection
@@ -171,3 +172,127 @@ def test_rules_that_break_the_engine_leave_only_their_router_out(caplog, monkeyp
     assert "nested more than 100 levels" in compiled.errors["deep@file"]
     assert "KeyError" in compiled.errors["bug@file"]
     assert compiled.tables["web"].lookup(req("ok.test")) is not None
+
+
+# -- issue 9: entry-point TLS, missing entry points, TLS options ------------------------------------------
+
+
+def _tls_eps(tls: RouterTLS) -> tuple[EntryPoint, ...]:
+    return (EntryPoint("web", ":80"), EntryPoint("websecure", ":443", tls=tls))
+
+
+def test_a_router_without_tls_is_https_only_on_an_entry_point_with_http_tls_and_plain_elsewhere():
+    c = merge({"file": cfg(routers=[Router("a", "Host(`a.test`)", "s")], services=[svc("s")])})
+    compiled = compile_config(c, _tls_eps(RouterTLS(cert_resolver="le")))
+    assert compiled.tls_tables["websecure"].lookup(req("a.test")).name == "a@file"
+    assert compiled.tables["websecure"].lookup(req("a.test")) is None  # no plain HTTP there
+    assert compiled.tables["web"].lookup(req("a.test")).name == "a@file"  # plain HTTP where no http.tls
+    assert compiled.tls_tables["web"].lookup(req("a.test")) is None
+    assert compiled.entry_points == {"a@file": ("web", "websecure")}
+
+
+def test_a_routers_own_tls_wins_over_its_entry_points():
+    own = RouterTLS(cert_resolver="mine", options="strict")
+    c = merge({"file": cfg(routers=[Router("a", "Host(`a.test`)", "s", tls=own)], services=[svc("s")])})
+    router = c.routers["a@file"]
+    ep = EntryPoint("websecure", ":443", tls=RouterTLS(cert_resolver="le"))
+    assert effective_tls(router, ep) == RouterTLS(cert_resolver="mine", options="strict@file")
+    assert effective_tls(router, EntryPoint("web", ":80")) == router.tls
+
+
+def test_an_entry_points_bare_options_resolve_in_the_routers_provider_and_default_stays_default():
+    r_file = Router("a@file", "Host(`a.test`)", "s@file")
+    r_docker = Router("b@docker", "Host(`b.test`)", "s@file")
+    ep = EntryPoint("websecure", ":443", tls=RouterTLS(options="modern"))
+    assert effective_tls(r_file, ep).options == "modern@file"
+    assert effective_tls(r_docker, ep).options == "modern@docker"
+    assert effective_tls(r_file, EntryPoint("x", ":1", tls=RouterTLS(options="default"))).options == "default"
+    qualified = EntryPoint("x", ":1", tls=RouterTLS(options="modern@file"))
+    assert effective_tls(r_docker, qualified).options == "modern@file"
+    assert effective_tls(r_file, EntryPoint("web", ":80")) is None
+
+
+def test_a_router_whose_entry_points_all_do_not_exist_is_not_routed(caplog):
+    caplog.set_level(logging.WARNING)
+    c = merge(
+        {
+            "file": cfg(
+                routers=[
+                    Router("lost", "Host(`l.test`)", "s", entry_points=("nope", "gone")),
+                    Router("half", "Host(`h.test`)", "s", entry_points=("nope", "web")),
+                ],
+                services=[svc("s")],
+            )
+        }
+    )
+    compiled = compile_config(c, EPS)
+    assert set(compiled.errors) == {"lost@file"}
+    assert "nope, gone" in compiled.errors["lost@file"]
+    assert "router lost@file is not routed: its entry points do not exist: nope, gone" in caplog.text
+    assert compiled.tables["web"].lookup(req("h.test")).name == "half@file"
+    warnings = [r.getMessage() for r in caplog.records if "half@file" in r.getMessage()]
+    assert warnings == ["router half@file: entry points nope do not exist; routed on the others"]
+    assert compiled.entry_points == {"half@file": ("web",)}
+
+
+def test_a_router_naming_undefined_tls_options_is_not_routed(caplog):
+    caplog.set_level(logging.ERROR)
+    c = merge(
+        {
+            "file": cfg(
+                routers=[
+                    Router("bad", "Host(`b.test`)", "s", tls=RouterTLS(options="nosuch")),
+                    Router("good", "Host(`g.test`)", "s", tls=RouterTLS(options="default")),
+                ],
+                services=[svc("s")],
+            )
+        }
+    )
+    compiled = compile_config(c, EPS)
+    assert compiled.errors == {"bad@file": "tls options nosuch@file do not exist"}
+    assert "router bad@file is not routed: tls options nosuch@file do not exist" in caplog.text
+    assert compiled.tls_tables["web"].lookup(req("g.test")).name == "good@file"
+
+
+def test_undefined_options_on_an_entry_points_http_tls_leave_its_routers_out_there_only(caplog):
+    caplog.set_level(logging.ERROR)
+    c = merge({"file": cfg(routers=[Router("a", "Host(`a.test`)", "s")], services=[svc("s")])})
+    compiled = compile_config(c, _tls_eps(RouterTLS(options="missing")))
+    assert compiled.errors == {}
+    assert compiled.tables["web"].lookup(req("a.test")).name == "a@file"
+    assert compiled.tls_tables["websecure"].lookup(req("a.test")) is None
+    assert "router a@file is not routed on entry points websecure: tls options missing@file" in caplog.text
+    only = compile_config(c, (EntryPoint("websecure", ":443", tls=RouterTLS(options="missing")),))
+    assert only.errors == {"a@file": "tls options missing@file do not exist"}
+
+
+def test_tls_options_per_host_and_a_host_claimed_with_two_options_gets_the_default(caplog):
+    from discover.model import TLSConfig, TLSOptions
+
+    caplog.set_level(logging.ERROR)
+    file_cfg = cfg(
+        routers=[
+            Router("mtls", "Host(`Secure.test`) && PathPrefix(`/`)", "s", tls=RouterTLS(options="mtls")),
+            Router("plain", "Host(`open.test`)", "s", tls=RouterTLS()),
+            Router("clash1", "Host(`both.test`)", "s", tls=RouterTLS(options="mtls")),
+            Router("clash2", "Host(`both.test`) && Path(`/x`)", "s", tls=RouterTLS()),
+            Router("http", "Host(`http.test`)", "s"),  # no tls: not an HTTPS host
+            Router("any", "PathPrefix(`/any`)", "s", tls=RouterTLS(options="mtls")),  # no host: nothing
+        ],
+        services=[svc("s")],
+    )
+    file_cfg = replace(file_cfg, tls=TLSConfig(options={"mtls": TLSOptions(sni_strict=True)}))
+    compiled = compile_config(merge({"file": file_cfg}), EPS)
+    assert compiled.errors == {}
+    expected = {"secure.test": "mtls@file", "open.test": "default", "both.test": "default"}
+    assert compiled.tls_options == {"web": expected, "admin": expected}
+    clash = [r.getMessage() for r in caplog.records if "both.test" in r.getMessage()]
+    assert len(clash) == 2  # one line per entry point, naming the host and both routers
+    assert "routers clash1@file, clash2@file" in clash[0]
+
+
+def test_tls_options_are_per_entry_point():
+    eps = (EntryPoint("web", ":80"), EntryPoint("websecure", ":443", tls=RouterTLS(options="default")))
+    c = merge({"file": cfg(routers=[Router("a", "Host(`a.test`)", "s")], services=[svc("s")])})
+    compiled = compile_config(c, eps)
+    assert compiled.tls_options == {"web": {}, "websecure": {"a.test": "default"}}
