@@ -259,7 +259,8 @@ def build_docker_config(
 
     _drop_clashing_routers(merged.routers, states)
     cfg = DynamicConfig(
-        routers=frozen_map({n: r for n, (r, _) in merged.routers.items()}),
+        # origin set last: routers are compared between containers above, and must compare on their own
+        routers=frozen_map({n: replace(r, origin=f"container {o}") for n, (r, o) in merged.routers.items()}),
         services=frozen_map({n: s for n, (s, _) in merged.services.items()}),
         middlewares=frozen_map({n: m for n, (m, _) in merged.middlewares.items()}),
     )

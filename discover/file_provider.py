@@ -6,8 +6,8 @@ ignored); names starting with a dot are skipped (editor swap and lock files, ``.
 ConfigMaps, ``.git``). When both ``filename`` and ``directory`` are given the directory wins, as in Traefik.
 
 Merging a directory: every file's routers, services, middlewares and serversTransports land in one
-config. A name defined in two files keeps the first definition (in path order) and a warning names both
-files -- what Traefik does.
+config. A name defined in two files (TLS options too) keeps the first definition (in path order) and a
+warning names both files -- what Traefik does.
 TLS certificates are concatenated; the first default certificate wins.
 
 Errors: any bad file makes the whole load fail with a :class:`~discover.parse.ConfigError` that carries
@@ -27,6 +27,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -121,6 +122,9 @@ def _load_file(path: str, *, references: bool) -> tuple[DynamicConfig, list[str]
         cfg, warnings = parse_dynamic_with_warnings(data, references=references)
     except ConfigError as exc:
         raise exc.located(path, _yaml_line(node, exc.keys)) from None
+    if cfg.routers:  # the log's "routing app.example.com → router app@file (file …)" names the file
+        origin = f"file {path}"
+        cfg = replace(cfg, routers=frozen_map({n: replace(r, origin=origin) for n, r in cfg.routers.items()}))
     return cfg, [f"{path}: {w}" for w in warnings]
 
 
@@ -161,6 +165,7 @@ def _merge_files(parts: list[tuple[str, DynamicConfig]]) -> tuple[DynamicConfig,
     transports: dict[str, Any] = {}
     origin: dict[tuple[str, str], str] = {}
     certificates: list[CertificateFile] = []
+    options: dict[str, Any] = {}
     default: CertificateFile | None = None
     default_from = ""
     warnings: list[str] = []
@@ -181,6 +186,15 @@ def _merge_files(parts: list[tuple[str, DynamicConfig]]) -> tuple[DynamicConfig,
                 into[name] = value
                 origin[kind, name] = path
         certificates.extend(cfg.tls.certificates)
+        for name, value in cfg.tls.options.items():
+            if name in options:
+                warnings.append(
+                    f"tls options {name!r} are defined in both {origin['tls options', name]} and {path}; "
+                    f"keeping the ones from {origin['tls options', name]}"
+                )
+                continue
+            options[name] = value
+            origin["tls options", name] = path
         if cfg.tls.default_certificate is not None:
             if default is None:
                 default, default_from = cfg.tls.default_certificate, path
@@ -193,7 +207,9 @@ def _merge_files(parts: list[tuple[str, DynamicConfig]]) -> tuple[DynamicConfig,
         routers=frozen_map(routers),
         services=frozen_map(services),
         middlewares=frozen_map(middlewares),
-        tls=TLSConfig(certificates=tuple(certificates), default_certificate=default),
+        tls=TLSConfig(
+            certificates=tuple(certificates), default_certificate=default, options=frozen_map(options)
+        ),
         servers_transports=frozen_map(transports),
     )
     return merged, warnings
