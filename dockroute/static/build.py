@@ -13,10 +13,12 @@ from dataclasses import fields
 from types import MappingProxyType
 from typing import Any
 
-from discover.model import idle_conns_per_host
+from acme_client.settings import InternalCASettings, ResolverSettings
+from discover.model import Domain, RouterTLS, idle_conns_per_host
 from discover.values import find_key
 from dockroute.static.readers import Reader, check_address
-from dockroute.static.schema import ANY, IGNORED, OTHER_PROVIDERS, SCHEMA, Named
+from dockroute.static.resolvers import resolver_settings
+from dockroute.static.schema import ANY, IGNORED, OTHER_PROVIDERS, SCHEMA, ListOf, Named
 from dockroute.static.settings import (
     PY_LEVELS,
     AccessLogSettings,
@@ -54,15 +56,18 @@ def load_static(
     )
     if docker is None and not configured:
         docker = DockerProviderSettings(explicit=False)
-    resolvers = get(tree, "certificatesResolvers")
+    raw_resolvers = get(tree, "certificatesResolvers")
+    raw_resolvers = raw_resolvers if isinstance(raw_resolvers, dict) else {}
+    resolvers = _resolvers(raw_resolvers)
     return StaticConfig(
-        entry_points=_entry_points(_with_default_web(get(tree, "entryPoints"))),
+        entry_points=_entry_points(_with_default_web(get(tree, "entryPoints")), list(resolvers)),
         transport=_transport(get(tree, "serversTransport")),
         file_provider=_file_provider(get(providers, "file")),
         docker_provider=docker,
         log=_log(get(tree, "log")),
         access_log=_access_log(get(tree, "accessLog")),
-        certificates_resolvers=_freeze(resolvers if isinstance(resolvers, dict) else {}),
+        certificates_resolvers=_freeze(raw_resolvers),
+        resolvers=MappingProxyType(resolvers),
         source=source,
         ignored=tuple(not_acted_on(SCHEMA, tree)),
         providers_throttle_duration=Reader(providers, "providers").duration("providersThrottleDuration", 2.0),
@@ -81,15 +86,15 @@ def _with_default_web(entry_tree: Any) -> dict[str, Any]:
 # -- entry points -------------------------------------------------------------------------------------
 
 
-def _entry_points(entries: dict[str, Any]) -> tuple[EntryPoint, ...]:
+def _entry_points(entries: dict[str, Any], resolvers: list[str]) -> tuple[EntryPoint, ...]:
     live = [name for name, sub in entries.items() if sub is not OFF]
-    out = [_entry_point(name, entries[name], live) for name in live]
+    out = [_entry_point(name, entries[name], live, resolvers) for name in live]
     if not out:
         raise StaticConfigError("entryPoints", "every entry point is switched off; at least one is needed")
     return tuple(out)
 
 
-def _entry_point(name: str, tree: Any, names: list[str]) -> EntryPoint:
+def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -> EntryPoint:
     r = Reader(tree, f"entryPoints.{name}")
     address = r.address()
     if address is None:
@@ -98,10 +103,12 @@ def _entry_point(name: str, tree: Any, names: list[str]) -> EntryPoint:
     rt = r.sub("transport", "respondingTimeouts")
     lc = r.sub("transport", "lifeCycle")
     d = _DEFAULTS[EntryPoint]
+    _refuse_middlewares(r.sub("http"))
     return EntryPoint(
         name=name,
         address=address,
         redirection=_redirection(r.sub("http", "redirections", "entryPoint"), names),
+        tls=_entry_point_tls(r.sub("http"), resolvers),
         trusted_ips=_trusted_ips(fwd),
         forwarded_insecure=fwd.flag("insecure", False),
         read_timeout=rt.duration("readTimeout", d["read_timeout"]),
@@ -111,6 +118,48 @@ def _entry_point(name: str, tree: Any, names: list[str]) -> EntryPoint:
         request_accept_grace_timeout=lc.duration(
             "requestAcceptGraceTimeout", d["request_accept_grace_timeout"]
         ),
+    )
+
+
+def _refuse_middlewares(http: Reader) -> None:
+    """``http.middlewares`` would put an auth or allow-list in front of every router here; until
+    dockroute applies them, serving without them would bypass that silently, so the start stops."""
+    names = [item for item, _ in http.items("middlewares")]
+    if names:
+        raise StaticConfigError(
+            f"{http.path}.middlewares",
+            f"entry-point middlewares are not supported yet ({', '.join(names)}); refusing to start rather "
+            f"than serve without them{where(http.origin('middlewares'))}",
+        )
+
+
+def _entry_point_tls(http: Reader, resolvers: list[str]) -> RouterTLS | None:
+    """``http.tls``: absent or switched off is None; a bare switch is ``RouterTLS()`` (HTTPS with the
+    default certificate). ``certResolver`` must name a resolver (Traefik only logs an error and leaves
+    the routers without certificates; a start that cannot do what was asked stops instead)."""
+    node = get(http.tree, "tls")
+    if node is None or node is OFF:
+        return None
+    r = http.sub("tls")
+    resolver = r.text("certResolver")
+    if resolver is not None:
+        known = find_key(resolvers, resolver.strip())
+        if known is None:
+            raise StaticConfigError(
+                f"{r.path}.certResolver",
+                f"no certificate resolver named {resolver!r} (known: {', '.join(resolvers) or 'none'})"
+                f"{where(r.origin('certResolver'))}",
+            )
+        resolver = known
+    domains = []
+    for item in r.sections("domains"):
+        main = item.text("main")
+        if main is None:
+            raise StaticConfigError(f"{item.path}.main", "required: the certificate's main name")
+        domains.append(Domain(main=main.strip(), sans=tuple(name for name, _ in item.items("sans"))))
+    options = r.text("options")
+    return RouterTLS(
+        cert_resolver=resolver, domains=tuple(domains), options=options.strip() if options else None
     )
 
 
@@ -252,6 +301,22 @@ def _access_log(tree: Any) -> AccessLogSettings | None:
     )
 
 
+# -- certificate resolvers ---------------------------------------------------------------------------
+
+
+def _resolvers(raw: dict[str, Any]) -> dict[str, ResolverSettings | InternalCASettings]:
+    out: dict[str, ResolverSettings | InternalCASettings] = {}
+    for name, sub in raw.items():
+        if not isinstance(sub, dict):
+            continue
+        acme = get(sub, "acme")
+        if isinstance(acme, dict):
+            out[name] = resolver_settings(_freeze(acme))
+        elif get(sub, "internalCA") is not None:
+            out[name] = InternalCASettings()
+    return out
+
+
 # -- what is kept raw, and what is not acted on -------------------------------------------------------
 
 
@@ -274,6 +339,11 @@ def not_acted_on(node: Any, tree: Any, path: str = "") -> Iterator[str]:
         for name, sub in tree.items():
             if sub is not OFF:
                 yield from not_acted_on(node.child, sub, join(path, name))
+        return
+    if isinstance(node, ListOf):
+        for index, sub in tree.items():
+            if sub is not OFF:
+                yield from not_acted_on(node.child, sub, f"{path}[{index}]")
         return
     if not isinstance(node, dict):
         return

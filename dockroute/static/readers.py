@@ -15,7 +15,7 @@ from typing import Any
 from discover.parse import parse_duration
 from discover.values import BOOL_WORDS, find_key, parse_bool
 from dockroute.static.settings import StaticConfigError
-from dockroute.static.tree import Indexed, Val, get, got, join, where
+from dockroute.static.tree import OFF, Indexed, Val, get, got, join, where
 
 __all__ = ["Reader", "check_address"]
 
@@ -34,6 +34,15 @@ class Reader:
 
     def has(self, *keys: str) -> bool:
         return get(self.tree, *keys) is not None
+
+    def sections(self, key: str) -> list[Reader]:
+        """The items of a list of sections (:class:`~dockroute.static.schema.ListOf`), in index order;
+        an item switched off (``--….domains[1]=false``) is left out."""
+        node = get(self.tree, key)
+        if not isinstance(node, dict):
+            return []
+        path = join(self.path, key)
+        return [Reader(node[i], f"{path}[{i}]") for i in sorted(node, key=int) if node[i] is not OFF]
 
     def leaf(self, key: str) -> tuple[str, Any, str] | None:
         """(key path, value, origin) of a leaf that was set, or None."""

@@ -22,6 +22,7 @@ __all__ = [
     "IGNORED",
     "INT",
     "LIST",
+    "ListOf",
     "NAMED_TRANSPORT_ONLY",
     "OTHER_PROVIDERS",
     "RAW",
@@ -44,13 +45,28 @@ class Named:
     child: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ListOf:
+    """A list of sections, each shaped like ``child`` (``http.tls.domains``): a YAML/TOML list of mappings,
+    or items given one by one with an index (``--….domains[0].main=…``, ``…_DOMAINS_0_MAIN=…``). In the
+    merged tree it is a dict index (as text) -> section, so a flag for one item's key keeps the file's
+    other keys of that item, like everywhere else."""
+
+    child: dict[str, Any]
+
+
+# Traefik's ``types.Domain``: the names of one certificate.
+_DOMAIN: dict[str, Any] = {"main": STR, "sans": LIST}
+
 _ENTRY_POINT: dict[str, Any] = {
     "address": ADDR,
     "http": {
         "redirections": {"entryPoint": {"to": STR, "scheme": STR, "permanent": BOOL, "priority": INT}},
-        **dict.fromkeys(
-            ("tls", "middlewares", "encodeQuerySemicolons", "sanitizePath", "maxHeaderBytes"), ANY
-        ),
+        # The TLS every router on this entry point gets when it has none of its own; a switch section
+        # (a bare flag or ``tls: {}`` turns it on with no resolver: the default certificate).
+        "tls": {"certResolver": STR, "options": STR, "domains": ListOf(_DOMAIN)},
+        "middlewares": LIST,  # refused at start when non-empty (not supported yet, never dropped)
+        **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath", "maxHeaderBytes"), ANY),
     },
     "forwardedHeaders": {"trustedIPs": LIST, "insecure": BOOL, "connection": ANY},
     "transport": {

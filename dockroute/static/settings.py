@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.docker_model import DockerSettings
 from router.settings import EntryPoint, Transport
 
@@ -92,7 +93,12 @@ class StaticConfig:
     docker_provider: DockerProviderSettings | None = None
     log: LogSettings = field(default_factory=LogSettings)
     access_log: AccessLogSettings | None = None  # None = off (Traefik: off unless the section exists)
+    # The raw ``certificatesResolvers`` tree, kept until the app reads ``resolvers`` instead.
     certificates_resolvers: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # ``certificatesResolvers``, typed and checked at start: name -> ACME or internal CA settings.
+    resolvers: Mapping[str, ResolverSettings | InternalCASettings] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     source: str | None = None  # the file it came from
     # Key paths of Traefik sections and keys that were set but are not acted on yet ("api",
     # "providers.kubernetesCRD", "entryPoints.websecure.http.tls"): the app warns about each by name.

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from discover.values import BOOL_WORDS, find_key, parse_bool
-from dockroute.static.schema import ANY, BOOL, IGNORED, LIST, RAW, RAW_ITEM, SCHEMA, Named
+from dockroute.static.schema import ANY, BOOL, IGNORED, LIST, RAW, RAW_ITEM, SCHEMA, ListOf, Named
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import OFF, Indexed, Val, got, join, merge, unknown, where
 
@@ -92,6 +92,8 @@ def _canon(node: Any, value: Any, path: str, origin: str) -> Any:
         return value
     if isinstance(node, str):
         return Val(value, origin)
+    if isinstance(node, ListOf):
+        return _canon_list(node, value, path, origin)
     if not isinstance(value, dict):
         return _section_switch(value, path, origin)
     out: dict[str, Any] = {}
@@ -114,6 +116,20 @@ def _canon(node: Any, value: Any, path: str, origin: str) -> Any:
     return out
 
 
+def _canon_list(node: ListOf, value: Any, path: str, origin: str) -> dict[str, Any]:
+    """A file's list of sections → index (as text) -> canonical section, the shape flags give too."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise StaticConfigError(path, f"expected a list of sections, got {got(value)}{where(origin)}")
+    out: dict[str, Any] = {}
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise StaticConfigError(f"{path}[{i}]", f"expected a section, got {got(item)}{where(origin)}")
+        out[str(i)] = _canon(node.child, item, f"{path}[{i}]", origin)
+    return out
+
+
 # -- sources 2 and 3: variables and flags -------------------------------------------------------------
 
 
@@ -129,11 +145,22 @@ def _resolve(
         if len(segs) == 1 and segs[0].isascii() and segs[0].isdigit() and len(segs[0]) <= 9 and node == LIST:
             return [], node, int(segs[0])
         raise unknown(path, segs[0], [], origin)
+    if isinstance(node, ListOf):
+        index = segs[0]
+        if not (index.isascii() and index.isdigit() and len(index) <= 9):
+            raise StaticConfigError(
+                path, f"expected an item index, like {path.rpartition('.')[2]}[0].<key>{where(origin)}"
+            )
+        item = str(int(index))
+        keys, end, sub_index = _resolve(node.child, segs[1:], f"{path}[{item}]", origin, env)
+        return [item, *keys], end, sub_index
     if isinstance(node, Named):
         # With variables a name may hold underscores: the shortest name whose rest makes sense wins.
         spans = range(1, len(segs) + 1) if env else range(1, 2)
         first: StaticConfigError | None = None
         for n in spans:
+            if first is not None and n == len(segs):
+                break  # a name swallowing every segment would hide the real typo (…_DOMAINS_0_SAN)
             name = "_".join(segs[:n]).lower() if env else segs[0]
             try:
                 keys, end, index = _resolve(node.child, segs[n:], join(path, name), origin, env)
@@ -154,6 +181,12 @@ def _leaf_value(end: Any, index: int | None, text: str, path: str, origin: str) 
     """What one flag/variable's text becomes in the tree, by the kind of node it reached."""
     if end in (ANY, RAW_ITEM):
         return text
+    if isinstance(end, ListOf):
+        raise StaticConfigError(
+            path,
+            f"a list of sections: give each item's keys with an index, like "
+            f"--{path.lower()}[0].{next(iter(end.child)).lower()}=…{where(origin)}",
+        )
     if isinstance(end, dict | Named) or end in (RAW, IGNORED):
         return _section_switch(text, path, origin)
     if index is not None:

@@ -61,6 +61,7 @@ def test_embedded_default():
     assert cfg.log.python_level == logging.INFO
     assert cfg.access_log is None
     assert cfg.source is None and cfg.ignored == () and dict(cfg.certificates_resolvers) == {}
+    assert dict(cfg.resolvers) == {}
 
 
 def test_key_defaults_match_traefik():
@@ -564,17 +565,17 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 
 def test_traefik_keys_not_acted_on_yet_are_accepted_and_listed(tmp_path):
-    """A real Traefik static file (entry-point TLS, middlewares, access-log filters, log options) loads
-    unchanged, and every key dockroute does not act on is listed by its path for the warning at start;
-    truly unknown keys next to them are still refused."""
+    """A real Traefik static file (proxy protocol, access-log filters, log options) loads unchanged, and
+    every key dockroute does not act on is listed by its path for the warning at start; truly unknown
+    keys next to them are still refused. Entry-point TLS is acted on, so it is not listed."""
     cfg = tmp_path / "traefik.yml"
     cfg.write_text(
         "entryPoints:\n"
         "  websecure:\n"
         "    address: ':443'\n"
         "    http:\n"
-        "      tls: {certResolver: le}\n"
-        "      middlewares: [secure@file]\n"
+        "      tls: {}\n"
+        "      middlewares: []\n"
         "    proxyProtocol: {insecure: true}\n"
         "accessLog:\n"
         "  filters: {statusCodes: ['400-499']}\n"
@@ -583,12 +584,10 @@ def test_traefik_keys_not_acted_on_yet_are_accepted_and_listed(tmp_path):
         "providers:\n"
         "  docker: {tls: {insecureSkipVerify: true}}\n"
     )
-    static = load_static(["--entrypoints.websecure.http.tls.certresolver=le"], {}, config_file=str(cfg))
+    static = load_static(["--entrypoints.websecure.http.tls.options=modern"], {}, config_file=str(cfg))
     assert [ep.name for ep in static.entry_points] == ["websecure"]
     assert static.access_log is not None
     assert static.ignored == (
-        "entryPoints.websecure.http.tls",
-        "entryPoints.websecure.http.middlewares",
         "entryPoints.websecure.proxyProtocol",
         "providers.docker.tls.insecureSkipVerify",
         "accessLog.filters",
