@@ -26,17 +26,22 @@ from acme_client.resolver import AcmeResolver
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
 from discover.model import DynamicConfig, TLSConfig, merge
-from discover.values import find_key
 from dockroute import __version__
+from dockroute.certificates import (
+    AlpnChallenges,
+    Resolver,
+    alpn_resolvers,
+    build_resolvers,
+    wanted_certificates,
+)
 from dockroute.logs import setup_logging
+from dockroute.route_log import Routed, route_changes, routed_names
 from dockroute.static import StaticConfig
-from dockroute.static.resolvers import resolver_settings
 from dockroute.throttle import ProviderThrottle
 from router.accesslog import AccessLog
 from router.compile import Compiled, compile_config
 from router.healthcheck import HealthChecker
 from router.proxy import EntryPointHandler
-from router.rules import Rule
 from router.server import EntryPointServer
 from router.tls import CertificateStore, CertKeyPair, load_pem_files, self_signed_default
 from router.transports import Transports
@@ -45,23 +50,6 @@ from router.upstream import Pool
 log = logging.getLogger("dockroute")
 
 FIRST_FILE_WAIT = 30.0  # seconds start-up waits for the file provider's first configuration
-
-
-class _AlpnChallenges:
-    """The router's ``ChallengeCertificates`` over every resolver that answers TLS-ALPN-01."""
-
-    def __init__(self, resolvers: list[AcmeResolver]) -> None:
-        self._resolvers = resolvers
-
-    def pending(self) -> bool:
-        return any(r.alpn_certs for r in self._resolvers)
-
-    def alpn_challenge(self, server_name: str) -> CertKeyPair | None:
-        for resolver in self._resolvers:
-            found = resolver.alpn_challenge(server_name)
-            if found is not None:
-                return CertKeyPair(*found)
-        return None
 
 
 class _QuietGC:
@@ -126,6 +114,7 @@ class _BuildInput:
     tls_forced: bool  # certificates from a resolver changed: build the store even if tls did not
     resolver_pairs: tuple[CertKeyPair, ...]
     store: CertificateStore | None  # the store in use: its contexts are reused for unchanged pairs
+    routed: Routed  # the routed hostnames of the configuration in use (the route log's previous state)
 
 
 @dataclass
@@ -138,6 +127,8 @@ class _Snapshot:
     pool_keys: set[tuple[Any, ...]] = field(default_factory=set)
     transports: Transports | None = None  # the pool's transport table, TLS contexts built in the thread
     store: CertificateStore | None = None
+    routed: Routed | None = None
+    route_lines: list[str] = field(default_factory=list)  # what became routed or stopped being routed
 
 
 class App:
@@ -169,22 +160,16 @@ class App:
         self._tls_forced = False
         self._tasks: list[asyncio.Task[None]] = []
         self._default_pair = self_signed_default()  # unknown names get this, never another site's
-        self.resolvers: dict[str, AcmeResolver] = {}
-        for name, raw in (static.certificates_resolvers or {}).items():
-            key = find_key(raw, "acme") if isinstance(raw, Mapping) else None
-            acme = raw[key] if key is not None else None
-            if isinstance(acme, Mapping):
-                self.resolvers[name] = AcmeResolver(
-                    name, resolver_settings(acme), self._certificates_changed
-                )
-            else:
-                log.warning("certificate resolver %s: only acme resolvers are supported; ignored", name)
-        alpn = [r for r in self.resolvers.values() if r.settings.tls_challenge]
+        self.resolvers: dict[str, Resolver] = build_resolvers(static.resolvers, self._certificates_changed)
+        alpn = alpn_resolvers(self.resolvers)
         if alpn:
             for srv in self.servers:
-                srv.alpn_challenges = _AlpnChallenges(alpn)
+                srv.alpn_challenges = AlpnChallenges(alpn)
         self.tls_store: CertificateStore | None = None
         self.current_tls: TLSConfig | None = None
+        self._routed: Routed = {}
+        # The HTTP-01 challenge router is there when an ACME resolver may need it (a built-in CA does not).
+        self._http_challenges = any(isinstance(r, AcmeResolver) for r in self.resolvers.values())
         self.stopping = asyncio.Event()
 
     # -- providers → tables ---------------------------------------------------------------------------
@@ -220,6 +205,7 @@ class App:
                     for c in r.certificates()
                 ),
                 store=self.tls_store,
+                routed=self._routed,
             )
             self._tls_forced = False
             try:
@@ -248,23 +234,28 @@ class App:
         if not routes_changed and not tls_changed:
             return None
         snap = _Snapshot(merged)
+        compiled = inp.previous
         if routes_changed:
             compiled = compile_config(
                 merged,
                 self.static.entry_points,
                 inp.previous.balancers if inp.previous else None,
                 ports=inp.ports,
-                challenge=self._challenge if self.resolvers else None,
+                challenge=self._challenge if self._http_challenges else None,
                 known_rules=inp.previous.rules if inp.previous else None,
             )
             snap.compiled = compiled
-            snap.wanted = self._wanted_certificates(merged, compiled.rules)
+            snap.wanted = wanted_certificates(merged, compiled, self.static.entry_points, self.resolvers)
             snap.transports = self.pool.build_transports(merged.servers_transports)
             snap.pool_keys = {
                 up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())
             }
-        if tls_changed:
-            snap.store = self._build_store(merged.tls, inp.resolver_pairs, inp.store)
+            snap.routed = routed_names(merged, compiled)
+            snap.route_lines = route_changes(inp.routed, snap.routed)
+        host_options = _host_options(compiled)
+        # The store picks handshake options by host: a new host map needs a new store, as new options do.
+        if tls_changed or inp.store is None or inp.store.host_options != host_options:
+            snap.store = self._build_store(merged.tls, inp.resolver_pairs, inp.store, host_options)
         return snap
 
     def _apply(self, snap: _Snapshot) -> None:
@@ -275,6 +266,8 @@ class App:
             self.current_tls = merged.tls
             for srv in self.servers:
                 srv.tls_store = snap.store
+                if compiled is None and self.compiled is not None:
+                    srv.set_tls_options(self.compiled.tls_options.get(srv.name, {}))
         if compiled is None:
             return
         if snap.transports is not None:
@@ -285,6 +278,7 @@ class App:
             srv.handler.table = compiled.tables[srv.name]
             if srv.tls_handler is not None:
                 srv.tls_handler.table = compiled.tls_tables[srv.name]
+            srv.set_tls_options(compiled.tls_options[srv.name])
         for name, resolver in self.resolvers.items():
             resolver.want(snap.wanted.get(name, []))
         kept, started = self.health.update(compiled.balancers, merged.services, merged.servers_transports)
@@ -296,6 +290,10 @@ class App:
             f", {len(compiled.errors)} routers left out" if compiled.errors else "",
             f"; health checks: {kept} kept, {started} started" if kept or started else "",
         )
+        if snap.routed is not None:
+            self._routed = snap.routed
+        for line in snap.route_lines:
+            log.info("%s", line)
 
     def _challenge(self, token: str) -> str | None:
         for resolver in self.resolvers.values():
@@ -304,38 +302,21 @@ class App:
                 return answer
         return None
 
-    def _wanted_certificates(
-        self, merged: DynamicConfig, rules: Mapping[tuple[str, str], Rule]
-    ) -> dict[str, list[tuple[str, ...]]]:
-        """Each router with tls.certResolver wants one certificate: its tls.domains, else the hosts of its
-        rule as just compiled (``rules``; a router whose rule did not compile wants nothing)."""
-        wanted: dict[str, list[tuple[str, ...]]] = {name: [] for name in self.resolvers}
-        for router in merged.routers.values():
-            tls = router.tls
-            if tls is None or not tls.cert_resolver:
-                continue
-            if tls.cert_resolver not in self.resolvers:
-                log.error("router %s: certificate resolver %s does not exist", router.name, tls.cert_resolver)
-                continue
-            if tls.domains:
-                sets = [(d.main, *d.sans) for d in tls.domains]
-            else:
-                rule = rules.get((router.rule, router.rule_syntax or "v3"))
-                hosts = rule.hosts if rule is not None else None
-                sets = [tuple(sorted(hosts))] if hosts else []
-            wanted[tls.cert_resolver].extend(sets)
-        return wanted
-
     def _certificates_changed(self) -> None:
         """A resolver stored a certificate: a new store is built (off the loop) with it."""
         self._tls_forced = True
         self._request_build()
 
     def _build_store(
-        self, tls: TLSConfig, resolver_pairs: tuple[CertKeyPair, ...], previous: CertificateStore | None
+        self,
+        tls: TLSConfig,
+        resolver_pairs: tuple[CertKeyPair, ...],
+        previous: CertificateStore | None,
+        host_options: Mapping[str, str] | None = None,
     ) -> CertificateStore:
         """A new certificate store from ``tls.certificates`` and the resolvers' certificates (in the build
-        thread: it reads files and builds SSLContexts). Connections already open keep their context."""
+        thread: it reads files and builds SSLContexts), with the TLS options and which hosts use which.
+        Connections already open keep their context."""
         pairs = []
         for cf in tls.certificates:
             try:
@@ -349,7 +330,9 @@ class App:
                 default = load_pem_files(tls.default_certificate.cert_file, tls.default_certificate.key_file)
             except OSError as exc:
                 log.error("tls default certificate: cannot read it (%s); using the generated one", exc)
-        return CertificateStore(pairs, default=default, previous=previous)
+        return CertificateStore(
+            pairs, default=default, previous=previous, options=tls.options, host_options=host_options or {}
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -457,6 +440,15 @@ class App:
         if self.access_log is not None:
             self.access_log.close()
         log.info("stopped")
+
+
+def _host_options(compiled: Compiled | None) -> dict[str, str]:
+    """Host → TLS options name over every entry point (the store's view; each server keeps its own)."""
+    out: dict[str, str] = {}
+    for per_ep in compiled.tls_options.values() if compiled is not None else ():
+        for host, options in per_ep.items():
+            out.setdefault(host, options)
+    return out
 
 
 def _tune_runtime() -> None:

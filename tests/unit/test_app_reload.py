@@ -188,3 +188,147 @@ def test_reload_work_pauses_cyclic_gc_but_never_for_a_whole_streak_of_overlappin
         with quiet:  # a load overlapping a build, past the pause bound: collection runs again
             assert gc.isenabled()
     assert gc.isenabled()
+
+
+# -- issue 9: entry-point TLS, resolvers, TLS options, the route log ------------------------------------
+
+
+def _app(*flags: str) -> App:
+    static = load_static(
+        ["--entrypoints.web.address=127.0.0.1:0", "--providers.providersThrottleDuration=0", *flags],
+        {},
+        search_dirs=(),
+    )
+    return App(static)
+
+
+def _svc() -> Service:
+    return Service("svc", load_balancer=LoadBalancer(servers=(Server("http://127.0.0.1:9"),)))
+
+
+async def test_routers_without_tls_want_the_certificates_of_their_entry_points_resolver(tmp_path):
+    from discover.model import Domain, RouterTLS
+
+    app = _app(
+        "--entrypoints.websecure.address=127.0.0.1:0",
+        "--entrypoints.websecure.http.tls.certresolver=le",
+        "--certificatesresolvers.le.acme.email=a@example.com",
+        f"--certificatesresolvers.le.acme.storage={tmp_path / 'acme.json'}",
+        "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/dir",
+    )
+    wanted: list[list[tuple[str, ...]]] = []
+    app.resolvers["le"].want = lambda sets: wanted.append(list(sets))
+    both = RouterTLS(cert_resolver="le", domains=(Domain("main.test", ("san.test",)),))
+    cfg = DynamicConfig(
+        routers={
+            "a": Router("a", "Host(`a.test`) || Host(`b.test`)", "svc"),  # websecure's resolver there
+            "dup": Router("dup", "Host(`b.test`) || Host(`a.test`)", "svc", entry_points=("websecure",)),
+            "own": Router("own", "Host(`x.test`)", "svc", entry_points=("web",), tls=both),
+            "plain": Router("plain", "Host(`p.test`)", "svc", entry_points=("web",)),  # plain HTTP: none
+            "lost": Router("lost", "Host(`l.test`)", "svc", entry_points=("nope",)),  # not routed: none
+        },
+        services={"svc": _svc()},
+    )
+    try:
+        app.publish("file", cfg)
+        await until(lambda: wanted)
+        # main and sans make ONE certificate; the same host set twice is asked for once
+        assert wanted[-1] == [("a.test", "b.test"), ("main.test", "san.test")]
+        assert app.compiled.errors.keys() == {"lost@file"}
+    finally:
+        await app.shutdown()
+
+
+async def test_resolvers_are_built_from_the_typed_settings_and_an_internal_ca_answers_no_challenge(tmp_path):
+    from acme_client.internal_ca import InternalCA
+    from acme_client.resolver import AcmeResolver
+
+    app = _app(
+        "--certificatesresolvers.le.acme.email=a@example.com",
+        f"--certificatesresolvers.le.acme.storage={tmp_path / 'acme.json'}",
+        "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/dir",
+        "--certificatesresolvers.le.acme.tlschallenge=true",
+        f"--certificatesresolvers.home.internalca.storage={tmp_path / 'ca'}",
+    )
+    only_ca = _app(f"--certificatesresolvers.home.internalca.storage={tmp_path / 'ca'}")
+    try:
+        assert isinstance(app.resolvers["le"], AcmeResolver)
+        assert isinstance(app.resolvers["home"], InternalCA)
+        alpn = app.servers[0].alpn_challenges
+        assert alpn is not None and alpn._resolvers == [app.resolvers["le"]]
+        assert only_ca.servers[0].alpn_challenges is None and not only_ca._http_challenges
+    finally:
+        await app.shutdown()
+        await only_ca.shutdown()
+
+
+async def test_the_store_gets_the_tls_options_and_is_rebuilt_when_only_the_host_map_changes():
+    from discover.model import RouterTLS, TLSConfig, TLSOptions
+
+    app = _app()
+    options = TLSConfig(options={"mtls": TLSOptions(sni_strict=True)})
+
+    def config(host: str) -> DynamicConfig:
+        return DynamicConfig(
+            routers={"r": Router("r", f"Host(`{host}`)", "svc", tls=RouterTLS(options="mtls"))},
+            services={"svc": _svc()},
+            tls=options,
+        )
+
+    try:
+        app.publish("file", config("one.test"))
+        await until(lambda: routers(app) == {"r@file"})
+        first = app.tls_store
+        assert first is not None and set(first.options) == {"mtls@file"}
+        assert first.host_options == {"one.test": "mtls@file"}
+        assert app.servers[0].host_options == {"one.test": "mtls@file"}
+        app.publish("file", config("two.test"))  # tls section unchanged, the host map is not
+        await until(lambda: app.servers[0].host_options == {"two.test": "mtls@file"})
+        assert app.tls_store is not first and app.tls_store.host_options == {"two.test": "mtls@file"}
+    finally:
+        await app.shutdown()
+
+
+async def test_each_routed_hostname_is_logged_once_with_its_router_and_origin(tmp_path, caplog):
+    from discover.file_provider import FileProvider
+
+    dynamic = tmp_path / "dynamic.yml"
+    dynamic.write_text(
+        "http:\n  routers:\n"
+        "    app: {rule: 'Host(`app.test`) || Host(`www.test`)', service: svc}\n"
+        "    api: {rule: 'PathPrefix(`/api`)', service: svc}\n"
+        "  services:\n    svc: {loadBalancer: {servers: [{url: 'http://127.0.0.1:9'}]}}\n"
+    )
+    app = _app()
+    try:
+        with caplog.at_level(logging.INFO, logger="dockroute"):
+            app.publish("file", FileProvider(filename=str(dynamic)).load())
+            await until(lambda: routers(app) == {"app@file", "api@file"})
+            lines = [r.getMessage() for r in caplog.records if "routing" in r.getMessage()]
+            assert lines == [
+                f"routing PathPrefix(`/api`) → router api@file (file {dynamic}), entry points web",
+                f"routing app.test → router app@file (file {dynamic}), entry points web",
+                f"routing www.test → router app@file (file {dynamic}), entry points web",
+            ]
+            caplog.clear()
+            app.publish("file", DynamicConfig(routers={"app": Router("app", "Host(`app.test`)", "svc")},
+                                              services={"svc": _svc()}))  # fmt: skip
+            await until(lambda: routers(app) == {"app@file"})
+            lines = [r.getMessage() for r in caplog.records if "routing" in r.getMessage()]
+            assert lines == [
+                f"no longer routing PathPrefix(`/api`) (router api@file, file {dynamic})",
+                f"no longer routing www.test (router app@file, file {dynamic})",
+                "routing app.test → router app@file, entry points web",  # origin changed: named again
+            ]
+    finally:
+        await app.shutdown()
+
+
+def test_the_route_log_never_writes_the_whole_table():
+    from dockroute.route_log import MAX_LINES, route_changes
+
+    new = {(f"h{i}.test", f"r{i}@file"): ("file x.yml", ("web",)) for i in range(MAX_LINES + 50)}
+    lines = route_changes({}, new)
+    assert len(lines) == MAX_LINES + 1
+    assert lines[-1] == "… and 50 more routed, 0 more no longer routed (not listed)"
+    assert route_changes(new, new) == []
