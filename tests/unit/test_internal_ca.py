@@ -1,0 +1,333 @@
+"""The built-in CA: its root on disk, the leaves it issues (checked by OpenSSL and by cryptography's
+verifier), its renewal loop, and ``dockroute internal-ca root``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import os
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import verification
+
+from acme_client.internal_ca import (
+    BACKDATE,
+    InternalCA,
+    InternalCAError,
+    issue_leaf,
+)
+from acme_client.settings import InternalCASettings
+
+
+def _ca(tmp_path: Path, **kw) -> InternalCA:
+    kw.setdefault("storage", str(tmp_path / "ca"))
+    return InternalCA("home", InternalCASettings(**kw), lambda: None)
+
+
+def _leaf_cert(pem: bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificates(pem)[0]
+
+
+def _verify(root_pem: bytes, leaf_pem: bytes, name: str) -> None:
+    """cryptography's RFC 5280 / CA-Browser-Forum path validation (raises VerificationError)."""
+    store = verification.Store([x509.load_pem_x509_certificate(root_pem)])
+    subject: verification.Subject
+    try:
+        subject = verification.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        subject = verification.DNSName(name)
+    verifier = verification.PolicyBuilder().store(store).build_server_verifier(subject)
+    verifier.verify(_leaf_cert(leaf_pem), [])
+
+
+def _handshake(tmp_path: Path, root_file: Path, leaf_pem: bytes, key_pem: bytes, name: str) -> None:
+    """A real TLS handshake over a socket pair, the client trusting only ``root_file`` (OpenSSL's
+    verification, name constraints included). Raises ssl.SSLCertVerificationError when it fails."""
+    cert_file, key_file = tmp_path / "leaf.pem", tmp_path / "leaf.key"
+    cert_file.write_bytes(leaf_pem)
+    key_file.write_bytes(key_pem)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert_file, key_file)
+    client_ctx = ssl.create_default_context(cafile=str(root_file))
+    a, b = socket.socketpair()
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            with server_ctx.wrap_socket(a, server_side=True) as s:
+                s.recv(1)
+        except (OSError, ssl.SSLError) as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        with client_ctx.wrap_socket(b, server_hostname=name) as c:
+            c.sendall(b"x")
+    finally:
+        b.close()
+        t.join(5)
+        a.close()
+
+
+# -- the root -----------------------------------------------------------------------------------------
+
+
+def test_the_root_is_created_once_with_safe_modes_and_ca_extensions(tmp_path):
+    folder = tmp_path / "ca"
+    pem = _ca(tmp_path).ensure_root()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "root.key").stat().st_mode) == 0o600
+    assert (folder / "root.crt").read_bytes() == pem
+    root = x509.load_pem_x509_certificate(pem)
+    key = root.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
+    lifetime = root.not_valid_after_utc - root.not_valid_before_utc
+    assert dt.timedelta(days=3650) <= lifetime <= dt.timedelta(days=3660)
+    bc = root.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and bc.value.ca
+    ku = root.extensions.get_extension_for_class(x509.KeyUsage)
+    assert ku.critical and ku.value.key_cert_sign and ku.value.crl_sign
+    root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    with pytest.raises(x509.ExtensionNotFound):
+        root.extensions.get_extension_for_class(x509.NameConstraints)
+    # Read, never replaced: another resolver object, or a restart, gets the very same root.
+    assert _ca(tmp_path).ensure_root() == pem
+    assert _ca(tmp_path, permitted_domains=("lan",)).ensure_root() == pem
+
+
+def test_a_root_key_others_may_read_is_refused_with_one_clear_error(tmp_path):
+    _ca(tmp_path).ensure_root()
+    key = tmp_path / "ca" / "root.key"
+    key.chmod(0o644)
+    with pytest.raises(InternalCAError, match=r"permissions 644 for .*root.key are too open, please use 600"):
+        _ca(tmp_path).ensure_root()
+
+
+@pytest.mark.parametrize("missing", ["root.crt", "root.key"])
+def test_half_a_root_is_refused_and_left_alone(tmp_path, missing):
+    _ca(tmp_path).ensure_root()
+    (tmp_path / "ca" / missing).unlink()
+    other = "root.key" if missing == "root.crt" else "root.crt"
+    before = (tmp_path / "ca" / other).read_bytes()
+    with pytest.raises(InternalCAError, match=f"exists without {missing}"):
+        _ca(tmp_path).ensure_root()
+    assert (tmp_path / "ca" / other).read_bytes() == before
+    assert not (tmp_path / "ca" / missing).exists()
+
+
+def test_processes_racing_to_create_the_root_all_get_the_same_one(tmp_path):
+    code = (
+        "import sys; from acme_client.internal_ca import load_or_create_root as f; "
+        "sys.stdout.buffer.write(f(sys.argv[1], 'race').pem)"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "ca")], stdout=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    outputs = {p.communicate(timeout=60)[0] for p in procs}
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    assert outputs == {(tmp_path / "ca" / "root.crt").read_bytes()}
+
+
+def test_permitted_domains_become_critical_name_constraints_that_exclude_ip_addresses(tmp_path):
+    pem = _ca(tmp_path, permitted_domains=("lan", ".home.arpa")).ensure_root()
+    nc = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.NameConstraints)
+    assert nc.critical
+    assert [g.value for g in nc.value.permitted_subtrees] == ["lan", "home.arpa"]
+    assert {str(g.value) for g in nc.value.excluded_subtrees} == {"0.0.0.0/0", "::/0"}
+
+
+def test_a_network_in_permitted_domains_permits_those_addresses_only(tmp_path):
+    pem = _ca(tmp_path, permitted_domains=("lan", "192.168.1.0/24")).ensure_root()
+    nc = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.NameConstraints).value
+    assert [str(g.value) for g in nc.permitted_subtrees] == ["lan", "192.168.1.0/24"]
+    assert nc.excluded_subtrees is None
+
+
+# -- leaves -------------------------------------------------------------------------------------------
+
+
+def test_a_leaf_verifies_against_the_root_and_carries_what_clients_check(tmp_path):
+    ca = _ca(tmp_path, leaf_lifetime=3600.0)
+    root_pem = ca.ensure_root()
+    assert ca._root is not None  # noqa: SLF001
+    before = dt.datetime.now(dt.UTC)
+    leaf = issue_leaf(ca._root, ("printer.lan", "192.168.1.10"), 3600.0)  # noqa: SLF001
+    cert = _leaf_cert(leaf.certificate_pem)
+    assert len(x509.load_pem_x509_certificates(leaf.certificate_pem)) == 1
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["printer.lan"]
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("192.168.1.10")]
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    root = x509.load_pem_x509_certificate(root_pem)
+    assert aki == root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    assert cert.not_valid_before_utc <= before - BACKDATE + dt.timedelta(seconds=1)
+    assert abs((cert.not_valid_after_utc - before).total_seconds() - 3600) < 5
+    assert abs((leaf.renew_at - before).total_seconds() - 2400) < 5  # a third of the lifetime left
+    _verify(root_pem, leaf.certificate_pem, "printer.lan")
+    _verify(root_pem, leaf.certificate_pem, "192.168.1.10")
+    _handshake(tmp_path, tmp_path / "ca" / "root.crt", leaf.certificate_pem, leaf.key_pem, "printer.lan")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(tmp_path, tmp_path / "ca" / "root.crt", leaf.certificate_pem, leaf.key_pem, "nas.lan")
+
+
+def test_name_constraints_make_clients_refuse_a_leaf_outside_them(tmp_path):
+    """What trusting a constrained root risks: even a leaf the root did sign for another name (as a
+    stolen root.key could) is refused by the client."""
+    ca = _ca(tmp_path, permitted_domains=("lan",))
+    root_pem = ca.ensure_root()
+    inside = issue_leaf(ca._root, ("printer.lan",), 3600.0)  # noqa: SLF001
+    _handshake(tmp_path, tmp_path / "ca" / "root.crt", inside.certificate_pem, inside.key_pem, "printer.lan")
+    outside = issue_leaf(ca._root, ("bank.example.com",), 3600.0)  # noqa: SLF001
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(
+            tmp_path,
+            tmp_path / "ca" / "root.crt",
+            outside.certificate_pem,
+            outside.key_pem,
+            "bank.example.com",
+        )
+    with pytest.raises(verification.VerificationError):
+        _verify(root_pem, outside.certificate_pem, "bank.example.com")
+    address = issue_leaf(ca._root, ("10.0.0.1",), 3600.0)  # noqa: SLF001
+    with pytest.raises(verification.VerificationError):
+        _verify(root_pem, address.certificate_pem, "10.0.0.1")
+
+
+def test_want_refuses_names_outside_permitted_domains_with_one_line(tmp_path, caplog):
+    ca = _ca(tmp_path, permitted_domains=("lan", "home.arpa"))
+    ca.want([("printer.lan", "bank.example.com"), ("NAS.Home.Arpa.",), ("10.0.0.1",)])
+    assert ca._wanted == [("printer.lan",), ("nas.home.arpa",)]  # noqa: SLF001
+    ca.want([("bank.example.com",)])
+    assert ca._wanted == []  # noqa: SLF001
+    assert caplog.text.count("no certificate issued for bank.example.com: outside permittedDomains") == 1
+    assert "no certificate issued for 10.0.0.1: outside permittedDomains lan, home.arpa" in caplog.text
+
+
+def test_want_takes_any_name_without_permitted_domains_and_refuses_what_cannot_be_a_san(tmp_path, caplog):
+    ca = _ca(tmp_path)
+    ca.want([("intranet", "[::1]", "*.lan", "bad name.lan", "caf\u00e9.lan", "a.*.lan")])
+    assert ca._wanted == [("intranet", "::1", "*.lan")]  # noqa: SLF001
+    assert "no certificate issued for bad name.lan: not a valid DNS name" in caplog.text
+    assert "no certificate issued for caf\u00e9.lan: not ASCII" in caplog.text
+    assert "no certificate issued for a.*.lan: a wildcard other than a whole leftmost label" in caplog.text
+
+
+# -- the loop -----------------------------------------------------------------------------------------
+
+
+async def _until(condition, what: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def test_run_issues_wanted_names_and_renews_them_with_a_third_left(tmp_path):
+    changes: list[int] = []
+    ca = InternalCA(
+        "home", InternalCASettings(storage=str(tmp_path / "ca"), leaf_lifetime=3.0), lambda: changes.append(1)
+    )
+    ca.want([("printer.lan",), ("nas.home.arpa", "nas.lan")])
+    task = asyncio.get_running_loop().create_task(ca.run())
+    try:
+        await _until(lambda: len(ca.certificates()) == 2, "the first leaves")
+        assert len(changes) == 1  # one batch, one rebuild
+        first = {c.names: c.serial for c in ca.certificates()}
+        root_pem = (tmp_path / "ca" / "root.crt").read_bytes()
+        for leaf in ca.certificates():
+            _verify(root_pem, leaf.certificate_pem, leaf.names[-1])
+        # No kick: the loop wakes by itself when a third of the 3 s lifetime is left.
+        await _until(lambda: all(c.serial != first[c.names] for c in ca.certificates()), "renewal")
+        assert len(changes) >= 2
+        ca.want([("printer.lan",)])  # a router went away: its leaf is no longer served
+        await _until(lambda: [c.names for c in ca.certificates()] == [("printer.lan",)], "the drop")
+    finally:
+        task.cancel()
+
+
+async def test_a_root_made_with_other_constraints_is_kept_and_only_what_it_allows_is_issued(tmp_path, caplog):
+    pem = _ca(tmp_path, permitted_domains=("lan",)).ensure_root()
+    ca = _ca(tmp_path, permitted_domains=("lan", "example.com"))
+    caplog.set_level("INFO")
+    ca.want([("printer.lan", "www.example.com")])
+    loop = asyncio.get_running_loop()
+    for _ in range(3):  # passes of the loop (each config change makes one): the leaf is issued once
+        await ca._pass(loop)  # noqa: SLF001
+    assert (tmp_path / "ca" / "root.crt").read_bytes() == pem
+    [leaf] = ca.certificates()
+    assert leaf.names == ("printer.lan",)
+    assert (
+        "the root in" in caplog.text
+        and "was made with permitted domains lan, the configuration" in caplog.text
+    )
+    assert (
+        "no certificate issued for www.example.com: outside the name constraints of the root" in caplog.text
+    )
+    assert caplog.text.count("certificate for printer.lan issued") == 1
+
+
+async def test_crypto_and_files_never_run_on_the_event_loop(tmp_path, monkeypatch):
+    import acme_client.internal_ca as mod
+
+    threads: list[str] = []
+    real_issue, real_root = mod.issue_leaf, mod.load_or_create_root
+
+    def issue(*a, **kw):
+        threads.append(threading.current_thread().name)
+        return real_issue(*a, **kw)
+
+    def root(*a, **kw):
+        threads.append(threading.current_thread().name)
+        return real_root(*a, **kw)
+
+    monkeypatch.setattr(mod, "issue_leaf", issue)
+    monkeypatch.setattr(mod, "load_or_create_root", root)
+    ca = _ca(tmp_path)
+    ca.want([("printer.lan",)])
+    task = asyncio.get_running_loop().create_task(ca.run())
+    try:
+        await _until(lambda: ca.certificates(), "a leaf")
+    finally:
+        task.cancel()
+    assert len(threads) == 2 and all(t.startswith("internal-ca-home") for t in threads), threads
+
+
+async def test_a_storage_that_cannot_be_written_serves_nothing_with_one_error_line(tmp_path, caplog):
+    (tmp_path / "file").write_text("not a folder")
+    ca = _ca(tmp_path, storage=str(tmp_path / "file" / "ca"))
+    ca.want([("printer.lan",)])
+    task = asyncio.get_running_loop().create_task(ca.run())
+    try:
+        await _until(lambda: "serving no certificates from it" in caplog.text, "the error line")
+        for _ in range(3):  # config changes try again, quietly while the reason is the same
+            ca.want([("printer.lan",)])
+            await asyncio.sleep(0.05)
+        assert not task.done() and ca.certificates() == []
+    finally:
+        task.cancel()
+    assert caplog.text.count("serving no certificates from it") == 1
+    assert f"cannot use {tmp_path / 'file' / 'ca'}" in caplog.text
+
+
+def test_the_app_surface_has_no_acme_challenges(tmp_path):
+    ca = _ca(tmp_path)
+    assert ca.alpn_certs == {} and ca.key_authorization("t") is None and ca.alpn_challenge("x.lan") is None
+    assert ca.settings.storage == str(tmp_path / "ca")
+    assert os.path.basename(ca.settings.storage) == "ca"
