@@ -331,3 +331,82 @@ def test_the_app_surface_has_no_acme_challenges(tmp_path):
     assert ca.alpn_certs == {} and ca.key_authorization("t") is None and ca.alpn_challenge("x.lan") is None
     assert ca.settings.storage == str(tmp_path / "ca")
     assert os.path.basename(ca.settings.storage) == "ca"
+
+
+# -- dockroute internal-ca root -----------------------------------------------------------------------
+
+
+def _config(tmp_path: Path, resolvers: dict) -> Path:
+    import yaml
+
+    path = tmp_path / "dockroute.yml"
+    path.write_text(yaml.safe_dump({"certificatesResolvers": resolvers}))
+    return path
+
+
+def test_cli_creates_the_root_and_prints_it(tmp_path, capsys):
+    from dockroute.cli import main
+
+    config = _config(tmp_path, {"home": {"internalCA": {"storage": str(tmp_path / "ca")}}})
+    assert main(["internal-ca", "root", "--config", str(config)]) == 0
+    printed = capsys.readouterr().out.encode()
+    assert printed == (tmp_path / "ca" / "root.crt").read_bytes()
+    x509.load_pem_x509_certificate(printed)
+    assert main(["internal-ca", "root", f"--configFile={config}"]) == 0  # read again, not replaced
+    assert capsys.readouterr().out.encode() == printed
+
+
+def test_cli_picks_the_resolver_named_and_takes_static_flags(tmp_path, capsys):
+    from dockroute.cli import main
+
+    config = _config(
+        tmp_path,
+        {
+            "a": {"internalCA": {"storage": str(tmp_path / "a")}},
+            "b": {"internalCA": {"storage": str(tmp_path / "b")}},
+        },
+    )
+    assert main(["internal-ca", "root", "--config", str(config)]) == 2
+    assert "several internalCA resolvers (a, b): pick one with --resolver NAME" in capsys.readouterr().err
+    assert main(["internal-ca", "root", "--config", str(config), "--resolver", "b"]) == 0
+    assert capsys.readouterr().out.encode() == (tmp_path / "b" / "root.crt").read_bytes()
+    assert not (tmp_path / "a").exists()
+    flag = f"--certificatesresolvers.c.internalca.storage={tmp_path / 'c'}"
+    assert main(["internal-ca", "root", "--config", str(config), "--resolver=c", flag]) == 0
+    assert capsys.readouterr().out.encode() == (tmp_path / "c" / "root.crt").read_bytes()
+
+
+def test_cli_without_an_internal_ca_resolver_exits_2_with_one_line(tmp_path, capsys):
+    from dockroute.cli import main
+
+    config = _config(
+        tmp_path, {"le": {"acme": {"email": "a@example.com", "storage": str(tmp_path / "a.json")}}}
+    )
+    assert main(["internal-ca", "root", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no internalCA resolver" in err and str(config) in err
+    assert main(["internal-ca", "root", "--config", str(config), "--resolver", "le"]) == 2
+    assert "no internalCA resolver named 'le'" in capsys.readouterr().err
+
+
+def test_cli_reports_an_unusable_root_in_one_line(tmp_path, capsys):
+    from dockroute.cli import main
+
+    config = _config(tmp_path, {"home": {"internalCA": {"storage": str(tmp_path / "ca")}}})
+    assert main(["internal-ca", "root", "--config", str(config)]) == 0
+    capsys.readouterr()
+    (tmp_path / "ca" / "root.key").chmod(0o640)
+    assert main(["internal-ca", "root", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "permissions 640" in err and "too open" in err
+
+
+def test_cli_usage_names_the_subcommand_and_the_file_search_order(capsys):
+    from dockroute.cli import main
+
+    assert main(["internal-ca"]) == 2
+    assert "dockroute internal-ca root" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "internal-ca root [--config FILE] [--resolver NAME]" in out
+    assert "traefik.{yml,yaml,toml}" in out and "/etc/traefik/" in out and "$XDG_CONFIG_HOME" in out
