@@ -37,6 +37,7 @@ from discover.model import (
     frozen_map,
     idle_conns_per_host,
 )
+from discover.parse_tls import tls_options
 from discover.readers import (
     At,
     ConfigError,
@@ -324,8 +325,7 @@ def _certificate(value: Any, at: At, *, stores: bool) -> CertificateFile:
 def _tls(value: Any, at: At, warnings: list[str]) -> TLSConfig:
     f = Fields(value, at, ("certificates", "stores", "options"))
     certificates = tuple(_certificate(v, cat, stores=True) for v, cat in as_list(*f.get("certificates")))
-    if f.present("options"):
-        warnings.append("tls.options: TLS options are not supported yet; the section is ignored")
+    options = tls_options(*f.get("options"), warnings)
     default: CertificateFile | None = None
     for store, v, sat in named(*f.get("stores"), "store"):
         sf = Fields(v, sat, ("defaultCertificate", "defaultGeneratedCert"))
@@ -336,7 +336,7 @@ def _tls(value: Any, at: At, warnings: list[str]) -> TLSConfig:
             warnings.append(f"{sat.path}.defaultGeneratedCert: not supported yet; ignored")
         if sf.present("defaultCertificate"):
             default = _certificate(*sf.get("defaultCertificate"), stores=False)
-    return TLSConfig(certificates=certificates, default_certificate=default)
+    return TLSConfig(certificates=certificates, default_certificate=default, options=frozen_map(options))
 
 
 # -- serversTransports -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import logging
 import os
 import ssl
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from discover.model import EMPTY, TLSOptions
+from discover.model import DEFAULT_TLS_OPTIONS, EMPTY, TLSOptions
+from router.tls_options import apply_options, options_for_host
 
 log = logging.getLogger("dockroute.tls")
 
@@ -182,12 +183,53 @@ def _normalize(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
+class _Options:
+    """The contexts of one options set: the listening one (default certificate) and, by certificate, the
+    contexts its SNI callback switches to, all built with the same options."""
+
+    __slots__ = ("name", "listening", "by_pair", "cache", "strict", "refuse_all")
+
+    def __init__(self, name: str, listening: ssl.SSLContext, cache_size: int, strict: bool) -> None:
+        self.name = name
+        self.listening = listening
+        self.by_pair: dict[CertKeyPair, ssl.SSLContext] = {}
+        self.cache: LRUCache[str, ssl.SSLContext | None] = LRUCache(maxsize=cache_size)
+        self.strict = strict
+        self.refuse_all = False
+
+
+_Built = dict[tuple[CertKeyPair, str, TLSOptions], ssl.SSLContext]
+_SNICallback = Callable[[ssl.SSLObject, str | None, ssl.SSLContext], int | None]
+
+
+def _checked(options: TLSOptions, name: str) -> str | None:
+    """Why ``options`` cannot be applied (a CA file gone since it was parsed, ...), or None: tried on a
+    bare context, so no certificate is loaded for it."""
+    try:
+        apply_options(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), options, name)
+    except Exception as e:
+        return str(e) or type(e).__name__
+    return None
+
+
 class CertificateStore:
-    """SNI-indexed server contexts, built once; ``default_context`` is the one to listen with.
+    """SNI-indexed server contexts, built once, per TLS options set in use; ``default_context`` is the one
+    to listen with when every host uses the ``default`` options.
+
+    ``options`` are the defined TLS options by name; ``host_options`` maps a host (or ``*.domain``) to the
+    options name its routers use (absent: ``default``). For each options set some host uses, there is a
+    listening context (:meth:`listening_context`; the entry point picks it by the ClientHello's SNI) whose
+    SNI callback switches only between contexts built with the same options, for the certificates of the
+    hosts that use them: (certificate × options) contexts exist only where a host needs them. The
+    ``default`` set serves every certificate, but refuses an SNI that belongs to other options: a client
+    whose ClientHello could not be read before the handshake must not get an mTLS host's certificate
+    without its client-certificate check. Options that cannot be built are left out with one ERROR line
+    and their hosts' handshakes refused, as Traefik closes them (all handshakes, for ``default``).
 
     Building is file and crypto work: do it off the event loop. ``previous`` (the store being replaced)
-    lends its contexts for pairs that did not change, so a new ACME certificate costs one context, not
-    one per certificate; the listening (default) context is always new, its SNI callback is this store's.
+    lends its contexts for (pair, options) that did not change, so a new ACME certificate costs one
+    context per options set that serves it; the listening contexts are always new (their SNI callbacks
+    are this store's).
     """
 
     def __init__(
@@ -201,88 +243,195 @@ class CertificateStore:
     ) -> None:
         self.options = options
         self.host_options = host_options
-        self._exact: dict[str, ssl.SSLContext] = {}
-        self._wildcard: dict[str, ssl.SSLContext] = {}  # "example.com" for "*.example.com"
-        self._cache: LRUCache[str, ssl.SSLContext] = LRUCache(maxsize=cache_size)
-        self._loaded: dict[CertKeyPair, tuple[ssl.SSLContext, list[str]]] = {}
-        reuse = previous._loaded if previous is not None else {}
+        self._exact: dict[str, CertKeyPair] = {}
+        self._wildcard: dict[str, CertKeyPair] = {}  # "example.com" for "*.example.com"
+        self._names: dict[CertKeyPair, list[str]] = {}
+        self._built: _Built = {}
+        reuse: _Built = previous._built if previous is not None else {}
+        usable: dict[str, TLSOptions] = {}
+        for name in dict.fromkeys([DEFAULT_TLS_OPTIONS, *host_options.values()]):
+            found = options.get(name, TLSOptions() if name == DEFAULT_TLS_OPTIONS else None)
+            why = "they do not exist" if found is None else _checked(found, name)
+            if found is None or why is not None:
+                log.error(
+                    "TLS options %s cannot be used (%s): their hosts' handshakes are refused", name, why
+                )
+            else:
+                usable[name] = found
+        # Pairs are checked (and indexed) under the default options, or bare ones when those are broken.
+        base = usable.get(DEFAULT_TLS_OPTIONS, TLSOptions())
         for pair in pairs:
-            self._add(pair, reuse)
-        loaded = self._load(default) if default is not None else None
-        default_ctx = loaded[0] if loaded is not None else server_context(self_signed_default())
-        default_ctx.sni_callback = self.sni_callback
-        self._default = default_ctx
+            self._add(pair, base, reuse, previous._names if previous is not None else {})
+        if default is not None and self._build(default, DEFAULT_TLS_OPTIONS, base, reuse) is None:
+            default = None
+        self._default_pair = default or self_signed_default()
+        self._groups: dict[str, _Options] = {}
+        for name, opts in usable.items():
+            self._groups[name] = self._group(name, opts, cache_size, reuse)
+        if DEFAULT_TLS_OPTIONS not in self._groups:
+            group = self._group(DEFAULT_TLS_OPTIONS, TLSOptions(), cache_size, {})
+            group.refuse_all = True
+            self._groups[DEFAULT_TLS_OPTIONS] = group
+        self._default_group = self._groups[DEFAULT_TLS_OPTIONS]
+        self._cache = self._default_group.cache
+        self._default = self._default_group.listening
 
-    @staticmethod
-    def _load(pair: CertKeyPair) -> tuple[ssl.SSLContext, list[str]] | None:
-        try:
-            names = certificate_names(pair.cert_pem)
-        except Exception as e:
-            log.error("TLS certificate skipped: cannot parse it (%s)", e)
-            return None
-        try:
-            return server_context(pair), names
-        except Exception as e:
-            log.error("TLS certificate for %s skipped: %s", ", ".join(names) or "<no names>", e)
-            return None
+    def _build(
+        self, pair: CertKeyPair, name: str, options: TLSOptions, reuse: _Built
+    ) -> ssl.SSLContext | None:
+        """The context for ``pair`` under the options ``name``; None (one ERROR line) if it fails."""
+        key = (pair, name, options)
+        ctx = self._built.get(key) or reuse.get(key)
+        if ctx is None:
+            try:
+                ctx = server_context(pair)
+                apply_options(ctx, options, name)
+            except Exception as e:
+                who = ", ".join(self._names.get(pair, ())) or "<no names>"
+                log.error("TLS certificate for %s skipped: %s", who, e)
+                return None
+        self._built[key] = ctx
+        return ctx
 
     def _add(
-        self, pair: CertKeyPair, reuse: dict[CertKeyPair, tuple[ssl.SSLContext, list[str]]] | None = None
+        self, pair: CertKeyPair, options: TLSOptions, reuse: _Built, known: dict[CertKeyPair, list[str]]
     ) -> None:
-        loaded = (reuse or {}).get(pair) or self._load(pair)
-        if loaded is None:
+        names = known.get(pair)
+        if names is None:
+            try:
+                names = certificate_names(pair.cert_pem)
+            except Exception as e:
+                log.error("TLS certificate skipped: cannot parse it (%s)", e)
+                return
+        self._names[pair] = names
+        if self._build(pair, DEFAULT_TLS_OPTIONS, options, reuse) is None:
+            del self._names[pair]
             return
-        self._loaded[pair] = loaded
-        ctx, names = loaded
         if not names:
             log.warning("TLS certificate with no DNS name or CN: only usable as the default")
         for name in names:
             if name.startswith("*."):
-                self._wildcard.setdefault(name[2:], ctx)  # the first certificate for a name wins
+                self._wildcard.setdefault(name[2:], pair)  # the first certificate for a name wins
             elif "*" not in name:
-                self._exact.setdefault(name, ctx)
+                self._exact.setdefault(name, pair)
+
+    def _group(self, name: str, options: TLSOptions, cache_size: int, reuse: _Built) -> _Options:
+        """The contexts of the options ``name``: for ``default`` every certificate, for the others those
+        of the hosts that use them."""
+        listening = server_context(self._default_pair)
+        apply_options(listening, options, name)
+        group = _Options(name, listening, cache_size, options.sni_strict)
+        for pair in self._names if name == DEFAULT_TLS_OPTIONS else self._pairs_for(name):
+            ctx = self._build(pair, name, options, reuse)
+            if ctx is not None:
+                group.by_pair[pair] = ctx
+        listening.sni_callback = self.sni_callback if name == DEFAULT_TLS_OPTIONS else self._callback(name)
+        return group
+
+    def _pairs_for(self, name: str) -> list[CertKeyPair]:
+        """The certificates served to the hosts whose options are ``name``."""
+        out: dict[CertKeyPair, None] = {}
+        for host, used in self.host_options.items():
+            if used != name:
+                continue
+            if host.startswith("*."):
+                parent = host[2:]
+                if parent in self._wildcard:
+                    out[self._wildcard[parent]] = None
+                for exact, pair in self._exact.items():  # exact certificates under the wildcard
+                    if (
+                        exact.partition(".")[2] == parent
+                        and options_for_host(self.host_options, exact) == name
+                    ):
+                        out[pair] = None
+            else:
+                pair = self._pair_for(host)
+                if pair is not None:
+                    out[pair] = None
+        return list(out)
+
+    def _pair_for(self, name: str) -> CertKeyPair | None:
+        pair = self._exact.get(name)
+        if pair is None:
+            label, dot, parent = name.partition(".")
+            if label and dot and parent:
+                pair = self._wildcard.get(parent)
+        return pair
 
     @property
     def default_context(self) -> ssl.SSLContext:
-        """The listening context: serves the default certificate and switches by SNI."""
+        """The listening context of the ``default`` options: serves the default certificate and switches
+        by SNI."""
         return self._default
 
     def listening_context(self, options_name: str) -> ssl.SSLContext:
-        """The context to listen with for connections whose SNI maps to ``options_name``."""
-        return self._default
+        """The context to listen with for connections whose SNI maps to ``options_name``; ``KeyError``
+        when those options are unknown or could not be built (their handshakes are to be refused)."""
+        return self._groups[options_name].listening
+
+    @property
+    def context_count(self) -> int:
+        """How many certificate contexts this store holds (listening contexts apart)."""
+        return len(self._built)
 
     @property
     def names(self) -> frozenset[str]:
         """Every name served, wildcards as ``*.example.com``."""
         return frozenset(self._exact) | frozenset("*." + d for d in self._wildcard)
 
-    def context_for(self, server_name: str | None) -> ssl.SSLContext:
-        """Exact name, then one-label wildcard, then the default."""
+    def context_for(
+        self, server_name: str | None, options_name: str = DEFAULT_TLS_OPTIONS
+    ) -> ssl.SSLContext | None:
+        """The context for ``server_name`` under these options: exact name, then one-label wildcard, then
+        the default certificate; None when the handshake is to be refused. Cached (LRU) per options."""
+        group = self._groups[options_name]
         name = _normalize(server_name) if server_name else ""
-        ctx = self._cache.get(name)
-        if ctx is None:
-            ctx = self._lookup(name)
-            self._cache[name] = ctx
+        cache = group.cache
+        try:
+            return cache[name]
+        except KeyError:
+            pass
+        ctx = cache[name] = self._lookup(group, name)
         return ctx
 
-    def _lookup(self, name: str) -> ssl.SSLContext:
-        if not name:
-            return self._default
-        ctx = self._exact.get(name)
+    def _lookup(self, group: _Options, name: str) -> ssl.SSLContext | None:
+        if group.refuse_all:
+            return None
+        if (
+            group is self._default_group
+            and name
+            and self.host_options
+            and options_for_host(self.host_options, name) != DEFAULT_TLS_OPTIONS
+        ):
+            return None  # this name's options were not chosen before the handshake: refuse it
+        pair = self._pair_for(name) if name else None
+        ctx = group.by_pair.get(pair) if pair is not None else None
         if ctx is not None:
             return ctx
-        label, dot, parent = name.partition(".")
-        if label and dot and parent:
-            ctx = self._wildcard.get(parent)
-            if ctx is not None:
-                return ctx
-        return self._default
+        return None if group.strict else group.listening
 
-    def sni_callback(self, sslobj: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> None:
-        """``SSLContext.sni_callback``: switch the connection to the certificate for ``server_name``."""
+    def sni_callback(self, sslobj: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> int | None:
+        """``SSLContext.sni_callback`` of the default options: switch the connection to the certificate for
+        ``server_name``, or refuse the handshake (unrecognized_name)."""
         target = self.context_for(server_name)
+        if target is None:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         if target is not ctx:  # switching re-copies the certificate into the connection: only when needed
             sslobj.context = target
+        return None
+
+    def _callback(self, options_name: str) -> _SNICallback:
+        """The SNI callback of the listening context of other options than ``default``."""
+
+        def callback(sslobj: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> int | None:
+            target = self.context_for(server_name, options_name)
+            if target is None:
+                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            if target is not ctx:
+                sslobj.context = target
+            return None
+
+        return callback
 
 
 def _pem_or_file(value: str) -> bytes:

@@ -22,8 +22,9 @@ def imports(package: str) -> list[tuple[str, str]]:
     return out
 
 
-# What the router may see of discover: the config types, the rule grammar, and RE2 regexes.
-ROUTER_MAY_IMPORT = {"discover.model", "discover.goexpr", "discover.goregex"}
+# What the router may see of discover: the config types, the rule grammar, RE2 regexes, and the table of
+# Go's TLS names (shared with the parser, so what parses is what the router can build).
+ROUTER_MAY_IMPORT = {"discover.model", "discover.goexpr", "discover.goregex", "discover.tls_names"}
 
 
 def test_router_sees_only_the_model_grammar_and_regexes_of_discover():

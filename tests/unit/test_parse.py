@@ -535,7 +535,6 @@ def test_tls_errors(tls, path):
 def test_unsupported_tls_parts_are_warnings():
     data = {
         "tls": {
-            "options": {"default": {"minVersion": "VersionTLS12"}},
             "stores": {
                 "other": {"defaultCertificate": {"certFile": "c", "keyFile": "k"}},
                 "default": {"defaultGeneratedCert": {"resolver": "le"}},
@@ -544,7 +543,6 @@ def test_unsupported_tls_parts_are_warnings():
     }
     cfg, warnings = parse_dynamic_with_warnings(data)
     assert cfg.tls.default_certificate is None
-    assert any(w.startswith("tls.options:") for w in warnings)
     assert any(w.startswith("tls.stores.other:") for w in warnings)
     assert any("defaultGeneratedCert" in w for w in warnings)
 

@@ -1,0 +1,98 @@
+"""Traefik's ``tls.options`` as OpenSSL handshake settings, and which options a host name uses.
+
+Why one listening context per options set: Python's ``sni_callback`` can switch a connection to another
+``SSLContext``, but OpenSSL's ``SSL_set_SSL_CTX`` only swaps the certificate (and the CA store used to
+verify a client certificate): the protocol versions, verify mode and options were copied into the
+connection when it was created from the listening context and stay. So the entry point picks the
+listening context of the options set the ClientHello's SNI maps to (:func:`options_for_host`) before the
+handshake, and every context that context's ``sni_callback`` switches to is built with the same options.
+
+Every context built here carries the options name it was built for (``dockroute_options``), so the HTTPS
+handler can tell which options a connection was made under (Traefik's domain-fronting check).
+
+Values were checked against Go's names when the configuration was parsed (:mod:`discover.parse_tls`);
+what cannot be applied here still raises (``ValueError``/``ssl.SSLError``/``OSError``): the store then
+leaves that options set out and closes its connections, never serving it as something else.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+
+import discover.tls_names as tls_names
+from discover.model import DEFAULT_TLS_OPTIONS, TLSOptions
+
+OPTIONS_ATTR = "dockroute_options"  # on every SSLContext built for an options set: its name
+
+_VERIFY = {
+    tls_names.NO_CLIENT_CERT: ssl.CERT_NONE,
+    tls_names.VERIFY_CLIENT_CERT_IF_GIVEN: ssl.CERT_OPTIONAL,
+    tls_names.REQUIRE_AND_VERIFY_CLIENT_CERT: ssl.CERT_REQUIRED,
+}
+
+
+def _read_pem(value: str) -> str:
+    """A CA file: a path or the PEM text itself, as Traefik's ``FileOrContent``."""
+    if "-----BEGIN" in value:
+        return value
+    with open(value, encoding="ascii") as f:
+        return f.read()
+
+
+def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str) -> None:
+    """Set ``options`` on a server context made by :func:`router.tls.server_context` (which already has
+    the defaults: TLS 1.2+, Mozilla intermediate suites, ALPN http/1.1). Reads CA files: off the loop."""
+    ctx.minimum_version = getattr(ssl.TLSVersion, tls_names.VERSIONS[options.min_version])
+    if options.max_version:
+        ctx.maximum_version = getattr(ssl.TLSVersion, tls_names.VERSIONS[options.max_version])
+    if options.cipher_suites:  # TLS 1.2 and below only, as in Go; TLS 1.3 keeps OpenSSL's (sound) suites
+        ctx.set_ciphers(":".join(dict.fromkeys(tls_names.CIPHER_SUITES[s] for s in options.cipher_suites)))
+    if options.curve_preferences:
+        _set_curves(ctx, [tls_names.CURVES[c] for c in options.curve_preferences])
+    # dockroute speaks HTTP/1.1; TLS-ALPN-01 validators are answered before the handshake, by their own
+    # context (router.server), so acme-tls/1 is not offered here (as before options existed).
+    ctx.set_alpn_protocols([p for p in options.alpn_protocols if p == tls_names.HTTP_11])
+    if options.disable_session_tickets:
+        ctx.options |= ssl.OP_NO_TICKET
+    auth = options.client_auth
+    mode = _VERIFY.get(auth.client_auth_type)
+    if mode is None:  # refused when parsed; a value from elsewhere must not be served as something else
+        raise ValueError(f"client auth type {auth.client_auth_type} cannot be served")
+    if mode != ssl.CERT_NONE:
+        if not auth.ca_files:
+            raise ValueError(f"{auth.client_auth_type} needs clientAuth.caFiles")
+        for ca in auth.ca_files:
+            ctx.load_verify_locations(cadata=_read_pem(ca))
+        ctx.verify_mode = mode
+    setattr(ctx, OPTIONS_ATTR, name)
+
+
+def _set_curves(ctx: ssl.SSLContext, groups: list[str]) -> None:
+    """Key-exchange groups in preference order. ``SSLContext.set_groups`` takes them all where the ssl
+    module has it; Python 3.11's ``set_ecdh_curve`` takes one: the first."""
+    setter = getattr(ctx, "set_groups", None)
+    if setter is not None:
+        setter(":".join(groups))
+        return
+    ctx.set_ecdh_curve(groups[0])  # the rest was named in a warning when the options were parsed
+
+
+def options_for_host(host_options: Mapping[str, str], host: str) -> str:
+    """The options name for a (lower-case, dot-less) host: exact entry, then ``*.parent`` for one label,
+    else ``default`` (Traefik's choice by SNI, and by Host header for its domain-fronting check)."""
+    name = host_options.get(host)
+    if name is not None:
+        return name
+    _, dot, parent = host.partition(".")
+    if dot and parent:
+        name = host_options.get("*." + parent)
+        if name is not None:
+            return name
+    return DEFAULT_TLS_OPTIONS
+
+
+def uses_other_options(host_options: Mapping[str, str]) -> bool:
+    """Whether any host of this map uses options other than ``default`` (else no ClientHello is peeked
+    and no request is checked for fronting: the path stays as it was before options existed)."""
+    return any(v != DEFAULT_TLS_OPTIONS for v in host_options.values())
