@@ -11,9 +11,14 @@ from every source (:mod:`discover.values`); lists may be given comma-separated o
 (``--entrypoints.web.forwardedheaders.trustedips[0]=…``, ``…_TRUSTEDIPS_0=…``); a section can be switched on
 with its defaults by a bare ``--providers.docker`` (or ``=true``) and off with ``=false``.
 
+With no ``--configFile``, the file is Traefik's: ``dockroute.{yml,yaml,toml}``, then
+``traefik.{yml,yaml,toml}``, each looked for in ``/etc/dockroute``, ``/etc/traefik``, ``$XDG_CONFIG_HOME``
+(else ``~/.config``) and the working directory (:func:`.sources.default_search_dirs`).
+
 The modules, in the order data flows: :mod:`.schema` (the known keys and their kinds), :mod:`.sources`
-(file, environment, flags → one merged tree, see :mod:`.tree`), :mod:`.readers` (typed, checked reads) and
-:mod:`.build` (the settings of :mod:`.settings`, and :func:`load_static`).
+(file, environment, flags → one merged tree, see :mod:`.tree`), :mod:`.readers` (typed, checked reads),
+:mod:`.resolvers` (``certificatesResolvers``) and :mod:`.build` (the settings of :mod:`.settings`, and
+:func:`load_static`).
 """
 
 from __future__ import annotations

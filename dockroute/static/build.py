@@ -13,11 +13,10 @@ from dataclasses import fields
 from types import MappingProxyType
 from typing import Any
 
-from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.model import Domain, RouterTLS, idle_conns_per_host
 from discover.values import find_key
 from dockroute.static.readers import Reader, check_address
-from dockroute.static.resolvers import resolver_settings
+from dockroute.static.resolvers import read_resolvers
 from dockroute.static.schema import ANY, IGNORED, OTHER_PROVIDERS, SCHEMA, ListOf, Named
 from dockroute.static.settings import (
     PY_LEVELS,
@@ -28,8 +27,8 @@ from dockroute.static.settings import (
     StaticConfig,
     StaticConfigError,
 )
-from dockroute.static.sources import find_file, merged_tree
-from dockroute.static.tree import OFF, Val, get, join, merge, where
+from dockroute.static.sources import default_search_dirs, find_file, merged_tree
+from dockroute.static.tree import OFF, Indexed, Val, get, join, merge, where
 from router.settings import EntryPoint, Redirection, Transport
 
 __all__ = ["load_static"]
@@ -43,11 +42,13 @@ def load_static(
     argv: Sequence[str],
     environ: Mapping[str, str],
     config_file: str | None = None,
-    search_dirs: Sequence[str] = ("/etc/dockroute", "."),
+    search_dirs: Sequence[str] | None = None,
 ) -> StaticConfig:
-    """The static configuration from a file (explicit, else found in ``search_dirs``), the environment and
-    flags, in rising precedence. Raises :class:`StaticConfigError` on anything wrong or unknown."""
-    source, flags = find_file(config_file, argv, environ, search_dirs)
+    """The static configuration from a file (explicit, else the first of Traefik's names found in
+    ``search_dirs``, by default :func:`~dockroute.static.sources.default_search_dirs`), the environment
+    and flags, in rising precedence. Raises :class:`StaticConfigError` on anything wrong or unknown."""
+    dirs = default_search_dirs(environ) if search_dirs is None else search_dirs
+    source, flags = find_file(config_file, argv, environ, dirs)
     tree = merged_tree(source, flags, environ)
     providers = get(tree, "providers")
     docker = _docker_provider(get(providers, "docker"))
@@ -55,12 +56,15 @@ def load_static(
         find_key(providers, p) is not None for p in ("file", "docker", *OTHER_PROVIDERS)
     )
     if docker is None and not configured:
-        docker = DockerProviderSettings(explicit=False)
+        # No provider asked for: the Docker provider, opt-in only (traefik.enable / dockroute.enable),
+        # so a bare start never publishes every container on the host.
+        docker = DockerProviderSettings(explicit=False, exposed_by_default=False)
+    entries = _with_default_web(get(tree, "entryPoints"))
     raw_resolvers = get(tree, "certificatesResolvers")
     raw_resolvers = raw_resolvers if isinstance(raw_resolvers, dict) else {}
-    resolvers = _resolvers(raw_resolvers)
+    resolvers, warned = read_resolvers(raw_resolvers, [n for n, sub in entries.items() if sub is not OFF])
     return StaticConfig(
-        entry_points=_entry_points(_with_default_web(get(tree, "entryPoints")), list(resolvers)),
+        entry_points=_entry_points(entries, list(resolvers)),
         transport=_transport(get(tree, "serversTransport")),
         file_provider=_file_provider(get(providers, "file")),
         docker_provider=docker,
@@ -69,7 +73,7 @@ def load_static(
         certificates_resolvers=_freeze(raw_resolvers),
         resolvers=MappingProxyType(resolvers),
         source=source,
-        ignored=tuple(not_acted_on(SCHEMA, tree)),
+        ignored=(*not_acted_on(SCHEMA, tree), *warned),
         providers_throttle_duration=Reader(providers, "providers").duration("providersThrottleDuration", 2.0),
     )
 
@@ -301,28 +305,18 @@ def _access_log(tree: Any) -> AccessLogSettings | None:
     )
 
 
-# -- certificate resolvers ---------------------------------------------------------------------------
-
-
-def _resolvers(raw: dict[str, Any]) -> dict[str, ResolverSettings | InternalCASettings]:
-    out: dict[str, ResolverSettings | InternalCASettings] = {}
-    for name, sub in raw.items():
-        if not isinstance(sub, dict):
-            continue
-        acme = get(sub, "acme")
-        if isinstance(acme, dict):
-            out[name] = resolver_settings(_freeze(acme))
-        elif get(sub, "internalCA") is not None:
-            out[name] = InternalCASettings()
-    return out
-
-
 # -- what is kept raw, and what is not acted on -------------------------------------------------------
 
 
 def _freeze(value: Any) -> Any:
+    """The raw tree as read-only plain values (a section switched off is ``False``, items given one by
+    one a tuple), the shape :func:`~dockroute.static.resolvers.resolver_settings` reads."""
     if isinstance(value, Val):
         return _freeze(value.value)
+    if value is OFF:
+        return False
+    if isinstance(value, Indexed):
+        return tuple(_freeze(value[i]) for i in sorted(value))
     if isinstance(value, dict):
         return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
     if isinstance(value, list):

@@ -1,20 +1,277 @@
-"""``certificatesResolvers.<name>.acme`` read into :class:`acme_client.settings.ResolverSettings`.
+"""``certificatesResolvers``: every resolver typed and checked at start, with the rest of the static
+configuration (:func:`read_resolvers`).
 
-Keys are matched and booleans read the one way every source is read (``discover.values``). A value that
-cannot be used is not guessed: it falls back to the default and the reason goes to ``config_errors``,
-which the resolver logs under its name (an ACME resolver that cannot work must not stop a proxy that
-serves everything else).
+Each of Traefik's ACME keys is either acted on (what :class:`~acme_client.settings.ResolverSettings`
+holds), refused by name when ignoring it would change what the user gets (``dnsChallenge``,
+``emailAddresses``, Traefik's ``tailscale`` resolver), or accepted with a warning naming it when it has no
+effect on security or on which certificates are served (timeouts, delays, ``preferredChain``,
+``caServerName``). A resolver that cannot work is a configuration error (exit 2), not a log line at
+order time. ``internalCA`` is dockroute's own: :class:`~acme_client.settings.InternalCASettings`.
+
+:func:`resolver_settings` below is the earlier lenient reader of one raw ``acme`` mapping; it stays until
+nothing uses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from acme_client.settings import DEFAULT_CERTIFICATES_DURATION, LETS_ENCRYPT, ResolverSettings
+from acme_client.settings import (
+    DEFAULT_CERTIFICATES_DURATION,
+    LETS_ENCRYPT,
+    InternalCASettings,
+    ResolverSettings,
+    is_public_ca,
+)
 from discover.values import BOOL_WORDS, find_key, parse_bool
+from dockroute.static.readers import Reader
+from dockroute.static.settings import StaticConfigError
+from dockroute.static.tree import OFF, get, where
 
-__all__ = ["resolver_settings"]
+__all__ = ["KEY_TYPES", "read_resolvers", "resolver_settings"]
+
+KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096", "RSA8192")  # Traefik's keyType values
+DEFAULT_LEAF_LIFETIME = 168 * 3600.0  # internalCA.leafLifetime: a week, renewed with a third left
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # one DNS label (LDH), ASCII only
+
+_DEFAULT_ACME = ResolverSettings()
+Resolvers = dict[str, ResolverSettings | InternalCASettings]
+
+
+def _on(tree: Any, key: str) -> bool:
+    """Whether a switch section (``tlsChallenge: {}``, a bare flag, ``=true``) is set and not off."""
+    node = get(tree, key)
+    return node is not None and node is not OFF
+
+
+def read_resolvers(tree: Any, entry_points: Sequence[str]) -> tuple[Resolvers, list[str]]:
+    """Every resolver by name (in the order given), and the key paths that were set and are accepted
+    without effect (the app names each in a warning at start). ``entry_points`` are the live entry
+    point names, for ``httpChallenge.entryPoint``."""
+    entries = tree if isinstance(tree, dict) else {}
+    kinds: dict[str, str] = {}
+    for name, sub in entries.items():
+        if sub is OFF:
+            continue
+        path = f"certificatesResolvers.{name}"
+        if _on(sub, "tailscale"):
+            raise StaticConfigError(
+                f"{path}.tailscale",
+                "Tailscale resolvers are not supported: dockroute cannot ask tailscaled for certificates; "
+                "use acme (or internalCA for names only your devices resolve)",
+            )
+        present = [k for k in ("acme", "internalCA") if _on(sub, k)]
+        if len(present) != 1:
+            raise StaticConfigError(
+                path, "set exactly one of acme or internalCA" + (", not both" if present else "")
+            )
+        kinds[name] = present[0]
+    warned: list[str] = []
+    out: Resolvers = {}
+    for name, kind in kinds.items():
+        if kind == "acme":
+            out[name] = _acme(
+                Reader(entries[name], f"certificatesResolvers.{name}").sub("acme"), entry_points, warned
+            )
+    # The internal CA's default folder sits beside the first ACME resolver's storage file.
+    first_acme = next((s for s in out.values() if isinstance(s, ResolverSettings)), None)
+    default_storage = os.path.join(
+        os.path.dirname(first_acme.storage if first_acme else "acme.json"), "internal-ca"
+    )
+    folders: dict[str, str] = {}
+    for name, kind in kinds.items():
+        if kind == "internalCA":
+            r = Reader(entries[name], f"certificatesResolvers.{name}").sub("internalCA")
+            ca = _internal_ca(r, default_storage)
+            other = folders.get(os.path.normpath(os.path.abspath(ca.storage)))
+            if other is not None:
+                raise StaticConfigError(
+                    f"{r.path}.storage",
+                    f"{ca.storage!r} is also resolver {other}'s folder: each internal CA needs its own "
+                    f"(they would share one root){where(r.origin('storage'))}",
+                )
+            folders[os.path.normpath(os.path.abspath(ca.storage))] = name
+            out[name] = ca
+    return {name: out[name] for name in kinds}, warned
+
+
+def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> ResolverSettings:
+    """One ``acme`` section: every Traefik key checked, then acted on, refused or warned about."""
+    ca_server = r.text("caServer", LETS_ENCRYPT).strip()
+    parts = urlsplit(ca_server)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise StaticConfigError(
+            f"{r.path}.caServer",
+            f"expected the URL of an ACME directory, like {LETS_ENCRYPT}, got {ca_server!r}"
+            f"{where(r.origin('caServer'))}",
+        )
+    email = r.text("email")
+    if email is None and is_public_ca(ca_server):
+        raise StaticConfigError(
+            f"{r.path}.email",
+            f"required: {parts.hostname} is a public CA and registers an account with an email address "
+            "(expiry and policy notices go there)",
+        )
+    _refuse_dns_challenge(r)
+    addresses = r.items("emailAddresses")
+    if addresses:
+        # Traefik puts them in the CSR: certificates ordered without them would not carry what was asked.
+        raise StaticConfigError(
+            f"{r.path}.emailAddresses",
+            "email addresses in certificates are not supported; refusing to order certificates without "
+            f"them{where(r.origin('emailAddresses'))}",
+        )
+    _warn_if_set(r, warned)
+    return ResolverSettings(
+        email=email.strip() if email else None,
+        storage=r.text("storage", "acme.json"),
+        ca_server=ca_server,
+        key_type=r.text("keyType", _DEFAULT_ACME.key_type, choices=KEY_TYPES),
+        http_entry_point=_http_challenge(r, entry_points, warned),
+        tls_challenge=_tls_challenge(r, warned),
+        ca_certificates=_ca_certificates(r),
+        eab=_eab_pair(r.sub("eab")),
+        profile=(r.text("profile") or "").strip() or None,
+        certificates_duration=r.integer("certificatesDuration", DEFAULT_CERTIFICATES_DURATION, minimum=1),
+    )
+
+
+def _warn_if_set(r: Reader, warned: list[str]) -> None:
+    """Keys accepted (their values checked) that change neither security nor what is served:
+    - the ACME client timeouts: dockroute bounds every ACME request with its own deadlines;
+    - preferredChain: the CA's default chain is served; it verifies in every current trust store
+      (the choice mattered for old Android devices during Let's Encrypt's 2021 root change);
+    - caServerName: the CA's certificate is verified against the caServer URL's host, which is
+      stricter (a mismatch fails the connection and the resolver logs it, nothing is trusted more);
+    - caSystemCertPool with caCertificates: only the caCertificates are trusted (stricter as well);
+    - disableCommonName: false: dockroute's CSRs never carry a common name (names are in the SANs,
+      which is all clients read), so only an explicit false differs from what it does."""
+    for key in ("clientTimeout", "clientResponseHeaderTimeout", "certificateTimeout"):
+        if r.leaf(key) is not None:
+            r.duration(key, 0.0)
+            warned.append(f"{r.path}.{key}")
+    for key in ("preferredChain", "caServerName"):
+        if r.text(key) is not None:
+            warned.append(f"{r.path}.{key}")
+    if r.flag("caSystemCertPool", False) and r.items("caCertificates"):
+        warned.append(f"{r.path}.caSystemCertPool")
+    if r.leaf("disableCommonName") is not None and not r.flag("disableCommonName", True):
+        warned.append(f"{r.path}.disableCommonName")
+
+
+def _refuse_dns_challenge(r: Reader) -> None:
+    """DNS-01 has no implementation yet; without it dockroute would order over HTTP-01 instead, which
+    cannot give wildcards and needs port 80 reachable: not what was configured, so the start stops."""
+    if not _on(r.tree, "dnsChallenge"):
+        return
+    d = r.sub("dnsChallenge")
+    d.text("provider")  # malformed values are still reported as such
+    d.items("resolvers")
+    d.duration("delayBeforeCheck", 0.0)
+    d.flag("disablePropagationCheck", False)
+    prop = d.sub("propagation")
+    prop.duration("delayBeforeChecks", 0.0)
+    for key in ("disableChecks", "disableANSChecks", "requireAllRNS"):
+        prop.flag(key, False)
+    raise StaticConfigError(
+        d.path,
+        "DNS-01 is not supported yet; refusing to start rather than order certificates over another "
+        f"challenge (use httpChallenge or tlsChallenge){where(d.origin('provider'))}",
+    )
+
+
+def _http_challenge(r: Reader, entry_points: Sequence[str], warned: list[str]) -> str | None:
+    """``httpChallenge.entryPoint``: the entry point (on port 80) that answers HTTP-01, which must exist."""
+    if not _on(r.tree, "httpChallenge"):
+        return None
+    h = r.sub("httpChallenge")
+    if h.leaf("delay") is not None:
+        h.duration("delay", 0.0)
+        warned.append(f"{h.path}.delay")  # the token is served before the CA is asked to look
+    name = h.text("entryPoint")
+    if name is None:
+        raise StaticConfigError(
+            f"{h.path}.entryPoint", "required: the entry point on port 80 that answers the HTTP-01 challenge"
+        )
+    found = find_key(entry_points, name.strip())
+    if found is None:
+        raise StaticConfigError(
+            f"{h.path}.entryPoint",
+            f"no entry point named {name!r} (known: {', '.join(entry_points)})"
+            f"{where(h.origin('entryPoint'))}",
+        )
+    return found
+
+
+def _tls_challenge(r: Reader, warned: list[str]) -> bool:
+    """``tlsChallenge``: a switch section (``{}``, a bare flag or a true word); its ``delay`` has no use
+    here since the challenge certificate is in place before the CA is asked to look."""
+    if not _on(r.tree, "tlsChallenge"):
+        return False
+    t = r.sub("tlsChallenge")
+    if t.leaf("delay") is not None:
+        t.duration("delay", 0.0)
+        warned.append(f"{t.path}.delay")
+    return True
+
+
+def _ca_certificates(r: Reader) -> tuple[str, ...]:
+    """``caCertificates``: PEM files trusted for the CA's own HTTPS; a missing one would only surface
+    as a failed order much later, so it is refused now."""
+    out = []
+    for item, path in r.items("caCertificates"):
+        if not os.path.isfile(item):
+            raise StaticConfigError(path, f"no such file: {item}{where(r.origin('caCertificates'))}")
+        out.append(item)
+    return tuple(out)
+
+
+def _eab_pair(e: Reader) -> tuple[str, str] | None:
+    """``eab``: External Account Binding needs both ``kid`` and ``hmacEncoded`` (or neither)."""
+    kid, hmac_encoded = e.text("kid"), e.text("hmacEncoded")
+    if kid is None and hmac_encoded is None:
+        return None
+    if kid is None or hmac_encoded is None:
+        missing = "kid" if kid is None else "hmacEncoded"
+        raise StaticConfigError(
+            f"{e.path}.{missing}",
+            "required: External Account Binding needs both kid and hmacEncoded"
+            f"{where(e.origin('kid') or e.origin('hmacEncoded'))}",
+        )
+    return kid.strip(), hmac_encoded.strip()
+
+
+def _internal_ca(r: Reader, default_storage: str) -> InternalCASettings:
+    storage = r.text("storage", default_storage)
+    if os.path.exists(storage) and not os.path.isdir(storage):
+        raise StaticConfigError(
+            f"{r.path}.storage", f"{storage!r} is a file; storage is a folder{where(r.origin('storage'))}"
+        )
+    lifetime = r.duration("leafLifetime", DEFAULT_LEAF_LIFETIME)
+    if lifetime < 60:
+        raise StaticConfigError(
+            f"{r.path}.leafLifetime",
+            "must be at least 1m (leaves are renewed with a third of it left)"
+            f"{where(r.origin('leafLifetime'))}",
+        )
+    domains = []
+    for item, path in r.items("permittedDomains"):
+        domain = item.lower().removesuffix(".")
+        if domain.startswith((".", "*")) or not all(_LABEL.fullmatch(label) for label in domain.split(".")):
+            raise StaticConfigError(
+                path,
+                f"expected a domain name like 'lan' or 'home.arpa' (it covers every name below it; no "
+                f"leading dot or wildcard), got {item!r}{where(r.origin('permittedDomains'))}",
+            )
+        domains.append(domain)
+    return InternalCASettings(storage=storage, leaf_lifetime=lifetime, permitted_domains=tuple(domains))
+
+
+# -- the earlier reader of one raw ``acme`` mapping (kept until nothing uses it) ----------------------
 
 
 def _get(d: Mapping[str, Any], key: str, default: Any = None) -> Any:

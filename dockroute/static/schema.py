@@ -1,12 +1,17 @@
 """The table of Traefik static keys dockroute knows, and what kind of value each takes.
 
 A section is a dict canonical name -> node; a leaf is one of the kind names below; ``Named`` is a map of
-user-named entries (``entryPoints.<name>``). The canonical (camelCase) spelling here is the one every key
-path in a message uses, whatever case the user typed.
+user-named entries (``entryPoints.<name>``, ``certificatesResolvers.<name>``); ``ListOf`` is a list of
+sections (``entryPoints.<ep>.http.tls.domains``). The canonical (camelCase) spelling here is the one every
+key path in a message uses, whatever case the user typed. Every section is checked key by key: a key not
+in this table stops the start with a "did you mean".
 
 Traefik keys that dockroute accepts but does not act on yet are ``ANY`` (inside a section dockroute owns)
 or ``IGNORED`` (a whole section): a Traefik file must load unchanged, and each such key that is set is
-reported by name at start (``StaticConfig.ignored``), never dropped silently.
+reported by name at start (``StaticConfig.ignored``), never dropped silently. Keys whose being ignored
+would change what the user gets are typed here and refused by name when set (entry-point
+``middlewares``, ``serversTransport.spiffe``, ACME's ``dnsChallenge``; see :mod:`.build` and
+:mod:`.resolvers`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ __all__ = [
     "ListOf",
     "NAMED_TRANSPORT_ONLY",
     "OTHER_PROVIDERS",
-    "RAW",
     "RAW_ITEM",
     "SCHEMA",
     "STR",
@@ -33,8 +37,8 @@ __all__ = [
 ]
 
 STR, BOOL, INT, DUR, LIST, ADDR = "str", "bool", "int", "duration", "list", "address"
-IGNORED, RAW = "<ignored>", "<raw>"  # a whole section not supported yet; a section kept as given
-RAW_ITEM = "<raw item>"  # a key inside an ignored or raw section, set by a flag or variable
+IGNORED = "<ignored>"  # a whole section not supported yet
+RAW_ITEM = "<raw item>"  # a key inside an ignored section or below an ANY key, set by a flag or variable
 ANY = "<any>"  # a Traefik key inside an owned section that dockroute accepts and does not act on yet
 
 
@@ -147,6 +151,47 @@ NAMED_TRANSPORT_ONLY: dict[str, tuple[str, ...]] = {
     "serversTransport.forwardingTimeouts": ("readIdleTimeout", "pingTimeout"),
 }
 
+# Traefik v3's ACME resolver configuration, every key. What dockroute does with each is decided in
+# :mod:`dockroute.static.resolvers`: acted on, refused by name, or accepted with a warning naming it.
+_ACME: dict[str, Any] = {
+    "email": STR,
+    "caServer": STR,
+    "preferredChain": STR,
+    "profile": STR,
+    "emailAddresses": LIST,
+    "disableCommonName": BOOL,
+    "storage": STR,
+    "keyType": STR,
+    "eab": {"kid": STR, "hmacEncoded": STR},
+    "certificatesDuration": INT,
+    "clientTimeout": DUR,
+    "clientResponseHeaderTimeout": DUR,
+    "certificateTimeout": DUR,
+    "caCertificates": LIST,
+    "caSystemCertPool": BOOL,
+    "caServerName": STR,
+    "dnsChallenge": {
+        "provider": STR,
+        "resolvers": LIST,
+        "propagation": {
+            "disableChecks": BOOL,
+            "disableANSChecks": BOOL,
+            "requireAllRNS": BOOL,
+            "delayBeforeChecks": DUR,
+        },
+        "delayBeforeCheck": DUR,
+        "disablePropagationCheck": BOOL,
+    },
+    "httpChallenge": {"entryPoint": STR, "delay": DUR},
+    "tlsChallenge": {"delay": DUR},
+}
+
+# dockroute's own CA (not in Traefik): a root kept in ``storage`` that issues short-lived leaves.
+_INTERNAL_CA: dict[str, Any] = {"storage": STR, "leafLifetime": DUR, "permittedDomains": LIST}
+
+# A resolver is one of these; ``tailscale`` is Traefik's and is refused by name at start.
+_RESOLVER: dict[str, Any] = {"acme": _ACME, "internalCA": _INTERNAL_CA, "tailscale": {}}
+
 SCHEMA: dict[str, Any] = {
     "entryPoints": Named(_ENTRY_POINT),
     "providers": {
@@ -179,6 +224,6 @@ SCHEMA: dict[str, Any] = {
         "format": STR,
         **dict.fromkeys(("filters", "fields", "bufferingSize", "addInternals"), ANY),
     },
-    "certificatesResolvers": RAW,
+    "certificatesResolvers": Named(_RESOLVER),
     **{s: IGNORED for s in _IGNORED_SECTIONS},
 }

@@ -17,13 +17,26 @@ from typing import Any
 import yaml
 
 from discover.values import BOOL_WORDS, find_key, parse_bool
-from dockroute.static.schema import ANY, BOOL, IGNORED, LIST, RAW, RAW_ITEM, SCHEMA, ListOf, Named
+from dockroute.static.schema import ANY, BOOL, IGNORED, LIST, RAW_ITEM, SCHEMA, ListOf, Named
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import OFF, Indexed, Val, got, join, merge, unknown, where
 
-__all__ = ["CONFIG_NAMES", "ENV_PREFIXES", "find_file", "merged_tree", "split_config_flag"]
+__all__ = [
+    "CONFIG_NAMES",
+    "ENV_PREFIXES",
+    "default_search_dirs",
+    "find_file",
+    "merged_tree",
+    "split_config_flag",
+]
 
-CONFIG_NAMES = ("dockroute.yml", "dockroute.yaml", "dockroute.toml")
+# Looked for in this order of groups: every folder is searched for dockroute.* before any traefik.*, so
+# a dockroute.yml in the working directory wins over /etc/traefik/traefik.yml.
+CONFIG_NAME_GROUPS = (
+    ("dockroute.yml", "dockroute.yaml", "dockroute.toml"),
+    ("traefik.yml", "traefik.yaml", "traefik.toml"),
+)
+CONFIG_NAMES = tuple(name for group in CONFIG_NAME_GROUPS for name in group)
 ENV_PREFIXES = ("TRAEFIK_", "DOCKROUTE_")  # lowest precedence first: DOCKROUTE_ wins
 
 
@@ -84,8 +97,6 @@ def _section_switch(value: Any, path: str, origin: str) -> Any:
 
 def _canon(node: Any, value: Any, path: str, origin: str) -> Any:
     """A file's subtree → canonical keys; leaves wrapped in Val."""
-    if node == RAW:
-        return value if isinstance(value, dict) else _section_switch(value, path, origin)
     if node == IGNORED:
         return value if isinstance(value, dict) else _section_switch(value, path, origin)
     if node == ANY:
@@ -110,7 +121,7 @@ def _canon(node: Any, value: Any, path: str, origin: str) -> Any:
             raise StaticConfigError(
                 join(path, name), f"given twice (keys are case-insensitive){where(origin)}"
             )
-        if sub is None and isinstance(child, str) and child not in (RAW, IGNORED):
+        if sub is None and isinstance(child, str) and child != IGNORED:
             continue  # "key:" with nothing: not set
         out[name] = _canon(child, sub, join(path, name), origin)
     return out
@@ -139,7 +150,7 @@ def _resolve(
     """Key segments → (canonical keys, the node they reach, list index or None)."""
     if not segs:
         return [], node, None
-    if node in (RAW, IGNORED, ANY):
+    if node in (IGNORED, ANY):
         return [s.lower() if env else s for s in segs], RAW_ITEM, None
     if isinstance(node, str):
         if len(segs) == 1 and segs[0].isascii() and segs[0].isdigit() and len(segs[0]) <= 9 and node == LIST:
@@ -187,7 +198,7 @@ def _leaf_value(end: Any, index: int | None, text: str, path: str, origin: str) 
             f"a list of sections: give each item's keys with an index, like "
             f"--{path.lower()}[0].{next(iter(end.child)).lower()}=…{where(origin)}",
         )
-    if isinstance(end, dict | Named) or end in (RAW, IGNORED):
+    if isinstance(end, dict | Named) or end == IGNORED:
         return _section_switch(text, path, origin)
     if index is not None:
         return Val(Indexed({index: text}), origin)
@@ -233,7 +244,7 @@ def _flag_segments(key: str) -> list[str]:
 
 def _is_switch(end: Any, index: int | None) -> bool:
     """Whether a bare flag (no value) means true."""
-    return index is None and (end in (BOOL, RAW, IGNORED, RAW_ITEM) or isinstance(end, dict | Named))
+    return index is None and (end in (BOOL, IGNORED, RAW_ITEM) or isinstance(end, dict | Named))
 
 
 def _from_flags(argv: Sequence[str]) -> dict[str, Any]:
@@ -314,7 +325,8 @@ def find_file(
     config_file: str | None, argv: Sequence[str], environ: Mapping[str, str], search_dirs: Sequence[str]
 ) -> tuple[str | None, list[str]]:
     """The file to read (explicit, ``--configFile``, ``*_CONFIGFILE``, else the first found in
-    ``search_dirs``) and the flags left once the file's own flag is taken out."""
+    ``search_dirs``: ``dockroute.{yml,yaml,toml}`` in each folder, then ``traefik.{yml,yaml,toml}`` in
+    each) and the flags left once the file's own flag is taken out."""
     flag, rest = split_config_flag(argv)
     chosen = config_file or flag
     if chosen is None:
@@ -327,9 +339,24 @@ def find_file(
         if not os.path.isfile(chosen):
             raise StaticConfigError("configFile", f"no such file: {chosen}")
         return chosen, rest
-    for directory in search_dirs:
-        for name in CONFIG_NAMES:
-            path = os.path.join(directory, name)
-            if os.path.isfile(path):
-                return path, rest
+    for group in CONFIG_NAME_GROUPS:
+        for directory in search_dirs:
+            for name in group:
+                path = os.path.join(directory, name)
+                if os.path.isfile(path):
+                    return path, rest
     return None, rest
+
+
+def default_search_dirs(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Traefik's folders for its file, in its order: ``/etc/dockroute`` (dockroute's own) and
+    ``/etc/traefik``, ``$XDG_CONFIG_HOME`` (else ``$HOME/.config``), then the working directory."""
+    dirs = ["/etc/dockroute", "/etc/traefik"]
+    xdg = environ.get("XDG_CONFIG_HOME", "").strip()
+    home = environ.get("HOME", "").strip()
+    if xdg:
+        dirs.append(xdg)
+    elif home:
+        dirs.append(os.path.join(home, ".config"))
+    dirs.append(".")
+    return tuple(dirs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from discover.model import ServersTransport
 from discover.values import BOOL_WORDS
 from dockroute.static import StaticConfig, StaticConfigError, load_static
+from dockroute.static.resolvers import resolver_settings
+from dockroute.static.sources import default_search_dirs
 
 
 def load(
@@ -55,6 +58,7 @@ def test_embedded_default():
     cfg = load()
     assert [(e.name, e.address) for e in cfg.entry_points] == [("web", ":80")]
     assert cfg.docker_provider is not None and cfg.docker_provider.explicit is False
+    assert cfg.docker_provider.exposed_by_default is False  # opt-in only when nothing was configured
     assert cfg.docker_provider.endpoint == "unix:///var/run/docker.sock"
     assert cfg.file_provider is None
     assert (cfg.log.level, cfg.log.format, cfg.log.file_path) == ("INFO", "common", None)
@@ -118,6 +122,67 @@ def test_search_order_first_dir_then_name(tmp_path):
     (a / "dockroute.yaml").write_text("entryPoints: {web: {address: ':3'}}\n")
     cfg = load_static([], {}, search_dirs=(str(a), str(b)))
     assert cfg.source == str(a / "dockroute.yaml") and ep(cfg, "web").address == ":3"
+
+
+def test_traefik_names_are_read_after_every_dockroute_name(tmp_path):
+    """Traefik's own file name works unchanged, but a dockroute.* anywhere in the search wins."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "traefik.yml").write_text("entryPoints: {web: {address: ':1'}}\n")
+    cfg = load_static([], {}, search_dirs=(str(a), str(b)))
+    assert cfg.source == str(a / "traefik.yml") and ep(cfg, "web").address == ":1"
+    (b / "dockroute.toml").write_text('[entryPoints.web]\naddress = ":2"\n')
+    cfg = load_static([], {}, search_dirs=(str(a), str(b)))
+    assert cfg.source == str(b / "dockroute.toml") and ep(cfg, "web").address == ":2"
+
+
+@pytest.mark.parametrize("name", ["traefik.yml", "traefik.yaml", "traefik.toml"])
+def test_each_traefik_name(tmp_path, name):
+    text = '[log]\nlevel = "DEBUG"\n' if name.endswith("toml") else "log: {level: DEBUG}\n"
+    cfg = load(files={name: text}, tmp=tmp_path)
+    assert cfg.source == str(tmp_path / name) and cfg.log.level == "DEBUG"
+
+
+def test_default_search_dirs_are_traefiks():
+    assert default_search_dirs({"XDG_CONFIG_HOME": "/x", "HOME": "/home/u"}) == (
+        "/etc/dockroute",
+        "/etc/traefik",
+        "/x",
+        ".",
+    )
+    assert default_search_dirs({"HOME": "/home/u"}) == (
+        "/etc/dockroute",
+        "/etc/traefik",
+        "/home/u/.config",
+        ".",
+    )
+    assert default_search_dirs({}) == ("/etc/dockroute", "/etc/traefik", ".")
+
+
+def _system_config_present() -> bool:
+    return any(
+        Path(d, f"{stem}.{ext}").is_file()
+        for d in ("/etc/dockroute", "/etc/traefik")
+        for stem in ("dockroute", "traefik")
+        for ext in ("yml", "yaml", "toml")
+    )
+
+
+@pytest.mark.skipif(_system_config_present(), reason="a configuration file in /etc would be read first")
+def test_without_search_dirs_the_default_ones_are_searched(tmp_path, monkeypatch):
+    xdg, work = tmp_path / "xdg", tmp_path / "work"
+    xdg.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(work)
+    env = {"XDG_CONFIG_HOME": str(xdg), "HOME": str(tmp_path / "nohome")}
+    (work / "traefik.yml").write_text("log: {level: ERROR}\n")
+    cfg = load_static([], env)
+    assert cfg.source == os.path.join(".", "traefik.yml") and cfg.log.level == "ERROR"
+    (xdg / "traefik.toml").write_text('[log]\nlevel = "WARN"\n')
+    assert load_static([], env).source == str(xdg / "traefik.toml")
+    (work / "dockroute.yaml").write_text("log: {level: DEBUG}\n")
+    assert load_static([], env).log.level == "DEBUG"
 
 
 def test_toml_file(tmp_path):
@@ -386,13 +451,20 @@ def test_unsupported_traefik_sections_are_listed(tmp_path):
 
 
 def test_certificates_resolvers_kept_raw_and_read_only(tmp_path):
-    text = "certificatesResolvers:\n  le:\n    acme:\n      email: a@example.com\n      storage: acme.json\n"
+    """The raw tree stays for the app's earlier reader until it reads ``resolvers``: canonical keys,
+    plain values, a switched-off section as False; the earlier reader gets what the typed one does."""
+    text = (
+        "certificatesResolvers:\n  le:\n    acme:\n      email: a@example.com\n      storage: acme.json\n"
+        "      httpChallenge: false\n"
+    )
     cfg = load(["--certificatesresolvers.le.acme.tlschallenge"], files={"dockroute.yml": text}, tmp=tmp_path)
     acme = cfg.certificates_resolvers["le"]["acme"]
-    assert acme["email"] == "a@example.com" and acme["tlschallenge"] == "true"
+    assert acme["email"] == "a@example.com" and dict(acme["tlsChallenge"]) == {}
+    assert acme["httpChallenge"] is False
     assert "certificatesResolvers" not in cfg.ignored
     with pytest.raises(TypeError):
         cfg.certificates_resolvers["x"] = 1  # type: ignore[index]
+    assert resolver_settings(acme) == cfg.resolvers["le"]
 
 
 # -- redirections -------------------------------------------------------------------------------------
@@ -718,3 +790,21 @@ def test_a_number_that_is_not_1_or_0_in_the_file_is_refused_as_a_boolean_not_a_c
     with pytest.raises(StaticConfigError) as e:
         load_static(["--config", str(f)], {}, search_dirs=())
     assert "serversTransport.insecureSkipVerify" in str(e.value)
+
+
+# -- the Docker provider nobody asked for -------------------------------------------------------------
+
+
+def test_zero_config_docker_is_opt_in_and_an_explicit_one_keeps_traefiks_default(tmp_path):
+    """No provider configured anywhere: the implicit Docker provider routes only opted-in containers.
+    Asking for providers.docker (however) keeps Traefik's exposedByDefault: true."""
+    implicit = load(["--entrypoints.web.address=:8080", "--log.level=DEBUG"]).docker_provider
+    assert implicit is not None and implicit.explicit is False and implicit.exposed_by_default is False
+    for cfg in (
+        load(["--providers.docker"]),
+        load(env={"TRAEFIK_PROVIDERS_DOCKER": "true"}),
+        load(files={"traefik.yml": "providers:\n  docker: {}\n"}, tmp=tmp_path),
+        load(["--providers.docker.network=proxy"]),
+    ):
+        d = cfg.docker_provider
+        assert d is not None and d.explicit is True and d.exposed_by_default is True
