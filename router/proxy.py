@@ -13,21 +13,24 @@ The target classes are re-exported here for the modules that compile configurati
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from router.accesslog import AccessLog, AccessRecord
 from router.headers import TrustedNetworks
 from router.paths import BadTarget, normalize_host, normalize_path, split_target
-from router.replies import CANNED, SENT_CLOSE, SENT_KEEP, Sent
+from router.replies import CANNED, SENT_CLOSE, SENT_KEEP, Sent, simple
 from router.rules import RequestInfo
 from router.settings import EntryPoint
 from router.table import RoutingTable
 from router.targets import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, ServiceTarget
+from router.tls_options import OPTIONS_ATTR, options_for_host
 from router.upstream import Pool
 
 __all__ = ["CHALLENGE_PREFIX", "ChallengeTarget", "EntryPointHandler", "RedirectTarget", "ServiceTarget"]
 
 _T0 = "dockroute_t0"  # the request's start time, kept in the request's own mapping for the access log
+_MISDIRECTED = {close: simple(421, "421 Misdirected Request\n", close) for close in (False, True)}
 
 
 class EntryPointHandler:
@@ -49,6 +52,12 @@ class EntryPointHandler:
         self.trusted = TrustedNetworks(entry_point.trusted_ips, entry_point.forwarded_insecure)
         self.read_timeout = entry_point.read_timeout or None
         self.write_timeout = entry_point.write_timeout or None
+        self.host_options: Mapping[str, str] | None = None  # set when some host has non-default TLS options
+
+    def set_tls_options(self, host_options: Mapping[str, str] | None) -> None:
+        """Host → TLS options name of this entry point, or None when every host uses ``default`` (then no
+        request is checked for domain fronting: nothing to check)."""
+        self.host_options = host_options
 
     def set_port(self, port: int) -> None:
         self.port_b = str(port).encode()
@@ -72,10 +81,23 @@ class EntryPointHandler:
         peer = transport.get_extra_info("peername")
         client_ip = peer[0] if peer else ""
         info = RequestInfo(msg.method, normalize_host(host_header), path, query, headers, client_ip)
+        if self.host_options is not None and self._misdirected(transport, info.host):
+            return self.reply(request, transport, 421, close, info, "TLS options of Host differ from SNI's")
         route = self.table.lookup(info)
         if route is None:
             return self.reply(request, transport, 404, close, info, "no router matched")
         return await route.target.handle(self, request, transport, msg, info, host_header, close)
+
+    def _misdirected(self, transport: Any, host: str) -> bool:
+        """Traefik's domain-fronting check: the Host header maps to other TLS options than those the
+        connection was made under (chosen by its SNI), e.g. a request for an mTLS host sent over a
+        connection that skipped the client-certificate check by naming another host in its SNI."""
+        sslobj = transport.get_extra_info("ssl_object")
+        if sslobj is None:
+            return False
+        made_under = getattr(sslobj.context, OPTIONS_ATTR, None)
+        assert self.host_options is not None
+        return made_under != options_for_host(self.host_options, host)
 
     def reply(
         self,
@@ -89,7 +111,7 @@ class EntryPointHandler:
         up: Any = None,
     ) -> Sent:
         """Answer with the fixed error page for ``status``; ``why`` goes to the access log only."""
-        data = CANNED[(status, close)]
+        data = CANNED[(status, close)] if status != 421 else _MISDIRECTED[close]
         if not transport.is_closing():
             transport.write(data)
         if self.access_log is not None:

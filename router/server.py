@@ -27,6 +27,7 @@ from cachetools import LRUCache
 from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed, parse_client_hello
 from router.proxy import EntryPointHandler
 from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCertificates, challenge_context
+from router.tls_options import options_for_host, uses_other_options
 
 log = logging.getLogger("dockroute.server")
 
@@ -247,6 +248,10 @@ def _peer_done_sending(fd: int) -> bool:
     return any(events & (rdhup | select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
 
 
+def _normalize_sni(name: str | None) -> str:
+    return name.strip().rstrip(".").lower() if name else ""
+
+
 def parse_address(address: str) -> tuple[str | None, int]:
     """``":80"`` → (None, 80) (all interfaces), ``"127.0.0.1:8080"``, ``"[::1]:80"``."""
     host, _, port = address.rpartition(":")
@@ -281,6 +286,7 @@ class EntryPointServer:
         self.tls_store: CertificateStore | None = None
         self.alpn_challenges: ChallengeCertificates | None = None
         self.host_options: Mapping[str, str] = {}
+        self._peek_for_options = False  # some host uses other options than default: pick them by SNI
         self._challenge_contexts: LRUCache[CertKeyPair, ssl.SSLContext] = LRUCache(maxsize=32)
         self._sockets: list[socket.socket] = []
         self._dispatching: set[asyncio.Task[None]] = set()
@@ -302,6 +308,9 @@ class EntryPointServer:
         """The TLS options of this entry point's hosts (lower-case host or ``*.domain`` → options name;
         absent hosts use ``default``), set by the app on every apply, with the matching store."""
         self.host_options = host_options
+        self._peek_for_options = uses_other_options(host_options)
+        if self.tls_handler is not None:
+            self.tls_handler.set_tls_options(host_options if self._peek_for_options else None)
 
     async def start(self) -> None:
         host, port = parse_address(self.handler.entry_point.address)
@@ -364,20 +373,31 @@ class EntryPointServer:
                 if store is None:
                     return
                 challenges = self.alpn_challenges
-                ctx = None
-                if challenges is not None and challenges.pending():
-                    ctx = await self._challenge_context(conn, loop, challenges)
-                if ctx is not None:
-                    await loop.connect_accepted_socket(
-                        _ChallengeProtocol, conn, ssl=ctx, ssl_handshake_timeout=10.0
-                    )
-                else:
-                    await loop.connect_accepted_socket(
-                        self.tls_web_server,
-                        conn,
-                        ssl=store.default_context,
-                        ssl_handshake_timeout=self.header_timeout or None,
-                    )
+                pending = challenges is not None and challenges.pending()
+                ctx: ssl.SSLContext | None = store.default_context
+                hello = None
+                if pending or self._peek_for_options:
+                    # One peek serves both: the TLS-ALPN-01 check and the choice of TLS options by SNI.
+                    hello = await self._peek_hello(conn, loop)
+                if pending and hello is not None:
+                    assert challenges is not None
+                    challenge = await self._challenge_context(hello, loop, challenges)
+                    if challenge is not None:
+                        await loop.connect_accepted_socket(
+                            _ChallengeProtocol, conn, ssl=challenge, ssl_handshake_timeout=10.0
+                        )
+                        conn = None
+                        return
+                if self._peek_for_options:
+                    ctx = self._options_context(store, hello)
+                    if ctx is None:
+                        return
+                await loop.connect_accepted_socket(
+                    self.tls_web_server,
+                    conn,
+                    ssl=ctx,
+                    ssl_handshake_timeout=self.header_timeout or None,
+                )
             else:
                 await loop.connect_accepted_socket(self.web_server, conn)
             conn = None  # a transport owns it now
@@ -389,13 +409,24 @@ class EntryPointServer:
             if conn is not None:
                 conn.close()
 
+    def _options_context(self, store: CertificateStore, hello: ClientHello | None) -> ssl.SSLContext | None:
+        """The listening context of the TLS options the ClientHello's SNI maps to on this entry point
+        (exact host, then ``*.parent``, else ``default``); None to refuse the connection (those options do
+        not exist or could not be built). A hello that could not be read gets the default options, whose
+        SNI callback refuses a name belonging to other options."""
+        name = options_for_host(self.host_options, _normalize_sni(hello.server_name)) if hello else "default"
+        try:
+            return store.listening_context(name)
+        except KeyError:
+            log.debug("entrypoint %s: TLS options %s unusable: connection refused", self.name, name)
+            return None
+
     async def _challenge_context(
-        self, conn: socket.socket, loop: asyncio.AbstractEventLoop, challenges: ChallengeCertificates
+        self, hello: ClientHello, loop: asyncio.AbstractEventLoop, challenges: ChallengeCertificates
     ) -> ssl.SSLContext | None:
         """The TLS-ALPN-01 context when this ClientHello offers exactly ``acme-tls/1`` for a name with a
         pending challenge; None for every other client (browsers included), who get the normal one."""
-        hello = await self._peek_hello(conn, loop)
-        if hello is None or hello.alpn != (ACME_TLS_1,) or not hello.server_name:
+        if hello.alpn != (ACME_TLS_1,) or not hello.server_name:
             return None
         pair = challenges.alpn_challenge(hello.server_name)
         if pair is None:
