@@ -344,7 +344,7 @@ def find_file(
             for name in group:
                 path = os.path.join(directory, name)
                 if os.path.isfile(path):
-                    return path, rest
+                    return os.path.abspath(path), rest  # the log names it: "./traefik.yml" says little
     return None, rest
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -178,7 +177,7 @@ def test_without_search_dirs_the_default_ones_are_searched(tmp_path, monkeypatch
     env = {"XDG_CONFIG_HOME": str(xdg), "HOME": str(tmp_path / "nohome")}
     (work / "traefik.yml").write_text("log: {level: ERROR}\n")
     cfg = load_static([], env)
-    assert cfg.source == os.path.join(".", "traefik.yml") and cfg.log.level == "ERROR"
+    assert cfg.source == str(work / "traefik.yml") and cfg.log.level == "ERROR"
     (xdg / "traefik.toml").write_text('[log]\nlevel = "WARN"\n')
     assert load_static([], env).source == str(xdg / "traefik.toml")
     (work / "dockroute.yaml").write_text("log: {level: DEBUG}\n")
