@@ -159,7 +159,9 @@ def _entry_point_tls(http: Reader, resolvers: list[str]) -> RouterTLS | None:
     for item in r.sections("domains"):
         main = item.text("main")
         if main is None:
-            raise StaticConfigError(f"{item.path}.main", "required: the certificate's main name")
+            raise StaticConfigError(
+                f"{item.path}.main", f"required: the certificate's main name{where(item.origin('sans'))}"
+            )
         domains.append(Domain(main=main.strip(), sans=tuple(name for name, _ in item.items("sans"))))
     options = r.text("options")
     return RouterTLS(

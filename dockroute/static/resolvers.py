@@ -113,8 +113,8 @@ def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> Resolver
     if email is None and is_public_ca(ca_server):
         raise StaticConfigError(
             f"{r.path}.email",
-            f"required: {parts.hostname} is a public CA and registers an account with an email address "
-            "(expiry and policy notices go there)",
+            f"required: {parts.hostname} is a public CA; the account is registered with this contact "
+            "address (the CA's notices about the account and its certificates go there)",
         )
     _refuse_dns_challenge(r)
     addresses = r.items("emailAddresses")

@@ -100,7 +100,8 @@ class StaticConfig:
         default_factory=lambda: MappingProxyType({})
     )
     source: str | None = None  # the file it came from
-    # Key paths of Traefik sections and keys that were set but are not acted on yet ("api",
-    # "providers.kubernetesCRD", "entryPoints.websecure.http.tls"): the app warns about each by name.
+    # Key paths of Traefik sections and keys that were set but are not acted on ("api",
+    # "providers.kubernetesCRD", "certificatesResolvers.le.acme.preferredChain"): the app warns about
+    # each by name.
     ignored: tuple[str, ...] = ()
     providers_throttle_duration: float = 2.0  # providers.providersThrottleDuration (Traefik: 2s)
