@@ -42,8 +42,10 @@ def tls_options(value: Any, at: At, warnings: list[str]) -> dict[str, TLSOptions
     warning naming the key and the value (routers using it are then not routed), never the whole file."""
     options: dict[str, TLSOptions] = {}
     for name, v, oat in named(value, at, "TLS options"):
+        said: list[str] = []  # a set left out gets its one line only
         try:
-            options[name] = _tls_option_set(v, oat, warnings)
+            options[name] = _tls_option_set(v, oat, said)
+            warnings.extend(said)
         except ConfigError as e:
             warnings.append(
                 f"{e.reason}; TLS options {name!r} are left out (routers using them are not routed)"
@@ -93,9 +95,10 @@ def _cipher_suites(value: Any, at: At, warnings: list[str], *, tls12: bool) -> t
     """Go's suite names; TLS 1.3's are ignored, as in Go. A list naming no TLS 1.2 suite while TLS 1.2 is
     allowed is refused: Go would fail every TLS 1.2 handshake, and () here means the defaults."""
     suites = str_list(value, at)
+    ignored: list[str] = []
     for i, s in enumerate(suites):
         if s in names.IGNORED_SUITES:
-            warnings.append(f"{at.index(i).path}: {s} is not a TLS 1.2 suite; ignored, as Go does")
+            ignored.append(f"{at.index(i).path}: {s} is not a TLS 1.2 suite; ignored, as Go does")
         elif s not in names.CIPHER_SUITES:
             raise _Refused(
                 at.index(i),
@@ -106,6 +109,7 @@ def _cipher_suites(value: Any, at: At, warnings: list[str], *, tls12: bool) -> t
     kept = tuple(s for s in suites if s not in names.IGNORED_SUITES)
     if suites and not kept and tls12:
         raise _Refused(at, "names no TLS 1.2 suite while TLS 1.2 is allowed (set minVersion: VersionTLS13)")
+    warnings.extend(ignored)
     return kept
 
 
