@@ -25,7 +25,7 @@ from typing import Any
 from acme_client.resolver import AcmeResolver
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
-from discover.model import DynamicConfig, TLSConfig, merge
+from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, TLSConfig, merge
 from dockroute import __version__
 from dockroute.certificates import (
     AlpnChallenges,
@@ -443,11 +443,33 @@ class App:
 
 
 def _host_options(compiled: Compiled | None) -> dict[str, str]:
-    """Host → TLS options name over every entry point (the store's view; each server keeps its own)."""
+    """Host → TLS options name over every entry point: the store's view (each server keeps its own map).
+
+    The store holds one options name per host. A host whose routers use other options on another entry
+    point gets the non-default ones (an mTLS host is never served without its client check), and one
+    warning says that its handshakes under the other options are refused."""
     out: dict[str, str] = {}
-    for per_ep in compiled.tls_options.values() if compiled is not None else ():
+    where: dict[str, str] = {}  # host → the entry point its kept options come from
+    for ep, per_ep in compiled.tls_options.items() if compiled is not None else ():
         for host, options in per_ep.items():
-            out.setdefault(host, options)
+            if host not in out:
+                out[host], where[host] = options, ep
+                continue
+            if out[host] == options:
+                continue
+            refused_on = ep
+            if out[host] == DEFAULT_TLS_OPTIONS:
+                refused_on = where[host]
+                out[host], where[host] = options, ep
+            log.warning(
+                "host %s uses different TLS options on entry points %s and %s; one set per host is kept "
+                "(%s): its handshakes on %s are refused",
+                host,
+                where[host],
+                refused_on,
+                out[host],
+                refused_on,
+            )
     return out
 
 

@@ -332,3 +332,22 @@ def test_the_route_log_never_writes_the_whole_table():
     assert len(lines) == MAX_LINES + 1
     assert lines[-1] == "… and 50 more routed, 0 more no longer routed (not listed)"
     assert route_changes(new, new) == []
+
+
+def test_a_host_with_other_options_on_another_entry_point_keeps_the_non_default_ones(caplog):
+    from router.compile import Compiled
+
+    compiled = Compiled(
+        tables={},
+        balancers={},
+        tls_options={
+            "web": {"a.test": "default", "b.test": "default"},
+            "secure": {"a.test": "mtls@file", "c.test": "mtls@file"},
+        },
+    )
+    with caplog.at_level(logging.WARNING, logger="dockroute"):
+        merged = app_module._host_options(compiled)
+    assert merged == {"a.test": "mtls@file", "b.test": "default", "c.test": "mtls@file"}
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("host a.test uses different TLS options on entry points secure and web")
+    assert line.endswith("(mtls@file): its handshakes on web are refused")
