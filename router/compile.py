@@ -9,7 +9,7 @@ active health state survives a reload.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS
@@ -61,14 +61,18 @@ def effective_tls(router: Router, ep: EntryPoint | None) -> RouterTLS | None:
 
 
 def router_entry_points(
-    router: Router, existing: Iterable[str], default_entry_points: tuple[str, ...] | None = None
+    router: Router, existing: Mapping[str, object], default_entry_points: tuple[str, ...] | None = None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(the entry points a router is on that exist, those it names that do not). A router naming none is
-    on ``default_entry_points``, else on every entry point (Traefik's default)."""
-    names = tuple(existing)
-    wanted = router.entry_points or default_entry_points or names
-    present = tuple(ep for ep in wanted if ep in names)
-    return present, tuple(ep for ep in wanted if ep not in names)
+    """(the entry points a router is on that exist, those it names that do not), ``existing`` being the
+    entry points by name. A router naming none is on ``default_entry_points``, else on every entry point
+    (Traefik's default)."""
+    wanted = router.entry_points or default_entry_points
+    if not wanted:
+        return tuple(existing), ()
+    present = tuple(ep for ep in wanted if ep in existing)
+    if len(present) == len(wanted):
+        return present, ()
+    return present, tuple(ep for ep in wanted if ep not in existing)
 
 
 def _redirect_port(
