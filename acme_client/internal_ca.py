@@ -290,7 +290,14 @@ def _load_or_create_locked(folder: str, label: str, permitted: tuple[str, ...]) 
     except OSError as exc:
         raise InternalCAError(f"cannot read {cert_path}: {exc.strerror}") from exc
     if key_pem is not None and cert_pem is not None:
-        return _parse_root(cert_pem, key_pem, folder)
+        root = _parse_root(cert_pem, key_pem, folder)
+        expiry = root.cert.not_valid_after_utc
+        left = expiry - _dt.datetime.now(_dt.UTC)
+        if left <= _dt.timedelta(0):
+            raise InternalCAError(f"the root in {folder} expired on {expiry:%Y-%m-%d}: rotate it")
+        if left < _dt.timedelta(days=90):
+            log.warning("internal CA %s: the root in %s expires on %s: rotate it", label, folder, expiry)
+        return root
     if key_pem is not None:
         raise InternalCAError(
             f"{key_path} exists without {ROOT_CERT}: restore {ROOT_CERT}, or move {ROOT_KEY} away to "
@@ -453,8 +460,12 @@ class InternalCA:
     def _next_wake(self) -> float | None:
         """Seconds until the earliest renewal, failed-storage or failed-issue retry (None: none)."""
         now, mono = _dt.datetime.now(_dt.UTC), time.monotonic()
-        waits = [(leaf.renew_at - now).total_seconds() for leaf in self._leaves.values()]
-        waits += [at - mono for at in self._failures.values()]
+        # A leaf whose renewal failed waits for its retry, not for its (past) renewal time.
+        waits = [
+            max((leaf.renew_at - now).total_seconds(), self._failures.get(names, 0.0) - mono)
+            for names, leaf in self._leaves.items()
+        ]
+        waits += [at - mono for names, at in self._failures.items() if names not in self._leaves]
         if self._root is None and self._wanted:
             waits.append(self._root_retry - mono)
         return max(min(waits), _MIN_WAKE) if waits else None
@@ -462,12 +473,15 @@ class InternalCA:
     async def _pass(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._wanted:
             self._leaves.clear()
+            self._failures.clear()
             return
         if not await self._have_root(loop):
             return
         wanted = self._within_root(list(self._wanted))
         for stale in set(self._leaves) - set(wanted):
             del self._leaves[stale]
+        for stale in set(self._failures) - set(wanted):
+            del self._failures[stale]
         now, mono = _dt.datetime.now(_dt.UTC), time.monotonic()
         due = [
             names
@@ -502,7 +516,9 @@ class InternalCA:
         """Load or create the root once (worker thread). A storage that cannot be used is said once
         (again only if the reason changes) and tried again every 10 minutes and on every change."""
         if self._root is not None:
-            return True
+            if self._root.cert.not_valid_after_utc > _dt.datetime.now(_dt.UTC):
+                return True
+            self._root = None  # expired while running: reading it again says so
         try:
             await loop.run_in_executor(self._executor, self.ensure_root)
         except InternalCAError as exc:

@@ -140,6 +140,25 @@ def test_processes_racing_to_create_the_root_all_get_the_same_one(tmp_path):
     assert outputs == {(tmp_path / "ca" / "root.crt").read_bytes()}
 
 
+def test_an_expired_root_is_refused_with_what_to_do(tmp_path):
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    _ca(tmp_path).ensure_root()
+    folder = tmp_path / "ca"
+    key = serialization.load_pem_private_key((folder / "root.key").read_bytes(), None)
+    old = x509.load_pem_x509_certificate((folder / "root.crt").read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    builder = x509.CertificateBuilder(
+        old.issuer, old.subject, old.public_key(), old.serial_number, now - dt.timedelta(days=10),
+        now - dt.timedelta(days=1), list(old.extensions),
+    )  # fmt: skip
+    (folder / "root.crt").write_bytes(
+        builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    )
+    with pytest.raises(InternalCAError, match=r"the root in .* expired on .*: rotate it"):
+        _ca(tmp_path).ensure_root()
+
+
 def test_permitted_domains_become_critical_name_constraints_that_exclude_ip_addresses(tmp_path):
     pem = _ca(tmp_path, permitted_domains=("lan", ".home.arpa")).ensure_root()
     nc = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.NameConstraints)
@@ -281,6 +300,28 @@ async def test_a_root_made_with_other_constraints_is_kept_and_only_what_it_allow
         "no certificate issued for www.example.com: outside the name constraints of the root" in caplog.text
     )
     assert caplog.text.count("certificate for printer.lan issued") == 1
+
+
+async def test_a_failed_issue_waits_for_its_retry_instead_of_spinning(tmp_path, monkeypatch, caplog):
+    import acme_client.internal_ca as mod
+
+    def broken(*a, **kw):
+        raise RuntimeError("a bug")
+
+    ca = _ca(tmp_path, leaf_lifetime=3600.0)
+    ca.want([("printer.lan",)])
+    loop = asyncio.get_running_loop()
+    await ca._pass(loop)  # noqa: SLF001
+    [leaf] = ca.certificates()
+    monkeypatch.setattr(mod, "issue_leaf", broken)
+    object.__setattr__(leaf, "renew_at", dt.datetime.now(dt.UTC))  # due now
+    await ca._pass(loop)  # noqa: SLF001
+    assert "cannot issue for printer.lan" in caplog.text
+    assert ca._next_wake() > 50  # noqa: SLF001 - the retry in a minute, not the past renewal time
+    assert ca.certificates() == [leaf]  # the current leaf is still served meanwhile
+    ca.want([])
+    await ca._pass(loop)  # noqa: SLF001
+    assert ca._next_wake() is None  # noqa: SLF001 - nothing wanted: nothing to wake for
 
 
 async def test_crypto_and_files_never_run_on_the_event_loop(tmp_path, monkeypatch):
