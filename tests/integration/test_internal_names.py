@@ -137,3 +137,23 @@ async def test_internal_ca_root_prints_the_root_the_proxy_uses(backends, proxy, 
     during = _cli_root(config, tmp_path)
     assert during.returncode == 0 and during.stdout == printed
     assert (tmp_path / "ca" / "root.crt").read_bytes() == printed
+
+
+async def test_an_unwritable_storage_is_one_error_line_and_the_proxy_keeps_serving(backends, proxy, tmp_path):
+    (b,) = await backends("printer")
+    (tmp_path / "not-a-folder").write_text("")
+    static = _internal_static(tmp_path)
+    static["certificatesResolvers"]["home"]["internalCA"]["storage"] = str(tmp_path / "not-a-folder" / "ca")
+    dr = await proxy(_router("printer.lan", "home", b.url), static=static)
+    await wait_for(lambda: "serving no certificates from it" in dr.log(), timeout=10)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the default certificate serves it
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", dr.ports["websecure"], ssl=ctx, server_hostname="printer.lan"
+    )
+    writer.write(b"GET / HTTP/1.1\r\nHost: printer.lan\r\nConnection: close\r\n\r\n")
+    data = await reader.read()
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 200") and b'"server": "printer"' in data
+    assert dr.proc is not None and dr.proc.poll() is None
+    assert dr.log().count("serving no certificates from it") == 1
