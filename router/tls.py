@@ -229,7 +229,8 @@ class CertificateStore:
     Building is file and crypto work: do it off the event loop. ``previous`` (the store being replaced)
     lends its contexts for (pair, options) that did not change, so a new ACME certificate costs one
     context per options set that serves it; the listening contexts are always new (their SNI callbacks
-    are this store's).
+    are this store's), and so are those that verify client certificates (their CA files are read again,
+    as Traefik does on every configuration change).
     """
 
     def __init__(
@@ -281,7 +282,9 @@ class CertificateStore:
     ) -> ssl.SSLContext | None:
         """The context for ``pair`` under the options ``name``; None (one ERROR line) if it fails."""
         key = (pair, name, options)
-        ctx = self._built.get(key) or reuse.get(key)
+        ctx = self._built.get(key)
+        if ctx is None and not options.client_auth.ca_files:  # CA files are re-read: they may have changed
+            ctx = reuse.get(key)
         if ctx is None:
             try:
                 ctx = server_context(pair)

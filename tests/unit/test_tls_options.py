@@ -183,7 +183,9 @@ def test_contexts_only_for_what_hosts_need(pki):
         options={"m": mtls(pki)},
         host_options={"a.test": "m", "*.w.test": "m", "b.test": "default"},
     )
-    assert again.context_for("a.test", "m") is store.context_for("a.test", "m")
+    assert again.context_for("b.test") is store.context_for("b.test")
+    # ... but those verifying client certificates read their CA files again
+    assert again.context_for("a.test", "m") is not store.context_for("a.test", "m")
     assert again.listening_context("m") is not store.listening_context("m")
 
 
