@@ -415,8 +415,8 @@ class App:
         else:
             log.info("provider file: off")
         log.info("%s", self._docker_line)
-        for section in self.static.ignored:
-            log.warning("static configuration section %s is not supported yet and was ignored", section)
+        for key in self.static.ignored:
+            log.warning("static configuration %s is not supported yet and was ignored", key)
 
     async def shutdown(self) -> None:
         grace = max((ep.grace_timeout for ep in self.static.entry_points), default=10.0)
