@@ -51,6 +51,15 @@ CIPHER_SUITES: dict[str, str] = {
     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
 }
+# Go's default suites beyond Mozilla's intermediate list (router.tls): the CBC ones, the only suites TLS 1.0
+# and 1.1 can use. Offered when minVersion allows those versions and no cipherSuites are configured.
+GO_DEFAULT_CBC = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+)
+LEGACY_VERSIONS = frozenset({"VersionTLS10", "VersionTLS11"})
 # Names Go accepts in the list but never uses to choose a TLS 1.2 suite: TLS 1.3's (not configurable in
 # Go, nor here: OpenSSL's defaults, all sound) and the fallback signalling value.
 IGNORED_SUITES = frozenset(

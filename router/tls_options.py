@@ -46,8 +46,7 @@ def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str) -> None:
     ctx.minimum_version = getattr(ssl.TLSVersion, tls_names.VERSIONS[options.min_version])
     if options.max_version:
         ctx.maximum_version = getattr(ssl.TLSVersion, tls_names.VERSIONS[options.max_version])
-    if options.cipher_suites:  # TLS 1.2 and below only, as in Go; TLS 1.3 keeps OpenSSL's (sound) suites
-        ctx.set_ciphers(":".join(dict.fromkeys(tls_names.CIPHER_SUITES[s] for s in options.cipher_suites)))
+    _set_suites(ctx, options)
     if options.curve_preferences:
         _set_curves(ctx, [tls_names.CURVES[c] for c in options.curve_preferences])
     # dockroute speaks HTTP/1.1; TLS-ALPN-01 validators are answered before the handshake, by their own
@@ -66,6 +65,23 @@ def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str) -> None:
             ctx.load_verify_locations(cadata=_read_pem(ca))
         ctx.verify_mode = mode
     setattr(ctx, OPTIONS_ATTR, name)
+
+
+def _set_suites(ctx: ssl.SSLContext, options: TLSOptions) -> None:
+    """TLS 1.2 and below only, as in Go; TLS 1.3 keeps OpenSSL's (sound) suites.
+
+    A ``minVersion`` of TLS 1.0 or 1.1 is served as Go serves it: those versions need CBC suites (added to
+    the defaults, as in Go's list, when none are configured) and SHA-1 handshake signatures, which
+    OpenSSL 3 refuses above security level 0: so that level, for this options set only."""
+    legacy = options.min_version in tls_names.LEGACY_VERSIONS
+    if options.cipher_suites:
+        suites = [tls_names.CIPHER_SUITES[s] for s in options.cipher_suites]
+    elif legacy:
+        current = [c["name"] for c in ctx.get_ciphers() if c["protocol"] != "TLSv1.3"]
+        suites = current + [tls_names.CIPHER_SUITES[s] for s in tls_names.GO_DEFAULT_CBC]
+    else:
+        return  # the defaults server_context set
+    ctx.set_ciphers(":".join(dict.fromkeys(suites)) + (":@SECLEVEL=0" if legacy else ""))
 
 
 def _set_curves(ctx: ssl.SSLContext, groups: list[str]) -> None:

@@ -241,3 +241,19 @@ async def test_sni_strict(pki):
     lenient = CertificateStore([pki["a"]])
     async with serving(lenient.default_context) as port:
         assert await served(port, anything, "unknown.test")
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1 is deprecated:DeprecationWarning")
+async def test_min_version_tls10_is_served_as_go_serves_it(pki):
+    """TLS 1.0 needs CBC suites and SHA-1 signatures (OpenSSL 3 refuses them above security level 0):
+    given by the options that ask for it, and only by them."""
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname = False
+    old.verify_mode = ssl.CERT_NONE
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1
+    legacy = CertificateStore([pki["a"]], options={"default": TLSOptions(min_version="VersionTLS10")})
+    async with serving(legacy.default_context) as port:
+        assert await served(port, old, "a.test")
+    async with serving(CertificateStore([pki["a"]]).default_context) as port:
+        assert not await served(port, old, "a.test")
