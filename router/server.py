@@ -24,7 +24,6 @@ from aiohttp import http as aiohttp_http
 from aiohttp import web
 from cachetools import LRUCache
 
-from discover.model import DEFAULT_TLS_OPTIONS
 from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed, parse_client_hello
 from router.proxy import EntryPointHandler
 from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCertificates, challenge_context
@@ -413,12 +412,11 @@ class EntryPointServer:
     def _options_context(self, store: CertificateStore, hello: ClientHello | None) -> ssl.SSLContext | None:
         """The listening context of the TLS options the ClientHello's SNI maps to on this entry point
         (exact host, then ``*.parent``, else ``default``); None to refuse the connection (those options do
-        not exist or could not be built). A hello that could not be read gets the default options, whose
-        SNI callback refuses a name belonging to other options."""
+        not exist or could not be built). A hello that could not be read gets the default options in a
+        context whose SNI callback refuses the names of other options."""
         if hello is None:
-            name = DEFAULT_TLS_OPTIONS
-        else:
-            name = options_for_host(self.host_options, _normalize_sni(hello.server_name))
+            return store.guarded_default_context
+        name = options_for_host(self.host_options, _normalize_sni(hello.server_name))
         try:
             return store.listening_context(name)
         except KeyError:

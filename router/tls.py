@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from discover.model import DEFAULT_TLS_OPTIONS, EMPTY, TLSOptions
-from router.tls_options import apply_options, options_for_host
+from router.tls_options import apply_options, options_for_host, uses_other_options
 
 log = logging.getLogger("dockroute.tls")
 
@@ -187,7 +187,7 @@ class _Options:
     """The contexts of one options set: the listening one (default certificate) and, by certificate, the
     contexts its SNI callback switches to, all built with the same options."""
 
-    __slots__ = ("name", "listening", "by_pair", "cache", "strict", "refuse_all")
+    __slots__ = ("name", "listening", "by_pair", "cache", "strict", "refuse_all", "guard")
 
     def __init__(self, name: str, listening: ssl.SSLContext, cache_size: int, strict: bool) -> None:
         self.name = name
@@ -196,8 +196,10 @@ class _Options:
         self.cache: LRUCache[str, ssl.SSLContext | None] = LRUCache(maxsize=cache_size)
         self.strict = strict
         self.refuse_all = False
+        self.guard = False  # refuse names whose options are not these (the hello could not be read)
 
 
+GUARDED = "default (hello unread)"  # the guarded default's group name (not an options name anyone uses)
 _Built = dict[tuple[CertKeyPair, str, TLSOptions], ssl.SSLContext]
 _SNICallback = Callable[[ssl.SSLObject, str | None, ssl.SSLContext], int | None]
 
@@ -221,10 +223,11 @@ class CertificateStore:
     listening context (:meth:`listening_context`; the entry point picks it by the ClientHello's SNI) whose
     SNI callback switches only between contexts built with the same options, for the certificates of the
     hosts that use them: (certificate × options) contexts exist only where a host needs them. The
-    ``default`` set serves every certificate, but refuses an SNI that belongs to other options: a client
-    whose ClientHello could not be read before the handshake must not get an mTLS host's certificate
-    without its client-certificate check. Options that cannot be built are left out with one ERROR line
-    and their hosts' handshakes refused, as Traefik closes them (all handshakes, for ``default``).
+    ``default`` set serves every certificate; its guarded twin (:attr:`guarded_default_context`) refuses
+    an SNI that belongs to other options, for a client whose ClientHello could not be read before the
+    handshake (it must not get an mTLS host's certificate without its client-certificate check). Options
+    that cannot be built are left out with one ERROR line and their hosts' handshakes refused, as Traefik
+    closes them (all handshakes, for ``default``).
 
     Building is file and crypto work: do it off the event loop. ``previous`` (the store being replaced)
     lends its contexts for (pair, options) that did not change, so a new ACME certificate costs one
@@ -276,6 +279,22 @@ class CertificateStore:
         self._default_group = self._groups[DEFAULT_TLS_OPTIONS]
         self._cache = self._default_group.cache
         self._default = self._default_group.listening
+        self._guarded = self._default
+        if uses_other_options(host_options):
+            self._guarded = self._guarded_default(cache_size)
+
+    def _guarded_default(self, cache_size: int) -> ssl.SSLContext:
+        """The default options' listening context for a connection whose ClientHello could not be read
+        before the handshake: it refuses a name that belongs to other options, which must not be served
+        without them (an mTLS host without its client-certificate check). Same certificate contexts."""
+        base = self._default_group
+        listening = server_context(self._default_pair)
+        apply_options(listening, self.options.get(DEFAULT_TLS_OPTIONS, TLSOptions()), DEFAULT_TLS_OPTIONS)
+        group = _Options(GUARDED, listening, cache_size, base.strict)
+        group.by_pair, group.refuse_all, group.guard = base.by_pair, base.refuse_all, True
+        self._groups[GUARDED] = group
+        listening.sni_callback = self._callback(GUARDED)
+        return listening
 
     def _build(
         self, pair: CertKeyPair, name: str, options: TLSOptions, reuse: _Built
@@ -367,6 +386,12 @@ class CertificateStore:
         by SNI."""
         return self._default
 
+    @property
+    def guarded_default_context(self) -> ssl.SSLContext:
+        """The default options' listening context for a connection whose ClientHello could not be read
+        (too slow, unparseable) where some host uses other options: it refuses those hosts' names."""
+        return self._guarded
+
     def listening_context(self, options_name: str) -> ssl.SSLContext:
         """The context to listen with for connections whose SNI maps to ``options_name``; ``KeyError``
         when those options are unknown or could not be built (their handshakes are to be refused)."""
@@ -400,12 +425,7 @@ class CertificateStore:
     def _lookup(self, group: _Options, name: str) -> ssl.SSLContext | None:
         if group.refuse_all:
             return None
-        if (
-            group is self._default_group
-            and name
-            and self.host_options
-            and options_for_host(self.host_options, name) != DEFAULT_TLS_OPTIONS
-        ):
+        if group.guard and name and options_for_host(self.host_options, name) != DEFAULT_TLS_OPTIONS:
             return None  # this name's options were not chosen before the handshake: refuse it
         pair = self._pair_for(name) if name else None
         ctx = group.by_pair.get(pair) if pair is not None else None

@@ -161,3 +161,57 @@ async def test_an_options_set_with_a_typo_is_left_out_and_its_router_not_routed(
     for host in ("new.test", "open.test"):
         data, _ = await get(dr.port, client(pki), host)
         assert data.startswith(b"HTTP/1.1 200"), host
+
+
+async def slow_hello_get(port: int, ctx: ssl.SSLContext, sni: str) -> bytes:
+    """An HTTPS GET whose ClientHello arrives in two parts, the second after the server's 2 s limit for
+    reading it before the handshake (the delay is the behaviour under test, not a synchronisation)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        with pytest.raises(ssl.SSLWantReadError):
+            obj.do_handshake()
+        hello = outgoing.read()
+        writer.write(hello[:20])
+        await writer.drain()
+        await asyncio.sleep(2.5)
+        writer.write(hello[20:])
+        while True:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            if not data:
+                raise ConnectionResetError("closed during the handshake")
+            incoming.write(data)
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                writer.write(outgoing.read())
+        obj.write(f"GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(outgoing.read())
+        answer = b""
+        while not answer.startswith(b"HTTP/1.1") or b"\r\n\r\n" not in answer:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            if not data:
+                break
+            incoming.write(data)
+            try:
+                answer += obj.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+        return answer
+    finally:
+        writer.close()
+
+
+async def test_a_hello_too_slow_to_be_read_never_reaches_mtls_hosts_without_their_options(
+    proxy, backends, pki
+):
+    """The options are chosen from the ClientHello read before the handshake; a client whose hello cannot
+    be read in time gets the default options, which then refuse the names of other options."""
+    options = {"mtls": {"clientAuth": {"caFiles": [pki["client_ca_file"]]}}}
+    dr = await start(proxy, backends, pki, options, {"mtls.test": "mtls"})
+    tls12 = client(pki, maximum=ssl.TLSVersion.TLSv1_2)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await slow_hello_get(dr.port, tls12, "mtls.test")
+    assert (await slow_hello_get(dr.port, tls12, "open.test")).startswith(b"HTTP/1.1 200")

@@ -13,7 +13,7 @@ import trustme
 from cryptography import x509
 
 from discover.model import ClientAuth, TLSOptions
-from router.tls import CertificateStore, CertKeyPair, server_context
+from router.tls import GUARDED, CertificateStore, CertKeyPair, server_context
 from router.tls_options import OPTIONS_ATTR, apply_options, options_for_host, uses_other_options
 
 
@@ -173,8 +173,11 @@ def test_contexts_only_for_what_hosts_need(pki):
     assert store.context_for("y.w.test", "m") is not store.context_for("x.w.test", "m")
     assert store.listening_context("m").verify_mode == ssl.CERT_REQUIRED
     assert store.listening_context("default") is store.default_context
-    # the default options refuse a name whose options were not chosen before the handshake
-    assert store.context_for("a.test") is None
+    # the guarded default (hello unread) refuses a name of other options; the plain default serves it
+    # (an entry point where that host uses the default options)
+    assert store.context_for("a.test", GUARDED) is None
+    assert store.context_for("b.test", GUARDED) is store.context_for("b.test")
+    assert store.context_for("a.test").verify_mode == ssl.CERT_NONE
     assert store.context_for("b.test").verify_mode == ssl.CERT_NONE
     # a rebuilt store reuses every (certificate, options) context that did not change
     again = CertificateStore(
@@ -201,7 +204,7 @@ def test_unknown_or_unbuildable_options_refuse_their_hosts(pki, caplog):
         store.listening_context("typo")
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2 and "gone" in lines[0] and "typo" in lines[1]
-    assert store.context_for("a.test") is None  # not served with the default options either
+    assert store.context_for("a.test", GUARDED) is None  # nor with the default options, hello unread
 
 
 def test_a_broken_default_refuses_every_handshake(pki, caplog):
@@ -223,10 +226,11 @@ async def test_mtls_listening_context_switches_certificates_with_the_same_option
             ok = client(pki, cert_from=pki["client_ca"], maximum=maximum)
             data, name = await exchange(port, ok, "a.test")
             assert (data, name) == (b"ok", "a.test")
-    async with serving(store.default_context) as port:
+    async with serving(store.guarded_default_context) as port:
         data, name = await exchange(port, client(pki), "b.test")  # no certificate asked
         assert (data, name) == (b"ok", "b.test")
         assert not await served(port, client(pki, cert_from=pki["client_ca"]), "a.test")
+    assert CertificateStore([pki["a"]]).guarded_default_context is not None  # = the default, unused
 
 
 async def test_sni_strict(pki):
