@@ -263,7 +263,7 @@ class CertificateStore:
             else:
                 usable[name] = found
         # Pairs are checked (and indexed) under the default options, or bare ones when those are broken.
-        base = usable.get(DEFAULT_TLS_OPTIONS, TLSOptions())
+        base = self._default_options = usable.get(DEFAULT_TLS_OPTIONS, TLSOptions())
         for pair in pairs:
             self._add(pair, base, reuse, previous._names if previous is not None else {})
         if default is not None and self._build(default, DEFAULT_TLS_OPTIONS, base, reuse) is None:
@@ -289,7 +289,7 @@ class CertificateStore:
         without them (an mTLS host without its client-certificate check). Same certificate contexts."""
         base = self._default_group
         listening = server_context(self._default_pair)
-        apply_options(listening, self.options.get(DEFAULT_TLS_OPTIONS, TLSOptions()), DEFAULT_TLS_OPTIONS)
+        apply_options(listening, self._default_options, DEFAULT_TLS_OPTIONS)
         group = _Options(GUARDED, listening, cache_size, base.strict)
         group.by_pair, group.refuse_all, group.guard = base.by_pair, base.refuse_all, True
         self._groups[GUARDED] = group

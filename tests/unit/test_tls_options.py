@@ -210,8 +210,9 @@ def test_unknown_or_unbuildable_options_refuse_their_hosts(pki, caplog):
 def test_a_broken_default_refuses_every_handshake(pki, caplog):
     broken = TLSOptions(client_auth=ClientAuth(("/nonexistent/ca.pem",), "RequireAndVerifyClientCert"))
     with caplog.at_level(logging.ERROR, logger="dockroute.tls"):
-        store = CertificateStore([pki["a"]], options={"default": broken})
+        store = CertificateStore([pki["a"]], options={"default": broken}, host_options={"b.test": "other"})
     assert store.context_for("a.test") is None and store.context_for(None) is None
+    assert store.context_for("a.test", GUARDED) is None
     assert any("default" in r.getMessage() for r in caplog.records)
 
 
