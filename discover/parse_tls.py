@@ -58,8 +58,10 @@ def tls_options(value: Any, at: At, warnings: list[str]) -> dict[str, TLSOptions
 
 
 def _tls_option_set(value: Any, at: At, warnings: list[str]) -> TLSOptions:
+    """One options set, with Traefik's defaults for what it leaves out; ``_Refused``/``ConfigError``
+    name the first key that makes it unusable."""
     f = Fields(value, at, _OPTION_KEYS)
-    versions = {}
+    versions: dict[str, str] = {}
     for key in ("minVersion", "maxVersion"):
         v, vat = f.get(key)
         if v is not None:
