@@ -219,10 +219,12 @@ class CertificateStore:
     to listen with when every host uses the ``default`` options.
 
     ``options`` are the defined TLS options by name; ``host_options`` maps a host (or ``*.domain``) to the
-    options name its routers use (absent: ``default``). For each options set some host uses, there is a
-    listening context (:meth:`listening_context`; the entry point picks it by the ClientHello's SNI) whose
-    SNI callback switches only between contexts built with the same options, for the certificates of the
-    hosts that use them: (certificate × options) contexts exist only where a host needs them. The
+    options name its routers use (absent: ``default``), one name per host; ``entry_point_options`` (entry
+    point → such a map), when given, adds what each entry point uses where they disagree on a host. For
+    each options set some host uses, there is a listening context (:meth:`listening_context`; the entry
+    point picks it by the ClientHello's SNI) whose SNI callback switches only between contexts built with
+    the same options, for the certificates of the hosts that use them: (certificate × options) contexts
+    exist only where a host needs them. The
     ``default`` set serves every certificate; its guarded twin (:attr:`guarded_default_context`) refuses
     an SNI that belongs to other options, for a client whose ClientHello could not be read before the
     handshake (it must not get an mTLS host's certificate without its client-certificate check). Options
@@ -244,16 +246,19 @@ class CertificateStore:
         previous: CertificateStore | None = None,
         options: Mapping[str, TLSOptions] = EMPTY,
         host_options: Mapping[str, str] = EMPTY,
+        entry_point_options: Mapping[str, Mapping[str, str]] = EMPTY,
     ) -> None:
         self.options = options
         self.host_options = host_options
+        self.entry_point_options = entry_point_options
         self._exact: dict[str, CertKeyPair] = {}
         self._wildcard: dict[str, CertKeyPair] = {}  # "example.com" for "*.example.com"
         self._names: dict[CertKeyPair, list[str]] = {}
         self._built: _Built = {}
         reuse: _Built = previous._built if previous is not None else {}
         usable: dict[str, TLSOptions] = {}
-        for name in dict.fromkeys([DEFAULT_TLS_OPTIONS, *host_options.values()]):
+        in_use = [v for hosts in (host_options, *entry_point_options.values()) for v in hosts.values()]
+        for name in dict.fromkeys([DEFAULT_TLS_OPTIONS, *in_use]):
             found = options.get(name, TLSOptions() if name == DEFAULT_TLS_OPTIONS else None)
             why = "they do not exist" if found is None else _checked(found, name)
             if found is None or why is not None:
@@ -280,7 +285,7 @@ class CertificateStore:
         self._cache = self._default_group.cache
         self._default = self._default_group.listening
         self._guarded = self._default
-        if uses_other_options(host_options):
+        if any(uses_other_options(hosts) for hosts in (host_options, *entry_point_options.values())):
             self._guarded = self._guarded_default(cache_size)
 
     def _guarded_default(self, cache_size: int) -> ssl.SSLContext:
@@ -351,25 +356,23 @@ class CertificateStore:
         return group
 
     def _pairs_for(self, name: str) -> list[CertKeyPair]:
-        """The certificates served to the hosts whose options are ``name``."""
+        """The certificates served to the hosts whose options are ``name`` (on any entry point)."""
         out: dict[CertKeyPair, None] = {}
-        for host, used in self.host_options.items():
-            if used != name:
-                continue
-            if host.startswith("*."):
-                parent = host[2:]
-                if parent in self._wildcard:
-                    out[self._wildcard[parent]] = None
-                for exact, pair in self._exact.items():  # exact certificates under the wildcard
-                    if (
-                        exact.partition(".")[2] == parent
-                        and options_for_host(self.host_options, exact) == name
-                    ):
+        for hosts in (self.host_options, *self.entry_point_options.values()):
+            for host, used in hosts.items():
+                if used != name:
+                    continue
+                if host.startswith("*."):
+                    parent = host[2:]
+                    if parent in self._wildcard:
+                        out[self._wildcard[parent]] = None
+                    for exact, pair in self._exact.items():  # exact certificates under the wildcard
+                        if exact.partition(".")[2] == parent and options_for_host(hosts, exact) == name:
+                            out[pair] = None
+                else:
+                    pair = self._pair_for(host)
+                    if pair is not None:
                         out[pair] = None
-            else:
-                pair = self._pair_for(host)
-                if pair is not None:
-                    out[pair] = None
         return list(out)
 
     def _pair_for(self, name: str) -> CertKeyPair | None:

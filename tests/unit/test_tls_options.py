@@ -262,3 +262,19 @@ async def test_min_version_tls10_is_served_as_go_serves_it(pki):
         assert await served(port, old, "a.test")
     async with serving(CertificateStore([pki["a"]]).default_context) as port:
         assert not await served(port, old, "a.test")
+
+
+async def test_entry_points_that_disagree_on_a_host_each_get_its_certificate(pki):
+    """a.test uses options m on one entry point and n on another: the one-name-per-host map keeps m, and
+    the per-entry-point maps make n's contexts carry a.test's certificate too."""
+    n = TLSOptions(min_version="VersionTLS13")
+    store = CertificateStore(
+        [pki["a"], pki["b"]],
+        options={"m": mtls(pki), "n": n},
+        host_options={"a.test": "m"},
+        entry_point_options={"one": {"a.test": "m"}, "two": {"a.test": "n"}},
+    )
+    assert store.context_count == 2 + 1 + 1  # default: both; m: a; n: a
+    async with serving(store.listening_context("n")) as port:
+        data, name = await exchange(port, client(pki), "a.test")
+        assert (data, name) == (b"ok", "a.test")
