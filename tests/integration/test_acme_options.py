@@ -21,7 +21,7 @@ import acme_client.resolver as resolver_module
 from acme_client.issuer import AcmeError, IssuedCertificate, Issuer, Solver
 from acme_client.resolver import AcmeResolver
 from acme_client.storage import AcmeStorage, StoredCertificate
-from dockroute.static.resolvers import resolver_settings
+from tests.acme_settings import acme_settings
 from tests.integration import pebble_env
 from tests.integration.acme_shim import AcmeShim, ari_cert_id
 from tests.integration.harness import routers, wait_for
@@ -197,7 +197,8 @@ async def _running(resolver: AcmeResolver) -> AsyncIterator[AcmeResolver]:
 
 
 def _resolver(tmp_path: Path, directory_url: str, ca_bundle: str, challenges, **acme) -> AcmeResolver:
-    """An in-process resolver whose HTTP-01 answers are served by ``challenges``."""
+    """An in-process resolver whose HTTP-01 answers are served by ``challenges``; ``acme`` are more keys
+    of its ``acme`` section, read as the proxy reads them at start."""
     raw = {
         "email": "ops@example.com",
         "storage": str(tmp_path / "acme.json"),
@@ -205,7 +206,7 @@ def _resolver(tmp_path: Path, directory_url: str, ca_bundle: str, challenges, **
         "caCertificates": [ca_bundle],
         **acme,
     }
-    resolver = AcmeResolver("le", resolver_settings(raw), lambda: None)
+    resolver = AcmeResolver("le", acme_settings(raw), lambda: None)
     resolver.tokens = challenges.tokens  # the solver fills this very dict; the challenge server reads it
     return resolver
 

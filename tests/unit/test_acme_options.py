@@ -1,57 +1,80 @@
-"""``certificatesResolvers.<name>.acme`` options: eab, profile, certificatesDuration (read like Traefik)."""
+"""``certificatesResolvers.<name>.acme`` options: eab, profile, certificatesDuration (read like Traefik,
+through the static configuration reader the proxy starts with)."""
 
 from __future__ import annotations
-
-import logging
 
 import pytest
 
 from acme_client.resolver import AcmeResolver
 from acme_client.settings import renewal_check_interval
-from dockroute.static.resolvers import resolver_settings
+from tests.acme_settings import acme_error, acme_settings
+
+EMAIL = {"email": "ops@example.com"}  # Let's Encrypt, the default CA, requires one
+KEY = "certificatesResolvers.le.acme"
 
 
 def test_eab_is_read_case_insensitively_and_kept_out_of_repr():
-    s = resolver_settings({"EAB": {"KID": "kid-1", "hmacencoded": "c2VjcmV0"}})
+    s = acme_settings({**EMAIL, "EAB": {"KID": "kid-1", "hmacencoded": "c2VjcmV0"}})
     assert s.eab == ("kid-1", "c2VjcmV0")
-    assert s.config_errors == ()
     assert "c2VjcmV0" not in repr(s)  # a secret: never in a log line that prints the settings
 
 
 @pytest.mark.parametrize(
-    "eab", [{"kid": "kid-1"}, {"hmacEncoded": "c2VjcmV0"}, {"kid": "", "hmacEncoded": "x"}, "kid"]
+    ("eab", "key", "why"),
+    [
+        ({"kid": "kid-1"}, "eab.hmacEncoded", "needs both kid and hmacEncoded"),
+        ({"hmacEncoded": "c2VjcmV0"}, "eab.kid", "needs both kid and hmacEncoded"),
+        ({"kid": "", "hmacEncoded": "x"}, "eab.kid", "expected a non-empty string, got ''"),
+        ("kid", "eab", "expected a section"),
+    ],
 )
-def test_an_incomplete_eab_is_a_config_error(eab):
-    s = resolver_settings({"eab": eab})
-    assert s.eab is None
-    assert len(s.config_errors) == 1 and "eab" in s.config_errors[0]
+def test_an_incomplete_eab_stops_the_start_naming_the_key(eab, key, why):
+    # Registering without the binding a CA requires would only fail later, at the CA: exit 2 instead.
+    e = acme_error({**EMAIL, "eab": eab})
+    assert e.key == f"{KEY}.{key}" and why in str(e)
 
 
 def test_no_eab_by_default():
-    assert resolver_settings({}).eab is None
-    assert resolver_settings({"eab": {}}).config_errors == ()
+    assert acme_settings(EMAIL).eab is None
+    assert acme_settings({**EMAIL, "eab": {}}).eab is None  # an empty section is no binding, not an error
 
 
 @pytest.mark.parametrize(
-    ("raw", "profile"), [({"Profile": "shortlived"}, "shortlived"), ({"profile": " "}, None), ({}, None)]
+    ("raw", "profile"),
+    [({"Profile": "shortlived"}, "shortlived"), ({"profile": " tlsserver "}, "tlsserver"), ({}, None)],
 )
 def test_profile(raw, profile):
-    assert resolver_settings(raw).profile == profile
+    assert acme_settings({**EMAIL, **raw}).profile == profile
+
+
+def test_a_blank_profile_stops_the_start():
+    # Once read as "no profile"; a key set to nothing is now named rather than guessed at.
+    e = acme_error({**EMAIL, "profile": " "})
+    assert e.key == f"{KEY}.profile" and "expected a non-empty string, got ' '" in str(e)
 
 
 @pytest.mark.parametrize(("value", "hours"), [(None, 2160), (72, 72), ("72", 72), (" 24 ", 24), (8760, 8760)])
 def test_certificates_duration_accepts_whole_hours(value, hours):
     raw = {} if value is None else {"CertificatesDuration": value}
-    s = resolver_settings(raw)
-    assert s.certificates_duration == hours
-    assert s.config_errors == ()
+    assert acme_settings({**EMAIL, **raw}).certificates_duration == hours
 
 
-@pytest.mark.parametrize("value", ["90d", "2.5", 2.5, True, 0, -1, [], {}])
-def test_certificates_duration_that_is_not_whole_hours_falls_back_to_the_default(value):
-    s = resolver_settings({"certificatesDuration": value})
-    assert s.certificates_duration == 2160
-    assert len(s.config_errors) == 1 and "certificatesDuration" in s.config_errors[0]
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("90d", "expected a whole number, got '90d'"),
+        ("2.5", "expected a whole number, got '2.5'"),
+        (2.5, "expected a whole number, got 2.5"),
+        (True, "expected a whole number, got True"),
+        (0, "must be at least 1, got 0"),
+        (-1, "must be at least 1, got -1"),
+        ([], "expected a whole number, got a list"),
+        ({}, "expected a whole number, got a mapping"),
+    ],
+)
+def test_certificates_duration_that_is_not_whole_hours_stops_the_start(value, why):
+    e = acme_error({**EMAIL, "certificatesDuration": value})
+    assert e.key == f"{KEY}.certificatesDuration" and why in str(e)
 
 
 @pytest.mark.parametrize(
@@ -71,20 +94,15 @@ def test_check_interval_is_traefiks_but_never_longer_than_ten_minutes(hours, sec
 
 
 def test_resolver_checks_every_minute_for_day_long_certificates(tmp_path):
-    raw = {"storage": str(tmp_path / "acme.json"), "certificatesDuration": 12}
-    assert AcmeResolver("le", resolver_settings(raw), lambda: None).check_interval == 60
-    raw = {"storage": str(tmp_path / "acme.json")}
-    assert AcmeResolver("le", resolver_settings(raw), lambda: None).check_interval == 600
+    raw = {**EMAIL, "storage": str(tmp_path / "acme.json"), "certificatesDuration": 12}
+    assert AcmeResolver("le", acme_settings(raw), lambda: None).check_interval == 60
+    raw = {**EMAIL, "storage": str(tmp_path / "acme.json")}
+    assert AcmeResolver("le", acme_settings(raw), lambda: None).check_interval == 600
 
 
-def test_a_bad_certificates_duration_logs_one_error_naming_the_resolver(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="dockroute.acme")
-    raw = {"storage": str(tmp_path / "acme.json"), "certificatesDuration": "ninety days"}
-    resolver = AcmeResolver("myca", resolver_settings(raw), lambda: None)
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1
-    assert errors[0].getMessage() == (
-        "resolver myca: certificatesDuration 'ninety days' is not a positive whole number of hours; "
-        "using 2160"
+def test_a_bad_certificates_duration_is_one_line_naming_the_resolver():
+    # Once a default taken with an error at order time; now the start stops (exit 2) with this line.
+    e = acme_error({**EMAIL, "certificatesDuration": "ninety days"}, name="myca")
+    assert str(e).startswith(
+        "certificatesResolvers.myca.acme.certificatesDuration: expected a whole number, got 'ninety days' "
     )
-    assert resolver.check_interval == 600

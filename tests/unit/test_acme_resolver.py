@@ -4,7 +4,10 @@ import pytest
 
 from acme_client.resolver import AcmeResolver, why_not_public
 from acme_client.settings import LETS_ENCRYPT, ResolverSettings
-from dockroute.static.resolvers import resolver_settings
+from tests.acme_settings import acme_error, acme_settings
+
+EMAIL = {"email": "ops@example.com"}  # Let's Encrypt, the default CA, requires one
+TLS_CHALLENGE = "certificatesResolvers.le.acme.tlsChallenge"
 
 
 @pytest.mark.parametrize(
@@ -28,15 +31,18 @@ def test_why_not_public(name, public):
     assert (why_not_public(name) is None) is public
 
 
-def test_settings_from_traefik_keys_case_insensitively():
-    s = resolver_settings(
+def test_settings_from_traefik_keys_case_insensitively(tmp_path):
+    a, b = tmp_path / "a.pem", tmp_path / "b.pem"
+    a.write_text("-----BEGIN CERTIFICATE-----\n")
+    b.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = acme_settings(
         {
             "Email": "a@b.c",
             "STORAGE": "/data/acme.json",
             "caserver": "https://ca/dir",
             "keyType": "RSA4096",
             "httpChallenge": {"entrypoint": "web"},
-            "caCertificates": "/a.pem, /b.pem",
+            "caCertificates": f"{a}, {b}",
         }
     )
     assert (s.email, s.storage, s.ca_server, s.key_type, s.http_entry_point) == (
@@ -46,38 +52,46 @@ def test_settings_from_traefik_keys_case_insensitively():
         "RSA4096",
         "web",
     )
-    assert s.ca_certificates == ("/a.pem", "/b.pem")
-    assert resolver_settings({}).ca_server == LETS_ENCRYPT
+    assert s.ca_certificates == (str(a), str(b))
+    assert acme_settings(EMAIL).ca_server == LETS_ENCRYPT
 
 
 @pytest.mark.parametrize(
     ("value", "on"),
-    [({}, True), ("true", True), ("", True), (True, True), (None, False), ("false", False), (False, False)],
+    [({}, True), (None, True), ("true", True), (True, True), ("false", False), (False, False)],
 )
 def test_tls_challenge_is_on_when_its_section_is_present(value, on):
-    # Traefik's `tlsChallenge: {}` is the usual spelling: an empty section means "on".
-    assert resolver_settings({"tlsChallenge": value}).tls_challenge is on
-    assert resolver_settings({}).tls_challenge is False
+    # Traefik's `tlsChallenge: {}` is the usual spelling: an empty section means "on", and so does the
+    # key with nothing after it (`tlsChallenge:`), as for every section (`providers: docker:`).
+    assert acme_settings({**EMAIL, "tlsChallenge": value}).tls_challenge is on
+    assert acme_settings(EMAIL).tls_challenge is False
 
 
-def test_a_tls_challenge_switch_that_means_nothing_is_refused_with_its_value(tmp_path, caplog):
-    settings = resolver_settings({"tlsChallenge": "maybe", "storage": str(tmp_path / "a.json")})
-    assert settings.tls_challenge is False
-    AcmeResolver("le", settings, lambda: None)
-    assert "resolver le: tlsChallenge 'maybe' is neither a section nor true or false" in caplog.text
+def test_tls_challenge_as_a_bare_flag_is_on():
+    flag = "--certificatesresolvers.le.acme.tlschallenge"
+    assert acme_settings(EMAIL, argv=[flag]).tls_challenge is True
+    assert acme_settings({**EMAIL, "tlsChallenge": {}}, argv=[f"{flag}=false"]).tls_challenge is False
+
+
+def test_a_tls_challenge_switch_that_means_nothing_is_refused_with_its_value():
+    # Once left off with an error at order time; now the start stops (exit 2) with one line.
+    e = acme_error({**EMAIL, "tlsChallenge": "maybe"})
+    assert e.key == TLS_CHALLENGE
+    assert str(e).startswith(f"{TLS_CHALLENGE}: expected a section, or true or false")
+    assert "got 'maybe'" in str(e)
 
 
 @pytest.mark.parametrize(
     ("word", "on"), [("T", True), ("1", True), ("TRUE", True), ("0", False), ("F", False)]
 )
 def test_tls_challenge_reads_gos_boolean_words_like_every_other_key(word, on):
-    assert resolver_settings({"tlsChallenge": word}).tls_challenge is on
+    assert acme_settings({**EMAIL, "tlsChallenge": word}).tls_challenge is on
 
 
 @pytest.mark.parametrize("word", ["yes", "on", "tRUE"])
 def test_tls_challenge_refuses_words_go_does_not_read(word):
-    s = resolver_settings({"tlsChallenge": word})
-    assert s.tls_challenge is False and "tlsChallenge" in s.config_errors[0]
+    e = acme_error({**EMAIL, "tlsChallenge": word})
+    assert e.key == TLS_CHALLENGE and f"got {word!r}" in str(e)
 
 
 def test_want_drops_private_names_and_logs_once(tmp_path, caplog):
