@@ -112,8 +112,6 @@ class AcmeResolver:
         self.name = name
         self.settings = settings
         self.on_change = on_change
-        for problem in settings.config_errors:
-            log.error("resolver %s: %s", name, problem)
         self.check_interval = renewal_check_interval(settings.certificates_duration)
         self.storage = AcmeStorage(settings.storage)
         self.tokens: dict[str, str] = {}  # HTTP-01: token → key authorization, read by the proxy

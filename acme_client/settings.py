@@ -69,8 +69,8 @@ class ResolverSettings:
     ``certificates_duration`` (hours, Traefik's ``certificatesDuration``) only shortens the renewal check
     interval (see :func:`renewal_check_interval`): the renewal window itself comes from each
     certificate's own lifetime (a third of it left) or from the CA's ARI, which is more accurate than a
-    configured duration. ``config_errors`` are what the reader refused (and replaced by defaults); the
-    resolver logs them under its name.
+    configured duration. Values are checked before they get here (the static configuration refuses what
+    it cannot use), so nothing in them is a fallback.
     """
 
     email: str | None = None
@@ -83,7 +83,6 @@ class ResolverSettings:
     eab: tuple[str, str] | None = field(default=None, repr=False)
     profile: str | None = None
     certificates_duration: int = DEFAULT_CERTIFICATES_DURATION
-    config_errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

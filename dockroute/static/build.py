@@ -28,7 +28,7 @@ from dockroute.static.settings import (
     StaticConfigError,
 )
 from dockroute.static.sources import default_search_dirs, find_file, merged_tree
-from dockroute.static.tree import OFF, Indexed, Val, get, join, merge, where
+from dockroute.static.tree import OFF, Val, get, join, merge, where
 from router.settings import EntryPoint, Redirection, Transport
 
 __all__ = ["load_static"]
@@ -60,9 +60,8 @@ def load_static(
         # so a bare start never publishes every container on the host.
         docker = DockerProviderSettings(explicit=False, exposed_by_default=False)
     entries = _with_default_web(get(tree, "entryPoints"))
-    raw_resolvers = get(tree, "certificatesResolvers")
-    raw_resolvers = raw_resolvers if isinstance(raw_resolvers, dict) else {}
-    resolvers, warned = read_resolvers(raw_resolvers, [n for n, sub in entries.items() if sub is not OFF])
+    live = [name for name, sub in entries.items() if sub is not OFF]
+    resolvers, warned = read_resolvers(get(tree, "certificatesResolvers"), live)
     return StaticConfig(
         entry_points=_entry_points(entries, list(resolvers)),
         transport=_transport(get(tree, "serversTransport")),
@@ -70,7 +69,6 @@ def load_static(
         docker_provider=docker,
         log=_log(get(tree, "log")),
         access_log=_access_log(get(tree, "accessLog")),
-        certificates_resolvers=_freeze(raw_resolvers),
         resolvers=MappingProxyType(resolvers),
         source=source,
         ignored=(*not_acted_on(SCHEMA, tree), *warned),
@@ -307,23 +305,7 @@ def _access_log(tree: Any) -> AccessLogSettings | None:
     )
 
 
-# -- what is kept raw, and what is not acted on -------------------------------------------------------
-
-
-def _freeze(value: Any) -> Any:
-    """The raw tree as read-only plain values (a section switched off is ``False``, items given one by
-    one a tuple), the shape :func:`~dockroute.static.resolvers.resolver_settings` reads."""
-    if isinstance(value, Val):
-        return _freeze(value.value)
-    if value is OFF:
-        return False
-    if isinstance(value, Indexed):
-        return tuple(_freeze(value[i]) for i in sorted(value))
-    if isinstance(value, dict):
-        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
+# -- what is not acted on -----------------------------------------------------------------------------
 
 
 def not_acted_on(node: Any, tree: Any, path: str = "") -> Iterator[str]:

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.docker_model import DockerSettings
@@ -93,8 +92,6 @@ class StaticConfig:
     docker_provider: DockerProviderSettings | None = None
     log: LogSettings = field(default_factory=LogSettings)
     access_log: AccessLogSettings | None = None  # None = off (Traefik: off unless the section exists)
-    # The raw ``certificatesResolvers`` tree, kept until the app reads ``resolvers`` instead.
-    certificates_resolvers: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # ``certificatesResolvers``, typed and checked at start: name -> ACME or internal CA settings.
     resolvers: Mapping[str, ResolverSettings | InternalCASettings] = field(
         default_factory=lambda: MappingProxyType({})

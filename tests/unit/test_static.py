@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from acme_client.settings import ResolverSettings
 from discover.model import ServersTransport
 from discover.values import BOOL_WORDS
 from dockroute.static import StaticConfig, StaticConfigError, load_static
-from dockroute.static.resolvers import resolver_settings
 from dockroute.static.sources import default_search_dirs
 
 
@@ -63,8 +63,7 @@ def test_embedded_default():
     assert (cfg.log.level, cfg.log.format, cfg.log.file_path) == ("INFO", "common", None)
     assert cfg.log.python_level == logging.INFO
     assert cfg.access_log is None
-    assert cfg.source is None and cfg.ignored == () and dict(cfg.certificates_resolvers) == {}
-    assert dict(cfg.resolvers) == {}
+    assert cfg.source is None and cfg.ignored == () and dict(cfg.resolvers) == {}
 
 
 def test_key_defaults_match_traefik():
@@ -439,7 +438,7 @@ def test_log_levels_map_to_python():
     assert load(["--log.level=FATAL"]).log.python_level == logging.CRITICAL
 
 
-# -- ignored and raw sections -------------------------------------------------------------------------
+# -- ignored sections, certificatesResolvers ----------------------------------------------------------
 
 
 def test_unsupported_traefik_sections_are_listed(tmp_path):
@@ -449,21 +448,22 @@ def test_unsupported_traefik_sections_are_listed(tmp_path):
     assert load(["--api=false"]).ignored == ()
 
 
-def test_certificates_resolvers_kept_raw_and_read_only(tmp_path):
-    """The raw tree stays for the app's earlier reader until it reads ``resolvers``: canonical keys,
-    plain values, a switched-off section as False; the earlier reader gets what the typed one does."""
+def test_certificates_resolvers_from_a_file_and_flags_are_typed_and_read_only(tmp_path):
+    """File and flags merge key by key into the one typed reading of ``certificatesResolvers`` (there is
+    no raw copy): the flag switches tlsChallenge on beside the file's keys, the file's switched-off
+    httpChallenge is no challenge, and the app cannot change the mapping."""
     text = (
         "certificatesResolvers:\n  le:\n    acme:\n      email: a@example.com\n      storage: acme.json\n"
         "      httpChallenge: false\n"
     )
     cfg = load(["--certificatesresolvers.le.acme.tlschallenge"], files={"dockroute.yml": text}, tmp=tmp_path)
-    acme = cfg.certificates_resolvers["le"]["acme"]
-    assert acme["email"] == "a@example.com" and dict(acme["tlsChallenge"]) == {}
-    assert acme["httpChallenge"] is False
+    assert not hasattr(cfg, "certificates_resolvers")
+    assert cfg.resolvers["le"] == ResolverSettings(
+        email="a@example.com", storage="acme.json", tls_challenge=True
+    )
     assert "certificatesResolvers" not in cfg.ignored
     with pytest.raises(TypeError):
-        cfg.certificates_resolvers["x"] = 1  # type: ignore[index]
-    assert resolver_settings(acme) == cfg.resolvers["le"]
+        cfg.resolvers["x"] = ResolverSettings()  # type: ignore[index]
 
 
 # -- redirections -------------------------------------------------------------------------------------
