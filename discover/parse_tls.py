@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from discover import tls_names as names
-from discover.model import ClientAuth, TLSOptions
+from discover.model import DEFAULT_TLS_OPTIONS, ClientAuth, TLSOptions
 from discover.readers import At, ConfigError, Fields, as_bool, as_str, named, str_list
 
 
@@ -39,21 +39,27 @@ _OPTION_KEYS = (
 
 def tls_options(value: Any, at: At, warnings: list[str]) -> dict[str, TLSOptions]:
     """``tls.options.<name>``: each set checked on its own; a set with a bad value is left out with one
-    warning naming the key and the value (routers using it are then not routed), never the whole file."""
+    warning naming the key and the value (routers using it are then not routed), never the whole file.
+    A bad ``default`` set is kept as unusable (:data:`~discover.tls_names.REFUSED_DEFAULT`): the router
+    then refuses HTTPS handshakes rather than serve the built-in defaults in its place."""
     options: dict[str, TLSOptions] = {}
     for name, v, oat in named(value, at, "TLS options"):
         said: list[str] = []  # a set left out gets its one line only
         try:
             options[name] = _tls_option_set(v, oat, said)
             warnings.extend(said)
+            continue
         except ConfigError as e:
-            warnings.append(
-                f"{e.reason}; TLS options {name!r} are left out (routers using them are not routed)"
-            )
+            why = e.reason
         except _Refused as e:
-            warnings.append(
-                f"{e.at.path}: {e}; TLS options {name!r} are left out (routers using them are not routed)"
-            )
+            why = f"{e.at.path}: {e}"
+        if name == DEFAULT_TLS_OPTIONS:
+            # Falling back to the built-in defaults could drop what was asked (client certificates, TLS
+            # 1.3 only): HTTPS fails closed instead, as in Traefik.
+            options[name] = TLSOptions(client_auth=ClientAuth((), names.REFUSED_DEFAULT))
+            warnings.append(f"{why}; TLS options 'default' are unusable: HTTPS handshakes are refused")
+        else:
+            warnings.append(f"{why}; TLS options {name!r} are left out (routers using them are not routed)")
     return options
 
 

@@ -108,6 +108,11 @@ UNSERVABLE_CLIENT_AUTH = {
     REQUIRE_ANY_CLIENT_CERT: "Python's ssl module cannot accept a client certificate without verifying it",
 }
 
+# The client auth "type" of a ``default`` options set refused when parsed: kept under that name so that
+# HTTPS fails closed (as in Traefik, whose default TLS configuration is then missing), instead of falling
+# back to the built-in defaults, which could drop what the user asked for (client certificates, TLS 1.3).
+REFUSED_DEFAULT = "(the default TLS options were refused when parsed)"
+
 HTTP_11 = "http/1.1"
 ACME_TLS_1 = "acme-tls/1"
 SERVED_ALPN = (HTTP_11, ACME_TLS_1)  # what dockroute speaks to clients (HTTP/1.1 and TLS-ALPN-01)

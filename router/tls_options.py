@@ -56,6 +56,8 @@ def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str) -> None:
         ctx.options |= ssl.OP_NO_TICKET
     auth = options.client_auth
     mode = _VERIFY.get(auth.client_auth_type)
+    if auth.client_auth_type == tls_names.REFUSED_DEFAULT:
+        raise ValueError("they were refused when parsed (see the warning naming the key)")
     if mode is None:  # refused when parsed; a value from elsewhere must not be served as something else
         raise ValueError(f"client auth type {auth.client_auth_type} cannot be served")
     if mode != ssl.CERT_NONE:

@@ -215,3 +215,14 @@ async def test_a_hello_too_slow_to_be_read_never_reaches_mtls_hosts_without_thei
     with pytest.raises((ssl.SSLError, ConnectionError)):
         await slow_hello_get(dr.port, tls12, "mtls.test")
     assert (await slow_hello_get(dr.port, tls12, "open.test")).startswith(b"HTTP/1.1 200")
+
+
+async def test_a_default_set_with_a_typo_fails_closed(proxy, backends, pki):
+    """Traefik has no default TLS configuration then, and HTTPS fails; serving the built-in defaults
+    instead could drop what the set asked for (here: client certificates everywhere)."""
+    options = {"default": {"clientAuth": {"caFiles": [pki["client_ca_file"]]}, "sniStrict": "yes please"}}
+    dr = await start(proxy, backends, pki, options, {})
+    assert "tls.options.default.sniStrict" in dr.log()
+    for host in ("open.test", "new.test"):
+        assert await refused(dr.port, client(pki, cert_from=pki["client_ca"]), host)
+        assert await refused(dr.port, client(pki), host)

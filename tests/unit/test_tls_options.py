@@ -13,6 +13,7 @@ import trustme
 from cryptography import x509
 
 from discover.model import ClientAuth, TLSOptions
+from discover.tls_names import REFUSED_DEFAULT
 from router.tls import GUARDED, CertificateStore, CertKeyPair, server_context
 from router.tls_options import OPTIONS_ATTR, apply_options, options_for_host, uses_other_options
 
@@ -207,8 +208,14 @@ def test_unknown_or_unbuildable_options_refuse_their_hosts(pki, caplog):
     assert store.context_for("a.test", GUARDED) is None  # nor with the default options, hello unread
 
 
-def test_a_broken_default_refuses_every_handshake(pki, caplog):
-    broken = TLSOptions(client_auth=ClientAuth(("/nonexistent/ca.pem",), "RequireAndVerifyClientCert"))
+@pytest.mark.parametrize(
+    "broken",
+    [
+        TLSOptions(client_auth=ClientAuth(("/nonexistent/ca.pem",), "RequireAndVerifyClientCert")),
+        TLSOptions(client_auth=ClientAuth((), REFUSED_DEFAULT)),  # refused when parsed
+    ],
+)
+def test_a_broken_default_refuses_every_handshake(pki, caplog, broken):
     with caplog.at_level(logging.ERROR, logger="dockroute.tls"):
         store = CertificateStore([pki["a"]], options={"default": broken}, host_options={"b.test": "other"})
     assert store.context_for("a.test") is None and store.context_for(None) is None

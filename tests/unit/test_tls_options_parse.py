@@ -10,7 +10,7 @@ from discover.docker_labels import build_docker_config
 from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
 from discover.model import ClientAuth, TLSOptions
 from discover.parse import parse_dynamic_with_warnings
-from discover.tls_names import CIPHER_SUITES, CURVES, cipher_available
+from discover.tls_names import CIPHER_SUITES, CURVES, REFUSED_DEFAULT, cipher_available
 
 
 def options(opts: dict) -> tuple[dict, list[str]]:
@@ -166,3 +166,9 @@ def test_labels_reference_file_options():
     )
     cfg, _ = build_docker_config([box], DockerSettings(), frozenset())
     assert cfg.routers["x"].tls.options == "mtls@file"
+
+
+def test_a_bad_default_set_is_kept_unusable_never_replaced_by_the_built_in_defaults(ca_pem):
+    got, (line,) = options({"default": {"clientAuth": {"caFiles": [ca_pem]}, "minVersion": "TLS13"}})
+    assert line.startswith("tls.options.default.minVersion: ") and "HTTPS handshakes are refused" in line
+    assert got["default"].client_auth.client_auth_type == REFUSED_DEFAULT
