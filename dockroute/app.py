@@ -253,9 +253,15 @@ class App:
             snap.routed = routed_names(merged, compiled)
             snap.route_lines = route_changes(inp.routed, snap.routed)
         host_options = _host_options(compiled)
+        per_ep = compiled.tls_options if compiled is not None else {}
         # The store picks handshake options by host: a new host map needs a new store, as new options do.
-        if tls_changed or inp.store is None or inp.store.host_options != host_options:
-            snap.store = self._build_store(merged.tls, inp.resolver_pairs, inp.store, host_options)
+        if (
+            tls_changed
+            or inp.store is None
+            or inp.store.host_options != host_options
+            or inp.store.entry_point_options != per_ep
+        ):
+            snap.store = self._build_store(merged.tls, inp.resolver_pairs, inp.store, host_options, per_ep)
         return snap
 
     def _apply(self, snap: _Snapshot) -> None:
@@ -313,6 +319,7 @@ class App:
         resolver_pairs: tuple[CertKeyPair, ...],
         previous: CertificateStore | None,
         host_options: Mapping[str, str] | None = None,
+        entry_point_options: Mapping[str, Mapping[str, str]] | None = None,
     ) -> CertificateStore:
         """A new certificate store from ``tls.certificates`` and the resolvers' certificates (in the build
         thread: it reads files and builds SSLContexts), with the TLS options and which hosts use which.
@@ -331,7 +338,12 @@ class App:
             except OSError as exc:
                 log.error("tls default certificate: cannot read it (%s); using the generated one", exc)
         return CertificateStore(
-            pairs, default=default, previous=previous, options=tls.options, host_options=host_options or {}
+            pairs,
+            default=default,
+            previous=previous,
+            options=tls.options,
+            host_options=host_options or {},
+            entry_point_options=entry_point_options or {},
         )
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -443,33 +455,17 @@ class App:
 
 
 def _host_options(compiled: Compiled | None) -> dict[str, str]:
-    """Host → TLS options name over every entry point: the store's view (each server keeps its own map).
+    """Host → TLS options name over every entry point, for the store's guard (a connection whose
+    ClientHello could not be read before the handshake is refused a host with non-default options).
 
-    The store holds one options name per host. A host whose routers use other options on another entry
-    point gets the non-default ones (an mTLS host is never served without its client check), and one
-    warning says that its handshakes under the other options are refused."""
+    Each entry point applies its own map (the store builds contexts per entry point too); where entry
+    points disagree on a host, the union keeps the non-default options, so the guard errs on the side of
+    the client-certificate check."""
     out: dict[str, str] = {}
-    where: dict[str, str] = {}  # host → the entry point its kept options come from
-    for ep, per_ep in compiled.tls_options.items() if compiled is not None else ():
+    for per_ep in compiled.tls_options.values() if compiled is not None else ():
         for host, options in per_ep.items():
-            if host not in out:
-                out[host], where[host] = options, ep
-                continue
-            if out[host] == options:
-                continue
-            refused_on = ep
-            if out[host] == DEFAULT_TLS_OPTIONS:
-                refused_on = where[host]
-                out[host], where[host] = options, ep
-            log.warning(
-                "host %s uses different TLS options on entry points %s and %s; one set per host is kept "
-                "(%s): its handshakes on %s are refused",
-                host,
-                where[host],
-                refused_on,
-                out[host],
-                refused_on,
-            )
+            if out.get(host, DEFAULT_TLS_OPTIONS) == DEFAULT_TLS_OPTIONS:
+                out[host] = options
     return out
 
 

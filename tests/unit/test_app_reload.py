@@ -285,6 +285,8 @@ async def test_the_store_gets_the_tls_options_and_is_rebuilt_when_only_the_host_
         app.publish("file", config("two.test"))  # tls section unchanged, the host map is not
         await until(lambda: app.servers[0].host_options == {"two.test": "mtls@file"})
         assert app.tls_store is not first and app.tls_store.host_options == {"two.test": "mtls@file"}
+        # Each entry point's own map reaches the store too (it builds contexts per entry point's options).
+        assert app.tls_store.entry_point_options == {app.servers[0].name: {"two.test": "mtls@file"}}
     finally:
         await app.shutdown()
 
@@ -335,19 +337,17 @@ def test_the_route_log_never_writes_the_whole_table():
 
 
 def test_a_host_with_other_options_on_another_entry_point_keeps_the_non_default_ones(caplog):
+    """The union the store's guard reads keeps a host's non-default options whichever entry point comes
+    first; each entry point still applies its own map (no warning: that is a valid configuration)."""
     from router.compile import Compiled
 
-    compiled = Compiled(
-        tables={},
-        balancers={},
-        tls_options={
+    for order in (("web", "secure"), ("secure", "web")):
+        per_ep = {
             "web": {"a.test": "default", "b.test": "default"},
             "secure": {"a.test": "mtls@file", "c.test": "mtls@file"},
-        },
-    )
-    with caplog.at_level(logging.WARNING, logger="dockroute"):
-        merged = app_module._host_options(compiled)
-    assert merged == {"a.test": "mtls@file", "b.test": "default", "c.test": "mtls@file"}
-    (line,) = [r.getMessage() for r in caplog.records]
-    assert line.startswith("host a.test uses different TLS options on entry points secure and web")
-    assert line.endswith("(mtls@file): its handshakes on web are refused")
+        }
+        compiled = Compiled(tables={}, balancers={}, tls_options={ep: per_ep[ep] for ep in order})
+        with caplog.at_level(logging.WARNING, logger="dockroute"):
+            merged = app_module._host_options(compiled)
+        assert merged == {"a.test": "mtls@file", "b.test": "default", "c.test": "mtls@file"}
+    assert caplog.records == []
