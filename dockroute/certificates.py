@@ -74,7 +74,8 @@ def wanted_certificates(
 
     For each routed router and each entry point it is routed on, the certResolver of its effective tls
     wants the tls's ``domains`` (``main`` and ``sans`` together: one certificate carrying them all), else
-    the hosts of the router's rule as just compiled. A router that is not routed wants nothing. A resolver
+    the ``Host()`` names of the router's rule as just compiled (``Rule.domains``: wherever they stand in
+    the rule, as Traefik's ``ParseDomains``). A router that is not routed wants nothing. A resolver
     that does not exist is reported once per router.
     """
     by_name = {ep.name: ep for ep in entry_points}
@@ -97,8 +98,8 @@ def wanted_certificates(
                 sets = [(d.main, *d.sans) for d in tls.domains]
             else:
                 rule = compiled.rules.get((router.rule, router.rule_syntax or "v3"))
-                hosts = rule.hosts if rule is not None else None
-                sets = [tuple(sorted(hosts))] if hosts else []
+                domains = rule.domains if rule is not None else None
+                sets = [tuple(sorted(domains))] if domains else []
             for names in sets:
                 wanted[tls.cert_resolver].setdefault(names, None)
     return {name: list(sets) for name, sets in wanted.items()}

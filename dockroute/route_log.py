@@ -16,7 +16,7 @@ from router.compile import Compiled
 
 __all__ = ["MAX_LINES", "Routed", "route_changes", "routed_names"]
 
-# (hostname, or the rule of a router without Host() hosts; router name) → (origin, entry points)
+# (hostname, or the rule of a router without Host() names; router name) → (origin, entry points)
 Routed = dict[tuple[str, str], tuple[str, tuple[str, ...]]]
 
 # At most this many lines per change, plus one summing up the rest: a first configuration of thousands of
@@ -32,7 +32,7 @@ def routed_names(merged: DynamicConfig, compiled: Compiled) -> Routed:
         if router is None:
             continue
         rule = compiled.rules.get((router.rule, router.rule_syntax or "v3"))
-        hosts = sorted(rule.hosts) if rule is not None and rule.hosts else (router.rule,)
+        hosts = sorted(rule.domains) if rule is not None and rule.domains else (router.rule,)
         for host in hosts:
             out[host, name] = (router.origin, eps)
     return out

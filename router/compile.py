@@ -107,27 +107,7 @@ def compile_config(
     errors: dict[str, str] = {}
     parsed: dict[tuple[str, str], Rule] = {}
 
-    if challenge is not None:
-        target = ChallengeTarget("acme-http@internal", challenge)
-        rule = parse_rule(f"PathPrefix(`{CHALLENGE_PREFIX}`)")
-        for ep in entry_points:
-            routes[ep.name].append(Route("acme-http@internal", MAX_PRIORITY, rule, target))
-
-    for ep in entry_points:
-        red = ep.redirection
-        if red is None:
-            continue
-        name = f"{ep.name}-to-{red.to}@internal"
-        rule = parse_rule("PathPrefix(`/`)")
-        port = _redirect_port(red.to, red.scheme, by_name, ports or {})
-        routes[ep.name].append(
-            Route(
-                name=name,
-                priority=red.priority,
-                rule=rule,
-                target=RedirectTarget(name, red.scheme, port, red.permanent),
-            )
-        )
+    _internal_routes(routes, entry_points, by_name, ports or {}, challenge)
 
     placed: dict[str, tuple[str, ...]] = {}
     https: dict[str, list[tuple[str, str, Rule]]] = {ep.name: [] for ep in entry_points}
@@ -141,19 +121,24 @@ def compile_config(
             else:
                 rule = rule_or_why
         if why is None:
-            on, why = _place(router, by_name, default_entry_points, cfg)
+            on, why = _place(router, by_name, default_entry_points, cfg, rule)
         if why is not None:
             errors[name] = why
             log.error("router %s is not routed: %s", name, why)
             continue
         target = ServiceTarget(router=name, service=router.service, balancer=balancers[router.service])
         route = Route(name=name, priority=router.effective_priority, rule=rule, target=target)
+        by_options: dict[str, Route] = {}
         for ep_name, tls in on:
             # As in Traefik: a router with tls (its own or its entry point's) answers HTTPS only there, one
-            # without answers plain HTTP only.
+            # without answers plain HTTP only. An HTTPS route carries its options: the proxy answers 421
+            # when a connection made under other options asks for it (Traefik's per-router SNI check).
             if tls is not None:
-                tls_routes[ep_name].append(route)
-                https[ep_name].append((name, tls.options or DEFAULT_TLS_OPTIONS, rule))
+                options = tls.options or DEFAULT_TLS_OPTIONS
+                if options not in by_options:
+                    by_options[options] = replace(route, tls_options=options)
+                tls_routes[ep_name].append(by_options[options])
+                https[ep_name].append((name, options, rule))
             else:
                 routes[ep_name].append(route)
         placed[name] = tuple(ep for ep, _ in on)
@@ -169,11 +154,63 @@ def compile_config(
     )
 
 
+def _warn_own_tls(router: Router, ep_name: str, ep_tls: RouterTLS) -> None:
+    """Traefik's model, easy to miss: a router with a tls of its own (a ``tls=true`` label) gets nothing
+    of its entry point's ``http.tls``; say so when that drops the entry point's resolver or options."""
+    own = router.tls
+    assert own is not None
+    lost = []
+    if ep_tls.cert_resolver and not own.cert_resolver:
+        lost.append(f"certResolver {ep_tls.cert_resolver}")
+    if ep_tls.options and ep_tls.options != DEFAULT_TLS_OPTIONS and not own.options:
+        lost.append(f"options {ep_tls.options}")
+    if lost:
+        log.warning(
+            "router %s has a tls of its own: entry point %s's http.tls (%s) does not apply to it",
+            router.name,
+            ep_name,
+            ", ".join(lost),
+        )
+
+
+def _internal_routes(
+    routes: dict[str, list[Route]],
+    entry_points: tuple[EntryPoint, ...],
+    by_name: Mapping[str, EntryPoint],
+    ports: Mapping[str, int],
+    challenge: Callable[[str], str | None] | None,
+) -> None:
+    """The routes dockroute adds on plain HTTP: the ACME HTTP-01 answer above everything, then each entry
+    point's redirection."""
+    if challenge is not None:
+        target = ChallengeTarget("acme-http@internal", challenge)
+        rule = parse_rule(f"PathPrefix(`{CHALLENGE_PREFIX}`)")
+        for ep in entry_points:
+            routes[ep.name].append(Route("acme-http@internal", MAX_PRIORITY, rule, target))
+
+    for ep in entry_points:
+        red = ep.redirection
+        if red is None:
+            continue
+        name = f"{ep.name}-to-{red.to}@internal"
+        rule = parse_rule("PathPrefix(`/`)")
+        port = _redirect_port(red.to, red.scheme, by_name, ports)
+        routes[ep.name].append(
+            Route(
+                name=name,
+                priority=red.priority,
+                rule=rule,
+                target=RedirectTarget(name, red.scheme, port, red.permanent),
+            )
+        )
+
+
 def _place(
     router: Router,
     by_name: Mapping[str, EntryPoint],
     default_entry_points: tuple[str, ...] | None,
     cfg: DynamicConfig,
+    rule: Rule,
 ) -> tuple[list[tuple[str, RouterTLS | None]], str | None]:
     """The (entry point, effective tls) pairs a router is routed on, or why it is routed nowhere.
 
@@ -187,16 +224,25 @@ def _place(
         names = ", ".join(missing)
         log.warning("router %s: entry points %s do not exist; routed on the others", router.name, names)
     on: list[tuple[str, RouterTLS | None]] = []
-    refused: dict[str, list[str]] = {}  # undefined options → the entry points where the router needs them
+    refused: dict[str, list[str]] = {}  # why → the entry points where the router cannot have its options
     for ep_name in present:
-        tls = effective_tls(router, by_name[ep_name])
+        ep = by_name[ep_name]
+        tls = effective_tls(router, ep)
         options = tls.options if tls is not None else None
-        if options and options != DEFAULT_TLS_OPTIONS and options not in cfg.tls.options:
-            refused.setdefault(options, []).append(ep_name)
+        if router.tls is not None and ep.tls is not None:
+            _warn_own_tls(router, ep_name, ep.tls)
+        if not options or options == DEFAULT_TLS_OPTIONS:
+            on.append((ep_name, tls))
+        elif options not in cfg.tls.options:
+            refused.setdefault(f"tls options {options} do not exist", []).append(ep_name)
+        elif not rule.domains:
+            # Options are chosen by SNI, from the Host() names of the rules: a rule naming none could only
+            # be reached over a connection made under other options (answered 421), so say it here.
+            why = f"tls options {options} are chosen by SNI, and its rule names no Host()"
+            refused.setdefault(why, []).append(ep_name)
         else:
             on.append((ep_name, tls))
-    for options, eps in refused.items():
-        why = f"tls options {options} do not exist"
+    for why, eps in refused.items():
         if not on:
             return [], why
         log.error("router %s is not routed on entry points %s: %s", router.name, ", ".join(eps), why)
@@ -205,11 +251,13 @@ def _place(
 
 def _host_options(ep: str, claims: list[tuple[str, str, Rule]]) -> dict[str, str]:
     """Host → TLS options name on one entry point, as Traefik computes it: each HTTPS router's Host()
-    hosts claim its options; a host claimed with different options by several routers gets the default
-    options, with one error line naming the host and the routers."""
+    names (``rule.domains``: wherever they stand in the rule, wildcards as ``*.domain``) claim its options;
+    a host claimed with different options by several routers gets the default options, with one error
+    line naming the host and the routers (their routes then answer 421 over default-options connections:
+    closed, never served without their options)."""
     by_host: dict[str, dict[str, str]] = {}  # host → options → the first router claiming it
     for router, options, rule in claims:
-        for host in rule.hosts or ():
+        for host in rule.domains:
             by_host.setdefault(host, {}).setdefault(options, router)
     out: dict[str, str] = {}
     for host, options in by_host.items():
@@ -218,7 +266,8 @@ def _host_options(ep: str, claims: list[tuple[str, str, Rule]]) -> dict[str, str
             continue
         out[host] = DEFAULT_TLS_OPTIONS
         log.error(
-            "entry point %s: routers %s use different TLS options for %s (%s); using the default options",
+            "entry point %s: routers %s use different TLS options for %s (%s); its handshakes use the "
+            "default options, and the routes with other options answer it 421",
             ep,
             ", ".join(sorted(options.values())),
             host,

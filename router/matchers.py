@@ -25,7 +25,7 @@ from discover.goregex import GoRegexpError, compile_go, gorilla_template_regexp
 if TYPE_CHECKING:
     from router.rules import RequestInfo
 
-__all__ = ["Matcher", "RuleError", "and_fn", "build_call", "or_fn"]
+__all__ = ["Matcher", "RuleError", "and_fn", "build_call", "matcher_name", "or_fn"]
 
 Matcher = Callable[["RequestInfo"], bool]
 
@@ -459,6 +459,11 @@ _NAMES: dict[str, str] = {}
 for _canonical in _MATCHERS:
     for _variant in (_canonical, _canonical.lower(), _canonical.upper(), _canonical.lower().title()):
         _NAMES.setdefault(_variant, _canonical)
+
+
+def matcher_name(name: str) -> str | None:
+    """The canonical name of a matcher as written in a rule (``host`` → ``Host``), or None if unknown."""
+    return _NAMES.get(name)
 
 
 def _expected(lo: int, hi: int | None) -> str:

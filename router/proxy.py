@@ -13,7 +13,6 @@ The target classes are re-exported here for the modules that compile configurati
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from router.accesslog import AccessLog, AccessRecord
@@ -24,7 +23,7 @@ from router.rules import RequestInfo
 from router.settings import EntryPoint
 from router.table import RoutingTable
 from router.targets import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, ServiceTarget
-from router.tls_options import OPTIONS_ATTR, options_for_host
+from router.tls_options import OPTIONS_ATTR
 from router.upstream import Pool
 
 __all__ = ["CHALLENGE_PREFIX", "ChallengeTarget", "EntryPointHandler", "RedirectTarget", "ServiceTarget"]
@@ -52,12 +51,6 @@ class EntryPointHandler:
         self.trusted = TrustedNetworks(entry_point.trusted_ips, entry_point.forwarded_insecure)
         self.read_timeout = entry_point.read_timeout or None
         self.write_timeout = entry_point.write_timeout or None
-        self.host_options: Mapping[str, str] | None = None  # set when some host has non-default TLS options
-
-    def set_tls_options(self, host_options: Mapping[str, str] | None) -> None:
-        """Host → TLS options name of this entry point, or None when every host uses ``default`` (then no
-        request is checked for domain fronting: nothing to check)."""
-        self.host_options = host_options
 
     def set_port(self, port: int) -> None:
         self.port_b = str(port).encode()
@@ -81,23 +74,23 @@ class EntryPointHandler:
         peer = transport.get_extra_info("peername")
         client_ip = peer[0] if peer else ""
         info = RequestInfo(msg.method, normalize_host(host_header), path, query, headers, client_ip)
-        if self.host_options is not None and self._misdirected(transport, info.host):
-            return self.reply(request, transport, 421, close, info, "TLS options of Host differ from SNI's")
-        route = self.table.lookup(info)
+        table = self.table
+        route = table.lookup(info)
         if route is None:
             return self.reply(request, transport, 404, close, info, "no router matched")
+        if table.options_in_use and self._misdirected(transport, route.tls_options):
+            return self.reply(request, transport, 421, close, info, "TLS options of the router differ")
         return await route.target.handle(self, request, transport, msg, info, host_header, close)
 
-    def _misdirected(self, transport: Any, host: str) -> bool:
-        """Traefik's domain-fronting check: the Host header maps to other TLS options than those the
-        connection was made under (chosen by its SNI), e.g. a request for an mTLS host sent over a
-        connection that skipped the client-certificate check by naming another host in its SNI."""
+    @staticmethod
+    def _misdirected(transport: Any, options: str | None) -> bool:
+        """Traefik's SNI check, per router: the route's TLS options differ from those the connection was
+        made under (chosen by its SNI before the handshake), e.g. a request for an mTLS router sent over a
+        connection that skipped the client-certificate check by naming another host in its SNI, whatever
+        the Host header or the rule's shape. A connection whose options are unknown is misdirected."""
         sslobj = transport.get_extra_info("ssl_object")
-        if sslobj is None:
-            return False
-        made_under = getattr(sslobj.context, OPTIONS_ATTR, None)
-        assert self.host_options is not None
-        return made_under != options_for_host(self.host_options, host)
+        made_under = getattr(sslobj.context, OPTIONS_ATTR, None) if sslobj is not None else None
+        return made_under != options
 
     def reply(
         self,

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from discover.goexpr import And, Call, GoExprError, Node, Not, parse_expr
-from router.matchers import Matcher, RuleError, and_fn, build_call, or_fn
+from router.matchers import Matcher, RuleError, and_fn, build_call, matcher_name, or_fn
 
 __all__ = ["RequestInfo", "Rule", "RuleError", "parse_rule"]
 
@@ -64,9 +64,13 @@ class Rule:
     ``match_in_hosts`` is what is left to check once the request's host is known to be one of ``hosts``
     (``Host(`a`) && Path(`/x`)`` → just the path), or ``None`` when nothing is left: ``host_only``,
     the rule is exactly "the host is one of ``hosts``".
+
+    ``domains`` is something else: every ``Host()`` argument anywhere in the rule, lower-cased, wildcards
+    (``*.example.com``) kept, whatever ``||`` or ``!`` surrounds it (Traefik's ``ParseDomains``). It is
+    what a router claims for its certificates and its TLS options by SNI; ``hosts`` only serves routing.
     """
 
-    __slots__ = ("source", "syntax", "hosts", "host_only", "match", "match_in_hosts")
+    __slots__ = ("source", "syntax", "hosts", "host_only", "match", "match_in_hosts", "domains")
 
     def __init__(
         self,
@@ -85,6 +89,7 @@ class Rule:
         if match_in_hosts is False or hosts is None:  # not given: derived from host_only
             match_in_hosts = None if host_only else match
         self.match_in_hosts: Matcher | None = match_in_hosts  # type: ignore[assignment]
+        self.domains: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"Rule({self.source!r})"
@@ -136,4 +141,17 @@ def parse_rule(rule: str, syntax: str = "v3") -> Rule:
     except GoExprError as exc:
         raise RuleError(exc.column, exc.message) from None
     match, hosts, host_only, match_in_hosts = _compile(node, syntax)
-    return Rule(rule, match, hosts, host_only, syntax, match_in_hosts)
+    compiled = Rule(rule, match, hosts, host_only, syntax, match_in_hosts)
+    compiled.domains = frozenset(_domains(node))
+    return compiled
+
+
+def _domains(node: Node) -> list[str]:
+    """The arguments of every ``Host``/``HostHeader`` call in the tree (a valid rule: names are known)."""
+    if isinstance(node, Call):
+        if matcher_name(node.name) in ("Host", "HostHeader"):
+            return [a.value.strip().lower().rstrip(".") for a in node.args if a.value.strip()]
+        return []
+    if isinstance(node, Not):
+        return _domains(node.operand)
+    return [d for child in node.operands for d in _domains(child)]

@@ -309,8 +309,6 @@ class EntryPointServer:
         absent hosts use ``default``), set by the app on every apply, with the matching store."""
         self.host_options = host_options
         self._peek_for_options = uses_other_options(host_options)
-        if self.tls_handler is not None:
-            self.tls_handler.set_tls_options(host_options if self._peek_for_options else None)
 
     async def start(self) -> None:
         host, port = parse_address(self.handler.entry_point.address)
@@ -369,14 +367,16 @@ class EntryPointServer:
             if not first:
                 return
             if first[0] == 0x16 and self.tls_web_server is not None:
-                store = self.tls_store
+                # The store and this entry point's host map are taken together, before any await: a
+                # reload meanwhile must not pair one configuration's store with the other's map.
+                store, host_options, by_options = self.tls_store, self.host_options, self._peek_for_options
                 if store is None:
                     return
                 challenges = self.alpn_challenges
                 pending = challenges is not None and challenges.pending()
                 ctx: ssl.SSLContext | None = store.default_context
                 hello = None
-                if pending or self._peek_for_options:
+                if pending or by_options:
                     # One peek serves both: the TLS-ALPN-01 check and the choice of TLS options by SNI.
                     hello = await self._peek_hello(conn, loop)
                 if pending and hello is not None:
@@ -388,8 +388,8 @@ class EntryPointServer:
                         )
                         conn = None
                         return
-                if self._peek_for_options:
-                    ctx = self._options_context(store, hello)
+                if by_options:
+                    ctx = self._options_context(store, host_options, hello)
                     if ctx is None:
                         return
                 await loop.connect_accepted_socket(
@@ -409,14 +409,16 @@ class EntryPointServer:
             if conn is not None:
                 conn.close()
 
-    def _options_context(self, store: CertificateStore, hello: ClientHello | None) -> ssl.SSLContext | None:
+    def _options_context(
+        self, store: CertificateStore, host_options: Mapping[str, str], hello: ClientHello | None
+    ) -> ssl.SSLContext | None:
         """The listening context of the TLS options the ClientHello's SNI maps to on this entry point
         (exact host, then ``*.parent``, else ``default``); None to refuse the connection (those options do
         not exist or could not be built). A hello that could not be read gets the default options in a
         context whose SNI callback refuses the names of other options."""
         if hello is None:
             return store.guarded_default_context
-        name = options_for_host(self.host_options, _normalize_sni(hello.server_name))
+        name = options_for_host(host_options, _normalize_sni(hello.server_name))
         try:
             return store.listening_context(name)
         except KeyError:

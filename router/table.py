@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from discover.model import DEFAULT_TLS_OPTIONS
 from router.rules import RequestInfo, Rule
 
 __all__ = ["Route", "RoutingTable"]
@@ -28,6 +29,7 @@ class Route:
     priority: int
     rule: Rule
     target: object  # opaque to the table (the proxy puts its compiled handler here)
+    tls_options: str | None = None  # an HTTPS route's TLS options name; None on plain HTTP
 
 
 # (the rule's match, or None when the entry's host alone decides; the route)
@@ -41,11 +43,14 @@ def _order(route: Route) -> tuple[int, str]:
 class RoutingTable:
     """Immutable once built; a new config builds a new table and swaps the reference."""
 
-    __slots__ = ("routes", "_by_host", "_fallback")
+    __slots__ = ("routes", "_by_host", "_fallback", "options_in_use")
 
     def __init__(self, routes: Iterable[Route]) -> None:
         ordered = sorted(routes, key=_order)
         self.routes: tuple[Route, ...] = tuple(ordered)
+        # Whether any route has TLS options other than the default: only then does the proxy compare a
+        # route's options with the connection's (nothing to compare otherwise: the path stays as it was).
+        self.options_in_use = any(r.tls_options not in (None, DEFAULT_TLS_OPTIONS) for r in ordered)
         hostless = [r for r in ordered if r.rule.hosts is None]
         per_host: dict[str, list[Route]] = {}
         for r in ordered:

@@ -1,7 +1,7 @@
 import logging
 from dataclasses import replace
 
-from discover.model import LoadBalancer, Middleware, Router, RouterTLS, Server, Service, merge
+from discover.model import LoadBalancer, Middleware, Router, RouterTLS, Server, Service, TLSOptions, merge
 from router.compile import compile_config, effective_tls
 from router.proxy import RedirectTarget, ServiceTarget
 from router.rules import RequestInfo
@@ -277,13 +277,17 @@ def test_tls_options_per_host_and_a_host_claimed_with_two_options_gets_the_defau
             Router("clash1", "Host(`both.test`)", "s", tls=RouterTLS(options="mtls")),
             Router("clash2", "Host(`both.test`) && Path(`/x`)", "s", tls=RouterTLS()),
             Router("http", "Host(`http.test`)", "s"),  # no tls: not an HTTPS host
-            Router("any", "PathPrefix(`/any`)", "s", tls=RouterTLS(options="mtls")),  # no host: nothing
+            # No Host(): its options could never be chosen by SNI, so it is not routed (never reachable
+            # without them either: a connection under other options is answered 421).
+            Router("any", "PathPrefix(`/any`)", "s", tls=RouterTLS(options="mtls")),
         ],
         services=[svc("s")],
     )
     file_cfg = replace(file_cfg, tls=TLSConfig(options={"mtls": TLSOptions(sni_strict=True)}))
     compiled = compile_config(merge({"file": file_cfg}), EPS)
-    assert compiled.errors == {}
+    assert compiled.errors == {
+        "any@file": "tls options mtls@file are chosen by SNI, and its rule names no Host()"
+    }
     expected = {"secure.test": "mtls@file", "open.test": "default", "both.test": "default"}
     assert compiled.tls_options == {"web": expected, "admin": expected}
     clash = [r.getMessage() for r in caplog.records if "both.test" in r.getMessage()]
@@ -296,3 +300,28 @@ def test_tls_options_are_per_entry_point():
     c = merge({"file": cfg(routers=[Router("a", "Host(`a.test`)", "s")], services=[svc("s")])})
     compiled = compile_config(c, eps)
     assert compiled.tls_options == {"web": {}, "websecure": {"a.test": "default"}}
+
+
+def test_a_router_with_its_own_tls_is_told_what_of_its_entry_points_tls_it_loses(caplog):
+    """Traefik's model: a router with tls of its own (a `tls=true` label) gets nothing of the entry
+    point's http.tls; that is said once per compile when it drops a resolver or options."""
+    caplog.set_level(logging.WARNING)
+    eps = (EntryPoint("websecure", ":443", tls=RouterTLS(cert_resolver="le", options="mtls")),)
+    c = merge(
+        {
+            "file": cfg(
+                routers=[
+                    Router("own", "Host(`own.test`)", "s", tls=RouterTLS()),
+                    Router("model", "Host(`model.test`)", "s"),
+                ],
+                services=[svc("s")],
+            )
+        }
+    )
+    c = replace(c, tls=replace(c.tls, options={"mtls@file": TLSOptions()}))
+    compile_config(c, eps)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "router own@file has a tls of its own: entry point websecure's http.tls (certResolver le, "
+        "options mtls) does not apply to it"
+    ]

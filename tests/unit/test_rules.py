@@ -447,3 +447,21 @@ def test_re2_refusals_name_the_column(rule, column, words):
         parse_rule(rule)
     assert info.value.column == column
     assert words in info.value.message
+
+
+@pytest.mark.parametrize(
+    "rule,domains",
+    [
+        ("Host(`A.test.`)", {"a.test"}),
+        ("Host(`*.wild.test`)", {"*.wild.test"}),
+        ("Host(`or.test`) || PathPrefix(`/x`)", {"or.test"}),
+        ("!Host(`n.test`) && Path(`/`)", {"n.test"}),
+        ("Host(`a.test`, `*.b.test`) || (Method(`GET`) && host(`c.test`))", {"a.test", "*.b.test", "c.test"}),
+        ("PathPrefix(`/x`)", set()),
+        ("HostRegexp(`^re\\.test$`)", set()),
+    ],
+)
+def test_domains_are_every_host_argument_wherever_it_stands(rule, domains):
+    """What a router claims for certificates and TLS options by SNI (Traefik's ParseDomains), unlike
+    ``hosts``, which is only what routing may file it under."""
+    assert parse_rule(rule).domains == frozenset(domains)
