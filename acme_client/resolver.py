@@ -91,6 +91,8 @@ def _why_left_out(name: str, public_ca: bool) -> str | None:
         return "an IP address: IP identifiers (RFC 8738) are not ordered; an internalCA resolver issues them"
     except ValueError:
         pass
+    if name.startswith("*."):
+        return "a wildcard: it needs the DNS-01 challenge, which is not supported yet"
     if not public_ca:
         return None
     why = why_not_public(name)

@@ -128,7 +128,7 @@ def _sort_one(out: Labels, low: tuple[Key, ...], keys: list[Key], value: str, la
         out.tcp_udp = True
         _note(out, f"{head.upper()} routing is not supported; the {head}.* labels are ignored")
     elif head == "tls":
-        _note(out, "tls.* labels (TLS stores) are not supported; ignored")
+        _note(out, "tls.* labels (TLS options, stores) are not read from labels; define them in a file")
     else:
         out.warnings.append(f"label {label}: unknown key; ignored")
 

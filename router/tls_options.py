@@ -53,7 +53,10 @@ def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str) -> None:
     # context (router.server), so acme-tls/1 is not offered here (as before options existed).
     ctx.set_alpn_protocols([p for p in options.alpn_protocols if p == tls_names.HTTP_11])
     if options.disable_session_tickets:
+        # Go then resumes no session at all. OP_NO_TICKET alone stops TLS 1.2 tickets only: OpenSSL still
+        # sends TLS 1.3 tickets backed by its server-side cache, so none are sent either.
         ctx.options |= ssl.OP_NO_TICKET
+        ctx.num_tickets = 0
     auth = options.client_auth
     mode = _VERIFY.get(auth.client_auth_type)
     if auth.client_auth_type == tls_names.REFUSED_DEFAULT:

@@ -152,6 +152,18 @@ def test_ip_addresses_are_left_out_for_every_ca_with_the_reason(tmp_path, caplog
     assert "no certificate ordered for [::1] (an IP address" in caplog.text
 
 
+@pytest.mark.parametrize("ca_server", [LETS_ENCRYPT, "https://127.0.0.1:14000/dir"])
+def test_wildcards_are_left_out_until_dns_01_exists(tmp_path, caplog, ca_server):
+    """A wildcard needs DNS-01 at every CA: ordering it over HTTP-01 would fail (and back off the names
+    sharing its certificate), so it is left out with the reason and the rest of the set is ordered."""
+    caplog.set_level("INFO")
+    settings = ResolverSettings(storage=str(tmp_path / "acme.json"), ca_server=ca_server)
+    r = AcmeResolver("ca", settings, lambda: None)
+    r.want([("example.com", "*.example.com")])
+    assert r._wanted == [("example.com",)]  # noqa: SLF001
+    assert "no certificate ordered for *.example.com (a wildcard: it needs the DNS-01 challenge" in caplog.text
+
+
 def test_failed_validation_is_told_apart_from_an_unreachable_ca():
     from acme_client.issuer import AcmeError
     from acme_client.resolver import _validation_failed
