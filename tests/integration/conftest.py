@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from tests.integration import docker_env
 from tests.integration.harness import Backend, Dockroute
 
 
@@ -35,3 +38,28 @@ async def proxy(tmp_path):
     yield make
     for d in procs:
         await d.stop()
+
+
+@pytest.fixture(scope="module")
+def client():
+    """The Docker engine the tests use (its image built offline); skipped without one, failed in CI."""
+    c = docker_env.engine()
+    if c is None:
+        if os.environ.get("CI"):
+            pytest.fail("no Docker engine answers; .ci/run should have started dockerd")
+        pytest.skip("no Docker engine on this machine")
+    docker_env.ensure_image(c)
+    return c
+
+
+@pytest.fixture
+def containers(client):
+    """``track(name)``: containers removed when the test ends, whatever it did."""
+    names: list[str] = []
+
+    def track(name: str) -> str:
+        names.append(name)
+        return name
+
+    yield track
+    docker_env.remove(client, *names)

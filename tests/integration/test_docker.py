@@ -19,29 +19,6 @@ from tests.integration.harness import wait_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def client():
-    c = docker_env.engine()
-    if c is None:
-        if os.environ.get("CI"):
-            pytest.fail("no Docker engine answers; .ci/run should have started dockerd")
-        pytest.skip("no Docker engine on this machine")
-    docker_env.ensure_image(c)
-    return c
-
-
-@pytest.fixture
-def containers(client):
-    names: list[str] = []
-
-    def track(name: str) -> str:
-        names.append(name)
-        return name
-
-    yield track
-    docker_env.remove(client, *names)
-
-
 def docker_static(tmp_path, **docker_opts) -> dict:
     return {
         "entryPoints": {"web": {"address": "127.0.0.1:0"}},

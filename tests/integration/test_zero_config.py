@@ -4,7 +4,6 @@ configured, only containers that opt in are routed, and the log names the hostna
 from __future__ import annotations
 
 import asyncio
-import os
 
 import aiohttp
 import pytest
@@ -13,29 +12,6 @@ from tests.integration import docker_env
 from tests.integration.harness import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def client():
-    c = docker_env.engine()
-    if c is None:
-        if os.environ.get("CI"):
-            pytest.fail("no Docker engine answers; .ci/run should have started dockerd")
-        pytest.skip("no Docker engine on this machine")
-    docker_env.ensure_image(c)
-    return c
-
-
-@pytest.fixture
-def containers(client):
-    names: list[str] = []
-
-    def track(name: str) -> str:
-        names.append(name)
-        return name
-
-    yield track
-    docker_env.remove(client, *names)
 
 
 async def test_no_configuration_routes_only_containers_that_opt_in_and_logs_their_hosts(
