@@ -6,6 +6,9 @@ it; the resolver only consumes it, so nothing in ``acme_client`` reads raw confi
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -15,6 +18,8 @@ __all__ = [
     "InternalCASettings",
     "ResolverSettings",
     "is_public_ca",
+    "parse_permitted_domains",
+    "permitted_domain",
     "renewal_check_interval",
 ]
 
@@ -34,8 +39,13 @@ PUBLIC_CA_HOSTS = frozenset(
         "acme.sectigo.com",
         "acme-api.actalis.com",
         "acme.digicert.com",
+        "acme.harica.gr",  # HARICA (GÉANT TCS): https://acme.harica.gr/<account alias>/directory
+        "acme.certum.pl",
+        "emea.acme.atlas.globalsign.com",
+        "acme.entrust.net",
     }
 )
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # one DNS label (LDH), ASCII only
 DEFAULT_CERTIFICATES_DURATION = 2160  # hours (Traefik's default: 90 days)
 CHECK_INTERVAL_MAX = 600.0  # renewals and ARI are looked at least every 10 minutes
 
@@ -58,6 +68,39 @@ def renewal_check_interval(certificates_duration: int) -> float:
     """
     # Traefik's table capped at 10 minutes leaves one step: under a day, every minute.
     return 60.0 if certificates_duration < 24 else CHECK_INTERVAL_MAX
+
+
+def permitted_domain(entry: str) -> str:
+    """One ``internalCA.permittedDomains`` entry as it goes into the root's name constraints (lower
+    case, no trailing dot). Raises ValueError with the reason for anything else.
+
+    The one parser of these entries, for the static configuration (exit 2) and the CA alike: a value
+    that passed the check but meant something else to the CA would give a root constrained otherwise
+    than configured (an IP address once became an IP-only constraint, leaving every DNS name open).
+    Refused: IP addresses and networks (a constrained root excludes every IP address), names whose last
+    label is all digits (they read as addresses to clients), wildcards and leading dots (an entry
+    already covers every name below it), and anything that is not a DNS name of LDH labels."""
+    e = entry.strip().lower()
+    try:
+        ipaddress.ip_network(e.strip("[]"), strict=False)
+    except ValueError:
+        pass
+    else:
+        raise ValueError("an IP address or network; only domain names can be permitted")
+    if e.startswith(("*", ".")):
+        raise ValueError("a wildcard or leading dot; an entry already covers every name below it")
+    e = e.removesuffix(".")
+    labels = e.split(".")
+    if not e or len(e) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ValueError("not a domain name (labels of letters, digits and inner '-', at most 63 each)")
+    if labels[-1].isdigit():
+        raise ValueError("the last label is all digits, which clients read as an IP address")
+    return e
+
+
+def parse_permitted_domains(entries: Iterable[str]) -> tuple[str, ...]:
+    """Every entry through :func:`permitted_domain` (first error raised), duplicates dropped."""
+    return tuple(dict.fromkeys(permitted_domain(e) for e in entries))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +135,8 @@ class InternalCASettings:
     ``root.key`` kept 0600) and is created once; leaves are issued on demand for ``leaf_lifetime``
     seconds and renewed with a third of it left. ``permitted_domains``, when given, become the root's
     X.509 name constraints (and nothing outside them is issued), so trusting the root on a device cannot
-    let it vouch for any other name."""
+    let it vouch for any other name. ``permitted_domains`` are as :func:`permitted_domain` returns
+    them (the static configuration checks them; the CA parses them again with the same function)."""
 
     storage: str = "internal-ca"
     leaf_lifetime: float = 7 * 86400.0

@@ -15,7 +15,6 @@ place.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from acme_client.settings import (
     InternalCASettings,
     ResolverSettings,
     is_public_ca,
+    permitted_domain,
 )
 from discover.values import find_key
 from dockroute.static.readers import Reader
@@ -36,7 +36,8 @@ __all__ = ["KEY_TYPES", "read_resolvers"]
 
 KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096", "RSA8192")  # Traefik's keyType values
 DEFAULT_LEAF_LIFETIME = 168 * 3600.0  # internalCA.leafLifetime: a week, renewed with a third left
-_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # one DNS label (LDH), ASCII only
+# Apple platforms reject TLS server certificates valid longer than 825 days, even under a user-trusted root.
+MAX_LEAF_LIFETIME = 825 * 86400.0
 
 _DEFAULT_ACME = ResolverSettings()
 Resolvers = dict[str, ResolverSettings | InternalCASettings]
@@ -82,19 +83,24 @@ def read_resolvers(tree: Any, entry_points: Sequence[str]) -> tuple[Resolvers, l
     default_storage = os.path.join(
         os.path.dirname(first_acme.storage if first_acme else "acme.json"), "internal-ca"
     )
-    folders: dict[str, str] = {}
+    # Each internal CA needs its own folder, which is no ACME storage file either (compared as the
+    # paths the processes will open: realpath, so a symlink or "a/../b" is the same folder).
+    folders: dict[str, str] = {
+        os.path.realpath(s.storage): name for name, s in out.items() if isinstance(s, ResolverSettings)
+    }
     for name, kind in kinds.items():
         if kind == "internalCA":
             r = Reader(entries[name], f"certificatesResolvers.{name}").sub("internalCA")
             ca = _internal_ca(r, default_storage)
-            other = folders.get(os.path.normpath(os.path.abspath(ca.storage)))
+            other = folders.get(os.path.realpath(ca.storage))
             if other is not None:
+                what = "'s folder" if isinstance(out[other], InternalCASettings) else "'s ACME storage file"
                 raise StaticConfigError(
                     f"{r.path}.storage",
-                    f"{ca.storage!r} is also resolver {other}'s folder: each internal CA needs its own "
-                    f"(they would share one root){where(r.origin('storage'))}",
+                    f"{ca.storage!r} is also resolver {other}{what}: each internal CA needs its own "
+                    f"folder{where(r.origin('storage'))}",
                 )
-            folders[os.path.normpath(os.path.abspath(ca.storage))] = name
+            folders[os.path.realpath(ca.storage)] = name
             out[name] = ca
     return {name: out[name] for name in kinds}, warned
 
@@ -126,7 +132,7 @@ def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> Resolver
             f"them{where(r.origin('emailAddresses'))}",
         )
     _warn_if_set(r, warned)
-    return ResolverSettings(
+    settings = ResolverSettings(
         email=email.strip() if email else None,
         storage=r.text("storage", "acme.json"),
         ca_server=ca_server,
@@ -138,6 +144,14 @@ def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> Resolver
         profile=(r.text("profile") or "").strip() or None,
         certificates_duration=r.integer("certificatesDuration", DEFAULT_CERTIFICATES_DURATION, minimum=1),
     )
+    if settings.http_entry_point is None and not settings.tls_challenge:
+        # Traefik orders nothing then; answering HTTP-01 on every entry point is not what was asked.
+        raise StaticConfigError(
+            r.path,
+            "ACME challenge not specified, please select TLS or HTTP or DNS Challenge (tlsChallenge, or "
+            "httpChallenge.entryPoint naming the entry point on port 80; DNS-01 is not supported yet)",
+        )
+    return settings
 
 
 def _warn_if_set(r: Reader, warned: list[str]) -> None:
@@ -252,20 +266,36 @@ def _internal_ca(r: Reader, default_storage: str) -> InternalCASettings:
             f"{r.path}.storage", f"{storage!r} is a file; storage is a folder{where(r.origin('storage'))}"
         )
     lifetime = r.duration("leafLifetime", DEFAULT_LEAF_LIFETIME)
-    if lifetime < 60:
-        raise StaticConfigError(
-            f"{r.path}.leafLifetime",
+    if not 60 <= lifetime <= MAX_LEAF_LIFETIME:
+        why = (
             "must be at least 1m (leaves are renewed with a third of it left)"
-            f"{where(r.origin('leafLifetime'))}",
+            if lifetime < 60
+            else "must be at most 825 days (19800h): Apple platforms reject server certificates valid "
+            "longer, even from a root the user trusts"
+        )
+        raise StaticConfigError(f"{r.path}.leafLifetime", f"{why}{where(r.origin('leafLifetime'))}")
+    return InternalCASettings(storage=storage, leaf_lifetime=lifetime, permitted_domains=_permitted(r))
+
+
+def _permitted(r: Reader) -> tuple[str, ...]:
+    """``permittedDomains``, each entry read by :func:`acme_client.settings.permitted_domain` (the
+    parser the CA uses too). Set but empty is refused: the root would be created unconstrained, and a
+    root's constraints never change."""
+    items = r.items("permittedDomains")
+    if not items and r.has("permittedDomains"):
+        raise StaticConfigError(
+            f"{r.path}.permittedDomains",
+            "set but empty: list domains like 'lan,home.arpa', or leave the key out for a root that "
+            f"may sign any name{where(r.origin('permittedDomains'))}",
         )
     domains = []
-    for item, path in r.items("permittedDomains"):
-        domain = item.lower().removesuffix(".")
-        if domain.startswith((".", "*")) or not all(_LABEL.fullmatch(label) for label in domain.split(".")):
+    for item, path in items:
+        try:
+            domains.append(permitted_domain(item))
+        except ValueError as exc:
             raise StaticConfigError(
                 path,
-                f"expected a domain name like 'lan' or 'home.arpa' (it covers every name below it; no "
-                f"leading dot or wildcard), got {item!r}{where(r.origin('permittedDomains'))}",
-            )
-        domains.append(domain)
-    return InternalCASettings(storage=storage, leaf_lifetime=lifetime, permitted_domains=tuple(domains))
+                f"expected a domain name like 'lan' or 'home.arpa' (it covers every name below it), got "
+                f"{item!r}: {exc}{where(r.origin('permittedDomains'))}",
+            ) from exc
+    return tuple(dict.fromkeys(domains))

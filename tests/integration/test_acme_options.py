@@ -204,6 +204,7 @@ def _resolver(tmp_path: Path, directory_url: str, ca_bundle: str, challenges, **
         "storage": str(tmp_path / "acme.json"),
         "caServer": directory_url,
         "caCertificates": [ca_bundle],
+        "httpChallenge": {"entryPoint": "web"},  # Traefik's embedded entry point; served by `challenges`
         **acme,
     }
     resolver = AcmeResolver("le", acme_settings(raw), lambda: None)

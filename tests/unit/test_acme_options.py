@@ -9,7 +9,8 @@ from acme_client.resolver import AcmeResolver
 from acme_client.settings import renewal_check_interval
 from tests.acme_settings import acme_error, acme_settings
 
-EMAIL = {"email": "ops@example.com"}  # Let's Encrypt, the default CA, requires one
+# Let's Encrypt, the default CA, needs an email, and every resolver a challenge.
+EMAIL = {"email": "ops@example.com", "tlsChallenge": {}}
 KEY = "certificatesResolvers.le.acme"
 
 

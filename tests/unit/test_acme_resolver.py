@@ -6,7 +6,9 @@ from acme_client.resolver import AcmeResolver, why_not_public
 from acme_client.settings import LETS_ENCRYPT, ResolverSettings
 from tests.acme_settings import acme_error, acme_settings
 
-EMAIL = {"email": "ops@example.com"}  # Let's Encrypt, the default CA, requires one
+# Let's Encrypt, the default CA, requires an email, and every resolver a challenge (HTTP-01 on Traefik's
+# embedded `web` entry point here, so that tlsChallenge may be switched off).
+EMAIL = {"email": "ops@example.com", "httpChallenge": {"entryPoint": "web"}}
 TLS_CHALLENGE = "certificatesResolvers.le.acme.tlsChallenge"
 
 
@@ -94,6 +96,14 @@ def test_tls_challenge_refuses_words_go_does_not_read(word):
     assert e.key == TLS_CHALLENGE and f"got {word!r}" in str(e)
 
 
+@pytest.mark.parametrize("challenges", [{}, {"tlsChallenge": False}, {"httpChallenge": False}])
+def test_a_resolver_without_any_challenge_stops_the_start_as_traefik_orders_nothing(challenges):
+    # Once accepted, and HTTP-01 was then answered on every entry point, which nobody configured.
+    e = acme_error({"email": "ops@example.com", **challenges})
+    assert e.key == "certificatesResolvers.le.acme"
+    assert "ACME challenge not specified, please select TLS or HTTP or DNS Challenge" in str(e)
+
+
 def test_want_drops_private_names_and_logs_once(tmp_path, caplog):
     caplog.set_level("INFO")
     r = AcmeResolver("le", ResolverSettings(storage=str(tmp_path / "acme.json")), lambda: None)
@@ -161,7 +171,9 @@ def test_wildcards_are_left_out_until_dns_01_exists(tmp_path, caplog, ca_server)
     r = AcmeResolver("ca", settings, lambda: None)
     r.want([("example.com", "*.example.com")])
     assert r._wanted == [("example.com",)]  # noqa: SLF001
-    assert "no certificate ordered for *.example.com (a wildcard: it needs the DNS-01 challenge" in caplog.text
+    assert (
+        "no certificate ordered for *.example.com (a wildcard: it needs the DNS-01 challenge" in caplog.text
+    )
 
 
 def test_failed_validation_is_told_apart_from_an_unreachable_ca():

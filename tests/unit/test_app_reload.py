@@ -215,6 +215,7 @@ async def test_routers_without_tls_want_the_certificates_of_their_entry_points_r
         "--certificatesresolvers.le.acme.email=a@example.com",
         f"--certificatesresolvers.le.acme.storage={tmp_path / 'acme.json'}",
         "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/dir",
+        "--certificatesresolvers.le.acme.tlschallenge",
     )
     wanted: list[list[tuple[str, ...]]] = []
     app.resolvers["le"].want = lambda sets: wanted.append(list(sets))

@@ -421,7 +421,8 @@ def test_cli_without_an_internal_ca_resolver_exits_2_with_one_line(tmp_path, cap
     from dockroute.cli import main
 
     config = _config(
-        tmp_path, {"le": {"acme": {"email": "a@example.com", "storage": str(tmp_path / "a.json")}}}
+        tmp_path,
+        {"le": {"acme": {"email": "a@example.com", "storage": str(tmp_path / "a.json"), "tlsChallenge": {}}}},
     )
     assert main(["internal-ca", "root", "--config", str(config)]) == 2
     err = capsys.readouterr().err

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from acme_client.settings import LETS_ENCRYPT, InternalCASettings, ResolverSettings
+from acme_client.settings import LETS_ENCRYPT, InternalCASettings, ResolverSettings, is_public_ca
 from dockroute.static import StaticConfig, StaticConfigError, load_static
 
 LE = "--certificatesresolvers.le.acme"
 EMAIL = f"{LE}.email=a@example.com"
+CHALLENGE = f"{LE}.tlschallenge"  # a resolver without any challenge stops the start
 PEBBLE = "https://127.0.0.1:14000/dir"
 
 
@@ -70,13 +71,13 @@ def test_every_acted_on_key_from_a_file(tmp_path):
 
 
 def test_defaults():
-    s = acme(EMAIL)
+    s = acme(EMAIL, CHALLENGE)
     assert (s.ca_server, s.storage, s.key_type, s.http_entry_point, s.tls_challenge) == (
         LETS_ENCRYPT,
         "acme.json",
         "EC256",
         None,
-        False,
+        True,
     )
     assert (s.eab, s.profile, s.certificates_duration, s.ca_certificates) == (None, None, 2160, ())
 
@@ -90,15 +91,18 @@ def test_flags_and_environment_alike():
     s = load(env=env).resolvers["le"]
     assert isinstance(s, ResolverSettings) and s.tls_challenge is True and s.key_type == "RSA2048"
     assert acme(EMAIL, f"{LE}.tlschallenge").tls_challenge is True
-    assert acme(EMAIL, f"{LE}.tlschallenge=false").tls_challenge is False
-    assert acme(EMAIL, f"{LE}.httpchallenge.entrypoint=web").http_entry_point == "web"
+    http = f"{LE}.httpchallenge.entrypoint=web"
+    assert acme(EMAIL, http, f"{LE}.tlschallenge=false").tls_challenge is False
+    assert acme(EMAIL, http).http_entry_point == "web"
 
 
 def test_resolvers_keep_their_order_and_names():
     cfg = load(
         [
             "--certificatesresolvers.zeta.acme.email=a@example.com",
+            "--certificatesresolvers.zeta.acme.tlschallenge",
             f"--certificatesresolvers.alpha.acme.caserver={PEBBLE}",
+            "--certificatesresolvers.alpha.acme.tlschallenge",
             "--certificatesresolvers.off.acme.email=x@example.com",
             "--certificatesresolvers.off=false",
         ]
@@ -125,21 +129,21 @@ def test_misspelled_key_is_refused_with_a_hint(tmp_path):
 
 @pytest.mark.parametrize("key_type", ["EC256", "EC384", "RSA2048", "RSA4096", "RSA8192", "rsa4096"])
 def test_key_types_are_traefiks(key_type):
-    assert acme(EMAIL, f"{LE}.keytype={key_type}").key_type == key_type.upper()
+    assert acme(EMAIL, CHALLENGE, f"{LE}.keytype={key_type}").key_type == key_type.upper()
 
 
 @pytest.mark.parametrize("key_type", ["P256", "4096", "ed25519", "RSA1024"])
 def test_other_key_types_are_refused(key_type):
-    e = error([EMAIL, f"{LE}.keytype={key_type}"])
+    e = error([EMAIL, CHALLENGE, f"{LE}.keytype={key_type}"])
     assert e.key == "certificatesResolvers.le.acme.keyType" and "EC256, EC384, RSA2048" in str(e)
 
 
 def test_email_required_for_a_public_ca():
-    e = error([f"{LE}.storage=acme.json"])
+    e = error([f"{LE}.storage=acme.json", CHALLENGE])
     assert e.key == "certificatesResolvers.le.acme.email" and "acme-v02.api.letsencrypt.org" in str(e)
-    e = error([f"{LE}.caserver=https://acme.zerossl.com/v2/DV90"])
+    e = error([f"{LE}.caserver=https://acme.zerossl.com/v2/DV90", CHALLENGE])
     assert e.key == "certificatesResolvers.le.acme.email"
-    assert acme(f"{LE}.caserver={PEBBLE}").email is None  # a private CA may not need one
+    assert acme(f"{LE}.caserver={PEBBLE}", CHALLENGE).email is None  # a private CA may not need one
 
 
 def test_ca_server_must_be_a_url():
@@ -147,16 +151,16 @@ def test_ca_server_must_be_a_url():
 
 
 def test_eab_needs_both_keys():
-    e = error([EMAIL, f"{LE}.eab.kid=kid-1"])
+    e = error([EMAIL, CHALLENGE, f"{LE}.eab.kid=kid-1"])
     assert e.key == "certificatesResolvers.le.acme.eab.hmacEncoded" and "both" in str(e)
-    e = error([EMAIL, f"{LE}.eab.hmacencoded=c2VjcmV0"])
+    e = error([EMAIL, CHALLENGE, f"{LE}.eab.hmacencoded=c2VjcmV0"])
     assert e.key == "certificatesResolvers.le.acme.eab.kid"
-    assert acme(EMAIL, f"{LE}.eab").eab is None
+    assert acme(EMAIL, CHALLENGE, f"{LE}.eab").eab is None
 
 
 @pytest.mark.parametrize("hours", ["0", "-24", "1.5", "90d", ""])
 def test_certificates_duration_is_a_positive_whole_number_of_hours(hours):
-    e = error([EMAIL, f"{LE}.certificatesduration={hours}"])
+    e = error([EMAIL, CHALLENGE, f"{LE}.certificatesduration={hours}"])
     assert e.key == "certificatesResolvers.le.acme.certificatesDuration"
 
 
@@ -175,7 +179,7 @@ def test_tls_challenge_is_a_switch_section():
 
 
 def test_ca_certificates_must_exist(tmp_path):
-    e = error([EMAIL, f"{LE}.cacertificates={tmp_path / 'missing.pem'}"])
+    e = error([EMAIL, CHALLENGE, f"{LE}.cacertificates={tmp_path / 'missing.pem'}"])
     assert e.key == "certificatesResolvers.le.acme.caCertificates[0]" and "missing.pem" in str(e)
 
 
@@ -205,7 +209,7 @@ def test_dns_challenge_is_refused():
     assert error([EMAIL, f"{LE}.dnschallenge"]).key == "certificatesResolvers.le.acme.dnsChallenge"
     e = error([EMAIL, f"{LE}.dnschallenge.propagation.delaybeforechecks=soon"])
     assert e.key == "certificatesResolvers.le.acme.dnsChallenge.propagation.delayBeforeChecks"
-    assert acme(EMAIL, f"{LE}.dnschallenge=false").http_entry_point is None
+    assert acme(EMAIL, CHALLENGE, f"{LE}.dnschallenge=false").http_entry_point is None
 
 
 def test_email_addresses_in_certificates_are_refused():
@@ -248,9 +252,11 @@ def test_keys_without_effect_are_checked_and_listed_for_the_warning(tmp_path):
         )
     }
     # What dockroute always does is not warned about: no common name, the system pool without files.
-    assert load([EMAIL, f"{LE}.disablecommonname=true", f"{LE}.casystemcertpool=true"]).ignored == ()
-    assert error([EMAIL, f"{LE}.clienttimeout=forever"]).key == f"{p}.clientTimeout"
-    assert error([EMAIL, f"{LE}.casystemcertpool=perhaps"]).key == f"{p}.caSystemCertPool"
+    assert (
+        load([EMAIL, CHALLENGE, f"{LE}.disablecommonname=true", f"{LE}.casystemcertpool=true"]).ignored == ()
+    )
+    assert error([EMAIL, CHALLENGE, f"{LE}.clienttimeout=forever"]).key == f"{p}.clientTimeout"
+    assert error([EMAIL, CHALLENGE, f"{LE}.casystemcertpool=perhaps"]).key == f"{p}.caSystemCertPool"
 
 
 def test_every_traefik_acme_key_is_known():
@@ -296,8 +302,10 @@ def test_internal_ca_defaults_beside_acme_storage():
         [
             "--certificatesresolvers.home.internalca=true",
             EMAIL,
+            CHALLENGE,
             f"{LE}.storage=/data/acme.json",
             f"--certificatesresolvers.other.acme.caserver={PEBBLE}",
+            "--certificatesresolvers.other.acme.tlschallenge",
             "--certificatesresolvers.other.acme.storage=/elsewhere/other.json",
         ]
     )
@@ -318,6 +326,45 @@ def test_internal_ca_checks():
     assert "did you mean 'storage'" in str(e)
 
 
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("10.0.0.1", "an IP address or network"),  # once an IP-only constraint: every DNS name left open
+        ("10.0.0.0/8", "an IP address or network"),
+        ("[::1]", "an IP address or network"),
+        ("fd00::/8", "an IP address or network"),
+        ("10.0.1", "the last label is all digits"),
+        ("printer.123", "the last label is all digits"),
+        ("*.lan", "a wildcard or leading dot"),
+        (".home.arpa", "a wildcard or leading dot"),
+        ("under_score.lan", "not a domain name"),
+    ],
+)
+def test_internal_ca_permitted_domains_are_domain_names_only(entry, why):
+    e = error(["--certificatesresolvers.home.internalca.permitteddomains=lan," + entry])
+    assert e.key == "certificatesResolvers.home.internalCA.permittedDomains[1]" and why in str(e), str(e)
+
+
+def test_internal_ca_permitted_domains_set_but_empty_is_refused(tmp_path):
+    # An unconstrained root would be created, for good: its constraints never change.
+    p = "certificatesResolvers.home.internalCA.permittedDomains"
+    e = error(["--certificatesresolvers.home.internalca.permitteddomains="])
+    assert e.key == p and "set but empty" in str(e)
+    e = error(env={"DOCKROUTE_CERTIFICATESRESOLVERS_HOME_INTERNALCA_PERMITTEDDOMAINS": ""})
+    assert e.key == p
+    f = tmp_path / "c.yml"
+    f.write_text("certificatesResolvers:\n  home:\n    internalCA:\n      permittedDomains: []\n")
+    assert error(config_file=str(f)).key == p
+
+
+def test_internal_ca_leaf_lifetime_stops_at_825_days():
+    # Apple platforms refuse longer server certificates, under user-trusted roots too.
+    p = "--certificatesresolvers.home.internalca.leaflifetime"
+    assert load([f"{p}=19800h"]).resolvers["home"].leaf_lifetime == 825 * 86400.0  # type: ignore[union-attr]
+    e = error([f"{p}=19801h"])
+    assert e.key == "certificatesResolvers.home.internalCA.leafLifetime" and "825 days" in str(e)
+
+
 def test_internal_ca_storage_is_a_folder_of_its_own(tmp_path):
     f = tmp_path / "file"
     f.write_text("")
@@ -325,8 +372,44 @@ def test_internal_ca_storage_is_a_folder_of_its_own(tmp_path):
     assert e.key == "certificatesResolvers.home.internalCA.storage" and "folder" in str(e)
     e = error(["--certificatesresolvers.a.internalca", "--certificatesresolvers.b.internalca"])
     assert e.key == "certificatesResolvers.b.internalCA.storage" and "resolver a" in str(e)
+    # The same folder under another spelling (a symlink) is still the same folder.
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "ca")
+    e = error(
+        [
+            f"--certificatesresolvers.a.internalca.storage={tmp_path / 'ca'}",
+            f"--certificatesresolvers.b.internalca.storage={tmp_path / 'link'}",
+        ]
+    )
+    assert e.key == "certificatesResolvers.b.internalCA.storage" and "resolver a's folder" in str(e)
+    # An ACME resolver's storage file path is no folder for an internal CA (created first, it would
+    # make acme.json impossible; created second, the root could not be).
+    e = error(
+        [
+            EMAIL,
+            CHALLENGE,
+            f"{LE}.storage={tmp_path / 'state'}",
+            f"--certificatesresolvers.home.internalca.storage={tmp_path / 'x' / '..' / 'state'}",
+        ]
+    )
+    assert e.key == "certificatesResolvers.home.internalCA.storage"
+    assert "resolver le's ACME storage file" in str(e)
 
 
 def test_resolvers_are_not_listed_as_ignored():
     cfg = load([EMAIL, f"{LE}.tlschallenge", "--certificatesresolvers.home.internalca.storage=/tmp/x"])
     assert cfg.ignored == ()
+
+
+@pytest.mark.parametrize(
+    "directory",
+    [
+        "https://acme.harica.gr/my-alias/directory",
+        "https://acme.certum.pl/directory",
+        "https://emea.acme.atlas.globalsign.com/directory",
+        "https://acme.entrust.net/acme2/directory",
+    ],
+)
+def test_more_public_cas_need_an_email_and_are_not_asked_for_internal_names(directory):
+    assert is_public_ca(directory)
+    assert error([f"{LE}.caserver={directory}", CHALLENGE]).key == "certificatesResolvers.le.acme.email"

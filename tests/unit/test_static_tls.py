@@ -8,7 +8,11 @@ import pytest
 from discover.model import Domain, RouterTLS
 from dockroute.static import StaticConfigError, load_static
 
-LE = ["--certificatesresolvers.le.acme.email=a@example.com", "--entrypoints.websecure.address=:443"]
+LE = [
+    "--certificatesresolvers.le.acme.email=a@example.com",
+    "--certificatesresolvers.le.acme.tlschallenge",
+    "--entrypoints.websecure.address=:443",
+]
 
 
 def tls_of(argv=(), env=None, config_file=None, name="websecure"):
@@ -80,7 +84,7 @@ def test_every_key_from_a_yaml_file(tmp_path):
         "          - main: '*.example.org'\n"
         "certificatesResolvers:\n"
         "  le:\n"
-        "    acme: {email: a@example.com}\n"
+        "    acme: {email: a@example.com, tlsChallenge: {}}\n"
     )
     assert tls_of(config_file=str(f)) == RouterTLS(
         cert_resolver="le",
@@ -96,7 +100,7 @@ def test_toml_list_of_tables(tmp_path):
         "[entryPoints.websecure.http.tls]\ncertResolver = 'le'\n"
         "[[entryPoints.websecure.http.tls.domains]]\nmain = 'a.example'\nsans = ['b.example']\n"
         "[[entryPoints.websecure.http.tls.domains]]\nmain = 'c.example'\n"
-        "[certificatesResolvers.le.acme]\nemail = 'a@example.com'\n"
+        "[certificatesResolvers.le.acme]\nemail = 'a@example.com'\ntlsChallenge = {}\n"
     )
     tls = tls_of(config_file=str(f))
     assert tls is not None and tls.domains == (Domain("a.example", ("b.example",)), Domain("c.example"))
@@ -196,7 +200,7 @@ def test_cert_resolver_must_exist():
 def test_cert_resolver_matches_any_case_and_takes_the_resolver_spelling(tmp_path):
     f = tmp_path / "c.yml"
     f.write_text(
-        "certificatesResolvers:\n  myLE:\n    acme: {email: a@example.com}\n"
+        "certificatesResolvers:\n  myLE:\n    acme: {email: a@example.com, tlsChallenge: {}}\n"
         "entryPoints:\n  websecure:\n    address: ':443'\n    http:\n      tls: {certResolver: myle}\n"
     )
     tls = tls_of(config_file=str(f))
