@@ -13,9 +13,9 @@ Choices, and why:
 - Leaves live in memory only and are issued again at start: one P-256 key and one signature (well
   under a millisecond each), and no second private-key file to protect. Served chains are the leaf alone:
   clients validate against the root they trust, which they must already have.
-- With ``permitted_domains``, the root carries critical X.509 name constraints (RFC 5280 section 4.2.1.10):
-  those DNS subtrees only, and no IP address unless a permitted entry is a network (``192.168.1.0/24``).
-  A device trusting the root then rejects anything else it might sign, even if ``root.key`` leaked.
+- With ``permitted_domains``, the root carries critical X.509 name constraints (see
+  :mod:`acme_client.internal_root`, which keeps the root on disk): nothing outside them is issued, and a
+  device trusting the root rejects anything else it might sign, even if ``root.key`` leaked.
 - All key generation, signing and file work runs in one worker thread, never on the event loop.
 """
 
@@ -23,43 +23,33 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import datetime as _dt
-import fcntl
 import ipaddress
 import logging
-import os
-import secrets
-import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from acme_client.settings import InternalCASettings
+from acme_client.internal_root import BACKDATE, InternalCAError, Root, load_or_create_root
+from acme_client.settings import InternalCASettings, parse_permitted_domains
 
 __all__ = ["InternalCA", "InternalCAError", "Leaf", "Root", "issue_leaf", "load_or_create_root"]
 
 log = logging.getLogger("dockroute.acme")
 
-ROOT_CERT, ROOT_KEY = "root.crt", "root.key"
-ROOT_LIFETIME = _dt.timedelta(days=3653)  # ten years
-BACKDATE = _dt.timedelta(minutes=5)  # clients whose clock is a little behind accept a fresh leaf
 _RETRY_STORAGE = 600.0  # a storage folder that failed is tried again this often (and on every change)
 _RETRY_ISSUE = 60.0  # a name set whose issuance failed (a bug) waits this long
 _MIN_WAKE = 1.0  # however short leafLifetime is, the loop never spins
+# The loop's waits run on the monotonic clock, which stops while the host is suspended: renewal times
+# (wall clock) are looked at again at least this often, as the ACME resolver does.
+_MAX_WAKE = 600.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class InternalCAError(Exception):
-    """The CA's storage cannot be used: unsafe permissions, unreadable, unwritable, inconsistent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,22 +59,10 @@ class Leaf:
 
     names: tuple[str, ...]
     certificate_pem: bytes
-    key_pem: bytes
+    key_pem: bytes = field(repr=False)  # a private key: never in a log line that prints the leaf
     serial: int
     not_after: _dt.datetime
     renew_at: _dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Root:
-    """The root as read from (or written to) storage. ``dns``/``ips``: its permitted name-constraint
-    subtrees (None: unconstrained)."""
-
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-    pem: bytes
-    dns: tuple[str, ...] | None
-    ips: tuple[Network, ...] | None
 
 
 # -- names ----------------------------------------------------------------------------------------------
@@ -109,214 +87,21 @@ def normalise(name: str) -> str | IPAddress:
         raise ValueError("not a valid DNS name (characters other than letters, digits, '-', '_')")
     if "*" in n and (labels[0] != "*" or "*" in ".".join(labels[1:])):
         raise ValueError("a wildcard other than a whole leftmost label")
+    if labels[0] == "*" and len(labels) < 3:
+        # OpenSSL (and browsers) never match a wildcard directly under a single label, as under a TLD.
+        raise ValueError("a wildcard over a single label, which clients refuse (name the hosts instead)")
     return n
 
 
-def split_permitted(entries: Iterable[str]) -> tuple[tuple[str, ...], tuple[Network, ...]]:
-    """``permittedDomains`` → DNS subtrees and IP networks (an entry such as ``10.0.0.0/8``)."""
-    dns: list[str] = []
-    nets: list[Network] = []
-    for entry in entries:
-        e = entry.strip().lower().strip(".")
-        if e.startswith("*."):
-            e = e[2:]
-        try:
-            nets.append(ipaddress.ip_network(e, strict=False))
-        except ValueError:
-            if e:
-                dns.append(e)
-    return tuple(dict.fromkeys(dns)), tuple(dict.fromkeys(nets))
-
-
-def permits(name: str | IPAddress, dns: tuple[str, ...] | None, ips: tuple[Network, ...] | None) -> bool:
-    """Whether a name falls inside permitted subtrees (RFC 5280: ``lan`` covers ``lan`` and every
-    ``*.lan``). None means no constraint of either kind; a constraint of one kind leaves the other
-    kind out entirely (the root then excludes every IP address, see :func:`_name_constraints`)."""
-    if dns is None and ips is None:
+def permits(name: str | IPAddress, dns: tuple[str, ...] | None) -> bool:
+    """Whether a name falls inside permitted DNS subtrees (RFC 5280: ``lan`` covers ``lan`` and every
+    ``*.lan``). None means unconstrained; a constrained root excludes every IP address."""
+    if dns is None:
         return True
     if isinstance(name, str):
         n = name[2:] if name.startswith("*.") else name
-        return any(n == d or n.endswith("." + d) for d in dns or ())
-    return any(name in net for net in ips or ())
-
-
-# -- the root (worker thread) ---------------------------------------------------------------------------
-
-
-def _name_constraints(dns: tuple[str, ...], nets: tuple[Network, ...]) -> x509.NameConstraints:
-    """Permit ``dns`` and ``nets``; with no network permitted, exclude every IP address, or IP SANs
-    would be unconstrained (name constraints apply per name type)."""
-    permitted: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    permitted += [x509.IPAddress(net) for net in nets]
-    excluded: list[x509.GeneralName] | None = None
-    if not nets:
-        excluded = [
-            x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
-            x509.IPAddress(ipaddress.ip_network("::/0")),
-        ]
-    return x509.NameConstraints(permitted_subtrees=permitted or None, excluded_subtrees=excluded)
-
-
-def _make_root_cert(key: ec.EllipticCurvePrivateKey, label: str, permitted: tuple[str, ...]) -> bytes:
-    now = _dt.datetime.now(_dt.UTC)
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "dockroute"),
-            # A random tag: two installations' roots never share a subject in one trust store.
-            x509.NameAttribute(NameOID.COMMON_NAME, f"dockroute internal CA {label} {secrets.token_hex(4)}"),
-        ]
-    )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + ROOT_LIFETIME)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    dns, nets = split_permitted(permitted)
-    if dns or nets:
-        builder = builder.add_extension(_name_constraints(dns, nets), critical=True)
-    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
-
-
-def _read_key(path: str) -> bytes | None:
-    """``root.key``'s bytes, None when missing; refused when group or others may read it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise InternalCAError(f"cannot open {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as f:
-        perm = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
-        if perm & 0o077:
-            raise InternalCAError(f"permissions {perm:o} for {path} are too open, please use 600")
-        return f.read()
-
-
-def _write_new_key(path: str, pem: bytes) -> None:
-    """Create ``root.key`` 0600 with O_EXCL: an existing key is never replaced, whoever wrote it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _write_cert(path: str, pem: bytes) -> None:
-    """``root.crt`` (public: 0644), written whole or not at all."""
-    fd, tmp = tempfile.mkstemp(prefix=".root.crt.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _parse_root(cert_pem: bytes, key_pem: bytes, folder: str) -> Root:
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except ValueError as exc:
-        raise InternalCAError(f"cannot read the root in {folder}: {exc}") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InternalCAError(f"{os.path.join(folder, ROOT_KEY)} is not an EC key")
-    if cert.public_key() != key.public_key():
-        raise InternalCAError(f"{ROOT_CERT} and {ROOT_KEY} in {folder} do not belong together")
-    try:
-        nc = cert.extensions.get_extension_for_class(x509.NameConstraints).value
-    except x509.ExtensionNotFound:
-        return Root(cert, key, cert_pem, None, None)
-    subtrees = nc.permitted_subtrees or []
-    dns = tuple(str(g.value).lower() for g in subtrees if isinstance(g, x509.DNSName))
-    ips = tuple(g.value for g in subtrees if isinstance(g, x509.IPAddress))
-    return Root(cert, key, cert_pem, dns, ips)  # type: ignore[arg-type]
-
-
-def load_or_create_root(folder: str, label: str, permitted: tuple[str, ...] = ()) -> Root:
-    """The root in ``folder``: read when there, else created (folder 0700, key 0600). Processes
-    sharing the folder (the proxy and ``dockroute internal-ca root``) serialise on a lock file, so
-    exactly one creates it and the others read it. Blocking: call it from a worker thread."""
-    folder = os.path.abspath(folder)
-    try:
-        if not os.path.isdir(folder):
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            os.chmod(folder, 0o700)
-        lock_fd = os.open(os.path.join(folder, ".root.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise InternalCAError(f"cannot use {folder}: {exc.strerror or exc}") from exc
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        return _load_or_create_locked(folder, label, permitted)
-    except OSError as exc:
-        raise InternalCAError(f"cannot create the root in {folder}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(lock_fd)  # releases the lock
-
-
-def _load_or_create_locked(folder: str, label: str, permitted: tuple[str, ...]) -> Root:
-    key_path, cert_path = os.path.join(folder, ROOT_KEY), os.path.join(folder, ROOT_CERT)
-    key_pem = _read_key(key_path)
-    try:
-        with open(cert_path, "rb") as f:
-            cert_pem: bytes | None = f.read()
-    except FileNotFoundError:
-        cert_pem = None
-    except OSError as exc:
-        raise InternalCAError(f"cannot read {cert_path}: {exc.strerror}") from exc
-    if key_pem is not None and cert_pem is not None:
-        root = _parse_root(cert_pem, key_pem, folder)
-        expiry = root.cert.not_valid_after_utc
-        left = expiry - _dt.datetime.now(_dt.UTC)
-        if left <= _dt.timedelta(0):
-            raise InternalCAError(f"the root in {folder} expired on {expiry:%Y-%m-%d}: rotate it")
-        if left < _dt.timedelta(days=90):
-            log.warning("internal CA %s: the root in %s expires on %s: rotate it", label, folder, expiry)
-        return root
-    if key_pem is not None:
-        raise InternalCAError(
-            f"{key_path} exists without {ROOT_CERT}: restore {ROOT_CERT}, or move {ROOT_KEY} away to "
-            "create a new root"
-        )
-    if cert_pem is not None:
-        raise InternalCAError(
-            f"{cert_path} exists without {ROOT_KEY}: restore {ROOT_KEY}, or move {ROOT_CERT} away to "
-            "create a new root"
-        )
-    key = ec.generate_private_key(ec.SECP256R1())
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    cert_pem = _make_root_cert(key, label, permitted)
-    _write_new_key(key_path, key_pem)
-    _write_cert(cert_path, cert_pem)
-    log.info("internal CA %s: created a new root in %s", label, folder)
-    return _parse_root(cert_pem, key_pem, folder)
+        return any(n == d or n.endswith("." + d) for d in dns)
+    return False
 
 
 # -- leaves (worker thread) -----------------------------------------------------------------------------
@@ -332,8 +117,11 @@ def issue_leaf(root: Root, names: tuple[str, ...], lifetime: float) -> Leaf:
     for n in names:
         v = normalise(n)
         sans.append(x509.DNSName(v) if isinstance(v, str) else x509.IPAddress(v))
-    # The subject names the first name when it fits a CN; clients match the SAN, never the CN.
-    cn = [x509.NameAttribute(NameOID.COMMON_NAME, names[0])] if len(names[0]) <= 64 else []
+    # The subject names the first DNS name that fits a CN; clients match the SAN, never the CN. Never an
+    # IP address: OpenSSL checks a CN against the root's DNS name constraints ("permitted subtree
+    # violation"). With no CN, the SAN is critical (RFC 5280 section 4.2.1.6).
+    dns = [str(s.value) for s in sans if isinstance(s, x509.DNSName) and len(s.value) <= 64]
+    cn = [x509.NameAttribute(NameOID.COMMON_NAME, dns[0])] if dns else []
     serial = x509.random_serial_number()
     ski = root.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
@@ -379,7 +167,8 @@ class InternalCA:
         self.settings = settings
         self.on_change = on_change
         self.alpn_certs: dict[str, tuple[bytes, bytes]] = {}  # never any: no ACME challenge here
-        self._dns, self._ips = split_permitted(settings.permitted_domains)
+        # Parsed again by the static configuration's own parser (it checked them at start already).
+        self._dns = parse_permitted_domains(settings.permitted_domains)
         self._leaves: dict[tuple[str, ...], Leaf] = {}
         self._wanted: list[tuple[str, ...]] = []
         self._root: Root | None = None
@@ -414,7 +203,7 @@ class InternalCA:
     def want(self, name_sets: Iterable[tuple[str, ...]]) -> None:
         """The name sets to keep leaves for. A name that cannot be a SAN, or outside
         ``permittedDomains``, is left out with one line (once per name)."""
-        restricted = bool(self._dns or self._ips)
+        restricted = bool(self._dns)
         wanted: list[tuple[str, ...]] = []
         for names in name_sets:
             keep = []
@@ -424,7 +213,7 @@ class InternalCA:
                 except ValueError as exc:
                     self._refuse(n, str(exc))
                     continue
-                if restricted and not permits(v, self._dns, self._ips):
+                if restricted and not permits(v, self._dns):
                     self._refuse(n, "outside permittedDomains " + ", ".join(self.settings.permitted_domains))
                     continue
                 keep.append(str(v))
@@ -458,7 +247,8 @@ class InternalCA:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _next_wake(self) -> float | None:
-        """Seconds until the earliest renewal, failed-storage or failed-issue retry (None: none)."""
+        """Seconds until the earliest renewal, failed-storage or failed-issue retry (None: none), at
+        most ``_MAX_WAKE`` (a suspended host's monotonic clock stops; renewals are due by wall clock)."""
         now, mono = _dt.datetime.now(_dt.UTC), time.monotonic()
         # A leaf whose renewal failed waits for its retry, not for its (past) renewal time.
         waits = [
@@ -468,7 +258,7 @@ class InternalCA:
         waits += [at - mono for names, at in self._failures.items() if names not in self._leaves]
         if self._root is None and self._wanted:
             waits.append(self._root_retry - mono)
-        return max(min(waits), _MIN_WAKE) if waits else None
+        return min(max(min(waits), _MIN_WAKE), _MAX_WAKE) if waits else None
 
     async def _pass(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._wanted:
@@ -536,8 +326,8 @@ class InternalCA:
     def _warn_on_constraint_mismatch(self) -> None:
         assert self._root is not None
         root = self._root
-        want = (set(self._dns), set(self._ips)) if self._dns or self._ips else None
-        have = (set(root.dns or ()), set(root.ips or ())) if root.dns is not None else None
+        want = set(self._dns) if self._dns else None
+        have = set(root.dns) if root.dns is not None else None
         if want != have:
             log.warning(
                 "resolver %s: the root in %s was made with permitted domains %s, the configuration says "
@@ -552,11 +342,11 @@ class InternalCA:
         """``wanted`` less the names the root's own constraints forbid (clients would refuse them)."""
         assert self._root is not None
         root = self._root
-        if root.dns is None and root.ips is None:
+        if root.dns is None:
             return wanted
         out = []
         for names in wanted:
-            keep = tuple(n for n in names if permits(normalise(n), root.dns, root.ips))
+            keep = tuple(n for n in names if permits(normalise(n), root.dns))
             for n in set(names) - set(keep):
                 self._refuse(n, f"outside the name constraints of the root in {self.settings.storage}")
             if keep:
@@ -564,10 +354,8 @@ class InternalCA:
         return out
 
 
-def _describe(constraints: tuple[set[str], set[Network]] | None) -> str:
-    if constraints is None:
-        return "(none)"
-    return ", ".join(sorted(constraints[0]) + sorted(str(n) for n in constraints[1])) or "(none)"
+def _describe(constraints: set[str] | None) -> str:
+    return ", ".join(sorted(constraints or ())) or "(none)"
 
 
 def _issue_all(

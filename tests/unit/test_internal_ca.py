@@ -4,6 +4,7 @@ verifier), its renewal loop, and ``dockroute internal-ca root``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -24,6 +25,7 @@ from acme_client.internal_ca import (
     BACKDATE,
     InternalCA,
     InternalCAError,
+    Root,
     issue_leaf,
 )
 from acme_client.settings import InternalCASettings
@@ -160,18 +162,83 @@ def test_an_expired_root_is_refused_with_what_to_do(tmp_path):
 
 
 def test_permitted_domains_become_critical_name_constraints_that_exclude_ip_addresses(tmp_path):
-    pem = _ca(tmp_path, permitted_domains=("lan", ".home.arpa")).ensure_root()
+    pem = _ca(tmp_path, permitted_domains=("lan", "Home.Arpa.")).ensure_root()
     nc = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.NameConstraints)
     assert nc.critical
     assert [g.value for g in nc.value.permitted_subtrees] == ["lan", "home.arpa"]
     assert {str(g.value) for g in nc.value.excluded_subtrees} == {"0.0.0.0/0", "::/0"}
 
 
-def test_a_network_in_permitted_domains_permits_those_addresses_only(tmp_path):
-    pem = _ca(tmp_path, permitted_domains=("lan", "192.168.1.0/24")).ensure_root()
-    nc = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.NameConstraints).value
-    assert [str(g.value) for g in nc.permitted_subtrees] == ["lan", "192.168.1.0/24"]
-    assert nc.excluded_subtrees is None
+@pytest.mark.parametrize("entry", ["10.0.0.1", "192.168.1.0/24", "fd00::1", "10.0.1", "*.lan", ".lan", "a_b"])
+def test_permitted_domains_are_read_by_the_static_configurations_parser(tmp_path, entry):
+    """An address once became an IP-only constraint, leaving every DNS name open to the root."""
+    with pytest.raises(ValueError):
+        _ca(tmp_path, permitted_domains=("lan", entry))
+    assert not (tmp_path / "ca").exists()
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """``folder`` read-only for this process: a read-only bind mount over it when this process may
+    mount (root, where chmod stops nothing); else mode 0500, which stops a non-root process. Either way
+    the lock file cannot be created there."""
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0
+    )
+    try:
+        if mounted:
+            ro = ["mount", "-o", "remount,ro,bind", str(folder)]
+            subprocess.run(ro, check=True, capture_output=True)
+        elif os.geteuid() == 0:
+            pytest.skip("root without mount(2) here: chmod would not make the folder read-only")
+        else:
+            folder.chmod(0o500)
+        with pytest.raises(OSError):
+            (folder / ".probe").write_bytes(b"")
+        yield
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+        folder.chmod(0o700)
+
+
+def test_an_existing_root_is_read_from_a_read_only_folder(tmp_path):
+    """Reading never takes the lock: only creating does (the lock file could not be created here)."""
+    pem = _ca(tmp_path).ensure_root()
+    folder = tmp_path / "ca"
+    (folder / ".root.lock").unlink()
+    with _read_only(folder):
+        assert _ca(tmp_path).ensure_root() == pem
+        with pytest.raises(InternalCAError, match="cannot use"):  # creating one there cannot work
+            _ca(tmp_path, storage=str(folder / "sub")).ensure_root()
+
+
+_CRASH_BEFORE_THE_CERTIFICATE = """
+import os, sys
+from acme_client import internal_root
+real = os.replace
+def crash(src, dst):
+    if str(dst).endswith("root.crt"):
+        os._exit(9)  # the process dies between writing root.key and root.crt
+    real(src, dst)
+internal_root.os.replace = crash
+internal_root.load_or_create_root(sys.argv[1], "crash")
+"""
+
+
+def test_a_root_creation_interrupted_before_its_certificate_is_finished_on_next_use(tmp_path, caplog):
+    folder = tmp_path / "ca"
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_BEFORE_THE_CERTIFICATE, str(folder)])
+    assert crashed.returncode == 9
+    assert (folder / "root.key").exists() and not (folder / "root.crt").exists()
+    key_before = (folder / "root.key").read_bytes()
+    pem = _ca(tmp_path).ensure_root()
+    assert (folder / "root.key").read_bytes() == key_before  # the same root: nobody trusted another
+    assert (folder / "root.crt").read_bytes() == pem
+    assert "finished creating the root" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == [".root.lock", "root.crt", "root.key"]
+    assert _ca(tmp_path).ensure_root() == pem
 
 
 # -- leaves -------------------------------------------------------------------------------------------
@@ -205,6 +272,63 @@ def test_a_leaf_verifies_against_the_root_and_carries_what_clients_check(tmp_pat
         _handshake(tmp_path, tmp_path / "ca" / "root.crt", leaf.certificate_pem, leaf.key_pem, "nas.lan")
 
 
+def _root_permitting_an_address_range(tmp_path: Path) -> Root:
+    """A root constrained to DNS ``lan`` and the addresses 192.168.1.0/24 (as other CAs make them;
+    dockroute's own exclude every address), written to ``tmp_path/root.crt``."""
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "test root")])
+    now = dt.datetime.now(dt.UTC)
+    nc = x509.NameConstraints(
+        [x509.DNSName("lan"), x509.IPAddress(ipaddress.ip_network("192.168.1.0/24"))], None
+    )
+    cert = (
+        x509.CertificateBuilder(name, name, key.public_key(), 1, now - BACKDATE, now + dt.timedelta(days=9))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(nc, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "root.crt").write_bytes(pem)
+    return Root(cert, key, pem, ("lan",))
+
+
+def _openssl_verify(tmp_path: Path, leaf_pem: bytes, *check: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "leaf.pem").write_bytes(leaf_pem)
+    cmd = ["openssl", "verify", "-CAfile", str(tmp_path / "root.crt"), *check, str(tmp_path / "leaf.pem")]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_the_common_name_is_only_ever_a_dns_name(tmp_path):
+    """OpenSSL checks a CN against DNS name constraints: an address there is a 'permitted subtree
+    violation' even where the address itself is permitted."""
+    root = _root_permitting_an_address_range(tmp_path)
+    only_ip = issue_leaf(root, ("192.168.1.10",), 3600.0)
+    cert = _leaf_cert(only_ip.certificate_pem)
+    assert cert.subject == x509.Name([])
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical  # RFC 5280
+    done = _openssl_verify(tmp_path, only_ip.certificate_pem, "-verify_ip", "192.168.1.10")
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
+    mixed = issue_leaf(root, ("192.168.1.10", "printer.lan"), 3600.0)
+    cert = _leaf_cert(mixed.certificate_pem)
+    assert cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value == "printer.lan"
+    assert not cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+    for check in (["-verify_ip", "192.168.1.10"], ["-verify_hostname", "printer.lan"]):
+        done = _openssl_verify(tmp_path, mixed.certificate_pem, *check)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_leaf_never_shows_its_private_key_in_its_repr(tmp_path):
+    ca = _ca(tmp_path)
+    ca.ensure_root()
+    leaf = issue_leaf(ca._root, ("printer.lan",), 3600.0)  # noqa: SLF001
+    assert "PRIVATE KEY" not in repr(leaf) and "PRIVATE KEY" not in repr(ca._root)  # noqa: SLF001
+    assert "printer.lan" in repr(leaf)
+
+
 def test_name_constraints_make_clients_refuse_a_leaf_outside_them(tmp_path):
     """What trusting a constrained root risks: even a leaf the root did sign for another name (as a
     stolen root.key could) is refused by the client."""
@@ -226,6 +350,15 @@ def test_name_constraints_make_clients_refuse_a_leaf_outside_them(tmp_path):
     address = issue_leaf(ca._root, ("10.0.0.1",), 3600.0)  # noqa: SLF001
     with pytest.raises(verification.VerificationError):
         _verify(root_pem, address.certificate_pem, "10.0.0.1")
+    # What a leaked root.key would sign, checked as the reviewer did: OpenSSL refuses it.
+    evil = issue_leaf(ca._root, ("evil.com",), 3600.0)  # noqa: SLF001
+    (tmp_path / "evil.pem").write_bytes(evil.certificate_pem)
+    done = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(tmp_path / "ca" / "root.crt"), "-verify_hostname", "evil.com",
+         str(tmp_path / "evil.pem")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0 and "permitted subtree violation" in done.stdout + done.stderr
 
 
 def test_want_refuses_names_outside_permitted_domains_with_one_line(tmp_path, caplog):
@@ -240,8 +373,11 @@ def test_want_refuses_names_outside_permitted_domains_with_one_line(tmp_path, ca
 
 def test_want_takes_any_name_without_permitted_domains_and_refuses_what_cannot_be_a_san(tmp_path, caplog):
     ca = _ca(tmp_path)
-    ca.want([("intranet", "[::1]", "*.lan", "bad name.lan", "caf\u00e9.lan", "a.*.lan")])
-    assert ca._wanted == [("intranet", "::1", "*.lan")]  # noqa: SLF001
+    ca.want([("intranet", "[::1]", "*.home.lan", "*.lan", "*", "bad name.lan", "caf\u00e9.lan", "a.*.lan")])
+    assert ca._wanted == [("intranet", "::1", "*.home.lan")]  # noqa: SLF001
+    # OpenSSL clients never match a wildcard directly under a single label (as under a TLD).
+    assert "no certificate issued for *.lan: a wildcard over a single label" in caplog.text
+    assert "no certificate issued for *: a wildcard over a single label" in caplog.text
     assert "no certificate issued for bad name.lan: not a valid DNS name" in caplog.text
     assert "no certificate issued for caf\u00e9.lan: not ASCII" in caplog.text
     assert "no certificate issued for a.*.lan: a wildcard other than a whole leftmost label" in caplog.text
@@ -324,6 +460,17 @@ async def test_a_failed_issue_waits_for_its_retry_instead_of_spinning(tmp_path, 
     assert ca._next_wake() is None  # noqa: SLF001 - nothing wanted: nothing to wake for
 
 
+async def test_the_loop_looks_at_the_wall_clock_every_10_minutes_however_far_renewal_is(tmp_path):
+    """Waits run on the monotonic clock, which stops while the host is suspended: a wait until a
+    renewal days away would wake days late after a suspend."""
+    ca = _ca(tmp_path, leaf_lifetime=30 * 86400.0)
+    ca.want([("printer.lan",)])
+    await ca._pass(asyncio.get_running_loop())  # noqa: SLF001
+    [leaf] = ca.certificates()
+    assert (leaf.renew_at - dt.datetime.now(dt.UTC)).days >= 19
+    assert 500 < ca._next_wake() <= 600  # noqa: SLF001
+
+
 async def test_crypto_and_files_never_run_on_the_event_loop(tmp_path, monkeypatch):
     import acme_client.internal_ca as mod
 
@@ -353,13 +500,17 @@ async def test_crypto_and_files_never_run_on_the_event_loop(tmp_path, monkeypatc
 async def test_a_storage_that_cannot_be_written_serves_nothing_with_one_error_line(tmp_path, caplog):
     (tmp_path / "file").write_text("not a folder")
     ca = _ca(tmp_path, storage=str(tmp_path / "file" / "ca"))
+    attempts: list[int] = []
+    real = ca.ensure_root
+    ca.ensure_root = lambda: attempts.append(1) or real()  # type: ignore[method-assign]
     ca.want([("printer.lan",)])
     task = asyncio.get_running_loop().create_task(ca.run())
     try:
         await _until(lambda: "serving no certificates from it" in caplog.text, "the error line")
-        for _ in range(3):  # config changes try again, quietly while the reason is the same
+        assert len(attempts) == 1
+        for n in range(2, 5):  # config changes try again, quietly while the reason is the same
             ca.want([("printer.lan",)])
-            await asyncio.sleep(0.05)
+            await _until(lambda n=n: len(attempts) == n, f"attempt {n}")
         assert not task.done() and ca.certificates() == []
     finally:
         task.cancel()
@@ -370,8 +521,7 @@ async def test_a_storage_that_cannot_be_written_serves_nothing_with_one_error_li
 def test_the_app_surface_has_no_acme_challenges(tmp_path):
     ca = _ca(tmp_path)
     assert ca.alpn_certs == {} and ca.key_authorization("t") is None and ca.alpn_challenge("x.lan") is None
-    assert ca.settings.storage == str(tmp_path / "ca")
-    assert os.path.basename(ca.settings.storage) == "ca"
+    assert not (tmp_path / "ca").exists()  # asking for challenges creates nothing
 
 
 # -- dockroute internal-ca root -----------------------------------------------------------------------
