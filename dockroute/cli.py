@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from discover.values import BOOL_WORDS
 from dockroute import __version__
 from dockroute.static import StaticConfigError, load_static, split_config_flag
 
+if TYPE_CHECKING:
+    from acme_client.settings import InternalCASettings
+
 USAGE = f"""\
 usage: dockroute [--config FILE] [--<traefik.static.key>=VALUE ...]
-       dockroute internal-ca root [--config FILE] [--resolver NAME] [--<traefik.static.key>=VALUE ...]
+       dockroute internal-ca root [--config FILE] [--resolver NAME] [--create]
+                                  [--<traefik.static.key>=VALUE ...]
        dockroute --version | --help
 
 A reverse proxy for Docker hosts, configured like Traefik (static configuration).
@@ -20,8 +25,8 @@ A reverse proxy for Docker hosts, configured like Traefik (static configuration)
 Common flags (keys are case-insensitive, as in Traefik):
   --config FILE, --configFile=FILE            static configuration file (YAML or TOML); default: the first
                                               dockroute.{{yml,yaml,toml}}, else traefik.{{yml,yaml,toml}},
-                                              found in /etc/dockroute/, /etc/traefik/, $XDG_CONFIG_HOME
-                                              (else ~/.config), then the working directory
+                                              found in /etc/dockroute/, /etc/traefik/, $XDG_CONFIG_HOME,
+                                              ~/.config, then the working directory
   --entrypoints.NAME.address=:80              an entry point ([host]:port); without any, 'web' on :80
   --entrypoints.NAME.http.redirections.entrypoint.to=websecure
                                               redirect everything to another entry point (or ':443')
@@ -53,7 +58,9 @@ file's others. Unknown keys and bad values stop dockroute with exit status 2.
 
 dockroute internal-ca root: reads the same configuration, creates the root of the internalCA resolver
 (certificatesResolvers.NAME.internalCA; --resolver NAME when there are several) if it does not exist yet,
-and prints its certificate (PEM) to trust on your devices:
+and prints its certificate (PEM) to trust on your devices; stderr names the file and whether it was
+created now. A relative storage path is not created unless --create is given (it is resolved from the
+working directory, which may not be the proxy's):
   dockroute internal-ca root > dockroute-root.crt
 """
 
@@ -80,9 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return app.run(static)
 
 
-def _take_resolver_flag(args: list[str]) -> tuple[str | None, list[str]]:
-    """``--resolver NAME`` / ``--resolver=NAME`` out of ``args`` (the rest are static flags)."""
+def _take_flags(args: list[str]) -> tuple[str | None, bool, list[str]]:
+    """``--resolver NAME`` / ``--resolver=NAME`` and ``--create`` out of ``args`` (the rest are static
+    flags)."""
     name: str | None = None
+    create = False
     rest: list[str] = []
     i = 0
     while i < len(args):
@@ -94,10 +103,12 @@ def _take_resolver_flag(args: list[str]) -> tuple[str | None, list[str]]:
                 i += 1
                 value = args[i]
             name = value
+        elif args[i] == "--create":
+            create = True
         else:
             rest.append(args[i])
         i += 1
-    return name, rest
+    return name, create, rest
 
 
 def internal_ca(args: list[str]) -> int:
@@ -107,11 +118,10 @@ def internal_ca(args: list[str]) -> int:
     if args[:1] != ["root"] or asked_help:
         print(USAGE, end="", file=sys.stdout if asked_help else sys.stderr)
         return 0 if asked_help else 2
-    from acme_client.internal_ca import InternalCA, InternalCAError  # noqa: PLC0415 - this command only
-    from acme_client.settings import InternalCASettings  # noqa: PLC0415
+    from acme_client.settings import InternalCASettings  # noqa: PLC0415 - this command only
 
     try:
-        wanted, rest = _take_resolver_flag(args[1:])
+        wanted, create, rest = _take_flags(args[1:])
         config_file, rest = split_config_flag(rest)
         static = load_static(rest, os.environ, config_file=config_file)
     except StaticConfigError as exc:
@@ -135,10 +145,43 @@ def internal_ca(args: list[str]) -> int:
         print(f"dockroute: {why}{where}", file=sys.stderr)
         return 2
     name = wanted if wanted is not None else next(iter(cas))
+    return _print_root(name, cas[name], create)
+
+
+def _print_root(name: str, settings: InternalCASettings, create: bool) -> int:
+    """The root's PEM on stdout; on stderr, which file it is and whether it was created now. A relative
+    storage resolves from this command's working directory, which need not be the proxy's: a root
+    created there might never be used by the proxy, yet be trusted on devices, so it is created only
+    with ``--create``."""
+    from acme_client.internal_root import (  # noqa: PLC0415 - this command only
+        ROOT_CERT,
+        InternalCAError,
+        load_or_create_root,
+        load_root,
+    )
+
+    folder = os.path.abspath(settings.storage)
+    relative = not os.path.isabs(settings.storage)
     try:
-        pem = InternalCA(name, cas[name], lambda: None).ensure_root()
+        if relative and not create:
+            root = load_root(folder, name)
+            if root is None:
+                print(
+                    f"dockroute: resolver {name}: no root in {folder}, and its storage "
+                    f"{settings.storage!r} is relative (resolved from this working directory, maybe not the "
+                    f"proxy's): not creating one; make certificatesResolvers.{name}.internalCA.storage "
+                    "absolute, or run again with --create to create it there",
+                    file=sys.stderr,
+                )
+                return 2
+        else:
+            root = load_or_create_root(folder, name, settings.permitted_domains)
     except InternalCAError as exc:
         print(f"dockroute: resolver {name}: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(pem.decode("ascii"))
+    state = "created now" if root.created else "existing"
+    if relative and root.created:
+        state += f", as --create asked, from the relative storage {settings.storage!r}"
+    print(f"resolver {name}: {os.path.join(folder, ROOT_CERT)} ({state})", file=sys.stderr)
+    sys.stdout.write(root.pem.decode("ascii"))
     return 0

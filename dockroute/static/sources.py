@@ -350,13 +350,14 @@ def find_file(
 
 def default_search_dirs(environ: Mapping[str, str]) -> tuple[str, ...]:
     """Traefik's folders for its file, in its order: ``/etc/dockroute`` (dockroute's own) and
-    ``/etc/traefik``, ``$XDG_CONFIG_HOME`` (else ``$HOME/.config``), then the working directory."""
+    ``/etc/traefik``, ``$XDG_CONFIG_HOME`` and ``$HOME/.config`` (Traefik looks in both), then the
+    working directory."""
     dirs = ["/etc/dockroute", "/etc/traefik"]
     xdg = environ.get("XDG_CONFIG_HOME", "").strip()
     home = environ.get("HOME", "").strip()
     if xdg:
         dirs.append(xdg)
-    elif home:
+    if home and os.path.join(home, ".config") not in dirs:
         dirs.append(os.path.join(home, ".config"))
     dirs.append(".")
     return tuple(dirs)

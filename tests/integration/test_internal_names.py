@@ -122,6 +122,7 @@ async def test_internal_ca_root_prints_the_root_the_proxy_uses(backends, proxy, 
     assert before.returncode == 0, before.stderr
     printed = before.stdout
     assert printed == (tmp_path / "ca" / "root.crt").read_bytes()
+    assert before.stderr.decode() == f"resolver home: {tmp_path / 'ca' / 'root.crt'} (created now)\n"
     # ...which the proxy then uses, not replaces,
     dr = await proxy(_router("printer.lan", "home", b.url), static=static)
     printed_file = tmp_path / "printed.pem"
@@ -136,6 +137,7 @@ async def test_internal_ca_root_prints_the_root_the_proxy_uses(backends, proxy, 
     # ...and while it runs, the command prints the very same root.
     during = _cli_root(config, tmp_path)
     assert during.returncode == 0 and during.stdout == printed
+    assert during.stderr.decode() == f"resolver home: {tmp_path / 'ca' / 'root.crt'} (existing)\n"
     assert (tmp_path / "ca" / "root.crt").read_bytes() == printed
 
 

@@ -540,11 +540,38 @@ def test_cli_creates_the_root_and_prints_it(tmp_path, capsys):
 
     config = _config(tmp_path, {"home": {"internalCA": {"storage": str(tmp_path / "ca")}}})
     assert main(["internal-ca", "root", "--config", str(config)]) == 0
-    printed = capsys.readouterr().out.encode()
+    out, err = capsys.readouterr()
+    printed = out.encode()
     assert printed == (tmp_path / "ca" / "root.crt").read_bytes()
     x509.load_pem_x509_certificate(printed)
+    assert err == f"resolver home: {tmp_path / 'ca' / 'root.crt'} (created now)\n"
     assert main(["internal-ca", "root", f"--configFile={config}"]) == 0  # read again, not replaced
-    assert capsys.readouterr().out.encode() == printed
+    out, err = capsys.readouterr()
+    assert out.encode() == printed
+    assert err == f"resolver home: {tmp_path / 'ca' / 'root.crt'} (existing)\n"
+
+
+def test_cli_creates_a_root_under_a_relative_storage_only_when_asked(tmp_path, capsys, monkeypatch):
+    """A relative storage resolves from this command's working directory, maybe not the proxy's: a root
+    trusted on devices but never used by the proxy is not created by accident."""
+    from dockroute.cli import main
+
+    config = _config(tmp_path, {"home": {"internalCA": {"storage": "state/ca"}}})
+    monkeypatch.chdir(tmp_path)
+    assert main(["internal-ca", "root", "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and not (tmp_path / "state").exists()
+    assert f"no root in {tmp_path / 'state' / 'ca'}" in err and "'state/ca' is relative" in err
+    assert "--create" in err
+    assert main(["internal-ca", "root", "--config", str(config), "--create"]) == 0
+    out, err = capsys.readouterr()
+    assert out.encode() == (tmp_path / "state" / "ca" / "root.crt").read_bytes()
+    assert err.startswith(
+        f"resolver home: {tmp_path / 'state' / 'ca' / 'root.crt'} (created now, as --create"
+    )
+    assert main(["internal-ca", "root", "--config", str(config)]) == 0  # an existing one is printed
+    out2, err = capsys.readouterr()
+    assert out2 == out and err.endswith("(existing)\n")
 
 
 def test_cli_picks_the_resolver_named_and_takes_static_flags(tmp_path, capsys):

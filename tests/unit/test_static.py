@@ -143,10 +143,18 @@ def test_each_traefik_name(tmp_path, name):
 
 
 def test_default_search_dirs_are_traefiks():
+    # Traefik looks in both $XDG_CONFIG_HOME and ~/.config, in that order.
     assert default_search_dirs({"XDG_CONFIG_HOME": "/x", "HOME": "/home/u"}) == (
         "/etc/dockroute",
         "/etc/traefik",
         "/x",
+        "/home/u/.config",
+        ".",
+    )
+    assert default_search_dirs({"XDG_CONFIG_HOME": "/home/u/.config", "HOME": "/home/u"}) == (
+        "/etc/dockroute",
+        "/etc/traefik",
+        "/home/u/.config",
         ".",
     )
     assert default_search_dirs({"HOME": "/home/u"}) == (
@@ -173,11 +181,15 @@ def test_without_search_dirs_the_default_ones_are_searched(tmp_path, monkeypatch
     xdg.mkdir()
     work.mkdir()
     monkeypatch.chdir(work)
-    env = {"XDG_CONFIG_HOME": str(xdg), "HOME": str(tmp_path / "nohome")}
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    env = {"XDG_CONFIG_HOME": str(xdg), "HOME": str(home)}
     (work / "traefik.yml").write_text("log: {level: ERROR}\n")
     cfg = load_static([], env)
     assert cfg.source == str(work / "traefik.yml") and cfg.log.level == "ERROR"
-    (xdg / "traefik.toml").write_text('[log]\nlevel = "WARN"\n')
+    (home / ".config" / "traefik.yml").write_text("log: {level: INFO}\n")  # found with XDG set too
+    assert load_static([], env).source == str(home / ".config" / "traefik.yml")
+    (xdg / "traefik.toml").write_text('[log]\nlevel = "WARN"\n')  # before ~/.config
     assert load_static([], env).source == str(xdg / "traefik.toml")
     (work / "dockroute.yaml").write_text("log: {level: DEBUG}\n")
     assert load_static([], env).log.level == "DEBUG"
