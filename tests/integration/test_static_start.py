@@ -112,6 +112,36 @@ def test_bad_key_type_and_dns_challenge_exit_2(tmp_path):
     assert "certificatesResolvers.le.acme.dnsChallenge: DNS-01 is not supported yet" in stderr
 
 
+def test_a_resolver_without_a_challenge_exits_2(tmp_path):
+    """Traefik orders nothing without a challenge; dockroute once answered HTTP-01 everywhere instead."""
+    _no_system_file()
+    stderr = _refused(tmp_path, "--certificatesresolvers.le.acme.email=ops@example.com")
+    assert stderr == (
+        "dockroute: configuration error: certificatesResolvers.le.acme: ACME challenge not specified, please "
+        "select TLS or HTTP or DNS Challenge (tlsChallenge, or httpChallenge.entryPoint naming the entry "
+        "point on port 80; DNS-01 is not supported yet)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "why"),
+    [
+        ("", "permittedDomains", "set but empty"),  # would create an unconstrained root, for good
+        ("lan,10.0.0.1", "permittedDomains[1]", "an IP address or network"),
+    ],
+)
+def test_internal_ca_permitted_domains_that_would_not_constrain_names_exit_2(tmp_path, value, key, why):
+    _no_system_file()
+    stderr = _refused(
+        tmp_path,
+        f"--certificatesresolvers.home.internalca.storage={tmp_path / 'ca'}",
+        f"--certificatesresolvers.home.internalca.permitteddomains={value}",
+    )
+    assert stderr.startswith(f"dockroute: configuration error: certificatesResolvers.home.internalCA.{key}: ")
+    assert why in stderr and stderr.count("\n") == 1
+    assert not (tmp_path / "ca").exists()
+
+
 async def test_traefik_yml_in_the_working_directory_is_read(tmp_path):
     """No --config, no dockroute.*: the traefik.yml in the working directory is the configuration. It
     names an entry point only it knows, on 127.0.0.1 with a kernel-chosen port, and a file provider;
