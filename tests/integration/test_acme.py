@@ -294,7 +294,7 @@ async def test_acme_json_readable_by_others_is_refused_before_asking_the_ca(
         "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
         "certificatesResolvers": {
             "le": {"acme": {"email": "a@example.com", "storage": str(store),
-                            "caServer": down_ca.directory_url, "httpChallenge": {"entryPoint": "web"}}}
+                            "caServer": down_ca.directory_url, "tlsChallenge": {}}}
         },
     }  # fmt: skip
     dr = await proxy(_site(b.url), static=static)
