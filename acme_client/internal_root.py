@@ -221,12 +221,25 @@ def _load_or_create_locked(folder: str, label: str, permitted: tuple[str, ...]) 
     new_key, new_cert = os.path.join(folder, _NEW_KEY), os.path.join(folder, _NEW_CERT)
     _write_new(new_key, key_pem, 0o600)
     _write_new(new_cert, cert_pem, 0o644)
-    os.link(new_key, key_path)  # never over an existing key, whoever wrote it (EEXIST then)
-    os.unlink(new_key)
+    _link_in(new_key, key_path)
     os.replace(new_cert, cert_path)  # last: root.crt present means the root is whole
     _sync_folder(folder)
     log.info("internal CA %s: created a new root in %s", label, folder)
     return _parse_root(cert_pem, key_pem, folder, label, created=True)
+
+
+def _link_in(new_key: str, key_path: str) -> None:
+    """``new_key`` becomes ``root.key``, never over an existing key, whoever wrote it (EEXIST then).
+    A file system without hard links (vfat, some network shares) gets a rename: the lock is held and
+    no key was there a moment ago."""
+    try:
+        os.link(new_key, key_path)
+    except FileExistsError:
+        raise
+    except OSError:
+        os.rename(new_key, key_path)
+        return
+    os.unlink(new_key)
 
 
 def _complete(folder: str, label: str, key_pem: bytes) -> Root:

@@ -241,6 +241,21 @@ def test_a_root_creation_interrupted_before_its_certificate_is_finished_on_next_
     assert _ca(tmp_path).ensure_root() == pem
 
 
+def test_a_folder_without_hard_links_still_gets_a_root(tmp_path, monkeypatch):
+    from acme_client import internal_root
+
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")  # vfat, some network shares
+
+    monkeypatch.setattr(internal_root.os, "link", no_links)
+    pem = _ca(tmp_path).ensure_root()
+    folder = tmp_path / "ca"
+    assert sorted(p.name for p in folder.iterdir()) == [".root.lock", "root.crt", "root.key"]
+    assert stat.S_IMODE((folder / "root.key").stat().st_mode) == 0o600
+    monkeypatch.undo()
+    assert _ca(tmp_path).ensure_root() == pem
+
+
 # -- leaves -------------------------------------------------------------------------------------------
 
 
