@@ -143,16 +143,7 @@ def _entry_point_tls(http: Reader, resolvers: list[str]) -> RouterTLS | None:
     if node is None or node is OFF:
         return None
     r = http.sub("tls")
-    resolver = r.text("certResolver")
-    if resolver is not None:
-        known = find_key(resolvers, resolver.strip())
-        if known is None:
-            raise StaticConfigError(
-                f"{r.path}.certResolver",
-                f"no certificate resolver named {resolver!r} (known: {', '.join(resolvers) or 'none'})"
-                f"{where(r.origin('certResolver'))}",
-            )
-        resolver = known
+    resolver = r.reference("certResolver", list(resolvers), "certificate resolver")
     domains = []
     for item in r.sections("domains"):
         main = item.text("main")

@@ -134,6 +134,20 @@ class Reader:
             out.append((item.strip(), f"{path}[{i}]"))
         return tuple(out)
 
+    def reference(self, key: str, known: Sequence[str], noun: str) -> str | None:
+        """A name that must be one of ``known`` (any case), returned as spelled there; an unknown one is
+        refused with the list of known names (``noun``: "entry point", "certificate resolver")."""
+        name = self.text(key)
+        if name is None:
+            return None
+        found = find_key(known, name.strip())
+        if found is None:
+            raise StaticConfigError(
+                join(self.path, key),
+                f"no {noun} named {name!r} (known: {', '.join(known) or 'none'}){where(self.origin(key))}",
+            )
+        return found
+
     def address(self, key: str = "address") -> str | None:
         """An entry point's ``[host]:port`` (``/tcp`` allowed; ``/udp`` refused by name)."""
         found = self.leaf(key)

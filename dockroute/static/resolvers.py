@@ -27,7 +27,6 @@ from acme_client.settings import (
     is_public_ca,
     permitted_domain,
 )
-from discover.values import find_key
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import OFF, get, where
@@ -206,17 +205,10 @@ def _http_challenge(r: Reader, entry_points: Sequence[str], warned: list[str]) -
     if h.leaf("delay") is not None:
         h.duration("delay", 0.0)
         warned.append(f"{h.path}.delay")  # the token is served before the CA is asked to look
-    name = h.text("entryPoint")
-    if name is None:
-        raise StaticConfigError(
-            f"{h.path}.entryPoint", "required: the entry point on port 80 that answers the HTTP-01 challenge"
-        )
-    found = find_key(entry_points, name.strip())
+    found = h.reference("entryPoint", list(entry_points), "entry point")
     if found is None:
         raise StaticConfigError(
-            f"{h.path}.entryPoint",
-            f"no entry point named {name!r} (known: {', '.join(entry_points)})"
-            f"{where(h.origin('entryPoint'))}",
+            f"{h.path}.entryPoint", "required: the entry point on port 80 that answers the HTTP-01 challenge"
         )
     return found
 

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -287,3 +288,19 @@ async def raw_exchange(port: int, data: bytes, until_close: bool = True, timeout
         pass
     writer.close()
     return out
+
+
+async def verified_get(port: int, ctx: ssl.SSLContext, host: str) -> tuple[bytes, bytes] | None:
+    """GET / over HTTPS with SNI and Host ``host``, verified by ``ctx``: (the whole answer, the DER
+    certificate served), or None while the certificate served does not verify (a test polls this until the
+    certificate it waits for, issued meanwhile, is in)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=host)
+    except ssl.SSLCertVerificationError:
+        return None
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return await reader.read(), der
+    finally:
+        writer.close()

@@ -6,7 +6,6 @@ as not routed."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 
@@ -14,23 +13,9 @@ import pytest
 from cryptography import x509
 
 from tests.integration import pebble_env
-from tests.integration.harness import raw_exchange, routers, wait_for
+from tests.integration.harness import raw_exchange, routers, verified_get, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-async def _https(port: int, ctx: ssl.SSLContext, host: str) -> tuple[bytes, bytes] | None:
-    """(the response, the DER certificate served) over HTTPS verified by ``ctx``; None while the
-    certificate does not verify yet (the default one is served until Pebble's is in)."""
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=host)
-    except ssl.SSLCertVerificationError:
-        return None
-    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-    data = await reader.read()
-    writer.close()
-    return data, der
 
 
 def _names(der: bytes) -> set[str]:
@@ -73,7 +58,8 @@ async def test_routers_on_an_entry_point_with_http_tls_get_pebble_certificates_a
         ctx = ssl.create_default_context(cafile=str(root))
 
         # verified HTTPS with Pebble's certificate, though the router has no tls
-        data, der = await wait_for(lambda: _https(dr.ports["websecure"], ctx, "app.example.com"), timeout=15)
+        port = dr.ports["websecure"]
+        data, der = await wait_for(lambda: verified_get(port, ctx, "app.example.com"), timeout=15)
         assert data.startswith(b"HTTP/1.1 200") and b'"server": "site"' in data
         assert _names(der) == {"app.example.com"}
         # and no plain HTTP for it on that entry point
@@ -83,8 +69,8 @@ async def test_routers_on_an_entry_point_with_http_tls_get_pebble_certificates_a
         assert plain.startswith(b"HTTP/1.1 404"), plain[:100]
 
         # the entry point's domains: ONE certificate carrying main and sans, served for both names
-        one = await wait_for(lambda: _https(dr.ports["multi"], ctx, "one.example.com"), timeout=15)
-        two = await _https(dr.ports["multi"], ctx, "two.example.com")
+        one = await wait_for(lambda: verified_get(dr.ports["multi"], ctx, "one.example.com"), timeout=15)
+        two = await verified_get(dr.ports["multi"], ctx, "two.example.com")
         assert two is not None and one[1] == two[1]
         assert _names(one[1]) == {"one.example.com", "two.example.com"}
         assert one[0].startswith(b"HTTP/1.1 200") and two[0].startswith(b"HTTP/1.1 200")

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.x509 import verification
 
 from tests.integration import pebble_env
-from tests.integration.harness import ROOT, routers, wait_for
+from tests.integration.harness import ROOT, routers, verified_get, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +32,10 @@ def _router(host: str, resolver: str, url: str) -> dict:
 
 
 async def _get(port: int, host: str, cafile: Path) -> tuple[bytes, x509.Certificate] | None:
-    """GET / over HTTPS with SNI ``host``, trusting only ``cafile``: the response and the certificate
-    served; None while the served certificate does not verify (still the default one)."""
-    ctx = ssl.create_default_context(cafile=str(cafile))
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=host)
-    except ssl.SSLCertVerificationError:
-        return None
-    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-    data = await reader.read()
-    writer.close()
-    return data, x509.load_der_x509_certificate(der)
+    """GET / with SNI ``host``, trusting only ``cafile``: the answer and the certificate served; None while
+    the served certificate does not verify (still the default one)."""
+    got = await verified_get(port, ssl.create_default_context(cafile=str(cafile)), host)
+    return None if got is None else (got[0], x509.load_der_x509_certificate(got[1]))
 
 
 async def test_a_private_acme_ca_certifies_a_home_arpa_name(backends, proxy, tmp_path):
