@@ -390,8 +390,14 @@ class App:
                 self.docker = DockerProvider(dp)
                 task = asyncio.get_running_loop().create_task(self.docker.run(self._publisher("docker")))
                 self._tasks.append(task)
-                self._docker_line = f"provider docker: {dp.endpoint}" + (
-                    " (watching events)" if dp.watch else ""
+                self._docker_line = (
+                    f"provider docker: {dp.endpoint}"
+                    + (" (watching events)" if dp.watch else "")
+                    + (
+                        ""
+                        if dp.exposed_by_default
+                        else "; only containers with traefik.enable=true or dockroute.enable=true are routed"
+                    )
                 )
             else:
                 self._docker_line = f"provider docker: off (no Docker socket at {path})"

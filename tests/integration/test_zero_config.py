@@ -42,4 +42,4 @@ async def test_no_configuration_routes_only_containers_that_opt_in_and_logs_thei
     log = dr.log()
     assert f"routing {host} → router {opted}@docker (container {opted}), entry points web" in log
     assert plain not in "".join(line for line in log.splitlines() if "routing" in line and "→" in line)
-    assert "provider docker" in log
+    assert "only containers with traefik.enable=true or dockroute.enable=true are routed" in log
