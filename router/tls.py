@@ -8,17 +8,16 @@ default certificate. The handshake path only does dictionary look-ups (cached in
 A pair that does not load (unparseable PEM, key not matching the certificate, encrypted key) is skipped
 with one ERROR line naming it; the rest keeps working.
 
-Python's ``ssl`` module can only load a certificate chain from a file, so each pair is written to a
-private (0600) temporary file that is removed as soon as OpenSSL has read it.
+Python's ``ssl`` module can only load a certificate chain from a file: each pair is handed to it through
+:func:`router.pemfile.pem_file` (an in-memory file; the private key never touches a disk where the
+kernel has ``memfd``).
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import os
 import ssl
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from discover.model import DEFAULT_TLS_OPTIONS, EMPTY, TLSOptions
+from router.pemfile import pem_file
 from router.tls_options import apply_options, options_for_host, uses_other_options
 
 log = logging.getLogger("dockroute.tls")
@@ -151,13 +151,8 @@ def server_context(pair: CertKeyPair) -> ssl.SSLContext:
     ctx.set_ciphers(INTERMEDIATE_CIPHERS)
     ctx.set_alpn_protocols(ALPN_PROTOCOLS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_SINGLE_ECDH_USE
-    fd, path = tempfile.mkstemp(prefix="dockroute-", suffix=".pem")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(pair.cert_pem.rstrip(b"\n") + b"\n" + pair.key_pem)
+    with pem_file(pair.cert_pem.rstrip(b"\n") + b"\n" + pair.key_pem) as path:
         ctx.load_cert_chain(path, password=_no_password)
-    finally:
-        os.unlink(path)
     return ctx
 
 

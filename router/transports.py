@@ -26,7 +26,6 @@ import contextlib
 import logging
 import os
 import ssl
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -34,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from discover.model import CertificateFile, ServersTransport
+from router.pemfile import pem_file
 
 log = logging.getLogger("dockroute.transport")
 
@@ -186,26 +186,13 @@ def _describe(value: str) -> str:
 
 
 def _as_path(value: str, what: str, stack: contextlib.ExitStack) -> str:
-    """A path OpenSSL can open for a file path or inline PEM. Inline PEM goes to an anonymous in-memory
-    file (``memfd``) where the kernel has them, else to a private temporary file removed at once."""
+    """A path OpenSSL can open for a file path or inline PEM (held in memory by :func:`pem_file` until
+    ``stack`` closes)."""
     if _PEM not in value:
         if not os.path.isfile(value):
             raise TransportUnusable(f"client certificate {what} {value}: no such file")
         return value
-    data = value.encode()
-    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
-        fd = os.memfd_create("dockroute-pem", os.MFD_CLOEXEC)
-        stack.callback(os.close, fd)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        return f"/proc/self/fd/{fd}"
-    tmp = stack.enter_context(
-        tempfile.NamedTemporaryFile(prefix="dockroute-", suffix=".pem")  # noqa: SIM115 - mode 0600, removed on exit
-    )
-    tmp.write(data)
-    tmp.flush()
-    return tmp.name
+    return stack.enter_context(pem_file(value.encode()))
 
 
 def refusing_context(why: str) -> ssl.SSLContext:
