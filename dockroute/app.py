@@ -268,12 +268,18 @@ class App:
         """On the loop: swap references. Nothing here is proportional to more than a dict walk."""
         merged, compiled = snap.merged, snap.compiled
         if snap.store is not None:
+            retired = snap.store.supersede(self.tls_store)
             self.tls_store = snap.store
             self.current_tls = merged.tls
+            closed = 0
             for srv in self.servers:
                 srv.tls_store = snap.store
                 if compiled is None and self.compiled is not None:
                     srv.set_tls_options(self.compiled.tls_options.get(srv.name, {}))
+                if retired:
+                    closed += srv.close_retired_connections()
+            if closed:
+                log.info("TLS options changed: %d connections made under the old ones are closed", closed)
         if compiled is None:
             return
         if snap.transports is not None:

@@ -87,10 +87,11 @@ class EntryPointHandler:
         """Traefik's SNI check, per router: the route's TLS options differ from those the connection was
         made under (chosen by its SNI before the handshake), e.g. a request for an mTLS router sent over a
         connection that skipped the client-certificate check by naming another host in its SNI, whatever
-        the Host header or the rule's shape. A connection whose options are unknown is misdirected."""
+        the Host header or the rule's shape. A connection whose options are unknown, or were changed by a
+        reload since it was made, is misdirected."""
         sslobj = transport.get_extra_info("ssl_object")
         made_under = getattr(sslobj.context, OPTIONS_ATTR, None) if sslobj is not None else None
-        return made_under != options
+        return made_under is None or made_under.name != options or not made_under.current
 
     def reply(
         self,

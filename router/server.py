@@ -27,7 +27,7 @@ from cachetools import LRUCache
 from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed, parse_client_hello
 from router.proxy import EntryPointHandler
 from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCertificates, challenge_context
-from router.tls_options import options_for_host, uses_other_options
+from router.tls_options import OPTIONS_ATTR, options_for_host, uses_other_options
 
 log = logging.getLogger("dockroute.server")
 
@@ -514,6 +514,27 @@ class EntryPointServer:
     @property
     def port(self) -> int:
         return self.addresses[0][1] if self.addresses else 0
+
+    def close_retired_connections(self) -> int:
+        """Close the HTTPS connections made under TLS options a reload changed or removed (their stamp was
+        retired): a kept-alive connection must not keep what the new options refuse (a client certificate
+        now required, an older TLS version). Idle ones at once; one handling a request once it is answered.
+        Returns how many."""
+        server = self.tls_web_server
+        closed = 0
+        for proto in list(server.connections) if server is not None else ():
+            transport = proto.transport
+            sslobj = transport.get_extra_info("ssl_object") if transport is not None else None
+            stamp = getattr(sslobj.context, OPTIONS_ATTR, None) if sslobj is not None else None
+            if stamp is None or stamp.current:
+                continue
+            closed += 1
+            if proto.busy:
+                proto.close()  # after the request being handled; a next one is answered 421 (proxy.py)
+            else:
+                proto.force_close()  # idle between requests: now (as the header deadline does)
+                transport.close()
+        return closed
 
     def stop_accepting(self) -> None:
         """Close the listeners, and the connections not yet handed to HTTP (still being peeked at): once

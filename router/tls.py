@@ -30,7 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from discover.model import DEFAULT_TLS_OPTIONS, EMPTY, TLSOptions
 from router.pemfile import pem_file
-from router.tls_options import apply_options, options_for_host, uses_other_options
+from router.tls_options import OptionsStamp, apply_options, definition, options_for_host, uses_other_options
 
 log = logging.getLogger("dockroute.tls")
 
@@ -262,6 +262,14 @@ class CertificateStore:
                 )
             else:
                 usable[name] = found
+        # One stamp per definition, kept from the previous store while the definition does not change.
+        previous_stamps = previous._stamps if previous is not None else {}
+        self._stamps: dict[tuple[object, ...], OptionsStamp] = {}
+        self._stamp_of: dict[str, OptionsStamp] = {}
+        for name, found in usable.items():
+            key = definition(name, found)
+            stamp = previous_stamps.get(key) or OptionsStamp(name)
+            self._stamps[key] = self._stamp_of[name] = stamp
         # Pairs are checked (and indexed) under the default options, or bare ones when those are broken.
         base = self._default_options = usable.get(DEFAULT_TLS_OPTIONS, TLSOptions())
         for pair in pairs:
@@ -289,7 +297,7 @@ class CertificateStore:
         without them (an mTLS host without its client-certificate check). Same certificate contexts."""
         base = self._default_group
         listening = server_context(self._default_pair)
-        apply_options(listening, self._default_options, DEFAULT_TLS_OPTIONS)
+        apply_options(listening, self._default_options, self._stamp(DEFAULT_TLS_OPTIONS))
         group = _Options(GUARDED, listening, cache_size, base.strict)
         group.by_pair, group.refuse_all, group.guard = base.by_pair, base.refuse_all, True
         self._groups[GUARDED] = group
@@ -307,7 +315,7 @@ class CertificateStore:
         if ctx is None:
             try:
                 ctx = server_context(pair)
-                apply_options(ctx, options, name)
+                apply_options(ctx, options, self._stamp(name))
             except Exception as e:
                 who = ", ".join(self._names.get(pair, ())) or "<no names>"
                 log.error("TLS certificate for %s skipped: %s", who, e)
@@ -341,7 +349,7 @@ class CertificateStore:
         """The contexts of the options ``name``: for ``default`` every certificate, for the others those
         of the hosts that use them."""
         listening = server_context(self._default_pair)
-        apply_options(listening, options, name)
+        apply_options(listening, options, self._stamp(name))
         group = _Options(name, listening, cache_size, options.sni_strict)
         for pair in self._names if name == DEFAULT_TLS_OPTIONS else self._pairs_for(name):
             ctx = self._build(pair, name, options, reuse)
@@ -377,6 +385,23 @@ class CertificateStore:
             if label and dot and parent:
                 pair = self._wildcard.get(parent)
         return pair
+
+    def _stamp(self, name: str) -> OptionsStamp | str:
+        return self._stamp_of.get(name) or name
+
+    def supersede(self, previous: CertificateStore | None) -> bool:
+        """On the loop, as this store replaces ``previous``: retire the stamps of the definitions this
+        store no longer has (options changed or gone). True when any was retired: the connections made
+        under them are then to be closed."""
+        if previous is None:
+            return False
+        kept = {id(stamp) for stamp in self._stamps.values()}
+        retired = False
+        for stamp in previous._stamps.values():
+            if id(stamp) not in kept and stamp.current:
+                stamp.current = False
+                retired = True
+        return retired
 
     @property
     def default_context(self) -> ssl.SSLContext:

@@ -23,7 +23,37 @@ from collections.abc import Mapping
 import discover.tls_names as tls_names
 from discover.model import DEFAULT_TLS_OPTIONS, TLSOptions
 
-OPTIONS_ATTR = "dockroute_options"  # on every SSLContext built for an options set: its name
+OPTIONS_ATTR = "dockroute_options"  # on every SSLContext built for an options set: its OptionsStamp
+
+
+class OptionsStamp:
+    """What a handshake context was built under: the options' name, and whether that definition (the
+    values and the text of the CA files they trust) is still the one in force.
+
+    Every context of one definition shares one stamp, and a store built after a reload keeps the stamp
+    of a definition that did not change. When a reload tightens options in place (same name, stricter
+    values, another client CA), the app retires the old stamp and closes the connections made under it:
+    a kept-alive connection must not keep what the new options would refuse."""
+
+    __slots__ = ("name", "current")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.current = True
+
+    def __repr__(self) -> str:
+        return f"OptionsStamp({self.name!r}{'' if self.current else ', retired'})"
+
+
+def definition(name: str, options: TLSOptions) -> tuple[object, ...]:
+    """What identifies one definition of an options set: its name, its values and its CA files' text
+    (read here: off the loop). An unreadable CA file makes a definition equal to no other."""
+    try:
+        cas: tuple[object, ...] = tuple(_read_pem(ca) for ca in options.client_auth.ca_files)
+    except OSError:
+        cas = (object(),)
+    return (name, options, cas)
+
 
 _VERIFY = {
     tls_names.NO_CLIENT_CERT: ssl.CERT_NONE,
@@ -40,7 +70,7 @@ def _read_pem(value: str) -> str:
         return f.read()
 
 
-def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str) -> None:
+def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str | OptionsStamp) -> None:
     """Set ``options`` on a server context made by :func:`router.tls.server_context` (which already has
     the defaults: TLS 1.2+, Mozilla intermediate suites, ALPN http/1.1). Reads CA files: off the loop."""
     ctx.minimum_version = getattr(ssl.TLSVersion, tls_names.VERSIONS[options.min_version])
@@ -69,7 +99,7 @@ def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str) -> None:
         for ca in auth.ca_files:
             ctx.load_verify_locations(cadata=_read_pem(ca))
         ctx.verify_mode = mode
-    setattr(ctx, OPTIONS_ATTR, name)
+    setattr(ctx, OPTIONS_ATTR, name if isinstance(name, OptionsStamp) else OptionsStamp(name))
 
 
 def _set_suites(ctx: ssl.SSLContext, options: TLSOptions) -> None:

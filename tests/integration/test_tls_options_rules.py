@@ -138,3 +138,55 @@ async def test_entry_point_options_reach_a_wildcard_router_without_tls_of_its_ow
         assert secret.hits == 0, (sni, answer[:80])
     answer = await exchange(dr.port, client(pki, cert_from=pki["client_ca"]), "a.wild.test", "a.wild.test")
     assert answer.startswith(b"HTTP/1.1 200") and secret.hits == 1, answer[:80]
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> bytes:
+    """One keep-alive request on an open connection: the response head, or b"" once it is closed."""
+    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        return b""
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
+        0,
+    )
+    await reader.readexactly(length)
+    return head
+
+
+@pytest.mark.parametrize("name", ["mtls", "default"])
+async def test_options_tightened_in_place_close_the_connections_made_under_the_old_ones(
+    proxy, backends, pki, name
+):
+    """A kept-alive connection made when a client certificate was optional does not keep being served once
+    a reload makes it required (same options name, or the default options redefined)."""
+    open_b, secret = await backends("open", "secret")
+    host = "or.test" if name == "mtls" else "open.test"
+    cfg = config(pki, open_b.url, secret.url, "Host(`or.test`)", {"options": "mtls"})
+    cas = [pki["client_ca_file"]]
+    optional = {"caFiles": cas, "clientAuthType": "VerifyClientCertIfGiven"}
+    cfg["tls"]["options"][name] = {"clientAuth": optional}
+    dr = await proxy(cfg)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", dr.port, ssl=client(pki), server_hostname=host
+    )
+    try:
+        assert (await _request(reader, writer, host)).startswith(b"HTTP/1.1 200")
+        cfg["tls"]["options"][name] = {"clientAuth": {"caFiles": cas}}  # RequireAndVerifyClientCert
+        dr.write_dynamic(cfg)
+
+        async def new_clients_refused() -> bool:
+            return await exchange(dr.port, client(pki), host, host) == b""
+
+        await wait_for(new_clients_refused, timeout=10)
+        hits = (open_b.hits, secret.hits)
+        assert await _request(reader, writer, host) == b""  # closed: nothing more is served on it
+        assert (open_b.hits, secret.hits) == hits
+        assert "connections made under the old ones are closed" in dr.log()
+    finally:
+        writer.close()

@@ -112,7 +112,7 @@ def test_apply_options_sets_what_go_would(pki):
     assert ctx.options & ssl.OP_NO_TICKET and ctx.num_tickets == 0  # no TLS 1.2 nor TLS 1.3 tickets
     assert ctx.verify_mode == ssl.CERT_OPTIONAL
     assert ctx.cert_store_stats()["x509_ca"] == 1
-    assert getattr(ctx, OPTIONS_ATTR) == "strict"
+    assert getattr(ctx, OPTIONS_ATTR).name == "strict"
 
 
 def test_default_options_change_nothing(pki):
@@ -169,7 +169,7 @@ def test_contexts_only_for_what_hosts_need(pki):
     )
     # default: every certificate; m: a.test's, the wildcard's, and x.w.test's (under *.w.test)
     assert store.context_count == 4 + 3
-    assert getattr(store.context_for("a.test", "m"), OPTIONS_ATTR) == "m"
+    assert getattr(store.context_for("a.test", "m"), OPTIONS_ATTR).name == "m"
     assert store.context_for("a.test", "m").verify_mode == ssl.CERT_REQUIRED
     assert store.context_for("y.w.test", "m") is not store.context_for("x.w.test", "m")
     assert store.listening_context("m").verify_mode == ssl.CERT_REQUIRED
@@ -285,3 +285,34 @@ async def test_entry_points_that_disagree_on_a_host_each_get_its_certificate(pki
     async with serving(store.listening_context("n")) as port:
         data, name = await exchange(port, client(pki), "a.test")
         assert (data, name) == (b"ok", "a.test")
+
+
+def test_a_definition_keeps_its_stamp_across_stores_and_a_changed_one_is_retired(pki, tmp_path):
+    """Reloads that leave options as they were keep the connections made under them; options tightened in
+    place (same name) or a client CA file whose text changed retire the old stamp, so the app closes the
+    connections made under it (a kept-alive connection must not keep what the new options refuse)."""
+    ca_file = tmp_path / "clients.pem"
+    ca_file.write_bytes(pki["client_ca"].cert_pem.bytes())
+    by_file = TLSOptions(client_auth=ClientAuth((str(ca_file),), "RequireAndVerifyClientCert"))
+    hosts = {"a.test": "m", "b.test": "f"}
+    first = CertificateStore(
+        [pki["a"], pki["b"]], options={"m": TLSOptions(), "f": by_file}, host_options=hosts
+    )
+
+    def stamp(store: CertificateStore, name: str, host: str):
+        return getattr(store.context_for(host, name), OPTIONS_ATTR)
+
+    same = CertificateStore(
+        [pki["a"], pki["b"]], options={"m": TLSOptions(), "f": by_file}, host_options=hosts, previous=first
+    )
+    assert same.supersede(first) is False
+    assert stamp(same, "m", "a.test") is stamp(first, "m", "a.test") and stamp(first, "m", "a.test").current
+    assert stamp(same, "f", "b.test") is stamp(first, "f", "b.test")  # rebuilt (CA re-read), same stamp
+
+    ca_file.write_bytes(pki["other_ca"].cert_pem.bytes())  # another client CA behind the same file name
+    tightened = CertificateStore(
+        [pki["a"], pki["b"]], options={"m": mtls(pki), "f": by_file}, host_options=hosts, previous=same
+    )
+    assert tightened.supersede(same) is True
+    assert not stamp(same, "m", "a.test").current and not stamp(same, "f", "b.test").current
+    assert stamp(tightened, "m", "a.test").current and stamp(tightened, "f", "b.test").current
