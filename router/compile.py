@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS
+from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS, qualify_options
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
 from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, ServiceTarget
 from router.rules import Rule, RuleError, parse_rule
@@ -54,10 +54,11 @@ def effective_tls(router: Router, ep: EntryPoint | None) -> RouterTLS | None:
     if router.tls is not None:
         return router.tls
     tls = ep.tls if ep is not None else None
-    if tls is None or not tls.options or tls.options == DEFAULT_TLS_OPTIONS or "@" in tls.options:
+    if tls is None or not tls.options:
         return tls
     provider = router.name.partition("@")[2]
-    return replace(tls, options=f"{tls.options}@{provider}") if provider else tls
+    options = qualify_options(tls.options, provider) if provider else tls.options
+    return tls if options == tls.options else replace(tls, options=options)
 
 
 def router_entry_points(

@@ -325,3 +325,11 @@ def test_a_router_with_its_own_tls_is_told_what_of_its_entry_points_tls_it_loses
         "router own@file has a tls of its own: entry point websecure's http.tls (certResolver le, "
         "options mtls) does not apply to it"
     ]
+
+
+def test_an_entry_points_options_resolve_like_a_routers_default_at_any_provider_included():
+    ep = EntryPoint("websecure", ":443", tls=RouterTLS(options="default@file"))
+    router = Router("a@docker", "Host(`a.test`)", "s")
+    assert effective_tls(router, ep).options == "default"
+    assert effective_tls(router, replace(ep, tls=RouterTLS(options="mtls"))).options == "mtls@docker"
+    assert effective_tls(router, replace(ep, tls=RouterTLS(options="mtls@file"))).options == "mtls@file"
