@@ -210,9 +210,14 @@ async def https_roundtrip(pool: Pool, key: tuple[str, str, int, str]):
 
 async def test_each_transport_has_its_own_context_and_server_name():
     pool = Pool(Transport())
-    pool.set_transports(pool.build_transports(
-        {"skip@file": Transport(insecure_skip_verify=True), "named@file": Transport(server_name="b.internal")}
-    ))
+    pool.set_transports(
+        pool.build_transports(
+            {
+                "skip@file": Transport(insecure_skip_verify=True),
+                "named@file": Transport(server_name="b.internal"),
+            }
+        )
+    )
     default_ctx, default_name = pool.tls_for(None)
     skip_ctx, skip_name = pool.tls_for("skip@file")
     named_ctx, named_name = pool.tls_for("named@file")
@@ -227,12 +232,14 @@ async def test_two_transports_to_one_backend_never_share_a_connection():
     ca = trustme.CA()
     server, port, seen = await tls_server(server_context(ca, "127.0.0.1"))
     pool = Pool(Transport())
-    pool.set_transports(pool.build_transports(
-        {
-            "skip@file": Transport(insecure_skip_verify=True),
-            "ca@file": Transport(root_cas=(ca.cert_pem.bytes().decode(),)),
-        }
-    ))
+    pool.set_transports(
+        pool.build_transports(
+            {
+                "skip@file": Transport(insecure_skip_verify=True),
+                "ca@file": Transport(root_cas=(ca.cert_pem.bytes().decode(),)),
+            }
+        )
+    )
     skip_key, ca_key = ("https", "127.0.0.1", port, "skip@file"), ("https", "127.0.0.1", port, "ca@file")
     c1, _ = await https_roundtrip(pool, skip_key)
     pool.release(c1)
@@ -252,9 +259,11 @@ async def test_two_transports_to_one_backend_never_share_a_connection():
 async def test_a_changed_transport_drops_its_idle_connections_an_unchanged_one_keeps_them():
     server, port, _ = await tls_server(server_context(trustme.CA(), "127.0.0.1"))
     pool = Pool(Transport())
-    pool.set_transports(pool.build_transports(
-        {"a@file": Transport(insecure_skip_verify=True), "b@file": Transport(insecure_skip_verify=True)}
-    ))
+    pool.set_transports(
+        pool.build_transports(
+            {"a@file": Transport(insecure_skip_verify=True), "b@file": Transport(insecure_skip_verify=True)}
+        )
+    )
     a_key, b_key = ("https", "127.0.0.1", port, "a@file"), ("https", "127.0.0.1", port, "b@file")
     a, _ = await https_roundtrip(pool, a_key)
     b, _ = await https_roundtrip(pool, b_key)
@@ -284,9 +293,11 @@ async def test_unreadable_ca_refuses_the_transport_and_never_connects(tmp_path, 
     server, port, seen = await tls_server(server_context(trustme.CA(), "127.0.0.1"))
     pool = Pool(Transport())
     with caplog.at_level(logging.ERROR, logger="dockroute.transport"):
-        pool.set_transports(pool.build_transports(
-            {"broken@file": Transport(insecure_skip_verify=True, root_cas=(str(tmp_path / "ca.pem"),))}
-        ))
+        pool.set_transports(
+            pool.build_transports(
+                {"broken@file": Transport(insecure_skip_verify=True, root_cas=(str(tmp_path / "ca.pem"),))}
+            )
+        )
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "serversTransport broken@file is unusable, its services get no connection"
     ]
@@ -309,12 +320,14 @@ async def test_server_name_is_sent_and_verified():
     server, port, _ = await tls_server(server_context(ca, "backend.internal"))
     pool = Pool(Transport())
     roots = (ca.cert_pem.bytes().decode(),)
-    pool.set_transports(pool.build_transports(
-        {
-            "ca@file": Transport(root_cas=roots),
-            "named@file": Transport(root_cas=roots, server_name="backend.internal"),
-        }
-    ))
+    pool.set_transports(
+        pool.build_transports(
+            {
+                "ca@file": Transport(root_cas=roots),
+                "named@file": Transport(root_cas=roots, server_name="backend.internal"),
+            }
+        )
+    )
     with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
         await pool.acquire(("https", "127.0.0.1", port, "ca@file"))
     conn, _ = await https_roundtrip(pool, ("https", "127.0.0.1", port, "named@file"))
@@ -327,13 +340,15 @@ async def test_timeouts_and_idle_limits_are_per_transport():
     server, port, _, _ = await serve([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 8)
     now = [0.0]
     pool = Pool(Transport(), clock=lambda: now[0])
-    pool.set_transports(pool.build_transports(
-        {
-            "short@file": Transport(idle_conn_timeout=5),
-            "two@file": Transport(max_idle_conns_per_host=2),
-            "none@file": Transport(max_idle_conns_per_host=0),
-        }
-    ))
+    pool.set_transports(
+        pool.build_transports(
+            {
+                "short@file": Transport(idle_conn_timeout=5),
+                "two@file": Transport(max_idle_conns_per_host=2),
+                "none@file": Transport(max_idle_conns_per_host=0),
+            }
+        )
+    )
     short, two, none = (("http", "127.0.0.1", port, name) for name in ("short@file", "two@file", "none@file"))
     conns = []
     for key in (short, two, two, two, none):
