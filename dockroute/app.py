@@ -25,7 +25,7 @@ from typing import Any
 from acme_client.resolver import AcmeResolver
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
-from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, TLSConfig, merge
+from discover.model import DynamicConfig, TLSConfig, merge
 from dockroute import __version__
 from dockroute.certificates import (
     AlpnChallenges,
@@ -252,16 +252,10 @@ class App:
             }
             snap.routed = routed_names(merged, compiled)
             snap.route_lines = route_changes(inp.routed, snap.routed)
-        host_options = _host_options(compiled)
         per_ep = compiled.tls_options if compiled is not None else {}
         # The store picks handshake options by host: a new host map needs a new store, as new options do.
-        if (
-            tls_changed
-            or inp.store is None
-            or inp.store.host_options != host_options
-            or inp.store.entry_point_options != per_ep
-        ):
-            snap.store = self._build_store(merged.tls, inp.resolver_pairs, inp.store, host_options, per_ep)
+        if tls_changed or inp.store is None or inp.store.entry_point_options != per_ep:
+            snap.store = self._build_store(merged.tls, inp.resolver_pairs, inp.store, per_ep)
         return snap
 
     def _apply(self, snap: _Snapshot) -> None:
@@ -324,7 +318,6 @@ class App:
         tls: TLSConfig,
         resolver_pairs: tuple[CertKeyPair, ...],
         previous: CertificateStore | None,
-        host_options: Mapping[str, str] | None = None,
         entry_point_options: Mapping[str, Mapping[str, str]] | None = None,
     ) -> CertificateStore:
         """A new certificate store from ``tls.certificates`` and the resolvers' certificates (in the build
@@ -348,7 +341,6 @@ class App:
             default=default,
             previous=previous,
             options=tls.options,
-            host_options=host_options or {},
             entry_point_options=entry_point_options or {},
         )
 
@@ -464,21 +456,6 @@ class App:
         if self.access_log is not None:
             self.access_log.close()
         log.info("stopped")
-
-
-def _host_options(compiled: Compiled | None) -> dict[str, str]:
-    """Host → TLS options name over every entry point, for the store's guard (a connection whose
-    ClientHello could not be read before the handshake is refused a host with non-default options).
-
-    Each entry point applies its own map (the store builds contexts per entry point too); where entry
-    points disagree on a host, the union keeps the non-default options, so the guard errs on the side of
-    the client-certificate check."""
-    out: dict[str, str] = {}
-    for per_ep in compiled.tls_options.values() if compiled is not None else ():
-        for host, options in per_ep.items():
-            if out.get(host, DEFAULT_TLS_OPTIONS) == DEFAULT_TLS_OPTIONS:
-                out[host] = options
-    return out
 
 
 def _tune_runtime() -> None:

@@ -12,7 +12,16 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-__all__ = ["pem_file"]
+__all__ = ["pem_file", "read_pem"]
+
+
+def read_pem(value: str) -> bytes:
+    """Traefik's file-or-content: ``value`` is the PEM text itself, or the path of a file holding it.
+    Raises ``OSError`` when the path cannot be read."""
+    if "-----BEGIN" in value:
+        return value.strip().encode("ascii") + b"\n"
+    with open(value, "rb") as f:
+        return f.read()
 
 
 @contextlib.contextmanager

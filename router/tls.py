@@ -29,8 +29,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from discover.model import DEFAULT_TLS_OPTIONS, EMPTY, TLSOptions
-from router.pemfile import pem_file
-from router.tls_options import OptionsStamp, apply_options, definition, options_for_host, uses_other_options
+from router.pemfile import pem_file, read_pem
+from router.tls_options import (
+    OptionsStamp,
+    apply_options,
+    definition,
+    options_for_host,
+    union_host_options,
+    uses_other_options,
+)
 
 log = logging.getLogger("dockroute.tls")
 
@@ -244,7 +251,10 @@ class CertificateStore:
         entry_point_options: Mapping[str, Mapping[str, str]] = EMPTY,
     ) -> None:
         self.options = options
-        self.host_options = host_options
+        # The union over entry points, when only they are given (the guard of an unread ClientHello).
+        self.host_options = host_options or union_host_options(entry_point_options)
+        # ``SSLContext.sni_callback`` of the default options' listening context (the one to listen with).
+        self.sni_callback: _SNICallback = self._callback(DEFAULT_TLS_OPTIONS)
         self.entry_point_options = entry_point_options
         self._exact: dict[str, CertKeyPair] = {}
         self._wildcard: dict[str, CertKeyPair] = {}  # "example.com" for "*.example.com"
@@ -252,7 +262,7 @@ class CertificateStore:
         self._built: _Built = {}
         reuse: _Built = previous._built if previous is not None else {}
         usable: dict[str, TLSOptions] = {}
-        in_use = [v for hosts in (host_options, *entry_point_options.values()) for v in hosts.values()]
+        in_use = [v for hosts in (self.host_options, *entry_point_options.values()) for v in hosts.values()]
         for name in dict.fromkeys([DEFAULT_TLS_OPTIONS, *in_use]):
             found = options.get(name, TLSOptions() if name == DEFAULT_TLS_OPTIONS else None)
             why = "they do not exist" if found is None else _checked(found, name)
@@ -288,7 +298,7 @@ class CertificateStore:
         self._cache = self._default_group.cache
         self._default = self._default_group.listening
         self._guarded = self._default
-        if any(uses_other_options(hosts) for hosts in (host_options, *entry_point_options.values())):
+        if any(uses_other_options(hosts) for hosts in (self.host_options, *entry_point_options.values())):
             self._guarded = self._guarded_default(cache_size)
 
     def _guarded_default(self, cache_size: int) -> ssl.SSLContext:
@@ -456,35 +466,19 @@ class CertificateStore:
             return ctx
         return None if group.strict else group.listening
 
-    def sni_callback(self, sslobj: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> int | None:
-        """``SSLContext.sni_callback`` of the default options: switch the connection to the certificate for
-        ``server_name``, or refuse the handshake (unrecognized_name)."""
-        target = self.context_for(server_name)
-        if target is None:
-            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        if target is not ctx:  # switching re-copies the certificate into the connection: only when needed
-            sslobj.context = target
-        return None
-
     def _callback(self, options_name: str) -> _SNICallback:
-        """The SNI callback of the listening context of other options than ``default``."""
+        """The SNI callback of the listening context of the options ``options_name``: switch the connection
+        to the certificate for the name it asks, or refuse the handshake (unrecognized_name)."""
 
         def callback(sslobj: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> int | None:
             target = self.context_for(server_name, options_name)
             if target is None:
                 return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-            if target is not ctx:
+            if target is not ctx:  # switching re-copies the certificate into the connection: only when needed
                 sslobj.context = target
             return None
 
         return callback
-
-
-def _pem_or_file(value: str) -> bytes:
-    if "-----BEGIN" in value:
-        return value.strip().encode("ascii") + b"\n"
-    with open(value, "rb") as f:
-        return f.read()
 
 
 def load_pem_files(cert_file: str, key_file: str) -> CertKeyPair:
@@ -492,4 +486,4 @@ def load_pem_files(cert_file: str, key_file: str) -> CertKeyPair:
 
     Raises ``OSError`` when a path cannot be read; the content is checked by ``CertificateStore``.
     """
-    return CertKeyPair(cert_pem=_pem_or_file(cert_file), key_pem=_pem_or_file(key_file))
+    return CertKeyPair(cert_pem=read_pem(cert_file), key_pem=read_pem(key_file))

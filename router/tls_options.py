@@ -22,6 +22,7 @@ from collections.abc import Mapping
 
 import discover.tls_names as tls_names
 from discover.model import DEFAULT_TLS_OPTIONS, TLSOptions
+from router.pemfile import read_pem
 
 OPTIONS_ATTR = "dockroute_options"  # on every SSLContext built for an options set: its OptionsStamp
 
@@ -49,7 +50,7 @@ def definition(name: str, options: TLSOptions) -> tuple[object, ...]:
     """What identifies one definition of an options set: its name, its values and its CA files' text
     (read here: off the loop). An unreadable CA file makes a definition equal to no other."""
     try:
-        cas: tuple[object, ...] = tuple(_read_pem(ca) for ca in options.client_auth.ca_files)
+        cas: tuple[object, ...] = tuple(read_pem(ca).decode("ascii") for ca in options.client_auth.ca_files)
     except OSError:
         cas = (object(),)
     return (name, options, cas)
@@ -60,14 +61,6 @@ _VERIFY = {
     tls_names.VERIFY_CLIENT_CERT_IF_GIVEN: ssl.CERT_OPTIONAL,
     tls_names.REQUIRE_AND_VERIFY_CLIENT_CERT: ssl.CERT_REQUIRED,
 }
-
-
-def _read_pem(value: str) -> str:
-    """A CA file: a path or the PEM text itself, as Traefik's ``FileOrContent``."""
-    if "-----BEGIN" in value:
-        return value
-    with open(value, encoding="ascii") as f:
-        return f.read()
 
 
 def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str | OptionsStamp) -> None:
@@ -97,7 +90,7 @@ def apply_options(ctx: ssl.SSLContext, options: TLSOptions, name: str | OptionsS
         if not auth.ca_files:
             raise ValueError(f"{auth.client_auth_type} needs clientAuth.caFiles")
         for ca in auth.ca_files:
-            ctx.load_verify_locations(cadata=_read_pem(ca))
+            ctx.load_verify_locations(cadata=read_pem(ca).decode("ascii"))
         ctx.verify_mode = mode
     setattr(ctx, OPTIONS_ATTR, name if isinstance(name, OptionsStamp) else OptionsStamp(name))
 
@@ -141,6 +134,19 @@ def options_for_host(host_options: Mapping[str, str], host: str) -> str:
         if name is not None:
             return name
     return DEFAULT_TLS_OPTIONS
+
+
+def union_host_options(per_entry_point: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Host → TLS options name over every entry point, for the guard of a ClientHello that could not be
+    read before the handshake (it refuses a host with non-default options). Each entry point applies its
+    own map; where they disagree on a host, the union keeps the non-default options, so the guard errs on
+    the side of the client-certificate check."""
+    out: dict[str, str] = {}
+    for hosts in per_entry_point.values():
+        for host, options in hosts.items():
+            if out.get(host, DEFAULT_TLS_OPTIONS) == DEFAULT_TLS_OPTIONS:
+                out[host] = options
+    return out
 
 
 def uses_other_options(host_options: Mapping[str, str]) -> bool:

@@ -341,6 +341,7 @@ def test_a_host_with_other_options_on_another_entry_point_keeps_the_non_default_
     """The union the store's guard reads keeps a host's non-default options whichever entry point comes
     first; each entry point still applies its own map (no warning: that is a valid configuration)."""
     from router.compile import Compiled
+    from router.tls_options import union_host_options
 
     for order in (("web", "secure"), ("secure", "web")):
         per_ep = {
@@ -349,6 +350,6 @@ def test_a_host_with_other_options_on_another_entry_point_keeps_the_non_default_
         }
         compiled = Compiled(tables={}, balancers={}, tls_options={ep: per_ep[ep] for ep in order})
         with caplog.at_level(logging.WARNING, logger="dockroute"):
-            merged = app_module._host_options(compiled)
+            merged = union_host_options(compiled.tls_options)
         assert merged == {"a.test": "mtls@file", "b.test": "default", "c.test": "mtls@file"}
     assert caplog.records == []
