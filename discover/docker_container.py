@@ -21,6 +21,7 @@ from discover.docker_label_tree import Labels, collect, label_for, map_at, to_da
 from discover.docker_model import ContainerInfo, DockerSettings
 from discover.docker_options import ANY, MIDDLEWARE_OPTIONS, middleware_options
 from discover.docker_template import RuleTemplate, TemplateError, normalize
+from discover.middlewares.registry import OPTION_TYPES
 from discover.model import DynamicConfig
 from discover.parse import MIDDLEWARE_TYPES, parse_dynamic_with_warnings
 from discover.readers import ConfigError, Key
@@ -425,7 +426,12 @@ def _middlewares(http: dict[Key, Any], root: tuple[Key, ...]) -> None:
         if mtype is None:
             continue
         keys, path = (*root, mkey, mname, tkey), f"http.middlewares.{mname}.{mtype}"
-        options = middleware_options(opts, MIDDLEWARE_OPTIONS.get(mtype, ANY), keys, path)
+        if isinstance(opts, str) and parse_bool(opts) is False:
+            options = None
+        elif mtype in OPTION_TYPES:
+            continue  # the typed options reader takes label strings itself (discover.middlewares)
+        else:
+            options = middleware_options(opts, MIDDLEWARE_OPTIONS.get(mtype, ANY), keys, path)
         if options is None:
             raise ConfigError(
                 path, "false leaves the middleware without a type; remove its labels", keys=keys

@@ -13,7 +13,7 @@ a qualified one (``auth@docker``) into another.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -126,22 +126,39 @@ class Weighted:
 
 
 @dataclass(frozen=True, slots=True)
+class StaticFiles:
+    """``services.<name>.static`` (dockroute's own; Traefik has none): files under ``root`` served by the
+    proxy itself. ``try_files`` are tried in order for a path that is not a file (``$uri``, ``/index.html``
+    for a single-page app); ``browse`` lists directories without an index."""
+
+    root: str
+    index: tuple[str, ...] = ("index.html",)
+    browse: bool = False
+    try_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Service:
-    """``http.services.<name>``: exactly one of ``load_balancer`` or ``weighted`` is set."""
+    """``http.services.<name>``: exactly one of ``load_balancer``, ``weighted`` or ``static`` is set."""
 
     name: str
     load_balancer: LoadBalancer | None = None
     weighted: Weighted | None = None
+    static: StaticFiles | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Middleware:
     """``http.middlewares.<name>.<type>``: the type name (Traefik's, e.g. ``redirectScheme``) and its
-    options exactly as given. Each middleware type validates its own options when the router builds it."""
+    options: the type's frozen options dataclass (:mod:`discover.middlewares`), or a read-only mapping for
+    a type dockroute does not implement. ``error`` says why the options are unusable (a bad value, named
+    by its option path): the middleware is kept so that the routers using it are refused by name, and
+    every other router of the same file keeps working."""
 
     name: str
     type: str
-    options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    options: Any = field(default_factory=lambda: EMPTY)
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +260,23 @@ def qualify_options(name: str, provider: str) -> str:
     return qualify(name, provider)
 
 
+def qualify_references(options: Any, provider: str) -> Any:
+    """A middleware's options with the names they reference (``chain.middlewares``, ``errors.service``:
+    fields declared with ``reference=``) qualified like a router's references."""
+    if not is_dataclass(options):
+        return options
+    changes: dict[str, Any] = {}
+    for f in fields(options):
+        if not f.metadata.get("reference"):
+            continue
+        value = getattr(options, f.name)
+        if isinstance(value, str) and value:
+            changes[f.name] = qualify(value, provider)
+        elif isinstance(value, tuple):
+            changes[f.name] = tuple(qualify(v, provider) for v in value)
+    return replace(options, **changes) if changes else options
+
+
 def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
     """Merge several providers' configs into one view with qualified names.
 
@@ -285,7 +319,7 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
             services[qn] = replace(s, name=qn, weighted=weighted, load_balancer=lb)
         for name, m in cfg.middlewares.items():
             qn = qualify(name, provider)
-            middlewares[qn] = replace(m, name=qn)
+            middlewares[qn] = replace(m, name=qn, options=qualify_references(m.options, provider))
         for name, t in cfg.servers_transports.items():
             transports[qualify(name, provider)] = t
         certificates.extend(cfg.tls.certificates)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from discover.middlewares.registry import OPTION_TYPES, read_middleware_options
 from discover.model import (
     CertificateFile,
     Domain,
@@ -30,6 +31,7 @@ from discover.model import (
     Server,
     ServersTransport,
     Service,
+    StaticFiles,
     StickyCookie,
     TLSConfig,
     Weighted,
@@ -72,6 +74,7 @@ MIDDLEWARE_TYPES: tuple[str, ...] = (
     "addPrefix",
     "basicAuth",
     "buffering",
+    "cache",  # dockroute's own (Traefik has it only as a plugin)
     "chain",
     "circuitBreaker",
     "compress",
@@ -156,15 +159,27 @@ _UNSUPPORTED_SERVICES = {"mirroring", "failover"}
 
 
 def _service(name: str, value: Any, at: At) -> Service:
-    f = Fields(value, at, ("loadBalancer", "weighted", "mirroring", "failover"))
+    f = Fields(value, at, ("loadBalancer", "weighted", "static", "mirroring", "failover"))
     for kind in _UNSUPPORTED_SERVICES:
         if kind in f:
             raise f.get(kind)[1].error(f"{kind} services are not supported")
-    if ("loadBalancer" in f) == ("weighted" in f):
-        raise at.error("a service needs exactly one of loadBalancer or weighted")
+    if sum(k in f for k in ("loadBalancer", "weighted", "static")) != 1:
+        raise at.error("a service needs exactly one of loadBalancer, weighted or static")
     if "loadBalancer" in f:
         return Service(name=name, load_balancer=_load_balancer(*f.get("loadBalancer")))
+    if "static" in f:
+        return Service(name=name, static=_static(*f.get("static")))
     return Service(name=name, weighted=_weighted(*f.get("weighted")))
+
+
+def _static(value: Any, at: At) -> StaticFiles:
+    f = Fields(value, at, ("root", "index", "browse", "tryFiles"))
+    return StaticFiles(
+        root=as_str(*f.required("root")),
+        index=str_list(*f.get("index")) if f.present("index") else ("index.html",),
+        browse=as_bool(*f.get("browse")) if f.present("browse") else False,
+        try_files=str_list(*f.get("tryFiles")),
+    )
 
 
 def _load_balancer(value: Any, at: At) -> LoadBalancer:
@@ -303,11 +318,18 @@ def _middleware(name: str, value: Any, at: At) -> Middleware:
     if mtype is None:
         raise at.key(str(raw), raw).error(f"unknown middleware type {raw!r}")
     oat = at.key(mtype, raw)
-    if options is None:
-        options = {}
-    if not isinstance(options, Mapping):
-        raise oat.error(f"expected a mapping of options, got {describe(options)}")
-    return Middleware(name=name, type=mtype, options=freeze(options))
+    if mtype not in OPTION_TYPES:  # not implemented: kept as given, the router refuses its routers
+        if options is None:
+            options = {}
+        if not isinstance(options, Mapping):
+            raise oat.error(f"expected a mapping of options, got {describe(options)}")
+        return Middleware(name=name, type=mtype, options=freeze(options))
+    try:
+        return Middleware(name=name, type=mtype, options=read_middleware_options(mtype, options, oat))
+    except ConfigError as exc:
+        # Kept, with the reason: the routers using it are refused by name when the configuration is
+        # applied, and the rest of this file still works.
+        return Middleware(name=name, type=mtype, options=None, error=str(exc))
 
 
 # -- tls ----------------------------------------------------------------------------------------------
@@ -501,6 +523,7 @@ def parse_dynamic_with_warnings(
         tls=tls,
         servers_transports=frozen_map(transports),
     )
+    warnings.extend(m.error for m in middlewares.values() if m.error)
     if references:
         warnings.extend(check_references(cfg))
     return cfg, warnings

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS, qualify_options
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
-from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, ServiceTarget
+from router.chains import Built, Chains
+from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget
 from router.rules import Rule, RuleError, parse_rule
 from router.settings import EntryPoint
 from router.table import Route, RoutingTable
@@ -41,6 +42,9 @@ class Compiled:
     tls_options: dict[str, dict[str, str]] = field(default_factory=dict)
     # router name → the entry points it is routed on (existing ones only; absent when not routed)
     entry_points: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the middlewares built for each (router, middleware): the next compile reuses those whose options
+    # did not change, with their state (rate-limit buckets, circuit breakers)
+    middlewares: Built = field(default_factory=dict)
 
 
 def effective_tls(router: Router, ep: EntryPoint | None) -> RouterTLS | None:
@@ -98,17 +102,20 @@ def compile_config(
     ports: Mapping[str, int] | None = None,
     challenge: Callable[[str], str | None] | None = None,
     known_rules: Mapping[tuple[str, str], Rule] | None = None,
+    previous_middlewares: Built | None = None,
 ) -> Compiled:
     """The routing tables of ``cfg``. ``previous`` is the last compile's balancers (health state carries
-    over), ``known_rules`` its ``rules``: a rule whose text did not change is not parsed again."""
+    over), ``known_rules`` its ``rules``: a rule whose text did not change is not parsed again;
+    ``previous_middlewares`` its ``middlewares`` (built middlewares keep their state)."""
     by_name = {ep.name: ep for ep in entry_points}
     balancers = build_balancers(cfg.services, previous=previous)
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     tls_routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     errors: dict[str, str] = {}
     parsed: dict[tuple[str, str], Rule] = {}
+    chains = Chains(cfg, balancers, previous_middlewares)
 
-    _internal_routes(routes, entry_points, by_name, ports or {}, challenge)
+    _internal_routes(routes, entry_points, by_name, ports or {}, challenge, chains)
 
     placed: dict[str, tuple[str, ...]] = {}
     https: dict[str, list[tuple[str, str, Rule]]] = {ep.name: [] for ep in entry_points}
@@ -123,25 +130,31 @@ def compile_config(
                 rule = rule_or_why
         if why is None:
             on, why = _place(router, by_name, default_entry_points, cfg, rule)
+        if why is None:
+            targets = chains.targets(router, [by_name[ep] for ep, _ in on])
+            if isinstance(targets, str):
+                why = targets
+            else:
+                on = [(ep, tls) for ep, tls in on if ep in targets]
         if why is not None:
             errors[name] = why
             log.error("router %s is not routed: %s", name, why)
             continue
-        target = ServiceTarget(router=name, service=router.service, balancer=balancers[router.service])
-        route = Route(name=name, priority=router.effective_priority, rule=rule, target=target)
-        by_options: dict[str, Route] = {}
+        by_options: dict[tuple[str, int], Route] = {}
         for ep_name, tls in on:
             # As in Traefik: a router with tls (its own or its entry point's) answers HTTPS only there, one
             # without answers plain HTTP only. An HTTPS route carries its options: the proxy answers 421
             # when a connection made under other options asks for it (Traefik's per-router SNI check).
+            target = targets[ep_name]
+            options = (tls.options or DEFAULT_TLS_OPTIONS) if tls is not None else None
+            key = (options or "", id(target))
+            if key not in by_options:
+                by_options[key] = Route(name, router.effective_priority, rule, target, tls_options=options)
             if tls is not None:
-                options = tls.options or DEFAULT_TLS_OPTIONS
-                if options not in by_options:
-                    by_options[options] = replace(route, tls_options=options)
-                tls_routes[ep_name].append(by_options[options])
-                https[ep_name].append((name, options, rule))
+                tls_routes[ep_name].append(by_options[key])
+                https[ep_name].append((name, options or DEFAULT_TLS_OPTIONS, rule))
             else:
-                routes[ep_name].append(route)
+                routes[ep_name].append(by_options[key])
         placed[name] = tuple(ep for ep, _ in on)
 
     return Compiled(
@@ -152,6 +165,7 @@ def compile_config(
         rules=parsed,
         tls_options={ep: _host_options(ep, claims) for ep, claims in https.items()},
         entry_points=placed,
+        middlewares=chains.built,
     )
 
 
@@ -180,9 +194,11 @@ def _internal_routes(
     by_name: Mapping[str, EntryPoint],
     ports: Mapping[str, int],
     challenge: Callable[[str], str | None] | None,
+    chains: Chains,
 ) -> None:
-    """The routes dockroute adds on plain HTTP: the ACME HTTP-01 answer above everything, then each entry
-    point's redirection."""
+    """The routes dockroute adds on plain HTTP: the ACME HTTP-01 answer above everything (no middleware
+    applies to it: an entry point's auth must not fail certificate validation), then each entry point's
+    redirection, behind the entry point's middlewares as in Traefik (an allow-list still applies)."""
     if challenge is not None:
         target = ChallengeTarget("acme-http@internal", challenge)
         rule = parse_rule(f"PathPrefix(`{CHALLENGE_PREFIX}`)")
@@ -196,14 +212,11 @@ def _internal_routes(
         name = f"{ep.name}-to-{red.to}@internal"
         rule = parse_rule("PathPrefix(`/`)")
         port = _redirect_port(red.to, red.scheme, by_name, ports)
-        routes[ep.name].append(
-            Route(
-                name=name,
-                priority=red.priority,
-                rule=rule,
-                target=RedirectTarget(name, red.scheme, port, red.permanent),
-            )
-        )
+        target = chains.wrap_entry_point(name, ep, RedirectTarget(name, red.scheme, port, red.permanent))
+        if isinstance(target, str):
+            log.error("entry point %s: its redirection is not routed: %s", ep.name, target)
+            continue
+        routes[ep.name].append(Route(name=name, priority=red.priority, rule=rule, target=target))
 
 
 def _place(
@@ -296,6 +309,9 @@ def _rule(
 
 
 def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig) -> str | None:
+    svc = cfg.services.get(router.service)
+    if svc is not None and svc.static is not None:
+        return None
     if router.service not in balancers:
         if router.service in cfg.services:
             return f"service {router.service} is not usable (see the error logged for it)"
@@ -303,11 +319,6 @@ def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig
     missing = _missing_transport(router.service, cfg, ())
     if missing is not None:  # as Traefik: the router is refused rather than served another transport
         return f"service {missing[0]} uses serversTransport {missing[1]}, which does not exist"
-    if router.middlewares:  # no middleware type is implemented yet: never serve a router without its own
-        mw = router.middlewares[0]
-        if mw not in cfg.middlewares:
-            return f"middleware {mw} does not exist"
-        return f"middleware {mw} ({cfg.middlewares[mw].type}) is not supported yet"
     return None
 
 

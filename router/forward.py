@@ -16,14 +16,16 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 from router.balancer import WeightedBalancer
-from router.framing import abandon, respond
+from router.exchange import answer
+from router.framing import abandon, relay, respond
 from router.headers import FORWARDED, REQUEST_DROP, connection_tokens
-from router.replies import Sent
+from router.replies import Sent, error_body
 from router.rules import RequestInfo
 from router.tunnel import tunnel
 from router.upstream import ConnectFailed, Connection, UpstreamError
 
 if TYPE_CHECKING:
+    from router.exchange import Exchange
     from router.proxy import EntryPointHandler
     from router.targets import ServiceTarget
 
@@ -51,21 +53,65 @@ async def forward(
         return ep.reply(request, transport, 503, close, info, why)
     balancer, up, cookies, set_cookies = picked
     head = _RequestHead(ep, msg, info, host_header)
-    sent = await _send(ep, request, transport, msg, info, target, head, balancer, up, cookies, close)
-    if isinstance(sent, Sent):
-        return sent  # answered already: 502 or 504
+    sent = await _send(ep, request, transport, msg, head, balancer, up, cookies)
+    if type(sent) is Failure:
+        why, fup = sent.why, sent.up
+        return ep.reply(request, transport, sent.status, close or sent.close, info, why, target, fup)
     conn, up, body_task = sent
     balancer.mark_ok(up)
-    if balancer.sticky is not None and (cookies or {}).get(balancer.cookie_name or "") != up.cookie_value:
-        sc = balancer.set_cookie_header(up)
-        if sc:
-            (set_cookies := set_cookies or []).append(sc)
+    if balancer.sticky is not None:
+        set_cookies = _stick(balancer, up, cookies, set_cookies)
     if conn.status == 101:
         if head.upgrade:
             return await tunnel(ep, request, transport, conn, info, target, up)
         abandon(conn, body_task)  # switched protocols without being asked to: nothing sane to relay
         return ep.reply(request, transport, 502, True, info, f"{up.url}: unrequested 101", target, up)
     return await respond(ep, request, transport, msg, conn, info, target, up, close, set_cookies, body_task)
+
+
+async def forward_exchange(ex: Exchange, target: ServiceTarget) -> None:
+    """:func:`forward` for a route with middlewares: the request as they left it (``ex.method``,
+    ``ex.path``, header edits, a buffered body), the answer through ``ex.sink``. A failure to reach any
+    server sets ``ex.failed`` and, unless ``ex.quiet_failures`` (``retry`` trying again), answers it."""
+    ep, msg = ex.ep, ex.msg
+    picked = _pick(target, msg.headers)
+    if picked is None:
+        await answer(ex, 503, error_body(503), reason=f"service {target.service}: no available server")
+        return
+    balancer, up, cookies, set_cookies = picked
+    head = _RequestHead(ep, msg, ex.info, ex.host_header, ex)
+    sent = await _send(ep, ex.request, ex.transport, msg, head, balancer, up, cookies, ex.body)
+    if type(sent) is Failure:
+        ex.upstream, ex.failed = sent.up, sent.why
+        ex.close = ex.close or sent.close
+        if not ex.quiet_failures:
+            await answer(ex, sent.status, error_body(sent.status), reason=sent.why)
+        return
+    conn, up, body_task = sent
+    ex.upstream = up
+    balancer.mark_ok(up)
+    if balancer.sticky is not None:
+        set_cookies = _stick(balancer, up, cookies, set_cookies)
+    if conn.status == 101:
+        if head.upgrade:  # a WebSocket: relayed raw; response middlewares do not apply to a tunnel
+            ex.client_sink.started = ex.client_sink.ended = True
+            ex.close = True
+            await tunnel(ep, ex.request, ex.transport, conn, ex.info, target, up)
+            return
+        abandon(conn, body_task)
+        ex.close = True
+        await answer(ex, 502, error_body(502), reason=f"{up.url}: unrequested 101")
+        return
+    await relay(ex, conn, up, set_cookies, body_task)
+
+
+def _stick(balancer: Any, up: Any, cookies: dict[str, str] | None, set_cookies: list[str] | None) -> Any:
+    """The Set-Cookie values to add so that a sticky client comes back to ``up``."""
+    if (cookies or {}).get(balancer.cookie_name or "") != up.cookie_value:
+        sc = balancer.set_cookie_header(up)
+        if sc:
+            (set_cookies := set_cookies or []).append(sc)
+    return set_cookies
 
 
 def _pick(
@@ -106,11 +152,26 @@ def _parse_cookies(headers: Any) -> dict[str, str]:
     return out
 
 
+class Failure:
+    """Why no server answered: the status to answer (502, 504), whether the client connection must close
+    after it, the reason for the log, and the server last tried."""
+
+    __slots__ = ("status", "close", "why", "up")
+
+    def __init__(self, status: int, close: bool, why: str, up: Any) -> None:
+        self.status = status
+        self.close = close
+        self.why = why
+        self.up = up
+
+
 class _RequestHead:
     """The request head for the backend, built once for every attempt: everything but the Host value,
-    which depends on the server (``passHostHeader``)."""
+    which depends on the server (``passHostHeader``). With an exchange (a route with middlewares) the
+    method, path, headers and body are the ones the middlewares left."""
 
     __slots__ = (
+        "method",
         "before_host",
         "after_host",
         "orig_host",
@@ -120,17 +181,26 @@ class _RequestHead:
         "expect_continue",
     )
 
-    def __init__(self, ep: EntryPointHandler, msg: Any, info: RequestInfo, host_header: str) -> None:
+    def __init__(
+        self, ep: EntryPointHandler, msg: Any, info: RequestInfo, host_header: str, ex: Exchange | None = None
+    ) -> None:
         headers = msg.headers
         raw = msg.raw_headers
         tokens = connection_tokens(raw) if "Connection" in headers else frozenset()
+        edits = ex.header_edits if ex is not None else None
         lines: list[bytes] = []
         append = lines.append
         for name, value in raw:
             ln = name.lower()
             if ln in REQUEST_DROP or ln in FORWARDED or (tokens and ln in tokens):
                 continue
+            if edits and ln.decode("latin-1") in edits:
+                continue
             append(name + b": " + value + b"\r\n")
+        if edits:
+            for name_s, value_s in edits.values():
+                if value_s is not None:
+                    append(f"{name_s}: {value_s}\r\n".encode("latin-1", "replace"))
         # Only WebSocket is tunnelled: aiohttp's parser switches to raw mode for it alone (for other
         # protocols, h2c say, it would drop the bytes that follow), so any other Upgrade is proxied as a
         # plain request without its hop-by-hop Upgrade header.
@@ -139,7 +209,11 @@ class _RequestHead:
             append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
         self.has_body = False
         self.chunked = msg.chunked
-        if self.chunked:
+        if ex is not None and ex.body is not None:
+            self.chunked = False  # buffered by a middleware: sent whole, with its length
+            if ex.body or msg.chunked or headers.get("Content-Length") is not None:
+                append(b"Content-Length: %d\r\n" % len(ex.body))
+        elif self.chunked:
             self.has_body = True
             append(b"Transfer-Encoding: chunked\r\n")
         else:
@@ -149,15 +223,19 @@ class _RequestHead:
                 self.has_body = cl != "0"
         trusted = ep.trusted.trusts(info.client_ip) if ep.trusted else False
         append(_forwarded(ep, headers, info.client_ip, host_header, trusted))
-        path = info.path
-        if info.raw_query:
-            path = path + "?" + info.raw_query
+        if ex is None:
+            method, path, query = msg.method, info.path, info.raw_query
+        else:
+            method, path, query = ex.method, ex.path, ex.raw_query
+        if query:
+            path = path + "?" + query
+        self.method = method
         self.before_host = (
-            msg.method.encode() + b" " + path.encode("utf-8", "surrogateescape") + b" HTTP/1.1\r\nHost: "
+            method.encode() + b" " + path.encode("utf-8", "surrogateescape") + b" HTTP/1.1\r\nHost: "
         )
         self.after_host = b"".join(lines) + b"\r\n"
         self.orig_host = host_header.encode("latin-1", "replace")
-        self.expect_continue = headers.get("Expect", "").lower() == "100-continue"
+        self.expect_continue = self.has_body and headers.get("Expect", "").lower() == "100-continue"
 
     def for_server(self, balancer: Any, up: Any) -> bytes:
         host = self.orig_host if balancer.pass_host_header else up.host_header_b
@@ -201,16 +279,15 @@ async def _send(
     request: Any,
     transport: Any,
     msg: Any,
-    info: RequestInfo,
-    target: ServiceTarget,
     head: _RequestHead,
     balancer: Any,
     up: Any,
     cookies: dict[str, str] | None,
-    close: bool,
-) -> tuple[Connection, Any, asyncio.Task[None] | None] | Sent:
+    body: bytes | None = None,
+) -> tuple[Connection, Any, asyncio.Task[None] | None] | Failure:
     """Send the request until a server answers with its response head: (connection, server, body task),
-    or the error answer already written (502, 504)."""
+    or why not (a 502 or 504 to answer). ``body`` is the whole request body when a middleware buffered
+    it (sent as it is), else the client's body is streamed."""
     loop = asyncio.get_running_loop()
     tried: set[Any] | None = None
     fresh = False
@@ -231,12 +308,15 @@ async def _send(
             tried.add(up)
             nxt = balancer.pick(cookies, exclude=tried)
             if nxt is None:
-                return ep.reply(request, transport, 502, close, info, f"{up.url}: {exc}", target, up)
+                return Failure(502, False, f"{up.url}: {exc}", up)
             up = nxt
             continue
-        conn.begin(head.for_server(balancer, up), msg.method == "HEAD", loop)
+        conn.begin(head.for_server(balancer, up), head.method == "HEAD", loop)
         body_task = None
-        if head.has_body:
+        if body is not None:
+            if body:
+                conn.write(body)
+        elif head.has_body:
             if expect_continue and not transport.is_closing():
                 transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 expect_continue = False
@@ -250,8 +330,7 @@ async def _send(
                 await conn.headers_done  # type: ignore[misc]
         except TimeoutError:
             abandon(conn, body_task)
-            why = f"{up.url}: no response headers in {rht}s"
-            return ep.reply(request, transport, 504, True, info, why, target, up)
+            return Failure(504, True, f"{up.url}: no response headers in {rht}s", up)
         except asyncio.CancelledError:
             # The client went away (aiohttp cancels the handler) or shutdown's grace ran out: the backend
             # request is abandoned with it, not left holding a socket until it answers.
@@ -262,7 +341,7 @@ async def _send(
             if reused and not conn.got_bytes and not head.has_body and replayable:
                 fresh = True  # the backend closed an idle keep-alive connection: not its failure
                 continue
-            return ep.reply(request, transport, 502, True, info, f"{up.url}: {exc}", target, up)
+            return Failure(502, True, f"{up.url}: {exc}", up)
         return conn, up, body_task
 
 

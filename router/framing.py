@@ -13,12 +13,14 @@ import asyncio
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from router.exchange import Headers
 from router.headers import RESPONSE_DROP
 from router.replies import SENT_CLOSE, SENT_KEEP, Sent
 from router.rules import RequestInfo
 from router.upstream import Connection, UpstreamError
 
 if TYPE_CHECKING:
+    from router.exchange import Exchange
     from router.proxy import EntryPointHandler
     from router.targets import ServiceTarget
 
@@ -69,6 +71,72 @@ async def respond(
     if ep.access_log is not None:
         ep.log(request, info, status, sent, target.router, up, reason)
     return SENT_CLOSE if close else SENT_KEEP
+
+
+async def relay(
+    ex: Exchange,
+    conn: Connection,
+    up: Any,
+    set_cookies: list[str] | None,
+    body_task: asyncio.Task[None] | None,
+) -> None:
+    """:func:`respond` for a route with middlewares: the backend's answer through ``ex.sink``, which may
+    change it. The head keeps the backend's ``Content-Length`` (or the length of a body already whole),
+    so that a middleware knows it; the last sink frames the body for the client."""
+    if body_task is not None and not body_task.done():
+        ex.close = True  # answered before taking the whole request body (see respond)
+    headers, length = response_headers(conn, set_cookies)
+    whole = conn.complete
+    body = conn.take_body() if whole else b""
+    if length is not None:
+        headers["Content-Length"] = length.decode("latin-1")
+    elif whole and not (ex.method == "HEAD" or conn.status in (204, 304) or conn.status < 200):
+        headers["Content-Length"] = str(len(body))
+    sink = ex.sink
+    try:
+        await sink.start(conn.status, headers, conn.reason.decode("latin-1") if conn.reason else "")
+        if whole:
+            await sink.write(body)
+        else:
+            while chunk := await conn.read():
+                await sink.write(chunk)
+        await sink.end()
+    except UpstreamError as exc:
+        ex.reason, ex.close = f"{up.url}: {exc} (response truncated)", True
+        ex.transport.abort()  # a reset: no client mistakes the cut body for a whole one
+    except (ConnectionError, TimeoutError) as exc:
+        ex.reason, ex.close = f"client went away or too slow during the response ({exc})", True
+        conn.close()
+        ex.transport.close()
+    except asyncio.CancelledError:
+        abandon(conn, body_task)
+        raise
+    if body_task is not None and not body_task.done():
+        abandon(conn, body_task)
+        ex.close = True
+    ex.ep.pool.release(conn)
+
+
+def response_headers(conn: Connection, set_cookies: list[str] | None) -> tuple[Headers, bytes | None]:
+    """The backend's end-to-end response headers (text) and its Content-Length value if any: what
+    :func:`_head_lines` writes, for the middlewares to see."""
+    headers = Headers()
+    length: bytes | None = None
+    tokens: frozenset[bytes] = frozenset()
+    for name, value in conn.headers:
+        ln = name.lower()
+        if ln == b"connection":
+            tokens = frozenset(t.strip().lower() for t in value.split(b","))
+        elif ln == b"content-length":
+            length = value
+    for name, value in conn.headers:
+        ln = name.lower()
+        if ln in RESPONSE_DROP or ln in tokens:
+            continue
+        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    for sc in set_cookies or ():
+        headers.add("Set-Cookie", sc)
+    return headers, length
 
 
 def _head_lines(

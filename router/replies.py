@@ -47,10 +47,18 @@ def simple(status: int, body: str, close: bool, extra: bytes = b"") -> bytes:
 _BODIES = {
     400: "400 Bad Request\n",
     404: "404 page not found\n",
+    500: "500 Internal Server Error\n",
     502: "502 Bad Gateway\n",
     503: "503 Service Unavailable\n",
     504: "504 Gateway Timeout\n",
 }
+
+
+def error_body(status: int) -> str:
+    """The text of the proxy's own error page for ``status`` (the same words as :data:`CANNED`)."""
+    return _BODIES.get(status) or f"{status} {HTTPStatus(status).phrase}\n"
+
+
 # (status, close) → the bytes, built once: an error answer costs one dict lookup and one write.
 CANNED: dict[tuple[int, bool], bytes] = {
     (status, close): simple(status, body, close)

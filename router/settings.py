@@ -40,6 +40,9 @@ class EntryPoint:
     # http.tls: applies to every router on this entry point that has no tls of its own (Traefik's model):
     # such routers then answer HTTPS only here, with this resolver, these domains and these options.
     tls: RouterTLS | None = None
+    # http.middlewares: run before every router's own on this entry point (and before its redirection);
+    # a bare name resolves in the provider of the router it is applied to (Traefik's rule).
+    middlewares: tuple[str, ...] = ()
 
 
 # The static ``serversTransport`` is the same concept as a named ``http.serversTransports`` entry: one type.

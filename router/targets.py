@@ -6,23 +6,28 @@ returns, without asking what kind it is. A new kind of target is a new class wit
 
 - :class:`ServiceTarget`: proxy to one of a service's servers (:func:`router.forward.forward`);
 - :class:`ChallengeTarget`: ACME HTTP-01 tokens, above every other router;
-- :class:`RedirectTarget`: an entry point's ``http.redirections``.
+- :class:`RedirectTarget`: an entry point's ``http.redirections``;
+- :class:`MiddlewareTarget`: a route with middlewares, which run before one of the above (its ``serve``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from router.balancer import ServiceBalancer, WeightedBalancer
-from router.forward import forward
-from router.replies import SENT_CLOSE, SENT_KEEP, Sent, simple
+from router.exchange import Exchange, Handler, answer
+from router.forward import forward, forward_exchange
+from router.replies import CANNED, SENT_CLOSE, SENT_KEEP, Sent, simple
 from router.rules import RequestInfo
 
 if TYPE_CHECKING:
     from router.proxy import EntryPointHandler
+
+log = logging.getLogger("dockroute.proxy")
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 
@@ -47,6 +52,10 @@ class ServiceTarget:
     ) -> Awaitable[Sent]:
         """Proxy the request (the forwarding coroutine itself: no extra frame on the hot path)."""
         return forward(ep, request, transport, msg, info, self, host_header, close)
+
+    def serve(self, ex: Exchange) -> Awaitable[None]:
+        """The end of a middleware chain: proxy the request as the middlewares left it."""
+        return forward_exchange(ex, self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +105,71 @@ class RedirectTarget:
         host_header: str,
         close: bool,
     ) -> Sent:
-        host = info.host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        port = f":{self.port}" if self.port else ""
-        query = f"?{info.raw_query}" if info.raw_query else ""
-        location = f"{self.scheme}://{host}{port}{info.path}{query}"
-        if self.permanent:
-            status = 301 if info.method in ("GET", "HEAD") else 308
-        else:
-            status = 302 if info.method in ("GET", "HEAD") else 307
+        status, location = self.where(info.host, info.method, info.path, info.raw_query)
         body = HTTPStatus(status).phrase + "\n"
-        loc = location.encode("utf-8", "surrogateescape")
-        data = simple(status, body, close, b"Location: " + loc + b"\r\n")
+        data = simple(
+            status, body, close, b"Location: " + location.encode("utf-8", "surrogateescape") + b"\r\n"
+        )
         if not transport.is_closing():
             transport.write(data)
         if ep.access_log is not None:
             ep.log(request, info, status, len(data), self.router, None, None)
         return SENT_CLOSE if close else SENT_KEEP
+
+    def where(self, host: str, method: str, path: str, raw_query: str) -> tuple[int, str]:
+        """(status, Location) of the redirect for a request: 301/302 for GET and HEAD, 308/307 otherwise."""
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        port = f":{self.port}" if self.port else ""
+        query = f"?{raw_query}" if raw_query else ""
+        if self.permanent:
+            status = 301 if method in ("GET", "HEAD") else 308
+        else:
+            status = 302 if method in ("GET", "HEAD") else 307
+        return status, f"{self.scheme}://{host}{port}{path}{query}"
+
+    async def serve(self, ex: Exchange) -> None:
+        """The end of an entry point's middlewares: the redirect, through them."""
+        status, location = self.where(ex.host, ex.method, ex.path, ex.raw_query)
+        await answer(ex, status, HTTPStatus(status).phrase + "\n", [("Location", location)])
+
+
+@dataclass(frozen=True, slots=True)
+class MiddlewareTarget:
+    """A route with middlewares: each request becomes an :class:`~router.exchange.Exchange` handed to the
+    chain composed at compile time (``handler``), which ends in ``final.serve``."""
+
+    router: str
+    handler: Handler
+    final: Any  # the target the chain ends in (for the API and tests)
+
+    async def handle(
+        self,
+        ep: EntryPointHandler,
+        request: Any,
+        transport: Any,
+        msg: Any,
+        info: RequestInfo,
+        host_header: str,
+        close: bool,
+    ) -> Sent:
+        ex = Exchange(ep, request, transport, msg, info, host_header, close, self.router)
+        try:
+            await self.handler(ex)
+            if not ex.started:  # a middleware returned without answering: a bug, never a hang
+                log.error(
+                    "router %s: its middlewares gave no answer to %s %s", self.router, info.method, info.path
+                )
+                ex.close = True
+                await answer(ex, 500, "500 Internal Server Error\n", reason="no answer from the middlewares")
+        except (ConnectionError, TimeoutError):
+            ex.close = True  # the client went away, or was too slow to take the answer
+            transport.close()
+        except Exception:
+            log.exception("router %s: a middleware failed on %s %s", self.router, info.method, info.path)
+            ex.close = True
+            if not ex.started and not transport.is_closing():
+                transport.write(CANNED[(500, True)])
+            else:
+                transport.abort()
+        return SENT_CLOSE if ex.close else SENT_KEEP

@@ -105,12 +105,12 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
     rt = r.sub("transport", "respondingTimeouts")
     lc = r.sub("transport", "lifeCycle")
     d = _DEFAULTS[EntryPoint]
-    _refuse_middlewares(r.sub("http"))
     return EntryPoint(
         name=name,
         address=address,
         redirection=_redirection(r.sub("http", "redirections", "entryPoint"), names),
         tls=_entry_point_tls(r.sub("http"), resolvers),
+        middlewares=tuple(item for item, _ in r.sub("http").items("middlewares")),
         trusted_ips=_trusted_ips(fwd),
         forwarded_insecure=fwd.flag("insecure", False),
         read_timeout=rt.duration("readTimeout", d["read_timeout"]),
@@ -121,18 +121,6 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
             "requestAcceptGraceTimeout", d["request_accept_grace_timeout"]
         ),
     )
-
-
-def _refuse_middlewares(http: Reader) -> None:
-    """``http.middlewares`` would put an auth or allow-list in front of every router here; until
-    dockroute applies them, serving without them would bypass that silently, so the start stops."""
-    names = [item for item, _ in http.items("middlewares")]
-    if names:
-        raise StaticConfigError(
-            f"{http.path}.middlewares",
-            f"entry-point middlewares are not supported yet ({', '.join(names)}); refusing to start rather "
-            f"than serve without them{where(http.origin('middlewares'))}",
-        )
 
 
 def _entry_point_tls(http: Reader, resolvers: list[str]) -> RouterTLS | None:

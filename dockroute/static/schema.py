@@ -69,7 +69,7 @@ _ENTRY_POINT: dict[str, Any] = {
         # The TLS every router on this entry point gets when it has none of its own; a switch section
         # (a bare flag or ``tls: {}`` turns it on with no resolver: the default certificate).
         "tls": {"certResolver": STR, "options": STR, "domains": ListOf(_DOMAIN)},
-        "middlewares": LIST,  # refused at start when non-empty (not supported yet, never dropped)
+        "middlewares": LIST,  # run before every router's own there (router.chains)
         **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath", "maxHeaderBytes"), ANY),
     },
     "forwardedHeaders": {"trustedIPs": LIST, "insecure": BOOL, "connection": ANY},

@@ -73,26 +73,6 @@ def test_misspelled_resolver_key_exits_2_naming_it_with_a_hint(tmp_path):
     assert len(stderr.strip().splitlines()) == 1
 
 
-def test_entry_point_middlewares_exit_2_naming_them(tmp_path):
-    _no_system_file()
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "traefik.yml").write_text(
-        "entryPoints:\n"
-        "  web:\n"
-        "    address: '127.0.0.1:0'\n"
-        "    http:\n"
-        "      middlewares: [auth@file, allow-lan@file]\n"
-        "providers:\n"
-        "  file: {filename: dynamic.yml}\n"
-    )
-    stderr = _refused(tmp_path)
-    assert "entryPoints.web.http.middlewares: entry-point middlewares are not supported yet" in stderr
-    assert "(auth@file, allow-lan@file); refusing to start rather than serve without them" in stderr
-    assert str(work / "traefik.yml") in stderr
-    assert len(stderr.strip().splitlines()) == 1
-
-
 def test_bad_key_type_and_dns_challenge_exit_2(tmp_path):
     _no_system_file()
     stderr = _refused(

@@ -22,9 +22,21 @@ def imports(package: str) -> list[tuple[str, str]]:
     return out
 
 
-# What the router may see of discover: the config types, the rule grammar, RE2 regexes, and the table of
-# Go's TLS names (shared with the parser, so what parses is what the router can build).
-ROUTER_MAY_IMPORT = {"discover.model", "discover.goexpr", "discover.goregex", "discover.tls_names"}
+# What the router may see of discover: the config types (with the middleware options dataclasses), the rule
+# grammar, RE2 regexes, and the table of Go's TLS names (shared with the parser, so what parses is what the
+# router can build).
+ROUTER_MAY_IMPORT = {
+    "discover.model",
+    "discover.goexpr",
+    "discover.goregex",
+    "discover.tls_names",
+    "discover.middlewares",
+    *(
+        f"discover.middlewares.{p.stem}"
+        for p in (ROOT / "discover" / "middlewares").glob("*.py")
+        if p.stem not in ("__init__", "fields", "registry")
+    ),
+}
 
 
 def test_router_sees_only_the_model_grammar_and_regexes_of_discover():

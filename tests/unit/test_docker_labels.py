@@ -770,7 +770,7 @@ def test_conflicting_definitions_keep_the_first(kind, key, one, two):
     if kind == "router":
         assert cfg.routers["web-blog"].rule == "Host(`a`)"
     elif kind == "middleware":
-        assert cfg.middlewares["m"].options["prefix"] == "/a"
+        assert cfg.middlewares["m"].options.prefix == "/a"
     else:
         assert cfg.services["web-blog"].load_balancer.pass_host_header is True
         assert len(cfg.services["web-blog"].load_balancer.servers) == 1

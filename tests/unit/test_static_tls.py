@@ -1,5 +1,5 @@
 """Static configuration: ``entryPoints.<ep>.http.tls`` (typed, with its list of domains) and
-``entryPoints.<ep>.http.middlewares`` (refused until supported)."""
+``entryPoints.<ep>.http.middlewares``."""
 
 from __future__ import annotations
 
@@ -215,21 +215,25 @@ def test_tls_is_not_listed_as_ignored():
 # -- entry-point middlewares --------------------------------------------------------------------------
 
 
-def test_entry_point_middlewares_refuse_the_start_naming_them(tmp_path):
-    e = error(["--entrypoints.web.http.middlewares=auth@file,allow@docker"])
-    assert e.key == "entryPoints.web.http.middlewares"
-    assert str(e).startswith(
-        "entryPoints.web.http.middlewares: entry-point middlewares are not supported yet (auth@file, "
-        "allow@docker); refusing to start rather than serve without them"
+def test_entry_point_middlewares_are_read_from_every_source(tmp_path):
+    static = load_static(
+        ["--entrypoints.web.address=:80", "--entrypoints.web.http.middlewares=auth@file,allow@docker"],
+        {},
+        search_dirs=(),
     )
+    assert static.entry_points[0].middlewares == ("auth@file", "allow@docker")
     f = tmp_path / "c.yml"
     f.write_text(
         "entryPoints:\n  web:\n    address: ':80'\n    http:\n      middlewares: [basic-auth@file]\n"
     )
-    e = error(config_file=str(f))
-    assert "basic-auth@file" in str(e) and "c.yml" in str(e)
-    e = error(env={"TRAEFIK_ENTRYPOINTS_WEB_HTTP_MIDDLEWARES_0": "ipallow@file"})
-    assert "ipallow@file" in str(e) and "TRAEFIK_ENTRYPOINTS_WEB_HTTP_MIDDLEWARES_0" in str(e)
+    static = load_static([], {}, config_file=str(f), search_dirs=())
+    assert static.entry_points[0].middlewares == ("basic-auth@file",)
+    env = {
+        "TRAEFIK_ENTRYPOINTS_WEB_ADDRESS": ":80",
+        "TRAEFIK_ENTRYPOINTS_WEB_HTTP_MIDDLEWARES_0": "ipallow@file",
+    }
+    static = load_static([], env, search_dirs=())
+    assert static.entry_points[0].middlewares == ("ipallow@file",)
 
 
 def test_empty_entry_point_middlewares_are_fine(tmp_path):
