@@ -1,0 +1,242 @@
+"""The middleware foundation: typed options read once for files and labels, chains composed at compile
+time (entry point's first, chains expanded, state kept across reloads), and the exchange's framing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+from multidict import CIMultiDict
+
+from discover.middlewares.fields import BOOL, DURATION, INT, LIST, MAP, SECTION, STR, option, read_options
+from discover.model import LoadBalancer, Router, Server, Service, merge
+from discover.parse import parse_dynamic_with_warnings
+from discover.readers import At, ConfigError
+from router.compile import compile_config
+from router.exchange import Exchange, PassSink, answer
+from router.middlewares import BuildContext, build_chain
+from router.rules import RequestInfo
+from router.settings import EntryPoint
+from router.targets import MiddlewareTarget, ServiceTarget
+
+
+@dataclass(frozen=True, slots=True)
+class Inner:
+    depth: int = option("depth", INT, 0, minimum=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    name: str = option("name", STR, "", empty=False)
+    flag: bool = option("flag", BOOL, False)
+    count: int = option("count", INT, 1, minimum=1)
+    wait: float = option("wait", DURATION, 1.0)
+    items: tuple[str, ...] = option("items", LIST)
+    extra: object = option("extra", MAP)
+    inner: Inner | None = option("inner", SECTION, section=Inner)
+
+    def problems(self):
+        if self.flag and not self.items:
+            yield "items", "required when flag is set"
+
+
+def test_one_reader_takes_typed_values_and_label_strings_alike():
+    typed = read_options(
+        Sample,
+        {"name": "x", "flag": True, "count": 3, "wait": "500ms", "items": ["a", "b"], "inner": {"depth": 2}},
+        At(),
+    )
+    labels = read_options(
+        Sample,
+        {
+            "NAME": "x",
+            "flag": "true",
+            "count": "3",
+            "wait": "500ms",
+            "items": "a, b",
+            "Inner": {"Depth": "2"},
+        },
+        At(),
+    )
+    assert typed == labels
+    assert typed.wait == 0.5 and typed.items == ("a", "b") and typed.inner == Inner(2)
+    assert read_options(Sample, None, At()) == Sample()
+    # a section given as a boolean word: present with its defaults, or absent (Traefik's allowEmpty)
+    assert read_options(Sample, {"inner": "true"}, At()).inner == Inner()
+    assert read_options(Sample, {"inner": "false"}, At()).inner is None
+    # maps keep empty values (the headers middleware removes a header with one)
+    assert dict(read_options(Sample, {"extra": {"X-A": "1", "X-B": ""}}, At()).extra) == {
+        "X-A": "1",
+        "X-B": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "words"),
+    [
+        ({"nosuch": 1}, "m.nosuch", "unknown key 'nosuch'"),
+        ({"count": 0}, "m.count", "must be at least 1"),
+        ({"count": "many"}, "m.count", "expected an integer"),
+        ({"flag": "yes"}, "m.flag", "expected true or false"),
+        ({"wait": "soon"}, "m.wait", "invalid duration"),
+        ({"name": ""}, "m.name", "must not be empty"),
+        ({"inner": {"depth": -1}}, "m.inner.depth", "must be at least 0"),
+        ({"flag": True}, "m.items", "required when flag is set"),
+    ],
+)
+def test_a_bad_option_is_named(value, path, words):
+    with pytest.raises(ConfigError) as err:
+        read_options(Sample, value, At("m"))
+    assert err.value.path == path and words in str(err.value)
+
+
+def test_a_bad_middleware_is_kept_with_its_error_and_the_rest_of_the_file_reads():
+    cfg, warnings = parse_dynamic_with_warnings(
+        {
+            "http": {
+                "middlewares": {
+                    "bad": {"addPrefix": {"prefix": "/a", "nosuch": True}},
+                    "good": {"addPrefix": {"prefix": "/a"}},
+                    "gw": {"grpcWeb": {"allowOrigins": ["*"]}},
+                }
+            }
+        }
+    )
+    assert cfg.middlewares["bad"].options is None
+    assert cfg.middlewares["bad"].error.startswith("http.middlewares.bad.addPrefix.nosuch: unknown key")
+    assert warnings == [cfg.middlewares["bad"].error]
+    assert cfg.middlewares["good"].options.prefix == "/a" and not cfg.middlewares["good"].error
+    assert dict(cfg.middlewares["gw"].options) == {"allowOrigins": ("*",)}  # not implemented: kept raw
+
+
+WEB = (EntryPoint("web", ":80"),)
+
+
+def _dyn(**middlewares):
+    return {"http": {"middlewares": middlewares}}
+
+
+def _compiled(file_mws, routers, eps=WEB, previous=None, docker_mws=None):
+    parsed = parse_dynamic_with_warnings(_dyn(**file_mws), references=False)[0]
+    svc = Service("s", load_balancer=LoadBalancer(servers=(Server("http://127.0.0.1:1"),)))
+    file_cfg = parsed.__class__(
+        routers={r.name: r for r in routers}, services={"s": svc}, middlewares=parsed.middlewares
+    )
+    configs = {"file": file_cfg}
+    if docker_mws:
+        configs["docker"] = parse_dynamic_with_warnings(_dyn(**docker_mws), references=False)[0]
+    return compile_config(merge(configs), eps, previous_middlewares=previous)
+
+
+def _route(compiled, host="a.test", ep="web"):
+    return compiled.tables[ep].lookup(RequestInfo("GET", host, "/", "", {}, "127.0.0.1"))
+
+
+def test_a_router_without_middlewares_gets_its_service_target_itself():
+    compiled = _compiled({}, [Router("r", "Host(`a.test`)", "s")])
+    assert type(_route(compiled).target) is ServiceTarget  # no exchange, no chain: nothing paid
+
+
+def test_chains_expand_in_order_and_entry_point_middlewares_run_first():
+    mws = {
+        "one": {"addPrefix": {"prefix": "/one"}},
+        "two": {"addPrefix": {"prefix": "/two"}},
+        "both": {"chain": {"middlewares": ["one", "two"]}},
+        "outer": {"addPrefix": {"prefix": "/outer"}},
+    }
+    eps = (EntryPoint("web", ":80", middlewares=("outer",)),)  # bare: the router's provider
+    compiled = _compiled(mws, [Router("r", "Host(`a.test`)", "s", middlewares=("both",))], eps)
+    assert isinstance(_route(compiled).target, MiddlewareTarget)
+    assert [name for _, name in compiled.middlewares] == ["outer@file", "one@file", "two@file"]
+    seen = []
+
+    async def final(ex):
+        seen.append(ex.path)
+
+    cfg = merge({"file": parse_dynamic_with_warnings(_dyn(**mws), references=False)[0]})
+    handler = build_chain(("outer@file", "both@file"), final, BuildContext("", "r@file", cfg), None, {})
+    asyncio.run(handler(SimpleNamespace(path="/x")))
+    assert seen == ["/two/one/outer/x"]  # each prefix is added in turn: outer first, then one, two
+
+
+def test_built_middlewares_are_kept_across_compiles_while_their_options_do_not_change():
+    mws = {"p": {"addPrefix": {"prefix": "/a"}}}
+    routers = [Router("r", "Host(`a.test`)", "s", middlewares=("p",))]
+    first = _compiled(mws, routers)
+    second = _compiled(mws, routers, previous=first.middlewares)
+    assert second.middlewares[("r@file", "p@file")][2] is first.middlewares[("r@file", "p@file")][2]
+    third = _compiled({"p": {"addPrefix": {"prefix": "/b"}}}, routers, previous=second.middlewares)
+    assert third.middlewares[("r@file", "p@file")][2] is not first.middlewares[("r@file", "p@file")][2]
+
+
+def test_references_across_providers_and_refusals_name_router_and_middleware(caplog):
+    caplog.set_level(logging.ERROR)
+    routers = [
+        Router("cross", "Host(`a.test`)", "s", middlewares=("d@docker",)),
+        Router("gone", "Host(`b.test`)", "s", middlewares=("nope",)),
+        Router("grpc", "Host(`c.test`)", "s", middlewares=("gw",)),
+    ]
+    compiled = _compiled({"gw": {"grpcWeb": {}}}, routers, docker_mws={"d": {"addPrefix": {"prefix": "/d"}}})
+    assert isinstance(_route(compiled).target, MiddlewareTarget)
+    assert compiled.errors == {
+        "gone@file": "middleware nope@file does not exist",
+        "grpc@file": "middleware gw@file (grpcWeb) is not supported",
+    }
+
+
+# -- the exchange's framing -------------------------------------------------------------------------
+
+
+class _Transport:
+    def __init__(self):
+        self.data = b""
+
+    def is_closing(self):
+        return False
+
+    def write(self, data):
+        self.data += data
+
+    def get_write_buffer_size(self):
+        return 0
+
+
+def _exchange(method="GET", version=(1, 1)):
+    ep = SimpleNamespace(access_log=None, scheme="http", write_timeout=None, read_timeout=None)
+    msg = SimpleNamespace(version=version, headers=CIMultiDict())
+    info = RequestInfo(method, "a.test", "/", "", msg.headers, "127.0.0.1")
+    t = _Transport()
+    return Exchange(ep, None, t, msg, info, "a.test", False, "r"), t
+
+
+def test_an_answer_with_a_length_is_sent_as_is_and_head_gets_no_body():
+    ex, t = _exchange()
+    asyncio.run(answer(ex, 200, "hello"))
+    assert t.data.startswith(b"HTTP/1.1 200 OK\r\n") and t.data.endswith(b"Content-Length: 5\r\n\r\nhello")
+    ex, t = _exchange("HEAD")
+    asyncio.run(answer(ex, 200, "hello"))
+    assert b"Content-Length: 5\r\n" in t.data and t.data.endswith(b"\r\n\r\n")
+
+
+class _Upper(PassSink):
+    async def start(self, status, headers, reason=""):
+        del headers["Content-Length"]  # the body changes: the length is no longer known
+        await super().start(status, headers, reason)
+
+    async def write(self, data):
+        await super().write(data.upper())
+
+
+def test_a_sink_that_drops_the_length_gets_chunked_and_an_http10_client_a_close():
+    ex, t = _exchange()
+    ex.sink = _Upper(ex.sink)
+    asyncio.run(answer(ex, 200, "hello"))
+    assert b"Transfer-Encoding: chunked\r\n" in t.data and t.data.endswith(b"5\r\nHELLO\r\n0\r\n\r\n")
+    assert ex.started
+    ex, t = _exchange(version=(1, 0))
+    ex.sink = _Upper(ex.sink)
+    asyncio.run(answer(ex, 200, "hello"))
+    assert b"Connection: close\r\n" in t.data and t.data.endswith(b"\r\n\r\nHELLO") and ex.close
