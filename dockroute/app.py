@@ -243,6 +243,7 @@ class App:
                 ports=inp.ports,
                 challenge=self._challenge if self._http_challenges else None,
                 known_rules=inp.previous.rules if inp.previous else None,
+                previous_middlewares=inp.previous.middlewares if inp.previous else None,
             )
             snap.compiled = compiled
             snap.wanted = wanted_certificates(merged, compiled, self.static.entry_points, self.resolvers)
