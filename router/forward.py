@@ -199,7 +199,7 @@ class _RequestHead:
             append(name + b": " + value + b"\r\n")
         if edits:
             for name_s, value_s in edits.values():
-                if value_s is not None:
+                if value_s is not None and name_s.lower() != "x-forwarded-for":  # see _edited
                     append(f"{name_s}: {value_s}\r\n".encode("latin-1", "replace"))
         # Only WebSocket is tunnelled: aiohttp's parser switches to raw mode for it alone (for other
         # protocols, h2c say, it would drop the bytes that follow), so any other Upgrade is proxied as a
@@ -222,7 +222,8 @@ class _RequestHead:
                 append(b"Content-Length: " + cl.encode() + b"\r\n")
                 self.has_body = cl != "0"
         trusted = ep.trusted.trusts(info.client_ip) if ep.trusted else False
-        append(_forwarded(ep, headers, info.client_ip, host_header, trusted))
+        forwarded = _forwarded(ep, headers, info.client_ip, host_header, trusted)
+        append(_edited(forwarded, edits, info.client_ip) if edits else forwarded)
         if ex is None:
             method, path, query = msg.method, info.path, info.raw_query
         else:
@@ -272,6 +273,20 @@ def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header:
         + _HOSTNAME
         + b"\r\n"
     )
+
+
+def _edited(block: bytes, edits: dict[str, tuple[str, str | None]], client_ip: str) -> bytes:
+    """The X-Forwarded-* lines with a middleware's edits over them (Traefik's middlewares change what its
+    entry point set): an edited name is sent as edited (with the other edits) or, removed, not at all; an
+    X-Forwarded-For set by a middleware gets the client's address appended, as Go's proxy does."""
+    out = []
+    for line in block.split(b"\r\n"):
+        name = line.partition(b":")[0].decode("latin-1").lower()
+        if not line or name not in edits:
+            out.append(line)
+        elif name == "x-forwarded-for" and edits[name][1] is not None:
+            out.append(f"X-Forwarded-For: {edits[name][1]}, {client_ip}".encode("latin-1", "replace"))
+    return b"\r\n".join(out)
 
 
 async def _send(
