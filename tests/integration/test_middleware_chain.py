@@ -37,7 +37,7 @@ async def test_a_router_with_a_middleware_is_routed_and_the_middleware_applies(p
 
 async def test_a_streamed_answer_passes_a_chain_whole(proxy, backends):
     (b,) = await backends("b")
-    cfg = _cfg(b, middlewares={"prefix": {"addPrefix": {"prefix": "/"}}})
+    cfg = _cfg(b, middlewares={"prefix": {"replacePath": {"path": "/download"}}})
     dr = await proxy(cfg)
     size = 5 * 1024 * 1024 + 7
     async with aiohttp.ClientSession() as http:
