@@ -113,6 +113,12 @@ async def test_a_max_age_answer_is_served_from_the_cache_without_the_backend(pro
         # HEAD is answered from the GET's entry: same head, no body, still no backend
         status, xc, headers, body = await _get(http, url, "HEAD")
         assert (status, xc, body, headers["Content-Length"]) == (200, "HIT", b"", str(len(first)))
+        # a HEAD answer has no body to store: the GET after it is a MISS and gets the whole body
+        head_first = dr.url("/head-first?cc=max-age=60")
+        assert (await _get(http, head_first, "HEAD"))[1] == "MISS"
+        status, xc, _, body = await _get(http, head_first)
+        assert (status, xc) == (200, "MISS") and body.startswith(b"GET /head-first")
+        assert (await _get(http, head_first))[1:4:2] == ("HIT", body)
         # another query is another entry
         assert (await _get(http, dr.url("/page?cc=max-age=60&x=1")))[1] == "MISS"
     assert origin.hits["/page?cc=max-age=60"] == 1
