@@ -11,6 +11,12 @@ The parser produces a small AST whose nodes carry 1-based columns into the sourc
 report "column N: ..." for their own (semantic) errors exactly as the parser does for syntax errors.
 This module lives in ``discover`` because both ``discover`` and ``router`` may import it (the router's
 import contract allows it, next to ``discover.model`` and ``discover.goregex``).
+
+The circuit breaker's ``expression`` (``NetworkErrorRatio() > 0.5 || LatencyAtQuantileMS(50.0) > 100``)
+is the same grammar plus numbers and comparisons, as Traefik parses it with Go's own expression parser:
+``parse_expr(..., numbers=True)`` accepts number literals (as call arguments and operands) and ``<``,
+``<=``, ``>``, ``>=``, ``==``, ``!=`` between two operands (:class:`Compare`, :class:`Num`). Without that
+flag nothing changes: a digit or a ``<`` is still an unexpected character in a rule.
 """
 
 from __future__ import annotations
@@ -18,7 +24,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["And", "Arg", "Call", "GoExprError", "Node", "Not", "Or", "decode_go_string", "parse_expr"]
+__all__ = [
+    "And",
+    "Arg",
+    "Call",
+    "Compare",
+    "GoExprError",
+    "Node",
+    "Not",
+    "Num",
+    "Or",
+    "decode_go_string",
+    "parse_expr",
+]
 
 
 class GoExprError(ValueError):
@@ -39,12 +57,27 @@ class Arg:
 
 
 @dataclass(frozen=True, slots=True)
+class Num:
+    """A number literal (only with ``numbers=True``): its value, its text and its column."""
+
+    value: float
+    text: str
+    column: int
+
+    @property
+    def is_int(self) -> bool:
+        """Whether Go would read it as an integer constant (no '.' and no exponent)."""
+        return not any(c in self.text for c in ".eE")
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
-    """``Name(args...)``: ``column`` is the name's."""
+    """``Name(args...)``: ``column`` is the name's. Arguments are strings (:class:`Arg`), or also numbers
+    (:class:`Num`) with ``numbers=True``."""
 
     name: str
     column: int
-    args: tuple[Arg, ...]
+    args: tuple[Arg | Num, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +98,18 @@ class Or:
     operands: tuple[Node, ...]
 
 
-Node = Call | Not | And | Or
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``left op right`` (only with ``numbers=True``); ``op`` is one of ``< <= > >= == !=``, ``column``
+    the operator's."""
+
+    op: str
+    left: Node | Num
+    right: Node | Num
+    column: int
+
+
+Node = Call | Not | And | Or | Compare
 
 # ------------------------------------------------------------------------------------------------
 # Go string literals
@@ -156,7 +200,9 @@ IDENT, STRING, LPAREN, RPAREN, COMMA, AND, OR, NOT, EOF = (
     "'!'",
     "end",
 )
+NUMBER, CMP = "number", "comparison"  # only with numbers=True
 _PUNCT = {"(": LPAREN, ")": RPAREN, ",": COMMA, "!": NOT}
+_CMP_START = frozenset("<>=!")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +212,56 @@ class _Tok:
     col: int  # 1-based
 
 
-def _tokenize(src: str) -> Iterator[_Tok]:
-    """Tokens, produced lazily so that errors are reported in the order they appear in the text."""
+def _number_end(src: str, i: int) -> int:
+    """The index after the decimal number literal starting at ``i`` (digits, a fraction, an exponent)."""
+    n = len(src)
+    while i < n and src[i].isdigit():
+        i += 1
+    if i < n and src[i] == ".":
+        i += 1
+        while i < n and src[i].isdigit():
+            i += 1
+    if i < n and src[i] in "eE":
+        j = i + 1
+        if j < n and src[j] in "+-":
+            j += 1
+        if j < n and src[j].isdigit():
+            i = j
+            while i < n and src[i].isdigit():
+                i += 1
+    return i
+
+
+def _comparison(src: str, i: int) -> _Tok | None:
+    """The comparison operator at ``i`` (numbers mode), or None for a lone '!' (negation)."""
+    two = src[i : i + 2]
+    if two in ("<=", ">=", "==", "!="):
+        return _Tok(CMP, two, i + 1)
+    c = src[i]
+    if c in "<>":
+        return _Tok(CMP, c, i + 1)
+    if c == "=":
+        raise GoExprError(i + 1, "unexpected '='; did you mean '=='?")
+    return None
+
+
+def _tokenize(src: str, numbers: bool = False) -> Iterator[_Tok]:
+    """Tokens, produced lazily so that errors are reported in the order they appear in the text. With
+    ``numbers``, number literals and comparison operators too."""
     i, n = 0, len(src)
     while i < n:
         c = src[i]
         if c in " \t\r\n":
             i += 1
+        elif numbers and c in _CMP_START and (tok := _comparison(src, i)) is not None:
+            yield tok
+            i += len(tok.value)
+        elif numbers and (c.isdigit() or (c == "." and src[i + 1 : i + 2].isdigit())):
+            end = _number_end(src, i)
+            if end < n and (src[end].isalnum() or src[end] in "._"):
+                raise GoExprError(end + 1, f"unexpected {src[end]!r} in a number")
+            yield _Tok(NUMBER, src[i:end], i + 1)
+            i = end
         elif c in _PUNCT:
             yield _Tok(_PUNCT[c], c, i + 1)
             i += 1
@@ -218,8 +307,9 @@ class _Parser:
     """Recursive descent; ``noun`` names the whole text in messages ("rule", "expression"), ``callee``
     what may be called ("a matcher")."""
 
-    def __init__(self, src: str, noun: str, callee: str) -> None:
-        self.toks = _tokenize(src)
+    def __init__(self, src: str, noun: str, callee: str, numbers: bool = False) -> None:
+        self.toks = _tokenize(src, numbers)
+        self.numbers = numbers
         self.cur: _Tok | None = None
         self.noun = noun
         self.callee = callee
@@ -235,6 +325,10 @@ class _Parser:
             return repr(t.value)
         if t.kind == STRING:
             return "a string"
+        if t.kind == NUMBER:
+            return f"the number {t.value}"
+        if t.kind == CMP:
+            return repr(t.value)
         if t.kind == EOF:
             return f"end of {self.noun}"
         return t.kind
@@ -284,10 +378,30 @@ class _Parser:
             node = Not(self.parse_unary(), col)
             self.depth -= 1
             return node
-        return self.parse_primary()
+        if self.numbers:
+            return self.parse_comparison()
+        return self.parse_primary()  # type: ignore[return-value]  # Num only in numbers mode
 
-    def parse_primary(self) -> Node:
+    def parse_comparison(self) -> Node:
+        """``operand [op operand]`` (numbers mode): one comparison, no chains (Go has no ``a < b < c``
+        for numbers either)."""
+        left = self.parse_primary()
+        if self.peek().kind != CMP:
+            if isinstance(left, Num):
+                t = self.peek()
+                raise GoExprError(t.col, f"expected a comparison after the number {left.text}")
+            return left
+        op = self.take()
+        right = self.parse_primary()
+        if self.peek().kind == CMP:
+            t = self.peek()
+            raise GoExprError(t.col, f"unexpected {t.value!r}: comparisons do not chain; use '&&'")
+        return Compare(op.value, left, right, op.col)
+
+    def parse_primary(self) -> Node | Num:
         t = self.take()
+        if t.kind == NUMBER:
+            return Num(float(t.value), t.value, t.col)
         if t.kind == LPAREN:
             self.deeper(t.col)
             node = self.parse_or()
@@ -308,7 +422,7 @@ class _Parser:
         opening = self.take()
         if opening.kind != LPAREN:
             raise GoExprError(opening.col, f"expected '(' after {name.value}, found {self.describe(opening)}")
-        args: list[Arg] = []
+        args: list[Arg | Num] = []
         while True:
             a = self.take()
             if a.kind == RPAREN:
@@ -317,9 +431,12 @@ class _Parser:
                 raise GoExprError(
                     a.col, f"expected ')' to close '(' at column {opening.col}, found end of {self.noun}"
                 )
-            if a.kind != STRING:
+            if a.kind == NUMBER:
+                args.append(Num(float(a.value), a.value, a.col))
+            elif a.kind == STRING:
+                args.append(Arg(a.value, a.col))
+            else:
                 raise GoExprError(a.col, f"expected a string argument or ')', found {self.describe(a)}")
-            args.append(Arg(a.value, a.col))
             sep = self.take()
             if sep.kind == RPAREN:
                 break
@@ -331,10 +448,13 @@ class _Parser:
         return Call(name.value, name.col, tuple(args))
 
 
-def parse_expr(src: str, noun: str = "expression", callee: str = "a function call") -> Node:
+def parse_expr(
+    src: str, noun: str = "expression", callee: str = "a function call", *, numbers: bool = False
+) -> Node:
     """Parse ``src`` into its AST; raise :class:`GoExprError` (1-based column) if it does not parse.
 
     ``noun`` is how messages name the text ("empty rule", "unexpected end of expression"), ``callee``
-    what the caller accepts where an operand is expected ("expected a matcher, '(' or '!'").
+    what the caller accepts where an operand is expected ("expected a matcher, '(' or '!'"). ``numbers``
+    adds number literals and comparisons (the circuit breaker's expressions); rules never set it.
     """
-    return _Parser(src, noun, callee).parse()
+    return _Parser(src, noun, callee, numbers).parse()
