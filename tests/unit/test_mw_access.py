@@ -375,3 +375,31 @@ def test_go_duration_strings():
     cases |= {1_500_000_000: "1.5s", 3_600_000_000_000: "1h0m0s", 61_250_000_000: "1m1.25s"}
     for ns, text in cases.items():
         assert go_duration(ns).encode("latin-1").decode() == text
+
+
+def test_container_labels_give_the_same_options():
+    from discover.docker_labels import build_docker_config
+    from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
+
+    t = "traefik.http.middlewares."
+    labels = {
+        t + "rl.ratelimit.average": "10",
+        t + "rl.ratelimit.burst": "20",
+        t + "rl.ratelimit.period": "2s",
+        t + "rl.ratelimit.sourcecriterion.ipstrategy.depth": "1",
+        t + "allow.ipallowlist.sourcerange": "10.0.0.0/8,::1",
+        t + "allow.ipallowlist.ipstrategy.excludedips": "192.168.0.0/16",
+        t + "inflight.inflightreq.amount": "4",
+        t + "shared.ratelimit.redis.endpoints": "redis:6379",
+    }
+    box = ContainerInfo(
+        id="app-id", name="app", labels=labels, ports=(PortBinding(80),), networks={"net": "10.0.0.2"}
+    )
+    cfg, _ = build_docker_config([box], DockerSettings(), frozenset())
+    mws = cfg.middlewares
+    assert mws["rl"].options == RateLimit(10, 2.0, 20, SourceCriterion(ip_strategy=IPStrategy(depth=1)))
+    assert mws["allow"].options == IPAllowList(
+        ("10.0.0.0/8", "::1"), IPStrategy(excluded_ips=("192.168.0.0/16",))
+    )
+    assert mws["inflight"].options.amount == 4 and not mws["inflight"].error
+    assert "redis" in mws["shared"].error and "not supported" in mws["shared"].error
