@@ -203,7 +203,8 @@ async def test_content_type_is_detected_only_with_the_middleware(proxy):
         cfg["http"]["services"]["svc"] = {"loadBalancer": {"servers": [{"url": url}]}}
         cfg["http"]["routers"]["sniffed"]["middlewares"] = ["ct"]
         cfg["http"]["routers"]["plain"]["middlewares"] = ["off"]
-        cfg["http"]["middlewares"] = {"ct": {"contentType": {}}, "off": {"contentType": {"autoDetect": False}}}
+        off = {"contentType": {"autoDetect": False}}
+        cfg["http"]["middlewares"] = {"ct": {"contentType": {}}, "off": off}
         dr = await proxy(cfg)
         status, headers, body = await request(dr.port, "sniffed.test")
         assert status == 200 and body.startswith(b"<!DOCTYPE html>")
