@@ -37,18 +37,19 @@ _TOO_MANY = b"Too Many Requests"
 class Bucket:
     """One source's tokens at ``last`` (monotonic seconds); ``tokens`` is below 0 while requests wait."""
 
-    __slots__ = ("tokens", "last")
+    __slots__ = ("tokens", "last", "touched")
 
     def __init__(self, tokens: float, last: float) -> None:
         self.tokens = tokens
         self.last = last
+        self.touched = last  # when its time to live last restarted
 
 
 class Limiter:
     """The buckets of one built middleware and the arithmetic on them (no I/O: unit-testable with a
     fake ``clock``)."""
 
-    __slots__ = ("rate", "burst", "max_delay", "ttl", "buckets", "clock")
+    __slots__ = ("rate", "burst", "max_delay", "ttl", "refresh", "buckets", "clock")
 
     def __init__(
         self,
@@ -64,6 +65,9 @@ class Limiter:
         self.burst = burst
         self.max_delay = max_delay  # nanoseconds
         self.ttl = ttl
+        # Setting an entry costs as much as reading it: the time to live restarts at most every ttl/8, so
+        # an idle bucket lives between 7/8·ttl and ttl (Traefik's store counts whole seconds: coarser).
+        self.refresh = ttl / 8
         self.clock = clock
         self.buckets: TTLCache[str, Bucket] = TTLCache(maxsize=max_sources, ttl=ttl, timer=clock)
 
@@ -74,8 +78,10 @@ class Limiter:
         buckets = self.buckets
         bucket = buckets.get(source)
         if bucket is None:
-            bucket = Bucket(float(self.burst), now)
-        buckets[source] = bucket  # set on every request: the entry's time to live restarts
+            bucket = buckets[source] = Bucket(float(self.burst), now)
+        elif now - bucket.touched >= self.refresh:
+            bucket.touched = now
+            buckets[source] = bucket  # the entry's time to live restarts
         elapsed = now - bucket.last
         tokens = bucket.tokens
         if elapsed > 0:
