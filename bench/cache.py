@@ -1,0 +1,310 @@
+"""``python -m bench.cache``: what the cache and a three-middleware chain cost or gain, against Caddy.
+
+One nginx backend serves the bench's small file with ``Cache-Control: max-age=3600``. Each target proxies
+it on 127.0.0.1:<free port> and is measured alone with ``wrk -t1 -c64 --latency`` (as ``python -m
+bench``):
+
+- ``dockroute``: a router without middlewares (the request never builds an exchange);
+- ``dockroute-chain``: the same router with ``headers`` (a request and a response header) + ``rateLimit``
+  (an average far above what the machine can do: never limiting) + ``compress`` (wrk sends no
+  ``Accept-Encoding``, so it negotiates and passes the answer through): the cost of the chain itself;
+- ``dockroute-cache``: the same router with ``cache``: after the first request every answer is a HIT that
+  never reaches the backend (checked before measuring: ``X-Cache: HIT``);
+- ``caddy``: Caddy's ``reverse_proxy`` to the same backend (Caddy has no cache of its own).
+
+Printed: req/s, p50/p99, the chain's cost in % of req/s (target: under 15%), the cache HIT against the
+uncached router and against Caddy (target: at least as fast as Caddy). ``--write-results`` puts the run
+into ``bench/RESULTS.md`` between ``<!-- cache -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import wrk
+from bench.procs import (
+    NotReady,
+    Procs,
+    count_log_errors,
+    exit_on_sigterm,
+    free_port,
+    missing_tools,
+    wait_ready,
+)
+from bench.report import Row, machine_line, now_utc, print_blocks, put_section, table, versions_line
+from bench.targets import BENCH_HOST, Launch, _dockroute_launch, _dockroute_static, backend, caddy
+
+_MARK = "<!-- cache -->"
+CPU_US: dict[str, float] = {}  # target → its CPU microseconds per request in the measured run
+CACHE_CONTROL = "max-age=3600"
+
+# middlewares of each dockroute row (YAML under http.middlewares), and a check of one answer
+_MIDDLEWARES = {
+    "dockroute": "",
+    "dockroute-chain": """    hdr:
+      headers:
+        customRequestHeaders:
+          X-Bench-Request: "1"
+        customResponseHeaders:
+          X-Bench: "1"
+    limit:
+      rateLimit:
+        average: 100000000
+        burst: 100000000
+    gz:
+      compress: {}
+""",
+    "dockroute-cache": """    cached:
+      cache: {}
+""",
+}
+_CHECKS: dict[str, Callable[[http.client.HTTPResponse], str | None]] = {
+    "dockroute-chain": lambda r: (
+        None if r.getheader("X-Bench") == "1" else "the headers middleware did not run"
+    ),
+    "dockroute-cache": lambda r: (
+        None if r.getheader("X-Cache") == "HIT" else f"X-Cache {r.getheader('X-Cache')}"
+    ),
+}
+
+
+def cached_backend(d: Path, port: int, _backend_port: int = 0) -> Launch:
+    """The bench's nginx backend (bench.targets.backend), its answers cacheable for an hour."""
+    launch = backend(d, port)
+    conf = d / "nginx.conf"
+    text = conf.read_text()
+    marker = "default_type text/plain;"
+    if marker not in text:
+        raise RuntimeError("bench.targets.backend changed: cannot add Cache-Control to its nginx.conf")
+    conf.write_text(text.replace(marker, f'{marker} add_header Cache-Control "{CACHE_CONTROL}";'))
+    return launch
+
+
+def dockroute_with(name: str, extra: list[str]) -> Callable[[Path, int, int], Launch]:
+    def make(d: Path, port: int, backend_port: int) -> Launch:
+        _dockroute_static(d, port)
+        mws = _MIDDLEWARES[name]
+        names = [line.strip()[:-1] for line in mws.splitlines() if line.startswith("    ") and line[4] != " "]
+        router_mws = f"      middlewares: [{', '.join(names)}]\n" if names else ""
+        (d / "dynamic.yml").write_text(
+            f"""http:
+  routers:
+    bench:
+      rule: "Host(`{BENCH_HOST}`)"
+      service: backend
+{router_mws}  services:
+    backend:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:{backend_port}"
+"""
+            + (f"  middlewares:\n{mws}" if mws else "")
+        )
+        return _dockroute_launch(d, extra)
+
+    return make
+
+
+@dataclass(frozen=True)
+class CacheTarget:
+    name: str
+    binary: str
+    make: Callable[[Path, int, int], Launch]
+
+    def installed(self) -> bool:
+        return self.binary == "python" or shutil.which(self.binary) is not None
+
+
+def all_targets(extra: list[str]) -> list[CacheTarget]:
+    return [
+        *(CacheTarget(name, "python", dockroute_with(name, extra)) for name in _MIDDLEWARES),
+        CacheTarget("caddy", "caddy", caddy),
+    ]
+
+
+def check_answer(name: str, port: int) -> None:
+    """One GET as wrk will send it: 200, and what the row is about is really there."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5.0)
+    try:
+        conn.request("GET", "/", headers={"Host": BENCH_HOST})
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise NotReady(f"HTTP {resp.status}")
+        problem = _CHECKS[name](resp) if name in _CHECKS else None
+        if problem:
+            raise NotReady(problem)
+    finally:
+        conn.close()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads) so far, from /proc; None where unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def measure(
+    procs: Procs, url: str, duration: int, warmup: float, pid: int
+) -> tuple[wrk.WrkResult, float | None]:
+    """wrk's figures, and the target's CPU microseconds per request: what a busy machine's noise does not
+    change much (req/s depends on how much of the CPUs the target got)."""
+    if warmup > 0:
+        procs.run(wrk.command(url, BENCH_HOST, max(1, round(warmup))), timeout=warmup + 30)
+    before = cpu_seconds(pid)
+    result = wrk.parse(procs.run(wrk.command(url, BENCH_HOST, duration), timeout=duration + 30))
+    after = cpu_seconds(pid)
+    if before is None or after is None or not result.requests:
+        return result, None
+    return result, (after - before) / result.requests * 1e6
+
+
+def run_target(procs: Procs, t: CacheTarget, tmp: Path, bport: int, duration: int, warmup: float) -> Row:
+    if not t.installed():
+        return Row(t.name, status="not installed")
+    d = tmp / t.name
+    d.mkdir()
+    port = free_port()
+    launch = t.make(d, port, bport)
+    log = d / "output.log"
+    print(f"  {t.name}: starting on 127.0.0.1:{port} ...", end="", flush=True)
+    try:
+        proc = procs.start(launch.argv, log, cwd=launch.cwd, env=launch.env)
+    except OSError as exc:
+        print(" failed")
+        return Row(t.name, status=f"failed to start: {exc}")
+    try:
+        started = time.monotonic()
+        wait_ready(port, BENCH_HOST, proc, log)
+        check_answer(t.name, port)
+        print(f" ready in {time.monotonic() - started:.1f}s, measuring {duration}s ...", end="", flush=True)
+        result, cpu = measure(procs, f"http://127.0.0.1:{port}/", duration, warmup, proc.pid)
+        if proc.poll() is not None:
+            print(" died")
+            return Row(t.name, status=f"failed: exited ({proc.returncode}) during the run")
+        if cpu is not None:
+            CPU_US[t.name] = cpu
+        print(f" {result.rps:,.0f} req/s" + (f", {cpu:.0f} µs CPU/request" if cpu is not None else ""))
+        return Row(t.name, result, log_errors=count_log_errors(log))
+    except NotReady as exc:
+        print(" not ready")
+        return Row(t.name, status=f"failed: {exc}")
+    except wrk.WrkParseError as exc:
+        print(" wrk failed")
+        return Row(t.name, status=f"failed: {exc}")
+    finally:
+        procs.kill(proc)
+
+
+def figures(rows: list[Row]) -> list[str]:
+    """The chain's cost and the cache HIT's gain, with the issue's targets; then CPU per request."""
+    rps = {r.name: r.result.rps for r in rows if r.result is not None}
+    out: list[str] = []
+    plain, chain, hit, peer = (
+        rps.get(n) for n in ("dockroute", "dockroute-chain", "dockroute-cache", "caddy")
+    )
+    if plain and chain:
+        cost = (1 - chain / plain) * 100
+        verdict = "met" if cost < 15 else "MISSED"
+        out.append(f"headers+rateLimit+compress cost: {cost:.1f}% of req/s (target under 15%: {verdict})")
+    if plain and hit:
+        out.append(f"cache HIT / uncached router:     {hit / plain:.2f}x req/s")
+    if peer and hit:
+        verdict = "met" if hit >= peer else "MISSED"
+        out.append(
+            f"cache HIT / Caddy reverse_proxy: {hit / peer:.2f}x req/s (target at least 1x: {verdict})"
+        )
+    return out
+
+
+def write_results(rows: list[Row], command: str, duration: int) -> Path:
+    lines = [
+        _MARK,
+        f"## Cache and middleware chain, {now_utc()}",
+        "",
+        machine_line(),
+        versions_line(skip=("haproxy",)),
+        f"- command: `{command}` (wrk -t1 -c64 -d{duration}s --latency; backend answers with "
+        f"`Cache-Control: {CACHE_CONTROL}`)",
+        "",
+        "```",
+        *table(rows),
+        "",
+        *figures(rows),
+        "```",
+        _MARK,
+    ]
+    return put_section(_MARK, "\n".join(lines))
+
+
+def main(argv: list[str]) -> int:
+    names = [t.name for t in all_targets([])]
+    p = argparse.ArgumentParser(prog="python -m bench.cache", description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per measurement, 1 s warm-up")
+    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per measurement (default 2)")
+    p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(names)}")
+    p.add_argument("--dockroute-arg", action="append", default=[], metavar="ARG")
+    p.add_argument("--write-results", action="store_true", help="put this run into bench/RESULTS.md")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs and logs)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration = 3
+    if args.warmup is None:
+        args.warmup = 1.0 if args.quick else 2.0
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or names
+    for name in wanted:
+        if name not in names:
+            p.error(f"unknown target {name!r}; choose from {', '.join(names)}")
+    if missing_tools("bench.cache", ("wrk", "nginx")):
+        return 2
+    exit_on_sigterm()
+    command = "python -m bench.cache" + ("" if not argv else " " + shlex.join(argv))
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-cache-"))
+    rows: list[Row] = []
+    interrupted = False
+    try:
+        bdir = tmp / "backend"
+        bdir.mkdir()
+        bport = free_port()
+        launch = cached_backend(bdir, bport)
+        bproc = procs.start(launch.argv, bdir / "output.log")
+        wait_ready(bport, BENCH_HOST, bproc, bdir / "error.log")
+        print(
+            f"backend: nginx on 127.0.0.1:{bport} (Cache-Control: {CACHE_CONTROL}); "
+            f"wrk -t1 -c64 -d{args.duration}s, warm-up {args.warmup}s"
+        )
+        for t in all_targets(args.dockroute_arg):
+            if t.name in wanted:
+                rows.append(run_target(procs, t, tmp, bport, args.duration, args.warmup))
+    except NotReady as exc:
+        print(f"bench.cache: the nginx backend did not start: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted; stopping everything", file=sys.stderr)
+    finally:
+        procs.finish(tmp, args.keep_tmp)
+
+    print_blocks(table(rows), figures(rows))
+    if args.write_results and not interrupted:
+        print(f"\nwrote {write_results(rows, command, args.duration)}")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
