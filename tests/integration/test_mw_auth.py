@@ -153,8 +153,18 @@ class AuthServer:
         return self
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append({**request.headers, "_method": request.method, "_path": request.path_qs})
+        body = await request.read()
+        self.seen.append(
+            {**request.headers, "_method": request.method, "_path": request.path_qs, "_body": body}
+        )
         mode = request.headers.get("X-Test-Auth", "ok")
+        if mode == "cookies":
+            resp = web.Response(text="fine")
+            resp.set_cookie("auth_session", "tok")
+            resp.set_cookie("not_listed", "x")
+            return resp
+        if mode == "big":
+            return web.Response(status=403, body=b"x" * 5000)
         if mode == "ok":
             return web.Response(
                 text="fine", headers={"Remote-User": "alice", "X-Auth-Groups": "admins", "X-Secret": "no"}
@@ -248,3 +258,49 @@ async def test_basic_auth_from_container_labels(client, containers, proxy):
         assert headers["WWW-Authenticate"] == 'Basic realm="containers"'
         status, _, body = await _get(http, dr.url("/"), {**_basic("alice", PASSWORD), "Host": host})
         assert status == 200 and body.strip() == name
+
+
+async def test_forward_auth_body_method_cookies_signin_and_limits(proxy, backends):
+    (b,) = await backends("b")
+    server = await AuthServer().start()
+    try:
+        base = {
+            "address": f"http://127.0.0.1:{server.port}/auth",
+            "trustForwardHeader": False,
+            "addAuthCookiesToResponse": ["auth_session"],
+            "maxResponseBodySize": 1000,
+        }
+        cfg = _cfg(
+            b,
+            {"forwardAuth": {**base, "forwardBody": True, "maxBodySize": 100, "preserveRequestMethod": True}},
+        )
+        cfg["http"]["routers"]["signin"] = {
+            "rule": "Host(`signin.test`)",
+            "service": "svc",
+            "middlewares": ["si"],
+        }
+        cfg["http"]["middlewares"]["si"] = {
+            "forwardAuth": {**base, "authSigninURL": "https://login.test/", "preserveLocationHeader": True}
+        }
+        dr = await proxy(cfg)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                dr.url("/p"), data=b"hello", headers={**HOST, "X-Test-Auth": "cookies"}
+            ) as resp:
+                assert resp.status == 200
+                cookies = resp.headers.getall("Set-Cookie")
+                assert [c.split("=")[0] for c in cookies] == ["auth_session"]
+            asked = server.seen[-1]
+            assert asked["_method"] == "POST" and asked["_body"] == b"hello"
+            assert (
+                b.requests[-1]["body_len"] == 5
+            )  # the body read for the auth server still reaches the backend
+            async with http.post(dr.url("/p"), data=b"z" * 101, headers=HOST) as resp:
+                assert resp.status == 401  # over maxBodySize
+            assert (await _get(http, dr.url("/"), {**HOST, "X-Test-Auth": "big"}))[0] == 401  # over the limit
+            status, headers, _ = await _get(http, dr.url("/"), {"Host": "signin.test", "X-Test-Auth": "401"})
+            assert status == 302 and headers["Location"] == "https://login.test/"
+            status, headers, _ = await _get(http, dr.url("/"), {"Host": "signin.test", "X-Test-Auth": "302"})
+            assert status == 302 and headers["Location"] == "/login?rd=1"  # preserved as sent
+    finally:
+        await server.stop()
