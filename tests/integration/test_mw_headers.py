@@ -70,6 +70,23 @@ async def test_custom_headers_are_set_and_removed_both_ways(proxy, backends):
     assert "X-Backend" not in headers  # the backend sent it; the empty value removed it
 
 
+async def test_x_forwarded_for_set_gets_the_client_appended_and_empty_removes_it(proxy, backends):
+    (b,) = await backends("b")
+    extra = {
+        "routers": {"gone": {"rule": "Host(`gone.test`)", "service": "svc", "middlewares": ["drop"]}},
+        "middlewares": {"drop": {"headers": {"customRequestHeaders": {"X-Forwarded-For": ""}}}},
+    }
+    dr = await proxy(_cfg(b, {"customRequestHeaders": {"X-Forwarded-For": "203.0.113.7"}}, extra=extra))
+    await request(dr.port, "app.test")
+    assert [v for k, v in b.requests[-1]["header_list"] if k.lower() == "x-forwarded-for"] == [
+        "203.0.113.7, 127.0.0.1"  # as Go's proxy: the value set, then the client's address
+    ]
+    await request(dr.port, "gone.test")
+    assert "X-Forwarded-For" not in b.requests[-1]["headers"]
+    forwarded = CIMultiDict(b.requests[-1]["header_list"])
+    assert forwarded["X-Real-Ip"] == "127.0.0.1" and forwarded["X-Forwarded-Proto"] == "http"  # kept
+
+
 async def test_security_headers_and_hsts_on_https_only(proxy, backends, tmp_path):
     (b,) = await backends("b")
     ca = trustme.CA()
