@@ -9,7 +9,7 @@ what these functions return (:func:`status_ranges`, :func:`breaker_expression`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from discover.goexpr import And, Call, GoExprError, Node, Not, Num, Or, parse_expr
@@ -205,7 +205,7 @@ class ErrorPage:
     ``service``, keeping the status (or its ``statusRewrites`` value)."""
 
     status: tuple[str, ...] = option("status", LIST)
-    status_rewrites: dict[str, str] = option("statusRewrites", MAP)
+    status_rewrites: Mapping[str, str] = option("statusRewrites", MAP)
     service: str = option("service", STR, "", reference="service")
     query: str = option("query", STR, "")
     error_request_headers: tuple[str, ...] = option("errorRequestHeaders", LIST, ALL_HEADERS)

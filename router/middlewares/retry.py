@@ -84,13 +84,14 @@ class _Attempt(PassSink):
 class _Snapshot:
     """What the middlewares after this one may change, restored before each attempt."""
 
-    __slots__ = ("method", "path", "raw_query", "edits", "sink", "values")
+    __slots__ = ("method", "path", "raw_query", "edits", "sink", "values", "close")
 
     def __init__(self, ex: Exchange) -> None:
         self.method, self.path, self.raw_query = ex.method, ex.path, ex.raw_query
         self.edits = dict(ex.header_edits)
         self.sink = ex.sink
         self.values = dict(ex.values)
+        self.close = ex.close
 
     def restore(self, ex: Exchange) -> None:
         ex.method, ex.path, ex.raw_query = self.method, self.path, self.raw_query
@@ -99,6 +100,7 @@ class _Snapshot:
         ex.values = dict(self.values)
         ex.failed = None
         ex.upstream = None
+        ex.close = self.close  # a failed attempt closes its server connection, not the client's
 
 
 async def _replayable(ex: Exchange, max_body: int) -> bool:
