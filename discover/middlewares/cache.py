@@ -22,14 +22,15 @@ class Cache:
 
     # total bytes of the stored responses (bodies, headers, keys) of one router's cache
     max_size_bytes: int = option("maxSizeBytes", INT, 64 * MIB, minimum=1)
-    # a response whose body is longer is passed through and not stored
+    # a response whose body is longer is passed through and not stored (the default, 1 MiB, is lowered to
+    # maxSizeBytes when that is smaller; a larger value set explicitly is refused)
     max_entry_bytes: int = option("maxEntryBytes", INT, MIB, minimum=1)
     # lifetime of a cacheable response that gives none (no max-age, s-maxage or Expires), as nginx's
     # proxy_cache_valid or Souin's ttl; 0 (the default): such responses are not stored
     default_ttl: float = option("defaultTtl", DURATION, 0.0, minimum=0)
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        if self.max_entry_bytes > self.max_size_bytes:
+        if self.max_entry_bytes > self.max_size_bytes and self.max_entry_bytes != MIB:
             yield (
                 "maxEntryBytes",
                 f"{self.max_entry_bytes} is more than maxSizeBytes ({self.max_size_bytes}): "

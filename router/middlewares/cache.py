@@ -258,7 +258,9 @@ class CacheMiddleware:
         self.store = CacheStore(options.max_size_bytes)
 
     def __call__(self, next_handler: Handler) -> Handler:
-        store, max_entry, default_ttl = self.store, self.options.max_entry_bytes, self.options.default_ttl
+        options = self.options
+        store, default_ttl = self.store, options.default_ttl
+        max_entry = min(options.max_entry_bytes, options.max_size_bytes)
 
         async def cache(ex: Exchange) -> None:
             method = ex.method

@@ -270,3 +270,18 @@ async def test_many_concurrent_hits_and_misses_stay_whole(proxy, origin):
         again = await asyncio.gather(*(_get(http, dr.url(p)) for p in paths))
         assert all(r[1] == "HIT" and len(r[3]) == int(r[2]["Content-Length"]) for r in again)
         assert sum(origin.hits.values()) <= 100
+
+
+async def test_cache_as_an_entry_point_middleware(proxy, origin, tmp_path):
+    cfg = routers(("plain", "Host(`plain.test`)", "svc"), services={"svc": [origin.url]})
+    cfg["http"]["middlewares"] = {"edge": {"cache": {"maxSizeBytes": "1000000"}}}
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0", "http": {"middlewares": ["edge@file"]}}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml"), "watch": True}},
+    }
+    dr = await proxy(cfg, static=static)
+    async with aiohttp.ClientSession() as http:
+        url = dr.url("/ep?cc=max-age=60")
+        got = [await _get(http, url, Host="plain.test") for _ in range(3)]
+        xcs = [g[1] for g in got]
+    assert xcs == ["MISS", "HIT", "HIT"] and origin.hits["/ep?cc=max-age=60"] == 1

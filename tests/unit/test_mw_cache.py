@@ -33,6 +33,8 @@ def test_options_defaults_and_label_strings() -> None:
         "cache", {"maxsizebytes": "1000", "MaxEntryBytes": "10", "defaultTtl": "1m"}, At()
     )
     assert got == Cache(1000, 10, 60.0)
+    # a maxSizeBytes below the default maxEntryBytes is fine (the middleware stores at most maxSizeBytes)
+    assert read_middleware_options("cache", {"maxSizeBytes": 1000}, At()).max_size_bytes == 1000
 
 
 @pytest.mark.parametrize(
