@@ -8,6 +8,8 @@ import time
 import pytest
 from multidict import CIMultiDict
 
+from discover.docker_labels import build_docker_config
+from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
 from discover.middlewares.cache import MIB, Cache
 from discover.middlewares.registry import read_middleware_options
 from discover.readers import At, ConfigError
@@ -35,6 +37,22 @@ def test_options_defaults_and_label_strings() -> None:
     assert got == Cache(1000, 10, 60.0)
     # a maxSizeBytes below the default maxEntryBytes is fine (the middleware stores at most maxSizeBytes)
     assert read_middleware_options("cache", {"maxSizeBytes": 1000}, At()).max_size_bytes == 1000
+
+
+def test_docker_labels_give_the_typed_options() -> None:
+    labels = {
+        "traefik.http.routers.app.middlewares": "c",
+        "traefik.http.middlewares.c.cache.maxsizebytes": "2000000",
+        "traefik.http.middlewares.c.cache.defaultttl": "30s",
+        "traefik.http.middlewares.on.cache": "true",
+    }
+    box = ContainerInfo(
+        id="x", name="app", labels=labels, ports=(PortBinding(80),), networks={"n": "10.0.0.2"}
+    )
+    cfg, _ = build_docker_config([box], DockerSettings(), frozenset())
+    mws = {m.name.split("@")[0]: m for m in cfg.middlewares.values()}
+    assert mws["c"].options == Cache(2_000_000, MIB, 30.0)
+    assert mws["on"].options == Cache()
 
 
 @pytest.mark.parametrize(
