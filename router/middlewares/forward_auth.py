@@ -139,8 +139,6 @@ class _ForwardAuth:
             if _is_x_header(name) and (trust is False or not ep_trusts):
                 continue
             out.add(name, value)
-        if "User-Agent" not in out:
-            out["User-Agent"] = ""  # not aiohttp's own, as Traefik sends none when the client sent none
         if self.allowed:
             out = CIMultiDict((k, v) for k, v in out.items() if k.lower() in self.allowed)
         host = ex.host_header
@@ -170,6 +168,8 @@ class _ForwardAuth:
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT),
                 auto_decompress=False,
+                # none of aiohttp's own: the auth server sees the client's (Traefik sends no User-Agent
+                # when the client sent none)
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             )
         return self.session
