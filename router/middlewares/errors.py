@@ -11,13 +11,15 @@ left them), or only those named in ``errorRequestHeaders`` when it is set (none 
 
 from __future__ import annotations
 
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 from discover.middlewares.resilience import ALL_HEADERS, ErrorPage, StatusRanges, status_ranges
 from router.exchange import Exchange, Handler, Headers, PassSink, Sink
 from router.middlewares import BuildContext, MiddlewareError
 
 __all__ = ["build"]
+
+_URL_SAFE = "/?&=%:@!$'()*+,;~#[]"
 
 
 def _in(ranges: StatusRanges, status: int) -> bool:
@@ -115,10 +117,11 @@ def build(options: ErrorPage, ctx: BuildContext) -> object:
             url = f"{ex.scheme}://{ex.host_header}{ex.info.path}"
             if ex.info.raw_query:
                 url += "?" + ex.info.raw_query
-            target = (
+            target = quote(  # what url.Parse would send for a space or a non-ASCII character
                 query.replace("{status}", str(status))
                 .replace("{originalStatus}", str(original))
-                .replace("{url}", quote_plus(url))
+                .replace("{url}", quote_plus(url)),
+                safe=_URL_SAFE,
             )
             ex.reason = f"status {original}: error page {target} from {options.service}"
             page = _page_exchange(ex, target, keep, _Status(outer, status))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 
 import aiohttp
@@ -198,6 +199,32 @@ async def test_buffering_limits_requests_413_and_responses_500(proxy, backends):
             assert headers["Content-Length"] == "4000"  # held whole: its length is known
             status, body, _ = await _get(http, dr.url(f"/download?size=4001&chunked={chunked}"), "app.test")
             assert status == 500 and body == b"Internal Server Error"
+
+
+async def test_buffering_without_maxima_streams_what_passes_the_memory_thresholds(proxy, backends):
+    (b,) = await backends("b")
+    mws = {"buf": {"buffering": {"memRequestBodyBytes": 1000, "memResponseBodyBytes": 1000}}}
+    dr = await proxy(_cfg({"svc": [b.url]}, mws, ("app", "app.test", "svc", ["buf"])))
+    body = bytes(range(256)) * 40  # 10240 bytes, over the threshold: streamed on whole
+
+    async def chunks(data):
+        for i in range(0, len(data), 700):
+            yield data[i : i + 700]
+
+    async with aiohttp.ClientSession() as http:
+        # with a length, chunked over the threshold (read part put back in front), chunked under it
+        for data, sent in ((body, body), (chunks(body), body), (chunks(body[:900]), body[:900])):
+            status, got, _ = await _get(http, dr.url("/upload"), "app.test", method="POST", data=data)
+            assert status == 200
+            assert json.loads(got) == {
+                "sha256": hashlib.sha256(sent).hexdigest(),
+                "length": len(sent),
+                "server": "b",
+            }
+        status, got, headers = await _get(http, dr.url("/download?size=5000&chunked=1"), "app.test")
+        assert status == 200 and len(got) == 5000 and "Content-Length" not in headers  # streamed on
+        status, got, headers = await _get(http, dr.url("/download?size=900&chunked=1"), "app.test")
+        assert status == 200 and headers["Content-Length"] == "900"  # held whole
 
 
 async def test_errors_serves_another_services_page_with_the_original_status(proxy, backends):
