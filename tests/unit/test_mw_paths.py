@@ -104,7 +104,7 @@ def test_docker_labels_give_the_typed_options():
         "traefik.http.middlewares.https.redirectscheme.scheme": "https",
         "traefik.http.middlewares.https.redirectscheme.permanent": "true",
         "traefik.http.middlewares.re.replacepathregex.regex": "^/old/(.*)",
-        "traefik.http.middlewares.re.replacepathregex.replacement": "/new/$$1",
+        "traefik.http.middlewares.re.replacepathregex.replacement": "/new/$1",
     }
     box = ContainerInfo(
         id="x", name="app", labels=labels, ports=(PortBinding(80),), networks={"n": "10.0.0.2"}
@@ -113,7 +113,7 @@ def test_docker_labels_give_the_typed_options():
     mws = {m.name.split("@")[0]: m for m in cfg.middlewares.values()}
     assert mws["strip"].options == StripPrefix(prefixes=("/api", "/v1"))
     assert mws["https"].options == RedirectScheme(scheme="https", permanent=True)
-    assert mws["re"].options.regex == "^/old/(.*)"
+    assert mws["re"].options == ReplacePathRegex(regex="^/old/(.*)", replacement="/new/$1")
 
 
 def test_a_bad_paths_middleware_is_kept_with_its_error():
