@@ -10,7 +10,8 @@ bench``):
   ``Accept-Encoding``, so it negotiates and passes the answer through): the cost of the chain itself;
 - ``dockroute-cache``: the same router with ``cache``: after the first request every answer is a HIT that
   never reaches the backend (checked before measuring: ``X-Cache: HIT``);
-- ``caddy``: Caddy's ``reverse_proxy`` to the same backend (Caddy has no cache of its own).
+- ``caddy``: Caddy's ``reverse_proxy`` to the same backend (Caddy has no cache of its own);
+- with ``--only each``: the router with one of the three middlewares at a time.
 
 Printed: req/s, p50/p99, the chain's cost in % of req/s (target: under 15%), the cache HIT against the
 uncached router and against Caddy (target: at least as fast as Caddy). ``--write-results`` puts the run
@@ -48,33 +49,53 @@ _MARK = "<!-- cache -->"
 CPU_US: dict[str, float] = {}  # target → its CPU microseconds per request in the measured run
 CACHE_CONTROL = "max-age=3600"
 
-# middlewares of each dockroute row (YAML under http.middlewares), and a check of one answer
-_MIDDLEWARES = {
-    "dockroute": "",
-    "dockroute-chain": """    hdr:
+# the middlewares the rows use (YAML under http.middlewares)
+_PIECES = {
+    "hdr": """    hdr:
       headers:
         customRequestHeaders:
           X-Bench-Request: "1"
         customResponseHeaders:
           X-Bench: "1"
-    limit:
+""",
+    "limit": """    limit:
       rateLimit:
         average: 100000000
         burst: 100000000
-    gz:
+""",
+    "gz": """    gz:
       compress: {}
 """,
-    "dockroute-cache": """    cached:
+    "cached": """    cached:
       cache: {}
 """,
 }
+# dockroute rows → the middlewares of their router; the last three are measured only when asked for
+# (``--only each``), to see which part of the chain costs what
+ROWS: dict[str, tuple[str, ...]] = {
+    "dockroute": (),
+    "dockroute-chain": ("hdr", "limit", "gz"),
+    "dockroute-cache": ("cached",),
+    "dockroute-hdr": ("hdr",),
+    "dockroute-rate": ("limit",),
+    "dockroute-gz": ("gz",),
+}
+DEFAULT = ("dockroute", "dockroute-chain", "dockroute-cache", "caddy")
+ALIASES = {"each": ["dockroute", "dockroute-hdr", "dockroute-rate", "dockroute-gz"]}
+
+
+def _header_ran(r: http.client.HTTPResponse) -> str | None:
+    return None if r.getheader("X-Bench") == "1" else "the headers middleware did not run"
+
+
+def _hit(r: http.client.HTTPResponse) -> str | None:
+    return None if r.getheader("X-Cache") == "HIT" else f"X-Cache {r.getheader('X-Cache')}, not HIT"
+
+
 _CHECKS: dict[str, Callable[[http.client.HTTPResponse], str | None]] = {
-    "dockroute-chain": lambda r: (
-        None if r.getheader("X-Bench") == "1" else "the headers middleware did not run"
-    ),
-    "dockroute-cache": lambda r: (
-        None if r.getheader("X-Cache") == "HIT" else f"X-Cache {r.getheader('X-Cache')}"
-    ),
+    "dockroute-chain": _header_ran,
+    "dockroute-hdr": _header_ran,
+    "dockroute-cache": _hit,
 }
 
 
@@ -93,8 +114,8 @@ def cached_backend(d: Path, port: int, _backend_port: int = 0) -> Launch:
 def dockroute_with(name: str, extra: list[str]) -> Callable[[Path, int, int], Launch]:
     def make(d: Path, port: int, backend_port: int) -> Launch:
         _dockroute_static(d, port)
-        mws = _MIDDLEWARES[name]
-        names = [line.strip()[:-1] for line in mws.splitlines() if line.startswith("    ") and line[4] != " "]
+        names = ROWS[name]
+        mws = "".join(_PIECES[n] for n in names)
         router_mws = f"      middlewares: [{', '.join(names)}]\n" if names else ""
         (d / "dynamic.yml").write_text(
             f"""http:
@@ -127,7 +148,7 @@ class CacheTarget:
 
 def all_targets(extra: list[str]) -> list[CacheTarget]:
     return [
-        *(CacheTarget(name, "python", dockroute_with(name, extra)) for name in _MIDDLEWARES),
+        *(CacheTarget(name, "python", dockroute_with(name, extra)) for name in ROWS),
         CacheTarget("caddy", "caddy", caddy),
     ]
 
@@ -256,7 +277,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 s per measurement, 1 s warm-up")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per measurement (default 2)")
-    p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(names)}")
+    p.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated subset of: {', '.join(names)}; alias each: one middleware at a time "
+        f"(default: {', '.join(DEFAULT)})",
+    )
     p.add_argument("--dockroute-arg", action="append", default=[], metavar="ARG")
     p.add_argument("--write-results", action="store_true", help="put this run into bench/RESULTS.md")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs and logs)")
@@ -265,10 +291,13 @@ def main(argv: list[str]) -> int:
         args.duration = 3
     if args.warmup is None:
         args.warmup = 1.0 if args.quick else 2.0
-    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or names
-    for name in wanted:
-        if name not in names:
-            p.error(f"unknown target {name!r}; choose from {', '.join(names)}")
+    wanted: list[str] = []
+    for item in filter(None, (s.strip() for s in args.only.split(","))):
+        for name in ALIASES.get(item, [item]):
+            if name not in names:
+                p.error(f"unknown target {name!r}; choose from {', '.join(names)}, or each")
+            wanted.append(name)
+    wanted = wanted or list(DEFAULT)
     if missing_tools("bench.cache", ("wrk", "nginx")):
         return 2
     exit_on_sigterm()
