@@ -17,8 +17,8 @@ compressed, whatever the client accepted, so that caches keep the variants apart
 Compression runs on the event loop: levels are moderate (gzip 5, brotli 4, zstd 3) and the body is fed
 in slices of :data:`STEP` bytes, yielding to the loop between slices once a body has taken more than
 :data:`STALL` seconds, so that one large body cannot hold every other connection. Output is flushed for
-``text/event-stream`` after each piece, and otherwise whenever :data:`FLUSH_EVERY` passed since the last
-flush (Traefik's default ``flushInterval``), so a trickling stream is not held back for long.
+``text/event-stream`` after each piece, and otherwise :data:`FLUSH_EVERY` after data came in (Traefik's
+default ``flushInterval``), so a trickling stream is not held back for long.
 """
 
 from __future__ import annotations
@@ -178,7 +178,13 @@ def _add_vary(headers: Headers) -> None:
 
 
 class CompressSink(PassSink):
-    """Decides at ``start`` (or once ``min_bytes`` arrived) whether to compress, then streams."""
+    """Decides at ``start`` (or once ``min_bytes`` arrived) whether to compress, then streams.
+
+    A flush is due :data:`FLUSH_EVERY` after data came in and was not flushed (Traefik's proxy flushes
+    its writer on that interval): it makes what was compressed so far decodable by the client, and, as
+    in Traefik, forces the decision for a body still short of ``min_bytes``, so a stream that trickles
+    is never held back longer than that. The lock keeps the timer's flush and the producer's writes from
+    interleaving their compressed output."""
 
     def __init__(self, downstream: Sink, policy: Policy, coding: str | None) -> None:
         super().__init__(downstream)
@@ -186,11 +192,14 @@ class CompressSink(PassSink):
         self.coding = coding
         self.encoder: Encoder | None = None
         self.passing = False
+        self.closed = False
         self.held: list[bytes] = []
         self.held_size = 0
         self.head: tuple[int, Headers, str] | None = None
         self.stream = False
-        self.flushed_at = 0.0
+        self.lock = asyncio.Lock()
+        self.timer: asyncio.TimerHandle | None = None
+        self.flusher: asyncio.Task[None] | None = None
 
     async def start(self, status: int, headers: Headers, reason: str = "") -> None:
         self.started = True
@@ -218,7 +227,6 @@ class CompressSink(PassSink):
         headers.popall("Accept-Ranges", None)  # ranges of the encoded body are not served
         headers["Content-Encoding"] = self.coding
         self.encoder = Encoder(self.coding)
-        self.flushed_at = time.monotonic()
         await self.downstream.start(status, headers, reason)
         held, self.held, self.held_size = self.held, [], 0
         for data in held:
@@ -227,13 +235,19 @@ class CompressSink(PassSink):
     async def write(self, data: bytes) -> None:
         if self.passing:
             await self.downstream.write(data)
-        elif self.encoder is not None:
-            await self._compress(data)
-        elif data:
-            self.held.append(data)
-            self.held_size += len(data)
-            if self.held_size >= self.policy.min_bytes:
-                await self._begin()
+            return
+        if not data:
+            return
+        async with self.lock:
+            if self.encoder is not None:
+                await self._compress(data)
+            else:
+                self.held.append(data)
+                self.held_size += len(data)
+                if self.held_size >= self.policy.min_bytes:
+                    await self._begin()
+        if self.timer is None and not self.stream:
+            self.timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._due)
 
     async def _compress(self, data: bytes) -> None:
         encoder = self.encoder
@@ -246,26 +260,47 @@ class CompressSink(PassSink):
             if i + STEP < len(data) and time.monotonic() - began > STALL:
                 await asyncio.sleep(0)  # let other connections run between slices of a large body
                 began = time.monotonic()
-        now = time.monotonic()
-        if self.stream or now - self.flushed_at >= FLUSH_EVERY:
-            self.flushed_at = now
+        if self.stream:
             out = encoder.flush()
             if out:
                 await self.downstream.write(out)
 
+    def _due(self) -> None:
+        self.timer = None
+        self.flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            async with self.lock:
+                if self.closed:
+                    return
+                if self.head is not None:
+                    await self._begin()
+                if self.encoder is not None:
+                    out = self.encoder.flush()
+                    if out:
+                        await self.downstream.write(out)
+        except (ConnectionError, TimeoutError):
+            pass  # the client is gone: the producer's next write or end meets the same failure
+
     async def end(self) -> None:
-        if self.head is not None:  # ended before min_bytes: the body goes out plain, with its length
-            status, headers, reason = self.head
-            self.head = None
-            headers["Content-Length"] = str(self.held_size)
-            await self.downstream.start(status, headers, reason)
-            for data in self.held:
-                await self.downstream.write(data)
-            self.held = []
-        elif self.encoder is not None:
-            out = self.encoder.finish()
-            if out:
-                await self.downstream.write(out)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        async with self.lock:
+            self.closed = True
+            if self.head is not None:  # ended before min_bytes: the body goes out plain, with its length
+                status, headers, reason = self.head
+                self.head = None
+                headers["Content-Length"] = str(self.held_size)
+                await self.downstream.start(status, headers, reason)
+                for data in self.held:
+                    await self.downstream.write(data)
+                self.held = []
+            elif self.encoder is not None:
+                out = self.encoder.finish()
+                if out:
+                    await self.downstream.write(out)
         await self.downstream.end()
 
 

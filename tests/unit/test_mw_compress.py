@@ -303,6 +303,69 @@ def test_an_event_stream_is_flushed_after_each_event():
     asyncio.run(run())
 
 
+async def _until(cond, timeout=2.0):
+    """Poll ``cond`` (no fixed sleep as synchronisation)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.01)
+
+
+def test_a_trickling_stream_is_flushed_without_waiting_for_more():
+    """As Traefik's proxy flushes every 100 ms: what came in is decodable soon, not at the end."""
+
+    async def run():
+        rec = Recorder()
+        sink = CompressSink(rec, policy(), "gzip")
+        await sink.start(200, CIMultiDict({"Content-Type": "application/x-ndjson"}))
+        d = zlib.decompressobj(31)
+        got = bytearray()
+
+        def decoded(expected: bytes) -> bool:
+            got.extend(d.decompress(b"".join(rec.parts)))
+            rec.parts.clear()
+            return bytes(got) == expected
+
+        first = b'{"n": 1}\n' * 200  # 1800 bytes: over the minimum, compression starts
+        await sink.write(first)
+        await _until(lambda: decoded(first))
+        await sink.write(b'{"n": 2}\n')
+        await _until(lambda: decoded(first + b'{"n": 2}\n'))
+        await sink.end()
+        assert rec.ended
+
+    asyncio.run(run())
+
+
+def test_a_short_trickle_is_compressed_once_a_flush_is_due_as_traefik():
+    async def run():
+        rec = Recorder()
+        sink = CompressSink(rec, policy(), "gzip")
+        await sink.start(200, CIMultiDict({"Content-Type": "text/plain"}))
+        await sink.write(b"tick\n")  # below the minimum: held until a flush is due
+        assert not rec.started
+        await _until(lambda: rec.started)
+        assert rec.headers["Content-Encoding"] == "gzip"
+        await _until(lambda: zlib.decompressobj(31).decompress(b"".join(rec.parts)) == b"tick\n")
+        await sink.end()
+        assert gzip.decompress(rec.body) == b"tick\n"
+
+    asyncio.run(run())
+
+
+def test_a_short_body_that_ends_at_once_stays_plain_and_no_flush_fires_later():
+    async def run():
+        rec = Recorder()
+        sink = CompressSink(rec, policy(), "gzip")
+        await sink.start(200, CIMultiDict({"Content-Type": "text/plain"}))
+        await sink.write(b"short")
+        await sink.end()
+        assert rec.body == b"short" and "Content-Encoding" not in rec.headers
+        assert sink.timer is None
+
+    asyncio.run(run())
+
+
 # -- the middleware on an exchange ------------------------------------------------------------------------
 
 
