@@ -304,3 +304,17 @@ async def test_forward_auth_body_method_cookies_signin_and_limits(proxy, backend
             assert status == 302 and headers["Location"] == "/login?rd=1"  # preserved as sent
     finally:
         await server.stop()
+
+
+async def test_a_slow_bcrypt_check_does_not_stall_other_requests(proxy, backends):
+    (b,) = await backends("b")
+    slow = "alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(13)).decode()  # ~0.5 s per check here
+    cfg = _cfg(b, {"basicAuth": {"users": [slow]}})
+    cfg["http"]["routers"]["open"] = {"rule": "Host(`open.test`)", "service": "svc"}
+    dr = await proxy(cfg)
+    async with aiohttp.ClientSession() as http:
+        checking = asyncio.create_task(_get(http, dr.url("/"), _basic("alice", "pw")))
+        for _ in range(5):  # served while the check runs in a worker thread
+            assert (await _get(http, dr.url("/"), {"Host": "open.test"}))[0] == 200
+        assert not checking.done()
+        assert (await checking)[0] == 200
