@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from router.exchange import WRITE_HIGH
 
@@ -36,8 +37,23 @@ __all__ = [
     "transport_writer",
 ]
 
+T = TypeVar("T")
 CHUNK = 256 * 1024  # bytes read per executor hop when the file cannot be sent with sendfile
 SENDFILE_HOP = 8 * 1024 * 1024  # at most this much per thread hop
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the default executor, always awaited to its end: when the request is cancelled
+    (the client went away) the thread may still be using descriptors, which the caller closes only once
+    it has returned (a closed number could be reused by another connection meanwhile)."""
+    fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        if not fut.cancelled():
+            fut.exception()  # retrieved: the request is gone, its error with it
+        raise
 
 
 class FileChanged(OSError):
@@ -86,7 +102,7 @@ async def send_file(transport: Any, fd: int, offset: int, count: int, write_time
     sock = os.dup(transport.get_extra_info("socket").fileno())
     try:
         while count > 0:
-            sent, full = await loop.run_in_executor(None, _sendfile_some, sock, fd, offset, count)
+            sent, full = await in_thread(_sendfile_some, sock, fd, offset, count)
             offset += sent
             count -= sent
             if full:
@@ -98,9 +114,8 @@ async def send_file(transport: Any, fd: int, offset: int, count: int, write_time
 async def read_chunks(fd: int, offset: int, count: int, write: Any) -> None:
     """``count`` bytes of ``fd`` from ``offset``, read ``CHUNK`` at a time in an executor, each awaited
     through ``write`` (which applies back-pressure)."""
-    loop = asyncio.get_running_loop()
     while count > 0:
-        data = await loop.run_in_executor(None, os.pread, fd, min(CHUNK, count), offset)
+        data = await in_thread(os.pread, fd, min(CHUNK, count), offset)
         if not data:
             raise FileChanged("the file is shorter than when it was opened")
         offset += len(data)

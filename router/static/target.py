@@ -71,6 +71,11 @@ def _open_same(v: Variant) -> int | None:
     return fd
 
 
+def _close_result(fut: asyncio.Future[int | None]) -> None:
+    if not fut.cancelled() and fut.exception() is None and (fd := fut.result()) is not None:
+        os.close(fd)
+
+
 class StaticTarget:
     """A router's static service."""
 
@@ -95,7 +100,12 @@ class StaticTarget:
                 or reply.in_memory() is not None
             ):
                 return reply, None
-            fd = await loop.run_in_executor(None, _open_same, reply.variant)
+            opening = loop.run_in_executor(None, _open_same, reply.variant)
+            try:
+                fd = await asyncio.shield(opening)
+            except asyncio.CancelledError:  # the client went away: close what the thread opens
+                opening.add_done_callback(_close_result)
+                raise
             if fd is not None:
                 return reply, fd
             self.cache.forget(path)  # changed on disk since it was resolved: resolve again
