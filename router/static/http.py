@@ -55,8 +55,9 @@ class Reply:
             out.append(("Content-Length", str(self.length)))
         return out
 
-    def head(self, close: bool) -> bytes:
-        """The whole response head (for the fast path, written to the transport)."""
+    def head(self, close: bool, http10: bool = False) -> bytes:
+        """The whole response head (for the fast path, written to the transport); an HTTP/1.0 client
+        kept alive is told so."""
         v = self.variant
         parts = [b"HTTP/1.1 %d %s\r\n" % (self.status, _PHRASES[self.status].encode())]
         if v is not None:
@@ -66,7 +67,10 @@ class Reply:
         if self.status != 304:
             parts.append(b"Content-Length: %d\r\n" % self.length)
         parts.append(date_line())
-        parts.append(b"Connection: close\r\n\r\n" if close else b"\r\n")
+        if close:
+            parts.append(b"Connection: close\r\n\r\n")
+        else:
+            parts.append(b"Connection: keep-alive\r\n\r\n" if http10 else b"\r\n")
         return b"".join(parts)
 
     def in_memory(self) -> bytes | None:

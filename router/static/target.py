@@ -123,7 +123,7 @@ class StaticTarget:
     ) -> Sent:
         """The fast path: the answer written to the transport, the file sent with sendfile."""
         reply, fd = await self._reply(info.method, info.path, msg.headers.get, info.raw_query)
-        head = reply.head(close)
+        head = reply.head(close, msg.version[1] == 0)
         if fd is None:
             body = b"" if info.method == "HEAD" or reply.status == 304 else reply.in_memory() or b""
             if not transport.is_closing():

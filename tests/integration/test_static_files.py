@@ -42,8 +42,10 @@ def config(root: Path, **more_routers: dict) -> dict:
     cfg["http"]["services"] = {
         "files": {"static": {"root": str(root)}},
         "spa": {"static": {"root": str(root / "spa"), "tryFiles": ["{path}", "/index.html"]}},
+        "listed": {"static": {"root": str(root), "browse": True}},
     }
     cfg["http"]["routers"]["spa"] = {"rule": "Host(`spa.test`)", "service": "spa"}
+    cfg["http"]["routers"]["listed"] = {"rule": "Host(`listed.test`)", "service": "listed"}
     cfg["http"]["routers"].update(more_routers)
     return cfg
 
@@ -90,7 +92,13 @@ async def test_files_with_validators_ranges_encodings_and_methods(proxy, tmp_pat
     status, h, _ = await get(dr.port, "/docs?x=1")
     assert (status, h["location"]) == (301, "docs/?x=1")
     assert (await get(dr.port, "/docs/"))[0] == 404  # no index, browse off by default
+    status, h, body = await get(dr.port, "/docs/", host="listed.test")
+    assert (status, h["content-type"]) == (200, "text/html; charset=utf-8")
+    assert b'<a href="./guide.txt">guide.txt</a>' in body
     assert (await get(dr.port, "/some/client/route", host="spa.test"))[2] == b"<div id=app></div>\n"
+    http10 = b"GET /docs/guide.txt HTTP/1.0\r\nHost: files.test\r\nConnection: keep-alive\r\n\r\n"
+    data = await raw_exchange(dr.port, http10, until_close=False)
+    assert data.startswith(b"HTTP/1.1 200") and b"\r\nConnection: keep-alive\r\n" in data
 
 
 TRAVERSALS = [
