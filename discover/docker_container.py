@@ -21,10 +21,10 @@ from discover.docker_label_tree import Labels, collect, label_for, map_at, to_da
 from discover.docker_model import ContainerInfo, DockerSettings
 from discover.docker_options import ANY, MIDDLEWARE_OPTIONS, middleware_options
 from discover.docker_template import RuleTemplate, TemplateError, normalize
-from discover.middlewares.registry import OPTION_TYPES
+from discover.middlewares.registry import OPTION_TYPES, read_middleware_options
 from discover.model import DynamicConfig
 from discover.parse import MIDDLEWARE_TYPES, parse_dynamic_with_warnings
-from discover.readers import ConfigError, Key
+from discover.readers import At, ConfigError, Key
 from discover.values import BOOL_WORDS, find_key, fold_key, parse_bool
 
 __all__ = ["Built", "Ctx", "LeftOut", "build_one", "enabled", "implicit_name"]
@@ -429,7 +429,10 @@ def _middlewares(http: dict[Key, Any], root: tuple[Key, ...]) -> None:
         if isinstance(opts, str) and parse_bool(opts) is False:
             options = None
         elif mtype in OPTION_TYPES:
-            continue  # the typed options reader takes label strings itself (discover.middlewares)
+            # The typed reader takes label strings itself; read here too so that a bad option leaves
+            # the container out naming its label, as every other bad label does.
+            read_middleware_options(mtype, opts, At(path, keys))
+            continue
         else:
             options = middleware_options(opts, MIDDLEWARE_OPTIONS.get(mtype, ANY), keys, path)
         if options is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from discover.model import EMPTY, frozen_map
 from discover.readers import At, Fields, as_bool, as_int, as_str, describe, duration, str_list
-from discover.values import parse_bool
+from discover.values import BOOL_WORDS, parse_bool
 
 __all__ = [
     "BOOL",
@@ -90,6 +90,8 @@ def read_options(cls: type, value: Any, at: At) -> Any:
     or a boolean word for a section); raises :class:`ConfigError` naming the option at fault."""
     if value is None or (isinstance(value, str) and parse_bool(value) is True) or value is True:
         value = {}
+    elif isinstance(value, str):  # a label switching a section with a word that is not a boolean
+        raise at.error(f"expected sub-options or {BOOL_WORDS}, got {describe(value)}")
     fields = dataclasses.fields(cls)
     by_key = {f.metadata["key"]: f for f in fields}
     found = Fields(value, at, tuple(by_key))

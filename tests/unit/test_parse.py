@@ -428,34 +428,34 @@ def test_middlewares_keep_type_and_options_frozen():
                 "Headers": {
                     "customRequestHeaders": {"X-A": "1"},
                     "accessControlAllowMethods": ["GET", "POST"],
-                    "nested": [{"k": ["v"]}],
                 }
             },
+            "gw": {"grpcWeb": {"allowOrigins": ["*"], "nested": [{"k": ["v"]}]}},
             "gz": {"compress": None},
             "gz2": {"compress": {}},
         }
     )
     mws = parse_dynamic(data).middlewares
     m = mws["hdr"]
-    assert (m.name, m.type) == ("hdr", "headers")
-    assert isinstance(m.options, MappingProxyType)
-    # option keys are kept as written: each middleware type validates its own options
-    assert m.options["customRequestHeaders"] == {"X-A": "1"}
-    assert isinstance(m.options["customRequestHeaders"], MappingProxyType)
-    assert m.options["accessControlAllowMethods"] == ("GET", "POST")
-    assert isinstance(m.options["nested"][0], MappingProxyType)
-    assert m.options["nested"][0]["k"] == ("v",)
+    assert m.type == "headers"  # the type's canonical spelling
+    # an implemented type's options are its frozen dataclass, with read-only maps
+    assert m.options.custom_request_headers == {"X-A": "1"}
+    assert m.options.access_control_allow_methods == ("GET", "POST")
     with pytest.raises(TypeError):
-        m.options["customRequestHeaders"]["X-B"] = "2"  # type: ignore[index]
-    assert mws["gz"].type == "compress" and dict(mws["gz"].options) == {}
-    assert mws["gz2"].options == mws["gz"].options
+        m.options.custom_request_headers["X-B"] = "2"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        m.options.frame_deny = True  # type: ignore[misc]
+    # a type dockroute does not implement keeps its options as given, read-only all the way down
+    g = mws["gw"].options
+    assert isinstance(g["nested"][0], MappingProxyType) and g["nested"][0]["k"] == ("v",)
+    assert mws["gz"].type == "compress" and mws["gz2"].options == mws["gz"].options
 
 
 def test_middleware_options_are_a_copy():
     opts = {"scheme": "https"}
     cfg = parse_dynamic(cfg_with(middlewares={"r": {"redirectScheme": opts}}))
     opts["scheme"] = "http"
-    assert cfg.middlewares["r"].options["scheme"] == "https"
+    assert cfg.middlewares["r"].options.scheme == "https"
 
 
 @pytest.mark.parametrize(
@@ -469,14 +469,37 @@ def test_middleware_options_are_a_copy():
         ),
         (None, "http.middlewares.m", "exactly one"),
         ({"teleport": {}}, "http.middlewares.m.teleport", "unknown middleware type"),
-        ({"redirectScheme": "https"}, "http.middlewares.m.redirectScheme", "mapping"),
-        ({"stripPrefix": ["/a"]}, "http.middlewares.m.stripPrefix", "mapping"),
+        ({"grpcWeb": "x"}, "http.middlewares.m.grpcWeb", "mapping"),
     ],
 )
 def test_middleware_errors(mw, path, needle):
     err = error(cfg_with(middlewares={"m": mw}))
     assert err.path == path
     assert needle in err.message
+
+
+@pytest.mark.parametrize(
+    ("mw", "why"),
+    [
+        (
+            {"redirectScheme": "https"},
+            "http.middlewares.m.redirectScheme: expected sub-options or true or false",
+        ),
+        ({"stripPrefix": ["/a"]}, "http.middlewares.m.stripPrefix: expected a mapping"),
+        (
+            {"stripPrefix": {"prefixs": ["/a"]}},
+            "http.middlewares.m.stripPrefix.prefixs: unknown key 'prefixs'",
+        ),
+    ],
+)
+def test_bad_options_of_a_middleware_keep_it_with_its_error_and_the_file_reads(mw, why):
+    """Only the routers using it are refused (router.compile); the rest of the file is served."""
+    cfg, warnings = parse_dynamic_with_warnings(
+        cfg_with(middlewares={"m": mw, "ok": {"addPrefix": {"prefix": "/a"}}})
+    )
+    assert cfg.middlewares["m"].error.startswith(why) and cfg.middlewares["m"].options is None
+    assert warnings == [cfg.middlewares["m"].error]
+    assert not cfg.middlewares["ok"].error
 
 
 # -- tls ----------------------------------------------------------------------------------------------
