@@ -50,7 +50,7 @@ async def redirect(
 ) -> None:
     """Traefik's ``redirect.ServeHTTP`` once the URL is known: pass on when ``rx`` does not match or the
     URL does not change, else answer the redirect."""
-    if rx.search(old) is None:
+    if not rx.matches(old):
         await next_handler(ex)
         return
     new = rx.replace_all(old, tpl)

@@ -35,7 +35,7 @@ def build(options: ReplacePathRegex, ctx: BuildContext) -> object:
     def wrap(next_handler: Handler) -> Handler:
         async def replace_path_regex(ex: Exchange) -> None:
             current = ex.path
-            if rx.search(current) is not None:
+            if rx.matches(current):
                 result = rewrite(rx, tpl, current)
                 if isinstance(result, int):
                     text = "Internal Server Error\n" if result == 500 else "Bad Request\n"

@@ -21,11 +21,8 @@ def build(options: StripPrefixRegex, ctx: BuildContext) -> object:
             raw = ex.path
             decoded = decoded_path(raw)
             for rx in regexes:
-                m = rx.search(decoded)
-                if m is None or m[1] == m[0]:
-                    continue
-                prefix = decoded[m[0] : m[1]]
-                if not decoded.startswith(prefix):
+                prefix = rx.find(decoded)
+                if not prefix or not decoded.startswith(prefix):
                     continue
                 wire = stripped(raw, decoded, prefix)
                 if wire is None:

@@ -157,6 +157,15 @@ def test_build_refuses_what_go_refuses_by_option(module, options, option):
 def test_replace_all_is_gos(pattern, text, replacement, want):
     rx = GoRe(pattern, "regex")
     assert rx.replace_all(text, rx.template(replacement)) == want
+    rx._match = None  # the binding's public search, used when RE2's own Match is not reachable
+    assert rx.replace_all(text, rx.template(replacement)) == want
+
+
+def test_offsets_are_go_bytes_and_find_gives_the_leftmost_match():
+    rx = GoRe("(é+)(b)", "regex")
+    assert rx.replace_all("aééb-éb", rx.template("<$2$1>")) == "a<béé>-<bé>"
+    assert GoRe("/t/[a-z]+", "regex").find("/x/t/ab/t/cd") == "/t/ab"
+    assert GoRe("x*", "regex").find("/b") == ""
 
 
 def test_path_helpers_follow_go_url():
