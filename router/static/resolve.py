@@ -251,7 +251,14 @@ class Files:
         return real == self.root or real.startswith(self._prefix)
 
     def resolve(self, path: str) -> Found:
-        """What ``path`` (as the router left it) leads to. Blocking: runs in an executor."""
+        """What ``path`` (as the router left it) leads to. Blocking: runs in an executor. A file system
+        error (permissions, a loop of symlinks, a name too long) is a 404 naming the error."""
+        try:
+            return self._resolve(path)
+        except OSError as exc:
+            return Missing(f"{type(exc).__name__}: {exc.strerror or exc}")
+
+    def _resolve(self, path: str) -> Found:
         try:
             segs, trailing = split_path(path)
         except BadPath as exc:

@@ -101,6 +101,18 @@ def test_browse_lists_with_names_escaped_and_links_encoded(site):
     assert isinstance(files(site).resolve("/empty/"), Missing)  # browse is off by default
 
 
+def test_file_system_errors_are_a_404(site, monkeypatch):
+    def refused(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "scandir", refused)  # what an unreadable directory does (tests run as root)
+    assert files(site, browse=True).resolve("/empty/") == Missing("PermissionError: Permission denied")
+    monkeypatch.undo()
+    os.symlink("loop", site / "loop")
+    assert isinstance(files(site).resolve("/loop"), Missing)
+    assert isinstance(files(site).resolve("/" + "n" * 5000), Missing)
+
+
 def test_try_files_serves_a_single_page_app(site):
     f = files(site, try_files=("{path}", "{path}/", "/index.html"))
     assert f.resolve("/sub/a.txt").variants[0].content == b"alpha"
