@@ -386,16 +386,22 @@ def test_container_labels_give_the_same_options():
         t + "allow.ipallowlist.sourcerange": "10.0.0.0/8,::1",
         t + "allow.ipallowlist.ipstrategy.excludedips": "192.168.0.0/16",
         t + "inflight.inflightreq.amount": "4",
-        t + "shared.ratelimit.redis.endpoints": "redis:6379",
     }
     box = ContainerInfo(
         id="app-id", name="app", labels=labels, ports=(PortBinding(80),), networks={"net": "10.0.0.2"}
     )
-    cfg, _ = build_docker_config([box], DockerSettings(), frozenset())
+    redis = {t + "shared.ratelimit.redis.endpoints": "redis:6379"}
+    other = ContainerInfo(
+        id="other-id", name="other", labels=redis, ports=(PortBinding(80),), networks={"net": "10.0.0.3"}
+    )
+    cfg, records = build_docker_config([box, other], DockerSettings(), frozenset())
     mws = cfg.middlewares
     assert mws["rl"].options == RateLimit(10, 2.0, 20, SourceCriterion(ip_strategy=IPStrategy(depth=1)))
     assert mws["allow"].options == IPAllowList(
         ("10.0.0.0/8", "::1"), IPStrategy(excluded_ips=("192.168.0.0/16",))
     )
     assert mws["inflight"].options.amount == 4 and not mws["inflight"].error
-    assert "redis" in mws["shared"].error and "not supported" in mws["shared"].error
+    # a bad middleware label leaves its container out, naming the label (as every bad label does)
+    assert "shared" not in mws and not records["other"].routed
+    (reason,) = records["other"].reasons
+    assert reason.startswith("label traefik.http.middlewares.shared.ratelimit.redis") and "not supported" in reason
