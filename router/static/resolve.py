@@ -151,19 +151,19 @@ class Redirect:
     is right whatever prefix a middleware stripped before."""
 
     location: str
-    weight: int = 256
+    weight: int = 1024  # with its key (at most MAX_KEY characters) and the objects
 
 
 @dataclass(frozen=True, slots=True)
 class Missing:
     why: str
-    weight: int = 256
+    weight: int = 1024  # with its key (at most MAX_KEY characters) and the objects
 
 
 @dataclass(frozen=True, slots=True)
 class Bad:
     why: str
-    weight: int = 256
+    weight: int = 1024  # with its key (at most MAX_KEY characters) and the objects
 
 
 Found = File | Listing | Redirect | Missing | Bad
@@ -328,7 +328,7 @@ class Files:
         ctype = content_type(full)
         vary = len(found) > 1
         variants = tuple(_variant(r, st, enc, ctype, vary, data) for r, st, enc, data in found)
-        return File(variants, 512 + sum(len(v.content or b"") for v in variants))
+        return File(variants, 1024 + sum(len(v.content or b"") for v in variants))
 
     def _listing(self, real: bytes, segs: list[bytes]) -> Listing:
         rows: list[tuple[bool, bytes]] = []
@@ -356,4 +356,4 @@ class Files:
             f"<body><h1>Index of {title}</h1>\n<ul>\n" + "\n".join(items) + "\n</ul></body></html>\n"
         )
         data = body.encode("utf-8")
-        return Listing(data, 512 + len(data))
+        return Listing(data, 1024 + len(data))

@@ -32,8 +32,8 @@ __all__ = ["CACHE_BYTES", "TTL", "FileCache", "StaticTarget"]
 log = logging.getLogger("dockroute.proxy")
 
 TTL = 1.0  # seconds a resolved path (metadata, small contents) is reused
-CACHE_BYTES = 32 * 1024 * 1024  # budget of one service's cache (contents + ~512 bytes per entry)
-MAX_KEY = 1024  # longer paths are resolved every time rather than cached
+CACHE_BYTES = 32 * 1024 * 1024  # budget of one service's cache (contents + 1 KiB per entry)
+MAX_KEY = 512  # longer paths are resolved every time rather than cached
 
 
 class FileCache:
