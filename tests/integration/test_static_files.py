@@ -126,6 +126,9 @@ async def test_no_path_escapes_the_root_in_any_encoding(proxy, tmp_path):
     cfg["http"]["middlewares"] = {"strip": {"stripPrefix": {"prefixes": ["/x"]}}}
     dr = await proxy(cfg)
     for host in ("files.test", "strip.test"):
+        prefix = "/x" if host == "strip.test" else ""
+        assert (await get(dr.port, prefix + "/docs/guide.txt", host=host))[0] == 200  # reached the files
+        assert (await get(dr.port, prefix + "/..%2f..%2fetc%2fpasswd", host=host))[0] == 400
         for target in TRAVERSALS:
             if host == "strip.test" and target.startswith("/"):
                 target = "/x" + target
