@@ -30,7 +30,6 @@ import asyncio
 import datetime as dt
 import email.utils
 import time
-from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -210,9 +209,12 @@ class CacheStore:
 
     def find(self, key: tuple[str, ...], ex: Exchange) -> Entry | None:
         """The entry for ``key`` and the request's values of the headers it varies on (may be stale)."""
-        found = self.lru.get(key)
-        if type(found) is Variants:
-            found = self.lru.get((key, tuple(ex.header(n) for n in found.names)))
+        try:
+            found = self.lru[key]
+            if type(found) is Variants:
+                found = self.lru[(key, tuple(ex.header(n) for n in found.names))]
+        except KeyError:
+            return None
         return found  # type: ignore[return-value]
 
     def put(
@@ -267,11 +269,16 @@ class CacheMiddleware:
             if method != "GET" and method != "HEAD":
                 await next_handler(ex)
                 return
-            headers = ex.headers
-            cache_control = ex.header("Cache-Control")
-            pragma = ex.header("Pragma") if cache_control is None else None
+            if ex.header_edits:  # as the service will get them
+                cache_control = ex.header("Cache-Control")
+                pragma = ex.header("Pragma") if cache_control is None else None
+                private = ex.header("Authorization") is not None or ex.header("Cookie") is not None
+            else:
+                headers = ex.msg.headers
+                cache_control = headers.get("Cache-Control")
+                pragma = headers.get("Pragma") if cache_control is None else None
+                private = "Authorization" in headers or "Cookie" in headers
             ask = _PLAIN if cache_control is None and pragma is None else Ask(cache_control, pragma)
-            private = _credentials(ex, headers)
             key = (ex.scheme, ex.host, ex.path, ex.raw_query)
             if ask.lookup:
                 entry = store.find(key, ex)
@@ -282,7 +289,14 @@ class CacheMiddleware:
                     elif (entry.public or not private) and (
                         ask is _PLAIN or ask.accepts(now - entry.born, entry.expires - now)
                     ):
-                        await _serve(ex, entry, int(now - entry.born))
+                        sink = ex.client_sink
+                        if ex.sink is sink and not ex.close and ex.msg.version[1] == 1 and not sink.started:
+                            if _write_hit(ex, entry, int(now - entry.born)):
+                                async with asyncio.timeout(ex.ep.write_timeout):
+                                    await ex.request.writer.drain()
+                            await sink.end()  # the access log
+                        else:
+                            await _serve(ex, entry, int(now - entry.born))
                         return
             if ask.only_if_cached:
                 await answer(ex, 504, "504 Gateway Timeout\n", reason="only-if-cached and not in the cache")
@@ -294,42 +308,40 @@ class CacheMiddleware:
         return cache
 
 
-def _credentials(ex: Exchange, headers: Mapping[str, str]) -> bool:
-    """Whether the request carries credentials (``Authorization``, cookies) as the service will get it."""
-    if not ex.header_edits:
-        return "Authorization" in headers or "Cookie" in headers
-    return ex.header("Authorization") is not None or ex.header("Cookie") is not None
+def _write_hit(ex: Exchange, entry: Entry, age: int) -> bool:
+    """Write a HIT straight to the client (HTTP/1.1 keep-alive, no earlier middleware watching the answer):
+    the stored head, ``Age`` and the body in one write. True when the client's buffer needs draining."""
+    transport = ex.transport
+    if transport.is_closing():
+        raise ConnectionResetError("client went away")
+    head = entry.head + b"%d\r\n\r\n" % age
+    body = entry.body
+    if ex.info.method == "HEAD" or not body:
+        transport.write(head)
+        sent = len(head)
+    elif len(body) < _JOIN_BELOW:
+        data = head + body
+        transport.write(data)
+        sent = len(data)
+    else:
+        transport.writelines((head, body))
+        sent = len(head) + len(body)
+    sink = ex.client_sink
+    sink.started = True
+    sink.status = entry.status  # for the access log
+    sink.sent = sent
+    return transport.get_write_buffer_size() > WRITE_HIGH
 
 
 async def _serve(ex: Exchange, entry: Entry, age: int) -> None:
-    """Answer from ``entry``: written straight to the client when nothing else watches the answer."""
-    sink = ex.sink
-    head_only = ex.info.method == "HEAD"
-    if sink is ex.client_sink and not ex.close and ex.msg.version[1] == 1 and not sink.started:
-        transport = ex.transport
-        if transport.is_closing():
-            raise ConnectionResetError("client went away")
-        head = entry.head + b"%d\r\n\r\n" % age
-        body = entry.body
-        if head_only or not body:
-            transport.write(head)
-        elif len(body) < _JOIN_BELOW:
-            transport.write(head + body)
-        else:
-            transport.writelines((head, body))
-        sink.started = True
-        sink.status = entry.status  # type: ignore[attr-defined]  # for the access log
-        sink.sent = len(head) + (0 if head_only else len(body))  # type: ignore[attr-defined]
-        if transport.get_write_buffer_size() > WRITE_HIGH:
-            async with asyncio.timeout(ex.ep.write_timeout):
-                await ex.request.writer.drain()
-        await sink.end()
-        return
+    """Answer from ``entry`` through ``ex.sink`` (an earlier middleware watches the answer, or the client
+    needs other framing: HTTP/1.0, a closing connection)."""
     headers = Headers(entry.headers)
     headers["X-Cache"] = "HIT"
     headers["Age"] = str(age)
+    sink = ex.sink
     await sink.start(entry.status, headers, entry.reason)
-    if not head_only:
+    if ex.info.method != "HEAD":
         await sink.write(entry.body)
     await sink.end()
 

@@ -189,6 +189,16 @@ async def test_credentials_bypass_the_cache_unless_the_answer_is_public(proxy, o
     assert origin.hits["/s?cc=max-age=60"] == 3
 
 
+async def test_credentials_added_by_an_earlier_middleware_count(proxy, origin):
+    cfg = _cfg(origin)
+    cfg["http"]["routers"]["app"]["middlewares"] = ["login", "cache"]
+    cfg["http"]["middlewares"]["login"] = {"headers": {"customRequestHeaders": {"Cookie": "session=svc"}}}
+    dr = await proxy(cfg)
+    async with aiohttp.ClientSession() as http:
+        xcs = [(await _get(http, dr.url("/edited?cc=max-age=60")))[1] for _ in range(2)]
+    assert xcs == ["MISS", "MISS"] and origin.hits["/edited?cc=max-age=60"] == 2
+
+
 async def test_entries_are_never_served_past_their_age(proxy, origin):
     dr = await proxy(_cfg(origin))
     url = dr.url("/old?cc=max-age=60&age=59")  # one second of life left when it arrives
