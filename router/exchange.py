@@ -7,7 +7,8 @@ itself (:mod:`router.forward`), and the feature costs it nothing. A route with m
 (:mod:`router.middlewares`). Each middleware may
 
 - answer itself (a redirect, a 401, a 429, a cached page): :func:`answer`, through ``ex.sink``;
-- change the request before passing it on: ``ex.path``/``ex.raw_query`` (what the backend is asked for),
+- change the request before passing it on: ``ex.path``/``ex.raw_query`` (what the backend is asked for;
+  the path escaped as on the request line),
   ``ex.method``, request headers (:meth:`Exchange.set_header`, :meth:`Exchange.remove_header`, read back
   with :meth:`Exchange.header`), the body (``ex.body``, bytes, once buffered);
 - see and change the response: wrap ``ex.sink`` with a :class:`PassSink` before calling the next handler.
@@ -131,7 +132,9 @@ class Exchange:
         self.close = close  # the client connection closes after this answer
         self.router = router
         self.method: str = info.method
-        self.path: str = info.path  # the path the service is asked for (decoded, normalised)
+        # the path the service is asked for, as it goes on the request line: normalised (unreserved
+        # escapes decoded, dot segments removed) but still escaped (``%2F`` stays), as Go's EscapedPath
+        self.path: str = info.path
         self.raw_query: str = info.raw_query
         self.body: bytes | None = None  # the whole request body once a middleware buffered it
         self.client_sink = TransportSink(self)
