@@ -68,7 +68,7 @@ def delta_seconds(arg: str | None) -> int | None:
     if arg is None:
         return None
     arg = arg.strip()
-    return int(arg) if arg.isdigit() else None
+    return int(arg) if arg.isascii() and arg.isdigit() else None  # "²".isdigit() is true
 
 
 def http_date(value: str | None) -> float | None:

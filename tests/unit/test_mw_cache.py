@@ -121,6 +121,16 @@ def test_expires_counts_from_date() -> None:
     assert freshness(200, h, NOW, 0)[0] == 5.0
 
 
+def test_lifetimes_that_do_not_parse_store_nothing() -> None:
+    for cc in ("max-age=1e3", "max-age=-5", "max-age=\u00b2", "max-age", "s-maxage=x, max-age=60"):
+        assert freshness(200, _h(("Cache-Control", cc)), NOW, 60) is None, cc
+    assert freshness(200, _h(("Cache-Control", "max-age=60"), ("Age", "\u00b2")), NOW, 0) == (
+        60.0,
+        0.0,
+        False,
+    )
+
+
 def test_age_and_date_make_an_answer_older() -> None:
     assert freshness(200, _h(("Cache-Control", "max-age=60"), ("Age", "20")), NOW, 0)[1] == 20.0
     h = _h(("Cache-Control", "max-age=60"), ("Date", _date(NOW - 30)), ("Age", "5"))
