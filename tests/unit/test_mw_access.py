@@ -129,7 +129,7 @@ def test_bad_options_are_refused_by_name(mtype, value, expected):
 
 
 def test_every_traefik_option_is_declared():
-    from discover.docker_options import MIDDLEWARE_OPTIONS
+    from tests.traefik_options import TRAEFIK_OPTIONS
 
     def keys(schema, prefix=""):
         for k, v in schema.items():
@@ -144,7 +144,7 @@ def test_every_traefik_option_is_declared():
         "rateLimit": {},
     }
     for mtype, base in samples.items():
-        for key in keys(MIDDLEWARE_OPTIONS[mtype]):
+        for key in keys(TRAEFIK_OPTIONS[mtype]):
             # every option name is known: setting it is either accepted or refused for its value, never
             # as an unknown key
             value: dict = dict(base)
@@ -404,4 +404,7 @@ def test_container_labels_give_the_same_options():
     # a bad middleware label leaves its container out, naming the label (as every bad label does)
     assert "shared" not in mws and not records["other"].routed
     (reason,) = records["other"].reasons
-    assert reason.startswith("label traefik.http.middlewares.shared.ratelimit.redis") and "not supported" in reason
+    assert (
+        reason.startswith("label traefik.http.middlewares.shared.ratelimit.redis")
+        and "not supported" in reason
+    )
