@@ -248,6 +248,15 @@ def figures(rows: list[Row]) -> list[str]:
         out.append(
             f"cache HIT / Caddy reverse_proxy: {hit / peer:.2f}x req/s (target at least 1x: {verdict})"
         )
+    if CPU_US:
+        out.append("")
+        out.append(
+            "each target's own CPU per request (µs, user+system, all threads; the backend not counted):"
+        )
+        out.extend(f"  {name:<17} {us:>6.0f}" for name, us in CPU_US.items())
+        plain_cpu, chain_cpu = CPU_US.get("dockroute"), CPU_US.get("dockroute-chain")
+        if plain_cpu and chain_cpu:
+            out.append(f"  the chain costs {(chain_cpu / plain_cpu - 1) * 100:+.0f}% CPU per request")
     return out
 
 
