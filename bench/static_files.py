@@ -313,6 +313,7 @@ def main(argv: list[str]) -> int:
     command = "python -m bench.static_files" + ("" if not argv else " " + shlex.join(argv))
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-static-"))
+    tmp.chmod(0o755)  # nginx's workers run as an unprivileged user when the bench runs as root
     rows: list[StaticRow] = []
     interrupted = False
     try:
