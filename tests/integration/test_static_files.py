@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.integration.harness import raw_exchange, routers
+from tests.integration.harness import raw_exchange, routers, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +144,9 @@ async def test_a_one_gib_sparse_file_goes_with_sendfile_and_flat_memory(proxy, t
         f.truncate(GIB)
         f.seek(GIB - len(TAIL))
         f.write(TAIL)
-    dr = await proxy(config(root))
+    cfg = config(root, strip={"rule": "Host(`strip.test`)", "service": "files", "middlewares": ["strip"]})
+    cfg["http"]["middlewares"] = {"strip": {"stripPrefix": {"prefixes": ["/x"]}}}
+    dr = await proxy(cfg)
     status, h, body = await get(dr.port, "/big.bin", extra=f"Range: bytes=-{len(TAIL)}\r\n")
     assert (status, body) == (206, TAIL)
     assert h["content-range"] == f"bytes {GIB - len(TAIL)}-{GIB - 1}/{GIB}"
@@ -170,6 +172,26 @@ async def test_a_one_gib_sparse_file_goes_with_sendfile_and_flat_memory(proxy, t
     # sendfile: a few hundred calls for the whole GiB, where reading 256 KiB at a time would take 4096
     # reads and 4096 writes
     assert _io(pid)["syscw"] - io_before["syscw"] < 4096
+
+    # clients that leave mid-file: nothing logged as an error, no descriptor of the file left open
+    for host in ("files.test", "strip.test") * 3:
+        reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+        writer.write(f"GET /big.bin HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        await reader.readexactly(1 << 20)
+        writer.transport.abort()
+    await wait_for(lambda: not any(os.path.basename(p) == "big.bin" for p in _open_files(pid)))
+    assert (await get(dr.port, "/docs/guide.txt"))[0] == 200
+    assert " ERROR " not in dr.log() and "Traceback" not in dr.log()
+
+
+def _open_files(pid: int) -> list[str]:
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
 
 
 def _io(pid: int) -> dict[str, int]:
