@@ -50,6 +50,7 @@ Handler = Callable[["Exchange"], Awaitable[None]]
 
 WRITE_HIGH = 1 << 20  # client write buffer above which a producer waits (the client's pace)
 _BODYLESS = frozenset({204, 304})
+_FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive"})  # the last sink's to write
 
 
 class Sink:
@@ -229,6 +230,10 @@ class TransportSink(Sink):
         self.bodyless = False
         self.started = False
         self.ended = False
+        # The head waits for the body's first bytes, so that a whole answer leaves in one write (one
+        # system call, as the path without middlewares); if nothing follows within this turn of the
+        # event loop (a stream whose body is slow to come), it is sent on its own at the next turn.
+        self.head = b""
 
     async def start(self, status: int, headers: Headers, reason: str = "") -> None:
         ex = self.ex
@@ -242,7 +247,7 @@ class TransportSink(Sink):
         lines = [f"HTTP/1.1 {status} {phrase}\r\n"]
         has_length = "Content-Length" in headers
         for name, value in headers.items():
-            if name.lower() in ("transfer-encoding", "connection", "keep-alive"):
+            if name.lower() in _FRAMING:
                 continue
             lines.append(f"{name}: {value}\r\n")
         if not has_length and not self.bodyless:
@@ -256,7 +261,14 @@ class TransportSink(Sink):
         elif http10:
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
-        await self._put("".join(lines).encode("latin-1", "replace"))
+        self.head = "".join(lines).encode("latin-1", "replace")
+        asyncio.get_running_loop().call_soon(self._flush_head)
+
+    def _flush_head(self) -> None:
+        if self.head and not self.ex.transport.is_closing():
+            self.ex.transport.write(self.head)
+            self.sent += len(self.head)
+        self.head = b""
 
     async def write(self, data: bytes) -> None:
         if not data or self.bodyless:
@@ -271,6 +283,8 @@ class TransportSink(Sink):
         self.ended = True
         if self.chunked:
             await self._put(b"0\r\n\r\n")
+        elif self.head:
+            await self._put(b"")
         ex = self.ex
         if ex.ep.access_log is not None:
             ex.ep.log(ex.request, ex.info, self.status, self.sent, ex.router, ex.upstream, ex.reason)
@@ -279,6 +293,9 @@ class TransportSink(Sink):
         transport = self.ex.transport
         if transport.is_closing():
             raise ConnectionResetError("client went away")
+        if self.head:
+            data = self.head + data
+            self.head = b""
         transport.write(data)
         self.sent += len(data)
         if transport.get_write_buffer_size() > WRITE_HIGH:

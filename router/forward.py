@@ -102,6 +102,16 @@ async def forward_exchange(ex: Exchange, target: ServiceTarget) -> None:
         ex.close = True
         await answer(ex, 502, error_body(502), reason=f"{up.url}: unrequested 101")
         return
+    client = ex.client_sink
+    if ex.sink is client:
+        # No middleware watches the answer (only the request was theirs: auth, limits, paths): relay it
+        # as raw bytes, as a route without middlewares does, rather than through header objects.
+        client.started = client.ended = True
+        sent = await respond(
+            ep, ex.request, ex.transport, msg, conn, ex.info, target, up, ex.close, set_cookies, body_task
+        )
+        ex.close = not sent.keep_alive
+        return
     await relay(ex, conn, up, set_cookies, body_task)
 
 

@@ -119,24 +119,25 @@ async def relay(
 
 def response_headers(conn: Connection, set_cookies: list[str] | None) -> tuple[Headers, bytes | None]:
     """The backend's end-to-end response headers (text) and its Content-Length value if any: what
-    :func:`_head_lines` writes, for the middlewares to see."""
-    headers = Headers()
+    :func:`_head_lines` writes, for the middlewares to see (built in one call: this is per request)."""
     length: bytes | None = None
     tokens: frozenset[bytes] = frozenset()
-    for name, value in conn.headers:
-        ln = name.lower()
-        if ln == b"connection":
-            tokens = frozenset(t.strip().lower() for t in value.split(b","))
-        elif ln == b"content-length":
-            length = value
-    for name, value in conn.headers:
-        ln = name.lower()
-        if ln in RESPONSE_DROP or ln in tokens:
-            continue
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
-    for sc in set_cookies or ():
-        headers.add("Set-Cookie", sc)
-    return headers, length
+    raw = conn.headers
+    for name, value in raw:
+        if len(name) in (10, 14):
+            ln = name.lower()
+            if ln == b"connection":
+                tokens = frozenset(t.strip().lower() for t in value.split(b","))
+            elif ln == b"content-length":
+                length = value
+    pairs = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in raw
+        if (ln := name.lower()) not in RESPONSE_DROP and ln not in tokens
+    ]
+    if set_cookies:
+        pairs.extend(("Set-Cookie", sc) for sc in set_cookies)
+    return Headers(pairs), length
 
 
 def _head_lines(
