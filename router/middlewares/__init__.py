@@ -10,7 +10,8 @@ naming router, middleware and option, and every other router is served.
 A ``Wrap`` takes the next handler and returns the handler that runs this middleware first; the object
 ``build`` returns holds whatever state the middleware keeps (rate-limit buckets, a circuit breaker's
 counters), and is kept across reloads while the middleware's options do not change (see
-:func:`build_chain`). Handlers take an :class:`~router.exchange.Exchange`.
+:func:`build_chain`), unless its module says ``REUSE = False``. Handlers take an
+:class:`~router.exchange.Exchange`.
 """
 
 from __future__ import annotations
@@ -105,8 +106,10 @@ def implemented(mtype: str) -> bool:
     return _module(mtype) is not None
 
 
-# A built middleware kept across compiles: (router, middleware name) → (type, options, built object).
-Built = dict[tuple[str, str], tuple[str, Any, Any]]
+# A built middleware kept across compiles: (router, the chain's middleware names, position in it) → (type,
+# options, built object). A module with ``REUSE = False`` is built again on every compile (its object
+# holds references into the configuration, e.g. the service ``errors`` fetches pages from).
+Built = dict[tuple[str, tuple[str, ...], int], tuple[str, Any, Any]]
 
 
 def build_chain(
@@ -124,13 +127,18 @@ def build_chain(
     if isinstance(flat, str):
         return flat
     wraps: list[Wrap] = []
-    for mw in flat:
+    chain = tuple(m.name for m in flat)
+    for position, mw in enumerate(flat):
         module = _module(mw.type)
         if module is None:
             return f"middleware {mw.name} ({mw.type}) is not supported"
-        key = (ctx.router, mw.name)
+        # One object per place in a router's chain, as Traefik builds one per router and entry point: a
+        # router whose entry points have different middlewares has one rate limiter per chain, and a
+        # middleware listed twice counts twice, before and after a reload alike.
+        key = (ctx.router, chain, position)
         old = (previous or {}).get(key)
-        if old is not None and old[0] == mw.type and old[1] == mw.options:
+        reusable = getattr(module, "REUSE", True)
+        if reusable and old is not None and old[0] == mw.type and old[1] == mw.options:
             obj = old[2]
         else:
             try:

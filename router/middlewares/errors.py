@@ -87,6 +87,11 @@ def _page_exchange(ex: Exchange, target: str, keep: tuple[str, ...], sink: Sink)
     return page
 
 
+# The page service's handler is taken when the chain is built: a reload must build it again (the service's
+# servers may have changed, or the service may be gone), so the built object is never reused.
+REUSE = False
+
+
 def build(options: ErrorPage, ctx: BuildContext) -> object:
     try:
         ranges = status_ranges(options.status)

@@ -28,7 +28,7 @@ import ssl
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import urljoin
 
 import aiohttp
 from multidict import CIMultiDict
@@ -103,8 +103,7 @@ def request_uri(ex: Exchange) -> str:
     raw = ex.msg.path
     if ex.path == ex.info.path and ex.raw_query == ex.info.raw_query and raw.startswith("/"):
         return raw
-    path = quote(ex.path, safe="/:@!$&'()*+,;=-._~")
-    return f"{path}?{ex.raw_query}" if ex.raw_query else path
+    return ex.target  # ex.path is escaped already (as on the request line): never escape it twice
 
 
 class _ForwardAuth:
@@ -163,9 +162,15 @@ class _ForwardAuth:
     def client(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
             self.loop = asyncio.get_running_loop()
-            connector = aiohttp.TCPConnector(ssl=self.tls if self.tls is not None else True)
+            # limit=0: no cap on connections to the auth server (Go's client has none; aiohttp's 100
+            # would queue every auth request past it)
+            connector = aiohttp.TCPConnector(ssl=self.tls if self.tls is not None else True, limit=0)
             self.session = aiohttp.ClientSession(
                 connector=connector,
+                # No cookie jar: a Set-Cookie from the auth server to one client must never be sent on
+                # another client's auth request (that would log anyone in as the last user). Go's
+                # http.Client, which Traefik uses, keeps no cookies either.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT),
                 auto_decompress=False,
                 # none of aiohttp's own: the auth server sees the client's (Traefik sends no User-Agent
@@ -372,6 +377,11 @@ def _check_names(names: Iterable[str], option: str) -> None:
     for i, name in enumerate(names):
         if not name or any(c not in _TOKEN for c in name):
             raise MiddlewareError(f"{option}[{i}]", f"not a valid header name: {name!r}")
+
+
+# Rebuilt on every configuration change, as Traefik does: the TLS files are read again (a rotated client
+# certificate is picked up) and nothing else is kept.
+REUSE = False
 
 
 def build(options: ForwardAuth, ctx: BuildContext) -> object:

@@ -318,3 +318,42 @@ async def test_a_slow_bcrypt_check_does_not_stall_other_requests(proxy, backends
             assert (await _get(http, dr.url("/"), {"Host": "open.test"}))[0] == 200
         assert not checking.done()
         assert (await checking)[0] == 200
+
+
+async def test_forward_auth_never_carries_one_clients_cookies_to_another(proxy, backends):
+    """The auth server's Set-Cookie for one client must not be sent on the next client's auth request
+    (a client cookie jar would log anyone in as the last user). The address is a name, not an IP:
+    aiohttp's jar keeps cookies only for names, which is what real setups use (http://authelia:9091)."""
+    (b,) = await backends("b")
+
+    async def verify(request: web.Request) -> web.Response:
+        session = request.cookies.get("session")
+        if request.headers.get("X-Login") == "alice":
+            resp = web.Response(text="hello alice", headers={"Remote-User": "alice"})
+            resp.set_cookie("session", "alice")
+            return resp
+        if session == "alice":
+            return web.Response(text="ok", headers={"Remote-User": "alice"})
+        return web.Response(status=401, text="who are you?")
+
+    app = web.Application()
+    app.router.add_get("/verify", verify)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        auth = {
+            "forwardAuth": {
+                "address": f"http://localhost:{port}/verify",
+                "authResponseHeaders": ["Remote-User"],
+            }
+        }
+        dr = await proxy(_cfg(b, auth))
+        async with aiohttp.ClientSession() as alice, aiohttp.ClientSession() as nobody:
+            assert (await _get(alice, dr.url("/"), {**HOST, "X-Login": "alice"}))[0] == 200
+            status, _, body = await _get(nobody, dr.url("/"), HOST)
+            assert (status, body) == (401, "who are you?")
+    finally:
+        await runner.cleanup()

@@ -274,3 +274,22 @@ async def test_basic_auth_checks_once_then_answers_from_the_cache(monkeypatch):
     await handler(ex)
     assert ex.sink.status == 401 and ex.sink.headers["WWW-Authenticate"] == 'Basic realm="traefik"'
     await asyncio.sleep(0)
+
+
+def test_forwarded_uri_after_a_path_middleware_is_escaped_once():
+    """ex.path is already escaped as on the request line: a path middleware's result is sent as it is in
+    X-Forwarded-Uri (Authelia and Authentik match their rules on it), never escaped a second time."""
+    from types import SimpleNamespace
+
+    from multidict import CIMultiDict
+
+    from router.exchange import Exchange
+    from router.middlewares.forward_auth import request_uri
+    from router.rules import RequestInfo
+
+    msg = SimpleNamespace(version=(1, 1), headers=CIMultiDict(), path="/api/a%20b%3Fc?x=1")
+    info = RequestInfo("GET", "a.test", "/api/a%20b%3Fc", "x=1", msg.headers, "127.0.0.1")
+    ex = Exchange(SimpleNamespace(), None, None, msg, info, "a.test", False, "r")
+    assert request_uri(ex) == "/api/a%20b%3Fc?x=1"
+    ex.path = "/a%20b%3Fc"  # what stripPrefix /api leaves
+    assert request_uri(ex) == "/a%20b%3Fc?x=1"

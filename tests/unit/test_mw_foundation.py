@@ -150,7 +150,8 @@ def test_chains_expand_in_order_and_entry_point_middlewares_run_first():
     eps = (EntryPoint("web", ":80", middlewares=("outer",)),)  # bare: the router's provider
     compiled = _compiled(mws, [Router("r", "Host(`a.test`)", "s", middlewares=("both",))], eps)
     assert isinstance(_route(compiled).target, MiddlewareTarget)
-    assert [name for _, name in compiled.middlewares] == ["outer@file", "one@file", "two@file"]
+    chain = ("outer@file", "one@file", "two@file")
+    assert list(compiled.middlewares) == [("r@file", chain, i) for i in range(3)]
     seen = []
 
     async def final(ex):
@@ -167,9 +168,30 @@ def test_built_middlewares_are_kept_across_compiles_while_their_options_do_not_c
     routers = [Router("r", "Host(`a.test`)", "s", middlewares=("p",))]
     first = _compiled(mws, routers)
     second = _compiled(mws, routers, previous=first.middlewares)
-    assert second.middlewares[("r@file", "p@file")][2] is first.middlewares[("r@file", "p@file")][2]
+    key = ("r@file", ("p@file",), 0)
+    assert second.middlewares[key][2] is first.middlewares[key][2]
     third = _compiled({"p": {"addPrefix": {"prefix": "/b"}}}, routers, previous=second.middlewares)
-    assert third.middlewares[("r@file", "p@file")][2] is not first.middlewares[("r@file", "p@file")][2]
+    assert third.middlewares[key][2] is not first.middlewares[key][2]
+
+
+def test_each_place_in_a_chain_has_its_own_object_before_and_after_a_reload():
+    """A router whose entry points add different middlewares has one object per chain (Traefik builds one
+    per router and entry point), and keeps exactly that after a reload; a module saying REUSE = False
+    (errors: it holds the page service's handler) is built again on every compile."""
+    mws = {"p": {"addPrefix": {"prefix": "/a"}}, "q": {"addPrefix": {"prefix": "/q"}}}
+    eps = (EntryPoint("web", ":80", middlewares=("q",)), EntryPoint("admin", ":81"))
+    routers = [Router("r", "Host(`a.test`)", "s", middlewares=("p", "p"))]
+    first = _compiled(mws, routers, eps)
+    second = _compiled(mws, routers, eps, previous=first.middlewares)
+    objects = [v[2] for v in first.middlewares.values()]
+    assert len(first.middlewares) == 5 and len({id(o) for o in objects}) == 5
+    assert all(second.middlewares[k][2] is v[2] for k, v in first.middlewares.items())
+    pages = {"pages": {"errors": {"status": ["500"], "service": "s", "query": "/"}}}
+    routers = [Router("r", "Host(`a.test`)", "s", middlewares=("pages",))]
+    first = _compiled(pages, routers)
+    second = _compiled(pages, routers, previous=first.middlewares)
+    key = ("r@file", ("pages@file",), 0)
+    assert second.middlewares[key][2] is not first.middlewares[key][2]
 
 
 def test_references_across_providers_and_refusals_name_router_and_middleware(caplog):
