@@ -225,8 +225,10 @@ class UsersSource:
     The file is looked at (one ``stat`` in a worker thread) at most every :data:`REFRESH_INTERVAL`
     seconds, by the first request after that interval, which waits for the look so that a user removed
     from the file is refused from then on; concurrent requests share the one look. Nothing touches the
-    disk on the loop. A file that cannot be read or holds a bad line keeps the users read before, with
-    one log line per distinct problem.
+    disk on the loop. A file that cannot be read (deleted, no permission) or holds a bad line fails
+    closed: none of its users is accepted (``users`` still are) until it is fixed, with one log line per
+    distinct problem. Keeping the users read before would keep a revocation from taking effect: a user
+    removed in the same edit that broke a line, or every user of a deleted file, would still get in.
     """
 
     def __init__(self, name: str, users: tuple[str, ...], users_file: str, parse: Parse) -> None:
@@ -262,35 +264,41 @@ class UsersSource:
         finally:
             self.next_check = time.monotonic() + REFRESH_INTERVAL
             self._pending = None
-        if isinstance(result, str):
-            if result != self._last_problem:
-                self._last_problem = result
+        if result is None:
+            return
+        users, self.stamp, problem = result
+        if problem:
+            self.users = users
+            if problem != self._last_problem:
+                self._last_problem = problem
                 log.error(
-                    "middleware %s: %s; keeping the %d users read before", self.name, result, len(self.users)
+                    "middleware %s: %s; none of the file's users is accepted until it is fixed "
+                    "(%d inline users still are)",
+                    self.name,
+                    problem,
+                    len(users),
                 )
             return
         self._last_problem = ""
-        if result is not None:
-            self.users, self.stamp = result
-            log.info(
-                "middleware %s: usersFile %s read again (%d users)", self.name, self.path, len(self.users)
-            )
+        self.users = users
+        log.info("middleware %s: usersFile %s read again (%d users)", self.name, self.path, len(users))
 
     def _reload(
         self, stamp: tuple[int, int, int] | None
-    ) -> tuple[Mapping[str, str], tuple[int, int, int]] | str | None:
-        """In a worker thread: the new users and stamp, None when the file did not change, or why the
-        file cannot be used."""
+    ) -> tuple[Mapping[str, str], tuple[int, int, int] | None, str] | None:
+        """In a worker thread: (the users, the file's stamp, why the file cannot be used or ""), or None
+        when the file did not change. An unusable file gives the inline users alone (fail closed); an
+        unreadable one has no stamp, so it is tried again at the next look."""
         try:
             if file_stamp(os.stat(self.path)) == stamp:
                 return None
             lines, new_stamp = read_lines(self.path)
         except OSError as exc:
-            return f"usersFile {self.path}: {exc.strerror or exc}"
+            return self.parse([], self.inline, ""), None, f"usersFile {self.path}: {exc.strerror or exc}"
         try:
-            return self.parse(lines, self.inline, self.path), new_stamp
+            return self.parse(lines, self.inline, self.path), new_stamp, ""
         except UsersError as exc:
-            return str(exc)
+            return self.parse([], self.inline, ""), new_stamp, str(exc)
 
 
 def valid_header_name(name: str) -> bool:

@@ -85,9 +85,20 @@ async def test_users_file_change_is_picked_up(proxy, backends, tmp_path):
 
         await wait_for(switched, timeout=10)
         assert (await _get(http, dr.url("/"), _basic("alice", PASSWORD)))[0] == 401  # removed: refused
-        users.unlink()  # unreadable: the last users read stay, with one log line
-        await wait_for(lambda: "usersFile " + str(users) in dr.log(), timeout=10)
-        assert (await _get(http, dr.url("/"), _basic("bob", "bobpw")))[0] == 200
+        users.unlink()  # deleted: its users are revoked (fail closed), with one log line naming it
+
+        async def refused(user: str, password: str) -> bool:
+            return (await _get(http, dr.url("/"), _basic(user, password)))[0] == 401
+
+        await wait_for(lambda: refused("bob", "bobpw"), timeout=10)  # the file is looked at by requests
+        assert f"usersFile {users}: No such file" in dr.log()
+        users.write_text(bob + "\n")
+        await wait_for(switched, timeout=10)
+        carol = "carol:" + bcrypt.hashpw(b"carolpw", bcrypt.gensalt(4)).decode()
+        tmp.write_text(f"{carol}\nmallory:plain-text\n")  # bob removed in an edit that broke a line
+        os.replace(tmp, users)
+        await wait_for(lambda: refused("bob", "bobpw"), timeout=10)
+        assert await refused("carol", "carolpw") and f"usersFile {users} line 2: user 'mallory'" in dr.log()
 
 
 def _digest_header(

@@ -120,19 +120,31 @@ def test_users_file_lines_skip_comments_and_blanks(tmp_path):
     assert lines == [f"alice:{SHA_VECTOR[1]}"] and stamp[1] == f.stat().st_size
 
 
-async def test_users_file_is_read_again_when_it_changes_and_kept_when_unreadable(tmp_path, monkeypatch):
+async def test_users_file_is_read_again_when_it_changes_and_fails_closed(tmp_path, monkeypatch, caplog):
+    """A deleted or broken usersFile revokes all of its users (inline ``users`` stay) until it is fixed,
+    with one log line per problem naming the file: keeping the old users would let a user removed in the
+    same edit, or every user of a deleted file, still log in."""
     monkeypatch.setattr(htpasswd, "REFRESH_INTERVAL", 0.0)
     f = tmp_path / "users"
     f.write_text(f"alice:{SHA_VECTOR[1]}\n")
-    src = htpasswd.UsersSource("m@file", (), str(f), basic_users)
-    assert set(await src.current()) == {"alice"}
+    src = htpasswd.UsersSource("m@file", (f"inline:{SHA_VECTOR[1]}",), str(f), basic_users)
+    assert set(await src.current()) == {"alice", "inline"}
     f.write_text(f"bob:{SHA_VECTOR[1]}\n")
     os.utime(f, ns=(1, 1))  # a different mtime whatever the clock's granularity
-    assert set(await src.current()) == {"bob"}
+    assert set(await src.current()) == {"bob", "inline"}
     f.unlink()
-    assert set(await src.current()) == {"bob"}  # unreadable: the last good users stay
-    f.write_text("carol:plain\n")
-    assert set(await src.current()) == {"bob"}  # a bad line: the last good users stay
+    for _ in range(2):
+        assert set(await src.current()) == {"inline"}  # unreadable: none of the file's users
+    f.write_text(f"carol:{SHA_VECTOR[1]}\n")
+    assert set(await src.current()) == {"carol", "inline"}  # fixed: read again
+    f.write_text(f"dave:{SHA_VECTOR[1]}\nerin:plain\n")
+    os.utime(f, ns=(2, 2))
+    for _ in range(2):
+        assert set(await src.current()) == {"inline"}  # a bad line: none of the file's users
+    problems = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(problems) == 2, problems  # one line per distinct problem, not one per look
+    assert str(f) in problems[0] and "No such file" in problems[0]
+    assert f"usersFile {f} line 2" in problems[1] and "'erin'" in problems[1]
 
 
 def test_basic_credentials_parse_like_go():
