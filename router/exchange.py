@@ -200,6 +200,14 @@ class Exchange:
         parts: list[bytes] = []
         size = 0
         content = self.request.content
+        if (
+            not content.is_eof()
+            and self.msg.version[1] == 1
+            and self.msg.headers.get("Expect", "").lower() == "100-continue"
+            and not self.transport.is_closing()
+        ):
+            # The client waits for this before sending its body (Go sends it on the first read too).
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         async with asyncio.timeout(self.ep.read_timeout):
             while True:
                 data = await content.readany()
@@ -243,12 +251,20 @@ class TransportSink(Sink):
         self.status = status
         self.bodyless = ex.info.method == "HEAD" or status in _BODYLESS or status < 200
         http10 = ex.msg.version[1] == 0
+        if ex.request is not None and not ex.request.content.is_eof():
+            # Answered before the request body arrived whole (a 401 to a request waiting for
+            # 100 Continue, say): what follows on this connection cannot be told from that body.
+            ex.close = True
         phrase = reason or _phrase(status)
         lines = [f"HTTP/1.1 {status} {phrase}\r\n"]
         has_length = "Content-Length" in headers
         for name, value in headers.items():
             if name.lower() in _FRAMING:
                 continue
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                # never split a response: a middleware's header (a realm, a URL from the configuration)
+                # holding a line break fails the answer (a 500 from the chain) rather than go out
+                raise ValueError(f"response header {name!r} holds a line break")
             lines.append(f"{name}: {value}\r\n")
         if not has_length and not self.bodyless:
             if http10:

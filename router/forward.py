@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,12 @@ async def forward_exchange(ex: Exchange, target: ServiceTarget) -> None:
         await answer(ex, 503, error_body(503), reason=f"service {target.service}: no available server")
         return
     balancer, up, cookies, set_cookies = picked
-    head = _RequestHead(ep, msg, ex.info, ex.host_header, ex)
+    try:
+        head = _RequestHead(ep, msg, ex.info, ex.host_header, ex)
+    except BadEdit as exc:
+        log.warning("router %s: %s; answered 500", ex.router, exc)
+        await answer(ex, 500, error_body(500), reason=str(exc))
+        return
     sent = await _send(ep, ex.request, ex.transport, msg, head, balancer, up, cookies, ex.body)
     if type(sent) is Failure:
         ex.upstream, ex.failed = sent.up, sent.why
@@ -208,9 +214,12 @@ class _RequestHead:
                 continue
             append(name + b": " + value + b"\r\n")
         if edits:
-            for name_s, value_s in edits.values():
-                if value_s is not None and name_s.lower() != "x-forwarded-for":  # see _edited
-                    append(f"{name_s}: {value_s}\r\n".encode("latin-1", "replace"))
+            for lname, (name_s, value_s) in edits.items():
+                # framing and hop-by-hop headers are the proxy's own, never a middleware's (a
+                # Content-Length copied from an auth server would smuggle a second request)
+                if value_s is None or lname == "x-forwarded-for" or lname in _NOT_EDITABLE:  # XFF: _edited
+                    continue
+                append(_edit_line(name_s, value_s))
         # Only WebSocket is tunnelled: aiohttp's parser switches to raw mode for it alone (for other
         # protocols, h2c say, it would drop the bytes that follow), so any other Upgrade is proxied as a
         # plain request without its hop-by-hop Upgrade header.
@@ -285,6 +294,23 @@ def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header:
     )
 
 
+class BadEdit(ValueError):
+    """A middleware asked for a request header that cannot be sent as it is (a line break in it)."""
+
+
+_NOT_EDITABLE = frozenset(n.decode() for n in REQUEST_DROP)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _edit_line(name: str, value: str) -> bytes:
+    """One header line a middleware set. A value with CR, LF or NUL (a decoded ``%0D%0A`` in a path
+    a regex captured, a header an auth server answered) would start another header, or another
+    request: refused, as Go refuses to send it. Values go out as UTF-8, as Go sends a string's bytes."""
+    if not _HEADER_NAME.fullmatch(name) or "\r" in value or "\n" in value or "\0" in value:
+        raise BadEdit(f"header {name!r} set by a middleware holds a line break or an invalid name")
+    return f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
+
+
 def _edited(block: bytes, edits: dict[str, tuple[str, str | None]], client_ip: str) -> bytes:
     """The X-Forwarded-* lines with a middleware's edits over them (Traefik's middlewares change what its
     entry point set): an edited name is sent as edited (with the other edits) or, removed, not at all; an
@@ -295,7 +321,7 @@ def _edited(block: bytes, edits: dict[str, tuple[str, str | None]], client_ip: s
         if not line or name not in edits:
             out.append(line)
         elif name == "x-forwarded-for" and edits[name][1] is not None:
-            out.append(f"X-Forwarded-For: {edits[name][1]}, {client_ip}".encode("latin-1", "replace"))
+            out.append(_edit_line("X-Forwarded-For", f"{edits[name][1]}, {client_ip}")[:-2])
     return b"\r\n".join(out)
 
 

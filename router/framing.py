@@ -108,7 +108,7 @@ async def relay(
         ex.reason, ex.close = f"client went away or too slow during the response ({exc})", True
         conn.close()
         ex.transport.close()
-    except asyncio.CancelledError:
+    except BaseException:  # cancelled, or a middleware's sink failed: never leave the connection open
         abandon(conn, body_task)
         raise
     if body_task is not None and not body_task.done():

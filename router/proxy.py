@@ -80,7 +80,12 @@ class EntryPointHandler:
             return self.reply(request, transport, 404, close, info, "no router matched")
         if table.options_in_use and self._misdirected(transport, route.tls_options):
             return self.reply(request, transport, 421, close, info, "TLS options of the router differ")
-        return await route.target.handle(self, request, transport, msg, info, host_header, close)
+        sent = await route.target.handle(self, request, transport, msg, info, host_header, close)
+        if sent.keep_alive and not request.content.is_eof():
+            # Answered before the request body arrived whole (a redirect or a 401 to a client waiting for
+            # 100 Continue): the rest of the connection cannot be told from that body, so it closes.
+            return SENT_CLOSE
+        return sent
 
     @staticmethod
     def _misdirected(transport: Any, options: str | None) -> bool:
@@ -105,6 +110,8 @@ class EntryPointHandler:
         up: Any = None,
     ) -> Sent:
         """Answer with the fixed error page for ``status``; ``why`` goes to the access log only."""
+        if not close and not request.content.is_eof():
+            close = True  # the body was never read: the connection cannot carry another request
         data = CANNED[(status, close)] if status != 421 else _MISDIRECTED[close]
         if not transport.is_closing():
             transport.write(data)

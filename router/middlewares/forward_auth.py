@@ -98,12 +98,11 @@ def request_headers(ex: Exchange) -> list[tuple[str, str]]:
 
 
 def request_uri(ex: Exchange) -> str:
-    """Go's ``URL.RequestURI()`` of the request as the service would get it: the client's own bytes
-    when no middleware changed the path, else the path escaped again."""
-    raw = ex.msg.path
-    if ex.path == ex.info.path and ex.raw_query == ex.info.raw_query and raw.startswith("/"):
-        return raw
-    return ex.target  # ex.path is escaped already (as on the request line): never escape it twice
+    """The request's URI as the service will get it (path normalised, dot segments removed: what
+    Traefik sends once it has sanitised the path), never the client's raw target: an auth rule for
+    ``/public/`` must not pass ``/public/../admin`` that the service gets as ``/admin``. ``ex.path`` is
+    escaped already, as on the request line, so it is sent as it is."""
+    return ex.target
 
 
 class _ForwardAuth:

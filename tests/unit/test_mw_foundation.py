@@ -231,7 +231,8 @@ def _exchange(method="GET", version=(1, 1)):
     msg = SimpleNamespace(version=version, headers=CIMultiDict())
     info = RequestInfo(method, "a.test", "/", "", msg.headers, "127.0.0.1")
     t = _Transport()
-    return Exchange(ep, None, t, msg, info, "a.test", False, "r"), t
+    request = SimpleNamespace(content=SimpleNamespace(is_eof=lambda: True))  # no body left to read
+    return Exchange(ep, request, t, msg, info, "a.test", False, "r"), t
 
 
 def test_an_answer_with_a_length_is_sent_as_is_and_head_gets_no_body():
@@ -262,3 +263,12 @@ def test_a_sink_that_drops_the_length_gets_chunked_and_an_http10_client_a_close(
     ex.sink = _Upper(ex.sink)
     asyncio.run(answer(ex, 200, "hello"))
     assert b"Connection: close\r\n" in t.data and t.data.endswith(b"\r\n\r\nHELLO") and ex.close
+
+
+def test_a_response_header_with_a_line_break_is_never_written():
+    """A realm or URL from the configuration with CR/LF would split the answer: it fails instead (the
+    chain answers 500), and nothing reaches the client."""
+    ex, t = _exchange()
+    with pytest.raises(ValueError, match="line break"):
+        asyncio.run(answer(ex, 401, "no", [("WWW-Authenticate", 'Basic realm="x"\r\nSet-Cookie: sid=evil')]))
+    assert t.data == b""

@@ -145,7 +145,8 @@ def _exchange(method="GET", headers=None, scheme="http", host="app.test", truste
     msg = SimpleNamespace(version=(1, 1), headers=CIMultiDict(headers or {}))
     info = RequestInfo(method, host, "/", "", msg.headers, "10.0.0.9")
     t = _Transport()
-    return Exchange(ep, None, t, msg, info, host, False, "r"), t
+    request = SimpleNamespace(content=SimpleNamespace(is_eof=lambda: True))  # no body left to read
+    return Exchange(ep, request, t, msg, info, host, False, "r"), t
 
 
 def _run(options, ex, backend_headers=(), status=200, body=b"ok", mtype=headers_mw):
