@@ -234,7 +234,14 @@ def run_section(rows: list[Row], command: str, duration: int) -> str:
 
 # Sections other benchmarks keep between their own pairs of markers (bench.docker_latency, bench.https,
 # bench.reload): they survive the rotation of the HTTP runs and always come after them.
-_OTHER_MARKS = ("<!-- docker-latency -->", "<!-- https -->", "<!-- reload -->")
+_OTHER_MARKS = (
+    "<!-- docker-latency -->",
+    "<!-- https -->",
+    "<!-- reload -->",
+    "<!-- static-files -->",
+    "<!-- compress -->",
+    "<!-- cache -->",
+)
 
 
 def write_results(section: str) -> Path:
