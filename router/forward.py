@@ -242,7 +242,8 @@ class _RequestHead:
                 self.has_body = cl != "0"
         trusted = ep.trusted.trusts(info.client_ip) if ep.trusted else False
         forwarded = _forwarded(ep, headers, info.client_ip, host_header, trusted)
-        append(_edited(forwarded, edits, info.client_ip) if edits else forwarded)
+        edits_forwarded = edits and not _FORWARDED_NAMES.isdisjoint(edits)
+        append(_edited(forwarded, edits, info.client_ip) if edits_forwarded else forwarded)
         if ex is None:
             method, path, query = msg.method, info.path, info.raw_query
         else:
@@ -299,6 +300,7 @@ class BadEdit(ValueError):
 
 
 _NOT_EDITABLE = frozenset(n.decode() for n in REQUEST_DROP)
+_FORWARDED_NAMES = frozenset(n.decode() for n in FORWARDED)
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
