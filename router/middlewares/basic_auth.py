@@ -8,6 +8,12 @@ is remembered in a small bounded cache so that a client sending the same credent
 pays the hash once per ten minutes; its key is an HMAC of user, password and stored hash under a random
 per-process key, so the cache holds no password, nothing a dictionary attack could start from, and a
 changed hash (usersFile edited) never hits an old result.
+
+Checks waiting for a thread are bounded per middleware (:data:`MAX_PENDING`, four per worker thread):
+beyond that a request gets 503 with ``Retry-After: 1`` instead of queueing, so a flood of bad logins
+cannot make a real login wait behind minutes of bcrypt. Requests with the same credentials share one
+check, and a check not yet started whose requests have all gone (the clients hung up) is dropped, never
+run.
 """
 
 from __future__ import annotations
@@ -17,8 +23,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
+import math
 import os
+import time
 from collections.abc import Mapping
+from concurrent.futures import Future
+from functools import partial
 
 from cachetools import TTLCache
 
@@ -26,6 +37,7 @@ from discover.middlewares.auth import BasicAuth
 from router.exchange import Exchange, Handler, answer
 from router.middlewares import BuildContext, MiddlewareError
 from router.middlewares.htpasswd import (
+    AUTH_WORKERS,
     UsersError,
     UsersSource,
     auth_executor,
@@ -36,9 +48,15 @@ from router.middlewares.htpasswd import (
 
 __all__ = ["build", "parse_basic"]
 
+log = logging.getLogger("dockroute.router")
+
 UNAUTHORIZED = b"401 Unauthorized\n"  # Traefik's body
+BUSY = b"503 Service Unavailable\n"
 CACHE_SIZE = 1024
 CACHE_TTL = 600.0
+MAX_PENDING = 4 * AUTH_WORKERS  # password checks queued or running per middleware
+BUSY_LOG_INTERVAL = 10.0  # seconds between two log lines about refused checks
+_RETRY = (("Retry-After", "1"),)
 
 
 def parse_basic(value: str | None) -> tuple[str, bytes] | None:
@@ -56,16 +74,33 @@ def parse_basic(value: str | None) -> tuple[str, bytes] | None:
     return user.decode("utf-8", "surrogateescape"), password
 
 
+class _Check:
+    """One password check handed to the auth executor, shared by the requests sending the same
+    credentials; ``waiters`` counts those still waiting for it."""
+
+    __slots__ = ("work", "result", "waiters")
+
+    def __init__(self, work: Future[bool]) -> None:
+        self.work = work
+        self.result = asyncio.wrap_future(work)
+        self.waiters = 0
+
+
 class _Verifier:
     """Password checks off the loop, remembered in a bounded cache; concurrent checks of the same
-    credentials share one computation."""
+    credentials share one computation; at most ``max_pending`` checks queued or running."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, max_pending: int = MAX_PENDING) -> None:
+        self.name = name
         self.key = os.urandom(32)
         self.cache: TTLCache[bytes, bool] = TTLCache(maxsize=CACHE_SIZE, ttl=CACHE_TTL)
-        self.pending: dict[bytes, asyncio.Future[bool]] = {}
+        self.pending: dict[bytes, _Check] = {}
+        self.max_pending = max_pending
+        self.busy_logged = -math.inf
+        self.busy_count = 0
 
-    async def verify(self, user: str, password: bytes, secret: str) -> bool:
+    async def verify(self, user: str, password: bytes, secret: str) -> bool | None:
+        """Whether the password matches; None when too many checks are pending (answer 503)."""
         mac = hmac.new(self.key, digestmod=hashlib.sha256)
         for part in (user.encode("utf-8", "surrogateescape"), password, secret.encode()):
             mac.update(len(part).to_bytes(4, "big") + part)
@@ -73,18 +108,42 @@ class _Verifier:
         known = self.cache.get(key)
         if known is not None:
             return known
-        fut = self.pending.get(key)
-        if fut is None:
-            loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(auth_executor(), check_password, password, secret)
-            self.pending[key] = fut
-            try:
-                ok = await asyncio.shield(fut)
-            finally:
-                self.pending.pop(key, None)
-            self.cache[key] = ok
-            return ok
-        return await asyncio.shield(fut)
+        check = self.pending.get(key)
+        if check is None:
+            if len(self.pending) >= self.max_pending:
+                self._busy()
+                return None
+            # submit, not run_in_executor + shield: a check not started can still be cancelled below
+            check = _Check(auth_executor().submit(check_password, password, secret))
+            self.pending[key] = check
+            check.result.add_done_callback(partial(self._finished, key, check))
+        check.waiters += 1
+        try:
+            return await asyncio.shield(check.result)
+        finally:
+            check.waiters -= 1
+            if check.waiters == 0 and check.work.cancel():  # every requester left before it started
+                self._finished(key, check, check.result)
+
+    def _finished(self, key: bytes, check: _Check, result: asyncio.Future[bool]) -> None:
+        """A check ended (or was dropped): it no longer counts as pending; its answer is remembered."""
+        if self.pending.get(key) is check:
+            del self.pending[key]
+        if result.done() and not result.cancelled() and result.exception() is None:
+            self.cache[key] = result.result()
+
+    def _busy(self) -> None:
+        self.busy_count += 1
+        now = time.monotonic()
+        if now - self.busy_logged >= BUSY_LOG_INTERVAL:
+            log.warning(
+                "middleware %s: %d password checks pending (the most allowed): %d login(s) answered 503 "
+                "with Retry-After: 1 (a flood of bad logins?)",
+                self.name,
+                len(self.pending),
+                self.busy_count,
+            )
+            self.busy_logged, self.busy_count = now, 0
 
 
 def build(options: BasicAuth, ctx: BuildContext) -> object:
@@ -95,24 +154,31 @@ def build(options: BasicAuth, ctx: BuildContext) -> object:
     if options.header_field and not valid_header_name(options.header_field):
         raise MiddlewareError("headerField", f"not a valid header name: {options.header_field!r}")
     challenge = (("WWW-Authenticate", f'Basic realm="{options.realm}"'),)
-    verifier = _Verifier()
+    verifier = _Verifier(ctx.name)
     header_field, remove = options.header_field, options.remove_header
 
-    async def authenticate(ex: Exchange) -> str | None:
+    async def authenticate(ex: Exchange) -> str | int:
+        """The user, or the status to answer (401, or 503 when too many checks are pending)."""
         creds = parse_basic(ex.header("Authorization"))
         if creds is None:
-            return None
+            return 401
         user, password = creds
         users: Mapping[str, str] = await source.current()
         secret = users.get(user)
-        if secret is None or not await verifier.verify(user, password, secret):
-            return None
-        return user
+        if secret is None:
+            return 401
+        ok = await verifier.verify(user, password, secret)
+        if ok is None:
+            return 503
+        return user if ok else 401
 
     def wrap(next_handler: Handler) -> Handler:
         async def basic_auth(ex: Exchange) -> None:
             user = await authenticate(ex)
-            if user is None:
+            if user == 503:
+                await answer(ex, 503, BUSY, _RETRY, reason="basicAuth: too many password checks pending")
+                return
+            if not isinstance(user, str):
                 await answer(ex, 401, UNAUTHORIZED, challenge, reason="basicAuth: no valid credentials")
                 return
             if header_field:

@@ -29,8 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 import bcrypt
 
 __all__ = [
+    "AUTH_WORKERS",
     "UsersSource",
     "UsersError",
+    "auth_executor",
     "basic_users",
     "check_password",
     "valid_header_name",
@@ -206,12 +208,13 @@ def _to64(v: int, n: int) -> str:
 # bcrypt logins then waits its turn on these threads instead of starving every other use of the default
 # one. Created on first use (build runs in a worker thread; the first request on the loop).
 _executor: ThreadPoolExecutor | None = None
+AUTH_WORKERS = min(4, os.cpu_count() or 1)  # threads of the auth executor
 
 
 def auth_executor() -> ThreadPoolExecutor:
     global _executor
     if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="dr-auth")
+        _executor = ThreadPoolExecutor(max_workers=AUTH_WORKERS, thread_name_prefix="dr-auth")
     return _executor
 
 

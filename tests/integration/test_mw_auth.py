@@ -368,3 +368,30 @@ async def test_forward_auth_never_carries_one_clients_cookies_to_another(proxy, 
             assert (status, body) == (401, "who are you?")
     finally:
         await runner.cleanup()
+
+
+async def test_a_flood_of_abandoned_bad_logins_does_not_delay_a_real_one(proxy, backends):
+    """100 bad logins whose clients hang up used to queue 100 bcrypt checks (about 12 s here) before a
+    real login's; now at most MAX_PENDING wait (the rest get 503 with Retry-After: 1) and the abandoned
+    ones that had not started are dropped."""
+    (b,) = await backends("b")
+    slow = "alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(12)).decode()  # ~0.25 s per check here
+    dr = await proxy(_cfg(b, {"basicAuth": {"users": [slow]}}))
+    statuses: list[tuple[int, str | None]] = []
+
+    async def bad_login(http, i: int) -> None:
+        try:
+            async with asyncio.timeout(0.3):  # then the client hangs up
+                status, headers, _ = await _get(http, dr.url("/"), _basic("alice", f"wrong{i}"))
+                statuses.append((status, headers.get("Retry-After")))
+        except TimeoutError:
+            pass
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        await asyncio.gather(*(bad_login(http, i) for i in range(100)))
+        assert (503, "1") in statuses
+        assert "password checks pending" in dr.log()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await _get(http, dr.url("/"), _basic("alice", "pw")))[0] == 200
+        assert loop.time() - started < 5.0  # behind at most the few checks already running

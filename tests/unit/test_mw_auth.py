@@ -305,3 +305,51 @@ def test_forwarded_uri_after_a_path_middleware_is_escaped_once():
     assert request_uri(ex) == "/api/a%20b%3Fc?x=1"
     ex.path = "/a%20b%3Fc"  # what stripPrefix /api leaves
     assert request_uri(ex) == "/a%20b%3Fc?x=1"
+
+
+async def test_bad_logins_queue_a_bounded_number_of_checks_and_abandoned_ones_never_run(monkeypatch, caplog):
+    """A flood of bad logins must not queue bcrypt work without limit: beyond MAX_PENDING checks a login
+    gets 503 with Retry-After: 1 (one log line), and a check whose clients all hung up before it started
+    is dropped, so the next real login is checked at once instead of waiting behind the flood."""
+    import threading
+
+    gate, calls = threading.Event(), []
+
+    def slow_check(password, secret):
+        calls.append(password)
+        gate.wait(10)
+        return password == b"myPassword"
+
+    monkeypatch.setattr(basic_auth, "check_password", slow_check)
+    handler = basic_auth.build(_read("basicAuth", {"users": [f"alice:{SHA_VECTOR[1]}"]}), _ctx())(_served)
+
+    def login(password: bytes):
+        return _exchange(Authorization="Basic " + base64.b64encode(b"alice:" + password).decode())
+
+    workers, cap = htpasswd.AUTH_WORKERS, basic_auth.MAX_PENDING
+    try:
+        flood = [asyncio.create_task(handler(login(b"bad%d" % i))) for i in range(cap)]
+        same = asyncio.create_task(handler(login(b"bad0")))  # shares the first check, takes no place
+        for _ in range(500):
+            if len(calls) == workers:
+                break
+            await asyncio.sleep(0.01)
+        assert len(calls) == workers  # the others queued behind the busy threads
+        for i in range(2):
+            ex = login(b"one-too-many%d" % i)
+            await asyncio.wait_for(handler(ex), 2)  # answered at once, not queued
+            assert ex.sink.status == 503 and ex.sink.headers["Retry-After"] == "1"
+        assert sum("password checks pending" in r.getMessage() for r in caplog.records) == 1
+        for task in [*flood, same]:
+            task.cancel()  # the clients hang up
+        await asyncio.gather(*flood, same, return_exceptions=True)
+    finally:
+        gate.set()
+    ex = login(b"myPassword")
+    await asyncio.wait_for(handler(ex), 5)
+    assert ex.sink.status == 0 and ex.values.get("served")  # through to the next handler
+    assert len(calls) == workers + 1  # the abandoned checks that had not started never ran
+
+
+async def _served(ex):
+    ex.values["served"] = True
