@@ -63,12 +63,28 @@ def directives(value: str | None) -> dict[str, str | None]:
     return out
 
 
-def delta_seconds(arg: str | None) -> int | None:
-    """A ``max-age``-style argument: whole seconds, or None when missing or not a number."""
+DELTA_MAX = 1 << 31  # RFC 9111 section 1.2.2: a larger delta-seconds counts as 2^31
+_HUGE = 1 << 63  # any number of more than 18 digits
+
+
+def _digits(arg: str | None) -> int | None:
+    """ASCII digits as a number, or None when missing or not a number. More than 18 significant digits
+    gives :data:`_HUGE` without calling ``int()``, which refuses over 4300 digits (a 500 and a traceback
+    per request from one client header) and takes quadratic time below that."""
     if arg is None:
         return None
     arg = arg.strip()
-    return int(arg) if arg.isascii() and arg.isdigit() else None  # "²".isdigit() is true
+    if not (arg.isascii() and arg.isdigit()):  # "²".isdigit() is true
+        return None
+    arg = arg.lstrip("0")
+    return _HUGE if len(arg) > 18 else int(arg or "0")
+
+
+def delta_seconds(arg: str | None) -> int | None:
+    """A ``max-age``-style argument: whole seconds (at most 2^31, as RFC 9111 says to read a larger
+    one), or None when missing or not a number."""
+    n = _digits(arg)
+    return None if n is None else min(n, DELTA_MAX)
 
 
 def http_date(value: str | None) -> float | None:
@@ -383,7 +399,7 @@ class Capture(PassSink):
         fresh = freshness(status, headers, time.time(), self.default_ttl)
         if fresh is None or (self.private and not fresh[2]):
             return
-        length = delta_seconds(headers.get("Content-Length"))
+        length = _digits(headers.get("Content-Length"))
         if length is not None and length > self.limit:
             return
         names = vary_names(headers) or ()
@@ -405,7 +421,7 @@ class Capture(PassSink):
         if self.parts is not None and self.kept is not None:
             status, reason, head, lifetime, age, public = self.kept
             body = b"".join(self.parts)
-            length = delta_seconds(dict((n.lower(), v) for n, v in head).get("content-length"))
+            length = _digits(dict((n.lower(), v) for n, v in head).get("content-length"))
             if length is None or length == len(body):  # a short body is never stored
                 entry = Entry(status, reason, head, body, lifetime, age, public)
                 self.store.put(self.key, *self.vary, entry)

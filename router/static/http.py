@@ -160,17 +160,29 @@ def byte_range(value: str, size: int) -> tuple[int, int] | bool | None:
         if part and not (part.isascii() and part.isdigit()):
             return None
     if not first:  # the last N bytes
-        n = int(last)
+        n = _position(last)
         if n == 0 or size == 0:
             return False
         return max(0, size - n), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if last and end < start:
         return None
     if start >= size:
         return False
     return start, min(end, size - 1)
+
+
+HUGE = 1 << 63  # any position of more than 18 digits: past every file, and int() is never asked
+
+
+def _position(digits: str) -> int:
+    """A byte position or suffix length from ASCII digits. More than 18 significant digits counts as
+    :data:`HUGE` (Python's ``int()`` refuses over 4300 digits, and a long string costs quadratic time):
+    a huge first byte is unsatisfiable, a huge last byte or suffix length means the end of the file, as
+    RFC 9110 reads any value past it."""
+    digits = digits.lstrip("0")
+    return HUGE if len(digits) > 18 else int(digits or "0")
 
 
 def _http_time(value: str) -> int | None:

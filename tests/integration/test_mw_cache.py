@@ -295,3 +295,17 @@ async def test_cache_as_an_entry_point_middleware(proxy, origin, tmp_path):
         got = [await _get(http, url, Host="plain.test") for _ in range(3)]
         xcs = [g[1] for g in got]
     assert xcs == ["MISS", "HIT", "HIT"] and origin.hits["/ep?cc=max-age=60"] == 1
+
+
+async def test_cache_control_with_thousands_of_digits_is_a_hit_not_a_500(proxy, origin):
+    """int() refuses more than 4300 digits: ``Cache-Control: max-age=999...`` from a client used to give
+    a 500 and a traceback per request. It now reads as 2^31 seconds (RFC 9111), which any entry meets."""
+    dr = await proxy(_cfg(origin))
+    url, huge = dr.url("/digits?cc=max-age=60"), "9" * 5000
+    async with aiohttp.ClientSession() as http:
+        assert (await _get(http, url))[:2] == (200, "MISS")
+        cc = f"max-age={huge}, min-fresh=1"
+        assert (await _get(http, url, **{"Cache-Control": cc}))[:2] == (200, "HIT")
+        # fresh for 2^31 more seconds: no entry is; the backend is asked
+        assert (await _get(http, url, **{"Cache-Control": f"min-fresh={huge}"}))[:2] == (200, "MISS")
+    assert "Traceback" not in dr.log()

@@ -250,3 +250,17 @@ async def test_an_unusable_static_service_refuses_its_router_by_name(proxy, tmp_
     log = dr.log()
     assert f"router gone@file is not routed: service gone@file: root '{tmp_path / 'nowhere'}'" in log
     assert "router typo@file is not routed: service typo@file: tryFiles '{uri}': unknown placeholder" in log
+
+
+async def test_ranges_with_thousands_of_digits_are_answered_not_a_500(proxy, tmp_path):
+    """Python's int() refuses more than 4300 digits: such a Range used to give a 500 and a traceback per
+    request. A first byte past every file is unsatisfiable; a huge last byte or suffix means the end."""
+    dr = await proxy(config(site(tmp_path)))
+    huge = "9" * 5000
+    status, h, _ = await get(dr.port, "/docs/guide.txt", extra=f"Range: bytes={huge}-\r\n")
+    assert (status, h["content-range"]) == (416, "bytes */100")
+    status, h, body = await get(dr.port, "/docs/guide.txt", extra=f"Range: bytes=90-{huge}\r\n")
+    assert (status, body, h["content-range"]) == (206, b"0123456789", "bytes 90-99/100")
+    status, h, body = await get(dr.port, "/docs/guide.txt", extra=f"Range: bytes=-{huge}\r\n")
+    assert (status, len(body), h["content-range"]) == (206, 100, "bytes 0-99/100")
+    assert "Traceback" not in dr.log()

@@ -13,7 +13,16 @@ from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
 from discover.middlewares.cache import MIB, Cache
 from discover.middlewares.registry import read_middleware_options
 from discover.readers import At, ConfigError
-from router.middlewares.cache import Ask, CacheStore, Entry, directives, freshness, http_date, vary_names
+from router.middlewares.cache import (
+    Ask,
+    CacheStore,
+    Entry,
+    delta_seconds,
+    directives,
+    freshness,
+    http_date,
+    vary_names,
+)
 
 NOW = 1_800_000_000.0
 
@@ -208,3 +217,16 @@ def test_the_store_is_bounded_in_bytes_and_drops_the_least_recently_used() -> No
     assert store.lru.currsize <= 10_000
     store.put(("http", "h", "/huge", ""), (), (), _entry(20_000))  # larger than the cache: not stored
     assert ("http", "h", "/huge", "") not in store.lru
+
+
+def test_delta_seconds_with_thousands_of_digits_clamp_to_2_31() -> None:
+    """int() refuses more than 4300 digits: a client's ``Cache-Control: max-age=999...`` gave a 500 and a
+    traceback per request. RFC 9111 reads a delta-seconds too large to hold as 2^31."""
+    huge = "9" * 5000
+    ask = Ask(f"max-age={huge}, min-fresh={huge}", None)
+    assert ask.max_age == ask.min_fresh == 2**31 and ask.lookup
+    assert Ask(f'max-age="{huge}"', None).max_age == 2**31
+    assert delta_seconds("9" * 19) == 2**31 and delta_seconds("0" * 5000 + "7") == 7
+    assert delta_seconds(str(2**31 + 5)) == 2**31
+    assert freshness(200, _h(("Cache-Control", f"s-maxage={huge}")), time.time(), 0)[0] == 2**31
+    assert freshness(200, _h(("Cache-Control", "max-age=60"), ("Age", huge)), time.time(), 0) is None
