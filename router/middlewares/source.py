@@ -9,10 +9,14 @@ The X-Forwarded-For a strategy reads is the one Traefik's middlewares see: the c
 when the entry point trusts the peer (``forwardedHeaders.trustedIPs``/``insecure``; otherwise Traefik has
 already deleted it), several header lines joined with ", ", and a value set by an earlier ``headers``
 middleware wins.
+
+A limiter's key longer than :data:`KEY_MAX` characters (a header value or Host chosen by the client, up to
+8 KB) is kept as a 16-byte BLAKE2b digest: 65536 buckets of whole 8 KB keys would hold 730 MiB.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
@@ -27,6 +31,7 @@ __all__ = [
     "client_ip_of",
     "ip_strategy",
     "parse_ip",
+    "short_key",
     "source_extractor",
     "split_host_port",
 ]
@@ -165,19 +170,43 @@ def ip_strategy(options: IPStrategy | None, where: str = "ipStrategy") -> Extrac
     return lambda ex: subnet(ex.client_ip)
 
 
+KEY_MAX = 64  # longer limiter keys are kept as a digest
+
+
+def short_key(key: str) -> str:
+    """``key`` itself when short, else ``"\0"`` + the hex BLAKE2b-128 of it: bounded memory per bucket
+    whatever the client sends. No header value or Host holds a NUL, so a digest never equals a real key;
+    a collision of distinct long keys needs 2^64 tries."""
+    if len(key) <= KEY_MAX:
+        return key
+    return "\0" + hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+
+
 def source_extractor(criterion: SourceCriterion | None, default_host: bool, where: str) -> Extractor:
-    """The key a limiter counts a request under. With no criterion, ``default_host`` picks the request's
-    Host (``inFlightReq``, as Traefik) over the connection's address (``rateLimit``)."""
+    """The key a limiter counts a request under (see :func:`short_key`). With no criterion,
+    ``default_host`` picks the request's Host (``inFlightReq``, as Traefik) over the connection's address
+    (``rateLimit``)."""
     if criterion is None or criterion.empty:
         if default_host:
-            return _request_host
-        return client_ip_of
-    if criterion.ip_strategy is not None:
-        return ip_strategy(criterion.ip_strategy, f"{where}.sourceCriterion.ipStrategy")
+            return _short(_request_host)
+        return client_ip_of  # an address the kernel gave: always short
+    if criterion.ip_strategy is not None:  # X-Forwarded-For entries are whatever the client wrote
+        return _short(ip_strategy(criterion.ip_strategy, f"{where}.sourceCriterion.ipStrategy"))
     if criterion.request_header_name:
         name = criterion.request_header_name
-        return lambda ex: ex.header(name) or ""
-    return _request_host
+        return _short(lambda ex: ex.header(name) or "")
+    return _short(_request_host)
+
+
+def _short(extract: Extractor) -> Extractor:
+    if extract is client_ip_of:
+        return extract
+
+    def short_source(ex: Exchange) -> str:
+        key = extract(ex)
+        return key if len(key) <= KEY_MAX else short_key(key)
+
+    return short_source
 
 
 def _request_host(ex: Exchange) -> str:

@@ -211,3 +211,22 @@ async def test_rate_limit_from_container_labels(client, containers, proxy, tmp_p
         assert third[0] == 429, third
         assert 55 <= int(third[1]["Retry-After"]) <= 60  # a minute per token
         assert third[1]["X-Retry-In"].startswith(("59.", "1m0s", "58.", "57.", "56.", "55."))
+
+
+async def test_rate_limit_by_long_header_values_keeps_one_bucket_per_value(proxy, backends, tmp_path):
+    """Keys over 64 characters are kept as a digest (see the unit test for the memory): through the real
+    process, 8 KB values that differ only in their last character still get a bucket each, and the same
+    value shares one."""
+    (b,) = await backends("b")
+    criterion = {"requestHeaderName": "X-Api-Key"}
+    mws = {"rl": {"rateLimit": {"average": 1, "period": "1h", "burst": 1, "sourceCriterion": criterion}}}
+    dr = await proxy(_cfg(b, {"app": ["rl"]}, mws))
+    async with aiohttp.ClientSession() as http:
+
+        async def status(key: str) -> int:
+            async with http.get(dr.url("/"), headers={"Host": "app.test", "X-Api-Key": key}) as resp:
+                return resp.status
+
+        keys = ["k" * 7999 + c for c in "abc"]
+        assert [await status(k) for k in keys] == [200, 200, 200]
+        assert [await status(k) for k in keys] == [429, 429, 429]

@@ -408,3 +408,27 @@ def test_container_labels_give_the_same_options():
         reason.startswith("label traefik.http.middlewares.shared.ratelimit.redis")
         and "not supported" in reason
     )
+
+
+def test_long_client_chosen_keys_are_kept_as_short_digests():
+    """A header value or Host picked by the client (up to 8 KB) used as a whole bucket key let 65536
+    buckets hold ~730 MiB; a key over 64 characters is kept as a 16-byte BLAKE2b digest instead, one
+    bucket per distinct value still."""
+    wrap = rate_limit.build(
+        _read("rateLimit", {"average": 1, "burst": 1, "sourceCriterion": {"requestHeaderName": "X-Key"}}),
+        _ctx(),
+    )
+    handler = wrap(_served)
+    long_a, long_b = "a" * 8000, "a" * 7999 + "b"
+    assert _run(handler, _exchange(X_Key=long_a)).status == 200
+    assert _run(handler, _exchange(X_Key=long_a)).status == 429  # the same value, the same bucket
+    assert _run(handler, _exchange(X_Key=long_b)).status == 200  # another value, its own bucket
+    assert _run(handler, _exchange(X_Key="short")).status == 200
+    keys = list(wrap.limiter.buckets)
+    assert len(keys) == 3 and "short" in keys and max(len(k) for k in keys) <= 64
+    host = source_extractor(None, True, "m")  # inFlightReq's default key: the Host as sent
+    ex = _exchange(host="h" * 8000 + ".test")
+    assert len(host(ex)) <= 64 and host(ex) == host(_exchange(host="h" * 8000 + ".test"))
+    xff = source_extractor(SourceCriterion(ip_strategy=IPStrategy(depth=1)), False, "m")
+    assert len(xff(_exchange(trusted=("10.0.0.0/8",), X_Forwarded_For="x" * 8000))) <= 64
+    assert source_extractor(None, True, "m")(_exchange(host="a" * 64)) == "a" * 64  # short: as it is
