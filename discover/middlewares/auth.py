@@ -17,6 +17,14 @@ from discover.middlewares.fields import BOOL, INT, LIST, SECTION, STR, check, op
 __all__ = ["BasicAuth", "DigestAuth", "ForwardAuth", "ForwardAuthTLS", "TYPES"]
 
 
+def _no_controls(value: str, name: str) -> Iterator[tuple[str, str]]:
+    """CR, LF or NUL in a value sent in a response header (``WWW-Authenticate``, ``Location``) would split
+    or end the header: refused by name rather than sent."""
+    yield from check(
+        not any(c in value for c in "\r\n\0"), name, "must not contain CR, LF or NUL (it goes into a header)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class BasicAuth:
     """``basicAuth``: htpasswd lines (``user:hash``) from ``users`` and ``usersFile``; ``users`` wins for a
@@ -31,6 +39,7 @@ class BasicAuth:
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from check(bool(self.users or self.users_file), "users", "no users: set users or usersFile")
         yield from check('"' not in self.realm, "realm", "must not contain '\"'")
+        yield from _no_controls(self.realm, "realm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,7 @@ class DigestAuth:
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from check(bool(self.users or self.users_file), "users", "no users: set users or usersFile")
         yield from check('"' not in self.realm, "realm", "must not contain '\"'")
+        yield from _no_controls(self.realm, "realm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,7 @@ class ForwardAuth:
     auth_signin_url: str = option("authSigninURL", STR, "")
 
     def problems(self) -> Iterator[tuple[str, str]]:
+        yield from _no_controls(self.auth_signin_url, "authSigninURL")
         if not self.address:
             yield "address", "required: the auth server's URL"
             return

@@ -353,3 +353,15 @@ async def test_bad_logins_queue_a_bounded_number_of_checks_and_abandoned_ones_ne
 
 async def _served(ex):
     ex.values["served"] = True
+
+
+@pytest.mark.parametrize("bad", ["a\r\nSet-Cookie: x=1", "a\nb", "a\0b"])
+def test_header_values_with_cr_lf_or_nul_are_refused_by_name(bad):
+    """``realm`` goes into WWW-Authenticate and ``authSigninURL`` into Location: CR/LF/NUL would split
+    the header (a response-splitting hole), so they are refused by option name."""
+    assert "realm: must not contain CR, LF or NUL" in _refusal(
+        "basicAuth", {"users": "a:{SHA}x", "realm": bad}
+    )
+    assert "realm: must not contain CR, LF or NUL" in _refusal("digestAuth", {"users": "a:r:x", "realm": bad})
+    refusal = _refusal("forwardAuth", {"address": "http://a", "authSigninURL": "https://l/" + bad})
+    assert "authSigninURL: must not contain CR, LF or NUL" in refusal
