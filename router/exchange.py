@@ -221,6 +221,13 @@ class Exchange:
         self.body = b"".join(parts)
         return self.body
 
+    def release(self) -> None:
+        """Drop what makes reference cycles (the sinks hold the exchange) once the request is over: the
+        process tunes the cyclic garbage collector down for speed, so an exchange must be freed by
+        reference counting, with the request it holds, as soon as its answer is written."""
+        self.sink = self.client_sink = None  # type: ignore[assignment]
+        self.values = {}
+
     @property
     def started(self) -> bool:
         """Whether an answer has reached the client (a head was written): too late to answer otherwise."""

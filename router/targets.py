@@ -172,4 +172,7 @@ class MiddlewareTarget:
                 transport.write(CANNED[(500, True)])
             else:
                 transport.abort()
-        return SENT_CLOSE if ex.close else SENT_KEEP
+        finally:
+            close = ex.close
+            ex.release()
+        return SENT_CLOSE if close else SENT_KEEP

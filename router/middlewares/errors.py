@@ -130,9 +130,12 @@ def build(options: ErrorPage, ctx: BuildContext) -> object:
             )
             ex.reason = f"status {original}: error page {target} from {options.service}"
             page = _page_exchange(ex, target, keep, _Status(outer, status))
-            await page_handler(page)
-            ex.close = ex.close or page.close
-            ex.upstream = page.upstream
+            try:
+                await page_handler(page)
+            finally:
+                ex.close = ex.close or page.close
+                ex.upstream = page.upstream
+                page.release()
 
         return errors
 
