@@ -7,23 +7,17 @@ Each target is started alone (the backend stays up), warmed up, measured with
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from bench import report, wrk
+from bench import report, runner, wrk
 from bench.procs import (
-    NotReady,
     Procs,
     count_log_errors,
-    exit_on_sigterm,
-    free_port,
-    missing_tools,
     wait_ready,
 )
 from bench.report import Row
+from bench.runner import Started
 from bench.targets import BENCH_HOST, Target, all_targets, start_backend
 
 ALIASES = {"scale": ["dockroute-10r", "dockroute-1000r"], "peers": ["nginx", "caddy", "haproxy"]}
@@ -35,93 +29,46 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="python -m bench",
         description="Benchmark dockroute against nginx, Caddy and HAProxy (wrk -t1 -c64 --latency).",
     )
-    p.add_argument("--duration", type=int, default=10, help="seconds measured per target (default 10)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per target, 1 s warm-up")
-    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per target (default 2)")
-    p.add_argument(
-        "--only",
-        default="",
-        help=f"comma-separated subset of: {', '.join(names)}; aliases: scale, peers (default: all)",
+    runner.add_args(
+        p,
+        f"comma-separated subset of: {', '.join(names)}; aliases: scale, peers (default: all)",
+        "configs and logs",
+        per="target",
+        dockroute_help="extra argument for each dockroute started (repeatable), "
+        "e.g. --dockroute-arg=--log.level=DEBUG",
+        write_help="add this run to bench/RESULTS.md",
     )
-    p.add_argument(
-        "--dockroute-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for each dockroute started (repeatable), e.g. --dockroute-arg=--log.level=DEBUG",
-    )
-    p.add_argument("--write-results", action="store_true", help="add this run to bench/RESULTS.md")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs and logs)")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3
-    if args.warmup is None:
-        args.warmup = 1.0 if args.quick else 2.0
-    wanted: list[str] = []
-    for item in filter(None, (s.strip() for s in args.only.split(","))):
-        for name in ALIASES.get(item, [item]):
-            if name not in names:
-                p.error(f"unknown target {name!r}; choose from {', '.join(names)}")
-            wanted.append(name)
-    args.wanted = wanted or names
+    args = runner.parse(p, argv)
+    args.wanted = runner.wanted(p, args.only, names, ALIASES)
     return args
 
 
 def measure(procs: Procs, url: str, host: str, duration: int, warmup: float) -> wrk.WrkResult:
-    if warmup > 0:
-        procs.run(wrk.command(url, host, max(1, round(warmup))), timeout=warmup + 30)
-    out = procs.run(wrk.command(url, host, duration), timeout=duration + 30)
-    return wrk.parse(out)
+    return runner.measure(procs, lambda secs: wrk.command(url, host, secs), duration, warmup)
 
 
 def run_target(
     procs: Procs, target: Target, tmp: Path, backend_port: int, duration: int, warmup: float
 ) -> Row:
-    if not target.installed():
-        return Row(target.name, status="not installed")
-    d = tmp / target.name
-    d.mkdir()
-    port = free_port()
-    launch = target.make(d, port, backend_port)
-    log = d / "output.log"
-    print(f"  {target.name}: starting on 127.0.0.1:{port} ...", end="", flush=True)
-    try:
-        proc = procs.start(launch.argv, log, cwd=launch.cwd, env=launch.env)
-    except OSError as exc:
-        print(" failed")
-        return Row(target.name, status=f"failed to start: {exc}")
-    try:
-        started = time.monotonic()
-        wait_ready(port, target.host, proc, log)
-        print(f" ready in {time.monotonic() - started:.1f}s, measuring {duration}s ...", end="", flush=True)
-        result = measure(procs, f"http://127.0.0.1:{port}/", target.host, duration, warmup)
-        if proc.poll() is not None:
+    def body(s: Started) -> Row:
+        wait_ready(s.port, target.host, s.proc, s.log)
+        print(f" ready in {s.ready_in()}, measuring {duration}s ...", end="", flush=True)
+        result = measure(procs, f"http://127.0.0.1:{s.port}/", target.host, duration, warmup)
+        if s.proc.poll() is not None:
             print(" died")
-            return Row(target.name, status=f"failed: exited ({proc.returncode}) during the run")
+            return Row(target.name, status=runner.died(s.proc))
         print(f" {result.rps:,.0f} req/s")
-        return Row(target.name, result, log_errors=count_log_errors(log))
-    except NotReady as exc:
-        print(" not ready")
-        return Row(target.name, status=f"failed: {exc}")
-    except wrk.WrkParseError as exc:
-        print(" wrk failed")
-        return Row(target.name, status=f"failed: {exc}")
-    finally:
-        procs.kill(proc)
+        return Row(target.name, result, log_errors=count_log_errors(s.log))
+
+    make = lambda d, port: target.make(d, port, backend_port)  # noqa: E731
+    return runner.run_target(procs, target.name, Row(target.name), tmp, make, body, target.installed())
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if missing_tools("bench", ("wrk", "nginx")):
-        return 2
-    exit_on_sigterm()
-    command = "python -m bench" + ("" if not argv else " " + shlex.join(argv))
     targets = [t for t in all_targets(args.dockroute_arg) if t.name in args.wanted]
-    procs = Procs()
-    tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-"))
-    rows: list[Row] = []
-    interrupted = False
-    try:
+
+    def collect(procs: Procs, tmp: Path, rows: list[Row]) -> None:
         bport = start_backend(procs, tmp)
         print(f"backend: nginx on 127.0.0.1:{bport}; wrk -t1 -c64 -d{args.duration}s, warm-up {args.warmup}s")
         for target in targets:
@@ -138,20 +85,19 @@ def main(argv: list[str]) -> int:
                 rows.append(Row("direct", result))
                 continue
             rows.append(run_target(procs, target, tmp, bport, args.duration, args.warmup))
-    except NotReady as exc:
-        print(f"bench: the nginx backend did not start: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-    finally:
-        procs.finish(tmp, args.keep_tmp)
 
-    report.print_blocks(report.table(rows), report.ratios(rows), report.targets(rows))
-    if args.write_results and not interrupted:
-        path = report.write_results(report.run_section(rows, command, args.duration))
-        print(f"\nwrote {path}")
-    return 130 if interrupted else 0
+    def write(rows: list[Row], command: str, duration: int) -> Path:
+        return report.write_results(report.run_section(rows, command, duration))
+
+    return runner.main_loop(
+        "bench",
+        argv,
+        args,
+        ("wrk", "nginx"),
+        collect,
+        lambda rows: (report.table(rows), report.ratios(rows), report.targets(rows)),
+        write,
+    )
 
 
 if __name__ == "__main__":

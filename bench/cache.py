@@ -23,27 +23,34 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import shlex
 import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import wrk
+from bench import runner, wrk
 from bench.procs import (
     NotReady,
     Procs,
     count_log_errors,
-    exit_on_sigterm,
-    free_port,
-    missing_tools,
     wait_ready,
 )
-from bench.report import Row, machine_line, now_utc, print_blocks, put_section, table, versions_line
-from bench.targets import BENCH_HOST, Launch, _dockroute_launch, _dockroute_static, backend, caddy
+from bench.report import (
+    Row,
+    put_bench_section,
+    table,
+)
+from bench.runner import Started
+from bench.targets import (
+    BENCH_HOST,
+    Launch,
+    _dockroute_launch,
+    _dockroute_static,
+    backend,
+    caddy,
+    start_backend,
+)
 
 _MARK = "<!-- cache -->"
 CPU_US: dict[str, float] = {}  # target → its CPU microseconds per request in the measured run
@@ -183,10 +190,10 @@ def measure(
 ) -> tuple[wrk.WrkResult, float | None]:
     """wrk's figures, and the target's CPU microseconds per request: what a busy machine's noise does not
     change much (req/s depends on how much of the CPUs the target got)."""
-    if warmup > 0:
-        procs.run(wrk.command(url, BENCH_HOST, max(1, round(warmup))), timeout=warmup + 30)
+    command = lambda seconds: wrk.command(url, BENCH_HOST, seconds)  # noqa: E731
+    runner.warm_up(procs, command, warmup)
     before = cpu_seconds(pid)
-    result = wrk.parse(procs.run(wrk.command(url, BENCH_HOST, duration), timeout=duration + 30))
+    result = runner.run_wrk(procs, command, duration)
     after = cpu_seconds(pid)
     if before is None or after is None or not result.requests:
         return result, None
@@ -194,40 +201,21 @@ def measure(
 
 
 def run_target(procs: Procs, t: CacheTarget, tmp: Path, bport: int, duration: int, warmup: float) -> Row:
-    if not t.installed():
-        return Row(t.name, status="not installed")
-    d = tmp / t.name
-    d.mkdir()
-    port = free_port()
-    launch = t.make(d, port, bport)
-    log = d / "output.log"
-    print(f"  {t.name}: starting on 127.0.0.1:{port} ...", end="", flush=True)
-    try:
-        proc = procs.start(launch.argv, log, cwd=launch.cwd, env=launch.env)
-    except OSError as exc:
-        print(" failed")
-        return Row(t.name, status=f"failed to start: {exc}")
-    try:
-        started = time.monotonic()
-        wait_ready(port, BENCH_HOST, proc, log)
-        check_answer(t.name, port)
-        print(f" ready in {time.monotonic() - started:.1f}s, measuring {duration}s ...", end="", flush=True)
-        result, cpu = measure(procs, f"http://127.0.0.1:{port}/", duration, warmup, proc.pid)
-        if proc.poll() is not None:
+    def body(s: Started) -> Row:
+        wait_ready(s.port, BENCH_HOST, s.proc, s.log)
+        check_answer(t.name, s.port)
+        print(f" ready in {s.ready_in()}, measuring {duration}s ...", end="", flush=True)
+        result, cpu = measure(procs, f"http://127.0.0.1:{s.port}/", duration, warmup, s.proc.pid)
+        if s.proc.poll() is not None:
             print(" died")
-            return Row(t.name, status=f"failed: exited ({proc.returncode}) during the run")
+            return Row(t.name, status=runner.died(s.proc))
         if cpu is not None:
             CPU_US[t.name] = cpu
         print(f" {result.rps:,.0f} req/s" + (f", {cpu:.0f} µs CPU/request" if cpu is not None else ""))
-        return Row(t.name, result, log_errors=count_log_errors(log))
-    except NotReady as exc:
-        print(" not ready")
-        return Row(t.name, status=f"failed: {exc}")
-    except wrk.WrkParseError as exc:
-        print(" wrk failed")
-        return Row(t.name, status=f"failed: {exc}")
-    finally:
-        procs.kill(proc)
+        return Row(t.name, result, log_errors=count_log_errors(s.log))
+
+    make = lambda d, port: t.make(d, port, bport)  # noqa: E731
+    return runner.run_target(procs, t.name, Row(t.name), tmp, make, body, t.installed())
 
 
 def figures(rows: list[Row]) -> list[str]:
@@ -261,67 +249,29 @@ def figures(rows: list[Row]) -> list[str]:
 
 
 def write_results(rows: list[Row], command: str, duration: int) -> Path:
-    lines = [
+    return put_bench_section(
         _MARK,
-        f"## Cache and middleware chain, {now_utc()}",
-        "",
-        machine_line(),
-        versions_line(skip=("haproxy",)),
-        f"- command: `{command}` (wrk -t1 -c64 -d{duration}s --latency; backend answers with "
+        "Cache and middleware chain",
+        f"`{command}` (wrk -t1 -c64 -d{duration}s --latency; backend answers with "
         f"`Cache-Control: {CACHE_CONTROL}`)",
-        "",
-        "```",
-        *table(rows),
-        "",
-        *figures(rows),
-        "```",
-        _MARK,
-    ]
-    return put_section(_MARK, "\n".join(lines))
+        table(rows),
+        figures(rows),
+    )
 
 
 def main(argv: list[str]) -> int:
     names = [t.name for t in all_targets([])]
     p = argparse.ArgumentParser(prog="python -m bench.cache", description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per measurement, 1 s warm-up")
-    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per measurement (default 2)")
-    p.add_argument(
-        "--only",
-        default="",
-        help=f"comma-separated subset of: {', '.join(names)}; alias each: one middleware at a time "
-        f"(default: {', '.join(DEFAULT)})",
+    only_help = (
+        f"comma-separated subset of: {', '.join(names)}; alias each: one middleware at a time "
+        f"(default: {', '.join(DEFAULT)})"
     )
-    p.add_argument("--dockroute-arg", action="append", default=[], metavar="ARG")
-    p.add_argument("--write-results", action="store_true", help="put this run into bench/RESULTS.md")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs and logs)")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3
-    if args.warmup is None:
-        args.warmup = 1.0 if args.quick else 2.0
-    wanted: list[str] = []
-    for item in filter(None, (s.strip() for s in args.only.split(","))):
-        for name in ALIASES.get(item, [item]):
-            if name not in names:
-                p.error(f"unknown target {name!r}; choose from {', '.join(names)}, or each")
-            wanted.append(name)
-    wanted = wanted or list(DEFAULT)
-    if missing_tools("bench.cache", ("wrk", "nginx")):
-        return 2
-    exit_on_sigterm()
-    command = "python -m bench.cache" + ("" if not argv else " " + shlex.join(argv))
-    procs = Procs()
-    tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-cache-"))
-    rows: list[Row] = []
-    interrupted = False
-    try:
-        bdir = tmp / "backend"
-        bdir.mkdir()
-        bport = free_port()
-        launch = cached_backend(bdir, bport)
-        bproc = procs.start(launch.argv, bdir / "output.log")
-        wait_ready(bport, BENCH_HOST, bproc, bdir / "error.log")
+    runner.add_args(p, only_help, "configs and logs")
+    args = runner.parse(p, argv)
+    wanted = runner.wanted(p, args.only, names, ALIASES, DEFAULT, ", or each")
+
+    def collect(procs: Procs, tmp: Path, rows: list[Row]) -> None:
+        bport = start_backend(procs, tmp, cached_backend)
         print(
             f"backend: nginx on 127.0.0.1:{bport} (Cache-Control: {CACHE_CONTROL}); "
             f"wrk -t1 -c64 -d{args.duration}s, warm-up {args.warmup}s"
@@ -329,19 +279,17 @@ def main(argv: list[str]) -> int:
         for t in all_targets(args.dockroute_arg):
             if t.name in wanted:
                 rows.append(run_target(procs, t, tmp, bport, args.duration, args.warmup))
-    except NotReady as exc:
-        print(f"bench.cache: the nginx backend did not start: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-    finally:
-        procs.finish(tmp, args.keep_tmp)
 
-    print_blocks(table(rows), figures(rows))
-    if args.write_results and not interrupted:
-        print(f"\nwrote {write_results(rows, command, args.duration)}")
-    return 130 if interrupted else 0
+    return runner.main_loop(
+        "bench.cache",
+        argv,
+        args,
+        ("wrk", "nginx"),
+        collect,
+        lambda rows: (table(rows), figures(rows)),
+        write_results,
+        "dockroute-bench-cache-",
+    )
 
 
 if __name__ == "__main__":

@@ -18,27 +18,30 @@ import argparse
 import gzip
 import http.client
 import json
-import shlex
 import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import wrk
+from bench import runner, wrk
 from bench.procs import (
     NotReady,
     Procs,
     count_log_errors,
-    exit_on_sigterm,
-    free_port,
-    missing_tools,
     wait_ready,
 )
-from bench.report import machine_line, now_utc, print_blocks, put_section, versions_line
-from bench.targets import BENCH_HOST, Launch, _dockroute_launch, _dockroute_static, _nginx_common, caddy
+from bench.report import put_bench_section
+from bench.runner import Started
+from bench.targets import (
+    BENCH_HOST,
+    Launch,
+    _dockroute_launch,
+    _dockroute_static,
+    _nginx_common,
+    caddy,
+    start_backend,
+)
 
 _MARK = "<!-- compress -->"
 LEVEL = 5
@@ -190,14 +193,10 @@ def check_answer(port: int, compressed: bool) -> int:
     return len(body)
 
 
-def measure(procs: Procs, port: int, duration: int, warmup: float) -> wrk.WrkResult:
-    cmd = wrk.command(f"http://127.0.0.1:{port}/", BENCH_HOST, duration)
+def gzip_command(port: int, seconds: int) -> list[str]:
+    cmd = wrk.command(f"http://127.0.0.1:{port}/", BENCH_HOST, seconds)
     cmd[-1:-1] = ["-H", "Accept-Encoding: gzip"]
-    if warmup > 0:
-        warm = wrk.command(f"http://127.0.0.1:{port}/", BENCH_HOST, max(1, round(warmup)))
-        warm[-1:-1] = ["-H", "Accept-Encoding: gzip"]
-        procs.run(warm, timeout=warmup + 30)
-    return wrk.parse(procs.run(cmd, timeout=duration + 30))
+    return cmd
 
 
 @dataclass
@@ -210,41 +209,19 @@ class Row:
 
 
 def run_target(procs: Procs, t: Target, tmp: Path, bport: int, duration: int, warmup: float) -> Row:
-    if not t.installed():
-        return Row(t.name, status="not installed")
-    d = tmp / t.name
-    d.mkdir()
-    port = free_port()
-    launch = t.make(d, port, bport)
-    log = d / "output.log"
-    print(f"  {t.name}: starting on 127.0.0.1:{port} ...", end="", flush=True)
-    try:
-        proc = procs.start(launch.argv, log, cwd=launch.cwd, env=launch.env)
-    except OSError as exc:
-        print(" failed")
-        return Row(t.name, status=f"failed to start: {exc}")
-    try:
-        started = time.monotonic()
-        wait_ready(port, BENCH_HOST, proc, log)
-        wire = check_answer(port, t.compressed)
-        print(
-            f" ready in {time.monotonic() - started:.1f}s ({wire:,} bytes per answer), {duration}s ...",
-            end="",
-        )
-        result = measure(procs, port, duration, warmup)
-        if proc.poll() is not None:
+    def body(s: Started) -> Row:
+        wait_ready(s.port, BENCH_HOST, s.proc, s.log)
+        wire = check_answer(s.port, t.compressed)
+        print(f" ready in {s.ready_in()} ({wire:,} bytes per answer), {duration}s ...", end="")
+        result = runner.measure(procs, lambda secs: gzip_command(s.port, secs), duration, warmup)
+        if s.proc.poll() is not None:
             print(" died")
-            return Row(t.name, status=f"failed: exited ({proc.returncode}) during the run")
+            return Row(t.name, status=runner.died(s.proc))
         print(f" {result.rps:,.0f} req/s", flush=True)
-        return Row(t.name, result, wire, log_errors=count_log_errors(log))
-    except NotReady as exc:
-        print(" not ready")
-        return Row(t.name, status=f"failed: {exc}")
-    except wrk.WrkParseError as exc:
-        print(" wrk failed")
-        return Row(t.name, status=f"failed: {exc}")
-    finally:
-        procs.kill(proc)
+        return Row(t.name, result, wire, log_errors=count_log_errors(s.log))
+
+    make = lambda d, port: t.make(d, port, bport)  # noqa: E731
+    return runner.run_target(procs, t.name, Row(t.name), tmp, make, body, t.installed())
 
 
 # -- output -----------------------------------------------------------------------------------------------
@@ -283,58 +260,25 @@ def ratios(rows: list[Row]) -> list[str]:
 
 
 def write_results(rows: list[Row], command: str, duration: int) -> Path:
-    lines = [
+    return put_bench_section(
         _MARK,
-        f"## gzip of a 100 KB JSON answer, {now_utc()}",
-        "",
-        machine_line(),
-        versions_line(skip=("haproxy",)),
-        f"- command: `{command}` (wrk -t1 -c64 -d{duration}s --latency, `Accept-Encoding: gzip`, "
+        "gzip of a 100 KB JSON answer",
+        f"`{command}` (wrk -t1 -c64 -d{duration}s --latency, `Accept-Encoding: gzip`, "
         f"gzip level {LEVEL} everywhere; one nginx backend serving the document plain)",
-        "",
-        "```",
-        *table(rows),
-        "",
-        *ratios(rows),
-        "```",
-        _MARK,
-    ]
-    return put_section(_MARK, "\n".join(lines))
+        table(rows),
+        ratios(rows),
+    )
 
 
 def main(argv: list[str]) -> int:
     names = [t.name for t in all_targets([])]
     p = argparse.ArgumentParser(prog="python -m bench.compress", description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=int, default=10, help="seconds per target (default 10)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per target, 1 s warm-up")
-    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per target (default 2)")
-    p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(names)}")
-    p.add_argument("--dockroute-arg", action="append", default=[], metavar="ARG")
-    p.add_argument("--write-results", action="store_true", help="put this run into bench/RESULTS.md")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3
-    if args.warmup is None:
-        args.warmup = 1.0 if args.quick else 2.0
-    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or names
-    for name in wanted:
-        if name not in names:
-            p.error(f"unknown target {name!r}; choose from {', '.join(names)}")
-    if missing_tools("bench.compress", ("wrk", "nginx")):
-        return 2
-    exit_on_sigterm()
-    command = "python -m bench.compress" + ("" if not argv else " " + shlex.join(argv))
-    procs = Procs()
-    tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-compress-"))
-    rows: list[Row] = []
-    interrupted = False
-    try:
-        bdir = tmp / "backend"
-        bdir.mkdir()
-        bport = free_port()
-        launch = backend(bdir, bport)
-        wait_ready(bport, BENCH_HOST, procs.start(launch.argv, bdir / "output.log"), bdir / "error.log")
+    runner.add_args(p, f"comma-separated subset of: {', '.join(names)}", "configs, logs", per="target")
+    args = runner.parse(p, argv)
+    wanted = runner.wanted(p, args.only, names)
+
+    def collect(procs: Procs, tmp: Path, rows: list[Row]) -> None:
+        bport = start_backend(procs, tmp, backend)
         print(
             f"backend: nginx on 127.0.0.1:{bport} serving {len(document()):,} bytes of JSON; "
             f"wrk -t1 -c64 -d{args.duration}s -H 'Accept-Encoding: gzip', warm-up {args.warmup}s"
@@ -342,19 +286,17 @@ def main(argv: list[str]) -> int:
         for t in all_targets(args.dockroute_arg):
             if t.name in wanted:
                 rows.append(run_target(procs, t, tmp, bport, args.duration, args.warmup))
-    except NotReady as exc:
-        print(f"bench.compress: the nginx backend did not start: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-    finally:
-        procs.finish(tmp, args.keep_tmp)
 
-    print_blocks(table(rows), ratios(rows))
-    if args.write_results and not interrupted:
-        print(f"\nwrote {write_results(rows, command, args.duration)}")
-    return 130 if interrupted else 0
+    return runner.main_loop(
+        "bench.compress",
+        argv,
+        args,
+        ("wrk", "nginx"),
+        collect,
+        lambda rows: (table(rows), ratios(rows)),
+        write_results,
+        "dockroute-bench-compress-",
+    )
 
 
 if __name__ == "__main__":

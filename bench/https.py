@@ -18,19 +18,18 @@ import argparse
 import datetime as dt
 import http.client
 import os
-import shlex
 import shutil
 import ssl
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import wrk
-from bench.procs import NotReady, Procs, count_log_errors, exit_on_sigterm, free_port, missing_tools, tail
-from bench.report import machine_line, now_utc, print_blocks, put_section, versions_line
+from bench import runner, wrk
+from bench.procs import NotReady, Procs, count_log_errors, tail
+from bench.report import put_bench_section
+from bench.runner import Started
 from bench.targets import (
     BENCH_HOST,
     BODY,
@@ -187,12 +186,6 @@ def wrk_command(url: str, duration: int, close: bool) -> list[str]:
     return cmd
 
 
-def measure(procs: Procs, url: str, duration: int, warmup: float, close: bool) -> wrk.WrkResult:
-    if warmup > 0:
-        procs.run(wrk_command(url, max(1, round(warmup)), close), timeout=warmup + 30)
-    return wrk.parse(procs.run(wrk_command(url, duration, close), timeout=duration + 30))
-
-
 @dataclass
 class TlsRow:
     name: str
@@ -205,49 +198,30 @@ class TlsRow:
 def run_target(
     procs: Procs, t: TlsTarget, tmp: Path, bport: int, c: Cert, duration: int, warmup: float
 ) -> TlsRow:
-    if not t.installed():
-        return TlsRow(t.name, status="not installed")
-    d = tmp / t.name
-    d.mkdir()
-    port = free_port()
-    launch = t.make(d, port, bport, c)
-    log = d / "output.log"
-    print(f"  {t.name}: starting on 127.0.0.1:{port} (TLS) ...", end="", flush=True)
-    try:
-        proc = procs.start(launch.argv, log, cwd=launch.cwd, env=launch.env)
-    except OSError as exc:
-        print(" failed")
-        return TlsRow(t.name, status=f"failed to start: {exc}")
-    row = TlsRow(t.name)
-    try:
-        started = time.monotonic()
-        wait_ready_tls(port, c, proc, log)
-        print(f" ready in {time.monotonic() - started:.1f}s", flush=True)
-        url = f"https://127.0.0.1:{port}/"
+    def body(s: Started) -> TlsRow:
+        wait_ready_tls(s.port, c, s.proc, s.log)
+        print(f" ready in {s.ready_in()}", flush=True)
+        url = f"https://127.0.0.1:{s.port}/"
         for close in (False, True):
             label = "new handshakes" if close else "keep-alive"
             print(f"    {label}, {duration}s ...", end="", flush=True)
-            result = measure(procs, url, duration, warmup, close)
+            result = runner.measure(
+                procs, lambda secs, close=close: wrk_command(url, secs, close), duration, warmup
+            )
             print(f" {result.rps:,.0f} req/s" + (f", errors {result.error_text()}" if result.errors else ""))
             if close:
                 row.handshake = result
             else:
                 row.keepalive = result
-            if proc.poll() is not None:
-                row.status = f"failed: exited ({proc.returncode}) during the run"
+            if s.proc.poll() is not None:
+                row.status = runner.died(s.proc)
                 return row
-        row.log_errors = count_log_errors(log)
+        row.log_errors = count_log_errors(s.log)
         return row
-    except NotReady as exc:
-        print(" not ready")
-        row.status = f"failed: {exc}"
-        return row
-    except wrk.WrkParseError as exc:
-        print(" wrk failed")
-        row.status = f"failed: {exc}"
-        return row
-    finally:
-        procs.kill(proc)
+
+    row = TlsRow(t.name)
+    make = lambda d, port: t.make(d, port, bport, c)  # noqa: E731
+    return runner.run_target(procs, t.name, row, tmp, make, body, t.installed(), " (TLS)")
 
 
 # -- output -----------------------------------------------------------------------------------------------
@@ -295,23 +269,14 @@ def ratios(rows: list[TlsRow]) -> list[str]:
 
 
 def write_results(rows: list[TlsRow], command: str, duration: int) -> Path:
-    lines = [
+    return put_bench_section(
         _MARK,
-        f"## HTTPS termination, {now_utc()}",
-        "",
-        machine_line(),
-        versions_line(skip=("haproxy",)),
-        f"- command: `{command}` (wrk -t1 -c64 -d{duration}s --latency, no SNI, self-signed ECDSA P-256 "
+        "HTTPS termination",
+        f"`{command}` (wrk -t1 -c64 -d{duration}s --latency, no SNI, self-signed ECDSA P-256 "
         'certificate; handshakes/s = req/s with `-H "Connection: close"`)',
-        "",
-        "```",
-        *table(rows),
-        "",
-        *ratios(rows),
-        "```",
-        _MARK,
-    ]
-    return put_section(_MARK, "\n".join(lines))
+        table(rows),
+        ratios(rows),
+    )
 
 
 # -- main -------------------------------------------------------------------------------------------------
@@ -320,31 +285,11 @@ def write_results(rows: list[TlsRow], command: str, duration: int) -> Path:
 def main(argv: list[str]) -> int:
     names = [t.name for t in all_targets([])]
     p = argparse.ArgumentParser(prog="python -m bench.https", description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per measurement, 1 s warm-up")
-    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per measurement (default 2)")
-    p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(names)}")
-    p.add_argument("--dockroute-arg", action="append", default=[], metavar="ARG")
-    p.add_argument("--write-results", action="store_true", help="put this run into bench/RESULTS.md")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (certificate, configs, logs)")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3
-    if args.warmup is None:
-        args.warmup = 1.0 if args.quick else 2.0
-    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or names
-    for name in wanted:
-        if name not in names:
-            p.error(f"unknown target {name!r}; choose from {', '.join(names)}")
-    if missing_tools("bench.https", ("wrk", "nginx")):
-        return 2
-    exit_on_sigterm()
-    command = "python -m bench.https" + ("" if not argv else " " + shlex.join(argv))
-    procs = Procs()
-    tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-https-"))
-    rows: list[TlsRow] = []
-    interrupted = False
-    try:
+    runner.add_args(p, f"comma-separated subset of: {', '.join(names)}", "certificate, configs, logs")
+    args = runner.parse(p, argv)
+    wanted = runner.wanted(p, args.only, names)
+
+    def collect(procs: Procs, tmp: Path, rows: list[TlsRow]) -> None:
         c = make_cert(tmp)
         bport = start_backend(procs, tmp)
         print(
@@ -354,19 +299,17 @@ def main(argv: list[str]) -> int:
         for t in all_targets(args.dockroute_arg):
             if t.name in wanted:
                 rows.append(run_target(procs, t, tmp, bport, c, args.duration, args.warmup))
-    except NotReady as exc:
-        print(f"bench.https: the nginx backend did not start: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-    finally:
-        procs.finish(tmp, args.keep_tmp)
 
-    print_blocks(table(rows), ratios(rows))
-    if args.write_results and not interrupted:
-        print(f"\nwrote {write_results(rows, command, args.duration)}")
-    return 130 if interrupted else 0
+    return runner.main_loop(
+        "bench.https",
+        argv,
+        args,
+        ("wrk", "nginx"),
+        collect,
+        lambda rows: (table(rows), ratios(rows)),
+        write_results,
+        "dockroute-bench-https-",
+    )
 
 
 if __name__ == "__main__":

@@ -204,6 +204,28 @@ def put_section(mark: str, section: str) -> Path:
     return RESULTS
 
 
+def put_bench_section(mark: str, title: str, command: str, *blocks: list[str]) -> Path:
+    """A benchmark's own section of RESULTS.md (between its ``mark`` lines): title and date, the machine,
+    the versions, the ``command`` line, then the ``blocks`` in one code block, a blank line apart."""
+    body: list[str] = []
+    for i, block in enumerate(blocks):
+        body.extend([""] * (i > 0) + block)
+    lines = [
+        mark,
+        f"## {title}, {now_utc()}",
+        "",
+        machine_line(),
+        versions_line(skip=("haproxy",)),
+        f"- command: {command}",
+        "",
+        "```",
+        *body,
+        "```",
+        mark,
+    ]
+    return put_section(mark, "\n".join(lines))
+
+
 def print_blocks(*blocks: list[str]) -> None:
     for block in blocks:
         if block:

@@ -15,18 +15,17 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import shlex
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import wrk
-from bench.procs import NotReady, Procs, count_log_errors, exit_on_sigterm, free_port, missing_tools, tail
-from bench.report import machine_line, now_utc, print_blocks, put_section, versions_line
+from bench import runner, wrk
+from bench.procs import NotReady, Procs, count_log_errors, tail
+from bench.report import put_bench_section
+from bench.runner import Started
 from bench.targets import BENCH_HOST, Launch, _dockroute_launch, _dockroute_static, _nginx_common
 
 _MARK = "<!-- static-files -->"
@@ -172,47 +171,26 @@ class StaticRow:
 def run_target(
     procs: Procs, t: StaticTarget, tmp: Path, files: dict[str, bytes], duration: int, warmup: float
 ) -> StaticRow:
-    if not t.installed():
-        return StaticRow(t.name, status="not installed")
-    d = tmp / t.name
-    d.mkdir()
-    port = free_port()
-    launch = t.make(d, port, tmp / "site" / "www")
-    log = d / "output.log"
-    print(f"  {t.name}: starting on 127.0.0.1:{port} ...", end="", flush=True)
-    try:
-        proc = procs.start(launch.argv, log, cwd=launch.cwd, env=launch.env)
-    except OSError as exc:
-        print(" failed")
-        return StaticRow(t.name, status=f"failed to start: {exc}")
-    row = StaticRow(t.name)
-    try:
-        started = time.monotonic()
-        wait_ready_files(port, files, proc, log)
-        print(f" ready in {time.monotonic() - started:.1f}s", flush=True)
+    def body(s: Started) -> StaticRow:
+        wait_ready_files(s.port, files, s.proc, s.log)
+        print(f" ready in {s.ready_in()}", flush=True)
         for path in files:
-            url = f"http://127.0.0.1:{port}{path}"
+            url = f"http://127.0.0.1:{s.port}{path}"
             print(f"    {path}, {duration}s ...", end="", flush=True)
-            if warmup > 0:
-                procs.run(wrk.command(url, BENCH_HOST, max(1, round(warmup))), timeout=warmup + 30)
-            result = wrk.parse(procs.run(wrk.command(url, BENCH_HOST, duration), timeout=duration + 30))
+            result = runner.measure(
+                procs, lambda secs, url=url: wrk.command(url, BENCH_HOST, secs), duration, warmup
+            )
             print(f" {result.rps:,.0f} req/s" + (f", errors {result.error_text()}" if result.errors else ""))
             row.results[path] = result
-            if proc.poll() is not None:
-                row.status = f"failed: exited ({proc.returncode}) during the run"
+            if s.proc.poll() is not None:
+                row.status = runner.died(s.proc)
                 return row
-        row.log_errors = count_log_errors(log)
+        row.log_errors = count_log_errors(s.log)
         return row
-    except NotReady as exc:
-        print(" not ready")
-        row.status = f"failed: {exc}"
-        return row
-    except wrk.WrkParseError as exc:
-        print(" wrk failed")
-        row.status = f"failed: {exc}"
-        return row
-    finally:
-        procs.kill(proc)
+
+    row = StaticRow(t.name)
+    make = lambda d, port: t.make(d, port, tmp / "site" / "www")  # noqa: E731
+    return runner.run_target(procs, t.name, row, tmp, make, body, t.installed())
 
 
 # -- output -----------------------------------------------------------------------------------------------
@@ -266,23 +244,14 @@ def ratios(rows: list[StaticRow]) -> list[str]:
 
 
 def write_results(rows: list[StaticRow], command: str, duration: int) -> Path:
-    lines = [
+    return put_bench_section(
         _MARK,
-        f"## Static files, {now_utc()}",
-        "",
-        machine_line(),
-        versions_line(skip=("haproxy",)),
-        f"- command: `{command}` (wrk -t1 -c64 -d{duration}s --latency per file; nginx 1 worker with "
+        "Static files",
+        f"`{command}` (wrk -t1 -c64 -d{duration}s --latency per file; nginx 1 worker with "
         "sendfile and open_file_cache, Caddy file_server with its defaults, dockroute one process)",
-        "",
-        "```",
-        *table(rows),
-        "",
-        *ratios(rows),
-        "```",
-        _MARK,
-    ]
-    return put_section(_MARK, "\n".join(lines))
+        table(rows),
+        ratios(rows),
+    )
 
 
 # -- main -------------------------------------------------------------------------------------------------
@@ -291,47 +260,28 @@ def write_results(rows: list[StaticRow], command: str, duration: int) -> Path:
 def main(argv: list[str]) -> int:
     names = [t.name for t in all_targets([])]
     p = argparse.ArgumentParser(prog="python -m bench.static_files", description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per measurement, 1 s warm-up")
-    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per measurement (default 2)")
-    p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(names)}")
-    p.add_argument("--dockroute-arg", action="append", default=[], metavar="ARG")
-    p.add_argument("--write-results", action="store_true", help="put this run into bench/RESULTS.md")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (files, configs, logs)")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3
-    if args.warmup is None:
-        args.warmup = 1.0 if args.quick else 2.0
-    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or names
-    for name in wanted:
-        if name not in names:
-            p.error(f"unknown target {name!r}; choose from {', '.join(names)}")
-    if missing_tools("bench.static_files", ("wrk",)):
-        return 2
-    exit_on_sigterm()
-    command = "python -m bench.static_files" + ("" if not argv else " " + shlex.join(argv))
-    procs = Procs()
-    tmp = Path(tempfile.mkdtemp(prefix="dockroute-bench-static-"))
-    tmp.chmod(0o755)  # nginx's workers run as an unprivileged user when the bench runs as root
-    rows: list[StaticRow] = []
-    interrupted = False
-    try:
+    runner.add_args(p, f"comma-separated subset of: {', '.join(names)}", "files, configs, logs")
+    args = runner.parse(p, argv)
+    wanted = runner.wanted(p, args.only, names)
+
+    def collect(procs: Procs, tmp: Path, rows: list[StaticRow]) -> None:
         files = make_site(tmp / "site")
         print(f"files: {', '.join(FILES)}; wrk -t1 -c64 -d{args.duration}s, warm-up {args.warmup}s")
         for t in all_targets(args.dockroute_arg):
             if t.name in wanted:
                 rows.append(run_target(procs, t, tmp, files, args.duration, args.warmup))
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-    finally:
-        procs.finish(tmp, args.keep_tmp)
 
-    print_blocks(table(rows), ratios(rows))
-    if args.write_results and not interrupted:
-        print(f"\nwrote {write_results(rows, command, args.duration)}")
-    return 130 if interrupted else 0
+    return runner.main_loop(
+        "bench.static_files",
+        argv,
+        args,
+        ("wrk",),
+        collect,
+        lambda rows: (table(rows), ratios(rows)),
+        write_results,
+        "dockroute-bench-static-",
+        0o755,  # nginx's workers run as an unprivileged user when the bench runs as root
+    )
 
 
 if __name__ == "__main__":

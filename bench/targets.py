@@ -171,12 +171,13 @@ backend be
 # -- dockroute --------------------------------------------------------------------------------------------
 
 
-def start_backend(procs: Procs, tmp: Path) -> int:
-    """The nginx backend every target proxies to, started and answering; returns its port."""
+def start_backend(procs: Procs, tmp: Path, make: Callable[[Path, int], Launch] | None = None) -> int:
+    """The nginx backend every target proxies to (``make``'s, by default :func:`backend`), started and
+    answering; returns its port."""
     bdir = tmp / "backend"
     bdir.mkdir()
     bport = free_port()
-    launch = backend(bdir, bport)
+    launch = (make or backend)(bdir, bport)
     bproc = procs.start(launch.argv, bdir / "output.log")
     wait_ready(bport, BENCH_HOST, bproc, bdir / "error.log")
     return bport
