@@ -35,15 +35,14 @@ from cachetools import TTLCache
 
 from discover.middlewares.auth import BasicAuth
 from router.exchange import Exchange, Handler, answer
-from router.middlewares import BuildContext, MiddlewareError
+from router.middlewares import BuildContext
 from router.middlewares.htpasswd import (
     AUTH_WORKERS,
-    UsersError,
-    UsersSource,
     auth_executor,
     basic_users,
     check_password,
-    valid_header_name,
+    open_users,
+    pass_user,
 )
 
 __all__ = ["build", "parse_basic"]
@@ -147,12 +146,7 @@ class _Verifier:
 
 
 def build(options: BasicAuth, ctx: BuildContext) -> object:
-    try:
-        source = UsersSource(ctx.name, options.users, options.users_file, basic_users)
-    except UsersError as exc:
-        raise MiddlewareError(exc.option, exc.message) from None
-    if options.header_field and not valid_header_name(options.header_field):
-        raise MiddlewareError("headerField", f"not a valid header name: {options.header_field!r}")
+    source = open_users(ctx.name, options, basic_users)
     challenge = (("WWW-Authenticate", f'Basic realm="{options.realm}"'),)
     verifier = _Verifier(ctx.name)
     header_field, remove = options.header_field, options.remove_header
@@ -181,11 +175,7 @@ def build(options: BasicAuth, ctx: BuildContext) -> object:
             if not isinstance(user, str):
                 await answer(ex, 401, UNAUTHORIZED, challenge, reason="basicAuth: no valid credentials")
                 return
-            if header_field:
-                ex.set_header(header_field, user)
-            if remove:
-                ex.remove_header("Authorization")
-            await next_handler(ex)
+            await pass_user(ex, user, header_field, remove, next_handler)
 
         return basic_auth
 

@@ -21,9 +21,9 @@ from cachetools import TTLCache
 
 from discover.middlewares.auth import DigestAuth
 from router.exchange import Exchange, Handler, answer
-from router.middlewares import BuildContext, MiddlewareError
+from router.middlewares import BuildContext
 from router.middlewares.basic_auth import UNAUTHORIZED
-from router.middlewares.htpasswd import UsersError, UsersSource, digest_users, valid_header_name
+from router.middlewares.htpasswd import UsersSource, digest_users, open_users, pass_user
 
 __all__ = ["build", "parse_digest", "response_digest"]
 
@@ -133,12 +133,7 @@ class _Digest:
 
 
 def build(options: DigestAuth, ctx: BuildContext) -> object:
-    try:
-        source = UsersSource(ctx.name, options.users, options.users_file, digest_users)
-    except UsersError as exc:
-        raise MiddlewareError(exc.option, exc.message) from None
-    if options.header_field and not valid_header_name(options.header_field):
-        raise MiddlewareError("headerField", f"not a valid header name: {options.header_field!r}")
+    source = open_users(ctx.name, options, digest_users)
     digest = _Digest(options, source)
     header_field, remove = options.header_field, options.remove_header
 
@@ -154,11 +149,7 @@ def build(options: DigestAuth, ctx: BuildContext) -> object:
                     reason="digestAuth: not authenticated",
                 )
                 return
-            if header_field:
-                ex.set_header(header_field, user)
-            if remove:
-                ex.remove_header("Authorization")
-            await next_handler(ex)
+            await pass_user(ex, user, header_field, remove, next_handler)
 
         return digest_auth
 

@@ -16,38 +16,22 @@ from urllib.parse import quote, quote_plus
 from discover.middlewares.resilience import ALL_HEADERS, ErrorPage, StatusRanges, status_ranges
 from router.exchange import Exchange, Handler, Headers, PassSink, Sink
 from router.middlewares import BuildContext, MiddlewareError
+from router.middlewares.status_sink import CatchingSink, in_ranges
 
 __all__ = ["build"]
 
 _URL_SAFE = "/?&=%:@!$'()*+,;~#[]"
 
 
-def _in(ranges: StatusRanges, status: int) -> bool:
-    return any(lo <= status <= hi for lo, hi in ranges)
-
-
-class _Catcher(PassSink):
+class _Catcher(CatchingSink):
     """Passes an answer on unless its status is one to replace; then keeps only the status."""
 
     def __init__(self, downstream: Sink, ranges: StatusRanges) -> None:
         super().__init__(downstream)
         self.ranges = ranges
-        self.caught = 0
 
-    async def start(self, status: int, headers: Headers, reason: str = "") -> None:
-        self.started = True
-        if _in(self.ranges, status):
-            self.caught = status
-            return
-        await self.downstream.start(status, headers, reason)
-
-    async def write(self, data: bytes) -> None:
-        if not self.caught:
-            await self.downstream.write(data)
-
-    async def end(self) -> None:
-        if not self.caught:
-            await self.downstream.end()
+    def catches(self, status: int) -> bool:
+        return in_ranges(self.ranges, status)
 
 
 class _Status(PassSink):
@@ -118,7 +102,7 @@ def build(options: ErrorPage, ctx: BuildContext) -> object:
             original = catcher.caught
             if not original:
                 return
-            status = next((to for frm, to in rewrites if _in(frm, original)), original)
+            status = next((to for frm, to in rewrites if in_ranges(frm, original)), original)
             url = f"{ex.scheme}://{ex.host_header}{ex.info.path}"
             if ex.info.raw_query:
                 url += "?" + ex.info.raw_query

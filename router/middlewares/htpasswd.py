@@ -28,6 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 
+from discover.middlewares.auth import BasicAuth, DigestAuth
+from router.exchange import Exchange, Handler
+from router.middlewares import MiddlewareError
+
 __all__ = [
     "AUTH_WORKERS",
     "UsersSource",
@@ -36,6 +40,8 @@ __all__ = [
     "basic_users",
     "check_password",
     "valid_header_name",
+    "open_users",
+    "pass_user",
     "digest_users",
     "md5_crypt",
     "read_lines",
@@ -307,3 +313,27 @@ class UsersSource:
 def valid_header_name(name: str) -> bool:
     """Whether ``name`` can be a header name (RFC 9110 token characters), for ``headerField``."""
     return bool(name) and all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name)
+
+
+def open_users(
+    name: str, options: BasicAuth | DigestAuth, parse: Callable[..., dict[str, str]]
+) -> UsersSource:
+    """The users of a basicAuth or digestAuth middleware; a bad users/usersFile entry or headerField is
+    refused by name when the configuration is compiled."""
+    try:
+        source = UsersSource(name, options.users, options.users_file, parse)
+    except UsersError as exc:
+        raise MiddlewareError(exc.option, exc.message) from None
+    if options.header_field and not valid_header_name(options.header_field):
+        raise MiddlewareError("headerField", f"not a valid header name: {options.header_field!r}")
+    return source
+
+
+async def pass_user(ex: Exchange, user: str, header_field: str, remove: bool, next_handler: Handler) -> None:
+    """An authenticated request goes on, the user named in ``headerField`` and, with ``removeHeader``, its
+    credentials dropped (Traefik's behaviour for both auth middlewares)."""
+    if header_field:
+        ex.set_header(header_field, user)
+    if remove:
+        ex.remove_header("Authorization")
+    await next_handler(ex)

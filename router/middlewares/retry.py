@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable
 
 from discover.middlewares.resilience import Retry, StatusRanges, status_ranges
-from router.exchange import Exchange, Handler, Headers, PassSink, Sink
+from router.exchange import Exchange, Handler, Sink
 from router.middlewares import BuildContext, MiddlewareError
+from router.middlewares.status_sink import CatchingSink, in_ranges
 
 __all__ = ["Backoff", "build"]
 
@@ -52,33 +53,16 @@ class Backoff:
         return wait
 
 
-def _in(ranges: StatusRanges, status: int) -> bool:
-    return any(lo <= status <= hi for lo, hi in ranges)
-
-
-class _Attempt(PassSink):
+class _Attempt(CatchingSink):
     """The answer of one attempt: passed on, unless its status is one to retry on (then swallowed)."""
 
     def __init__(self, downstream: Sink, ranges: StatusRanges, deadline: float) -> None:
         super().__init__(downstream)
         self.ranges = ranges
         self.deadline = deadline
-        self.caught = False
 
-    async def start(self, status: int, headers: Headers, reason: str = "") -> None:
-        self.started = True
-        if self.ranges and _in(self.ranges, status) and time.monotonic() < self.deadline:
-            self.caught = True
-            return
-        await self.downstream.start(status, headers, reason)
-
-    async def write(self, data: bytes) -> None:
-        if not self.caught:
-            await self.downstream.write(data)
-
-    async def end(self) -> None:
-        if not self.caught:
-            await self.downstream.end()
+    def catches(self, status: int) -> bool:
+        return bool(self.ranges) and in_ranges(self.ranges, status) and time.monotonic() < self.deadline
 
 
 class _Snapshot:

@@ -12,6 +12,7 @@ sent as ``/`` either way), and is warned about.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from discover.middlewares.paths import StripPrefix
 from router.exchange import Exchange, Handler, answer
@@ -60,6 +61,32 @@ async def bad_path(ex: Exchange, why: str) -> None:
     await answer(ex, 400, "Bad Request\n", reason=why)
 
 
+def strip_with(
+    find: Callable[[str], tuple[str, str] | None], kind: str, force_slash: bool = False
+) -> Callable[[Handler], Handler]:
+    """The wrap of stripPrefix and stripPrefixRegex: ``find(decoded path)`` gives the prefix to strip and
+    what found it (a prefix or a regex, named in the 400's reason), or None to pass the path unchanged."""
+
+    def wrap(next_handler: Handler) -> Handler:
+        async def strip(ex: Exchange) -> None:
+            raw = ex.path
+            decoded = decoded_path(raw)
+            found = find(decoded)
+            if found is not None:
+                prefix, by = found
+                wire = stripped(raw, decoded, prefix, force_slash)
+                if wire is None:
+                    await bad_path(ex, f"{kind} {by!r} leaves a path that is not clean")
+                    return
+                ex.set_header(FORWARDED_PREFIX, prefix)
+                ex.path = wire or "/"
+            await next_handler(ex)
+
+        return strip
+
+    return wrap
+
+
 def build(options: StripPrefix, ctx: BuildContext) -> object:
     prefixes = tuple(p.strip() for p in options.prefixes)
     force_slash = bool(options.forceSlash)
@@ -70,21 +97,10 @@ def build(options: StripPrefix, ctx: BuildContext) -> object:
             ctx.name,
         )
 
-    def wrap(next_handler: Handler) -> Handler:
-        async def strip_prefix(ex: Exchange) -> None:
-            raw = ex.path
-            decoded = decoded_path(raw)
-            for prefix in prefixes:
-                if decoded.startswith(prefix):
-                    wire = stripped(raw, decoded, prefix, force_slash)
-                    if wire is None:
-                        await bad_path(ex, f"stripPrefix {prefix!r} leaves a path that is not clean")
-                        return
-                    ex.set_header(FORWARDED_PREFIX, prefix)
-                    ex.path = wire or "/"
-                    break
-            await next_handler(ex)
+    def find(decoded: str) -> tuple[str, str] | None:
+        for prefix in prefixes:
+            if decoded.startswith(prefix):
+                return prefix, prefix
+        return None
 
-        return strip_prefix
-
-    return wrap
+    return strip_with(find, "stripPrefix", force_slash)

@@ -7,32 +7,19 @@ are not anchored: ``/api/v[0-9]+`` must match at the start of the path to count.
 from __future__ import annotations
 
 from discover.middlewares.paths import StripPrefixRegex
-from router.exchange import Exchange, Handler
 from router.middlewares import BuildContext
 from router.middlewares.paths_common import GoRe
-from router.middlewares.strip_prefix import FORWARDED_PREFIX, bad_path, decoded_path, stripped
+from router.middlewares.strip_prefix import strip_with
 
 
 def build(options: StripPrefixRegex, ctx: BuildContext) -> object:
     regexes = tuple(GoRe(r.strip(), f"regex[{k}]") for k, r in enumerate(options.regex))
 
-    def wrap(next_handler: Handler) -> Handler:
-        async def strip_prefix_regex(ex: Exchange) -> None:
-            raw = ex.path
-            decoded = decoded_path(raw)
-            for rx in regexes:
-                prefix = rx.find(decoded)
-                if not prefix or not decoded.startswith(prefix):
-                    continue
-                wire = stripped(raw, decoded, prefix)
-                if wire is None:
-                    await bad_path(ex, f"stripPrefixRegex {rx.pattern!r} leaves a path that is not clean")
-                    return
-                ex.set_header(FORWARDED_PREFIX, prefix)
-                ex.path = wire or "/"
-                break
-            await next_handler(ex)
+    def find(decoded: str) -> tuple[str, str] | None:
+        for rx in regexes:
+            prefix = rx.find(decoded)
+            if prefix and decoded.startswith(prefix):
+                return prefix, rx.pattern
+        return None
 
-        return strip_prefix_regex
-
-    return wrap
+    return strip_with(find, "stripPrefixRegex")
