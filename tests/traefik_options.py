@@ -7,27 +7,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_S, _B, _I, _D, _L, _M, _ANY = "string", "bool", "int", "duration", "list", "map", "any"
+from discover.docker_options import MIDDLEWARE_OPTIONS
+
+_S, _B, _I, _D, _L, _M = "string", "bool", "int", "duration", "list", "map"
 Schema = Mapping[str, Any]
 
 _CLIENT_TLS: Schema = {"ca": _S, "cert": _S, "key": _S, "insecureSkipVerify": _B, "caOptional": _B}
 _IP_STRATEGY: Schema = {"depth": _I, "excludedIPs": _L, "ipv6Subnet": _I}
 _SOURCE_CRITERION: Schema = {"ipStrategy": _IP_STRATEGY, "requestHeaderName": _S, "requestHost": _B}
-_DN_ISSUER: Schema = {
-    k: _B
-    for k in (
-        "country",
-        "province",
-        "locality",
-        "organization",
-        "commonName",
-        "serialNumber",
-        "domainComponent",
-    )
-}
-_DN_SUBJECT: Schema = {**_DN_ISSUER, "organizationalUnit": _B}
-
+# The types dockroute does not implement (grpcWeb, passTLSClientCert, plugin) are read with the schema of
+# discover.docker_options, which lists their Traefik options already.
 TRAEFIK_OPTIONS: Mapping[str, Schema | str] = {
+    **MIDDLEWARE_OPTIONS,
     "addPrefix": {"prefix": _S},
     "basicAuth": {"users": _L, "usersFile": _S, "realm": _S, "removeHeader": _B, "headerField": _S},
     "buffering": {
@@ -71,7 +62,6 @@ TRAEFIK_OPTIONS: Mapping[str, Schema | str] = {
         "preserveRequestMethod": _B,
         "authSigninURL": _S,
     },
-    "grpcWeb": {"allowOrigins": _L},
     "headers": {
         "customRequestHeaders": _M,
         "customResponseHeaders": _M,
@@ -110,18 +100,6 @@ TRAEFIK_OPTIONS: Mapping[str, Schema | str] = {
     "inFlightReq": {"amount": _I, "sourceCriterion": _SOURCE_CRITERION},
     "ipAllowList": {"sourceRange": _L, "ipStrategy": _IP_STRATEGY, "rejectStatusCode": _I},
     "ipWhiteList": {"sourceRange": _L, "ipStrategy": _IP_STRATEGY},
-    "passTLSClientCert": {
-        "pem": _B,
-        "info": {
-            "notAfter": _B,
-            "notBefore": _B,
-            "sans": _B,
-            "serialNumber": _B,
-            "subject": _DN_SUBJECT,
-            "issuer": _DN_ISSUER,
-        },
-    },
-    "plugin": _ANY,
     "rateLimit": {
         "average": _I,
         "period": _D,
