@@ -254,6 +254,15 @@ class Dockroute:
         return self.proc.returncode
 
 
+def docker_static() -> dict:
+    """A static config with the Docker provider and one entry point ``web`` on a free port (DEBUG log)."""
+    return {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "providers": {"docker": {}},
+        "log": {"level": "DEBUG"},
+    }
+
+
 def routers(*specs: tuple[str, str, str], services: dict[str, list[str]] | None = None, **extra: Any) -> dict:
     """A dynamic config: ``routers(("name", "rule", "service"), services={"svc": [url, ...]})``."""
     cfg: dict[str, Any] = {

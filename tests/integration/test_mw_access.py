@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.integration import docker_env
-from tests.integration.harness import routers, wait_for
+from tests.integration.harness import docker_static, routers, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -176,12 +176,7 @@ async def test_in_flight_req_rejects_the_excess_while_slow_requests_run(proxy, b
 async def test_rate_limit_from_container_labels(client, containers, proxy, tmp_path):
     name = containers(docker_env.unique("rl"))
     host = f"{name}.test"
-    static = {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
-        "providers": {"docker": {}},
-        "log": {"level": "DEBUG"},
-    }
-    dr = await proxy(static=static)
+    dr = await proxy(static=docker_static())
     labels = {
         f"traefik.http.routers.{name}.rule": f"Host(`{host}`)",
         f"traefik.http.routers.{name}.middlewares": f"{name}-rl",

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.integration import docker_env
-from tests.integration.harness import routers, wait_for
+from tests.integration.harness import docker_static, routers, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -246,12 +246,7 @@ async def test_forward_auth_against_a_real_auth_server(proxy, backends):
 async def test_basic_auth_from_container_labels(client, containers, proxy):
     name = containers(docker_env.unique("auth"))
     host = f"{name}.test"
-    static = {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
-        "providers": {"docker": {}},
-        "log": {"level": "DEBUG"},
-    }
-    dr = await proxy(static=static)
+    dr = await proxy(static=docker_static())
     labels = {  # a bcrypt line's "$" needs no escaping in a label set through the API (compose: "$$")
         f"traefik.http.routers.{name}.rule": f"Host(`{host}`)",
         f"traefik.http.routers.{name}.middlewares": f"{name}-auth",

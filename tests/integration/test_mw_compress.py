@@ -17,7 +17,7 @@ import zstandard
 from aiohttp import web
 
 from tests.integration import docker_env
-from tests.integration.harness import expected_sha256, routers, wait_for
+from tests.integration.harness import docker_static, expected_sha256, routers, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -205,12 +205,7 @@ async def test_compress_from_docker_labels(client, containers, proxy, tmp_path):
         f"traefik.http.routers.{name}.middlewares": "gz",
         "traefik.http.middlewares.gz.compress.encodings": "gzip,br",
     }
-    static = {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
-        "providers": {"docker": {}},
-        "log": {"level": "DEBUG"},
-    }
-    dr = await proxy(static=static)
+    dr = await proxy(static=docker_static())
     await asyncio.to_thread(docker_env.run, client, name, labels, command=cmd)
     async with _session() as s:
 

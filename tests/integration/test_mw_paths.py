@@ -10,7 +10,7 @@ import pytest
 from yarl import URL
 
 from tests.integration import docker_env
-from tests.integration.harness import routers, wait_for
+from tests.integration.harness import docker_static, routers, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -134,14 +134,6 @@ async def test_redirect_scheme_on_an_entry_point(proxy, backends, tmp_path):
 # -- labels on a real container ---------------------------------------------------------------------------
 
 
-def _docker_static() -> dict:
-    return {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
-        "providers": {"docker": {}},
-        "log": {"level": "DEBUG"},
-    }
-
-
 async def test_stripprefix_and_redirectscheme_from_container_labels(client, containers, proxy):
     name = containers(docker_env.unique("paths"))
     host, secure = f"{name}.test", f"secure-{name}.test"
@@ -154,7 +146,7 @@ async def test_stripprefix_and_redirectscheme_from_container_labels(client, cont
         "traefik.http.middlewares.to-https.redirectscheme.scheme": "https",
         "traefik.http.middlewares.to-https.redirectscheme.port": "8443",
     }
-    dr = await proxy(static=_docker_static())
+    dr = await proxy(static=docker_static())
     await asyncio.to_thread(docker_env.run, client, name, labels)
     async with aiohttp.ClientSession() as http:
 

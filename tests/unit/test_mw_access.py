@@ -5,57 +5,28 @@ name), the client-address strategies, ``ipAllowList``, ``inFlightReq`` counters 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 from multidict import CIMultiDict
 
 from discover.middlewares.access import IPAllowList, IPStrategy, RateLimit, SourceCriterion
-from discover.middlewares.registry import read_middleware_options
-from discover.readers import At, ConfigError
-from router.exchange import Exchange, Sink
+from discover.readers import ConfigError
 from router.headers import TrustedNetworks
-from router.middlewares import BuildContext, MiddlewareError, in_flight_req, ip_allow_list, rate_limit
+from router.middlewares import MiddlewareError, in_flight_req, ip_allow_list, rate_limit
 from router.middlewares.rate_limit import MAX_SOURCES, Limiter, go_duration
 from router.middlewares.source import Checker, ip_strategy, source_extractor
-from router.rules import RequestInfo
-
-
-def _read(mtype, value):
-    return read_middleware_options(mtype, value, At(f"http.middlewares.m.{mtype}"))
-
-
-def _refusal(mtype, value) -> str:
-    with pytest.raises(ConfigError) as info:
-        _read(mtype, value)
-    return f"{info.value.path}: {info.value}"
-
-
-class Recorder(Sink):
-    def __init__(self):
-        self.status = 0
-        self.headers = None
-        self.body = b""
-
-    async def start(self, status, headers, reason=""):
-        self.status, self.headers = status, headers
-
-    async def write(self, data):
-        self.body += data
-
-    async def end(self):
-        pass
+from tests.exchange_fakes import Recorder, fake_exchange
+from tests.exchange_fakes import ctx as _ctx
+from tests.exchange_fakes import read_options as _read
+from tests.exchange_fakes import refusal as _refusal
 
 
 def _exchange(client="10.0.0.9", trusted=(), host="app.test", **headers):
-    ep = SimpleNamespace(access_log=None, scheme="http", trusted=TrustedNetworks(trusted))
     hdrs = CIMultiDict()
     for k, v in headers.items():
         for one in v if isinstance(v, list) else [v]:
             hdrs.add(k.replace("_", "-"), one)
-    msg = SimpleNamespace(version=(1, 1), headers=hdrs)
-    info = RequestInfo("GET", host, "/", "", hdrs, client)
-    ex = Exchange(ep, None, None, msg, info, host, False, "r")
+    ex = fake_exchange(host=host, headers=hdrs, client=client, trusted=TrustedNetworks(trusted))
     ex.sink = Recorder()
     return ex
 
@@ -63,10 +34,6 @@ def _exchange(client="10.0.0.9", trusted=(), host="app.test", **headers):
 async def _served(ex):
     await ex.sink.start(200, CIMultiDict())
     await ex.sink.end()
-
-
-def _ctx():
-    return BuildContext("m@file", "r@file", None)
 
 
 # -- options ------------------------------------------------------------------------------------------------

@@ -8,22 +8,21 @@ import asyncio
 import base64
 import hashlib
 import os
-from types import SimpleNamespace
 
 import bcrypt
 import pytest
 from multidict import CIMultiDict
 
 from discover.middlewares.auth import BasicAuth, DigestAuth
-from discover.middlewares.registry import read_middleware_options
-from discover.readers import At, ConfigError
-from router.exchange import Exchange, Sink
 from router.headers import TrustedNetworks
-from router.middlewares import BuildContext, MiddlewareError, basic_auth, digest_auth, forward_auth, htpasswd
+from router.middlewares import MiddlewareError, basic_auth, digest_auth, forward_auth, htpasswd
 from router.middlewares.digest_auth import parse_digest, response_digest
 from router.middlewares.forward_auth import canonical
 from router.middlewares.htpasswd import UsersError, basic_users, check_password, digest_users, md5_crypt
-from router.rules import RequestInfo
+from tests.exchange_fakes import Recorder, fake_exchange
+from tests.exchange_fakes import ctx as _ctx
+from tests.exchange_fakes import read_options as _read
+from tests.exchange_fakes import refusal as _refusal
 
 # Apache's documented examples (password encryptions page) for "myPassword"; the others made with
 # `openssl passwd -apr1 -salt abcdefgh ...` and `openssl passwd -1 -salt saltsalt password`.
@@ -35,16 +34,6 @@ APR1_VECTORS = [
 SHA_VECTOR = (b"myPassword", "{SHA}VBPuJHI7uixaa6LQGWx4s+5GKNE=")
 # crypt_blowfish's published test vector
 BCRYPT_VECTOR = (b"U*U", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW")
-
-
-def _read(mtype, value):
-    return read_middleware_options(mtype, value, At(f"http.middlewares.m.{mtype}"))
-
-
-def _refusal(mtype, value) -> str:
-    with pytest.raises(ConfigError) as info:
-        _read(mtype, value)
-    return f"{info.value.path}: {info.value}"
 
 
 def test_options_from_label_strings_and_files():
@@ -170,33 +159,19 @@ def test_digest_header_parses_quoted_and_bare_values():
     assert parse_digest("Basic abc") is None
 
 
-class Recorder(Sink):
-    def __init__(self):
-        self.status, self.headers, self.body = 0, None, b""
-
-    async def start(self, status, headers, reason=""):
-        self.status, self.headers = status, headers
-
-    async def write(self, data):
-        self.body += data
-
-    async def end(self):
-        pass
-
-
 def _exchange(method="GET", target="/p?q=1", client="10.0.0.9", trusted=(), **headers):
-    ep = SimpleNamespace(access_log=None, scheme="http", trusted=TrustedNetworks(trusted))
     hdrs = CIMultiDict((k.replace("_", "-"), v) for k, v in headers.items())
-    path, _, query = target.partition("?")
-    msg = SimpleNamespace(version=(1, 1), headers=hdrs, path=target)
-    info = RequestInfo(method, "app.test", path, query, hdrs, client)
-    ex = Exchange(ep, None, None, msg, info, "app.test:8080", False, "r")
+    ex = fake_exchange(
+        method,
+        target,
+        "app.test",
+        hdrs,
+        client,
+        host_header="app.test:8080",
+        trusted=TrustedNetworks(trusted),
+    )
     ex.sink = Recorder()
     return ex
-
-
-def _ctx():
-    return BuildContext("m@file", "r@file", None)
 
 
 def test_forward_auth_request_headers_per_trust_setting():
@@ -291,17 +266,10 @@ async def test_basic_auth_checks_once_then_answers_from_the_cache(monkeypatch):
 def test_forwarded_uri_after_a_path_middleware_is_escaped_once():
     """ex.path is already escaped as on the request line: a path middleware's result is sent as it is in
     X-Forwarded-Uri (Authelia and Authentik match their rules on it), never escaped a second time."""
-    from types import SimpleNamespace
 
-    from multidict import CIMultiDict
-
-    from router.exchange import Exchange
     from router.middlewares.forward_auth import request_uri
-    from router.rules import RequestInfo
 
-    msg = SimpleNamespace(version=(1, 1), headers=CIMultiDict(), path="/api/a%20b%3Fc?x=1")
-    info = RequestInfo("GET", "a.test", "/api/a%20b%3Fc", "x=1", msg.headers, "127.0.0.1")
-    ex = Exchange(SimpleNamespace(), None, None, msg, info, "a.test", False, "r")
+    ex = fake_exchange("GET", "/api/a%20b%3Fc?x=1")
     assert request_uri(ex) == "/api/a%20b%3Fc?x=1"
     ex.path = "/a%20b%3Fc"  # what stripPrefix /api leaves
     assert request_uri(ex) == "/a%20b%3Fc?x=1"

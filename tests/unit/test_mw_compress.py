@@ -11,7 +11,6 @@ import random
 import threading
 import time
 import zlib
-from types import SimpleNamespace
 
 import brotli
 import pytest
@@ -24,10 +23,10 @@ from discover.middlewares.compress import Compress
 from discover.middlewares.fields import read_options
 from discover.parse import parse_dynamic_with_warnings
 from discover.readers import At, ConfigError
-from router.exchange import Exchange, Sink
+from router.exchange import Sink
 from router.middlewares import BuildContext, compress
 from router.middlewares.compress import OFFLOAD_MIN, CompressSink, Encoder, Policy, negotiate
-from router.rules import RequestInfo
+from tests.exchange_fakes import fake_exchange
 
 ALL = ("zstd", "br", "gzip")
 BODY = json.dumps([{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(2500)]).encode()
@@ -373,10 +372,7 @@ def test_a_short_body_that_ends_at_once_stays_plain_and_no_flush_fires_later():
 
 
 def _exchange(method="GET", **headers):
-    ep = SimpleNamespace(access_log=None, scheme="http", write_timeout=None, read_timeout=None)
-    msg = SimpleNamespace(version=(1, 1), headers=CIMultiDict(headers))
-    info = RequestInfo(method, "a.test", "/", "", msg.headers, "127.0.0.1")
-    return Exchange(ep, None, None, msg, info, "a.test", False, "r")
+    return fake_exchange(method, headers=CIMultiDict(headers))
 
 
 def _run(ex, options=None):

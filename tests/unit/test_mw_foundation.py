@@ -9,18 +9,18 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
-from multidict import CIMultiDict
 
 from discover.middlewares.fields import BOOL, DURATION, INT, LIST, MAP, SECTION, STR, option, read_options
 from discover.model import LoadBalancer, Router, Server, Service, merge
 from discover.parse import parse_dynamic_with_warnings
 from discover.readers import At, ConfigError
 from router.compile import compile_config
-from router.exchange import Exchange, PassSink, answer
+from router.exchange import PassSink, answer
 from router.middlewares import BuildContext, build_chain
 from router.rules import RequestInfo
 from router.settings import EntryPoint
 from router.targets import MiddlewareTarget, ServiceTarget
+from tests.exchange_fakes import fake_exchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,27 +212,9 @@ def test_references_across_providers_and_refusals_name_router_and_middleware(cap
 # -- the exchange's framing -------------------------------------------------------------------------
 
 
-class _Transport:
-    def __init__(self):
-        self.data = b""
-
-    def is_closing(self):
-        return False
-
-    def write(self, data):
-        self.data += data
-
-    def get_write_buffer_size(self):
-        return 0
-
-
 def _exchange(method="GET", version=(1, 1)):
-    ep = SimpleNamespace(access_log=None, scheme="http", write_timeout=None, read_timeout=None)
-    msg = SimpleNamespace(version=version, headers=CIMultiDict())
-    info = RequestInfo(method, "a.test", "/", "", msg.headers, "127.0.0.1")
-    t = _Transport()
-    request = SimpleNamespace(content=SimpleNamespace(is_eof=lambda: True))  # no body left to read
-    return Exchange(ep, request, t, msg, info, "a.test", False, "r"), t
+    ex = fake_exchange(method, version=version)
+    return ex, ex.transport
 
 
 def test_an_answer_with_a_length_is_sent_as_is_and_head_gets_no_body():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from types import SimpleNamespace
 
 import pytest
 from multidict import CIMultiDict
@@ -15,13 +14,13 @@ from discover.docker_labels import build_docker_config
 from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
 from discover.middlewares.headers import ContentType, Headers
 from discover.parse import parse_dynamic_with_warnings
-from router.exchange import Exchange, answer
+from router.exchange import answer
 from router.headers import TrustedNetworks
 from router.middlewares import BuildContext, MiddlewareError
 from router.middlewares import content_type as content_type_mw
 from router.middlewares import headers as headers_mw
 from router.middlewares.headers_sniff import detect_content_type
-from router.rules import RequestInfo
+from tests.exchange_fakes import fake_exchange
 
 # -- parsing --------------------------------------------------------------------------------------------
 
@@ -119,34 +118,17 @@ def test_a_regex_go_refuses_is_named_when_the_middleware_is_built():
 # -- behaviour on an exchange ----------------------------------------------------------------------------
 
 
-class _Transport:
-    def __init__(self):
-        self.data = b""
-
-    def is_closing(self):
-        return False
-
-    def write(self, data):
-        self.data += data
-
-    def get_write_buffer_size(self):
-        return 0
-
-
 def _exchange(method="GET", headers=None, scheme="http", host="app.test", trusted=()):
-    ep = SimpleNamespace(
-        access_log=None,
+    ex = fake_exchange(
+        method,
+        host=host,
+        headers=headers or {},
+        client="10.0.0.9",
         scheme=scheme,
-        write_timeout=None,
-        read_timeout=None,
         trusted=TrustedNetworks(trusted),
         port_b=b"80",
     )
-    msg = SimpleNamespace(version=(1, 1), headers=CIMultiDict(headers or {}))
-    info = RequestInfo(method, host, "/", "", msg.headers, "10.0.0.9")
-    t = _Transport()
-    request = SimpleNamespace(content=SimpleNamespace(is_eof=lambda: True))  # no body left to read
-    return Exchange(ep, request, t, msg, info, host, False, "r"), t
+    return ex, ex.transport
 
 
 def _run(options, ex, backend_headers=(), status=200, body=b"ok", mtype=headers_mw):

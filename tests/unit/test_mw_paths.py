@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import SimpleNamespace
 
 import pytest
-from multidict import CIMultiDict
 
 from discover.docker_labels import build_docker_config
 from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
@@ -25,7 +23,6 @@ from discover.middlewares.paths import (
 )
 from discover.parse import parse_dynamic_with_warnings
 from discover.readers import At, ConfigError
-from router.exchange import Exchange
 from router.middlewares import (
     BuildContext,
     MiddlewareError,
@@ -38,7 +35,7 @@ from router.middlewares import (
     strip_prefix_regex,
 )
 from router.middlewares.paths_common import GoRe, is_clean, path_unescape, wire_path
-from router.rules import RequestInfo
+from tests.exchange_fakes import fake_exchange
 
 # -- options ----------------------------------------------------------------------------------------------
 
@@ -177,20 +174,6 @@ def test_path_helpers_follow_go_url():
 # -- behaviour on an exchange -----------------------------------------------------------------------------
 
 
-class _Transport:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def is_closing(self):
-        return False
-
-    def write(self, data):
-        self.data += data
-
-    def get_write_buffer_size(self):
-        return 0
-
-
 class _Trusted:
     def __init__(self, ok: bool) -> None:
         self.ok = ok
@@ -200,14 +183,18 @@ class _Trusted:
 
 
 def _exchange(path="/", query="", method="GET", host="a.test", headers=(), scheme="http", trusted=False):
-    ep = SimpleNamespace(
-        access_log=None, scheme=scheme, write_timeout=None, read_timeout=None, trusted=_Trusted(trusted)
+    target = path + ("?" + query if query else "")
+    ex = fake_exchange(
+        method,
+        target,
+        host,
+        headers,
+        "10.0.0.9",
+        info_host=host.split(":")[0],
+        scheme=scheme,
+        trusted=_Trusted(trusted),
     )
-    h = CIMultiDict(headers)
-    msg = SimpleNamespace(version=(1, 1), headers=h, path=path + ("?" + query if query else ""))
-    info = RequestInfo(method, host.split(":")[0], path, query, h, "10.0.0.9")
-    t = _Transport()
-    return Exchange(ep, None, t, msg, info, host, False, "r"), t
+    return ex, ex.transport
 
 
 def _run(module, options, path="/", **kw):
