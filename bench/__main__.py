@@ -89,15 +89,10 @@ def main(argv: list[str]) -> int:
     def write(rows: list[Row], command: str, duration: int) -> Path:
         return report.write_results(report.run_section(rows, command, duration))
 
-    return runner.main_loop(
-        "bench",
-        argv,
-        args,
-        ("wrk", "nginx"),
-        collect,
-        lambda rows: (report.table(rows), report.ratios(rows), report.targets(rows)),
-        write,
-    )
+    def blocks(rows: list[Row]) -> tuple[list[str], ...]:
+        return report.table(rows), report.ratios(rows), report.targets(rows)
+
+    return runner.main_loop("bench", argv, args, collect, blocks, write)
 
 
 if __name__ == "__main__":

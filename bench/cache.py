@@ -45,10 +45,10 @@ from bench.runner import Started
 from bench.targets import (
     BENCH_HOST,
     Launch,
-    _dockroute_launch,
-    _dockroute_static,
     backend,
     caddy,
+    dockroute_launch,
+    proxy_dynamic,
     start_backend,
 )
 
@@ -120,25 +120,11 @@ def cached_backend(d: Path, port: int, _backend_port: int = 0) -> Launch:
 
 def dockroute_with(name: str, extra: list[str]) -> Callable[[Path, int, int], Launch]:
     def make(d: Path, port: int, backend_port: int) -> Launch:
-        _dockroute_static(d, port)
         names = ROWS[name]
         mws = "".join(_PIECES[n] for n in names)
         router_mws = f"      middlewares: [{', '.join(names)}]\n" if names else ""
-        (d / "dynamic.yml").write_text(
-            f"""http:
-  routers:
-    bench:
-      rule: "Host(`{BENCH_HOST}`)"
-      service: backend
-{router_mws}  services:
-    backend:
-      loadBalancer:
-        servers:
-          - url: "http://127.0.0.1:{backend_port}"
-"""
-            + (f"  middlewares:\n{mws}" if mws else "")
-        )
-        return _dockroute_launch(d, extra)
+        dynamic = proxy_dynamic(backend_port, router_mws, f"  middlewares:\n{mws}" if mws else "")
+        return dockroute_launch(d, port, extra, dynamic)
 
     return make
 
@@ -248,14 +234,17 @@ def figures(rows: list[Row]) -> list[str]:
     return out
 
 
+def blocks(rows: list[Row]) -> tuple[list[str], list[str]]:
+    return table(rows), figures(rows)
+
+
 def write_results(rows: list[Row], command: str, duration: int) -> Path:
     return put_bench_section(
         _MARK,
         "Cache and middleware chain",
         f"`{command}` (wrk -t1 -c64 -d{duration}s --latency; backend answers with "
         f"`Cache-Control: {CACHE_CONTROL}`)",
-        table(rows),
-        figures(rows),
+        *blocks(rows),
     )
 
 
@@ -281,14 +270,7 @@ def main(argv: list[str]) -> int:
                 rows.append(run_target(procs, t, tmp, bport, args.duration, args.warmup))
 
     return runner.main_loop(
-        "bench.cache",
-        argv,
-        args,
-        ("wrk", "nginx"),
-        collect,
-        lambda rows: (table(rows), figures(rows)),
-        write_results,
-        "dockroute-bench-cache-",
+        "bench.cache", argv, args, collect, blocks, write_results, "dockroute-bench-cache-"
     )
 
 

@@ -36,10 +36,12 @@ from bench.runner import Started
 from bench.targets import (
     BENCH_HOST,
     Launch,
-    _dockroute_launch,
-    _dockroute_static,
     _nginx_common,
     caddy,
+    dockroute_launch,
+    nginx_launch,
+    nginx_proxy,
+    proxy_dynamic,
     start_backend,
 )
 
@@ -80,8 +82,7 @@ def backend(d: Path, port: int) -> Launch:
 }}
 """
     )
-    (d / "nginx.conf").write_text(conf)
-    return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
+    return nginx_launch(d, conf)
 
 
 Make = Callable[[Path, int, int], Launch]
@@ -89,58 +90,19 @@ Make = Callable[[Path, int, int], Launch]
 
 def dockroute(middleware: bool, extra: list[str]) -> Make:
     def make(d: Path, port: int, backend_port: int) -> Launch:
-        _dockroute_static(d, port)
         mw = "      middlewares: [gz]\n" if middleware else ""
-        (d / "dynamic.yml").write_text(
-            f"""http:
-  routers:
-    bench:
-      rule: "Host(`{BENCH_HOST}`)"
-      service: backend
-{mw}  middlewares:
-    gz:
-      compress: {{}}
-  services:
-    backend:
-      loadBalancer:
-        servers:
-          - url: "http://127.0.0.1:{backend_port}"
-"""
-        )
-        return _dockroute_launch(d, extra)
+        dynamic = proxy_dynamic(backend_port, mw, "  middlewares:\n    gz:\n      compress: {}\n")
+        return dockroute_launch(d, port, extra, dynamic)
 
     return make
 
 
 def nginx_gzip(d: Path, port: int, backend_port: int) -> Launch:
-    conf = (
-        "worker_processes 1;\n"
-        + _nginx_common(d)
-        + f"""    keepalive_requests 1000000;
-    upstream backend {{
-        server 127.0.0.1:{backend_port};
-        keepalive 64;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        server_name {BENCH_HOST};
-        gzip on;
-        gzip_comp_level {LEVEL};
-        gzip_types application/json;
-        gzip_proxied any;
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-        }}
-    }}
-}}
-"""
+    gzip = (
+        f"        gzip on;\n        gzip_comp_level {LEVEL};\n        gzip_types application/json;\n"
+        "        gzip_proxied any;\n"
     )
-    (d / "nginx.conf").write_text(conf)
-    return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
+    return nginx_proxy(d, port, backend_port, server_lines=gzip)
 
 
 def caddy_gzip(d: Path, port: int, backend_port: int) -> Launch:
@@ -259,14 +221,17 @@ def ratios(rows: list[Row]) -> list[str]:
     return out
 
 
+def blocks(rows: list[Row]) -> tuple[list[str], list[str]]:
+    return table(rows), ratios(rows)
+
+
 def write_results(rows: list[Row], command: str, duration: int) -> Path:
     return put_bench_section(
         _MARK,
         "gzip of a 100 KB JSON answer",
         f"`{command}` (wrk -t1 -c64 -d{duration}s --latency, `Accept-Encoding: gzip`, "
         f"gzip level {LEVEL} everywhere; one nginx backend serving the document plain)",
-        table(rows),
-        ratios(rows),
+        *blocks(rows),
     )
 
 
@@ -288,14 +253,7 @@ def main(argv: list[str]) -> int:
                 rows.append(run_target(procs, t, tmp, bport, args.duration, args.warmup))
 
     return runner.main_loop(
-        "bench.compress",
-        argv,
-        args,
-        ("wrk", "nginx"),
-        collect,
-        lambda rows: (table(rows), ratios(rows)),
-        write_results,
-        "dockroute-bench-compress-",
+        "bench.compress", argv, args, collect, blocks, write_results, "dockroute-bench-compress-"
     )
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import http.client
-import os
 import shutil
 import ssl
 import sys
@@ -34,9 +33,10 @@ from bench.targets import (
     BENCH_HOST,
     BODY,
     Launch,
-    _dockroute_launch,
-    _dockroute_static,
+    caddy_launch,
+    dockroute_launch,
     nginx_proxy,
+    proxy_dynamic,
     start_backend,
 )
 
@@ -73,20 +73,7 @@ Make = Callable[[Path, int, int, Cert], Launch]
 
 def dockroute_tls(extra: list[str]) -> Make:
     def make(d: Path, port: int, backend_port: int, c: Cert) -> Launch:
-        _dockroute_static(d, port, "websecure")
-        (d / "dynamic.yml").write_text(
-            f"""http:
-  routers:
-    bench:
-      rule: "Host(`{BENCH_HOST}`)"
-      service: backend
-      tls: {{}}
-  services:
-    backend:
-      loadBalancer:
-        servers:
-          - url: "http://127.0.0.1:{backend_port}"
-tls:
+        certs = f"""tls:
   certificates:
     - certFile: "{c.cert}"
       keyFile: "{c.key}"
@@ -96,8 +83,8 @@ tls:
         certFile: "{c.cert}"
         keyFile: "{c.key}"
 """
-        )
-        return _dockroute_launch(d, extra)
+        dynamic = proxy_dynamic(backend_port, "      tls: {}\n", certs)
+        return dockroute_launch(d, port, extra, dynamic, "websecure")
 
     return make
 
@@ -124,9 +111,7 @@ https://:{port} {{
 }}
 """
     )
-    env = dict(os.environ)
-    env.update(HOME=str(d), XDG_CONFIG_HOME=str(d / "config"), XDG_DATA_HOME=str(d / "data"))
-    return Launch(["caddy", "run", "--config", str(d / "Caddyfile"), "--adapter", "caddyfile"], env=env)
+    return caddy_launch(d)
 
 
 @dataclass(frozen=True)
@@ -268,14 +253,17 @@ def ratios(rows: list[TlsRow]) -> list[str]:
     return out
 
 
+def blocks(rows: list[TlsRow]) -> tuple[list[str], list[str]]:
+    return table(rows), ratios(rows)
+
+
 def write_results(rows: list[TlsRow], command: str, duration: int) -> Path:
     return put_bench_section(
         _MARK,
         "HTTPS termination",
         f"`{command}` (wrk -t1 -c64 -d{duration}s --latency, no SNI, self-signed ECDSA P-256 "
         'certificate; handshakes/s = req/s with `-H "Connection: close"`)',
-        table(rows),
-        ratios(rows),
+        *blocks(rows),
     )
 
 
@@ -301,14 +289,7 @@ def main(argv: list[str]) -> int:
                 rows.append(run_target(procs, t, tmp, bport, c, args.duration, args.warmup))
 
     return runner.main_loop(
-        "bench.https",
-        argv,
-        args,
-        ("wrk", "nginx"),
-        collect,
-        lambda rows: (table(rows), ratios(rows)),
-        write_results,
-        "dockroute-bench-https-",
+        "bench.https", argv, args, collect, blocks, write_results, "dockroute-bench-https-"
     )
 
 

@@ -156,12 +156,12 @@ def main_loop(
     prog: str,
     argv: list[str],
     args: argparse.Namespace,
-    tools: Sequence[str],
     collect: Callable[[Procs, Path, list[R]], None],
     blocks: Callable[[list[R]], Sequence[list[str]]],
     write: Callable[[list[R], str, int], Path],
     tmp_prefix: str = "dockroute-bench-",
     tmp_mode: int | None = None,
+    tools: Sequence[str] = ("wrk", "nginx"),
 ) -> int:
     """Check the tools, run ``collect`` (which starts the backend if any and appends one row per target),
     stop every process even on Ctrl-C or SIGTERM, print ``blocks(rows)`` and, with --write-results and

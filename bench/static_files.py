@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import shutil
 import sys
 import time
@@ -26,7 +25,14 @@ from bench import runner, wrk
 from bench.procs import NotReady, Procs, count_log_errors, tail
 from bench.report import put_bench_section
 from bench.runner import Started
-from bench.targets import BENCH_HOST, Launch, _dockroute_launch, _dockroute_static, _nginx_common
+from bench.targets import (
+    BENCH_HOST,
+    Launch,
+    _nginx_common,
+    caddy_launch,
+    dockroute_launch,
+    nginx_launch,
+)
 
 _MARK = "<!-- static-files -->"
 FILES = {"/file-4k.html": 4096, "/file-1m.bin": 1 << 20}
@@ -53,9 +59,7 @@ Make = Callable[[Path, int, Path], Launch]
 
 def dockroute_static(extra: list[str]) -> Make:
     def make(d: Path, port: int, www: Path) -> Launch:
-        _dockroute_static(d, port)
-        (d / "dynamic.yml").write_text(
-            f"""http:
+        dynamic = f"""http:
   routers:
     bench:
       rule: "Host(`{BENCH_HOST}`)"
@@ -65,8 +69,7 @@ def dockroute_static(extra: list[str]) -> Make:
       static:
         root: "{www}"
 """
-        )
-        return _dockroute_launch(d, extra)
+        return dockroute_launch(d, port, extra, dynamic)
 
     return make
 
@@ -87,8 +90,7 @@ def nginx_static(d: Path, port: int, www: Path) -> Launch:
 }}
 """
     )
-    (d / "nginx.conf").write_text(conf)
-    return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
+    return nginx_launch(d, conf)
 
 
 def caddy_static(d: Path, port: int, www: Path) -> Launch:
@@ -106,9 +108,7 @@ http://:{port} {{
 }}
 """
     )
-    env = dict(os.environ)
-    env.update(HOME=str(d), XDG_CONFIG_HOME=str(d / "config"), XDG_DATA_HOME=str(d / "data"))
-    return Launch(["caddy", "run", "--config", str(d / "Caddyfile"), "--adapter", "caddyfile"], env=env)
+    return caddy_launch(d)
 
 
 @dataclass(frozen=True)
@@ -243,14 +243,17 @@ def ratios(rows: list[StaticRow]) -> list[str]:
     return out
 
 
+def blocks(rows: list[StaticRow]) -> tuple[list[str], list[str]]:
+    return table(rows), ratios(rows)
+
+
 def write_results(rows: list[StaticRow], command: str, duration: int) -> Path:
     return put_bench_section(
         _MARK,
         "Static files",
         f"`{command}` (wrk -t1 -c64 -d{duration}s --latency per file; nginx 1 worker with "
         "sendfile and open_file_cache, Caddy file_server with its defaults, dockroute one process)",
-        table(rows),
-        ratios(rows),
+        *blocks(rows),
     )
 
 
@@ -275,12 +278,12 @@ def main(argv: list[str]) -> int:
         "bench.static_files",
         argv,
         args,
-        ("wrk",),
         collect,
-        lambda rows: (table(rows), ratios(rows)),
+        blocks,
         write_results,
         "dockroute-bench-static-",
-        0o755,  # nginx's workers run as an unprivileged user when the bench runs as root
+        tmp_mode=0o755,  # nginx's workers run as an unprivileged user when the bench runs as root
+        tools=("wrk",),
     )
 
 

@@ -44,6 +44,19 @@ class Target:
 # -- nginx: backend and reverse proxy -------------------------------------------------------------------
 
 
+def nginx_launch(d: Path, conf: str) -> Launch:
+    """nginx run in the foreground from ``d`` with ``conf`` as its nginx.conf."""
+    (d / "nginx.conf").write_text(conf)
+    return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
+
+
+def caddy_launch(d: Path) -> Launch:
+    """Caddy run with ``d``'s Caddyfile; it wants writable config/data homes: kept in ``d``."""
+    env = dict(os.environ)
+    env.update(HOME=str(d), XDG_CONFIG_HOME=str(d / "config"), XDG_DATA_HOME=str(d / "data"))
+    return Launch(["caddy", "run", "--config", str(d / "Caddyfile"), "--adapter", "caddyfile"], env=env)
+
+
 def _nginx_common(d: Path) -> str:
     temps = "\n".join(
         f"    {kind}_temp_path {d / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -79,12 +92,14 @@ def backend(d: Path, port: int, _backend_port: int = 0) -> Launch:
 }}
 """
     )
-    (d / "nginx.conf").write_text(conf)
-    return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
+    return nginx_launch(d, conf)
 
 
-def nginx_proxy(d: Path, port: int, backend_port: int, tls: tuple[Path, Path] | None = None) -> Launch:
-    """nginx as reverse proxy; with ``tls`` (certificate, key) it terminates TLS (bench.https)."""
+def nginx_proxy(
+    d: Path, port: int, backend_port: int, tls: tuple[Path, Path] | None = None, server_lines: str = ""
+) -> Launch:
+    """nginx as reverse proxy; with ``tls`` (certificate, key) it terminates TLS (bench.https);
+    ``server_lines`` go into its server block (bench.compress: gzip)."""
     ssl = " ssl" if tls else ""
     ssl_lines = (
         f"        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};\n"
@@ -104,7 +119,7 @@ def nginx_proxy(d: Path, port: int, backend_port: int, tls: tuple[Path, Path] | 
     server {{
         listen 127.0.0.1:{port}{ssl} backlog=4096;
         server_name {BENCH_HOST};
-{ssl_lines}        location / {{
+{ssl_lines}{server_lines}        location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -114,8 +129,7 @@ def nginx_proxy(d: Path, port: int, backend_port: int, tls: tuple[Path, Path] | 
 }}
 """
     )
-    (d / "nginx.conf").write_text(conf)
-    return Launch(["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf")])
+    return nginx_launch(d, conf)
 
 
 # -- Caddy ------------------------------------------------------------------------------------------------
@@ -135,10 +149,7 @@ http://:{port} {{
 }}
 """
     )
-    env = dict(os.environ)
-    # Caddy wants writable config/data homes; keep them in the temp dir. GOMAXPROCS stays default.
-    env.update(HOME=str(d), XDG_CONFIG_HOME=str(d / "config"), XDG_DATA_HOME=str(d / "data"))
-    return Launch(["caddy", "run", "--config", str(d / "Caddyfile"), "--adapter", "caddyfile"], env=env)
+    return caddy_launch(d)  # GOMAXPROCS stays default
 
 
 # -- HAProxy ----------------------------------------------------------------------------------------------
@@ -205,23 +216,37 @@ def _dockroute_launch(d: Path, extra: Sequence[str]) -> Launch:
     )
 
 
-def dockroute(extra: Sequence[str]) -> Callable[[Path, int, int], Launch]:
-    def make(d: Path, port: int, backend_port: int) -> Launch:
-        _dockroute_static(d, port)
-        (d / "dynamic.yml").write_text(
-            f"""http:
+def proxy_dynamic(backend_port: int, router_lines: str = "", after: str = "") -> str:
+    """A dockroute dynamic config: router ``bench`` (``Host(`bench.test`)``, plus ``router_lines``) to the
+    service ``backend`` on ``backend_port``, then ``after`` (middlewares, tls)."""
+    return (
+        f"""http:
   routers:
     bench:
       rule: "Host(`{BENCH_HOST}`)"
       service: backend
-  services:
+{router_lines}  services:
     backend:
       loadBalancer:
         servers:
           - url: "http://127.0.0.1:{backend_port}"
 """
-        )
-        return _dockroute_launch(d, extra)
+        + after
+    )
+
+
+def dockroute_launch(
+    d: Path, port: int, extra: Sequence[str], dynamic: str, entry_point: str = "web"
+) -> Launch:
+    """dockroute with its static config on ``port`` and ``dynamic`` as its file provider's config."""
+    _dockroute_static(d, port, entry_point)
+    (d / "dynamic.yml").write_text(dynamic)
+    return _dockroute_launch(d, extra)
+
+
+def dockroute(extra: Sequence[str]) -> Callable[[Path, int, int], Launch]:
+    def make(d: Path, port: int, backend_port: int) -> Launch:
+        return dockroute_launch(d, port, extra, proxy_dynamic(backend_port))
 
     return make
 
