@@ -29,7 +29,7 @@ from bench.targets import (
     BENCH_HOST,
     Launch,
     _nginx_common,
-    caddy_launch,
+    caddy_http,
     dockroute_launch,
     nginx_launch,
 )
@@ -94,21 +94,7 @@ def nginx_static(d: Path, port: int, www: Path) -> Launch:
 
 
 def caddy_static(d: Path, port: int, www: Path) -> Launch:
-    (d / "Caddyfile").write_text(
-        f"""{{
-    admin off
-    auto_https off
-    storage file_system {d / "data"}
-}}
-
-http://:{port} {{
-    bind 127.0.0.1
-    root * {www}
-    file_server
-}}
-"""
-    )
-    return caddy_launch(d)
+    return caddy_http(d, port, f"    root * {www}\n    file_server\n")
 
 
 @dataclass(frozen=True)

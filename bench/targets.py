@@ -135,7 +135,9 @@ def nginx_proxy(
 # -- Caddy ------------------------------------------------------------------------------------------------
 
 
-def caddy(d: Path, port: int, backend_port: int) -> Launch:
+def caddy_http(d: Path, port: int, directives: str) -> Launch:
+    """Caddy with one plain-HTTP site on 127.0.0.1:``port`` (any host) holding ``directives`` (indented
+    lines); no admin endpoint, no automatic HTTPS, its storage in ``d``. GOMAXPROCS stays default."""
     (d / "Caddyfile").write_text(
         f"""{{
     admin off
@@ -145,11 +147,14 @@ def caddy(d: Path, port: int, backend_port: int) -> Launch:
 
 http://:{port} {{
     bind 127.0.0.1
-    reverse_proxy 127.0.0.1:{backend_port}
-}}
+{directives}}}
 """
     )
-    return caddy_launch(d)  # GOMAXPROCS stays default
+    return caddy_launch(d)
+
+
+def caddy(d: Path, port: int, backend_port: int) -> Launch:
+    return caddy_http(d, port, f"    reverse_proxy 127.0.0.1:{backend_port}\n")
 
 
 # -- HAProxy ----------------------------------------------------------------------------------------------
