@@ -12,7 +12,8 @@ a range (206, ``Content-Range``), marked ``Cache-Control: no-transform``, of an 
 included) type, or shorter than ``minResponseBodyBytes``: when the head carries ``Content-Length`` that
 is known at once; otherwise the body is held until that many bytes arrived (or it ended: then it goes
 out plain, with its length). ``Vary: Accept-Encoding`` is added to every response that could have been
-compressed, whatever the client accepted, so that caches keep the variants apart.
+compressed for a client accepting a coding, so that caches keep the variants apart; a client accepting
+none gets the answer untouched, as in Traefik.
 
 Levels are moderate (gzip 5, brotli 4, zstd 3). The compressors release the GIL, so a large piece is
 compressed in a small thread pool (:func:`pool`) while the loop serves other connections, and the
@@ -394,6 +395,11 @@ def build(options: Compress, ctx: BuildContext) -> object:
                     await next_handler(ex)  # as Traefik: e.g. a gRPC call is never compressed
                     return
             coding = negotiate(_accept_encoding(ex), policy.encodings, policy.default)
+            if coding is None:
+                # as Traefik: a client that accepts none of the codings gets the answer untouched (no
+                # Vary either), and its request pays nothing more for the middleware
+                await next_handler(ex)
+                return
             ex.sink = CompressSink(ex.sink, policy, coding)
             await next_handler(ex)
 

@@ -116,7 +116,8 @@ async def test_a_100kb_json_comes_back_in_the_accepted_coding(proxy, app_backend
             status, headers, body = await _get(s, dr.url(f"/doc?chunked={chunked}"), accept)
             assert status == 200, accept
             assert headers.get("Content-Encoding") == coding, accept
-            assert headers.get("Vary") == "Accept-Encoding", accept
+            # as Traefik: a client accepting no coding gets the answer untouched, without Vary
+            assert headers.get("Vary") == ("Accept-Encoding" if coding else None), accept
             assert decode(coding, body) == JSON, accept
             if coding:
                 assert "Content-Length" not in headers and len(body) < len(JSON) // 4
