@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from router.proxy import EntryPointHandler
 
 __all__ = [
+    "EditSink",
     "Exchange",
     "Handler",
     "Headers",
@@ -43,6 +44,7 @@ __all__ = [
     "Sink",
     "TransportSink",
     "answer",
+    "raw_edits",
 ]
 
 Headers = CIMultiDict  # response headers: case-insensitive, several values per name, order kept
@@ -85,6 +87,41 @@ class PassSink(Sink):
 
     async def end(self) -> None:
         await self.downstream.end()
+
+
+class EditSink(PassSink):
+    """A wrapper that only sets (a value) or removes (None) headers of the answer, the same whatever the
+    answer is (``headers``' custom and security headers). Because it reads nothing of the answer, a
+    backend's answer that meets only such wrappers is relayed as raw bytes with the edits applied
+    (:func:`raw_edits`): no header objects are built for it."""
+
+    def __init__(self, downstream: Sink, edits: tuple[tuple[str, str | None], ...]) -> None:
+        super().__init__(downstream)
+        self.edits = edits
+
+    async def start(self, status: int, headers: Headers, reason: str = "") -> None:
+        if status >= 200:
+            for name, value in self.edits:
+                if value is None:
+                    headers.popall(name, None)
+                else:
+                    headers[name] = value
+        await super().start(status, headers, reason)
+
+
+def raw_edits(ex: Exchange) -> list[tuple[tuple[str, str | None], ...]] | None:
+    """The header edits between ``ex.sink`` and the client, innermost first, when only
+    :class:`EditSink` wrappers lie there (an empty list: none at all); None when another wrapper wants
+    to see the answer."""
+    out: list[tuple[tuple[str, str | None], ...]] = []
+    sink = ex.sink
+    client = ex.client_sink
+    while sink is not client:
+        if type(sink) is not EditSink:
+            return None
+        out.append(sink.edits)  # type: ignore[attr-defined]  # ex.sink is the innermost wrapper
+        sink = sink.downstream  # type: ignore[attr-defined]
+    return out
 
 
 class Exchange:

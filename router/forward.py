@@ -17,7 +17,7 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 from router.balancer import WeightedBalancer
-from router.exchange import answer
+from router.exchange import answer, raw_edits
 from router.framing import abandon, relay, respond
 from router.headers import FORWARDED, REQUEST_DROP, connection_tokens
 from router.replies import Sent, error_body
@@ -108,13 +108,25 @@ async def forward_exchange(ex: Exchange, target: ServiceTarget) -> None:
         ex.close = True
         await answer(ex, 502, error_body(502), reason=f"{up.url}: unrequested 101")
         return
-    client = ex.client_sink
-    if ex.sink is client:
-        # No middleware watches the answer (only the request was theirs: auth, limits, paths): relay it
-        # as raw bytes, as a route without middlewares does, rather than through header objects.
+    edits = raw_edits(ex)
+    if edits is not None:
+        # No middleware reads the answer (only the request was theirs: auth, limits, paths; or they set
+        # fixed headers): relay it as raw bytes, as a route without middlewares does, edits applied.
+        client = ex.client_sink
         client.started = client.ended = True
         sent = await respond(
-            ep, ex.request, ex.transport, msg, conn, ex.info, target, up, ex.close, set_cookies, body_task
+            ep,
+            ex.request,
+            ex.transport,
+            msg,
+            conn,
+            ex.info,
+            target,
+            up,
+            ex.close,
+            set_cookies,
+            body_task,
+            edits,
         )
         ex.close = not sent.keep_alive
         return

@@ -46,14 +46,18 @@ async def respond(
     close: bool,
     set_cookies: list[str] | None,
     body_task: asyncio.Task[None] | None,
+    edits: list[tuple[tuple[str, str | None], ...]] | None = None,
 ) -> Sent:
-    """Relay the response whose head ``conn`` has received, then give the connection back to the pool."""
+    """Relay the response whose head ``conn`` has received, then give the connection back to the pool.
+    ``edits``: headers middlewares set or remove on it (:func:`router.exchange.raw_edits`)."""
     status = conn.status
     if body_task is not None and not body_task.done():
         # The backend answered before taking the whole request body (a 413, a 401): the client's
         # connection can't carry another request after it, and must be told so in this response.
         close = True
     out, length = _head_lines(conn, status, set_cookies)
+    if edits:
+        out = _edited_head(out, edits)
     bodyless = info.method == "HEAD" or status in (204, 304) or status < 200
     http10 = msg.version[1] == 0
     reason = None
@@ -164,6 +168,22 @@ def _head_lines(
     if set_cookies:
         out.extend(b"Set-Cookie: " + sc.encode("latin-1") + b"\r\n" for sc in set_cookies)
     return out, length
+
+
+def _edited_head(out: list[bytes], edits: list[tuple[tuple[str, str | None], ...]]) -> list[bytes]:
+    """The head lines with the edits applied in order (a value replaces every line of that name, None
+    removes them), as :class:`router.exchange.EditSink` does to header objects."""
+    final: dict[bytes, bytes | None] = {}
+    for group in edits:
+        for name, value in group:
+            key = name.lower().encode("latin-1")
+            final.pop(key, None)  # a later edit of the same name goes after the earlier ones
+            final[key] = None if value is None else f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
+    prefixes = tuple(name + b":" for name in final)  # one C call per line (bytes.startswith of a tuple)
+    kept = [out[0]]
+    kept.extend([line for line in out[1:] if not line.lower().startswith(prefixes)])
+    kept.extend([line for line in final.values() if line is not None])
+    return kept
 
 
 # (close, HTTP/1.0 client) → the head's last line(s): a lookup rather than a call, once per response.

@@ -21,7 +21,7 @@ import logging
 from typing import Any
 
 from discover.middlewares.headers import REMOVED, Headers
-from router.exchange import Exchange, Handler, PassSink, Sink, answer
+from router.exchange import EditSink, Exchange, Handler, PassSink, Sink, answer
 from router.exchange import Headers as ResponseHeaders
 from router.middlewares import BuildContext
 from router.middlewares.headers_cors import Cors
@@ -126,14 +126,22 @@ def build(options: Headers, ctx: BuildContext) -> Any:
             if host is not None:
                 _set_host(ex, host)
             sink = None
-            if response_work:
+            if cors is not None:
                 sink = ex.sink = _HeadersSink(ex.sink, built, ex)
-            if secure is not None:
-                if not secure.host_allowed(ex):
-                    why = f"host {ex.host_header!r} not in allowedHosts"
-                    await answer(ex, 500, _BAD_HOST, _NOSNIFF, reason=why)
-                    return
-                sink.secure_headers = secure.response_headers(ex)  # type: ignore[union-attr]
+            if secure is not None and not secure.host_allowed(ex):
+                if sink is None and built.response:  # as the sink would: custom headers on the refusal
+                    ex.sink = EditSink(ex.sink, built.response)
+                why = f"host {ex.host_header!r} not in allowedHosts"
+                await answer(ex, 500, _BAD_HOST, _NOSNIFF, reason=why)
+                return
+            if sink is not None:
+                if secure is not None:
+                    sink.secure_headers = secure.response_headers(ex)
+            elif response_work:
+                # fixed headers only (no CORS: nothing depends on the answer): an EditSink, which lets an
+                # answer nobody else reads be relayed as raw bytes
+                fixed = secure.response_headers(ex) if secure is not None else ()
+                ex.sink = EditSink(ex.sink, (*fixed, *built.response))
             await next_handler(ex)
 
         return headers

@@ -113,3 +113,23 @@ async def test_entry_point_middlewares_run_first_and_cover_the_redirection(proxy
         "router app@file is not routed on entry points other: middleware missing@file does not exist"
         in dr.log()
     )
+
+
+async def test_header_edits_give_the_same_answer_raw_or_through_other_wrappers(proxy, backends):
+    """Two headers middlewares: the outer one's value wins, a removal removes, whether the answer is
+    relayed as raw bytes (nothing else reads it) or passes a wrapper that reads it (compress)."""
+    (b,) = await backends("b")
+    mws = {
+        "outer": {"headers": {"customResponseHeaders": {"X-Who": "outer", "X-Backend": ""}}},
+        "inner": {"headers": {"customResponseHeaders": {"X-Who": "inner", "X-Inner": "1"}}},
+        "gz": {"compress": {"minResponseBodyBytes": 1}},
+    }
+    dr = await proxy(_cfg(b, router_mw=("outer", "inner", "gz"), middlewares=mws))
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        for accept in ("identity", "gzip"):
+            headers = {"Host": "app.test", "Accept-Encoding": accept}
+            async with http.get(dr.url("/x"), headers=headers) as resp:
+                assert resp.status == 200
+                assert resp.headers.getall("X-Who") == ["outer"], accept
+                assert resp.headers["X-Inner"] == "1" and "X-Backend" not in resp.headers, accept
+                assert resp.headers.get("Content-Encoding") == (None if accept == "identity" else "gzip")

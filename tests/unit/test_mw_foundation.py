@@ -293,3 +293,34 @@ def test_a_request_through_a_chain_leaves_no_cyclic_garbage():
             gc.enable()
 
     assert asyncio.run(run()) == 0
+
+
+def test_fixed_header_edits_let_the_answer_go_raw_with_the_same_result():
+    """Wrappers that only set or remove fixed headers (EditSink) keep the raw relay: raw_edits lists their
+    edits innermost first, and the raw head gets exactly what the wrappers would give header objects."""
+    from router.exchange import EditSink, raw_edits
+    from router.framing import _edited_head
+
+    ex, t = _exchange()
+    assert raw_edits(ex) == []
+    outer = (("X-B", "outer"), ("Set-Cookie", None))
+    inner = (("x-b", "inner"), ("X-C", "1"))
+    ex.sink = EditSink(EditSink(ex.sink, outer), inner)
+    assert raw_edits(ex) == [inner, outer]  # applied innermost first: the outer one wins
+    raw = [b"HTTP/1.1 200 OK\r\n", b"Set-Cookie: a=1\r\n", b"x-b: backend\r\n", b"X-Bee: keep\r\n"]
+    assert _edited_head(raw, raw_edits(ex)) == [
+        b"HTTP/1.1 200 OK\r\n",
+        b"X-Bee: keep\r\n",
+        b"X-C: 1\r\n",
+        b"X-B: outer\r\n",
+    ]
+    # through header objects (an answer a middleware makes): the same headers
+    asyncio.run(answer(ex, 200, "ok", [("Set-Cookie", "a=1"), ("X-Bee", "keep")]))
+    head = t.data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+    assert sorted(h for h in head if not h.startswith((b"Content-", b"content-"))) == [
+        b"X-B: outer",
+        b"X-Bee: keep",
+        b"X-C: 1",
+    ]
+    ex.sink = PassSink(ex.sink)
+    assert raw_edits(ex) is None  # a wrapper that may read the answer: header objects it is
