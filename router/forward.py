@@ -216,13 +216,14 @@ class _RequestHead:
         raw = msg.raw_headers
         tokens = connection_tokens(raw) if "Connection" in headers else frozenset()
         edits = ex.header_edits if ex is not None else None
+        edited = frozenset(n.encode("latin-1") for n in edits) if edits else None
         lines: list[bytes] = []
         append = lines.append
         for name, value in raw:
             ln = name.lower()
             if ln in REQUEST_DROP or ln in FORWARDED or (tokens and ln in tokens):
                 continue
-            if edits and ln.decode("latin-1") in edits:
+            if edited and ln in edited:
                 continue
             append(name + b": " + value + b"\r\n")
         if edits:

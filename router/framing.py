@@ -173,17 +173,36 @@ def _head_lines(
 def _edited_head(out: list[bytes], edits: list[tuple[tuple[str, str | None], ...]]) -> list[bytes]:
     """The head lines with the edits applied in order (a value replaces every line of that name, None
     removes them), as :class:`router.exchange.EditSink` does to header objects."""
+    key = tuple(edits)
+    plan = _EDIT_PLANS.get(key)
+    if plan is None:
+        if len(_EDIT_PLANS) >= _MAX_PLANS:
+            _EDIT_PLANS.clear()
+        plan = _EDIT_PLANS[key] = _edit_plan(edits)
+    prefixes, added = plan
+    kept = [out[0]]
+    kept.extend([line for line in out[1:] if not line.lower().startswith(prefixes)])
+    kept.extend(added)
+    return kept
+
+
+def _edit_plan(edits: list[tuple[tuple[str, str | None], ...]]) -> tuple[tuple[bytes, ...], list[bytes]]:
+    """(the ``name:`` prefixes of the lines to drop, the lines to add) for a list of edits."""
     final: dict[bytes, bytes | None] = {}
     for group in edits:
         for name, value in group:
             key = name.lower().encode("latin-1")
             final.pop(key, None)  # a later edit of the same name goes after the earlier ones
             final[key] = None if value is None else f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
-    prefixes = tuple(name + b":" for name in final)  # one C call per line (bytes.startswith of a tuple)
-    kept = [out[0]]
-    kept.extend([line for line in out[1:] if not line.lower().startswith(prefixes)])
-    kept.extend([line for line in final.values() if line is not None])
-    return kept
+    # one C call per line later (bytes.startswith of a tuple)
+    return tuple(name + b":" for name in final), [line for line in final.values() if line is not None]
+
+
+# The edits a configuration's middlewares make are few and fixed (a CSP nonce aside): their plan is worked
+# out once. A plain dict (a lookup is the whole per-request cost), emptied when it passes 256 plans so
+# that per-request values (nonces) cannot grow it.
+_EDIT_PLANS: dict[tuple[tuple[tuple[str, str | None], ...], ...], tuple[tuple[bytes, ...], list[bytes]]] = {}
+_MAX_PLANS = 256
 
 
 # (close, HTTP/1.0 client) → the head's last line(s): a lookup rather than a call, once per response.

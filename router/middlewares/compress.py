@@ -385,22 +385,19 @@ def build(options: Compress, ctx: BuildContext) -> object:
 
     def wrap(next_handler: Handler) -> Handler:
         async def compress(ex: Exchange) -> None:
-            if ex.info.method == "HEAD":
-                await next_handler(ex)
-                return
-            request_type = ex.header("Content-Type")
-            if request_type:
-                parsed = media_type(request_type)
-                if parsed is not None and any(_matches(p, parsed) for p in policy.excluded):
-                    await next_handler(ex)  # as Traefik: e.g. a gRPC call is never compressed
-                    return
-            coding = negotiate(_accept_encoding(ex), policy.encodings, policy.default)
-            if coding is None:
-                # as Traefik: a client that accepts none of the codings gets the answer untouched (no
-                # Vary either), and its request pays nothing more for the middleware
-                await next_handler(ex)
-                return
-            ex.sink = CompressSink(ex.sink, policy, coding)
+            coding = None
+            if ex.info.method != "HEAD":
+                coding = negotiate(_accept_encoding(ex), policy.encodings, policy.default)
+            if coding is not None:
+                request_type = ex.header("Content-Type")
+                if request_type:
+                    parsed = media_type(request_type)
+                    if parsed is not None and any(_matches(p, parsed) for p in policy.excluded):
+                        coding = None  # as Traefik: e.g. a gRPC call is never compressed
+            if coding is not None:
+                ex.sink = CompressSink(ex.sink, policy, coding)
+            # else as Traefik: a client that accepts none of the codings gets the answer untouched (no
+            # Vary either), and its request pays nothing more for the middleware
             await next_handler(ex)
 
         return compress

@@ -49,7 +49,7 @@ class Limiter:
     """The buckets of one built middleware and the arithmetic on them (no I/O: unit-testable with a
     fake ``clock``)."""
 
-    __slots__ = ("rate", "burst", "max_delay", "ttl", "refresh", "buckets", "clock")
+    __slots__ = ("rate", "burst", "max_delay", "ttl", "refresh", "buckets", "clock", "hot_source", "hot")
 
     def __init__(
         self,
@@ -70,18 +70,25 @@ class Limiter:
         self.refresh = ttl / 8
         self.clock = clock
         self.buckets: TTLCache[str, Bucket] = TTLCache(maxsize=max_sources, ttl=ttl, timer=clock)
+        self.hot_source: str | None = None  # the last source and its bucket (see reserve)
+        self.hot: Bucket | None = None
 
     def reserve(self, source: str) -> int:
         """Take a token for ``source``: the wait in nanoseconds before the request may go (0 at once).
         A wait over ``max_delay`` takes nothing (as Traefik's cancelled reservation) and means 429."""
         now = self.clock()
-        buckets = self.buckets
-        bucket = buckets.get(source)
-        if bucket is None:
-            bucket = buckets[source] = Bucket(float(self.burst), now)
-        elif now - bucket.touched >= self.refresh:
-            bucket.touched = now
-            buckets[source] = bucket  # the entry's time to live restarts
+        bucket = self.hot
+        if source != self.hot_source or bucket is None or now - bucket.touched >= self.refresh:
+            # The store is looked up only for another source than the last one, or once per ttl/8 for
+            # the same one (its time to live restarts then): a busy client costs no cache operation.
+            buckets = self.buckets
+            bucket = buckets.get(source)
+            if bucket is None:
+                bucket = buckets[source] = Bucket(float(self.burst), now)
+            elif now - bucket.touched >= self.refresh:
+                bucket.touched = now
+                buckets[source] = bucket  # the entry's time to live restarts
+            self.hot_source, self.hot = source, bucket
         elapsed = now - bucket.last
         tokens = bucket.tokens
         if elapsed > 0:
