@@ -320,10 +320,21 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 def _edit_line(name: str, value: str) -> bytes:
     """One header line a middleware set. A value with CR, LF or NUL (a decoded ``%0D%0A`` in a path
     a regex captured, a header an auth server answered) would start another header, or another
-    request: refused, as Go refuses to send it. Values go out as UTF-8, as Go sends a string's bytes."""
+    request: refused, as Go refuses to send it. Values go out as UTF-8, as Go sends a string's bytes.
+    The lines of fixed edits (a configuration's custom headers) are checked and encoded once."""
+    line = _EDIT_LINES.get((name, value))
+    if line is not None:
+        return line
     if not _HEADER_NAME.fullmatch(name) or "\r" in value or "\n" in value or "\0" in value:
         raise BadEdit(f"header {name!r} set by a middleware holds a line break or an invalid name")
-    return f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
+    line = f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
+    if len(_EDIT_LINES) >= 1024:  # per-request values (an auth server's user) cannot grow it
+        _EDIT_LINES.clear()
+    _EDIT_LINES[(name, value)] = line
+    return line
+
+
+_EDIT_LINES: dict[tuple[str, str], bytes] = {}
 
 
 def _edited(block: bytes, edits: dict[str, tuple[str, str | None]], client_ip: str) -> bytes:

@@ -140,8 +140,10 @@ def build(options: Headers, ctx: BuildContext) -> Any:
             elif response_work:
                 # fixed headers only (no CORS: nothing depends on the answer): an EditSink, which lets an
                 # answer nobody else reads be relayed as raw bytes
-                fixed = secure.response_headers(ex) if secure is not None else ()
-                ex.sink = EditSink(ex.sink, (*fixed, *built.response))
+                if secure is None:
+                    ex.sink = EditSink(ex.sink, built.response)
+                else:
+                    ex.sink = EditSink(ex.sink, (*secure.response_headers(ex), *built.response))
             await next_handler(ex)
 
         return headers
