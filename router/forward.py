@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from router.balancer import WeightedBalancer
 from router.exchange import answer, raw_edits
 from router.framing import abandon, relay, respond
-from router.headers import FORWARDED, REQUEST_DROP, connection_tokens
+from router.headers import FORWARDED, REQUEST_DROP, BadEdit, connection_tokens, edit_line
 from router.replies import Sent, error_body
 from router.rules import RequestInfo
 from router.tunnel import tunnel
@@ -232,7 +231,7 @@ class _RequestHead:
                 # Content-Length copied from an auth server would smuggle a second request)
                 if value_s is None or lname == "x-forwarded-for" or lname in _NOT_EDITABLE:  # XFF: _edited
                     continue
-                append(_edit_line(name_s, value_s))
+                append(edit_line(name_s, value_s))
         # Only WebSocket is tunnelled: aiohttp's parser switches to raw mode for it alone (for other
         # protocols, h2c say, it would drop the bytes that follow), so any other Upgrade is proxied as a
         # plain request without its hop-by-hop Upgrade header.
@@ -308,33 +307,8 @@ def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header:
     )
 
 
-class BadEdit(ValueError):
-    """A middleware asked for a request header that cannot be sent as it is (a line break in it)."""
-
-
 _NOT_EDITABLE = frozenset(n.decode() for n in REQUEST_DROP)
 _FORWARDED_NAMES = frozenset(n.decode() for n in FORWARDED)
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def _edit_line(name: str, value: str) -> bytes:
-    """One header line a middleware set. A value with CR, LF or NUL (a decoded ``%0D%0A`` in a path
-    a regex captured, a header an auth server answered) would start another header, or another
-    request: refused, as Go refuses to send it. Values go out as UTF-8, as Go sends a string's bytes.
-    The lines of fixed edits (a configuration's custom headers) are checked and encoded once."""
-    line = _EDIT_LINES.get((name, value))
-    if line is not None:
-        return line
-    if not _HEADER_NAME.fullmatch(name) or "\r" in value or "\n" in value or "\0" in value:
-        raise BadEdit(f"header {name!r} set by a middleware holds a line break or an invalid name")
-    line = f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
-    if len(_EDIT_LINES) >= 1024:  # per-request values (an auth server's user) cannot grow it
-        _EDIT_LINES.clear()
-    _EDIT_LINES[(name, value)] = line
-    return line
-
-
-_EDIT_LINES: dict[tuple[str, str], bytes] = {}
 
 
 def _edited(block: bytes, edits: dict[str, tuple[str, str | None]], client_ip: str) -> bytes:
@@ -347,7 +321,7 @@ def _edited(block: bytes, edits: dict[str, tuple[str, str | None]], client_ip: s
         if not line or name not in edits:
             out.append(line)
         elif name == "x-forwarded-for" and edits[name][1] is not None:
-            out.append(_edit_line("X-Forwarded-For", f"{edits[name][1]}, {client_ip}")[:-2])
+            out.append(edit_line("X-Forwarded-For", f"{edits[name][1]}, {client_ip}")[:-2])
     return b"\r\n".join(out)
 
 

@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from router.exchange import Headers
-from router.headers import RESPONSE_DROP
+from router.headers import RESPONSE_DROP, edit_line
 from router.replies import SENT_CLOSE, SENT_KEEP, Sent
 from router.rules import RequestInfo
 from router.upstream import Connection, UpstreamError
@@ -193,7 +193,7 @@ def _edit_plan(edits: list[tuple[tuple[str, str | None], ...]]) -> tuple[tuple[b
         for name, value in group:
             key = name.lower().encode("latin-1")
             final.pop(key, None)  # a later edit of the same name goes after the earlier ones
-            final[key] = None if value is None else f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
+            final[key] = None if value is None else edit_line(name, value)
     # one C call per line later (bytes.startswith of a tuple)
     return tuple(name + b":" for name in final), [line for line in final.values() if line is not None]
 

@@ -1,4 +1,5 @@
-"""Header work done once per request: hop-by-hop filtering and the X-Forwarded-* set.
+"""Header work done once per request: hop-by-hop filtering, the X-Forwarded-* set, and the checked
+lines of headers middlewares set (:func:`edit_line`).
 
 Everything here works on aiohttp's raw header pairs (``bytes``) and returns bytes ready to be written, so
 the request head for the backend is one ``b"".join``.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+
+from discover.middlewares.headers import bad_header_value, is_token
 
 # RFC 9110 section 7.6.1 plus the de-facto ones (Keep-Alive, Proxy-Connection).
 HOP_BY_HOP = frozenset(
@@ -90,3 +93,28 @@ class TrustedNetworks:
                 self._cache.clear()
             self._cache[ip] = hit
         return hit
+
+
+class BadEdit(ValueError):
+    """A middleware asked for a header that cannot be sent as it is (a line break, an invalid name)."""
+
+
+def edit_line(name: str, value: str) -> bytes:
+    """One header line a middleware set, on a request or an answer. A value with CR, LF or NUL (a
+    decoded ``%0D%0A`` a regex captured, a header an auth server answered) would start another header,
+    or another request: refused (:class:`BadEdit`), as Go refuses to send it. Values go out as UTF-8, as
+    Go sends a string's bytes. The lines of fixed edits (a configuration's custom headers) are checked
+    and encoded once."""
+    line = _EDIT_LINES.get((name, value))
+    if line is not None:
+        return line
+    if not is_token(name) or bad_header_value(value):
+        raise BadEdit(f"header {name!r} set by a middleware holds a line break or an invalid name")
+    line = f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
+    if len(_EDIT_LINES) >= 1024:  # per-request values (an auth server's user) cannot grow it
+        _EDIT_LINES.clear()
+    _EDIT_LINES[(name, value)] = line
+    return line
+
+
+_EDIT_LINES: dict[tuple[str, str], bytes] = {}

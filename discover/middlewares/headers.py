@@ -48,7 +48,8 @@ def is_token(name: str) -> bool:
     return bool(name) and all(33 <= ord(c) < 127 and c not in _TSPECIALS for c in name)
 
 
-def _bad_value(value: str) -> bool:
+def bad_header_value(value: str) -> bool:
+    """Whether ``value`` holds a character that would end the header line (CR, LF) or NUL."""
     return "\r" in value or "\n" in value or "\0" in value
 
 
@@ -58,7 +59,7 @@ def _check_map(key: str, headers: Mapping[str, str]) -> Iterator[tuple[str, str]
             yield key, f"{name!r} is not a valid header name"
         elif name.lower() in FRAMING:
             yield key, f"{name} is managed by the proxy for each connection; it cannot be set or removed"
-        elif _bad_value(value):
+        elif bad_header_value(value):
             yield key, f"the value of {name} holds a line break or NUL"
 
 
@@ -179,7 +180,7 @@ class Headers:
             ("permissionsPolicy", (self.permissions_policy,)),
             ("accessControlAllowOriginList", self.access_control_allow_origin_list),
         ):
-            if any(_bad_value(v) for v in values):
+            if any(bad_header_value(v) for v in values):
                 yield key, "the value holds a line break or NUL"
 
 
