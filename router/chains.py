@@ -14,7 +14,7 @@ from typing import Any
 from discover.model import DynamicConfig, Router, qualify
 from router.balancer import ServiceBalancer, WeightedBalancer
 from router.exchange import Handler
-from router.middlewares import BuildContext, Built, build_chain
+from router.middlewares import BuildContext, Built, build_chain, split
 from router.settings import EntryPoint
 from router.static import StaticError, build_static
 from router.targets import MiddlewareTarget, ServiceTarget
@@ -88,7 +88,8 @@ class Chains:
         handler = build_chain(names, final.serve, ctx, self.previous, self.built)
         if isinstance(handler, str):
             return handler
-        return MiddlewareTarget(router, handler, final)
+        steps, after = split(handler)
+        return MiddlewareTarget(router, handler, final, steps, after)
 
     def entry_point_middlewares(self, router: str, ep: EntryPoint) -> tuple[str, ...]:
         """``ep``'s middleware names, qualified for ``router``: a bare name resolves in the router's

@@ -215,7 +215,7 @@ class _RequestHead:
         raw = msg.raw_headers
         tokens = connection_tokens(raw) if "Connection" in headers else frozenset()
         edits = ex.header_edits if ex is not None else None
-        edited = frozenset(n.encode("latin-1") for n in edits) if edits else None
+        edited, added, edits_forwarded = _request_plan(tuple(edits.items())) if edits else (None, (), False)
         lines: list[bytes] = []
         append = lines.append
         for name, value in raw:
@@ -225,13 +225,7 @@ class _RequestHead:
             if edited and ln in edited:
                 continue
             append(name + b": " + value + b"\r\n")
-        if edits:
-            for lname, (name_s, value_s) in edits.items():
-                # framing and hop-by-hop headers are the proxy's own, never a middleware's (a
-                # Content-Length copied from an auth server would smuggle a second request)
-                if value_s is None or lname == "x-forwarded-for" or lname in _NOT_EDITABLE:  # XFF: _edited
-                    continue
-                append(edit_line(name_s, value_s))
+        lines.extend(added)
         # Only WebSocket is tunnelled: aiohttp's parser switches to raw mode for it alone (for other
         # protocols, h2c say, it would drop the bytes that follow), so any other Upgrade is proxied as a
         # plain request without its hop-by-hop Upgrade header.
@@ -254,7 +248,6 @@ class _RequestHead:
                 self.has_body = cl != "0"
         trusted = ep.trusted.trusts(info.client_ip) if ep.trusted else False
         forwarded = _forwarded(ep, headers, info.client_ip, host_header, trusted)
-        edits_forwarded = edits and not _FORWARDED_NAMES.isdisjoint(edits)
         append(_edited(forwarded, edits, info.client_ip) if edits_forwarded else forwarded)
         if ex is None:
             method, path, query = msg.method, info.path, info.raw_query
@@ -273,6 +266,39 @@ class _RequestHead:
     def for_server(self, balancer: Any, up: Any) -> bytes:
         host = self.orig_host if balancer.pass_host_header else up.host_header_b
         return self.before_host + host + b"\r\n" + self.after_host
+
+
+def _request_plan(
+    items: tuple[tuple[str, tuple[str, str | None]], ...],
+) -> _RequestPlan:
+    """For a request's header edits (lower-case name → (name, value or None)): the names to drop from the
+    client's head (lower-case bytes), the lines to add, and whether an X-Forwarded-* or X-Real-Ip header is
+    among them (:func:`_edited` then rewrites the proxy's own). A chain makes the same few edits on every
+    request, so each distinct set is worked out once (a bounded table)."""
+    plan = _REQUEST_PLANS.get(items)
+    if plan is not None:
+        return plan
+    added = []
+    for lname, (name, value) in items:
+        # framing and hop-by-hop headers are the proxy's own, never a middleware's (a Content-Length
+        # copied from an auth server would smuggle a second request); XFF goes through _edited
+        if value is None or lname == "x-forwarded-for" or lname in _NOT_EDITABLE:
+            continue
+        added.append(edit_line(name, value))  # BadEdit for a line break: nothing cached
+    names = frozenset(lname for lname, _ in items)
+    plan = (
+        frozenset(n.encode("latin-1") for n in names),
+        tuple(added),
+        not _FORWARDED_NAMES.isdisjoint(names),
+    )
+    if len(_REQUEST_PLANS) >= 256:  # per-request values (a user an auth server names) cannot grow it
+        _REQUEST_PLANS.clear()
+    _REQUEST_PLANS[items] = plan
+    return plan
+
+
+_RequestPlan = tuple[frozenset[bytes], tuple[bytes, ...], bool]
+_REQUEST_PLANS: dict[tuple[tuple[str, tuple[str, str | None]], ...], _RequestPlan] = {}
 
 
 def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header: str, trusted: bool) -> bytes:

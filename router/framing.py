@@ -55,9 +55,12 @@ async def respond(
         # The backend answered before taking the whole request body (a 413, a 401): the client's
         # connection can't carry another request after it, and must be told so in this response.
         close = True
-    out, length = _head_lines(conn, status, set_cookies)
     if edits:
-        out = _edited_head(out, edits)
+        dropped, added = _edit_plan(edits)
+        out, length = _head_lines(conn, status, set_cookies, dropped)
+        out.extend(added)
+    else:
+        out, length = _head_lines(conn, status, set_cookies)
     bodyless = info.method == "HEAD" or status in (204, 304) or status < 200
     http10 = msg.version[1] == 0
     reason = None
@@ -145,9 +148,10 @@ def response_headers(conn: Connection, set_cookies: list[str] | None) -> tuple[H
 
 
 def _head_lines(
-    conn: Connection, status: int, set_cookies: list[str] | None
+    conn: Connection, status: int, set_cookies: list[str] | None, dropped: frozenset[bytes] = frozenset()
 ) -> tuple[list[bytes], bytes | None]:
-    """The status line and end-to-end header lines, and the backend's Content-Length value if any."""
+    """The status line and end-to-end header lines, and the backend's Content-Length value if any.
+    ``dropped``: lower-case names of headers a middleware sets or removes (:func:`_edit_plan`)."""
     length: bytes | None = None
     tokens: frozenset[bytes] | None = None
     out = [b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or HTTPStatus(status).phrase.encode())]
@@ -160,48 +164,41 @@ def _head_lines(
             elif ln == b"connection":
                 tokens = frozenset(t.strip().lower() for t in value.split(b","))
             continue
-        if tokens is not None and ln in tokens:
+        if (tokens is not None and ln in tokens) or ln in dropped:
             continue
         append(name + b": " + value + b"\r\n")
     if tokens:  # a Connection header after the headers it names: drop those too
         out = [line for line in out if line.split(b":", 1)[0].lower() not in tokens]
-    if set_cookies:
+    if set_cookies and b"set-cookie" not in dropped:
         out.extend(b"Set-Cookie: " + sc.encode("latin-1") + b"\r\n" for sc in set_cookies)
     return out, length
 
 
-def _edited_head(out: list[bytes], edits: list[tuple[tuple[str, str | None], ...]]) -> list[bytes]:
-    """The head lines with the edits applied in order (a value replaces every line of that name, None
-    removes them), as :class:`router.exchange.EditSink` does to header objects."""
+def _edit_plan(edits: list[tuple[tuple[str, str | None], ...]]) -> tuple[frozenset[bytes], list[bytes]]:
+    """(the lower-case names of the lines to drop, the lines to add) for a list of edits applied in order
+    (a value replaces every line of that name, None removes them), as :class:`router.exchange.EditSink`
+    does to header objects. Worked out once per distinct list."""
     key = tuple(edits)
     plan = _EDIT_PLANS.get(key)
-    if plan is None:
-        if len(_EDIT_PLANS) >= _MAX_PLANS:
-            _EDIT_PLANS.clear()
-        plan = _EDIT_PLANS[key] = _edit_plan(edits)
-    prefixes, added = plan
-    kept = [out[0]]
-    kept.extend([line for line in out[1:] if not line.lower().startswith(prefixes)])
-    kept.extend(added)
-    return kept
-
-
-def _edit_plan(edits: list[tuple[tuple[str, str | None], ...]]) -> tuple[tuple[bytes, ...], list[bytes]]:
-    """(the ``name:`` prefixes of the lines to drop, the lines to add) for a list of edits."""
+    if plan is not None:
+        return plan
     final: dict[bytes, bytes | None] = {}
     for group in edits:
         for name, value in group:
-            key = name.lower().encode("latin-1")
-            final.pop(key, None)  # a later edit of the same name goes after the earlier ones
-            final[key] = None if value is None else edit_line(name, value)
-    # one C call per line later (bytes.startswith of a tuple)
-    return tuple(name + b":" for name in final), [line for line in final.values() if line is not None]
+            lname = name.lower().encode("latin-1")
+            final.pop(lname, None)  # a later edit of the same name goes after the earlier ones
+            final[lname] = None if value is None else edit_line(name, value)
+    plan = frozenset(final), [line for line in final.values() if line is not None]
+    if len(_EDIT_PLANS) >= _MAX_PLANS:
+        _EDIT_PLANS.clear()
+    _EDIT_PLANS[key] = plan
+    return plan
 
 
 # The edits a configuration's middlewares make are few and fixed (a CSP nonce aside): their plan is worked
 # out once. A plain dict (a lookup is the whole per-request cost), emptied when it passes 256 plans so
 # that per-request values (nonces) cannot grow it.
-_EDIT_PLANS: dict[tuple[tuple[tuple[str, str | None], ...], ...], tuple[tuple[bytes, ...], list[bytes]]] = {}
+_EDIT_PLANS: dict[tuple[tuple[tuple[str, str | None], ...], ...], tuple[frozenset[bytes], list[bytes]]] = {}
 _MAX_PLANS = 256
 
 

@@ -142,6 +142,10 @@ class MiddlewareTarget:
     router: str
     handler: Handler
     final: Any  # the target the chain ends in (for the API and tests)
+    # ``handler`` split (router.middlewares.split): its leading request-side steps, run here, then the
+    # rest; by default the whole handler
+    steps: tuple[Any, ...] = ()
+    after: Handler | None = None
 
     async def handle(
         self,
@@ -155,7 +159,12 @@ class MiddlewareTarget:
     ) -> Sent:
         ex = Exchange(ep, request, transport, msg, info, host_header, close, self.router)
         try:
-            await self.handler(ex)
+            for step in self.steps:
+                pending = step(ex)
+                if pending is not None and not await pending:
+                    break
+            else:
+                await (self.after or self.handler)(ex)
             if not ex.started:  # a middleware returned without answering: a bug, never a hang
                 log.error(
                     "router %s: its middlewares gave no answer to %s %s", self.router, info.method, info.path

@@ -37,8 +37,8 @@ import brotli
 import zstandard
 
 from discover.middlewares.compress import SUPPORTED, Compress, media_type
-from router.exchange import Exchange, Handler, Headers, PassSink, Sink
-from router.middlewares import BuildContext
+from router.exchange import Exchange, Headers, PassSink, Sink
+from router.middlewares import Before, BuildContext
 
 GZIP_LEVEL = 5
 BROTLI_QUALITY = 4
@@ -383,23 +383,19 @@ def build(options: Compress, ctx: BuildContext) -> object:
     assert all(e in SUPPORTED for e in options.encodings)  # the options' problems() refused others
     policy = Policy(options)
 
-    def wrap(next_handler: Handler) -> Handler:
-        async def compress(ex: Exchange) -> None:
-            coding = None
-            if ex.info.method != "HEAD":
-                coding = negotiate(_accept_encoding(ex), policy.encodings, policy.default)
-            if coding is not None:
-                request_type = ex.header("Content-Type")
-                if request_type:
-                    parsed = media_type(request_type)
-                    if parsed is not None and any(_matches(p, parsed) for p in policy.excluded):
-                        coding = None  # as Traefik: e.g. a gRPC call is never compressed
-            if coding is not None:
-                ex.sink = CompressSink(ex.sink, policy, coding)
-            # else as Traefik: a client that accepts none of the codings gets the answer untouched (no
-            # Vary either), and its request pays nothing more for the middleware
-            await next_handler(ex)
+    def compress(ex: Exchange) -> None:
+        coding = None
+        if ex.info.method != "HEAD":
+            coding = negotiate(_accept_encoding(ex), policy.encodings, policy.default)
+        if coding is not None:
+            request_type = ex.header("Content-Type")
+            if request_type:
+                parsed = media_type(request_type)
+                if parsed is not None and any(_matches(p, parsed) for p in policy.excluded):
+                    coding = None  # as Traefik: e.g. a gRPC call is never compressed
+        if coding is not None:
+            ex.sink = CompressSink(ex.sink, policy, coding)
+        # else as Traefik: a client that accepts none of the codings gets the answer untouched (no
+        # Vary either), and its request pays nothing more for the middleware
 
-        return compress
-
-    return wrap
+    return Before(compress)

@@ -19,7 +19,7 @@ from typing import Any
 from discover.middlewares.headers import ContentType
 from router.exchange import Exchange, Handler, PassSink, Sink
 from router.exchange import Headers as ResponseHeaders
-from router.middlewares import BuildContext
+from router.middlewares import Before, BuildContext
 from router.middlewares.headers_sniff import detect_content_type
 
 __all__ = ["build"]
@@ -80,14 +80,14 @@ def build(options: ContentType, ctx: BuildContext) -> Any:
         )
     enabled = options.auto_detect is not False
 
-    def wrap(next_handler: Handler) -> Handler:
-        if not enabled:
-            return next_handler
+    if not enabled:
+        return _unchanged
 
-        async def content_type(ex: Exchange) -> None:
-            ex.sink = _SniffSink(ex.sink, ex.info.method == "HEAD")
-            await next_handler(ex)
+    def content_type(ex: Exchange) -> None:
+        ex.sink = _SniffSink(ex.sink, ex.info.method == "HEAD")
 
-        return content_type
+    return Before(content_type)
 
-    return wrap
+
+def _unchanged(next_handler: Handler) -> Handler:
+    return next_handler

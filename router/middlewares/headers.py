@@ -18,12 +18,13 @@ ignored as there, with one warning naming each.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from discover.middlewares.headers import REMOVED, Headers
-from router.exchange import EditSink, Exchange, Handler, PassSink, Sink, answer
+from router.exchange import EditSink, Exchange, PassSink, Sink, answer
 from router.exchange import Headers as ResponseHeaders
-from router.middlewares import BuildContext
+from router.middlewares import Before, BuildContext
 from router.middlewares.headers_cors import Cors
 from router.middlewares.headers_secure import Secure, request_header
 
@@ -105,50 +106,44 @@ def build(options: Headers, ctx: BuildContext) -> Any:
                     instead,
                 )
     built = _Built(options)
+    cors, secure, edits, host = built.cors, built.secure, built.request_edits, built.host
+    response_work = bool(built.response) or cors is not None or secure is not None
 
-    def wrap(next_handler: Handler) -> Handler:
-        cors, secure, edits, host = built.cors, built.secure, built.request_edits, built.host
-        response_work = bool(built.response) or cors is not None or secure is not None
+    def headers(ex: Exchange) -> Awaitable[None] | None:
+        if cors is not None and ex.method == "OPTIONS":
+            origin = ex.header("Origin")
+            method = ex.header("Access-Control-Request-Method")
+            if origin and method:
+                head = cors.preflight(origin, method, ex.header("Access-Control-Request-Headers"))
+                return answer(ex, 200, b"", head, content_type=None, reason="CORS preflight")
+        for name, value in edits:
+            if value is None:
+                ex.remove_header(name)
+            else:
+                ex.set_header(name, value)
+        if host is not None:
+            _set_host(ex, host)
+        sink = None
+        if cors is not None:
+            sink = ex.sink = _HeadersSink(ex.sink, built, ex)
+        if secure is not None and not secure.host_allowed(ex):
+            if sink is None and built.response:  # as the sink would: custom headers on the refusal
+                ex.sink = EditSink(ex.sink, built.response)
+            why = f"host {ex.host_header!r} not in allowedHosts"
+            return answer(ex, 500, _BAD_HOST, _NOSNIFF, reason=why)
+        if sink is not None:
+            if secure is not None:
+                sink.secure_headers = secure.response_headers(ex)
+        elif response_work:
+            # fixed headers only (no CORS: nothing depends on the answer): an EditSink, which lets an
+            # answer nobody else reads be relayed as raw bytes
+            if secure is None:
+                ex.sink = EditSink(ex.sink, built.response)
+            else:
+                ex.sink = EditSink(ex.sink, (*secure.response_headers(ex), *built.response))
+        return None
 
-        async def headers(ex: Exchange) -> None:
-            if cors is not None and ex.method == "OPTIONS":
-                origin = ex.header("Origin")
-                method = ex.header("Access-Control-Request-Method")
-                if origin and method:
-                    head = cors.preflight(origin, method, ex.header("Access-Control-Request-Headers"))
-                    await answer(ex, 200, b"", head, content_type=None, reason="CORS preflight")
-                    return
-            for name, value in edits:
-                if value is None:
-                    ex.remove_header(name)
-                else:
-                    ex.set_header(name, value)
-            if host is not None:
-                _set_host(ex, host)
-            sink = None
-            if cors is not None:
-                sink = ex.sink = _HeadersSink(ex.sink, built, ex)
-            if secure is not None and not secure.host_allowed(ex):
-                if sink is None and built.response:  # as the sink would: custom headers on the refusal
-                    ex.sink = EditSink(ex.sink, built.response)
-                why = f"host {ex.host_header!r} not in allowedHosts"
-                await answer(ex, 500, _BAD_HOST, _NOSNIFF, reason=why)
-                return
-            if sink is not None:
-                if secure is not None:
-                    sink.secure_headers = secure.response_headers(ex)
-            elif response_work:
-                # fixed headers only (no CORS: nothing depends on the answer): an EditSink, which lets an
-                # answer nobody else reads be relayed as raw bytes
-                if secure is None:
-                    ex.sink = EditSink(ex.sink, built.response)
-                else:
-                    ex.sink = EditSink(ex.sink, (*secure.response_headers(ex), *built.response))
-            await next_handler(ex)
-
-        return headers
-
-    return wrap
+    return Before(headers)
 
 
 def _is_set(options: Headers, key: str) -> bool:

@@ -7,11 +7,12 @@ parsed is refused, never let through.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from http import HTTPStatus
 
 from discover.middlewares.access import IPAllowList, IPWhiteList
-from router.exchange import Exchange, Handler, answer
-from router.middlewares import BuildContext, MiddlewareError
+from router.exchange import Exchange, answer
+from router.middlewares import Before, BuildContext, MiddlewareError
 from router.middlewares.source import Checker, ip_strategy
 
 
@@ -30,14 +31,12 @@ def build(options: IPAllowList | IPWhiteList, ctx: BuildContext) -> object:
     pick = ip_strategy(options.ip_strategy, f"middleware {ctx.name}: ipStrategy")
     body = text.encode()
 
-    def wrap(next_handler: Handler) -> Handler:
-        async def ip_allow_list(ex: Exchange) -> None:
-            client = pick(ex)
-            if checker.authorized(client):
-                await next_handler(ex)
-                return
-            await answer(ex, status, body, reason=f"{ctx.name}: client address {client!r} not allowed")
+    name = ctx.name
 
-        return ip_allow_list
+    def ip_allow_list(ex: Exchange) -> Awaitable[None] | None:
+        client = pick(ex)
+        if checker.authorized(client):
+            return None
+        return answer(ex, status, body, reason=f"{name}: client address {client!r} not allowed")
 
-    return wrap
+    return Before(ip_allow_list)

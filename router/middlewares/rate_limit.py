@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from cachetools import TTLCache
 
 from discover.middlewares.access import RateLimit
 from router.exchange import Exchange, Handler, answer
-from router.middlewares import BuildContext, MiddlewareError
+from router.middlewares import Before, BuildContext, MiddlewareError
 from router.middlewares.source import source_extractor
 
 __all__ = ["MAX_SOURCES", "Limiter", "build", "go_duration"]
@@ -124,25 +125,20 @@ def _unlimited(next_handler: Handler) -> Handler:
     return next_handler
 
 
-def _wrapper(limiter: Limiter, source: Callable[[Exchange], str], name: str) -> Callable[[Handler], Handler]:
-    def wrap(next_handler: Handler) -> Handler:
-        async def rate_limit(ex: Exchange) -> None:
-            wait = limiter.reserve(source(ex))
-            if wait:
-                if wait > limiter.max_delay:
-                    headers = (
-                        ("Retry-After", str(math.ceil(wait / _SECOND))),
-                        ("X-Retry-In", go_duration(wait)),
-                    )
-                    await answer(ex, 429, _TOO_MANY, headers, reason=f"{name}: rate limited")
-                    return
-                await asyncio.sleep(wait / _SECOND)  # the short wait Traefik takes before serving
-            await next_handler(ex)
+def _wrapper(limiter: Limiter, source: Callable[[Exchange], str], name: str) -> Before:
+    def rate_limit(ex: Exchange) -> Awaitable[Any] | None:
+        wait = limiter.reserve(source(ex))
+        if not wait:
+            return None
+        if wait > limiter.max_delay:
+            headers = (
+                ("Retry-After", str(math.ceil(wait / _SECOND))),
+                ("X-Retry-In", go_duration(wait)),
+            )
+            return answer(ex, 429, _TOO_MANY, headers, reason=f"{name}: rate limited")
+        return asyncio.sleep(wait / _SECOND, True)  # the short wait Traefik takes before serving
 
-        return rate_limit
-
-    wrap.limiter = limiter  # type: ignore[attr-defined]  # for tests and introspection
-    return wrap
+    return Before(rate_limit, limiter=limiter)
 
 
 def go_duration(ns: int) -> str:

@@ -9,8 +9,8 @@ when the middleware is built: Traefik accepts it and answers 500 to every reques
 from __future__ import annotations
 
 from discover.middlewares.paths import ReplacePath
-from router.exchange import Exchange, Handler
-from router.middlewares import BuildContext, MiddlewareError
+from router.exchange import Exchange
+from router.middlewares import Before, BuildContext, MiddlewareError
 from router.middlewares.paths_common import ensure_leading_slash, wire_path
 
 REPLACED_PATH = "X-Replaced-Path"
@@ -22,12 +22,8 @@ def build(options: ReplacePath, ctx: BuildContext) -> object:
         raise MiddlewareError("path", f"invalid percent-escape in {options.path!r}")
     new_path = ensure_leading_slash(wire) or "/"
 
-    def wrap(next_handler: Handler) -> Handler:
-        async def replace_path(ex: Exchange) -> None:
-            ex.set_header(REPLACED_PATH, ex.path)
-            ex.path = new_path
-            await next_handler(ex)
+    def replace_path(ex: Exchange) -> None:
+        ex.set_header(REPLACED_PATH, ex.path)
+        ex.path = new_path
 
-        return replace_path
-
-    return wrap
+    return Before(replace_path)

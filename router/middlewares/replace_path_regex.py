@@ -9,9 +9,11 @@ Traefik. A result with a malformed escape is answered 500 and one that ``path.Jo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from discover.middlewares.paths import ReplacePathRegex
-from router.exchange import Exchange, Handler, answer
-from router.middlewares import BuildContext
+from router.exchange import Exchange, answer
+from router.middlewares import Before, BuildContext
 from router.middlewares.paths_common import GoRe, ensure_leading_slash, is_clean, path_unescape, wire_path
 from router.middlewares.replace_path import REPLACED_PATH
 
@@ -32,19 +34,15 @@ def build(options: ReplacePathRegex, ctx: BuildContext) -> object:
     rx = GoRe(options.regex.strip(), "regex")
     tpl = rx.template(options.replacement.strip())
 
-    def wrap(next_handler: Handler) -> Handler:
-        async def replace_path_regex(ex: Exchange) -> None:
-            current = ex.path
-            if rx.matches(current):
-                result = rewrite(rx, tpl, current)
-                if isinstance(result, int):
-                    text = "Internal Server Error\n" if result == 500 else "Bad Request\n"
-                    await answer(ex, result, text, reason=f"replacePathRegex gave a bad path ({result})")
-                    return
-                ex.set_header(REPLACED_PATH, current)
-                ex.path = result
-            await next_handler(ex)
+    def replace_path_regex(ex: Exchange) -> Awaitable[None] | None:
+        current = ex.path
+        if rx.matches(current):
+            result = rewrite(rx, tpl, current)
+            if isinstance(result, int):
+                text = "Internal Server Error\n" if result == 500 else "Bad Request\n"
+                return answer(ex, result, text, reason=f"replacePathRegex gave a bad path ({result})")
+            ex.set_header(REPLACED_PATH, current)
+            ex.path = result
+        return None
 
-        return replace_path_regex
-
-    return wrap
+    return Before(replace_path_regex)

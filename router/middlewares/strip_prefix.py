@@ -12,11 +12,11 @@ sent as ``/`` either way), and is warned about.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from discover.middlewares.paths import StripPrefix
-from router.exchange import Exchange, Handler, answer
-from router.middlewares import BuildContext
+from router.exchange import Exchange, answer
+from router.middlewares import Before, BuildContext
 from router.middlewares.paths_common import (
     encoded_prefix_len,
     ensure_leading_slash,
@@ -61,30 +61,24 @@ async def bad_path(ex: Exchange, why: str) -> None:
     await answer(ex, 400, "Bad Request\n", reason=why)
 
 
-def strip_with(
-    find: Callable[[str], tuple[str, str] | None], kind: str, force_slash: bool = False
-) -> Callable[[Handler], Handler]:
-    """The wrap of stripPrefix and stripPrefixRegex: ``find(decoded path)`` gives the prefix to strip and
+def strip_with(find: Callable[[str], tuple[str, str] | None], kind: str, force_slash: bool = False) -> Before:
+    """The step of stripPrefix and stripPrefixRegex: ``find(decoded path)`` gives the prefix to strip and
     what found it (a prefix or a regex, named in the 400's reason), or None to pass the path unchanged."""
 
-    def wrap(next_handler: Handler) -> Handler:
-        async def strip(ex: Exchange) -> None:
-            raw = ex.path
-            decoded = decoded_path(raw)
-            found = find(decoded)
-            if found is not None:
-                prefix, by = found
-                wire = stripped(raw, decoded, prefix, force_slash)
-                if wire is None:
-                    await bad_path(ex, f"{kind} {by!r} leaves a path that is not clean")
-                    return
-                ex.set_header(FORWARDED_PREFIX, prefix)
-                ex.path = wire or "/"
-            await next_handler(ex)
+    def strip(ex: Exchange) -> Awaitable[None] | None:
+        raw = ex.path
+        decoded = decoded_path(raw)
+        found = find(decoded)
+        if found is not None:
+            prefix, by = found
+            wire = stripped(raw, decoded, prefix, force_slash)
+            if wire is None:
+                return bad_path(ex, f"{kind} {by!r} leaves a path that is not clean")
+            ex.set_header(FORWARDED_PREFIX, prefix)
+            ex.path = wire or "/"
+        return None
 
-        return strip
-
-    return wrap
+    return Before(strip)
 
 
 def build(options: StripPrefix, ctx: BuildContext) -> object:

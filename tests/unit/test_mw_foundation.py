@@ -163,6 +163,63 @@ def test_chains_expand_in_order_and_entry_point_middlewares_run_first():
     assert seen == ["/two/one/outer/x"]  # each prefix is added in turn: outer first, then one, two
 
 
+def test_request_steps_are_fused_in_order_with_wraps_and_stop_or_go_on_as_they_say():
+    """Before steps run as plain calls in one loop (the route's target runs the leading ones itself), in
+    the chain's order with ordinary wraps between them; a step's awaitable that answers stops the chain,
+    one that gives True (a rate limiter's short wait) lets it go on."""
+    from router.middlewares import Before, compose, split
+
+    seen: list[str] = []
+
+    def step(name, result=None):
+        def run(ex):
+            seen.append(name)
+            return result(ex) if result is not None else None
+
+        return Before(run)
+
+    async def go_on(ex):
+        await asyncio.sleep(0)
+        return True
+
+    async def answered(ex):
+        seen.append("answer")
+        if hasattr(ex, "sink"):
+            await answer(ex, 204)
+
+    def wrap(next_handler):
+        async def around(ex):
+            seen.append("wrap in")
+            await next_handler(ex)
+            seen.append("wrap out")
+
+        return around
+
+    async def final(ex):
+        seen.append("final")
+
+    def chain(*wraps):
+        return compose(list(wraps), final)
+
+    handler = chain(step("a"), step("b", go_on), wrap, step("c"))
+    steps, after = split(handler)
+    assert len(steps) == 2 and after is not handler  # a and b run by the target, then the wrap
+    asyncio.run(handler(SimpleNamespace()))
+    assert seen == ["a", "b", "wrap in", "c", "final", "wrap out"]
+    seen.clear()
+    asyncio.run(chain(step("a", answered), step("b"))(SimpleNamespace()))
+    assert seen == ["a", "answer"]  # answered: nothing after it runs
+
+    # through a route's target: the leading steps run in its own frame, with the same result
+    seen.clear()
+    handler = chain(step("a"), step("b", answered), step("c"))
+    target = MiddlewareTarget("r@file", handler, None, *split(handler))
+    ex, t = _exchange()
+    asyncio.run(target.handle(ex.ep, ex.request, t, ex.msg, ex.info, "a.test", False))
+    assert seen == ["a", "b", "answer"]
+    assert t.data.startswith(b"HTTP/1.1 204 ")
+
+
 def test_built_middlewares_are_kept_across_compiles_while_their_options_do_not_change():
     mws = {"p": {"addPrefix": {"prefix": "/a"}}}
     routers = [Router("r", "Host(`a.test`)", "s", middlewares=("p",))]
@@ -299,7 +356,7 @@ def test_fixed_header_edits_let_the_answer_go_raw_with_the_same_result():
     """Wrappers that only set or remove fixed headers (EditSink) keep the raw relay: raw_edits lists their
     edits innermost first, and the raw head gets exactly what the wrappers would give header objects."""
     from router.exchange import EditSink, raw_edits
-    from router.framing import _edited_head
+    from router.framing import _edit_plan, _head_lines
 
     ex, t = _exchange()
     assert raw_edits(ex) == []
@@ -307,8 +364,12 @@ def test_fixed_header_edits_let_the_answer_go_raw_with_the_same_result():
     inner = (("x-b", "inner"), ("X-C", "1"))
     ex.sink = EditSink(EditSink(ex.sink, outer), inner)
     assert raw_edits(ex) == [inner, outer]  # applied innermost first: the outer one wins
-    raw = [b"HTTP/1.1 200 OK\r\n", b"Set-Cookie: a=1\r\n", b"x-b: backend\r\n", b"X-Bee: keep\r\n"]
-    assert _edited_head(raw, raw_edits(ex)) == [
+    conn = SimpleNamespace(
+        reason=b"OK", headers=[(b"Set-Cookie", b"a=1"), (b"x-b", b"backend"), (b"X-Bee", b"keep")]
+    )
+    dropped, added = _edit_plan(raw_edits(ex))
+    out, _ = _head_lines(conn, 200, ["sticky=1"], dropped)  # a sticky cookie is removed too
+    assert out + added == [
         b"HTTP/1.1 200 OK\r\n",
         b"X-Bee: keep\r\n",
         b"X-C: 1\r\n",
