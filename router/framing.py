@@ -56,8 +56,8 @@ async def respond(
         # connection can't carry another request after it, and must be told so in this response.
         close = True
     if edits:
-        dropped, added = _edit_plan(edits)
-        out, length = _head_lines(conn, status, set_cookies, dropped)
+        skip, added = _edit_plan(edits)
+        out, length = _head_lines(conn, status, set_cookies, skip)
         out.extend(added)
     else:
         out, length = _head_lines(conn, status, set_cookies)
@@ -148,34 +148,36 @@ def response_headers(conn: Connection, set_cookies: list[str] | None) -> tuple[H
 
 
 def _head_lines(
-    conn: Connection, status: int, set_cookies: list[str] | None, dropped: frozenset[bytes] = frozenset()
+    conn: Connection, status: int, set_cookies: list[str] | None, skip: frozenset[bytes] = RESPONSE_DROP
 ) -> tuple[list[bytes], bytes | None]:
     """The status line and end-to-end header lines, and the backend's Content-Length value if any.
-    ``dropped``: lower-case names of headers a middleware sets or removes (:func:`_edit_plan`)."""
+    ``skip``: the lower-case names not relayed, hop-by-hop ones and ``Content-Length`` (written by the
+    framing), plus those middlewares set or remove (:func:`_edit_plan`): one set test per line either way."""
     length: bytes | None = None
     tokens: frozenset[bytes] | None = None
     out = [b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or HTTPStatus(status).phrase.encode())]
     append = out.append
     for name, value in conn.headers:
         ln = name.lower()
-        if ln in RESPONSE_DROP:
+        if ln in skip:
             if ln == b"content-length":
                 length = value
             elif ln == b"connection":
                 tokens = frozenset(t.strip().lower() for t in value.split(b","))
             continue
-        if (tokens is not None and ln in tokens) or ln in dropped:
+        if tokens is not None and ln in tokens:
             continue
         append(name + b": " + value + b"\r\n")
     if tokens:  # a Connection header after the headers it names: drop those too
         out = [line for line in out if line.split(b":", 1)[0].lower() not in tokens]
-    if set_cookies and b"set-cookie" not in dropped:
+    if set_cookies and b"set-cookie" not in skip:
         out.extend(b"Set-Cookie: " + sc.encode("latin-1") + b"\r\n" for sc in set_cookies)
     return out, length
 
 
 def _edit_plan(edits: list[tuple[tuple[str, str | None], ...]]) -> tuple[frozenset[bytes], list[bytes]]:
-    """(the lower-case names of the lines to drop, the lines to add) for a list of edits applied in order
+    """(the lower-case names of the lines not to relay, with :data:`RESPONSE_DROP`; the lines to add) for
+    a list of edits applied in order
     (a value replaces every line of that name, None removes them), as :class:`router.exchange.EditSink`
     does to header objects. Worked out once per distinct list."""
     key = tuple(edits)
@@ -188,7 +190,7 @@ def _edit_plan(edits: list[tuple[tuple[str, str | None], ...]]) -> tuple[frozens
             lname = name.lower().encode("latin-1")
             final.pop(lname, None)  # a later edit of the same name goes after the earlier ones
             final[lname] = None if value is None else edit_line(name, value)
-    plan = frozenset(final), [line for line in final.values() if line is not None]
+    plan = RESPONSE_DROP | frozenset(final), [line for line in final.values() if line is not None]
     if len(_EDIT_PLANS) >= _MAX_PLANS:
         _EDIT_PLANS.clear()
     _EDIT_PLANS[key] = plan

@@ -367,8 +367,8 @@ def test_fixed_header_edits_let_the_answer_go_raw_with_the_same_result():
     conn = SimpleNamespace(
         reason=b"OK", headers=[(b"Set-Cookie", b"a=1"), (b"x-b", b"backend"), (b"X-Bee", b"keep")]
     )
-    dropped, added = _edit_plan(raw_edits(ex))
-    out, _ = _head_lines(conn, 200, ["sticky=1"], dropped)  # a sticky cookie is removed too
+    skip, added = _edit_plan(raw_edits(ex))
+    out, _ = _head_lines(conn, 200, ["sticky=1"], skip)  # a sticky cookie is removed too
     assert out + added == [
         b"HTTP/1.1 200 OK\r\n",
         b"X-Bee: keep\r\n",
