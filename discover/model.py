@@ -68,6 +68,44 @@ class Server:
 
     url: str
     weight: int = 1
+    # Why the proxy cannot reach this server, when a provider knows it before any request (a container on
+    # a Docker network dockroute is not on); empty when nothing is known against it. Requests picking it
+    # are answered 502 at once with this reason, rather than waiting out the dial timeout.
+    unreachable: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Discovered:
+    """One thing a provider saw, routed or not, and why not (what ``/api/discovery`` lists): a container
+    for the Docker provider. ``reason`` is empty when it is routed; ``fix`` is the exact action that would
+    route it, when one is known (``docker network connect net dockroute``)."""
+
+    provider: str  # "docker"
+    kind: str  # "container"
+    name: str  # the container's name (without the leading "/")
+    id: str = ""  # the container's id
+    routed: bool = False
+    # one of REASONS (what a tool can filter on), then the details
+    reason: str = ""
+    detail: str = ""
+    fix: str = ""
+    routers: tuple[str, ...] = ()  # qualified names of what it produced (a left-out one too)
+    services: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+
+
+# What ``Discovered.reason`` may be: each names one way a container ends up not routed.
+REASONS = (
+    "no-port",  # no exposed port and no loadbalancer.server.port label
+    "unreachable-network",  # on no network dockroute can reach (Server.unreachable is set as well)
+    "malformed-label",  # a label that cannot be read (``detail`` names it)
+    "unhealthy",  # its health check fails, or it is starting
+    "disabled",  # traefik.enable=false, or not exposed by default
+    "constraint",  # the provider's constraints leave it out
+    "not-running",  # stopped, paused, restarting
+    "conflict",  # its definitions conflict with another container's
+    "error",  # anything else (``detail`` says what)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +283,8 @@ class DynamicConfig:
     middlewares: Mapping[str, Middleware] = field(default_factory=lambda: EMPTY)
     tls: TLSConfig = field(default_factory=TLSConfig)
     servers_transports: Mapping[str, ServersTransport] = field(default_factory=lambda: EMPTY)
+    # what the provider saw, routed or not (reports only: compiling ignores it)
+    discovered: tuple[Discovered, ...] = ()
 
 
 def qualify(name: str, provider: str) -> str:
@@ -291,8 +331,10 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
     certificates: list[CertificateFile] = []
     default_certificate: CertificateFile | None = None
     options: dict[str, TLSOptions] = {}
+    discovered: list[Discovered] = []
     for provider in sorted(configs):
         cfg = configs[provider]
+        discovered.extend(cfg.discovered)
         for name, r in cfg.routers.items():
             qn = qualify(name, provider)
             tls = r.tls
@@ -337,4 +379,5 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
             options=frozen_map(options),
         ),
         servers_transports=frozen_map(transports),
+        discovered=tuple(discovered),
     )

@@ -14,6 +14,7 @@ from typing import Any
 from discover.model import DynamicConfig, Router, qualify
 from router.balancer import ServiceBalancer, WeightedBalancer
 from router.exchange import Handler
+from router.internal import InternalTarget
 from router.middlewares import BuildContext, Built, build_chain, split
 from router.settings import EntryPoint
 from router.static import StaticError, build_static
@@ -32,8 +33,10 @@ class Chains:
         cfg: DynamicConfig,
         balancers: Mapping[str, ServiceBalancer | WeightedBalancer],
         previous: Built | None,
+        internal: Mapping[str, Handler] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.internal = internal or {}
         self.balancers = balancers
         self.previous = previous
         self.built: Built = {}
@@ -41,6 +44,9 @@ class Chains:
 
     def final(self, router: str, service: str) -> Any:
         """The target serving ``service`` for ``router`` (a static service or a balancer), or why not."""
+        serve = self.internal.get(service)
+        if serve is not None:
+            return InternalTarget(router, service, serve)
         svc = self.cfg.services.get(service)
         if svc is not None and svc.static is not None:
             try:

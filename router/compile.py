@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS, qualify_options
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
 from router.chains import Built, Chains
+from router.exchange import Handler
 from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget
 from router.rules import Rule, RuleError, parse_rule
 from router.settings import EntryPoint
@@ -103,17 +104,20 @@ def compile_config(
     challenge: Callable[[str], str | None] | None = None,
     known_rules: Mapping[tuple[str, str], Rule] | None = None,
     previous_middlewares: Built | None = None,
+    internal: Mapping[str, Handler] | None = None,
 ) -> Compiled:
     """The routing tables of ``cfg``. ``previous`` is the last compile's balancers (health state carries
     over), ``known_rules`` its ``rules``: a rule whose text did not change is not parsed again;
-    ``previous_middlewares`` its ``middlewares`` (built middlewares keep their state)."""
+    ``previous_middlewares`` its ``middlewares`` (built middlewares keep their state); ``internal`` the
+    services dockroute serves itself (:mod:`router.internal`), by name."""
     by_name = {ep.name: ep for ep in entry_points}
     balancers = build_balancers(cfg.services, previous=previous)
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     tls_routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     errors: dict[str, str] = {}
     parsed: dict[tuple[str, str], Rule] = {}
-    chains = Chains(cfg, balancers, previous_middlewares)
+    internal = internal or {}
+    chains = Chains(cfg, balancers, previous_middlewares, internal)
 
     _internal_routes(routes, entry_points, by_name, ports or {}, challenge, chains)
 
@@ -121,7 +125,7 @@ def compile_config(
     https: dict[str, list[tuple[str, str, Rule]]] = {ep.name: [] for ep in entry_points}
     for name in sorted(cfg.routers):
         router: Router = cfg.routers[name]
-        why = _check(router, balancers, cfg)
+        why = None if router.service in internal else _check(router, balancers, cfg)
         if why is None:
             rule_or_why = _rule(router, known_rules or {}, parsed)
             if isinstance(rule_or_why, str):

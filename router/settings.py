@@ -45,5 +45,40 @@ class EntryPoint:
     middlewares: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Static ``api``: the API and dashboard, served by the internal service ``api@internal`` (and
+    ``dashboard@internal``). Reached through a user's router to them; with ``insecure`` also on entry
+    point ``traefik`` (``:8080`` unless the user defines it), as in Traefik."""
+
+    dashboard: bool = True
+    insecure: bool = False
+    debug: bool = False  # /debug/vars and /debug/pprof in Traefik: dockroute's /debug/vars only
+    base_path: str = "/"  # api.basePath (Traefik v3): where /api and /dashboard live
+
+
+@dataclass(frozen=True, slots=True)
+class PingSettings:
+    """Static ``ping``: ``/ping`` answers 200 ``OK``, and ``terminating_status_code`` once a graceful
+    shutdown began (so a load balancer in front stops sending first)."""
+
+    entry_point: str = "traefik"
+    manual_routing: bool = False  # True: only a user's router to ping@internal serves it
+    terminating_status_code: int = 503
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusSettings:
+    """Static ``metrics.prometheus``: Traefik's metrics, prefix ``dockroute_``, at ``/metrics``."""
+
+    buckets: tuple[float, ...] = (0.1, 0.3, 1.2, 5.0)
+    add_entry_points_labels: bool = True
+    add_routers_labels: bool = False
+    add_services_labels: bool = True
+    entry_point: str = "traefik"
+    manual_routing: bool = False
+    header_labels: tuple[tuple[str, str], ...] = ()  # (label, request header)
+
+
 # The static ``serversTransport`` is the same concept as a named ``http.serversTransports`` entry: one type.
 Transport = ServersTransport

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.docker_model import DockerSettings
-from router.settings import EntryPoint, Transport
+from router.settings import ApiSettings, EntryPoint, PingSettings, PrometheusSettings, Transport
 
 __all__ = [
     "PY_LEVELS",
@@ -96,6 +96,10 @@ class StaticConfig:
     resolvers: Mapping[str, ResolverSettings | InternalCASettings] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # ``api``, ``ping``, ``metrics.prometheus``: None when the section is absent (off, as in Traefik)
+    api: ApiSettings | None = None
+    ping: PingSettings | None = None
+    metrics: PrometheusSettings | None = None
     source: str | None = None  # the file it came from
     # Key paths of Traefik sections and keys that were set but are not acted on ("api",
     # "providers.kubernetesCRD", "certificatesResolvers.le.acme.preferredChain"): the app warns about
