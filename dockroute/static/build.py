@@ -15,6 +15,11 @@ from typing import Any
 
 from discover.model import Domain, RouterTLS, idle_conns_per_host
 from discover.values import find_key
+from dockroute.static.observability import (
+    check_entry_points,
+    read_observability,
+    with_internal_entry_point,
+)
 from dockroute.static.readers import Reader, check_address
 from dockroute.static.resolvers import read_resolvers
 from dockroute.static.schema import ANY, IGNORED, OTHER_PROVIDERS, SCHEMA, ListOf, Named
@@ -59,8 +64,10 @@ def load_static(
         # No provider asked for: the Docker provider, opt-in only (traefik.enable / dockroute.enable),
         # so a bare start never publishes every container on the host.
         docker = DockerProviderSettings(explicit=False, exposed_by_default=False)
-    entries = _with_default_web(get(tree, "entryPoints"))
+    obs = read_observability(tree)
+    entries = with_internal_entry_point(_with_default_web(get(tree, "entryPoints")), obs)
     live = [name for name, sub in entries.items() if sub is not OFF]
+    obs = check_entry_points(tree, obs, live)
     resolvers, warned = read_resolvers(get(tree, "certificatesResolvers"), live)
     return StaticConfig(
         entry_points=_entry_points(entries, list(resolvers)),
@@ -70,8 +77,11 @@ def load_static(
         log=_log(get(tree, "log")),
         access_log=_access_log(get(tree, "accessLog")),
         resolvers=MappingProxyType(resolvers),
+        api=obs.api,
+        ping=obs.ping,
+        metrics=obs.metrics,
         source=source,
-        ignored=(*not_acted_on(SCHEMA, tree), *warned),
+        ignored=(*not_acted_on(SCHEMA, tree), *obs.warned, *warned),
         providers_throttle_duration=Reader(providers, "providers").duration("providersThrottleDuration", 2.0),
     )
 

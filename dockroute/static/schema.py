@@ -29,6 +29,7 @@ __all__ = [
     "LIST",
     "ListOf",
     "NAMED_TRANSPORT_ONLY",
+    "OTHER_METRICS",
     "OTHER_PROVIDERS",
     "RAW_ITEM",
     "SCHEMA",
@@ -46,7 +47,7 @@ ANY = "<any>"  # a Traefik key inside an owned section that dockroute accepts an
 class Named:
     """A map of user-named entries, each shaped like ``child``."""
 
-    child: dict[str, Any]
+    child: dict[str, Any] | str  # a section, or a leaf kind for a plain map (``headerLabels``)
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,6 @@ OTHER_PROVIDERS = (
 
 _IGNORED_SECTIONS = (
     "global",
-    "api",
-    "metrics",
-    "ping",
     "tracing",
     "hostResolver",
     "experimental",
@@ -192,6 +190,35 @@ _INTERNAL_CA: dict[str, Any] = {"storage": STR, "leafLifetime": DUR, "permittedD
 # A resolver is one of these; ``tailscale`` is Traefik's and is refused by name at start.
 _RESOLVER: dict[str, Any] = {"acme": _ACME, "internalCA": _INTERNAL_CA, "tailscale": {}}
 
+# ``api``, ``ping`` and ``metrics`` (Traefik v3), read in :mod:`.observability`. ``dashboardName`` (a title
+# for Traefik's dashboard) and ``metrics.addInternals`` are accepted and reported as not acted on; so are
+# the metrics backends other than Prometheus: a Traefik file that sends to Datadog must still load, and the
+# warning names the backend that receives nothing.
+_API: dict[str, Any] = {
+    "dashboard": BOOL,
+    "insecure": BOOL,
+    "debug": BOOL,
+    "basePath": STR,
+    "disableDashboardAd": BOOL,  # dockroute's dashboard has no ad: what it asks is always true
+    "dashboardName": ANY,
+}
+_PING: dict[str, Any] = {"entryPoint": STR, "manualRouting": BOOL, "terminatingStatusCode": INT}
+_PROMETHEUS: dict[str, Any] = {
+    "buckets": LIST,
+    "addEntryPointsLabels": BOOL,
+    "addRoutersLabels": BOOL,
+    "addServicesLabels": BOOL,
+    "entryPoint": STR,
+    "manualRouting": BOOL,
+    "headerLabels": Named(STR),  # label -> request header
+}
+OTHER_METRICS = ("datadog", "statsD", "influxDB2", "otlp")
+_METRICS: dict[str, Any] = {
+    "prometheus": _PROMETHEUS,
+    "addInternals": ANY,
+    **dict.fromkeys(OTHER_METRICS, IGNORED),
+}
+
 SCHEMA: dict[str, Any] = {
     "entryPoints": Named(_ENTRY_POINT),
     "providers": {
@@ -225,5 +252,8 @@ SCHEMA: dict[str, Any] = {
         **dict.fromkeys(("filters", "fields", "bufferingSize", "addInternals"), ANY),
     },
     "certificatesResolvers": Named(_RESOLVER),
+    "api": _API,
+    "ping": _PING,
+    "metrics": _METRICS,
     **{s: IGNORED for s in _IGNORED_SECTIONS},
 }

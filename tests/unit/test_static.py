@@ -454,10 +454,18 @@ def test_log_levels_map_to_python():
 
 
 def test_unsupported_traefik_sections_are_listed(tmp_path):
-    text = "api: {dashboard: true}\nmetrics:\n  prometheus: {}\nproviders:\n  kubernetesCRD: {}\n"
-    cfg = load(["--ping", "--global.checknewversion=false"], files={"dockroute.yml": text}, tmp=tmp_path)
-    assert set(cfg.ignored) == {"api", "metrics", "ping", "global", "providers.kubernetesCRD"}
-    assert load(["--api=false"]).ignored == ()
+    text = "tracing: {serviceName: x}\nmetrics:\n  statsD: {}\nproviders:\n  kubernetesCRD: {}\n"
+    cfg = load(
+        ["--hostresolver", "--global.checknewversion=false"], files={"dockroute.yml": text}, tmp=tmp_path
+    )
+    assert set(cfg.ignored) == {
+        "tracing",
+        "metrics.statsD",
+        "hostResolver",
+        "global",
+        "providers.kubernetesCRD",
+    }
+    assert load(["--tracing=false"]).ignored == ()
 
 
 def test_certificates_resolvers_from_a_file_and_flags_are_typed_and_read_only(tmp_path):
@@ -694,8 +702,8 @@ def test_go_boolean_words_from_flags():
     assert ep(cfg, "web").forwarded_insecure is True and cfg.transport.insecure_skip_verify is True
     cfg = load(["--providers.file.filename=f.yml", "--providers.file.watch=F"])
     assert cfg.file_provider is not None and cfg.file_provider.watch is False
-    # A whole section switched by a boolean word: `api` is accepted (and listed as not supported) or off.
-    assert load(["--api=T"]).ignored == ("api",) and load(["--api=0"]).ignored == ()
+    # A whole section switched by a boolean word: `tracing` is accepted (and listed as not supported) or off.
+    assert load(["--tracing=T"]).ignored == ("tracing",) and load(["--tracing=0"]).ignored == ()
 
 
 def test_go_boolean_words_from_the_environment():
