@@ -1,0 +1,215 @@
+"""``api@internal``: the exchange handler serving Traefik's API paths (and the dashboard's, handed to the
+dashboard handler), reading the latest :class:`~router.api.state.ApiState`.
+
+Off the hot path: nothing is computed until a request asks. The configuration's JSON (every router,
+service and middleware, :class:`~router.api.render.Runtime`) is built on the first request after a new
+state and reused until the state object changes; a request then only filters, cuts its page, reads the
+servers' health and encodes. Measured for 1000 routers and 1000 services (``tests/unit/test_api_shapes``
+prints it): building the view is a few milliseconds, once per configuration; a default page of
+``/api/http/routers`` well under a millisecond after that.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from router.api import query as q
+from router.api.render import Runtime
+from router.api.report import certificates, discovery, entry_point_json, overview, version
+from router.api.state import ApiSource, ApiState
+from router.exchange import Exchange, Handler, answer
+
+__all__ = ["DEFAULT_FEATURES", "api_handler"]
+
+JSON = "application/json"
+# Traefik's overview "features" when the app says nothing: no tracing, no metrics, no access log
+DEFAULT_FEATURES: Mapping[str, Any] = {"tracing": "", "metrics": "", "accessLog": False}
+# list path → (kind in the Runtime, how items are kept by a criterion, Traefik's not-found noun)
+_LISTS: dict[str, tuple[str, Callable[..., bool], str]] = {
+    "http/routers": ("routers", q.keep_router, "router"),
+    "http/services": ("services", q.keep_named, "service"),
+    "http/middlewares": ("middlewares", q.keep_named, "middleware"),
+}
+
+
+def encode(value: Any) -> bytes:
+    """JSON as Go's encoder ends it (a newline), UTF-8."""
+    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+async def reply(ex: Exchange, status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> None:
+    await answer(ex, status, encode(value), headers, content_type=JSON)
+
+
+async def error(ex: Exchange, status: int, message: str) -> None:
+    """Traefik's ``writeError``: ``{"message": ...}``."""
+    await reply(ex, status, {"message": message})
+
+
+class ApiHandler:
+    """The handler's state: the source of snapshots, the last view built and the dashboard's handler."""
+
+    def __init__(
+        self, source: ApiSource, dashboard: Handler | None, features: Mapping[str, Any] | None
+    ) -> None:
+        self.source = source
+        self.dashboard = dashboard
+        self.features = dict(features if features is not None else DEFAULT_FEATURES)
+        self.started = time.time()
+        self._last: tuple[ApiState, Runtime] | None = None
+        self._lock = threading.Lock()  # the app may ask from a worker thread too (tests, metrics)
+
+    def runtime(self, state: ApiState) -> Runtime:
+        """The view of ``state``, built on the first request that needs it and kept for the next ones."""
+        last = self._last
+        if last is not None and last[0] is state:
+            return last[1]
+        with self._lock:
+            runtime = Runtime(state)
+            self._last = (state, runtime)
+        return runtime
+
+    async def __call__(self, ex: Exchange) -> None:
+        state = self.source()
+        base = state.settings.base_path.rstrip("/") if state is not None else ""
+        path = ex.path
+        if base and not (path == base or path.startswith(base + "/")):
+            await error(ex, 404, "404 page not found")
+            return
+        rest = path[len(base) :]
+        if rest == "/dashboard" or rest.startswith("/dashboard/"):
+            if self.dashboard is not None:
+                await self.dashboard(ex)
+            else:
+                await error(ex, 404, "404 page not found")
+            return
+        if ex.method != "GET":
+            await answer(ex, 405, b"", content_type=None)
+            return
+        if state is None:  # before the first configuration: Traefik's empty runtime
+            await error(ex, 503, "no configuration applied yet")
+            return
+        if rest.startswith("/api/"):
+            await self.api(ex, state, rest[len("/api/") :], q.parse_query(ex.raw_query))
+        elif rest == "/debug/vars" and state.settings.debug:
+            await reply(ex, 200, debug_vars(self.started))
+        else:
+            await error(ex, 404, "404 page not found")
+
+    async def api(self, ex: Exchange, state: ApiState, sub: str, query: q.Query) -> None:
+        """``/api/<sub>``."""
+        if sub in _LISTS:
+            await self.listing(ex, self.runtime(state), sub, query)
+        elif sub.count("/") == 2 and sub.rpartition("/")[0] in _LISTS:
+            await self.detail(ex, self.runtime(state), *sub.rsplit("/", 1))
+        elif sub == "entrypoints":
+            items = sorted((entry_point_json(ep) for ep in state.entry_points), key=lambda e: e["name"])
+            await self.paged(ex, items, query)
+        elif sub.startswith("entrypoints/") and sub.count("/") == 1:
+            name = unquote(sub.partition("/")[2])
+            found = [ep for ep in state.entry_points if ep.name == name]
+            if found:
+                await reply(ex, 200, entry_point_json(found[0]))
+            else:
+                await error(ex, 404, f"entry point not found: {name}")
+        elif sub == "overview":
+            await reply(ex, 200, overview(self.runtime(state), certificates(state), self.features))
+        elif sub == "rawdata":
+            await reply(ex, 200, rawdata(self.runtime(state)))
+        elif sub == "version":
+            await reply(ex, 200, version(state, self.started))
+        elif sub == "certificates":
+            items = certificates(state)
+            c = q.Criterion.of(query)
+            if c is not None:
+                items = [
+                    i for i in items if c.with_status(i["status"]) and c.search_in(*i["sans"], i["issuer"])
+                ]
+            await self.paged(ex, items, query)
+        elif sub == "discovery":
+            await reply(ex, 200, discovery(self.runtime(state)))
+        else:
+            await error(ex, 404, "404 page not found")
+
+    async def listing(self, ex: Exchange, runtime: Runtime, sub: str, query: q.Query) -> None:
+        kind, keep, _ = _LISTS[sub]
+        criterion = q.Criterion.of(query)
+        items = [i for i in getattr(runtime, kind) if keep(i, criterion)]
+        if query.get("sortBy") or query.get("direction"):
+            items = q.sort_items(items, query, kind)
+        if kind != "services":
+            await self.paged(ex, items, query)
+            return
+        try:
+            shown, next_page = q.page(items, query)
+        except q.PageError as exc:
+            await error(ex, 400, str(exc))
+            return
+        now = time.monotonic()
+        shown = [runtime.with_status(i["name"], i, now) for i in shown]  # health of this page only
+        await reply(ex, 200, shown, ((q.NEXT_PAGE_HEADER, str(next_page)),))
+
+    async def detail(self, ex: Exchange, runtime: Runtime, sub: str, raw_name: str) -> None:
+        kind, _, noun = _LISTS[sub]
+        name = unquote(raw_name)
+        item = runtime.by_name[kind].get(name)
+        if item is None:
+            await error(ex, 404, f"{noun} not found: {name}")
+            return
+        if kind == "services":
+            item = runtime.with_status(name, item, time.monotonic())
+        await reply(ex, 200, item)
+
+    async def paged(self, ex: Exchange, items: list[Any], query: q.Query) -> None:
+        try:
+            shown, next_page = q.page(items, query)
+        except q.PageError as exc:
+            await error(ex, 400, str(exc))
+            return
+        await reply(ex, 200, list(shown), ((q.NEXT_PAGE_HEADER, str(next_page)),))
+
+
+def rawdata(runtime: Runtime) -> dict[str, Any]:
+    """``/api/rawdata``: Traefik's ``RunTimeRepresentation`` (empty kinds left out)."""
+    now = time.monotonic()
+    out: dict[str, Any] = {}
+    if runtime.raw_routers:
+        out["routers"] = runtime.raw_routers
+    if runtime.raw_middlewares:
+        out["middlewares"] = runtime.raw_middlewares
+    if runtime.raw_services:
+        services = runtime.raw_services
+        out["services"] = {name: runtime.with_status(name, s, now) for name, s in services.items()}
+    return out
+
+
+def debug_vars(started: float) -> dict[str, Any]:
+    """``/debug/vars`` (``api.debug``), in the spirit of Go's expvar: the command line and the process's
+    memory and collector figures (no blocking call: getrusage and the collector's counters)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "cmdline": list(sys.argv),
+        "uptimeSeconds": round(time.time() - started, 3),
+        "maxRSSKiB": usage.ru_maxrss,
+        "gc": {"counts": list(gc.get_count()), "collections": [s["collections"] for s in gc.get_stats()]},
+        "threads": threading.active_count(),
+    }
+
+
+def api_handler(
+    source: ApiSource, dashboard: Handler | None = None, *, features: Mapping[str, Any] | None = None
+) -> Handler:
+    """The handler of ``api@internal``: ``/api/...`` from ``source()`` (the latest state, ``None``
+    before the first configuration), ``<basePath>dashboard/...`` handed to ``dashboard`` when given
+    (404 otherwise), ``/debug/vars`` with ``api.debug``. ``features`` is the overview's Traefik
+    ``features`` object (``tracing``, ``metrics``: ``"Prometheus"`` or ``""``, ``accessLog``), which
+    the static configuration decides."""
+    return ApiHandler(source, dashboard, features)

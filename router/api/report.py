@@ -1,0 +1,185 @@
+"""The API's other documents: ``/api/entrypoints`` and ``/api/overview`` (Traefik's shapes,
+``pkg/api/handler_entrypoint.go`` and ``handler_overview.go``), ``/api/version``, and dockroute's own
+``/api/certificates`` and ``/api/discovery``.
+
+``/api/certificates`` carries dockroute's fields (resolver, issuer, next renewal, last error) and, under
+the same names as Traefik's certificate list, the ones both have (``commonName``, ``sans``, ``notAfter``,
+``notBefore``, ``issuerCN``, ``status``), so a client of either reads it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from router.api.render import DISABLED, WARNING, Runtime, domain_json, go_duration, provider_of
+from router.api.state import ApiState, CertificateReport
+from router.settings import EntryPoint
+
+__all__ = ["certificates", "discovery", "entry_point_json", "overview", "rfc3339", "version"]
+
+Json = dict[str, Any]
+DAY = 86400.0
+CERT_WARNING_DAYS = 30  # Traefik's certificate status: "warning" under 30 days left, "expired" after
+# provider name → Traefik's (the field name of its static ``providers`` section)
+PROVIDER_NAMES = {"docker": "Docker", "swarm": "Swarm", "file": "File", "rest": "Rest"}
+
+
+def rfc3339(unix: float | None) -> str | None:
+    """UNIX seconds as Go's ``time.Time`` JSON (RFC 3339, UTC, ``Z``; fractions only when present)."""
+    if unix is None:
+        return None
+    t = datetime.datetime.fromtimestamp(unix, tz=datetime.UTC)
+    text = t.isoformat(timespec="microseconds" if t.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def entry_point_json(ep: EntryPoint) -> Json:
+    """One entry point as Traefik's static ``EntryPoint`` JSON, plus its ``name``."""
+    out: Json = {"address": ep.address}
+    life: Json = {}
+    if ep.request_accept_grace_timeout:
+        life["requestAcceptGraceTimeout"] = go_duration(ep.request_accept_grace_timeout)
+    life["graceTimeOut"] = go_duration(ep.grace_timeout)
+    responding: Json = {"readTimeout": go_duration(ep.read_timeout)}
+    if ep.write_timeout:
+        responding["writeTimeout"] = go_duration(ep.write_timeout)
+    responding["idleTimeout"] = go_duration(ep.idle_timeout)
+    out["transport"] = {"lifeCycle": life, "respondingTimeouts": responding}
+    forwarded: Json = {}
+    if ep.forwarded_insecure:
+        forwarded["insecure"] = True
+    if ep.trusted_ips:
+        forwarded["trustedIPs"] = list(ep.trusted_ips)
+    out["forwardedHeaders"] = forwarded
+    http: Json = {}
+    if ep.redirection is not None:
+        red = ep.redirection
+        target: Json = {"to": red.to, "scheme": red.scheme}
+        if red.permanent:
+            target["permanent"] = True
+        target["priority"] = red.priority
+        http["redirections"] = {"entryPoint": target}
+    if ep.middlewares:
+        http["middlewares"] = list(ep.middlewares)
+    if ep.tls is not None:
+        tls: Json = {}
+        if ep.tls.options:
+            tls["options"] = ep.tls.options
+        if ep.tls.cert_resolver:
+            tls["certResolver"] = ep.tls.cert_resolver
+        if ep.tls.domains:
+            tls["domains"] = [domain_json(d) for d in ep.tls.domains]
+        http["tls"] = tls
+    out["http"] = http
+    out["name"] = ep.name
+    return out
+
+
+def _section(items: Sequence[Json]) -> Json:
+    return {
+        "total": len(items),
+        "warnings": sum(1 for i in items if i.get("status") == WARNING),
+        "errors": sum(1 for i in items if i.get("status") == DISABLED),
+    }
+
+
+_EMPTY = {"total": 0, "warnings": 0, "errors": 0}
+
+
+def overview(runtime: Runtime, certs: Sequence[Json], features: Json) -> Json:
+    """``/api/overview``: counts per kind (``errors`` = disabled, ``warnings``), TCP and UDP empty
+    (dockroute routes HTTP only), the certificates' counts (expired ones are errors), the features and
+    the providers."""
+    state = runtime.state
+    out: Json = {
+        "http": {
+            "routers": _section(runtime.routers),
+            "services": _section(runtime.services),
+            "middlewares": _section(runtime.middlewares),
+        },
+        "tcp": {"routers": dict(_EMPTY), "services": dict(_EMPTY), "middlewares": dict(_EMPTY)},
+        "udp": {"routers": dict(_EMPTY), "services": dict(_EMPTY)},
+        "certificates": {
+            "total": len(certs),
+            "warnings": sum(1 for c in certs if c["status"] == "warning"),
+            "errors": sum(1 for c in certs if c["status"] == "expired"),
+        },
+        "features": features,
+    }
+    providers = [PROVIDER_NAMES.get(p, p[:1].upper() + p[1:]) for p in state.providers if p != "internal"]
+    if providers:
+        out["providers"] = providers
+    return out
+
+
+def version(state: ApiState, started: float) -> Json:
+    """``/api/version``: Traefik's keys (``Version``, ``Codename``, ``startDate``)."""
+    return {"Version": state.version, "Codename": "dockroute", "startDate": rfc3339(started)}
+
+
+def _cert_status(not_after: float, now: float) -> str:
+    left = not_after - now
+    if left < 0:
+        return "expired"
+    return "warning" if left < CERT_WARNING_DAYS * DAY else "enabled"
+
+
+def certificate_json(c: CertificateReport, now: float) -> Json:
+    """One certificate: dockroute's fields, then Traefik's names for what both have."""
+    return {
+        "domains": list(c.domains),
+        "resolver": c.resolver,
+        "source": c.source,
+        "issuer": c.issuer,
+        "notAfter": rfc3339(c.not_after),
+        "notBefore": rfc3339(c.not_before) if c.not_before else None,
+        "daysLeft": int((c.not_after - now) // DAY),
+        "nextRenewal": rfc3339(c.next_renewal),
+        "lastError": c.last_error,
+        "lastErrorAt": rfc3339(c.last_error_at),
+        "commonName": c.domains[0] if c.domains else "",
+        "sans": sorted(c.domains),
+        "issuerCN": c.issuer,
+        "status": _cert_status(c.not_after, now),
+    }
+
+
+def certificates(state: ApiState, now: float | None = None) -> list[Json]:
+    """``/api/certificates``, sorted by main name (then resolver)."""
+    now = time.time() if now is None else now
+    out = [certificate_json(c, now) for c in state.certificates()]
+    out.sort(key=lambda c: (c["commonName"], c["resolver"], c["notAfter"] or ""))
+    return out
+
+
+def discovery(runtime: Runtime) -> Json:
+    """``/api/discovery``: every container a provider saw, routed or not and why not; and every router
+    left out (not routed, or routed with an error), with its provider and errors."""
+    state = runtime.state
+    containers = [
+        {
+            "provider": d.provider,
+            "name": d.name,
+            "id": d.id,
+            "routed": d.routed,
+            "reason": d.reason,
+            "detail": d.detail,
+            "fix": d.fix,
+            "routers": list(d.routers),
+            "services": list(d.services),
+            "networks": list(d.networks),
+        }
+        for d in sorted(state.config.discovered, key=lambda d: (d.provider, d.name, d.id))
+    ]
+    routers = [
+        {"name": r["name"], "provider": r["provider"], "status": r["status"], "error": r["error"]}
+        for r in runtime.routers
+        if r.get("error")
+    ]
+    for name, why in sorted(state.errors.items()):  # compile errors of routers absent from the config
+        if name not in runtime.by_name["routers"]:
+            routers.append({"name": name, "provider": provider_of(name), "status": DISABLED, "error": [why]})
+    return {"containers": containers, "routers": routers}
