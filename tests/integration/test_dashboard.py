@@ -1,0 +1,352 @@
+"""The dashboard in a real browser: Debian's headless ``chromium`` driven over the DevTools protocol at a
+phone's width (390 px), against the page ``dashboard@internal`` serves.
+
+The page must show the routers, a certificate with its days left and a container that is not routed
+with its reason and fix, keep up with the API (polling), fit 390 px without horizontal scrolling in
+readable type, run under its own Content-Security-Policy without a violation, and show API data as text
+(a router named like markup stays text). The screenshot is kept in the test's tmp dir and copied to
+``/tmp/dashboard-390.png``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from router.api.dashboard import dashboard_handler
+from tests.exchange_fakes import Recorder, fake_exchange
+from tests.integration.harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+WIDTH = 390
+SCREENSHOT_COPY = Path("/tmp/dashboard-390.png")
+MARKUP_NAME = "<img src=x id=injected>@file"
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    return found
+
+
+class Browser:
+    """One headless Chromium page over the DevTools protocol: commands, evaluation, the console's errors."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.ids = itertools.count(1)
+        self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.problems: list[str] = []  # exceptions thrown by the page, CSP violations, console errors
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            data = json.loads(msg.data)
+            if "id" in data and data["id"] in self.waiting:
+                self.waiting.pop(data["id"]).set_result(data)
+            elif data.get("method") == "Runtime.exceptionThrown":
+                self.problems.append(json.dumps(data["params"]["exceptionDetails"])[:500])
+            elif data.get("method") == "Log.entryAdded" and data["params"]["entry"]["level"] == "error":
+                self.problems.append(data["params"]["entry"]["text"])
+            elif data.get("method") == "Runtime.consoleAPICalled" and data["params"]["type"] == "error":
+                self.problems.append(json.dumps(data["params"]["args"])[:500])
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        n = next(self.ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[n] = fut
+        await self.ws.send_json({"id": n, "method": method, "params": params})
+        answer = await asyncio.wait_for(fut, 20)
+        assert "error" not in answer, answer
+        return answer["result"]
+
+    async def eval(self, expression: str) -> Any:
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    async def text(self) -> str:
+        return await self.eval("document.body ? document.body.innerText : ''") or ""
+
+    async def screenshot(self, path: Path) -> None:
+        height = await self.eval("document.documentElement.scrollHeight")
+        shot = await self.send(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1},
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+
+@contextlib.asynccontextmanager
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    """Chromium with a throw-away profile, its first page emulating a 390 px wide phone."""
+    profile = tmp_path / "chromium-profile"
+    proc = subprocess.Popen(
+        [
+            chromium_path(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-extensions",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            f"--window-size={WIDTH},844",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "chromium.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        await wait_for(
+            lambda: port_file.exists() and len(port_file.read_text().splitlines()) >= 2, timeout=30
+        )
+        port = int(port_file.read_text().splitlines()[0])
+        async with aiohttp.ClientSession() as http:
+
+            async def page_url() -> str | None:
+                async with http.get(f"http://127.0.0.1:{port}/json/list") as r:
+                    pages = [t for t in await r.json() if t["type"] == "page"]
+                return pages[0]["webSocketDebuggerUrl"] if pages else None
+
+            ws_url = await wait_for(page_url, timeout=15)
+            async with http.ws_connect(ws_url, max_msg_size=0) as ws:
+                b = Browser(ws)
+                for domain in ("Runtime", "Log", "Page"):
+                    await b.send(f"{domain}.enable")
+                await b.send(
+                    "Emulation.setDeviceMetricsOverride",
+                    width=WIDTH,
+                    height=844,
+                    deviceScaleFactor=1,
+                    mobile=True,
+                )
+                try:
+                    yield b
+                finally:
+                    b.reader.cancel()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def check_layout(b: Browser) -> None:
+    """No horizontal scrolling at 390 px, and no text set smaller than 13 px."""
+    width = await b.eval("document.documentElement.scrollWidth")
+    assert width <= WIDTH, f"the page is {width} px wide at a {WIDTH} px viewport"
+    smallest = await b.eval(
+        """Math.min(...[...document.querySelectorAll('body *')]
+             .filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
+             .map(e => parseFloat(getComputedStyle(e).fontSize)))"""
+    )
+    assert smallest >= 13, f"text as small as {smallest} px"
+
+
+def keep_screenshot(shot: Path) -> None:
+    shutil.copyfile(shot, SCREENSHOT_COPY)
+    head = shot.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(head[16:20], "big") == WIDTH  # the PNG's width
+
+
+# ---- the page against a fixture API, served by the real handler --------------------------------------
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def fixture_state() -> dict[str, Any]:
+    """What the API answers: three routers (one broken, one named like markup), two services, a
+    certificate, a container on a network dockroute cannot reach and a file router left out."""
+    now = time.time()
+
+    def router(name: str, rule: str, service: str, provider: str, **more: Any) -> dict[str, Any]:
+        r = {"entryPoints": ["web"], "service": service, "rule": rule, "priority": len(rule)}
+        r.update({"status": "enabled", "using": ["web"], "name": name, "provider": provider})
+        r.update(more)
+        return r
+
+    return {
+        "entrypoints": [{"address": ":80", "name": "web"}, {"address": ":8080", "name": "traefik"}],
+        "http/routers": [
+            router(
+                "whoami@docker",
+                "Host(`whoami.example.com`)",
+                "whoami@docker",
+                "docker",
+                tls={"certResolver": "le"},
+            ),
+            router(
+                "api@file",
+                "Host(`api.example.com`) && PathPrefix(`/v1`)",
+                "api@file",
+                "file",
+                middlewares=["auth@file"],
+            ),
+            router(
+                MARKUP_NAME,
+                "Path(`/x`)",
+                "missing@file",
+                "file",
+                status="disabled",
+                error=['the service "missing@file" does not exist'],
+            ),
+        ],
+        "http/services": [
+            {
+                "loadBalancer": {"servers": [{"url": "http://172.17.0.2:80"}]},
+                "status": "enabled",
+                "usedBy": ["whoami@docker"],
+                "serverStatus": {"http://172.17.0.2:80": "UP"},
+                "name": "whoami@docker",
+                "provider": "docker",
+                "type": "loadbalancer",
+            },
+            {
+                "loadBalancer": {"servers": [{"url": "http://10.0.0.7:8000"}]},
+                "status": "enabled",
+                "usedBy": ["api@file"],
+                "serverStatus": {"http://10.0.0.7:8000": "DOWN"},
+                "name": "api@file",
+                "provider": "file",
+                "type": "loadbalancer",
+            },
+        ],
+        "certificates": [
+            {
+                "domains": ["whoami.example.com"],
+                "resolver": "le",
+                "source": "acme",
+                "issuer": "Pebble Intermediate CA",
+                "notAfter": iso(now + 42 * 86400 + 600),
+                "notBefore": iso(now - 86400),
+                "daysLeft": 42,
+                "nextRenewal": iso(now + 12 * 86400),
+                "lastError": "",
+                "lastErrorAt": None,
+            },
+        ],
+        "discovery": {
+            "containers": [
+                {
+                    "provider": "docker",
+                    "name": "whoami",
+                    "id": "a" * 64,
+                    "routed": True,
+                    "reason": "",
+                    "detail": "",
+                    "fix": "",
+                    "routers": ["whoami@docker"],
+                    "services": ["whoami@docker"],
+                    "networks": ["bridge"],
+                },
+                {
+                    "provider": "docker",
+                    "name": "isolated-app",
+                    "id": "b" * 64,
+                    "routed": False,
+                    "reason": "unreachable-network",
+                    "detail": "on network backend-only (172.30.0.0/16), which dockroute is not attached to",
+                    "fix": "docker network connect backend-only dockroute",
+                    "routers": ["isolated-app@docker"],
+                    "services": ["isolated-app@docker"],
+                    "networks": ["backend-only"],
+                },
+            ],
+            "routers": [{"name": "broken@file", "provider": "file", "error": "rule: unknown matcher Hots"}],
+        },
+        "version": {"Version": "0.1.0", "Codename": "dockroute"},
+    }
+
+
+@contextlib.asynccontextmanager
+async def fixture_site(state: dict[str, Any]) -> AsyncIterator[str]:
+    """A test-only server: ``/dashboard/...`` through the real handler (an exchange built per request),
+    ``/api/...`` from ``state`` (which the test may change while the page polls)."""
+    handler = dashboard_handler("/")
+
+    async def dashboard(request: web.Request) -> web.Response:
+        ex = fake_exchange(request.method, request.path_qs, host=request.host, headers=request.headers)
+        ex.sink = rec = Recorder()
+        await handler(ex)
+        return web.Response(status=rec.status, headers=rec.headers, body=rec.body)
+
+    async def api(request: web.Request) -> web.Response:
+        key = request.match_info["tail"]
+        if key not in state:
+            return web.Response(status=404, text="404 page not found\n")
+        return web.json_response(state[key], headers={"X-Next-Page": "1"})
+
+    app = web.Application()
+    app.router.add_get("/dashboard{tail:.*}", dashboard)
+    app.router.add_get("/api/{tail:.*}", api)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_dashboard_shows_routers_certificates_and_what_is_not_routed(tmp_path: Path) -> None:
+    state = fixture_state()
+    async with fixture_site(state) as base, browser(tmp_path) as b:
+        await b.send("Page.navigate", url=base + "/dashboard")  # redirected to /dashboard/
+        await wait_for(lambda: _has(b, "isolated-app"), timeout=20)
+        text = await b.text()
+        assert await b.eval("location.pathname") == "/dashboard/"
+        for name in ("whoami@docker", "api@file", MARKUP_NAME):
+            assert name in text
+        assert "Host(`api.example.com`) && PathPrefix(`/v1`)" in text
+        assert "auth@file" in text and 'the service "missing@file" does not exist' in text
+        assert "whoami.example.com" in text and "42 days left" in text and "Pebble Intermediate CA" in text
+        assert "unreachable network" in text and "docker network connect backend-only dockroute" in text
+        assert "which dockroute is not attached to" in text
+        assert "broken@file" in text and "unknown matcher Hots" in text
+        assert "http://10.0.0.7:8000" in text and "DOWN" in text
+        assert ":8080" in text and "v0.1.0" in text
+        # the routed container is not in the "not routed" list
+        assert "whoami" not in await b.eval("document.getElementById('list-notrouted').innerText")
+        # API data is text, never markup
+        assert await b.eval("document.getElementById('injected')") is None
+        await check_layout(b)
+
+        # live: a router added to the API shows up at the next poll
+        state["http/routers"].append(dict(state["http/routers"][0], name="late@file", rule="Path(`/late`)"))
+        await wait_for(lambda: _has(b, "late@file"), timeout=15)
+
+        shot = tmp_path / "dashboard-390.png"
+        await b.screenshot(shot)
+        keep_screenshot(shot)
+        assert b.problems == []  # no script error, no CSP violation
+
+
+async def _has(b: Browser, needle: str) -> bool:
+    return needle in await b.text()
