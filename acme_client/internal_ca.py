@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from acme_client.internal_root import BACKDATE, InternalCAError, Root, load_or_create_root
+from acme_client.report import CertificateFacts, CertificateStatus, Failure, FailureLog, read_facts
 from acme_client.settings import InternalCASettings, parse_permitted_domains
 
 __all__ = ["InternalCA", "InternalCAError", "Leaf", "Root", "issue_leaf", "load_or_create_root"]
@@ -63,6 +64,7 @@ class Leaf:
     serial: int
     not_after: _dt.datetime
     renew_at: _dt.datetime
+    facts: CertificateFacts  # for reports: read once, in the worker thread that issued it
 
 
 # -- names ----------------------------------------------------------------------------------------------
@@ -145,13 +147,15 @@ def issue_leaf(root: Root, names: tuple[str, ...], lifetime: float) -> Leaf:
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     return Leaf(
         names=names,
-        certificate_pem=cert.public_bytes(serialization.Encoding.PEM),
+        certificate_pem=cert_pem,
         key_pem=key_pem,
         serial=serial,
         not_after=not_after,
         renew_at=now + (not_after - now) * 2 / 3,
+        facts=read_facts(cert_pem),
     )
 
 
@@ -175,6 +179,8 @@ class InternalCA:
         self._root_error: str | None = None
         self._root_retry = 0.0  # time.monotonic() before which a failed storage is not tried again
         self._failures: dict[tuple[str, ...], float] = {}  # name set → monotonic retry time
+        self.failure_log = FailureLog(name)  # failed issues and root loads: the last per name set, how many
+        self._root_failure: Failure | None = None  # why the root cannot be used, while it cannot
         self._reported: set[str] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"internal-ca-{name}")
         self._kick: asyncio.Event | None = None
@@ -186,6 +192,26 @@ class InternalCA:
 
     def key_authorization(self, token: str) -> None:
         return None
+
+    def reports(self) -> tuple[CertificateStatus, ...]:
+        """Every leaf served, then every name set asked for that has none yet. Cheap (asked on the event
+        loop): the leaves' facts were read when they were issued. A root that cannot be used is every
+        name set's last error."""
+        out = []
+        for names, leaf in self._leaves.items():
+            failure = self._root_failure or self.failure_log.last(names)
+            renew = leaf.renew_at.timestamp()
+            retry = max(renew, failure.retry_at) if failure is not None else renew
+            out.append(CertificateStatus(names, self.name, "internalCA", leaf.facts, retry, failure))
+        # A name the root's own constraints refuse is dropped from its set when issuing (and said once): a
+        # set with a leaf for any of its names is not pending.
+        served = {n for names in self._leaves for n in names}
+        for names in self._wanted:
+            if served.isdisjoint(names):
+                failure = self._root_failure or self.failure_log.last(names)
+                retry = failure.retry_at if failure is not None else None
+                out.append(CertificateStatus(names, self.name, "internalCA", None, retry, failure))
+        return tuple(out)
 
     def alpn_challenge(self, server_name: str) -> None:
         return None
@@ -287,9 +313,11 @@ class InternalCA:
         )
         for names, exc in failed.items():
             self._failures[names] = time.monotonic() + _RETRY_ISSUE
+            self.failure_log.failed(names, f"{type(exc).__name__}: {exc}", _RETRY_ISSUE)
             log.error("resolver %s: cannot issue for %s", self.name, ", ".join(names), exc_info=exc)
         for names, leaf in issued.items():
             self._failures.pop(names, None)
+            self.failure_log.succeeded(names)
             renewed = names in self._leaves
             self._leaves[names] = leaf
             log.info(
@@ -313,6 +341,9 @@ class InternalCA:
             await loop.run_in_executor(self._executor, self.ensure_root)
         except InternalCAError as exc:
             self._root_retry = time.monotonic() + _RETRY_STORAGE
+            self.failure_log.tally()
+            now = time.time()
+            self._root_failure = Failure(str(exc), now, now + _RETRY_STORAGE)
             if str(exc) != self._root_error:
                 self._root_error = str(exc)
                 log.error("resolver %s: %s; serving no certificates from it", self.name, exc)
@@ -320,6 +351,7 @@ class InternalCA:
         if self._root_error is not None:
             log.info("resolver %s: the internal CA in %s is usable now", self.name, self.settings.storage)
         self._root_error = None
+        self._root_failure = None
         self._warn_on_constraint_mismatch()
         return True
 

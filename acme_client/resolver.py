@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from acme_client.issuer import AcmeError, AriError, Issuer, Solver, generate_key
+from acme_client.report import CertificateStatus, FailureLog
 from acme_client.settings import ResolverSettings, is_public_ca, renewal_check_interval
 from acme_client.storage import AcmeStorage, StorageError, StoredAccount, StoredCertificate
 from acme_client.tls_alpn import challenge_certificate
@@ -132,6 +133,8 @@ class AcmeResolver:
         self._ca_without_ari = False  # set once the CA's directory showed no renewalInfo
         self._ari_delay = 0.0  # worker thread only: backoff while the CA's directory cannot be fetched
         self._reported: set[str] = set()
+        self.failure_log = FailureLog(name)  # failed orders: the last per name set, and how many
+        self._reports: tuple[CertificateStatus, ...] | None = None  # cached until something changes
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"acme-{name}")
         self._local = threading.local()
         self._task: asyncio.Task[None] | None = None
@@ -156,6 +159,51 @@ class AcmeResolver:
 
     def key_authorization(self, token: str) -> str | None:
         return self.tokens.get(token)
+
+    def reports(self) -> tuple[CertificateStatus, ...]:
+        """Every certificate this resolver serves, then every name set it is asked for and has none for
+        yet. Cheap (asked on the event loop, by the API and metrics): built from facts parsed when each
+        certificate was obtained or loaded, and kept until a certificate, a failure, a renewal-information
+        answer or the wanted names change."""
+        if self._reports is None:
+            self._reports = self._make_reports()
+        return self._reports
+
+    def _make_reports(self) -> tuple[CertificateStatus, ...]:
+        covered: dict[int, list[tuple[str, ...]]] = {}  # id(certificate) → the wanted name sets it covers
+        pending: list[tuple[str, ...]] = []
+        for names in self._wanted:
+            cert = self._covering(names)
+            if cert is None:
+                pending.append(names)
+            else:
+                covered.setdefault(id(cert), []).append(names)
+        out = []
+        for cert in self._certs.values():
+            sets = covered.get(id(cert), [])
+            failures = [f for f in map(self.failure_log.last, sets) if f is not None]
+            out.append(
+                CertificateStatus(
+                    domains=(cert.main, *cert.sans),
+                    resolver=self.name,
+                    source="acme",
+                    facts=cert.facts,
+                    # Not wanted any more: the loop never renews it (None).
+                    next_renewal=min((self._next_attempt(names, cert) for names in sets), default=None),
+                    last_error=max(failures, key=lambda f: f.at, default=None),
+                )
+            )
+        for names in pending:
+            failure = self.failure_log.last(names)
+            retry = failure.retry_at if failure is not None else None
+            out.append(CertificateStatus(names, self.name, "acme", None, retry, failure))
+        return tuple(out)
+
+    def _next_attempt(self, names: tuple[str, ...], cert: StoredCertificate) -> float:
+        """When the loop orders ``names`` again: once ``cert`` falls due, not before a failure's retry."""
+        at = self._renewal_time(names, cert)[0]
+        failure = self.failure_log.last(names)
+        return max(at, failure.retry_at) if failure is not None else at
 
     def alpn_challenge(self, server_name: str) -> tuple[bytes, bytes] | None:
         """The TLS-ALPN-01 certificate and key pending for ``server_name``, if any."""
@@ -210,6 +258,7 @@ class AcmeResolver:
                     )
             if keep:
                 wanted.append(tuple(dict.fromkeys(keep)))
+        self._reports = None
         self._wanted = wanted
         if self._kick is not None:
             self._kick.set()
@@ -269,7 +318,9 @@ class AcmeResolver:
             self._failed(names, delay, exc)
             return
         self._failures.pop(names, None)
+        self.failure_log.succeeded(names)
         self._certs[names] = cert
+        self._reports = None
         log.info(
             "resolver %s: certificate for %s obtained, valid until %s",
             self.name,
@@ -287,6 +338,8 @@ class AcmeResolver:
             # however the backoff stands.
             delay = max(delay, _AFTER_FAILED_VALIDATION)
         self._failures[names] = (time.monotonic() + delay, delay)
+        self.failure_log.failed(names, str(exc) or type(exc).__name__, delay)
+        self._reports = None
         log.error(
             "resolver %s: order for %s failed: %s; next try in %ds",
             self.name,
@@ -302,30 +355,34 @@ class AcmeResolver:
         return None
 
     def _due(self, names: tuple[str, ...]) -> tuple[bool, str]:
-        """Whether ``names`` needs an order, and why (or why not).
-
-        No certificate covering them: due. The CA answered ARI for that very certificate: due once the
-        time it picked in its window has come. Otherwise: due with less than a third of its lifetime
-        left."""
+        """Whether ``names`` needs an order, and why (or why not): no certificate covering them, an
+        expired one, or one whose renewal time (:meth:`_renewal_time`) has come."""
         cert = self._covering(names)
         if cert is None:
             return True, "no certificate"
-        now = _dt.datetime.now(_dt.UTC)
-        if cert.not_after <= now:
+        now = time.time()
+        if cert.facts.not_after <= now:
             return True, "expired"
-        leaf = cert._leaf  # noqa: SLF001 - parsed once and cached by the storage record
-        lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
-        left = leaf.not_valid_after_utc - now
+        at, why = self._renewal_time(names, cert)
+        return at <= now, why
+
+    def _renewal_time(self, names: tuple[str, ...], cert: StoredCertificate) -> tuple[float, str]:
+        """When ``cert`` falls due for ``names`` (UNIX seconds), and by which rule.
+
+        The CA answered ARI for that very certificate: the time it picked in its window, but never later
+        than a tenth of the lifetime left (a wrong or stale window must not run the certificate out).
+        Otherwise: a third of its lifetime left. The one rule both the loop and the reports read."""
+        facts = cert.facts
+        day = 86400.0
         ari = self._ari.get(names)
         if ari is not None and ari.renew_at is not None and ari.certificate_pem == cert.certificate_pem:
-            # A window that is wrong or stale must not run the certificate out: a tenth of the lifetime
-            # left is due whatever ARI says.
-            if left < lifetime / 10:
-                return True, f"a tenth of the lifetime left (ARI said {ari.renew_at})"
-            return ari.renew_at <= now, f"the CA's renewal information says renew at {ari.renew_at}"
-        day = _dt.timedelta(days=1)
-        why = f"{left / day:.1f} of {lifetime / day:.1f} days left (renewal with a third left)"
-        return left < lifetime / 3, why
+            tenth, ari_at = facts.not_after - facts.lifetime / 10, ari.renew_at.timestamp()
+            if tenth < ari_at:
+                return tenth, f"renewal with a tenth of the lifetime left, before ARI's {ari.renew_at}"
+            return ari_at, f"the CA's renewal information says renew at {ari.renew_at}"
+        left = facts.not_after - time.time()
+        why = f"{left / day:.1f} of {facts.lifetime / day:.1f} days left (renewal with a third left)"
+        return facts.not_after - facts.lifetime / 3, why
 
     # -- ACME Renewal Information (RFC 9773) --------------------------------------------------------------
 
@@ -351,6 +408,7 @@ class AcmeResolver:
         self._ari.update(answers)
         for stale in set(self._ari) - set(self._wanted):
             del self._ari[stale]
+        self._reports = None
 
     def _ari_questions(self) -> list[tuple[tuple[str, ...], StoredCertificate]]:
         """Wanted name sets with a stored certificate whose ARI answer is missing, for another
@@ -476,6 +534,7 @@ class AcmeResolver:
             certificate_pem=issued.fullchain_pem,
             key_pem=issued.key_pem,
         )
+        cert.facts, cert.names  # noqa: B018 - parsed here, in the worker thread, not on the event loop
         try:
             self.storage.put_certificate(self.name, cert)  # on disk before it is served, when it can be
         except StorageError as exc:

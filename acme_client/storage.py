@@ -43,6 +43,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from acme_client.report import CertificateFacts, read_facts
+
 log = logging.getLogger(__name__)
 
 __all__ = ["AcmeStorage", "ResolverState", "StorageError", "StoredAccount", "StoredCertificate"]
@@ -73,6 +75,11 @@ class StoredCertificate:
     @cached_property
     def _leaf(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.certificate_pem)
+
+    @cached_property
+    def facts(self) -> CertificateFacts:
+        """Issuer, dates, serial of the leaf, for reports (parsed once: see ``acme_client.report``)."""
+        return read_facts(self.certificate_pem)
 
     @property
     def not_after(self) -> _dt.datetime:
@@ -184,6 +191,7 @@ def _parse_certificate(raw: Any) -> StoredCertificate | None:
         store=str(raw.get("Store") or "default"),
     )
     cert.not_after  # noqa: B018 - parse now so a broken entry is reported at load, not later
+    cert.facts  # noqa: B018 - and read what reports show now, not when the API asks (on the event loop)
     return cert
 
 

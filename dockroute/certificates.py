@@ -5,22 +5,37 @@ or the built-in CA (:class:`~acme_client.internal_ca.InternalCA`), both with the
 (``certificates()``, ``want()``, ``run()``, ``key_authorization()``, ``alpn_challenge()``). Which names
 each one is asked for follows Traefik: every routed router with a ``certResolver`` in its effective tls
 (its own, or its entry point's ``http.tls``) wants its ``domains``, else the hosts of its rule.
+
+What the API and the metrics show of certificates is gathered here too (:class:`CertificateReports`):
+the resolvers' reports (``acme_client`` records) and the file certificates (read in the build thread,
+:func:`read_file_certificates`), turned into the router's :class:`~router.api.state.CertificateReport`,
+so neither package learns of the other.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from acme_client.internal_ca import InternalCA
+from acme_client.report import CertificateFacts, CertificateStatus, read_facts
 from acme_client.resolver import AcmeResolver
 from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.model import DynamicConfig
+from router.api.state import CertificateReport
 from router.compile import Compiled, effective_tls
 from router.settings import EntryPoint
 from router.tls import CertKeyPair
 
-__all__ = ["AlpnChallenges", "Resolver", "build_resolvers", "wanted_certificates"]
+__all__ = [
+    "AlpnChallenges",
+    "CertificateReports",
+    "Resolver",
+    "build_resolvers",
+    "FileCertificates",
+    "read_file_certificates",
+    "wanted_certificates",
+]
 
 log = logging.getLogger("dockroute")
 
@@ -28,16 +43,21 @@ Resolver = AcmeResolver | InternalCA
 
 
 def build_resolvers(
-    settings: Mapping[str, ResolverSettings | InternalCASettings], on_change: Callable[[], None]
+    settings: Mapping[str, ResolverSettings | InternalCASettings],
+    on_change: Callable[[], None],
+    on_failure: Callable[[str], None] | None = None,
 ) -> dict[str, Resolver]:
     """One resolver per ``certificatesResolvers`` entry (already validated at start by the static
-    configuration); ``on_change`` is called when one stores a certificate."""
+    configuration); ``on_change`` is called when one stores a certificate, ``on_failure`` with the
+    resolver's name each time one of its orders (or an internal CA's issue) fails: the metrics' ACME
+    failure counter (on the event loop, like ``on_change``)."""
     resolvers: dict[str, Resolver] = {}
     for name, s in settings.items():
         if isinstance(s, InternalCASettings):
             resolvers[name] = InternalCA(name, s, on_change)
         else:
             resolvers[name] = AcmeResolver(name, s, on_change)
+        resolvers[name].failure_log.on_failure = on_failure
     return resolvers
 
 
@@ -103,3 +123,80 @@ def wanted_certificates(
             for names in sets:
                 wanted[tls.cert_resolver].setdefault(names, None)
     return {name: list(sets) for name, sets in wanted.items()}
+
+
+# -- what the API and the metrics show -------------------------------------------------------------------
+
+
+# (source, facts) per file certificate: "file" for ``tls.certificates``, "default" for the default one
+FileCertificates = tuple[tuple[str, CertificateFacts], ...]
+
+
+def read_file_certificates(files: Iterable[CertKeyPair], default: CertKeyPair | None) -> FileCertificates:
+    """The ``tls.certificates`` served and the default certificate, parsed here: call it in the build
+    thread, with the pairs the store is built from. A PEM that holds no certificate is left out (the
+    store says why it refuses it)."""
+    out = []
+    for source, pairs in (("file", files), ("default", [default] if default is not None else [])):
+        for pair in pairs:
+            try:
+                out.append((source, read_facts(pair.cert_pem)))
+            except ValueError:
+                continue
+    return tuple(out)
+
+
+def _from_file(source: str, facts: CertificateFacts) -> CertificateReport:
+    return CertificateReport(
+        domains=facts.names,
+        resolver="",
+        source=source,
+        issuer=facts.issuer,
+        not_after=facts.not_after,
+        not_before=facts.not_before,
+    )
+
+
+def _from_status(status: CertificateStatus) -> CertificateReport:
+    facts, failure = status.facts, status.last_error
+    return CertificateReport(
+        domains=status.domains,
+        resolver=status.resolver,
+        source=status.source,
+        issuer=facts.issuer if facts is not None else "",
+        not_after=facts.not_after if facts is not None else 0.0,  # 0: not issued yet
+        not_before=facts.not_before if facts is not None else 0.0,
+        next_renewal=status.next_renewal,
+        last_error=failure.message if failure is not None else "",
+        last_error_at=failure.at if failure is not None else None,
+    )
+
+
+class CertificateReports:
+    """Every certificate dockroute serves, for the API (``ApiState.certificates`` is this object) and
+    the metrics. Called on the event loop: nothing is parsed here (the resolvers read their certificates
+    when they got them, the build thread the files: ``files`` is replaced, from
+    :func:`read_file_certificates`, after each store is built).
+
+    A resolver's name set with no certificate yet (its first order under way or failing) is reported
+    with ``not_after`` 0 and its ``last_error``, so the user sees why a router has no certificate."""
+
+    def __init__(self, resolvers: Mapping[str, Resolver]) -> None:
+        self.resolvers = resolvers
+        self.files: FileCertificates = ()
+
+    def __call__(self) -> tuple[CertificateReport, ...]:
+        from_resolvers = [_from_status(s) for r in self.resolvers.values() for s in r.reports()]
+        return (*from_resolvers, *(_from_file(source, facts) for source, facts in self.files))
+
+    def failures(self) -> dict[str, int]:
+        """Resolver name → failed orders since start (``dockroute_acme_failures_total``-style counter)."""
+        return {name: r.failure_log.count for name, r in self.resolvers.items()}
+
+    def not_after_samples(self) -> list[tuple[str, str, str, float]]:
+        """``(cn, serial, sans, not_after)`` per certificate served, the labels and value of Traefik's
+        ``tls_certs_not_after`` gauge (``sans``: the DNS names sorted, comma-joined). As Traefik, the
+        store's certificates only: not the default one."""
+        facts = [s.facts for r in self.resolvers.values() for s in r.reports() if s.facts is not None]
+        facts += [f for source, f in self.files if source != "default"]
+        return [(f.common_name, f.serial, ",".join(sorted(f.dns_names)), f.not_after) for f in facts]
