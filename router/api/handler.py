@@ -11,8 +11,8 @@ prints it): building the view is a few milliseconds, once per configuration; a d
 
 from __future__ import annotations
 
+import asyncio
 import gc
-import json
 import resource
 import sys
 import threading
@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from router.api import query as q
-from router.api.render import Runtime
+from router.api.render import Runtime, encode
 from router.api.report import certificates, discovery, entry_point_json, overview, version
 from router.api.state import ApiSource, ApiState
 from router.exchange import Exchange, Handler, answer
@@ -40,13 +40,10 @@ _LISTS: dict[str, tuple[str, Callable[..., bool], str]] = {
 }
 
 
-def encode(value: Any) -> bytes:
-    """JSON as Go's encoder ends it (a newline), UTF-8."""
-    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-
-
 async def reply(ex: Exchange, status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> None:
-    await answer(ex, status, encode(value), headers, content_type=JSON)
+    """``value`` as JSON (bytes: already encoded), ended by a newline as Go's encoder ends it."""
+    data = value if isinstance(value, bytes) else encode(value)
+    await answer(ex, status, data + b"\n", headers, content_type=JSON)
 
 
 async def error(ex: Exchange, status: int, message: str) -> None:
@@ -65,16 +62,23 @@ class ApiHandler:
         self.features = dict(features if features is not None else DEFAULT_FEATURES)
         self.started = time.time()
         self._last: tuple[ApiState, Runtime] | None = None
-        self._lock = threading.Lock()  # the app may ask from a worker thread too (tests, metrics)
+        self._building: tuple[ApiState, asyncio.Future[Runtime]] | None = None
 
-    def runtime(self, state: ApiState) -> Runtime:
-        """The view of ``state``, built on the first request that needs it and kept for the next ones."""
+    async def runtime(self, state: ApiState) -> Runtime:
+        """The view of ``state``, built on the first request that needs it and kept for the next ones.
+        It is built (and its JSON encoded) in a worker thread: a few milliseconds of Python per thousand
+        routers that the event loop, switching with it every half millisecond, never waits for at once;
+        requests arriving meanwhile wait for the same build."""
         last = self._last
         if last is not None and last[0] is state:
             return last[1]
-        with self._lock:
-            runtime = Runtime(state)
-            self._last = (state, runtime)
+        building = self._building
+        if building is None or building[0] is not state:
+            future = asyncio.ensure_future(asyncio.to_thread(Runtime, state))
+            building = self._building = (state, future)
+        runtime = await building[1]
+        if self._building is building:
+            self._last, self._building = (state, runtime), None
         return runtime
 
     async def __call__(self, ex: Exchange) -> None:
@@ -107,9 +111,9 @@ class ApiHandler:
     async def api(self, ex: Exchange, state: ApiState, sub: str, query: q.Query) -> None:
         """``/api/<sub>``."""
         if sub in _LISTS:
-            await self.listing(ex, self.runtime(state), sub, query)
+            await self.listing(ex, await self.runtime(state), sub, query)
         elif sub.count("/") == 2 and sub.rpartition("/")[0] in _LISTS:
-            await self.detail(ex, self.runtime(state), *sub.rsplit("/", 1))
+            await self.detail(ex, await self.runtime(state), *sub.rsplit("/", 1))
         elif sub == "entrypoints":
             items = sorted((entry_point_json(ep) for ep in state.entry_points), key=lambda e: e["name"])
             await self.paged(ex, items, query)
@@ -121,9 +125,9 @@ class ApiHandler:
             else:
                 await error(ex, 404, f"entry point not found: {name}")
         elif sub == "overview":
-            await reply(ex, 200, overview(self.runtime(state), certificates(state), self.features))
+            await reply(ex, 200, overview(await self.runtime(state), certificates(state), self.features))
         elif sub == "rawdata":
-            await reply(ex, 200, rawdata(self.runtime(state)))
+            await reply(ex, 200, rawdata(await self.runtime(state)))
         elif sub == "version":
             await reply(ex, 200, version(state, self.started))
         elif sub == "certificates":
@@ -135,7 +139,7 @@ class ApiHandler:
                 ]
             await self.paged(ex, items, query)
         elif sub == "discovery":
-            await reply(ex, 200, discovery(self.runtime(state)))
+            await reply(ex, 200, discovery(await self.runtime(state)))
         else:
             await error(ex, 404, "404 page not found")
 
@@ -145,17 +149,13 @@ class ApiHandler:
         items = [i for i in getattr(runtime, kind) if keep(i, criterion)]
         if query.get("sortBy") or query.get("direction"):
             items = q.sort_items(items, query, kind)
-        if kind != "services":
-            await self.paged(ex, items, query)
-            return
         try:
             shown, next_page = q.page(items, query)
         except q.PageError as exc:
             await error(ex, 400, str(exc))
             return
-        now = time.monotonic()
-        shown = [runtime.with_status(i["name"], i, now) for i in shown]  # health of this page only
-        await reply(ex, 200, shown, ((q.NEXT_PAGE_HEADER, str(next_page)),))
+        body = runtime.encoded_list(kind, shown, time.monotonic())  # health of this page only
+        await reply(ex, 200, body, ((q.NEXT_PAGE_HEADER, str(next_page)),))
 
     async def detail(self, ex: Exchange, runtime: Runtime, sub: str, raw_name: str) -> None:
         kind, _, noun = _LISTS[sub]
@@ -164,9 +164,7 @@ class ApiHandler:
         if item is None:
             await error(ex, 404, f"{noun} not found: {name}")
             return
-        if kind == "services":
-            item = runtime.with_status(name, item, time.monotonic())
-        await reply(ex, 200, item)
+        await reply(ex, 200, runtime.encoded(kind, name, item, time.monotonic()))
 
     async def paged(self, ex: Exchange, items: list[Any], query: q.Query) -> None:
         try:
@@ -177,18 +175,16 @@ class ApiHandler:
         await reply(ex, 200, list(shown), ((q.NEXT_PAGE_HEADER, str(next_page)),))
 
 
-def rawdata(runtime: Runtime) -> dict[str, Any]:
-    """``/api/rawdata``: Traefik's ``RunTimeRepresentation`` (empty kinds left out)."""
+def rawdata(runtime: Runtime) -> bytes:
+    """``/api/rawdata``: Traefik's ``RunTimeRepresentation`` (empty kinds left out), from the cached
+    encodings of its items."""
     now = time.monotonic()
-    out: dict[str, Any] = {}
-    if runtime.raw_routers:
-        out["routers"] = runtime.raw_routers
-    if runtime.raw_middlewares:
-        out["middlewares"] = runtime.raw_middlewares
-    if runtime.raw_services:
-        services = runtime.raw_services
-        out["services"] = {name: runtime.with_status(name, s, now) for name, s in services.items()}
-    return out
+    parts = [
+        b'"%s":%s' % (kind.encode(), runtime.encoded_map(kind, now))
+        for kind in ("routers", "middlewares", "services")
+        if getattr(runtime, f"raw_{kind}")
+    ]
+    return b"{%s}" % b",".join(parts)
 
 
 def debug_vars(started: float) -> dict[str, Any]:

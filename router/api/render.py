@@ -15,6 +15,7 @@ shown bare again (:func:`unqualify`). Middleware options are the options datacla
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import fields, is_dataclass
@@ -35,11 +36,12 @@ from discover.model import (
 from router.api.state import ApiState
 from router.compile import effective_tls
 
-__all__ = ["Runtime", "go_duration", "options_json", "server_status", "unqualify"]
+__all__ = ["Runtime", "encode", "go_duration", "options_json", "server_status", "unqualify"]
 
 Json = dict[str, Any]
 ENABLED, DISABLED, WARNING = "enabled", "disabled", "warning"
 UP, DOWN = "UP", "DOWN"
+_UP, _DOWN = b'"UP"', b'"DOWN"'
 
 
 def provider_of(name: str) -> str:
@@ -239,10 +241,12 @@ def server_status(balancer: Any, now: float | None = None) -> dict[str, str] | N
     if not servers:
         return None
     now = time.monotonic() if now is None else now
-    return {
-        u.url: UP if u.healthy and u.down_until <= now and not getattr(u, "unreachable", "") else DOWN
-        for u in servers
-    }
+    return {u.url: UP if _up(u, now) else DOWN for u in servers}
+
+
+def _up(u: Any, now: float) -> bool:
+    """A server is up unless its active check fails, it is passively down, or it cannot be reached."""
+    return u.healthy and u.down_until <= now and not getattr(u, "unreachable", "")
 
 
 def _append(target: dict[str, list[str]], key: str, value: str) -> None:
@@ -257,6 +261,10 @@ class Runtime:
 
     def __init__(self, state: ApiState) -> None:
         self.state = state
+        self._entry_points = {ep.name: ep for ep in state.entry_points}
+        # (kind, name) → the item's JSON, encoded on first use (services: without serverStatus)
+        self._encoded: dict[tuple[str, str], bytes] = {}
+        self._status_keys: dict[str, list[tuple[Any, bytes]]] = {}
         cfg = state.config
         used_by_service: dict[str, list[str]] = {}
         used_by_middleware: dict[str, list[str]] = {}
@@ -289,6 +297,12 @@ class Runtime:
             "services": {i["name"]: i for i in self.services},
             "middlewares": {i["name"]: i for i in self.middlewares},
         }
+        for kind, items in self.by_name.items():  # encoded now, where the view is built (off the loop)
+            for name, item in items.items():
+                self._encoded[(kind, name)] = encode(item)
+        for kind in ("routers", "services", "middlewares"):
+            for name, raw in getattr(self, f"raw_{kind}").items():
+                self._encoded[(f"raw_{kind}", name)] = encode(raw)
 
     # -- routers --------------------------------------------------------------------------------------
 
@@ -296,7 +310,7 @@ class Runtime:
         """(the router's rawdata JSON, the qualified names of the middlewares it runs)."""
         state = self.state
         provider = provider_of(r.name)
-        existing = {ep.name: ep for ep in state.entry_points}
+        existing = self._entry_points
         using = tuple(sorted(set(state.routed_on.get(r.name, ()))))
         entry_points = r.entry_points or using
         first = next((existing[ep] for ep in using if ep in existing), None)
@@ -390,13 +404,62 @@ class Runtime:
         out["status"] = DISABLED if "error" in out else ENABLED
         return _with_used_by(out, used_by)
 
-    # -- health, read live ----------------------------------------------------------------------------
+    # -- health, read live; encoding ------------------------------------------------------------------
 
     def with_status(self, name: str, item: Json, now: float) -> Json:
         """A service's JSON with its ``serverStatus`` as of ``now`` (a new dict: the cached one is
         shared)."""
         status = server_status(self.state.balancers.get(name), now)
         return {**item, "serverStatus": status} if status else item
+
+    def encoded(self, kind: str, name: str, item: Json, now: float) -> bytes:
+        """``item`` (of the list ``kind``, or ``raw_<kind>``) as JSON bytes: encoded once per view, and
+        for a service completed with its ``serverStatus`` read now, so a request encodes only that."""
+        key = (kind, name)
+        data = self._encoded.get(key)
+        if data is None:
+            data = self._encoded[key] = encode(item)
+        if kind in ("services", "raw_services"):
+            status = self._status_bytes(name, now)
+            if status:
+                return b'%s,"serverStatus":%s}' % (data[:-1], status)
+        return data
+
+    def _status_bytes(self, name: str, now: float) -> bytes:
+        """``serverStatus`` of service ``name`` as JSON bytes (b"" when it has none): what
+        :func:`server_status` says, with each server's encoded key kept from one request to the next."""
+        keys = self._status_keys.get(name)
+        if keys is None:
+            servers = getattr(self.state.balancers.get(name), "servers", None) or ()
+            keys = self._status_keys[name] = [(u, encode(u.url) + b":") for u in servers]
+        if not keys:
+            return b""
+        parts = [key + (_UP if _up(u, now) else _DOWN) for u, key in keys]
+        return b"{%s}" % b",".join(parts)
+
+    def encoded_list(self, kind: str, items: Iterable[Json], now: float) -> bytes:
+        """A JSON array of list items, from their cached encodings."""
+        return b"[%s]" % b",".join(self.encoded(kind, i["name"], i, now) for i in items)
+
+    def encoded_map(self, kind: str, now: float) -> bytes:
+        """``raw_<kind>`` as a JSON object (rawdata's sections), from the cached encodings."""
+        whole = self._encoded.get(("map", kind))
+        if whole is not None:
+            return whole
+        raw = getattr(self, f"raw_{kind}")
+        parts = (b"%s:%s" % (encode(n), self.encoded(f"raw_{kind}", n, v, now)) for n, v in raw.items())
+        whole = b"{%s}" % b",".join(parts)
+        if kind != "services":  # nothing in it is read live: the same bytes for every request
+            self._encoded[("map", kind)] = whole
+        return whole
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one: json.dumps makes one per call
+
+
+def encode(value: Any) -> bytes:
+    """Compact JSON, UTF-8 (Go's encoder writes no spaces either)."""
+    return _ENCODER.encode(value).encode()
 
 
 def _qualified(name: str, provider: str) -> str:
