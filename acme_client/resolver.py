@@ -172,8 +172,12 @@ class AcmeResolver:
     def _make_reports(self) -> tuple[CertificateStatus, ...]:
         covered: dict[int, list[tuple[str, ...]]] = {}  # id(certificate) → the wanted name sets it covers
         pending: list[tuple[str, ...]] = []
-        for names in self._wanted:
-            cert = self._covering(names)
+        holders: dict[str, list[StoredCertificate]] = {}  # name → the certificates naming it, in order
+        for held in self._certs.values():
+            for n in held.names:
+                holders.setdefault(n, []).append(held)
+        for names in self._wanted:  # as _covering, without its walk over every certificate per name set
+            cert = next((c for c in holders.get(names[0], ()) if set(names) <= set(c.names)), None)
             if cert is None:
                 pending.append(names)
             else:
