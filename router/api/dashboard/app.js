@@ -225,7 +225,8 @@
   function fill(section, cards, emptyText) {
     const box = document.getElementById("list-" + section);
     box.replaceChildren(...(cards.length ? cards : [el("p", "muted empty", emptyText)]));
-    document.getElementById("n-" + section).textContent = String(cards.length);
+    document.getElementById("n-" + section).textContent =
+      String(cards.filter((c) => !c.classList.contains("group")).length);
     applyFilter(box);
   }
 
@@ -257,11 +258,22 @@
     return true;
   }
 
+  // Containers left out on purpose (traefik.enable=false, or not exposed by default: every database of
+  // the host with exposedByDefault=false) share one card, so the ones with a problem stand out.
+  function disabledCard(names) {
+    const c = card("Not exposed", [badge(names.length + (names.length === 1 ? " container" : " containers"), "")]);
+    c.classList.add("group"); // not counted as a problem
+    c.append(el("p", "detail", "traefik.enable=false, or not exposed by default: " + names.join(", ")));
+    return c;
+  }
+
   function notRouted(discovery) {
-    const containers = (discovery && discovery.containers) || [];
+    const containers = ((discovery && discovery.containers) || []).filter((ct) => !ct.routed || ct.reason);
     const routers = (discovery && discovery.routers) || [];
-    return containers.filter((ct) => !ct.routed || ct.reason).map(containerCard)
+    const disabled = containers.filter((ct) => ct.reason === "disabled").map((ct) => ct.name);
+    const cards = containers.filter((ct) => ct.reason !== "disabled").map(containerCard)
       .concat(routers.map(leftOutRouterCard));
+    return disabled.length ? cards.concat([disabledCard(disabled)]) : cards;
   }
 
   function applyFilter(box) {
