@@ -14,15 +14,15 @@ bad label raises :class:`~discover.readers.ConfigError`, which the caller maps b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from discover.docker_label_tree import Labels, collect, label_for, map_at, to_data
-from discover.docker_model import ContainerInfo, DockerSettings
+from discover.docker_model import ContainerInfo, DockerSettings, Reach
 from discover.docker_options import ANY, MIDDLEWARE_OPTIONS, middleware_options
 from discover.docker_template import RuleTemplate, TemplateError, normalize
 from discover.middlewares.registry import OPTION_TYPES, read_middleware_options
-from discover.model import DynamicConfig
+from discover.model import DynamicConfig, Service, frozen_map
 from discover.parse import MIDDLEWARE_TYPES, parse_dynamic_with_warnings
 from discover.readers import At, ConfigError, Key
 from discover.values import BOOL_WORDS, find_key, fold_key, parse_bool
@@ -35,7 +35,13 @@ _SERVER_KEYS = ("port", "scheme", "url", "weight")
 
 
 class LeftOut(Exception):
-    """The container contributes nothing; the message is the record's reason."""
+    """The container contributes nothing; the message is the record's reason, ``reason`` its kind (one of
+    :data:`discover.model.REASONS`) and ``fix`` the action that would route it, when one is known."""
+
+    def __init__(self, message: str, reason: str = "error", fix: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.fix = fix
 
 
 def implicit_name(c: ContainerInfo) -> str:
@@ -54,7 +60,7 @@ def enabled(lab: Labels, settings: DockerSettings) -> bool:
     value, label = lab.enable
     b = parse_bool(value)
     if b is None:
-        raise LeftOut(f"label {label}: expected {BOOL_WORDS}, got {value!r}")
+        raise LeftOut(f"label {label}: expected {BOOL_WORDS}, got {value!r}", "malformed-label")
     return b
 
 
@@ -63,7 +69,7 @@ class Ctx:
     """What every container's build may look at: the settings and the other containers."""
 
     settings: DockerSettings
-    own_networks: frozenset[str]
+    reach: Reach
     containers: Sequence[ContainerInfo]
 
 
@@ -76,6 +82,9 @@ class Built:
     reasons: list[str]
     has_servers: bool
     router_labels: dict[str, str]  # router name → where it came from, for messages
+    network: str | None = None  # the network its address is on (None: the host's address, or no server)
+    unreachable: str = ""  # why dockroute cannot reach that network (its servers carry it too)
+    fix: str = ""  # what would make it reachable
 
 
 # -- addresses ------------------------------------------------------------------------------------------
@@ -105,16 +114,17 @@ def _wanted(lab: Labels, settings: DockerSettings) -> tuple[str, str] | None:
 
 def _address(
     c: ContainerInfo, wanted: tuple[str, str] | None, ctx: Ctx, warnings: list[str], depth: int = 0
-) -> str:
-    """The IP the container is reached at (Traefik's getIPAddress); ``wanted`` is (network, where from)."""
+) -> tuple[str, str | None]:
+    """The IP the container is reached at (Traefik's getIPAddress) and the network it is on (None for the
+    host's address); ``wanted`` is (network, where from)."""
     mode = c.network_mode or ""
     if mode == "host":
-        return ctx.settings.host_address
+        return ctx.settings.host_address, None
     if mode.startswith("container:"):
         ref = mode.split(":", 1)[1]
         target = _find_container(ctx.containers, ref)
         if target is None or depth > 4:
-            raise LeftOut(f"network_mode {mode}: that container is not running; no IP address")
+            raise LeftOut(f"network_mode {mode}: that container is not running; no IP address", "not-running")
         # Traefik: the target's traefik.docker.network (its default: providers.docker.network), else ours.
         tlab = collect(target.labels)
         if tlab.network is not None:
@@ -126,11 +136,15 @@ def _address(
         return _address(target, twanted, ctx, warnings, depth + 1)
     nets = {k: v for k, v in c.networks.items() if v}
     if not nets:
-        raise LeftOut(f"no IP address: the container is on no network (network_mode {mode or 'none'})")
+        raise LeftOut(
+            f"no IP address: the container is on no network (network_mode {mode or 'none'})",
+            "unreachable-network",
+            _fix_connect(ctx.reach, c, None),
+        )
     if wanted is not None:
         name, source = wanted
         if name in nets:
-            return nets[name]
+            return nets[name], name
         hint = ""
         if c.compose_project and not name.startswith(c.compose_project + "_"):
             hint = f" (missing the compose project prefix: {c.compose_project}_{name}?)"
@@ -139,24 +153,43 @@ def _address(
             f"({', '.join(sorted(nets))}){hint}; choosing another"
         )
     if len(nets) == 1:
-        return next(iter(nets.values()))
-    shared = sorted(n for n in nets if n in ctx.own_networks)
+        return next(iter(nets.items()))[::-1]
+    shared = sorted(n for n in nets if ctx.reach.reachable(n))
     if shared:
-        return nets[shared[0]]
+        return nets[shared[0]], shared[0]
     first = sorted(nets)[0]
-    warnings.append(
-        f"several networks ({', '.join(sorted(nets))}) and none shared with dockroute; using {first!r} "
-        "(set traefik.docker.network to choose)"
-    )
-    return nets[first]
+    if not ctx.reach.judged:  # when judged, the record says unreachable, with the fix
+        warnings.append(
+            f"several networks ({', '.join(sorted(nets))}) and none shared with dockroute; using {first!r} "
+            "(set traefik.docker.network to choose)"
+        )
+    return nets[first], first
+
+
+def _fix_connect(reach: Reach, c: ContainerInfo, network: str | None) -> str:
+    """The action that makes ``c`` reachable: the label naming a network dockroute shares with it, else
+    connecting dockroute (in a container) to its network, else connecting it to one dockroute is on."""
+    shared = sorted(n for n in c.networks if reach.judged and reach.reachable(n))
+    if shared:
+        return f"set the label traefik.docker.network={shared[0]} on {c.name}"
+    if reach.container and network:
+        return f"docker network connect {network} {reach.container}"
+    if reach.container and reach.networks:
+        return f"docker network connect {sorted(reach.networks)[0]} {c.name}"
+    if network:
+        return (
+            f"run dockroute in a container on {network} (docker network connect {network} <dockroute's "
+            f"container>), or connect {c.name} to a bridge network (docker network connect bridge {c.name})"
+        )
+    return f"docker network connect bridge {c.name}"
 
 
 def _default_port(c: ContainerInfo, service: str, warnings: list[str]) -> int:
     tcp = sorted({p.port for p in c.ports if p.protocol == "tcp"})
     if not tcp:
+        label = f"traefik.http.services.{service}.loadbalancer.server.port"
         raise LeftOut(
-            f"service {service}: no exposed TCP port; "
-            f"set traefik.http.services.{service}.loadbalancer.server.port"
+            f"service {service}: no exposed TCP port; set {label}", "no-port", f"set the label {label}=<port>"
         )
     if len(tcp) > 1:
         note = (
@@ -197,6 +230,10 @@ class _Builder:
     reasons: list[str] = field(default_factory=list)
     has_servers: bool = False
     address: str | None = None
+    network: str | None = None
+    unreachable: str = ""
+    fix: str = ""
+    derived: set[str] = field(default_factory=set)  # server URLs made from the container's address
 
     def alias(self, synthetic: tuple[Key, ...], real: tuple[Key, ...]) -> None:
         """Errors at a synthesized path (``...servers[0]``) are reported against the label they came from."""
@@ -220,7 +257,10 @@ class _Builder:
                 raise ConfigError(spath, f"expected sub-keys, got {svc!r}", keys=skeys)
             lbf = map_at(svc, "loadBalancer", skeys, spath)
             if lbf is None:
-                raise LeftOut(f"service {sname}: only loadbalancer services can be defined with labels")
+                raise LeftOut(
+                    f"service {sname}: only loadbalancer services can be defined with labels",
+                    "malformed-label",
+                )
             lbkey, lb = lbf
             self.load_balancer(str(sname), lb, (*skeys, lbkey), f"{spath}.loadBalancer")
         return services
@@ -290,7 +330,10 @@ class _Builder:
                     "defining scheme or port is not allowed when url is defined",
                     keys=(*srv_keys, fields["url"][0]),
                 )
-            entry["url"] = fields["url"][1]
+            url = fields["url"][1]
+            if isinstance(url, str) and url[:6].lower() == "h2c://":
+                url = self.h2c(sname) + url[3:]
+            entry["url"] = url
             lb["servers"] = [entry] if self.with_servers else []
             self.has_servers = self.has_servers or self.with_servers
             self.alias((*lkeys, "servers", 0), (*srv_keys, fields["url"][0]))
@@ -299,13 +342,26 @@ class _Builder:
         if not self.with_servers:
             lb["servers"] = []
             return
-        entry["url"] = self.server_url(sname, port, fields["scheme"][1] if "scheme" in fields else "http")
+        scheme = fields["scheme"][1] if "scheme" in fields else "http"
+        if isinstance(scheme, str) and scheme.lower() == "h2c":
+            scheme = self.h2c(sname)
+        entry["url"] = self.server_url(sname, port, scheme)
         lb["servers"] = [entry]
         self.has_servers = True
         if "port" in fields:
             self.alias((*lkeys, "servers", 0), (*srv_keys, fields["port"][0]))
         elif "scheme" in fields:
             self.alias((*lkeys, "servers", 0), (*srv_keys, fields["scheme"][0]))
+
+    def h2c(self, sname: str) -> str:
+        """Traefik's ``h2c`` scheme (HTTP/2 without TLS) is accepted and proxied as HTTP/1.1 until dockroute
+        speaks HTTP/2 to backends: the scheme to use instead, and a warning so that a backend speaking only
+        HTTP/2 is explained."""
+        self.warnings.append(
+            f"service {sname}: scheme h2c is proxied as HTTP/1.1 (dockroute does not speak HTTP/2 to "
+            "backends); a backend that only speaks HTTP/2 will not answer"
+        )
+        return "http"
 
     def server_url(self, sname: str, port: int | None, scheme: str) -> str:
         """``scheme://address:port`` of the container (or of the host port it is published on, with
@@ -314,7 +370,9 @@ class _Builder:
         if port is None:
             port = _default_port(self.c, sname, self.warnings)
         if self.address is None:
-            self.address = _address(self.c, _wanted(self.lab, settings), self.ctx, self.warnings)
+            self.address, self.network = _address(
+                self.c, _wanted(self.lab, settings), self.ctx, self.warnings
+            )
         host, hport = self.address, port
         if settings.use_bind_port_ip:
             bound = [b for b in self.c.ports if b.port == port and b.host_port]
@@ -322,12 +380,17 @@ class _Builder:
                 b = bound[0]
                 ip = b.host_ip or ""
                 host = settings.host_address if ip in ("", "0.0.0.0", "::") else ip
-                hport = b.host_port
-            else:
-                note = f"useBindPortIP: port {port} is not published; using the container's address"
-                if note not in self.warnings:
-                    self.warnings.append(note)
-        return f"{scheme}://{_host(host)}:{hport}"
+                return f"{scheme}://{_host(host)}:{b.host_port}"  # the host's address: reachable
+            note = f"useBindPortIP: port {port} is not published; using the container's address"
+            if note not in self.warnings:
+                self.warnings.append(note)
+        url = f"{scheme}://{_host(host)}:{hport}"
+        if self.network is not None and not self.derived:
+            self.unreachable = self.ctx.reach.why(self.network)
+            if self.unreachable:
+                self.fix = _fix_connect(self.ctx.reach, self.c, self.network)
+        self.derived.add(url)
+        return url
 
     def routers(
         self,
@@ -381,9 +444,11 @@ class _Builder:
                     raise template
                 rule = template.render(self.name, self.c.name, self.c.labels)
             except TemplateError as exc:
-                raise LeftOut(
-                    f"router {rname}: default rule {self.ctx.settings.default_rule!r}: {exc}"
-                ) from None
+                # Traefik drops only this router; the services stay (another router may use them)
+                self.reasons.append(
+                    f"router {rname}: default rule {self.ctx.settings.default_rule!r}: {exc}; router left out"
+                )
+                return False
             if not rule.strip():
                 self.reasons.append(f"router {rname}: the default rule is empty; router left out")
                 return False
@@ -405,6 +470,8 @@ def _port_label(fields: Mapping[str, tuple[Key, Any]], srv_keys: tuple[Key, ...]
         return None
     pk, pv = fields["port"]
     text = pv.strip() if isinstance(pv, str) else ""
+    if not text:
+        return None  # Traefik: an empty port label means the container's port
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise ConfigError(
             f"{lpath}.server.port", f"expected a port number (1-65535), got {pv!r}", keys=(*srv_keys, pk)
@@ -468,4 +535,20 @@ def build_one(
     _middlewares(http, root)
     cfg, parse_warnings = parse_dynamic_with_warnings({"http": http}, references=False)
     b.warnings.extend(parse_warnings)
-    return Built(cfg, b.warnings, b.reasons, b.has_servers, router_labels)
+    if b.unreachable:
+        cfg = _mark_unreachable(cfg, b.derived, b.unreachable)
+    return Built(cfg, b.warnings, b.reasons, b.has_servers, router_labels, b.network, b.unreachable, b.fix)
+
+
+def _mark_unreachable(cfg: DynamicConfig, urls: set[str], why: str) -> DynamicConfig:
+    """The servers at the container's address carry why dockroute cannot reach them: requests picking one
+    are answered 502 at once instead of waiting out the dial timeout (a ``url`` label is the user's word,
+    and left alone)."""
+    services: dict[str, Service] = {}
+    for name, svc in cfg.services.items():
+        lb = svc.load_balancer
+        if lb is not None and any(s.url in urls for s in lb.servers):
+            servers = tuple(replace(s, unreachable=why) if s.url in urls else s for s in lb.servers)
+            svc = replace(svc, load_balancer=replace(lb, servers=servers))
+        services[name] = svc
+    return replace(cfg, services=frozen_map(services))

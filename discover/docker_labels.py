@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from discover.constraints import parse_constraints
 from discover.docker_container import Built, Ctx, LeftOut, build_one, enabled, implicit_name
 from discover.docker_label_tree import PREFIXES, Labels, collect, label_for
-from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings
+from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, Reach
 from discover.docker_options import MIDDLEWARE_OPTIONS
 from discover.docker_template import RuleTemplate, TemplateError, normalize
 from discover.model import DynamicConfig, Middleware, Router, Service, frozen_map
@@ -59,6 +59,17 @@ class _State:
 
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    reason: str = ""  # the kind of the first reason (discover.model.REASONS)
+    fix: str = ""
+    routers: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+
+    def left(self, reason: str, message: str, fix: str = "") -> None:
+        """One more thing left out of this container, of kind ``reason``; the first kind is its record's."""
+        if message not in self.reasons:
+            self.reasons.append(message)
+        if not self.reason:
+            self.reason, self.fix = reason, fix
 
 
 @dataclass
@@ -107,21 +118,21 @@ def _filter(
 ) -> str | None:
     """Why the container is not enabled (a reason, not an error), or None. Raises LeftOut for errors."""
     if lab.error is not None:
-        raise LeftOut(lab.error)
+        raise LeftOut(lab.error, "malformed-label")
     if not enabled(lab, settings):
         if lab.enable is None:
             return "not enabled: exposedByDefault is false and there is no traefik.enable=true label"
         return f"not enabled: label {lab.enable[1]}={lab.enable[0]}"
     if constraints.error is not None:
-        raise LeftOut(constraints.error)
+        raise LeftOut(constraints.error, "constraint")
     if constraints.matcher is not None and not constraints.matcher(c.labels):
-        raise LeftOut(f"left out by the constraints {settings.constraints!r}")
+        raise LeftOut(f"left out by the constraints {settings.constraints!r}", "constraint")
     if lab.tcp_udp and not lab.http.children:
         raise LeftOut("only TCP/UDP labels, and TCP/UDP routing is not supported")
     if c.state != "running":
-        raise LeftOut(f"state: {c.state or 'unknown'} (not running)")
+        raise LeftOut(f"state: {c.state or 'unknown'} (not running)", "not-running")
     if c.health not in (None, "healthy") and not settings.allow_empty_services:
-        raise LeftOut(f"health: {c.health}")
+        raise LeftOut(f"health: {c.health}", "unhealthy")
     return None
 
 
@@ -133,13 +144,16 @@ def _build(
     except ConfigError as exc:
         label = label_for(lab.origins, exc.keys[1:]) if exc.keys[1:] else None
         where = f"label {label}" if label else (exc.path or "labels")
-        raise LeftOut(f"{where}: {exc.message}") from None
+        raise LeftOut(f"{where}: {exc.message}", "malformed-label") from None
 
 
 def _add(
     merged: _Merged, states: Mapping[str, _State], c: ContainerInfo, built: Built, healthy: bool
 ) -> None:
-    """One container's definitions into the merged ones; a conflicting definition keeps the first."""
+    """One container's definitions into the merged ones; a conflicting definition keeps the first. A
+    container dockroute cannot reach contributes its definitions (its servers fail fast) but is not
+    routed."""
+    healthy = healthy and not built.unreachable
     if healthy:
         merged.contributed.add(c.name)
     for sname, svc in built.cfg.services.items():
@@ -186,9 +200,10 @@ def _drop_clashing_routers(routers: dict[str, tuple[Router, str]], states: Mappi
         )
         if clash is not None:
             other, o = clash
-            states[owner].reasons.append(
+            states[owner].left(
+                "conflict",
                 f"router {rname}: same rule {router.rule!r} and priority as router {other.name} of "
-                f"container {o}; router left out (set a priority to choose)"
+                f"container {o}; router left out (set a priority to choose)",
             )
             del routers[rname]
             continue
@@ -214,15 +229,19 @@ def build_docker_config(
     settings: DockerSettings,
     own_networks: frozenset[str] = frozenset(),
     constraints: Constraints | None = None,
+    reach: Reach | None = None,
 ) -> tuple[DynamicConfig, dict[str, ContainerRecord]]:
-    """The Docker provider's dynamic configuration (bare names) and a record for every container seen.
+    """The Docker provider's dynamic configuration (bare names) and a record for every container seen (also
+    in the configuration's ``discovered``, for the API).
 
-    ``own_networks`` are the networks dockroute's own container is on (empty when not in a container): a
-    container on several networks is reached through one it shares with dockroute. ``constraints`` is
-    ``settings.constraints`` already compiled (:func:`compile_constraints`); when omitted it is compiled here.
+    ``reach`` says which networks dockroute can reach (:class:`Reach`; by default: the networks in
+    ``own_networks``, nothing judged unreachable): a container on several networks is reached through one
+    dockroute reaches, and one it cannot reach is reported ``unreachable-network`` with its fix, its servers
+    marked. ``constraints`` is ``settings.constraints`` already compiled (:func:`compile_constraints`); when
+    omitted it is compiled here.
     """
     ordered = sorted(containers, key=lambda c: c.name)
-    ctx = Ctx(settings, own_networks, ordered)
+    ctx = Ctx(settings, reach or Reach(networks=own_networks), ordered)
     states = {c.name: _State() for c in ordered}
     if constraints is None:
         constraints = compile_constraints(settings.constraints)
@@ -234,28 +253,9 @@ def build_docker_config(
 
     merged = _Merged()
     for c in ordered:
-        st = states[c.name]
-        lab = collect(c.labels)
-        st.warnings.extend(lab.warnings)
-        healthy = c.health in (None, "healthy")
-        try:
-            not_enabled = _filter(c, lab, settings, constraints)
-            if not_enabled is not None:
-                st.reasons.append(not_enabled)
-                continue
-            built = _build(c, lab, ctx, template, healthy)
-        except LeftOut as exc:
-            st.reasons.append(str(exc))
-            continue
-        except Exception as exc:  # a bug on one container's labels never costs every other container
-            log.debug("container %s: building its configuration failed", c.name, exc_info=True)
-            st.reasons.append(f"its labels could not be read ({type(exc).__name__}: {exc})")
-            continue
-        st.warnings.extend(w for w in built.warnings if w not in st.warnings)
-        st.reasons.extend(built.reasons)
-        if not healthy:
-            st.reasons.append(f"health: {c.health}; its service is kept with no servers (allowEmptyServices)")
-        _add(merged, states, c, built, healthy)
+        built = _one(c, states[c.name], ctx, constraints, template)
+        if built is not None:
+            _add(merged, states, c, built, c.health in (None, "healthy"))
 
     _drop_clashing_routers(merged.routers, states)
     cfg = DynamicConfig(
@@ -267,15 +267,62 @@ def build_docker_config(
     _reference_warnings(cfg, merged, states)
     owners = {owner for _, owner in merged.routers.values()}
     records = {
-        c.name: ContainerRecord(
-            name=c.name,
-            routed=c.name in merged.served or (c.name in merged.contributed and c.name in owners),
-            reasons=tuple(states[c.name].reasons),
-            warnings=tuple(states[c.name].warnings),
+        c.name: _record(
+            c, states[c.name], c.name in merged.served or (c.name in merged.contributed and c.name in owners)
         )
         for c in ordered
     }
-    return cfg, records
+    return replace(cfg, discovered=tuple(r.discovered() for r in records.values())), records
+
+
+def _one(
+    c: ContainerInfo, st: _State, ctx: Ctx, constraints: Constraints, template: RuleTemplate | TemplateError
+) -> Built | None:
+    """One container's definitions, or None when it contributes nothing; ``st`` gets why."""
+    lab = collect(c.labels)
+    st.warnings.extend(lab.warnings)
+    healthy = c.health in (None, "healthy")
+    try:
+        not_enabled = _filter(c, lab, ctx.settings, constraints)
+        if not_enabled is not None:
+            st.left("disabled", not_enabled)
+            return None
+        built = _build(c, lab, ctx, template, healthy)
+    except LeftOut as exc:
+        st.left(exc.reason, str(exc), exc.fix)
+        return None
+    except Exception as exc:  # a bug on one container's labels never costs every other container
+        log.debug("container %s: building its configuration failed", c.name, exc_info=True)
+        st.left("error", f"its labels could not be read ({type(exc).__name__}: {exc})")
+        return None
+    st.warnings.extend(w for w in built.warnings if w not in st.warnings)
+    st.routers, st.services = tuple(built.cfg.routers), tuple(built.cfg.services)
+    if built.unreachable:
+        st.left(
+            "unreachable-network",
+            f"unreachable: {built.unreachable}; requests to it are answered 502 at once",
+            built.fix,
+        )
+    for reason in built.reasons:
+        st.left("error", reason)
+    if not healthy:
+        st.left("unhealthy", f"health: {c.health}; its service is kept with no servers (allowEmptyServices)")
+    return built
+
+
+def _record(c: ContainerInfo, st: _State, routed: bool) -> ContainerRecord:
+    return ContainerRecord(
+        name=c.name,
+        routed=routed,
+        reasons=tuple(st.reasons),
+        warnings=tuple(st.warnings),
+        id=c.id,
+        reason=st.reason,
+        fix=st.fix,
+        routers=st.routers,
+        services=st.services,
+        networks=tuple(sorted(c.networks)),
+    )
 
 
 def _merge_service(a: Service, b: Service) -> Service | None:
@@ -295,5 +342,4 @@ def _conflict(states: Mapping[str, _State], kind: str, name: str, first: str, la
         f"the definition of {first} is used"
     )
     for owner in (first, later):
-        if msg not in states[owner].reasons:
-            states[owner].reasons.append(msg)
+        states[owner].left("conflict", msg)

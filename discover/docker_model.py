@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from discover.model import EMPTY
+from discover.model import EMPTY, Discovered
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +63,79 @@ class DockerSettings:
     host_address: str = "127.0.0.1"  # where `host` network-mode containers are reached
 
 
+# Network drivers whose containers the host itself cannot open a connection to. A bridge network, even
+# ``--internal``, is reachable from the host: its isolation rules sit in the FORWARD chain, which traffic
+# from the host to a container does not cross (measured: a TCP connect from the host into an internal
+# network's container succeeds at once). An overlay network's addresses live in the swarm's VXLAN, routed
+# nowhere on the host; a macvlan/ipvlan child is unreachable from its own parent interface (Linux).
+HOST_UNREACHABLE_DRIVERS: Mapping[str, str] = {
+    "overlay": "an overlay network's addresses are not routed from the host",
+    "macvlan": "the host cannot reach a macvlan network's containers through its parent interface",
+    "ipvlan": "the host cannot reach an ipvlan network's containers through its parent interface",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Which Docker networks dockroute can open connections into, as far as the provider could tell.
+
+    In a container of the engine it watches, dockroute reaches only its own container's networks (Docker
+    isolates bridge networks from each other). On the engine's host it reaches every network but those of
+    :data:`HOST_UNREACHABLE_DRIVERS`. When it cannot tell (a remote engine, its own container not found
+    while it seems to run in one), ``judged`` is False and nothing is reported unreachable: a wrong verdict
+    would fail requests that would have worked.
+    """
+
+    judged: bool = False
+    container: str = ""  # dockroute's own container, when it runs in one
+    networks: frozenset[str] = frozenset()  # that container's networks
+    blocked: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # on the host: network → why not
+
+    def why(self, network: str) -> str:
+        """Why ``network`` cannot be reached; empty when it can (or nobody can tell)."""
+        if not self.judged:
+            return ""
+        if self.container:
+            if network in self.networks:
+                return ""
+            return f"network {network} is not one of dockroute's container {self.container}'s networks"
+        reason = self.blocked.get(network)
+        return f"network {network}: {reason}" if reason else ""
+
+    def reachable(self, network: str) -> bool:
+        """``network`` is known to be reachable (a container on several networks is reached through one)."""
+        if not self.judged:
+            return network in self.networks
+        return not self.why(network)
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerRecord:
-    """Why a container is routed or not: shown by the dashboard, logged once per change."""
+    """Why a container is routed or not: shown by the API (as :class:`Discovered`), logged once per change."""
 
     name: str
     routed: bool
     reasons: tuple[str, ...] = ()  # why not routed (or parts left out)
     warnings: tuple[str, ...] = ()  # e.g. which port was picked and why
+    id: str = ""
+    reason: str = ""  # the first reason's kind, one of discover.model.REASONS
+    fix: str = ""  # the action that would route it, when one is known
+    routers: tuple[str, ...] = ()  # bare names of what it produced
+    services: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+
+    def discovered(self, provider: str = "docker") -> Discovered:
+        """The record as the API lists it: names qualified with the provider's."""
+        return Discovered(
+            provider=provider,
+            kind="container",
+            name=self.name,
+            id=self.id,
+            routed=self.routed,
+            reason=self.reason,
+            detail="; ".join(self.reasons),
+            fix=self.fix,
+            routers=tuple(f"{r}@{provider}" for r in self.routers),
+            services=tuple(f"{s}@{provider}" for s in self.services),
+            networks=self.networks,
+        )

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -30,7 +31,14 @@ from docker.errors import DockerException, NotFound
 from docker.tls import TLSConfig
 
 from discover.docker_labels import Constraints, build_docker_config, compile_constraints
-from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, PortBinding
+from discover.docker_model import (
+    HOST_UNREACHABLE_DRIVERS,
+    ContainerInfo,
+    ContainerRecord,
+    DockerSettings,
+    PortBinding,
+    Reach,
+)
 from discover.model import DynamicConfig
 
 log = logging.getLogger("dockroute.docker")
@@ -41,6 +49,10 @@ _CONTAINER_ACTIONS = frozenset(
 )
 _NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 _DELIBERATE = ("not enabled", "left out by the constraints", "health: starting", "state: ")
+# A container's own id, as the engine mounts its files (/var/lib/docker/containers/<id>/hostname) or names
+# its cgroup (.../docker/<id>, docker-<id>.scope)
+_CONTAINER_ID = re.compile(r"\b([0-9a-f]{64})\b")
+_LOCAL_TCP = ("tcp://127.0.0.1:", "tcp://localhost:", "tcp://[::1]:")
 # Events that take a backend away skip the burst wait below: every request routed to a container that is
 # gone hangs or fails, while a new container can wait for the burst to settle. (The app's
 # providersThrottleDuration still applies to what this provider publishes, as in Traefik.)
@@ -108,7 +120,9 @@ class DockerProvider:
         self._lock = threading.Lock()
         self._list_client: docker.APIClient | None = None
         self._stream: Any = None
-        self._own_networks: frozenset[str] | None = None
+        self._own_id: str | None = None  # dockroute's container ("" when not in one), found once
+        self._reach = Reach()
+        self._logged: dict[str, dict[str, int]] = {}  # container → the lines logged for it (→ level)
         self._last: DynamicConfig | None = None
         self._constraints: Constraints | None = None
         self._connected = False
@@ -134,35 +148,40 @@ class DockerProvider:
                 self._list_client = self._client()
             try:
                 raw = self._list_client.containers(filters={"status": "running"})
+                self._reach = self._find_reach(self._list_client)
             except Exception:
                 self._list_client = None  # a fresh session after the engine comes back
                 raise
-            if self._own_networks is None:
-                self._own_networks = self._find_own_networks(self._list_client)
         return [container_from_list(c) for c in raw]
 
-    @staticmethod
-    def _find_own_networks(client: docker.APIClient) -> frozenset[str]:
-        """The networks of the container dockroute itself runs in, if it runs in one."""
-        candidates = [socket.gethostname()]
-        try:
-            with open("/proc/self/cgroup") as fh:
-                for line in fh:
-                    tail = line.strip().rsplit("/", 1)[-1]
-                    if len(tail) == 64:
-                        candidates.insert(0, tail)
-        except OSError:
-            pass
-        if not os.path.exists("/.dockerenv") and len(candidates) == 1:
-            return frozenset()
-        for cid in candidates:
+    def _find_reach(self, client: docker.APIClient) -> Reach:
+        """Which networks dockroute can reach now (one engine call per rebuild: ``docker network connect``
+        of dockroute's own container is an event, and the next rebuild sees it).
+
+        In a container of this engine: that container's networks. Otherwise, when the engine is local
+        (its socket is here, so dockroute shares the host's network namespace): every network but those
+        of drivers the host cannot reach. A remote engine: nothing is judged."""
+        if self._own_id is None:
+            self._own_id = _find_own_container(client)
+        if self._own_id:
             try:
-                info = client.inspect_container(cid)
-            except (NotFound, DockerException):
-                continue
-            nets = ((info.get("NetworkSettings") or {}).get("Networks") or {}).keys()
-            return frozenset(nets)
-        return frozenset()
+                info = client.inspect_container(self._own_id)
+            except NotFound:
+                self._own_id = None  # recreated under another id: looked for again next time
+                return Reach()
+            mode = (info.get("HostConfig") or {}).get("NetworkMode") or ""
+            if mode != "host":
+                nets = frozenset(((info.get("NetworkSettings") or {}).get("Networks") or {}).keys())
+                return Reach(judged=True, container=info.get("Name", "").lstrip("/"), networks=nets)
+        endpoint = self.settings.endpoint
+        if not (endpoint.startswith("unix://") or endpoint.startswith(_LOCAL_TCP)):
+            return Reach()
+        blocked = {
+            n.get("Name", ""): HOST_UNREACHABLE_DRIVERS[n.get("Driver", "")]
+            for n in client.networks()
+            if n.get("Driver") in HOST_UNREACHABLE_DRIVERS
+        }
+        return Reach(judged=True, blocked=blocked)
 
     def _events_thread(self) -> None:
         delay = self.backoff[0]
@@ -308,7 +327,7 @@ class DockerProvider:
             if self._constraints is None:  # static configuration: compiled once, by the first rebuild
                 self._constraints = compile_constraints(self.settings.constraints)
             cfg, records = build_docker_config(
-                containers, self.settings, self._own_networks or frozenset(), self._constraints
+                containers, self.settings, constraints=self._constraints, reach=self._reach
             )
         except Exception:
             log.exception("provider docker: could not build a configuration; keeping the last routes")
@@ -317,24 +336,53 @@ class DockerProvider:
         return len(containers), (cfg if cfg != self._last else None)
 
     def _report(self, records: dict[str, ContainerRecord]) -> None:
-        """One log line per container whose routing state changed, naming it and why."""
-        old = self.records
+        """Each container's problems logged when they appear or change, never again on every event: the
+        lines logged last for a container are kept, and only a line not among them is logged."""
+        logged: dict[str, dict[str, int]] = {}
         for name, rec in records.items():
-            if old.get(name) == rec:
-                continue
-            if rec.routed:
-                for w in rec.warnings:
-                    log.warning("container %s: %s", name, w)
-                if rec.reasons:
-                    log.warning("container %s: routed in part: %s", name, "; ".join(rec.reasons))
-            else:
-                # Left out on purpose (enable=false, constraints, a healthcheck still starting) is news, not
-                # a problem; anything else (bad labels, no port, no address) is.
-                deliberate = all(r.startswith(_DELIBERATE) for r in rec.reasons)
-                log.log(
-                    logging.INFO if deliberate else logging.WARNING,
-                    "container %s is not routed: %s",
-                    name,
-                    "; ".join(rec.reasons) or "no reason",
-                )
+            lines = logged[name] = _lines(rec)
+            before = self._logged.get(name, {})
+            for line, level in lines.items():
+                if before.get(line) != level:
+                    log.log(level, "%s", line)
+        self._logged = logged
         self.records = records
+
+
+def _lines(rec: ContainerRecord) -> dict[str, int]:
+    """What the log says about a container: line → level."""
+    name = rec.name
+    lines = {f"container {name}: {w}": logging.WARNING for w in rec.warnings}
+    fix = f"; fix: {rec.fix}" if rec.fix else ""
+    if rec.routed:
+        if rec.reasons:
+            lines[f"container {name}: routed in part: {'; '.join(rec.reasons)}{fix}"] = logging.WARNING
+    else:
+        # Left out on purpose (enable=false, constraints, a healthcheck still starting) is news, not a
+        # problem; anything else (bad labels, no port, no address, a network dockroute is not on) is.
+        deliberate = all(r.startswith(_DELIBERATE) for r in rec.reasons)
+        line = f"container {name} is not routed: {'; '.join(rec.reasons) or 'no reason'}{fix}"
+        lines[line] = logging.INFO if deliberate else logging.WARNING
+    return lines
+
+
+def _find_own_container(client: docker.APIClient) -> str:
+    """The id of the container dockroute runs in, as this engine knows it; "" when it runs in none of its
+    containers. Candidates: the ids the engine writes into the container's mounts and cgroup, then the
+    hostname (the short id unless ``--hostname`` changed it)."""
+    candidates: list[str] = []
+    for path in ("/proc/self/mountinfo", "/proc/self/cgroup"):
+        try:
+            with open(path) as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        candidates.extend(m for m in _CONTAINER_ID.findall(text) if m not in candidates)
+    if candidates or os.path.exists("/.dockerenv"):
+        candidates.append(socket.gethostname())
+    for cid in candidates:
+        try:
+            return str(client.inspect_container(cid).get("Id", cid))
+        except (NotFound, DockerException):
+            continue
+    return ""

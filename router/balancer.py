@@ -93,9 +93,10 @@ class Upstream:
         "down_until",
         "current",
         "cookie_value",
+        "unreachable",
     )
 
-    def __init__(self, url: str, weight: int = 1, transport: str = "") -> None:
+    def __init__(self, url: str, weight: int = 1, transport: str = "", unreachable: str = "") -> None:
         parts = urlsplit(url)
         host = parts.hostname
         if not host:
@@ -113,6 +114,9 @@ class Upstream:
         self.down_until = 0.0  # passive health: skipped until this monotonic time
         self.current = 0  # smooth WRR state
         self.cookie_value = sticky_value(url)  # never the URL itself
+        # Why the proxy cannot reach it, known from the provider (a Docker network dockroute is not on):
+        # a request picking it is answered 502 at once instead of waiting out the dial timeout.
+        self.unreachable = unreachable
 
     def available(self, now: float) -> bool:
         return self.healthy and self.weight > 0 and self.down_until <= now
@@ -151,15 +155,16 @@ class ServiceBalancer:
             if up is not None and up.key[3] != transport:
                 up = None  # another serversTransport: another TLS identity, so no state carries over
             if up is None:
-                up = Upstream(s.url, s.weight, transport)
+                up = Upstream(s.url, s.weight, transport, s.unreachable)
             elif checked:
                 # Shared with the previous balancer: in-flight requests and the previous checker keep
                 # reporting into the same object, and a server known dead stays dead.
                 up.weight = s.weight
+                up.unreachable = s.unreachable
             else:
                 # No active check any more: a fresh object, so a late result of the old checker cannot
                 # leave it unhealthy forever; passive state is still carried over.
-                fresh = Upstream(s.url, s.weight, transport)
+                fresh = Upstream(s.url, s.weight, transport, s.unreachable)
                 fresh.down_until = up.down_until
                 fresh.current = up.current
                 up = fresh

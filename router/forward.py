@@ -373,6 +373,15 @@ async def _send(
     # reused keep-alive connection turns out dead (the backend may have acted on it already).
     replayable = msg.method in _REPLAYABLE or any(h in msg.headers for h in _IDEMPOTENCY_HEADERS)
     while True:
+        if up.unreachable:  # the one test the request path pays: a provider knows it cannot be reached
+            if tried is None:
+                tried = set()
+            tried.add(up)
+            nxt = balancer.pick(cookies, exclude=tried)
+            if nxt is None:
+                return Failure(502, False, f"{up.url}: unreachable: {up.unreachable}", up)
+            up = nxt
+            continue
         try:
             if fresh:
                 conn, reused = await ep.pool.connect(up.key), False

@@ -279,14 +279,16 @@ def test_default_rule_template(template, expected):
         "Host(`{{ index .Labels }}`)",
     ],
 )
-def test_unsupported_default_rule_leaves_the_container_out(template):
+def test_unsupported_default_rule_leaves_only_that_router_out(template):
+    """Traefik drops the router needing the template and keeps the container's service."""
     cfg, records = build(
         box("a"),
         box("b", {T + "routers.b.rule": "Host(`b`)"}),
         settings=DockerSettings(default_rule=template),
     )
-    assert not records["a"].routed
-    assert "default rule" in records["a"].reasons[0]
+    assert "a" not in cfg.routers and "a" in cfg.services
+    assert "router a: default rule" in records["a"].reasons[0]
+    assert records["a"].reason == "error"
     # a container with its own rule does not need the template
     assert records["b"].routed and set(cfg.routers) == {"b"}
 

@@ -162,7 +162,9 @@ async def test_constraints_are_compiled_once_across_rebuilds(monkeypatch):
     for _ in range(3):
         await p._rebuild(published.append)  # noqa: SLF001
     assert calls == ["LabelRegex(`team`, `^a$`)"]
-    assert [set(cfg.routers) for cfg in published] == [{"a"}, set()]
+    # the second list adds only a container left out: the routes are the same, its record is news
+    assert [set(cfg.routers) for cfg in published] == [{"a"}, {"a"}, set()]
+    assert [d.reason for d in published[1].discovered] == ["", "constraint"]
     assert p.records["b"].reasons == ("left out by the constraints 'LabelRegex(`team`, `^a$`)'",)
 
 

@@ -1,0 +1,258 @@
+"""Discovery records: every container the Docker provider sees, routed or not, with the reason and the fix;
+containers on a network dockroute cannot reach; logs that do not repeat."""
+
+import asyncio
+import logging
+
+import pytest
+
+from discover.docker_labels import build_docker_config
+from discover.docker_model import ContainerInfo, DockerSettings, PortBinding, Reach
+from discover.docker_provider import DockerProvider
+from discover.model import REASONS, Discovered, LoadBalancer, Server
+from router.balancer import ServiceBalancer, build_balancers
+
+T = "traefik.http."
+IN_CONTAINER = Reach(judged=True, container="proxy", networks=frozenset({"front"}))
+
+
+def box(name="app", labels=None, *, ports=(80,), networks=None, **kw):
+    return ContainerInfo(
+        id=f"{name}-id",
+        name=name,
+        labels=labels or {},
+        ports=tuple(PortBinding(p) for p in ports),
+        networks={"front": "10.0.0.2"} if networks is None else networks,
+        **kw,
+    )
+
+
+def discovered(*containers, settings=None, reach=IN_CONTAINER):
+    cfg, _ = build_docker_config(list(containers), settings or DockerSettings(), reach=reach)
+    return cfg, {d.name: d for d in cfg.discovered}
+
+
+@pytest.mark.parametrize(
+    ("container", "settings", "reason", "detail"),
+    [
+        (box(ports=()), DockerSettings(), "no-port", "no exposed TCP port"),
+        (
+            box(labels={T + "routers.r.rule": "Host(`a`)", T + "routers.r.priority": "x"}),
+            None,
+            "malformed-label",
+            f"label {T}routers.r.priority",
+        ),
+        (box(labels={"traefik.enable": "maybe"}), None, "malformed-label", "label traefik.enable"),
+        (box(health="unhealthy"), None, "unhealthy", "health: unhealthy"),
+        (box(health="starting"), None, "unhealthy", "health: starting"),
+        (box(labels={"traefik.enable": "false"}), None, "disabled", "traefik.enable=false"),
+        (box(), DockerSettings(exposed_by_default=False), "disabled", "exposedByDefault is false"),
+        (
+            box(),
+            DockerSettings(constraints="Label(`team`, `a`)"),
+            "constraint",
+            "left out by the constraints",
+        ),
+        (box(state="paused"), None, "not-running", "state: paused"),
+        (box(networks={"back": "10.9.0.2"}), None, "unreachable-network", "network back"),
+        (box(networks={}, network_mode="none"), None, "unreachable-network", "on no network"),
+    ],
+)
+def test_every_container_left_out_has_its_reason(container, settings, reason, detail):
+    _, by_name = discovered(container, settings=settings or DockerSettings())
+    d = by_name["app"]
+    assert reason in REASONS
+    assert (d.reason, d.routed) == (reason, False)
+    assert detail in d.detail, d.detail
+    assert d.provider == "docker" and d.kind == "container" and d.id == "app-id"
+
+
+def test_a_routed_container_lists_what_it_produced():
+    cfg, by_name = discovered(box("web", {T + "routers.site.rule": "Host(`w`)"}))
+    assert by_name["web"] == Discovered(
+        provider="docker",
+        kind="container",
+        name="web",
+        id="web-id",
+        routed=True,
+        routers=("site@docker",),
+        services=("web@docker",),
+        networks=("front",),
+    )
+    assert cfg.services["web"].load_balancer.servers == (Server("http://10.0.0.2:80"),)
+
+
+def test_a_conflict_is_reported_on_both_containers():
+    _, by_name = discovered(
+        box("a", {T + "routers.r.rule": "Host(`a`)"}),
+        box("b", {T + "routers.r.rule": "Host(`b`)"}, networks={"front": "10.0.0.3"}),
+    )
+    assert by_name["a"].reason == by_name["b"].reason == "conflict"
+
+
+# -- networks dockroute cannot reach ----------------------------------------------------------------------
+
+
+def test_in_a_container_a_network_it_is_not_on_is_unreachable_with_the_command_to_fix_it():
+    cfg, by_name = discovered(box("far", networks={"back": "10.9.0.2"}))
+    d = by_name["far"]
+    assert (d.reason, d.routed) == ("unreachable-network", False)
+    assert d.fix == "docker network connect back proxy"
+    # its router and service are still produced: requests to it fail fast instead of matching nothing
+    assert set(cfg.routers) == {"far"} and d.routers == ("far@docker",)
+    (server,) = cfg.services["far"].load_balancer.servers
+    assert server.url == "http://10.9.0.2:80"
+    assert "network back" in server.unreachable
+
+
+def test_a_network_label_naming_an_unshared_network_gets_the_label_to_set_as_fix():
+    c = box("two", {"traefik.docker.network": "back"}, networks={"back": "10.9.0.2", "front": "10.0.0.4"})
+    _, by_name = discovered(c)
+    assert by_name["two"].reason == "unreachable-network"
+    assert by_name["two"].fix == "set the label traefik.docker.network=front on two"
+
+
+def test_several_networks_pick_the_one_dockroute_shares():
+    cfg, by_name = discovered(box("two", networks={"aaa": "10.9.0.2", "front": "10.0.0.4"}))
+    assert by_name["two"].routed and by_name["two"].reason == ""
+    assert cfg.services["two"].load_balancer.servers == (Server("http://10.0.0.4:80"),)
+
+
+def test_on_the_host_only_drivers_the_host_cannot_reach_are_unreachable():
+    host = Reach(
+        judged=True, blocked={"swarmnet": "an overlay network's addresses are not routed from the host"}
+    )
+    cfg, by_name = discovered(
+        box("a", networks={"internal": "172.18.0.2"}),
+        box("b", networks={"swarmnet": "10.0.1.5"}),
+        reach=host,
+    )
+    assert by_name["a"].routed
+    assert by_name["b"].reason == "unreachable-network"
+    assert "overlay" in cfg.services["b"].load_balancer.servers[0].unreachable
+    assert "docker network connect bridge b" in by_name["b"].fix
+
+
+def test_when_reachability_cannot_be_judged_nothing_is_called_unreachable():
+    cfg, by_name = discovered(box("far", networks={"back": "10.9.0.2"}), reach=Reach())
+    assert by_name["far"].routed
+    assert cfg.services["far"].load_balancer.servers[0].unreachable == ""
+
+
+def test_host_network_mode_and_bound_ports_are_reachable():
+    host_mode = box("h", networks={}, network_mode="host")
+    bound = ContainerInfo(
+        id="p", name="p", ports=(PortBinding(80, "tcp", "0.0.0.0", 8080),), networks={"back": "10.9.0.3"}
+    )
+    cfg, by_name = discovered(host_mode, bound, settings=DockerSettings(use_bind_port_ip=True))
+    assert by_name["h"].routed and by_name["p"].routed
+    assert all(not s.unreachable for svc in cfg.services.values() for s in svc.load_balancer.servers)
+
+
+def test_the_balancer_carries_unreachable_and_keeps_it_current():
+    spec = LoadBalancer(servers=(Server("http://10.9.0.2:80", unreachable="not on back"),))
+    bal = build_balancers({"s": _service(spec)})["s"]
+    assert isinstance(bal, ServiceBalancer) and bal.servers[0].unreachable == "not on back"
+    fixed = LoadBalancer(servers=(Server("http://10.9.0.2:80"),))
+    again = build_balancers({"s": _service(fixed)}, previous={"s": bal})["s"]
+    assert again.servers[0].unreachable == ""
+
+
+def _service(lb):
+    from discover.model import Service
+
+    return Service(name="s", load_balancer=lb)
+
+
+# -- the provider: reachability from the engine, logs that do not repeat ------------------------------------
+
+
+class FakeEngine:
+    """The two engine calls reachability needs."""
+
+    def __init__(self, own=None, networks=()):
+        self.own = own
+        self.nets = list(networks)
+        self.calls = 0
+
+    def inspect_container(self, cid):
+        from docker.errors import NotFound
+
+        self.calls += 1
+        if self.own is None or cid != self.own["Id"]:
+            raise NotFound("no such container")
+        return self.own
+
+    def networks(self):
+        return self.nets
+
+
+def test_reach_in_a_container_is_its_networks(monkeypatch):
+    from discover import docker_provider
+
+    own = {
+        "Id": "c" * 64,
+        "Name": "/proxy",
+        "HostConfig": {"NetworkMode": "front"},
+        "NetworkSettings": {"Networks": {"front": {}, "extra": {}}},
+    }
+    monkeypatch.setattr(docker_provider, "_find_own_container", lambda client: own["Id"])
+    p = DockerProvider(DockerSettings())
+    reach = p._find_reach(FakeEngine(own))  # noqa: SLF001
+    assert reach == Reach(judged=True, container="proxy", networks=frozenset({"front", "extra"}))
+
+
+def test_reach_on_the_host_blocks_overlay_macvlan_ipvlan(monkeypatch):
+    from discover import docker_provider
+
+    monkeypatch.setattr(docker_provider, "_find_own_container", lambda client: "")
+    nets = [
+        {"Name": "bridge", "Driver": "bridge"},
+        {"Name": "internal", "Driver": "bridge", "Internal": True},
+        {"Name": "ov", "Driver": "overlay"},
+        {"Name": "mv", "Driver": "macvlan"},
+        {"Name": "iv", "Driver": "ipvlan"},
+    ]
+    reach = DockerProvider(DockerSettings())._find_reach(FakeEngine(networks=nets))  # noqa: SLF001
+    assert reach.judged and set(reach.blocked) == {"ov", "mv", "iv"}
+    assert reach.why("internal") == "" and reach.why("bridge") == ""
+    remote = DockerProvider(DockerSettings(endpoint="tcp://10.1.1.1:2376"))
+    assert remote._find_reach(FakeEngine(networks=nets)) == Reach()  # noqa: SLF001
+
+
+def _provider(lists):
+    p = DockerProvider(DockerSettings())
+    p._loop = asyncio.get_running_loop()  # noqa: SLF001
+    queue = list(lists)
+    p._list = lambda: queue.pop(0) if len(queue) > 1 else queue[0]  # noqa: SLF001
+    p._reach = IN_CONTAINER  # noqa: SLF001
+    return p
+
+
+async def test_a_containers_problem_is_logged_once_and_again_only_when_it_changes(caplog):
+    far = box("far", networks={"back": "10.9.0.2"}, ports=(80, 443))
+    # moved to another network: its reason changes, its ports warning does not (and is not repeated)
+    far2 = box("far", networks={"back2": "10.8.0.2"}, ports=(80, 443))
+    bad = box("bad", {T + "routers.r.priority": "x"})
+    bad2 = box("bad", {T + "routers.r.priority": "y"})
+    other = box("other", networks={"front": "10.0.0.7"})
+    p = _provider([[far, bad], [far, bad], [far, bad, other], [far2, bad2]])
+    published = []
+    with caplog.at_level(logging.INFO, logger="dockroute.docker"):
+        for _ in range(2):  # two identical refreshes (every Docker event triggers one)
+            await p._rebuild(published.append)  # noqa: SLF001
+        first = [r.getMessage() for r in caplog.records]
+        assert len(first) == 3, first  # far: its ports warning, its reason; bad: its label
+        assert any(
+            m.startswith("container far is not routed: unreachable: network back")
+            and m.endswith("; fix: docker network connect back proxy")
+            for m in first
+        )
+        caplog.clear()
+        await p._rebuild(published.append)  # noqa: SLF001 - another container: nothing about far or bad
+        assert [r.getMessage() for r in caplog.records] == []
+        await p._rebuild(published.append)  # noqa: SLF001 - what changed only
+        bad_line, far_line = sorted(r.getMessage() for r in caplog.records)
+        assert bad_line.startswith(f"container bad is not routed: label {T}routers.r.priority")
+        assert "'y'" in bad_line
+        assert far_line.startswith("container far is not routed: unreachable: network back2")
