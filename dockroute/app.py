@@ -34,11 +34,13 @@ from dockroute.certificates import (
     build_resolvers,
     wanted_certificates,
 )
+from dockroute.internal import InternalServices, internal_config
 from dockroute.logs import setup_logging
 from dockroute.route_log import Routed, route_changes, routed_names
 from dockroute.static import StaticConfig
 from dockroute.throttle import ProviderThrottle
 from router.accesslog import AccessLog
+from router.api.state import ApiState
 from router.compile import Compiled, compile_config
 from router.healthcheck import HealthChecker
 from router.proxy import EntryPointHandler
@@ -171,6 +173,11 @@ class App:
         # The HTTP-01 challenge router is there when an ACME resolver may need it (a built-in CA does not).
         self._http_challenges = any(isinstance(r, AcmeResolver) for r in self.resolvers.values())
         self.stopping = asyncio.Event()
+        # api@internal, dashboard@internal, ping@internal, noop@internal as the static config turns them on
+        self.internal = InternalServices(static)
+        # The internal provider's routers are known now: every build includes them, the first one too
+        # (whichever provider's configuration triggers it), so /ping and the API never miss a start.
+        self.configs["internal"] = internal_config(static)
 
     # -- providers → tables ---------------------------------------------------------------------------
 
@@ -244,6 +251,7 @@ class App:
                 challenge=self._challenge if self._http_challenges else None,
                 known_rules=inp.previous.rules if inp.previous else None,
                 previous_middlewares=inp.previous.middlewares if inp.previous else None,
+                internal=self.internal.handlers,
             )
             snap.compiled = compiled
             snap.wanted = wanted_certificates(merged, compiled, self.static.entry_points, self.resolvers)
@@ -289,6 +297,7 @@ class App:
         for name, resolver in self.resolvers.items():
             resolver.want(snap.wanted.get(name, []))
         kept, started = self.health.update(compiled.balancers, merged.services, merged.servers_transports)
+        self.internal.state = self._api_state(merged, compiled)
         self.pool.retain(snap.pool_keys)
         log.info(
             "configuration applied: %d routers, %d services%s%s",
@@ -301,6 +310,29 @@ class App:
             self._routed = snap.routed
         for line in snap.route_lines:
             log.info("%s", line)
+
+    def _api_state(self, merged: DynamicConfig, compiled: Compiled) -> ApiState | None:
+        """What the API shows of this configuration: references to what was just applied, no copies."""
+        if self.static.api is None:
+            return None
+        return ApiState(
+            version=__version__,
+            settings=self.static.api,
+            entry_points=self.static.entry_points,
+            addresses={
+                srv.name: tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in srv.addresses)
+                for srv in self.servers
+            },
+            config=merged,
+            errors=compiled.errors,
+            routed_on=compiled.entry_points,
+            balancers=compiled.balancers,
+            internal_services=self.internal.names,
+            # TODO(certificates): the resolvers' and files' CertificateReport list once
+            # dockroute.certificates offers it; until then the API lists none.
+            applied_at=time.time(),
+            providers=tuple(sorted(self.configs)),
+        )
 
     def _challenge(self, token: str) -> str | None:
         for resolver in self.resolvers.values():
@@ -363,7 +395,7 @@ class App:
                 await asyncio.wait_for(self._file_loaded.wait(), timeout=FIRST_FILE_WAIT)
             except TimeoutError:
                 log.warning("provider file: still reading after %ss; starting without it", FIRST_FILE_WAIT)
-        self.publish("internal", DynamicConfig())
+        self.publish("internal", self.configs["internal"])  # a first build even without providers
         for resolver in self.resolvers.values():
             self._tasks.append(asyncio.get_running_loop().create_task(resolver.run()))
         self._summary()
@@ -436,6 +468,8 @@ class App:
             log.warning("static configuration %s is not supported yet and was ignored", key)
 
     async def shutdown(self) -> None:
+        # /ping answers terminatingStatusCode from now on, while the entry points still serve (Traefik)
+        self.internal.terminate()
         grace = max((ep.grace_timeout for ep in self.static.entry_points), default=10.0)
         accept = max((ep.request_accept_grace_timeout for ep in self.static.entry_points), default=0.0)
         if accept:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 USAGE = f"""\
 usage: dockroute [--config FILE] [--<traefik.static.key>=VALUE ...]
+       dockroute healthcheck [--config FILE] [--<traefik.static.key>=VALUE ...]
        dockroute internal-ca root [--config FILE] [--resolver NAME] [--create]
                                   [--<traefik.static.key>=VALUE ...]
        dockroute --version | --help
@@ -56,6 +58,10 @@ TRAEFIK_* variables are read too (DOCKROUTE_* wins when both are set).
 Precedence: flags over environment over the file, key by key: a flag for one entry point keeps the
 file's others. Unknown keys and bad values stop dockroute with exit status 2.
 
+dockroute healthcheck: reads the same configuration (file, variables, flags) and asks /ping on the ping
+entry point (HEAD, 5 s timeout), as Traefik's healthcheck does: exit status 0 on 200, else 1, with one
+line saying why; for a Docker HEALTHCHECK (needs the ping section).
+
 dockroute internal-ca root: reads the same configuration, creates the root of the internalCA resolver
 (certificatesResolvers.NAME.internalCA; --resolver NAME when there are several) if it does not exist yet,
 and prints its certificate (PEM) to trust on your devices; stderr names the file and whether it was
@@ -69,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["internal-ca"]:
         return internal_ca(args[1:])
+    if args[:1] == ["healthcheck"]:
+        return healthcheck(args[1:])
     if any(a in ("-h", "--help", "help") for a in args):
         print(USAGE, end="")
         return 0
@@ -184,4 +192,45 @@ def _print_root(name: str, settings: InternalCASettings, create: bool) -> int:
         state += f", as --create asked, from the relative storage {settings.storage!r}"
     print(f"resolver {name}: {os.path.join(folder, ROOT_CERT)} ({state})", file=sys.stderr)
     sys.stdout.write(root.pem.decode("ascii"))
+    return 0
+
+
+HEALTHCHECK_TIMEOUT = 5.0  # seconds, Traefik's
+
+
+def healthcheck(args: list[str]) -> int:
+    """``dockroute healthcheck``: Traefik's ``healthcheck`` command. ``HEAD /ping`` on the address of the
+    ping entry point from the static configuration; 0 on 200, 1 on anything else (a configuration error
+    included: a health check only says healthy or not). One line on stdout, Traefik's wording."""
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE, end="")
+        return 0
+    try:
+        config_file, rest = split_config_flag(args)
+        static = load_static(rest, os.environ, config_file=config_file)
+    except StaticConfigError as exc:
+        print(f"Error calling healthcheck: configuration error: {exc}")
+        return 1
+    if static.ping is None:
+        print("Error calling healthcheck: please enable `ping` to use health check")
+        return 1
+    ep = next((e for e in static.entry_points if e.name.lower() == static.ping.entry_point.lower()), None)
+    if ep is None:
+        print(f"Error calling healthcheck: ping: missing {static.ping.entry_point} entry point")
+        return 1
+    url = f"http://{ep.address}/ping"
+    host, _, port = ep.address.removesuffix("/tcp").rpartition(":")
+    conn = http.client.HTTPConnection(host.strip("[]") or "localhost", int(port), timeout=HEALTHCHECK_TIMEOUT)
+    try:
+        conn.request("HEAD", "/ping")
+        resp = conn.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        print(f"Error calling healthcheck: Head {url!r}: {exc or type(exc).__name__}")
+        return 1
+    finally:
+        conn.close()
+    if resp.status != 200:
+        print(f"Bad healthcheck status: {resp.status} {resp.reason}".rstrip())
+        return 1
+    print(f"OK: {url}")
     return 0

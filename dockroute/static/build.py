@@ -81,7 +81,7 @@ def load_static(
         ping=obs.ping,
         metrics=obs.metrics,
         source=source,
-        ignored=(*not_acted_on(SCHEMA, tree), *obs.warned, *warned),
+        ignored=(*not_acted_on(SCHEMA, tree), *warned),
         providers_throttle_duration=Reader(providers, "providers").duration("providersThrottleDuration", 2.0),
     )
 

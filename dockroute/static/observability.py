@@ -31,12 +31,11 @@ _BASE_PATH = re.compile(r"/[a-zA-Z0-9/_.:~-]*")
 
 @dataclass(frozen=True)
 class Observability:
-    """What the three sections turned into, plus the keys set and not acted on (warned at start)."""
+    """What the three sections turned into (keys not acted on are found by the schema's ``ANY``)."""
 
     api: ApiSettings | None = None
     ping: PingSettings | None = None
     metrics: PrometheusSettings | None = None
-    warned: tuple[str, ...] = ()
 
     def wants_internal_entry_point(self) -> bool:
         """Traefik's condition for creating the ``traefik`` entry point."""
@@ -60,10 +59,9 @@ def _section(tree: Any, key: str) -> Any:
 def read_observability(tree: Any) -> Observability:
     """``api``, ``ping`` and ``metrics.prometheus`` from the merged tree; entry point names are checked
     later (:func:`check_entry_points`), once the ``traefik`` entry point exists or not."""
-    warned: list[str] = []
     api = None
     if (node := _section(tree, "api")) is not None:
-        api = _api(Reader(node, "api"), warned)
+        api = _api(Reader(node, "api"))
     ping = None
     if (node := _section(tree, "ping")) is not None:
         r = Reader(node, "ping")
@@ -83,10 +81,10 @@ def read_observability(tree: Any) -> Observability:
     metrics = None
     if (node := _section(_section(tree, "metrics"), "prometheus")) is not None:
         metrics = _prometheus(Reader(node, "metrics.prometheus"))
-    return Observability(api=api, ping=ping, metrics=metrics, warned=tuple(warned))
+    return Observability(api=api, ping=ping, metrics=metrics)
 
 
-def _api(r: Reader, warned: list[str]) -> ApiSettings:
+def _api(r: Reader) -> ApiSettings:
     d = ApiSettings()
     base_path = r.text("basePath", d.base_path).strip()
     if not _BASE_PATH.fullmatch(base_path):
@@ -96,15 +94,12 @@ def _api(r: Reader, warned: list[str]) -> ApiSettings:
             f"{base_path!r}{where(r.origin('basePath'))}",
         )
     r.flag("disableDashboardAd", True)  # checked only: dockroute's dashboard shows no ad
-    debug = r.flag("debug", d.debug)
-    if debug:
-        # Traefik's /debug/vars and /debug/pprof are Go runtime internals; dockroute has no equivalent yet
-        # and serves no /debug router: the key is reported as not acted on.
-        warned.append("api.debug")
     return ApiSettings(
         dashboard=r.flag("dashboard", d.dashboard),
         insecure=r.flag("insecure", d.insecure),
-        debug=debug,
+        # /debug/vars (the api handler: process figures in the spirit of Go's expvar); Go's pprof has no
+        # counterpart
+        debug=r.flag("debug", d.debug),
         base_path=base_path,
     )
 

@@ -244,7 +244,6 @@ def test_not_acted_on_keys_are_reported_by_name(tmp_path):
     )
     cfg = load(text=text, tmp=tmp_path)
     assert set(cfg.ignored) == {
-        "api.debug",
         "api.dashboardName",
         "metrics.addInternals",
         "metrics.datadog",
@@ -256,5 +255,6 @@ def test_not_acted_on_keys_are_reported_by_name(tmp_path):
     # only another backend: no Prometheus, and the backend is named
     cfg = load(["--metrics.datadog"])
     assert cfg.metrics is None and cfg.ignored == ("metrics.datadog",)
-    # api.debug=false and disableDashboardAd (no ad in dockroute's dashboard) are not reported
-    assert load(["--api.debug=false", "--api.disabledashboardad"]).ignored == ()
+    # api.debug (/debug/vars) and disableDashboardAd (no ad in dockroute's dashboard) are not reported
+    cfg = load(["--api.debug", "--api.disabledashboardad"])
+    assert cfg.ignored == () and cfg.api is not None and cfg.api.debug is True
