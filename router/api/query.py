@@ -49,15 +49,19 @@ class Criterion:
     status: str = ""
     service_name: str = ""
     middleware_name: str = ""
+    provider: str = ""  # dockroute's: Traefik's API has none (its dashboard filters by provider itself)
 
     @classmethod
     def of(cls, query: Query) -> Criterion | None:
         get = query.get
-        c = cls(get("search"), get("status"), get("serviceName"), get("middlewareName"))
+        c = cls(get("search"), get("status"), get("serviceName"), get("middlewareName"), get("provider"))
         return None if c == cls() else c
 
     def with_status(self, status: str) -> bool:
         return not self.status or status.lower() == self.status.lower()
+
+    def with_provider(self, provider: str) -> bool:
+        return not self.provider or provider.lower() == self.provider.lower()
 
     def search_in(self, *values: str) -> bool:
         if not self.search:
@@ -83,6 +87,7 @@ def keep_router(item: Item, c: Criterion | None) -> bool:
         return True
     return (
         c.with_status(item.get("status", ""))
+        and c.with_provider(item.get("provider", ""))
         and c.search_in(item.get("rule", ""), item["name"])
         and c.filter_service(item.get("service", ""))
         and c.filter_middleware(item.get("middlewares", ()))
@@ -91,7 +96,13 @@ def keep_router(item: Item, c: Criterion | None) -> bool:
 
 def keep_named(item: Item, c: Criterion | None) -> bool:
     """Services and middlewares: status and a search in the name only."""
-    return c is None or (c.with_status(item.get("status", "")) and c.search_in(item["name"]))
+    if c is None:
+        return True
+    return (
+        c.with_status(item.get("status", ""))
+        and c.with_provider(item["provider"])
+        and c.search_in(item["name"])
+    )
 
 
 # sortBy → key per kind of list (Traefik's sort.go); anything else sorts by name

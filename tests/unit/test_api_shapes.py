@@ -481,6 +481,8 @@ async def test_router_filters_as_traefik():
     # routers-filtered-middlewareName.json: the name as the router wrote it
     assert await names("middlewareName=auth") == ["bar@myprovider", "test@myprovider"]
     assert await names("middlewareName=auth&status=enabled") == ["test@myprovider"]
+    assert await names("provider=otherprovider") == ["foo@otherprovider"]  # dockroute's own filter
+    assert await names("provider=myprovider&status=enabled") == ["test@myprovider"]
     assert await names("sortBy=rule") == ["test@myprovider", "foo@otherprovider", "bar@myprovider"]
     assert await names("sortBy=name&direction=desc") == [
         "test@myprovider",
@@ -495,6 +497,8 @@ async def test_service_and_middleware_filters():
     st = state(conf, errors=errors)
     _, _, body = await get(st, "/api/http/services?search=fii")
     assert [b["name"] for b in body] == ["fii-service@myprovider", "fii-service@otherprovider"]
+    _, _, body = await get(st, "/api/http/services?provider=otherprovider")
+    assert [b["name"] for b in body] == ["fii-service@otherprovider"]
     _, _, body = await get(st, "/api/http/services?status=disabled")
     assert [b["name"] for b in body] == ["bad@myprovider"]
     _, _, body = await get(st, "/api/http/middlewares?search=addprefix")
