@@ -269,6 +269,18 @@ def fixture_state() -> dict[str, Any]:
                 "lastError": "",
                 "lastErrorAt": None,
             },
+            {  # asked for, none yet: the first order failed
+                "domains": ["new.example.com"],
+                "resolver": "le",
+                "source": "acme",
+                "issuer": "",
+                "notAfter": None,
+                "notBefore": None,
+                "daysLeft": None,
+                "nextRenewal": iso(now + 300),
+                "lastError": "urn:ietf:params:acme:error:dns: NXDOMAIN looking up A for new.example.com",
+                "lastErrorAt": iso(now - 60),
+            },
         ],
         "discovery": {
             "containers": [
@@ -325,14 +337,18 @@ async def test_dashboard_shows_routers_certificates_and_what_is_not_routed(tmp_p
     state = fixture_state()
     async with fixture_site(state) as base, browser(tmp_path) as b:
         await b.send("Page.navigate", url=base + "/dashboard")  # redirected to /dashboard/
-        await wait_for(lambda: _has(b, "isolated-app"), timeout=20)
+        await wait_for(lambda: has_text(b, "isolated-app"), timeout=20)
         text = await b.text()
         assert await b.eval("location.pathname") == "/dashboard/"
         for name in ("whoami@docker", "api@file", MARKUP_NAME):
             assert name in text
         assert "Host(`api.example.com`) && PathPrefix(`/v1`)" in text
         assert "auth@file" in text and 'the service "missing@file" does not exist' in text
-        assert "whoami.example.com" in text and "42 days left" in text and "Pebble Intermediate CA" in text
+        certs = await b.eval("document.getElementById('list-certificates').innerText")
+        assert "whoami.example.com" in certs and "42 days left" in certs and "Pebble Intermediate CA" in certs
+        assert (
+            "new.example.com" in certs and "no certificate yet" in certs and "NXDOMAIN looking up A" in certs
+        )
         assert "unreachable network" in text and "docker network connect backend-only dockroute" in text
         assert "which dockroute is not attached to" in text
         assert "broken@file" in text and "unknown matcher Hots" in text
@@ -349,11 +365,11 @@ async def test_dashboard_shows_routers_certificates_and_what_is_not_routed(tmp_p
 
         # live: a router added to the API shows up at the next poll
         state["http/routers"].append(dict(state["http/routers"][0], name="late@file", rule="Path(`/late`)"))
-        await wait_for(lambda: _has(b, "late@file"), timeout=15)
+        await wait_for(lambda: has_text(b, "late@file"), timeout=15)
 
         await keep_screenshots(b, tmp_path)
         assert b.problems == []  # no script error, no CSP violation
 
 
-async def _has(b: Browser, needle: str) -> bool:
+async def has_text(b: Browser, needle: str) -> bool:
     return needle in await b.text()

@@ -175,12 +175,14 @@
 
   function certificateCard(cert) {
     const domains = cert.domains || [];
-    const c = card(domains[0] || "(no name)", [daysBadge(cert.daysLeft)]);
+    // no notAfter: names a resolver is asked for and has no certificate for yet (lastError says why)
+    const pending = !cert.notAfter;
+    const c = card(domains[0] || "(no name)", [pending ? badge("no certificate yet", "warn") : daysBadge(cert.daysLeft)]);
     if (domains.length > 1) c.append(kv("Also", domains.slice(1).join(", ")));
     c.append(kv("Resolver", cert.resolver || cert.source));
     c.append(kv("Issuer", cert.issuer));
     c.append(kv("Expires", date(cert.notAfter)));
-    c.append(kv("Renewal", cert.nextRenewal ? date(cert.nextRenewal) : "never"));
+    c.append(kv(pending ? "Next attempt" : "Renewal", cert.nextRenewal ? date(cert.nextRenewal) : "never"));
     if (cert.lastError) {
       c.append(el("p", "err", "Last error" + (cert.lastErrorAt ? " (" + date(cert.lastErrorAt) + ")" : "") +
         ": " + cert.lastError));
