@@ -29,9 +29,12 @@ from discover.model import DynamicConfig, TLSConfig, merge
 from dockroute import __version__
 from dockroute.certificates import (
     AlpnChallenges,
+    CertificateReports,
+    FileCertificates,
     Resolver,
     alpn_resolvers,
     build_resolvers,
+    read_file_certificates,
     wanted_certificates,
 )
 from dockroute.internal import InternalServices, internal_config
@@ -129,6 +132,7 @@ class _Snapshot:
     pool_keys: set[tuple[Any, ...]] = field(default_factory=set)
     transports: Transports | None = None  # the pool's transport table, TLS contexts built in the thread
     store: CertificateStore | None = None
+    file_certificates: FileCertificates = ()  # with ``store``: its file certificates, parsed (for the API)
     routed: Routed | None = None
     route_lines: list[str] = field(default_factory=list)  # what became routed or stopped being routed
 
@@ -163,6 +167,7 @@ class App:
         self._tasks: list[asyncio.Task[None]] = []
         self._default_pair = self_signed_default()  # unknown names get this, never another site's
         self.resolvers: dict[str, Resolver] = build_resolvers(static.resolvers, self._certificates_changed)
+        self.certificate_reports = CertificateReports(self.resolvers)  # what the API lists, read when asked
         alpn = alpn_resolvers(self.resolvers)
         if alpn:
             for srv in self.servers:
@@ -264,7 +269,9 @@ class App:
         per_ep = compiled.tls_options if compiled is not None else {}
         # The store picks handshake options by host: a new host map needs a new store, as new options do.
         if tls_changed or inp.store is None or inp.store.entry_point_options != per_ep:
-            snap.store = self._build_store(merged.tls, inp.resolver_pairs, inp.store, per_ep)
+            snap.store, snap.file_certificates = self._build_store(
+                merged.tls, inp.resolver_pairs, inp.store, per_ep
+            )
         return snap
 
     def _apply(self, snap: _Snapshot) -> None:
@@ -273,6 +280,7 @@ class App:
         if snap.store is not None:
             retired = snap.store.supersede(self.tls_store)
             self.tls_store = snap.store
+            self.certificate_reports.files = snap.file_certificates
             self.current_tls = merged.tls
             closed = 0
             for srv in self.servers:
@@ -328,8 +336,7 @@ class App:
             routed_on=compiled.entry_points,
             balancers=compiled.balancers,
             internal_services=self.internal.names,
-            # TODO(certificates): the resolvers' and files' CertificateReport list once
-            # dockroute.certificates offers it; until then the API lists none.
+            certificates=self.certificate_reports,
             applied_at=time.time(),
             providers=tuple(sorted(self.configs)),
         )
@@ -352,16 +359,18 @@ class App:
         resolver_pairs: tuple[CertKeyPair, ...],
         previous: CertificateStore | None,
         entry_point_options: Mapping[str, Mapping[str, str]] | None = None,
-    ) -> CertificateStore:
+    ) -> tuple[CertificateStore, FileCertificates]:
         """A new certificate store from ``tls.certificates`` and the resolvers' certificates (in the build
-        thread: it reads files and builds SSLContexts), with the TLS options and which hosts use which.
-        Connections already open keep their context."""
+        thread: it reads files and builds SSLContexts), with the TLS options and which hosts use which, and
+        the file certificates' facts for the API (parsed here, never on the loop). Connections already open
+        keep their context."""
         pairs = []
         for cf in tls.certificates:
             try:
                 pairs.append(load_pem_files(cf.cert_file, cf.key_file))
             except OSError as exc:
                 log.error("tls certificate %s: cannot read it (%s); left out", cf.cert_file, exc)
+        file_pairs = tuple(pairs)
         pairs.extend(resolver_pairs)
         default = self._default_pair
         if tls.default_certificate is not None:
@@ -369,13 +378,15 @@ class App:
                 default = load_pem_files(tls.default_certificate.cert_file, tls.default_certificate.key_file)
             except OSError as exc:
                 log.error("tls default certificate: cannot read it (%s); using the generated one", exc)
-        return CertificateStore(
+        files = read_file_certificates(file_pairs, default)  # the default too, generated or configured
+        store = CertificateStore(
             pairs,
             default=default,
             previous=previous,
             options=tls.options,
             entry_point_options=entry_point_options or {},
         )
+        return store, files
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

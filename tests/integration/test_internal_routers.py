@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import trustme
 
 from tests.integration.harness import routers, wait_for
 
@@ -97,3 +98,32 @@ async def test_insecure_without_dashboard(proxy, tmp_path):
     assert (await _get(dr.url("/debug/vars", "traefik")))[0] == 200
     assert (await _get(dr.url("/", "traefik")))[0] == 404
     assert (await _get(dr.url("/dashboard/", "traefik")))[0] == 404
+
+
+async def test_api_state_follows_each_applied_configuration(proxy, tmp_path):
+    """The app publishes a new ApiState per configuration: routers and file certificates as applied."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("app.test")
+    cert_file, key_file = tmp_path / "app.pem", tmp_path / "app.key"
+    cert_file.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    key_file.write_bytes(leaf.private_key_pem.bytes())
+    dynamic = routers(("one", "Host(`one.test`)", "noop@internal"))
+    dr = await proxy(dynamic, static=_static(tmp_path, {"insecure": True}))
+
+    async def names() -> set[str]:
+        async with aiohttp.ClientSession() as s, s.get(dr.url("/api/http/routers", "traefik")) as resp:
+            return {r["name"] for r in await resp.json()}
+
+    got = await names()
+    assert {"one@file", "api@internal", "dashboard@internal"} <= got and "two@file" not in got
+    dynamic["http"]["routers"]["two"] = {"rule": "Host(`two.test`)", "service": "noop@internal"}
+    dynamic["tls"] = {"certificates": [{"certFile": str(cert_file), "keyFile": str(key_file)}]}
+    dr.write_dynamic(dynamic)
+
+    async def applied() -> bool:
+        return "two@file" in await names()
+
+    await wait_for(applied)
+    async with aiohttp.ClientSession() as s, s.get(dr.url("/api/certificates", "traefik")) as resp:
+        certs = await resp.json()
+    assert any(c["domains"] == ["app.test"] and c["source"] == "file" for c in certs), certs
