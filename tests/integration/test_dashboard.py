@@ -5,7 +5,9 @@ The page must show the routers, a certificate with its days left and a container
 with its reason and fix, keep up with the API (polling), fit 390 px without horizontal scrolling in
 readable type, run under its own Content-Security-Policy without a violation, and show API data as text
 (a router named like markup stays text). The screenshot is kept in the test's tmp dir and copied to
-``/tmp/dashboard-390.png``.
+``/tmp/dashboard-390.png``. Against a fixture API served beside the real handler (every state the page
+must draw, exactly), and against the real process under ``api.basePath`` behind a user's router with
+``basicAuth``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import bcrypt
 import pytest
 from aiohttp import web
 
@@ -373,3 +376,49 @@ async def test_dashboard_shows_routers_certificates_and_what_is_not_routed(tmp_p
 
 async def has_text(b: Browser, needle: str) -> bool:
     return needle in await b.text()
+
+
+# ---- the real process: under api.basePath, behind the user's own router with basicAuth --------------
+
+
+async def test_dashboard_under_a_base_path_behind_basic_auth(backends, proxy, tmp_path: Path) -> None:
+    (backend,) = await backends("site")
+    users = [f"admin:{bcrypt.hashpw(b'secret', bcrypt.gensalt(rounds=4)).decode()}"]
+    dynamic = {
+        "http": {
+            "routers": {
+                "dash": {
+                    "rule": "PathPrefix(`/traefik`)",
+                    "service": "api@internal",
+                    "middlewares": ["auth"],
+                },
+                "site": {"rule": "Host(`site.test`)", "service": "site"},
+            },
+            "middlewares": {"auth": {"basicAuth": {"users": users}}},
+            "services": {"site": {"loadBalancer": {"servers": [{"url": backend.url}]}}},
+        }
+    }
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "api": {"basePath": "/traefik/"},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "log": {"level": "DEBUG"},
+    }
+    dr = await proxy(dynamic, static=static)
+    async with aiohttp.ClientSession() as s, s.get(dr.url("/traefik/dashboard/")) as r:
+        assert r.status == 401  # the user's basicAuth guards the page
+    credentials = base64.b64encode(b"admin:secret").decode()
+    async with browser(tmp_path) as b:
+        await b.send("Network.enable")
+        await b.send("Network.setExtraHTTPHeaders", headers={"Authorization": f"Basic {credentials}"})
+        await b.send("Page.navigate", url=dr.url("/traefik/dashboard"))  # redirected to .../dashboard/
+        await wait_for(lambda: has_text(b, "site@file"), timeout=20)
+        assert await b.eval("location.pathname") == "/traefik/dashboard/"
+        routers = await b.eval("document.getElementById('list-routers').innerText")
+        assert "dash@file" in routers and "PathPrefix(`/traefik`)" in routers and "\nauth\n" in routers
+        services = await b.eval("document.getElementById('list-services').innerText")
+        assert backend.url.rstrip("/") in services and "UP" in services
+        api_link = await b.eval("document.getElementById('apilink').getAttribute('href')")
+        assert api_link == "/traefik/api/overview"
+        await check_layout(b)
+        assert b.problems == []
