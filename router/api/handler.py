@@ -76,9 +76,13 @@ class ApiHandler:
         if building is None or building[0] is not state:
             future = asyncio.ensure_future(asyncio.to_thread(Runtime, state))
             building = self._building = (state, future)
-        runtime = await building[1]
-        if self._building is building:
-            self._last, self._building = (state, runtime), None
+        try:
+            # shielded: a client going away must not cancel the build the other requests wait for
+            runtime = await asyncio.shield(building[1])
+        finally:
+            if self._building is building and building[1].done():
+                self._building = None  # built (kept below), or failed: the next request tries again
+        self._last = (state, runtime)
         return runtime
 
     async def __call__(self, ex: Exchange) -> None:

@@ -44,6 +44,12 @@ UP, DOWN = "UP", "DOWN"
 _UP, _DOWN = b'"UP"', b'"DOWN"'
 
 
+# What a running Traefik writes into every router it has no other settings for (its default observability
+# model): dockroute's routers have no per-router observability keys, so they all behave like this (the
+# access log and metrics, when on, count every router; there is no tracing to turn on).
+OBSERVABILITY: Json = {"accessLogs": True, "metrics": True, "tracing": True, "traceVerbosity": "minimal"}
+
+
 def provider_of(name: str) -> str:
     """``app@docker`` → ``docker`` (Traefik's getProviderName)."""
     return name.partition("@")[2]
@@ -313,7 +319,8 @@ class Runtime:
         existing = self._entry_points
         using = tuple(sorted(set(state.routed_on.get(r.name, ()))))
         entry_points = r.entry_points or using
-        first = next((existing[ep] for ep in using if ep in existing), None)
+        # the entry point whose http.middlewares and http.tls are shown: the first it names that exists
+        first = next((existing[ep] for ep in entry_points if ep in existing), None)
         # an entry point's http.middlewares and http.tls are part of the router (Traefik's model)
         ep_middlewares = tuple(_qualified(m, provider) for m in (first.middlewares if first else ()))
         middlewares = (*ep_middlewares, *r.middlewares)
@@ -331,6 +338,7 @@ class Runtime:
         tls = effective_tls(r, first)
         if tls is not None:
             out["tls"] = _tls_json(tls, provider, default_options=False)
+        out["observability"] = OBSERVABILITY
         errors = [f'entryPoint "{ep}" doesn\'t exist' for ep in r.entry_points if ep not in existing]
         why = state.errors.get(r.name)
         if why:

@@ -64,6 +64,12 @@ async def test_insecure_api_shows_file_router_services_and_internal_routers(prox
             "entryPoints": ["web"],
             "service": "app",
             "rule": "Host(`app.test`)",
+            "observability": {
+                "accessLogs": True,
+                "metrics": True,
+                "tracing": True,
+                "traceVerbosity": "minimal",
+            },
             "status": "enabled",
             "using": ["web"],
             "name": "app@file",

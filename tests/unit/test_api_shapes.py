@@ -5,6 +5,8 @@ pagination, health, errors and dockroute's own endpoints as documented in docs/a
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import time
 from typing import Any
@@ -136,8 +138,9 @@ SECTION_KEYS = {"errors", "total", "warnings"}
 # What dockroute writes beyond Traefik's test fixtures, and why:
 # - using: Traefik's tests leave it out of rawdata because they never compile; a running Traefik has it;
 # - strategy: Traefik's loadBalancer defaults (SetDefaults) write "wrr", a running Traefik shows it;
-# - serverStatus in rawdata: the fixture sets none; a running Traefik's health check writes it.
-EXTRA_KEYS = frozenset({"using", "strategy", "serverStatus"})
+# - serverStatus in rawdata: the fixture sets none; a running Traefik's health check writes it;
+# - observability: a running Traefik's default model writes it into every router (aggregator.go).
+EXTRA_KEYS = frozenset({"using", "strategy", "serverStatus", "observability"})
 
 
 def check_like_traefik(ours: Any, traefik: Any, at: str = "$", bare_service: bool = True) -> None:
@@ -404,6 +407,12 @@ async def test_internal_services_listed_with_provider_internal():
             "service": "api",
             "rule": "PathPrefix(`/api`)",
             "priority": 2147483646,
+            "observability": {
+                "accessLogs": True,
+                "metrics": True,
+                "tracing": True,
+                "traceVerbosity": "minimal",
+            },
             "status": "enabled",
             "using": ["traefik"],
             "name": "api@internal",
@@ -778,3 +787,27 @@ async def test_view_is_rebuilt_for_a_new_state_only(kind):
     current[0] = state(conf)
     _, _, second = await get(None, f"/api/http/{kind}", handler=handler)
     assert handler._last[1] is not runtime and len(second) < len(first)
+
+
+async def test_a_request_gone_away_does_not_cancel_the_build_others_wait_for():
+    st = state(traefik_http_conf())
+    handler = api_handler(lambda: st)
+    first = asyncio.ensure_future(get(None, "/api/http/routers", handler=handler))
+    await asyncio.sleep(0)  # the first request started the build and waits for it
+    second = asyncio.ensure_future(get(None, "/api/http/routers", handler=handler))
+    await asyncio.sleep(0)
+    first.cancel()  # its client went away
+    status, _, body = await second
+    assert status == 200 and len(body) == 2
+
+
+async def test_a_failed_build_is_tried_again():
+    st = state(traefik_http_conf())
+    broken = dataclasses.replace(st, routed_on=None)  # a state the view cannot be built from
+    current = [broken]
+    handler = api_handler(lambda: current[0])
+    with pytest.raises(AttributeError):
+        await get(None, "/api/http/routers", handler=handler)
+    current[0] = st
+    status, _, _ = await get(None, "/api/http/routers", handler=handler)
+    assert status == 200
