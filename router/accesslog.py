@@ -1,7 +1,12 @@
-"""Access log in Traefik's formats: ``common`` (CLF plus router, server and duration) or ``json``.
+"""Access log in Traefik's formats: ``common``, ``genericCLF`` or ``json``, with Traefik's field names,
+``accessLog.fields`` (keep, drop or redact fields and request headers) and ``accessLog.filters``.
 
-Lines are buffered and flushed at most every half second or every 64 KiB, so the hot path pays one list
-append per request; a 502/504 line carries the reason (which backend, what failed).
+One :class:`AccessRecord` per answered request is made by the entry point's handler
+(:meth:`router.proxy.EntryPointHandler.log`); the filters decide first whether it is written at all, then
+its fields are kept or dropped and the line formatted. Lines are buffered and written at most every half
+second, every 64 KiB or every ``bufferingSize`` lines, so the hot path pays no system call per request.
+A 502/504 line carries the reason (which backend, what failed): in ``common`` after Traefik's fields, in
+``json`` as ``error``.
 """
 
 from __future__ import annotations
@@ -10,35 +15,125 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
-from typing import IO
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import IO, Any
+
+from discover.middlewares.resilience import status_ranges
+
+__all__ = ["AccessLog", "AccessLogFields", "AccessLogFilters", "AccessRecord", "KEEP", "DROP", "REDACT"]
+
+KEEP, DROP, REDACT = "keep", "drop", "redact"
+FORMATS = ("common", "genericCLF", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogFields:
+    """``accessLog.fields``, Traefik's defaults: every field kept, every request header dropped, query
+    kept. ``names``/``header_names``: (name, mode) pairs; modes are keep | drop (| redact for headers)."""
+
+    default_mode: str = KEEP
+    names: tuple[tuple[str, str], ...] = ()
+    headers_default_mode: str = DROP
+    header_names: tuple[tuple[str, str], ...] = ()
+    query_parameters_mode: str = KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogFilters:
+    """``accessLog.filters``: keep a line only when its status is in ``status_codes`` (Traefik's ranges,
+    "200-299"), a retry happened (``retry_attempts``) or it took longer than ``min_duration`` seconds.
+    None set: every line is kept."""
+
+    status_codes: tuple[str, ...] = ()
+    retry_attempts: bool = False
+    min_duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogOptions:
+    """Everything of ``accessLog`` besides where and how lines are written."""
+
+    fields: AccessLogFields = field(default_factory=AccessLogFields)
+    filters: AccessLogFilters | None = None
+    buffering_size: int = 0  # lines kept before a write (0: by time and size only)
+    add_internals: bool = False  # log requests to internal services (api@internal...) too
 
 
 @dataclass(frozen=True, slots=True)
 class AccessRecord:
-    client: str
+    """One answered request, as the handler saw it. ``size``: body bytes sent to the client."""
+
+    client: str  # the peer's IP
     method: str
-    path: str
-    proto: str
+    path: str  # the request target as sent
+    proto: str  # "HTTP/1.1"
     status: int
     size: int
     referer: str
     user_agent: str
     router: str
-    server: str
+    server: str  # the backend server's URL ("" when dockroute answered itself)
     entry_point: str
     host: str
     reason: str
-    duration: float
+    duration: float  # seconds
+    service: str = ""
+    client_port: int | None = None
+    request_addr: str = ""  # the Host header as sent
+    scheme: str = "http"
+    request_size: int = 0
+    headers: Any = None  # the request's headers (a multidict)
+    forwarded_for: str = ""
+    retry_attempts: int = 0
+    origin: bool = False  # a backend gave the answer (OriginStatus/OriginContentSize are known)
+    tls: tuple[str, str] | None = None  # (version, cipher)
 
 
 def _q(value: str) -> str:
     return '"' + (value.replace("\\", "\\\\").replace('"', '\\"') if value else "-") + '"'
 
 
+def canonical_header(name: str) -> str:
+    """Go's CanonicalMIMEHeaderKey (``x-real-ip`` → ``X-Real-Ip``), which Traefik's header fields use."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def _split_host_port(value: str) -> tuple[str, str]:
+    """Go's SplitHostPort as Traefik uses it: (value, "-") when there is no port."""
+    if value.startswith("["):
+        end = value.find("]")
+        if end > 0 and value[end + 1 : end + 2] == ":":
+            return value[1:end], value[end + 2 :]
+        return value, "-"
+    host, sep, port = value.rpartition(":")
+    if not sep or ":" in host:
+        return value, "-"
+    return host, port
+
+
+def _rfc3339(ts: float, tz: tzinfo | None) -> str:
+    """Go's RFC3339Nano as Traefik's JSON shows StartUTC/StartLocal (``2024-05-01T10:00:00.123456Z``)."""
+    d = datetime.fromtimestamp(ts, tz) if tz is not None else datetime.fromtimestamp(ts).astimezone()
+    text = d.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 class AccessLog:
-    def __init__(self, path: str | None = None, fmt: str = "common", stream: IO[str] | None = None) -> None:
-        self.format = fmt
+    def __init__(
+        self,
+        path: str | None = None,
+        fmt: str = "common",
+        stream: IO[str] | None = None,
+        options: AccessLogOptions | None = None,
+    ) -> None:
+        self.format = fmt if fmt in FORMATS else "common"
+        self.options = options or AccessLogOptions()
+        f = self.options.fields
+        self._names = {k.lower(): v for k, v in f.names}
+        self._header_modes = {canonical_header(k): v for k, v in f.header_names}
+        self._filters = self.options.filters
+        self._ranges = status_ranges(self._filters.status_codes) if self._filters else ()
         self._own = False
         if stream is not None:
             self._out = stream
@@ -52,44 +147,144 @@ class AccessLog:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._count = 0
 
+    @property
+    def add_internals(self) -> bool:
+        return self.options.add_internals
+
+    # -- what is written -------------------------------------------------------------------------------
+
+    def keeps(self, r: AccessRecord) -> bool:
+        """Traefik's keepAccessLog: no filter set keeps everything, else any one that matches."""
+        flt = self._filters
+        if flt is None or (not self._ranges and not flt.retry_attempts and not flt.min_duration):
+            return True
+        if any(lo <= r.status <= hi for lo, hi in self._ranges):
+            return True
+        if flt.retry_attempts and r.retry_attempts > 0:
+            return True
+        return bool(flt.min_duration) and r.duration > flt.min_duration
+
+    def _keep(self, name: str) -> bool:
+        mode = self._names.get(name.lower(), self.options.fields.default_mode)
+        return mode != DROP if mode in (KEEP, DROP) else self.options.fields.default_mode != DROP
+
+    def fields(self, r: AccessRecord, count: int, now: float) -> dict[str, Any]:
+        """Traefik's log data of a record (``CoreLogData`` plus ``request_<Header>``), after ``fields``."""
+        start = now - r.duration
+        path = r.path
+        if self.options.fields.query_parameters_mode == DROP:
+            path = path.split("?", 1)[0]
+        host, port = _split_host_port(r.request_addr) if r.request_addr else ("", "")
+        ns = int(r.duration * 1e9)
+        core: dict[str, Any] = {
+            "StartUTC": _rfc3339(start, UTC),
+            "StartLocal": _rfc3339(start, None),
+            "Duration": ns,
+            "RouterName": r.router,
+            "ServiceName": r.service,
+            "ServiceURL": r.server,
+            "ServiceAddr": _service_addr(r.server),
+            "ClientAddr": f"{r.client}:{r.client_port}" if r.client_port is not None else r.client,
+            "ClientHost": r.forwarded_for or r.client,
+            "ClientPort": str(r.client_port) if r.client_port is not None else "-",
+            "ClientUsername": "-",
+            "RequestAddr": r.request_addr,
+            "RequestHost": host,
+            "RequestPort": port,
+            "RequestMethod": r.method,
+            "RequestPath": path,
+            "RequestProtocol": r.proto,
+            "RequestScheme": r.scheme,
+            "RequestContentSize": r.request_size,
+            "DownstreamStatus": r.status,
+            "DownstreamContentSize": r.size,
+            "RequestCount": count,
+            "RetryAttempts": r.retry_attempts,
+            "entryPointName": r.entry_point,
+        }
+        if not r.request_addr:
+            del core["RequestAddr"], core["RequestHost"], core["RequestPort"]
+        if r.origin:
+            core["OriginStatus"] = r.status
+            core["OriginContentSize"] = r.size
+        else:
+            core["Overhead"] = ns  # dockroute answered itself: all of it is dockroute's time
+        if r.tls is not None:
+            core["TLSVersion"], core["TLSCipher"] = r.tls
+        out = {k: v for k, v in core.items() if self._keep(k)} if self._names or self._drops() else core
+        if r.headers is not None and (self.options.fields.headers_default_mode != DROP or self._header_modes):
+            self._add_headers(out, r.headers)
+        return out
+
+    def _drops(self) -> bool:
+        return self.options.fields.default_mode == DROP
+
+    def _add_headers(self, out: dict[str, Any], headers: Any) -> None:
+        default = self.options.fields.headers_default_mode
+        seen: dict[str, list[str]] = {}
+        for name, value in headers.items():
+            seen.setdefault(canonical_header(name), []).append(value)
+        for name, values in seen.items():
+            mode = self._header_modes.get(name, default)
+            if mode == KEEP:
+                out["request_" + name] = ",".join(values)
+            elif mode == REDACT:
+                out["request_" + name] = "REDACTED"
+
     def format_record(self, r: AccessRecord) -> str:
-        if self.format == "json":
-            d = asdict(r)
-            d["duration_ms"] = round(d.pop("duration") * 1000, 3)
-            return json.dumps(
-                {
-                    "ClientHost": d["client"],
-                    "RequestMethod": d["method"],
-                    "RequestPath": d["path"],
-                    "RequestProtocol": d["proto"],
-                    "RequestHost": d["host"],
-                    "DownstreamStatus": d["status"],
-                    "DownstreamContentSize": d["size"],
-                    "RouterName": d["router"],
-                    "ServiceURL": d["server"],
-                    "entryPointName": d["entry_point"],
-                    "Duration": int(r.duration * 1e9),
-                    "error": d["reason"],
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                },
-                separators=(",", ":"),
-            )
         self._count += 1
-        ts = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
-        line = (
-            f"{r.client or '-'} - - [{ts}] {_q(f'{r.method} {r.path} {r.proto}')} {r.status} {r.size} "
-            f"{_q(r.referer)} {_q(r.user_agent)} {self._count} {_q(r.router)} {_q(r.server)} "
-            f"{int(r.duration * 1000)}ms"
+        now = time.time()
+        data = self.fields(r, self._count, now)
+        if self.format == "json":
+            data["level"] = "info"
+            data["msg"] = ""
+            data["time"] = _rfc3339(int(now), None)
+            if r.reason:
+                data["error"] = r.reason
+            return json.dumps(data, separators=(",", ":"), sort_keys=True, default=str)
+        return self._clf(data, r)
+
+    def _clf(self, data: dict[str, Any], r: AccessRecord) -> str:
+        """Traefik's CommonLogFormatter (or GenericCLFLogFormatter): absent fields print as ``-``."""
+        start = data.get("StartUTC")
+        ts = (
+            datetime.fromisoformat(start.replace("Z", "+00:00")).strftime("%d/%b/%Y:%H:%M:%S +0000")
+            if start
+            else "-"
         )
+
+        def plain(key: str) -> str:
+            v = data.get(key)
+            return "-" if v is None or v == "" else str(v)
+
+        def quoted(key: str) -> str:
+            v = data.get(key)
+            return _q(str(v)) if v not in (None, "") else '"-"'
+
+        line = (
+            f"{plain('ClientHost')} - {plain('ClientUsername')} [{ts}] "
+            f'"{plain("RequestMethod")} {plain("RequestPath")} {plain("RequestProtocol")}" '
+            f"{plain('DownstreamStatus')} {plain('DownstreamContentSize')} "
+            f"{quoted('request_Referer')} {quoted('request_User-Agent')}"
+        )
+        if self.format == "genericCLF":
+            return line
+        ms = int(data["Duration"] / 1e6) if "Duration" in data else 0
+        line += f" {plain('RequestCount')} {quoted('RouterName')} {quoted('ServiceURL')} {ms}ms"
         if r.reason:
             line += f" {_q(r.reason)}"
         return line
 
+    # -- writing ---------------------------------------------------------------------------------------
+
     def write(self, record: AccessRecord) -> None:
+        if not self.keeps(record):
+            return
         line = self.format_record(record) + "\n"
         self._buf.append(line)
         self._size += len(line)
-        if self._size > 65536:
+        limit = self.options.buffering_size
+        if self._size > 65536 or (limit and len(self._buf) >= limit):
             self.flush()
         elif self._flush_handle is None:
             try:
@@ -116,3 +311,11 @@ class AccessLog:
         self.flush()
         if self._own:
             self._out.close()
+
+
+def _service_addr(url: str) -> str:
+    """Traefik's ServiceAddr: the ``host:port`` of the backend URL."""
+    if not url:
+        return ""
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0]

@@ -327,12 +327,12 @@ class TransportSink(Sink):
     def _flush_head(self) -> None:
         if self.head and not self.ex.transport.is_closing():
             self.ex.transport.write(self.head)
-            self.sent += len(self.head)
         self.head = b""
 
     async def write(self, data: bytes) -> None:
         if not data or self.bodyless:
             return
+        self.sent += len(data)  # the body's bytes only, as Traefik's access log and metrics count
         if self.chunked:
             data = b"%x\r\n" % len(data) + data + b"\r\n"
         await self._put(data)
@@ -346,7 +346,7 @@ class TransportSink(Sink):
         elif self.head:
             await self._put(b"")
         ex = self.ex
-        if ex.ep.access_log is not None:
+        if ex.ep.observe:
             ex.ep.log(ex.request, ex.info, self.status, self.sent, ex.router, ex.upstream, ex.reason)
 
     async def _put(self, data: bytes) -> None:
@@ -357,7 +357,6 @@ class TransportSink(Sink):
             data = self.head + data
             self.head = b""
         transport.write(data)
-        self.sent += len(data)
         if transport.get_write_buffer_size() > WRITE_HIGH:
             async with asyncio.timeout(self.ex.ep.write_timeout):
                 await self.ex.request.writer.drain()

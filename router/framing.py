@@ -75,7 +75,7 @@ async def respond(
         abandon(conn, body_task)
         close = True
     ep.pool.release(conn)
-    if ep.access_log is not None:
+    if ep.observe:
         ep.log(request, info, status, sent, target.router, up, reason)
     return SENT_CLOSE if close else SENT_KEEP
 
@@ -222,7 +222,7 @@ def _write_whole(
     close: bool,
     http10: bool,
 ) -> tuple[int, bool]:
-    """A response the backend has sent whole: head and body in one write. (bytes, close)"""
+    """A response the backend has sent whole: head and body in one write. (body bytes, close)"""
     body = b"" if bodyless else conn.take_body()
     if length is not None:
         out.append(b"Content-Length: " + length + b"\r\n")
@@ -232,9 +232,9 @@ def _write_whole(
     out.append(body)
     data = b"".join(out)
     if transport.is_closing():  # the client left while the backend answered
-        return len(data), True
+        return 0, True
     transport.write(data)
-    return len(data), close
+    return len(body), close
 
 
 async def _write_streamed(
@@ -250,7 +250,7 @@ async def _write_streamed(
     http10: bool,
     body_task: asyncio.Task[None] | None,
 ) -> tuple[int, bool, str | None]:
-    """The head now, the body as it arrives, within writeTimeout. (bytes, close, why it was cut)"""
+    """The head now, the body as it arrives, within writeTimeout. (body bytes, close, why it was cut)"""
     chunk_out = False
     if length is not None:
         out.append(b"Content-Length: " + length + b"\r\n")
@@ -267,7 +267,6 @@ async def _write_streamed(
         if transport.is_closing():
             raise ConnectionResetError("client went away")
         transport.write(data)
-        sent = len(data)
         async with asyncio.timeout(ep.write_timeout):
             sent = await _stream(transport, request.writer, conn, chunk_out, sent)
     except TimeoutError:

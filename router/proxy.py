@@ -17,6 +17,7 @@ from typing import Any
 
 from router.accesslog import AccessLog, AccessRecord
 from router.headers import TrustedNetworks
+from router.metrics import Metrics, tls_labels
 from router.paths import BadTarget, normalize_host, normalize_path, split_target
 from router.replies import CANNED, SENT_CLOSE, SENT_KEEP, Sent, simple
 from router.rules import RequestInfo
@@ -29,6 +30,7 @@ from router.upstream import Pool
 __all__ = ["CHALLENGE_PREFIX", "ChallengeTarget", "EntryPointHandler", "RedirectTarget", "ServiceTarget"]
 
 _T0 = "dockroute_t0"  # the request's start time, kept in the request's own mapping for the access log
+RETRIES = "dockroute_retries"  # retry attempts of the request (request mapping; the retry middleware's)
 _MISDIRECTED = {close: simple(421, "421 Misdirected Request\n", close) for close in (False, True)}
 
 
@@ -41,11 +43,18 @@ class EntryPointHandler:
         pool: Pool,
         access_log: AccessLog | None = None,
         scheme: str = "http",
+        metrics: Metrics | None = None,
     ) -> None:
         self.entry_point = entry_point
         self.pool = pool
         self.access_log = access_log
+        self.metrics = metrics
+        # Whether each answer is observed (access log, metrics): the one test every place that ends an
+        # answer makes before calling :meth:`log`, so that with both off a request pays nothing more.
+        self.observe = access_log is not None or metrics is not None
         self.scheme = scheme
+        self._services: dict[str, str] = {}
+        self._services_of: RoutingTable | None = None
         self.port_b = b""
         self.table = RoutingTable(())
         self.trusted = TrustedNetworks(entry_point.trusted_ips, entry_point.forwarded_insecure)
@@ -61,7 +70,7 @@ class EntryPointHandler:
         transport = request.transport
         if transport is None:
             return SENT_CLOSE
-        if self.access_log is not None:
+        if self.observe:
             request[_T0] = time.monotonic()
         close = msg.should_close
         try:
@@ -115,8 +124,9 @@ class EntryPointHandler:
         data = CANNED[(status, close)] if status != 421 else _MISDIRECTED[close]
         if not transport.is_closing():
             transport.write(data)
-        if self.access_log is not None:
-            self.log(request, info, status, len(data), target.router if target else None, up, why)
+        if self.observe:
+            size = len(data) - data.index(b"\r\n\r\n") - 4  # the body's bytes only (Traefik's size)
+            self.log(request, info, status, size, target.router if target else None, up, why)
         return SENT_CLOSE if close else SENT_KEEP
 
     def log(
@@ -129,24 +139,97 @@ class EntryPointHandler:
         up: Any,
         reason: str | None,
     ) -> None:
-        """One access-log record (the caller checked that there is an access log)."""
-        assert self.access_log is not None
+        """The one observation point of an answered request (callers check ``observe`` first): its
+        access-log record and its metrics. ``size``: the body's bytes sent to the client (Traefik's
+        DownstreamContentSize); ``up``: the server that answered, if a backend did."""
+        now = time.monotonic()
+        duration = now - request.get(_T0, now)
+        router = router or ""
+        service = self.service_of(router) if router else ""
+        internal = service.endswith("@internal") or router.endswith("@internal")
         msg = request._message
-        self.access_log.write(
-            AccessRecord(
-                client=info.client_ip if info else "",
-                method=msg.method,
-                path=msg.path,
-                proto=f"HTTP/{msg.version[0]}.{msg.version[1]}",
-                status=status,
-                size=size,
-                referer=msg.headers.get("Referer", ""),
-                user_agent=msg.headers.get("User-Agent", ""),
-                router=router or "",
-                server=up.url if up is not None else "",
-                entry_point=self.entry_point.name,
-                host=info.host if info else "",
-                reason=reason or "",
-                duration=time.monotonic() - request.get(_T0, time.monotonic()),
+        headers = msg.headers
+        metrics = self.metrics
+        if metrics is not None and (not internal or metrics.add_internals):
+            metrics.observe(
+                self.entry_point.name, router, service, msg.method, headers, status, duration,
+                _content_length(headers), size,
+            )  # fmt: skip
+            if self.scheme == "https" and (tls := tls_labels(request.transport)) is not None:
+                metrics.observe_tls(self.entry_point.name, router, service, *tls)
+        access_log = self.access_log
+        if access_log is not None and (not internal or access_log.add_internals):
+            access_log.write(
+                self._record(request, msg, info, status, size, router, service, up, reason, duration)
             )
+
+    def _record(
+        self,
+        request: Any,
+        msg: Any,
+        info: RequestInfo | None,
+        status: int,
+        size: int,
+        router: str,
+        service: str,
+        up: Any,
+        reason: str | None,
+        duration: float,
+    ) -> AccessRecord:
+        headers = msg.headers
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        return AccessRecord(
+            client=info.client_ip if info else (peer[0] if peer else ""),
+            method=msg.method,
+            path=msg.path,
+            proto=f"HTTP/{msg.version[0]}.{msg.version[1]}",
+            status=status,
+            size=size,
+            referer=headers.get("Referer", ""),
+            user_agent=headers.get("User-Agent", ""),
+            router=router,
+            server=up.url if up is not None else "",
+            entry_point=self.entry_point.name,
+            host=info.host if info else "",
+            reason=reason or "",
+            duration=duration,
+            service=service,
+            client_port=peer[1] if peer else None,
+            request_addr=headers.get("Host", ""),
+            scheme=self.scheme,
+            request_size=_content_length(headers),
+            headers=headers,
+            # Traefik's ClientHost is X-Forwarded-For as it stands after forwardedHeaders: kept from a
+            # trusted client only
+            forwarded_for=headers.get("X-Forwarded-For", "") if peer and self.trusted.trusts(peer[0]) else "",
+            retry_attempts=request.get(RETRIES, 0),
+            origin=up is not None,
+            tls=tls_labels(transport) if self.scheme == "https" else None,
         )
+
+    def service_of(self, router: str) -> str:
+        """The service a router of the current table leads to ("" for none: a redirect), worked out once
+        per table."""
+        table = self.table
+        if table is not self._services_of:
+            self._services = {}
+            for route in table.routes:
+                target = route.target
+                name = getattr(target, "service", None) or getattr(
+                    getattr(target, "final", None), "service", ""
+                )
+                self._services[getattr(target, "router", route.name)] = name if isinstance(name, str) else ""
+            self._services_of = table
+        return self._services.get(router, "")
+
+
+def _content_length(headers: Any) -> int:
+    """The request body's declared size (0 when none or chunked: the body is not counted as it streams)."""
+    value = headers.get("Content-Length")
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        return 0

@@ -112,8 +112,8 @@ class RedirectTarget:
         )
         if not transport.is_closing():
             transport.write(data)
-        if ep.access_log is not None:
-            ep.log(request, info, status, len(data), self.router, None, None)
+        if ep.observe:
+            ep.log(request, info, status, len(body.encode()), self.router, None, None)
         return SENT_CLOSE if close else SENT_KEEP
 
     def where(self, host: str, method: str, path: str, raw_query: str) -> tuple[int, str]:

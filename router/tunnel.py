@@ -77,7 +77,7 @@ async def tunnel(
         await _relay(request, transport, conn, done, paused)
     finally:
         conn.close()
-    if ep.access_log is not None:
+    if ep.observe:
         ep.log(request, info, 101, 0, target.router, up, None)
     return SENT_CLOSE
 

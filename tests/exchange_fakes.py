@@ -69,7 +69,9 @@ def fake_exchange(
     """An exchange for ``method target`` to ``host`` (the Host header as sent: ``host_header``, by default
     ``host``) from ``client``; ``ep`` sets entry-point attributes (``scheme``, ``trusted``, ...). What the
     client receives is in ``ex.transport.data`` unless ``ex.sink`` is replaced."""
-    entry = SimpleNamespace(access_log=None, scheme="http", write_timeout=None, read_timeout=None)
+    entry = SimpleNamespace(
+        access_log=None, observe=False, scheme="http", write_timeout=None, read_timeout=None
+    )
     vars(entry).update(ep)
     h = headers if isinstance(headers, CIMultiDict) else CIMultiDict(headers)
     path, _, query = target.partition("?")

@@ -128,8 +128,8 @@ class StaticTarget:
             body = b"" if info.method == "HEAD" or reply.status == 304 else reply.in_memory() or b""
             if not transport.is_closing():
                 transport.write(head + body if body else head)
-            if ep.access_log is not None:
-                ep.log(request, info, reply.status, len(head) + len(body), self.router, None, reply.reason)
+            if ep.observe:
+                ep.log(request, info, reply.status, len(body), self.router, None, reply.reason)
             return SENT_CLOSE if close else SENT_KEEP
         try:
             if transport.is_closing():
@@ -147,8 +147,8 @@ class StaticTarget:
             return SENT_CLOSE
         finally:
             os.close(fd)
-        if ep.access_log is not None:
-            ep.log(request, info, reply.status, len(head) + reply.length, self.router, None, reply.reason)
+        if ep.observe:
+            ep.log(request, info, reply.status, reply.length, self.router, None, reply.reason)
         return SENT_CLOSE if close else SENT_KEEP
 
     async def serve(self, ex: Exchange) -> None:

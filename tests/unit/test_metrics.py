@@ -1,0 +1,206 @@
+"""Prometheus metrics: Traefik's families and labels with the ``dockroute_`` prefix, counted exactly, parsed
+back with prometheus_client's own parser; the observation point (EntryPointHandler.log) feeding them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from multidict import CIMultiDict
+from prometheus_client.parser import text_string_to_metric_families
+
+from router.metrics import Metrics, method_label, protocol_of
+from router.metrics_handler import prometheus_handler, render
+from router.proxy import EntryPointHandler
+from router.settings import EntryPoint, PrometheusSettings
+from router.table import Route, RoutingTable
+from tests.exchange_fakes import fake_exchange
+
+H = CIMultiDict()
+
+
+def _parse(m: Metrics) -> dict[str, Any]:
+    return {f.name: f for f in text_string_to_metric_families(render(m.snapshot()).decode())}
+
+
+def _value(fams: dict[str, Any], sample: str, **labels: str) -> float:
+    family = sample
+    for suffix in ("_total", "_bucket", "_sum", "_count"):
+        if sample.endswith(suffix):
+            family = sample[: -len(suffix)]
+            break
+    for s in fams[family].samples:
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise KeyError((sample, labels))
+
+
+def _traffic(m: Metrics) -> None:
+    for i in range(60):
+        m.observe("web", "r@file", "svc@file", "GET", H, 200, 0.05 if i % 2 else 0.2, 0, 10)
+    for _ in range(40):
+        m.observe("web", "r@file", "svc@file", "GET", H, 404, 2.0, 5, 19)
+    m.observe("web", "", "", "GET", H, 404, 0.001, 0, 19)  # no router matched
+
+
+def test_request_counters_count_by_code_at_each_level():
+    m = Metrics(PrometheusSettings(add_routers_labels=True))
+    _traffic(m)
+    f = _parse(m)
+    ep = {"entrypoint": "web", "method": "GET", "protocol": "http"}
+    assert _value(f, "dockroute_entrypoint_requests_total", code="200", **ep) == 60
+    assert _value(f, "dockroute_entrypoint_requests_total", code="404", **ep) == 41
+    rt = {"router": "r@file", "service": "svc@file", "method": "GET", "protocol": "http"}
+    assert _value(f, "dockroute_router_requests_total", code="200", **rt) == 60
+    assert _value(f, "dockroute_router_requests_total", code="404", **rt) == 40
+    assert _value(f, "dockroute_service_requests_total", code="404", service="svc@file") == 40
+    assert len(f["dockroute_service_requests"].samples) == 2  # the router-less 404 is no service's
+    assert _value(f, "dockroute_service_responses_bytes_total", code="200", service="svc@file") == 600
+    assert _value(f, "dockroute_service_requests_bytes_total", code="404", service="svc@file") == 200
+
+
+def test_duration_histogram_uses_the_configured_buckets_cumulatively():
+    m = Metrics(PrometheusSettings(buckets=(0.1, 0.3, 1.2, 5.0)))
+    _traffic(m)
+    f = _parse(m)
+    lab = {"service": "svc@file", "code": "200"}
+    name = "dockroute_service_request_duration_seconds_bucket"
+    assert [_value(f, name, le=le, **lab) for le in ("0.1", "0.3", "1.2", "5", "+Inf")] == [
+        30,
+        60,
+        60,
+        60,
+        60,
+    ]
+    assert _value(f, "dockroute_service_request_duration_seconds_count", **lab) == 60
+    assert (
+        abs(_value(f, "dockroute_service_request_duration_seconds_sum", **lab) - (30 * 0.05 + 30 * 0.2))
+        < 1e-9
+    )
+    lab404 = {"service": "svc@file", "code": "404"}
+    assert _value(f, name, le="1.2", **lab404) == 0 and _value(f, name, le="5", **lab404) == 40
+
+
+def test_families_follow_the_add_labels_settings():
+    m = Metrics(PrometheusSettings())  # Traefik's defaults: entry points and services, no routers
+    _traffic(m)
+    names = set(_parse(m))
+    assert "dockroute_entrypoint_requests" in names and "dockroute_service_requests" in names
+    assert not any(n.startswith("dockroute_router_") for n in names)
+    m = Metrics(PrometheusSettings(add_entry_points_labels=False, add_services_labels=False))
+    _traffic(m)
+    names = set(_parse(m))
+    assert not any(
+        n.startswith(("dockroute_entrypoint_", "dockroute_service_", "dockroute_router_")) for n in names
+    )
+    assert {"dockroute_config_reloads", "dockroute_config_last_reload_success"} <= names
+
+
+def test_header_labels_go_on_requests_total_only():
+    m = Metrics(PrometheusSettings(header_labels=(("tenant", "X-Tenant"),)))
+    m.observe("web", "r", "s", "GET", CIMultiDict({"X-Tenant": "acme"}), 200, 0.01, 0, 0)
+    m.observe("web", "r", "s", "GET", CIMultiDict({"X-Tenant": "acme"}), 200, 0.01, 0, 0)
+    m.observe("web", "r", "s", "GET", H, 200, 0.01, 0, 0)
+    f = _parse(m)
+    assert _value(f, "dockroute_service_requests_total", tenant="acme") == 2
+    assert _value(f, "dockroute_service_requests_total", tenant="") == 1
+    hist = f["dockroute_service_request_duration_seconds"].samples
+    assert all("tenant" not in s.labels for s in hist)
+    assert _value(f, "dockroute_service_request_duration_seconds_count", service="s") == 3
+
+
+def test_method_and_protocol_labels_are_traefiks():
+    assert method_label("PATCH") == "PATCH" and method_label("PROPFIND") == "EXTENSION_METHOD"
+    assert protocol_of(H, 101) == "websocket"
+    assert protocol_of(CIMultiDict({"Accept": "text/event-stream"}), 200) == "sse"
+    assert protocol_of(CIMultiDict({"Content-Type": "application/grpc+proto"}), 200) == "grpc"
+    assert protocol_of(CIMultiDict({"Content-Type": "application/grpc-web"}), 200) == "grpc-web"
+    assert protocol_of(H, 200) == "http"
+
+
+def test_server_state_families():
+    m = Metrics(PrometheusSettings())
+    m.config_reloaded(when=1700000000.0)
+    m.config_reloaded(when=1700000100.0)
+    m.acme_failed("le")
+    m.set_certificates([("a.test", "12345", "a.test,b.test", 1800000000.0)])
+    m.sources.servers_up = lambda: [
+        ("svc@file", "http://10.0.0.1:80", True),
+        ("svc@file", "http://10.0.0.2:80", False),
+    ]
+    m.sources.open_connections = lambda: [("web", "TCP", 3)]
+    f = _parse(m)
+    assert _value(f, "dockroute_config_reloads_total") == 2
+    assert _value(f, "dockroute_config_last_reload_success") == 1700000100.0
+    assert _value(f, "dockroute_acme_failures_total", resolver="le") == 1
+    assert (
+        _value(f, "dockroute_tls_certs_not_after", cn="a.test", serial="12345", sans="a.test,b.test") == 1.8e9
+    )
+    assert _value(f, "dockroute_service_server_up", url="http://10.0.0.2:80") == 0
+    assert _value(f, "dockroute_service_server_up", url="http://10.0.0.1:80") == 1
+    assert _value(f, "dockroute_open_connections", entrypoint="web", protocol="TCP") == 3
+    assert "process_cpu_seconds" in f  # the process collector, as Traefik exposes Go's process metrics
+
+
+def test_snapshot_is_a_copy():
+    m = Metrics(PrometheusSettings())
+    _traffic(m)
+    snap = m.snapshot()
+    m.observe("web", "r@file", "svc@file", "GET", H, 200, 0.05, 0, 10)
+    text = render(snap).decode()
+    f = {x.name: x for x in text_string_to_metric_families(text)}
+    assert _value(f, "dockroute_service_requests_total", code="200") == 60
+
+
+async def test_prometheus_handler_answers_the_exposition():
+    m = Metrics(PrometheusSettings())
+    _traffic(m)
+    ex = fake_exchange("GET", "/metrics")
+    await prometheus_handler(m)(ex)
+    head, _, body = ex.transport.data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Type: text/plain; version=" in head
+    fams = {x.name: x for x in text_string_to_metric_families(body.decode())}
+    assert _value(fams, "dockroute_entrypoint_requests_total", code="404") == 41
+
+
+# -- the observation point -----------------------------------------------------------------------------
+
+
+class _Request(dict):
+    def __init__(self, method: str = "GET", headers: CIMultiDict | None = None) -> None:
+        super().__init__()
+        self._message = SimpleNamespace(
+            method=method, path="/x?q=1", version=(1, 1), headers=headers if headers is not None else H
+        )
+        self.transport = SimpleNamespace(get_extra_info=lambda name: ("127.0.0.1", 5555))
+
+
+def _handler(metrics: Metrics, *targets: Any) -> EntryPointHandler:
+    h = EntryPointHandler(EntryPoint("web", ":0"), pool=None, metrics=metrics)  # type: ignore[arg-type]
+    rule = SimpleNamespace(hosts=None, match=lambda _r: True)
+    h.table = RoutingTable(Route(t.router, 1, rule, t) for t in targets)  # type: ignore[arg-type]
+    return h
+
+
+def test_log_feeds_metrics_with_the_routes_service_and_skips_internal_services():
+    m = Metrics(PrometheusSettings(add_routers_labels=True))
+    svc = SimpleNamespace(router="r@file", service="svc@file")
+    chain = SimpleNamespace(router="c@file", final=SimpleNamespace(service="other@file"))
+    internal = SimpleNamespace(router="metrics@file", service="prometheus@internal")
+    h = _handler(m, svc, chain, internal)
+    assert h.observe
+    for router in ("r@file", "c@file", "metrics@file", "web-to-websecure@internal"):
+        h.log(_Request(), None, 200, 10, router, None, None)
+    f = _parse(m)
+    assert _value(f, "dockroute_router_requests_total", router="r@file", service="svc@file") == 1
+    assert _value(f, "dockroute_router_requests_total", router="c@file", service="other@file") == 1
+    assert _value(f, "dockroute_entrypoint_requests_total", entrypoint="web") == 2  # internal ones left out
+    m2 = Metrics(PrometheusSettings(), add_internals=True)
+    h2 = _handler(m2, internal)
+    h2.log(_Request(), None, 200, 10, "metrics@file", None, None)
+    assert _value(_parse(m2), "dockroute_service_requests_total", service="prometheus@internal") == 1
+
+
+def test_nothing_observed_without_metrics_or_access_log():
+    h = EntryPointHandler(EntryPoint("web", ":0"), pool=None)  # type: ignore[arg-type]
+    assert not h.observe
