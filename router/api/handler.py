@@ -116,12 +116,12 @@ class ApiHandler:
         """``/api/<sub>``."""
         if sub in _LISTS:
             await self.listing(ex, await self.runtime(state), sub, query)
-        elif sub.count("/") == 2 and sub.rpartition("/")[0] in _LISTS:
+        elif sub.count("/") == 2 and sub.rpartition("/")[0] in _LISTS and not sub.endswith("/"):
             await self.detail(ex, await self.runtime(state), *sub.rsplit("/", 1))
         elif sub == "entrypoints":
             items = sorted((entry_point_json(ep) for ep in state.entry_points), key=lambda e: e["name"])
             await self.paged(ex, items, query)
-        elif sub.startswith("entrypoints/") and sub.count("/") == 1:
+        elif sub.startswith("entrypoints/") and sub.count("/") == 1 and not sub.endswith("/"):
             name = unquote(sub.partition("/")[2])
             found = [ep for ep in state.entry_points if ep.name == name]
             if found:

@@ -252,7 +252,7 @@ def server_status(balancer: Any, now: float | None = None) -> dict[str, str] | N
 
 def _up(u: Any, now: float) -> bool:
     """A server is up unless its active check fails, it is passively down, or it cannot be reached."""
-    return u.healthy and u.down_until <= now and not getattr(u, "unreachable", "")
+    return u.healthy and u.down_until <= now and not u.unreachable
 
 
 def _append(target: dict[str, list[str]], key: str, value: str) -> None:

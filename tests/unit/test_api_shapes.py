@@ -264,6 +264,9 @@ async def test_router_names_with_a_slash_are_escaped_in_the_path():
     assert status == 200 and body["name"] == "foo / bar@myprovider"
     status, _, body = await get(st, "/api/http/routers/nope@myprovider")
     assert (status, body) == (404, {"message": "router not found: nope@myprovider"})
+    for path in ("/api/http/routers/", "/api/http/routers/a/b", "/api/entrypoints/"):
+        status, _, body = await get(st, path)
+        assert (status, body) == (404, {"message": "404 page not found"}), path
 
 
 async def test_router_tls_options_default_and_custom():
