@@ -174,14 +174,13 @@ def _fix_connect(reach: Reach, c: ContainerInfo, network: str | None) -> str:
         return f"set the label traefik.docker.network={shared[0]} on {c.name}"
     if reach.container and network:
         return f"docker network connect {network} {reach.container}"
-    if reach.container and reach.networks:
-        return f"docker network connect {sorted(reach.networks)[0]} {c.name}"
-    if network:
-        return (
-            f"run dockroute in a container on {network} (docker network connect {network} <dockroute's "
-            f"container>), or connect {c.name} to a bridge network (docker network connect bridge {c.name})"
-        )
-    return f"docker network connect bridge {c.name}"
+    if network is None:  # network_mode none: docker network connect refuses it, it must be recreated
+        on = sorted(reach.networks)[0] if reach.container and reach.networks else "bridge"
+        return f"recreate {c.name} on a network dockroute reaches (docker run --network {on} ...)"
+    return (
+        f"run dockroute in a container on {network} (docker network connect {network} <dockroute's "
+        f"container>), or connect {c.name} to a bridge network (docker network connect bridge {c.name})"
+    )
 
 
 def _default_port(c: ContainerInfo, service: str, warnings: list[str]) -> int:

@@ -1,0 +1,192 @@
+"""Discovery against a real engine: dockroute itself runs in a container (as it is deployed), a backend
+sits on a network that container is not on; /api/discovery names the reason and the exact fix, and a
+request to its router is answered 502 at once instead of waiting out the dial timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.integration import docker_env
+from tests.integration.harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DIAL_TIMEOUT = 30.0  # serversTransport.forwardingTimeouts.dialTimeout's default (Traefik's)
+
+
+def _mounts(cfg_dir: Path) -> dict[str, dict[str, str]]:
+    """Run this very interpreter and checkout inside a container of the busybox test image: the host's
+    /usr (shared libraries), the Python prefix, the repository and the config, all read-only; the engine's
+    socket so that dockroute watches the engine it runs under."""
+    vols = {
+        "/usr": {"bind": "/usr", "mode": "ro"},
+        "/usr/lib": {"bind": "/lib", "mode": "ro"},
+        str(ROOT): {"bind": str(ROOT), "mode": "ro"},
+        str(cfg_dir): {"bind": str(cfg_dir), "mode": "ro"},
+        "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+    }
+    if os.path.isdir("/usr/lib64"):
+        vols["/usr/lib64"] = {"bind": "/lib64", "mode": "ro"}
+    for prefix in {sys.base_prefix, sys.prefix}:
+        if not prefix.startswith("/usr"):
+            vols[prefix] = {"bind": prefix, "mode": "ro"}
+    return vols
+
+
+class InContainer:
+    """dockroute in a container on ``network``: its web entry point on :80, the API on :8080."""
+
+    def __init__(self, client, name: str, network: str, tmp: Path, constraint: str) -> None:
+        self.client, self.name = client, name
+        static = {
+            "entryPoints": {"web": {"address": ":80"}},
+            "providers": {"docker": {"constraints": f"Label(`dockroute.test`, `{constraint}`)"}},
+            "api": {"insecure": True},
+            "log": {"level": "DEBUG"},
+        }
+        (tmp / "dockroute.yml").write_text(yaml.safe_dump(static))
+        self.container = client.containers.run(
+            docker_env.IMAGE,
+            [
+                sys.executable,
+                "-m",
+                "dockroute",
+                "--config",
+                str(tmp / "dockroute.yml"),
+                "--providers.providersThrottleDuration=0",
+            ],
+            name=name,
+            hostname=name,
+            network=network,
+            volumes=_mounts(tmp),
+            environment={"PYTHONPATH": str(ROOT)},
+            working_dir="/tmp",
+            detach=True,
+            stop_signal="SIGKILL",
+        )
+        self.ip = ""
+
+    def log(self) -> str:
+        return self.container.logs().decode(errors="replace")
+
+    async def ready(self) -> None:
+        def up() -> bool:
+            self.container.reload()
+            if self.container.status == "exited":
+                raise AssertionError(f"dockroute's container exited:\n{self.log()}")
+            nets = self.container.attrs["NetworkSettings"]["Networks"]
+            self.ip = next((n["IPAddress"] for n in nets.values() if n.get("IPAddress")), "")
+            return bool(self.ip) and "configuration applied" in self.log()
+
+        await wait_for(lambda: asyncio.to_thread(up), timeout=30)
+
+    def url(self, path: str, port: int = 80) -> str:
+        return f"http://{self.ip}:{port}{path}"
+
+
+@pytest.fixture
+def networks(client):
+    made = []
+
+    def make(name: str) -> str:
+        client.networks.create(name, driver="bridge")
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        try:
+            for c in client.networks.get(name).containers:
+                c.remove(force=True)
+        except Exception:
+            pass
+        try:
+            client.networks.get(name).remove()
+        except Exception:
+            pass
+
+
+async def _discovery(session: aiohttp.ClientSession, dr: InContainer) -> dict[str, dict]:
+    try:
+        async with session.get(dr.url("/api/discovery", 8080)) as r:
+            if r.status != 200:
+                return {}
+            body = await r.json()
+    except (aiohttp.ClientError, json.JSONDecodeError):
+        return {}
+    return {c["name"]: c for c in body.get("containers", [])}
+
+
+async def _get(session: aiohttp.ClientSession, dr: InContainer, host: str) -> tuple[int, float]:
+    t0 = time.monotonic()
+    async with session.get(dr.url("/"), headers={"Host": host}) as r:
+        await r.read()
+        return r.status, time.monotonic() - t0
+
+
+async def test_a_container_on_a_network_dockroute_is_not_on_is_reported_and_fails_fast(
+    client, containers, networks, tmp_path
+):
+    tag = docker_env.unique("disc")
+    front, back = networks(f"{tag}-front"), networks(f"{tag}-back")
+    labels = {"dockroute.test": tag}
+    near, far = containers(f"{tag}-near"), containers(f"{tag}-far")
+    dr = InContainer(client, containers(f"{tag}-proxy"), front, tmp_path, tag)
+    await asyncio.to_thread(
+        docker_env.run,
+        client,
+        near,
+        {**labels, "traefik.http.routers.near.rule": "Host(`near.test`)"},
+        network=front,
+    )
+    await asyncio.to_thread(
+        docker_env.run,
+        client,
+        far,
+        {**labels, "traefik.http.routers.far.rule": "Host(`far.test`)"},
+        network=back,
+    )
+    await dr.ready()
+    timeout = aiohttp.ClientTimeout(total=DIAL_TIMEOUT + 5)
+    async with aiohttp.ClientSession(timeout=timeout) as s:
+
+        async def reported() -> dict | None:
+            found = await _discovery(s, dr)
+            rec = found.get(far)
+            return rec if rec and rec["reason"] and found.get(near, {}).get("routed") else None
+
+        rec = await wait_for(reported, timeout=15)
+        assert rec["reason"] == "unreachable-network" and rec["routed"] is False
+        assert rec["fix"] == f"docker network connect {back} {dr.name}"
+        assert f"network {back}" in rec["detail"]
+        assert rec["routers"] == ["far@docker"] and rec["networks"] == [back]
+
+        assert (await _get(s, dr, "near.test"))[0] == 200
+        status, elapsed = await _get(s, dr, "far.test")
+        # Without the verdict the dial goes into a network Docker isolates: its packets are dropped and
+        # the request waits out the dial timeout (measured: a connect from the proxy's container hangs).
+        assert status == 502
+        assert elapsed < 1.0, elapsed
+        line = f"container {far} is not routed: unreachable: network {back}"
+        assert dr.log().count(line) == 1, dr.log()
+        assert f"fix: docker network connect {back} {dr.name}" in dr.log()
+
+        # the fix, applied: the next rebuild sees dockroute's container on the network, and it is routed
+        await asyncio.to_thread(client.networks.get(back).connect, dr.name)
+
+        async def routed() -> bool:
+            return (await _get(s, dr, "far.test"))[0] == 200
+
+        await wait_for(routed, timeout=15)
+        assert (await _discovery(s, dr))[far]["routed"] is True
+        assert dr.log().count(line) == 1  # said once, not again on the later events
