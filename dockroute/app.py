@@ -46,6 +46,7 @@ from router.accesslog import AccessLog
 from router.api.state import ApiState
 from router.compile import Compiled, compile_config
 from router.healthcheck import HealthChecker
+from router.metrics_sources import open_connection_rows, server_up_rows
 from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
 from router.tls import CertificateStore, CertKeyPair, load_pem_files, self_signed_default
@@ -141,13 +142,16 @@ class App:
     def __init__(self, static: StaticConfig) -> None:
         self.static = static
         self.pool = Pool(static.transport)
-        self.access_log = (
-            AccessLog(static.access_log.file_path, static.access_log.format) if static.access_log else None
-        )
+        al = static.access_log
+        self.access_log = AccessLog(al.file_path, al.format, options=al.options) if al is not None else None
+        # api@internal, dashboard@internal, ping@internal, prometheus@internal, noop@internal as the static
+        # config turns them on, and the process's metrics (one instance every entry point counts into)
+        self.internal = InternalServices(static)
+        metrics = self.metrics = self.internal.metrics
         self.servers = [
             EntryPointServer(
-                EntryPointHandler(ep, self.pool, self.access_log),
-                EntryPointHandler(ep, self.pool, self.access_log, scheme="https"),
+                EntryPointHandler(ep, self.pool, self.access_log, metrics=metrics),
+                EntryPointHandler(ep, self.pool, self.access_log, scheme="https", metrics=metrics),
             )
             for ep in static.entry_points
         ]
@@ -166,7 +170,9 @@ class App:
         self._tls_forced = False
         self._tasks: list[asyncio.Task[None]] = []
         self._default_pair = self_signed_default()  # unknown names get this, never another site's
-        self.resolvers: dict[str, Resolver] = build_resolvers(static.resolvers, self._certificates_changed)
+        self.resolvers: dict[str, Resolver] = build_resolvers(
+            static.resolvers, self._certificates_changed, metrics.acme_failed if metrics is not None else None
+        )
         self.certificate_reports = CertificateReports(self.resolvers)  # what the API lists, read when asked
         alpn = alpn_resolvers(self.resolvers)
         if alpn:
@@ -178,8 +184,11 @@ class App:
         # The HTTP-01 challenge router is there when an ACME resolver may need it (a built-in CA does not).
         self._http_challenges = any(isinstance(r, AcmeResolver) for r in self.resolvers.values())
         self.stopping = asyncio.Event()
-        # api@internal, dashboard@internal, ping@internal, noop@internal as the static config turns them on
-        self.internal = InternalServices(static)
+        if metrics is not None:  # read when a scrape asks, on the loop
+            metrics.sources.servers_up = lambda: server_up_rows(
+                self.compiled.balancers if self.compiled else {}
+            )
+            metrics.sources.open_connections = lambda: open_connection_rows(self.servers)
         # The internal provider's routers are known now: every build includes them, the first one too
         # (whichever provider's configuration triggers it), so /ping and the API never miss a start.
         self.configs["internal"] = internal_config(static)
@@ -281,6 +290,8 @@ class App:
             retired = snap.store.supersede(self.tls_store)
             self.tls_store = snap.store
             self.certificate_reports.files = snap.file_certificates
+            if self.metrics is not None:
+                self.metrics.set_certificates(self.certificate_reports.not_after_samples())
             self.current_tls = merged.tls
             closed = 0
             for srv in self.servers:
@@ -306,6 +317,8 @@ class App:
             resolver.want(snap.wanted.get(name, []))
         kept, started = self.health.update(compiled.balancers, merged.services, merged.servers_transports)
         self.internal.state = self._api_state(merged, compiled)
+        if self.metrics is not None:
+            self.metrics.config_reloaded()
         self.pool.retain(snap.pool_keys)
         log.info(
             "configuration applied: %d routers, %d services%s%s",

@@ -25,6 +25,8 @@ from router.api.handler import api_handler
 from router.api.state import ApiState
 from router.exchange import Handler
 from router.internal import INTERNAL_SERVICES, noop
+from router.metrics import Metrics
+from router.metrics_handler import prometheus_handler
 from router.ping import PingHandler
 
 __all__ = [
@@ -123,7 +125,8 @@ def internal_handlers(
 
 
 class InternalServices:
-    """The handlers of the internal services this process serves, and the API's latest state.
+    """The handlers of the internal services this process serves, the API's latest state and the one
+    :class:`~router.metrics.Metrics` of the process (``metrics.prometheus``; None when off).
 
     The app replaces :attr:`state` after each configuration it applies (references only); the API
     handler reads it through :meth:`latest` when a request asks, never before.
@@ -132,6 +135,9 @@ class InternalServices:
     def __init__(self, static: StaticConfig) -> None:
         self.state: ApiState | None = None
         self.ping = PingHandler(static.ping) if static.ping is not None else None
+        self.metrics = None
+        if static.metrics is not None:
+            self.metrics = Metrics(static.metrics, add_internals=static.metrics_add_internals)
         api = dashboard = None
         if static.api is not None:
             # the dashboard's files are read once, here, at start (never per request)
@@ -142,7 +148,13 @@ class InternalServices:
                 "accessLog": static.access_log is not None,
             }
             api = api_handler(self.latest, dashboard, features=features)
-        self.handlers = internal_handlers(static, api=api, dashboard=dashboard, ping=self.ping)
+        self.handlers = internal_handlers(
+            static,
+            api=api,
+            dashboard=dashboard,
+            ping=self.ping,
+            prometheus=prometheus_handler(self.metrics) if self.metrics is not None else None,
+        )
         # in Traefik's listing order
         self.names = tuple(n for n in INTERNAL_SERVICES if n in self.handlers)
 

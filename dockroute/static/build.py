@@ -15,6 +15,7 @@ from typing import Any
 
 from discover.model import Domain, RouterTLS, idle_conns_per_host
 from discover.values import find_key
+from dockroute.static.access_log import read_access_log
 from dockroute.static.observability import (
     check_entry_points,
     read_observability,
@@ -25,7 +26,6 @@ from dockroute.static.resolvers import read_resolvers
 from dockroute.static.schema import ANY, IGNORED, OTHER_PROVIDERS, SCHEMA, ListOf, Named
 from dockroute.static.settings import (
     PY_LEVELS,
-    AccessLogSettings,
     DockerProviderSettings,
     FileProviderSettings,
     LogSettings,
@@ -75,11 +75,12 @@ def load_static(
         file_provider=_file_provider(get(providers, "file")),
         docker_provider=docker,
         log=_log(get(tree, "log")),
-        access_log=_access_log(get(tree, "accessLog")),
+        access_log=read_access_log(get(tree, "accessLog")),
         resolvers=MappingProxyType(resolvers),
         api=obs.api,
         ping=obs.ping,
         metrics=obs.metrics,
+        metrics_add_internals=Reader(get(tree, "metrics"), "metrics").flag("addInternals", False),
         source=source,
         ignored=(*not_acted_on(SCHEMA, tree), *warned),
         providers_throttle_duration=Reader(providers, "providers").duration("providersThrottleDuration", 2.0),
@@ -282,15 +283,6 @@ def _log(tree: Any) -> LogSettings:
         level=r.text("level", "INFO", choices=tuple(PY_LEVELS)),
         format=r.text("format", "common", choices=("common", "json")),
         file_path=r.text("filePath"),
-    )
-
-
-def _access_log(tree: Any) -> AccessLogSettings | None:
-    if not isinstance(tree, dict):
-        return None
-    r = Reader(tree, "accessLog")
-    return AccessLogSettings(
-        file_path=r.text("filePath"), format=r.text("format", "common", choices=("common", "json"))
     )
 
 

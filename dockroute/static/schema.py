@@ -191,8 +191,8 @@ _INTERNAL_CA: dict[str, Any] = {"storage": STR, "leafLifetime": DUR, "permittedD
 _RESOLVER: dict[str, Any] = {"acme": _ACME, "internalCA": _INTERNAL_CA, "tailscale": {}}
 
 # ``api``, ``ping`` and ``metrics`` (Traefik v3), read in :mod:`.observability`. ``dashboardName`` (a title
-# for Traefik's dashboard) and ``metrics.addInternals`` are accepted and reported as not acted on; so are
-# the metrics backends other than Prometheus: a Traefik file that sends to Datadog must still load, and the
+# for Traefik's dashboard) is accepted and reported as not acted on; so are the metrics backends other
+# than Prometheus: a Traefik file that sends to Datadog must still load, and the
 # warning names the backend that receives nothing.
 _API: dict[str, Any] = {
     "dashboard": BOOL,
@@ -215,7 +215,7 @@ _PROMETHEUS: dict[str, Any] = {
 OTHER_METRICS = ("datadog", "statsD", "influxDB2", "otlp")
 _METRICS: dict[str, Any] = {
     "prometheus": _PROMETHEUS,
-    "addInternals": ANY,
+    "addInternals": BOOL,  # count requests to internal services (ping, api) too
     **dict.fromkeys(OTHER_METRICS, IGNORED),
 }
 
@@ -249,7 +249,17 @@ SCHEMA: dict[str, Any] = {
     "accessLog": {
         "filePath": STR,
         "format": STR,
-        **dict.fromkeys(("filters", "fields", "bufferingSize", "addInternals"), ANY),
+        "filters": {"statusCodes": LIST, "retryAttempts": BOOL, "minDuration": DUR},
+        "fields": {
+            "defaultMode": STR,
+            "names": Named(STR),  # field name -> keep | drop
+            "headers": {"defaultMode": STR, "names": Named(STR)},  # header -> keep | drop | redact
+            "queryParameters": {"defaultMode": STR},
+        },
+        "bufferingSize": INT,
+        "addInternals": BOOL,
+        "dualOutput": ANY,  # OpenTelemetry export: not supported, reported by name
+        "otlp": IGNORED,
     },
     "certificatesResolvers": Named(_RESOLVER),
     "api": _API,

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.docker_model import DockerSettings
+from router.accesslog import AccessLogOptions
 from router.settings import ApiSettings, EntryPoint, PingSettings, PrometheusSettings, Transport
 
 __all__ = [
@@ -79,7 +80,8 @@ class AccessLogSettings:
     """``accessLog``: present only when the section is (Traefik's access log is off by default)."""
 
     file_path: str | None = None  # None = stdout
-    format: str = "common"  # common | json
+    format: str = "common"  # common | genericCLF | json
+    options: AccessLogOptions = field(default_factory=AccessLogOptions)  # filters, fields, buffering
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class StaticConfig:
     api: ApiSettings | None = None
     ping: PingSettings | None = None
     metrics: PrometheusSettings | None = None
+    metrics_add_internals: bool = False  # metrics.addInternals: count requests to internal services too
     source: str | None = None  # the file it came from
     # Key paths of Traefik sections and keys that were set but are not acted on ("api",
     # "providers.kubernetesCRD", "certificatesResolvers.le.acme.preferredChain"): the app warns about

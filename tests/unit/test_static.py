@@ -671,6 +671,8 @@ def test_traefik_keys_not_acted_on_yet_are_accepted_and_listed(tmp_path):
         "accessLog:\n"
         "  filters: {statusCodes: ['400-499']}\n"
         "  bufferingSize: 100\n"
+        "  dualOutput: true\n"
+        "  otlp: {http: {}}\n"
         "log: {noColor: true, level: INFO}\n"
         "providers:\n"
         "  docker: {tls: {insecureSkipVerify: true}}\n"
@@ -681,12 +683,12 @@ def test_traefik_keys_not_acted_on_yet_are_accepted_and_listed(tmp_path):
     assert static.ignored == (
         "entryPoints.websecure.proxyProtocol",
         "providers.docker.tls.insecureSkipVerify",
-        "accessLog.filters",
-        "accessLog.bufferingSize",
+        "accessLog.dualOutput",
+        "accessLog.otlp",
     )
     # Set by a flag too. log.noColor is what dockroute always does: checked, not listed.
-    flags = ["--accesslog.filters.statuscodes=400-499", "--log.nocolor"]
-    assert load(flags).ignored == ("accessLog.filters",)
+    flags = ["--accesslog.filters.statuscodes=400-499", "--accesslog.dualoutput=true", "--log.nocolor"]
+    assert load(flags).ignored == ("accessLog.dualOutput",)
     assert error(["--log.nocolor=maybe"]).key == "log.noColor"
     cfg.write_text("entryPoints:\n  web:\n    address: ':80'\n    http:\n      tlss: {}\n")
     with pytest.raises(StaticConfigError) as err:

@@ -245,13 +245,13 @@ def test_not_acted_on_keys_are_reported_by_name(tmp_path):
     cfg = load(text=text, tmp=tmp_path)
     assert set(cfg.ignored) == {
         "api.dashboardName",
-        "metrics.addInternals",
         "metrics.datadog",
         "metrics.statsD",
         "metrics.influxDB2",
         "metrics.otlp",
     }
     assert cfg.api is not None and cfg.metrics is not None
+    assert cfg.metrics_add_internals is True  # metrics.addInternals is acted on (router.metrics)
     # only another backend: no Prometheus, and the backend is named
     cfg = load(["--metrics.datadog"])
     assert cfg.metrics is None and cfg.ignored == ("metrics.datadog",)
