@@ -16,7 +16,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 
 from discover.middlewares.resilience import status_ranges
@@ -112,11 +111,47 @@ def _split_host_port(value: str) -> tuple[str, str]:
     return host, port
 
 
-def _rfc3339(ts: float, tz: tzinfo | None) -> str:
-    """Go's RFC3339Nano as Traefik's JSON shows StartUTC/StartLocal (``2024-05-01T10:00:00.123456Z``)."""
-    d = datetime.fromtimestamp(ts, tz) if tz is not None else datetime.fromtimestamp(ts).astimezone()
-    text = d.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+class _Clock:
+    """Timestamps as Traefik writes them, the part down to the second formatted once per second (a busy
+    proxy logs thousands of lines in each)."""
+
+    __slots__ = ("_sec", "_utc", "_local", "_local_suffix", "_clf_utc", "_clf_local")
+
+    def __init__(self) -> None:
+        self._sec = -1
+
+    def _at(self, sec: int) -> None:
+        if sec != self._sec:
+            utc = time.gmtime(sec)
+            local = time.localtime(sec)
+            self._utc = time.strftime("%Y-%m-%dT%H:%M:%S", utc)
+            self._local = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+            off = local.tm_gmtoff or 0
+            sign = "-" if off < 0 else "+"
+            self._local_suffix = (
+                "Z" if off == 0 else f"{sign}{abs(off) // 3600:02d}:{abs(off) % 3600 // 60:02d}"
+            )
+            self._clf_utc = time.strftime("%d/%b/%Y:%H:%M:%S +0000", utc)
+            self._clf_local = time.strftime("%d/%b/%Y:%H:%M:%S %z", local)
+            self._sec = sec
+
+    def rfc3339(self, ts: float, utc: bool) -> str:
+        """Go's RFC3339Nano (fraction without trailing zeros), as Traefik's JSON shows StartUTC/StartLocal."""
+        sec = int(ts)
+        self._at(sec)
+        frac = f"{int((ts - sec) * 1e6):06d}".rstrip("0")
+        dot = "." if frac else ""
+        return f"{self._utc}{dot}{frac}Z" if utc else f"{self._local}{dot}{frac}{self._local_suffix}"
+
+    def seconds(self, ts: float) -> str:
+        """RFC 3339 to the second, local time: logrus's ``time`` field."""
+        self._at(int(ts))
+        return self._local + self._local_suffix
+
+    def clf(self, ts: float, utc: bool = True) -> str:
+        """Common Log Format's ``02/Jan/2006:15:04:05 -0700``."""
+        self._at(int(ts))
+        return self._clf_utc if utc else self._clf_local
 
 
 class AccessLog:
@@ -146,6 +181,12 @@ class AccessLog:
         self._size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._count = 0
+        self._clock = _Clock()
+        # Every core field kept (Traefik's default): lines are formatted from the record directly.
+        self._all_fields = not self._names and f.default_mode != DROP
+        self._headers_logged = f.headers_default_mode != DROP or bool(self._header_modes)
+        self._referer_mode = self._header_modes.get("Referer", f.headers_default_mode)
+        self._agent_mode = self._header_modes.get("User-Agent", f.headers_default_mode)
 
     @property
     def add_internals(self) -> bool:
@@ -177,8 +218,8 @@ class AccessLog:
         host, port = _split_host_port(r.request_addr) if r.request_addr else ("", "")
         ns = int(r.duration * 1e9)
         core: dict[str, Any] = {
-            "StartUTC": _rfc3339(start, UTC),
-            "StartLocal": _rfc3339(start, None),
+            "StartUTC": self._clock.rfc3339(start, True),
+            "StartLocal": self._clock.rfc3339(start, False),
             "Duration": ns,
             "RouterName": r.router,
             "ServiceName": r.service,
@@ -211,13 +252,10 @@ class AccessLog:
             core["Overhead"] = ns  # dockroute answered itself: all of it is dockroute's time
         if r.tls is not None:
             core["TLSVersion"], core["TLSCipher"] = r.tls
-        out = {k: v for k, v in core.items() if self._keep(k)} if self._names or self._drops() else core
-        if r.headers is not None and (self.options.fields.headers_default_mode != DROP or self._header_modes):
+        out = core if self._all_fields else {k: v for k, v in core.items() if self._keep(k)}
+        if r.headers is not None and self._headers_logged:
             self._add_headers(out, r.headers)
         return out
-
-    def _drops(self) -> bool:
-        return self.options.fields.default_mode == DROP
 
     def _add_headers(self, out: dict[str, Any], headers: Any) -> None:
         default = self.options.fields.headers_default_mode
@@ -234,24 +272,50 @@ class AccessLog:
     def format_record(self, r: AccessRecord) -> str:
         self._count += 1
         now = time.time()
+        if self.format != "json" and self._all_fields:
+            return self._clf_record(r, self._count, now - r.duration)
         data = self.fields(r, self._count, now)
         if self.format == "json":
             data["level"] = "info"
             data["msg"] = ""
-            data["time"] = _rfc3339(int(now), None)
+            data["time"] = self._clock.seconds(now)
             if r.reason:
                 data["error"] = r.reason
             return json.dumps(data, separators=(",", ":"), sort_keys=True, default=str)
-        return self._clf(data, r)
+        return self._clf(data, r, now - r.duration)
 
-    def _clf(self, data: dict[str, Any], r: AccessRecord) -> str:
-        """Traefik's CommonLogFormatter (or GenericCLFLogFormatter): absent fields print as ``-``."""
-        start = data.get("StartUTC")
-        ts = (
-            datetime.fromisoformat(start.replace("Z", "+00:00")).strftime("%d/%b/%Y:%H:%M:%S +0000")
-            if start
-            else "-"
+    @staticmethod
+    def _header_text(mode: str, value: str) -> str:
+        """A request header in a common line: quoted when kept, ``"-"`` when dropped or absent."""
+        if not value or mode == DROP:
+            return '"-"'
+        return _q(value) if mode == KEEP else '"REDACTED"'
+
+    def _clf_record(self, r: AccessRecord, count: int, start: float) -> str:
+        """Traefik's CommonLogFormatter with every field kept, straight from the record (the usual case)."""
+        path = r.path
+        if self.options.fields.query_parameters_mode == DROP:
+            path = path.split("?", 1)[0]
+        line = (
+            f"{r.forwarded_for or r.client or '-'} - - [{self._clock.clf(start)}] "
+            f'"{r.method or "-"} {path or "-"} {r.proto or "-"}" {r.status} {r.size} '
+            f"{self._header_text(self._referer_mode, r.referer)} "
+            f"{self._header_text(self._agent_mode, r.user_agent)}"
         )
+        if self.format == "genericCLF":
+            return line
+        line += f" {count} {_q(r.router)} {_q(r.server)} {int(r.duration * 1000)}ms"
+        return f"{line} {_q(r.reason)}" if r.reason else line
+
+    def _clf(self, data: dict[str, Any], r: AccessRecord, start: float) -> str:
+        """Traefik's CommonLogFormatter (or GenericCLFLogFormatter) over the kept fields: an absent field
+        prints as ``-``."""
+        if "StartUTC" in data:
+            ts = self._clock.clf(start)
+        elif "StartLocal" in data:
+            ts = self._clock.clf(start, utc=False)
+        else:
+            ts = "-"
 
         def plain(key: str) -> str:
             v = data.get(key)
@@ -271,9 +335,7 @@ class AccessLog:
             return line
         ms = int(data["Duration"] / 1e6) if "Duration" in data else 0
         line += f" {plain('RequestCount')} {quoted('RouterName')} {quoted('ServiceURL')} {ms}ms"
-        if r.reason:
-            line += f" {_q(r.reason)}"
-        return line
+        return f"{line} {_q(r.reason)}" if r.reason else line
 
     # -- writing ---------------------------------------------------------------------------------------
 

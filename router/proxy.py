@@ -53,7 +53,7 @@ class EntryPointHandler:
         # answer makes before calling :meth:`log`, so that with both off a request pays nothing more.
         self.observe = access_log is not None or metrics is not None
         self.scheme = scheme
-        self._services: dict[str, str] = {}
+        self._services: dict[str, tuple[str, bool]] = {}
         self._services_of: RoutingTable | None = None
         self.port_b = b""
         self.table = RoutingTable(())
@@ -145,8 +145,7 @@ class EntryPointHandler:
         now = time.monotonic()
         duration = now - request.get(_T0, now)
         router = router or ""
-        service = self.service_of(router) if router else ""
-        internal = service.endswith("@internal") or router.endswith("@internal")
+        service, internal = self.route_of(router) if router else _NO_ROUTE
         msg = request._message
         headers = msg.headers
         metrics = self.metrics
@@ -208,8 +207,9 @@ class EntryPointHandler:
             tls=tls_labels(transport) if self.scheme == "https" else None,
         )
 
-    def service_of(self, router: str) -> str:
-        """The service a router of the current table leads to ("" for none: a redirect), worked out once
+    def route_of(self, router: str) -> tuple[str, bool]:
+        """(the service a router of the current table leads to, "" for none such as a redirect; whether
+        it is internal, left out of the access log and metrics unless ``addInternals``), worked out once
         per table."""
         table = self.table
         if table is not self._services_of:
@@ -219,9 +219,15 @@ class EntryPointHandler:
                 name = getattr(target, "service", None) or getattr(
                     getattr(target, "final", None), "service", ""
                 )
-                self._services[getattr(target, "router", route.name)] = name if isinstance(name, str) else ""
+                name = name if isinstance(name, str) else ""
+                key = getattr(target, "router", route.name)
+                self._services[key] = (name, name.endswith("@internal") or key.endswith("@internal"))
             self._services_of = table
-        return self._services.get(router, "")
+        found = self._services.get(router)
+        return found if found is not None else ("", router.endswith("@internal"))
+
+
+_NO_ROUTE = ("", False)
 
 
 def _content_length(headers: Any) -> int:
