@@ -31,7 +31,7 @@ __all__ = ["Built", "Ctx", "LeftOut", "build_one", "enabled", "implicit_name"]
 
 _COMPOSE_PROJECT = "com.docker.compose.project"
 _COMPOSE_SERVICE = "com.docker.compose.service"
-_SERVER_KEYS = ("port", "scheme", "url", "weight")
+_SERVER_KEYS = ("port", "preservepath", "scheme", "url", "weight")
 
 
 class LeftOut(Exception):
@@ -119,6 +119,8 @@ def _address(
     host's address); ``wanted`` is (network, where from)."""
     mode = c.network_mode or ""
     if mode == "host":
+        if wanted is not None and c.networks.get(wanted[0]):  # Traefik looks at the wanted network first
+            return c.networks[wanted[0]], wanted[0]
         return ctx.settings.host_address, None
     if mode.startswith("container:"):
         ref = mode.split(":", 1)[1]
@@ -319,6 +321,8 @@ class _Builder:
                     keys=(*srv_keys, k),
                 )
             fields[low] = (k, v)
+        if "preservepath" in fields:
+            self.preserve_path(sname, fields.pop("preservepath"), srv_keys, lpath)
         entry: dict[str, Any] = {}
         if "weight" in fields:
             entry["weight"] = fields["weight"][1]
@@ -351,6 +355,23 @@ class _Builder:
             self.alias((*lkeys, "servers", 0), (*srv_keys, fields["port"][0]))
         elif "scheme" in fields:
             self.alias((*lkeys, "servers", 0), (*srv_keys, fields["scheme"][0]))
+
+    def preserve_path(
+        self, sname: str, field: tuple[Key, Any], srv_keys: tuple[Key, ...], lpath: str
+    ) -> None:
+        """Traefik's ``server.preservePath``: false (its default) is what dockroute does, the server URL's
+        path is not sent; true is warned about by name, as not supported."""
+        key, value = field
+        flag = parse_bool(value) if isinstance(value, str) else None
+        if flag is None:
+            raise ConfigError(
+                f"{lpath}.server.{key}", f"expected {BOOL_WORDS}, got {value!r}", keys=(*srv_keys, key)
+            )
+        if flag:
+            self.warnings.append(
+                f"service {sname}: server.preservePath is not supported; the path of the server URL is not "
+                "sent (Traefik's default)"
+            )
 
     def h2c(self, sname: str) -> str:
         """Traefik's ``h2c`` scheme (HTTP/2 without TLS) is accepted and proxied as HTTP/1.1 until dockroute

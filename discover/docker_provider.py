@@ -81,7 +81,8 @@ def container_from_list(c: dict[str, Any]) -> ContainerInfo:
                 port=key[0], protocol=key[1], host_ip=p.get("IP"), host_port=p.get("PublicPort")
             )
     networks = {
-        name: (net or {}).get("IPAddress") or ""
+        # IPv4 first, the global IPv6 address on an IPv6-only network (Traefik's getIPAddress)
+        name: (net or {}).get("IPAddress") or (net or {}).get("GlobalIPv6Address") or ""
         for name, net in ((c.get("NetworkSettings") or {}).get("Networks") or {}).items()
     }
     return ContainerInfo(
