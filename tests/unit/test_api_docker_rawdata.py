@@ -81,14 +81,14 @@ CASES = [
         "middlewares": {},
     },
     {
-        "desc": "one container with rule label and one service (passHostHeader off)",
+        "desc": "one container with rule label and one service",
         "labels": {
             "traefik.http.routers.Router1.rule": "Host(`foo.com`)",
-            "traefik.http.services.Service1.loadbalancer.passhostheader": "false",
+            "traefik.http.services.Service1.loadbalancer.passhostheader": "true",
         },
         "default_rule": WTF,
         "routers": {"Router1": {"service": "Service1", "rule": "Host(`foo.com`)"}},
-        "services": {"Service1": {"loadBalancer": {**LB_80, "passHostHeader": False}}},
+        "services": {"Service1": {"loadBalancer": LB_80}},
         "middlewares": {},
     },
 ]
