@@ -383,7 +383,7 @@ class Runtime:
         build; servers the proxy knows it cannot reach."""
         state = self.state
         errors = [f"server {s.url}: {s.unreachable}" for s in _servers(svc) if s.unreachable]
-        if svc.static is not None or svc.name in state.balancers:
+        if svc.static is not None or svc.name in state.balancers or svc.name in state.internal_services:
             return errors, False
         if svc.weighted is not None:
             for ref in svc.weighted.services:

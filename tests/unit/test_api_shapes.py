@@ -402,6 +402,8 @@ async def test_internal_services_listed_with_provider_internal():
             }
         }
     }
+    # an internal service the internal provider also declares (Traefik's empty Service{}) is the same one
+    conf["internal"]["services"] = {"api": Service("api")}
     st = state(conf, entry_points=("traefik",), internal_services=("api@internal", "noop@internal"))
     _, _, routers = await get(st, "/api/http/routers")
     assert routers == [
