@@ -86,6 +86,7 @@ class ApiHandler:
         return runtime
 
     async def __call__(self, ex: Exchange) -> None:
+        """Route by path as Traefik's API router does: everything under ``api.basePath``."""
         state = self.source()
         base = state.settings.base_path.rstrip("/") if state is not None else ""
         path = ex.path
