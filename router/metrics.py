@@ -171,8 +171,8 @@ class Metrics:
         self.last_reload_success = time.time() if when is None else when
 
     def set_certificates(self, rows: list[tuple[str, str, str, float]]) -> None:
-        """The certificates served now: (cn, serial, sans joined with ",", not-after as Unix seconds)
-        (:func:`router.metrics_sources.certificate_rows`, made off the loop) → ``tls_certs_not_after``."""
+        """The certificates served now: (cn, serial in decimal, DNS names joined with ",", not-after as
+        Unix seconds), parsed off the loop by the caller → ``tls_certs_not_after``."""
         self.certificates = rows
 
     def acme_failed(self, resolver: str) -> None:

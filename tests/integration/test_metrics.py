@@ -3,9 +3,8 @@
 and parsed with prometheus_client's parser: the counts by code are exact. The access log of the same
 traffic counts body bytes (Traefik's DownstreamContentSize) and carries Traefik's JSON fields.
 
-Two ways: the real ``dockroute`` process (once the app wires ``metrics.prometheus``), and the proxy's own
-parts assembled in the test (entry point server, handler, compile with the internal handler), which does not
-depend on that wiring.
+Two ways: the real ``dockroute`` process, and the proxy's own parts assembled in the test (entry point
+server, handler, compile with the internal handler), as the app wires them.
 """
 
 from __future__ import annotations
@@ -169,12 +168,6 @@ async def test_metrics_count_100_requests_exactly_real_process(backend, proxy, t
         }
     }
     dr = await proxy(dynamic, static=static)
-    async with aiohttp.ClientSession() as s, s.get(dr.url("/metrics", ep="metrics")) as r:
-        if r.status == 404:
-            pytest.skip(
-                "the app does not serve prometheus@internal yet: dockroute/app.py must build Metrics, pass "
-                "it to EntryPointHandler(metrics=...) and prometheus_handler(metrics) to compile_config"
-            )
     await _traffic(dr.url(""))
     fams = await _scrape(dr.url("/metrics", ep="metrics"))
     _assert_exact(fams, "app@file", "svc@file", "web")
@@ -210,3 +203,46 @@ async def test_access_log_json_fields_and_body_sizes_real_process(backend, proxy
     assert "request_User-Agent" not in first  # Traefik drops request headers unless fields.headers says
     assert second["DownstreamStatus"] == 404 and second["DownstreamContentSize"] == len(not_found)
     assert second["RouterName"] == "" and "OriginStatus" not in second
+
+
+async def test_access_log_fields_and_filters_from_the_static_config(backend, proxy, tmp_path):
+    """accessLog.fields (headers kept, redacted, dropped; a field dropped) and filters (statusCodes), read
+    from the static file by the real process."""
+    log_path = tmp_path / "access.log"
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "accessLog": {
+            "filePath": str(log_path),
+            "format": "json",
+            "bufferingSize": 1,
+            "filters": {"statusCodes": ["400-499"]},
+            "fields": {
+                "names": {"ClientAddr": "drop"},
+                "headers": {
+                    "defaultMode": "drop",
+                    "names": {"User-Agent": "keep", "Authorization": "redact"},
+                },
+            },
+        },
+    }
+    dynamic = {
+        "http": {
+            "routers": {"app": {"rule": "Host(`app.test`)", "service": "svc"}},
+            "services": {"svc": {"loadBalancer": {"servers": [{"url": backend}]}}},
+        }
+    }
+    dr = await proxy(dynamic, static=static)
+    headers = {"Host": "app.test", "User-Agent": "probe/1", "Authorization": "Bearer s3cret", "X-Other": "x"}
+    async with aiohttp.ClientSession() as s:
+        for path in ("/ok", "/missing", "/ok"):
+            async with s.get(dr.url(path), headers=headers) as r:
+                await r.read()
+    await wait_for(lambda: log_path.exists() and log_path.read_text().strip())
+    text = log_path.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [x["DownstreamStatus"] for x in lines] == [404]  # the two 200s are filtered out
+    (line,) = lines
+    assert line["request_User-Agent"] == "probe/1" and line["request_Authorization"] == "REDACTED"
+    assert "request_X-Other" not in line and "ClientAddr" not in line and "ClientHost" in line
+    assert "s3cret" not in text

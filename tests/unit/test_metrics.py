@@ -9,8 +9,11 @@ from typing import Any
 from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from discover.model import HealthCheck, LoadBalancer, Server
+from router.balancer import ServiceBalancer
 from router.metrics import Metrics, method_label, protocol_of
 from router.metrics_handler import prometheus_handler, render
+from router.metrics_sources import open_connection_rows, server_up_rows
 from router.proxy import EntryPointHandler
 from router.settings import EntryPoint, PrometheusSettings
 from router.table import Route, RoutingTable
@@ -204,3 +207,25 @@ def test_log_feeds_metrics_with_the_routes_service_and_skips_internal_services()
 def test_nothing_observed_without_metrics_or_access_log():
     h = EntryPointHandler(EntryPoint("web", ":0"), pool=None)  # type: ignore[arg-type]
     assert not h.observe
+
+
+def test_server_up_rows_come_from_health_checked_balancers_only():
+    checked = ServiceBalancer(
+        "a@file",
+        LoadBalancer(
+            servers=(Server("http://10.0.0.1"), Server("http://10.0.0.2")), health_check=HealthCheck()
+        ),
+    )
+    checked.servers[1].healthy = False
+    unchecked = ServiceBalancer("b@file", LoadBalancer(servers=(Server("http://10.0.0.3"),)))
+    rows = server_up_rows({"a@file": checked, "b@file": unchecked})
+    assert rows == [("a@file", "http://10.0.0.1", True), ("a@file", "http://10.0.0.2", False)]
+
+
+def test_open_connection_rows_add_both_sides_of_an_entry_point():
+    side = SimpleNamespace
+    servers = [
+        side(name="web", web_server=side(connections=[1, 2]), tls_web_server=side(connections=[3])),
+        side(name="api", web_server=side(connections=[]), tls_web_server=None),
+    ]
+    assert open_connection_rows(servers) == [("web", "TCP", 3), ("api", "TCP", 0)]
