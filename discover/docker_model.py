@@ -133,7 +133,8 @@ class ContainerRecord:
             id=self.id,
             routed=self.routed,
             reason=self.reason,
-            detail="; ".join(self.reasons),
+            # why it is left out, then what was said about it (a port picked, h2c proxied as HTTP/1.1)
+            detail="; ".join((*self.reasons, *self.warnings)),
             fix=self.fix,
             routers=tuple(f"{r}@{provider}" for r in self.routers),
             services=tuple(f"{s}@{provider}" for s in self.services),

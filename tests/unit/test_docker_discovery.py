@@ -256,3 +256,69 @@ async def test_a_containers_problem_is_logged_once_and_again_only_when_it_change
         assert bad_line.startswith(f"container bad is not routed: label {T}routers.r.priority")
         assert "'y'" in bad_line
         assert far_line.startswith("container far is not routed: unreachable: network back2")
+
+
+def test_warnings_reach_the_record_after_the_reasons():
+    c = box("g", {T + "services.g.loadbalancer.server.scheme": "h2c"})
+    _, by_name = discovered(c)
+    assert by_name["g"].routed and by_name["g"].reason == ""
+    assert "scheme h2c is proxied as HTTP/1.1" in by_name["g"].detail
+
+
+# -- the request path: a server known unreachable is never dialled -------------------------------------------
+
+
+class _Pool:
+    """Records the servers dialled; every dial fails as a refused connection would."""
+
+    def __init__(self):
+        self.dialled = []
+
+    async def acquire(self, key):
+        from router.upstream import ConnectFailed
+
+        self.dialled.append(key)
+        raise ConnectFailed("refused")
+
+    connect = acquire
+
+
+class _Head:
+    expect_continue = False
+
+
+class _Msg:
+    method = "GET"
+    headers: dict = {}
+
+
+def _ep():
+    class Ep:
+        pool = _Pool()
+
+    return Ep()
+
+
+async def test_an_unreachable_server_is_answered_502_at_once_without_a_dial():
+    from router.forward import _send
+
+    lb = LoadBalancer(servers=(Server("http://10.9.0.2:80", unreachable="network back: not dockroute's"),))
+    bal = build_balancers({"s": _service(lb)})["s"]
+    ep = _ep()
+    failure = await _send(ep, None, None, _Msg(), _Head(), bal, bal.servers[0], None)
+    assert (failure.status, failure.why) == (
+        502,
+        "http://10.9.0.2:80: unreachable: network back: not dockroute's",
+    )
+    assert ep.pool.dialled == []
+
+
+async def test_a_service_with_a_reachable_server_too_sends_there():
+    from router.forward import _send
+
+    lb = LoadBalancer(servers=(Server("http://10.9.0.2:80", unreachable="far"), Server("http://10.0.0.3:80")))
+    bal = build_balancers({"s": _service(lb)})["s"]
+    ep = _ep()
+    failure = await _send(ep, None, None, _Msg(), _Head(), bal, bal.servers[0], None)
+    assert [key[1] for key in ep.pool.dialled] == ["10.0.0.3"]  # the reachable one only
+    assert failure.why == "http://10.0.0.3:80: refused"
