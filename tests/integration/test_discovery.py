@@ -190,3 +190,86 @@ async def test_a_container_on_a_network_dockroute_is_not_on_is_reported_and_fail
         await wait_for(routed, timeout=15)
         assert (await _discovery(s, dr))[far]["routed"] is True
         assert dr.log().count(line) == 1  # said once, not again on the later events
+
+
+def _default_interface() -> str | None:
+    try:
+        with open("/proc/net/route") as fh:
+            for line in fh.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == "00000000":
+                    return fields[0]
+    except OSError:
+        pass
+    return None
+
+
+async def test_on_the_host_a_macvlan_network_is_unreachable_and_a_bridge_is_not(
+    client, containers, proxy, tmp_path
+):
+    """dockroute as a process on the engine's host: its own container is not found, so it judges by
+    network driver. A macvlan child cannot be reached from its parent's host; an internal bridge can."""
+    parent = _default_interface()
+    if parent is None:
+        pytest.skip("no default route interface to hang a macvlan network on")
+    tag = docker_env.unique("host")
+    subnet = f"10.{200 + int(tag[-2:], 16) % 50}.{int(tag[-4:-2], 16)}.0/24"
+    mv = client.networks.create(f"{tag}-mv", driver="macvlan", options={"parent": parent}, ipam=_ipam(subnet))
+    internal = client.networks.create(f"{tag}-int", driver="bridge", internal=True)
+    far, inside = containers(f"{tag}-far"), containers(f"{tag}-inside")
+    try:
+        # Docker maps no ports on internal or macvlan networks: the list call shows none (nor does
+        # inspect's NetworkSettings.Ports, which Traefik reads), so the port is a label there, as in Traefik
+        labels = {"dockroute.test": tag}
+        port = "traefik.http.services.{}.loadbalancer.server.port"
+        await asyncio.to_thread(
+            docker_env.run,
+            client,
+            far,
+            {**labels, "traefik.http.routers.far.rule": "Host(`far.test`)", port.format("far"): "80"},
+            network=mv.name,
+        )
+        await asyncio.to_thread(
+            docker_env.run,
+            client,
+            inside,
+            {**labels, "traefik.http.routers.in.rule": "Host(`in.test`)", port.format("in"): "80"},
+            network=internal.name,
+        )
+        static = {
+            "entryPoints": {"web": {"address": "127.0.0.1:0"}, "traefik": {"address": "127.0.0.1:0"}},
+            "providers": {"docker": {"constraints": f"Label(`dockroute.test`, `{tag}`)"}},
+            "api": {"insecure": True},
+            "log": {"level": "DEBUG"},
+        }
+        dr = await proxy(static=static)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DIAL_TIMEOUT + 5)) as s:
+
+            async def records() -> dict | None:
+                async with s.get(dr.url("/api/discovery", ep="traefik")) as r:
+                    found = {c["name"]: c for c in (await r.json()).get("containers", [])}
+                return found if far in found and inside in found else None
+
+            found = await wait_for(records, timeout=15)
+            assert found[far]["reason"] == "unreachable-network", found[far]
+            assert "macvlan" in found[far]["detail"]
+            assert found[far]["fix"].startswith(f"run dockroute in a container on {mv.name}")
+            assert found[inside]["routed"] is True and found[inside]["reason"] == ""
+
+            async with s.get(dr.url("/"), headers={"Host": "in.test"}) as r:
+                assert r.status == 200  # the internal bridge, reached from the host
+            t0 = time.monotonic()
+            async with s.get(dr.url("/"), headers={"Host": "far.test"}) as r:
+                assert r.status == 502
+            assert time.monotonic() - t0 < 1.0
+    finally:
+        for name in (far, inside):
+            docker_env.remove(client, name)
+        mv.remove()
+        internal.remove()
+
+
+def _ipam(subnet: str):
+    import docker
+
+    return docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
