@@ -42,7 +42,10 @@ Common flags (keys are case-insensitive, as in Traefik):
   --serverstransport.rootcas=/ca.pem          trust this CA for https backends (or .insecureskipverify)
   --log.level=DEBUG|INFO|WARN|ERROR           --log.format=common|json   --log.filepath=FILE
   --accesslog                                 access log on stdout (--accesslog.filepath=FILE,
-                                              --accesslog.format=json)
+                                              --accesslog.format=json|genericCLF)
+  --api.insecure                              the API and dashboard on entry point traefik (:8080)
+  --ping                                      /ping on entry point traefik (for dockroute healthcheck)
+  --metrics.prometheus                        /metrics on entry point traefik
   --version                                   print the version and exit
   --help                                      this help
 
