@@ -181,7 +181,7 @@ class EntryPointHandler:
         return AccessRecord(
             client=info.client_ip if info else (peer[0] if peer else ""),
             method=msg.method,
-            path=msg.path,
+            path=msg.path if msg.path[:1] == "/" else _origin_form(msg.path),
             proto=f"HTTP/{msg.version[0]}.{msg.version[1]}",
             status=status,
             size=size,
@@ -228,6 +228,19 @@ class EntryPointHandler:
 
 
 _NO_ROUTE = ("", False)
+
+
+def _origin_form(target: str) -> str:
+    """``http://a.test/x?y`` → ``/x?y``: the access log's RequestPath is the URL's path and query, as
+    Traefik's (``*`` and anything unparsable stay as sent)."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or "/" in scheme:
+        return target
+    slash = rest.find("/")
+    query = rest.find("?")
+    cut = min(i for i in (slash, query, len(rest)) if i >= 0)
+    tail = rest[cut:]
+    return tail if tail.startswith("/") else "/" + tail
 
 
 def _content_length(headers: Any) -> int:

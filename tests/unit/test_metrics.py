@@ -3,6 +3,8 @@ back with prometheus_client's own parser; the observation point (EntryPointHandl
 
 from __future__ import annotations
 
+import io
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,6 +12,7 @@ from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from discover.model import HealthCheck, LoadBalancer, Server
+from router.accesslog import AccessLog
 from router.balancer import ServiceBalancer
 from router.metrics import Metrics, method_label, protocol_of
 from router.metrics_handler import prometheus_handler, render
@@ -229,3 +232,13 @@ def test_open_connection_rows_add_both_sides_of_an_entry_point():
         side(name="api", web_server=side(connections=[]), tls_web_server=None),
     ]
     assert open_connection_rows(servers) == [("web", "TCP", 3), ("api", "TCP", 0)]
+
+
+def test_the_access_log_record_has_the_origin_form_path_of_an_absolute_target():
+    out = io.StringIO()
+    h = EntryPointHandler(EntryPoint("web", ":0"), pool=None, access_log=AccessLog(fmt="json", stream=out))  # type: ignore[arg-type]
+    req = _Request()
+    req._message.path = "http://app.test/a/b?c=1"
+    h.log(req, None, 200, 3, None, None, None)
+    h.access_log.flush()
+    assert json.loads(out.getvalue())["RequestPath"] == "/a/b?c=1"
