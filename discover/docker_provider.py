@@ -53,6 +53,7 @@ _DELIBERATE = ("not enabled", "left out by the constraints", "health: starting",
 # its cgroup (.../docker/<id>, docker-<id>.scope)
 _CONTAINER_ID = re.compile(r"\b([0-9a-f]{64})\b")
 _LOCAL_TCP = ("tcp://127.0.0.1:", "tcp://localhost:", "tcp://[::1]:")
+_LISTED_STATES = ("running", "paused", "restarting")
 # Events that take a backend away skip the burst wait below: every request routed to a container that is
 # gone hangs or fails, while a new container can wait for the burst to settle. (The app's
 # providersThrottleDuration still applies to what this provider publishes, as in Traefik.)
@@ -148,7 +149,8 @@ class DockerProvider:
             if self._list_client is None:
                 self._list_client = self._client()
             try:
-                raw = self._list_client.containers(filters={"status": "running"})
+                # paused and restarting (a crash loop) too: not routed, but listed with that reason
+                raw = self._list_client.containers(filters={"status": list(_LISTED_STATES)})
                 self._reach = self._find_reach(self._list_client)
             except Exception:
                 self._list_client = None  # a fresh session after the engine comes back

@@ -322,3 +322,26 @@ async def test_a_service_with_a_reachable_server_too_sends_there():
     failure = await _send(ep, None, None, _Msg(), _Head(), bal, bal.servers[0], None)
     assert [key[1] for key in ep.pool.dialled] == ["10.0.0.3"]  # the reachable one only
     assert failure.why == "http://10.0.0.3:80: refused"
+
+
+def test_paused_and_restarting_containers_are_listed_as_not_running(monkeypatch):
+    from discover import docker_provider
+
+    class Engine(FakeEngine):
+        def containers(self, filters):
+            self.filters = filters
+            return [
+                {"Id": "p" * 64, "Names": ["/frozen"], "State": "paused", "Status": "Up 1 minute (Paused)"},
+                {"Id": "r" * 64, "Names": ["/looping"], "State": "restarting", "Status": "Restarting (1)"},
+            ]
+
+    monkeypatch.setattr(docker_provider, "_find_own_container", lambda client: "")
+    p = DockerProvider(DockerSettings())
+    engine = p._list_client = Engine()  # noqa: SLF001
+    listed = p._list()  # noqa: SLF001
+    assert set(engine.filters["status"]) == {"running", "paused", "restarting"}
+    _, records = build_docker_config(listed, DockerSettings())
+    assert {n: (r.reason, r.reasons[0]) for n, r in records.items()} == {
+        "frozen": ("not-running", "state: paused (not running)"),
+        "looping": ("not-running", "state: restarting (not running)"),
+    }
