@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from acme_client.resolver import AcmeResolver
@@ -136,6 +136,7 @@ class _Snapshot:
     file_certificates: FileCertificates = ()  # with ``store``: its file certificates, parsed (for the API)
     routed: Routed | None = None
     route_lines: list[str] = field(default_factory=list)  # what became routed or stopped being routed
+    reported_only: bool = False  # only ``discovered`` changed: the API's state, nothing recompiled
 
 
 class App:
@@ -256,6 +257,12 @@ class App:
             return None
         snap = _Snapshot(merged)
         compiled = inp.previous
+        if routes_changed and compiled is not None and inp.current is not None:
+            # A Docker event that changes only what the providers saw (a container stopped that was never
+            # routed): the tables stay, only the API's records are new; nothing to recompile or re-log.
+            same = replace(merged, discovered=()) == replace(inp.current, discovered=())
+            snap.reported_only = same
+            routes_changed = not same
         if routes_changed:
             compiled = compile_config(
                 merged,
@@ -303,6 +310,9 @@ class App:
             if closed:
                 log.info("TLS options changed: %d connections made under the old ones are closed", closed)
         if compiled is None:
+            if snap.reported_only and self.compiled is not None:
+                self.current = merged
+                self.internal.state = self._api_state(merged, self.compiled)
             return
         if snap.transports is not None:
             self.pool.set_transports(snap.transports)
