@@ -32,6 +32,9 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.data += data
 
+    def writelines(self, parts: Iterable[bytes]) -> None:
+        self.data += b"".join(parts)
+
     def get_write_buffer_size(self) -> int:
         return 0
 

@@ -334,18 +334,17 @@ def _write_hit(ex: Exchange, entry: Entry, age: int) -> bool:
     body = entry.body
     if ex.info.method == "HEAD" or not body:
         transport.write(head)
-        sent = len(head)
+        sent = 0
     elif len(body) < _JOIN_BELOW:
-        data = head + body
-        transport.write(data)
-        sent = len(data)
+        transport.write(head + body)
+        sent = len(body)
     else:
         transport.writelines((head, body))
-        sent = len(head) + len(body)
+        sent = len(body)
     sink = ex.client_sink
     sink.started = True
-    sink.status = entry.status  # for the access log
-    sink.sent = sent
+    sink.status = entry.status  # for the access log and metrics
+    sink.sent = sent  # body bytes, as every answer counts them (Traefik's DownstreamContentSize)
     return transport.get_write_buffer_size() > WRITE_HIGH
 
 

@@ -30,6 +30,7 @@ from discover.middlewares.resilience import Retry, StatusRanges, status_ranges
 from router.exchange import Exchange, Handler, Sink
 from router.middlewares import BuildContext, MiddlewareError
 from router.middlewares.status_sink import CatchingSink, in_ranges
+from router.proxy import RETRIES
 
 __all__ = ["Backoff", "build"]
 
@@ -151,6 +152,7 @@ async def _attempts(
     for n in range(1, attempts + 1):
         if n > 1:
             snap.restore(ex)
+            _count_retry(ex, n - 1)
         if n == attempts or time.monotonic() >= deadline:
             ex.quiet_failures = quiet
             await next_handler(ex)
@@ -169,3 +171,10 @@ async def _attempts(
         wait = backoff.next()
         if wait:
             await asyncio.sleep(wait)
+
+
+def _count_retry(ex: Exchange, retries: int) -> None:
+    """The access log's ``RetryAttempts`` (and its ``retryAttempts`` filter): kept on the request."""
+    request = ex.request
+    if request is not None and hasattr(request, "__setitem__"):
+        request[RETRIES] = retries

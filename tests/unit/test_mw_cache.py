@@ -230,3 +230,18 @@ def test_delta_seconds_with_thousands_of_digits_clamp_to_2_31() -> None:
     assert delta_seconds(str(2**31 + 5)) == 2**31
     assert freshness(200, _h(("Cache-Control", f"s-maxage={huge}")), time.time(), 0)[0] == 2**31
     assert freshness(200, _h(("Cache-Control", "max-age=60"), ("Age", huge)), time.time(), 0) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "size", "counted"), [("GET", 5, 5), ("GET", 100_000, 100_000), ("HEAD", 5, 0)]
+)
+def test_a_hit_written_straight_to_the_client_counts_its_body_bytes_only(method, size, counted) -> None:
+    """The access log and metrics count body bytes (Traefik's DownstreamContentSize), a HIT as any other
+    answer: the head is not counted, and a HEAD has no body."""
+    from router.middlewares.cache import _write_hit
+    from tests.exchange_fakes import fake_exchange
+
+    ex = fake_exchange(method)
+    _write_hit(ex, _entry(size), 0)
+    assert ex.client_sink.sent == counted
+    assert ex.transport.data.endswith(b"Age: 0\r\n\r\n" + (b"x" * size if method == "GET" else b""))

@@ -274,3 +274,36 @@ def test_backoff_grows_to_twice_the_first_wait():
     assert Backoff(0, 5).next() == 0
     low, high = Backoff(1, 3, rand=lambda: 0.0).next(), Backoff(1, 3, rand=lambda: 0.999).next()
     assert low == pytest.approx(0.5) and high == pytest.approx(1.5, abs=0.01)
+
+
+def test_retry_counts_its_retries_on_the_request_for_the_access_log():
+    """Traefik's RetryAttempts (and accessLog.filters.retryAttempts) reads how many times retry tried
+    again: kept on the request, 2 after two failed attempts and a third that answered."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from router.exchange import answer
+    from router.middlewares import retry
+    from router.proxy import RETRIES
+    from tests.exchange_fakes import ctx, fake_exchange, read_options
+
+    wrap = retry.build(read_options("retry", {"attempts": 3, "initialInterval": "0s"}), ctx())
+    calls = []
+
+    async def service(ex):
+        calls.append(1)
+        if len(calls) < 3:
+            ex.failed = "connection refused"  # a network failure, answered by nobody: retried
+            return
+        await answer(ex, 200, "ok")
+
+    class Request(dict):  # aiohttp's request is a mapping too; its body is read already here
+        content = SimpleNamespace(is_eof=lambda: True)
+
+    ex = fake_exchange()
+    ex.request = Request()
+    ex.msg.chunked = False
+    ex.body = b""  # nothing to replay
+    asyncio.run(wrap(service)(ex))
+    assert len(calls) == 3 and ex.request[RETRIES] == 2
+    assert ex.transport.data.startswith(b"HTTP/1.1 200 ")
