@@ -33,6 +33,7 @@ def _mounts(cfg_dir: Path) -> dict[str, dict[str, str]]:
         "/usr/lib": {"bind": "/lib", "mode": "ro"},
         str(ROOT): {"bind": str(ROOT), "mode": "ro"},
         str(cfg_dir): {"bind": str(cfg_dir), "mode": "ro"},
+        str(cfg_dir / "out"): {"bind": str(cfg_dir / "out"), "mode": "rw"},
         "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
     }
     if os.path.isdir("/usr/lib64"):
@@ -50,10 +51,13 @@ class InContainer:
         self.client, self.name = client, name
         static = {
             "entryPoints": {"web": {"address": ":80"}},
-            "providers": {"docker": {"constraints": f"Label(`dockroute.test`, `{constraint}`)"}},
+            "providers": {"docker": {"constraints": f"Label(`test.tag`, `{constraint}`)"}},
             "api": {"insecure": True},
             "log": {"level": "DEBUG"},
+            "accessLog": {"filePath": str(tmp / "out" / "access.log")},
         }
+        (tmp / "out").mkdir()
+        self.access_log = tmp / "out" / "access.log"
         (tmp / "dockroute.yml").write_text(yaml.safe_dump(static))
         self.container = client.containers.run(
             docker_env.IMAGE,
@@ -139,7 +143,7 @@ async def test_a_container_on_a_network_dockroute_is_not_on_is_reported_and_fail
 ):
     tag = docker_env.unique("disc")
     front, back = networks(f"{tag}-front"), networks(f"{tag}-back")
-    labels = {"dockroute.test": tag}
+    labels = {"test.tag": tag}
     near, far = containers(f"{tag}-near"), containers(f"{tag}-far")
     dr = InContainer(client, containers(f"{tag}-proxy"), front, tmp_path, tag)
     await asyncio.to_thread(
@@ -181,6 +185,13 @@ async def test_a_container_on_a_network_dockroute_is_not_on_is_reported_and_fail
         assert dr.log().count(line) == 1, dr.log()
         assert f"fix: docker network connect {back} {dr.name}" in dr.log()
 
+        def access_502() -> list[str]:
+            text = dr.access_log.read_text() if dr.access_log.exists() else ""
+            return [ln for ln in text.splitlines() if '"GET / HTTP/1.1" 502' in ln]
+
+        (access,) = await wait_for(access_502, timeout=5)
+        assert f"unreachable: network {back}" in access, access
+
         # the fix, applied: the next rebuild sees dockroute's container on the network, and it is routed
         await asyncio.to_thread(client.networks.get(back).connect, dr.name)
 
@@ -220,7 +231,7 @@ async def test_on_the_host_a_macvlan_network_is_unreachable_and_a_bridge_is_not(
     try:
         # Docker maps no ports on internal or macvlan networks: the list call shows none (nor does
         # inspect's NetworkSettings.Ports, which Traefik reads), so the port is a label there, as in Traefik
-        labels = {"dockroute.test": tag}
+        labels = {"test.tag": tag}
         port = "traefik.http.services.{}.loadbalancer.server.port"
         await asyncio.to_thread(
             docker_env.run,
@@ -238,7 +249,7 @@ async def test_on_the_host_a_macvlan_network_is_unreachable_and_a_bridge_is_not(
         )
         static = {
             "entryPoints": {"web": {"address": "127.0.0.1:0"}, "traefik": {"address": "127.0.0.1:0"}},
-            "providers": {"docker": {"constraints": f"Label(`dockroute.test`, `{tag}`)"}},
+            "providers": {"docker": {"constraints": f"Label(`test.tag`, `{tag}`)"}},
             "api": {"insecure": True},
             "log": {"level": "DEBUG"},
         }
