@@ -155,7 +155,8 @@ def _address(
             f"({', '.join(sorted(nets))}){hint}; choosing another"
         )
     if len(nets) == 1:
-        return next(iter(nets.items()))[::-1]
+        ((only, ip),) = nets.items()
+        return ip, only
     shared = sorted(n for n in nets if ctx.reach.reachable(n))
     if shared:
         return nets[shared[0]], shared[0]
