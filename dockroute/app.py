@@ -272,6 +272,7 @@ class App:
                 challenge=self._challenge if self._http_challenges else None,
                 known_rules=inp.previous.rules if inp.previous else None,
                 previous_middlewares=inp.previous.middlewares if inp.previous else None,
+                logged=inp.previous.logged if inp.previous else frozenset(),
                 internal=self.internal.handlers,
             )
             snap.compiled = compiled

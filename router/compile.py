@@ -9,6 +9,7 @@ active health state survives a reload.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +47,8 @@ class Compiled:
     # the middlewares built for each (router, middleware): the next compile reuses those whose options
     # did not change, with their state (rate-limit buckets, circuit breakers)
     middlewares: Built = field(default_factory=dict)
+    # the lines this compile logged (the next compile logs only new ones: see _Repeats)
+    logged: frozenset[str] = frozenset()
 
 
 def effective_tls(router: Router, ep: EntryPoint | None) -> RouterTLS | None:
@@ -105,11 +108,71 @@ def compile_config(
     known_rules: Mapping[tuple[str, str], Rule] | None = None,
     previous_middlewares: Built | None = None,
     internal: Mapping[str, Handler] | None = None,
+    logged: frozenset[str] = frozenset(),
 ) -> Compiled:
     """The routing tables of ``cfg``. ``previous`` is the last compile's balancers (health state carries
     over), ``known_rules`` its ``rules``: a rule whose text did not change is not parsed again;
     ``previous_middlewares`` its ``middlewares`` (built middlewares keep their state); ``internal`` the
-    services dockroute serves itself (:mod:`router.internal`), by name."""
+    services dockroute serves itself (:mod:`router.internal`), by name; ``logged`` the lines the last
+    compile logged (:class:`_Repeats`: not logged again)."""
+    repeats = _Repeats(logged)
+    loggers = [logging.getLogger(name) for name in _COMPILE_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(repeats)
+    try:
+        compiled = _compile(
+            cfg,
+            entry_points,
+            previous,
+            default_entry_points,
+            ports,
+            challenge,
+            known_rules,
+            previous_middlewares,
+            internal,
+        )
+    finally:
+        for logger in loggers:
+            logger.removeFilter(repeats)
+    compiled.logged = frozenset(repeats.seen)
+    return compiled
+
+
+_COMPILE_LOGGERS = ("dockroute.router", "dockroute.balancer")
+
+
+class _Repeats(logging.Filter):
+    """Logs that do not repeat: a configuration is compiled again on every provider change (a Docker
+    event about another container, a file saved), and a router left out, a middleware's warning or a
+    service's error would be logged again each time. A line the previous compile logged too is dropped;
+    one that is new or changed is logged, and one that stopped and comes back is logged again. Only the
+    compiling thread's records are judged (the loop logs under the same names meanwhile)."""
+
+    def __init__(self, previous: frozenset[str]) -> None:
+        super().__init__()
+        self.previous = previous
+        self.seen: set[str] = set()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if threading.get_ident() != self.thread:
+            return True
+        line = f"{record.levelno} {record.getMessage()}"
+        self.seen.add(line)
+        return line not in self.previous
+
+
+def _compile(
+    cfg: DynamicConfig,
+    entry_points: tuple[EntryPoint, ...],
+    previous: Mapping[str, Balancer] | None,
+    default_entry_points: tuple[str, ...] | None,
+    ports: Mapping[str, int] | None,
+    challenge: Callable[[str], str | None] | None,
+    known_rules: Mapping[tuple[str, str], Rule] | None,
+    previous_middlewares: Built | None,
+    internal: Mapping[str, Handler] | None,
+) -> Compiled:
     by_name = {ep.name: ep for ep in entry_points}
     balancers = build_balancers(cfg.services, previous=previous)
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}

@@ -51,6 +51,29 @@ def test_bad_routers_are_left_out_with_a_reason_and_the_rest_is_routed(caplog):
     assert compiled.tables["web"].lookup(req("x.test")) is None
 
 
+def test_an_error_is_logged_when_it_appears_or_changes_not_on_every_compile(caplog):
+    """A configuration is compiled again on every provider change: a router left out is logged once while
+    its error stays the same, again when the error changes, and again when it comes back after a fix."""
+    caplog.set_level(logging.INFO)
+
+    def compiled_with(rule, logged):
+        routers = [Router("bad", rule, "s"), Router("ok", "Host(`ok.test`)", "s")]
+        return compile_config(merge({"file": cfg(routers=routers, services=[svc("s")])}), EPS, logged=logged)
+
+    def lines():
+        return [r.getMessage() for r in caplog.records if "router bad@file is not routed" in r.getMessage()]
+
+    first = compiled_with("Host(`x.test`) && ", frozenset())
+    second = compiled_with("Host(`x.test`) && ", first.logged)
+    assert len(lines()) == 1 and second.logged == first.logged
+    changed = compiled_with("Host(`x.test`) || ", second.logged)
+    assert len(lines()) == 2
+    fixed = compiled_with("Host(`x.test`)", changed.logged)
+    assert len(lines()) == 2 and "bad@file" not in fixed.errors
+    compiled_with("Host(`x.test`) || ", fixed.logged)
+    assert len(lines()) == 3
+
+
 def test_entry_points_restrict_routers():
     c = merge(
         {
