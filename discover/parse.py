@@ -158,7 +158,7 @@ def _router_tls(value: Any, at: At) -> RouterTLS | None:
 _UNSUPPORTED_SERVICES = {"mirroring", "failover"}
 
 
-def _service(name: str, value: Any, at: At) -> Service:
+def _service(name: str, value: Any, at: At, warnings: list[str]) -> Service:
     f = Fields(value, at, ("loadBalancer", "weighted", "static", "mirroring", "failover"))
     for kind in _UNSUPPORTED_SERVICES:
         if kind in f:
@@ -166,7 +166,7 @@ def _service(name: str, value: Any, at: At) -> Service:
     if sum(k in f for k in ("loadBalancer", "weighted", "static")) != 1:
         raise at.error("a service needs exactly one of loadBalancer, weighted or static")
     if "loadBalancer" in f:
-        return Service(name=name, load_balancer=_load_balancer(*f.get("loadBalancer")))
+        return Service(name=name, load_balancer=_load_balancer(*f.get("loadBalancer"), warnings))
     if "static" in f:
         return Service(name=name, static=_static(*f.get("static")))
     return Service(name=name, weighted=_weighted(*f.get("weighted")))
@@ -182,9 +182,9 @@ def _static(value: Any, at: At) -> StaticFiles:
     )
 
 
-def _load_balancer(value: Any, at: At) -> LoadBalancer:
+def _load_balancer(value: Any, at: At, warnings: list[str]) -> LoadBalancer:
     f = Fields(value, at, ("servers", "passHostHeader", "healthCheck", "sticky", "serversTransport"))
-    servers = tuple(_server(v, sat) for v, sat in as_list(*f.get("servers")))
+    servers = tuple(_server(v, sat, warnings) for v, sat in as_list(*f.get("servers")))
     return LoadBalancer(
         servers=servers,
         pass_host_header=as_bool(*f.get("passHostHeader")) if f.present("passHostHeader") else True,
@@ -194,10 +194,24 @@ def _load_balancer(value: Any, at: At) -> LoadBalancer:
     )
 
 
-def _server(value: Any, at: At) -> Server:
-    f = Fields(value, at, ("url", "weight"))
+def _server(value: Any, at: At, warnings: list[str]) -> Server:
+    """A server, as the Docker labels read one: Traefik's ``h2c`` scheme is proxied as HTTP/1.1 with a
+    warning (dockroute does not speak HTTP/2 to backends yet), ``preservePath`` false is what dockroute
+    does and true is warned about by name."""
+    f = Fields(value, at, ("url", "weight", "preservePath"))
     url, uat = f.required("url")
     url = as_str(url, uat).strip()
+    if url[:6].lower() == "h2c://":
+        url = "http" + url[3:]
+        warnings.append(
+            f"{uat.path}: scheme h2c is proxied as HTTP/1.1 (dockroute does not speak HTTP/2 to backends); "
+            "a backend that only speaks HTTP/2 will not answer"
+        )
+    if f.present("preservePath") and as_bool(*f.get("preservePath")):
+        warnings.append(
+            f"{f.get('preservePath')[1].path}: not supported; the path of the server URL is not sent "
+            "(Traefik's default)"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a bad port
@@ -511,7 +525,7 @@ def parse_dynamic_with_warnings(
 
     http = Fields(*top.get("http"), ("routers", "services", "middlewares", "serversTransports"))
     routers = {n: _router(n, v, at) for n, v, at in named(*http.get("routers"), "router")}
-    services = {n: _service(n, v, at) for n, v, at in named(*http.get("services"), "service")}
+    services = {n: _service(n, v, at, warnings) for n, v, at in named(*http.get("services"), "service")}
     middlewares = {n: _middleware(n, v, at) for n, v, at in named(*http.get("middlewares"), "middleware")}
     transports = _servers_transports(*http.get("serversTransports"), warnings)
     tls = _tls(*top.get("tls"), warnings) if top.present("tls") else TLSConfig()

@@ -807,3 +807,22 @@ def test_config_error_rendering_and_location():
         placed.file,
         placed.keys,
     )
+
+
+def test_h2c_servers_are_proxied_as_http1_and_preserve_path_is_read_as_the_labels_read_them():
+    """As the Docker labels: a server URL with Traefik's h2c scheme is accepted (proxied as HTTP/1.1, one
+    warning naming it) and preservePath is a known key: false is dockroute's behaviour, true is warned
+    about by name. Anything else under a server is still refused."""
+    servers = [{"url": "h2c://grpc:50051"}, {"url": "http://b/base", "preservePath": True}]
+    data = cfg_with(
+        routers={"a": {"rule": "r", "service": "s"}}, services={"s": {"loadBalancer": {"servers": servers}}}
+    )
+    cfg, warnings = parse_dynamic_with_warnings(data)
+    assert [s.url for s in cfg.services["s"].load_balancer.servers] == ["http://grpc:50051", "http://b/base"]
+    assert any("servers[0].url: scheme h2c is proxied as HTTP/1.1" in w for w in warnings)
+    assert any("servers[1].preservePath: not supported" in w for w in warnings)
+    quiet = cfg_with(
+        services={"s": {"loadBalancer": {"servers": [{"url": "http://b", "preservePath": False}]}}}
+    )
+    assert parse_dynamic_with_warnings(quiet)[1] == []
+    assert error(cfg_with(services={"s": {"loadBalancer": {"servers": [{"url": "http://b", "x": 1}]}}}))
