@@ -4,10 +4,11 @@ phone's width (390 px), against the page ``dashboard@internal`` serves.
 The page must show the routers, a certificate with its days left and a container that is not routed
 with its reason and fix, keep up with the API (polling), fit 390 px without horizontal scrolling in
 readable type, run under its own Content-Security-Policy without a violation, and show API data as text
-(a router named like markup stays text). The screenshot is kept in the test's tmp dir and copied to
-``/tmp/dashboard-390.png``. Against a fixture API served beside the real handler (every state the page
-must draw, exactly), and against the real process under ``api.basePath`` behind a user's router with
-``basicAuth``.
+(a router named like markup stays text). Against a fixture API served beside the real handler (every
+state the page must draw, exactly), and against the real process under ``api.basePath`` behind a user's
+router with ``basicAuth``; test_dashboard_live.py has the real process with containers and a
+certificate. The screenshots are kept in the test's tmp dir and copied to ``/tmp``
+(``dashboard-390-fixture.png``; the real process's is ``dashboard-390.png``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tests.integration.harness import wait_for
 pytestmark = pytest.mark.integration
 
 WIDTH = 390
-SCREENSHOT_COPY = Path("/tmp/dashboard-390.png")
+SCREENSHOTS = Path("/tmp")  # where the screenshots are copied too
 MARKUP_NAME = "<img src=x id=injected>@file"
 
 
@@ -169,16 +170,14 @@ async def check_layout(b: Browser) -> None:
     assert smallest >= 13, f"text as small as {smallest} px"
 
 
-async def keep_screenshots(b: Browser, tmp_path: Path) -> None:
-    """The whole page and the first screen a phone shows, in the test's tmp dir; the whole page is also
-    copied to ``/tmp/dashboard-390.png`` (the test's artifact)."""
-    shot = tmp_path / "dashboard-390.png"
+async def keep_screenshots(b: Browser, tmp_path: Path, name: str = "dashboard-390") -> None:
+    """The whole page (``<name>.png``) and the first screen a phone shows (``<name>-top.png``) in the
+    test's tmp dir, both copied to ``/tmp`` as well (the artifacts to look at)."""
+    shot, top = tmp_path / f"{name}.png", tmp_path / f"{name}-top.png"
     await b.screenshot(shot)
-    await b.screenshot(tmp_path / "dashboard-390-first-screen.png", height=844)
-    shutil.copyfile(shot, SCREENSHOT_COPY)
-    shutil.copyfile(
-        tmp_path / "dashboard-390-first-screen.png", SCREENSHOT_COPY.with_name("dashboard-390-top.png")
-    )
+    await b.screenshot(top, height=844)
+    for f in (shot, top):
+        shutil.copyfile(f, SCREENSHOTS / f.name)
     head = shot.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(head[16:20], "big") == WIDTH  # the PNG's width
@@ -370,7 +369,7 @@ async def test_dashboard_shows_routers_certificates_and_what_is_not_routed(tmp_p
         state["http/routers"].append(dict(state["http/routers"][0], name="late@file", rule="Path(`/late`)"))
         await wait_for(lambda: has_text(b, "late@file"), timeout=15)
 
-        await keep_screenshots(b, tmp_path)
+        await keep_screenshots(b, tmp_path, "dashboard-390-fixture")
         assert b.problems == []  # no script error, no CSP violation
 
 
