@@ -126,6 +126,8 @@ class Metrics:
         self.acme_failures: dict[str, int] = {}
         self.certificates: list[tuple[str, str, str, float]] | None = None
         self.sources = Sources()
+        # The routers and services of the applied configuration (None: not told; nothing is dropped)
+        self._live: tuple[frozenset[str], frozenset[str]] | None = None
         self._width = _B0 + len(self.buckets) + 1
 
     def observe(
@@ -179,8 +181,39 @@ class Metrics:
         """An ACME order of ``resolver`` failed (``dockroute_acme_failures_total``, dockroute's own)."""
         self.acme_failures[resolver] = self.acme_failures.get(resolver, 0) + 1
 
+    def set_configuration(self, routers: Iterable[str], services: Iterable[str]) -> None:
+        """The routers and services the applied configuration has. Series of others (a container gone,
+        a router renamed) are exported by the next scrape one last time, then dropped, as Traefik's
+        promState does: the counters of a busy host whose containers come and go stay bounded."""
+        self._live = (frozenset(routers), frozenset(services))
+
     def snapshot(self) -> Snapshot:
         """A copy to format off the loop (the loop keeps counting into the originals meanwhile)."""
+        snap = self._copy()
+        if self._live is not None:
+            self._drop_gone(*self._live)
+        return snap
+
+    def _drop_gone(self, routers: frozenset[str], services: frozenset[str]) -> None:
+        """Drop the fine series of routers/services gone; what they counted moves to their entry point's
+        router-less series, so that the entry point's counters never go down (a reset to Prometheus)."""
+        series = self.series
+        for k in [k for k in series if (k[1] and k[1] not in routers) or (k[2] and k[2] not in services)]:
+            row = series.pop(k)
+            into = (k[0], "", "", *k[3:])
+            kept = series.get(into)
+            if kept is None:
+                series[into] = row
+            else:
+                for i, x in enumerate(row):
+                    kept[i] += x
+        tls = self.tls
+        for t in [t for t in tls if (t[1] and t[1] not in routers) or (t[2] and t[2] not in services)]:
+            n = tls.pop(t)
+            into_tls = (t[0], "", "", t[3], t[4])
+            tls[into_tls] = tls.get(into_tls, 0) + n
+
+    def _copy(self) -> Snapshot:
         s = self.sources
         return Snapshot(
             settings=self.settings,

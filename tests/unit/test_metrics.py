@@ -242,3 +242,21 @@ def test_the_access_log_record_has_the_origin_form_path_of_an_absolute_target():
     h.log(req, None, 200, 3, None, None, None)
     h.access_log.flush()
     assert json.loads(out.getvalue())["RequestPath"] == "/a/b?c=1"
+
+
+def test_series_of_removed_routers_and_services_go_after_one_more_scrape():
+    m = Metrics(PrometheusSettings(add_routers_labels=True))
+    m.observe("web", "old@docker", "old@docker", "GET", H, 200, 0.01, 0, 0)
+    m.observe("web", "app@file", "svc@file", "GET", H, 200, 0.01, 0, 0)
+    m.observe("web", "", "", "GET", H, 404, 0.01, 0, 0)
+    m.observe_tls("web", "old@docker", "old@docker", "1.3", "TLS_AES_128_GCM_SHA256")
+    m.set_configuration(["app@file"], ["svc@file"])
+    f = _parse(m)  # the last scrape that shows the old router's counts
+    assert _value(f, "dockroute_router_requests_total", router="old@docker") == 1
+    f = _parse(m)
+    assert {s.labels["router"] for s in f["dockroute_router_requests"].samples} == {"app@file"}
+    assert not f["dockroute_router_requests_tls"].samples
+    assert _value(f, "dockroute_entrypoint_requests_total", code="404") == 1  # router-less series stay
+    # the entry point's counters keep what the gone router counted: a counter never goes down
+    assert _value(f, "dockroute_entrypoint_requests_total", code="200") == 2
+    assert _value(f, "dockroute_entrypoint_requests_tls_total", tls_version="1.3") == 1
