@@ -60,8 +60,13 @@ def method_label(method: str) -> str:
 
 def protocol_of(headers: Any, status: int) -> str:
     """Traefik's ``protocol`` label (getRequestProtocol): websocket, sse, grpc-web, grpc or http."""
-    if status == 101:
-        return "websocket"
+    upgrade = headers.get("Upgrade")
+    if status == 101 or (
+        upgrade is not None
+        and "websocket" in upgrade.lower()
+        and "upgrade" in headers.get("Connection", "").lower()
+    ):
+        return "websocket"  # asked for, whether or not the upgrade was granted (as Traefik)
     accept = headers.get("Accept")
     if accept is not None and "text/event-stream" in accept.lower():
         return "sse"

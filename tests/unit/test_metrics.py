@@ -118,6 +118,8 @@ def test_header_labels_go_on_requests_total_only():
 def test_method_and_protocol_labels_are_traefiks():
     assert method_label("PATCH") == "PATCH" and method_label("PROPFIND") == "EXTENSION_METHOD"
     assert protocol_of(H, 101) == "websocket"
+    ws = CIMultiDict({"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"})
+    assert protocol_of(ws, 404) == "websocket"  # refused, still a websocket request
     assert protocol_of(CIMultiDict({"Accept": "text/event-stream"}), 200) == "sse"
     assert protocol_of(CIMultiDict({"Content-Type": "application/grpc+proto"}), 200) == "grpc"
     assert protocol_of(CIMultiDict({"Content-Type": "application/grpc-web"}), 200) == "grpc-web"
