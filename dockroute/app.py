@@ -330,6 +330,8 @@ class App:
         self.internal.state = self._api_state(merged, compiled)
         if self.metrics is not None:
             self.metrics.config_reloaded()
+            # series of routers and services gone from the configuration are dropped after one more scrape
+            self.metrics.set_configuration(merged.routers.keys(), (*merged.services, *self.internal.names))
         self.pool.retain(snap.pool_keys)
         log.info(
             "configuration applied: %d routers, %d services%s%s",

@@ -246,3 +246,28 @@ async def test_access_log_fields_and_filters_from_the_static_config(backend, pro
     assert line["request_User-Agent"] == "probe/1" and line["request_Authorization"] == "REDACTED"
     assert "request_X-Other" not in line and "ClientAddr" not in line and "ClientHost" in line
     assert "s3cret" not in text
+
+
+async def test_series_of_a_removed_router_are_dropped_after_one_more_scrape(backend, proxy, tmp_path):
+    """A router that leaves the configuration (a container gone) keeps its series for one more scrape,
+    then they are dropped, so that a host whose containers come and go has bounded metrics; the entry
+    point's counters keep what it counted."""
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}, "metrics": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml"), "watch": True}},
+        "metrics": {"prometheus": {"entryPoint": "metrics", "addRoutersLabels": True}},
+        "log": {"level": "DEBUG"},
+    }
+    service = {"svc": {"loadBalancer": {"servers": [{"url": backend}]}}}
+    old = {"http": {"routers": {"old": {"rule": "Host(`app.test`)", "service": "svc"}}, "services": service}}
+    dr = await proxy(old, static=static)
+    await _traffic(dr.url(""))
+    dr.write_dynamic(
+        {"http": {"routers": {"new": {"rule": "Host(`new.test`)", "service": "svc"}}, "services": service}}
+    )
+    await wait_for(lambda: dr.log().count("configuration applied") >= 2)
+    last = await _scrape(dr.url("/metrics", ep="metrics"))
+    assert _count(last, "dockroute_router_requests", router="old@file") == 100  # one more scrape
+    gone = await _scrape(dr.url("/metrics", ep="metrics"))
+    assert _count(gone, "dockroute_router_requests", router="old@file") == 0
+    assert _count(gone, "dockroute_entrypoint_requests", entrypoint="web") == 100
