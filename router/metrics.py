@@ -111,6 +111,7 @@ class Snapshot:
     certificates: list[tuple[str, str, str, float]] | None = None
     open_connections: list[tuple[str, str, int]] | None = None
     header_names: tuple[str, ...] = field(default=())
+    retries: dict[str, int] = field(default_factory=dict)
 
 
 class Metrics:
@@ -129,6 +130,7 @@ class Metrics:
         self.reloads = 0
         self.last_reload_success = 0.0
         self.acme_failures: dict[str, int] = {}
+        self.retries: dict[str, int] = {}  # service → retries the retry middleware made
         self.certificates: list[tuple[str, str, str, float]] | None = None
         self.sources = Sources()
         # The routers and services of the applied configuration (None: not told; nothing is dropped)
@@ -172,6 +174,10 @@ class Metrics:
         key = (entry_point, router, service, version, cipher)
         self.tls[key] = self.tls.get(key, 0) + 1
 
+    def retried(self, service: str, retries: int) -> None:
+        """A request was retried ``retries`` times (``service_retries_total``)."""
+        self.retries[service] = self.retries.get(service, 0) + retries
+
     def config_reloaded(self, when: float | None = None) -> None:
         """A new configuration was applied (``config_reloads_total``, ``config_last_reload_success``)."""
         self.reloads += 1
@@ -212,6 +218,8 @@ class Metrics:
             else:
                 for i, x in enumerate(row):
                     kept[i] += x
+        for gone in [svc for svc in self.retries if svc not in services]:
+            del self.retries[gone]
         tls = self.tls
         for t in [t for t in tls if (t[1] and t[1] not in routers) or (t[2] and t[2] not in services)]:
             n = tls.pop(t)
@@ -231,6 +239,7 @@ class Metrics:
             certificates=self.certificates,
             open_connections=list(s.open_connections()) if s.open_connections else None,
             header_names=self.header_labels,
+            retries=dict(self.retries),
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -267,6 +276,15 @@ def families(snap: Snapshot) -> Iterator[Metric]:
             for service, url, ok in snap.servers_up:
                 up.add_metric((service, url), 1.0 if ok else 0.0)
             yield up
+        if level == "service":
+            retries = CounterMetricFamily(
+                PREFIX + "service_retries",
+                "How many request retries happened on a service.",
+                labels=("service",),
+            )
+            for service, n in sorted(snap.retries.items()):
+                retries.add_metric((service,), n)
+            yield retries
 
 
 def _with(series: dict[Key, list[float]], level: str) -> dict[Key, list[float]]:

@@ -156,6 +156,8 @@ class EntryPointHandler:
             )  # fmt: skip
             if self.scheme == "https" and (tls := tls_labels(request.transport)) is not None:
                 metrics.observe_tls(self.entry_point.name, router, service, *tls)
+            if service and (retries := request.get(RETRIES)):
+                metrics.retried(service, retries)
         access_log = self.access_log
         if access_log is not None and (not internal or access_log.add_internals):
             access_log.write(

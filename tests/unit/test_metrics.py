@@ -262,3 +262,20 @@ def test_series_of_removed_routers_and_services_go_after_one_more_scrape():
     # the entry point's counters keep what the gone router counted: a counter never goes down
     assert _value(f, "dockroute_entrypoint_requests_total", code="200") == 2
     assert _value(f, "dockroute_entrypoint_requests_tls_total", tls_version="1.3") == 1
+
+
+def test_retries_the_retry_middleware_made_count_per_service():
+    """``service_retries_total``: what the retry middleware left on the request (router.proxy.RETRIES), per
+    service; a request not retried adds nothing, and a service gone from the configuration is dropped."""
+    from router.proxy import RETRIES
+
+    m = Metrics(PrometheusSettings())
+    h = _handler(m, SimpleNamespace(router="r@file", service="svc@file"))
+    retried = _Request()
+    retried[RETRIES] = 2
+    h.log(retried, None, 200, 10, "r@file", None, None)
+    h.log(_Request(), None, 200, 10, "r@file", None, None)
+    assert _value(_parse(m), "dockroute_service_retries_total", service="svc@file") == 2
+    m.set_configuration([], [])
+    m.snapshot()
+    assert not _parse(m)["dockroute_service_retries"].samples
