@@ -69,14 +69,25 @@ def effective_tls(router: Router, ep: EntryPoint | None) -> RouterTLS | None:
     return tls if options == tls.options else replace(tls, options=options)
 
 
+INTERNAL_ENTRY_POINT = "traefik"  # Traefik's DefaultInternalEntryPointName: the API's, ping's, metrics'
+
+
+def default_entry_points_of(entry_points: tuple[EntryPoint, ...]) -> tuple[str, ...]:
+    """Where a router naming no entry point goes, as in Traefik: the entry points marked ``asDefault``
+    when any is; otherwise every entry point but ``traefik``, so that users' routers and containers never
+    answer on the admin port (:8080) that the API, ping and metrics are served on."""
+    marked = tuple(ep.name for ep in entry_points if ep.as_default)
+    return marked or tuple(ep.name for ep in entry_points if ep.name != INTERNAL_ENTRY_POINT)
+
+
 def router_entry_points(
     router: Router, existing: Mapping[str, object], default_entry_points: tuple[str, ...] | None = None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(the entry points a router is on that exist, those it names that do not), ``existing`` being the
-    entry points by name. A router naming none is on ``default_entry_points``, else on every entry point
-    (Traefik's default)."""
+    entry points by name. A router naming none is on ``default_entry_points`` (None: on every entry point;
+    compile_config passes Traefik's defaults, :func:`default_entry_points_of`)."""
     wanted = router.entry_points or default_entry_points
-    if not wanted:
+    if wanted is None:
         return tuple(existing), ()
     present = tuple(ep for ep in wanted if ep in existing)
     if len(present) == len(wanted):
@@ -174,6 +185,8 @@ def _compile(
     internal: Mapping[str, Handler] | None,
 ) -> Compiled:
     by_name = {ep.name: ep for ep in entry_points}
+    if default_entry_points is None:
+        default_entry_points = default_entry_points_of(entry_points)
     balancers = build_balancers(cfg.services, previous=previous)
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     tls_routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
@@ -299,6 +312,8 @@ def _place(
     out there, with one line; when nothing is left the router is not routed at all (the reason says why).
     """
     present, missing = router_entry_points(router, by_name, default_entry_points)
+    if not present and not missing:
+        return [], "it names no entry point, and there is no default one (asDefault, or any but traefik)"
     if not present:
         return [], f"its entry points do not exist: {', '.join(missing)}"
     if missing:

@@ -43,6 +43,9 @@ class EntryPoint:
     # http.middlewares: run before every router's own on this entry point (and before its redirection);
     # a bare name resolves in the provider of the router it is applied to (Traefik's rule).
     middlewares: tuple[str, ...] = ()
+    # asDefault: a router naming no entry point is on the entry points marked so (when any is), instead of
+    # on every entry point but ``traefik`` (Traefik's rule)
+    as_default: bool = False
 
 
 @dataclass(frozen=True, slots=True)

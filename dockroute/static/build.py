@@ -122,6 +122,7 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
         redirection=_redirection(r.sub("http", "redirections", "entryPoint"), names),
         tls=_entry_point_tls(r.sub("http"), resolvers),
         middlewares=tuple(item for item, _ in r.sub("http").items("middlewares")),
+        as_default=r.flag("asDefault", False),
         trusted_ips=_trusted_ips(fwd),
         forwarded_insecure=fwd.flag("insecure", False),
         read_timeout=rt.duration("readTimeout", d["read_timeout"]),

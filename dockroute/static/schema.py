@@ -73,6 +73,7 @@ _ENTRY_POINT: dict[str, Any] = {
         "middlewares": LIST,  # run before every router's own there (router.chains)
         **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath", "maxHeaderBytes"), ANY),
     },
+    "asDefault": BOOL,
     "forwardedHeaders": {"trustedIPs": LIST, "insecure": BOOL, "connection": ANY},
     "transport": {
         "respondingTimeouts": {"readTimeout": DUR, "writeTimeout": DUR, "idleTimeout": DUR},
@@ -85,7 +86,6 @@ _ENTRY_POINT: dict[str, Any] = {
             "http3",
             "proxyProtocol",
             "udp",
-            "asDefault",
             "allowACMEByPass",
             "observability",
             "reusePort",

@@ -356,3 +356,19 @@ def test_an_entry_points_options_resolve_like_a_routers_default_at_any_provider_
     assert effective_tls(router, ep).options == "default"
     assert effective_tls(router, replace(ep, tls=RouterTLS(options="mtls"))).options == "mtls@docker"
     assert effective_tls(router, replace(ep, tls=RouterTLS(options="mtls@file"))).options == "mtls@file"
+
+
+def test_routers_naming_no_entry_point_are_never_on_traefik_and_follow_as_default():
+    """As Traefik: a router naming no entry point is on every entry point but ``traefik`` (the API's,
+    ping's and metrics' admin port), or only on those marked ``asDefault`` when any is."""
+    c = merge({"file": cfg(routers=[Router("app", "Host(`a.test`)", "s")], services=[svc("s")])})
+    eps = (EntryPoint("web", ":80"), EntryPoint("websecure", ":443"), EntryPoint("traefik", ":8080"))
+    assert compile_config(c, eps).entry_points["app@file"] == ("web", "websecure")
+    marked = (EntryPoint("web", ":80"), EntryPoint("websecure", ":443", as_default=True), eps[2])
+    assert compile_config(c, marked).entry_points["app@file"] == ("websecure",)
+    only_admin = compile_config(c, (eps[2],))
+    assert "app@file" not in only_admin.entry_points and "no default one" in only_admin.errors["app@file"]
+    named = merge(
+        {"file": cfg(routers=[Router("a", "Host(`a.test`)", "s", ("traefik",))], services=[svc("s")])}
+    )
+    assert compile_config(named, eps).entry_points["a@file"] == ("traefik",)  # named: served there
