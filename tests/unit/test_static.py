@@ -829,3 +829,10 @@ def test_zero_config_docker_is_opt_in_and_an_explicit_one_keeps_traefiks_default
     ):
         d = cfg.docker_provider
         assert d is not None and d.explicit is True and d.exposed_by_default is True
+
+
+def test_as_default_marks_the_entry_points_of_routers_naming_none():
+    argv = ("--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443")
+    cfg = load((*argv, "--entrypoints.websecure.asdefault"))
+    assert [(ep.name, ep.as_default) for ep in cfg.entry_points] == [("web", False), ("websecure", True)]
+    assert not any("asDefault" in key for key in cfg.ignored)
