@@ -359,6 +359,8 @@ class App:
             },
             config=merged,
             errors=compiled.errors,
+            service_errors=compiled.service_errors,
+            middleware_errors=compiled.middleware_errors,
             routed_on=compiled.entry_points,
             balancers=compiled.balancers,
             internal_services=self.internal.names,

@@ -346,8 +346,10 @@ def build_balancers(
     previous: Mapping[str, Balancer] | None = None,
     passive_cooldown: float = PASSIVE_COOLDOWN,
     clock: Callable[[], float] = time.monotonic,
+    errors: dict[str, str] | None = None,
 ) -> dict[str, Balancer]:
-    """One balancer per usable service, keyed like ``services``.
+    """One balancer per usable service, keyed like ``services``; ``errors`` (when given) receives why each
+    service left out is (for the API).
 
     ``previous`` (the last result) carries health state over for servers with the same URL in a service
     with the same name; a service whose definition did not change gets its previous balancer back, the
@@ -357,7 +359,7 @@ def build_balancers(
     child, or one in a cycle — is left out with one ERROR line naming it; nothing raises.
     """
     out: dict[str, Balancer] = {}
-    failed: set[str] = set()
+    failed: dict[str, str] = {}
     for name, svc in services.items():
         if svc.load_balancer is None:
             continue
@@ -381,13 +383,15 @@ def build_balancers(
                 previous=prev if isinstance(prev, ServiceBalancer) else None,
             )
         except ValueError as exc:
-            failed.add(name)
+            failed[name] = str(exc)
             log.error("service %s is left out: %s", name, exc)
 
     weighted = _WeightedBuilder(services, previous, out, failed)
     for name, svc in services.items():
         if svc.weighted is not None and svc.load_balancer is None:
             weighted.resolve(name)
+    if errors is not None:
+        errors.update(failed)
     return out
 
 
@@ -403,7 +407,7 @@ class _WeightedBuilder:
         services: Mapping[str, Service],
         previous: Mapping[str, Balancer] | None,
         out: dict[str, Balancer],
-        failed: set[str],
+        failed: dict[str, str],
     ) -> None:
         self.services = services
         self.previous = previous
@@ -436,7 +440,7 @@ class _WeightedBuilder:
                         children[ref.name] = child
                         continue
                     why = f"its child service {ref.name} is left out"
-                failed.add(name)
+                failed[name] = why
                 log.error("service %s is left out: %s", name, why)
                 return None
             prev = self.previous.get(name) if self.previous else None

@@ -40,6 +40,7 @@ class Chains:
         self.balancers = balancers
         self.previous = previous
         self.built: Built = {}
+        self.middleware_errors: dict[str, str] = {}  # middleware → why it could not be built
         self.shared: dict[Any, Any] = {}
 
     def final(self, router: str, service: str) -> Any:
@@ -91,7 +92,7 @@ class Chains:
         if not names:
             return final
         ctx = BuildContext("", router, self.cfg, self.service_handler, self.shared)
-        handler = build_chain(names, final.serve, ctx, self.previous, self.built)
+        handler = build_chain(names, final.serve, ctx, self.previous, self.built, self.middleware_errors)
         if isinstance(handler, str):
             return handler
         steps, after = split(handler)

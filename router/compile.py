@@ -49,6 +49,9 @@ class Compiled:
     middlewares: Built = field(default_factory=dict)
     # the lines this compile logged (the next compile logs only new ones: see _Repeats)
     logged: frozenset[str] = frozenset()
+    # why a service or a middleware could not be built, by name (the API shows them disabled with it)
+    service_errors: dict[str, str] = field(default_factory=dict)
+    middleware_errors: dict[str, str] = field(default_factory=dict)
 
 
 def effective_tls(router: Router, ep: EntryPoint | None) -> RouterTLS | None:
@@ -187,7 +190,12 @@ def _compile(
     by_name = {ep.name: ep for ep in entry_points}
     if default_entry_points is None:
         default_entry_points = default_entry_points_of(entry_points)
-    balancers = build_balancers(cfg.services, previous=previous)
+    service_errors: dict[str, str] = {}
+    balancers = build_balancers(cfg.services, previous=previous, errors=service_errors)
+    for name in cfg.services:
+        missing = _missing_transport(name, cfg, ())
+        if missing is not None and missing[0] == name:
+            service_errors[name] = f"serversTransport {missing[1]} does not exist"
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     tls_routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     errors: dict[str, str] = {}
@@ -246,6 +254,8 @@ def _compile(
         tls_options={ep: _host_options(ep, claims) for ep, claims in https.items()},
         entry_points=placed,
         middlewares=chains.built,
+        service_errors=service_errors,
+        middleware_errors=chains.middleware_errors,
     )
 
 

@@ -159,11 +159,13 @@ def build_chain(
     ctx: BuildContext,
     previous: Built | None,
     built: Built,
+    errors: dict[str, str] | None = None,
 ) -> Handler | str:
     """The handler running middlewares ``names`` (qualified) in order, then ``final``; or why it cannot
     be built (naming the middleware, and its option when one is at fault). ``chain`` middlewares are
     expanded in place. ``previous``/``built`` carry the built objects over reloads: one whose type and
-    options did not change is reused with its state."""
+    options did not change is reused with its state. ``errors`` (when given) receives why a middleware
+    could not be built, by name (for the API)."""
     flat = _expand(names, ctx.config, ())
     if isinstance(flat, str):
         return flat
@@ -187,10 +189,16 @@ def build_chain(
                     mw.options, BuildContext(mw.name, ctx.router, ctx.config, ctx.service_handler, ctx.shared)
                 )
             except MiddlewareError as exc:
-                return f"middleware {mw.name} ({mw.type}): option {exc.option}: {exc.message}"
+                why = f"option {exc.option}: {exc.message}"
+                if errors is not None:
+                    errors[mw.name] = why
+                return f"middleware {mw.name} ({mw.type}): {why}"
             except Exception as exc:  # a bug in one middleware must not fail every router
                 log.debug("building middleware %s", mw.name, exc_info=True)
-                return f"middleware {mw.name} ({mw.type}) could not be built ({type(exc).__name__}: {exc})"
+                why = f"could not be built ({type(exc).__name__}: {exc})"
+                if errors is not None:
+                    errors[mw.name] = why
+                return f"middleware {mw.name} ({mw.type}) {why}"
         built[key] = (mw.type, mw.options, obj)
         wraps.append(obj)
     return compose(wraps, final)

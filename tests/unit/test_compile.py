@@ -372,3 +372,28 @@ def test_routers_naming_no_entry_point_are_never_on_traefik_and_follow_as_defaul
         {"file": cfg(routers=[Router("a", "Host(`a.test`)", "s", ("traefik",))], services=[svc("s")])}
     )
     assert compile_config(named, eps).entry_points["a@file"] == ("traefik",)  # named: served there
+
+
+def test_services_and_middlewares_that_cannot_be_built_are_named_with_why():
+    """For the API: a service left out (a weighted cycle, a missing serversTransport) and a middleware its
+    module refuses (a regex RE2 cannot compile) are kept with the reason, besides the routers they fail."""
+    from discover.parse import parse_dynamic_with_warnings
+
+    lb = {"loadBalancer": {"servers": [{"url": "http://b"}]}}
+    doc = {
+        "http": {
+            "routers": {"r": {"rule": "Host(`a.test`)", "service": "s", "middlewares": ["bad"]}},
+            "services": {
+                "s": lb,
+                "c1": {"weighted": {"services": [{"name": "c2"}]}},
+                "c2": {"weighted": {"services": [{"name": "c1"}]}},
+                "t": {"loadBalancer": {"servers": [{"url": "http://b"}], "serversTransport": "no"}},
+            },
+            "middlewares": {"bad": {"replacePathRegex": {"regex": "(", "replacement": "/"}}},
+        }
+    }
+    compiled = compile_config(merge({"file": parse_dynamic_with_warnings(doc)[0]}), EPS)
+    assert "cycle" in compiled.service_errors["c2@file"] and "c2@file" in compiled.service_errors["c1@file"]
+    assert compiled.service_errors["t@file"] == "serversTransport no@file does not exist"
+    assert compiled.middleware_errors["bad@file"].startswith("option regex: ")
+    assert "r@file" in compiled.errors and "s@file" not in compiled.service_errors
