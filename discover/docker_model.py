@@ -67,7 +67,9 @@ class DockerSettings:
 # ``--internal``, is reachable from the host: its isolation rules sit in the FORWARD chain, which traffic
 # from the host to a container does not cross (measured: a TCP connect from the host into an internal
 # network's container succeeds at once). An overlay network's addresses live in the swarm's VXLAN, routed
-# nowhere on the host; a macvlan/ipvlan child is unreachable from its own parent interface (Linux).
+# nowhere on the host; a macvlan/ipvlan child is unreachable from its own parent interface (Linux). Only
+# when no local route covers the network's subnet (a macvlan "shim" interface makes it reachable): see
+# discover.docker_reach.
 HOST_UNREACHABLE_DRIVERS: Mapping[str, str] = {
     "overlay": "an overlay network's addresses are not routed from the host",
     "macvlan": "the host cannot reach a macvlan network's containers through its parent interface",
@@ -81,9 +83,10 @@ class Reach:
 
     In a container of the engine it watches, dockroute reaches only its own container's networks (Docker
     isolates bridge networks from each other). On the engine's host it reaches every network but those of
-    :data:`HOST_UNREACHABLE_DRIVERS`. When it cannot tell (a remote engine, its own container not found
-    while it seems to run in one), ``judged`` is False and nothing is reported unreachable: a wrong verdict
-    would fail requests that would have worked.
+    :data:`HOST_UNREACHABLE_DRIVERS` that no local route covers. When it cannot tell (a remote engine, its
+    own container not confirmed while it seems to run in one and no bridge of the engine routed here),
+    ``judged`` is False and nothing is reported unreachable: a wrong verdict would fail requests that would
+    have worked. :mod:`discover.docker_reach` finds it.
     """
 
     judged: bool = False

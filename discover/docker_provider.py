@@ -17,28 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import NotFound
 from docker.tls import TLSConfig
 
 from discover.docker_labels import Constraints, build_docker_config, compile_constraints
-from discover.docker_model import (
-    HOST_UNREACHABLE_DRIVERS,
-    ContainerInfo,
-    ContainerRecord,
-    DockerSettings,
-    PortBinding,
-    Reach,
-)
+from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, PortBinding, Reach
+from discover.docker_reach import find_own_container, find_reach, local_routes
 from discover.model import DynamicConfig
 
 log = logging.getLogger("dockroute.docker")
@@ -49,10 +40,6 @@ _CONTAINER_ACTIONS = frozenset(
 )
 _NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
 _DELIBERATE = ("not enabled", "left out by the constraints", "health: starting", "state: ")
-# A container's own id, as the engine mounts its files (/var/lib/docker/containers/<id>/hostname) or names
-# its cgroup (.../docker/<id>, docker-<id>.scope)
-_CONTAINER_ID = re.compile(r"\b([0-9a-f]{64})\b")
-_LOCAL_TCP = ("tcp://127.0.0.1:", "tcp://localhost:", "tcp://[::1]:")
 _LISTED_STATES = ("running", "paused", "restarting")
 # Events that take a backend away skip the burst wait below: every request routed to a container that is
 # gone hangs or fails, while a new container can wait for the burst to settle. (The app's
@@ -122,7 +109,9 @@ class DockerProvider:
         self._lock = threading.Lock()
         self._list_client: docker.APIClient | None = None
         self._stream: Any = None
-        self._own_id: str | None = None  # dockroute's container ("" when not in one), found once
+        # dockroute's container, found once: "" when it runs in none, None when it cannot tell
+        self._own_id: str | None = None
+        self._own_looked = False
         self._reach = Reach()
         self._logged: dict[str, dict[str, int]] = {}  # container → the lines logged for it (→ level)
         self._last: DynamicConfig | None = None
@@ -158,33 +147,17 @@ class DockerProvider:
         return [container_from_list(c) for c in raw]
 
     def _find_reach(self, client: docker.APIClient) -> Reach:
-        """Which networks dockroute can reach now (one engine call per rebuild: ``docker network connect``
-        of dockroute's own container is an event, and the next rebuild sees it).
-
-        In a container of this engine: that container's networks. Otherwise, when the engine is local
-        (its socket is here, so dockroute shares the host's network namespace): every network but those
-        of drivers the host cannot reach. A remote engine: nothing is judged."""
-        if self._own_id is None:
-            self._own_id = _find_own_container(client)
-        if self._own_id:
-            try:
-                info = client.inspect_container(self._own_id)
-            except NotFound:
-                self._own_id = None  # recreated under another id: looked for again next time
-                return Reach()
-            mode = (info.get("HostConfig") or {}).get("NetworkMode") or ""
-            if mode != "host":
-                nets = frozenset(((info.get("NetworkSettings") or {}).get("Networks") or {}).keys())
-                return Reach(judged=True, container=info.get("Name", "").lstrip("/"), networks=nets)
-        endpoint = self.settings.endpoint
-        if not (endpoint.startswith("unix://") or endpoint.startswith(_LOCAL_TCP)):
+        """Which networks dockroute can reach now (:mod:`discover.docker_reach`; one engine call per
+        rebuild: ``docker network connect`` of dockroute's own container is an event, and the next rebuild
+        sees it). Its own container is looked for once."""
+        if not self._own_looked:
+            self._own_id = find_own_container(client)
+            self._own_looked = True
+        try:
+            return find_reach(client, self.settings.endpoint, self._own_id, local_routes())
+        except NotFound:
+            self._own_looked = False  # recreated under another id: looked for again next time
             return Reach()
-        blocked = {
-            n.get("Name", ""): HOST_UNREACHABLE_DRIVERS[n.get("Driver", "")]
-            for n in client.networks()
-            if n.get("Driver") in HOST_UNREACHABLE_DRIVERS
-        }
-        return Reach(judged=True, blocked=blocked)
 
     def _events_thread(self) -> None:
         delay = self.backoff[0]
@@ -367,25 +340,3 @@ def _lines(rec: ContainerRecord) -> dict[str, int]:
         line = f"container {name} is not routed: {'; '.join(rec.reasons) or 'no reason'}{fix}"
         lines[line] = logging.INFO if deliberate else logging.WARNING
     return lines
-
-
-def _find_own_container(client: docker.APIClient) -> str:
-    """The id of the container dockroute runs in, as this engine knows it; "" when it runs in none of its
-    containers. Candidates: the ids the engine writes into the container's mounts and cgroup, then the
-    hostname (the short id unless ``--hostname`` changed it)."""
-    candidates: list[str] = []
-    for path in ("/proc/self/mountinfo", "/proc/self/cgroup"):
-        try:
-            with open(path) as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        candidates.extend(m for m in _CONTAINER_ID.findall(text) if m not in candidates)
-    if candidates or os.path.exists("/.dockerenv"):
-        candidates.append(socket.gethostname())
-    for cid in candidates:
-        try:
-            return str(client.inspect_container(cid).get("Id", cid))
-        except (NotFound, DockerException):
-            continue
-    return ""

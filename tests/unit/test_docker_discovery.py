@@ -187,39 +187,6 @@ class FakeEngine:
         return self.nets
 
 
-def test_reach_in_a_container_is_its_networks(monkeypatch):
-    from discover import docker_provider
-
-    own = {
-        "Id": "c" * 64,
-        "Name": "/proxy",
-        "HostConfig": {"NetworkMode": "front"},
-        "NetworkSettings": {"Networks": {"front": {}, "extra": {}}},
-    }
-    monkeypatch.setattr(docker_provider, "_find_own_container", lambda client: own["Id"])
-    p = DockerProvider(DockerSettings())
-    reach = p._find_reach(FakeEngine(own))  # noqa: SLF001
-    assert reach == Reach(judged=True, container="proxy", networks=frozenset({"front", "extra"}))
-
-
-def test_reach_on_the_host_blocks_overlay_macvlan_ipvlan(monkeypatch):
-    from discover import docker_provider
-
-    monkeypatch.setattr(docker_provider, "_find_own_container", lambda client: "")
-    nets = [
-        {"Name": "bridge", "Driver": "bridge"},
-        {"Name": "internal", "Driver": "bridge", "Internal": True},
-        {"Name": "ov", "Driver": "overlay"},
-        {"Name": "mv", "Driver": "macvlan"},
-        {"Name": "iv", "Driver": "ipvlan"},
-    ]
-    reach = DockerProvider(DockerSettings())._find_reach(FakeEngine(networks=nets))  # noqa: SLF001
-    assert reach.judged and set(reach.blocked) == {"ov", "mv", "iv"}
-    assert reach.why("internal") == "" and reach.why("bridge") == ""
-    remote = DockerProvider(DockerSettings(endpoint="tcp://10.1.1.1:2376"))
-    assert remote._find_reach(FakeEngine(networks=nets)) == Reach()  # noqa: SLF001
-
-
 def _provider(lists):
     p = DockerProvider(DockerSettings())
     p._loop = asyncio.get_running_loop()  # noqa: SLF001
@@ -335,7 +302,8 @@ def test_paused_and_restarting_containers_are_listed_as_not_running(monkeypatch)
                 {"Id": "r" * 64, "Names": ["/looping"], "State": "restarting", "Status": "Restarting (1)"},
             ]
 
-    monkeypatch.setattr(docker_provider, "_find_own_container", lambda client: "")
+    monkeypatch.setattr(docker_provider, "find_own_container", lambda client: "")
+    monkeypatch.setattr(docker_provider, "local_routes", lambda: [])
     p = DockerProvider(DockerSettings())
     engine = p._list_client = Engine()  # noqa: SLF001
     listed = p._list()  # noqa: SLF001
