@@ -190,12 +190,8 @@ def _compile(
     by_name = {ep.name: ep for ep in entry_points}
     if default_entry_points is None:
         default_entry_points = default_entry_points_of(entry_points)
-    service_errors: dict[str, str] = {}
+    service_errors = _transport_errors(cfg)
     balancers = build_balancers(cfg.services, previous=previous, errors=service_errors)
-    for name in cfg.services:
-        missing = _missing_transport(name, cfg, ())
-        if missing is not None and missing[0] == name:
-            service_errors[name] = f"serversTransport {missing[1]} does not exist"
     routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     tls_routes: dict[str, list[Route]] = {ep.name: [] for ep in entry_points}
     errors: dict[str, str] = {}
@@ -412,6 +408,16 @@ def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig
     if missing is not None:  # as Traefik: the router is refused rather than served another transport
         return f"service {missing[0]} uses serversTransport {missing[1]}, which does not exist"
     return None
+
+
+def _transport_errors(cfg: DynamicConfig) -> dict[str, str]:
+    """Service → why it cannot be served, for those whose own serversTransport does not exist."""
+    out = {}
+    for name in cfg.services:
+        missing = _missing_transport(name, cfg, ())
+        if missing is not None and missing[0] == name:
+            out[name] = f"serversTransport {missing[1]} does not exist"
+    return out
 
 
 def _missing_transport(name: str, cfg: DynamicConfig, seen: tuple[str, ...]) -> tuple[str, str] | None:

@@ -42,10 +42,6 @@ class ApiState:
     addresses: Mapping[str, tuple[str, ...]]  # entry point → where it listens ("127.0.0.1:8080"), bound
     config: DynamicConfig  # merged: every router, service, middleware of every provider, qualified
     errors: Mapping[str, str] = field(default_factory=dict)  # router → why it is not routed (compile)
-    service_errors: Mapping[str, str] = field(default_factory=dict)  # service → why it is not usable
-    # middleware → why it could not be built (a regex RE2 refuses...); options the reader refused are in
-    # the configuration itself (``Middleware.error``)
-    middleware_errors: Mapping[str, str] = field(default_factory=dict)
     routed_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # router → its entry points
     balancers: Mapping[str, Any] = field(default_factory=dict)  # service → balancer: health read live
     internal_services: tuple[str, ...] = ()  # the internal services this process serves
@@ -53,6 +49,10 @@ class ApiState:
     certificates: Callable[[], Sequence[CertificateReport]] = lambda: ()
     applied_at: float = 0.0  # UNIX seconds the configuration was applied
     providers: tuple[str, ...] = ()  # the providers running ("file", "docker", "internal")
+    service_errors: Mapping[str, str] = field(default_factory=dict)  # service → why it is not usable
+    # middleware → why it could not be built (a regex RE2 refuses...); options the reader refused are in
+    # the configuration itself (``Middleware.error``)
+    middleware_errors: Mapping[str, str] = field(default_factory=dict)
 
 
 ApiSource = Callable[[], ApiState | None]  # the latest state (None before the first configuration)
