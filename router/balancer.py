@@ -170,27 +170,39 @@ class ServiceBalancer:
                 up = fresh
             servers.append(up)
         self.servers: tuple[Upstream, ...] = tuple(servers)
-        self._single = self.servers[0] if len(self.servers) == 1 else None
+        # A server a provider knows dockroute cannot reach (Upstream.unreachable) takes no request while
+        # another can: it is left out of what requests pick from, here, once, so picking pays nothing for
+        # it. When every server is such, they stay pickable: the request is answered 502 at once with the
+        # reason (router.forward) rather than 503 without one.
+        reachable = tuple(u for u in self.servers if not u.unreachable)
+        self._usable = reachable  # what counts as available (has_available, has_healthy)
+        self._pool = reachable or self.servers  # what pick chooses from
+        self._fallback = not reachable and bool(self.servers)
+        self._single = self._pool[0] if len(self._pool) == 1 else None
         self._by_cookie: dict[str, Upstream] = {}
         self._cookie_headers: dict[Upstream, str] = {}
         if spec.sticky is not None and self.cookie_name is not None:
-            for u in self.servers:
+            for u in self._pool:
                 if u.weight <= 0:
                     continue  # Traefik never adds a weight-0 server, so no cookie leads to it
                 for legacy in _legacy_values(u.url):
                     self._by_cookie.setdefault(legacy, u)
-            for u in self.servers:
+            for u in self._pool:
                 self._by_cookie[u.cookie_value] = u  # current values win over legacy ones
                 self._cookie_headers[u] = cookie_header(spec.sticky, self.cookie_name, u.cookie_value)
 
     def has_available(self) -> bool:
-        """Some server can take a request now (active and passive health)."""
+        """Some server can take a request now (active and passive health, and reachable)."""
         now = self._clock()
-        return any(u.available(now) for u in self.servers)
+        return any(u.available(now) for u in self._usable)
 
     def has_healthy(self) -> bool:
-        """Some server passes its active check (it may be passively down for a few seconds)."""
-        return any(u.healthy and u.weight > 0 for u in self.servers)
+        """Some reachable server passes its active check (it may be passively down for a few seconds)."""
+        return any(u.healthy and u.weight > 0 for u in self._usable)
+
+    def has_fallback(self) -> bool:
+        """Every server is known unreachable and one passes its check: picking it answers 502 with why."""
+        return self._fallback and any(u.healthy and u.weight > 0 for u in self.servers)
 
     def pick(
         self, cookies: Mapping[str, str] | None = None, exclude: Container[Upstream] = ()
@@ -216,7 +228,7 @@ class ServiceBalancer:
         # nginx's smooth weighted round robin, in one pass and without allocating.
         best = None
         total = 0
-        for u in self.servers:
+        for u in self._pool:
             if u.healthy and u.down_until <= now and u.weight > 0 and u not in exclude:
                 u.current += u.weight
                 total += u.weight
@@ -226,7 +238,7 @@ class ServiceBalancer:
             best.current -= total
             return best
         # Every remaining healthy server is passively down: try the one that recovers first.
-        for u in self.servers:
+        for u in self._pool:
             if (
                 u.healthy
                 and u.weight > 0
@@ -300,17 +312,21 @@ class WeightedBalancer:
     def has_healthy(self) -> bool:
         return any(c.weight > 0 and c.balancer.has_healthy() for c in self.children)
 
+    def has_fallback(self) -> bool:
+        return any(c.weight > 0 and c.balancer.has_fallback() for c in self.children)
+
     def pick_child(self, cookies: Mapping[str, str] | None = None) -> Balancer | None:
         """The child service for this request: the sticky one if it has an available server, else smooth
         weighted round robin over children with an available server; if none has one, over children with a
-        server that is only passively down (the child then tries it); ``None`` when all are unhealthy."""
+        server that is only passively down (the child then tries it), then over children whose servers are
+        all known unreachable (answered 502 with the reason); ``None`` when all are unhealthy."""
         if cookies and self.cookie_name is not None:
             value = cookies.get(self.cookie_name)
             if value is not None:
                 c = self._by_cookie.get(value)
                 if c is not None and c.balancer.has_available():
                     return c.balancer
-        for usable in (_child_available, _child_healthy):
+        for usable in (_child_available, _child_healthy, _child_fallback):
             best = None
             total = 0
             for c in self.children:
@@ -336,6 +352,10 @@ def _child_available(b: Balancer) -> bool:
 
 def _child_healthy(b: Balancer) -> bool:
     return b.has_healthy()
+
+
+def _child_fallback(b: Balancer) -> bool:
+    return b.has_fallback()
 
 
 Balancer = Union[ServiceBalancer, WeightedBalancer]  # noqa: UP007 - used at runtime before 3.12 syntax
