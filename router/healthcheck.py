@@ -181,7 +181,9 @@ class HealthChecker:
             await asyncio.sleep(due - now)
 
     async def _probe(self, job: _Job, up: Upstream) -> None:
-        if self._stopped:
+        if self._stopped or up.unreachable:
+            # A provider knows the proxy cannot reach it (a Docker network it is not on): a probe would
+            # only wait out its timeout. It stays as it is, so requests still get the 502 with the reason.
             return
         hc = job.hc
         headers = dict(hc.headers)

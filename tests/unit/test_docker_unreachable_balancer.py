@@ -84,3 +84,41 @@ def test_a_health_checked_service_keeps_its_server_objects_and_updates_unreachab
     third = build_balancers({"s": Service("s", load_balancer=far)}, previous={"s": second})["s"]
     assert third.servers[0] is first.servers[0] and third.servers[0].unreachable == "far"
     assert {third.pick().url for _ in range(4)} == {"http://10.0.0.3:80"}
+
+
+async def test_the_health_checker_does_not_dial_a_server_known_unreachable():
+    import asyncio
+
+    from aiohttp import web
+
+    from router.healthcheck import HealthChecker
+
+    hosts = []
+
+    async def handle(request):
+        hosts.append(request.host)
+        return web.Response()
+
+    runner = web.ServerRunner(web.Server(handle))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    hc = HealthCheck(path="/health", interval=0.02, timeout=2)
+    # both URLs lead to the same backend; only the one without a verdict may be probed
+    lb = LoadBalancer(
+        (Server(f"http://localhost:{port}", unreachable="far"), Server(f"http://127.0.0.1:{port}")),
+        health_check=hc,
+    )
+    services = {"s": Service("s", load_balancer=lb)}
+    bals = build_balancers(services)
+    checker = HealthChecker()
+    checker.update(bals, services)
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(hosts) < 4 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        await checker.stop()
+        await runner.cleanup()
+    assert len(hosts) >= 4 and set(hosts) == {f"127.0.0.1:{port}"}, hosts
+    assert bals["s"].servers[0].healthy and bals["s"].servers[0].unreachable == "far"  # kept as it was
