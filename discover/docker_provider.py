@@ -113,7 +113,7 @@ class DockerProvider:
         self._own_id: str | None = None
         self._own_looked = False
         self._reach = Reach()
-        self._logged: dict[str, dict[str, int]] = {}  # container → the lines logged for it (→ level)
+        self._logged: dict[str, set[tuple[str, int]]] = {}  # container id → the lines logged for it
         self._last: DynamicConfig | None = None
         self._constraints: Constraints | None = None
         self._connected = False
@@ -312,16 +312,19 @@ class DockerProvider:
         return len(containers), (cfg if cfg != self._last else None)
 
     def _report(self, records: dict[str, ContainerRecord]) -> None:
-        """Each container's problems logged when they appear or change, never again on every event: the
-        lines logged last for a container are kept, and only a line not among them is logged."""
-        logged: dict[str, dict[str, int]] = {}
+        """Each container's problems logged once, never again on every event: the lines logged for a
+        container are remembered by its id until it is gone from the list (destroyed or stopped), and only a
+        line never logged for it is logged. A crash-looping container (restarting, running, restarting...)
+        says each of its lines once, not on every cycle."""
+        logged: dict[str, set[tuple[str, int]]] = {}
         for name, rec in records.items():
-            lines = logged[name] = _lines(rec)
-            before = self._logged.get(name, {})
-            for line, level in lines.items():
-                if before.get(line) != level:
+            key = rec.id or name
+            seen = logged[key] = self._logged.get(key, set())
+            for line, level in _lines(rec).items():
+                if (line, level) not in seen:
+                    seen.add((line, level))
                     log.log(level, "%s", line)
-        self._logged = logged
+        self._logged = logged  # a container gone from the list is forgotten
         self.records = records
 
 

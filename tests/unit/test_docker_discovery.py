@@ -2,6 +2,7 @@
 containers on a network dockroute cannot reach; logs that do not repeat."""
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
@@ -223,6 +224,23 @@ async def test_a_containers_problem_is_logged_once_and_again_only_when_it_change
         assert bad_line.startswith(f"container bad is not routed: label {T}routers.r.priority")
         assert "'y'" in bad_line
         assert far_line.startswith("container far is not routed: unreachable: network back2")
+
+
+async def test_a_crash_looping_container_says_each_line_once_until_it_is_gone(caplog):
+    """restarting, running, restarting...: every cycle changes its record; each line is logged once for
+    the container's id, and again only for a new container (another id) after it was gone."""
+    looping = [box("loop", ports=(80, 443), state=s) for s in ("restarting", "running") * 3]
+    again = dataclasses.replace(looping[0], id="loop-id-2")
+    p = _provider([[c] for c in looping] + [[], [again]])
+    with caplog.at_level(logging.INFO, logger="dockroute.docker"):
+        for _ in looping:
+            await p._rebuild(lambda cfg: None)  # noqa: SLF001
+        lines = [r.getMessage() for r in caplog.records]
+        assert sorted(lines) == sorted(set(lines)) and len(lines) == 2, lines  # not-running; ports warning
+        caplog.clear()
+        await p._rebuild(lambda cfg: None)  # noqa: SLF001 - gone
+        await p._rebuild(lambda cfg: None)  # noqa: SLF001 - a new container of that name
+        assert [r.getMessage() for r in caplog.records] == [lines[0]], caplog.records
 
 
 def test_warnings_reach_the_record_after_the_reasons():
