@@ -175,6 +175,8 @@ class InternalCA:
         self._dns = parse_permitted_domains(settings.permitted_domains)
         self._leaves: dict[tuple[str, ...], Leaf] = {}
         self._wanted: list[tuple[str, ...]] = []
+        # wanted set → the set issued for it: less the names the root's own constraints forbid
+        self._issued_as: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._root: Root | None = None
         self._root_error: str | None = None
         self._root_retry = 0.0  # time.monotonic() before which a failed storage is not tried again
@@ -203,11 +205,11 @@ class InternalCA:
             renew = leaf.renew_at.timestamp()
             retry = max(renew, failure.retry_at) if failure is not None else renew
             out.append(CertificateStatus(names, self.name, "internalCA", leaf.facts, retry, failure))
-        # A name the root's own constraints refuse is dropped from its set when issuing (and said once): a
-        # set with a leaf for any of its names is not pending.
-        served = {n for names in self._leaves for n in names}
-        for names in self._wanted:
-            if served.isdisjoint(names):
+        # A name the root's own constraints refuse is dropped from its set when issuing (and said once):
+        # leaves, failures and retries are kept under the set as issued.
+        for wanted in self._wanted:
+            names = self._issued_as.get(wanted, wanted)
+            if names not in self._leaves:
                 failure = self._root_failure or self.failure_log.last(names)
                 retry = failure.retry_at if failure is not None else None
                 out.append(CertificateStatus(names, self.name, "internalCA", None, retry, failure))
@@ -289,15 +291,16 @@ class InternalCA:
     async def _pass(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._wanted:
             self._leaves.clear()
-            self._failures.clear()
+            self._issued_as = {}
+            self._forget_failures(set())
             return
         if not await self._have_root(loop):
             return
-        wanted = self._within_root(list(self._wanted))
+        self._issued_as = self._within_root(list(self._wanted))
+        wanted = list(dict.fromkeys(self._issued_as.values()))
         for stale in set(self._leaves) - set(wanted):
             del self._leaves[stale]
-        for stale in set(self._failures) - set(wanted):
-            del self._failures[stale]
+        self._forget_failures(set(wanted))
         now, mono = _dt.datetime.now(_dt.UTC), time.monotonic()
         due = [
             names
@@ -329,6 +332,12 @@ class InternalCA:
             )
         if issued:
             self.on_change()
+
+    def _forget_failures(self, keep: set[tuple[str, ...]]) -> None:
+        """Retries and last errors of name sets no longer asked for go (a report shows wanted sets only)."""
+        for stale in set(self._failures) - keep:
+            del self._failures[stale]
+            self.failure_log.succeeded(stale)
 
     async def _have_root(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Load or create the root once (worker thread). A storage that cannot be used is said once
@@ -370,19 +379,20 @@ class InternalCA:
                 _describe(want),
             )
 
-    def _within_root(self, wanted: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-        """``wanted`` less the names the root's own constraints forbid (clients would refuse them)."""
+    def _within_root(self, wanted: list[tuple[str, ...]]) -> dict[tuple[str, ...], tuple[str, ...]]:
+        """Each wanted set → itself less the names the root's own constraints forbid (clients would
+        refuse them); a set left empty is not issued."""
         assert self._root is not None
         root = self._root
         if root.dns is None:
-            return wanted
-        out = []
+            return {names: names for names in wanted}
+        out = {}
         for names in wanted:
             keep = tuple(n for n in names if permits(normalise(n), root.dns))
             for n in set(names) - set(keep):
                 self._refuse(n, f"outside the name constraints of the root in {self.settings.storage}")
             if keep:
-                out.append(keep)
+                out[names] = keep
         return out
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as _dt
-import ipaddress
 import logging
 import os
 import tempfile
@@ -29,7 +28,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from acme_client.covering import covering, superseded
 from acme_client.issuer import AcmeError, AriError, Issuer, Solver, generate_key
+from acme_client.ordered_names import why_left_out, why_not_public
 from acme_client.report import CertificateStatus, FailureLog
 from acme_client.settings import ResolverSettings, is_public_ca, renewal_check_interval
 from acme_client.storage import AcmeStorage, StorageError, StoredAccount, StoredCertificate
@@ -37,16 +38,8 @@ from acme_client.tls_alpn import challenge_certificate
 
 log = logging.getLogger("dockroute.acme")
 
-_PRIVATE_SUFFIXES = (
-    ".local",
-    ".localhost",
-    ".internal",
-    ".lan",
-    ".home.arpa",
-    ".test",
-    ".example",
-    ".invalid",
-)
+__all__ = ["AcmeResolver", "why_not_public"]
+
 _BACKOFF_MIN, _BACKOFF_MAX = 60.0, 6 * 3600.0
 # RFC 9773 section 4.3.3 suggests clamping the CA's Retry-After to between a minute and a day.
 _ARI_RECHECK_MIN, _ARI_RECHECK_MAX = 60.0, 86400.0
@@ -67,37 +60,6 @@ _VALIDATION_PROBLEMS = (
 def _validation_failed(exc: BaseException) -> bool:
     text = str(exc)
     return any(f"urn:ietf:params:acme:error:{p}" in text for p in _VALIDATION_PROBLEMS)
-
-
-def why_not_public(name: str) -> str | None:
-    """Why no public CA would issue for ``name`` (None when it could)."""
-    n = name.lower().rstrip(".")
-    try:
-        ipaddress.ip_address(n.strip("[]"))
-        return "an IP address"
-    except ValueError:
-        pass
-    if "." not in n:
-        return "a single-label name"
-    for suffix in _PRIVATE_SUFFIXES:
-        if n.endswith(suffix) or n == suffix[1:]:
-            return f"a {suffix} name"
-    return None
-
-
-def _why_left_out(name: str, public_ca: bool) -> str | None:
-    """Why no order is placed for ``name`` (None: it is ordered)."""
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-        return "an IP address: IP identifiers (RFC 8738) are not ordered; an internalCA resolver issues them"
-    except ValueError:
-        pass
-    if name.startswith("*."):
-        return "a wildcard: it needs the DNS-01 challenge, which is not supported yet"
-    if not public_ca:
-        return None
-    why = why_not_public(name)
-    return None if why is None else f"{why}, which a public CA does not certify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +113,7 @@ class AcmeResolver:
             self._account = state.account
             for cert in state.certificates:
                 self._certs[(cert.main, *cert.sans)] = cert
+            self._drop_superseded()
 
     # -- what the proxy reads (structurally the router's CertificateSource) ----------------------------
 
@@ -177,7 +140,7 @@ class AcmeResolver:
             for n in held.names:
                 holders.setdefault(n, []).append(held)
         for names in self._wanted:  # as _covering, without its walk over every certificate per name set
-            cert = next((c for c in holders.get(names[0], ()) if set(names) <= set(c.names)), None)
+            cert = covering(names, holders.get(names[0], ()))
             if cert is None:
                 pending.append(names)
             else:
@@ -249,7 +212,7 @@ class AcmeResolver:
         for names in name_sets:
             keep = []
             for n in names:
-                why = _why_left_out(n, public)
+                why = why_left_out(n, public)
                 if why is None:
                     keep.append(n.lower().rstrip("."))
                 elif n not in self._reported:
@@ -324,6 +287,7 @@ class AcmeResolver:
         self._failures.pop(names, None)
         self.failure_log.succeeded(names)
         self._certs[names] = cert
+        self._drop_superseded()
         self._reports = None
         log.info(
             "resolver %s: certificate for %s obtained, valid until %s",
@@ -353,10 +317,16 @@ class AcmeResolver:
         )
 
     def _covering(self, names: tuple[str, ...]) -> StoredCertificate | None:
-        for cert in self._certs.values():
-            if set(names) <= set(cert.names):
-                return cert
-        return None
+        """The certificate judged, renewed and reported for ``names``: see :func:`covering`."""
+        return covering(names, self._certs.values())
+
+    def _drop_superseded(self) -> None:
+        """Forget certificates a later-expiring one covers (a renewal stored under another key, an
+        ``acme.json`` entry with its names in another order): never served, judged or renewed again."""
+        for key in superseded(self._certs):
+            log.info("resolver %s: certificate for %s superseded by a newer one", self.name, ", ".join(key))
+            del self._certs[key]
+            self._unsaved.pop(key, None)
 
     def _due(self, names: tuple[str, ...]) -> tuple[bool, str]:
         """Whether ``names`` needs an order, and why (or why not): no certificate covering them, an

@@ -214,6 +214,43 @@ async def test_a_failed_first_order_is_the_reports_last_error_until_an_order_suc
     assert r.failure_log.count == 1  # a counter: it never goes down
 
 
+async def test_a_renewal_stored_under_another_key_is_the_one_judged_so_it_is_ordered_once(tmp_path):
+    # A Traefik acme.json holds main b, sans [a]; the router asks for (a, b): the old certificate covers
+    # the set but is stored under another key. Once it is due, each pass must not order again.
+    old = _stored(("b.example.com", "a.example.com"), days_in=80, days_left=10)
+    r = _resolver(tmp_path, old)
+    wanted = ("a.example.com", "b.example.com")
+    r.want([wanted])
+    orders: list[tuple[str, ...]] = []
+
+    def order(names):
+        orders.append(names)
+        return _stored(names, days_in=0, days_left=90)
+
+    r._order = order  # type: ignore[method-assign]  # noqa: SLF001
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        await r._check(loop, wanted)  # noqa: SLF001
+    assert orders == [wanted]
+    [rep] = r.reports()  # the superseded certificate is neither served nor reported
+    assert rep.domains == wanted and rep.facts is not None
+    assert rep.facts.not_after == pytest.approx(time.time() + 90 * DAY, abs=60)
+    assert rep.next_renewal == pytest.approx(rep.facts.not_after - 30 * DAY)  # the new one's renewal
+    assert [c.names for c in r.certificates()] == [wanted]
+
+
+def test_of_two_stored_certificates_for_a_set_the_later_expiring_one_is_kept(tmp_path):
+    # A router that dropped a host: (a, b) renewed as (a); the old (a, b) expires first and is dropped.
+    newer = _stored(("a.example.com", "b.example.com"), days_in=1, days_left=89)
+    older = _stored(("b.example.com", "a.example.com"), days_in=70, days_left=20)
+    r = _resolver(tmp_path, older, newer)
+    r.want([("a.example.com",)])
+    assert r.certificates() == [newer]
+    assert r._due(("a.example.com",))[0] is False  # noqa: SLF001 - judged on the newer one
+    [rep] = r.reports()
+    assert rep.next_renewal == pytest.approx(newer.facts.not_after - 30 * DAY)
+
+
 async def test_a_failed_renewal_keeps_the_certificate_and_tells_when_it_is_tried_again(tmp_path):
     names = ("a.example.com",)
     r = _resolver(tmp_path, _stored(names, days_in=80, days_left=10))  # due: under a third left
@@ -286,6 +323,64 @@ async def test_an_internal_ca_issue_failure_is_the_leafs_last_error(tmp_path, mo
     assert rep.facts is leaf.facts
     assert rep.last_error is not None and rep.last_error.message == "RuntimeError: a bug"
     assert rep.next_renewal == pytest.approx(rep.last_error.retry_at)  # not the past renewal time
+    assert ca.failure_log.count == 1
+
+
+def _failing_for(monkeypatch, bad: str) -> None:
+    """The internal CA's issue fails for every set naming ``bad``."""
+    import acme_client.internal_ca as mod
+
+    real = mod.issue_leaf
+
+    def issue(root, names, lifetime):
+        if bad in names:
+            raise RuntimeError(f"cannot issue {bad}")
+        return real(root, names, lifetime)
+
+    monkeypatch.setattr(mod, "issue_leaf", issue)
+
+
+async def test_an_internal_ca_set_failing_is_pending_though_one_of_its_names_has_a_leaf(
+    tmp_path, monkeypatch
+):
+    _failing_for(monkeypatch, "b.lan")
+    ca = InternalCA("home", InternalCASettings(storage=str(tmp_path / "ca")), lambda: None)
+    ca.want([("a.lan",), ("a.lan", "b.lan")])
+    await ca._pass(asyncio.get_running_loop())  # noqa: SLF001
+    reports = {r.domains: r for r in ca.reports()}
+    assert reports[("a.lan",)].facts is not None
+    pending = reports[("a.lan", "b.lan")]
+    assert pending.facts is None and pending.last_error is not None
+    assert pending.last_error.message == "RuntimeError: cannot issue b.lan"
+
+
+async def test_an_internal_ca_failure_of_a_set_the_root_trimmed_is_that_sets_last_error(
+    tmp_path, monkeypatch
+):
+    InternalCA(
+        "home", InternalCASettings(storage=str(tmp_path / "ca"), permitted_domains=("lan",)), lambda: None
+    ).ensure_root()
+    _failing_for(monkeypatch, "a.lan")
+    ca = InternalCA("home", InternalCASettings(storage=str(tmp_path / "ca")), lambda: None)  # root: lan only
+    ca.want([("a.lan", "www.example.com")])  # issued as (a.lan,): the root forbids example.com
+    await ca._pass(asyncio.get_running_loop())  # noqa: SLF001
+    [rep] = ca.reports()
+    assert rep.domains == ("a.lan",) and rep.facts is None  # the set as it is issued
+    assert rep.last_error is not None and rep.last_error.message == "RuntimeError: cannot issue a.lan"
+
+
+async def test_an_internal_ca_forgets_the_last_error_of_a_set_no_longer_wanted(tmp_path, monkeypatch):
+    _failing_for(monkeypatch, "b.lan")
+    ca = InternalCA("home", InternalCASettings(storage=str(tmp_path / "ca")), lambda: None)
+    loop = asyncio.get_running_loop()
+    ca.want([("b.lan",)])
+    await ca._pass(loop)  # noqa: SLF001
+    assert ca.failure_log.last(("b.lan",)) is not None
+    ca.want([("c.lan",)])  # the router went away
+    await ca._pass(loop)  # noqa: SLF001
+    ca.want([("b.lan",)])  # and came back: no stale error before its next attempt
+    [rep] = [r for r in ca.reports() if r.domains == ("b.lan",)]
+    assert rep.facts is None and rep.last_error is None
     assert ca.failure_log.count == 1
 
 
