@@ -80,7 +80,6 @@ class _Merged:
     services: dict[str, tuple[Service, str]] = field(default_factory=dict)
     middlewares: dict[str, tuple[Middleware, str]] = field(default_factory=dict)
     contributed: set[str] = field(default_factory=set)  # kept, healthy containers
-    served: set[str] = field(default_factory=set)  # containers whose servers made it into a service
 
 
 Matcher = Callable[[Mapping[str, str]], bool]
@@ -166,8 +165,6 @@ def _add(
                 _conflict(states, "service", sname, owner, c.name)
                 continue
             merged.services[sname] = (combined, owner)
-        if healthy and svc.load_balancer is not None and svc.load_balancer.servers:
-            merged.served.add(c.name)
     for kind, into, items in (
         ("router", merged.routers, built.cfg.routers),
         ("middleware", merged.middlewares, built.cfg.middlewares),
@@ -265,10 +262,14 @@ def build_docker_config(
         middlewares=frozen_map({n: m for n, (m, _) in merged.middlewares.items()}),
     )
     _reference_warnings(cfg, merged, states)
-    owners = {owner for _, owner in merged.routers.values()}
+    # Routed: it contributed (kept, healthy, reachable) and at least one router it produced survived (its
+    # own, or the same router of a replica). Servers alone route nothing: a container whose routers were all
+    # left out (a default rule that failed, several services and no router, a clash) is not routed.
     records = {
         c.name: _record(
-            c, states[c.name], c.name in merged.served or (c.name in merged.contributed and c.name in owners)
+            c,
+            states[c.name],
+            c.name in merged.contributed and any(r in merged.routers for r in states[c.name].routers),
         )
         for c in ordered
     }

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from discover.model import Discovered
 from router.api.render import DISABLED, WARNING, Runtime, domain_json, go_duration, provider_of
 from router.api.state import ApiState, CertificateReport
 from router.settings import EntryPoint
@@ -155,23 +156,42 @@ def certificates(state: ApiState, now: float | None = None) -> list[Json]:
     return out
 
 
+def _router_error(name: str, why: str) -> str:
+    """A router's compile error for a container's ``detail``; a rule that fails names the label it is set
+    with (Docker's ``traefik.http.routers.<name>.rule``; the provider's defaultRule when that is absent)."""
+    bare, _, provider = name.partition("@")
+    if provider == "docker" and why.startswith("rule "):
+        return f"router {name} (label traefik.http.routers.{bare}.rule, else the defaultRule): {why}"
+    return f"router {name}: {why}"
+
+
+def _container_json(d: Discovered, errors: Mapping[str, str]) -> Json:
+    """One discovered container; one whose routers were all left out by the compile (a missing middleware,
+    a rule that does not parse) is not routed, reason ``error``, those errors in ``detail``."""
+    routed, reason, detail = d.routed, d.reason, d.detail
+    if routed and d.routers and all(r in errors for r in d.routers):
+        routed, reason = False, "error"
+        detail = "; ".join([*(_router_error(r, errors[r]) for r in d.routers), *([detail] if detail else [])])
+    return {
+        "provider": d.provider,
+        "name": d.name,
+        "id": d.id,
+        "routed": routed,
+        "reason": reason,
+        "detail": detail,
+        "fix": d.fix,
+        "routers": list(d.routers),
+        "services": list(d.services),
+        "networks": list(d.networks),
+    }
+
+
 def discovery(runtime: Runtime) -> Json:
     """``/api/discovery``: every container a provider saw, routed or not and why not; and every router
     left out (not routed, or routed with an error), with its provider and errors."""
     state = runtime.state
     containers = [
-        {
-            "provider": d.provider,
-            "name": d.name,
-            "id": d.id,
-            "routed": d.routed,
-            "reason": d.reason,
-            "detail": d.detail,
-            "fix": d.fix,
-            "routers": list(d.routers),
-            "services": list(d.services),
-            "networks": list(d.networks),
-        }
+        _container_json(d, state.errors)
         for d in sorted(state.config.discovered, key=lambda d: (d.provider, d.name, d.id))
     ]
     routers = [
