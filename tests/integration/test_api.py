@@ -9,6 +9,7 @@ import base64
 import aiohttp
 import pytest
 
+from tests.api_fakes import TRAEFIK_OBSERVABILITY
 from tests.integration import docker_env
 from tests.integration.harness import wait_for
 
@@ -64,12 +65,7 @@ async def test_insecure_api_shows_file_router_services_and_internal_routers(prox
             "entryPoints": ["web"],
             "service": "app",
             "rule": "Host(`app.test`)",
-            "observability": {
-                "accessLogs": True,
-                "metrics": True,
-                "tracing": True,
-                "traceVerbosity": "minimal",
-            },
+            "observability": TRAEFIK_OBSERVABILITY,
             "status": "enabled",
             "using": ["web"],
             "name": "app@file",

@@ -18,6 +18,7 @@ from router.api.handler import api_handler
 from router.api.state import ApiState
 from router.balancer import build_balancers
 from router.settings import ApiSettings, EntryPoint
+from tests.api_fakes import TRAEFIK_OBSERVABILITY
 from tests.exchange_fakes import fake_exchange
 
 WTF = "Host(`{{ normalize .Name }}.traefik.wtf`)"  # the default rule of Traefik's test cases
@@ -129,7 +130,7 @@ async def get_rawdata(st: ApiState) -> dict[str, Any]:
 # What a running Traefik's runtime view adds to the provider's configuration, with our values here
 RUNTIME_ROUTER = {
     "entryPoints": ["web"],  # the default entry points, written into the router by Traefik's aggregator
-    "observability": {"accessLogs": True, "metrics": True, "tracing": True, "traceVerbosity": "minimal"},
+    "observability": TRAEFIK_OBSERVABILITY,
     "status": "enabled",
     "using": ["web"],
 }
