@@ -13,6 +13,7 @@ bad label raises :class:`~discover.readers.ConfigError`, which the caller maps b
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -167,6 +168,21 @@ def _address(
             "(set traefik.docker.network to choose)"
         )
     return nets[first], first
+
+
+def _binding(c: ContainerInfo, port: int) -> tuple[str, int] | None:
+    """Traefik's getIPPort with ``useBindPortIP``: the host IP and port of the first binding of ``port``,
+    or None (the container's own address and port are used) when it has none, or when its host IP is
+    empty or unspecified (``0.0.0.0``, ``::``): that says nothing about an address to reach it at."""
+    for b in c.ports:
+        if b.port != port or not b.host_port:
+            continue
+        try:
+            ip = ipaddress.ip_address(b.host_ip or "")
+        except ValueError:
+            return None
+        return None if ip.is_unspecified else (str(ip), b.host_port)
+    return None
 
 
 def _fix_connect(reach: Reach, c: ContainerInfo, network: str | None) -> str:
@@ -394,18 +410,17 @@ class _Builder:
             self.address, self.network = _address(
                 self.c, _wanted(self.lab, settings), self.ctx, self.warnings
             )
-        host, hport = self.address, port
         if settings.use_bind_port_ip:
-            bound = [b for b in self.c.ports if b.port == port and b.host_port]
-            if bound:
-                b = bound[0]
-                ip = b.host_ip or ""
-                host = settings.host_address if ip in ("", "0.0.0.0", "::") else ip
-                return f"{scheme}://{_host(host)}:{b.host_port}"  # the host's address: reachable
-            note = f"useBindPortIP: port {port} is not published; using the container's address"
+            bound = _binding(self.c, port)
+            if bound is not None:
+                return f"{scheme}://{_host(bound[0])}:{bound[1]}"  # an address the user published on
+            note = (
+                f"useBindPortIP: port {port} is not published on a specific address (not published, or on "
+                "all of the host's); using the container's address and port, as Traefik"
+            )
             if note not in self.warnings:
                 self.warnings.append(note)
-        url = f"{scheme}://{_host(host)}:{hport}"
+        url = f"{scheme}://{_host(self.address)}:{port}"
         if self.network is not None and not self.derived:
             self.unreachable = self.ctx.reach.why(self.network)
             if self.unreachable:

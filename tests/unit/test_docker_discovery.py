@@ -140,14 +140,26 @@ def test_when_reachability_cannot_be_judged_nothing_is_called_unreachable():
     assert cfg.services["far"].load_balancer.servers[0].unreachable == ""
 
 
-def test_host_network_mode_and_bound_ports_are_reachable():
+def test_host_network_mode_and_ports_bound_to_an_address_are_reachable():
     host_mode = box("h", networks={}, network_mode="host")
     bound = ContainerInfo(
-        id="p", name="p", ports=(PortBinding(80, "tcp", "0.0.0.0", 8080),), networks={"back": "10.9.0.3"}
+        id="p", name="p", ports=(PortBinding(80, "tcp", "192.0.2.10", 8080),), networks={"back": "10.9.0.3"}
     )
     cfg, by_name = discovered(host_mode, bound, settings=DockerSettings(use_bind_port_ip=True))
     assert by_name["h"].routed and by_name["p"].routed
+    assert cfg.services["p"].load_balancer.servers[0].url == "http://192.0.2.10:8080"
     assert all(not s.unreachable for svc in cfg.services.values() for s in svc.load_balancer.servers)
+
+
+def test_a_port_bound_on_all_addresses_is_reached_at_the_container_and_judged_like_it():
+    """Traefik's getIPPort: a binding on 0.0.0.0 names no address, so the container's own address and port
+    are used; that address is on a network dockroute is not on."""
+    bound = ContainerInfo(
+        id="p", name="p", ports=(PortBinding(80, "tcp", "0.0.0.0", 8080),), networks={"back": "10.9.0.3"}
+    )
+    cfg, by_name = discovered(bound, settings=DockerSettings(use_bind_port_ip=True))
+    assert cfg.services["p"].load_balancer.servers[0].url == "http://10.9.0.3:80"
+    assert by_name["p"].reason == "unreachable-network"
 
 
 def test_the_balancer_carries_unreachable_and_keeps_it_current():

@@ -475,7 +475,9 @@ def test_no_network_leaves_the_container_out():
     ("binding", "url", "warning"),
     [
         (PortBinding(80, "tcp", "192.168.1.20", 8000), "http://192.168.1.20:8000", None),
-        (PortBinding(80, "tcp", "0.0.0.0", 8000), "http://172.17.0.1:8000", None),
+        # on all of the host's addresses: the container's address and port, as Traefik's getIPPort
+        (PortBinding(80, "tcp", "0.0.0.0", 8000), "http://10.0.0.2:80", "not published on a specific"),
+        (PortBinding(80, "tcp", "::", 8000), "http://10.0.0.2:80", "not published on a specific"),
         (PortBinding(80, "tcp"), "http://10.0.0.2:80", "not published"),
     ],
 )
@@ -484,6 +486,8 @@ def test_use_bind_port_ip(binding, url, warning):
     cfg, records = build(box("app", ports=(binding,)), settings=settings)
     assert cfg.services["app"].load_balancer.servers == (Server(url),)
     assert bool(records["app"].warnings) == (warning is not None)
+    if warning:
+        assert warning in records["app"].warnings[0]
 
 
 # -- health, state, enable, constraints ------------------------------------------------------------------
