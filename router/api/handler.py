@@ -136,13 +136,16 @@ class ApiHandler:
         elif sub == "version":
             await reply(ex, 200, version(state, self.started))
         elif sub == "certificates":
-            items = certificates(state)
+            items = certificates(state, query=query)
             c = q.Criterion.of(query)
             if c is not None:
                 items = [
                     i for i in items if c.with_status(i["status"]) and c.search_in(*i["sans"], i["issuer"])
                 ]
             await self.paged(ex, items, query)
+        elif sub.startswith("certificates/") and sub.count("/") == 1 and not sub.endswith("/"):
+            # Traefik's id is the certificate's SHA-256 fingerprint, which dockroute's reports do not carry
+            await error(ex, 404, f"certificate not found: {unquote(sub.partition('/')[2])}")
         elif sub == "discovery":
             await reply(ex, 200, discovery(await self.runtime(state)))
         else:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from discover.model import Discovered
+from router.api.query import Query
 from router.api.render import DISABLED, WARNING, Runtime, domain_json, go_duration, provider_of
 from router.api.state import ApiState, CertificateReport
 from router.settings import EntryPoint
@@ -121,39 +122,62 @@ def version(state: ApiState, started: float) -> Json:
     return {"Version": state.version, "Codename": "dockroute", "startDate": rfc3339(started)}
 
 
-def _cert_status(not_after: float, now: float) -> str:
-    left = not_after - now
+PENDING = "pending"  # asked for, not issued yet (dockroute's status: Traefik lists served certificates only)
+
+
+def _cert_status(c: CertificateReport, now: float) -> str:
+    if not c.not_after:
+        return PENDING
+    left = c.not_after - now
     if left < 0:
         return "expired"
     return "warning" if left < CERT_WARNING_DAYS * DAY else "enabled"
 
 
 def certificate_json(c: CertificateReport, now: float) -> Json:
-    """One certificate: dockroute's fields, then Traefik's names for what both have."""
+    """One certificate: dockroute's fields, then Traefik's names for what both have. One not issued yet
+    (``not_after`` 0: the resolver was asked for these names and has none so far) has no dates and
+    status ``pending``, never the 1970 of UNIX second 0."""
+    issued = bool(c.not_after)
     return {
         "domains": list(c.domains),
         "resolver": c.resolver,
         "source": c.source,
         "issuer": c.issuer,
-        "notAfter": rfc3339(c.not_after),
+        "notAfter": rfc3339(c.not_after) if issued else None,
         "notBefore": rfc3339(c.not_before) if c.not_before else None,
-        "daysLeft": int((c.not_after - now) // DAY),
+        "daysLeft": int((c.not_after - now) // DAY) if issued else None,
         "nextRenewal": rfc3339(c.next_renewal),
         "lastError": c.last_error,
         "lastErrorAt": rfc3339(c.last_error_at),
         "commonName": c.domains[0] if c.domains else "",
         "sans": sorted(c.domains),
         "issuerCN": c.issuer,
-        "status": _cert_status(c.not_after, now),
+        "status": _cert_status(c, now),
     }
 
 
-def certificates(state: ApiState, now: float | None = None) -> list[Json]:
-    """``/api/certificates``, sorted by main name (then resolver)."""
+# Traefik 3.7's sortBy for certificates (pkg/api/sort.go): its sort key from (report, JSON)
+_CERT_KEYS: dict[str, Callable[[CertificateReport, Json], Any]] = {
+    "status": lambda c, j: j["status"],
+    "issuer": lambda c, j: c.issuer,
+    "validUntil": lambda c, j: c.not_after,  # not issued yet: 0, first, as Go's zero time
+}
+
+
+def certificates(state: ApiState, now: float | None = None, query: Query | None = None) -> list[Json]:
+    """``/api/certificates``, sorted as Traefik 3.7 sorts its list: by ``sortBy`` (``name`` or ``cn``:
+    the main name, the default; ``status``, ``issuer``, ``validUntil``), ties by name, ``direction``
+    ``asc`` unless ``desc``."""
     now = time.time() if now is None else now
-    out = [certificate_json(c, now) for c in state.certificates()]
-    out.sort(key=lambda c: (c["commonName"], c["resolver"], c["notAfter"] or ""))
-    return out
+    rows = [(c, certificate_json(c, now)) for c in state.certificates()]
+    key = _CERT_KEYS.get(query.get("sortBy")) if query is not None else None
+    desc = query is not None and query.get("direction") == "desc"
+    if key is None:
+        rows.sort(key=lambda r: (r[1]["commonName"], r[0].resolver, r[0].not_after), reverse=desc)
+    else:
+        rows.sort(key=lambda r: (key(*r), r[1]["commonName"], r[0].resolver), reverse=desc)
+    return [j for _, j in rows]
 
 
 def _router_error(name: str, why: str) -> str:

@@ -31,6 +31,8 @@ import pytest
 from aiohttp import web
 
 from router.api.dashboard import dashboard_handler
+from router.api.report import certificate_json
+from router.api.state import CertificateReport
 from tests.exchange_fakes import Recorder, fake_exchange
 from tests.integration.harness import wait_for
 
@@ -186,50 +188,73 @@ async def keep_screenshots(b: Browser, tmp_path: Path, name: str = "dashboard-39
 # ---- the page against a fixture API, served by the real handler --------------------------------------
 
 
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+def fixture_router(name: str, rule: str, service: str, provider: str, **more: Any) -> dict[str, Any]:
+    r = {"entryPoints": ["web"], "service": service, "rule": rule, "priority": len(rule)}
+    r.update({"status": "enabled", "using": ["web"], "name": name, "provider": provider})
+    r.update(more)
+    return r
+
+
+def fixture_service(name: str, url: str, health: str, used_by: str) -> dict[str, Any]:
+    return {
+        "loadBalancer": {"servers": [{"url": url}]},
+        "status": "enabled",
+        "usedBy": [used_by],
+        "serverStatus": {url: health},
+        "name": name,
+        "provider": name.partition("@")[2],
+        "type": "loadbalancer",
+    }
+
+
+def fixture_container(name: str, reason: str, **more: Any) -> dict[str, Any]:
+    c = {"provider": "docker", "name": name, "id": name.encode().hex().ljust(64, "0"), "routed": not reason}
+    c.update({"reason": reason, "detail": "", "fix": "", "routers": [], "services": [], "networks": []})
+    c.update(more)
+    return c
+
+
+def fixture_certificates(now: float) -> list[dict[str, Any]]:
+    """As the real API writes them (``certificate_json``): one served, one asked for whose first order
+    failed (not issued yet: pending, no dates)."""
+    served = CertificateReport(
+        ("whoami.example.com",), "le", "acme", "Pebble Intermediate CA", now + 42 * 86400 + 600, now - 86400
+    )
+    pending = CertificateReport(
+        ("new.example.com",),
+        "le",
+        "acme",
+        "",
+        0.0,
+        next_renewal=now + 300,
+        last_error="urn:ietf:params:acme:error:dns: NXDOMAIN looking up A for new.example.com",
+        last_error_at=now - 60,
+    )
+    return [certificate_json(c, now) for c in (served, pending)]
 
 
 def fixture_state() -> dict[str, Any]:
     """What the API answers: three routers (one broken, one named like markup), two services, a
-    certificate, a container on a network dockroute cannot reach and a file router left out."""
-    now = time.time()
-
-    def router(name: str, rule: str, service: str, provider: str, **more: Any) -> dict[str, Any]:
-        r = {"entryPoints": ["web"], "service": service, "rule": rule, "priority": len(rule)}
-        r.update({"status": "enabled", "using": ["web"], "name": name, "provider": provider})
-        r.update(more)
-        return r
-
-    def container(name: str, reason: str, **more: Any) -> dict[str, Any]:
-        c = {
-            "provider": "docker",
-            "name": name,
-            "id": name.encode().hex().ljust(64, "0"),
-            "routed": not reason,
-        }
-        c.update({"reason": reason, "detail": "", "fix": "", "routers": [], "services": [], "networks": []})
-        c.update(more)
-        return c
-
+    certificate and one not issued yet, a container on a network dockroute cannot reach and a file
+    router left out."""
     return {
         "entrypoints": [{"address": ":80", "name": "web"}, {"address": ":8080", "name": "traefik"}],
         "http/routers": [
-            router(
+            fixture_router(
                 "whoami@docker",
                 "Host(`whoami.example.com`)",
                 "whoami@docker",
                 "docker",
                 tls={"certResolver": "le"},
             ),
-            router(
+            fixture_router(
                 "api@file",
                 "Host(`api.example.com`) && PathPrefix(`/v1`)",
                 "api@file",
                 "file",
                 middlewares=["auth@file"],
             ),
-            router(
+            fixture_router(
                 MARKUP_NAME,
                 "Path(`/x`)",
                 "missing@file",
@@ -239,55 +264,14 @@ def fixture_state() -> dict[str, Any]:
             ),
         ],
         "http/services": [
-            {
-                "loadBalancer": {"servers": [{"url": "http://172.17.0.2:80"}]},
-                "status": "enabled",
-                "usedBy": ["whoami@docker"],
-                "serverStatus": {"http://172.17.0.2:80": "UP"},
-                "name": "whoami@docker",
-                "provider": "docker",
-                "type": "loadbalancer",
-            },
-            {
-                "loadBalancer": {"servers": [{"url": "http://10.0.0.7:8000"}]},
-                "status": "enabled",
-                "usedBy": ["api@file"],
-                "serverStatus": {"http://10.0.0.7:8000": "DOWN"},
-                "name": "api@file",
-                "provider": "file",
-                "type": "loadbalancer",
-            },
+            fixture_service("whoami@docker", "http://172.17.0.2:80", "UP", "whoami@docker"),
+            fixture_service("api@file", "http://10.0.0.7:8000", "DOWN", "api@file"),
         ],
-        "certificates": [
-            {
-                "domains": ["whoami.example.com"],
-                "resolver": "le",
-                "source": "acme",
-                "issuer": "Pebble Intermediate CA",
-                "notAfter": iso(now + 42 * 86400 + 600),
-                "notBefore": iso(now - 86400),
-                "daysLeft": 42,
-                "nextRenewal": iso(now + 12 * 86400),
-                "lastError": "",
-                "lastErrorAt": None,
-            },
-            {  # asked for, none yet: the first order failed
-                "domains": ["new.example.com"],
-                "resolver": "le",
-                "source": "acme",
-                "issuer": "",
-                "notAfter": None,
-                "notBefore": None,
-                "daysLeft": None,
-                "nextRenewal": iso(now + 300),
-                "lastError": "urn:ietf:params:acme:error:dns: NXDOMAIN looking up A for new.example.com",
-                "lastErrorAt": iso(now - 60),
-            },
-        ],
+        "certificates": fixture_certificates(time.time()),
         "discovery": {
             "containers": [
-                container("whoami", "", routers=["whoami@docker"], networks=["bridge"]),
-                container(
+                fixture_container("whoami", "", routers=["whoami@docker"], networks=["bridge"]),
+                fixture_container(
                     "isolated-app",
                     "unreachable-network",
                     detail="on network backend-only (172.30.0.0/16), which dockroute is not attached to",
@@ -295,7 +279,7 @@ def fixture_state() -> dict[str, Any]:
                     routers=["isolated-app@docker"],
                     networks=["backend-only"],
                 ),
-                container("postgres", "disabled", detail="traefik.enable=false", networks=["bridge"]),
+                fixture_container("postgres", "disabled", detail="traefik.enable=false", networks=["bridge"]),
             ],
             "routers": [{"name": "broken@file", "provider": "file", "error": ["rule: unknown matcher Hots"]}],
         },

@@ -112,3 +112,54 @@ async def test_certificates():
     assert [c["commonName"] for c in body] == ["a.test"]
     _, _, overview = await get(st, "/api/overview")
     assert overview["certificates"] == {"total": 2, "warnings": 1, "errors": 1}
+
+
+async def test_a_certificate_not_issued_yet_is_pending_without_dates():
+    """A resolver asked for names it has no certificate for yet reports ``not_after`` 0: no 1970 date,
+    no negative days, status ``pending``, which the overview does not count as an error."""
+    now = time.time()
+    reports = (
+        CertificateReport(
+            ("new.test",), "le", "acme", "", 0.0, next_renewal=now + 300, last_error="NXDOMAIN"
+        ),
+    )
+    st = state({}, certificates=lambda: reports)
+    _, _, (cert,) = await get(st, "/api/certificates")
+    assert (cert["notAfter"], cert["notBefore"], cert["daysLeft"]) == (None, None, None)
+    assert (cert["status"], cert["lastError"]) == ("pending", "NXDOMAIN")
+    assert cert["nextRenewal"].endswith("Z")
+    _, _, overview = await get(st, "/api/overview")
+    assert overview["certificates"] == {"total": 1, "warnings": 0, "errors": 0}
+    _, _, body = await get(st, "/api/certificates?status=pending")
+    assert [c["commonName"] for c in body] == ["new.test"]
+
+
+async def test_certificates_sorted_as_traefik():
+    """Traefik 3.7's sortBy for certificates: name (cn), status, issuer, validUntil; ties by name."""
+    now = time.time()
+    reports = (
+        CertificateReport(("b.test",), "le", "acme", "Zeta CA", now + 90 * 86400),
+        CertificateReport(("a.test",), "le", "acme", "Alpha CA", now + 5 * 86400),
+        CertificateReport(("c.test",), "le", "acme", "Alpha CA", now - 86400),
+        CertificateReport(("d.test",), "le", "acme", "", 0.0),
+    )
+    st = state({}, certificates=lambda: reports)
+
+    async def names(query: str) -> list[str]:
+        status, _, body = await get(st, "/api/certificates?" + query)
+        assert status == 200
+        return [c["commonName"] for c in body]
+
+    assert await names("") == ["a.test", "b.test", "c.test", "d.test"]
+    assert await names("sortBy=cn&direction=desc") == ["d.test", "c.test", "b.test", "a.test"]
+    assert await names("sortBy=validUntil") == ["d.test", "c.test", "a.test", "b.test"]
+    assert await names("sortBy=validUntil&direction=desc") == ["b.test", "a.test", "c.test", "d.test"]
+    assert await names("sortBy=issuer") == ["d.test", "a.test", "c.test", "b.test"]
+    assert await names("sortBy=status") == ["b.test", "c.test", "d.test", "a.test"]
+
+
+async def test_one_certificate_by_id_is_not_found_as_traefik_says():
+    """Traefik's ``/api/certificates/{id}`` takes a SHA-256 fingerprint, which dockroute's reports do not
+    carry: every id is Traefik's not-found answer, never the unknown-path one."""
+    status, _, body = await get(state({}), "/api/certificates/ab12")
+    assert (status, body) == (404, {"message": "certificate not found: ab12"})

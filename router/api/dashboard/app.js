@@ -176,7 +176,7 @@
   function certificateCard(cert) {
     const domains = cert.domains || [];
     // no notAfter: names a resolver is asked for and has no certificate for yet (lastError says why)
-    const pending = !cert.notAfter;
+    const pending = cert.status === "pending" || !cert.notAfter;
     const c = card(domains[0] || "(no name)", [pending ? badge("no certificate yet", "warn") : daysBadge(cert.daysLeft)]);
     if (domains.length > 1) c.append(kv("Also", domains.slice(1).join(", ")));
     c.append(kv("Resolver", cert.resolver || cert.source));
