@@ -47,11 +47,12 @@ class EntryPointHandler:
     ) -> None:
         self.entry_point = entry_point
         self.pool = pool
-        self.access_log = access_log
-        self.metrics = metrics
+        # The entry point's observability.accessLogs / .metrics (Traefik v3): false leaves its requests out.
+        self.access_log = access_log if entry_point.access_logs else None
+        self.metrics = metrics if entry_point.metrics else None
         # Whether each answer is observed (access log, metrics): the one test every place that ends an
         # answer makes before calling :meth:`log`, so that with both off a request pays nothing more.
-        self.observe = access_log is not None or metrics is not None
+        self.observe = self.access_log is not None or self.metrics is not None
         self.scheme = scheme
         self._services: dict[str, tuple[str, bool]] = {}
         self._services_of: RoutingTable | None = None

@@ -46,6 +46,10 @@ class EntryPoint:
     # asDefault: a router naming no entry point is on the entry points marked so (when any is), instead of
     # on every entry point but ``traefik`` (Traefik's rule)
     as_default: bool = False
+    # observability.accessLogs / .metrics: false leaves this entry point's requests out of the access log /
+    # the metrics (Traefik v3's per-entry-point switches; both on by default)
+    access_logs: bool = True
+    metrics: bool = True
 
 
 @dataclass(frozen=True, slots=True)

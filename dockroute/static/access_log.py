@@ -4,7 +4,7 @@
 Traefik quietly falls back to the default for a mode word it does not know (``fields.defaultMode: kep``
 keeps every field); dockroute refuses it by key instead, since a typo there decides what personal data
 (headers, query strings) ends up in a log file. ``otlp`` and ``dualOutput`` (OpenTelemetry export) are
-accepted and reported as not acted on (the schema's ``IGNORED`` / ``ANY``).
+accepted and reported as not acted on (the schema's ``IGNORED`` / ``WARNED``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def read_access_log(tree: Any) -> AccessLogSettings | None:
     if not isinstance(tree, dict):
         return None
     r = Reader(tree, "accessLog")
+    r.flag("dualOutput", False)  # checked as Traefik reads it; not acted on (reported by name)
     return AccessLogSettings(
         file_path=r.text("filePath"),
         format=r.text("format", "common", choices=FORMATS),

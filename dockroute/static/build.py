@@ -23,7 +23,16 @@ from dockroute.static.observability import (
 )
 from dockroute.static.readers import Reader, check_address
 from dockroute.static.resolvers import read_resolvers
-from dockroute.static.schema import ANY, IGNORED, OTHER_PROVIDERS, SCHEMA, ListOf, Named
+from dockroute.static.schema import (
+    ANY,
+    ENCODED_CHARACTERS,
+    IGNORED,
+    OTHER_PROVIDERS,
+    SCHEMA,
+    WARNED,
+    ListOf,
+    Named,
+)
 from dockroute.static.settings import (
     PY_LEVELS,
     DockerProviderSettings,
@@ -116,6 +125,13 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
     rt = r.sub("transport", "respondingTimeouts")
     lc = r.sub("transport", "lifeCycle")
     d = _DEFAULTS[EntryPoint]
+    _refuse_request_checks(r.sub("http"))
+    obs = r.sub("observability")
+    # Read as Traefik reads them (a bad value stops the start), not acted on: reported by name (WARNED).
+    obs.flag("tracing", True)
+    obs.text("traceVerbosity", choices=("minimal", "detailed"))
+    fwd.flag("notAppendXForwardedFor", False)
+    fwd.flag("addXForwardedSchemeHeaders", False)
     return EntryPoint(
         name=name,
         address=address,
@@ -123,6 +139,8 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
         tls=_entry_point_tls(r.sub("http"), resolvers),
         middlewares=tuple(item for item, _ in r.sub("http").items("middlewares")),
         as_default=r.flag("asDefault", False),
+        access_logs=obs.flag("accessLogs", True),
+        metrics=obs.flag("metrics", True),
         trusted_ips=_trusted_ips(fwd),
         forwarded_insecure=fwd.flag("insecure", False),
         read_timeout=rt.duration("readTimeout", d["read_timeout"]),
@@ -133,6 +151,27 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
             "requestAcceptGraceTimeout", d["request_accept_grace_timeout"]
         ),
     )
+
+
+def _refuse_request_checks(http: Reader) -> None:
+    """``http.encodedCharacters`` and ``http.underscoreHeadersStrategy`` tighten what a request may carry.
+    dockroute allows every encoded character and keeps headers with underscores (Traefik's defaults, which
+    are accepted); asking for more is refused by name: ignoring it would let those requests through."""
+    enc = http.sub("encodedCharacters")
+    for key in ENCODED_CHARACTERS:
+        if not enc.flag(key, True):
+            raise StaticConfigError(
+                f"{enc.path}.{key}",
+                "false is not supported: dockroute lets every encoded character through, and ignoring it "
+                f"would pass the requests you asked to refuse{where(enc.origin(key))}",
+            )
+    strategy = http.text("underscoreHeadersStrategy", "keep", choices=("keep", "delete", "reject"))
+    if strategy != "keep":
+        raise StaticConfigError(
+            f"{http.path}.underscoreHeadersStrategy",
+            f"{strategy!r} is not supported: dockroute keeps headers with underscores, and ignoring it would "
+            f"pass them on to the backends{where(http.origin('underscoreHeadersStrategy'))}",
+        )
 
 
 def _entry_point_tls(http: Reader, resolvers: list[str]) -> RouterTLS | None:
@@ -290,20 +329,21 @@ def _log(tree: Any) -> LogSettings:
 # -- what is not acted on -----------------------------------------------------------------------------
 
 
-def not_acted_on(node: Any, tree: Any, path: str = "") -> Iterator[str]:
+def not_acted_on(node: Any, tree: Any, path: str = "", spath: str = "") -> Iterator[str]:
     """Key paths set in ``tree`` that dockroute accepts and does not act on (``IGNORED`` sections,
-    ``ANY`` keys), in schema order: the app names each in a warning at start."""
+    ``ANY`` keys, typed keys listed in ``WARNED``), in schema order: the app names each in a warning at
+    start. ``spath``: the path in schema spelling (``*`` for a user-named entry)."""
     if not isinstance(tree, dict):
         return
     if isinstance(node, Named):
         for name, sub in tree.items():
             if sub is not OFF:
-                yield from not_acted_on(node.child, sub, join(path, name))
+                yield from not_acted_on(node.child, sub, join(path, name), join(spath, "*"))
         return
     if isinstance(node, ListOf):
         for index, sub in tree.items():
             if sub is not OFF:
-                yield from not_acted_on(node.child, sub, f"{path}[{index}]")
+                yield from not_acted_on(node.child, sub, f"{path}[{index}]", f"{spath}[*]")
         return
     if not isinstance(node, dict):
         return
@@ -311,7 +351,7 @@ def not_acted_on(node: Any, tree: Any, path: str = "") -> Iterator[str]:
         found = find_key(tree, key)
         if found is None or tree[found] is OFF:
             continue
-        if isinstance(child, str) and child in (IGNORED, ANY):
+        if (isinstance(child, str) and child in (IGNORED, ANY)) or join(spath, key) in WARNED:
             yield join(path, key)
         else:
-            yield from not_acted_on(child, tree[found], join(path, key))
+            yield from not_acted_on(child, tree[found], join(path, key), join(spath, key))

@@ -23,6 +23,7 @@ __all__ = [
     "ADDR",
     "ANY",
     "BOOL",
+    "ENCODED_CHARACTERS",
     "DUR",
     "IGNORED",
     "INT",
@@ -34,6 +35,7 @@ __all__ = [
     "RAW_ITEM",
     "SCHEMA",
     "STR",
+    "WARNED",
     "Named",
 ]
 
@@ -63,6 +65,17 @@ class ListOf:
 # Traefik's ``types.Domain``: the names of one certificate.
 _DOMAIN: dict[str, Any] = {"main": STR, "sans": LIST}
 
+# ``entryPoints.<ep>.http.encodedCharacters`` (Traefik v3.6+): each true by default.
+ENCODED_CHARACTERS = (
+    "allowEncodedSlash",
+    "allowEncodedBackSlash",
+    "allowEncodedNullCharacter",
+    "allowEncodedSemicolon",
+    "allowEncodedPercent",
+    "allowEncodedQuestionMark",
+    "allowEncodedHash",
+)
+
 _ENTRY_POINT: dict[str, Any] = {
     "address": ADDR,
     "http": {
@@ -72,9 +85,20 @@ _ENTRY_POINT: dict[str, Any] = {
         "tls": {"certResolver": STR, "options": STR, "domains": ListOf(_DOMAIN)},
         "middlewares": LIST,  # run before every router's own there (router.chains)
         **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath", "maxHeaderBytes"), ANY),
+        # Both tighten what a request may carry: acted on as Traefik's defaults (allow, keep), refused by
+        # name otherwise (ignoring them would let through requests the user asked to refuse).
+        "encodedCharacters": dict.fromkeys(ENCODED_CHARACTERS, BOOL),
+        "underscoreHeadersStrategy": STR,
     },
     "asDefault": BOOL,
-    "forwardedHeaders": {"trustedIPs": LIST, "insecure": BOOL, "connection": ANY},
+    "forwardedHeaders": {
+        "trustedIPs": LIST,
+        "insecure": BOOL,
+        "connection": ANY,
+        # Traefik v3 switches dockroute does not act on (it appends to X-Forwarded-For, adds no
+        # X-Forwarded-Scheme): reported (WARNED)
+        **dict.fromkeys(("notAppendXForwardedFor", "addXForwardedSchemeHeaders"), BOOL),
+    },
     "transport": {
         "respondingTimeouts": {"readTimeout": DUR, "writeTimeout": DUR, "idleTimeout": DUR},
         "lifeCycle": {"graceTimeOut": DUR, "requestAcceptGraceTimeout": DUR},
@@ -87,11 +111,13 @@ _ENTRY_POINT: dict[str, Any] = {
             "proxyProtocol",
             "udp",
             "allowACMEByPass",
-            "observability",
             "reusePort",
         ),
         ANY,
     ),
+    # Acted on per entry point: requests there are left out of the access log / metrics when false.
+    # dockroute has no tracing: ``tracing`` and ``traceVerbosity`` are reported (WARNED).
+    "observability": {"accessLogs": BOOL, "metrics": BOOL, "tracing": BOOL, "traceVerbosity": STR},
 }
 
 OTHER_PROVIDERS = (
@@ -219,6 +245,18 @@ _METRICS: dict[str, Any] = {
     **dict.fromkeys(OTHER_METRICS, IGNORED),
 }
 
+# Typed keys (read as their kind, a bare flag included) that dockroute does not act on: reported by name at
+# start like ``ANY`` keys. Key paths in schema spelling, ``*`` for a user-named entry.
+WARNED: frozenset[str] = frozenset(
+    {
+        "accessLog.dualOutput",
+        "entryPoints.*.forwardedHeaders.notAppendXForwardedFor",
+        "entryPoints.*.forwardedHeaders.addXForwardedSchemeHeaders",
+        "entryPoints.*.observability.tracing",
+        "entryPoints.*.observability.traceVerbosity",
+    }
+)
+
 SCHEMA: dict[str, Any] = {
     "entryPoints": Named(_ENTRY_POINT),
     "providers": {
@@ -245,6 +283,7 @@ SCHEMA: dict[str, Any] = {
         "filePath": STR,
         "noColor": BOOL,  # dockroute never colours its log: what noColor asks is always true
         **dict.fromkeys(("maxSize", "maxAge", "maxBackups", "compress"), ANY),
+        "otlp": IGNORED,  # OpenTelemetry export of the log: not supported, reported by name
     },
     "accessLog": {
         "filePath": STR,
@@ -258,7 +297,7 @@ SCHEMA: dict[str, Any] = {
         },
         "bufferingSize": INT,
         "addInternals": BOOL,
-        "dualOutput": ANY,  # OpenTelemetry export: not supported, reported by name
+        "dualOutput": BOOL,  # with otlp only (OpenTelemetry export): not supported, reported (WARNED)
         "otlp": IGNORED,
     },
     "certificatesResolvers": Named(_RESOLVER),

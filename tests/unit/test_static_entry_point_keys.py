@@ -1,0 +1,125 @@
+"""Traefik v3 keys of entry points and logs that a Traefik file may carry: acted on (per-entry-point
+observability), refused by name where ignoring them would let through requests the user asked to refuse
+(encodedCharacters, underscoreHeadersStrategy), else reported by name as not supported."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockroute.static import StaticConfig, StaticConfigError, load_static
+from router.accesslog import AccessLog
+from router.metrics import Metrics
+from router.proxy import EntryPointHandler
+from router.settings import EntryPoint, PrometheusSettings
+
+
+def load(argv=()) -> StaticConfig:
+    return load_static(list(argv), {}, search_dirs=())
+
+
+def _ep(cfg: StaticConfig, name: str) -> EntryPoint:
+    return next(ep for ep in cfg.entry_points if ep.name == name)
+
+
+def test_entry_point_observability_switches_are_read_per_entry_point():
+    cfg = load(
+        [
+            "--entrypoints.web.address=:80",
+            "--entrypoints.admin.address=:81",
+            "--entrypoints.admin.observability.accesslogs=false",
+            "--entrypoints.admin.observability.metrics=false",
+        ]
+    )
+    assert (_ep(cfg, "web").access_logs, _ep(cfg, "web").metrics) == (True, True)
+    assert (_ep(cfg, "admin").access_logs, _ep(cfg, "admin").metrics) == (False, False)
+    assert not any("observability" in key for key in cfg.ignored)  # acted on: never reported
+
+
+def test_an_entry_point_without_access_logs_or_metrics_observes_nothing_there(tmp_path):
+    log = AccessLog(str(tmp_path / "access.log"), "common")
+    metrics = Metrics(PrometheusSettings())
+    quiet = EntryPointHandler(
+        EntryPoint("admin", ":0", access_logs=False, metrics=False), None, log, metrics=metrics
+    )  # type: ignore[arg-type]
+    assert (quiet.access_log, quiet.metrics, quiet.observe) == (None, None, False)
+    no_log = EntryPointHandler(EntryPoint("web", ":0", access_logs=False), None, log, metrics=metrics)  # type: ignore[arg-type]
+    assert (no_log.access_log, no_log.metrics, no_log.observe) == (None, metrics, True)
+    both = EntryPointHandler(EntryPoint("web", ":0"), None, log, metrics=metrics)  # type: ignore[arg-type]
+    assert (both.access_log, both.metrics) == (log, metrics)
+
+
+def test_entry_point_tracing_is_reported_by_name():
+    cfg = load(["--entrypoints.web.address=:80", "--entrypoints.web.observability.tracing=false"])
+    assert cfg.ignored == ("entryPoints.web.observability.tracing",)
+    cfg = load(["--entrypoints.web.address=:80", "--entrypoints.web.observability.traceverbosity=detailed"])
+    assert cfg.ignored == ("entryPoints.web.observability.traceVerbosity",)
+
+
+def test_access_log_dual_output_is_a_flag_and_still_reported():
+    cfg = load(["--accesslog.dualoutput"])  # a bare flag: true
+    assert cfg.ignored == ("accessLog.dualOutput",)
+    with pytest.raises(StaticConfigError) as info:
+        load(["--accesslog.dualoutput=maybe"])
+    assert info.value.key == "accessLog.dualOutput"
+
+
+@pytest.mark.parametrize(
+    ("flag", "key"),
+    [
+        (
+            "--entrypoints.web.forwardedheaders.notappendxforwardedfor",
+            "forwardedHeaders.notAppendXForwardedFor",
+        ),
+        (
+            "--entrypoints.web.forwardedheaders.addxforwardedschemeheaders=true",
+            "forwardedHeaders.addXForwardedSchemeHeaders",
+        ),
+    ],
+)
+def test_traefik_v3_forwarded_header_keys_load_and_are_reported(flag, key):
+    cfg = load(["--entrypoints.web.address=:80", flag])
+    assert cfg.ignored == (f"entryPoints.web.{key}",)
+
+
+def test_log_otlp_loads_and_is_reported():
+    assert load(["--log.otlp"]).ignored == ("log.otlp",)
+
+
+def test_encoded_characters_allowed_is_what_dockroute_does():
+    cfg = load(
+        ["--entrypoints.web.address=:80", "--entrypoints.web.http.encodedcharacters.allowencodedslash=true"]
+    )
+    assert cfg.ignored == ()
+
+
+@pytest.mark.parametrize(
+    ("flag", "key"),
+    [
+        (
+            "--entrypoints.web.http.encodedcharacters.allowencodedslash=false",
+            "entryPoints.web.http.encodedCharacters.allowEncodedSlash",
+        ),
+        (
+            "--entrypoints.web.http.encodedcharacters.allowencodednullcharacter=false",
+            "entryPoints.web.http.encodedCharacters.allowEncodedNullCharacter",
+        ),
+        (
+            "--entrypoints.web.http.underscoreheadersstrategy=reject",
+            "entryPoints.web.http.underscoreHeadersStrategy",
+        ),
+        (
+            "--entrypoints.web.http.underscoreheadersstrategy=delete",
+            "entryPoints.web.http.underscoreHeadersStrategy",
+        ),
+    ],
+)
+def test_request_checks_dockroute_cannot_make_are_refused_by_name(flag, key):
+    with pytest.raises(StaticConfigError) as info:
+        load(["--entrypoints.web.address=:80", flag])
+    assert info.value.key == key
+    assert "not supported" in str(info.value)
+
+
+def test_underscore_headers_keep_is_what_dockroute_does():
+    cfg = load(["--entrypoints.web.address=:80", "--entrypoints.web.http.underscoreheadersstrategy=keep"])
+    assert cfg.ignored == ()
