@@ -374,12 +374,9 @@ async def _send(
     replayable = msg.method in _REPLAYABLE or any(h in msg.headers for h in _IDEMPOTENCY_HEADERS)
     while True:
         if up.unreachable:  # the one test the request path pays: a provider knows it cannot be reached
-            if tried is None:
-                tried = set()
-            tried.add(up)
-            nxt = balancer.pick(cookies, exclude=tried)
-            if nxt is None:
-                return Failure(502, False, f"{up.url}: unreachable: {up.unreachable}", up)
+            tried, nxt = _another(balancer, cookies, tried, up, f"unreachable: {up.unreachable}")
+            if type(nxt) is Failure:
+                return nxt
             up = nxt
             continue
         try:
@@ -389,12 +386,9 @@ async def _send(
                 conn, reused = await ep.pool.acquire(up.key)
         except ConnectFailed as exc:
             balancer.mark_failed(up)
-            if tried is None:
-                tried = set()
-            tried.add(up)
-            nxt = balancer.pick(cookies, exclude=tried)
-            if nxt is None:
-                return Failure(502, False, f"{up.url}: {exc}", up)
+            tried, nxt = _another(balancer, cookies, tried, up, str(exc))
+            if type(nxt) is Failure:
+                return nxt
             up = nxt
             continue
         conn.begin(head.for_server(balancer, up), head.method == "HEAD", loop)
@@ -429,6 +423,18 @@ async def _send(
                 continue
             return Failure(502, True, f"{up.url}: {exc}", up)
         return conn, up, body_task
+
+
+def _another(
+    balancer: Any, cookies: dict[str, str] | None, tried: set[Any] | None, up: Any, why: str
+) -> tuple[set[Any], Any]:
+    """After ``up`` could not be used (``why``): the servers tried so far (made on the first failure, so a
+    request that succeeds at once allocates nothing) and the next server to try, or the 502 to answer."""
+    if tried is None:
+        tried = set()
+    tried.add(up)
+    nxt = balancer.pick(cookies, exclude=tried)
+    return tried, (Failure(502, False, f"{up.url}: {why}", up) if nxt is None else nxt)
 
 
 async def _send_body(ep: EntryPointHandler, request: Any, conn: Connection, chunked: bool) -> None:
