@@ -138,14 +138,34 @@ def sort_items(items: list[Item], query: Query, kind: str, name_key: str = "name
     return sorted(items, key=lambda i: (key(i), i[name_key]), reverse=desc)
 
 
+GO_INT_MAX = 2**63 - 1  # Go's int on 64 bits: strconv.Atoi clamps an out-of-range number to it
+GO_INT_MIN = -(2**63)
+
+
+def go_atoi(raw: str) -> tuple[int, bool]:
+    """Go's ``strconv.Atoi``: (value, ok). An optional sign and ASCII digits only, else (0, False); a
+    number out of Go's int range is clamped to it, not ok. Never converts more than 20 digits (Python's
+    ``int`` refuses over 4300 and is quadratic before that)."""
+    sign = -1 if raw[:1] == "-" else 1
+    digits = raw[1:] if raw[:1] in ("+", "-") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        return 0, False
+    digits = digits.lstrip("0") or "0"
+    value = sign * (int(digits) if len(digits) <= 20 else 2**64)
+    if value > GO_INT_MAX:
+        return GO_INT_MAX, False
+    if value < GO_INT_MIN:
+        return GO_INT_MIN, False
+    return value, True
+
+
 def _int_param(query: Query, key: str, default: int) -> int:
+    """Traefik's ``getIntParam``: on an error, it prints what Atoi gave (0, or the clamped number)."""
     raw = query.get(key)
     if raw == "":
         return default
-    digits = raw[1:] if raw[:1] in ("+", "-") else raw
-    # Go's strconv.Atoi: an optional sign and ASCII digits only; on error it gives 0, which Traefik prints
-    value = int(raw) if digits.isascii() and digits.isdigit() else 0
-    if value <= 0:
+    value, ok = go_atoi(raw)
+    if not ok or value <= 0:
         raise PageError(f"invalid request: {key}: {value}")
     return value
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from router.api.handler import api_handler
 from router.api.state import ApiState
 from router.settings import ApiSettings
@@ -143,3 +145,23 @@ async def test_paths_methods_base_path_and_dashboard():
     assert status == 404  # no dashboard handler given: api.dashboard is off
     status, _, body = await get(None, "/api/overview")
     assert status == 503  # before the first configuration
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("per_page=" + "9" * 5000, "invalid request: per_page: 9223372036854775807"),  # Atoi clamps
+        ("per_page=-" + "9" * 30, "invalid request: per_page: -9223372036854775808"),
+        ("page=99999999999999999999", "invalid request: page: 9223372036854775807"),
+        ("per_page=1_0", "invalid request: per_page: 0"),  # not a Go integer
+        ("per_page=%EF%BC%95", "invalid request: per_page: 0"),  # a full-width digit: not ASCII
+    ],
+    ids=["5000-digits", "negative-30-digits", "20-digits", "underscore", "full-width"],
+)
+async def test_page_numbers_as_go_reads_them(query, message):
+    """Go's strconv.Atoi: a number out of int's range is an error printed clamped, never Python's
+    ValueError (a 500) for thousands of digits."""
+    status, _, body = await get(many_routers(3), "/api/http/routers?" + query)
+    assert (status, body) == (400, {"message": message})
+    _, headers, body = await get(many_routers(3), "/api/http/routers?per_page=" + "0" * 5000 + "2")
+    assert headers["X-Next-Page"] == "2" and len(body) == 2  # leading zeros are still 2
