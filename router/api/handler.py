@@ -38,6 +38,15 @@ _LISTS: dict[str, tuple[str, Callable[..., bool], str]] = {
     "http/services": ("services", q.keep_named, "service"),
     "http/middlewares": ("middlewares", q.keep_named, "middleware"),
 }
+# Traefik's TCP and UDP lists (dockroute routes HTTP only: always empty) → its not-found noun
+_EMPTY_LISTS = {
+    "tcp/routers": "router",
+    "tcp/services": "service",
+    "tcp/middlewares": "middleware",
+    "udp/routers": "router",
+    "udp/services": "service",
+}
+NOT_FOUND = b"404 page not found\n"  # Go's http.NotFound, what gorilla/mux answers for an unknown path
 
 
 async def reply(ex: Exchange, status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> None:
@@ -49,6 +58,12 @@ async def reply(ex: Exchange, status: int, value: Any, headers: tuple[tuple[str,
 async def error(ex: Exchange, status: int, message: str) -> None:
     """Traefik's ``writeError``: ``{"message": ...}``."""
     await reply(ex, status, {"message": message})
+
+
+async def not_found(ex: Exchange) -> None:
+    """A path Traefik's API router does not know: Go's ``http.NotFound``, plain text."""
+    headers = (("X-Content-Type-Options", "nosniff"),)
+    await answer(ex, 404, NOT_FOUND, headers, content_type="text/plain; charset=utf-8")
 
 
 class ApiHandler:
@@ -91,14 +106,14 @@ class ApiHandler:
         base = state.settings.base_path.rstrip("/") if state is not None else ""
         path = ex.path
         if base and not (path == base or path.startswith(base + "/")):
-            await error(ex, 404, "404 page not found")
+            await not_found(ex)
             return
         rest = path[len(base) :]
         if rest == "/dashboard" or rest.startswith("/dashboard/"):
             if self.dashboard is not None:
                 await self.dashboard(ex)
             else:
-                await error(ex, 404, "404 page not found")
+                await not_found(ex)
             return
         if ex.method != "GET":
             await answer(ex, 405, b"", content_type=None)
@@ -111,7 +126,7 @@ class ApiHandler:
         elif rest == "/debug/vars" and state.settings.debug:
             await reply(ex, 200, debug_vars(self.started))
         else:
-            await error(ex, 404, "404 page not found")
+            await not_found(ex)
 
     async def api(self, ex: Exchange, state: ApiState, sub: str, query: q.Query) -> None:
         """``/api/<sub>``."""
@@ -148,8 +163,13 @@ class ApiHandler:
             await error(ex, 404, f"certificate not found: {unquote(sub.partition('/')[2])}")
         elif sub == "discovery":
             await reply(ex, 200, discovery(await self.runtime(state)))
+        elif sub in _EMPTY_LISTS:
+            await self.paged(ex, [], query)
+        elif sub.count("/") == 2 and sub.rpartition("/")[0] in _EMPTY_LISTS and not sub.endswith("/"):
+            noun = _EMPTY_LISTS[sub.rpartition("/")[0]]
+            await error(ex, 404, f"{noun} not found: {unquote(sub.rpartition('/')[2])}")
         else:
-            await error(ex, 404, "404 page not found")
+            await not_found(ex)
 
     async def listing(self, ex: Exchange, runtime: Runtime, sub: str, query: q.Query) -> None:
         kind, keep, _ = _LISTS[sub]

@@ -20,6 +20,8 @@ from tests.api_fakes import (
     traefik_http_conf,
 )
 
+NOT_FOUND = b"404 page not found\n"  # gorilla/mux's answer to a path it does not route
+
 
 def many_routers(n: int) -> ApiState:
     routers = {f"bar{i:2d}": r(f"bar{i:2d}", f"Host(`foo.bar{i}`)") for i in range(n)}
@@ -115,9 +117,10 @@ async def test_router_names_with_a_slash_are_escaped_in_the_path():
     assert status == 200 and body["name"] == "foo / bar@myprovider"
     status, _, body = await get(st, "/api/http/routers/nope@myprovider")
     assert (status, body) == (404, {"message": "router not found: nope@myprovider"})
-    for path in ("/api/http/routers/", "/api/http/routers/a/b", "/api/entrypoints/"):
-        status, _, body = await get(st, path)
-        assert (status, body) == (404, {"message": "404 page not found"}), path
+    for path in ("/api/http/routers/", "/api/http/routers/a/b", "/api/entrypoints/", "/api/nothing"):
+        status, headers, body = await get(st, path)
+        assert (status, body) == (404, NOT_FOUND), path
+        assert headers["Content-Type"] == "text/plain; charset=utf-8", path  # Go's http.NotFound
 
 
 async def test_paths_methods_base_path_and_dashboard():
@@ -134,9 +137,9 @@ async def test_paths_methods_base_path_and_dashboard():
     status, _, body = await get(st, "/traefik/api/http/routers", handler=handler)
     assert status == 200 and len(body) == 2
     status, _, body = await get(st, "/api/http/routers", handler=handler)
-    assert (status, body) == (404, {"message": "404 page not found"})
+    assert (status, body) == (404, NOT_FOUND)
     status, _, body = await get(st, "/traefik/api/nothing", handler=handler)
-    assert (status, body) == (404, {"message": "404 page not found"})
+    assert (status, body) == (404, NOT_FOUND)
     status, _, body = await get(st, "/traefik/dashboard/app.js", handler=handler)
     assert (status, body, seen) == (200, b"page", ["/traefik/dashboard/app.js"])
     status, _, _ = await get(st, "/traefik/api/http/routers", "POST", handler=handler)
@@ -165,3 +168,19 @@ async def test_page_numbers_as_go_reads_them(query, message):
     assert (status, body) == (400, {"message": message})
     _, headers, body = await get(many_routers(3), "/api/http/routers?per_page=" + "0" * 5000 + "2")
     assert headers["X-Next-Page"] == "2" and len(body) == 2  # leading zeros are still 2
+
+
+@pytest.mark.parametrize(
+    "kind", ["tcp/routers", "tcp/services", "tcp/middlewares", "udp/routers", "udp/services"]
+)
+async def test_tcp_and_udp_paths_answer_as_traefik_without_such_routers(kind):
+    """dockroute routes HTTP only: Traefik's TCP and UDP lists are empty (its *-empty.json), a named one
+    is Traefik's not-found, so Traefik's dashboard and tools read them."""
+    st = state(traefik_http_conf())
+    status, headers, body = await get(st, f"/api/{kind}")
+    assert (status, headers["X-Next-Page"], body) == (200, "1", [])
+    status, _, body = await get(st, f"/api/{kind}?page=2")
+    assert (status, body) == (400, {"message": "invalid request: page: 2, per_page: 100"})
+    noun = kind.partition("/")[2].removesuffix("s")
+    status, _, body = await get(st, f"/api/{kind}/x%2Fy@file")
+    assert (status, body) == (404, {"message": f"{noun} not found: x/y@file"})
