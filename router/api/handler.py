@@ -66,6 +66,15 @@ async def not_found(ex: Exchange) -> None:
     await answer(ex, 404, NOT_FOUND, headers, content_type="text/plain; charset=utf-8")
 
 
+def build_view(state: ApiState) -> Runtime:
+    """Everything the API serves from one state that does not change with server health, built and
+    encoded at once (in a worker thread): the routers', services' and middlewares' JSON, rawdata's
+    routers and middlewares, and ``/api/discovery``'s whole document."""
+    runtime = Runtime(state)
+    runtime.documents["discovery"] = encode(discovery(runtime))
+    return runtime
+
+
 class ApiHandler:
     """The handler's state: the source of snapshots, the last view built and the dashboard's handler."""
 
@@ -89,7 +98,7 @@ class ApiHandler:
             return last[1]
         building = self._building
         if building is None or building[0] is not state:
-            future = asyncio.ensure_future(asyncio.to_thread(Runtime, state))
+            future = asyncio.ensure_future(asyncio.to_thread(build_view, state))
             building = self._building = (state, future)
         try:
             # shielded: a client going away must not cancel the build the other requests wait for
@@ -162,7 +171,7 @@ class ApiHandler:
             # Traefik's id is the certificate's SHA-256 fingerprint, which dockroute's reports do not carry
             await error(ex, 404, f"certificate not found: {unquote(sub.partition('/')[2])}")
         elif sub == "discovery":
-            await reply(ex, 200, discovery(await self.runtime(state)))
+            await reply(ex, 200, (await self.runtime(state)).documents["discovery"])
         elif sub in _EMPTY_LISTS:
             await self.paged(ex, [], query)
         elif sub.count("/") == 2 and sub.rpartition("/")[0] in _EMPTY_LISTS and not sub.endswith("/"):

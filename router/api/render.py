@@ -309,6 +309,10 @@ class Runtime:
         for kind in ("routers", "services", "middlewares"):
             for name, raw in getattr(self, f"raw_{kind}").items():
                 self._encoded[(f"raw_{kind}", name)] = encode(raw)
+        for kind in ("routers", "middlewares"):  # rawdata's sections read nothing live: whole, now
+            self.encoded_map(kind, 0.0)
+        # other documents built with the view (the handler's: ``discovery``), as JSON bytes
+        self.documents: dict[str, bytes] = {}
 
     # -- routers --------------------------------------------------------------------------------------
 

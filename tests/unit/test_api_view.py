@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 
 import pytest
 
 from discover.model import Middleware
+from router.api import handler as handler_module
 from router.api.handler import api_handler
 from tests.api_fakes import (
     get,
@@ -111,3 +113,25 @@ async def test_a_failed_build_is_tried_again():
     current[0] = st
     status, _, _ = await get(None, "/api/http/routers", handler=handler)
     assert status == 200
+
+
+async def test_discovery_and_rawdata_sections_are_built_with_the_view_off_the_loop(monkeypatch):
+    """``/api/discovery`` (polled by every dashboard tab) is built and encoded once per state, in the
+    worker thread that builds the view, as are rawdata's routers and middlewares; a request only sends
+    the bytes."""
+    calls: list[bool] = []
+    real = handler_module.discovery
+
+    def spy(runtime):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(runtime)
+
+    monkeypatch.setattr(handler_module, "discovery", spy)
+    st = state(traefik_http_conf())
+    handler = api_handler(lambda: st)
+    for _ in range(3):
+        status, _, body = await get(None, "/api/discovery", handler=handler)
+        assert status == 200 and set(body) == {"containers", "routers"}
+    assert calls == [False]  # once, not on the event loop's thread
+    runtime = handler._last[1]
+    assert {("map", "routers"), ("map", "middlewares")} <= set(runtime._encoded)  # before any rawdata
