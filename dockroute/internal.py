@@ -37,7 +37,6 @@ __all__ = [
     "internal_handlers",
 ]
 
-INTERNAL_ENTRY_POINT = "traefik"
 PING_PRIORITY = 2**31 - 1  # Traefik: math.MaxInt (as its ACME challenge router)
 API_PRIORITY = PING_PRIORITY - 1  # math.MaxInt - 1
 DASHBOARD_PRIORITY = PING_PRIORITY - 2  # math.MaxInt - 2
@@ -64,7 +63,7 @@ def internal_config(static: StaticConfig) -> DynamicConfig:
     middlewares: dict[str, Middleware] = {}
     api = static.api
     if api is not None and api.insecure:
-        ep = INTERNAL_ENTRY_POINT
+        ep = static.internal_entry_point  # "traefik", spelled as the user's entry point is
         routers["api"] = _router("PathPrefix(`/api`)", "api@internal", ep, API_PRIORITY)
         if api.dashboard:
             routers["dashboard"] = _router(

@@ -78,9 +78,11 @@ INTERNAL_ENTRY_POINT = "traefik"  # Traefik's DefaultInternalEntryPointName: the
 def default_entry_points_of(entry_points: tuple[EntryPoint, ...]) -> tuple[str, ...]:
     """Where a router naming no entry point goes, as in Traefik: the entry points marked ``asDefault``
     when any is; otherwise every entry point but ``traefik``, so that users' routers and containers never
-    answer on the admin port (:8080) that the API, ping and metrics are served on."""
+    answer on the admin port (:8080) that the API, ping and metrics are served on. Any case: static entry
+    point names are case-insensitive, so a user's ``Traefik`` is the internal entry point (the API's
+    routers are on it; Traefik compares the name as written)."""
     marked = tuple(ep.name for ep in entry_points if ep.as_default)
-    return marked or tuple(ep.name for ep in entry_points if ep.name != INTERNAL_ENTRY_POINT)
+    return marked or tuple(ep.name for ep in entry_points if ep.name.lower() != INTERNAL_ENTRY_POINT)
 
 
 def router_entry_points(

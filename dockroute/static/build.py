@@ -89,6 +89,7 @@ def load_static(
         api=obs.api,
         ping=obs.ping,
         metrics=obs.metrics,
+        internal_entry_point=obs.internal_entry_point,
         metrics_add_internals=Reader(get(tree, "metrics"), "metrics").flag("addInternals", False),
         source=source,
         ignored=(*not_acted_on(SCHEMA, tree), *warned),

@@ -18,11 +18,11 @@ from discover.values import find_key
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import OFF, Indexed, Val, get, got, merge, where
+from router.compile import INTERNAL_ENTRY_POINT  # Traefik's DefaultInternalEntryPointName
 from router.settings import ApiSettings, PingSettings, PrometheusSettings
 
 __all__ = ["INTERNAL_ENTRY_POINT", "Observability", "read_observability", "with_internal_entry_point"]
 
-INTERNAL_ENTRY_POINT = "traefik"  # Traefik's DefaultInternalEntryPointName
 INTERNAL_ADDRESS = ":8080"
 
 # Traefik's validBasePath: an absolute URL path of these characters only (no backtracking: one class).
@@ -36,6 +36,8 @@ class Observability:
     api: ApiSettings | None = None
     ping: PingSettings | None = None
     metrics: PrometheusSettings | None = None
+    # the internal entry point as the user spells it (:func:`check_entry_points`)
+    internal_entry_point: str = INTERNAL_ENTRY_POINT
 
     def wants_internal_entry_point(self) -> bool:
         """Traefik's condition for creating the ``traefik`` entry point."""
@@ -161,7 +163,8 @@ def with_internal_entry_point(entries: dict[str, Any], obs: Observability) -> di
 
 
 def check_entry_points(tree: Any, obs: Observability, live: list[str]) -> Observability:
-    """Each automatic router's entry point must exist; names come back spelled as the entry point is."""
+    """Each automatic router's entry point must exist; names come back spelled as the entry point is, the
+    internal one's too (a user's ``Traefik`` is the internal entry point: names are case-insensitive)."""
     ping, metrics = obs.ping, obs.metrics
     if ping is not None and not ping.manual_routing:
         ping = replace(ping, entry_point=_entry_point(tree, "ping", ping.entry_point, live))
@@ -170,7 +173,8 @@ def check_entry_points(tree: Any, obs: Observability, live: list[str]) -> Observ
         metrics = replace(metrics, entry_point=name)
     if obs.api is not None and obs.api.insecure:
         _entry_point(tree, "api", INTERNAL_ENTRY_POINT, live, "api.insecure serves the API")
-    return replace(obs, ping=ping, metrics=metrics)
+    internal = find_key(live, INTERNAL_ENTRY_POINT) or INTERNAL_ENTRY_POINT
+    return replace(obs, ping=ping, metrics=metrics, internal_entry_point=internal)
 
 
 def _entry_point(tree: Any, section: str, name: str, live: list[str], why: str = "") -> str:

@@ -103,6 +103,9 @@ class StaticConfig:
     ping: PingSettings | None = None
     metrics: PrometheusSettings | None = None
     metrics_add_internals: bool = False  # metrics.addInternals: count requests to internal services too
+    # Traefik's internal entry point (the API's), spelled as the user's entry point is (``Traefik``): names
+    # are case-insensitive here, so that one is it. The internal provider's routers use this spelling.
+    internal_entry_point: str = "traefik"
     source: str | None = None  # the file it came from
     # Key paths of Traefik sections and keys that were set but are not acted on ("api",
     # "providers.kubernetesCRD", "certificatesResolvers.le.acme.preferredChain"): the app warns about

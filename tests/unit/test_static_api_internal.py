@@ -171,3 +171,21 @@ def test_internal_services_terminate_is_safe_without_ping(flag):
     services.terminate()
     assert (services.ping is not None) == (flag == "--ping")
     assert services.ping is None or services.ping.terminating
+
+
+def test_an_internal_entry_point_spelled_otherwise_serves_the_api_and_no_default_router(tmp_path):
+    # Entry point names are case-insensitive: the user's "Traefik" is the internal entry point (no second
+    # one is added on :8080), so the API's routers are on it and routers naming none are not.
+    (tmp_path / "dockroute.yml").write_text(
+        "entryPoints:\n  web:\n    address: 127.0.0.1:0\n"
+        "  Traefik:\n    address: 127.0.0.1:0\n"
+        "api:\n  insecure: true\n"
+    )
+    s = load_static([], {}, search_dirs=(str(tmp_path),))
+    assert [ep.name for ep in s.entry_points] == ["web", "Traefik"]
+    user = DynamicConfig(routers={"app": Router(name="app", rule="Host(`a.test`)", service="noop@internal")})
+    cfg = merge({"internal": internal_config(s), "file": user})
+    compiled = compile_config(cfg, s.entry_points, internal=InternalServices(s).handlers)
+    assert compiled.errors == {}
+    assert compiled.entry_points["api@internal"] == ("Traefik",)
+    assert compiled.entry_points["app@file"] == ("web",)
