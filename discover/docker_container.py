@@ -24,7 +24,7 @@ from discover.docker_options import ANY, MIDDLEWARE_OPTIONS, middleware_options
 from discover.docker_template import RuleTemplate, TemplateError, normalize
 from discover.middlewares.registry import OPTION_TYPES, read_middleware_options
 from discover.model import DynamicConfig, Service, frozen_map
-from discover.parse import MIDDLEWARE_TYPES, parse_dynamic_with_warnings
+from discover.parse import MIDDLEWARE_TYPES, h2c_scheme, h2c_url, parse_dynamic_with_warnings, preserve_path
 from discover.readers import At, ConfigError, Key
 from discover.values import BOOL_WORDS, find_key, fold_key, parse_bool
 
@@ -351,8 +351,8 @@ class _Builder:
                     keys=(*srv_keys, fields["url"][0]),
                 )
             url = fields["url"][1]
-            if isinstance(url, str) and url[:6].lower() == "h2c://":
-                url = self.h2c(sname) + url[3:]
+            if isinstance(url, str):
+                url = h2c_url(url, f"service {sname}", self.warnings)
             entry["url"] = url
             lb["servers"] = [entry] if self.with_servers else []
             self.has_servers = self.has_servers or self.with_servers
@@ -364,7 +364,7 @@ class _Builder:
             return
         scheme = fields["scheme"][1] if "scheme" in fields else "http"
         if isinstance(scheme, str) and scheme.lower() == "h2c":
-            scheme = self.h2c(sname)
+            scheme = h2c_scheme(f"service {sname}", self.warnings)
         entry["url"] = self.server_url(sname, port, scheme)
         lb["servers"] = [entry]
         self.has_servers = True
@@ -376,29 +376,15 @@ class _Builder:
     def preserve_path(
         self, sname: str, field: tuple[Key, Any], srv_keys: tuple[Key, ...], lpath: str
     ) -> None:
-        """Traefik's ``server.preservePath``: false (its default) is what dockroute does, the server URL's
-        path is not sent; true is warned about by name, as not supported."""
+        """``server.preservePath`` from a label: Go's boolean words, then
+        :func:`discover.parse.preserve_path`."""
         key, value = field
         flag = parse_bool(value) if isinstance(value, str) else None
         if flag is None:
             raise ConfigError(
                 f"{lpath}.server.{key}", f"expected {BOOL_WORDS}, got {value!r}", keys=(*srv_keys, key)
             )
-        if flag:
-            self.warnings.append(
-                f"service {sname}: server.preservePath is not supported; the path of the server URL is not "
-                "sent (Traefik's default)"
-            )
-
-    def h2c(self, sname: str) -> str:
-        """Traefik's ``h2c`` scheme (HTTP/2 without TLS) is accepted and proxied as HTTP/1.1 until dockroute
-        speaks HTTP/2 to backends: the scheme to use instead, and a warning so that a backend speaking only
-        HTTP/2 is explained."""
-        self.warnings.append(
-            f"service {sname}: scheme h2c is proxied as HTTP/1.1 (dockroute does not speak HTTP/2 to "
-            "backends); a backend that only speaks HTTP/2 will not answer"
-        )
-        return "http"
+        preserve_path(flag, f"service {sname}: server.preservePath", self.warnings)
 
     def server_url(self, sname: str, port: int | None, scheme: str) -> str:
         """``scheme://address:port`` of the container (or of the host port it is published on, with

@@ -194,24 +194,37 @@ def _load_balancer(value: Any, at: At, warnings: list[str]) -> LoadBalancer:
     )
 
 
+def h2c_scheme(where: str, warnings: list[str]) -> str:
+    """Traefik's ``h2c`` scheme (HTTP/2 without TLS) is accepted and proxied as HTTP/1.1 until dockroute
+    speaks HTTP/2 to backends: the scheme to use instead, and a warning naming ``where`` it was set, so that
+    a backend speaking only HTTP/2 is explained. Files and Docker labels share it."""
+    warnings.append(
+        f"{where}: scheme h2c is proxied as HTTP/1.1 (dockroute does not speak HTTP/2 to backends); "
+        "a backend that only speaks HTTP/2 will not answer"
+    )
+    return "http"
+
+
+def h2c_url(url: str, where: str, warnings: list[str]) -> str:
+    """A server URL: an ``h2c://`` one as ``http://`` (:func:`h2c_scheme`), any other as it is."""
+    return h2c_scheme(where, warnings) + url[3:] if url[:6].lower() == "h2c://" else url
+
+
+def preserve_path(flag: bool, where: str, warnings: list[str]) -> None:
+    """Traefik's ``server.preservePath``: false (its default) is what dockroute does, the server URL's path
+    is not sent; true is warned about by name, as not supported. Files and Docker labels share it."""
+    if flag:
+        warnings.append(f"{where}: not supported; the path of the server URL is not sent (Traefik's default)")
+
+
 def _server(value: Any, at: At, warnings: list[str]) -> Server:
-    """A server, as the Docker labels read one: Traefik's ``h2c`` scheme is proxied as HTTP/1.1 with a
-    warning (dockroute does not speak HTTP/2 to backends yet), ``preservePath`` false is what dockroute
-    does and true is warned about by name."""
+    """A server, as the Docker labels read one: ``h2c`` and ``preservePath`` as :func:`h2c_url` and
+    :func:`preserve_path` say."""
     f = Fields(value, at, ("url", "weight", "preservePath"))
     url, uat = f.required("url")
-    url = as_str(url, uat).strip()
-    if url[:6].lower() == "h2c://":
-        url = "http" + url[3:]
-        warnings.append(
-            f"{uat.path}: scheme h2c is proxied as HTTP/1.1 (dockroute does not speak HTTP/2 to backends); "
-            "a backend that only speaks HTTP/2 will not answer"
-        )
-    if f.present("preservePath") and as_bool(*f.get("preservePath")):
-        warnings.append(
-            f"{f.get('preservePath')[1].path}: not supported; the path of the server URL is not sent "
-            "(Traefik's default)"
-        )
+    url = h2c_url(as_str(url, uat).strip(), uat.path, warnings)
+    if f.present("preservePath"):
+        preserve_path(as_bool(*f.get("preservePath")), f.get("preservePath")[1].path, warnings)
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a bad port

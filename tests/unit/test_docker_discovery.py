@@ -343,3 +343,23 @@ def test_paused_and_restarting_containers_are_listed_as_not_running(monkeypatch)
         "frozen": ("not-running", "state: paused (not running)"),
         "looping": ("not-running", "state: restarting (not running)"),
     }
+
+
+def test_files_and_labels_say_the_same_about_h2c_and_preserve_path():
+    """One implementation: a server's h2c scheme and preservePath=true are told in the same words whether
+    they come from a file or from Docker labels, only where they were set differs."""
+    from discover.parse import parse_dynamic_with_warnings
+
+    servers = [{"url": "h2c://b:80"}, {"url": "http://c/base", "preservePath": True}]
+    _, from_file = parse_dynamic_with_warnings(
+        {"http": {"services": {"s": {"loadBalancer": {"servers": servers}}}}}
+    )
+    labels = {
+        T + "services.g.loadbalancer.server.url": "h2c://b:80",
+        T + "services.g.loadbalancer.server.preservepath": "true",
+    }
+    _, records = build_docker_config([box("g", labels)], DockerSettings())
+    said = sorted(
+        w.split(": ", 2)[-1] for w in records["g"].warnings if "h2c" in w or "preserve" in w.lower()
+    )
+    assert sorted(w.split(": ", 1)[1] for w in from_file) == said and len(said) == 2

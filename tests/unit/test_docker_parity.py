@@ -1157,7 +1157,7 @@ WARNED = {
     # HTTP/1.1 to the same address (its URL is http://) and says so
     "one container with label port": "scheme h2c is proxied as HTTP/1.1",
     # preservePath=true keeps the server URL's path in Traefik; dockroute sends the request's path only
-    "one container with label url and preserve path": "server.preservePath is not supported",
+    "one container with label url and preserve path": "server.preservePath: not supported",
 }
 
 
