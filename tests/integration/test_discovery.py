@@ -284,3 +284,38 @@ def _ipam(subnet: str):
     import docker
 
     return docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+
+
+async def test_on_the_host_another_containers_mounts_do_not_make_dockroute_that_container(
+    client, containers, networks, proxy
+):
+    """dockroute as a process on the engine's host while a container runs with ``--ipc=shareable``: the
+    host's /proc/self/mountinfo then lists that container's shm mount, with its id. dockroute must not
+    take itself for that container (it would judge every other network unreachable and answer 502 at
+    once): a container on a network of its own is routed and answers."""
+    tag = docker_env.unique("shm")
+    shareable, alone = containers(f"{tag}-shareable"), containers(f"{tag}-alone")
+    net = networks(f"{tag}-net")
+    box = await asyncio.to_thread(docker_env.run, client, shareable, {}, ipc_mode="shareable")
+    with open("/proc/self/mountinfo") as fh:
+        assert f"/var/lib/docker/containers/{box.id}/mounts/shm" in fh.read()  # the case, really here
+    labels = {"test.tag": tag, "traefik.http.routers.alone.rule": "Host(`alone.test`)"}
+    await asyncio.to_thread(docker_env.run, client, alone, labels, network=net)
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}, "traefik": {"address": "127.0.0.1:0"}},
+        "providers": {"docker": {"constraints": f"Label(`test.tag`, `{tag}`)"}},
+        "api": {"insecure": True},
+        "log": {"level": "DEBUG"},
+    }
+    dr = await proxy(static=static)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DIAL_TIMEOUT + 5)) as s:
+
+        async def record() -> dict | None:
+            async with s.get(dr.url("/api/discovery", ep="traefik")) as r:
+                found = {c["name"]: c for c in (await r.json()).get("containers", [])}
+            return found.get(alone)
+
+        rec = await wait_for(record, timeout=15)
+        assert rec["routed"] is True and rec["reason"] == "", rec
+        async with s.get(dr.url("/"), headers={"Host": "alone.test"}) as r:
+            assert r.status == 200
