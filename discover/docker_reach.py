@@ -86,7 +86,10 @@ def find_own_container(
         except (NotFound, DockerException):
             continue
         full = str(info.get("Id", ""))
-        if (info.get("Config") or {}).get("Hostname") == hostname or (hostname and full.startswith(hostname)):
+        # its hostname is ours (Docker's default hostname is the short id: 12 hex digits)
+        if (info.get("Config") or {}).get("Hostname") == hostname or (
+            len(hostname) >= 12 and full.startswith(hostname)
+        ):
             return full
     return None
 

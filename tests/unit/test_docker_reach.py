@@ -197,3 +197,10 @@ def test_the_provider_looks_for_its_container_once_and_again_when_it_is_gone(mon
     assert p._find_reach(engine) == Reach()  # noqa: SLF001
     p._find_reach(engine)  # noqa: SLF001
     assert calls == [1, 1]
+
+
+def test_a_short_hostname_is_no_id_prefix():
+    """A host named "a" in a container of another engine: a container whose id starts with "a" is not
+    dockroute's for that."""
+    engine = Engine([box("a" + OWN[1:], "a", hostname="other")])
+    assert find_own_container(engine, "a", files("", ""), lambda p: True) is None
