@@ -52,7 +52,9 @@ def _router(rule: str, service: str, entry_point: str, priority: int, *mws: str)
         entry_points=(entry_point,),
         middlewares=mws,
         priority=priority,
-        rule_syntax="v3",  # Traefik's "default": the v3 syntax whatever core.defaultRuleSyntax says
+        # as Traefik's internal routers: "default", the v3 syntax whatever core.defaultRuleSyntax says
+        # (router.rules reads any syntax but v2 as v3), and what Traefik's API shows for them
+        rule_syntax="default",
         origin="static configuration (api, ping, metrics)",
     )
 

@@ -56,9 +56,11 @@ def provider_of(name: str) -> str:
 
 
 def unqualify(ref: str, provider: str) -> str:
-    """A reference as its provider wrote it: ``x@file`` seen from provider ``file`` is ``x``."""
+    """A reference as its provider wrote it: ``x@file`` seen from provider ``file`` is ``x``. The
+    internal provider writes its references qualified (``api@internal``, ``dashboard_redirect@internal``),
+    so Traefik shows them so."""
     suffix = "@" + provider
-    return ref[: -len(suffix)] if provider and ref.endswith(suffix) else ref
+    return ref[: -len(suffix)] if provider and provider != "internal" and ref.endswith(suffix) else ref
 
 
 def _frac(value: int, unit: int) -> str:

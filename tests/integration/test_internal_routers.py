@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 import trustme
 
+from tests.api_fakes import TRAEFIK_OBSERVABILITY
 from tests.integration.harness import routers, wait_for
 
 pytestmark = pytest.mark.integration
@@ -87,6 +88,32 @@ async def test_insecure_serves_api_and_dashboard_on_traefik(proxy, tmp_path):
     status, body, headers = await _get(dr.url("/dashboard/", "traefik"))
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert (await _get(dr.url("/debug/vars", "traefik")))[0] == 404  # api.debug is off
+    # the internal routers as Traefik's API shows them (its integration/testdata/rawdata-*.json): their
+    # references qualified as the internal provider writes them, ruleSyntax "default"; the priorities
+    # are Traefik's MaxInt less 1 and 2 on dockroute's scale
+    async with aiohttp.ClientSession() as s, s.get(dr.url("/api/rawdata", "traefik")) as resp:
+        raw = (await resp.json())["routers"]
+    assert raw["api@internal"] == {
+        "entryPoints": ["traefik"],
+        "service": "api@internal",
+        "rule": "PathPrefix(`/api`)",
+        "ruleSyntax": "default",
+        "priority": 2**31 - 2,
+        "observability": TRAEFIK_OBSERVABILITY,
+        "status": "enabled",
+        "using": ["traefik"],
+    }
+    assert raw["dashboard@internal"] == {
+        "entryPoints": ["traefik"],
+        "middlewares": ["dashboard_redirect@internal", "dashboard_stripprefix@internal"],
+        "service": "dashboard@internal",
+        "rule": "PathPrefix(`/`)",
+        "ruleSyntax": "default",
+        "priority": 2**31 - 3,
+        "observability": TRAEFIK_OBSERVABILITY,
+        "status": "enabled",
+        "using": ["traefik"],
+    }
     # nothing of it on the other entry point
     for path in API_PATHS:
         assert (await _get(dr.url(path)))[0] == 404, path

@@ -192,7 +192,7 @@ async def test_internal_services_listed_with_provider_internal():
     assert routers == [
         {
             "entryPoints": ["traefik"],
-            "service": "api",
+            "service": "api@internal",  # as the internal provider writes it (rawdata-*.json)
             "rule": "PathPrefix(`/api`)",
             "priority": 2147483646,
             "observability": TRAEFIK_OBSERVABILITY,
