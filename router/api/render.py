@@ -385,10 +385,13 @@ class Runtime:
         return _with_used_by(out, used_by)
 
     def _service_errors(self, svc: Service) -> tuple[list[str], bool]:
-        """(what is wrong with a service, whether it is unusable): a balancer the compile could not
-        build; servers the proxy knows it cannot reach."""
+        """(what is wrong with a service, whether it is unusable): why the compile could not build it
+        (a weighted cycle, a missing serversTransport...); servers the proxy knows it cannot reach."""
         state = self.state
         errors = [f"server {s.url}: {s.unreachable}" for s in _servers(svc) if s.unreachable]
+        why = state.service_errors.get(svc.name)
+        if why:
+            return [*errors, why], True
         if svc.static is not None or svc.name in state.balancers or svc.name in state.internal_services:
             return errors, False
         if svc.weighted is not None:
@@ -411,8 +414,9 @@ class Runtime:
 
     def _middleware(self, m: Middleware, used_by: Iterable[str]) -> Json:
         out: Json = {m.type: options_json(m.options, provider_of(m.name))}
-        if m.error:
-            out["error"] = [m.error]
+        built = self.state.middleware_errors.get(m.name)  # the compile could not build it (RE2 refused...)
+        if m.error or built:
+            out["error"] = [e for e in (m.error, built) if e]
         elif not is_dataclass(m.options):
             out["error"] = [f"middleware {m.name} ({m.type}) is not supported"]
         out["status"] = DISABLED if "error" in out else ENABLED

@@ -277,3 +277,36 @@ async def test_load_balancer_options_as_traefik():
         "passHostHeader": False,
         "serversTransport": "tr",
     }
+
+
+async def test_services_and_middlewares_the_compile_could_not_build_are_disabled_with_why():
+    """What the compile keeps about services and middlewares it could not build (ApiState.service_errors,
+    middleware_errors) is their ``error``, status ``disabled``, counted by the overview, as Traefik."""
+    conf = {
+        "p": {
+            "routers": {"a": r("a", "Host(`a`)", "t", ("bad",))},
+            "services": {"t": lb("http://127.0.0.1", servers_transport="gone"), "ok": lb("http://127.0.0.1")},
+            "middlewares": {
+                "bad": Middleware(
+                    "bad", "replacePathRegex", read_options("replacePathRegex", {"regex": "x"})
+                ),
+                "fine": Middleware("fine", "addPrefix", read_options("addPrefix", {"prefix": "/x"})),
+            },
+        }
+    }
+    st = state(
+        conf,
+        errors={"a@p": "service t@p uses serversTransport gone@p, which does not exist"},
+        service_errors={"t@p": "serversTransport gone@p does not exist"},
+        middleware_errors={"bad@p": "option regex: RE2 refuses it"},
+    )
+    assert "t@p" in st.balancers  # built, yet unusable: the error decides
+    _, _, t = await get(st, "/api/http/services/t@p")
+    assert (t["status"], t["error"]) == ("disabled", ["serversTransport gone@p does not exist"])
+    _, _, bad = await get(st, "/api/http/middlewares/bad@p")
+    assert (bad["status"], bad["error"]) == ("disabled", ["option regex: RE2 refuses it"])
+    _, _, overview = await get(st, "/api/overview")
+    assert overview["http"]["services"] == {"total": 2, "warnings": 0, "errors": 1}
+    assert overview["http"]["middlewares"] == {"total": 2, "warnings": 0, "errors": 1}
+    _, _, raw = await get(st, "/api/rawdata")
+    assert raw["services"]["t@p"]["status"] == raw["middlewares"]["bad@p"]["status"] == "disabled"
