@@ -3,24 +3,30 @@
 
 One :class:`AccessRecord` per answered request is made by the entry point's handler
 (:meth:`router.proxy.EntryPointHandler.log`); the filters decide first whether it is written at all, then
-its fields are kept or dropped and the line formatted. Lines are buffered and written at most every half
-second, every 64 KiB or every ``bufferingSize`` lines, so the hot path pays no system call per request.
-A 502/504 line carries the reason (which backend, what failed): in ``common`` after Traefik's fields, in
-``json`` as ``error``.
+its fields are kept or dropped and the line formatted. Lines are buffered and handed to a writer thread at
+most every half second, every 64 KiB or every ``bufferingSize`` lines, so the hot path pays no system
+call per request and a slow output never stalls it. A 502/504 line carries the reason (which backend,
+what failed) in ``json`` as ``error``; ``common`` is Traefik's line byte for byte, without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
+from urllib.parse import quote, unquote_to_bytes
 
 from discover.middlewares.resilience import status_ranges
 
 __all__ = ["AccessLog", "AccessLogFields", "AccessLogFilters", "AccessRecord", "KEEP", "DROP", "REDACT"]
+
+_log = logging.getLogger("dockroute.accesslog")
 
 KEEP, DROP, REDACT = "keep", "drop", "redact"
 FORMATS = ("common", "genericCLF", "json")
@@ -59,9 +65,10 @@ class AccessLogOptions:
     add_internals: bool = False  # log requests to internal services (api@internal...) too
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AccessRecord:
-    """One answered request, as the handler saw it. ``size``: body bytes sent to the client."""
+    """One answered request, as the handler saw it. ``size``: body bytes sent to the client. (Not frozen:
+    made for every line written, and a frozen dataclass's ``__init__`` costs three times as much.)"""
 
     client: str  # the peer's IP
     method: str
@@ -90,7 +97,25 @@ class AccessRecord:
 
 
 def _q(value: str) -> str:
-    return '"' + (value.replace("\\", "\\\\").replace('"', '\\"') if value else "-") + '"'
+    """A quoted field of a common line, as Traefik's toLogEntry: ``"`` escaped, nothing else."""
+    return '"' + (value.replace('"', '\\"') if value else "-") + '"'
+
+
+# Go's validEncoded(s, encodePath): the characters a request's path may hold and still print as sent in
+# url.URL.String() (Traefik's RequestPath); anything else makes Go print the path re-escaped.
+_PATH_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@!'()*[]%")
+# What Go's escape(path, encodePath) leaves as it is (alphanumerics aside).
+_PATH_SAFE = "-_.~$&+,/:;=@"
+
+
+def go_request_path(target: str) -> str:
+    """RequestPath as Traefik prints it (url.URL.String() of the path and query): a path holding a ``"``,
+    a control character, a space or non-ASCII is printed percent-escaped, as Go re-escapes it; the query as
+    sent. Keeps a quote in a path from breaking a common line."""
+    path, sep, query = target.partition("?")
+    if not _PATH_OK.issuperset(path):
+        path = quote(unquote_to_bytes(path.encode("utf-8", "surrogateescape")), safe=_PATH_SAFE)
+    return path + sep + query
 
 
 def canonical_header(name: str) -> str:
@@ -173,10 +198,12 @@ class AccessLog:
         if stream is not None:
             self._out = stream
         elif path:
-            self._out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the process's life
+            # backslashreplace: what is not UTF-8 is escaped, never a reason to lose lines
+            self._out = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
             self._own = True
         else:
             self._out = sys.stdout
+        self._writer = _Writer(self._out)
         self._buf: list[str] = []
         self._size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -194,16 +221,19 @@ class AccessLog:
 
     # -- what is written -------------------------------------------------------------------------------
 
-    def keeps(self, r: AccessRecord) -> bool:
-        """Traefik's keepAccessLog: no filter set keeps everything, else any one that matches."""
+    def keeps(self, status: int, retry_attempts: int, duration: float) -> bool:
+        """Counts the request (``RequestCount`` counts every request, logged or not, as Traefik's) and
+        says whether its line is written: Traefik's keepAccessLog, no filter set keeps everything, else
+        any one that matches. Asked before the record is made, so that a line filtered out costs none."""
+        self._count += 1
         flt = self._filters
         if flt is None or (not self._ranges and not flt.retry_attempts and not flt.min_duration):
             return True
-        if any(lo <= r.status <= hi for lo, hi in self._ranges):
+        if any(lo <= status <= hi for lo, hi in self._ranges):
             return True
-        if flt.retry_attempts and r.retry_attempts > 0:
+        if flt.retry_attempts and retry_attempts > 0:
             return True
-        return bool(flt.min_duration) and r.duration > flt.min_duration
+        return bool(flt.min_duration) and duration > flt.min_duration
 
     def _keep(self, name: str) -> bool:
         mode = self._names.get(name.lower(), self.options.fields.default_mode)
@@ -212,7 +242,7 @@ class AccessLog:
     def fields(self, r: AccessRecord, count: int, now: float) -> dict[str, Any]:
         """Traefik's log data of a record (``CoreLogData`` plus ``request_<Header>``), after ``fields``."""
         start = now - r.duration
-        path = r.path
+        path = go_request_path(r.path)
         if self.options.fields.query_parameters_mode == DROP:
             path = path.split("?", 1)[0]
         host, port = _split_host_port(r.request_addr) if r.request_addr else ("", "")
@@ -270,7 +300,7 @@ class AccessLog:
                 out["request_" + name] = "REDACTED"
 
     def format_record(self, r: AccessRecord) -> str:
-        self._count += 1
+        """The line of a record kept by :meth:`keeps` (which counted it)."""
         now = time.time()
         if self.format != "json" and self._all_fields:
             return self._clf_record(r, self._count, now - r.duration)
@@ -293,7 +323,7 @@ class AccessLog:
 
     def _clf_record(self, r: AccessRecord, count: int, start: float) -> str:
         """Traefik's CommonLogFormatter with every field kept, straight from the record (the usual case)."""
-        path = r.path
+        path = go_request_path(r.path)
         if self.options.fields.query_parameters_mode == DROP:
             path = path.split("?", 1)[0]
         line = (
@@ -304,8 +334,7 @@ class AccessLog:
         )
         if self.format == "genericCLF":
             return line
-        line += f" {count} {_q(r.router)} {_q(r.server)} {int(r.duration * 1000)}ms"
-        return f"{line} {_q(r.reason)}" if r.reason else line
+        return f"{line} {count} {_q(r.router)} {_q(r.server)} {int(r.duration * 1000)}ms"
 
     def _clf(self, data: dict[str, Any], r: AccessRecord, start: float) -> str:
         """Traefik's CommonLogFormatter (or GenericCLFLogFormatter) over the kept fields: an absent field
@@ -334,14 +363,17 @@ class AccessLog:
         if self.format == "genericCLF":
             return line
         ms = int(data["Duration"] / 1e6) if "Duration" in data else 0
-        line += f" {plain('RequestCount')} {quoted('RouterName')} {quoted('ServiceURL')} {ms}ms"
-        return f"{line} {_q(r.reason)}" if r.reason else line
+        return f"{line} {plain('RequestCount')} {quoted('RouterName')} {quoted('ServiceURL')} {ms}ms"
 
     # -- writing ---------------------------------------------------------------------------------------
 
     def write(self, record: AccessRecord) -> None:
-        if not self.keeps(record):
-            return
+        """Log one request: counted, then written unless the filters leave it out."""
+        if self.keeps(record.status, record.retry_attempts, record.duration):
+            self.emit(record)
+
+    def emit(self, record: AccessRecord) -> None:
+        """Buffer the line of a request :meth:`keeps` kept."""
         line = self.format_record(record) + "\n"
         self._buf.append(line)
         self._size += len(line)
@@ -356,23 +388,86 @@ class AccessLog:
                 return
             self._flush_handle = loop.call_later(0.5, self.flush)
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = False) -> None:
+        """Hand the buffered lines to the writer thread (``wait``: and wait until they are written)."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         if self._buf:
-            try:
-                self._out.write("".join(self._buf))
-                self._out.flush()
-            except (OSError, ValueError):
-                pass
+            self._writer.put("".join(self._buf), len(self._buf))
             self._buf.clear()
             self._size = 0
+        if wait:
+            self._writer.wait()
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped because the output did not keep up (see :class:`_Writer`)."""
+        return self._writer.dropped
 
     def close(self) -> None:
         self.flush()
+        self._writer.close()
         if self._own:
             self._out.close()
+
+
+class _Writer:
+    """Writes the access log's batches of lines in a thread of its own, so that a slow output (standard
+    output piped to a busy ``docker logs`` driver, a full disk, a stalled NFS mount) never stalls the event
+    loop and every request with it. At most :data:`QUEUE` batches (of up to 64 KiB each) wait; when the
+    output is that far behind, further batches are dropped and counted (``dropped``, with a warning) rather
+    than grow memory without bound or block the loop (Traefik blocks its requests on a full channel).
+    Bytes that are not UTF-8 (aiohttp keeps them as surrogates) are written as ``\\xNN`` escapes: one
+    odd header never costs the lines around it."""
+
+    QUEUE = 64
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.dropped = 0
+        self._queue: queue.Queue[str | None] = queue.Queue(self.QUEUE)
+        self._thread: threading.Thread | None = None
+        self._warned = 0.0
+
+    def put(self, text: str, lines: int) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+            self._thread.start()
+        try:
+            self._queue.put_nowait(text)
+        except queue.Full:
+            self.dropped += lines
+            now = time.monotonic()
+            if now - self._warned > 60:
+                self._warned = now
+                _log.warning("access log output too slow: %d lines dropped so far", self.dropped)
+
+    def _run(self) -> None:
+        while True:
+            text = self._queue.get()
+            try:
+                if text is None:
+                    return
+                if not text.isascii():
+                    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                self.out.write(text)
+                self.out.flush()
+            except (OSError, ValueError) as exc:  # a full disk, a closed pipe: these lines are lost
+                _log.warning("access log not written: %s", exc)
+            finally:
+                self._queue.task_done()
+
+    def wait(self) -> None:
+        """Block until every batch handed over is written (tests, shutdown)."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+            self._thread = None
 
 
 def _service_addr(url: str) -> str:
