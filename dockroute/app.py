@@ -44,7 +44,7 @@ from dockroute.static import StaticConfig
 from dockroute.throttle import ProviderThrottle
 from router.accesslog import AccessLog
 from router.api.state import ApiState
-from router.compile import Compiled, compile_config
+from router.compile import Compiled, compile_config, logged_once
 from router.healthcheck import HealthChecker
 from router.metrics_sources import open_connection_rows, server_up_rows
 from router.proxy import EntryPointHandler
@@ -276,7 +276,10 @@ class App:
                 internal=self.internal.handlers,
             )
             snap.compiled = compiled
-            snap.wanted = wanted_certificates(merged, compiled, self.static.entry_points, self.resolvers)
+            # "certificate resolver X does not exist" (logger dockroute) once per appearance, as the compile's
+            with logged_once(inp.previous.logged if inp.previous else frozenset(), "dockroute") as repeats:
+                snap.wanted = wanted_certificates(merged, compiled, self.static.entry_points, self.resolvers)
+            compiled.logged |= repeats.seen
             snap.transports = self.pool.build_transports(merged.servers_transports)
             snap.pool_keys = {
                 up.key for bal in compiled.balancers.values() for up in getattr(bal, "servers", ())

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS, qualify_options
@@ -131,11 +132,7 @@ def compile_config(
     ``previous_middlewares`` its ``middlewares`` (built middlewares keep their state); ``internal`` the
     services dockroute serves itself (:mod:`router.internal`), by name; ``logged`` the lines the last
     compile logged (:class:`_Repeats`: not logged again)."""
-    repeats = _Repeats(logged)
-    loggers = [logging.getLogger(name) for name in _COMPILE_LOGGERS]
-    for logger in loggers:
-        logger.addFilter(repeats)
-    try:
+    with logged_once(logged, *_COMPILE_LOGGERS) as repeats:
         compiled = _compile(
             cfg,
             entry_points,
@@ -147,14 +144,27 @@ def compile_config(
             previous_middlewares,
             internal,
         )
-    finally:
-        for logger in loggers:
-            logger.removeFilter(repeats)
     compiled.logged = frozenset(repeats.seen)
     return compiled
 
 
 _COMPILE_LOGGERS = ("dockroute.router", "dockroute.balancer")
+
+
+@contextmanager
+def logged_once(previous: frozenset[str], *loggers: str) -> Iterator[_Repeats]:
+    """While inside, the calling thread's records on ``loggers`` that were in ``previous`` (a
+    ``Compiled.logged``) are dropped (:class:`_Repeats`); the filter's ``seen`` is the set to keep for the
+    next time. For work redone on every configuration, as the compile (and the app's certificate wishes)."""
+    repeats = _Repeats(previous)
+    found = [logging.getLogger(name) for name in loggers]
+    for logger in found:
+        logger.addFilter(repeats)
+    try:
+        yield repeats
+    finally:
+        for logger in found:
+            logger.removeFilter(repeats)
 
 
 class _Repeats(logging.Filter):

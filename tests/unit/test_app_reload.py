@@ -12,6 +12,7 @@ from discover.model import DynamicConfig, LoadBalancer, Router, Server, Service
 from dockroute import app as app_module
 from dockroute.app import App
 from dockroute.static import load_static
+from tests.polling import until
 
 
 def config(tag: str) -> DynamicConfig:
@@ -28,14 +29,6 @@ def make_app() -> App:
         search_dirs=(),
     )
     return App(static)
-
-
-async def until(condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 def routers(app: App) -> set[str]:
@@ -353,3 +346,41 @@ def test_a_host_with_other_options_on_another_entry_point_keeps_the_non_default_
             merged = union_host_options(compiled.tls_options)
         assert merged == {"a.test": "mtls@file", "b.test": "default", "c.test": "mtls@file"}
     assert caplog.records == []
+
+
+def _with(extra: str, router: Router) -> DynamicConfig:
+    """``router`` (whose trouble is logged) beside an unrelated router ``extra`` that changes."""
+    return DynamicConfig(
+        routers={extra: Router(extra, f"Host(`{extra}.test`)", "svc"), router.name: router},
+        services={"svc": _svc()},
+    )
+
+
+async def test_a_router_left_out_is_logged_once_across_builds_of_unrelated_changes(caplog):
+    app = _app()
+    lost = Router("lost", "Host(`l.test`)", "svc", entry_points=("nope",))
+    caplog.set_level(logging.ERROR)
+    try:
+        for extra in ("one", "two", "three"):  # every build compiles again: an unrelated router changed
+            app.publish("file", _with(extra, lost))
+            await until(lambda extra=extra: f"{extra}@file" in routers(app))
+        assert caplog.text.count("router lost@file is not routed") == 1
+    finally:
+        await app.shutdown()
+
+
+async def test_a_missing_certificate_resolver_is_logged_once_across_builds_and_again_when_it_changes(caplog):
+    from discover.model import RouterTLS
+
+    app = _app()
+    caplog.set_level(logging.ERROR)
+    try:
+        for extra in ("one", "two", "three"):
+            app.publish("file", _with(extra, Router("s", "Host(`s.test`)", "svc", tls=RouterTLS("nope"))))
+            await until(lambda extra=extra: f"{extra}@file" in routers(app))
+        assert caplog.text.count("certificate resolver nope does not exist") == 1
+        app.publish("file", _with("four", Router("s", "Host(`s.test`)", "svc", tls=RouterTLS("other"))))
+        await until(lambda: "four@file" in routers(app))
+        assert caplog.text.count("certificate resolver other does not exist") == 1
+    finally:
+        await app.shutdown()

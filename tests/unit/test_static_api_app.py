@@ -3,13 +3,13 @@ change of the providers' ``discovered`` records alone updates it without a recom
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 from discover.model import Discovered, DynamicConfig, LoadBalancer, Router, Server, Service
 from dockroute import app as app_module
 from dockroute.app import App
 from dockroute.static import load_static
+from tests.polling import until
 
 
 def config(tag: str, seen: tuple[Discovered, ...] = ()) -> DynamicConfig:
@@ -18,14 +18,6 @@ def config(tag: str, seen: tuple[Discovered, ...] = ()) -> DynamicConfig:
         services={"svc": Service("svc", load_balancer=LoadBalancer(servers=(Server("http://127.0.0.1:9"),)))},
         discovered=seen,
     )
-
-
-async def until(condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 def make_app(*flags: str) -> App:
