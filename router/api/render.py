@@ -424,12 +424,6 @@ class Runtime:
 
     # -- health, read live; encoding ------------------------------------------------------------------
 
-    def with_status(self, name: str, item: Json, now: float) -> Json:
-        """A service's JSON with its ``serverStatus`` as of ``now`` (a new dict: the cached one is
-        shared)."""
-        status = server_status(self.state.balancers.get(name), now)
-        return {**item, "serverStatus": status} if status else item
-
     def encoded(self, kind: str, name: str, item: Json, now: float) -> bytes:
         """``item`` (of the list ``kind``, or ``raw_<kind>``) as JSON bytes: encoded once per view, and
         for a service completed with its ``serverStatus`` read now, so a request encodes only that."""
