@@ -35,6 +35,7 @@ from discover.model import (
 )
 from router.api.state import ApiState
 from router.compile import effective_tls
+from router.settings import EntryPoint
 
 __all__ = ["Runtime", "encode", "go_duration", "options_json", "server_status", "unqualify"]
 
@@ -277,12 +278,18 @@ class Runtime:
         used_by_service: dict[str, list[str]] = {}
         used_by_middleware: dict[str, list[str]] = {}
         self.raw_routers: dict[str, Json] = {}
+        # router → the routers Traefik shows for it (itself, or its ``<ep>-<router>`` copies, or both)
+        self.shown_as: dict[str, tuple[str, ...]] = {}
         for name in sorted(cfg.routers):
-            raw, middlewares = self._router(cfg.routers[name])
-            self.raw_routers[name] = raw
-            _append(used_by_service, cfg.routers[name].service, name)
-            for m in middlewares:
-                _append(used_by_middleware, m, name)
+            router = cfg.routers[name]
+            parts = self._router(router)
+            self.shown_as[name] = tuple(part for part, _, _ in parts)
+            for part, raw, middlewares in parts:
+                self.raw_routers[part] = raw
+                _append(used_by_service, router.service, part)
+                for m in middlewares:
+                    _append(used_by_middleware, m, part)
+        self.raw_routers = dict(sorted(self.raw_routers.items()))
         self.routers = [self._router_item(name, raw) for name, raw in self.raw_routers.items()]
         self.raw_services: dict[str, Json] = {}
         for name in sorted(cfg.services):
@@ -318,42 +325,63 @@ class Runtime:
 
     # -- routers --------------------------------------------------------------------------------------
 
-    def _router(self, r: Router) -> tuple[Json, tuple[str, ...]]:
-        """(the router's rawdata JSON, the qualified names of the middlewares it runs)."""
+    def _router(self, r: Router) -> list[tuple[str, Json, tuple[str, ...]]]:
+        """(name, rawdata JSON, qualified names of the middlewares it runs) of each router Traefik shows
+        for ``r``: Traefik's ``applyModel`` gives a router its own copy, named ``<ep>-<router>`` when it
+        is on several entry points, on each entry point with ``http.middlewares`` or ``http.tls`` (that
+        entry point's model), with those middlewares first and that tls when it has none; the entry
+        points without a model keep the router under its name."""
+        existing = self._entry_points
+        using = tuple(sorted(set(self.state.routed_on.get(r.name, ()))))
+        entry_points = r.entry_points or using
+        plain: list[str] = []
+        parts: list[tuple[str, Json, tuple[str, ...]]] = []
+        for ep_name in entry_points:
+            ep = existing.get(ep_name)
+            if ep is None or not (ep.middlewares or ep.tls is not None):
+                plain.append(ep_name)
+                continue
+            name = f"{ep_name}-{r.name}" if len(entry_points) > 1 else r.name
+            parts.append((name, *self._router_json(r, (ep_name,), ep, using)))
+        if plain or not entry_points:
+            parts.append((r.name, *self._router_json(r, tuple(plain), None, using)))
+        return parts
+
+    def _router_json(
+        self, r: Router, entry_points: tuple[str, ...], model: EntryPoint | None, using: tuple[str, ...]
+    ) -> tuple[Json, tuple[str, ...]]:
+        """One router Traefik shows for ``r`` on ``entry_points``, with the entry point ``model``'s
+        middlewares (as the static configuration writes them) and tls applied when given."""
         state = self.state
         provider = provider_of(r.name)
-        existing = self._entry_points
-        using = tuple(sorted(set(state.routed_on.get(r.name, ()))))
-        entry_points = r.entry_points or using
-        # the entry point whose http.middlewares and http.tls are shown: the first it names that exists
-        first = next((existing[ep] for ep in entry_points if ep in existing), None)
-        # an entry point's http.middlewares and http.tls are part of the router (Traefik's model)
-        ep_middlewares = tuple(_qualified(m, provider) for m in (first.middlewares if first else ()))
-        middlewares = (*ep_middlewares, *r.middlewares)
+        model_middlewares = model.middlewares if model is not None else ()
+        middlewares = (*(_qualified(m, provider) for m in model_middlewares), *r.middlewares)
         out: Json = {}
         if entry_points:
             out["entryPoints"] = list(entry_points)
-        if middlewares:
-            out["middlewares"] = [unqualify(m, provider) for m in middlewares]
+        shown = [*model_middlewares, *(unqualify(m, provider) for m in r.middlewares)]
+        if shown:
+            out["middlewares"] = shown
         out["service"] = unqualify(r.service, provider)
         out["rule"] = r.rule
         if r.rule_syntax:
             out["ruleSyntax"] = r.rule_syntax
         if r.priority:
             out["priority"] = r.priority
-        tls = effective_tls(r, first)
+        tls = effective_tls(r, model)
         if tls is not None:
             out["tls"] = _tls_json(tls, provider, default_options=False)
         out["observability"] = OBSERVABILITY
-        errors = [f'entryPoint "{ep}" doesn\'t exist' for ep in r.entry_points if ep not in existing]
+        errors = [f'entryPoint "{ep}" doesn\'t exist' for ep in entry_points if ep not in self._entry_points]
         why = state.errors.get(r.name)
         if why:
             errors.append(why)
         if errors:
             out["error"] = errors
         out["status"] = DISABLED if why else (WARNING if errors else ENABLED)
-        if using:
-            out["using"] = list(using)
+        on = [ep for ep in using if ep in entry_points]
+        if on:
+            out["using"] = on
         return out, middlewares
 
     def _router_item(self, name: str, raw: Json) -> Json:

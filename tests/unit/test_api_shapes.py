@@ -5,6 +5,8 @@ the internal routers are shown as Traefik's API shows them."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from discover.model import (
     DynamicConfig,
     HealthCheck,
@@ -310,3 +312,55 @@ async def test_services_and_middlewares_the_compile_could_not_build_are_disabled
     assert overview["http"]["middlewares"] == {"total": 2, "warnings": 0, "errors": 1}
     _, _, raw = await get(st, "/api/rawdata")
     assert raw["services"]["t@p"]["status"] == raw["middlewares"]["bad@p"]["status"] == "disabled"
+
+
+async def test_a_router_on_entry_points_with_their_own_model_is_split_as_traefik():
+    """Traefik's applyModel (pkg/server/aggregator.go): on an entry point with ``http.middlewares`` or
+    ``http.tls`` a router of several entry points gets its own copy ``<ep>-<router>``, with that entry
+    point's middlewares first (as the static configuration writes them) and its tls; the entry points
+    without one keep the router under its name, without those middlewares."""
+    conf = {
+        "file": {
+            "routers": {
+                "r": r("r", "Host(`r`)", "s", ("own",), entry_points=("web", "websecure", "admin")),
+                "one": r("one", "Host(`one`)", "s", entry_points=("websecure",)),
+            },
+            "services": {"s": lb("http://127.0.0.1")},
+            "middlewares": {
+                name: Middleware(name, "addPrefix", read_options("addPrefix", {"prefix": "/x"}))
+                for name in ("own", "auth", "allow")
+            },
+        }
+    }
+    st = state(conf, entry_points=("web", "websecure", "admin"))
+    eps = {ep.name: ep for ep in st.entry_points}
+    eps["websecure"] = dataclasses.replace(
+        eps["websecure"], middlewares=("auth@file",), tls=RouterTLS(cert_resolver="le")
+    )
+    eps["admin"] = dataclasses.replace(eps["admin"], middlewares=("allow",))
+    st = dataclasses.replace(st, entry_points=tuple(eps.values()))
+    _, _, raw = await get(st, "/api/rawdata")
+    routers = raw["routers"]
+    assert sorted(routers) == ["admin-r@file", "one@file", "r@file", "websecure-r@file"]
+    assert {k: routers["r@file"].get(k) for k in ("entryPoints", "middlewares", "tls", "using")} == {
+        "entryPoints": ["web"],
+        "middlewares": ["own"],
+        "tls": None,
+        "using": ["web"],
+    }
+    secure = routers["websecure-r@file"]
+    assert (secure["entryPoints"], secure["middlewares"], secure["using"]) == (
+        ["websecure"],
+        ["auth@file", "own"],
+        ["websecure"],
+    )
+    assert secure["tls"] == {"certResolver": "le"}
+    assert routers["admin-r@file"]["middlewares"] == ["allow", "own"] and "tls" not in routers["admin-r@file"]
+    # on one entry point only: the model applies, the name stays
+    assert (routers["one@file"]["middlewares"], routers["one@file"]["tls"]) == (
+        ["auth@file"],
+        {"certResolver": "le"},
+    )
+    assert raw["middlewares"]["auth@file"]["usedBy"] == ["one@file", "websecure-r@file"]
+    assert raw["middlewares"]["allow@file"]["usedBy"] == ["admin-r@file"]
+    assert raw["services"]["s@file"]["usedBy"] == ["admin-r@file", "one@file", "r@file", "websecure-r@file"]
