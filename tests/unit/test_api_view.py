@@ -14,6 +14,8 @@ import pytest
 from discover.model import Middleware
 from router.api import handler as handler_module
 from router.api.handler import api_handler
+from router.api.render import Runtime
+from router.api.state import ApiState
 from tests.api_fakes import (
     get,
     lb,
@@ -91,16 +93,37 @@ async def test_view_is_rebuilt_for_a_new_state_only(kind):
     assert handler._last[1] is not runtime and len(second) < len(first)
 
 
-async def test_a_request_gone_away_does_not_cancel_the_build_others_wait_for():
+async def test_a_request_gone_away_does_not_cancel_the_build_others_wait_for(monkeypatch):
+    started, release = threading.Event(), threading.Event()
+
+    class HeldRuntime(Runtime):
+        """The view's build, held in its worker thread until the test lets it go."""
+
+        def __init__(self, st: ApiState) -> None:
+            started.set()
+            release.wait(10)
+            super().__init__(st)
+
+    monkeypatch.setattr(handler_module, "Runtime", HeldRuntime)
     st = state(traefik_http_conf())
     handler = api_handler(lambda: st)
+    asking, second_waits = handler.runtime, asyncio.Event()
+
+    async def runtime(state_: ApiState) -> Runtime:
+        if handler._building is not None:  # the second request: the build is already under way
+            second_waits.set()  # the test resumes only once this request is suspended in that wait
+        return await asking(state_)
+
+    handler.runtime = runtime
     first = asyncio.ensure_future(get(None, "/api/http/routers", handler=handler))
-    await asyncio.sleep(0)  # the first request started the build and waits for it
+    assert await asyncio.to_thread(started.wait, 10)  # the first request started the build, waits for it
     second = asyncio.ensure_future(get(None, "/api/http/routers", handler=handler))
-    await asyncio.sleep(0)
+    await asyncio.wait_for(second_waits.wait(), 10)
     first.cancel()  # its client went away
-    status, _, body = await second
+    release.set()
+    status, _, body = await asyncio.wait_for(second, 10)
     assert status == 200 and len(body) == 2
+    assert first.cancelled()
 
 
 async def test_a_failed_build_is_tried_again():
