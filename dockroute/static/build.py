@@ -154,10 +154,14 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
     )
 
 
+_GO_MAX_HEADER_BYTES = 1 << 20  # Go's http.DefaultMaxHeaderBytes, Traefik's maxHeaderBytes default
+
+
 def _refuse_request_checks(http: Reader) -> None:
-    """``http.encodedCharacters`` and ``http.underscoreHeadersStrategy`` tighten what a request may carry.
-    dockroute allows every encoded character and keeps headers with underscores (Traefik's defaults, which
-    are accepted); asking for more is refused by name: ignoring it would let those requests through."""
+    """``http.encodedCharacters``, ``http.maxHeaderBytes`` and ``http.underscoreHeadersStrategy`` tighten
+    what a request may carry. dockroute allows every encoded character, sets no total header size and keeps
+    headers with underscores (Traefik's defaults, which are accepted); asking for more is refused by name:
+    ignoring it would let those requests through."""
     enc = http.sub("encodedCharacters")
     for key in ENCODED_CHARACTERS:
         if not enc.flag(key, True):
@@ -166,6 +170,14 @@ def _refuse_request_checks(http: Reader) -> None:
                 "false is not supported: dockroute lets every encoded character through, and ignoring it "
                 f"would pass the requests you asked to refuse{where(enc.origin(key))}",
             )
+    max_header = http.integer("maxHeaderBytes", _GO_MAX_HEADER_BYTES)
+    if max_header < _GO_MAX_HEADER_BYTES:
+        raise StaticConfigError(
+            f"{http.path}.maxHeaderBytes",
+            f"a limit under Traefik's default ({_GO_MAX_HEADER_BYTES}) is not supported: dockroute does not "
+            f"limit the headers' total size, and ignoring it would pass larger ones"
+            f"{where(http.origin('maxHeaderBytes'))}",
+        )
     strategy = http.text("underscoreHeadersStrategy", "keep", choices=("keep", "delete", "reject"))
     if strategy != "keep":
         raise StaticConfigError(

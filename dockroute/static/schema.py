@@ -84,7 +84,9 @@ _ENTRY_POINT: dict[str, Any] = {
         # (a bare flag or ``tls: {}`` turns it on with no resolver: the default certificate).
         "tls": {"certResolver": STR, "options": STR, "domains": ListOf(_DOMAIN)},
         "middlewares": LIST,  # run before every router's own there (router.chains)
-        **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath", "maxHeaderBytes"), ANY),
+        **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath"), ANY),
+        # Traefik's default (1 MiB) or more: reported (WARNED); less is refused by name (a limit ignored).
+        "maxHeaderBytes": INT,
         # Both tighten what a request may carry: acted on as Traefik's defaults (allow, keep), refused by
         # name otherwise (ignoring them would let through requests the user asked to refuse).
         "encodedCharacters": dict.fromkeys(ENCODED_CHARACTERS, BOOL),
@@ -250,6 +252,7 @@ _METRICS: dict[str, Any] = {
 WARNED: frozenset[str] = frozenset(
     {
         "accessLog.dualOutput",
+        "entryPoints.*.http.maxHeaderBytes",
         "entryPoints.*.forwardedHeaders.notAppendXForwardedFor",
         "entryPoints.*.forwardedHeaders.addXForwardedSchemeHeaders",
         "entryPoints.*.observability.tracing",

@@ -123,3 +123,11 @@ def test_request_checks_dockroute_cannot_make_are_refused_by_name(flag, key):
 def test_underscore_headers_keep_is_what_dockroute_does():
     cfg = load(["--entrypoints.web.address=:80", "--entrypoints.web.http.underscoreheadersstrategy=keep"])
     assert cfg.ignored == ()
+
+
+def test_max_header_bytes_under_traefiks_default_is_refused_and_more_is_reported():
+    with pytest.raises(StaticConfigError) as info:
+        load(["--entrypoints.web.address=:80", "--entrypoints.web.http.maxheaderbytes=8192"])
+    assert info.value.key == "entryPoints.web.http.maxHeaderBytes" and "not supported" in str(info.value)
+    cfg = load(["--entrypoints.web.address=:80", "--entrypoints.web.http.maxheaderbytes=2097152"])
+    assert cfg.ignored == ("entryPoints.web.http.maxHeaderBytes",)
