@@ -33,16 +33,11 @@ ROUTER_BAR = {
 }
 
 
-ROUTER_TEST = {
-    "entryPoints": ["web"],
+ROUTER_TEST = {  # as routers.json writes it: bar's fields but these
+    **ROUTER_BAR,
     "middlewares": ["addPrefixTest", "auth"],
     "name": "test@myprovider",
-    "provider": "myprovider",
-    "priorityStr": "0",
     "rule": "Host(`foo.bar.other`)",
-    "service": "foo-service@myprovider",
-    "status": "enabled",
-    "using": ["web"],
 }
 
 
