@@ -46,6 +46,9 @@ _EMPTY_LISTS = {
     "udp/routers": "router",
     "udp/services": "service",
 }
+# the paths of Traefik's API router that dockroute serves: fixed ones, and lists with a ``/{name}`` each
+_NAMED = frozenset({*_LISTS, *_EMPTY_LISTS, "entrypoints", "certificates"})
+_FIXED = frozenset({*_NAMED, "rawdata", "overview", "version", "discovery"})
 NOT_FOUND = b"404 page not found\n"  # Go's http.NotFound, what gorilla/mux answers for an unknown path
 
 
@@ -64,6 +67,17 @@ async def not_found(ex: Exchange) -> None:
     """A path Traefik's API router does not know: Go's ``http.NotFound``, plain text."""
     headers = (("X-Content-Type-Options", "nosniff"),)
     await answer(ex, 404, NOT_FOUND, headers, content_type="text/plain; charset=utf-8")
+
+
+def known_path(rest: str, debug: bool) -> bool:
+    """Whether ``rest`` (the path under ``api.basePath``) is one of the API's routes."""
+    if rest == "/debug/vars":
+        return debug
+    if not rest.startswith("/api/"):
+        return False
+    sub = rest[len("/api/") :]
+    head, _, name = sub.rpartition("/")
+    return sub in _FIXED or (head in _NAMED and name != "")
 
 
 def build_view(state: ApiState) -> Runtime:
@@ -124,8 +138,12 @@ class ApiHandler:
             else:
                 await not_found(ex)
             return
-        if ex.method != "GET":
-            await answer(ex, 405, b"", content_type=None)
+        if ex.method != "GET":  # gorilla/mux: 405 for a path it routes (GET only), 404 for any other
+            debug = state is not None and state.settings.debug
+            if known_path(rest, debug):
+                await answer(ex, 405, b"", content_type=None)
+            else:
+                await not_found(ex)
             return
         if state is None:  # before the first configuration: Traefik's empty runtime
             await error(ex, 503, "no configuration applied yet")

@@ -184,3 +184,23 @@ async def test_tcp_and_udp_paths_answer_as_traefik_without_such_routers(kind):
     noun = kind.partition("/")[2].removesuffix("s")
     status, _, body = await get(st, f"/api/{kind}/x%2Fy@file")
     assert (status, body) == (404, {"message": f"{noun} not found: x/y@file"})
+
+
+async def test_other_methods_are_405_on_the_apis_paths_only():
+    """gorilla/mux, which Traefik's API uses: a path it routes for GET answers another method 405 (no
+    body); a path it does not route is 404 whatever the method."""
+    st = state(traefik_http_conf(), settings=ApiSettings(debug=True))
+    for path in (
+        "/api/rawdata",
+        "/api/http/routers/x@file",
+        "/api/tcp/routers",
+        "/api/certificates/ab",
+        "/debug/vars",
+    ):
+        status, _, body = await get(st, path, "POST")
+        assert (status, body) == (405, b""), path
+    for path in ("/api/nothing", "/api/http/routers/", "/api/http/routers/a/b", "/metrics"):
+        status, _, body = await get(st, path, "POST")
+        assert (status, body) == (404, NOT_FOUND), path
+    status, _, _ = await get(state(traefik_http_conf()), "/debug/vars", "POST")
+    assert status == 404  # api.debug off: not routed
