@@ -217,7 +217,7 @@ def _compile(
     https: dict[str, list[tuple[str, str, Rule]]] = {ep.name: [] for ep in entry_points}
     for name in sorted(cfg.routers):
         router: Router = cfg.routers[name]
-        why = None if router.service in internal else _check(router, balancers, cfg)
+        why = _priority(router) or (None if router.service in internal else _check(router, balancers, cfg))
         if why is None:
             rule_or_why = _rule(router, known_rules or {}, parsed)
             if isinstance(rule_or_why, str):
@@ -406,6 +406,17 @@ def _rule(
             return f"rule {router.rule!r} could not be compiled ({type(exc).__name__}: {exc})"
     parsed[key] = rule
     return rule
+
+
+MAX_USER_PRIORITY = MAX_PRIORITY - 1000  # Traefik's maxUserPriority (MaxInt - 1000), on this scale
+
+
+def _priority(router: Router) -> str | None:
+    """As Traefik: a user's router may not outrank dockroute's own (the ACME challenge, ping, the API, the
+    redirections), which sit in the top 1000 priorities."""
+    if router.priority > MAX_USER_PRIORITY and not router.name.endswith("@internal"):
+        return f"its priority {router.priority} exceeds the maximum for a user's router, {MAX_USER_PRIORITY}"
+    return None
 
 
 def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig) -> str | None:

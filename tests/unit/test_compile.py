@@ -397,3 +397,14 @@ def test_services_and_middlewares_that_cannot_be_built_are_named_with_why():
     assert compiled.service_errors["t@file"] == "serversTransport no@file does not exist"
     assert compiled.middleware_errors["bad@file"].startswith("option regex: ")
     assert "r@file" in compiled.errors and "s@file" not in compiled.service_errors
+
+
+def test_a_users_router_may_not_outrank_dockroutes_own():
+    """As Traefik's maxUserPriority: the top 1000 priorities are dockroute's (ACME challenge, ping, API,
+    redirections); a user's router above them is left out naming the limit."""
+    from router.compile import MAX_USER_PRIORITY
+
+    routers = [Router("top", "Host(`a.test`)", "s", priority=MAX_USER_PRIORITY + 1)]
+    routers.append(Router("ok", "Host(`b.test`)", "s", priority=MAX_USER_PRIORITY))
+    compiled = compile_config(merge({"file": cfg(routers=routers, services=[svc("s")])}), EPS)
+    assert "exceeds the maximum" in compiled.errors["top@file"] and "ok@file" not in compiled.errors
