@@ -50,7 +50,7 @@ async def forward(
     picked = _pick(target, msg.headers)
     if picked is None:
         why = f"service {target.service}: no available server"
-        return ep.reply(request, transport, 503, close, info, why)
+        return ep.reply(request, transport, 503, close, info, why, target)
     balancer, up, cookies, set_cookies = picked
     head = _RequestHead(ep, msg, info, host_header)
     sent = await _send(ep, request, transport, msg, head, balancer, up, cookies)

@@ -67,9 +67,16 @@ async def respond(
     if conn.complete:
         sent, close = _write_whole(transport, conn, out, length, bodyless, close, http10)
     else:
-        sent, close, reason = await _write_streamed(
-            ep, request, transport, conn, up, out, length, bodyless, close, http10, body_task
-        )
+        counted = [0]  # body bytes written so far, kept when the stream is cut
+        try:
+            sent, close, reason = await _write_streamed(
+                ep, request, transport, conn, up, out, length, bodyless, close, http10, body_task, counted
+            )
+        except asyncio.CancelledError:  # the client went away mid-stream: the status it got, the bytes
+            if ep.observe:
+                why = "client went away during the response"
+                ep.log(request, info, status, counted[0], target.router, up, why)
+            raise
     if body_task is not None and not body_task.done():
         # The backend answered before reading the whole request body: this connection can't be reused.
         abandon(conn, body_task)
@@ -249,8 +256,10 @@ async def _write_streamed(
     close: bool,
     http10: bool,
     body_task: asyncio.Task[None] | None,
+    counted: list[int],
 ) -> tuple[int, bool, str | None]:
-    """The head now, the body as it arrives, within writeTimeout. (body bytes, close, why it was cut)"""
+    """The head now, the body as it arrives, within writeTimeout. (body bytes, close, why it was cut);
+    ``counted[0]``: the body bytes written so far, also when it raises."""
     chunk_out = False
     if length is not None:
         out.append(b"Content-Length: " + length + b"\r\n")
@@ -262,31 +271,31 @@ async def _write_streamed(
             out.append(b"Transfer-Encoding: chunked\r\n")
     out.append(_HEAD_END[(close, http10)])
     data = b"".join(out)
-    sent = 0
     try:
         if transport.is_closing():
             raise ConnectionResetError("client went away")
         transport.write(data)
         async with asyncio.timeout(ep.write_timeout):
-            sent = await _stream(transport, request.writer, conn, chunk_out, sent)
+            await _stream(transport, request.writer, conn, chunk_out, counted)
     except TimeoutError:
         conn.close()
         transport.close()
-        return sent, True, f"response not written within writeTimeout ({ep.write_timeout}s)"
+        return counted[0], True, f"response not written within writeTimeout ({ep.write_timeout}s)"
     except UpstreamError as exc:
         transport.abort()  # a reset, so that no client mistakes the cut body for a whole one
-        return sent, True, f"{up.url}: {exc} (response truncated)"
+        return counted[0], True, f"{up.url}: {exc} (response truncated)"
     except ConnectionError:
         conn.close()
-        return sent, True, "client went away during the response"
+        return counted[0], True, "client went away during the response"
     except asyncio.CancelledError:
         abandon(conn, body_task)
         raise
-    return sent, close, None
+    return counted[0], close, None
 
 
-async def _stream(transport: Any, writer: Any, conn: Connection, chunk_out: bool, sent: int) -> int:
-    """Copy the response body to the client as it arrives; the client's pace throttles the backend."""
+async def _stream(transport: Any, writer: Any, conn: Connection, chunk_out: bool, counted: list[int]) -> None:
+    """Copy the response body to the client as it arrives; the client's pace throttles the backend.
+    ``counted[0]`` grows with the bytes written (a cut stream keeps its count)."""
     while True:
         chunk = await conn.read()
         if not chunk:
@@ -297,9 +306,8 @@ async def _stream(transport: Any, writer: Any, conn: Connection, chunk_out: bool
             transport.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
         else:
             transport.write(chunk)
-        sent += len(chunk)
+        counted[0] += len(chunk)
         if transport.get_write_buffer_size() > WRITE_HIGH:
             await writer.drain()
     if chunk_out and not transport.is_closing():
         transport.write(b"0\r\n\r\n")
-    return sent

@@ -46,9 +46,15 @@ _METHODS = frozenset({"HEAD", "GET", "POST", "PUT", "DELETE", "CONNECT", "OPTION
 _OPENSSL_TO_GO = {openssl: go for go, openssl in CIPHER_SUITES.items()}
 _TLS_VERSIONS = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3"}
 
-# Series key: (entry point, router, service, method, protocol, code, *header label values); router and
-# service are "" when the request reached none (a 404 from no router, a redirect).
+# Series key: (entry point, router, service, method, protocol, code, served, *header label values); router
+# and service are "" when the request reached none (a 404 from no router, a redirect). ``service`` is the
+# router's service (the router families' label); ``served`` is "1" when one of its servers was asked (the
+# service families count only those, as Traefik's service metrics sit in front of each server), else "".
 Key = tuple[str, ...]
+_SERVED = 6
+# The distinct values one header label takes (values the client chooses); later ones count as OTHER.
+MAX_HEADER_VALUES = 100
+OTHER = "other"
 # Series value: [count, duration sum, request bytes, response bytes, bucket 0, ..., bucket +Inf]
 _COUNT, _SUM, _REQ, _RESP, _B0 = 0, 1, 2, 3, 4
 
@@ -103,7 +109,7 @@ class Snapshot:
 
     settings: PrometheusSettings
     series: dict[Key, list[float]]
-    tls: dict[tuple[str, str, str, str, str], int]
+    tls: dict[tuple[str, str, str, str, str, str], int]
     reloads: int
     last_reload_success: float
     acme_failures: dict[str, int]
@@ -126,7 +132,8 @@ class Metrics:
         self.header_labels = tuple(label for label, _ in settings.header_labels)
         self.header_sources = tuple(header for _, header in settings.header_labels)
         self.series: dict[Key, list[float]] = {}
-        self.tls: dict[tuple[str, str, str, str, str], int] = {}
+        self.tls: dict[tuple[str, str, str, str, str, str], int] = {}
+        self._header_seen: tuple[set[str], ...] = tuple(set() for _ in self.header_sources)
         self.reloads = 0
         self.last_reload_success = 0.0
         self.acme_failures: dict[str, int] = {}
@@ -148,8 +155,10 @@ class Metrics:
         duration: float,
         request_size: int,
         response_size: int,
+        served: bool = True,
     ) -> None:
-        """Count one answered request (called once per request, on the loop)."""
+        """Count one answered request (called once per request, on the loop). ``served``: a server of
+        ``service`` was asked (else the request counts for its router, not for the service)."""
         key: Key = (
             entry_point,
             router,
@@ -157,9 +166,10 @@ class Metrics:
             method if method in _METHODS else "EXTENSION_METHOD",
             protocol_of(headers, status),
             str(status),
+            "1" if served and service else "",
         )
         if self.header_sources:
-            key += tuple(headers.get(h, "") for h in self.header_sources)
+            key += self._header_values(headers)
         row = self.series.get(key)
         if row is None:
             row = self.series[key] = [0] * self._width
@@ -169,9 +179,30 @@ class Metrics:
         row[_RESP] += response_size
         row[_B0 + bisect_left(self.buckets, duration)] += 1
 
-    def observe_tls(self, entry_point: str, router: str, service: str, version: str, cipher: str) -> None:
+    def _header_values(self, headers: Any) -> tuple[str, ...]:
+        """The header labels' values of a request. Clients choose them: a value that is not UTF-8 (aiohttp
+        keeps such bytes as surrogates, which the exposition cannot encode) is cleaned, and each label
+        takes at most :data:`MAX_HEADER_VALUES` distinct values (later ones count as :data:`OTHER`), so
+        that no client can grow the series without bound."""
+        out = []
+        for header, seen in zip(self.header_sources, self._header_seen, strict=True):
+            value = headers.get(header, "")
+            if value not in seen:
+                if not value.isascii():
+                    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                if value not in seen:
+                    if len(seen) >= MAX_HEADER_VALUES:
+                        value = OTHER
+                    else:
+                        seen.add(value)
+            out.append(value)
+        return tuple(out)
+
+    def observe_tls(
+        self, entry_point: str, router: str, service: str, version: str, cipher: str, served: bool = True
+    ) -> None:
         """Count one request made over TLS (``requests_tls_total``)."""
-        key = (entry_point, router, service, version, cipher)
+        key = (entry_point, router, service, version, cipher, "1" if served and service else "")
         self.tls[key] = self.tls.get(key, 0) + 1
 
     def retried(self, service: str, retries: int) -> None:
@@ -211,7 +242,7 @@ class Metrics:
         series = self.series
         for k in [k for k in series if (k[1] and k[1] not in routers) or (k[2] and k[2] not in services)]:
             row = series.pop(k)
-            into = (k[0], "", "", *k[3:])
+            into = (k[0], "", "", *k[3:_SERVED], "", *k[_SERVED + 1 :])
             kept = series.get(into)
             if kept is None:
                 series[into] = row
@@ -223,7 +254,7 @@ class Metrics:
         tls = self.tls
         for t in [t for t in tls if (t[1] and t[1] not in routers) or (t[2] and t[2] not in services)]:
             n = tls.pop(t)
-            into_tls = (t[0], "", "", t[3], t[4])
+            into_tls = (t[0], "", "", t[3], t[4], "")
             tls[into_tls] = tls.get(into_tls, 0) + n
 
     def _copy(self) -> Snapshot:
@@ -258,15 +289,15 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     yield from _server_families(snap)
     st = snap.settings
     levels = (
-        (st.add_entry_points_labels, "entrypoint", ("entrypoint",), lambda k: (k[0],), "an entrypoint"),
-        (st.add_routers_labels, "router", ("router", "service"), lambda k: (k[1], k[2]), "a router"),
-        (st.add_services_labels, "service", ("service",), lambda k: (k[2],), "a service"),
+        (st.add_entry_points_labels, "entrypoint", ("entrypoint",), lambda k: (k[0],)),
+        (st.add_routers_labels, "router", ("router", "service"), lambda k: (k[1], k[2])),
+        (st.add_services_labels, "service", ("service",), lambda k: (k[2],)),
     )
-    for enabled, level, names, pick, what in levels:
+    for enabled, level, names, pick in levels:
         if not enabled:
             continue
         rows = snap.series if level == "entrypoint" else _with(snap.series, level)
-        yield from _request_families(snap, rows, level, names, pick, what)
+        yield from _request_families(snap, rows, level, names, pick)
         if level == "service" and snap.servers_up is not None:
             up = GaugeMetricFamily(
                 PREFIX + "service_server_up",
@@ -287,9 +318,40 @@ def families(snap: Snapshot) -> Iterator[Metric]:
             yield retries
 
 
+# Traefik's help texts, word for word (pkg/observability/metrics/prometheus.go): requests, TLS requests,
+# duration, request bytes, response bytes.
+_PARTS = "partitioned by status code, protocol, and method."
+_RPARTS = "partitioned by service, status code, protocol, and method."
+HELP = {
+    "entrypoint": (
+        f"How many HTTP requests processed on an entrypoint, {_PARTS}",
+        "How many HTTP requests with TLS processed on an entrypoint, partitioned by TLS Version and TLS "
+        "cipher Used.",
+        f"How long it took to process the request on an entrypoint, {_PARTS}",
+        f"The total size of requests in bytes handled by an entrypoint, {_PARTS}",
+        f"The total size of responses in bytes handled by an entrypoint, {_PARTS}",
+    ),
+    "router": (
+        f"How many HTTP requests are processed on a router, {_RPARTS}",
+        "How many HTTP requests with TLS are processed on a router, partitioned by service, TLS Version, and "
+        "TLS cipher Used.",
+        f"How long it took to process the request on a router, {_RPARTS}",
+        f"The total size of requests in bytes handled by a router, {_RPARTS}",
+        f"The total size of responses in bytes handled by a router, {_RPARTS}",
+    ),
+    "service": (
+        f"How many HTTP requests processed on a service, {_PARTS}",
+        "How many HTTP requests with TLS processed on a service, partitioned by TLS version and TLS cipher.",
+        f"How long it took to process the request on a service, {_PARTS}",
+        f"The total size of requests in bytes received by a service, {_PARTS}",
+        f"The total size of responses in bytes returned by a service, {_PARTS}",
+    ),
+}
+
+
 def _with(series: dict[Key, list[float]], level: str) -> dict[Key, list[float]]:
-    """The series that reached a router (or a service)."""
-    index = 1 if level == "router" else 2
+    """The series that reached a router (or one of a service's servers)."""
+    index = 1 if level == "router" else _SERVED
     return {k: v for k, v in series.items() if k[index]}
 
 
@@ -332,7 +394,6 @@ def _request_families(
     level: str,
     names: tuple[str, ...],
     pick: Callable[[Key], tuple[str, ...]],
-    what: str,
 ) -> Iterator[Metric]:
     """requests_total (with header labels), requests_tls_total, request_duration_seconds,
     requests_bytes_total and responses_bytes_total of one level, summed from the fine series."""
@@ -341,7 +402,7 @@ def _request_families(
     summed: dict[tuple[str, ...], list[float]] = {}
     for k, v in rows.items():
         labels = (k[5], k[3], k[4], *pick(k))
-        hk = labels + k[6:]
+        hk = labels + k[_SERVED + 1 :]
         by_headers[hk] = by_headers.get(hk, 0) + v[_COUNT]
         acc = summed.get(labels)
         if acc is None:
@@ -352,35 +413,32 @@ def _request_families(
     prefix = f"{PREFIX}{level}_"
     total = CounterMetricFamily(
         prefix + "requests",
-        f"How many HTTP requests processed on {what}, partitioned by status code, protocol, and method.",
+        HELP[level][0],
         labels=base + snap.header_names,
     )
     for labels, n in by_headers.items():
         total.add_metric(labels, n)
     yield total
-    yield _tls_family(snap, level, names, what)
-    yield _histogram(snap, summed, prefix, base, what)
-    for index, name, text in ((_REQ, "requests_bytes", "requests"), (_RESP, "responses_bytes", "responses")):
-        fam = CounterMetricFamily(
-            prefix + name,
-            f"The total size of {text} in bytes handled by {what}, partitioned by status code, protocol, "
-            "and method.",
-            labels=base,
-        )
+    yield _tls_family(snap, level, names)
+    yield _histogram(snap, summed, prefix, base, level)
+    for index, name, text in (
+        (_REQ, "requests_bytes", HELP[level][3]),
+        (_RESP, "responses_bytes", HELP[level][4]),
+    ):
+        fam = CounterMetricFamily(prefix + name, text, labels=base)
         for labels, v in summed.items():
             fam.add_metric(labels, v[index])
         yield fam
 
 
-def _tls_family(snap: Snapshot, level: str, names: tuple[str, ...], what: str) -> Metric:
+def _tls_family(snap: Snapshot, level: str, names: tuple[str, ...]) -> Metric:
     fam = CounterMetricFamily(
         f"{PREFIX}{level}_requests_tls",
-        f"How many HTTP requests with TLS processed on {what}, partitioned by TLS Version and TLS cipher "
-        "Used.",
+        HELP[level][1],
         labels=("tls_version", "tls_cipher", *names),
     )
     sums: dict[tuple[str, ...], int] = {}
-    for (ep, router, service, version, cipher), n in snap.tls.items():
+    for (ep, router, service, version, cipher, served), n in snap.tls.items():
         if level == "entrypoint":
             key: tuple[str, ...] = (version, cipher, ep)
         elif level == "router":
@@ -388,7 +446,7 @@ def _tls_family(snap: Snapshot, level: str, names: tuple[str, ...], what: str) -
                 continue
             key = (version, cipher, router, service)
         else:
-            if not service:
+            if not served:
                 continue
             key = (version, cipher, service)
         sums[key] = sums.get(key, 0) + n
@@ -404,13 +462,12 @@ def _go_float(value: float) -> str:
 
 
 def _histogram(
-    snap: Snapshot, summed: dict[tuple[str, ...], list[float]], prefix: str, base: tuple[str, ...], what: str
+    snap: Snapshot, summed: dict[tuple[str, ...], list[float]], prefix: str, base: tuple[str, ...], level: str
 ) -> Metric:
     bounds = [_go_float(b) for b in sorted(snap.settings.buckets)] + ["+Inf"]
     fam = HistogramMetricFamily(
         prefix + "request_duration_seconds",
-        f"How long it took to process the request on {what}, partitioned by status code, protocol, "
-        "and method.",
+        HELP[level][2],
         labels=base,
     )
     for labels, v in summed.items():

@@ -12,6 +12,7 @@ The target classes are re-exported here for the modules that compile configurati
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -23,13 +24,15 @@ from router.replies import CANNED, SENT_CLOSE, SENT_KEEP, Sent, simple
 from router.rules import RequestInfo
 from router.settings import EntryPoint
 from router.table import RoutingTable
-from router.targets import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget, ServiceTarget
+from router.targets import CHALLENGE_PREFIX, SERVED_HERE, ChallengeTarget, RedirectTarget, ServiceTarget
 from router.tls_options import OPTIONS_ATTR
 from router.upstream import Pool
 
 __all__ = ["CHALLENGE_PREFIX", "ChallengeTarget", "EntryPointHandler", "RedirectTarget", "ServiceTarget"]
 
-_T0 = "dockroute_t0"  # the request's start time, kept in the request's own mapping for the access log
+# The request's start time, kept in the request's own mapping for the access log and metrics; taken out
+# when the request is logged, so that one still there is a request not logged yet (see :meth:`unlogged`).
+_T0 = "dockroute_t0"
 RETRIES = "dockroute_retries"  # retry attempts of the request (request mapping; the retry middleware's)
 _MISDIRECTED = {close: simple(421, "421 Misdirected Request\n", close) for close in (False, True)}
 
@@ -89,8 +92,18 @@ class EntryPointHandler:
         if route is None:
             return self.reply(request, transport, 404, close, info, "no router matched")
         if table.options_in_use and self._misdirected(transport, route.tls_options):
-            return self.reply(request, transport, 421, close, info, "TLS options of the router differ")
-        sent = await route.target.handle(self, request, transport, msg, info, host_header, close)
+            why = "TLS options of the router differ"
+            return self.reply(request, transport, 421, close, info, why, route.target)
+        try:
+            sent = await route.target.handle(self, request, transport, msg, info, host_header, close)
+        except asyncio.CancelledError:
+            # The client went away (aiohttp cancels the handler) or shutdown's grace ran out before an
+            # answer was written: Traefik's 499 (StatusClientClosedRequest). A target that had started
+            # its answer logged it with the status and bytes sent already.
+            if self.observe and _T0 in request:
+                router = getattr(route.target, "router", route.name)
+                self.log(request, info, 499, 0, router, None, "client closed the request before the answer")
+            raise
         if sent.keep_alive and not request.content.is_eof():
             # Answered before the request body arrived whole (a redirect or a 401 to a client waiting for
             # 100 Continue): the rest of the connection cannot be told from that body, so it closes.
@@ -116,18 +129,21 @@ class EntryPointHandler:
         close: bool,
         info: RequestInfo | None,
         why: str,
-        target: ServiceTarget | None = None,
+        target: Any = None,
         up: Any = None,
     ) -> Sent:
-        """Answer with the fixed error page for ``status``; ``why`` goes to the access log only."""
+        """Answer with the fixed error page for ``status``; ``why`` goes to the access log only.
+        ``target``: the route's target (its router is counted), ``up``: the server that failed."""
         if not close and not request.content.is_eof():
             close = True  # the body was never read: the connection cannot carry another request
         data = CANNED[(status, close)] if status != 421 else _MISDIRECTED[close]
+        if request._message.method == "HEAD":
+            data = data[: data.index(b"\r\n\r\n") + 4]  # the head alone, its Content-Length a GET's
         if not transport.is_closing():
             transport.write(data)
         if self.observe:
             size = len(data) - data.index(b"\r\n\r\n") - 4  # the body's bytes only (Traefik's size)
-            self.log(request, info, status, size, target.router if target else None, up, why)
+            self.log(request, info, status, size, target.router if target is not None else None, up, why)
         return SENT_CLOSE if close else SENT_KEEP
 
     def log(
@@ -144,26 +160,42 @@ class EntryPointHandler:
         access-log record and its metrics. ``size``: the body's bytes sent to the client (Traefik's
         DownstreamContentSize); ``up``: the server that answered, if a backend did."""
         now = time.monotonic()
-        duration = now - request.get(_T0, now)
+        duration = now - request.pop(_T0, now)  # taken out: this request is logged (see unlogged)
         router = router or ""
         service, internal = self.route_of(router) if router else _NO_ROUTE
         msg = request._message
         headers = msg.headers
+        # Traefik's service metrics and ServiceName sit in front of each server: a request counts for
+        # its service only once a server was asked (not a basicAuth 401, nor a 503 "no available server").
+        served = up is not None
+        tls = tls_labels(request.transport) if self.scheme == "https" else None
+        received = request.content.total_bytes  # body bytes read off the connection (Traefik's size)
         metrics = self.metrics
         if metrics is not None and (not internal or metrics.add_internals):
+            ep = self.entry_point.name
             metrics.observe(
-                self.entry_point.name, router, service, msg.method, headers, status, duration,
-                _content_length(headers), size,
-            )  # fmt: skip
-            if self.scheme == "https" and (tls := tls_labels(request.transport)) is not None:
-                metrics.observe_tls(self.entry_point.name, router, service, *tls)
+                ep, router, service, msg.method, headers, status, duration, received, size, served
+            )
+            if tls is not None:
+                metrics.observe_tls(ep, router, service, *tls, served)
             if service and (retries := request.get(RETRIES)):
                 metrics.retried(service, retries)
         access_log = self.access_log
-        if access_log is not None and (not internal or access_log.add_internals):
-            access_log.write(
-                self._record(request, msg, info, status, size, router, service, up, reason, duration)
-            )
+        if (
+            access_log is not None
+            and (not internal or access_log.add_internals)
+            and access_log.keeps(status, request.get(RETRIES, 0), duration)  # before making the record
+        ):
+            access_log.emit(
+                self._record(
+                    request, msg, info, status, size, router, service if served else "", up, reason,
+                    duration, received, tls,
+                )
+            )  # fmt: skip
+
+    def unlogged(self, request: Any) -> bool:
+        """Whether ``request`` still has to be logged (observation on, and :meth:`log` not called yet)."""
+        return self.observe and _T0 in request
 
     def _record(
         self,
@@ -177,6 +209,8 @@ class EntryPointHandler:
         up: Any,
         reason: str | None,
         duration: float,
+        received: int,
+        tls: tuple[str, str] | None,
     ) -> AccessRecord:
         headers = msg.headers
         transport = request.transport
@@ -200,14 +234,14 @@ class EntryPointHandler:
             client_port=peer[1] if peer else None,
             request_addr=headers.get("Host", ""),
             scheme=self.scheme,
-            request_size=_content_length(headers),
+            request_size=received,
             headers=headers,
             # Traefik's ClientHost is X-Forwarded-For as it stands after forwardedHeaders: kept from a
             # trusted client only
             forwarded_for=headers.get("X-Forwarded-For", "") if peer and self.trusted.trusts(peer[0]) else "",
             retry_attempts=request.get(RETRIES, 0),
-            origin=up is not None,
-            tls=tls_labels(transport) if self.scheme == "https" else None,
+            origin=up is not None and up is not SERVED_HERE,
+            tls=tls,
         )
 
     def route_of(self, router: str) -> tuple[str, bool]:
@@ -244,14 +278,3 @@ def _origin_form(target: str) -> str:
     cut = min(i for i in (slash, query, len(rest)) if i >= 0)
     tail = rest[cut:]
     return tail if tail.startswith("/") else "/" + tail
-
-
-def _content_length(headers: Any) -> int:
-    """The request body's declared size (0 when none or chunked: the body is not counted as it streams)."""
-    value = headers.get("Content-Length")
-    if value is None:
-        return 0
-    try:
-        return int(value)
-    except ValueError:
-        return 0

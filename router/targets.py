@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from router.balancer import ServiceBalancer, WeightedBalancer
 from router.exchange import Exchange, Handler, answer
 from router.forward import forward, forward_exchange
-from router.replies import CANNED, SENT_CLOSE, SENT_KEEP, Sent, simple
+from router.replies import CANNED, SENT_CLOSE, SENT_KEEP, Sent, error_body, simple
 from router.rules import RequestInfo
 
 if TYPE_CHECKING:
@@ -30,6 +30,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("dockroute.proxy")
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+
+
+class _ServedHere:
+    """The ``up`` a static service's answers are logged with: its files are its servers, so it counts at
+    the service level (a request counts for a service once one of its servers answers), with no URL."""
+
+    __slots__ = ()
+    url = ""
+
+
+SERVED_HERE = _ServedHere()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,20 @@ class ChallengeTarget:
         )
         return SENT_CLOSE if close else SENT_KEEP
 
+    def _log_unfinished(self, ex: Exchange, failed: bool) -> None:
+        """Log an answer the chain did not end (its sink's ``end`` logs the others): cut short (a backend
+        reset mid-body, a client gone, a file changed) with the status and bytes the client got, or the
+        500 written after a middleware failed. An answer never started on a cancelled request is left to
+        the entry point's 499."""
+        sink = ex.client_sink
+        if sink.started:
+            why = ex.reason or "response cut short"
+            ex.ep.log(ex.request, ex.info, sink.status, sink.sent, self.router, ex.upstream, why)
+        elif failed:
+            ex.ep.log(
+                ex.request, ex.info, 500, len(error_body(500)), self.router, None, "a middleware failed"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class RedirectTarget:
@@ -115,6 +140,20 @@ class RedirectTarget:
         if ep.observe:
             ep.log(request, info, status, len(body.encode()), self.router, None, None)
         return SENT_CLOSE if close else SENT_KEEP
+
+    def _log_unfinished(self, ex: Exchange, failed: bool) -> None:
+        """Log an answer the chain did not end (its sink's ``end`` logs the others): cut short (a backend
+        reset mid-body, a client gone, a file changed) with the status and bytes the client got, or the
+        500 written after a middleware failed. An answer never started on a cancelled request is left to
+        the entry point's 499."""
+        sink = ex.client_sink
+        if sink.started:
+            why = ex.reason or "response cut short"
+            ex.ep.log(ex.request, ex.info, sink.status, sink.sent, self.router, ex.upstream, why)
+        elif failed:
+            ex.ep.log(
+                ex.request, ex.info, 500, len(error_body(500)), self.router, None, "a middleware failed"
+            )
 
     def where(self, host: str, method: str, path: str, raw_query: str) -> tuple[int, str]:
         """(status, Location) of the redirect for a request: 301/302 for GET and HEAD, 308/307 otherwise."""
@@ -158,6 +197,7 @@ class MiddlewareTarget:
         close: bool,
     ) -> Sent:
         ex = Exchange(ep, request, transport, msg, info, host_header, close, self.router)
+        failed = False
         try:
             for step in self.steps:
                 pending = step(ex)
@@ -179,9 +219,26 @@ class MiddlewareTarget:
             ex.close = True
             if not ex.started and not transport.is_closing():
                 transport.write(CANNED[(500, True)])
+                failed = True
             else:
                 transport.abort()
         finally:
             close = ex.close
+            if ep.observe and ep.unlogged(request):
+                self._log_unfinished(ex, failed)
             ex.release()
         return SENT_CLOSE if close else SENT_KEEP
+
+    def _log_unfinished(self, ex: Exchange, failed: bool) -> None:
+        """Log an answer the chain did not end (its sink's ``end`` logs the others): cut short (a backend
+        reset mid-body, a client gone, a file changed) with the status and bytes the client got, or the
+        500 written after a middleware failed. An answer never started on a cancelled request is left to
+        the entry point's 499."""
+        sink = ex.client_sink
+        if sink.started:
+            why = ex.reason or "response cut short"
+            ex.ep.log(ex.request, ex.info, sink.status, sink.sent, self.router, ex.upstream, why)
+        elif failed:
+            ex.ep.log(
+                ex.request, ex.info, 500, len(error_body(500)), self.router, None, "a middleware failed"
+            )

@@ -56,6 +56,8 @@ async def tunnel(
     out.append(b"\r\n")
     if transport.is_closing():
         conn.close()
+        if ep.observe:
+            ep.log(request, info, 499, 0, target.router, up, "client went away before the 101")
         return SENT_CLOSE
     transport.write(b"".join(out))
     loop = asyncio.get_running_loop()
@@ -77,8 +79,10 @@ async def tunnel(
         await _relay(request, transport, conn, done, paused)
     finally:
         conn.close()
-    if ep.observe:
-        ep.log(request, info, 101, 0, target.router, up, None)
+        # Here, not after: when the client leaves, aiohttp cancels the handler in ``_relay`` (its
+        # handler_cancellation), and the session is logged and counted all the same.
+        if ep.observe:
+            ep.log(request, info, 101, 0, target.router, up, None)
     return SENT_CLOSE
 
 

@@ -23,6 +23,7 @@ from router.rules import RequestInfo
 from router.static.http import NOT_ALLOWED, Reply, date_line, plan
 from router.static.resolve import Files, Found, Missing, Variant, open_checked
 from router.static.send import FileChanged, can_sendfile, read_chunks, send_file, transport_writer
+from router.targets import SERVED_HERE
 
 if TYPE_CHECKING:
     from router.proxy import EntryPointHandler
@@ -129,10 +130,12 @@ class StaticTarget:
             if not transport.is_closing():
                 transport.write(head + body if body else head)
             if ep.observe:
-                ep.log(request, info, reply.status, len(body), self.router, None, reply.reason)
+                ep.log(request, info, reply.status, len(body), self.router, SERVED_HERE, reply.reason)
             return SENT_CLOSE if close else SENT_KEEP
         try:
             if transport.is_closing():
+                if ep.observe:
+                    ep.log(request, info, 499, 0, self.router, None, "client went away before the file")
                 return SENT_CLOSE
             transport.write(head)
             if can_sendfile(transport):
@@ -140,21 +143,27 @@ class StaticTarget:
             else:
                 write = transport_writer(transport, request, ep.write_timeout)
                 await read_chunks(fd, reply.start, reply.length, write)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, asyncio.CancelledError) as exc:
             if isinstance(exc, FileChanged):
                 log.warning("router %s: %s changed while it was sent", self.router, info.path)
+            if ep.observe:  # cut short: the status the client got; how much of the body is not known here
+                why = f"file not sent whole: {type(exc).__name__} {exc}".rstrip()
+                ep.log(request, info, reply.status, 0, self.router, SERVED_HERE, why)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             transport.abort()
             return SENT_CLOSE
         finally:
             os.close(fd)
         if ep.observe:
-            ep.log(request, info, reply.status, reply.length, self.router, None, reply.reason)
+            ep.log(request, info, reply.status, reply.length, self.router, SERVED_HERE, reply.reason)
         return SENT_CLOSE if close else SENT_KEEP
 
     async def serve(self, ex: Exchange) -> None:
         """The end of a middleware chain: the same answer through ``ex.sink``, the file read in chunks in
         an executor (the middlewares may change the body, so no sendfile here)."""
         reply, fd = await self._reply(ex.method, ex.path, ex.header, ex.raw_query)
+        ex.upstream = SERVED_HERE  # the service answers: it counts at the service level
         if reply.reason is not None:
             ex.reason = reply.reason
         headers = Headers(reply.pairs())
@@ -169,6 +178,7 @@ class StaticTarget:
             await ex.sink.end()
         except FileChanged:
             log.warning("router %s: %s changed while it was sent", self.router, ex.path)
+            ex.reason = "the file changed while it was sent"
             ex.close = True
             ex.transport.abort()
         finally:

@@ -3,21 +3,24 @@ back with prometheus_client's own parser; the observation point (EntryPointHandl
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from multidict import CIMultiDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from discover.model import HealthCheck, LoadBalancer, Server
 from router.accesslog import AccessLog
 from router.balancer import ServiceBalancer
-from router.metrics import Metrics, method_label, protocol_of
+from router.metrics import MAX_HEADER_VALUES, OTHER, Metrics, method_label, protocol_of
 from router.metrics_handler import prometheus_handler, render
 from router.metrics_sources import open_connection_rows, server_up_rows
 from router.proxy import EntryPointHandler
+from router.replies import SENT_KEEP
 from router.settings import EntryPoint, PrometheusSettings
 from router.table import Route, RoutingTable
 from tests.exchange_fakes import fake_exchange
@@ -175,12 +178,17 @@ async def test_prometheus_handler_answers_the_exposition():
 
 
 class _Request(dict):
-    def __init__(self, method: str = "GET", headers: CIMultiDict | None = None) -> None:
+    def __init__(self, method: str = "GET", headers: CIMultiDict | None = None, path: str = "/x?q=1") -> None:
         super().__init__()
         self._message = SimpleNamespace(
-            method=method, path="/x?q=1", version=(1, 1), headers=headers if headers is not None else H
+            method=method,
+            path=path,
+            version=(1, 1),
+            headers=headers if headers is not None else CIMultiDict({"Host": "app.test"}),
+            should_close=False,
         )
         self.transport = SimpleNamespace(get_extra_info=lambda name: ("127.0.0.1", 5555))
+        self.content = SimpleNamespace(total_bytes=0, is_eof=lambda: True)
 
 
 def _handler(metrics: Metrics, *targets: Any) -> EntryPointHandler:
@@ -206,12 +214,86 @@ def test_log_feeds_metrics_with_the_routes_service_and_skips_internal_services()
     m2 = Metrics(PrometheusSettings(), add_internals=True)
     h2 = _handler(m2, internal)
     h2.log(_Request(), None, 200, 10, "metrics@file", None, None)
-    assert _value(_parse(m2), "dockroute_service_requests_total", service="prometheus@internal") == 1
+    f2 = _parse(m2)
+    assert _value(f2, "dockroute_entrypoint_requests_total", entrypoint="web") == 1
+    # an internal service has no servers: Traefik's service metrics (in front of each server) never see it
+    assert not f2["dockroute_service_requests"].samples
 
 
-def test_nothing_observed_without_metrics_or_access_log():
+async def test_nothing_observed_without_metrics_or_access_log(monkeypatch):
+    """With both off, no request reaches the observation point, nor leaves anything on the request: a
+    routed one, a 404, a HEAD, one cancelled (the client gone)."""
+
+    def observed(*args: Any) -> None:
+        raise AssertionError("observed with metrics and access log off")
+
+    monkeypatch.setattr(EntryPointHandler, "log", observed)
+    gate = asyncio.Event()
+
+    class Answers:
+        router = "r@file"
+
+        async def handle(self, ep, request, transport, msg, info, host_header, close):
+            if ep.observe:
+                ep.log(request, info, 200, 0, self.router, None, None)
+            if msg.path == "/wait":
+                await gate.wait()
+            return SENT_KEEP
+
     h = EntryPointHandler(EntryPoint("web", ":0"), pool=None)  # type: ignore[arg-type]
     assert not h.observe
+    rule = SimpleNamespace(hosts=None, match=lambda r: r.path != "/nope")
+    h.table = RoutingTable([Route("r@file", 1, rule, Answers())])  # type: ignore[arg-type]
+    requests = [_Request(path=p, method=m) for p, m in (("/x", "GET"), ("/nope", "GET"), ("/nope", "HEAD"))]
+    for req in requests:
+        req.transport = SimpleNamespace(
+            get_extra_info=lambda name: None, is_closing=lambda: False, write=lambda data: None
+        )
+        await h(req)
+    waiting = _Request(path="/wait")
+    task = asyncio.create_task(h(waiting))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert all(not req for req in [*requests, waiting])  # nothing kept on the request either
+
+
+def test_header_label_values_that_are_not_utf8_or_too_many_never_break_a_scrape():
+    """A header label's value is chosen by the client: bytes that are not UTF-8 (aiohttp keeps them as
+    surrogates) are cleaned, or every later scrape would fail to encode; and one label takes at most
+    MAX_HEADER_VALUES distinct values, later ones counting as OTHER, so no client grows the series."""
+    m = Metrics(PrometheusSettings(header_labels=(("tenant", "X-Tenant"),)))
+    m.observe("web", "", "", "GET", CIMultiDict({"X-Tenant": "caf\udce9"}), 200, 0.01, 0, 0)
+    for i in range(MAX_HEADER_VALUES + 50):
+        m.observe("web", "", "", "GET", CIMultiDict({"X-Tenant": f"t{i}"}), 200, 0.01, 0, 0)
+    f = _parse(m)
+    tenants = {s.labels["tenant"] for s in f["dockroute_entrypoint_requests"].samples}
+    assert "caf\ufffd" in tenants
+    assert len(tenants) == MAX_HEADER_VALUES + 1 and OTHER in tenants
+    assert _value(f, "dockroute_entrypoint_requests_total", tenant=OTHER) == 51
+
+
+def test_help_texts_are_traefiks():
+    m = Metrics(PrometheusSettings(add_routers_labels=True))
+    f = _parse(m)
+    assert f["dockroute_router_requests"].documentation == (
+        "How many HTTP requests are processed on a router, partitioned by service, status code, protocol, "
+        "and method."
+    )
+    assert f["dockroute_service_requests_tls"].documentation == (
+        "How many HTTP requests with TLS processed on a service, partitioned by TLS version and TLS cipher."
+    )
+    assert f["dockroute_service_requests_bytes"].documentation.startswith(
+        "The total size of requests in bytes received by a service"
+    )
+    assert f["dockroute_service_responses_bytes"].documentation.startswith(
+        "The total size of responses in bytes returned by a service"
+    )
+    assert f["dockroute_entrypoint_requests_tls"].documentation == (
+        "How many HTTP requests with TLS processed on an entrypoint, partitioned by TLS Version and TLS "
+        "cipher Used."
+    )
 
 
 def test_server_up_rows_come_from_health_checked_balancers_only():
@@ -242,7 +324,7 @@ def test_the_access_log_record_has_the_origin_form_path_of_an_absolute_target():
     req = _Request()
     req._message.path = "http://app.test/a/b?c=1"
     h.log(req, None, 200, 3, None, None, None)
-    h.access_log.flush()
+    h.access_log.flush(wait=True)
     assert json.loads(out.getvalue())["RequestPath"] == "/a/b?c=1"
 
 
