@@ -6,7 +6,7 @@ One :class:`AccessRecord` per answered request is made by the entry point's hand
 its fields are kept or dropped and the line formatted. Lines are buffered and handed to a writer thread at
 most every half second, every 64 KiB or every ``bufferingSize`` lines, so the hot path pays no system
 call per request and a slow output never stalls it. A 502/504 line carries the reason (which backend,
-what failed) in ``json`` as ``error``; ``common`` is Traefik's line byte for byte, without it.
+what failed): in ``common`` after Traefik's fields, in ``json`` as ``error``.
 """
 
 from __future__ import annotations
@@ -334,7 +334,8 @@ class AccessLog:
         )
         if self.format == "genericCLF":
             return line
-        return f"{line} {count} {_q(r.router)} {_q(r.server)} {int(r.duration * 1000)}ms"
+        line += f" {count} {_q(r.router)} {_q(r.server)} {int(r.duration * 1000)}ms"
+        return f"{line} {_q(r.reason)}" if r.reason else line
 
     def _clf(self, data: dict[str, Any], r: AccessRecord, start: float) -> str:
         """Traefik's CommonLogFormatter (or GenericCLFLogFormatter) over the kept fields: an absent field
@@ -363,7 +364,8 @@ class AccessLog:
         if self.format == "genericCLF":
             return line
         ms = int(data["Duration"] / 1e6) if "Duration" in data else 0
-        return f"{line} {plain('RequestCount')} {quoted('RouterName')} {quoted('ServiceURL')} {ms}ms"
+        line += f" {plain('RequestCount')} {quoted('RouterName')} {quoted('ServiceURL')} {ms}ms"
+        return f"{line} {_q(r.reason)}" if r.reason else line
 
     # -- writing ---------------------------------------------------------------------------------------
 
