@@ -1,7 +1,9 @@
 """Metrics and the access log on real traffic: 100 requests through a router to a real backend (60 answered
 200, 40 answered 404 by the backend), then ``/metrics`` scraped through a router to ``prometheus@internal``
 and parsed with prometheus_client's parser: the counts by code are exact. The access log of the same
-traffic counts body bytes (Traefik's DownstreamContentSize) and carries Traefik's JSON fields.
+traffic counts body bytes (Traefik's DownstreamContentSize) and carries Traefik's JSON fields. Requests
+that end otherwise are counted too: a WebSocket session whose client leaves, a client that gives up on a
+slow backend (499) or leaves in the middle of a streamed body.
 
 Two ways: the real ``dockroute`` process, and the proxy's own parts assembled in the test (entry point
 server, handler, compile with the internal handler), as the app wires them.
@@ -9,6 +11,7 @@ server, handler, compile with the internal handler), as the app wires them.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -16,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from discover.model import DynamicConfig, LoadBalancer, Router, Server, Service, frozen_map, merge
@@ -28,41 +30,37 @@ from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
 from router.settings import EntryPoint, PrometheusSettings, Transport
 from router.upstream import Pool
-from tests.integration.harness import wait_for
+from tests.integration.harness import Backend, pattern_block, wait_for
 
 pytestmark = pytest.mark.integration
 
-OK_BODY = b"hello from the backend\n"
-MISSING_BODY = b"no such thing here\n"
+OK = "/download?size=23"  # the harness backend: 200 with 23 bytes of its pattern
+OK_BODY = pattern_block()[:23]
+MISSING = "/health"  # answered 404 "health" once the backend's health status is set so
+MISSING_BODY = b"health"
 
 
 @pytest.fixture
-async def backend() -> AsyncIterator[str]:
-    """A real backend: ``/ok`` answers 200, anything else 404 (both with a fixed body)."""
+async def origin() -> AsyncIterator[Backend]:
+    """The harness's real backend, its ``/health`` answering 404."""
+    b = await Backend("b").start()
+    b.health_status = 404
+    yield b
+    await b.stop()
 
-    async def handle(request: web.Request) -> web.Response:
-        if request.path == "/ok":
-            return web.Response(body=OK_BODY)
-        return web.Response(status=404, body=MISSING_BODY)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+@pytest.fixture
+def backend(origin: Backend) -> str:
+    return origin.url
 
 
 async def _traffic(url: str, host: str = "app.test") -> None:
     async with aiohttp.ClientSession() as s:
         for i in range(100):
-            path = "/ok" if i % 5 < 3 else f"/missing/{i}"
+            path = OK if i % 5 < 3 else MISSING
             async with s.get(url + path, headers={"Host": host}) as r:
-                await r.read()
-                assert r.status == (200 if path == "/ok" else 404)
+                assert await r.read() == (OK_BODY if path == OK else MISSING_BODY)
+                assert r.status == (200 if path == OK else 404)
 
 
 async def _scrape(url: str) -> dict[str, Any]:
@@ -111,34 +109,55 @@ def _config(backend: str) -> DynamicConfig:
     return merge({"file": file_cfg})
 
 
-async def test_metrics_count_100_requests_exactly_in_process(backend):
+class InProcess:
     """The proxy's own parts, put together as the app does, with metrics and a JSON access log on."""
-    ep = EntryPoint("web", "127.0.0.1:0")
-    metrics = Metrics(PrometheusSettings(add_routers_labels=True))
-    out = io.StringIO()
-    access = AccessLog(fmt="json", stream=out)
-    pool = Pool(Transport())
-    server = EntryPointServer(
-        EntryPointHandler(ep, pool, access, metrics=metrics),
-        EntryPointHandler(ep, pool, access, scheme="https", metrics=metrics),
-    )
-    compiled = compile_config(
-        _config(backend), (ep,), internal={"prometheus@internal": prometheus_handler(metrics)}
-    )
-    assert not compiled.errors, compiled.errors
-    server.handler.table = compiled.tables["web"]
-    await server.start()
-    try:
-        base = f"http://127.0.0.1:{server.port}"
-        await _traffic(base)
-        fams = await _scrape(base + "/metrics")
-        _assert_exact(fams, "app@file", "svc@file", "web")
-        fams = await _scrape(base + "/metrics")  # a second scrape sees the same counts
-        _assert_exact(fams, "app@file", "svc@file", "web")
-    finally:
-        await server.shutdown(1.0)
-        pool.close()
-    access.flush()
+
+    def __init__(self, backend: str) -> None:
+        ep = EntryPoint("web", "127.0.0.1:0")
+        self.metrics = Metrics(PrometheusSettings(add_routers_labels=True))
+        self.out = io.StringIO()
+        self.access = AccessLog(fmt="json", stream=self.out)
+        self.pool = Pool(Transport())
+        self.server = EntryPointServer(
+            EntryPointHandler(ep, self.pool, self.access, metrics=self.metrics),
+            EntryPointHandler(ep, self.pool, self.access, scheme="https", metrics=self.metrics),
+        )
+        compiled = compile_config(
+            _config(backend), (ep,), internal={"prometheus@internal": prometheus_handler(self.metrics)}
+        )
+        assert not compiled.errors, compiled.errors
+        self.server.handler.table = compiled.tables["web"]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    async def count(self, **labels: str) -> float:
+        return _count(await _scrape(self.base + "/metrics"), "dockroute_router_requests", **labels)
+
+    def lines(self) -> list[dict[str, Any]]:
+        self.access.flush(wait=True)
+        return [json.loads(line) for line in self.out.getvalue().splitlines()]
+
+
+@pytest.fixture
+async def in_process(backend: str) -> AsyncIterator[InProcess]:
+    p = InProcess(backend)
+    await p.server.start()
+    yield p
+    await p.server.shutdown(1.0)
+    p.pool.close()
+
+
+async def test_metrics_count_100_requests_exactly_in_process(backend, in_process):
+    base = in_process.base
+    await _traffic(base)
+    fams = await _scrape(base + "/metrics")
+    _assert_exact(fams, "app@file", "svc@file", "web")
+    fams = await _scrape(base + "/metrics")  # a second scrape sees the same counts
+    _assert_exact(fams, "app@file", "svc@file", "web")
+    access, out = in_process.access, in_process.out
+    access.flush(wait=True)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(lines) == 100  # the scrapes (internal service) are not logged, as in Traefik
     ok = [x for x in lines if x["DownstreamStatus"] == 200]
@@ -189,14 +208,14 @@ async def test_access_log_json_fields_and_body_sizes_real_process(backend, proxy
     }
     dr = await proxy(dynamic, static=static)
     async with aiohttp.ClientSession() as s:
-        async with s.get(dr.url("/ok?x=1"), headers={"Host": "app.test", "User-Agent": "probe"}) as r:
+        async with s.get(dr.url(OK + "&x=1"), headers={"Host": "app.test", "User-Agent": "probe"}) as r:
             assert await r.read() == OK_BODY
         async with s.get(dr.url("/nope"), headers={"Host": "nobody.test"}) as r:
             not_found = await r.read()
     await wait_for(lambda: log_path.exists() and len(log_path.read_text().splitlines()) >= 2)
     first, second = (json.loads(line) for line in log_path.read_text().splitlines()[:2])
     assert first["DownstreamStatus"] == 200 and first["DownstreamContentSize"] == len(OK_BODY)
-    assert first["RequestPath"] == "/ok?x=1" and first["RequestProtocol"] == "HTTP/1.1"
+    assert first["RequestPath"] == OK + "&x=1" and first["RequestProtocol"] == "HTTP/1.1"
     assert first["RouterName"] == "app@file" and first["ServiceName"] == "svc@file"
     assert first["ClientHost"] == "127.0.0.1" and first["ClientPort"].isdigit()
     assert first["RequestAddr"].startswith("app.test") and first["RequestScheme"] == "http"
@@ -235,7 +254,7 @@ async def test_access_log_fields_and_filters_from_the_static_config(backend, pro
     dr = await proxy(dynamic, static=static)
     headers = {"Host": "app.test", "User-Agent": "probe/1", "Authorization": "Bearer s3cret", "X-Other": "x"}
     async with aiohttp.ClientSession() as s:
-        for path in ("/ok", "/missing", "/ok"):
+        for path in (OK, MISSING, OK):
             async with s.get(dr.url(path), headers=headers) as r:
                 await r.read()
     await wait_for(lambda: log_path.exists() and log_path.read_text().strip())
@@ -271,3 +290,49 @@ async def test_series_of_a_removed_router_are_dropped_after_one_more_scrape(back
     gone = await _scrape(dr.url("/metrics", ep="metrics"))
     assert _count(gone, "dockroute_router_requests", router="old@file") == 0
     assert _count(gone, "dockroute_entrypoint_requests", entrypoint="web") == 100
+
+
+async def _open(port: int, head: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    return reader, writer
+
+
+async def test_a_websocket_session_is_counted_when_its_client_leaves(in_process):
+    """The client drops the connection without a close handshake while the backend keeps the session:
+    aiohttp cancels the proxy's handler, and the session is still counted and logged (101)."""
+    reader, writer = await _open(
+        in_process.server.port,
+        b"GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    writer.transport.abort()
+    assert await wait_for(lambda: in_process.count(router="app@file", code="101", protocol="websocket"))
+    (line,) = in_process.lines()
+    assert line["DownstreamStatus"] == 101 and line["ServiceName"] == "svc@file"
+
+
+async def test_a_client_giving_up_on_a_slow_backend_is_counted_499(in_process, origin):
+    reader, writer = await _open(
+        in_process.server.port, b"GET /slow?delay=3 HTTP/1.1\r\nHost: app.test\r\n\r\n"
+    )
+    await wait_for(lambda: origin.hits)  # the request is with the backend, which answers in 3 s
+    writer.transport.abort()
+    assert await wait_for(lambda: in_process.count(router="app@file", code="499"))
+    (line,) = in_process.lines()
+    assert line["DownstreamStatus"] == 499 and line["DownstreamContentSize"] == 0
+
+
+async def test_a_client_leaving_mid_stream_is_counted_with_the_status_and_bytes_it_got(in_process):
+    size = 256 << 20  # far more than the socket buffers hold: the proxy is mid-body when the client goes
+    reader, writer = await _open(
+        in_process.server.port,
+        f"GET /download?size={size}&chunked=1 HTTP/1.1\r\nHost: app.test\r\n\r\n".encode(),
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    await reader.readexactly(1 << 20)
+    writer.transport.abort()
+    assert await wait_for(lambda: in_process.count(router="app@file", code="200"))
+    (line,) = in_process.lines()
+    assert line["DownstreamStatus"] == 200 and (1 << 20) <= line["DownstreamContentSize"] < size
