@@ -83,13 +83,25 @@ def protocol_of(headers: Any, status: int) -> str:
 
 
 def tls_labels(transport: Any) -> tuple[str, str] | None:
-    """(tls_version, tls_cipher) of a TLS connection as Traefik names them ("1.3", Go's suite name)."""
+    """(tls_version, tls_cipher) of a TLS connection as Traefik names them ("1.3", Go's suite name), worked
+    out once per connection (kept on its SSL object: a keep-alive connection carries many requests)."""
     sslobj = transport.get_extra_info("ssl_object") if transport is not None else None
     if sslobj is None:
         return None
-    version = sslobj.version() or ""
-    cipher = (sslobj.cipher() or ("",))[0]
-    return _TLS_VERSIONS.get(version, version), _OPENSSL_TO_GO.get(cipher, cipher)
+    labels: tuple[str, str] | None = getattr(sslobj, _TLS_ATTR, None)
+    if labels is None:
+        version = sslobj.version() or ""
+        cipher = (sslobj.cipher() or ("",))[0]
+        labels = (_TLS_VERSIONS.get(version, version), _OPENSSL_TO_GO.get(cipher, cipher))
+        if version:  # known once the handshake is done
+            try:
+                setattr(sslobj, _TLS_ATTR, labels)
+            except AttributeError:  # an SSL object without a __dict__: worked out each time
+                pass
+    return labels
+
+
+_TLS_ATTR = "_dockroute_tls_labels"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from discover.model import HealthCheck, LoadBalancer, Server
 from router.accesslog import AccessLog
 from router.balancer import ServiceBalancer
-from router.metrics import MAX_HEADER_VALUES, OTHER, Metrics, method_label, protocol_of
+from router.metrics import MAX_HEADER_VALUES, OTHER, Metrics, method_label, protocol_of, tls_labels
 from router.metrics_handler import prometheus_handler, render
 from router.metrics_sources import open_connection_rows, server_up_rows
 from router.proxy import EntryPointHandler
@@ -361,3 +361,20 @@ def test_retries_the_retry_middleware_made_count_per_service():
     m.set_configuration([], [])
     m.snapshot()
     assert not _parse(m)["dockroute_service_retries"].samples
+
+
+def test_tls_labels_are_worked_out_once_per_connection():
+    calls = []
+
+    class SSLObject:
+        def version(self) -> str:
+            calls.append("version")
+            return "TLSv1.3"
+
+        def cipher(self) -> tuple[str, str, int]:
+            return ("TLS_AES_128_GCM_SHA256", "TLSv1.3", 128)
+
+    sslobj = SSLObject()
+    transport = SimpleNamespace(get_extra_info=lambda name: sslobj if name == "ssl_object" else None)
+    assert tls_labels(transport) == tls_labels(transport) == ("1.3", "TLS_AES_128_GCM_SHA256")
+    assert calls == ["version"]
