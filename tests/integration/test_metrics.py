@@ -336,3 +336,33 @@ async def test_a_client_leaving_mid_stream_is_counted_with_the_status_and_bytes_
     assert await wait_for(lambda: in_process.count(router="app@file", code="200"))
     (line,) = in_process.lines()
     assert line["DownstreamStatus"] == 200 and (1 << 20) <= line["DownstreamContentSize"] < size
+
+
+async def test_cache_hits_count_for_the_router_not_the_service(backend, origin, proxy, tmp_path):
+    """A HIT of the ``cache`` middleware is answered without the service: it counts for the router (and
+    the entry point), and only the MISS that reached the backend counts for the service, as Traefik's
+    service metrics (in front of each server) would."""
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}, "metrics": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "metrics": {"prometheus": {"entryPoint": "metrics", "addRoutersLabels": True}},
+    }
+    dynamic = {
+        "http": {
+            "routers": {
+                "app": {"rule": "Host(`app.test`)", "service": "svc", "middlewares": ["cache"]},
+            },
+            "middlewares": {"cache": {"cache": {"defaultTtl": "60s"}}},
+            "services": {"svc": {"loadBalancer": {"servers": [{"url": backend}]}}},
+        }
+    }
+    dr = await proxy(dynamic, static=static)
+    async with aiohttp.ClientSession() as s:
+        for _ in range(3):
+            async with s.get(dr.url(OK), headers={"Host": "app.test"}) as r:
+                assert r.status == 200 and await r.read() == OK_BODY
+    assert origin.hits == 1  # two HITs
+    fams = await _scrape(dr.url("/metrics", ep="metrics"))
+    assert _count(fams, "dockroute_router_requests", router="app@file", service="svc@file", code="200") == 3
+    assert _count(fams, "dockroute_service_requests", service="svc@file", code="200") == 1
+    assert _count(fams, "dockroute_entrypoint_requests", entrypoint="web", code="200") == 3
