@@ -54,6 +54,10 @@ class Router:
     priority: int = 0
     tls: RouterTLS | None = None
     rule_syntax: str | None = None  # "v2" or "v3"; None follows the static default
+    # ``observability`` (Traefik v3.2+): False leaves this router's requests out of the access log or the
+    # metrics (its entry point's own switches apply as well)
+    access_logs: bool = True
+    metrics: bool = True
     # Where the router came from, for log lines a user can act on: "container web-1", "file /etc/x.yml".
     origin: str = ""
 

@@ -102,10 +102,41 @@ MIDDLEWARE_TYPES: tuple[str, ...] = (
 
 # -- routers ------------------------------------------------------------------------------------------
 
-_ROUTER_KEYS = ("rule", "service", "entryPoints", "middlewares", "priority", "tls", "ruleSyntax")
+_ROUTER_KEYS = (
+    "rule",
+    "service",
+    "entryPoints",
+    "middlewares",
+    "priority",
+    "tls",
+    "ruleSyntax",
+    "observability",
+)
+_OBSERVABILITY_KEYS = ("accessLogs", "metrics", "tracing", "traceVerbosity")
 
 
-def _router(name: str, value: Any, at: At) -> Router:
+def _observability(value: Any, at: At, warnings: list[str]) -> dict[str, bool]:
+    """A router's ``observability``: ``accessLogs`` and ``metrics`` are acted on; dockroute has no tracing,
+    so ``tracing``/``traceVerbosity`` are read (checked) and warned about by name."""
+    f = Fields(value, at, _OBSERVABILITY_KEYS)
+    out = {}
+    if f.present("accessLogs"):
+        out["access_logs"] = as_bool(*f.get("accessLogs"))
+    if f.present("metrics"):
+        out["metrics"] = as_bool(*f.get("metrics"))
+    if f.present("traceVerbosity"):
+        v, vat = f.get("traceVerbosity")
+        if as_str(v, vat).lower() not in ("minimal", "detailed"):
+            raise vat.error(f"must be minimal or detailed, got {v!r}")
+    if f.present("tracing"):
+        as_bool(*f.get("tracing"))
+    for key in ("tracing", "traceVerbosity"):
+        if f.present(key):
+            warnings.append(f"{f.get(key)[1].path}: dockroute has no tracing; ignored")
+    return out
+
+
+def _router(name: str, value: Any, at: At, warnings: list[str]) -> Router:
     if value is None:
         raise at.error("a router needs at least a rule and a service")
     f = Fields(value, at, _ROUTER_KEYS)
@@ -132,6 +163,7 @@ def _router(name: str, value: Any, at: At) -> Router:
         priority=priority,
         tls=tls,
         rule_syntax=rule_syntax,
+        **(_observability(*f.get("observability"), warnings) if "observability" in f else {}),
     )
 
 
@@ -537,7 +569,7 @@ def parse_dynamic_with_warnings(
             warnings.append(f"{section}: {section.upper()} routing is not supported; the section is ignored")
 
     http = Fields(*top.get("http"), ("routers", "services", "middlewares", "serversTransports"))
-    routers = {n: _router(n, v, at) for n, v, at in named(*http.get("routers"), "router")}
+    routers = {n: _router(n, v, at, warnings) for n, v, at in named(*http.get("routers"), "router")}
     services = {n: _service(n, v, at, warnings) for n, v, at in named(*http.get("services"), "service")}
     middlewares = {n: _middleware(n, v, at) for n, v, at in named(*http.get("middlewares"), "middleware")}
     transports = _servers_transports(*http.get("serversTransports"), warnings)

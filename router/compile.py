@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS, qualify_options
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
@@ -236,21 +237,7 @@ def _compile(
             errors[name] = why
             log.error("router %s is not routed: %s", name, why)
             continue
-        by_options: dict[tuple[str, int], Route] = {}
-        for ep_name, tls in on:
-            # As in Traefik: a router with tls (its own or its entry point's) answers HTTPS only there, one
-            # without answers plain HTTP only. An HTTPS route carries its options: the proxy answers 421
-            # when a connection made under other options asks for it (Traefik's per-router SNI check).
-            target = targets[ep_name]
-            options = (tls.options or DEFAULT_TLS_OPTIONS) if tls is not None else None
-            key = (options or "", id(target))
-            if key not in by_options:
-                by_options[key] = Route(name, router.effective_priority, rule, target, tls_options=options)
-            if tls is not None:
-                tls_routes[ep_name].append(by_options[key])
-                https[ep_name].append((name, options or DEFAULT_TLS_OPTIONS, rule))
-            else:
-                routes[ep_name].append(by_options[key])
+        _add_routes(router, rule, on, targets, routes, tls_routes, https)
         placed[name] = tuple(ep for ep, _ in on)
 
     return Compiled(
@@ -265,6 +252,41 @@ def _compile(
         service_errors=service_errors,
         middleware_errors=chains.middleware_errors,
     )
+
+
+def _add_routes(
+    router: Router,
+    rule: Rule,
+    on: list[tuple[str, RouterTLS | None]],
+    targets: Mapping[str, Any],
+    routes: dict[str, list[Route]],
+    tls_routes: dict[str, list[Route]],
+    https: dict[str, list[tuple[str, str, Rule]]],
+) -> None:
+    """A routed router's routes on each of its entry points (one Route object per distinct target and
+    TLS options). As in Traefik: a router with tls (its own or its entry point's) answers HTTPS only
+    there, one without answers plain HTTP only. An HTTPS route carries its options: the proxy answers 421
+    when a connection made under other options asks for it (Traefik's per-router SNI check)."""
+    by_options: dict[tuple[str, int], Route] = {}
+    for ep_name, tls in on:
+        target = targets[ep_name]
+        options = (tls.options or DEFAULT_TLS_OPTIONS) if tls is not None else None
+        key = (options or "", id(target))
+        if key not in by_options:
+            by_options[key] = Route(
+                router.name,
+                router.effective_priority,
+                rule,
+                target,
+                tls_options=options,
+                access_logs=router.access_logs,
+                metrics=router.metrics,
+            )
+        if tls is not None:
+            tls_routes[ep_name].append(by_options[key])
+            https[ep_name].append((router.name, options or DEFAULT_TLS_OPTIONS, rule))
+        else:
+            routes[ep_name].append(by_options[key])
 
 
 def _warn_own_tls(router: Router, ep_name: str, ep_tls: RouterTLS) -> None:

@@ -57,7 +57,7 @@ class EntryPointHandler:
         # answer makes before calling :meth:`log`, so that with both off a request pays nothing more.
         self.observe = self.access_log is not None or self.metrics is not None
         self.scheme = scheme
-        self._services: dict[str, tuple[str, bool]] = {}
+        self._services: dict[str, tuple[str, bool, bool, bool]] = {}
         self._services_of: RoutingTable | None = None
         self.port_b = b""
         self.table = RoutingTable(())
@@ -162,7 +162,7 @@ class EntryPointHandler:
         now = time.monotonic()
         duration = now - request.pop(_T0, now)  # taken out: this request is logged (see unlogged)
         router = router or ""
-        service, internal = self.route_of(router) if router else _NO_ROUTE
+        service, internal, log_it, count_it = self.route_of(router) if router else _NO_ROUTE
         msg = request._message
         headers = msg.headers
         # Traefik's service metrics and ServiceName sit in front of each server: a request counts for
@@ -171,7 +171,7 @@ class EntryPointHandler:
         tls = tls_labels(request.transport) if self.scheme == "https" else None
         received = request.content.total_bytes  # body bytes read off the connection (Traefik's size)
         metrics = self.metrics
-        if metrics is not None and (not internal or metrics.add_internals):
+        if metrics is not None and count_it and (not internal or metrics.add_internals):
             ep = self.entry_point.name
             metrics.observe(
                 ep, router, service, msg.method, headers, status, duration, received, size, served
@@ -183,6 +183,7 @@ class EntryPointHandler:
         access_log = self.access_log
         if (
             access_log is not None
+            and log_it
             and (not internal or access_log.add_internals)
             and access_log.keeps(status, request.get(RETRIES, 0), duration)  # before making the record
         ):
@@ -244,10 +245,11 @@ class EntryPointHandler:
             tls=tls,
         )
 
-    def route_of(self, router: str) -> tuple[str, bool]:
+    def route_of(self, router: str) -> tuple[str, bool, bool, bool]:
         """(the service a router of the current table leads to, "" for none such as a redirect; whether
-        it is internal, left out of the access log and metrics unless ``addInternals``), worked out once
-        per table."""
+        it is internal, left out of the access log and metrics unless ``addInternals``; whether its
+        ``observability`` lets it into the access log, and into the metrics), worked out once per
+        table."""
         table = self.table
         if table is not self._services_of:
             self._services = {}
@@ -258,13 +260,14 @@ class EntryPointHandler:
                 )
                 name = name if isinstance(name, str) else ""
                 key = getattr(target, "router", route.name)
-                self._services[key] = (name, name.endswith("@internal") or key.endswith("@internal"))
+                internal = name.endswith("@internal") or key.endswith("@internal")
+                self._services[key] = (name, internal, route.access_logs, route.metrics)
             self._services_of = table
         found = self._services.get(router)
-        return found if found is not None else ("", router.endswith("@internal"))
+        return found if found is not None else ("", router.endswith("@internal"), True, True)
 
 
-_NO_ROUTE = ("", False)
+_NO_ROUTE = ("", False, True, True)
 
 
 def _origin_form(target: str) -> str:

@@ -30,6 +30,9 @@ class Route:
     rule: Rule
     target: object  # opaque to the table (the proxy puts its compiled handler here)
     tls_options: str | None = None  # an HTTPS route's TLS options name; None on plain HTTP
+    # the router's observability.accessLogs / .metrics (False: its requests are left out of them)
+    access_logs: bool = True
+    metrics: bool = True
 
 
 # (the rule's match, or None when the entry's host alone decides; the route)

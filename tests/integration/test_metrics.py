@@ -366,3 +366,39 @@ async def test_cache_hits_count_for_the_router_not_the_service(backend, origin, 
     assert _count(fams, "dockroute_router_requests", router="app@file", service="svc@file", code="200") == 3
     assert _count(fams, "dockroute_service_requests", service="svc@file", code="200") == 1
     assert _count(fams, "dockroute_entrypoint_requests", entrypoint="web", code="200") == 3
+
+
+async def test_a_routers_observability_leaves_its_requests_out_of_the_log_and_metrics(
+    backend, proxy, tmp_path
+):
+    """Traefik v3.2+'s router ``observability``: accessLogs false keeps a router's requests out of the access
+    log, metrics false out of the metrics; the other router is logged and counted as usual."""
+    log_path = tmp_path / "access.log"
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}, "metrics": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "accessLog": {"filePath": str(log_path), "format": "json"},
+        "metrics": {"prometheus": {"entryPoint": "metrics", "addRoutersLabels": True}},
+    }
+    quiet = {"accessLogs": False, "metrics": False}
+    svc = {"loadBalancer": {"servers": [{"url": backend}]}}
+    dynamic = {
+        "http": {
+            "routers": {
+                "loud": {"rule": "Host(`loud.test`)", "service": "svc", "entryPoints": ["web"]},
+                "quiet": {"rule": "Host(`quiet.test`)", "service": "svc", "observability": quiet},
+            },
+            "services": {"svc": svc},
+        }
+    }
+    dr = await proxy(dynamic, static=static)
+    async with aiohttp.ClientSession() as s:
+        for host in ("quiet.test", "loud.test", "quiet.test"):
+            async with s.get(dr.url(OK), headers={"Host": host}) as r:
+                assert r.status == 200 and await r.read() == OK_BODY
+    await wait_for(lambda: log_path.exists() and log_path.read_text().strip())
+    fams = await _scrape(dr.url("/metrics", ep="metrics"))
+    assert [json.loads(line)["RouterName"] for line in log_path.read_text().splitlines()] == ["loud@file"]
+    assert _count(fams, "dockroute_router_requests", router="loud@file") == 1
+    assert _count(fams, "dockroute_router_requests", router="quiet@file") == 0
+    assert _count(fams, "dockroute_entrypoint_requests", entrypoint="web") == 1

@@ -96,7 +96,9 @@ class Observed:
         self.ep = EntryPointHandler(EntryPoint("web", ":0"), pool, self.access, metrics=self.metrics)  # type: ignore[arg-type]
         rule = SimpleNamespace(hosts=None, match=lambda _r: True)
         self.ep.table = RoutingTable(Route(t.router, 1, rule, t) for t in targets)  # type: ignore[arg-type]
-        self.ep._services = {t.router: (getattr(t, "service", "svc@file"), False) for t in targets}
+        self.ep._services = {
+            t.router: (getattr(t, "service", "svc@file"), False, True, True) for t in targets
+        }
         self.ep._services_of = self.ep.table
 
     def lines(self) -> list[dict[str, Any]]:

@@ -826,3 +826,21 @@ def test_h2c_servers_are_proxied_as_http1_and_preserve_path_is_read_as_the_label
     )
     assert parse_dynamic_with_warnings(quiet)[1] == []
     assert error(cfg_with(services={"s": {"loadBalancer": {"servers": [{"url": "http://b", "x": 1}]}}}))
+
+
+def test_router_observability_is_read_tracing_warned_and_bad_values_refused():
+    """Traefik v3.2+'s router ``observability``: accessLogs and metrics are read (acted on by the proxy),
+    tracing and traceVerbosity checked and warned about by name (no tracing here); a Traefik file with
+    it loads instead of being refused whole."""
+    router = {"rule": "r", "service": "s", "observability": {"accessLogs": False, "metrics": "false"}}
+    cfg, warnings = parse_dynamic_with_warnings(
+        cfg_with(routers={"a": router}, services={"s": lb("http://b")})
+    )
+    assert (cfg.routers["a"].access_logs, cfg.routers["a"].metrics) == (False, False) and warnings == []
+    traced = {"rule": "r", "service": "s", "observability": {"tracing": True, "traceVerbosity": "detailed"}}
+    cfg, warnings = parse_dynamic_with_warnings(
+        cfg_with(routers={"a": traced}, services={"s": lb("http://b")})
+    )
+    assert cfg.routers["a"].access_logs and len(warnings) == 2 and "no tracing" in warnings[0]
+    bad = {"rule": "r", "service": "s", "observability": {"traceVerbosity": "loud"}}
+    assert error(cfg_with(routers={"a": bad})).path == "http.routers.a.observability.traceVerbosity"
