@@ -96,20 +96,6 @@ class ChallengeTarget:
         )
         return SENT_CLOSE if close else SENT_KEEP
 
-    def _log_unfinished(self, ex: Exchange, failed: bool) -> None:
-        """Log an answer the chain did not end (its sink's ``end`` logs the others): cut short (a backend
-        reset mid-body, a client gone, a file changed) with the status and bytes the client got, or the
-        500 written after a middleware failed. An answer never started on a cancelled request is left to
-        the entry point's 499."""
-        sink = ex.client_sink
-        if sink.started:
-            why = ex.reason or "response cut short"
-            ex.ep.log(ex.request, ex.info, sink.status, sink.sent, self.router, ex.upstream, why)
-        elif failed:
-            ex.ep.log(
-                ex.request, ex.info, 500, len(error_body(500)), self.router, None, "a middleware failed"
-            )
-
 
 @dataclass(frozen=True, slots=True)
 class RedirectTarget:
@@ -140,20 +126,6 @@ class RedirectTarget:
         if ep.observe:
             ep.log(request, info, status, len(body.encode()), self.router, None, None)
         return SENT_CLOSE if close else SENT_KEEP
-
-    def _log_unfinished(self, ex: Exchange, failed: bool) -> None:
-        """Log an answer the chain did not end (its sink's ``end`` logs the others): cut short (a backend
-        reset mid-body, a client gone, a file changed) with the status and bytes the client got, or the
-        500 written after a middleware failed. An answer never started on a cancelled request is left to
-        the entry point's 499."""
-        sink = ex.client_sink
-        if sink.started:
-            why = ex.reason or "response cut short"
-            ex.ep.log(ex.request, ex.info, sink.status, sink.sent, self.router, ex.upstream, why)
-        elif failed:
-            ex.ep.log(
-                ex.request, ex.info, 500, len(error_body(500)), self.router, None, "a middleware failed"
-            )
 
     def where(self, host: str, method: str, path: str, raw_query: str) -> tuple[int, str]:
         """(status, Location) of the redirect for a request: 301/302 for GET and HEAD, 308/307 otherwise."""
