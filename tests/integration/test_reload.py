@@ -65,6 +65,7 @@ async def test_five_reloads_of_2000_changed_routers_never_stall_an_unchanged_rou
         client.stop.set()
         if client_thread is not None:
             await asyncio.to_thread(client_thread.join, 15)
+        await dr.stop()
     during = [(t, lat) for t, lat in client.samples if t >= start]
     worst = sorted(during, key=lambda s: s[1], reverse=True)[:5]
     detail = ", ".join(f"{lat * 1000:.0f} ms at +{t - start:.2f}s" for t, lat in worst)
