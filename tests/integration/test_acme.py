@@ -133,7 +133,9 @@ async def test_near_expiry_certificate_is_renewed_at_start_and_a_restart_reuses_
         assert "certificate for renew.example.com obtained" in dr.log()
         assert await dr.stop() == 0
 
-        dr2 = await proxy(_site(b.url), static=_static(tmp_path, pebble, web_port))
+        # Another port for the restart's plain-HTTP entry point: the one just freed may be taken by a
+        # parallel test meanwhile, and the restart must not need it (no order: nothing to validate there)
+        dr2 = await proxy(_site(b.url), static=_static(tmp_path, pebble, pebble_env.free_port()))
         assert await pebble_cert_served(dr2)  # served from acme.json at once
         assert "obtained" not in dr2.log()  # and no new order
 
