@@ -15,30 +15,16 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from aiohttp import WSMsgType, web
 
+from tests.polling import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 _LISTEN = re.compile(r"entrypoint (\S+) listening on ([\d.:\[\]a-f]+):(\d+)")
-
-
-async def wait_for(cond: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll ``cond`` (sync or async) until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = cond()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
-        await asyncio.sleep(interval)
 
 
 class Backend:
