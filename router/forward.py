@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from router.balancer import WeightedBalancer
 from router.exchange import answer, raw_edits
 from router.framing import abandon, relay, respond
-from router.headers import FORWARDED, REQUEST_DROP, BadEdit, connection_tokens, edit_line
+from router.headers import FORWARDED, REQUEST_DROP, BadEdit, Memo, connection_tokens, edit_line
 from router.replies import Sent, error_body
 from router.rules import RequestInfo
 from router.tunnel import tunnel
@@ -291,14 +291,12 @@ def _request_plan(
         tuple(added),
         not _FORWARDED_NAMES.isdisjoint(names),
     )
-    if len(_REQUEST_PLANS) >= 256:  # per-request values (a user an auth server names) cannot grow it
-        _REQUEST_PLANS.clear()
-    _REQUEST_PLANS[items] = plan
+    _REQUEST_PLANS.keep(items, plan)
     return plan
 
 
 _RequestPlan = tuple[frozenset[bytes], tuple[bytes, ...], bool]
-_REQUEST_PLANS: dict[tuple[tuple[str, tuple[str, str | None]], ...], _RequestPlan] = {}
+_REQUEST_PLANS = Memo(256)  # items → _RequestPlan
 
 
 def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header: str, trusted: bool) -> bytes:

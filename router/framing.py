@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from router.exchange import Headers
-from router.headers import RESPONSE_DROP, edit_line
+from router.headers import RESPONSE_DROP, Memo, edit_line
 from router.replies import SENT_CLOSE, SENT_KEEP, Sent
 from router.rules import RequestInfo
 from router.upstream import Connection, UpstreamError
@@ -198,17 +198,13 @@ def _edit_plan(edits: list[tuple[tuple[str, str | None], ...]]) -> tuple[frozens
             final.pop(lname, None)  # a later edit of the same name goes after the earlier ones
             final[lname] = None if value is None else edit_line(name, value)
     plan = RESPONSE_DROP | frozenset(final), [line for line in final.values() if line is not None]
-    if len(_EDIT_PLANS) >= _MAX_PLANS:
-        _EDIT_PLANS.clear()
-    _EDIT_PLANS[key] = plan
+    _EDIT_PLANS.keep(key, plan)
     return plan
 
 
 # The edits a configuration's middlewares make are few and fixed (a CSP nonce aside): their plan is worked
-# out once. A plain dict (a lookup is the whole per-request cost), emptied when it passes 256 plans so
-# that per-request values (nonces) cannot grow it.
-_EDIT_PLANS: dict[tuple[tuple[tuple[str, str | None], ...], ...], tuple[frozenset[bytes], list[bytes]]] = {}
-_MAX_PLANS = 256
+# out once (a lookup is the whole per-request cost).
+_EDIT_PLANS = Memo(256)  # edits → (skip set, lines to add)
 
 
 # (close, HTTP/1.0 client) → the head's last line(s): a lookup rather than a call, once per response.

@@ -95,6 +95,24 @@ class TrustedNetworks:
         return hit
 
 
+class Memo(dict):  # type: ignore[type-arg]
+    """What header edits work out once per distinct input (encoded lines, drop sets): a plain dict, so
+    that a hit is one C-level ``get`` on the request path, emptied when it passes ``limit`` entries so
+    that per-request values (an auth server's user, a CSP nonce) cannot grow it. A cachetools cache
+    would bound it more finely at a Python-level call per lookup."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def keep(self, key: object, value: object) -> object:
+        """Store ``value`` under ``key`` (emptying the memo first when full) and return it."""
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
+
+
 class BadEdit(ValueError):
     """A middleware asked for a header that cannot be sent as it is (a line break, an invalid name)."""
 
@@ -111,10 +129,8 @@ def edit_line(name: str, value: str) -> bytes:
     if not is_token(name) or bad_header_value(value):
         raise BadEdit(f"header {name!r} set by a middleware holds a line break or an invalid name")
     line = f"{name}: {value}\r\n".encode("utf-8", "surrogateescape")
-    if len(_EDIT_LINES) >= 1024:  # per-request values (an auth server's user) cannot grow it
-        _EDIT_LINES.clear()
-    _EDIT_LINES[(name, value)] = line
+    _EDIT_LINES.keep((name, value), line)
     return line
 
 
-_EDIT_LINES: dict[tuple[str, str], bytes] = {}
+_EDIT_LINES = Memo(1024)
