@@ -1,0 +1,110 @@
+"""Run a compose example for real: docker-compose 1.29 (what CI can install), the example's own file plus
+a test-only override that swaps the images no registry here can give, a unique project name and free
+host ports; everything is torn down afterwards.
+
+Containers are found by their compose labels, never by name: Compose v1 names them ``project_service_1``,
+v2 ``project-service-1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "compose-examples"
+OVERRIDES = Path(__file__).resolve().parent / "overrides"
+IMAGE = "dockroute:local"
+STANDIN = "dockroute-e2e-standin:local"
+_LOCK = Path("/tmp/dockroute-e2e-images.lock")
+
+
+def require(*tools: str) -> None:
+    """Skip when a tool is missing (fail in CI, where .ci/run installs them)."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        msg = f"not installed: {', '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def build_images() -> None:
+    """``scripts/build-image`` (dockroute:local from the unchanged Dockerfile), then the stand-ins built on
+    it. Under a lock: parallel test workers each ask, the first builds, the others find Docker's build
+    cache warm and return in seconds."""
+    require("docker", "debootstrap")
+    with open(_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for cmd in (
+            [str(ROOT / "scripts" / "build-image")],
+            ["docker", "build", "-q", "--build-arg", f"FROM_IMAGE={IMAGE}", "-t", STANDIN,
+             str(Path(__file__).resolve().parent / "standin")],
+        ):  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            if done.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+
+
+class Project:
+    """One example brought up under a unique project name."""
+
+    def __init__(self, example: str, env: Mapping[str, str] | None = None, override: str | None = None):
+        self.example = example
+        self.dir = EXAMPLES / example
+        self.name = f"e2e{uuid.uuid4().hex[:10]}"
+        self.env = {**os.environ, **dict(env or {})}
+        self.files = [self.dir / "docker-compose.yml"]
+        extra = OVERRIDES / f"{override or example}.yml"
+        if extra.exists():
+            self.files.append(extra)
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
+        cmd = ["docker-compose", "--project-directory", str(self.dir), "-p", self.name]
+        for f in self.files:
+            cmd += ["-f", str(f)]
+        done = subprocess.run([*cmd, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+        if check and done.returncode:
+            raise AssertionError(f"docker-compose {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def up(self) -> None:
+        self.compose("up", "-d", "--no-build")
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", "-t", "3", check=False)
+
+    def logs(self, service: str | None = None) -> str:
+        done = self.compose("logs", "--no-color", *([service] if service else []), check=False)
+        return done.stdout + done.stderr
+
+    def containers(self, client, service: str | None = None) -> list:
+        labels = [f"com.docker.compose.project={self.name}"]
+        if service:
+            labels.append(f"com.docker.compose.service={service}")
+        return client.containers.list(all=True, filters={"label": labels})
+
+
+@contextlib.contextmanager
+def running(
+    example: str, env: Mapping[str, str] | None = None, override: str | None = None
+) -> Iterator[Project]:
+    """The example up (``docker-compose up -d``), torn down (``down -v``) whatever the test did; its logs are
+    printed when the test fails (pytest shows captured output then)."""
+    project = Project(example, env, override)
+    try:
+        project.up()
+        yield project
+    except BaseException:
+        print(project.logs())
+        raise
+    finally:
+        project.down()
