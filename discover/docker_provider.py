@@ -27,6 +27,7 @@ import docker
 from docker.errors import NotFound
 from docker.tls import TLSConfig
 
+from discover.docker_hints import unreachable_hint
 from discover.docker_labels import Constraints, build_docker_config, compile_constraints
 from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, PortBinding, Reach
 from discover.docker_reach import find_own_container, find_reach, local_routes
@@ -187,10 +188,12 @@ class DockerProvider:
                 if self._stop.is_set():
                     return
                 if not down_logged:
+                    hint = unreachable_hint(self.settings.endpoint, exc)
                     log.warning(
-                        "provider docker: cannot reach %s (%s); retrying, the last routes keep serving",
+                        "provider docker: cannot reach %s (%s); %sretrying, the last routes keep serving",
                         self.settings.endpoint,
                         exc,
+                        f"{hint}; " if hint else "",
                     )
                     down_logged = True
             # Exponential backoff with full jitter, never a tight loop.
