@@ -1,0 +1,59 @@
+"""Every compose example is a file both Compose versions read: Compose v1 (1.29, what CI can install)
+parses it with ``docker-compose config``, and it is valid against the Compose Specification's JSON schema,
+which Compose v2 validates against (tests/e2e/compose-spec.json: compose-spec/compose-spec's
+schema/compose-spec.json, commit 170098b, June 2026). The test-only overrides are checked the same way
+with v1, merged onto their example."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.e2e.compose import EXAMPLES, OVERRIDES, require
+
+EXAMPLE_NAMES = ["quickstart", "homelab-https", "load-balanced", "static-and-api", "from-traefik"]
+SCHEMA = json.loads((Path(__file__).parent / "compose-spec.json").read_text())
+
+
+def test_the_five_examples_exist_with_a_readme():
+    for name in EXAMPLE_NAMES:
+        assert (EXAMPLES / name / "docker-compose.yml").is_file(), name
+        assert (EXAMPLES / name / "README.md").is_file(), name
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_valid_for_compose_v2_schema(name):
+    jsonschema.Draft7Validator(SCHEMA).validate(
+        yaml.safe_load((EXAMPLES / name / "docker-compose.yml").read_text())
+    )
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_compose_v1_reads_it_alone_and_with_its_override(name):
+    require("docker-compose")
+    folder = EXAMPLES / name
+    files = [["-f", str(folder / "docker-compose.yml")]]
+    if (OVERRIDES / f"{name}.yml").exists():
+        files.append([*files[0], "-f", str(OVERRIDES / f"{name}.yml")])
+    for args in files:
+        done = subprocess.run(
+            ["docker-compose", "--project-directory", str(folder), *args, "config", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_examples_name_published_images_only(name):
+    """The examples are what users copy: no image only this machine has (the overrides swap those in)."""
+    services = yaml.safe_load((EXAMPLES / name / "docker-compose.yml").read_text())["services"]
+    for service, spec in services.items():
+        image = spec.get("image", "")
+        assert image and not image.endswith(":local") and "e2e" not in image, (service, image)
