@@ -1,14 +1,16 @@
 # dockroute as users run it: a sidecar with the Docker socket (or a socket proxy) and ports 80/443.
 #   docker build -t dockroute .                  (any registry-backed machine)
 #   scripts/build-image                          (offline: a Debian base made locally, tagged dockroute:local)
-# BASE_IMAGE must be a Debian-based image with python3 (>= 3.11) and its venv module.
+# BASE_IMAGE (the runtime) must be a Debian-based image with python3 (>= 3.11); BUILD_IMAGE (default: the
+# same) must have the same python3 at the same path, its venv module, and either binutils or apt.
 ARG BASE_IMAGE=python:3.12-slim-bookworm
+ARG BUILD_IMAGE=${BASE_IMAGE}
 
-FROM ${BASE_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 # binutils: strip the debug info most binary wheels carry (uvloop, zstandard, brotli: ~50 MB of 90).
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null \
-    && rm -rf /var/lib/apt/lists/*
+RUN command -v strip >/dev/null || { apt-get update -qq \
+        && apt-get install -y -qq --no-install-recommends binutils >/dev/null && rm -rf /var/lib/apt/lists/*; }
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY discover discover
@@ -33,9 +35,11 @@ LABEL org.opencontainers.image.title="dockroute" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/dockroute/dockroute" \
       org.opencontainers.image.documentation="https://github.com/dockroute/dockroute/blob/main/docs/docker.md"
-RUN groupadd --system --gid 65532 dockroute \
-    && useradd --system --uid 65532 --gid 65532 --home-dir /data --no-create-home --shell /usr/sbin/nologin dockroute \
-    && mkdir -p /data && chown dockroute:dockroute /data && chmod 700 /data
+# The user written directly (no useradd: the offline runtime base has no account tools).
+RUN echo 'dockroute:x:65532:65532:dockroute:/data:/usr/sbin/nologin' >>/etc/passwd \
+    && echo 'dockroute:x:65532:' >>/etc/group \
+    && if [ -f /etc/shadow ]; then echo 'dockroute:!:19000::::::' >>/etc/shadow; fi \
+    && mkdir -p /data && chown 65532:65532 /data && chmod 700 /data
 COPY --from=build /opt/dockroute /opt/dockroute
 COPY scripts/docker-entrypoint /usr/local/bin/docker-entrypoint
 ENV PATH=/opt/dockroute/bin:$PATH PYTHONUNBUFFERED=1
@@ -43,6 +47,6 @@ WORKDIR /data
 VOLUME /data
 EXPOSE 80 443
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=10s --timeout=6s --start-period=10s --retries=3 CMD ["dockroute", "healthcheck"]
+HEALTHCHECK --interval=10s --timeout=6s --start-period=10s --retries=3 CMD ["dockroute", "healthcheck", "--container"]
 ENTRYPOINT ["docker-entrypoint"]
 CMD ["dockroute"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import sys
 from collections.abc import Sequence
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from discover.values import BOOL_WORDS
 from dockroute import __version__
+from dockroute.healthcheck import healthcheck as run_healthcheck
 from dockroute.static import StaticConfigError, load_static, split_config_flag
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 USAGE = f"""\
 usage: dockroute [--config FILE] [--<traefik.static.key>=VALUE ...]
-       dockroute healthcheck [--config FILE] [--<traefik.static.key>=VALUE ...]
+       dockroute healthcheck [--container] [--config FILE] [--<traefik.static.key>=VALUE ...]
        dockroute internal-ca root [--config FILE] [--resolver NAME] [--create]
                                   [--<traefik.static.key>=VALUE ...]
        dockroute --version | --help
@@ -63,7 +63,9 @@ file's others. Unknown keys and bad values stop dockroute with exit status 2.
 
 dockroute healthcheck: reads the same configuration (file, variables, flags) and asks /ping on the ping
 entry point (HEAD, 5 s timeout), as Traefik's healthcheck does: exit status 0 on 200, else 1, with one
-line saying why; for a Docker HEALTHCHECK (needs the ping section).
+line saying why (needs the ping section). With --container (the image's HEALTHCHECK), the flags of the
+proxy running as PID 1 (/proc/1/cmdline) come first, so compose `command:` flags count; without ping
+it checks that every entry point accepts a TCP connection instead (enable --ping for an HTTP check).
 
 dockroute internal-ca root: reads the same configuration, creates the root of the internalCA resolver
 (certificatesResolvers.NAME.internalCA; --resolver NAME when there are several) if it does not exist yet,
@@ -198,42 +200,9 @@ def _print_root(name: str, settings: InternalCASettings, create: bool) -> int:
     return 0
 
 
-HEALTHCHECK_TIMEOUT = 5.0  # seconds, Traefik's
-
-
 def healthcheck(args: list[str]) -> int:
-    """``dockroute healthcheck``: Traefik's ``healthcheck`` command. ``HEAD /ping`` on the address of the
-    ping entry point from the static configuration; 0 on 200, 1 on anything else (a configuration error
-    included: a health check only says healthy or not). One line on stdout, Traefik's wording."""
+    """``dockroute healthcheck``: see :mod:`dockroute.healthcheck`."""
     if any(a in ("-h", "--help") for a in args):
         print(USAGE, end="")
         return 0
-    try:
-        config_file, rest = split_config_flag(args)
-        static = load_static(rest, os.environ, config_file=config_file)
-    except StaticConfigError as exc:
-        print(f"Error calling healthcheck: configuration error: {exc}")
-        return 1
-    if static.ping is None:
-        print("Error calling healthcheck: please enable `ping` to use health check")
-        return 1
-    ep = next((e for e in static.entry_points if e.name.lower() == static.ping.entry_point.lower()), None)
-    if ep is None:
-        print(f"Error calling healthcheck: ping: missing {static.ping.entry_point} entry point")
-        return 1
-    url = f"http://{ep.address}/ping"
-    host, _, port = ep.address.removesuffix("/tcp").rpartition(":")
-    conn = http.client.HTTPConnection(host.strip("[]") or "localhost", int(port), timeout=HEALTHCHECK_TIMEOUT)
-    try:
-        conn.request("HEAD", "/ping")
-        resp = conn.getresponse()
-    except (OSError, http.client.HTTPException) as exc:
-        print(f"Error calling healthcheck: Head {url!r}: {exc or type(exc).__name__}")
-        return 1
-    finally:
-        conn.close()
-    if resp.status != 200:
-        print(f"Bad healthcheck status: {resp.status} {resp.reason}".rstrip())
-        return 1
-    print(f"OK: {url}")
-    return 0
+    return run_healthcheck(args)
