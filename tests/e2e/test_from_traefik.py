@@ -1,0 +1,93 @@
+"""compose-examples/from-traefik: Traefik's quick-start compose file with only the image line changed
+works as it does with Traefik: whoami.localhost on port 80, the dashboard and API on port 8080.
+
+The file publishes the literal host ports 80 and 8080 (changing them would make it something other than
+Traefik's file), so this test holds a machine-wide lock while it runs (parallel runs of it, from other
+checkouts too, wait their turn) and is skipped, outside CI, when something else holds those ports."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.e2e import compose
+from tests.polling import wait_for
+
+PORTS = (80, 8080)
+LOCK = Path("/tmp/dockroute-e2e-from-traefik.lock")
+
+
+def taken(port: int) -> bool:
+    """Whether something already listens on ``port`` (the engine publishes on every address)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+@contextlib.asynccontextmanager
+async def ports_to_ourselves():
+    """The machine-wide lock of this test, then ports 80 and 8080 checked free (skipped if not, outside
+    CI: a web server or another proxy on a workstation is not a failure of dockroute)."""
+    with open(LOCK, "w") as lock:
+
+        def locked() -> bool:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        await wait_for(locked, timeout=600, interval=0.5)
+        busy = [p for p in PORTS if taken(p)]
+        if busy:
+            msg = f"from-traefik publishes host ports 80 and 8080 as Traefik's file does; taken here: {busy}"
+            if os.environ.get("CI"):
+                pytest.fail(msg)
+            pytest.skip(msg)
+        yield
+
+
+async def get(port: int, path: str, host: str = "localhost") -> tuple[int, str] | None:
+    """One request to 127.0.0.1:``port``; None while nothing answers yet."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s,
+            s.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}) as r,
+        ):
+            return r.status, await r.text()
+    except (TimeoutError, aiohttp.ClientError):
+        return None
+
+
+async def test_traefiks_quick_start_file_works_with_only_the_image_changed(engine):
+    async with ports_to_ourselves():
+        with compose.running("from-traefik") as project:
+            (whoami,) = project.containers(engine, "whoami")
+
+            async def routed() -> str | None:
+                got = await get(80, "/", host="whoami.localhost")
+                return got[1] if got and got[0] == 200 else None
+
+            body = await wait_for(routed, timeout=60, interval=0.2)
+            assert re.search(r"^Hostname: (\S+)$", body, re.M).group(1) == whoami.id[:12]
+
+            status, body = await get(8080, "/api/http/routers")
+            assert status == 200
+            (router,) = [r for r in json.loads(body) if r["name"] == "whoami@docker"]
+            assert router["rule"] == "Host(`whoami.localhost`)"
+            assert router["entryPoints"] == ["web"]
+            assert router["status"] == "enabled"
+
+            status, body = await get(8080, "/dashboard/")
+            assert status == 200 and "<html" in body.lower()

@@ -1,0 +1,56 @@
+"""compose-examples/quickstart, run as its README says: ``docker-compose up -d``, then whoami.localhost
+answers from the whoami container through dockroute, which runs as an unprivileged user."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+
+from tests.e2e import compose
+from tests.integration.pebble_env import free_port
+from tests.polling import wait_for
+
+
+async def get(port: int, host: str, path: str = "/") -> tuple[int, str] | None:
+    """One request to the published port with ``host`` as Host; None while nothing answers yet (the
+    engine's port forwarder accepts connections before dockroute listens behind it)."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s,
+            s.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}) as r,
+        ):
+            return r.status, await r.text()
+    except (TimeoutError, aiohttp.ClientError):
+        return None
+
+
+def proc_status(container) -> dict[str, str]:
+    """PID 1's /proc status lines (``Uid``, ``Gid``, ``CapEff``...) read inside ``container``."""
+    done = container.exec_run(["cat", "/proc/1/status"])
+    assert done.exit_code == 0, done.output
+    return dict(line.split(":\t", 1) for line in done.output.decode().splitlines() if ":\t" in line)
+
+
+async def test_whoami_localhost_answers_from_the_whoami_container_through_unprivileged_dockroute(engine):
+    port = free_port()
+    with compose.running("quickstart", env={"HTTP_PORT": str(port)}) as project:
+        (whoami,) = project.containers(engine, "whoami")
+        (proxy,) = project.containers(engine, "dockroute")
+
+        async def routed() -> str | None:
+            got = await get(port, "whoami.localhost")
+            return got[1] if got and got[0] == 200 else None
+
+        body = await wait_for(routed, timeout=60, interval=0.2)
+        assert re.search(r"^Hostname: (\S+)$", body, re.M).group(1) == whoami.id[:12]
+        assert re.search(r"^Host: whoami\.localhost$", body, re.M)
+        # A name no container claims is dockroute's own 404, not some app's answer.
+        assert await get(port, "nobody.localhost") == (404, "404 page not found\n")
+
+        status = proc_status(proxy)
+        assert "dockroute" in proxy.exec_run(["cat", "/proc/1/cmdline"]).output.decode()
+        assert set(status["Uid"].split()) == {"65532"}, status["Uid"]
+        assert set(status["Gid"].split()) == {"65532"}, status["Gid"]
+        # Only NET_BIND_SERVICE (bit 10) is left, for port 80.
+        assert int(status["CapEff"], 16) == 1 << 10, status["CapEff"]
