@@ -1,0 +1,231 @@
+"""The image itself (dockroute:local, built by scripts/build-image from the unchanged Dockerfile), run as
+users run it with the real engine: its metadata and size, the entry point's command forms, who the proxy
+runs as (uid 65532 with the socket's group and only NET_BIND_SERVICE, or exactly the ``--user`` given),
+the ACME storage handed to that user, the HEALTHCHECK with and without ping, and a clean ``docker stop``.
+
+Every container is named after the test run and removed afterwards; no host port is published.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dockroute import __version__
+from tests.e2e import compose
+from tests.polling import wait_for
+
+IMAGE = compose.IMAGE
+SOCKET = "/var/run/docker.sock"
+UID = 65532
+NET_BIND_SERVICE = 1 << 10  # capability 10
+SECOND = 1_000_000_000  # the engine's durations are nanoseconds
+# docker run --health-interval=1s --health-start-period=1s: the image's check, polled quickly
+FAST_HEALTH = {"interval": SECOND, "timeout": 5 * SECOND, "start_period": SECOND, "retries": 3}
+
+
+class Runner:
+    """Starts containers of the image under unique names; removes them all at the end."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.prefix = f"e2e-image-{uuid.uuid4().hex[:8]}"
+        self.started: list[Any] = []
+
+    def start(self, command: list[str], **kwargs: Any) -> Any:
+        name = f"{self.prefix}-{len(self.started)}"
+        container = self.client.containers.run(IMAGE, command, name=name, detach=True, **kwargs)
+        self.started.append(container)
+        return container
+
+    def close(self) -> None:
+        for container in self.started:
+            try:
+                container.remove(force=True)
+            except Exception as exc:  # noqa: BLE001 - removal is best effort; report, go on
+                print(f"could not remove {container.name}: {exc}")
+
+
+@pytest.fixture
+def runner(engine) -> Iterator[Runner]:
+    r = Runner(engine)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def _docker_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "run", "--rm", *args], capture_output=True, text=True, timeout=60)
+
+
+def _status(container: Any) -> dict[str, str]:
+    """PID 1's /proc status (the proxy, once the entry point has exec'd it), as fields."""
+    done = container.exec_run(["cat", "/proc/1/status"])
+    if done.exit_code:
+        return {}
+    lines = done.output.decode().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def _cmdline(container: Any) -> list[str]:
+    done = container.exec_run(["cat", "/proc/1/cmdline"])
+    return done.output.decode().split("\0")[:-1] if done.exit_code == 0 else []
+
+
+def _api(container: Any, path: str) -> str:
+    """GET on the API entry point (:8080) from inside the container ("" until it answers)."""
+    url = f"http://127.0.0.1:8080{path}"
+    code = f"import urllib.request as u; print(u.urlopen({url!r}, timeout=5).read().decode())"
+    done = container.exec_run(["python3", "-c", code])
+    return done.output.decode() if done.exit_code == 0 else ""
+
+
+async def _proxy_status(container: Any, timeout: float = 20) -> dict[str, str]:
+    """PID 1's status once it is the proxy (python running the dockroute script)."""
+
+    def ready() -> dict[str, str] | None:
+        container.reload()
+        assert container.status in ("created", "running"), container.logs().decode()
+        argv = _cmdline(container)
+        return _status(container) if argv[1:2] == ["/opt/dockroute/bin/dockroute"] else None
+
+    return await wait_for(ready, timeout=timeout, interval=0.1)
+
+
+async def _healthy(container: Any, timeout: float = 30) -> dict[str, Any]:
+    def health() -> dict[str, Any] | None:
+        container.reload()
+        state = container.attrs["State"]
+        assert state["Status"] in ("created", "running"), container.logs().decode()
+        return state["Health"] if state.get("Health", {}).get("Status") == "healthy" else None
+
+    return await wait_for(health, timeout=timeout, interval=0.2)
+
+
+def test_version(engine):
+    done = _docker_run(IMAGE, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"dockroute {__version__}\n"
+
+
+@pytest.mark.parametrize("form", [["traefik", "--version"], ["dockroute", "--version"]])
+def test_traefiks_command_forms_run_dockroute(engine, form):
+    done = _docker_run(IMAGE, *form)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"dockroute {__version__}\n"
+
+
+def test_size_and_metadata(engine):
+    attrs = engine.images.get(IMAGE).attrs
+    assert attrs["Size"] < 150e6, f"{attrs['Size'] / 1e6:.1f} MB"
+    config = attrs["Config"]
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.title"] == "dockroute"
+    assert labels["org.opencontainers.image.version"] == __version__
+    for key in ("description", "licenses", "source", "documentation"):
+        assert labels[f"org.opencontainers.image.{key}"], key
+    assert set(config["ExposedPorts"]) == {"80/tcp", "443/tcp"}
+    assert set(config["Volumes"]) == {"/data"}
+    assert config["StopSignal"] == "SIGTERM"
+    assert config["Healthcheck"]["Test"] == ["CMD", "dockroute", "healthcheck", "--container"]
+
+
+async def test_with_the_socket_it_drops_to_65532_with_the_sockets_group_and_only_net_bind_service(runner):
+    gid = os.stat(SOCKET).st_gid
+    flags = ["--providers.docker", "--api.insecure", "--entrypoints.web.address=:80"]
+    c = runner.start(["traefik", *flags], volumes={SOCKET: {"bind": SOCKET, "mode": "ro"}})
+    status = await _proxy_status(c)
+    assert status["Uid"].split() == [str(UID)] * 4
+    assert status["Gid"].split() == [str(UID)] * 4
+    assert str(gid) in status["Groups"].split()
+    for caps in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
+        assert int(status[caps], 16) == NET_BIND_SERVICE, (caps, status[caps])
+    assert _cmdline(c)[2:] == flags
+    # it reads the engine through that group: its own container (exposed by default) gets a router
+    await wait_for(lambda: "@docker" in _api(c, "/api/http/routers"), timeout=20, interval=0.2)
+
+
+async def test_an_acme_storage_folder_given_by_flag_is_handed_to_the_user(runner, tmp_path):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    acme = certs / "acme.json"  # brought from Traefik: root's, mode 600
+    acme.write_text("{}")
+    acme.chmod(0o600)
+    os.chown(certs, 0, 0)
+    os.chown(acme, 0, 0)
+    c = runner.start(
+        [
+            "--entrypoints.web.address=:80",
+            "--certificatesresolvers.le.acme.email=admin@example.test",
+            "--certificatesresolvers.le.acme.storage=/certs/acme.json",
+            "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
+            "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
+        ],
+        volumes={str(certs): {"bind": "/certs", "mode": "rw"}},
+    )
+    await _proxy_status(c)
+    assert certs.stat().st_uid == UID
+    assert acme.stat().st_uid == UID
+
+
+async def test_a_given_user_runs_unchanged_and_becomes_healthy(runner):
+    gid = os.stat(SOCKET).st_gid
+    c = runner.start(
+        ["--providers.docker", "--entrypoints.web.address=:80"],
+        user=f"{UID}:{UID}",
+        group_add=[str(gid)],
+        volumes={SOCKET: {"bind": SOCKET, "mode": "ro"}},
+        healthcheck=FAST_HEALTH,
+    )
+    status = await _proxy_status(c)
+    assert status["Uid"].split() == [str(UID)] * 4
+    assert str(gid) in status["Groups"].split()
+    # never root: no setpriv in between, and no capability but what the engine gives a non-root user
+    assert int(status["CapEff"], 16) == 0
+    health = await _healthy(c)
+    assert "web (:80) accept TCP connections" in health["Log"][-1]["Output"]
+
+
+async def test_healthy_with_ping(runner):
+    c = runner.start(["--ping", "--entrypoints.web.address=:80"], healthcheck=FAST_HEALTH)
+    health = await _healthy(c)
+    assert health["Log"][-1]["Output"] == "OK: http://:8080/ping\n"
+
+
+async def test_healthy_without_ping_by_tcp(runner):
+    c = runner.start(
+        ["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443"], healthcheck=FAST_HEALTH
+    )
+    health = await _healthy(c)
+    assert health["Log"][-1]["Output"] == (
+        "OK: entry points web (:80), websecure (:443) accept TCP connections "
+        "(no ping configured: enable --ping for an HTTP check)\n"
+    )
+
+
+async def test_unhealthy_when_an_entry_point_is_not_listening(runner):
+    # the entry point traefik (:8080) is only opened with ping/api/metrics: a check naming a port
+    # nothing listens on must fail, or the healthy results above prove nothing
+    c = runner.start(["--entrypoints.web.address=:80"], healthcheck=FAST_HEALTH)
+    await _healthy(c)
+    done = c.exec_run(["dockroute", "healthcheck", "--container", "--entrypoints.extra.address=:9"])
+    assert done.exit_code == 1
+    assert done.output.decode().startswith("Error calling healthcheck: entry point extra (:9): ")
+
+
+async def test_docker_stop_ends_it_quickly_with_status_0(runner):
+    c = runner.start(["--ping", "--entrypoints.web.address=:80"], healthcheck=FAST_HEALTH)
+    await _healthy(c)
+    started = time.monotonic()
+    c.stop(timeout=20)
+    took = time.monotonic() - started
+    c.reload()
+    assert c.attrs["State"]["ExitCode"] == 0, c.logs().decode()
+    assert took < 5, f"docker stop took {took:.1f}s"
