@@ -152,7 +152,8 @@ async def test_with_the_socket_it_drops_to_65532_with_the_sockets_group_and_only
     await wait_for(lambda: "@docker" in _api(c, "/api/http/routers"), timeout=20, interval=0.2)
 
 
-async def test_an_acme_storage_folder_given_by_flag_is_handed_to_the_user(runner, tmp_path):
+@pytest.mark.parametrize("form", ["key=value", "key value"])
+async def test_an_acme_storage_folder_given_by_flag_is_handed_to_the_user(runner, tmp_path, form):
     certs = tmp_path / "certs"
     certs.mkdir()
     acme = certs / "acme.json"  # brought from Traefik: root's, mode 600
@@ -160,11 +161,13 @@ async def test_an_acme_storage_folder_given_by_flag_is_handed_to_the_user(runner
     acme.chmod(0o600)
     os.chown(certs, 0, 0)
     os.chown(acme, 0, 0)
+    key, value = "--certificatesresolvers.le.acme.storage", "/certs/acme.json"
+    storage = [f"{key}={value}"] if form == "key=value" else [key, value]
     c = runner.start(
         [
             "--entrypoints.web.address=:80",
             "--certificatesresolvers.le.acme.email=admin@example.test",
-            "--certificatesresolvers.le.acme.storage=/certs/acme.json",
+            *storage,
             "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
             "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
         ],
@@ -173,6 +176,21 @@ async def test_an_acme_storage_folder_given_by_flag_is_handed_to_the_user(runner
     await _proxy_status(c)
     assert certs.stat().st_uid == UID
     assert acme.stat().st_uid == UID
+
+
+async def test_a_storage_at_the_root_never_hands_the_root_folder_over(runner):
+    c = runner.start(
+        [
+            "--entrypoints.web.address=:80",
+            "--certificatesresolvers.le.acme.email=admin@example.test",
+            "--certificatesresolvers.le.acme.storage=/acme.json",
+            "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
+            "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
+        ]
+    )
+    await _proxy_status(c)
+    assert c.exec_run(["stat", "-c", "%u", "/"]).output.decode().strip() == "0"
+    assert "a storage file at / cannot be written by uid 65532" in c.logs().decode()
 
 
 async def test_a_given_user_runs_unchanged_and_becomes_healthy(runner):
