@@ -45,30 +45,37 @@ class Scene:
     dockroute: Any = None
     http: int = 0
     api: int = 0
+    endpoint: str = ""  # how dockroute reaches the engine
+    volumes: dict[str, Any] = field(default_factory=dict)  # dockroute's (the socket, or none)
     containers: list[Any] = field(default_factory=list)
     networks: list[Any] = field(default_factory=list)
 
-    def app(self, name: str, networks: list[str], labels: dict[str, str] | None = None) -> Any:
+    def app(
+        self, name: str, networks: list[str], labels: dict[str, str] | None = None, port: int = 80
+    ) -> Any:
         """A whoami stand-in on ``networks`` from its start (connected before it starts: dockroute never
-        sees it on fewer networks), routed for ``Host(<name>.test)`` by dockroute's labels."""
+        sees it on fewer networks), or on the host's network (``["host"]``), answering on ``port``, routed
+        for ``Host(<name>.test)`` by dockroute's labels."""
         full = f"{self.run}-{name}"
+        net = {"network_mode": "host"} if networks == ["host"] else {"network": networks[0]}
         c = self.client.containers.create(
             compose.STANDIN,
+            ["whoami", str(port)],
             name=full,
-            network=networks[0],
             # the stand-in inherits dockroute's HEALTHCHECK, which fails in a whoami
             healthcheck={"test": ["NONE"]},
             labels={
                 RUN: self.run,
                 "traefik.enable": "true",
                 f"traefik.http.routers.{full}.rule": f"Host(`{full}.test`)",
-                f"traefik.http.services.{full}.loadbalancer.server.port": "80",
+                f"traefik.http.services.{full}.loadbalancer.server.port": str(port),
                 **(labels or {}),
             },
+            **net,
         )
         self.containers.append(c)
-        for net in networks[1:]:
-            self.client.networks.get(net).connect(c)
+        for other in networks[1:]:
+            self.client.networks.get(other).connect(c)
         c.start()
         c.reload()
         return c
@@ -76,9 +83,33 @@ class Scene:
     def logs(self) -> str:
         return self.dockroute.logs().decode(errors="replace")
 
+    def start_dockroute(self, endpoint: str, volumes: dict[str, Any], **options: Any) -> Any:
+        """dockroute:local on ``front``, its ports 80 and 8080 published on free local ports, seeing only
+        this scene's apps (its constraints); ``options`` go to the engine (``extra_hosts``)."""
+        self.http, self.api = free_port(), free_port()
+        self.dockroute = self.client.containers.run(
+            compose.IMAGE,
+            [
+                f"--providers.docker.endpoint={endpoint}",
+                "--providers.docker.exposedByDefault=false",
+                f"--providers.docker.constraints=Label(`{RUN}`, `{self.run}`)",
+                "--entryPoints.web.address=:80",
+                "--api.insecure=true",
+                "--log.level=INFO",
+            ],
+            name=f"{self.run}-dockroute{len(self.containers)}",
+            network=self.front,
+            volumes=volumes,
+            ports={"80/tcp": ("127.0.0.1", self.http), "8080/tcp": ("127.0.0.1", self.api)},
+            detach=True,
+            **options,
+        )
+        self.containers.append(self.dockroute)
+        return self.dockroute
+
 
 @contextlib.contextmanager
-def scene(client: Any, via_proxy: bool) -> Iterator[Scene]:
+def scene(client: Any, via_proxy: bool, **options: Any) -> Iterator[Scene]:
     """dockroute:local on its own network ``front``, reaching the engine through the mounted socket or
     through the socket proxy stand-in (also on ``front``); a second network ``back``. Everything is removed
     afterwards, whatever the test did; dockroute's log is printed when the test fails."""
@@ -99,24 +130,8 @@ def scene(client: Any, via_proxy: bool) -> Iterator[Scene]:
             )
             s.containers.append(proxy)
             endpoint, volumes = f"tcp://{proxy.name}:2375", {}
-        s.http, s.api = free_port(), free_port()
-        s.dockroute = client.containers.run(
-            compose.IMAGE,
-            [
-                f"--providers.docker.endpoint={endpoint}",
-                "--providers.docker.exposedByDefault=false",
-                f"--providers.docker.constraints=Label(`{RUN}`, `{s.run}`)",
-                "--entryPoints.web.address=:80",
-                "--api.insecure=true",
-                "--log.level=INFO",
-            ],
-            name=f"{s.run}-dockroute",
-            network=s.front,
-            volumes=volumes,
-            ports={"80/tcp": ("127.0.0.1", s.http), "8080/tcp": ("127.0.0.1", s.api)},
-            detach=True,
-        )
-        s.containers.append(s.dockroute)
+        s.endpoint, s.volumes = endpoint, volumes
+        s.start_dockroute(endpoint, volumes, **options)
         yield s
     except BaseException:
         if s.dockroute is not None:
