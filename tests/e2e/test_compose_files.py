@@ -57,3 +57,12 @@ def test_examples_name_published_images_only(name):
     for service, spec in services.items():
         image = spec.get("image", "")
         assert image and not image.endswith(":local") and "e2e" not in image, (service, image)
+
+
+def test_readme_run_it_with_docker_is_the_quickstart():
+    """The README's "Run it with Docker" block is the quickstart file, byte for byte: what CI runs is what
+    a reader copies."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("## Run it with Docker", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == (EXAMPLES / "quickstart" / "docker-compose.yml").read_text()
