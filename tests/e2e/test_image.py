@@ -145,7 +145,7 @@ async def test_with_the_socket_it_drops_to_65532_with_the_sockets_group_and_only
     assert status["Uid"].split() == [str(UID)] * 4
     assert status["Gid"].split() == [str(UID)] * 4
     assert str(gid) in status["Groups"].split()
-    for caps in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
+    for caps in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"):
         assert int(status[caps], 16) == NET_BIND_SERVICE, (caps, status[caps])
     assert _cmdline(c)[2:] == flags
     # it reads the engine through that group: its own container (exposed by default) gets a router
