@@ -217,9 +217,13 @@ async def test_healthy_with_ping(runner):
     assert health["Log"][-1]["Output"] == "OK: http://:8080/ping\n"
 
 
-async def test_healthy_without_ping_by_tcp(runner):
+@pytest.mark.parametrize("init", [False, True], ids=["", "docker-run-init"])
+async def test_healthy_without_ping_by_tcp(runner, init):
+    # with --init PID 1 is docker-init, which runs the entry point: the flags are still found after it
     c = runner.start(
-        ["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443"], healthcheck=FAST_HEALTH
+        ["--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443"],
+        healthcheck=FAST_HEALTH,
+        init=init,
     )
     health = await _healthy(c)
     assert health["Log"][-1]["Output"] == (
