@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,16 +139,24 @@ def run_pebble(
     http_port: int,
     tls_port: int | None = None,
     eab_keys: dict[str, str] | None = None,
+    listen: str = "127.0.0.1",
+    names: Sequence[str] = (),
 ) -> Iterator[Pebble]:
     """Pebble validating HTTP-01 on 127.0.0.1:``http_port`` and TLS-ALPN-01 on ``tls_port`` (an unused
     port when None); every name resolves to 127.0.0.1.
 
     ``eab_keys`` (kid → HMAC key, unpadded base64url as Pebble decodes it) makes External Account Binding
-    required for every new account."""
+    required for every new account.
+
+    ``listen`` is the address its API and management listen on (and the one in ``directory_url``):
+    loopback by default; the Docker bridge's gateway for a client inside a container. ``names`` are added
+    to the SANs of Pebble's own HTTPS certificate (e.g. ``host.docker.internal``, the name a container
+    reaches the host by), beside 127.0.0.1, localhost and ``listen``."""
     require_pebble()
     workdir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    sans = dict.fromkeys(["127.0.0.1", "localhost", listen, *names])
+    leaf = ca.issue_cert(*sans)
     cert_file, key_file, bundle = workdir / "wfe.pem", workdir / "wfe.key", workdir / "wfe-ca.pem"
     leaf.cert_chain_pems[0].write_to_path(str(cert_file))
     leaf.private_key_pem.write_to_path(str(key_file))
@@ -157,8 +165,8 @@ def run_pebble(
     dns_port, api_port, mgmt_port = free_port(udp_too=True), free_port(), free_port()
     config = {
         "pebble": {
-            "listenAddress": f"127.0.0.1:{api_port}",
-            "managementListenAddress": f"127.0.0.1:{mgmt_port}",
+            "listenAddress": f"{listen}:{api_port}",
+            "managementListenAddress": f"{listen}:{mgmt_port}",
             "certificate": str(cert_file),
             "privateKey": str(key_file),
             "httpPort": http_port,
@@ -211,8 +219,8 @@ def run_pebble(
         )
         procs.append(pebble)
         env_ = Pebble(
-            directory_url=f"https://127.0.0.1:{api_port}/dir",
-            management_url=f"https://127.0.0.1:{mgmt_port}",
+            directory_url=f"https://{listen}:{api_port}/dir",
+            management_url=f"https://{listen}:{mgmt_port}",
             ca_bundle=str(bundle),
             procs=procs,
             ca=ca,
