@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import aiohttp
 
@@ -37,7 +38,9 @@ def test_compose_reads_the_example_alone_and_with_its_override():
 
 async def test_site_at_the_root_and_the_api_under_api_without_the_prefix(engine):
     port, host = free_port(), "shop.localhost"
-    with compose.running("static-and-api", env={"HTTP_PORT": str(port), "SITE_HOST": host}) as project:
+    # E2E_RUN: the override's constraint, only this run's containers (the engine is shared with other tests)
+    env = {"HTTP_PORT": str(port), "SITE_HOST": host, "E2E_RUN": uuid.uuid4().hex}
+    with compose.running("static-and-api", env=env) as project:
         (api,) = project.containers(engine, "api")
 
         async def answer(path: str) -> str | None:
