@@ -38,20 +38,24 @@ def require(*tools: str) -> None:
 
 
 def build_images() -> None:
-    """``scripts/build-image`` (dockroute:local from the unchanged Dockerfile), then the stand-ins built on
-    it. Under a lock: parallel test workers each ask, the first builds, the others find Docker's build
-    cache warm and return in seconds."""
+    """``scripts/build-image`` (dockroute:local from the unchanged Dockerfile), then the stand-ins on the
+    same runtime base (Python, nothing of dockroute's image: no EXPOSE 80/443, no VOLUME, no health check
+    for them to inherit). Under a lock: parallel test workers each ask, the first builds, the others find
+    everything cached and return in a second."""
     require("docker", "debootstrap")
     with open(_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for cmd in (
-            [str(ROOT / "scripts" / "build-image")],
-            ["docker", "build", "-q", "--build-arg", f"FROM_IMAGE={IMAGE}", "-t", STANDIN,
-             str(Path(__file__).resolve().parent / "standin")],
-        ):  # fmt: skip
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-            if done.returncode:
-                raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+        _run([str(ROOT / "scripts" / "build-image")])
+        base = _run([str(ROOT / "scripts" / "build-image"), "--base-only"]).strip().splitlines()[-1]
+        standin = str(Path(__file__).resolve().parent / "standin")
+        _run(["docker", "build", "-q", "--build-arg", f"FROM_IMAGE={base}", "-t", STANDIN, standin])
+
+
+def _run(cmd: list[str]) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
 
 
 class Project:
@@ -61,7 +65,8 @@ class Project:
         self.example = example
         self.dir = EXAMPLES / example
         self.name = f"e2e{uuid.uuid4().hex[:10]}"
-        self.env = {**os.environ, **dict(env or {})}
+        # COMPOSE_PROJECT_NAME too, for overrides that name the project (v1 interpolates only variables)
+        self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.name, **dict(env or {})}
         self.files = [self.dir / "docker-compose.yml"]
         extra = OVERRIDES / f"{override or example}.yml"
         if extra.exists():
