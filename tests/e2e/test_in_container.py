@@ -173,11 +173,13 @@ async def record(s: Scene, container: Any) -> dict[str, Any] | None:
 
 
 async def answered_by(s: Scene, app: Any, timeout: float = 60) -> str:
-    """The body of a 200 from ``app`` (its whoami names its hostname: the short id) through dockroute."""
+    """The body of a 200 from ``app`` through dockroute (its whoami names its hostname: the short id, or the
+    host's on the host's network)."""
+    hostname = re.escape(app.attrs["Config"]["Hostname"])
 
     async def routed() -> str | None:
         got = await get(s.http, f"{app.name}.test")
-        if got and got[0] == 200 and re.search(rf"^Hostname: {app.id[:12]}$", got[1], re.M):
+        if got and got[0] == 200 and re.search(rf"^Hostname: {hostname}$", got[1], re.M):
             return got[1]
         return None
 
