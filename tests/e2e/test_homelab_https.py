@@ -152,6 +152,7 @@ def check_socket_proxy(project, engine) -> None:
     (socket_proxy,) = project.containers(engine, "socket-proxy")
     assert not [m for m in proxy.attrs["Mounts"] if "docker.sock" in (m["Source"] + m["Destination"])]
     assert proxy.exec_run(["test", "-e", "/var/run/docker.sock"]).exit_code != 0
+    assert "provider docker: connected to tcp://socket-proxy:2375" in project.logs("dockroute")
     probe = (
         "import urllib.request as u, urllib.error as e\n"
         "print(u.urlopen('http://socket-proxy:2375/_ping', timeout=5).read().decode())\n"
