@@ -37,6 +37,18 @@ RETRIES = "dockroute_retries"  # retry attempts of the request (request mapping;
 _MISDIRECTED = {close: simple(421, "421 Misdirected Request\n", close) for close in (False, True)}
 
 
+def peer_ip(peer: Any) -> str:
+    """The client's address as Go reports it: a dual-stack listener (``:80`` binds ``::``) sees IPv4
+    clients as ``::ffff:a.b.c.d``, which Go (so Traefik) unmaps; backends, rules, allow lists and the
+    access log see ``a.b.c.d``, as with Traefik."""
+    if not peer:
+        return ""
+    ip = peer[0]
+    if ip.startswith("::ffff:") and "." in ip:
+        return ip[7:]
+    return ip
+
+
 class EntryPointHandler:
     """The request handler of one entry point; ``table`` is swapped whole when the config changes."""
 
@@ -84,8 +96,7 @@ class EntryPointHandler:
             return self.reply(request, transport, 400, True, None, f"bad request target: {exc}")
         headers = msg.headers
         host_header = authority if authority is not None else headers.get("Host", "")
-        peer = transport.get_extra_info("peername")
-        client_ip = peer[0] if peer else ""
+        client_ip = peer_ip(transport.get_extra_info("peername"))
         info = RequestInfo(msg.method, normalize_host(host_header), path, query, headers, client_ip)
         table = self.table
         route = table.lookup(info)
@@ -217,7 +228,7 @@ class EntryPointHandler:
         transport = request.transport
         peer = transport.get_extra_info("peername") if transport is not None else None
         return AccessRecord(
-            client=info.client_ip if info else (peer[0] if peer else ""),
+            client=info.client_ip if info else peer_ip(peer),
             method=msg.method,
             path=msg.path if msg.path[:1] == "/" else _origin_form(msg.path),
             proto=f"HTTP/{msg.version[0]}.{msg.version[1]}",

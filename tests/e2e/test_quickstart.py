@@ -1,9 +1,14 @@
 """compose-examples/quickstart, run as its README says: ``docker-compose up -d``, then whoami.localhost
-answers from the whoami container through dockroute, which runs as an unprivileged user."""
+answers from the whoami container through dockroute, which runs as an unprivileged user.
+
+E2E_RUN names this run in the test override: its dockroute sees only this run's containers, not
+the other examples' (with the same router names) that parallel tests run on the same engine."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import uuid
 
 import aiohttp
 
@@ -34,7 +39,7 @@ def proc_status(container) -> dict[str, str]:
 
 async def test_whoami_localhost_answers_from_the_whoami_container_through_unprivileged_dockroute(engine):
     port = free_port()
-    with compose.running("quickstart", env={"HTTP_PORT": str(port)}) as project:
+    with compose.running("quickstart", env={"HTTP_PORT": str(port), "E2E_RUN": uuid.uuid4().hex}) as project:
         (whoami,) = project.containers(engine, "whoami")
         (proxy,) = project.containers(engine, "dockroute")
 
@@ -45,6 +50,11 @@ async def test_whoami_localhost_answers_from_the_whoami_container_through_unpriv
         body = await wait_for(routed, timeout=60, interval=0.2)
         assert re.search(r"^Hostname: (\S+)$", body, re.M).group(1) == whoami.id[:12]
         assert re.search(r"^Host: whoami\.localhost$", body, re.M)
+        # The client as Traefik names it: dockroute listens on :80 (dual stack), and an IPv4 client is
+        # its IPv4 address, not ::ffff:a.b.c.d, in X-Forwarded-For and X-Real-Ip.
+        forwarded = re.search(r"^X-Forwarded-For: (\S+)$", body, re.M).group(1)
+        assert ipaddress.ip_address(forwarded).version == 4, forwarded
+        assert re.search(r"^X-Real-Ip: (\S+)$", body, re.M).group(1) == forwarded
         # A name no container claims is dockroute's own 404, not some app's answer.
         assert await get(port, "nobody.localhost") == (404, "404 page not found\n")
 
