@@ -27,6 +27,7 @@ import base64
 import binascii
 import copy
 import datetime as _dt
+import errno
 import json
 import logging
 import os
@@ -395,11 +396,17 @@ class AcmeStorage:
             self._write_atomic(json.dumps(raw, indent=2).encode("utf-8"))
 
     def _write_atomic(self, data: bytes) -> None:
+        """A temporary file next to acme.json, renamed over it: a crash leaves the old file or the new one.
+        A file bind-mounted on its own (Traefik's ``./acme.json:/acme.json``) cannot be renamed over
+        (EBUSY), and its folder is often not ours to write in: then it is rewritten in place, as Traefik
+        does."""
         target = os.path.realpath(self.path)
         folder = os.path.dirname(target) or "."
         try:
             fd, tmp = tempfile.mkstemp(prefix=".acme.json.", suffix=".tmp", dir=folder)  # mode 0600
         except OSError as e:
+            if os.path.isfile(target) and os.access(target, os.W_OK):
+                return self._write_in_place(target, data)
             raise StorageError(f"cannot create a temporary file next to {self.path}: {e}") from e
         try:
             with os.fdopen(fd, "wb") as f:
@@ -413,6 +420,8 @@ class AcmeStorage:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(e, OSError) and e.errno in (errno.EBUSY, errno.EXDEV):
+                return self._write_in_place(target, data)
             if isinstance(e, OSError):
                 raise StorageError(f"cannot write {self.path}: {e}") from e
             raise
@@ -426,6 +435,17 @@ class AcmeStorage:
             pass
         finally:
             os.close(dfd)
+
+    def _write_in_place(self, target: str, data: bytes) -> None:
+        """Overwrite the file itself (same inode, so a bind mount keeps it), then cut what is left over."""
+        try:
+            with open(target, "r+b") as f:
+                f.write(data)
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise StorageError(f"cannot write {self.path}: {e}") from e
 
     def _update(self, resolver: str, change) -> None:
         with self._lock:

@@ -193,6 +193,29 @@ async def test_a_storage_at_the_root_never_hands_the_root_folder_over(runner):
     assert "a storage file at / cannot be written by uid 65532" in c.logs().decode()
 
 
+async def test_an_acme_json_mounted_on_its_own_is_handed_over_not_the_root_folder(runner, tmp_path):
+    """Traefik's ``-v ./acme.json:/acme.json``: the file (root's, mode 600) is handed to 65532, ``/`` is not;
+    dockroute then rewrites that file in place (tests/unit/test_acme_storage.py, with a real bind mount)."""
+    acme = tmp_path / "acme.json"
+    acme.write_text("{}")
+    acme.chmod(0o600)
+    os.chown(acme, 0, 0)
+    c = runner.start(
+        [
+            "--entrypoints.web.address=:80",
+            "--certificatesresolvers.le.acme.email=admin@example.test",
+            "--certificatesresolvers.le.acme.storage=/acme.json",
+            "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
+            "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
+        ],
+        volumes={str(acme): {"bind": "/acme.json", "mode": "rw"}},
+    )
+    await _proxy_status(c)
+    assert acme.stat().st_uid == UID
+    assert c.exec_run(["stat", "-c", "%u", "/"]).output.decode().strip() == "0"
+    assert "cannot be written" not in c.logs().decode()
+
+
 async def test_a_given_user_runs_unchanged_and_becomes_healthy(runner):
     gid = os.stat(SOCKET).st_gid
     c = runner.start(

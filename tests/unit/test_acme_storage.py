@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import stat
+import subprocess
 
 import pytest
 from cryptography import x509
@@ -341,3 +342,38 @@ def test_resolvers_sharing_one_file_never_lose_each_others_writes(tmp_path):
     loaded = AcmeStorage(path).load()
     for resolver in pairs:
         assert len(loaded[resolver].certificates) == 15, resolver
+
+
+def test_a_file_bind_mounted_on_its_own_is_rewritten_in_place(tmp_path, account):
+    """Traefik's ``-v ./acme.json:/acme.json``: renaming over a mount point fails (EBUSY), so the file
+    itself is rewritten, and the host's file (the mount's source) gets the certificate. A real bind mount;
+    skipped where this process may not mount."""
+    source, mounted = tmp_path / "host-acme.json", tmp_path / "in" / "acme.json"
+    mounted.parent.mkdir()
+    for f in (source, mounted):
+        f.write_text("")
+        f.chmod(0o600)
+    if subprocess.run(["mount", "--bind", str(source), str(mounted)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here (not root, or no mount privilege)")
+    try:
+        AcmeStorage(str(mounted)).put_account("le", account)
+        AcmeStorage(str(mounted)).put_certificate("le", stored("a.example.com"))
+        assert AcmeStorage(str(source)).load()["le"].certificates[0].main == "a.example.com"
+        assert [f.name for f in mounted.parent.iterdir()] == ["acme.json"]  # no temporary file left
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+
+
+def test_a_folder_not_ours_to_write_in_keeps_the_file_writable(tmp_path, account, monkeypatch):
+    """The mounted file is writable but its folder (``/`` in the container) is not: written in place."""
+    p = tmp_path / "acme.json"
+    AcmeStorage(str(p)).put_account("le", account)
+    inode = p.stat().st_ino
+
+    def no_temp(*a, **kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", no_temp)
+    AcmeStorage(str(p)).put_certificate("le", stored("b.example"))
+    assert p.stat().st_ino == inode
+    assert AcmeStorage(str(p)).load()["le"].certificates[0].main == "b.example"
