@@ -62,8 +62,6 @@ class Scene:
             compose.STANDIN,
             ["whoami", str(port)],
             name=full,
-            # the stand-in inherits dockroute's HEALTHCHECK, which fails in a whoami
-            healthcheck={"test": ["NONE"]},
             labels={
                 RUN: self.run,
                 "traefik.enable": "true",
@@ -125,7 +123,6 @@ def scene(client: Any, via_proxy: bool, **options: Any) -> Iterator[Scene]:
                 name=f"{s.run}-socket-proxy",
                 network=s.front,
                 volumes=volumes,
-                healthcheck={"test": ["NONE"]},
                 detach=True,
             )
             s.containers.append(proxy)
