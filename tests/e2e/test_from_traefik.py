@@ -5,8 +5,8 @@ The file publishes the literal host ports 80 and 8080 (changing them would make 
 Traefik's file), so this test holds a machine-wide lock while it runs (parallel runs of it, from other
 checkouts too, wait their turn) and is skipped, outside CI, when something else holds those ports.
 
-E2E_RUN names this run in the test override: its dockroute sees only this run's containers, not
-the other examples' (with the same router names) that parallel tests run on the same engine."""
+The test override keeps this dockroute to its own compose project's containers: parallel tests run the
+other examples, with routers of the same names, on the same engine."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import json
 import os
 import re
 import socket
-import uuid
 from pathlib import Path
 
 import aiohttp
@@ -76,7 +75,7 @@ async def get(port: int, path: str, host: str = "localhost") -> tuple[int, str] 
 
 async def test_traefiks_quick_start_file_works_with_only_the_image_changed(engine):
     async with ports_to_ourselves():
-        with compose.running("from-traefik", env={"E2E_RUN": uuid.uuid4().hex}) as project:
+        with compose.running("from-traefik") as project:
             (whoami,) = project.containers(engine, "whoami")
 
             async def routed() -> str | None:

@@ -2,14 +2,13 @@
 turn; a replica that stops leaves the rotation; with STICKY_SESSIONS=true a client's cookie keeps it on
 one replica, and moves it to another when that one stops.
 
-E2E_RUN names this run in the test override: its dockroute sees only this run's containers, not
-the other examples' (with the same router names) that parallel tests run on the same engine."""
+The test override keeps this dockroute to its own compose project's containers: parallel tests run the
+other examples, with routers of the same names, on the same engine."""
 
 from __future__ import annotations
 
 import collections
 import re
-import uuid
 from collections.abc import Mapping
 
 import aiohttp
@@ -59,9 +58,7 @@ async def replicas_seen(port: int, n: int, cookie: str | None = None) -> list[st
 
 def up(env: Mapping[str, str]) -> tuple[int, compose.Project]:
     port = free_port()
-    return port, compose.running(
-        "load-balanced", env={"HTTP_PORT": str(port), "E2E_RUN": uuid.uuid4().hex, **env}
-    )
+    return port, compose.running("load-balanced", env={"HTTP_PORT": str(port), **env})
 
 
 async def all_in_rotation(port: int, replicas: set[str]) -> None:

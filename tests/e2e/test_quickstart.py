@@ -1,14 +1,13 @@
 """compose-examples/quickstart, run as its README says: ``docker-compose up -d``, then whoami.localhost
 answers from the whoami container through dockroute, which runs as an unprivileged user.
 
-E2E_RUN names this run in the test override: its dockroute sees only this run's containers, not
-the other examples' (with the same router names) that parallel tests run on the same engine."""
+The test override keeps this dockroute to its own compose project's containers: parallel tests run the
+other examples, with routers of the same names, on the same engine."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import uuid
 
 import aiohttp
 
@@ -39,7 +38,7 @@ def proc_status(container) -> dict[str, str]:
 
 async def test_whoami_localhost_answers_from_the_whoami_container_through_unprivileged_dockroute(engine):
     port = free_port()
-    with compose.running("quickstart", env={"HTTP_PORT": str(port), "E2E_RUN": uuid.uuid4().hex}) as project:
+    with compose.running("quickstart", env={"HTTP_PORT": str(port)}) as project:
         (whoami,) = project.containers(engine, "whoami")
         (proxy,) = project.containers(engine, "dockroute")
 
