@@ -1,6 +1,7 @@
 """compose-examples/load-balanced, run as its README says: app.localhost is served by three replicas in
-turn; a replica that stops leaves the rotation; with STICKY_SESSIONS=true a client's cookie keeps it on
-one replica, and moves it to another when that one stops.
+turn; a replica that stops leaves the rotation, and comes back when it starts again; with
+STICKY_SESSIONS=true a client's cookie keeps it on one replica, and moves it to another when that one
+stops.
 
 The test override keeps this dockroute to its own compose project's containers: parallel tests run the
 other examples, with routers of the same names, on the same engine."""
@@ -70,7 +71,7 @@ async def all_in_rotation(port: int, replicas: set[str]) -> None:
     await wait_for(every_one, timeout=60, interval=0.2)
 
 
-async def test_requests_go_round_the_three_replicas_and_a_stopped_one_leaves_the_rotation(engine):
+async def test_requests_go_round_the_three_replicas_a_stopped_one_leaves_the_rotation_till_restarted(engine):
     port, running = up({})
     with running as project:
         containers = project.containers(engine, "app")
@@ -93,6 +94,9 @@ async def test_requests_go_round_the_three_replicas_and_a_stopped_one_leaves_the
         await wait_for(out_of_rotation, timeout=30, interval=0.2)
         counts = collections.Counter(await replicas_seen(port, 10))
         assert counts == {r: 5 for r in left}, counts  # every request answered, by the two left
+
+        stopped.start()  # and back in the rotation once it runs again, with nothing reloaded
+        await all_in_rotation(port, replicas)
 
 
 async def test_sticky_sessions_keep_a_client_on_its_replica_until_that_one_stops(engine):
