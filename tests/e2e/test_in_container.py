@@ -261,3 +261,10 @@ async def test_foreign_network_is_reported_with_the_fix_and_the_fix_routes_it(en
         assert s.dockroute.attrs["State"]["StartedAt"] == started
         assert s.dockroute.attrs["RestartCount"] == 0
         assert len(log_lines(s, foreign)) == 1
+
+        # Undone (docker network disconnect, an event too): reported again, its requests answered 502 at once.
+        s.client.networks.get(s.back).disconnect(s.dockroute)
+        rec = await reported(s, foreign, "unreachable-network")
+        assert rec["routed"] is False and rec["fix"] == connect, rec
+        got = await wait_for(lambda: get(s.http, f"{foreign.name}.test"), timeout=10)
+        assert got[0] == 502, got
