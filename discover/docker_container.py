@@ -122,7 +122,7 @@ def _address(
     if mode == "host":
         if wanted is not None and c.networks.get(wanted[0]):  # Traefik looks at the wanted network first
             return c.networks[wanted[0]], wanted[0]
-        return ctx.settings.host_address, None
+        return _host_address(c, ctx.reach, ctx.settings), None
     if mode.startswith("container:"):
         ref = mode.split(":", 1)[1]
         target = _find_container(ctx.containers, ref)
@@ -168,6 +168,23 @@ def _address(
             "(set traefik.docker.network to choose)"
         )
     return nets[first], first
+
+
+def _host_address(c: ContainerInfo, reach: Reach, settings: DockerSettings) -> str:
+    """Where a ``network_mode: host`` container is reached: from dockroute's own container, Traefik's
+    ``host.docker.internal`` (127.0.0.1 there is the container's own loopback: Traefik falls back to it
+    and proxies to itself); elsewhere the host's address."""
+    if not reach.container:
+        return settings.host_address
+    if reach.host:
+        return reach.host
+    raise LeftOut(
+        f"network_mode host: dockroute runs in container {reach.container}, where host.docker.internal "
+        "does not resolve and 127.0.0.1 is its own",
+        "unreachable-network",
+        f"recreate {reach.container} with --add-host host.docker.internal:host-gateway (compose: "
+        f'extra_hosts: ["host.docker.internal:host-gateway"]), or run {c.name} on a network it is on',
+    )
 
 
 def _binding(c: ContainerInfo, port: int) -> tuple[str, int] | None:

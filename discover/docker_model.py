@@ -93,6 +93,9 @@ class Reach:
     container: str = ""  # dockroute's own container, when it runs in one
     networks: frozenset[str] = frozenset()  # that container's networks
     blocked: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # on the host: network → why not
+    # in a container: where the engine's host is reached from it (host.docker.internal's address, Traefik's
+    # choice for ``network_mode: host`` containers); empty when that name does not resolve there
+    host: str = ""
 
     def why(self, network: str) -> str:
         """Why ``network`` cannot be reached; empty when it can (or nobody can tell)."""

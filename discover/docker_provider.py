@@ -30,7 +30,7 @@ from docker.tls import TLSConfig
 from discover.docker_hints import unreachable_hint
 from discover.docker_labels import Constraints, build_docker_config, compile_constraints
 from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, PortBinding, Reach
-from discover.docker_reach import find_own_container, find_reach, local_routes
+from discover.docker_reach import find_own_container, find_reach, host_gateway, local_routes
 from discover.model import DynamicConfig
 
 log = logging.getLogger("dockroute.docker")
@@ -113,6 +113,7 @@ class DockerProvider:
         # dockroute's container, found once: "" when it runs in none, None when it cannot tell
         self._own_id: str | None = None
         self._own_looked = False
+        self._host = ""  # in that container: host.docker.internal's address (network_mode host containers)
         self._reach = Reach()
         self._logged: dict[str, set[tuple[str, int]]] = {}  # container id → the lines logged for it
         self._last: DynamicConfig | None = None
@@ -150,12 +151,13 @@ class DockerProvider:
     def _find_reach(self, client: docker.APIClient) -> Reach:
         """Which networks dockroute can reach now (:mod:`discover.docker_reach`; one engine call per
         rebuild: ``docker network connect`` of dockroute's own container is an event, and the next rebuild
-        sees it). Its own container is looked for once."""
+        sees it). Its own container, and where the host is from it, are looked for once."""
         if not self._own_looked:
             self._own_id = find_own_container(client)
+            self._host = host_gateway() if self._own_id else ""
             self._own_looked = True
         try:
-            return find_reach(client, self.settings.endpoint, self._own_id, local_routes())
+            return find_reach(client, self.settings.endpoint, self._own_id, local_routes(), self._host)
         except NotFound:
             self._own_looked = False  # recreated under another id: looked for again next time
             return Reach()

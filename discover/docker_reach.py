@@ -14,7 +14,10 @@ once), so every verdict needs evidence and doubt means nothing is judged:
   route in ``/proc/net/route``): that is what makes bridges reachable. Without it (rootless Docker, Docker
   Desktop, a container of another engine, a system without ``/proc``) nothing is judged;
 - on the host, a network of a driver the host usually cannot reach (overlay, macvlan, ipvlan) is judged
-  unreachable only when no local route covers its subnet: a macvlan "shim" interface makes it reachable.
+  unreachable only when no local route covers its subnet: a macvlan "shim" interface makes it reachable;
+- in a container, ``127.0.0.1`` is the container's own: a ``network_mode: host`` container is reached at
+  ``host.docker.internal`` (Traefik's choice), which resolves only when the container was given it
+  (``--add-host host.docker.internal:host-gateway``; Docker Desktop answers it by DNS).
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from docker.errors import DockerException, NotFound
 
 from discover.docker_model import HOST_UNREACHABLE_DRIVERS, Reach
 
-__all__ = ["Network", "find_own_container", "find_reach", "local_routes", "own_ids"]
+__all__ = [
+    "HOST_NAME",
+    "Network",
+    "find_own_container",
+    "find_reach",
+    "host_gateway",
+    "local_routes",
+    "own_ids",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -41,6 +52,7 @@ _ID = re.compile(r"[0-9a-f]{64}")
 _CGROUP_LEAF = re.compile(r"(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$")
 _LOCAL_TCP = ("tcp://127.0.0.1:", "tcp://localhost:", "tcp://[::1]:")
 _FOLLOW = 4  # network_mode container:<x> hops followed at most
+HOST_NAME = "host.docker.internal"  # where Traefik reaches network_mode host containers from a container
 
 
 def _read(path: str) -> str:
@@ -94,6 +106,26 @@ def find_own_container(
     return None
 
 
+def _resolve(name: str) -> list[str]:
+    try:
+        return [str(a[4][0]) for a in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)]
+    except OSError:
+        return []
+
+
+def host_gateway(read: Callable[[str], str] = _read, resolve: Callable[[str], list[str]] = _resolve) -> str:
+    """The address of :data:`HOST_NAME` from here, "" when it does not resolve: ``/etc/hosts`` first (what
+    ``--add-host``/``extra_hosts`` write, read without a query), then the resolver (Docker Desktop answers
+    the name by DNS). The provider asks once per own container: a query can wait on the resolver's
+    timeout, and a container's ``/etc/hosts`` entries are fixed when it is created."""
+    for line in read("/etc/hosts").splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) > 1 and HOST_NAME in fields[1:]:
+            return fields[0]
+    found = resolve(HOST_NAME)
+    return found[0] if found else ""
+
+
 def _hex4(text: str) -> ipaddress.IPv4Address:
     """/proc/net/route's addresses: 8 hex digits, little-endian."""
     return ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(text), "little"))
@@ -139,9 +171,10 @@ def _routed(net: Mapping[str, Any], routes: Iterable[Network]) -> bool:
     return any(s.version == r.version and s.overlaps(r) for s in _subnets(net) for r in routes)  # type: ignore[arg-type]
 
 
-def _container_reach(client: Any, own_id: str) -> Reach | None:
+def _container_reach(client: Any, own_id: str, host: str) -> Reach | None:
     """Reach from dockroute's own container: its networks, those of the container whose network it uses
-    (``network_mode: container:<x>``); None when it uses the host's network (judged as on the host)."""
+    (``network_mode: container:<x>``), the host at ``host``; None when it uses the host's network (judged
+    as on the host)."""
     info = client.inspect_container(own_id)  # NotFound: the caller looks for its container again
     for _ in range(_FOLLOW):
         mode = str((info.get("HostConfig") or {}).get("NetworkMode") or "")
@@ -158,14 +191,17 @@ def _container_reach(client: Any, own_id: str) -> Reach | None:
     nets = frozenset(((info.get("NetworkSettings") or {}).get("Networks") or {}).keys())
     if not nets:  # network_mode none, or a shape not understood: no verdict
         return Reach()
-    return Reach(judged=True, container=str(info.get("Name", "")).lstrip("/"), networks=nets)
+    return Reach(judged=True, container=str(info.get("Name", "")).lstrip("/"), networks=nets, host=host)
 
 
-def find_reach(client: Any, endpoint: str, own_id: str | None, routes: Iterable[Network]) -> Reach:
+def find_reach(
+    client: Any, endpoint: str, own_id: str | None, routes: Iterable[Network], host: str = ""
+) -> Reach:
     """Which networks dockroute reaches (see the module's docstring); ``own_id`` as
-    :func:`find_own_container` found it, ``routes`` as :func:`local_routes` reads them."""
+    :func:`find_own_container` found it, ``routes`` as :func:`local_routes` reads them, ``host`` as
+    :func:`host_gateway` found it in that container."""
     if own_id:
-        reach = _container_reach(client, own_id)
+        reach = _container_reach(client, own_id, host)
         if reach is not None:
             return reach
     if not (endpoint.startswith("unix://") or endpoint.startswith(_LOCAL_TCP)):

@@ -268,3 +268,31 @@ async def test_foreign_network_is_reported_with_the_fix_and_the_fix_routes_it(en
         assert rec["routed"] is False and rec["fix"] == connect, rec
         got = await wait_for(lambda: get(s.http, f"{foreign.name}.test"), timeout=10)
         assert got[0] == 502, got
+
+
+async def test_an_app_on_the_hosts_network_is_reached_at_host_docker_internal(engine):
+    """Traefik reaches a ``network_mode: host`` container at host.docker.internal from a container (its
+    127.0.0.1 is the container's own loopback: proxying there answers from dockroute itself). Without the
+    name dockroute says so, with the fix; recreated as the fix says, it routes the app."""
+    with scene(engine, via_proxy=False) as s:
+        port = free_port()
+        app = s.app("onhost", ["host"], port=port)
+        rec = await reported(s, app, "unreachable-network")
+        assert rec["routed"] is False, rec
+        assert f"network_mode host: dockroute runs in container {s.dockroute.name}" in rec["detail"], rec
+        assert rec["fix"].startswith(
+            f"recreate {s.dockroute.name} with --add-host host.docker.internal:host-gateway"
+        ), rec
+        (line,) = await wait_for(lambda: log_lines(s, app), timeout=10)
+        assert line.endswith(f"; fix: {rec['fix']}"), line
+        got = await get(s.http, f"{app.name}.test")
+        assert got is not None and got[0] == 404, got  # not proxied to dockroute's own loopback
+
+        s.dockroute.remove(force=True)
+        s.start_dockroute(s.endpoint, s.volumes, extra_hosts={"host.docker.internal": "host-gateway"})
+        body = await answered_by(s, app)
+        s.dockroute.reload()
+        own_ip = s.dockroute.attrs["NetworkSettings"]["Networks"][s.front]["IPAddress"]
+        assert re.search(rf"^RemoteAddr: {re.escape(own_ip)}$", body, re.M), body
+        rec = await record(s, app)
+        assert rec is not None and rec["routed"] and rec["reason"] == "", rec

@@ -145,10 +145,40 @@ def test_host_network_mode_and_ports_bound_to_an_address_are_reachable():
     bound = ContainerInfo(
         id="p", name="p", ports=(PortBinding(80, "tcp", "192.0.2.10", 8080),), networks={"back": "10.9.0.3"}
     )
-    cfg, by_name = discovered(host_mode, bound, settings=DockerSettings(use_bind_port_ip=True))
+    reach = dataclasses.replace(IN_CONTAINER, host="172.17.0.1")
+    cfg, by_name = discovered(host_mode, bound, settings=DockerSettings(use_bind_port_ip=True), reach=reach)
     assert by_name["h"].routed and by_name["p"].routed
     assert cfg.services["p"].load_balancer.servers[0].url == "http://192.0.2.10:8080"
     assert all(not s.unreachable for svc in cfg.services.values() for s in svc.load_balancer.servers)
+
+
+def test_from_a_container_a_host_network_container_is_reached_at_host_docker_internal():
+    """Traefik's getIPAddress: in dockroute's container 127.0.0.1 is its own loopback, so the host is
+    host.docker.internal's address (``--add-host host.docker.internal:host-gateway``)."""
+    reach = dataclasses.replace(IN_CONTAINER, host="172.17.0.1")
+    cfg, by_name = discovered(box("h", networks={}, network_mode="host", ports=(8081,)), reach=reach)
+    assert by_name["h"].routed
+    assert [s.url for s in cfg.services["h"].load_balancer.servers] == ["http://172.17.0.1:8081"]
+
+
+def test_from_a_container_without_host_docker_internal_a_host_network_container_is_not_routed():
+    """Not proxied to dockroute's own 127.0.0.1 (Traefik's fallback, which answers from dockroute itself):
+    reported, with the fix that gives the container the name."""
+    cfg, by_name = discovered(box("h", networks={}, network_mode="host"))
+    d = by_name["h"]
+    assert not d.routed and d.reason == "unreachable-network"
+    assert "network_mode host: dockroute runs in container proxy" in d.detail
+    assert d.fix.startswith("recreate proxy with --add-host host.docker.internal:host-gateway"), d.fix
+    assert 'extra_hosts: ["host.docker.internal:host-gateway"]' in d.fix
+    assert "h" not in cfg.services
+
+
+@pytest.mark.parametrize("reach", [Reach(), Reach(judged=True)], ids=["not-judged", "on-the-host"])
+def test_outside_a_container_a_host_network_container_is_reached_at_the_hosts_address(reach):
+    settings = DockerSettings(host_address="192.0.2.7")
+    cfg, by_name = discovered(box("h", networks={}, network_mode="host"), settings=settings, reach=reach)
+    assert by_name["h"].routed
+    assert [s.url for s in cfg.services["h"].load_balancer.servers] == ["http://192.0.2.7:80"]
 
 
 def test_a_port_bound_on_all_addresses_is_reached_at_the_container_and_judged_like_it():

@@ -7,7 +7,7 @@ import pytest
 from discover import docker_provider
 from discover.docker_model import DockerSettings, Reach
 from discover.docker_provider import DockerProvider
-from discover.docker_reach import find_own_container, find_reach, local_routes, own_ids
+from discover.docker_reach import find_own_container, find_reach, host_gateway, local_routes, own_ids
 
 OWN = "a67fd6f47c4adefad77bfd75e5c23913512922e41005fad5bc3deb1b3b24b0f5"
 OTHER = "339705f8c3954b8f0367ae2717797e23ecb574a2fe1fa0d252d45ac8830e477a"
@@ -185,18 +185,59 @@ def test_an_own_container_with_no_networks_to_follow_judges_nothing(mode):
 
 
 def test_the_provider_looks_for_its_container_once_and_again_when_it_is_gone(monkeypatch):
-    calls = []
+    calls, hosts = [], []
     monkeypatch.setattr(docker_provider, "find_own_container", lambda client: calls.append(1) or OWN)
+    monkeypatch.setattr(docker_provider, "host_gateway", lambda: hosts.append(1) or "172.17.0.1")
     monkeypatch.setattr(docker_provider, "local_routes", lambda: ROUTES)
     p = DockerProvider(DockerSettings())
     engine = Engine([box(OWN, "proxy")])
     assert p._find_reach(engine).container == "proxy"  # noqa: SLF001
-    assert p._find_reach(engine).container == "proxy"  # noqa: SLF001
-    assert calls == [1]
+    assert p._find_reach(engine).host == "172.17.0.1"  # noqa: SLF001
+    assert calls == hosts == [1]  # a name lookup can wait on the resolver: once, with the container
     engine.containers.clear()
     assert p._find_reach(engine) == Reach()  # noqa: SLF001
     p._find_reach(engine)  # noqa: SLF001
-    assert calls == [1, 1]
+    assert calls == hosts == [1, 1]
+
+
+def test_the_provider_in_no_container_does_not_look_up_the_host(monkeypatch):
+    monkeypatch.setattr(docker_provider, "find_own_container", lambda client: "")
+    monkeypatch.setattr(docker_provider, "host_gateway", lambda: pytest.fail("looked up"))
+    monkeypatch.setattr(docker_provider, "local_routes", lambda: ROUTES)
+    reach = DockerProvider(DockerSettings())._find_reach(Engine([], [BRIDGE]))  # noqa: SLF001
+    assert reach.judged and not reach.container and reach.host == ""
+
+
+# /etc/hosts of a container run with --add-host host.docker.internal:host-gateway (real, this machine)
+ADD_HOST = (
+    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+    "172.17.0.1\thost.docker.internal\n172.17.0.2\t37febf54a0e0\n"
+)
+
+
+def test_host_docker_internal_is_read_from_etc_hosts_without_a_query():
+    assert host_gateway({"/etc/hosts": ADD_HOST}.get, lambda name: pytest.fail("queried")) == "172.17.0.1"
+
+
+def test_host_docker_internal_is_asked_of_the_resolver_when_etc_hosts_lacks_it():
+    asked = []
+    hosts = "127.0.0.1 localhost\n# 172.17.0.1 host.docker.internal\n"
+    assert host_gateway({"/etc/hosts": hosts}.get, lambda n: asked.append(n) or ["192.168.65.254"]) == (
+        "192.168.65.254"
+    )
+    assert asked == ["host.docker.internal"]
+    assert host_gateway(lambda p: "", lambda n: []) == ""
+
+
+def test_in_a_container_the_reach_carries_where_the_host_is():
+    engine = Engine([box(OWN, "proxy")])
+    reach = find_reach(engine, "unix:///var/run/docker.sock", OWN, ROUTES, "172.17.0.1")
+    assert reach.container == "proxy" and reach.host == "172.17.0.1"
+    # dockroute on the host's network: it is on the host, 127.0.0.1 is the host's
+    host_net = Engine([box(OWN, "proxy", mode="host", networks=("host",))], [BRIDGE])
+    on_host = find_reach(host_net, "unix:///var/run/docker.sock", OWN, ROUTES, "172.17.0.1")
+    assert on_host.judged and not on_host.container and on_host.host == ""
 
 
 def test_a_short_hostname_is_no_id_prefix():
