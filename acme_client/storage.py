@@ -405,7 +405,9 @@ class AcmeStorage:
         try:
             fd, tmp = tempfile.mkstemp(prefix=".acme.json.", suffix=".tmp", dir=folder)  # mode 0600
         except OSError as e:
-            if os.path.isfile(target) and os.access(target, os.W_OK):
+            # only "this folder is not ours" (a file mounted at /): a full disk, quota or fd limit must not
+            # turn into a non-atomic rewrite that a partial write would corrupt
+            if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and os.access(target, os.W_OK):
                 return self._write_in_place(target, data)
             raise StorageError(f"cannot create a temporary file next to {self.path}: {e}") from e
         try:

@@ -1,5 +1,6 @@
 import base64
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -377,3 +378,19 @@ def test_a_folder_not_ours_to_write_in_keeps_the_file_writable(tmp_path, account
     AcmeStorage(str(p)).put_certificate("le", stored("b.example"))
     assert p.stat().st_ino == inode
     assert AcmeStorage(str(p)).load()["le"].certificates[0].main == "b.example"
+
+
+def test_a_full_disk_never_turns_into_an_in_place_rewrite(tmp_path, account, monkeypatch):
+    """No temporary file because the disk (or quota, or fd table) is full: the old file stays untouched
+    and the error is reported; rewriting in place is only for a folder that is not ours."""
+    p = tmp_path / "acme.json"
+    AcmeStorage(str(p)).put_account("le", account)
+    before = p.read_bytes()
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("tempfile.mkstemp", full)
+    with pytest.raises(StorageError, match="No space left"):
+        AcmeStorage(str(p)).put_certificate("le", stored("c.example"))
+    assert p.read_bytes() == before
