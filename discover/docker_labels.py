@@ -237,8 +237,9 @@ def build_docker_config(
     marked. ``constraints`` is ``settings.constraints`` already compiled (:func:`compile_constraints`); when
     omitted it is compiled here.
     """
-    ordered = sorted(containers, key=lambda c: c.name)
-    ctx = Ctx(settings, reach or Reach(networks=own_networks), ordered)
+    reach = reach or Reach(networks=own_networks)
+    ordered = sorted((_own_health_ignored(c, reach) for c in containers), key=lambda c: c.name)
+    ctx = Ctx(settings, reach, ordered)
     states = {c.name: _State() for c in ordered}
     if constraints is None:
         constraints = compile_constraints(settings.constraints)
@@ -274,6 +275,15 @@ def build_docker_config(
         for c in ordered
     }
     return replace(cfg, discovered=tuple(r.discovered() for r in records.values())), records
+
+
+def _own_health_ignored(c: ContainerInfo, reach: Reach) -> ContainerInfo:
+    """dockroute's own container is routed whatever its health: its health check is about this very
+    process, and the routes on its labels (the dashboard behind a password) are what a user needs most when
+    the check fails. Traefik's image has no health check, so Traefik's users never met that filter there."""
+    if reach.container and c.name == reach.container and c.health is not None:
+        return replace(c, health=None)
+    return c
 
 
 def _one(

@@ -393,3 +393,15 @@ def test_files_and_labels_say_the_same_about_h2c_and_preserve_path():
         w.split(": ", 2)[-1] for w in records["g"].warnings if "h2c" in w or "preserve" in w.lower()
     )
     assert sorted(w.split(": ", 1)[1] for w in from_file) == said and len(said) == 2
+
+
+@pytest.mark.parametrize("health", ["starting", "unhealthy"])
+def test_dockroutes_own_container_is_routed_whatever_its_health(health):
+    """The image's HEALTHCHECK must not hide the routes on dockroute's own labels (its dashboard): they are
+    routed while the check starts or fails; any other container in that state is not."""
+    labels = {"traefik.enable": "true", "traefik.http.routers.dash.rule": "Host(`dash.test`)"}
+    own = box("proxy", labels, health=health)
+    other = box("app", {"traefik.enable": "true"}, health=health)
+    cfg, by_name = discovered(own, other)
+    assert by_name["proxy"].routed and "dash" in cfg.routers
+    assert not by_name["app"].routed and by_name["app"].reason == "unhealthy"
