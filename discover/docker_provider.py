@@ -185,7 +185,12 @@ class DockerProvider:
                         return
                 if self._stop.is_set():
                     return
-                log.warning("provider docker: event stream ended (engine restarted?); reconnecting")
+                # INFO: a socket proxy's idle timeout (tecnativa's HAProxy: 10 min) ends it on a quiet
+                # engine; if the engine is really gone, the reconnect's "cannot reach" warning says so
+                log.info(
+                    "provider docker: event stream ended (engine restarted, or a proxy's idle timeout); "
+                    "reconnecting"
+                )
             except Exception as exc:  # the SDK raises many types; all mean "not reachable now"
                 if self._stop.is_set():
                     return
