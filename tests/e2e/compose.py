@@ -17,12 +17,16 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import docker
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "compose-examples"
 OVERRIDES = Path(__file__).resolve().parent / "overrides"
 IMAGE = "dockroute:local"
+# The name the examples' image lines give: not on a registry yet, so the tests tag the local build with it
+# (what the READMEs tell users to do with `docker build -t`), and the examples run their own image line.
+PUBLISHED = "ghcr.io/dockroute/dockroute:latest"
 STANDIN = "dockroute-e2e-standin:local"
 _LOCK = Path("/tmp/dockroute-e2e-images.lock")
 
@@ -46,6 +50,7 @@ def build_images() -> None:
     with open(_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _run([str(ROOT / "scripts" / "build-image")])
+        _run(["docker", "tag", IMAGE, PUBLISHED])
         base = _run([str(ROOT / "scripts" / "build-image"), "--base-only"]).strip().splitlines()[-1]
         standin = str(Path(__file__).resolve().parent / "standin")
         _run(["docker", "build", "-q", "--build-arg", f"FROM_IMAGE={base}", "-t", STANDIN, standin])
@@ -61,8 +66,17 @@ def _run(cmd: list[str]) -> str:
 class Project:
     """One example brought up under a unique project name."""
 
-    def __init__(self, example: str, env: Mapping[str, str] | None = None, override: str | None = None):
+    def __init__(
+        self,
+        example: str,
+        env: Mapping[str, str] | None = None,
+        override: str | None = None,
+        env_file: Path | None = None,
+    ):
+        """``env_file``: given to ``--env-file`` instead of the example's ``.env`` (Compose 1.25+), so its
+        quoting is Compose's to read, as a user's ``.env`` is."""
         self.example = example
+        self.env_file = env_file
         self.dir = EXAMPLES / example
         self.name = f"e2e{uuid.uuid4().hex[:10]}"
         # COMPOSE_PROJECT_NAME too, for overrides that name the project (v1 interpolates only variables)
@@ -76,6 +90,8 @@ class Project:
         cmd = ["docker-compose", "--project-directory", str(self.dir), "-p", self.name]
         for f in self.files:
             cmd += ["-f", str(f)]
+        if self.env_file:
+            cmd += ["--env-file", str(self.env_file)]
         done = subprocess.run([*cmd, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
         if check and done.returncode:
             raise AssertionError(f"docker-compose {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
@@ -84,8 +100,32 @@ class Project:
     def up(self) -> None:
         self.compose("up", "-d", "--no-build")
 
-    def down(self) -> None:
-        self.compose("down", "-v", "--remove-orphans", "-t", "3", check=False)
+    def down(self, client=None) -> None:
+        """``down -v``; when it times out, the project's leftovers (containers with their anonymous
+        volumes, networks, named volumes) are removed by its label."""
+        try:
+            self.compose("down", "-v", "--remove-orphans", "-t", "3", check=False)
+        except subprocess.TimeoutExpired:
+            self.remove_leftovers(client)
+
+    def remove_leftovers(self, client=None) -> None:
+        """What ``down`` left of this project, found by its label: only this project's resources."""
+        client = client or docker.from_env()
+        label = {"label": [f"com.docker.compose.project={self.name}"]}
+        for container in client.containers.list(all=True, filters=label):
+            container.remove(force=True, v=True)
+        for network in client.networks.list(filters=label):
+            network.remove()
+        for volume in client.volumes.list(filters=label):
+            volume.remove(force=True)
+
+    def assert_still_up(self, client, service: str) -> None:
+        """``service``'s container still running and never restarted: ``restart: unless-stopped`` would
+        otherwise hide a crash loop behind answers from the next start."""
+        (container,) = self.containers(client, service)
+        container.reload()
+        assert container.attrs["State"]["Running"], container.attrs["State"]
+        assert container.attrs["RestartCount"] == 0, (service, container.attrs["RestartCount"])
 
     def logs(self, service: str | None = None) -> str:
         done = self.compose("logs", "--no-color", *([service] if service else []), check=False)
@@ -100,11 +140,14 @@ class Project:
 
 @contextlib.contextmanager
 def running(
-    example: str, env: Mapping[str, str] | None = None, override: str | None = None
+    example: str,
+    env: Mapping[str, str] | None = None,
+    override: str | None = None,
+    env_file: Path | None = None,
 ) -> Iterator[Project]:
     """The example up (``docker-compose up -d``), torn down (``down -v``) whatever the test did; its logs are
     printed when the test fails (pytest shows captured output then)."""
-    project = Project(example, env, override)
+    project = Project(example, env, override, env_file)
     try:
         project.up()
         yield project

@@ -1,9 +1,12 @@
-"""compose-examples/from-traefik: Traefik's quick-start compose file with only the image line changed
-works as it does with Traefik: whoami.localhost on port 80, the dashboard and API on port 8080.
+"""compose-examples/from-traefik: Traefik's basic compose example (a verbatim copy of Traefik v3.7.9's
+docs/content/user-guides/docker-compose/basic-example/docker-compose.yml is kept beside this test) with only
+the image line changed works as it does with Traefik: whoami.localhost on port 80, the dashboard and API on
+port 8080.
 
-The file publishes the literal host ports 80 and 8080 (changing them would make it something other than
-Traefik's file), so this test holds a machine-wide lock while it runs (parallel runs of it, from other
-checkouts too, wait their turn) and is skipped, outside CI, when something else holds those ports.
+The file publishes the literal host ports 80 and 8080 and fixes the container names (changing them would
+make it something other than Traefik's file), so this test holds a machine-wide lock while it runs
+(parallel runs of it, from other checkouts too, wait their turn) and is skipped, outside CI, when
+something else holds those ports.
 
 The test override keeps this dockroute to its own compose project's containers: parallel tests run the
 other examples, with routers of the same names, on the same engine."""
@@ -11,6 +14,7 @@ other examples, with routers of the same names, on the same engine."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -26,16 +30,31 @@ from tests.polling import wait_for
 
 PORTS = (80, 8080)
 LOCK = Path("/tmp/dockroute-e2e-from-traefik.lock")
+# Traefik's file as published (https://github.com/traefik/traefik/blob/v3.7.9/docs/content/user-guides/
+# docker-compose/basic-example/docker-compose.yml), byte for byte.
+TRAEFIKS = Path(__file__).resolve().parent / "traefik-basic-example.yml"
+EXAMPLE = compose.EXAMPLES / "from-traefik" / "docker-compose.yml"
 
 
 def taken(port: int) -> bool:
-    """Whether something already listens on ``port`` (the engine publishes on every address)."""
+    """Whether something already listens on ``port`` (the engine publishes on every address). Only
+    EADDRINUSE means taken: any other error (no permission for a low port, say) is raised, not skipped."""
     with socket.socket() as s:
         try:
             s.bind(("0.0.0.0", port))
-        except OSError:
-            return True
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return True
+            raise
     return False
+
+
+def test_the_example_is_traefiks_file_with_only_the_image_line_changed():
+    ours, theirs = EXAMPLE.read_text().splitlines(), TRAEFIKS.read_text().splitlines()
+    assert len(ours) == len(theirs)
+    changed = [(a, b) for a, b in zip(theirs, ours, strict=True) if a != b]
+    assert changed == [('    image: "traefik:v3.7"', '    image: "ghcr.io/dockroute/dockroute:latest"')]
+    assert EXAMPLE.read_text().endswith("\n") == TRAEFIKS.read_text().endswith("\n")
 
 
 @contextlib.asynccontextmanager
@@ -94,3 +113,4 @@ async def test_traefiks_quick_start_file_works_with_only_the_image_changed(engin
 
             status, body = await get(8080, "/dashboard/")
             assert status == 200 and "<html" in body.lower()
+            project.assert_still_up(engine, "traefik")
