@@ -42,6 +42,8 @@ RUN echo 'dockroute:x:65532:65532:dockroute:/data:/usr/sbin/nologin' >>/etc/pass
     && mkdir -p /data && chown 65532:65532 /data && chmod 700 /data
 COPY --from=build /opt/dockroute /opt/dockroute
 COPY scripts/docker-entrypoint /usr/local/bin/docker-entrypoint
+# `traefik` as a command: a Traefik compose healthcheck (["CMD", "traefik", "healthcheck", "--ping"]) runs it.
+RUN ln -s /opt/dockroute/bin/dockroute /usr/local/bin/traefik
 ENV PATH=/opt/dockroute/bin:$PATH PYTHONUNBUFFERED=1
 WORKDIR /data
 VOLUME /data

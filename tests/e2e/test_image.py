@@ -79,6 +79,10 @@ def _cmdline(container: Any) -> list[str]:
     return done.output.decode().split("\0")[:-1] if done.exit_code == 0 else []
 
 
+def _owner(container: Any, path: str) -> str:
+    return container.exec_run(["stat", "-c", "%u", path]).output.decode().strip()
+
+
 def _api(container: Any, path: str) -> str:
     """GET on the API entry point (:8080) from inside the container ("" until it answers)."""
     url = f"http://127.0.0.1:8080{path}"
@@ -147,6 +151,7 @@ async def test_with_the_socket_it_drops_to_65532_with_the_sockets_group_and_only
     assert str(gid) in status["Groups"].split()
     for caps in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"):
         assert int(status[caps], 16) == NET_BIND_SERVICE, (caps, status[caps])
+    assert status["NoNewPrivs"] == "1"
     assert _cmdline(c)[2:] == flags
     # it reads the engine through that group: its own container (exposed by default) gets a router
     await wait_for(lambda: "@docker" in _api(c, "/api/http/routers"), timeout=20, interval=0.2)
@@ -255,6 +260,26 @@ async def test_healthy_without_ping_by_tcp(runner, init):
     )
 
 
+async def _unhealthy(container: Any, timeout: float = 30) -> dict[str, Any]:
+    def health() -> dict[str, Any] | None:
+        container.reload()
+        state = container.attrs["State"]
+        assert state["Status"] in ("created", "running"), container.logs().decode()
+        return state["Health"] if state.get("Health", {}).get("Status") == "unhealthy" else None
+
+    return await wait_for(health, timeout=timeout, interval=0.2)
+
+
+async def test_the_container_becomes_unhealthy_when_ping_is_not_answered(runner):
+    # ping on web with manualRouting: no router serves /ping, so HEAD /ping gets 404 on every check
+    flags = ["--ping", "--ping.entrypoint=web", "--ping.manualrouting=true", "--entrypoints.web.address=:80"]
+    c = runner.start(flags, healthcheck=FAST_HEALTH)
+    health = await _unhealthy(c)
+    assert health["FailingStreak"] >= 3
+    assert health["Log"][-1]["Output"] == "Bad healthcheck status: 404 Not Found\n"
+    assert health["Log"][-1]["ExitCode"] == 1
+
+
 async def test_unhealthy_when_an_entry_point_is_not_listening(runner):
     # the entry point traefik (:8080) is only opened with ping/api/metrics: a check naming a port
     # nothing listens on must fail, or the healthy results above prove nothing
@@ -274,3 +299,145 @@ async def test_docker_stop_ends_it_quickly_with_status_0(runner):
     c.reload()
     assert c.attrs["State"]["ExitCode"] == 0, c.logs().decode()
     assert took < 5, f"docker stop took {took:.1f}s"
+
+
+ACME_FLAGS = [
+    "--entrypoints.web.address=:80",
+    "--certificatesresolvers.le.acme.email=admin@example.test",
+    "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
+    "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
+]
+
+
+async def test_a_storage_path_climbing_out_of_data_is_not_taken_for_data(runner):
+    """``/data/../acme.json`` is ``/acme.json`` and ``/data/../etc`` is ``/etc``: neither ``/`` nor
+    ``/etc`` is handed to uid 65532 (read as text, both start with /data/)."""
+    c = runner.start(
+        [
+            *ACME_FLAGS,
+            "--certificatesresolvers.le.acme.storage=/data/../acme.json",
+            "--certificatesresolvers.ca.internalca.storage=/data/../etc",
+        ]
+    )
+    await _proxy_status(c)
+    assert _owner(c, "/") == "0"
+    assert _owner(c, "/etc") == "0"
+    logs = c.logs().decode()
+    assert "a storage file at / cannot be written by uid 65532" in logs
+    assert "/etc is neither a volume nor under /data: not handing it to uid 65532" in logs
+
+
+def _root_folder(tmp_path: Any, name: str) -> Any:
+    """A folder with an acme.json as Traefik leaves them: root's, the file mode 600."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "acme.json").write_text("{}")
+    (folder / "acme.json").chmod(0o600)
+    os.chown(folder, 0, 0)
+    os.chown(folder / "acme.json", 0, 0)
+    return folder
+
+
+@pytest.mark.parametrize("prefix", ["TRAEFIK_", "DOCKROUTE_"])
+async def test_an_acme_storage_given_by_variable_is_handed_to_the_user(runner, tmp_path, prefix):
+    certs = _root_folder(tmp_path, "certs")
+    environment = {
+        f"{prefix}CERTIFICATESRESOLVERS_LE_ACME_STORAGE": "/certs/acme.json",
+        # a multi-line value with a line that looks like a storage variable: no such variable is set,
+        # and the entry point must not stop on it
+        "NOTE": "first line\nTRAEFIK_CERTIFICATESRESOLVERS_Q_ACME_STORAGE=/q/acme.json",
+    }
+    c = runner.start(
+        ACME_FLAGS, environment=environment, volumes={str(certs): {"bind": "/certs", "mode": "rw"}}
+    )
+    await _proxy_status(c)
+    assert certs.stat().st_uid == UID
+    assert (certs / "acme.json").stat().st_uid == UID
+    assert c.exec_run(["test", "-e", "/q"]).exit_code == 1
+
+
+async def test_an_internal_ca_storage_folder_is_handed_to_the_user(runner, tmp_path):
+    ca = _root_folder(tmp_path, "ca")
+    c = runner.start(
+        ["--entrypoints.web.address=:80", "--certificatesresolvers.ca.internalca.storage=/ca"],
+        volumes={str(ca): {"bind": "/ca", "mode": "rw"}},
+    )
+    await _proxy_status(c)
+    assert ca.stat().st_uid == UID
+    assert (ca / "acme.json").stat().st_uid == UID
+
+
+async def test_dockroute_run_as_root_keeps_root(runner):
+    c = runner.start(["--entrypoints.web.address=:80"], environment={"DOCKROUTE_RUN_AS_ROOT": "true"})
+    status = await _proxy_status(c)
+    assert status["Uid"].split() == ["0"] * 4
+
+
+async def test_with_every_capability_dropped_but_net_bind_service_it_runs_as_root_and_says_why(runner):
+    """compose ``cap_drop: [ALL]`` + ``cap_add: [NET_BIND_SERVICE]`` (a common Traefik hardening): setpriv
+    cannot change the user there, so the proxy runs as root, serves, and the log names the fix."""
+    c = runner.start(
+        ["--ping", "--entrypoints.web.address=:80"], cap_drop=["ALL"], cap_add=["NET_BIND_SERVICE"]
+    )
+    status = await _proxy_status(c)
+    assert status["Uid"].split() == ["0"] * 4
+    assert int(status["CapEff"], 16) == NET_BIND_SERVICE
+    await wait_for(lambda: "OK" in _http(c, "http://127.0.0.1:8080/ping"), timeout=20, interval=0.2)
+    await wait_for(lambda: "web:" in _http(c, "http://127.0.0.1:80/"), timeout=20, interval=0.2)
+    logs = c.logs().decode()
+    assert "docker-entrypoint: running dockroute as root" in logs
+    assert "this container lacks CHOWN SETGID SETUID" in logs
+    assert "cap_add: [NET_BIND_SERVICE, CHOWN, SETGID, SETUID]" in logs
+    assert "setresuid failed" not in logs
+
+
+def _http(container: Any, url: str) -> str:
+    """The body of a GET from inside the container, or "status N" / "" (nothing answers yet)."""
+    code = (
+        "import urllib.request as u, urllib.error as e\n"
+        f"try: print(u.urlopen({url!r}, timeout=5).read().decode())\n"
+        "except e.HTTPError as x: print(f'web: status {x.code}')\n"
+    )
+    done = container.exec_run(["python3", "-c", code])
+    return done.output.decode() if done.exit_code == 0 else ""
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"command": ["--providers.docker.endpoint=unix:///run/d.sock"]},
+        {"command": ["--PROVIDERS.DOCKER.ENDPOINT", "unix:///run/d.sock"]},
+        {"environment": {"TRAEFIK_PROVIDERS_DOCKER_ENDPOINT": "unix:///run/d.sock"}},
+        {"environment": {"DOCKROUTE_PROVIDERS_DOCKER_ENDPOINT": "unix:///run/d.sock"}},
+    ],
+    ids=["flag", "flag-space-upper", "traefik-variable", "dockroute-variable"],
+)
+async def test_the_socket_named_by_providers_docker_endpoint_gives_its_group(runner, form):
+    gid = os.stat(SOCKET).st_gid
+    assert gid != UID
+    c = runner.start(
+        ["--providers.docker", "--entrypoints.web.address=:80", *form.get("command", [])],
+        environment=form.get("environment", {}),
+        volumes={SOCKET: {"bind": "/run/d.sock", "mode": "ro"}},
+    )
+    status = await _proxy_status(c)
+    assert status["Groups"].split() == sorted({str(UID), str(gid)}, key=int)
+
+
+async def test_a_traefik_compose_healthcheck_command_works(runner):
+    """Traefik's compose files check health with ``["CMD", "traefik", "healthcheck", "--ping"]``."""
+    traefik_check = {**FAST_HEALTH, "test": ["CMD", "traefik", "healthcheck", "--ping"]}
+    c = runner.start(["--ping", "--entrypoints.web.address=:80"], healthcheck=traefik_check)
+    health = await _healthy(c)
+    assert health["Log"][-1]["Output"] == "OK: http://:8080/ping\n"
+
+
+async def test_home_is_data_so_the_configuration_search_finds_its_config_folder(runner, tmp_path):
+    """dockroute looks for its file in ``$HOME/.config`` too: there ``$HOME`` is /data, not root's /root."""
+    config = tmp_path / "traefik.yml"
+    config.write_text('entryPoints:\n  fromhome:\n    address: ":81"\n')
+    c = runner.start(
+        ["dockroute"], volumes={str(config): {"bind": "/data/.config/traefik.yml", "mode": "ro"}}
+    )
+    await _proxy_status(c)
+    await wait_for(lambda: "entrypoint fromhome listening" in c.logs().decode(), timeout=20, interval=0.2)
