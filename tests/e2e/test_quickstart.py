@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import uuid
 
 import aiohttp
 
@@ -63,3 +64,34 @@ async def test_whoami_localhost_answers_from_the_whoami_container_through_unpriv
         assert set(status["Gid"].split()) == {"65532"}, status["Gid"]
         # Only NET_BIND_SERVICE (bit 10) is left, for port 80.
         assert int(status["CapEff"], 16) == 1 << 10, status["CapEff"]
+        project.assert_still_up(engine, "dockroute")
+
+
+async def test_nothing_else_to_configure_the_example_alone_routes_an_app(engine):
+    """The README's "nothing else to configure": the example's dockroute service with no override of its
+    own (no DOCKROUTE_* variable, no flag), so dockroute starts on its defaults: entry point web on :80,
+    the Docker provider on the mounted socket. The app it routes is a test-only one whose router name is
+    unique to this run (this dockroute sees the whole engine, where other tests' routers are named
+    whoami too)."""
+    port, router = free_port(), f"e2e{uuid.uuid4().hex[:12]}"
+    env = {"HTTP_PORT": str(port), "E2E_ROUTER": router}
+    with compose.running("quickstart", env=env, override="quickstart-zero-config") as project:
+        (proxy,) = project.containers(engine, "dockroute")
+        assert not [e for e in proxy.attrs["Config"]["Env"] if e.startswith(("DOCKROUTE_", "TRAEFIK_"))]
+        (app,) = project.containers(engine, "e2e-app")
+
+        async def routed() -> str | None:
+            got = await get(port, f"{router}.localhost")
+            return got[1] if got and got[0] == 200 else None
+
+        body = await wait_for(routed, timeout=60, interval=0.2)
+        assert re.search(r"^Hostname: (\S+)$", body, re.M).group(1) == app.id[:12]
+        logs = project.logs("dockroute")
+        # The zero-configuration start: no file, entry point web on :80, Docker on the mounted socket.
+        assert "entrypoint web listening on :::80" in logs, logs
+        assert "provider file: off" in logs, logs
+        assert (
+            "provider docker: unix:///var/run/docker.sock (watching events); only containers with "
+            "traefik.enable=true or dockroute.enable=true are routed"
+        ) in logs, logs
+        project.assert_still_up(engine, "dockroute")
