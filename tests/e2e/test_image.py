@@ -441,3 +441,17 @@ async def test_home_is_data_so_the_configuration_search_finds_its_config_folder(
     )
     await _proxy_status(c)
     await wait_for(lambda: "entrypoint fromhome listening" in c.logs().decode(), timeout=20, interval=0.2)
+
+
+async def test_a_json_symlink_in_a_storage_folder_is_not_followed(runner, tmp_path):
+    """``chown -h``: a ``*.json`` link in a handed-over folder (here to the container's /etc/passwd) is not
+    followed, or uid 65532 would own what it points at."""
+    certs = _root_folder(tmp_path, "certs")
+    (certs / "evil.json").symlink_to("/etc/passwd")
+    c = runner.start(
+        [*ACME_FLAGS, "--certificatesresolvers.le.acme.storage=/certs/acme.json"],
+        volumes={str(certs): {"bind": "/certs", "mode": "rw"}},
+    )
+    await _proxy_status(c)
+    assert certs.stat().st_uid == UID
+    assert _owner(c, "/etc/passwd") == "0"
