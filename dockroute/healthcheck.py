@@ -6,6 +6,11 @@ A Docker ``HEALTHCHECK`` runs a new process in the container: it shares the envi
 ``--container`` therefore reads the static flags from PID 1's command line (the proxy itself), so the
 check asks the same entry points the proxy opened. Without ``ping`` configured it cannot ask for an
 HTTP answer, so it checks that every entry point accepts a TCP connection and says so.
+
+The engine runs the ``HEALTHCHECK`` as root with the default capabilities, while what it reads (PID 1's
+command line, a configuration file in ``/data``) may be written by the unprivileged proxy. So, run as
+root, ``--container`` first becomes the user PID 1 runs as (uid 65532 in the image) before reading any of
+it: an unprivileged process must not steer a root one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dockroute.static import StaticConfig, StaticConfigError, load_static, split
 
 HEALTHCHECK_TIMEOUT = 5.0  # seconds, Traefik's
 PID1_CMDLINE = "/proc/1/cmdline"
+PID1_STATUS = "/proc/1/status"  # written by the kernel: PID 1 cannot forge its own ids there
 # What may run the proxy as PID 1: its script, Traefik's name (the entry point maps it), the entry point.
 _LAUNCHERS = ("dockroute", "traefik", "docker-entrypoint")
 NO_PING_NOTE = "no ping configured: enable --ping for an HTTP check"
@@ -60,6 +66,38 @@ def read_pid1_flags(path: str | None = None) -> list[str]:
     except OSError as exc:
         raise CmdlineError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return flags_from_cmdline(raw)
+
+
+def pid1_ids(path: str | None = None) -> tuple[int, int, list[int]]:
+    """PID 1's real uid, real gid and supplementary groups, from ``/proc/1/status``."""
+    fields: dict[str, list[int]] = {}
+    with open(path or PID1_STATUS, encoding="ascii") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid", "Groups"):
+                fields[key] = [int(v) for v in value.split()]
+    return fields["Uid"][0], fields["Gid"][0], fields.get("Groups", [])
+
+
+def drop_to_pid1_user(status: str | None = None) -> None:
+    """Run as root, become PID 1's user (groups, then gid, then uid: each step needs the one after it
+    not yet done) when that user is not root. PID 1 running as root (``DOCKROUTE_RUN_AS_ROOT``, or
+    capabilities dropped so the entry point kept root) means nothing less privileged wrote what is read;
+    a check without the capabilities to change user (``cap_drop``) stays as it is rather than fail."""
+    if os.getuid() != 0:
+        return
+    try:
+        uid, gid, groups = pid1_ids(status)
+    except (OSError, KeyError, ValueError, IndexError):
+        return
+    if uid == 0:
+        return
+    try:
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+    except PermissionError:
+        return
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -113,14 +151,17 @@ def entry_points_accept(static: StaticConfig, timeout: float = HEALTHCHECK_TIMEO
     return True, f"OK: entry points {', '.join(checked)} accept TCP connections ({NO_PING_NOTE})"
 
 
-def healthcheck(args: list[str], cmdline: str | None = None) -> int:
+def healthcheck(args: list[str], cmdline: str | None = None, status: str | None = None) -> int:
     """``dockroute healthcheck [--container]``: 0 when healthy, 1 otherwise (a configuration error
     included: a health check only says healthy or not), with one line on stdout saying why.
 
     Without ``--container``: Traefik's command (``HEAD /ping`` with this process's flags; ping required).
-    With it: PID 1's flags first, then these; without ping, the TCP check of every entry point."""
+    With it: PID 1's user (:func:`drop_to_pid1_user`), PID 1's flags first, then these; without ping, the
+    TCP check of every entry point. ``cmdline`` and ``status`` stand for PID 1's files in tests."""
     container = "--container" in args
     args = [a for a in args if a != "--container"]
+    if container:
+        drop_to_pid1_user(status)
     try:
         if container:
             args = [*read_pid1_flags(cmdline), *args]
@@ -138,6 +179,8 @@ def healthcheck(args: list[str], cmdline: str | None = None) -> int:
 
 
 def _say(ok: bool, line: str) -> int:
+    """Print the one line the engine keeps in ``State.Health.Log`` (flushed: the process may be killed at
+    its timeout) and turn ``ok`` into the exit status Docker reads: 0 healthy, 1 unhealthy."""
     print(line)
     sys.stdout.flush()
     return 0 if ok else 1

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from dockroute import healthcheck as healthcheck_module
 from dockroute.cli import main
-from dockroute.healthcheck import CmdlineError, flags_from_cmdline, healthcheck, read_pid1_flags
+from dockroute.healthcheck import CmdlineError, flags_from_cmdline, healthcheck, pid1_ids, read_pid1_flags
 
 FLAGS = ["--ping", "--entrypoints.web.address=:80"]
 
@@ -66,6 +67,70 @@ def _no_config_variables(monkeypatch):
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent")
     monkeypatch.chdir("/")
+
+
+def _status(tmp_path: Path, uid: int, gid: int, groups: str) -> str:
+    path = tmp_path / f"status-{uid}"
+    path.write_text(
+        f"Name:\tpython3\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{gid}\t{gid}\t{gid}\t{gid}\n"
+        f"FDSize:\t64\nGroups:\t{groups}\nNoNewPrivs:\t1\n"
+    )
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _pid1_is_root(tmp_path, monkeypatch):
+    """PID 1 as root unless a test says otherwise: no test may change this process's user."""
+    monkeypatch.setattr(healthcheck_module, "PID1_STATUS", _status(tmp_path, 0, 0, ""))
+
+
+@pytest.fixture
+def ids_changes(monkeypatch) -> list[tuple[str, object]]:
+    """os.getuid() is 0 and every change of user is recorded instead of made; so is the read of PID 1's
+    command line, to see the order."""
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(os, "getuid", lambda: 0)
+    for name in ("setgroups", "setgid", "setuid"):
+        monkeypatch.setattr(os, name, lambda value, name=name: calls.append((name, value)))
+    read = healthcheck_module.read_pid1_flags
+    monkeypatch.setattr(
+        healthcheck_module, "read_pid1_flags", lambda path=None: calls.append(("read", path)) or read(path)
+    )
+    return calls
+
+
+def test_pid1_ids_are_read_from_its_status(tmp_path):
+    assert pid1_ids(_status(tmp_path, 65532, 65532, "105 65532")) == (65532, 65532, [105, 65532])
+
+
+def test_as_root_container_mode_becomes_pid_1s_user_before_reading_anything(tmp_path, ids_changes):
+    cmdline = _pid1(tmp_path, "--entrypoints.web.address=127.0.0.1:1")
+    status = _status(tmp_path, 65532, 65532, "105 65532")
+    healthcheck(["--container"], cmdline=cmdline, status=status)
+    assert ids_changes == [
+        ("setgroups", [105, 65532]),
+        ("setgid", 65532),
+        ("setuid", 65532),
+        ("read", cmdline),
+    ]
+
+
+def test_as_root_with_pid_1_root_it_stays_root(tmp_path, ids_changes):
+    cmdline = _pid1(tmp_path, "--entrypoints.web.address=127.0.0.1:1")
+    healthcheck(["--container"], cmdline=cmdline, status=_status(tmp_path, 0, 0, ""))
+    assert ids_changes == [("read", cmdline)]
+
+
+def test_without_container_the_user_is_unchanged(tmp_path, ids_changes):
+    healthcheck(["--ping"], status=_status(tmp_path, 65532, 65532, "65532"))
+    assert [name for name, _ in ids_changes] == []
+
+
+def test_the_cli_drops_to_pid_1s_user(tmp_path, ids_changes, monkeypatch):
+    monkeypatch.setattr(healthcheck_module, "PID1_STATUS", _status(tmp_path, 65532, 65532, "65532"))
+    monkeypatch.setattr(healthcheck_module, "PID1_CMDLINE", _pid1(tmp_path, "--entrypoints.web.address=:1"))
+    main(["healthcheck", "--container"])
+    assert [name for name, _ in ids_changes] == ["setgroups", "setgid", "setuid", "read"]
 
 
 class _Server(ThreadingHTTPServer):
