@@ -58,10 +58,22 @@ def unreachable_hint(
         return ""
     uid = os.getuid() if uid is None else uid
     groups = sorted(set(os.getgroups()) | {os.getgid()}) if groups is None else groups
-    if st.st_gid in groups:
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid == uid:
         return ""
+    if st.st_gid in groups:
+        if mode & stat.S_IWGRP:
+            return ""
+        # in the group, but the group may not write (root:root 0600 or 0755): connecting needs write
+        return (
+            f"permission denied: {path} (owner {st.st_uid}, group {st.st_gid}, mode {mode:o}) gives its "
+            f"group no write access, so this process (uid {uid}, groups {','.join(map(str, groups))}) cannot "
+            "connect although it is in that group: make the socket group-writable (chmod g+w on the host), "
+            "use a socket proxy (providers.docker.endpoint=tcp://...), or run as root "
+            "(DOCKROUTE_RUN_AS_ROOT=true in the image)"
+        )
     return (
-        f"permission denied: {path} belongs to group {st.st_gid} (mode {stat.S_IMODE(st.st_mode):o}) and "
+        f"permission denied: {path} belongs to group {st.st_gid} (mode {mode:o}) and "
         f"this process (uid {uid}, groups {','.join(map(str, groups))}) is not in it: add that group "
         f'(compose: group_add: ["{st.st_gid}"]; docker run --group-add {st.st_gid}), or leave out `user:` so '
         "the image's entry point adds it"

@@ -50,3 +50,30 @@ def test_missing_socket_says_to_mount_it():
 
 def test_tcp_endpoints_get_no_hint():
     assert unreachable_hint("tcp://proxy:2375", _sdk_error(errno.EACCES), _stat()) == ""
+
+
+def test_in_the_group_without_its_write_bit_names_the_mode_not_the_group():
+    """Connecting to a socket needs write access: a root:root 0600 or 0755 socket refuses its group too,
+    so "add that group" would be no fix."""
+    for mode in (0o600, 0o755):
+        hint = unreachable_hint(
+            "unix:///var/run/docker.sock",
+            _sdk_error(errno.EACCES),
+            _stat(stat.S_IFSOCK | mode, gid=0),
+            uid=65532,
+            groups=[0, 65532],
+        )
+        assert f"(owner 0, group 0, mode {mode:o}) gives its group no write access" in hint
+        assert "DOCKROUTE_RUN_AS_ROOT=true" in hint and "socket proxy" in hint
+        assert "group_add" not in hint
+
+
+def test_no_hint_for_the_sockets_owner():
+    hint = unreachable_hint(
+        "unix:///var/run/docker.sock",
+        _sdk_error(errno.EACCES),
+        _stat(stat.S_IFSOCK | 0o600),
+        uid=0,
+        groups=[1],
+    )
+    assert hint == ""
