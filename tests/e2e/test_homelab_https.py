@@ -2,7 +2,11 @@
 through the documented ``caServer`` setting (``ACME_CA_SERVER`` in .env): dockroute, inside its
 container, orders a certificate for every app on another container, over HTTP-01 on the published port;
 HTTP redirects to HTTPS; the dashboard asks for a login; and the engine is reached only through the
-read-only socket proxy, on an internal network, with the socket never mounted into dockroute."""
+read-only socket proxy, on an internal network, with the socket never mounted into dockroute.
+
+The example's variables come from an env file (``--env-file``, read as Compose reads ``.env``) holding
+the single-quoted bcrypt htpasswd line the README recommends, each ``$`` written once: never from the
+process environment, where Compose's own quoting would not be exercised."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import asyncio
 import base64
 import http.client
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -22,8 +27,9 @@ from tests.polling import wait_for
 
 DOMAIN = "homelab.test"
 APPS = ("whoami", "www", "dashboard")
-# admin / secret (openssl passwd -apr1 secret): the form .env holds, each $ written once.
-USERS = "admin:$apr1$xjEvSaZr$mV5myxiF3HXwMsjzpYmhO0"
+# admin / secret, as `htpasswd -nbB admin secret` writes it (bcrypt, $2y$): the line .env holds, in single
+# quotes, each $ written once, as the README says.
+USERS = "admin:$2y$05$cIDBbchBOeshRe0g3Z8rU..yZKfiyBPjVcJvlFLn0akn.QAm/IY.."
 LOGIN = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
 
 
@@ -65,14 +71,6 @@ async def fetch(*args, **kwargs) -> tuple[int, dict[str, str], str, dict | None]
         return None
 
 
-def test_compose_reads_the_example_alone_and_with_its_override():
-    compose.require("docker-compose")
-    for override in ("none", None):
-        project = compose.Project("homelab-https", override=override)
-        assert len(project.files) == (1 if override else 2)
-        project.compose("config", "-q")
-
-
 def on_network(engine, network_id: str) -> set[str]:
     """The compose services of the containers attached to a network."""
     attached = engine.api.inspect_network(network_id)["Containers"]
@@ -89,20 +87,81 @@ async def test_pebble_certificates_redirect_dashboard_login_and_socket_proxy(eng
     ) as pebble:
         root = pebble.root_pem().decode()
         api_port = pebble.directory_url.rsplit(":", 1)[1].split("/", 1)[0]
+        env_file = tmp_path / "homelab.env"
+        env_file.write_text(
+            f"DOMAIN={DOMAIN}\n"
+            "ACME_EMAIL=admin@homelab.test\n"
+            f"ACME_CA_SERVER=https://host.docker.internal:{api_port}/dir\n"
+            f"DASHBOARD_USERS='{USERS}'\n"
+            f"HTTP_PORT={http_port}\n"
+            f"HTTPS_PORT={https_port}\n"
+        )
+        # Test-only variables of the override, in the environment.
         env = {
-            "DOMAIN": DOMAIN,
-            "ACME_EMAIL": "admin@homelab.test",
-            "ACME_CA_SERVER": f"https://host.docker.internal:{api_port}/dir",
-            "DASHBOARD_USERS": USERS,
-            "HTTP_PORT": str(http_port),
-            "HTTPS_PORT": str(https_port),
             "PEBBLE_CA_FILE": pebble.ca_bundle,
             "E2E_HOMEPAGE_ROOT": str(homepage),
             "E2E_RUN": uuid.uuid4().hex,  # the override's constraint: only this run's containers
         }
-        with compose.running("homelab-https", env=env) as project:
+        assert "DASHBOARD_USERS" not in os.environ
+        with compose.running("homelab-https", env=env, env_file=env_file) as project:
             await check_certificates_and_routes(project, engine, http_port, https_port, root)
             check_socket_proxy(project, engine)
+            project.assert_still_up(engine, "dockroute")
+            await check_restart_orders_nothing_new(project, engine, https_port, root)
+
+
+async def check_restart_orders_nothing_new(project, engine, https_port: int, root: str) -> None:
+    """The README: the certificates are kept in the volume, "so a restart orders nothing new": the same
+    certificate (serial) after ``docker-compose restart dockroute``, and no new "obtained" line."""
+    trusted = ssl.create_default_context(cadata=root)
+    name = f"whoami.{DOMAIN}"
+    before = (await fetch(https_port, name, "/", trusted))[3]["serialNumber"]
+    obtained = f"certificate for {name} obtained"
+    assert project.logs("dockroute").count(obtained) == 1
+    (proxy,) = project.containers(engine, "dockroute")
+    started = proxy.attrs["State"]["StartedAt"]
+    project.compose("restart", "-t", "10", "dockroute")
+    proxy.reload()
+    assert proxy.attrs["State"]["StartedAt"] != started  # really restarted (the same container)
+    # The first answer with a certificate Pebble's root verifies: the kept one, or a new order's.
+    _, _, _, cert = await wait_for(lambda: fetch(https_port, name, "/", trusted), timeout=60, interval=0.5)
+    assert cert["serialNumber"] == before
+    assert project.logs("dockroute").count(obtained) == 1
+
+
+async def test_no_dashboard_users_no_dashboard(engine, tmp_path: Path):
+    """The README and .env: with DASHBOARD_USERS empty (as the example's .env ships) the dashboard is not
+    served at all, and dockroute says why. The example's own .env is read; the environment only moves the
+    ports and points the CA at an address that refuses (no certificate is needed here: the answer over
+    TLS, unverified, is dockroute's 404)."""
+    http_port, https_port = free_port(), free_port()
+    env = {
+        "DOMAIN": DOMAIN,
+        "ACME_CA_SERVER": "https://127.0.0.1:9/dir",
+        "PEBBLE_CA_FILE": ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt",
+        "HTTP_PORT": str(http_port),
+        "HTTPS_PORT": str(https_port),
+        "E2E_RUN": uuid.uuid4().hex,
+    }
+    assert "DASHBOARD_USERS=\n" in (compose.EXAMPLES / "homelab-https" / ".env").read_text()
+    assert "DASHBOARD_USERS" not in os.environ
+    unverified = ssl.create_default_context()
+    unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+    with compose.running("homelab-https", env=env) as project:
+        # whoami is served (over TLS, with the default certificate): routing works, the dashboard is not
+        await wait_for(
+            lambda: _status(https_port, f"whoami.{DOMAIN}", "/", unverified, 200), timeout=60, interval=0.5
+        )
+        for path in ("/dashboard/", "/api/http/routers"):
+            status, _, body, _ = await fetch(https_port, f"dashboard.{DOMAIN}", path, unverified)
+            assert (status, body) == (404, "404 page not found\n"), (path, status, body)
+        assert "no users: set users or usersFile" in project.logs("dockroute")
+        project.assert_still_up(engine, "dockroute")
+
+
+async def _status(port: int, host: str, path: str, tls: ssl.SSLContext, status: int) -> bool:
+    got = await fetch(port, host, path, tls)
+    return bool(got) and got[0] == status
 
 
 async def check_certificates_and_routes(project, engine, http_port: int, https_port: int, root: str) -> None:
@@ -121,9 +180,10 @@ async def check_certificates_and_routes(project, engine, http_port: int, https_p
     assert body == "<h1>homelab</h1>\n"
     assert ("DNS", f"www.{DOMAIN}") in cert["subjectAltName"]
 
-    # The dashboard: 401 without a login, 200 with it (its router is on dockroute's own container, routed
-    # once that container is healthy).
-    _, headers, _, cert = await wait_for(lambda: answer("dashboard", "/dashboard/", status=401), timeout=90)
+    # The dashboard: 401 without a login, 200 with it (its router is on dockroute's own container).
+    _, headers, _, cert = await wait_for(
+        lambda: answer("dashboard", "/dashboard/", status=401), timeout=90, interval=0.5
+    )
     assert headers["www-authenticate"].startswith("Basic ")
     assert ("DNS", f"dashboard.{DOMAIN}") in cert["subjectAltName"]
     status, _, page, _ = await fetch(https_port, f"dashboard.{DOMAIN}", "/dashboard/", trusted, LOGIN)
