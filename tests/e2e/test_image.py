@@ -3,7 +3,8 @@ users run it with the real engine: its metadata and size, the entry point's comm
 runs as (uid 65532 with the socket's group and only NET_BIND_SERVICE, or exactly the ``--user`` given),
 the ACME storage handed to that user, the HEALTHCHECK with and without ping, and a clean ``docker stop``.
 
-Every container is named after the test run and removed afterwards; no host port is published.
+Every container is named after the test run and removed afterwards with its anonymous /data volume; no host
+port is published.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Runner:
     def close(self) -> None:
         for container in self.started:
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)  # and its anonymous /data volume
             except Exception as exc:  # noqa: BLE001 - removal is best effort; report, go on
                 print(f"could not remove {container.name}: {exc}")
 
