@@ -213,18 +213,31 @@ def check_socket_proxy(project, engine) -> None:
     assert not [m for m in proxy.attrs["Mounts"] if "docker.sock" in (m["Source"] + m["Destination"])]
     assert proxy.exec_run(["test", "-e", "/var/run/docker.sock"]).exit_code != 0
     assert "provider docker: connected to tcp://socket-proxy:2375" in project.logs("dockroute")
+    # What the example's environment enables (containers, networks, events, ping, version) is relayed; any
+    # other section, and any write, is refused, as tecnativa/docker-socket-proxy does.
     probe = (
-        "import urllib.request as u, urllib.error as e\n"
-        "print(u.urlopen('http://socket-proxy:2375/_ping', timeout=5).read().decode())\n"
-        "try:\n"
-        "    r = u.Request('http://socket-proxy:2375/containers/create', b'{}', method='POST')\n"
-        "    u.urlopen(r, timeout=5)\n"
-        "except e.HTTPError as x:\n"
-        "    print(x.code)\n"
+        "import sys, urllib.request as u, urllib.error as e\n"
+        "for method, path in (a.split(' ') for a in sys.argv[1:]):\n"
+        "    body = b'{}' if method == 'POST' else None\n"
+        "    r = u.Request('http://socket-proxy:2375' + path, body, method=method)\n"
+        "    try:\n"
+        "        print(u.urlopen(r, timeout=5).status)\n"
+        "    except e.HTTPError as x:\n"
+        "        print(x.code)\n"
     )
-    done = proxy.exec_run(["python3", "-c", probe])
+    asked = {
+        "GET /_ping": 200,
+        "GET /v1.41/containers/json": 200,
+        "GET /networks": 200,
+        "GET /version": 200,
+        "GET /info": 403,
+        "GET /v1.41/images/json": 403,
+        "GET /volumes": 403,
+        "POST /containers/create": 403,
+    }
+    done = proxy.exec_run(["python3", "-c", probe, *asked])
     assert done.exit_code == 0, done.output
-    assert done.output.decode().split() == ["OK", "403"], done.output
+    assert dict(zip(asked, map(int, done.output.decode().split()), strict=True)) == asked, done.output
     (network,) = socket_proxy.attrs["NetworkSettings"]["Networks"].values()
     assert engine.api.inspect_network(network["NetworkID"])["Internal"] is True
     assert on_network(engine, network["NetworkID"]) == {"dockroute", "socket-proxy"}

@@ -3,8 +3,11 @@
 - ``whoami [PORT]``: answers every request as traefik/whoami does (``Hostname:``, the request line, the
   headers), plus ``Path:`` for tests that check what path the app received;
 - ``static ROOT [PORT]``: serves the files under ROOT, as nginx does with /usr/share/nginx/html;
-- ``socket-proxy [PORT]``: a read-only Docker socket proxy (as tecnativa/docker-socket-proxy): GET and
-  HEAD are relayed to /var/run/docker.sock, anything else is answered 403.
+- ``socket-proxy [PORT]``: a Docker socket proxy that applies tecnativa/docker-socket-proxy's rules (its
+  haproxy.cfg) from the same environment variables with the same defaults: a method other than GET/HEAD
+  is refused unless ``POST=1``; a path is relayed to /var/run/docker.sock only when its API section is
+  enabled (``CONTAINERS=1`` for ``/containers...``, ``/v1.41/containers...``; ``EVENTS``, ``PING`` and
+  ``VERSION`` on by default, everything else off); anything else is answered 403.
 Standard library only.
 """
 
@@ -13,10 +16,12 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import signal
 import socket
 import socketserver
 import sys
+import urllib.parse
 
 
 class Whoami(http.server.BaseHTTPRequestHandler):
@@ -63,8 +68,45 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
                 pass
 
 
+# tecnativa/docker-socket-proxy's image: its ENV defaults, and its haproxy.cfg's allow rules in order
+# (variable, path pattern after ^(/v[\d.]+)?(/\w+)?, matched case-insensitively on the decoded path).
+PROXY_DEFAULTS = {"EVENTS": "1", "PING": "1", "VERSION": "1"}
+_ACTIONS = [
+    ("ALLOW_RESTARTS", r"/containers/[a-zA-Z0-9_.-]+/((stop)|(restart)|(kill))"),
+    ("ALLOW_START", r"/containers/[a-zA-Z0-9_.-]+/start"),
+    ("ALLOW_STOP", r"/containers/[a-zA-Z0-9_.-]+/stop"),
+]
+_SECTIONS = "auth build commit configs containers distribution events exec grpc images info networks nodes"
+_SECTIONS += " _ping plugins secrets services session swarm system tasks version volumes"
+PROXY_RULES = [
+    *_ACTIONS,
+    *[("PING" if name == "_ping" else name.upper(), "/" + name) for name in _SECTIONS.split()],
+]
+
+
+def _on(env: dict[str, str], name: str) -> bool:
+    """HAProxy's ``env(NAME) -m bool``: a non-zero integer; unset or not a number is false."""
+    value = env.get(name, PROXY_DEFAULTS.get(name, "0")).strip()
+    try:
+        return int(value) != 0
+    except ValueError:
+        return False
+
+
+def proxy_allows(method: str, target: str, env: dict[str, str]) -> bool:
+    """Whether tecnativa/docker-socket-proxy relays ``method target`` under ``env``: GET/HEAD (or any
+    method with POST on), and a path whose section's variable is on."""
+    if method not in ("GET", "HEAD") and not _on(env, "POST"):
+        return False
+    path = urllib.parse.unquote(urllib.parse.urlsplit(target).path)
+    return any(
+        re.match(r"^(/v[\d.]+)?(/\w+)?" + pattern, path, re.IGNORECASE) and _on(env, name)
+        for name, pattern in PROXY_RULES
+    )
+
+
 class SocketProxy(socketserver.BaseRequestHandler):
-    """One request per connection: its head is read, refused unless GET/HEAD, sent with
+    """One request per connection: its head is read, refused unless :func:`proxy_allows` it, sent with
     ``Connection: close`` to the engine, and the answer (an event stream included) relayed until the engine
     closes."""
 
@@ -76,9 +118,9 @@ class SocketProxy(socketserver.BaseRequestHandler):
                 return
             head += chunk
         first, _, rest = head.partition(b"\r\n")
-        method = first.split(b" ", 1)[0]
-        if method not in (b"GET", b"HEAD"):
-            body = b"read-only socket proxy: forbidden\n"
+        method, _, target = first.decode("latin-1").partition(" ")
+        if not proxy_allows(method, target.rsplit(" ", 1)[0], dict(os.environ)):
+            body = b"socket proxy: forbidden\n"
             self.request.sendall(
                 b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n"
                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
