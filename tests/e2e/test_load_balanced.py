@@ -97,6 +97,7 @@ async def test_requests_go_round_the_three_replicas_a_stopped_one_leaves_the_rot
 
         stopped.start()  # and back in the rotation once it runs again, with nothing reloaded
         await all_in_rotation(port, replicas)
+        project.assert_still_up(engine, "dockroute")
 
 
 async def test_sticky_sessions_keep_a_client_on_its_replica_until_that_one_stops(engine):
@@ -121,3 +122,4 @@ async def test_sticky_sessions_keep_a_client_on_its_replica_until_that_one_stops
         moved_to = await wait_for(moved, timeout=30, interval=0.2)
         # The new replica sets its own cookie, and the client stays there from then on.
         assert set(await replicas_seen(port, 6, moved_to.cookie)) == {moved_to.replica}
+        project.assert_still_up(engine, "dockroute")
