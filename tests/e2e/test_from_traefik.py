@@ -22,10 +22,10 @@ import re
 import socket
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.e2e import compose
+from tests.e2e.client import get
 from tests.polling import wait_for
 
 PORTS = (80, 8080)
@@ -80,37 +80,25 @@ async def ports_to_ourselves():
         yield
 
 
-async def get(port: int, path: str, host: str = "localhost") -> tuple[int, str] | None:
-    """One request to 127.0.0.1:``port``; None while nothing answers yet."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s,
-            s.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}) as r,
-        ):
-            return r.status, await r.text()
-    except (TimeoutError, aiohttp.ClientError):
-        return None
-
-
 async def test_traefiks_quick_start_file_works_with_only_the_image_changed(engine):
     async with ports_to_ourselves():
         with compose.running("from-traefik") as project:
             (whoami,) = project.containers(engine, "whoami")
 
             async def routed() -> str | None:
-                got = await get(80, "/", host="whoami.localhost")
+                got = await get(80, "whoami.localhost")
                 return got[1] if got and got[0] == 200 else None
 
             body = await wait_for(routed, timeout=60, interval=0.2)
             assert re.search(r"^Hostname: (\S+)$", body, re.M).group(1) == whoami.id[:12]
 
-            status, body = await get(8080, "/api/http/routers")
+            status, body = await get(8080, path="/api/http/routers")
             assert status == 200
             (router,) = [r for r in json.loads(body) if r["name"] == "whoami@docker"]
             assert router["rule"] == "Host(`whoami.localhost`)"
             assert router["entryPoints"] == ["web"]
             assert router["status"] == "enabled"
 
-            status, body = await get(8080, "/dashboard/")
+            status, body = await get(8080, path="/dashboard/")
             assert status == 200 and "<html" in body.lower()
             project.assert_still_up(engine, "traefik")

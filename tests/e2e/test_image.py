@@ -158,6 +158,15 @@ async def test_with_the_socket_it_drops_to_65532_with_the_sockets_group_and_only
     await wait_for(lambda: "@docker" in _api(c, "/api/http/routers"), timeout=20, interval=0.2)
 
 
+# A resolver whose CA never answers: the entry point's storage handling is what these tests look at
+ACME_FLAGS = [
+    "--entrypoints.web.address=:80",
+    "--certificatesresolvers.le.acme.email=admin@example.test",
+    "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
+    "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
+]
+
+
 @pytest.mark.parametrize("form", ["key=value", "key value"])
 async def test_an_acme_storage_folder_given_by_flag_is_handed_to_the_user(runner, tmp_path, form):
     certs = tmp_path / "certs"
@@ -170,13 +179,7 @@ async def test_an_acme_storage_folder_given_by_flag_is_handed_to_the_user(runner
     key, value = "--certificatesresolvers.le.acme.storage", "/certs/acme.json"
     storage = [f"{key}={value}"] if form == "key=value" else [key, value]
     c = runner.start(
-        [
-            "--entrypoints.web.address=:80",
-            "--certificatesresolvers.le.acme.email=admin@example.test",
-            *storage,
-            "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
-            "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
-        ],
+        [*ACME_FLAGS, *storage],
         volumes={str(certs): {"bind": "/certs", "mode": "rw"}},
     )
     await _proxy_status(c)
@@ -185,15 +188,7 @@ async def test_an_acme_storage_folder_given_by_flag_is_handed_to_the_user(runner
 
 
 async def test_a_storage_at_the_root_never_hands_the_root_folder_over(runner):
-    c = runner.start(
-        [
-            "--entrypoints.web.address=:80",
-            "--certificatesresolvers.le.acme.email=admin@example.test",
-            "--certificatesresolvers.le.acme.storage=/acme.json",
-            "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
-            "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
-        ]
-    )
+    c = runner.start([*ACME_FLAGS, "--certificatesresolvers.le.acme.storage=/acme.json"])
     await _proxy_status(c)
     assert c.exec_run(["stat", "-c", "%u", "/"]).output.decode().strip() == "0"
     assert "a storage file at / cannot be written by uid 65532" in c.logs().decode()
@@ -207,13 +202,7 @@ async def test_an_acme_json_mounted_on_its_own_is_handed_over_not_the_root_folde
     acme.chmod(0o600)
     os.chown(acme, 0, 0)
     c = runner.start(
-        [
-            "--entrypoints.web.address=:80",
-            "--certificatesresolvers.le.acme.email=admin@example.test",
-            "--certificatesresolvers.le.acme.storage=/acme.json",
-            "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
-            "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
-        ],
+        [*ACME_FLAGS, "--certificatesresolvers.le.acme.storage=/acme.json"],
         volumes={str(acme): {"bind": "/acme.json", "mode": "rw"}},
     )
     await _proxy_status(c)
@@ -300,14 +289,6 @@ async def test_docker_stop_ends_it_quickly_with_status_0(runner):
     c.reload()
     assert c.attrs["State"]["ExitCode"] == 0, c.logs().decode()
     assert took < 5, f"docker stop took {took:.1f}s"
-
-
-ACME_FLAGS = [
-    "--entrypoints.web.address=:80",
-    "--certificatesresolvers.le.acme.email=admin@example.test",
-    "--certificatesresolvers.le.acme.caserver=https://127.0.0.1:1/directory",
-    "--certificatesresolvers.le.acme.httpchallenge.entrypoint=web",
-]
 
 
 async def test_a_storage_path_climbing_out_of_data_is_not_taken_for_data(runner):

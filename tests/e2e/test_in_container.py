@@ -28,6 +28,7 @@ import docker
 import pytest
 
 from tests.e2e import compose
+from tests.e2e.client import get
 from tests.integration.pebble_env import free_port
 from tests.polling import wait_for
 
@@ -144,19 +145,6 @@ def scene(client: Any, via_proxy: bool, **options: Any) -> Iterator[Scene]:
         for n in s.networks:
             with contextlib.suppress(Exception):
                 n.remove()
-
-
-async def get(port: int, host: str, path: str = "/") -> tuple[int, str] | None:
-    """One request to a published port with ``host`` as Host; None while nothing answers yet (the engine's
-    port forwarder accepts connections before dockroute listens behind it)."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s,
-            s.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}) as r,
-        ):
-            return r.status, await r.text()
-    except (TimeoutError, aiohttp.ClientError):
-        return None
 
 
 async def record(s: Scene, container: Any) -> dict[str, Any] | None:

@@ -10,24 +10,10 @@ import ipaddress
 import re
 import uuid
 
-import aiohttp
-
 from tests.e2e import compose
+from tests.e2e.client import get
 from tests.integration.pebble_env import free_port
 from tests.polling import wait_for
-
-
-async def get(port: int, host: str, path: str = "/") -> tuple[int, str] | None:
-    """One request to the published port with ``host`` as Host; None while nothing answers yet (the
-    engine's port forwarder accepts connections before dockroute listens behind it)."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s,
-            s.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}) as r,
-        ):
-            return r.status, await r.text()
-    except (TimeoutError, aiohttp.ClientError):
-        return None
 
 
 def proc_status(container) -> dict[str, str]:
