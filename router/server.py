@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import select
 import socket
 import ssl
@@ -21,7 +22,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import http as aiohttp_http
-from aiohttp import web
+from aiohttp import web, web_protocol
 from cachetools import LRUCache
 
 from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed, parse_client_hello
@@ -69,9 +70,34 @@ def aiohttp_problem() -> str | None:
     )
 
 
+def parser_problem() -> str | None:
+    """Why the HTTP request parser aiohttp's server uses is not its C one (llhttp), or None.
+
+    aiohttp's pure-Python parser is what runs when ``AIOHTTP_NO_EXTENSIONS`` is set or the C extension
+    did not build, and it is the one most of aiohttp's request smuggling advisories were about
+    (GHSA-gfw2-4jvh-wgfg / CVE-2023-47627, GHSA-8495-4g3g-x7pr / CVE-2024-52304 chunk extensions,
+    GHSA-9548-qrrj-x5pj / CVE-2025-53643 trailers, GHSA-pqxq-w44r-73xw). The parsing guarantees dockroute
+    makes (a smuggling shape gets 400 and never reaches a backend) are tested with llhttp only, so a proxy
+    on the open internet must not silently serve with the other parser."""
+    parser = getattr(web_protocol, "HttpRequestParser", None)
+    module = getattr(parser, "__module__", "")
+    if module == "aiohttp._http_parser":
+        return None
+    why = (
+        "AIOHTTP_NO_EXTENSIONS is set"
+        if os.environ.get("AIOHTTP_NO_EXTENSIONS")
+        else "its C extension is not installed (a build without it, or an unsupported platform)"
+    )
+    return (
+        f"aiohttp's C HTTP parser is not in use ({why}): dockroute refuses to serve with the "
+        "pure-Python parser (unset AIOHTTP_NO_EXTENSIONS or install an aiohttp wheel with its extensions)"
+    )
+
+
 def check_aiohttp() -> None:
-    """Stop the process with :func:`aiohttp_problem`'s line if the installed aiohttp cannot serve."""
-    problem = aiohttp_problem()
+    """Stop the process with :func:`aiohttp_problem`'s or :func:`parser_problem`'s line if the installed
+    aiohttp cannot serve."""
+    problem = aiohttp_problem() or parser_problem()
     if problem is not None:
         raise SystemExit(f"dockroute: {problem}")
 
