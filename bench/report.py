@@ -263,6 +263,7 @@ _OTHER_MARKS = (
     "<!-- static-files -->",
     "<!-- compress -->",
     "<!-- cache -->",
+    "<!-- faults -->",
 )
 
 
