@@ -37,7 +37,7 @@ _BAD_REQUEST = "400 Bad Request\n"
 
 # The aiohttp releases this module is tested with (CI runs the floor and the newest). Everything else it
 # needs from aiohttp is public API, except what :func:`aiohttp_problem` checks once at start.
-AIOHTTP_TESTED = "3.9 to 3.14"
+AIOHTTP_TESTED = "3.14.3 and later 3.14"
 # Fields of aiohttp's parsed request head (``request._message``) the request path reads: one attribute
 # fetch per request instead of a property each (the request path is hot).
 _MESSAGE_FIELDS = (
