@@ -95,6 +95,10 @@ class EntryPointHandler:
         except BadTarget as exc:
             return self.reply(request, transport, 400, True, None, f"bad request target: {exc}")
         headers = msg.headers
+        if msg.chunked and headers.get("Transfer-Encoding", "").lower() != "chunked":
+            # llhttp takes a list ending in chunked ("gzip, chunked"); forwarded, its other codings would
+            # be lost. Go (Traefik) answers 501 to any Transfer-Encoding but one chunked.
+            return self.reply(request, transport, 501, True, None, "unsupported Transfer-Encoding")
         host_header = authority if authority is not None else headers.get("Host", "")
         client_ip = peer_ip(transport.get_extra_info("peername"))
         info = RequestInfo(msg.method, normalize_host(host_header), path, query, headers, client_ip)

@@ -48,6 +48,7 @@ _BODIES = {
     400: "400 Bad Request\n",
     404: "404 page not found\n",
     500: "500 Internal Server Error\n",
+    501: "501 Not Implemented\n",
     502: "502 Bad Gateway\n",
     503: "503 Service Unavailable\n",
     504: "504 Gateway Timeout\n",

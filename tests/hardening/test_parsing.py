@@ -194,12 +194,6 @@ SMUGGLING = [
         _req(b"Transfer-Encoding: gzip, chunked\r\nX-M: " + MARK + b"\r\n", b"0\r\n\r\n"),
         (400, 501),
         id="TE-coding-before-chunked-Go-501-RFC9112-6.1",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="llhttp and aiohttp accept a TE list ending in chunked; the proxy forwards it as plain "
-            "'chunked', dropping the gzip coding (router/proxy.py must refuse any Transfer-Encoding other "
-            "than exactly one 'chunked', as Go does with 501)",
-        ),
     ),
     pytest.param(
         _req(
