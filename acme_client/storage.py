@@ -292,6 +292,30 @@ def _lock_for(path: str) -> threading.RLock:
         return _LOCKS.setdefault(key, threading.RLock())
 
 
+_TMP_PREFIX, _TMP_SUFFIX = ".acme.json.", ".tmp"
+# A temporary file untouched this long belongs to a writer that died (kill -9, power cut) between creating
+# it and renaming it: no live write takes a minute.
+_STALE_TEMPORARY_AFTER = 60.0
+
+
+def _remove_stale_temporaries(folder: str) -> None:
+    """Remove the temporary files that killed writers left in ``folder``: they never break a load (only
+    acme.json itself is read) but hold private keys and would pile up, one per crash."""
+    limit = time.time() - _STALE_TEMPORARY_AFTER
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(_TMP_PREFIX) and n.endswith(_TMP_SUFFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < limit:
+                os.unlink(path)
+        except OSError:
+            pass  # gone meanwhile, or not ours to remove: harmless either way
+
+
 class AcmeStorage:
     """One acme.json file. Thread-safe within a process; writes are atomic."""
 
@@ -403,7 +427,7 @@ class AcmeStorage:
         target = os.path.realpath(self.path)
         folder = os.path.dirname(target) or "."
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".acme.json.", suffix=".tmp", dir=folder)  # mode 0600
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=folder)  # mode 0600
         except OSError as e:
             # only "this folder is not ours" (a file mounted at /): a full disk, quota or fd limit must not
             # turn into a non-atomic rewrite that a partial write would corrupt
@@ -417,6 +441,7 @@ class AcmeStorage:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
+            _remove_stale_temporaries(folder)
         except BaseException as e:
             try:
                 os.unlink(tmp)

@@ -15,7 +15,9 @@ kernel has ``memfd``).
 
 from __future__ import annotations
 
+import ctypes
 import datetime
+import functools
 import logging
 import ssl
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +59,9 @@ INTERMEDIATE_CIPHERS = ":".join(
         "DHE-RSA-CHACHA20-POLY1305",
     ]
 )
+# Mozilla "intermediate" key-exchange groups. OpenSSL 3's defaults add X448, P-521 and the FFDHE groups,
+# which that profile (and ``sslyze --mozilla_config=intermediate``) rejects.
+INTERMEDIATE_GROUPS = "X25519:P-256:P-384"
 ALPN_PROTOCOLS = ["http/1.1"]
 ACME_TLS_1 = "acme-tls/1"  # RFC 8737's ALPN protocol: the client is an ACME validator
 
@@ -148,14 +153,56 @@ def _no_password() -> bytes:
     raise ValueError("encrypted private keys are not supported")
 
 
+_SSL_CTRL_SET_GROUPS_LIST = 92  # OpenSSL's SSL_CTX_set1_groups_list() is this SSL_CTX_ctrl() call
+
+
+@functools.cache
+def _libssl() -> ctypes.CDLL | None:
+    """The libssl the ``ssl`` module is linked with (symbols resolved through its ``_ssl`` extension, so
+    never another copy), with the two calls used here typed; None where it cannot be opened."""
+    try:
+        lib = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
+        lib.SSL_CTX_get_options.restype = ctypes.c_uint64
+        lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
+        lib.SSL_CTX_ctrl.restype = ctypes.c_long
+        lib.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
+def set_default_groups(ctx: ssl.SSLContext) -> None:
+    """Offer only Mozilla's intermediate groups (X25519, P-256, P-384).
+
+    ``SSLContext.set_groups`` exists only in recent Pythons; Python 3.11's ``set_ecdh_curve`` keeps a
+    single group, which either costs TLS 1.3 clients a HelloRetryRequest (P-256 alone) or locks out old
+    ones (X25519 alone). So the list is set through OpenSSL itself: the ``SSL_CTX`` pointer is the first
+    field after the object header of CPython's ``PySSLContext``, checked by reading the context's options
+    back through it before anything is written. Where that check fails, P-256 alone (compliant, every
+    client has it)."""
+    setter = getattr(ctx, "set_groups", None)
+    if setter is not None:
+        setter(INTERMEDIATE_GROUPS)
+        return
+    lib = _libssl()
+    if lib is not None:
+        ptr = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+        if ptr and lib.SSL_CTX_get_options(ptr) == ctx.options:
+            groups = ctypes.c_char_p(INTERMEDIATE_GROUPS.encode("ascii"))
+            if lib.SSL_CTX_ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, groups) == 1:
+                return
+    ctx.set_ecdh_curve("prime256v1")
+
+
 def server_context(pair: CertKeyPair) -> ssl.SSLContext:
-    """A server context for one pair: TLS 1.2+, Mozilla intermediate ciphers, ALPN http/1.1.
+    """A server context for one pair: TLS 1.2+, Mozilla intermediate ciphers and groups, ALPN http/1.1.
 
     Raises ``ssl.SSLError``/``ValueError`` when the pair does not parse or the key does not match.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(INTERMEDIATE_CIPHERS)
+    set_default_groups(ctx)
     ctx.set_alpn_protocols(ALPN_PROTOCOLS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_SINGLE_ECDH_USE
     with pem_file(pair.cert_pem.rstrip(b"\n") + b"\n" + pair.key_pem) as path:
@@ -350,7 +397,7 @@ class CertificateStore:
         if not names:
             log.warning("TLS certificate with no DNS name or CN: only usable as the default")
         for name in names:
-            if name.startswith("*."):
+            if name.startswith("*.") and "*" not in name[2:]:
                 self._wildcard.setdefault(name[2:], pair)  # the first certificate for a name wins
             elif "*" not in name:
                 self._exact.setdefault(name, pair)
