@@ -10,8 +10,12 @@ Pure functions over :class:`~discover.docker_model.ContainerInfo`; the engine-fa
    and port, one router with the default rule, routers without ``service`` bound to the only service;
 3. that dict goes through :func:`discover.parse.parse_dynamic_with_warnings`: the same parser as a file, so
    labels and files land on one model;
-4. containers (sorted by name) merge: equal definitions of a router/middleware merge, a service's servers
-   are appended; a conflicting definition is reported in both records and the first one is kept.
+4. containers merge as in Traefik's ``provider.Merge``: equal definitions of a router/middleware merge (the
+   replicas of a compose service), a service's servers are appended; a router, service or middleware that
+   two containers define differently is left out altogether and reported on every container defining it
+   (Traefik: "defined multiple times with different configurations"). Keeping the first by name would let
+   any container take over another's router by choosing a name that sorts first; for the same reason two
+   routers of different containers with the same rule and priority are both left out.
 
 Every container seen gets a :class:`~discover.docker_model.ContainerRecord` saying whether it is routed and
 why not.
@@ -80,6 +84,16 @@ class _Merged:
     services: dict[str, tuple[Service, str]] = field(default_factory=dict)
     middlewares: dict[str, tuple[Middleware, str]] = field(default_factory=dict)
     contributed: set[str] = field(default_factory=set)  # kept, healthy containers
+    # (kind, name) → every container defining it, in name order; the (kind, name) defined differently
+    origins: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    conflicts: set[tuple[str, str]] = field(default_factory=set)
+    dropped: set[tuple[str, str]] = field(default_factory=set)  # left out: a conflict or a clash
+
+    def defined(self, kind: str, name: str, container: str) -> None:
+        """``container`` defines ``kind`` ``name``: remembered so a conflict names every container."""
+        owners = self.origins.setdefault((kind, name), [])
+        if container not in owners:
+            owners.append(container)
 
 
 Matcher = Callable[[Mapping[str, str]], bool]
@@ -146,65 +160,103 @@ def _build(
         raise LeftOut(f"{where}: {exc.message}", "malformed-label") from None
 
 
-def _add(
-    merged: _Merged, states: Mapping[str, _State], c: ContainerInfo, built: Built, healthy: bool
-) -> None:
-    """One container's definitions into the merged ones; a conflicting definition keeps the first. A
-    container dockroute cannot reach contributes its definitions (its servers fail fast) but is not
-    routed."""
+def _add(merged: _Merged, c: ContainerInfo, built: Built, healthy: bool) -> None:
+    """One container's definitions into the merged ones; a definition that differs from one already merged
+    is marked as a conflict (left out by :func:`_drop_conflicts`, whoever came first). A container
+    dockroute cannot reach contributes its definitions (its servers fail fast) but is not routed."""
     healthy = healthy and not built.unreachable
     if healthy:
         merged.contributed.add(c.name)
     for sname, svc in built.cfg.services.items():
+        merged.defined("service", sname, c.name)
         if sname not in merged.services:
             merged.services[sname] = (svc, c.name)
+            continue
+        first, owner = merged.services[sname]
+        combined = _merge_service(first, svc)
+        if combined is None:
+            merged.conflicts.add(("service", sname))
         else:
-            first, owner = merged.services[sname]
-            combined = _merge_service(first, svc)
-            if combined is None:
-                _conflict(states, "service", sname, owner, c.name)
-                continue
             merged.services[sname] = (combined, owner)
     for kind, into, items in (
         ("router", merged.routers, built.cfg.routers),
         ("middleware", merged.middlewares, built.cfg.middlewares),
     ):
         for name, value in items.items():
+            merged.defined(kind, name, c.name)
             if name not in into:
                 into[name] = (value, c.name)
             elif into[name][0] != value:
-                _conflict(states, kind, name, into[name][1], c.name)
+                merged.conflicts.add((kind, name))
+
+
+# The conflicts logged by the last build: the provider rebuilds on every Docker event, and a conflict is
+# logged once when it appears, not on each rebuild (each container's record still says it every time).
+_logged_conflicts: frozenset[str] = frozenset()
+
+
+def _drop_conflicts(merged: _Merged, states: Mapping[str, _State]) -> None:
+    """Traefik's deleteConflicts: a definition two containers disagree on is used by neither; every
+    container defining it gets a ``conflict`` reason naming them all, and the log one line."""
+    global _logged_conflicts
+    kept: dict[str, dict] = {
+        "router": merged.routers,
+        "service": merged.services,
+        "middleware": merged.middlewares,
+    }
+    lines: set[str] = set()
+    for kind, name in sorted(merged.conflicts):
+        owners = merged.origins[(kind, name)]
+        kept[kind].pop(name, None)
+        merged.dropped.add((kind, name))
+        line = (
+            f"{kind} {name} is defined differently by containers {', '.join(owners)}; "
+            "left out of all of them (Traefik drops it too)"
+        )
+        fix = (
+            f"give the {kind} another name in the labels of one of them "
+            f"(traefik.http.{kind}s.<another name>.*), or define it the same way in all of them"
+        )
+        for owner in owners:
+            states[owner].left("conflict", line, fix)
+        lines.add(line)
+        if line not in _logged_conflicts:
+            log.error("provider docker: %s", line)
+    _logged_conflicts = frozenset(lines)
 
 
 def _entry_points_overlap(a: Router, b: Router) -> bool:
     return not a.entry_points or not b.entry_points or bool(set(a.entry_points) & set(b.entry_points))
 
 
-def _drop_clashing_routers(routers: dict[str, tuple[Router, str]], states: Mapping[str, _State]) -> None:
-    """Two routers from different containers with the same rule and priority: the later one is left out."""
-    seen: list[tuple[Router, str]] = []
-    for rname, (router, owner) in list(routers.items()):
-        clash = next(
-            (
-                (other, o)
-                for other, o in seen
-                if o != owner
-                and other.rule == router.rule
-                and other.effective_priority == router.effective_priority
-                and _entry_points_overlap(other, router)
-            ),
-            None,
-        )
-        if clash is not None:
-            other, o = clash
-            states[owner].left(
-                "conflict",
-                f"router {rname}: same rule {router.rule!r} and priority as router {other.name} of "
-                f"container {o}; router left out (set a priority to choose)",
-            )
-            del routers[rname]
-            continue
-        seen.append((router, owner))
+def _drop_clashing_routers(merged: _Merged, states: Mapping[str, _State]) -> None:
+    """Routers of different containers with the same rule and priority on a common entry point: all of them
+    are left out. Which one Traefik serves is left to an unstable sort; keeping the first by name would let
+    a container take over another's host by naming its router to sort first."""
+    groups: dict[tuple[str, int], list[tuple[str, Router, list[str]]]] = {}
+    for rname, (router, _) in merged.routers.items():
+        owners = merged.origins[("router", rname)]  # the replicas defining it, every one of them
+        groups.setdefault((router.rule, router.effective_priority), []).append((rname, router, owners))
+    for group in groups.values():
+        for rname, router, owners in group:
+            others = [
+                f"router {oname} of container {', '.join(o)}"
+                for oname, other, o in group
+                if not set(o) & set(owners) and _entry_points_overlap(other, router)
+            ]
+            if not others:  # one container's own routers with one rule: its business, as before
+                continue
+            for owner in owners:
+                states[owner].left(
+                    "conflict",
+                    f"router {rname}: same rule {router.rule!r} and priority as {'; '.join(others)}; "
+                    "all of them left out",
+                    "give one of the routers another rule, or a priority to choose",
+                )
+            merged.dropped.add(("router", rname))
+    for kind, rname in merged.dropped:
+        if kind == "router":
+            merged.routers.pop(rname, None)
 
 
 _REFERRER = re.compile(r"http\.(routers|services)\.([^.:]+)\.")
@@ -253,9 +305,10 @@ def build_docker_config(
     for c in ordered:
         built = _one(c, states[c.name], ctx, constraints, template)
         if built is not None:
-            _add(merged, states, c, built, c.health in (None, "healthy"))
+            _add(merged, c, built, c.health in (None, "healthy"))
 
-    _drop_clashing_routers(merged.routers, states)
+    _drop_conflicts(merged, states)
+    _drop_clashing_routers(merged, states)
     cfg = DynamicConfig(
         # origin set last: routers are compared between containers above, and must compare on their own
         routers=frozen_map({n: replace(r, origin=f"container {o}") for n, (r, o) in merged.routers.items()}),
@@ -264,17 +317,27 @@ def build_docker_config(
     )
     _reference_warnings(cfg, merged, states)
     # Routed: it contributed (kept, healthy, reachable) and at least one router it produced survived (its
-    # own, or the same router of a replica). Servers alone route nothing: a container whose routers were all
-    # left out (a default rule that failed, several services and no router, a clash) is not routed.
+    # own, or the same router of a replica) with its service and middlewares. Servers alone route nothing: a
+    # container whose routers were all left out (a default rule that failed, several services and no router,
+    # a conflict or a clash) is not routed.
     records = {
         c.name: _record(
             c,
             states[c.name],
-            c.name in merged.contributed and any(r in merged.routers for r in states[c.name].routers),
+            c.name in merged.contributed and any(_usable(r, merged) for r in states[c.name].routers),
         )
         for c in ordered
     }
     return replace(cfg, discovered=tuple(r.discovered() for r in records.values())), records
+
+
+def _usable(rname: str, merged: _Merged) -> bool:
+    """The router survived the merge, and neither its service nor a middleware was left out by a conflict."""
+    if rname not in merged.routers:
+        return False
+    router = merged.routers[rname][0]
+    refs = [("service", router.service)] + [("middleware", m) for m in router.middlewares]
+    return not any((kind, ref.removesuffix("@docker")) in merged.dropped for kind, ref in refs)
 
 
 def _own_health_ignored(c: ContainerInfo, reach: Reach) -> ContainerInfo:
@@ -345,12 +408,3 @@ def _merge_service(a: Service, b: Service) -> Service | None:
     urls = {s.url for s in a.load_balancer.servers}
     extra = tuple(s for s in b.load_balancer.servers if s.url not in urls)
     return replace(a, load_balancer=replace(a.load_balancer, servers=a.load_balancer.servers + extra))
-
-
-def _conflict(states: Mapping[str, _State], kind: str, name: str, first: str, later: str) -> None:
-    msg = (
-        f"{kind} {name} is defined differently by containers {first} and {later}; "
-        f"the definition of {first} is used"
-    )
-    for owner in (first, later):
-        states[owner].left("conflict", msg)

@@ -765,39 +765,6 @@ def test_same_container_name_service_from_several_containers():
     assert set(cfg.routers) == {"r"}
 
 
-@pytest.mark.parametrize(
-    ("kind", "key", "one", "two"),
-    [
-        ("router", "routers.web-blog.rule", "Host(`a`)", "Host(`b`)"),
-        ("middleware", "middlewares.m.addprefix.prefix", "/a", "/b"),
-        ("service", "services.web-blog.loadbalancer.passhostheader", "true", "false"),
-    ],
-)
-def test_conflicting_definitions_keep_the_first(kind, key, one, two):
-    cfg, records = build(box("blog-web-2", {**WEB, T + key: two}), box("blog-web-1", {**WEB, T + key: one}))
-    for name in ("blog-web-1", "blog-web-2"):
-        assert any(r.startswith(f"{kind} ") and "defined differently" in r for r in records[name].reasons)
-        assert "the definition of blog-web-1 is used" in records[name].reasons[-1]
-    if kind == "router":
-        assert cfg.routers["web-blog"].rule == "Host(`a`)"
-    elif kind == "middleware":
-        assert cfg.middlewares["m"].options.prefix == "/a"
-    else:
-        assert cfg.services["web-blog"].load_balancer.pass_host_header is True
-        assert len(cfg.services["web-blog"].load_balancer.servers) == 1
-
-
-def test_same_rule_and_priority_leaves_the_later_router_out():
-    cfg, records = build(
-        box("b", {T + "routers.rb.rule": "Host(`x`)"}),
-        box("a", {T + "routers.ra.rule": "Host(`x`)"}),
-        box("c", {T + "routers.rc.rule": "Host(`x`)", T + "routers.rc.priority": "100"}),
-    )
-    assert set(cfg.routers) == {"ra", "rc"}
-    assert "same rule" in records["b"].reasons[0] and "container a" in records["b"].reasons[0]
-    assert records["a"].reasons == () and records["c"].reasons == ()
-
-
 # -- bad labels ------------------------------------------------------------------------------------------
 
 

@@ -7,27 +7,14 @@ middlewares, entry points), services (server URLs: ports, schemes; passHostHeade
 The table below is Traefik's, transcribed field for field (only the HTTP part of the expected
 configuration is compared; Traefik fills in defaults dockroute's model leaves implicit: the wrr strategy,
 the 100 ms flush interval). Cases that test what dockroute does not do are marked, never dropped:
-conflicts between containers (another issue), TCP/UDP routing and TLS stores from labels (refused or
-warned by name).
+TCP/UDP routing and TLS stores from labels (refused or warned by name). Conflicts between containers are
+Traefik's: the definition is left out (those cases run like the others).
 """
 
 import pytest
 
 from discover.docker_labels import build_docker_config
 from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
-
-# Traefik's "conflicting definitions across containers" cases: dockroute keeps the first definition and
-# reports the conflict on both containers, where Traefik drops the definition; the hardening issue decides.
-CONFLICTS = {
-    "two containers with same service name and different passhostheader",
-    "three containers with same service name and different passhostheader",
-    "two containers with two different middlewares with same name",
-    "three containers with different middlewares with same name",
-    "two containers with two different routers with same name",
-    "three containers with different routers with same name",
-    "two containers with two identical router rules and different service names",
-}
-
 
 CASES = [
     {
@@ -1200,8 +1187,6 @@ def _http(cfg) -> tuple[dict, dict, list]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c["desc"] for c in CASES])
 def test_traefik_docker_provider_case(case):
-    if case["desc"] in CONFLICTS:
-        pytest.skip("conflicting definitions across containers: the hardening issue")
     cfg, records = build_docker_config(
         [_container(c) for c in case["containers"]], _settings(case["options"])
     )
