@@ -246,11 +246,6 @@ async def test_error_page_is_fixed_text(proxy, recording):  # noqa: F811
     assert answer.body == b"400 Bad Request\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="router/server.py _Protocol.handle_error logs every bad request (DEBUG, no rate limit) with "
-    "aiohttp's message, which is three lines quoting the offending bytes",
-)
 async def test_bad_requests_log_one_rate_limited_line_without_their_bytes(proxy, recording):  # noqa: F811
     """A flood of malformed requests must not become a flood of log lines carrying attacker bytes (log
     injection and disk filling: CWE-117, CWE-779). Each bad request is one line naming the peer and the
