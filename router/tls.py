@@ -20,6 +20,7 @@ import datetime
 import functools
 import logging
 import ssl
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -154,6 +155,9 @@ def _no_password() -> bytes:
 
 
 _SSL_CTRL_SET_GROUPS_LIST = 92  # OpenSSL's SSL_CTX_set1_groups_list() is this SSL_CTX_ctrl() call
+# CPython releases whose PySSLContext starts with its SSL_CTX pointer (Modules/_ssl.c, unchanged 3.11 to
+# 3.14): elsewhere the pointer is not even read (the read itself could fault), P-256 alone is used
+_KNOWN_LAYOUT = sys.implementation.name == "cpython" and (3, 11) <= sys.version_info[:2] <= (3, 14)
 
 
 @functools.cache
@@ -184,7 +188,7 @@ def set_default_groups(ctx: ssl.SSLContext) -> None:
     if setter is not None:
         setter(INTERMEDIATE_GROUPS)
         return
-    lib = _libssl()
+    lib = _libssl() if _KNOWN_LAYOUT else None
     if lib is not None:
         ptr = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
         if ptr and lib.SSL_CTX_get_options(ptr) == ctx.options:
