@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from router.server import BadRequestLog, reason_of
+from router.bad_requests import BadRequestLog, reason_of
 
 AIOHTTP_MESSAGE = "400, message:\n  Invalid header value char:\n\n    b'X-A: a\\x00SECRET'\n      ^"
 

@@ -186,6 +186,7 @@ class _Request(dict):
             version=(1, 1),
             headers=headers if headers is not None else CIMultiDict({"Host": "app.test"}),
             should_close=False,
+            chunked=False,
         )
         self.transport = SimpleNamespace(get_extra_info=lambda name: ("127.0.0.1", 5555))
         self.content = SimpleNamespace(total_bytes=0, is_eof=lambda: True)
