@@ -510,27 +510,23 @@ def classify(
     samples: list[tuple[float, float, int]], probe: Probe, t_kill: float, t_up: float, note: str
 ) -> Check:
     """The verdict: failures (5xx or no answer) of requests made while the container answered directly."""
-    running = [(s, e, st) for s, e, st in samples if probe.running(s, e)]
-    bad_running = sum(1 for *_, st in running if st >= 500 or st == 0)
+    up = [st for s, e, st in samples if probe.running(s, e)]
+    bad_up = sum(1 for st in up if st >= 500 or st == 0)
+    other_up = sorted(st for st in up if not 200 <= st < 300 and 0 < st < 500)  # e.g. 404: route missing
     away = [st for s, _, st in samples if t_kill <= s < t_up]
     away_ok = sum(1 for st in away if 200 <= st < 300)
-    others = sum(1 for *_, st in samples if not 200 <= st < 300) - sum(
-        1 for *_, st in running if not 200 <= st < 300
+    down = sum(1 for *_, st in samples if not 200 <= st < 300) - bad_up - len(other_up)
+    figure = (
+        f"{bad_up} 5xx / {len(up)} requests while running ({len(other_up)} other non-2xx); engine away "
+        f"{t_up - t_kill:.1f}s ({away_ok}/{len(away)} 2xx); {down} failed while the container was down"
     )
     statuses = sorted({st for *_, st in samples if not 200 <= st < 300})
-    print(
-        f"  docker: engine away {t_up - t_kill:.1f}s, {away_ok}/{len(away)} answered 2xx meanwhile; "
-        f"container down {probe.down_seconds():.1f}s (the engine restarting it), {others} failures then "
-        f"(statuses {statuses or '-'}); {bad_running} 5xx/errors of {len(running)} requests made while it "
-        f"answered directly{note}",
-        flush=True,
-    )
+    print(f"  docker: {figure}, {probe.down_seconds():.1f}s down; statuses {statuses}{note}", flush=True)
     return Check(
         "dockerd restarted under load",
-        f"{bad_running} 5xx / {len(running)} requests while running; engine away {t_up - t_kill:.1f}s "
-        f"({away_ok}/{len(away)} 2xx); {others} failed while container down",
+        figure,
         "0 5xx while the container runs",
-        bad_running == 0 and len(running) > 0 and not note,
+        not bad_up and bool(up) and not note,
     )
 
 
