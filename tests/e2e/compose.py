@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import docker
-import pytest
+
+from tests.unavailable import require_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "compose-examples"
@@ -31,22 +31,12 @@ STANDIN = "dockroute-e2e-standin:local"
 _LOCK = Path("/tmp/dockroute-e2e-images.lock")
 
 
-def require(*tools: str) -> None:
-    """Skip when a tool is missing (fail in CI, where .ci/run installs them)."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        msg = f"not installed: {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 def build_images() -> None:
     """``scripts/build-image`` (dockroute:local from the unchanged Dockerfile), then the stand-ins on the
     same runtime base (Python, nothing of dockroute's image: no EXPOSE 80/443, no VOLUME, no health check
     for them to inherit). Under a lock: parallel test workers each ask, the first builds, the others find
     everything cached and return in a second."""
-    require("docker", "debootstrap")
+    require_tools("docker", "debootstrap")
     with open(_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _run([str(ROOT / "scripts" / "build-image")])

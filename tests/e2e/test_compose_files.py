@@ -14,7 +14,8 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.e2e.compose import EXAMPLES, OVERRIDES, require
+from tests.e2e.compose import EXAMPLES, OVERRIDES
+from tests.unavailable import require_tools
 
 EXAMPLE_NAMES = ["quickstart", "homelab-https", "load-balanced", "static-and-api", "from-traefik"]
 SCHEMA = json.loads((Path(__file__).parent / "compose-spec.json").read_text())
@@ -35,7 +36,7 @@ def test_valid_for_compose_v2_schema(name):
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_compose_v1_reads_it_alone_and_with_its_override(name):
-    require("docker-compose")
+    require_tools("docker-compose")
     folder = EXAMPLES / name
     files = [["-f", str(folder / "docker-compose.yml")]]
     if (OVERRIDES / f"{name}.yml").exists():

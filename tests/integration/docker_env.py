@@ -14,6 +14,8 @@ import tarfile
 import uuid
 from collections.abc import Mapping
 
+from tests.unavailable import unavailable
+
 IMAGE = "dockroute-test-backend:latest"
 
 
@@ -27,6 +29,14 @@ def engine():
         return client
     except Exception:
         return None
+
+
+def engine_for_tests():
+    """:func:`engine`, or :func:`~tests.unavailable.unavailable` (skipped here, failed in CI)."""
+    client = engine()
+    if client is None:
+        unavailable("no Docker engine answers (.ci/run starts dockerd)")
+    return client
 
 
 def _busybox() -> str | None:

@@ -7,7 +7,6 @@ import contextlib
 import http.server
 import json
 import os
-import shutil
 import socket
 import ssl
 import struct
@@ -19,18 +18,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import trustme
+
+from tests.unavailable import require_tools
 
 
 def require_pebble() -> None:
     """Skip when Pebble is missing, unless running in CI (then it is a failure)."""
-    missing = [b for b in ("pebble", "pebble-challtestsrv") if shutil.which(b) is None]
-    if missing:
-        msg = f"not installed: {', '.join(missing)} (apt-get install pebble)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    require_tools("pebble", "pebble-challtestsrv", hint="apt-get install pebble")
 
 
 def free_port(udp_too: bool = False) -> int:

@@ -18,7 +18,6 @@ import base64
 import contextlib
 import itertools
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -36,6 +35,7 @@ from router.api.report import certificate_json
 from router.api.state import CertificateReport
 from tests.exchange_fakes import Recorder, fake_exchange
 from tests.integration.harness import wait_for
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -48,9 +48,7 @@ def chromium_path() -> str:
     """Debian's chromium: skipped on a workstation without it, failed in CI (which installs it)."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run should have installed it")
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+        unavailable("Debian's chromium is not installed (.ci/run installs it)")
     return found
 
 

@@ -61,12 +61,8 @@ def test_an_unreadable_cmdline_is_an_error(tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _no_config_variables(monkeypatch):
-    for key in list(os.environ):
-        if key.startswith(("DOCKROUTE_", "TRAEFIK_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent")
-    monkeypatch.chdir("/")
+def _no_config_variables(no_config_variables):
+    """No DOCKROUTE_/TRAEFIK_ variable or configuration file of this machine reaches these tests."""
 
 
 def _status(tmp_path: Path, uid: int, gid: int, groups: str) -> str:

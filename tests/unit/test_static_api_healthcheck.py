@@ -44,14 +44,8 @@ def _serve(family: socket.AddressFamily, host: str) -> Iterator[_Server]:
 
 
 @pytest.fixture(autouse=True)
-def _no_config_variables(monkeypatch):
-    import os  # noqa: PLC0415
-
-    for key in list(os.environ):
-        if key.startswith(("DOCKROUTE_", "TRAEFIK_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent")
-    monkeypatch.chdir("/")
+def _no_config_variables(no_config_variables):
+    """No DOCKROUTE_/TRAEFIK_ variable or configuration file of this machine reaches these tests."""
 
 
 @pytest.fixture
