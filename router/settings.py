@@ -50,6 +50,12 @@ class EntryPoint:
     # the metrics (Traefik v3's per-entry-point switches; both on by default)
     access_logs: bool = True
     metrics: bool = True
+    # http.encodedCharacters: the allowEncoded* keys that are true (the encoded characters let through)
+    allowed_encoded: frozenset[str] = frozenset()
+    # http.maxHeaderBytes: the request head's total size (Go's and Traefik's default, 1 MiB)
+    max_header_bytes: int = 1 << 20
+    # http.underscoreHeadersStrategy: keep, delete or reject request headers with "_" in their name
+    underscore_headers: str = "keep"
 
 
 @dataclass(frozen=True, slots=True)

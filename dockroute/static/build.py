@@ -126,7 +126,7 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
     rt = r.sub("transport", "respondingTimeouts")
     lc = r.sub("transport", "lifeCycle")
     d = _DEFAULTS[EntryPoint]
-    _refuse_request_checks(r.sub("http"))
+    http = r.sub("http")
     obs = r.sub("observability")
     # Read as Traefik reads them (a bad value stops the start), not acted on: reported by name (WARNED).
     obs.flag("tracing", True)
@@ -151,17 +151,19 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
         request_accept_grace_timeout=lc.duration(
             "requestAcceptGraceTimeout", d["request_accept_grace_timeout"]
         ),
+        allowed_encoded=_encoded_characters(http),
+        max_header_bytes=_max_header_bytes(http),
+        underscore_headers=_underscore_headers(http),
     )
 
 
 _GO_MAX_HEADER_BYTES = 1 << 20  # Go's http.DefaultMaxHeaderBytes, Traefik's maxHeaderBytes default
 
 
-def _refuse_request_checks(http: Reader) -> None:
-    """``http.encodedCharacters``, ``http.maxHeaderBytes`` and ``http.underscoreHeadersStrategy`` tighten
-    what a request may carry. dockroute allows every encoded character, sets no total header size and keeps
-    headers with underscores (Traefik's defaults, which are accepted); asking for more is refused by name:
-    ignoring it would let those requests through."""
+def _encoded_characters(http: Reader) -> frozenset[str]:
+    """``http.encodedCharacters``: the ``allowEncoded*`` keys set to true (each true by default today).
+    dockroute lets every encoded character through, so asking to refuse one is refused by name: ignoring
+    it would pass the requests you asked to refuse."""
     enc = http.sub("encodedCharacters")
     for key in ENCODED_CHARACTERS:
         if not enc.flag(key, True):
@@ -170,6 +172,12 @@ def _refuse_request_checks(http: Reader) -> None:
                 "false is not supported: dockroute lets every encoded character through, and ignoring it "
                 f"would pass the requests you asked to refuse{where(enc.origin(key))}",
             )
+    return frozenset(ENCODED_CHARACTERS)
+
+
+def _max_header_bytes(http: Reader) -> int:
+    """``http.maxHeaderBytes``: dockroute sets no total header size today (Traefik's default is 1 MiB); a
+    smaller limit is refused by name, as ignoring it would pass larger headers."""
     max_header = http.integer("maxHeaderBytes", _GO_MAX_HEADER_BYTES)
     if max_header < _GO_MAX_HEADER_BYTES:
         raise StaticConfigError(
@@ -178,6 +186,12 @@ def _refuse_request_checks(http: Reader) -> None:
             f"limit the headers' total size, and ignoring it would pass larger ones"
             f"{where(http.origin('maxHeaderBytes'))}",
         )
+    return max_header
+
+
+def _underscore_headers(http: Reader) -> str:
+    """``http.underscoreHeadersStrategy``: dockroute keeps headers with underscores (Traefik's default);
+    ``delete`` and ``reject`` are refused by name, as ignoring them would pass such headers on."""
     strategy = http.text("underscoreHeadersStrategy", "keep", choices=("keep", "delete", "reject"))
     if strategy != "keep":
         raise StaticConfigError(
@@ -185,6 +199,7 @@ def _refuse_request_checks(http: Reader) -> None:
             f"{strategy!r} is not supported: dockroute keeps headers with underscores, and ignoring it would "
             f"pass them on to the backends{where(http.origin('underscoreHeadersStrategy'))}",
         )
+    return strategy
 
 
 def _entry_point_tls(http: Reader, resolvers: list[str]) -> RouterTLS | None:
