@@ -218,7 +218,10 @@ async def test_unrequested_or_odd_upgrades_are_safe(raw_backend, proxy):
 async def test_websocket_tunnel_has_backpressure_and_shutdown_respects_grace(raw_backend, proxy, tmp_path):
     async def firehose(b, reader, writer):
         await b.read_request(reader)
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        )
         block = b"x" * (1 << 20)
         for _ in range(200):
             writer.write(block)
@@ -234,7 +237,10 @@ async def test_websocket_tunnel_has_backpressure_and_shutdown_respects_grace(raw
     }
     dr = await proxy(one_route(b.url), static=static)
     reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
-    writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
     await reader.readuntil(b"\r\n\r\n")
     rss0 = dr.rss_kib()
     # The client reads nothing for a while: the 200 MiB firehose must stay in the backend, not the proxy.
