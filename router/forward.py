@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 from router.balancer import WeightedBalancer
 from router.exchange import answer, raw_edits
 from router.framing import abandon, relay, respond
-from router.headers import FORWARDED, REQUEST_DROP, BadEdit, Memo, connection_tokens, edit_line
+from router.headers import (
+    FORWARDED,
+    REQUEST_DROP,
+    TRUSTED_DROP,
+    UNTRUSTED_DROP,
+    BadEdit,
+    Memo,
+    connection_tokens,
+    edit_line,
+)
 from router.replies import Sent, error_body
 from router.rules import RequestInfo
 from router.tunnel import tunnel
@@ -216,11 +225,16 @@ class _RequestHead:
         tokens = connection_tokens(raw) if "Connection" in headers else frozenset()
         edits = ex.header_edits if ex is not None else None
         edited, added, edits_forwarded = _request_plan(tuple(edits.items())) if edits else (None, (), False)
+        # One set lookup per header decides what is copied: hop-by-hop and framing headers never; the
+        # X-Forwarded-* set, in every spelling, only from a trusted peer (see router.headers). What
+        # Connection names goes too, before the proxy's own headers are added, so it cannot name those.
+        trusted = ep.trusted.trusts(info.client_ip) if ep.trusted else False
+        drop = TRUSTED_DROP if trusted else UNTRUSTED_DROP
         lines: list[bytes] = []
         append = lines.append
         for name, value in raw:
             ln = name.lower()
-            if ln in REQUEST_DROP or ln in FORWARDED or (tokens and ln in tokens):
+            if ln in drop or (tokens and ln in tokens):
                 continue
             if edited and ln in edited:
                 continue
@@ -246,7 +260,6 @@ class _RequestHead:
             if cl is not None:
                 append(b"Content-Length: " + cl.encode() + b"\r\n")
                 self.has_body = cl != "0"
-        trusted = ep.trusted.trusts(info.client_ip) if ep.trusted else False
         forwarded = _forwarded(ep, headers, info.client_ip, host_header, trusted)
         append(_edited(forwarded, edits, info.client_ip) if edits_forwarded else forwarded)
         if ex is None:
