@@ -16,7 +16,8 @@ from collections.abc import Callable
 import pytest
 from multidict import CIMultiDict
 
-from router.headers import TrustedNetworks
+from router.headers import TrustedNetworks, underscore_guard
+from router.settings import EntryPoint
 from tests.hardening.rawclient import exchange
 from tests.hardening.test_parsing import RecordingBackend, recording  # noqa: F401  (a fixture)
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
@@ -237,6 +238,9 @@ class ScriptedBackend:
             self.server.close()
 
 
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
 def _h2c_capable(head: bytes) -> bytes:
     """A backend that takes an h2c upgrade whenever it is offered one (as Go's h2c handler or hyper
     do): a 101 and then HTTP/2 frames, beyond the proxy's rules."""
@@ -262,13 +266,27 @@ async def test_h2c_upgrade_is_never_forwarded(proxy, connection):  # noqa: F811
     try:
         dr = await proxy(_route(backend.url))
         raw = _get(connection, "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
-        answer = await exchange(dr.port, raw.replace(b"Connection: close\r\n", b""), timeout=2.0)
-        assert answer.status == 200, answer.data[:300]
+        answer = await exchange(dr.port, raw)
+        assert answer.status == 200 and answer.answers == 1, answer.data[:300]
         assert answer.body == b"ok"
         (head,) = backend.heads
         assert b"h2c" not in head.lower() and b"http2-settings" not in head.lower(), head
     finally:
         await backend.stop()
+
+
+async def test_h2c_prior_knowledge_is_refused_and_never_forwarded(proxy, recording):  # noqa: F811
+    """The other h2c door (BishopFox's h2csmuggler ``--prior-knowledge`` mode): HTTP/2's preface sent
+    straight to the HTTP/1.1 entry point is a bad request, 400 and closed, with nothing at the backend
+    (a proxy relaying unparsed bytes would hand the backend an HTTP/2 connection)."""
+    dr = await proxy(_route(recording.url))
+    answer = await exchange(dr.port, PREFACE)
+    assert answer.status == 400 and answer.closed, answer.data[:300]
+    assert answer.body == b"400 Bad Request\n"
+    good = await exchange(dr.port, _get())
+    assert good.status == 200
+    seen = await _one_head(recording)  # the good request is the only thing that arrived
+    assert "X-Forwarded-For" in seen and b"PRI" not in recording.received
 
 
 async def test_pooled_backend_connection_carries_no_cookie_between_clients(proxy):  # noqa: F811
@@ -295,3 +313,16 @@ async def test_pooled_backend_connection_carries_no_cookie_between_clients(proxy
         assert b"cookie" not in backend.heads[1].lower(), backend.heads[1]
     finally:
         await backend.stop()
+
+
+def test_keep_underscore_headers_costs_nothing_per_request():
+    """``keep`` (Traefik's default) hands aiohttp the entry point's own handler: no wrapper, no check."""
+
+    class Handler:
+        entry_point = EntryPoint("web", ":0")
+
+        async def __call__(self, request: object) -> None:
+            return None
+
+    handler = Handler()
+    assert underscore_guard(handler) is handler
