@@ -1,11 +1,8 @@
 """Entry points: aiohttp's low-level server, hardened for the open internet, and graceful shutdown.
 
-aiohttp's defaults are made for applications behind a proxy, not for being the proxy:
-- the first request's headers may take as long as ``keepalive_timeout`` (an hour by default); here a
-  request's head must arrive within ``header_timeout`` seconds of its first byte (or of the connection);
-- a malformed request is answered with a page that repeats the request's bytes and logs a traceback; here
-  it gets a fixed ``400 Bad Request`` and one debug line;
-- bodies are decompressed on the way in; here they pass untouched (``auto_decompress=False``).
+aiohttp's defaults are made for applications behind a proxy, not for being the proxy: each connection is a
+:class:`router.connection.Protocol` (a header deadline, Go's limit on a request head, fixed error answers),
+and bodies pass untouched (``auto_decompress=False``; aiohttp decompresses them on the way in by default).
 """
 
 from __future__ import annotations
@@ -17,24 +14,21 @@ import os
 import select
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import http as aiohttp_http
 from aiohttp import web, web_protocol
 from cachetools import LRUCache
 
-from router.bad_requests import BadRequestLog
 from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed, parse_client_hello
+from router.connection import Server as _Server
+from router.headers import underscore_guard
 from router.proxy import EntryPointHandler
 from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCertificates, challenge_context
 from router.tls_options import OPTIONS_ATTR, options_for_host, uses_other_options
 
 log = logging.getLogger("dockroute.server")
-
-_BAD_REQUEST = "400 Bad Request\n"
-
 
 # The aiohttp releases this module is tested with (CI runs the floor and the newest). Everything else it
 # needs from aiohttp is public API, except what :func:`aiohttp_problem` checks once at start.
@@ -61,6 +55,8 @@ def aiohttp_problem() -> str | None:
     missing += [f"RawRequestMessage.{f}" for f in _MESSAGE_FIELDS if not hasattr(message_cls, f)]
     if not callable(getattr(web.RequestHandler, "set_parser", None)):
         missing.append("RequestHandler.set_parser")
+    if "_messages" not in getattr(web.RequestHandler, "__slots__", ()):
+        missing.append("RequestHandler._messages")  # router.connection: has a head been parsed
     params = inspect.signature(web.Server.__init__).parameters
     missing += [f"Server({p}=...)" for p in ("request_factory", "handler_cancellation") if p not in params]
     if not missing:
@@ -101,121 +97,6 @@ def check_aiohttp() -> None:
     problem = aiohttp_problem() or parser_problem()
     if problem is not None:
         raise SystemExit(f"dockroute: {problem}")
-
-
-class _Protocol(web.RequestHandler):
-    """aiohttp's connection handler with a header deadline and quiet, non-echoing errors.
-
-    The deadline is kept with the connection's own state only (no parser internals, which aiohttp renames
-    between releases). ``head_since`` is when the pending request head began: the connection's opening,
-    or the first bytes that arrive while no request is being handled; it is cleared when a request's
-    handler starts (its head is complete). ``busy`` is set by :class:`_Server`'s handler wrapper for as
-    long as a handler runs, a WebSocket tunnel included: bytes arriving then are a body or tunnel data,
-    never a new head.
-
-    One timer per connection does the checking and is re-armed for what is left of a newer head, rather
-    than one timer per request: on a busy keep-alive connection a request then costs no timer at all."""
-
-    def __init__(self, manager: _Server, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self.event_loop: asyncio.AbstractEventLoop = kwargs["loop"]
-        self.header_timeout = manager.header_timeout
-        self.header_handle: asyncio.TimerHandle | None = None
-        self.head_since: float | None = None
-        self.busy = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if self.header_timeout:
-            self._head_started()
-
-    def _head_started(self) -> None:
-        self.head_since = self.event_loop.time()
-        if self.header_handle is None:
-            self.header_handle = self.event_loop.call_later(self.header_timeout, self._header_deadline)
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if data and self.head_since is None and not self.busy and self.header_timeout:
-            # The first bytes of the next request on a kept-alive connection (inlined: once per request).
-            self.head_since = self.event_loop.time()
-            if self.header_handle is None:
-                self.header_handle = self.event_loop.call_later(self.header_timeout, self._header_deadline)
-
-    def _header_deadline(self) -> None:
-        self.header_handle = None
-        since = self.head_since
-        if since is None or self.busy:
-            return  # no head pending: the next one re-arms
-        left = since + self.header_timeout - self.event_loop.time()
-        if left > 0:  # a later head than the one this timer was set for
-            self.header_handle = self.event_loop.call_later(left, self._header_deadline)
-            return
-        # The transport is captured first: force_close() drops the protocol's reference to it, and the
-        # connection may have closed already (the timer can fire in the same loop turn as the loss).
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        log.debug("closing connection: request headers not received in time")
-        self.force_close()
-        transport.close()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self.header_handle is not None:
-            self.header_handle.cancel()
-            self.header_handle = None
-        super().connection_lost(exc)
-
-    def handle_error(
-        self,
-        request: Any,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if status >= 500:
-            log.error("internal error while handling a request: %r", exc, exc_info=exc)
-            text = "500 Internal Server Error\n" if status == 500 else f"{status}\n"
-        else:
-            _bad_requests.note(request.remote, str(message or exc or status))
-            text = _BAD_REQUEST if status == 400 else f"{status}\n"
-        resp = web.Response(status=status, text=text)
-        resp.force_close()
-        return resp
-
-
-_bad_requests = BadRequestLog()
-
-
-class _Server(web.Server):
-    """aiohttp's low-level server making :class:`_Protocol` connections around ``handler``.
-
-    ``protocol_kwargs`` are the connection settings (timeouts, decompression), kept here rather than read
-    back from aiohttp's private copy."""
-
-    def __init__(
-        self,
-        handler: Callable[[Any], Awaitable[Any]],
-        *,
-        header_timeout: float,
-        handler_cancellation: bool,
-        **protocol_kwargs: Any,
-    ) -> None:
-        async def handle(request: Any) -> Any:
-            protocol = request.protocol
-            protocol.busy = True  # the head is complete; until the handler is done, bytes are not a head
-            protocol.head_since = None
-            try:
-                return await handler(request)
-            finally:
-                protocol.busy = False
-
-        super().__init__(handle, handler_cancellation=handler_cancellation, **protocol_kwargs)
-        self.header_timeout = header_timeout
-        self.protocol_kwargs = protocol_kwargs
-
-    def __call__(self) -> web.RequestHandler:
-        return _Protocol(self, loop=asyncio.get_running_loop(), **self.protocol_kwargs)
 
 
 class _ChallengeProtocol(asyncio.Protocol):
@@ -325,9 +206,10 @@ class EntryPointServer:
     def _web_server(self, handler: EntryPointHandler) -> _Server:
         ep = handler.entry_point
         return _Server(
-            handler,
+            underscore_guard(handler),  # Traefik's underscoreHeadersStrategy, before routing
             header_timeout=self.header_timeout,
             handler_cancellation=True,  # a client gone mid-request abandons its backend request too
+            max_header_bytes=ep.max_header_bytes,
             keepalive_timeout=ep.idle_timeout or 3600.0,
             access_log=None,
             auto_decompress=False,

@@ -1,0 +1,329 @@
+"""Limits and timeouts against the real dockroute process: how much of a request head the proxy holds, how
+long a client may take to send a head or a body, and what a body limit does before reading.
+
+Each case names the advisory or bug it comes from. The raw-socket client sends exactly the bytes under
+test; the recording backend shows that a refused request never reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+
+import pytest
+
+from tests.hardening.rawclient import Answer, exchange
+from tests.hardening.test_parsing import RecordingBackend, recording  # noqa: F401  (a fixture)
+from tests.integration.conftest import backends, proxy  # noqa: F401  (the real process, fixtures)
+from tests.integration.harness import expected_sha256, pattern_block, routers
+from tests.polling import wait_for
+
+pytestmark = pytest.mark.integration
+
+MIB = 1 << 20
+GO_431 = b"431 Request Header Fields Too Large"
+
+
+def _static(tmp_path, http: dict | None = None, timeouts: dict | None = None) -> dict:
+    ep: dict = {"address": "127.0.0.1:0"}
+    if http:
+        ep["http"] = http
+    if timeouts:
+        ep["transport"] = {"respondingTimeouts": timeouts}
+    return {
+        "entryPoints": {"web": ep},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "log": {"level": "DEBUG"},
+    }
+
+
+def _config(url: str, **extra) -> dict:
+    return routers(("r", "Host(`a.test`)", "s"), services={"s": [url]}, **extra)
+
+
+async def _send_while_reading(port: int, data: bytes, timeout: float = 5.0) -> Answer:
+    """Send ``data`` and read the answer at the same time: a server refusing a head it finds too large
+    answers and closes while the client is still sending (Go's "undefined behavior" comment on its 431), so
+    a client that only reads after sending everything may see a reset instead of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def send() -> None:
+        with contextlib.suppress(ConnectionError):
+            for at in range(0, len(data), 65536):
+                writer.write(data[at : at + 65536])
+                await writer.drain()
+
+    sender = asyncio.create_task(send())
+    out = bytearray()
+    closed = False
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await reader.read(65536):
+                out += chunk
+            closed = True
+    except TimeoutError:
+        pass
+    except ConnectionError:
+        closed = True
+    finally:
+        sender.cancel()
+        writer.close()
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await writer.wait_closed()
+    return Answer(bytes(out), closed)
+
+
+def _assert_431(answer: Answer) -> None:
+    assert answer.status == 431, answer.data[:200]
+    assert answer.body == GO_431  # Go's fixed text, nothing of the request
+    assert answer.closed
+
+
+# --- request head limits -------------------------------------------------------------------------------
+
+
+async def test_a_head_over_the_default_1mib_gets_431_and_a_close(proxy, recording):  # noqa: F811
+    """Go's DefaultMaxHeaderBytes (1 MiB, Traefik's ``maxHeaderBytes`` default): a request head over it is
+    answered ``431 Request Header Fields Too Large`` and closed (Go's conn.serve errTooLarge), and the proxy
+    holds no more than that per head (CWE-770; nginx's large_client_header_buffers is the same defence).
+    aiohttp alone answers 400 at 8 KiB per line."""
+    dr = await proxy(_config(recording.url))
+    head = b"GET /p HTTP/1.1\r\nHost: a.test\r\nX-Big: " + b"a" * (MIB + 8192) + b"\r\n\r\n"
+    _assert_431(await _send_while_reading(dr.port, head))
+    assert recording.received == b""
+
+
+async def test_a_uri_over_the_limit_gets_431_as_in_go(proxy, recording):  # noqa: F811
+    """Go counts the request line in MaxHeaderBytes and answers 431 for a URI that is too long (it never
+    sends 414): Traefik's answer, matched. nginx's large_client_header_buffers answers 414 instead."""
+    dr = await proxy(_config(recording.url))
+    head = b"GET /" + b"u" * (MIB + 8192) + b" HTTP/1.1\r\nHost: a.test\r\n\r\n"
+    _assert_431(await _send_while_reading(dr.port, head))
+    assert recording.received == b""
+
+
+async def test_headers_under_the_limit_pass_as_in_traefik(proxy, recording):  # noqa: F811
+    """A 100 KiB cookie and 300 headers are within Go's limits (Traefik forwards them); aiohttp's defaults
+    (8190 bytes a line, 128 headers) refused both with 400. The head is counted as a whole, as Go does."""
+    dr = await proxy(_config(recording.url))
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(300))
+    req = b"GET /p HTTP/1.1\r\nHost: a.test\r\nCookie: c=" + b"c" * (100 << 10) + b"\r\n" + many
+    answer = await exchange(dr.port, req + b"Connection: close\r\n\r\n", timeout=5.0)
+    assert answer.status == 200, answer.data[:200]
+    assert b"c" * (100 << 10) in recording.received and b"X-H299: v" in recording.received
+
+
+async def test_too_many_headers_get_431(proxy, recording):  # noqa: F811
+    """A head of thousands of tiny headers (CVE-2019-9516-like shapes: many small fields, each a Python
+    object) is refused past a fixed count of 1000 with 431; HAProxy refuses above 101, Apache above 100."""
+    dr = await proxy(_config(recording.url))
+    lines = b"".join(b"X-%d: v\r\n" % i for i in range(1100))
+    _assert_431(await _send_while_reading(dr.port, b"GET /p HTTP/1.1\r\nHost: a.test\r\n" + lines + b"\r\n"))
+    assert recording.received == b""
+
+
+# --- header deadline -----------------------------------------------------------------------------------
+
+
+async def test_a_slowloris_head_is_cut_in_seconds_by_default(proxy, recording):  # noqa: F811
+    """Slowloris (CVE-2007-6750 against Apache; Go's ReadHeaderTimeout; Traefik GHSA-4vwx-54mw-vqfw /
+    CVE-2024-28869 made readTimeout 60 s by default): a head trickled one line a second is closed within
+    dockroute's default 10 s header deadline, not after aiohttp's keep-alive hour."""
+    dr = await proxy(_config(recording.url))
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    t0 = time.monotonic()
+    writer.write(b"GET /p HTTP/1.1\r\nHost: a.test\r\n")
+    closed = False
+    try:
+        async with asyncio.timeout(20):
+            while not closed:
+                with contextlib.suppress(ConnectionError):
+                    writer.write(b"X-Slow: 1\r\n")
+                    await writer.drain()
+                try:
+                    closed = await asyncio.wait_for(reader.read(100), 1.0) == b""
+                except TimeoutError:
+                    continue
+                except ConnectionError:
+                    closed = True
+    finally:
+        writer.close()
+    assert closed
+    assert time.monotonic() - t0 < 13
+    assert recording.received == b""
+
+
+# --- request body --------------------------------------------------------------------------------------
+
+
+async def test_a_stalled_body_is_cut_by_read_timeout(proxy, recording, tmp_path):  # noqa: F811
+    """A client that stops sending mid-body (Traefik GHSA-4vwx-54mw-vqfw / CVE-2024-28869: a
+    Content-Length and no body held a connection forever) is cut when readTimeout runs out, the backend's
+    connection with it."""
+    dr = await proxy(_config(recording.url), static=_static(tmp_path, timeouts={"readTimeout": "2s"}))
+    t0 = time.monotonic()
+    answer = await exchange(
+        dr.port, b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10, timeout=8.0
+    )
+    assert answer.closed
+    assert time.monotonic() - t0 < 6
+    await wait_for(lambda: recording.connections >= 1)
+
+
+async def test_a_fast_large_upload_passes(proxy, backends):  # noqa: F811
+    """Traefik's readTimeout (60 s by default since v2.11.2) cut large uploads (traefik#10654, #10611):
+    a fast 300 MiB upload over loopback goes through whole under the default settings, in seconds."""
+    (b,) = await backends("up")
+    dr = await proxy(_config(b.url))
+    size = 300 * MIB
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    t0 = time.monotonic()
+    writer.write(
+        b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size
+    )
+    block = pattern_block()
+    for _ in range(size // len(block)):
+        writer.write(block)
+        await writer.drain()
+    async with asyncio.timeout(60):
+        data = await reader.read()
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert expected_sha256(size).encode() in data
+    assert time.monotonic() - t0 < 60
+
+
+# --- response to a client that stops reading --------------------------------------------------------------
+
+
+class StreamingBackend:
+    """Answers every request with a 1 GiB body written as fast as the proxy takes it, counting the bytes
+    the proxy accepted (``sent``) and noticing when the proxy drops the connection (``dropped``)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.dropped = False
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def start(self) -> StreamingBackend:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 30))
+                block = b"d" * 65536
+                for _ in range((1 << 30) // len(block)):
+                    writer.write(block)
+                    await writer.drain()
+                    self.sent += len(block)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.dropped = True
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def settled(self) -> bool:
+        """Whether the backend has stopped making progress (the proxy stopped reading it)."""
+        before = self.sent
+        await asyncio.sleep(0.3)
+        return self.sent == before and self.sent > 0
+
+
+@pytest.fixture
+async def streaming():
+    backend = await StreamingBackend().start()
+    yield backend
+    if backend.server is not None:
+        backend.server.close()
+
+
+async def _stop_reading(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client that asks for the 1 GiB answer, reads its head and then reads nothing more."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    writer.write(b"GET /big HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    writer.transport.pause_reading()  # from here on the client reads nothing
+    return reader, writer
+
+
+async def test_a_client_that_stops_reading_holds_bounded_memory(proxy, streaming):  # noqa: F811
+    """A client that stops reading a large answer (the "slow read" attack, sockstress/CVE-2008-4609 shape;
+    Traefik's writeTimeout is 0 by default) must not make the proxy buffer the answer: the backend is
+    throttled to the client's pace, so of 1 GiB only what the socket buffers hold leaves the backend and
+    the proxy's memory stays flat."""
+    dr = await proxy(_config(streaming.url))
+    before = dr.rss_kib()
+    _, writer = await _stop_reading(dr.port)
+    try:
+        await wait_for(streaming.settled, timeout=15)
+        assert streaming.sent < 64 * MIB, streaming.sent
+        assert dr.rss_kib() - before < 64 * 1024, (before, dr.rss_kib())
+    finally:
+        writer.close()
+
+
+async def test_write_timeout_closes_a_client_that_stops_reading(proxy, streaming, tmp_path):  # noqa: F811
+    """``respondingTimeouts.writeTimeout`` (Go's WriteTimeout, the whole response) closes a client that
+    stopped reading a large answer, and the backend's connection with it: nothing is held past it."""
+    dr = await proxy(_config(streaming.url), static=_static(tmp_path, timeouts={"writeTimeout": "2s"}))
+    t0 = time.monotonic()
+    _, writer = await _stop_reading(dr.port)
+    try:
+        await wait_for(lambda: streaming.dropped, timeout=10)
+        assert time.monotonic() - t0 < 8
+    finally:
+        writer.close()
+
+
+# --- buffering: maxRequestBodyBytes ----------------------------------------------------------------------
+
+
+def _buffered(url: str, limit: int) -> dict:
+    cfg = _config(url, middlewares={"buf": {"buffering": {"maxRequestBodyBytes": limit}}})
+    cfg["http"]["routers"]["r"]["middlewares"] = ["buf"]
+    return cfg
+
+
+async def test_expect_continue_over_the_body_limit_gets_413_without_100(proxy, recording):  # noqa: F811
+    """RFC 9110 10.1.1: a server that will refuse the body answers the final status instead of ``100
+    Continue``; Go's expectContinueReader sends 100 only on the first body read, and oxy's buffer (Traefik's
+    buffering) checks Content-Length against maxRequestBodyBytes before reading. So the client is told 413
+    at once, never invited to send, and the backend gets nothing."""
+    dr = await proxy(_buffered(recording.url, 1000))
+    head = b"POST /p HTTP/1.1\r\nHost: a.test\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    try:
+        writer.write(head)
+        async with asyncio.timeout(1.5):  # at once: the client sends nothing more
+            first = await reader.readuntil(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 413"), first
+        async with asyncio.timeout(5):
+            rest = await reader.read()  # and the connection is closed (the body was never read)
+    finally:
+        writer.close()
+    assert b"100 Continue" not in first + rest
+    assert recording.received == b""
+
+
+async def test_a_chunked_body_over_the_limit_is_cut_as_soon_as_it_passes(proxy, recording):  # noqa: F811
+    """A chunked body has no length to check first: it is refused 413 as soon as the bytes read pass
+    maxRequestBodyBytes, not after the client decides to end it (oxy's MaxBytesReader; CWE-400)."""
+    dr = await proxy(_buffered(recording.url, 1000))
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    writer.write(b"POST /p HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+    writer.write(b"800\r\n" + b"x" * 0x800 + b"\r\n")  # past the limit; the body goes on (no last chunk)
+    await writer.drain()
+    async with asyncio.timeout(3):
+        data = await reader.read()
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 413"), data[:200]
+    assert recording.received == b""
