@@ -1,9 +1,14 @@
 """Request-target normalisation, done once per request.
 
 The proxy routes and forwards one and the same string: the raw path with percent-escapes of unreserved
-characters decoded, the remaining escapes upper-cased, and dot segments removed (also the encoded ones,
-``%2e%2e``). ``%2F`` stays encoded, so ``/a%2Fb`` is never confused with ``/a/b``. Nothing downstream
-re-normalises it (no URL library on the way out), so what a rule checked is exactly what the backend gets.
+characters decoded, the remaining escapes upper-cased, then dot segments (also the encoded ones,
+``%2e%2e``) and duplicate slashes removed: Traefik v3.6+'s normalizePath and sanitizePath, in that order.
+``%2F`` stays encoded, so ``/a%2Fb`` is never confused with ``/a/b``. Nothing downstream re-normalises it
+(no URL library on the way out), so what a rule checked is exactly what the backend gets.
+
+Encoded characters a backend may read as structure (``%2F`` ``%5C`` ``%00`` ``%3B`` ``%25`` ``%3F``
+``%23``) are what Traefik's ``encodedCharacters`` options allow or refuse; :func:`denied_escape` finds the
+first refused one in a normalised path (its escapes are upper case by then).
 """
 
 from __future__ import annotations
@@ -12,15 +17,28 @@ _HEX = "0123456789ABCDEFabcdef"
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
+# Traefik's ``encodedCharacters`` keys and the escape each one allows, as :func:`normalize_path` spells it.
+ENCODED_ESCAPES = {
+    "allowEncodedSlash": "%2F",
+    "allowEncodedBackSlash": "%5C",
+    "allowEncodedNullCharacter": "%00",
+    "allowEncodedSemicolon": "%3B",
+    "allowEncodedPercent": "%25",
+    "allowEncodedQuestionMark": "%3F",
+    "allowEncodedHash": "%23",
+}
+
+
 class BadTarget(ValueError):
-    """The request target cannot be normalised (bad escape, not origin- or absolute-form)."""
+    """The request target cannot be normalised (bad escape, a fragment, not origin- or absolute-form)."""
 
 
 def split_target(target: str) -> tuple[str | None, str, str]:
     """Split a request target into (authority or None, raw path, raw query).
 
     Absolute-form (``GET http://a.test/x``) carries its own authority, which RFC 9112 says wins over
-    the Host header. Fragments never belong in a request target and are dropped.
+    the Host header. A fragment never belongs in a request target: one is refused (Traefik's denyFragment),
+    as the proxy and the backend could cut the path in different places.
     """
     authority = None
     if not target.startswith("/"):
@@ -38,9 +56,8 @@ def split_target(target: str) -> tuple[str | None, str, str]:
             return None, "*", ""
         else:
             raise BadTarget("request target must be a path or an absolute URL")
-    hash_at = target.find("#")
-    if hash_at >= 0:
-        target = target[:hash_at]
+    if "#" in target:
+        raise BadTarget("a fragment in the request target")
     q = target.find("?")
     if q < 0:
         return authority, target, ""
@@ -65,12 +82,13 @@ def _unescape_unreserved(path: str) -> str:
     return "".join(out)
 
 
-def _remove_dot_segments(path: str) -> str:
-    # RFC 3986 section 5.2.4, on "/"-separated segments.
-    segments = path.split("/")
+def _clean(path: str) -> str:
+    """Go's ``URL.JoinPath()`` (Traefik's sanitizePath): dot segments (RFC 3986 section 5.2.4) and empty
+    ones (duplicate slashes) removed, ``..`` never climbing above the root, and a trailing slash kept only
+    if the path ended with one (``/a/b/..`` is ``/a``, ``/./foo/../bar//`` is ``/bar/``)."""
     out: list[str] = []
-    for seg in segments[1:]:
-        if seg == ".":
+    for seg in path.split("/"):
+        if seg == "" or seg == ".":
             continue
         if seg == "..":
             if out:
@@ -78,25 +96,40 @@ def _remove_dot_segments(path: str) -> str:
             continue
         out.append(seg)
     result = "/" + "/".join(out)
-    # A trailing "." or ".." names a directory: keep the trailing slash.
-    if segments[-1] in (".", "..") and not result.endswith("/"):
+    if path.endswith("/") and len(result) > 1:
         result += "/"
     return result
 
 
 def normalize_path(path: str) -> str:
-    """Normalise a raw path; the fast path (nothing to do) costs two substring searches."""
+    """Normalise a raw path; the fast path (nothing to do) costs three substring searches."""
     if not path:
         return "/"
     if path == "*":
         return path
     if "%" in path:
         path = _unescape_unreserved(path)
-    if "/." in path:
-        path = _remove_dot_segments(path)
+    if "/." in path or "//" in path:
+        path = _clean(path)
     if not path.startswith("/"):
         path = "/" + path
     return path
+
+
+def denied_escape(path: str, denied: frozenset[str]) -> str | None:
+    """The first escape of ``path`` (normalised: escapes upper case) that is in ``denied``, or None."""
+    i = path.find("%")
+    while i >= 0:
+        esc = path[i : i + 3]
+        if esc in denied:
+            return esc
+        i = path.find("%", i + 3)
+    return None
+
+
+def denied_escapes(allowed: frozenset[str]) -> frozenset[str]:
+    """The escapes refused when only the ``encodedCharacters`` keys in ``allowed`` are true."""
+    return frozenset(esc for key, esc in ENCODED_ESCAPES.items() if key not in allowed)
 
 
 def normalize_host(host: str) -> str:

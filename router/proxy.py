@@ -7,19 +7,38 @@ the client transport itself and tells aiohttp the exchange is over through a sta
 (:class:`~router.replies.Sent`); see :mod:`router.forward`, :mod:`router.framing` and
 :mod:`router.tunnel` for the proxying itself.
 
+Before routing, one reading of the request: the authority is the absolute-form target's if it has one
+(RFC 9112 section 3.2.2), else the Host header (which llhttp requires of HTTP/1.1, as Go does); the host
+is lower-cased without its port and trailing dot; the path normalised once (:mod:`router.paths`) and
+refused (400) when it holds an encoded character the entry point's ``encodedCharacters`` does not allow.
+Routing and forwarding both use that host and that path.
+
+A route whose service can only reach dockroute's own listening addresses answers ``508 Loop Detected``
+at once (see :meth:`EntryPointHandler.loops`).
+
 The target classes are re-exported here for the modules that compile configurations into targets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import time
+import weakref
 from typing import Any
 
 from router.accesslog import AccessLog, AccessRecord
 from router.headers import TrustedNetworks
 from router.metrics import Metrics, tls_labels
-from router.paths import BadTarget, normalize_host, normalize_path, split_target
+from router.paths import (
+    BadTarget,
+    denied_escape,
+    denied_escapes,
+    normalize_host,
+    normalize_path,
+    split_target,
+)
 from router.replies import CANNED, SENT_CLOSE, SENT_KEEP, Sent, simple
 from router.rules import RequestInfo
 from router.settings import EntryPoint
@@ -34,7 +53,12 @@ __all__ = ["CHALLENGE_PREFIX", "ChallengeTarget", "EntryPointHandler", "Redirect
 # when the request is logged, so that one still there is a request not logged yet (see :meth:`unlogged`).
 _T0 = "dockroute_t0"
 RETRIES = "dockroute_retries"  # retry attempts of the request (request mapping; the retry middleware's)
-_MISDIRECTED = {close: simple(421, "421 Misdirected Request\n", close) for close in (False, True)}
+# The proxy's own answers that the shared table has not: 421 and 508, each with and without close.
+_OWN = {
+    (status, close): simple(status, text, close)
+    for status, text in ((421, "421 Misdirected Request\n"), (508, "508 Loop Detected\n"))
+    for close in (False, True)
+}
 
 
 def peer_ip(peer: Any) -> str:
@@ -76,9 +100,21 @@ class EntryPointHandler:
         self.trusted = TrustedNetworks(entry_point.trusted_ips, entry_point.forwarded_insecure)
         self.read_timeout = entry_point.read_timeout or None
         self.write_timeout = entry_point.write_timeout or None
+        # The escapes refused in a path (http.encodedCharacters: those not allowed), upper case.
+        self.denied = denied_escapes(entry_point.allowed_encoded)
+        # The routes of ``table`` that lead only back to this process (ids), worked out once per table.
+        self._loops: frozenset[int] = frozenset()
+        self._loops_of: RoutingTable | None = None
+        _HANDLERS.add(self)
 
     def set_port(self, port: int) -> None:
+        """The port the entry point listens on, once bound: also one of this process's own addresses,
+        which every handler's loop check then looks at again."""
         self.port_b = str(port).encode()
+        _LISTENING.add((_listen_host(self.entry_point.address), port))
+        _OWN_SERVERS.clear()
+        for handler in _HANDLERS:
+            handler._loops_of = None
 
     async def __call__(self, request: Any) -> Sent:
         # The parsed head, read once (aiohttp's ``_message``; router.server checks it exists at start).
@@ -94,18 +130,26 @@ class EntryPointHandler:
             path = normalize_path(raw_path)
         except BadTarget as exc:
             return self.reply(request, transport, 400, True, None, f"bad request target: {exc}")
+        if self.denied and "%" in path and (esc := denied_escape(path, self.denied)) is not None:
+            return self.reply(request, transport, 400, True, None, f"encoded character {esc} in the path")
         headers = msg.headers
         if msg.chunked and headers.get("Transfer-Encoding", "").lower() != "chunked":
             # llhttp takes a list ending in chunked ("gzip, chunked"); forwarded, its other codings would
             # be lost. Go (Traefik) answers 501 to any Transfer-Encoding but one chunked.
             return self.reply(request, transport, 501, True, None, "unsupported Transfer-Encoding")
-        host_header = authority if authority is not None else headers.get("Host", "")
+        # RFC 9112 section 3.2.2: the absolute-form authority replaces Host (as in Go, an empty one does
+        # not). An HTTP/1.1 request without Host never gets here: llhttp answers it 400.
+        host_header = authority or headers.get("Host", "")
         client_ip = peer_ip(transport.get_extra_info("peername"))
         info = RequestInfo(msg.method, normalize_host(host_header), path, query, headers, client_ip)
         table = self.table
+        loops = self._loops if table is self._loops_of else self.loops(table)
         route = table.lookup(info)
         if route is None:
             return self.reply(request, transport, 404, close, info, "no router matched")
+        if loops and id(route) in loops:
+            why = "the service's servers are this proxy's own entry points"
+            return self.reply(request, transport, 508, close, info, why, route.target)
         if table.options_in_use and self._misdirected(transport, route.tls_options):
             why = "TLS options of the router differ"
             return self.reply(request, transport, 421, close, info, why, route.target)
@@ -136,6 +180,28 @@ class EntryPointHandler:
         made_under = getattr(sslobj.context, OPTIONS_ATTR, None) if sslobj is not None else None
         return made_under is None or made_under.name != options or not made_under.current
 
+    def loops(self, table: RoutingTable) -> frozenset[int]:
+        """The routes of ``table`` (their ids) that would send every request back to this process.
+
+        A service whose servers are all dockroute's own entry points (a Docker label on the proxy's own
+        container, a file config naming ``localhost:80``) turns each request into a new request to itself:
+        without a check it loops until sockets run out, or ends in a 502 after a failed connect. The check
+        compares each server's address with the addresses this process listens on, once per table (the
+        first request after a reload, or after an entry point binds), never per request; a request then
+        pays one truthiness test (no loop in the table) or one set lookup. It needs no marker header (a
+        ``Via`` on every forwarded request, which Traefik does not send and backends would see) and costs
+        no hop: the 508 is answered before any connection. What it cannot see: a loop through a host
+        name other than ``localhost`` (no DNS lookup on the event loop), through another proxy, or a
+        service mixing its own address with others (there a looped request is balanced again, and
+        reaches another server after one extra hop)."""
+        found = set()
+        for route in table.routes:
+            servers = _servers(route.target)
+            if servers and all(_is_own(up.host, up.port) for up in servers):
+                found.add(id(route))
+        self._loops, self._loops_of = frozenset(found), table
+        return self._loops
+
     def reply(
         self,
         request: Any,
@@ -151,7 +217,7 @@ class EntryPointHandler:
         ``target``: the route's target (its router is counted), ``up``: the server that failed."""
         if not close and not request.content.is_eof():
             close = True  # the body was never read: the connection cannot carry another request
-        data = CANNED[(status, close)] if status != 421 else _MISDIRECTED[close]
+        data = CANNED.get((status, close)) or _OWN[(status, close)]
         if request._message.method == "HEAD":
             data = data[: data.index(b"\r\n\r\n") + 4]  # the head alone, its Content-Length a GET's
         if not transport.is_closing():
@@ -296,3 +362,83 @@ def _origin_form(target: str) -> str:
     cut = min(i for i in (slash, query, len(rest)) if i >= 0)
     tail = rest[cut:]
     return tail if tail.startswith("/") else "/" + tail
+
+
+# Every entry point handler of this process, and the addresses they listen on: (host, or None for every
+# address of the machine; port).
+_HANDLERS: weakref.WeakSet[EntryPointHandler] = weakref.WeakSet()
+_LISTENING: set[tuple[str | None, int]] = set()
+_LOCAL: dict[str, bool] = {}  # address → whether this machine has it (asked once each)
+_OWN_SERVERS: dict[tuple[str, int], bool] = {}  # (server host, port) → _is_own (until a listener is added)
+_LOOPBACK = ("127.0.0.1", "::1")
+
+
+def _listen_host(address: str) -> str | None:
+    """The address an entry point listens on (``127.0.0.1:80`` → ``127.0.0.1``), None for all of them."""
+    host = address.rpartition(":")[0].strip("[]")
+    return None if host in ("", "0.0.0.0", "::") else host
+
+
+def _servers(target: Any) -> list[Any]:
+    """The servers a route's target may forward to (none for a redirect, an internal service...)."""
+    target = getattr(target, "final", target)
+    balancers = [getattr(target, "balancer", None)]
+    servers: list[Any] = []
+    while balancers:
+        balancer = balancers.pop()
+        if balancer is None:
+            continue
+        servers.extend(getattr(balancer, "servers", ()))
+        balancers.extend(child.balancer for child in getattr(balancer, "children", ()))
+    return servers
+
+
+def _is_local(ip: str) -> bool:
+    """Whether ``ip`` is one of this machine's addresses: binding to it succeeds only then."""
+    known = _LOCAL.get(ip)
+    if known is None:
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((ip, 0))
+            known = True
+        except OSError:
+            known = False
+        _LOCAL[ip] = known
+    return known
+
+
+def _is_own(host: str, port: int) -> bool:
+    """Whether a server at ``host:port`` is one of this process's entry points: an address literal or
+    ``localhost`` (RFC 6761: always loopback); other names are not looked up. Remembered per server."""
+    known = _OWN_SERVERS.get((host, port))
+    if known is None:
+        known = _OWN_SERVERS[(host, port)] = _listens_at(host, port)
+    return known
+
+
+def _listens_at(host: str, port: int) -> bool:
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        ips: tuple[str, ...] = _LOOPBACK
+    else:
+        try:
+            ips = (str(ipaddress.ip_address(name)),)
+        except ValueError:
+            return False
+    for listen_host, listen_port in _LISTENING:
+        if listen_port != port:
+            continue
+        if listen_host is None:
+            if any(_is_local(ip) for ip in ips):
+                return True
+        elif listen_host in ips or _same_ip(listen_host, ips):
+            return True
+    return False
+
+
+def _same_ip(listen_host: str, ips: tuple[str, ...]) -> bool:
+    try:
+        listening = ipaddress.ip_address(listen_host)
+    except ValueError:
+        return False
+    return any(ipaddress.ip_address(ip) == listening for ip in ips)

@@ -161,32 +161,20 @@ _GO_MAX_HEADER_BYTES = 1 << 20  # Go's http.DefaultMaxHeaderBytes, Traefik's max
 
 
 def _encoded_characters(http: Reader) -> frozenset[str]:
-    """``http.encodedCharacters``: the ``allowEncoded*`` keys set to true (each true by default today).
-    dockroute lets every encoded character through, so asking to refuse one is refused by name: ignoring
-    it would pass the requests you asked to refuse."""
+    """``http.encodedCharacters``: the ``allowEncoded*`` keys set to true, the encoded characters of a
+    request path the entry point lets through; every other one is answered 400 (router.proxy). Each key
+    is false unless set: the default of Traefik 3.6.4 to 3.6.6 (its fix for GHSA-gm3x-23wp-hc2c), which
+    Traefik 3.6.7 turned back to true for compatibility; dockroute keeps the refusal, as an encoded ``/``
+    or ``..`` read one way by a rule and another by a backend is the split view that advisory is about."""
     enc = http.sub("encodedCharacters")
-    for key in ENCODED_CHARACTERS:
-        if not enc.flag(key, True):
-            raise StaticConfigError(
-                f"{enc.path}.{key}",
-                "false is not supported: dockroute lets every encoded character through, and ignoring it "
-                f"would pass the requests you asked to refuse{where(enc.origin(key))}",
-            )
-    return frozenset(ENCODED_CHARACTERS)
+    return frozenset(key for key in ENCODED_CHARACTERS if enc.flag(key, False))
 
 
 def _max_header_bytes(http: Reader) -> int:
-    """``http.maxHeaderBytes``: dockroute sets no total header size today (Traefik's default is 1 MiB); a
-    smaller limit is refused by name, as ignoring it would pass larger headers."""
-    max_header = http.integer("maxHeaderBytes", _GO_MAX_HEADER_BYTES)
-    if max_header < _GO_MAX_HEADER_BYTES:
-        raise StaticConfigError(
-            f"{http.path}.maxHeaderBytes",
-            f"a limit under Traefik's default ({_GO_MAX_HEADER_BYTES}) is not supported: dockroute does not "
-            f"limit the headers' total size, and ignoring it would pass larger ones"
-            f"{where(http.origin('maxHeaderBytes'))}",
-        )
-    return max_header
+    """``http.maxHeaderBytes``: the most a request head (request line and headers) may take, as Go's
+    ``MaxHeaderBytes`` (a head over it is answered 431 and closed); 0 or less means Go's default, 1 MiB."""
+    max_header = http.integer("maxHeaderBytes", _GO_MAX_HEADER_BYTES, minimum=None)
+    return max_header if max_header > 0 else _GO_MAX_HEADER_BYTES
 
 
 def _underscore_headers(http: Reader) -> str:

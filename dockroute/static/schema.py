@@ -65,7 +65,8 @@ class ListOf:
 # Traefik's ``types.Domain``: the names of one certificate.
 _DOMAIN: dict[str, Any] = {"main": STR, "sans": LIST}
 
-# ``entryPoints.<ep>.http.encodedCharacters`` (Traefik v3.6+): each true by default.
+# ``entryPoints.<ep>.http.encodedCharacters`` (Traefik v3.6+): the encoded characters a request path may
+# hold. Each false by default in dockroute (Traefik 3.6.4's default; Traefik 3.6.7 made them true again).
 ENCODED_CHARACTERS = (
     "allowEncodedSlash",
     "allowEncodedBackSlash",
@@ -85,11 +86,11 @@ _ENTRY_POINT: dict[str, Any] = {
         "tls": {"certResolver": STR, "options": STR, "domains": ListOf(_DOMAIN)},
         "middlewares": LIST,  # run before every router's own there (router.chains)
         **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath"), ANY),
-        # Traefik's default (1 MiB) or more: reported (WARNED); less is refused by name (a limit ignored).
-        "maxHeaderBytes": INT,
-        # Both tighten what a request may carry: acted on as Traefik's defaults (allow, keep), refused by
-        # name otherwise (ignoring them would let through requests the user asked to refuse).
+        "maxHeaderBytes": INT,  # acted on: the request head's size limit (router.server)
+        # Acted on: the encoded characters let through in a request path (router.proxy refuses the others).
         "encodedCharacters": dict.fromkeys(ENCODED_CHARACTERS, BOOL),
+        # Tightens what a request may carry: acted on as Traefik's default (keep), refused by name otherwise
+        # (ignoring it would let through requests the user asked to refuse).
         "underscoreHeadersStrategy": STR,
     },
     "asDefault": BOOL,
@@ -252,7 +253,6 @@ _METRICS: dict[str, Any] = {
 WARNED: frozenset[str] = frozenset(
     {
         "accessLog.dualOutput",
-        "entryPoints.*.http.maxHeaderBytes",
         "entryPoints.*.forwardedHeaders.notAppendXForwardedFor",
         "entryPoints.*.forwardedHeaders.addXForwardedSchemeHeaders",
         "entryPoints.*.observability.tracing",

@@ -1,6 +1,13 @@
 import pytest
 
-from router.paths import BadTarget, normalize_host, normalize_path, split_target
+from router.paths import (
+    BadTarget,
+    denied_escape,
+    denied_escapes,
+    normalize_host,
+    normalize_path,
+    split_target,
+)
 
 
 @pytest.mark.parametrize(
@@ -14,14 +21,20 @@ from router.paths import BadTarget, normalize_host, normalize_path, split_target
         ("/../../etc/passwd", "/etc/passwd"),
         ("/a/%2e%2e/b", "/b"),
         ("/a/%2E%2e/%2e/b", "/b"),
-        ("/a/b/..", "/a/"),
-        ("/a/b/.", "/a/b/"),
+        ("/a/b/..", "/a"),  # Go's JoinPath (Traefik's sanitizePath): a trailing slash only if one was sent
+        ("/a/b/.", "/a/b"),
+        ("/a/b/../", "/a/"),
+        ("/./foo/../bar//", "/bar/"),  # Traefik's documented example
+        ("/..", "/"),
         ("/%7Euser", "/~user"),
         ("/%41%42c", "/ABc"),
         ("/a%2fb", "/a%2Fb"),  # an encoded slash is data, not a separator
         ("/a%2Fb/../c", "/c"),
         ("/caf%c3%a9", "/caf%C3%A9"),
-        ("/a//b", "/a//b"),  # not merged: Traefik does not merge slashes either
+        ("/a//b", "/a/b"),  # merged, as Traefik v3.6+'s sanitizePath does
+        ("//a", "/a"),
+        ("/a//", "/a/"),
+        ("/a/..%2Fb", "/a/..%2Fb"),  # "..%2F" is no dot segment: data, refused unless allowEncodedSlash
         ("*", "*"),
     ],
 )
@@ -37,13 +50,29 @@ def test_bad_escapes_are_refused(raw):
 
 def test_split_target_forms():
     assert split_target("/p?q=1&r") == (None, "/p", "q=1&r")
-    assert split_target("/p#frag") == (None, "/p", "")
     assert split_target("http://Example.test:81/x?y") == ("Example.test:81", "/x", "y")
     assert split_target("https://a.test") == ("a.test", "/", "")
     assert split_target("http://a.test?x=1") == ("a.test", "/", "x=1")
     assert split_target("*") == (None, "*", "")
     with pytest.raises(BadTarget):
         split_target("example.com:443")
+
+
+@pytest.mark.parametrize("target", ["/p#frag", "/p?q#f", "http://a.test/x#y"])
+def test_a_fragment_is_refused(target):
+    """Traefik's denyFragment: a "#" never belongs in a request target; cut here and not at the backend
+    (or the other way round), it would make two readings of one path."""
+    with pytest.raises(BadTarget):
+        split_target(target)
+
+
+def test_denied_escapes_follow_the_allowed_keys():
+    everything = denied_escapes(frozenset())
+    assert everything == {"%2F", "%5C", "%00", "%3B", "%25", "%3F", "%23"}
+    assert denied_escapes(frozenset({"allowEncodedSlash"})) == everything - {"%2F"}
+    assert denied_escape(normalize_path("/a%2fb"), everything) == "%2F"
+    assert denied_escape("/a%20b%3Bc", everything) == "%3B"
+    assert denied_escape("/a%20b", everything) is None
 
 
 @pytest.mark.parametrize(

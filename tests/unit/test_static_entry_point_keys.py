@@ -1,6 +1,6 @@
 """Traefik v3 keys of entry points and logs that a Traefik file may carry: acted on (per-entry-point
-observability), refused by name where ignoring them would let through requests the user asked to refuse
-(encodedCharacters, underscoreHeadersStrategy), else reported by name as not supported."""
+observability, encodedCharacters), refused by name where ignoring them would let through requests the user
+asked to refuse (underscoreHeadersStrategy), else reported by name as not supported."""
 
 from __future__ import annotations
 
@@ -85,24 +85,33 @@ def test_log_otlp_loads_and_is_reported():
     assert load(["--log.otlp"]).ignored == ("log.otlp",)
 
 
-def test_encoded_characters_allowed_is_what_dockroute_does():
+def test_encoded_characters_are_refused_unless_allowed_key_by_key():
+    """Each allowEncoded* key is false unless set (dockroute keeps Traefik 3.6.4's refusal by default);
+    true lets that character through, false is the default said out loud; all acted on, none reported."""
+    assert _ep(load(["--entrypoints.web.address=:80"]), "web").allowed_encoded == frozenset()
     cfg = load(
-        ["--entrypoints.web.address=:80", "--entrypoints.web.http.encodedcharacters.allowencodedslash=true"]
+        [
+            "--entrypoints.web.address=:80",
+            "--entrypoints.web.http.encodedcharacters.allowencodedslash=true",
+            "--entrypoints.web.http.encodedcharacters.allowencodedhash",  # a bare flag: true
+            "--entrypoints.web.http.encodedcharacters.allowencodednullcharacter=false",
+        ]
     )
+    assert _ep(cfg, "web").allowed_encoded == {"allowEncodedSlash", "allowEncodedHash"}
     assert cfg.ignored == ()
+    with pytest.raises(StaticConfigError) as info:
+        load(
+            [
+                "--entrypoints.web.address=:80",
+                "--entrypoints.web.http.encodedcharacters.allowencodedslash=maybe",
+            ]
+        )
+    assert info.value.key == "entryPoints.web.http.encodedCharacters.allowEncodedSlash"
 
 
 @pytest.mark.parametrize(
     ("flag", "key"),
     [
-        (
-            "--entrypoints.web.http.encodedcharacters.allowencodedslash=false",
-            "entryPoints.web.http.encodedCharacters.allowEncodedSlash",
-        ),
-        (
-            "--entrypoints.web.http.encodedcharacters.allowencodednullcharacter=false",
-            "entryPoints.web.http.encodedCharacters.allowEncodedNullCharacter",
-        ),
         (
             "--entrypoints.web.http.underscoreheadersstrategy=reject",
             "entryPoints.web.http.underscoreHeadersStrategy",
@@ -125,9 +134,10 @@ def test_underscore_headers_keep_is_what_dockroute_does():
     assert cfg.ignored == ()
 
 
-def test_max_header_bytes_under_traefiks_default_is_refused_and_more_is_reported():
-    with pytest.raises(StaticConfigError) as info:
-        load(["--entrypoints.web.address=:80", "--entrypoints.web.http.maxheaderbytes=8192"])
-    assert info.value.key == "entryPoints.web.http.maxHeaderBytes" and "not supported" in str(info.value)
-    cfg = load(["--entrypoints.web.address=:80", "--entrypoints.web.http.maxheaderbytes=2097152"])
-    assert cfg.ignored == ("entryPoints.web.http.maxHeaderBytes",)
+def test_max_header_bytes_is_read_as_go_reads_it():
+    """Go's MaxHeaderBytes: any positive size is the limit (smaller or larger than its 1 MiB default); 0 or
+    less means the default."""
+    for value, expected in (("8192", 8192), ("2097152", 2097152), ("0", 1 << 20), ("-1", 1 << 20)):
+        cfg = load(["--entrypoints.web.address=:80", f"--entrypoints.web.http.maxheaderbytes={value}"])
+        assert cfg.entry_points[0].max_header_bytes == expected, value
+    assert load(["--entrypoints.web.address=:80"]).entry_points[0].max_header_bytes == 1 << 20
