@@ -26,6 +26,14 @@ Key = tuple[str, str, int, str]
 
 _HIGH_WATER = 1 << 20  # pause reading the backend when this much body is buffered
 _LOW_WATER = 1 << 18
+# A response head (interim answers included) larger than this, or with more header lines, is a broken or
+# hostile backend: 502, the connection closed. Go's transport stops at 10 MB, nginx at 4-8 KiB, Node at
+# 16 KiB and 2,000 lines; 1 MiB is what an entry point accepts from a client by default. Checked once per
+# packet while the head is read: at most one packet past these bounds is ever held.
+MAX_HEAD_BYTES = 1 << 20
+MAX_HEAD_LINES = 2000
+_HTTP1 = b"HTTP/1."
+_HTTP1_VERSIONS = ("1.1", "1.0")
 
 
 class UpstreamError(Exception):
@@ -79,6 +87,8 @@ class Connection(asyncio.Protocol):
         "_write_paused",
         "_drain_waiter",
         "got_bytes",
+        "head_size",
+        "_check_version",
         "idle_since",
         "tunnel",
         "on_tunnel_pause",
@@ -114,6 +124,8 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self.got_bytes = False
+        self.head_size = 0
+        self._check_version = False
         self.upgrade_tail = b""
         self.head_request = False
         self.keep_alive = False
@@ -207,7 +219,15 @@ class Connection(asyncio.Protocol):
             if self.headers_done is None:
                 self.close()
             return
-        self.got_bytes = True
+        in_head = self.status == 0
+        if in_head:  # still in the head: it must be HTTP/1.x and bounded
+            if not self.got_bytes and not self._first_packet_ok(data):
+                return
+            self.head_size += len(data)
+            if self.head_size > MAX_HEAD_BYTES or len(self.headers) > MAX_HEAD_LINES:
+                why = f"more than {MAX_HEAD_BYTES} bytes or {MAX_HEAD_LINES} lines"
+                self._broken(f"invalid response from backend: response head of {why}")
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -215,8 +235,34 @@ class Connection(asyncio.Protocol):
             self.complete = True
             self._wake()
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamBroken(f"invalid response from backend: {exc}"))
-            self.close()
+            if not self.complete:
+                # a check of ours in a callback shows as llhttp's "User callback error": say which one
+                self._broken(f"invalid response from backend: {exc.__context__ or exc}")
+                return
+            self.close()  # not even HTTP after a whole answer: that answer goes out, the connection not
+        if in_head and self.status:
+            # The head is announced only once the packet that ended it parsed whole: a bad body in the
+            # same packet (a bad chunk size) is then a 502 like a bad head, not a 200 cut short.
+            fut = self.headers_done
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    def _first_packet_ok(self, data: bytes) -> bool:
+        """The first packet of an answer must start a status line ``HTTP/1.x``: llhttp also takes
+        ``HTTP/2.0``, ``HTTP/0.9``, ``RTSP/`` and ``ICE/`` (False: failed and closed). A head is then
+        checked once per packet until whole, against :data:`MAX_HEAD_BYTES` and :data:`MAX_HEAD_LINES`."""
+        self.got_bytes = True
+        if data.startswith(_HTTP1):
+            return True
+        if len(data) < 7 and _HTTP1.startswith(data):
+            self._check_version = True  # the protocol name was cut: llhttp's version is checked instead
+            return True
+        self._broken("invalid response from backend: not an HTTP/1.x status line")
+        return False
+
+    def _broken(self, why: str) -> None:
+        self._fail(UpstreamBroken(why))
+        self.close()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -272,21 +318,26 @@ class Connection(asyncio.Protocol):
             self.keep_alive = False
             return
         status = self.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
-            # Interim response (100 Continue, 103 Early Hints): the real one follows.
-            self._interim = True
-            self.headers = []
-            self.reason = b""
-            return
+        if self._check_version and self.parser.get_http_version() not in _HTTP1_VERSIONS:
+            raise ValueError(f"HTTP/{self.parser.get_http_version()} status line")
+        if len(self.headers) > MAX_HEAD_LINES:  # a head that came in one packet (see _head_ok)
+            raise ValueError(f"response head of more than {MAX_HEAD_LINES} lines")
+        if status < 200:
+            if status < 100:  # llhttp takes any three digits
+                raise ValueError(f"status {status}")
+            if status != 101:
+                # Interim response (100 Continue, 103 Early Hints): the real one follows, its status
+                # line no longer at the start of a packet, so its version is checked here.
+                self._interim = self._check_version = True
+                self.headers = []
+                self.reason = b""
+                return
         self.status = status
         self.keep_alive = self.parser.should_keep_alive()
         if self.head_request:
             # llhttp would wait for a HEAD response's announced body; it has none. The connection is
             # not reused (see ``reusable``), so the parser's state no longer matters.
             self.complete = True
-        fut = self.headers_done
-        if fut is not None and not fut.done():
-            fut.set_result(None)
 
     def on_body(self, body: bytes) -> None:
         if self.head_request or self.complete:
