@@ -61,10 +61,12 @@ class Protocol(web.RequestHandler):
 
     Both are kept with the connection's own state (no parser internals, which aiohttp renames between
     releases), but for one question asked of aiohttp only past the limit: whether a parsed head waits in
-    its queue (``_messages``, checked at start by :func:`router.server.aiohttp_problem`). ``head_since`` is when the pending request head began: the connection's opening, or the
-    first bytes that arrive while no request is being handled; it is cleared when a request's head is
-    complete (:meth:`Server.new_request`). ``busy`` is set from then until its handler is done, a WebSocket
-    tunnel included: bytes arriving then are a body or tunnel data, never a new head.
+    its queue (``_messages``, checked at start by :func:`router.server.aiohttp_problem`).
+
+    ``head_since`` is when the pending request head began: the connection's opening, or the first bytes
+    that arrive while no request is being handled; it is cleared when a request's head is complete
+    (:meth:`Server.new_request`). ``busy`` is set from then until its handler is done, a WebSocket tunnel
+    included: bytes arriving then are a body or tunnel data, never a new head.
 
     ``head_bytes`` counts what arrives towards a head: everything while no request is being handled, and
     while one is, what arrives once its body is complete (``content`` at its end: a pipelined request).

@@ -16,6 +16,7 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 from router.balancer import WeightedBalancer
+from router.body_pace import paced
 from router.exchange import answer, raw_edits
 from router.framing import abandon, relay, respond
 from router.headers import (
@@ -449,14 +450,17 @@ def _another(
 
 
 async def _send_body(ep: EntryPointHandler, request: Any, conn: Connection, chunked: bool) -> None:
-    """Copy the client's request body to the backend, within the entry point's readTimeout."""
+    """Copy the client's request body to the backend, within the entry point's readTimeout and at
+    :mod:`router.body_pace`'s minimum pace (a body that stalls or trickles is cut, the backend's connection
+    with it)."""
     content = request.content
     try:
-        async with asyncio.timeout(ep.read_timeout):
+        with paced(ep.read_timeout) as pace:
             while True:
                 data = await content.readany()
                 if not data:
                     break
+                pace.received += len(data)
                 if chunked:
                     conn.write(b"%x\r\n%s\r\n" % (len(data), data))
                 else:
@@ -464,7 +468,10 @@ async def _send_body(ep: EntryPointHandler, request: Any, conn: Connection, chun
                 await conn.drain()
             if chunked:
                 conn.write(b"0\r\n\r\n")
-    except (TimeoutError, UpstreamError, ConnectionError, asyncio.CancelledError):
+    except TimeoutError as exc:
+        log.debug("%s: cut", exc)
+        conn.close()
+    except (UpstreamError, ConnectionError, asyncio.CancelledError):
         conn.close()
     except Exception as exc:  # the client's body stream broke (aiohttp raises its own types)
         log.debug("request body aborted: %s", exc)

@@ -30,6 +30,14 @@ from router.tls_options import OPTIONS_ATTR, options_for_host, uses_other_option
 
 log = logging.getLogger("dockroute.server")
 
+# A client that stops reading (its receive window stays shut) or vanishes (nothing is acknowledged) is
+# dropped by the kernel once data sent to it has waited this long: nginx's send_timeout default (the time
+# between two successful writes), since Traefik's writeTimeout is 0 (none) by default and backpressure
+# alone would hold the connection, and the backend's, forever. TCP_USER_TIMEOUT (Linux; RFC 5482) also
+# ends zero-window probing; it costs one setsockopt per connection and nothing per request.
+SEND_STALL_MS = 60_000
+_USER_TIMEOUT: int | None = getattr(socket, "TCP_USER_TIMEOUT", None)
+
 # The aiohttp releases this module is tested with (CI runs the floor and the newest). Everything else it
 # needs from aiohttp is public API, except what :func:`aiohttp_problem` checks once at start.
 AIOHTTP_TESTED = "3.14.3 and later 3.14"
@@ -258,6 +266,8 @@ class EntryPointServer:
                 return
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if _USER_TIMEOUT is not None:
+                conn.setsockopt(socket.IPPROTO_TCP, _USER_TIMEOUT, SEND_STALL_MS)
             try:
                 first: bytes | None = conn.recv(1, socket.MSG_PEEK)
             except BlockingIOError:

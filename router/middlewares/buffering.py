@@ -15,10 +15,10 @@ bounded by the options either way. ``retryExpression`` is refused (use ``retry``
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from discover.middlewares.resilience import MEM_BODY_DEFAULT, Buffering
+from router.body_pace import paced
 from router.exchange import Exchange, Handler, Headers, PassSink, Sink, answer
 from router.middlewares import BuildContext, MiddlewareError
 
@@ -80,11 +80,12 @@ async def _read_request(ex: Exchange, limit: int, mem: int) -> bool:
 
 async def _read_chunked(ex: Exchange, mem: int) -> None:
     """A chunked body of unknown length with no maximum: buffered if it ends within ``mem`` bytes,
-    else what was read is put back in front of the rest and the whole is streamed on."""
+    else what was read is put back in front of the rest and the whole is streamed on. Read within
+    readTimeout and at :mod:`router.body_pace`'s minimum pace."""
     parts: list[bytes] = []
     size = 0
     content = ex.request.content
-    async with asyncio.timeout(ex.ep.read_timeout):
+    with paced(ex.ep.read_timeout) as pace:
         while True:
             data = await content.readany()
             if not data:
@@ -92,6 +93,7 @@ async def _read_chunked(ex: Exchange, mem: int) -> None:
                 return
             parts.append(data)
             size += len(data)
+            pace.received = size
             if size > mem:
                 ex.request = _Request(ex.request, _Replay(content, parts))
                 return

@@ -172,11 +172,45 @@ async def test_a_stalled_body_is_cut_by_read_timeout(proxy, recording, tmp_path)
     await wait_for(lambda: recording.connections >= 1)
 
 
-async def test_a_fast_large_upload_passes(proxy, backends):  # noqa: F811
-    """Traefik's readTimeout (60 s by default since v2.11.2) cut large uploads (traefik#10654, #10611):
-    a fast 300 MiB upload over loopback goes through whole under the default settings, in seconds."""
+async def test_a_stalled_or_trickled_body_is_cut_even_without_read_timeout(proxy, backends, tmp_path):  # noqa: F811
+    """``readTimeout: 0``, the usual answer to Traefik cutting long uploads at 60 s (traefik#10654, #10611),
+    left a body that stalls or trickles holding its connection and the backend's forever (the body shape of
+    slowloris, Traefik's CVE-2024-28869). dockroute applies Apache mod_reqtimeout's default body rule
+    whatever readTimeout is: 20 s, plus one second per 500 bytes. A body stalled after 10 bytes and one
+    trickled at 100 bytes a second are both cut within about 25 s."""
+    (b,) = await backends("up")  # reads the whole body before it answers
+    dr = await proxy(_config(b.url), static=_static(tmp_path, timeouts={"readTimeout": "0s"}))
+    head = b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n"
+
+    async def client(step: bytes) -> float:
+        t0 = time.monotonic()
+        reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+        writer.write(head + b"x" * 10)
+        try:
+            async with asyncio.timeout(40):
+                while True:
+                    try:
+                        if not await asyncio.wait_for(reader.read(65536), 1.0):
+                            return time.monotonic() - t0  # closed by the proxy
+                    except TimeoutError:
+                        writer.write(step)  # one more trickle a second (nothing for the stalled one)
+            raise AssertionError("unreachable")
+        except ConnectionError:
+            return time.monotonic() - t0
+        finally:
+            writer.close()
+
+    stalled, trickled = await asyncio.gather(client(b""), client(b"t" * 100))
+    assert 18 < stalled < 30, stalled
+    assert 20 < trickled < 35, trickled
+
+
+async def test_a_fast_large_upload_passes(proxy, backends, tmp_path):  # noqa: F811
+    """Traefik's readTimeout (60 s by default since v2.11.2) cut large uploads (traefik#10654, #10611): a
+    fast 300 MiB upload over loopback goes through whole, with readTimeout switched off as those users do
+    (the minimum pace never cuts a body that keeps coming)."""
     (b,) = await backends("up")
-    dr = await proxy(_config(b.url))
+    dr = await proxy(_config(b.url), static=_static(tmp_path, timeouts={"readTimeout": "0s"}))
     size = 300 * MIB
     reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
     t0 = time.monotonic()
@@ -280,6 +314,22 @@ async def test_write_timeout_closes_a_client_that_stops_reading(proxy, streaming
     try:
         await wait_for(lambda: streaming.dropped, timeout=10)
         assert time.monotonic() - t0 < 8
+    finally:
+        writer.close()
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="TCP_USER_TIMEOUT is Linux's")
+async def test_a_client_that_stops_reading_is_dropped_after_a_minute(proxy, streaming):  # noqa: F811
+    """With writeTimeout at Traefik's default (0, none), backpressure alone would hold a client that stops
+    reading, and the backend's connection, forever (the "slow read" attack; Go's net/http has no bound
+    either). dockroute drops it once nothing it sent has been taken for 60 s, nginx's send_timeout default
+    (TCP_USER_TIMEOUT, which also ends zero-window probing), and the backend's connection with it."""
+    dr = await proxy(_config(streaming.url))
+    t0 = time.monotonic()
+    _, writer = await _stop_reading(dr.port)
+    try:
+        await wait_for(lambda: streaming.dropped, timeout=120, interval=0.5)
+        assert 55 < time.monotonic() - t0 < 100
     finally:
         writer.close()
 
