@@ -115,6 +115,30 @@ async def test_headers_under_the_limit_pass_as_in_traefik(proxy, recording):  # 
     assert b"c" * (100 << 10) in recording.received and b"X-H299: v" in recording.received
 
 
+async def test_a_configured_max_header_bytes_counts_the_whole_head(proxy, recording, tmp_path):  # noqa: F811
+    """``entryPoints.<ep>.http.maxHeaderBytes`` as Go reads MaxHeaderBytes: request line and headers
+    together (with Go's 4096 bytes of slop). 60 lines of 500 bytes are each small, together over 16 KiB:
+    431 (CWE-770, the many-small-headers shape of nginx's large_client_header_buffers)."""
+    dr = await proxy(_config(recording.url), static=_static(tmp_path, http={"maxHeaderBytes": 16384}))
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 500) for i in range(60))
+    _assert_431(await _send_while_reading(dr.port, b"GET /p HTTP/1.1\r\nHost: a.test\r\n" + lines + b"\r\n"))
+    assert recording.received == b""
+    ok = b"GET /p HTTP/1.1\r\nHost: a.test\r\n" + lines[: 20 * 510] + b"Connection: close\r\n\r\n"
+    assert (await exchange(dr.port, ok)).status == 200
+
+
+async def test_a_small_max_header_bytes_never_counts_the_body(proxy, backends, tmp_path):  # noqa: F811
+    """The head limit counts the head only: a 1 MiB body sent in the same write as a 200-byte head passes a
+    4 KiB maxHeaderBytes (Go resets its read limit once the head is read)."""
+    (b,) = await backends("up")
+    dr = await proxy(_config(b.url), static=_static(tmp_path, http={"maxHeaderBytes": 4096}))
+    body = pattern_block() * 16
+    req = b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+    answer = await exchange(dr.port, req % len(body) + body, timeout=10.0)
+    assert answer.status == 200, answer.data[:200]
+    assert expected_sha256(len(body)).encode() in answer.body
+
+
 async def test_too_many_headers_get_431(proxy, recording):  # noqa: F811
     """A head of thousands of tiny headers (CVE-2019-9516-like shapes: many small fields, each a Python
     object) is refused past a fixed count of 1000 with 431; HAProxy refuses above 101, Apache above 100."""
@@ -122,6 +146,31 @@ async def test_too_many_headers_get_431(proxy, recording):  # noqa: F811
     lines = b"".join(b"X-%d: v\r\n" % i for i in range(1100))
     _assert_431(await _send_while_reading(dr.port, b"GET /p HTTP/1.1\r\nHost: a.test\r\n" + lines + b"\r\n"))
     assert recording.received == b""
+
+
+async def test_a_pipelined_head_is_counted_too(proxy, backends, tmp_path):  # noqa: F811
+    """A second request pipelined behind one being handled is a head as well: its size is limited while the
+    first is answered (aiohttp parses pipelined heads at once; its fix for the unbounded pipelined queue,
+    3.14.1, bounded their number, not their size). The first gets its answer, then the 431."""
+    (b,) = await backends("slow")
+    dr = await proxy(_config(b.url), static=_static(tmp_path, http={"maxHeaderBytes": 16384}))
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    try:
+        writer.write(b"GET /slow?delay=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        await wait_for(lambda: b.hits == 1)
+        writer.write(b"GET /q HTTP/1.1\r\nHost: a.test\r\n")
+        with contextlib.suppress(ConnectionError):
+            for i in range(64):
+                writer.write(b"X-H%d: %s\r\n" % (i, b"v" * 500))
+                await writer.drain()
+        async with asyncio.timeout(10):
+            data = await reader.read(-1)
+    finally:
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:300]
+    assert b"slow from slow" in data
+    assert data.endswith(b"\r\n\r\n" + GO_431), data[-300:]
+    assert b.hits == 1
 
 
 # --- header deadline -----------------------------------------------------------------------------------
