@@ -178,16 +178,10 @@ def _max_header_bytes(http: Reader) -> int:
 
 
 def _underscore_headers(http: Reader) -> str:
-    """``http.underscoreHeadersStrategy``: dockroute keeps headers with underscores (Traefik's default);
-    ``delete`` and ``reject`` are refused by name, as ignoring them would pass such headers on."""
-    strategy = http.text("underscoreHeadersStrategy", "keep", choices=("keep", "delete", "reject"))
-    if strategy != "keep":
-        raise StaticConfigError(
-            f"{http.path}.underscoreHeadersStrategy",
-            f"{strategy!r} is not supported: dockroute keeps headers with underscores, and ignoring it would "
-            f"pass them on to the backends{where(http.origin('underscoreHeadersStrategy'))}",
-        )
-    return strategy
+    """``http.underscoreHeadersStrategy`` (Traefik v3.7.6): ``keep`` (the default) passes request headers
+    whose names hold ``_``; ``delete`` removes them and ``reject`` answers 400, before routing
+    (router.headers.underscore_guard). CGI, WSGI and PHP read ``X_Auth_User`` as ``X-Auth-User``."""
+    return http.text("underscoreHeadersStrategy", "keep", choices=("keep", "delete", "reject"))
 
 
 def _entry_point_tls(http: Reader, resolvers: list[str]) -> RouterTLS | None:

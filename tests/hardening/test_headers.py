@@ -204,6 +204,34 @@ def test_trusted_networks_unmap_both_sides():
     assert not TrustedNetworks(["::/0"]).trusts("10.1.2.3")  # Go: an IPv6 network never holds IPv4
 
 
+@pytest.mark.parametrize(
+    ("strategy", "status", "forwarded"),
+    [
+        ("keep", 200, {"X_Custom": "u", "X-Custom": "d"}),
+        ("delete", 200, {"X-Custom": "d"}),
+        ("reject", 400, None),
+    ],
+)
+async def test_underscore_headers_strategy(proxy, recording, tmp_path, strategy, status, forwarded):  # noqa: F811
+    """Traefik's ``entryPoints.<ep>.http.underscoreHeadersStrategy`` (Traefik v3.7.6, against identity
+    headers spoofed past forwardAuth or a headers middleware as ``X_Auth_User``, which CGI, WSGI and PHP
+    backends read as ``X-Auth-User``): ``keep`` forwards underscore names, ``delete`` removes them before
+    routing, ``reject`` answers 400 and forwards nothing."""
+    static = _static(tmp_path, http={"underscoreHeadersStrategy": strategy})
+    dr = await proxy(_route(recording.url), static=static)
+    answer = await exchange(dr.port, _get("X_Custom: u", "X-Custom: d"))
+    assert answer.status == status, answer.data[:300]
+    if forwarded is None:
+        assert answer.body == b"400 Bad Request\n"
+        good = await exchange(dr.port, _get("X-Custom: d"))
+        assert good.status == 200
+        seen = await _one_head(recording)  # the good request is the only one that arrived
+        assert "X_Custom" not in seen
+        return
+    seen = await _one_head(recording)
+    assert {k: v for k, v in seen.items() if k.lower().replace("_", "-") == "x-custom"} == forwarded
+
+
 class ScriptedBackend:
     """A raw backend answering each request head it reads with ``answer(head)``, keeping the heads and
     counting its connections (requests here have no body)."""

@@ -1,6 +1,6 @@
 """Traefik v3 keys of entry points and logs that a Traefik file may carry: acted on (per-entry-point
-observability, encodedCharacters), refused by name where ignoring them would let through requests the user
-asked to refuse (underscoreHeadersStrategy), else reported by name as not supported."""
+observability, encodedCharacters, maxHeaderBytes, underscoreHeadersStrategy), else reported by name as not
+supported."""
 
 from __future__ import annotations
 
@@ -109,29 +109,21 @@ def test_encoded_characters_are_refused_unless_allowed_key_by_key():
     assert info.value.key == "entryPoints.web.http.encodedCharacters.allowEncodedSlash"
 
 
-@pytest.mark.parametrize(
-    ("flag", "key"),
-    [
-        (
-            "--entrypoints.web.http.underscoreheadersstrategy=reject",
-            "entryPoints.web.http.underscoreHeadersStrategy",
-        ),
-        (
-            "--entrypoints.web.http.underscoreheadersstrategy=delete",
-            "entryPoints.web.http.underscoreHeadersStrategy",
-        ),
-    ],
-)
-def test_request_checks_dockroute_cannot_make_are_refused_by_name(flag, key):
-    with pytest.raises(StaticConfigError) as info:
-        load(["--entrypoints.web.address=:80", flag])
-    assert info.value.key == key
-    assert "not supported" in str(info.value)
-
-
-def test_underscore_headers_keep_is_what_dockroute_does():
-    cfg = load(["--entrypoints.web.address=:80", "--entrypoints.web.http.underscoreheadersstrategy=keep"])
+@pytest.mark.parametrize("strategy", ["keep", "delete", "reject"])
+def test_underscore_headers_strategy_is_read_and_acted_on(strategy):
+    """Traefik's keep / delete / reject (router.headers.underscore_guard acts on it); keep by default."""
+    assert _ep(load(["--entrypoints.web.address=:80"]), "web").underscore_headers == "keep"
+    cfg = load(
+        ["--entrypoints.web.address=:80", f"--entrypoints.web.http.underscoreheadersstrategy={strategy}"]
+    )
+    assert _ep(cfg, "web").underscore_headers == strategy
     assert cfg.ignored == ()
+
+
+def test_underscore_headers_strategy_other_values_are_refused():
+    with pytest.raises(StaticConfigError) as info:
+        load(["--entrypoints.web.address=:80", "--entrypoints.web.http.underscoreheadersstrategy=drop"])
+    assert info.value.key == "entryPoints.web.http.underscoreHeadersStrategy"
 
 
 def test_max_header_bytes_is_read_as_go_reads_it():
