@@ -1,0 +1,59 @@
+"""router.body_pace: Apache mod_reqtimeout's body rule (20 s + 1 s per 500 bytes) and readTimeout, in process
+with the allowance shortened so each case takes a fraction of a second."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from router import body_pace
+from router.body_pace import paced
+
+
+@pytest.fixture(autouse=True)
+def short_allowance(monkeypatch):
+    monkeypatch.setattr(body_pace, "ALLOWANCE", 0.1)
+
+
+async def test_a_stalled_body_is_cut_after_the_allowance():
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="slower than 500 bytes/s"), paced(None) as pace:
+        pace.received = 10  # 0.02 s of credit
+        await asyncio.sleep(5)
+    assert 0.1 <= time.monotonic() - t0 < 1.0
+
+
+async def test_a_body_that_keeps_the_pace_is_never_cut():
+    with paced(None) as pace:
+        for _ in range(30):  # 0.6 s, six times the allowance, at 25,000 bytes/s
+            await asyncio.sleep(0.02)
+            pace.received += 500
+    assert pace.why is None
+
+
+async def test_read_timeout_cuts_even_a_fast_body():
+    with pytest.raises(TimeoutError, match="readTimeout"), paced(0.05) as pace:
+        pace.received = 1 << 30
+        await asyncio.sleep(5)
+
+
+async def test_another_cancellation_passes_and_a_cut_leaves_later_timeouts_working():
+    async def cancelled() -> None:
+        with paced(None):
+            await asyncio.sleep(5)
+
+    task = asyncio.ensure_future(cancelled())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    with pytest.raises(TimeoutError), paced(None):
+        await asyncio.sleep(5)
+    # The cut was taken back from the task's cancellation count: an ordinary timeout still fires as one.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(5)
+    assert asyncio.current_task().cancelling() == 0
