@@ -195,6 +195,23 @@ async def test_trusted_ips_match_ipv4_mapped_peers(proxy, recording, tmp_path, t
     assert seen["X-Forwarded-For"] == (f"{SPOOF}, 127.0.0.1" if trusted else "127.0.0.1")
 
 
+async def test_request_trailers_never_carry_forwarded_headers(proxy, recording):  # noqa: F811
+    """Traefik GHSA-v67p-phpq-fc8x / CVE-2026-88004: its X-Forwarded-* strip and underscoreHeadersStrategy
+    scanned the headers but not the trailers, so a chunked request's trailer smuggled a managed or
+    aliasing name to the backend. dockroute re-frames the body it forwards and sends no trailer at all."""
+    dr = await proxy(_route(recording.url))
+    trailer = f"X-Forwarded-Prefix: /admin\r\nX_Forwarded_For: {SPOOF}\r\nX-Trailer: {SPOOF}\r\n"
+    raw = (
+        b"POST /h HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n"
+        b"Connection: close\r\n\r\n3\r\nabc\r\n0\r\n" + trailer.encode() + b"\r\n"
+    )
+    answer = await exchange(dr.port, raw)
+    assert answer.status == 200, answer.data[:300]
+    await wait_for(lambda: b"0\r\n\r\n" in recording.received, timeout=5)
+    assert b"abc" in recording.received
+    assert SPOOF.encode() not in recording.received and b"/admin" not in recording.received
+
+
 def test_trusted_networks_unmap_both_sides():
     """The same rule without a process: every spelling of an entry matches every spelling of a peer."""
     for entry in ("10.0.0.0/8", "::ffff:10.0.0.0/104", "::ffff:a00:0/104"):
