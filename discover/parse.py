@@ -80,6 +80,7 @@ MIDDLEWARE_TYPES: tuple[str, ...] = (
     "compress",
     "contentType",
     "digestAuth",
+    "encodedCharacters",  # Traefik v3.7
     "errors",
     "forwardAuth",
     "grpcWeb",

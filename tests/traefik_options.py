@@ -134,4 +134,16 @@ TRAEFIK_OPTIONS: Mapping[str, Schema | str] = {
     },
     "stripPrefix": {"prefixes": _L, "forceSlash": _B},
     "stripPrefixRegex": {"regex": _L},
+    "encodedCharacters": dict.fromkeys(
+        (
+            "allowEncodedSlash",
+            "allowEncodedBackSlash",
+            "allowEncodedNullCharacter",
+            "allowEncodedSemicolon",
+            "allowEncodedPercent",
+            "allowEncodedQuestionMark",
+            "allowEncodedHash",
+        ),
+        _B,
+    ),
 }

@@ -1,9 +1,9 @@
 """Options of the paths middlewares, declared as :mod:`discover.middlewares.fields` says.
 
 Traefik's names and defaults: ``addPrefix``, ``stripPrefix``, ``stripPrefixRegex``, ``replacePath``,
-``replacePathRegex``, ``redirectScheme`` and ``redirectRegex``. What can be checked without compiling
-anything is checked here (when the configuration is read); regexes are compiled with RE2 by the router
-modules' ``build``, off the event loop, and refused there by name.
+``replacePathRegex``, ``redirectScheme``, ``redirectRegex`` and ``encodedCharacters`` (Traefik v3.7).
+What can be checked without compiling anything is checked here (when the configuration is read); regexes
+are compiled with RE2 by the router modules' ``build``, off the event loop, and refused there by name.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from discover.middlewares.fields import BOOL, LIST, STR, check, option
 
 __all__ = [
     "AddPrefix",
+    "EncodedCharacters",
     "RedirectRegex",
     "RedirectScheme",
     "ReplacePath",
@@ -97,6 +98,20 @@ class RedirectRegex:
     permanent: bool = option("permanent", BOOL, False)
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedCharacters:
+    """``encodedCharacters`` (Traefik v3.7): a request path holding an encoded character whose ``allow*``
+    option is not true is answered 400; each is false by default (the middleware refuses all seven)."""
+
+    allowEncodedSlash: bool = option("allowEncodedSlash", BOOL, False)
+    allowEncodedBackSlash: bool = option("allowEncodedBackSlash", BOOL, False)
+    allowEncodedNullCharacter: bool = option("allowEncodedNullCharacter", BOOL, False)
+    allowEncodedSemicolon: bool = option("allowEncodedSemicolon", BOOL, False)
+    allowEncodedPercent: bool = option("allowEncodedPercent", BOOL, False)
+    allowEncodedQuestionMark: bool = option("allowEncodedQuestionMark", BOOL, False)
+    allowEncodedHash: bool = option("allowEncodedHash", BOOL, False)
+
+
 # Traefik's type name → its options dataclass; collected by discover.middlewares.registry.
 TYPES: dict[str, type] = {
     "addPrefix": AddPrefix,
@@ -106,4 +121,5 @@ TYPES: dict[str, type] = {
     "replacePathRegex": ReplacePathRegex,
     "redirectScheme": RedirectScheme,
     "redirectRegex": RedirectRegex,
+    "encodedCharacters": EncodedCharacters,
 }

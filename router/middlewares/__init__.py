@@ -89,6 +89,7 @@ MODULES: Mapping[str, str] = {
     "replacePathRegex": "replace_path_regex",
     "redirectScheme": "redirect_scheme",
     "redirectRegex": "redirect_regex",
+    "encodedCharacters": "encoded_characters",
     "headers": "headers",
     "contentType": "content_type",
     "basicAuth": "basic_auth",

@@ -246,6 +246,39 @@ async def test_encoded_reserved_characters_are_refused_by_default(proxy, pair, t
     assert admin.received == b""
 
 
+async def test_encoded_characters_middleware_refuses_per_router(proxy, pair, tmp_path):  # noqa: F811
+    """Traefik v3.7's ``encodedCharacters`` middleware (traefik/traefik#12555, after GHSA-gm3x-23wp-hc2c):
+    on an entry point that lets ``%2F`` through for one application, another router keeps refusing it
+    (each ``allow*`` false by default: 400 before its service is asked), and one of its options lets that
+    character through again on that router alone."""
+    strict, open_ = pair
+    dyn = routers(("strict", "Host(`strict.test`)", "ss"), ("loose", "Host(`loose.test`)", "so"),
+                  ("semi", "Host(`semi.test`)", "so"),
+                  services={"ss": [strict.url], "so": [open_.url]})  # fmt: skip
+    dyn["http"]["routers"]["strict"]["middlewares"] = ["deny"]
+    dyn["http"]["routers"]["semi"]["middlewares"] = ["slash-ok"]
+    dyn["http"]["middlewares"] = {
+        "deny": {"encodedCharacters": {}},
+        "slash-ok": {"encodedCharacters": {"allowEncodedSlash": True}},
+    }
+    allow = {key: True for _, key in (p.values for p in ENCODED)}
+    dr = await proxy(dyn, static=_static(tmp_path, {"encodedCharacters": allow}))
+    for enc in (b"%2F", b"%3b", b"%25"):
+        answer = await exchange(dr.port, _get(b"/a" + enc + b"b", host=b"strict.test"))
+        assert answer.status == 400 and b"%" not in answer.body, answer.data[:300]
+    assert (await exchange(dr.port, _get(b"/a%20b?x=%2F", host=b"strict.test"))).status == 200
+    await _forwarded(strict)
+    assert _lines(strict) == [b"GET /a%20b?x=%2F HTTP/1.1"]
+    answer = await exchange(dr.port, _get(b"/a%2Fb", host=b"loose.test"))
+    assert answer.status == 200, answer.data[:300]
+    answer = await exchange(dr.port, _get(b"/a%2Fb", host=b"semi.test"))
+    assert answer.status == 200, answer.data[:300]
+    answer = await exchange(dr.port, _get(b"/a%5Cb", host=b"semi.test"))
+    assert answer.status == 400, answer.data[:300]
+    await wait_for(lambda: len(_lines(open_)) == 2, timeout=5)
+    assert _lines(open_) == [b"GET /a%2Fb HTTP/1.1"] * 2
+
+
 async def test_a_fragment_in_the_request_target_is_refused(proxy, pair):  # noqa: F811
     """A request target never carries a fragment (RFC 9112 section 3.2); Go keeps a raw "#" in the path and
     Traefik answers 400 (its denyFragment, from GHSA-gm3x-23wp-hc2c's fix) rather than let the proxy and the
