@@ -339,7 +339,7 @@ async def test_pooled_backend_connection_carries_no_cookie_between_clients(proxy
     leaks, and of client libraries with a shared cookie jar such as aiohttp's ClientSession, whose
     ``cookie_jar`` a proxy must never use): client A's login sets a cookie on the backend connection's
     answer; client B, on another client connection, reaches the backend over the same pooled
-    connection and must send no cookie nor get A's Set-Cookie back."""
+    connection and must send neither A's cookie nor the one set for A, nor get A's Set-Cookie back."""
 
     def answer(head: bytes) -> bytes:
         if head.startswith(b"GET /login "):
@@ -349,12 +349,14 @@ async def test_pooled_backend_connection_carries_no_cookie_between_clients(proxy
     backend = await ScriptedBackend(answer).start()
     try:
         dr = await proxy(_route(backend.url))
-        a = await exchange(dr.port, b"GET /login HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        login = b"GET /login HTTP/1.1\r\nHost: a.test\r\nCookie: pref=A-own\r\nConnection: close\r\n\r\n"
+        a = await exchange(dr.port, login)
         assert a.status == 200 and b"A-secret" in a.data
         b = await exchange(dr.port, b"GET /me HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
         assert b.status == 200, b.data[:300]
-        assert b"A-secret" not in b.data
+        assert b"A-secret" not in b.data and b"Set-Cookie" not in b.data
         assert len(backend.heads) == 2 and backend.connections == 1  # the same pooled connection
+        assert b"Cookie: pref=A-own" in backend.heads[0]
         assert b"cookie" not in backend.heads[1].lower(), backend.heads[1]
     finally:
         await backend.stop()
