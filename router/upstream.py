@@ -28,8 +28,9 @@ _HIGH_WATER = 1 << 20  # pause reading the backend when this much body is buffer
 _LOW_WATER = 1 << 18
 # A response head (interim answers included) larger than this, or with more header lines, is a broken or
 # hostile backend: 502, the connection closed. Go's transport stops at 10 MB, nginx at 4-8 KiB, Node at
-# 16 KiB and 2,000 lines; 1 MiB is what an entry point accepts from a client by default. Checked once per
-# packet while the head is read: at most one packet past these bounds is ever held.
+# 16 KiB and 2,000 lines; 1 MiB is what an entry point accepts from a client by default. The byte bound
+# also holds for what comes between body bytes (chunk sizes and extensions, trailers). Checked once per
+# packet: at most one packet past it is ever held.
 MAX_HEAD_BYTES = 1 << 20
 MAX_HEAD_LINES = 2000
 _HTTP1 = b"HTTP/1."
@@ -87,7 +88,7 @@ class Connection(asyncio.Protocol):
         "_write_paused",
         "_drain_waiter",
         "got_bytes",
-        "head_size",
+        "unframed",
         "_check_version",
         "idle_since",
         "tunnel",
@@ -124,7 +125,7 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self.got_bytes = False
-        self.head_size = 0
+        self.unframed = 0
         self._check_version = False
         self.upgrade_tail = b""
         self.head_request = False
@@ -220,14 +221,15 @@ class Connection(asyncio.Protocol):
                 self.close()
             return
         in_head = self.status == 0
-        if in_head:  # still in the head: it must be HTTP/1.x and bounded
-            if not self.got_bytes and not self._first_packet_ok(data):
-                return
-            self.head_size += len(data)
-            if self.head_size > MAX_HEAD_BYTES or len(self.headers) > MAX_HEAD_LINES:
-                why = f"more than {MAX_HEAD_BYTES} bytes or {MAX_HEAD_LINES} lines"
-                self._broken(f"invalid response from backend: response head of {why}")
-                return
+        if in_head and not self.got_bytes and not self._first_packet_ok(data):
+            return
+        # Bytes since the last body byte (``on_body`` zeroes it): a head, chunk sizes and extensions,
+        # trailers. Bounded so that no part of an answer but its body can grow or last without end.
+        self.unframed += len(data)
+        if self.unframed > MAX_HEAD_BYTES or (in_head and len(self.headers) > MAX_HEAD_LINES):
+            why = f"more than {MAX_HEAD_BYTES} bytes or {MAX_HEAD_LINES} lines"
+            self._broken(f"invalid response from backend: head, chunk framing or trailers of {why}")
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -249,8 +251,7 @@ class Connection(asyncio.Protocol):
 
     def _first_packet_ok(self, data: bytes) -> bool:
         """The first packet of an answer must start a status line ``HTTP/1.x``: llhttp also takes
-        ``HTTP/2.0``, ``HTTP/0.9``, ``RTSP/`` and ``ICE/`` (False: failed and closed). A head is then
-        checked once per packet until whole, against :data:`MAX_HEAD_BYTES` and :data:`MAX_HEAD_LINES`."""
+        ``HTTP/2.0``, ``HTTP/0.9``, ``RTSP/`` and ``ICE/`` (False: failed and closed)."""
         self.got_bytes = True
         if data.startswith(_HTTP1):
             return True
@@ -309,7 +310,7 @@ class Connection(asyncio.Protocol):
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.complete:
+        if self.status:  # a trailer (never relayed), or a second message after a whole one
             return
         self.headers.append((name, value))
 
@@ -340,6 +341,7 @@ class Connection(asyncio.Protocol):
             self.complete = True
 
     def on_body(self, body: bytes) -> None:
+        self.unframed = 0
         if self.head_request or self.complete:
             return
         self.body.append(body)

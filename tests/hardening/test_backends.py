@@ -338,6 +338,42 @@ async def test_endless_header_block_is_502_within_bounds(proxy, scripted, kind):
     assert growth < 48, f"the proxy grew by {growth:.0f} MiB reading one response head"
 
 
+def _endless_after_body(tail: bytes) -> Script:
+    async def endless(writer: asyncio.StreamWriter) -> None:
+        """A chunked answer whose body starts, then ``tail`` and filler without end (256 MiB at most)."""
+        writer.write(H + b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n" + tail)
+        block = b"a" * 65536
+        for _ in range((256 << 20) // len(block)):
+            writer.write(block)
+            await writer.drain()
+        await asyncio.sleep(30)
+
+    return endless
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(b"0\r\nX-Trailer: ", id="endless-trailer-RFC9112-7.1.2"),
+        pytest.param(b"5;ext=", id="endless-chunk-extension-CVE-2023-39326-Go"),
+    ],
+)
+async def test_endless_trailer_or_chunk_extension_is_cut_within_bounds(proxy, scripted, tail):  # noqa: F811
+    """What comes between body bytes is a header block too: an endless trailer (llhttp hands trailers over
+    as headers, which the parser binding accumulates) or an endless chunk extension (Go's CVE-2023-39326:
+    a chunked body made mostly of extension bytes) must not grow the proxy or hold it forever. The head is
+    relayed already, so the client's answer is cut (no final chunk) and the backend connection closed."""
+    b = await scripted(_endless_after_body(tail))
+    dr = await proxy(_config(b.url))
+    rss0 = dr.rss_kib()
+    answer = await exchange(dr.port, get(b"/first", close=False), timeout=10)
+    assert answer.status == 200 and answer.closed, answer.data[:300]
+    assert not answer.data.endswith(b"0\r\n\r\n"), "a cut body was framed as complete"
+    await wait_for(lambda: b.conns and b.conns[0].closed, timeout=5)
+    growth = (dr.rss_kib("VmHWM") - rss0) / 1024
+    assert growth < 48, f"the proxy grew by {growth:.0f} MiB reading one answer's framing"
+
+
 async def test_too_many_header_lines_is_502(proxy, scripted):  # noqa: F811
     """Thousands of tiny header lines cost the proxy far more memory than their bytes (a Python object
     pair each): HAProxy answers 502 past tune.http.maxhdr (101 lines), Node stops at 2,000. A head of
