@@ -1,5 +1,6 @@
-"""Header work done once per request: hop-by-hop filtering, the X-Forwarded-* set, and the checked
-lines of headers middlewares set (:func:`edit_line`).
+"""Header work done once per request: hop-by-hop filtering, the X-Forwarded-* set (trusted peers only,
+every ``_`` spelling), the checked lines of headers middlewares set (:func:`edit_line`), and the entry
+point's ``underscoreHeadersStrategy`` (:func:`underscore_guard`, decided when the server is built).
 
 Everything here works on aiohttp's raw header pairs (``bytes``) and returns bytes ready to be written, so
 the request head for the backend is one ``b"".join``.
@@ -31,7 +32,7 @@ HOP_BY_HOP = frozenset(
 )
 
 # Headers a client may only set when it is trusted (Traefik's forwardedheaders strips the same set from
-# others); the proxy itself writes the first five and X-Real-Ip (see router.forward._forwarded).
+# others); the proxy itself writes REWRITTEN's (see router.forward._forwarded).
 FORWARDED = frozenset(
     {
         b"x-forwarded-for",
@@ -49,15 +50,9 @@ FORWARDED = frozenset(
         b"x-real-ip",
     }
 )
-REWRITTEN = frozenset(
-    {
-        b"x-forwarded-for",
-        b"x-forwarded-host",
-        b"x-forwarded-proto",
-        b"x-forwarded-port",
-        b"x-forwarded-server",
-    }
-    | {b"x-real-ip"}
+REWRITTEN = frozenset(  # of FORWARDED, those the proxy writes itself (from a trusted peer's values)
+    {b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-port"}
+    | {b"x-forwarded-server", b"x-real-ip"}
 )
 
 
