@@ -25,6 +25,7 @@ from dockroute.static.readers import Reader, check_address
 from dockroute.static.resolvers import read_resolvers
 from dockroute.static.schema import (
     ANY,
+    ENCODED_ALLOWED_BY_DEFAULT,
     ENCODED_CHARACTERS,
     IGNORED,
     OTHER_PROVIDERS,
@@ -162,12 +163,15 @@ _GO_MAX_HEADER_BYTES = 1 << 20  # Go's http.DefaultMaxHeaderBytes, Traefik's max
 
 def _encoded_characters(http: Reader) -> frozenset[str]:
     """``http.encodedCharacters``: the ``allowEncoded*`` keys set to true, the encoded characters of a
-    request path the entry point lets through; every other one is answered 400 (router.proxy). Each key
-    is false unless set: the default of Traefik 3.6.4 to 3.6.6 (its fix for GHSA-gm3x-23wp-hc2c), which
-    Traefik 3.6.7 turned back to true for compatibility; dockroute keeps the refusal, as an encoded ``/``
-    or ``..`` read one way by a rule and another by a backend is the split view that advisory is about."""
+    request path the entry point lets through; every other one is answered 400 (router.proxy).
+
+    Encoded ``/ \\ NUL ; #`` are refused unless allowed: the default of Traefik 3.6.4 to 3.6.6 (its fix for
+    GHSA-gm3x-23wp-hc2c), which Traefik 3.6.7 turned back to allowed for compatibility. dockroute keeps
+    the refusal for those five, as an encoded ``/`` read one way by a rule and another by a backend is the
+    split view that advisory is about. ``%25`` and ``%3F`` pass unless refused (as in Traefik 3.7): they
+    are ordinary in file names (``50%25.pdf``, WebDAV) and a path decoded once cannot route on them."""
     enc = http.sub("encodedCharacters")
-    return frozenset(key for key in ENCODED_CHARACTERS if enc.flag(key, False))
+    return frozenset(key for key in ENCODED_CHARACTERS if enc.flag(key, key in ENCODED_ALLOWED_BY_DEFAULT))
 
 
 def _max_header_bytes(http: Reader) -> int:

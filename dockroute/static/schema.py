@@ -23,6 +23,7 @@ __all__ = [
     "ADDR",
     "ANY",
     "BOOL",
+    "ENCODED_ALLOWED_BY_DEFAULT",
     "ENCODED_CHARACTERS",
     "DUR",
     "IGNORED",
@@ -66,7 +67,8 @@ class ListOf:
 _DOMAIN: dict[str, Any] = {"main": STR, "sans": LIST}
 
 # ``entryPoints.<ep>.http.encodedCharacters`` (Traefik v3.6+): the encoded characters a request path may
-# hold. Each false by default in dockroute (Traefik 3.6.4's default; Traefik 3.6.7 made them true again).
+# hold. False by default in dockroute for / \ NUL ; # (Traefik 3.6.4's default; Traefik 3.6.7 made every one
+# true again); % and ? are allowed by default, as in Traefik 3.7 (ENCODED_ALLOWED_BY_DEFAULT).
 ENCODED_CHARACTERS = (
     "allowEncodedSlash",
     "allowEncodedBackSlash",
@@ -76,6 +78,7 @@ ENCODED_CHARACTERS = (
     "allowEncodedQuestionMark",
     "allowEncodedHash",
 )
+ENCODED_ALLOWED_BY_DEFAULT = frozenset({"allowEncodedPercent", "allowEncodedQuestionMark"})
 
 _ENTRY_POINT: dict[str, Any] = {
     "address": ADDR,

@@ -210,9 +210,12 @@ ENCODED = [
     pytest.param(b"%5C", "allowEncodedBackSlash", id="backslash-IIS-Tomcat-path-separator"),
     pytest.param(b"%00", "allowEncodedNullCharacter", id="nul-CWE-158"),
     pytest.param(b"%3B", "allowEncodedSemicolon", id="semicolon-Tomcat-path-parameters"),
+    pytest.param(b"%23", "allowEncodedHash", id="hash-fragment-confusion"),
+]
+# Allowed unless refused (as in Traefik 3.7): ordinary in file names, and no routing ambiguity once decoded.
+ENCODED_ALLOWED = [
     pytest.param(b"%25", "allowEncodedPercent", id="percent-double-decoding-CWE-174"),
     pytest.param(b"%3F", "allowEncodedQuestionMark", id="question-mark-path-query-confusion"),
-    pytest.param(b"%23", "allowEncodedHash", id="hash-fragment-confusion"),
 ]
 
 
@@ -220,7 +223,7 @@ ENCODED = [
 async def test_encoded_reserved_characters_are_refused_by_default(proxy, pair, tmp_path, enc, key):  # noqa: F811
     """Traefik's GHSA-gm3x-23wp-hc2c / CVE-2025-66490: ``/admin%2F`` skips a router guarding ``/admin/``
     while a backend that decodes ``%2F`` serves ``/admin/``. dockroute refuses the path's encoded
-    ``/ \\ NUL ; % ? #`` with 400 (as Traefik 3.6.4's default and its encodedCharacters middleware do),
+    ``/ \\ NUL ; #`` with 400 (as Traefik 3.6.4's default and its encodedCharacters middleware do),
     checking the path only, not the query; ``entryPoints.<ep>.http.encodedCharacters.<key>: true`` lets the
     character through, forwarded still encoded (never decoded on the way)."""
     admin, public = pair
@@ -246,6 +249,27 @@ async def test_encoded_reserved_characters_are_refused_by_default(proxy, pair, t
     assert admin.received == b""
 
 
+@pytest.mark.parametrize(("enc", "key"), ENCODED_ALLOWED)
+async def test_encoded_percent_and_question_mark_pass_unless_refused(proxy, pair, tmp_path, enc, key):  # noqa: F811
+    """``%25`` and ``%3F`` pass by default (Traefik 3.7's default; a file named ``50%.pdf`` is
+    ``/50%25.pdf``), forwarded still encoded; ``<key>: false`` refuses them with 400 (the double-decoding
+    and path/query confusions of GHSA-gm3x-23wp-hc2c's list, for backends that decode twice)."""
+    admin, public = pair
+    dyn = routers(("all", "PathPrefix(`/`)", "sp"), services={"sp": [public.url]})
+    dr = await proxy(dyn, static=_static(tmp_path))
+    answer = await exchange(dr.port, _get(b"/50" + enc + b".pdf"))
+    assert answer.status == 200, answer.data[:300]
+    await _forwarded(public)
+    assert _lines(public) == [b"GET /50" + enc + b".pdf HTTP/1.1"]
+    await dr.stop()
+
+    public.received.clear()
+    refused = await proxy(dyn, static=_static(tmp_path, {"encodedCharacters": {key: False}}))
+    answer = await exchange(refused.port, _get(b"/50" + enc + b".pdf"))
+    assert answer.status == 400 and answer.closed, answer.data[:300]
+    assert public.received == b""
+
+
 async def test_encoded_characters_middleware_refuses_per_router(proxy, pair, tmp_path):  # noqa: F811
     """Traefik v3.7's ``encodedCharacters`` middleware (traefik/traefik#12555, after GHSA-gm3x-23wp-hc2c):
     on an entry point that lets ``%2F`` through for one application, another router keeps refusing it
@@ -261,7 +285,7 @@ async def test_encoded_characters_middleware_refuses_per_router(proxy, pair, tmp
         "deny": {"encodedCharacters": {}},
         "slash-ok": {"encodedCharacters": {"allowEncodedSlash": True}},
     }
-    allow = {key: True for _, key in (p.values for p in ENCODED)}
+    allow = {key: True for _, key in (p.values for p in ENCODED + ENCODED_ALLOWED)}
     dr = await proxy(dyn, static=_static(tmp_path, {"encodedCharacters": allow}))
     for enc in (b"%2F", b"%3b", b"%25"):
         answer = await exchange(dr.port, _get(b"/a" + enc + b"b", host=b"strict.test"))

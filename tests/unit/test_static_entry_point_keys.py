@@ -86,18 +86,25 @@ def test_log_otlp_loads_and_is_reported():
 
 
 def test_encoded_characters_are_refused_unless_allowed_key_by_key():
-    """Each allowEncoded* key is false unless set (dockroute keeps Traefik 3.6.4's refusal by default);
-    true lets that character through, false is the default said out loud; all acted on, none reported."""
-    assert _ep(load(["--entrypoints.web.address=:80"]), "web").allowed_encoded == frozenset()
+    """allowEncoded{Slash,BackSlash,NullCharacter,Semicolon,Hash} are false unless set (dockroute keeps
+    Traefik 3.6.4's refusal of those by default), allowEncoded{Percent,QuestionMark} true unless set (as in
+    Traefik 3.7); each key set says which; all acted on, none reported."""
+    default = {"allowEncodedPercent", "allowEncodedQuestionMark"}
+    assert _ep(load(["--entrypoints.web.address=:80"]), "web").allowed_encoded == default
     cfg = load(
         [
             "--entrypoints.web.address=:80",
             "--entrypoints.web.http.encodedcharacters.allowencodedslash=true",
             "--entrypoints.web.http.encodedcharacters.allowencodedhash",  # a bare flag: true
             "--entrypoints.web.http.encodedcharacters.allowencodednullcharacter=false",
+            "--entrypoints.web.http.encodedcharacters.allowencodedpercent=false",
         ]
     )
-    assert _ep(cfg, "web").allowed_encoded == {"allowEncodedSlash", "allowEncodedHash"}
+    assert _ep(cfg, "web").allowed_encoded == {
+        "allowEncodedSlash",
+        "allowEncodedHash",
+        "allowEncodedQuestionMark",
+    }
     assert cfg.ignored == ()
     with pytest.raises(StaticConfigError) as info:
         load(
