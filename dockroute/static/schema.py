@@ -89,11 +89,10 @@ _ENTRY_POINT: dict[str, Any] = {
         "tls": {"certResolver": STR, "options": STR, "domains": ListOf(_DOMAIN)},
         "middlewares": LIST,  # run before every router's own there (router.chains)
         **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath"), ANY),
-        "maxHeaderBytes": INT,  # acted on: the request head's size limit (router.server)
+        "maxHeaderBytes": INT,  # acted on: the request head's size limit (router.connection)
         # Acted on: the encoded characters let through in a request path (router.proxy refuses the others).
         "encodedCharacters": dict.fromkeys(ENCODED_CHARACTERS, BOOL),
-        # Tightens what a request may carry: acted on as Traefik's default (keep), refused by name otherwise
-        # (ignoring it would let through requests the user asked to refuse).
+        # Acted on: keep, delete or reject request headers with "_" in their names (router.headers).
         "underscoreHeadersStrategy": STR,
     },
     "asDefault": BOOL,
