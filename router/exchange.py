@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
+from router.body_pace import paced
 from router.rules import RequestInfo
 
 if TYPE_CHECKING:
@@ -245,12 +246,13 @@ class Exchange:
         ):
             # The client waits for this before sending its body (Go sends it on the first read too).
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        async with asyncio.timeout(self.ep.read_timeout):
+        with paced(self.ep.read_timeout) as pace:
             while True:
                 data = await content.readany()
                 if not data:
                     break
                 size += len(data)
+                pace.received = size
                 if limit is not None and size > limit:
                     self.close = True
                     return None
