@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from router.upstream import Connection, UpstreamBroken
 from tests.hardening.rawclient import exchange
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
 from tests.integration.harness import routers
@@ -487,3 +488,45 @@ async def test_declined_upgrade_keeps_the_connection_http(proxy, scripted, statu
     heads = [h for c in b.conns for h in c.heads if h.startswith(b"GET /second ")]
     assert len(heads) == 1 and b"X-Forwarded-For: 127.0.0.1" in heads[0], heads
     assert all(not c.extra for c in b.conns)
+
+
+class _Transport:
+    """Enough of an asyncio transport for a :class:`router.upstream.Connection` fed by hand."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "packets",
+    [
+        pytest.param([b"HTTP/", b"2.0 200 OK\r\nContent-Length: 0\r\n\r\n"], id="protocol-cut-HTTP-2.0"),
+        pytest.param([b"RTS", b"P/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"], id="protocol-cut-RTSP"),
+        pytest.param(
+            [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"],
+            id="HTTP-2.0-after-100-Continue",
+        ),
+    ],
+)
+async def test_status_line_checked_when_not_at_the_start_of_a_packet(packets):
+    """The HTTP/1.x check of the status line looks at the start of an answer's first packet; a status
+    line cut before its version, or one that follows an interim answer, is checked through llhttp's
+    version instead (RFC 9112 section 4, as the real-process cases above)."""
+    conn = Connection(("http", "127.0.0.1", 1, ""))
+    transport = _Transport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.begin(b"GET / HTTP/1.1\r\n\r\n", False, asyncio.get_running_loop())
+    for data in packets:
+        conn.data_received(data)
+    with pytest.raises(UpstreamBroken, match="status line"):
+        await asyncio.wait_for(conn.headers_done, 1)  # type: ignore[arg-type]
+    assert transport.closed
