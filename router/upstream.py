@@ -5,6 +5,10 @@ when this client replaced it); most of it is work a proxy does not need (cookie 
 multidicts, decompression, redirects). This client writes the request head the proxy already built, parses
 the response with llhttp into a list of raw ``(name, value)`` byte pairs, and hands body chunks over with
 flow control. There is no cookie jar and no decompression: bytes pass through untouched.
+
+An answer llhttp refuses (smuggling shapes, CR/LF/NUL in a header), a status line other than HTTP/1.x, a
+head or framing past :data:`MAX_HEAD_BYTES`, or bytes beyond what the framing announced all end the
+connection: it is never pooled, so the next request, maybe another client's, cannot read them as its answer.
 """
 
 from __future__ import annotations
