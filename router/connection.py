@@ -21,11 +21,10 @@ from typing import Any
 from aiohttp import http_exceptions, web
 
 from router.bad_requests import BadRequestLog
-from router.replies import SENT_CLOSE
+from router.replies import CANNED, SENT_CLOSE, simple
 
 log = logging.getLogger("dockroute.server")
 
-_BAD_REQUEST = "400 Bad Request\n"
 TOO_LARGE = "431 Request Header Fields Too Large"
 # Go's answer to a head over MaxHeaderBytes, byte for byte (net/http conn.serve, errTooLarge): no length,
 # the end of the body is the close.
@@ -191,20 +190,25 @@ class Protocol(web.RequestHandler):
         status: int = 500,
         exc: BaseException | None = None,
         message: str | None = None,
-    ) -> web.StreamResponse:
+    ) -> Any:
+        """The answer to a request aiohttp could not parse (or a handler that raised): fixed bytes written
+        here, as every other answer of the proxy is, and the connection closed after it. aiohttp's own
+        response would say ``HTTP/1.0`` and ``Server: Python/3.x aiohttp/3.y`` (the exact versions, for
+        anyone probing for a known parser bug) and repeat the parser's message, which quotes the request."""
         if status >= 500:
             log.error("internal error while handling a request: %r", exc, exc_info=exc)
-            text = "500 Internal Server Error\n" if status == 500 else f"{status}\n"
+            data = CANNED.get((status, True)) or simple(status, f"{status}\n", True)
         else:
             reason = str(message or exc or status)
             bad_requests.note(request.remote, reason)
             if isinstance(exc, http_exceptions.LineTooLong) or "Too many headers" in reason:
-                status, text = 431, TOO_LARGE  # a line or the count over the limit: Go's answer
+                data = _GO_431  # a line or the count over the limit: Go's answer
             else:
-                text = _BAD_REQUEST if status == 400 else f"{status}\n"
-        resp = web.Response(status=status, text=text)
-        resp.force_close()
-        return resp
+                data = CANNED.get((status, True)) or simple(status, f"{status}\n", True)
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+        return SENT_CLOSE  # not kept alive: aiohttp closes the connection once the exchange is over
 
 
 bad_requests = BadRequestLog()
