@@ -417,6 +417,8 @@ def _is_own(host: str, port: int) -> bool:
 
 
 def _listens_at(host: str, port: int) -> bool:
+    if all(listen_port != port for _, listen_port in _LISTENING):
+        return False  # the common case, decided before any address is parsed
     name = host.strip("[]").lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
         ips: tuple[str, ...] = _LOOPBACK
