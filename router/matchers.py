@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from discover.goexpr import Call
 from discover.goregex import GoRegexpError, compile_go, gorilla_template_regexp
+from router.forwarded_view import is_managed
+from router.forwarded_view import values as forwarded_values
 
 if TYPE_CHECKING:
     from router.rules import RequestInfo
@@ -322,12 +324,39 @@ def _header_re(key: str, search: Callable[[str], bool]) -> Matcher:
     return match_header_re
 
 
+def _forwarded_eq(key: str, value: str) -> Matcher:
+    name = key.lower()
+
+    def match_forwarded_header(req: RequestInfo) -> bool:
+        return value in forwarded_values(req, name)
+
+    return match_forwarded_header
+
+
+def _forwarded_re(key: str, search: Callable[[str], bool]) -> Matcher:
+    name = key.lower()
+
+    def match_forwarded_header_re(req: RequestInfo) -> bool:
+        return any(search(v) for v in forwarded_values(req, name))
+
+    return match_forwarded_header_re
+
+
+# A header the entry point's forwardedheaders handler manages (X-Forwarded-*, X-Real-Ip, any ``_``
+# spelling) is read through Traefik's trust-aware view, decided here once per rule: other header
+# rules read the client's headers as they are, at no added cost.
+
+
 def _build_header(name: str, args: _Args, syntax: str, col: int) -> _Built:
-    return _all([_header_eq(k, v) for k, v, _ in _pairs(name, args, col)]), None, False
+    ms = [(_forwarded_eq if is_managed(k) else _header_eq)(k, v) for k, v, _ in _pairs(name, args, col)]
+    return _all(ms), None, False
 
 
 def _build_header_regexp(name: str, args: _Args, syntax: str, col: int) -> _Built:
-    ms = [_header_re(k, _compile_re(v, pos, name)) for k, v, pos in _pairs(name, args, col)]
+    ms = [
+        (_forwarded_re if is_managed(k) else _header_re)(k, _compile_re(v, pos, name))
+        for k, v, pos in _pairs(name, args, col)
+    ]
     return _all(ms), None, False
 
 

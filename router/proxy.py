@@ -29,6 +29,7 @@ import weakref
 from typing import Any
 
 from router.accesslog import AccessLog, AccessRecord
+from router.forwarded_view import info_class
 from router.headers import TrustedNetworks
 from router.metrics import Metrics, tls_labels
 from router.paths import (
@@ -98,6 +99,9 @@ class EntryPointHandler:
         self.port_b = b""
         self.table = RoutingTable(())
         self.trusted = TrustedNetworks(entry_point.trusted_ips, entry_point.forwarded_insecure)
+        # RequestInfo whose ``via`` is this handler: what rules on X-Forwarded-*/X-Real-Ip need
+        # (router.forwarded_view), carried by the class rather than stored per request.
+        self.info_class = info_class(self)
         self.read_timeout = entry_point.read_timeout or None
         self.write_timeout = entry_point.write_timeout or None
         # The escapes refused in a path (http.encodedCharacters: those not allowed), upper case.
@@ -141,7 +145,9 @@ class EntryPointHandler:
         # not). An HTTP/1.1 request without Host never gets here: llhttp answers it 400.
         host_header = authority or headers.get("Host", "")
         client_ip = peer_ip(transport.get_extra_info("peername"))
-        info = RequestInfo(msg.method, normalize_host(host_header), path, query, headers, client_ip)
+        info = self.info_class(
+            msg.method, normalize_host(host_header), path, query, headers, client_ip, host_header
+        )
         table = self.table
         loops = self._loops if table is self._loops_of else self.loops(table)
         route = table.lookup(info)

@@ -26,18 +26,32 @@ class RequestInfo:
     """What matchers see of a request; built once per request by the proxy.
 
     ``host`` is lowercased with port and trailing dot stripped; ``path`` is the normalised path;
-    ``headers`` is a case-insensitive multi-mapping (``get``/``getall``).
+    ``headers`` is a case-insensitive multi-mapping (``get``/``getall``). ``authority`` is the raw Host
+    (or absolute-form authority) and ``via`` the entry point's handler, a class attribute of the proxy's
+    per-entry-point subclass (None here): only rules naming X-Forwarded-*/X-Real-Ip read them, to see
+    Traefik's trust-aware values (:mod:`router.forwarded_view`).
     """
 
-    __slots__ = ("method", "host", "path", "raw_query", "headers", "client_ip", "_query")
+    __slots__ = ("method", "host", "path", "raw_query", "headers", "client_ip", "authority", "_query")
+    via: Any = None
 
-    def __init__(self, method: str, host: str, path: str, raw_query: str, headers: Any, client_ip: str):
+    def __init__(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        raw_query: str,
+        headers: Any,
+        client_ip: str,
+        authority: str = "",
+    ):
         self.method = method
         self.host = host
         self.path = path
         self.raw_query = raw_query
         self.headers = headers
         self.client_ip = client_ip
+        self.authority = authority
         self._query: dict[str, list[str]] | None = None
 
     @property

@@ -1,0 +1,92 @@
+"""What ``Header``/``HeaderRegexp`` rules naming X-Forwarded-* or X-Real-Ip see: Traefik's view.
+
+In Traefik the entry point's forwardedheaders handler runs before the router. For a peer outside
+``forwardedHeaders.trustedIPs`` (and without ``insecure``) it deletes every X-Forwarded-*/X-Real-Ip in
+every ``_`` spelling, then sets X-Real-Ip to the peer's address, X-Forwarded-Proto to http/https (ws/wss
+for a WebSocket upgrade), X-Forwarded-Port, X-Forwarded-Host to the Host, and X-Forwarded-Server to its
+host name; X-Forwarded-For is only appended later, by the proxy, so a rule sees none. A trusted peer's
+values stay and only the empty ones are filled. Without this view an "internal only" router
+(``HeaderRegexp(`X-Real-Ip`, `^10\\.`)``) would be reached by any client sending ``X-Real-Ip: 10.0.0.1``,
+the header-spoofing family of CVE-2024-45410.
+
+Cost: nothing for other rules. The rule compiler picks :func:`values` only for a managed header name
+(:func:`is_managed`); the request carries its entry point as a class attribute of a per-entry-point
+subclass of :class:`~router.rules.RequestInfo` (:func:`info_class`: no per-request store) and its raw
+authority in one slot. The trust check runs only when such a matcher does.
+
+The values agree with what :mod:`router.forward` sends the backend (the port is the Host's, else the
+entry point's listening port, as there; the host name is the same ``socket.gethostname()``).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from router.headers import MANAGED
+
+_HOSTNAME = (socket.gethostname(),)
+_NONE: tuple[str, ...] = ()
+
+
+def is_managed(name: str) -> bool:
+    """Whether a rule's header name is one the forwardedheaders handler manages (any case, any ``_``)."""
+    return name.lower().encode("latin-1", "replace") in MANAGED
+
+
+def info_class(handler: Any) -> type:
+    """A RequestInfo class for one entry point's handler: ``via`` is the handler, a class attribute, so
+    that building a request's info costs what it did. Imported late: router.rules imports the matchers,
+    which import this module."""
+    from router.rules import RequestInfo
+
+    return type("RequestInfo", (RequestInfo,), {"__slots__": (), "via": handler})
+
+
+def _websocket(headers: Any) -> bool:
+    """Traefik's isWebsocketRequest: the first Connection value lists ``upgrade`` and the first Upgrade
+    value lists ``websocket`` (case-insensitive, comma-separated)."""
+
+    def lists(name: str, token: str) -> bool:
+        return any(t.strip().lower() == token for t in headers.get(name, "").split(","))
+
+    return lists("Connection", "upgrade") and lists("Upgrade", "websocket")
+
+
+def _port(ep: Any, authority: str) -> str:
+    """The Host's port, else the entry point's listening port (router.forward's X-Forwarded-Port)."""
+    colon = authority.rfind(":")
+    if colon > 0 and "]" not in authority[colon:]:
+        return authority[colon + 1 :]
+    return ep.port_b.decode() if ep is not None else ""
+
+
+def _own(req: Any, ep: Any, name: str) -> tuple[str, ...]:
+    """The proxy's value for the canonical ``name`` when the client's is absent, deleted or empty."""
+    if name == "x-real-ip":
+        return (req.client_ip,) if req.client_ip else _NONE
+    if name == "x-forwarded-proto":
+        scheme = ep.scheme if ep is not None else "http"
+        return ("wss" if scheme == "https" else "ws",) if _websocket(req.headers) else (scheme,)
+    if name == "x-forwarded-port":
+        return (_port(ep, req.authority),)
+    if name == "x-forwarded-host":
+        return (req.authority,) if req.authority else _NONE
+    return _NONE
+
+
+def values(req: Any, name: str) -> tuple[str, ...]:
+    """The values a rule sees of the managed header ``name`` (lower case, as the rule spells it)."""
+    ep = req.via
+    headers = req.headers
+    trusted = ep is not None and bool(ep.trusted) and ep.trusted.trusts(req.client_ip)
+    if name == "x-forwarded-server":
+        return _HOSTNAME
+    if "_" in name:  # nothing sets an underscore spelling: only a trusted client's own passes
+        return tuple(headers.getall(name, ())) if trusted else _NONE
+    own = tuple(headers.getall(name, ())) if trusted else _NONE
+    if name == "x-forwarded-for":
+        return (", ".join(own),) if own else _NONE
+    if own and own[0]:
+        return own
+    return _own(req, ep, name) or own

@@ -1,0 +1,101 @@
+"""Header rules naming X-Forwarded-*/X-Real-Ip read Traefik's trust-aware view (router.forwarded_view);
+every other header rule is compiled as before and costs what it did (CVE-2024-45410 family: a spoofed
+X-Real-Ip must not open an "internal only" router)."""
+
+from __future__ import annotations
+
+import socket
+from types import SimpleNamespace
+
+import pytest
+from multidict import CIMultiDict
+
+from router.forwarded_view import info_class, is_managed, values
+from router.headers import TrustedNetworks
+from router.rules import RequestInfo, parse_rule
+
+PEER = "192.0.2.10"
+
+
+def _handler(trusted: tuple[str, ...] = (), scheme: str = "http", insecure: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(trusted=TrustedNetworks(trusted, insecure), scheme=scheme, port_b=b"8000")
+
+
+def _req(*headers: tuple[str, str], handler=None, authority: str = "a.test") -> RequestInfo:
+    cls = info_class(handler if handler is not None else _handler())
+    return cls("GET", "a.test", "/", "", CIMultiDict(headers), PEER, authority)
+
+
+@pytest.mark.parametrize(
+    ("rule", "closure"),
+    [
+        ("Header(`X-Role`, `a`)", "match_header"),
+        ("HeaderRegexp(`X-Role`, `a`)", "match_header_re"),
+        ("Header(`X-Real-Ip`, `a`)", "match_forwarded_header"),
+        ("Header(`x_real_ip`, `a`)", "match_forwarded_header"),
+        ("HeaderRegexp(`X-FORWARDED-FOR`, `a`)", "match_forwarded_header_re"),
+        ("HeaderRegexp(`X_Forwarded_Proto`, `a`)", "match_forwarded_header_re"),
+        ("Header(`Forwarded`, `a`)", "match_header"),  # not managed by Traefik's forwardedheaders
+    ],
+)
+def test_matcher_is_chosen_when_the_rule_is_compiled(rule, closure):
+    assert parse_rule(rule).match.__name__ == closure
+
+
+def test_v2_headers_pick_per_pair():
+    m = parse_rule("HeadersRegexp(`X-Role`, `^a$`, `X-Real-Ip`, `^10\\.`)", "v2").match
+    spoofed = _req(("X-Role", "a"), ("X-Real-Ip", "10.0.0.1"))
+    assert not m(spoofed)
+    assert m(_req(("X-Role", "a"), ("X-Real-Ip", "10.0.0.1"), handler=_handler(("192.0.2.0/24",))))
+
+
+def test_is_managed_covers_every_spelling_and_only_those():
+    assert is_managed("X-Real-Ip") and is_managed("x_forwarded_host") and is_managed("X-Forwarded_Uri")
+    assert not is_managed("X-Role") and not is_managed("Forwarded") and not is_managed("X-Forwarded")
+
+
+def test_untrusted_peer_sees_the_proxys_values():
+    spoof = [(n, "10.0.0.1") for n in ("X-Real-Ip", "X-Forwarded-For", "X_Real_Ip", "X-Forwarded-Uri")]
+    r = _req(*spoof, ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil"), ("X-Forwarded-Port", "1"))
+    assert values(r, "x-real-ip") == (PEER,)
+    assert values(r, "x-forwarded-for") == ()
+    assert values(r, "x_real_ip") == ()
+    assert values(r, "x-forwarded-uri") == ()
+    assert values(r, "x-forwarded-proto") == ("http",)
+    assert values(r, "x-forwarded-host") == ("a.test",)
+    assert values(r, "x-forwarded-port") == ("8000",)
+    assert values(r, "x-forwarded-server") == (socket.gethostname(),)
+
+
+def test_trusted_peer_keeps_its_values_and_fills_the_empty_ones():
+    handler = _handler(("192.0.2.0/24",))
+    xff = (("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-For", "10.0.0.2"))
+    r = _req(*xff, ("X_Real_Ip", "10.0.0.3"), ("X-Real-Ip", ""), ("X-Forwarded-Server", "x"), handler=handler)
+    assert values(r, "x-forwarded-for") == ("10.0.0.1, 10.0.0.2",)
+    assert values(r, "x_real_ip") == ("10.0.0.3",)
+    assert values(r, "x-real-ip") == (PEER,)
+    assert values(r, "x-forwarded-server") == (socket.gethostname(),)
+    assert values(_req(("X-Forwarded-Proto", "https"), handler=handler), "x-forwarded-proto") == ("https",)
+    insecure = _req(("X-Real-Ip", "10.0.0.1"), handler=_handler(insecure=True))
+    assert values(insecure, "x-real-ip") == ("10.0.0.1",)
+
+
+def test_websocket_upgrade_and_port_as_traefik_sets_them():
+    ws = (("Connection", "keep-alive, Upgrade"), ("Upgrade", "websocket"))
+    assert values(_req(*ws), "x-forwarded-proto") == ("ws",)
+    assert values(_req(*ws, handler=_handler(scheme="https")), "x-forwarded-proto") == ("wss",)
+    assert values(_req(handler=_handler(scheme="https")), "x-forwarded-proto") == ("https",)
+    assert values(_req(authority="a.test:81"), "x-forwarded-port") == ("81",)
+    assert values(_req(authority="[::1]"), "x-forwarded-port") == ("8000",)
+
+
+def test_request_info_built_elsewhere_reads_as_untrusted():
+    """RequestInfo built outside an entry point (tests, the API) has no ``via``: nothing is trusted."""
+    r = RequestInfo("GET", "a.test", "/", "", CIMultiDict([("X-Real-Ip", "10.0.0.1")]), PEER)
+    assert r.via is None and values(r, "x-real-ip") == (PEER,)
+    assert not parse_rule("HeaderRegexp(`X-Real-Ip`, `^10\\.`)").match(r)
+
+
+def test_per_entry_point_class_adds_no_per_request_state():
+    r = _req()
+    assert isinstance(r, RequestInfo) and not hasattr(r, "__dict__") and r.via is not None
