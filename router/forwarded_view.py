@@ -14,8 +14,9 @@ Cost: nothing for other rules. The rule compiler picks :func:`values` only for a
 subclass of :class:`~router.rules.RequestInfo` (:func:`info_class`: no per-request store) and its raw
 authority in one slot. The trust check runs only when such a matcher does.
 
-The values agree with what :mod:`router.forward` sends the backend (the port is the Host's, else the
-entry point's listening port, as there; the host name is the same ``socket.gethostname()``).
+:func:`forwarded_proto` and :func:`forwarded_port` are Traefik's rules for X-Forwarded-Proto and
+X-Forwarded-Port, meant to be the one computation for rules and for what :mod:`router.forward` sends the
+backend; the host name is the same ``socket.gethostname()`` as there.
 """
 
 from __future__ import annotations
@@ -43,33 +44,47 @@ def info_class(handler: Any) -> type:
     return type("RequestInfo", (RequestInfo,), {"__slots__": (), "via": handler})
 
 
-def _websocket(headers: Any) -> bool:
-    """Traefik's isWebsocketRequest: the first Connection value lists ``upgrade`` and the first Upgrade
-    value lists ``websocket`` (case-insensitive, comma-separated)."""
-
-    def lists(name: str, token: str) -> bool:
-        return any(t.strip().lower() == token for t in headers.get(name, "").split(","))
-
-    return lists("Connection", "upgrade") and lists("Upgrade", "websocket")
+def _lists(headers: Any, name: str, token: str) -> bool:
+    """Whether the first ``name`` value lists ``token`` (comma-separated, case-insensitive), as Go's
+    ``Header.Get`` and Traefik's containsHeader read it."""
+    return any(t.strip().lower() == token for t in headers.get(name, "").split(","))
 
 
-def _port(ep: Any, authority: str) -> str:
-    """The Host's port, else the entry point's listening port (router.forward's X-Forwarded-Port)."""
-    colon = authority.rfind(":")
-    if colon > 0 and "]" not in authority[colon:]:
-        return authority[colon + 1 :]
-    return ep.port_b.decode() if ep is not None else ""
+def forwarded_proto(scheme: str, headers: Any) -> str:
+    """The X-Forwarded-Proto Traefik sets when none came (or none was trusted): the entry point's scheme
+    (``http``/``https``), or ``ws``/``wss`` for a WebSocket upgrade (Traefik's isWebsocketRequest: the
+    first Connection value lists ``upgrade`` and the first Upgrade value lists ``websocket``)."""
+    if _lists(headers, "Connection", "upgrade") and _lists(headers, "Upgrade", "websocket"):
+        return "wss" if scheme == "https" else "ws"
+    return scheme
+
+
+def forwarded_port(scheme: str, authority: str, tls: bool = False) -> str:
+    """Traefik's forwardedPort: the port of the Host (or absolute-form authority) if it has one, as Go's
+    ``net.SplitHostPort`` reads it; else ``443`` when ``scheme`` (the X-Forwarded-Proto in effect) is
+    https or wss, or the connection is TLS; else ``80``. Never the entry point's listening port."""
+    port = ""
+    if authority.startswith("["):
+        end = authority.find("]:")
+        if end > 0:
+            port = authority[end + 2 :]
+    elif authority.count(":") == 1:
+        port = authority.rpartition(":")[2]
+    if port:
+        return port
+    return "443" if tls or scheme in ("https", "wss") else "80"
 
 
 def _own(req: Any, ep: Any, name: str) -> tuple[str, ...]:
     """The proxy's value for the canonical ``name`` when the client's is absent, deleted or empty."""
-    if name == "x-real-ip":
-        return (req.client_ip,) if req.client_ip else _NONE
+    if name == "x-real-ip":  # the peer's address without an IPv6 zone (Traefik's removeIPv6Zone)
+        return (req.client_ip.split("%", 1)[0],) if req.client_ip else _NONE
+    scheme = ep.scheme if ep is not None else "http"
     if name == "x-forwarded-proto":
-        scheme = ep.scheme if ep is not None else "http"
-        return ("wss" if scheme == "https" else "ws",) if _websocket(req.headers) else (scheme,)
+        return (forwarded_proto(scheme, req.headers),)
     if name == "x-forwarded-port":
-        return (_port(ep, req.authority),)
+        proto = values(req, "x-forwarded-proto")[0]
+        return (forwarded_port(proto, req.authority, scheme == "https"),)
     if name == "x-forwarded-host":
         return (req.authority,) if req.authority else _NONE
     return _NONE

@@ -33,6 +33,7 @@ RULES = {
     "https.test": "HeaderRegexp(`X-Forwarded-Proto`, `https`)",
     "http.test": "Header(`X-Forwarded-Proto`, `http`) && Header(`X-Role`, `admin`)",
     "fwhost.test": "Header(`X-Forwarded-Host`, `fwhost.test`)",
+    "port.test": "Header(`X-Forwarded-Port`, `80`)",
     "server.test": f"Header(`X-Forwarded-Server`, `{socket.gethostname()}`)",
 }
 
@@ -91,7 +92,8 @@ async def test_trusted_peer_reaches_the_internal_only_router(proxy, recording, t
 
 async def test_rules_see_the_proxys_forwarded_values(proxy, recording, tmp_path):  # noqa: F811
     """Traefik's forwardedheaders sets X-Forwarded-Proto (the entry point's scheme), X-Forwarded-Host (the
-    Host) and X-Forwarded-Server (its host name) before routing: an untrusted client's own values
+    Host), X-Forwarded-Port (the Host's port, else 80/443) and X-Forwarded-Server (its host name) before
+    routing: an untrusted client's own values
     (CVE-2024-45410 family) are never what a rule sees. A rule on an ordinary header (X-Role) reads the
     client's header as before."""
     dr = await proxy(_config(recording.url), static=_static(tmp_path))
@@ -100,4 +102,5 @@ async def test_rules_see_the_proxys_forwarded_values(proxy, recording, tmp_path)
     assert await _status(dr.port, "http.test", "X-Forwarded-Proto: https", "X-Role: admin") == 200
     assert await _status(dr.port, "http.test", "X-Role: user") == 404
     assert await _status(dr.port, "fwhost.test", "X-Forwarded-Host: evil.test") == 200
+    assert await _status(dr.port, "port.test", "X-Forwarded-Port: 8443") == 200
     assert await _status(dr.port, "server.test", "X-Forwarded-Server: elsewhere") == 200

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from multidict import CIMultiDict
 
-from router.forwarded_view import info_class, is_managed, values
+from router.forwarded_view import forwarded_port, forwarded_proto, info_class, is_managed, values
 from router.headers import TrustedNetworks
 from router.rules import RequestInfo, parse_rule
 
@@ -63,7 +63,7 @@ def test_untrusted_peer_sees_the_proxys_values():
     assert values(r, "x-forwarded-uri") == ()
     assert values(r, "x-forwarded-proto") == ("http",)
     assert values(r, "x-forwarded-host") == ("a.test",)
-    assert values(r, "x-forwarded-port") == ("8000",)
+    assert values(r, "x-forwarded-port") == ("80",)
     assert values(r, "x-forwarded-server") == (socket.gethostname(),)
 
 
@@ -86,7 +86,37 @@ def test_websocket_upgrade_and_port_as_traefik_sets_them():
     assert values(_req(*ws, handler=_handler(scheme="https")), "x-forwarded-proto") == ("wss",)
     assert values(_req(handler=_handler(scheme="https")), "x-forwarded-proto") == ("https",)
     assert values(_req(authority="a.test:81"), "x-forwarded-port") == ("81",)
-    assert values(_req(authority="[::1]"), "x-forwarded-port") == ("8000",)
+    assert values(_req(authority="[::1]"), "x-forwarded-port") == ("80",)
+    assert values(_req(handler=_handler(scheme="https")), "x-forwarded-port") == ("443",)
+    trusted = _handler(("192.0.2.0/24",))
+    assert values(_req(("X-Forwarded-Proto", "https"), handler=trusted), "x-forwarded-port") == ("443",)
+    assert values(_req(("X-Forwarded-Port", "8443"), handler=trusted), "x-forwarded-port") == ("8443",)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "authority", "tls", "port"),
+    [
+        ("http", "a.test", False, "80"),
+        ("http", "a.test:8080", False, "8080"),
+        ("https", "a.test", False, "443"),
+        ("wss", "a.test", False, "443"),
+        ("http", "a.test", True, "443"),
+        ("http", "[::1]:81", False, "81"),
+        ("http", "[::1]", False, "80"),
+        ("http", "::1", False, "80"),  # Go's SplitHostPort: too many colons, no port
+        ("http", "a.test:", False, "80"),
+    ],
+)
+def test_forwarded_port_is_traefiks(scheme, authority, tls, port):
+    """Traefik's forwardedPort: the Host's port, else 443 for https/wss or TLS, else 80 (never the
+    entry point's listening port)."""
+    assert forwarded_port(scheme, authority, tls) == port
+
+
+def test_forwarded_proto_on_a_websocket_upgrade():
+    ws = CIMultiDict([("Connection", "Upgrade"), ("Upgrade", "WebSocket")])
+    assert forwarded_proto("http", ws) == "ws" and forwarded_proto("https", ws) == "wss"
+    assert forwarded_proto("https", CIMultiDict([("Upgrade", "websocket")])) == "https"
 
 
 def test_request_info_built_elsewhere_reads_as_untrusted():
