@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from router.balancer import WeightedBalancer
 from router.body_pace import paced
 from router.exchange import answer, raw_edits
+from router.forwarded_view import forwarded_port, forwarded_proto
 from router.framing import abandon, relay, respond
 from router.headers import (
     FORWARDED,
@@ -314,10 +315,12 @@ _REQUEST_PLANS = Memo(256)  # items → _RequestPlan
 
 
 def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header: str, trusted: bool) -> bytes:
-    """The X-Forwarded-* and X-Real-Ip lines; a client's own values are kept only from trusted peers."""
+    """The X-Forwarded-* and X-Real-Ip lines; a client's own values are kept only from trusted peers.
+    Proto and port are Traefik's (:mod:`router.forwarded_view`, which rules read too): ws/wss for a
+    WebSocket upgrade; the Host's port, else 443/80 by the proto, never the listening port."""
     xff = client_ip
     xfh = host_header
-    xfproto = ep.scheme
+    xfproto = ""
     xfport = ""
     real = client_ip
     if trusted:
@@ -325,15 +328,13 @@ def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header:
         if prior:
             xff = prior + ", " + client_ip
         xfh = headers.get("X-Forwarded-Host") or xfh
-        xfproto = headers.get("X-Forwarded-Proto") or xfproto
+        xfproto = headers.get("X-Forwarded-Proto", "")
         xfport = headers.get("X-Forwarded-Port", "")
         real = headers.get("X-Real-Ip") or real
+    if not xfproto:
+        xfproto = forwarded_proto(ep.scheme, headers) if "Upgrade" in headers else ep.scheme
     if not xfport:
-        colon = host_header.rfind(":")
-        if colon > 0 and "]" not in host_header[colon:]:
-            xfport = host_header[colon + 1 :]
-        else:
-            xfport = ep.port_b.decode()
+        xfport = forwarded_port(xfproto, host_header, ep.scheme == "https")
     return (
         (
             f"X-Forwarded-For: {xff}\r\nX-Forwarded-Host: {xfh}\r\nX-Forwarded-Proto: {xfproto}\r\n"

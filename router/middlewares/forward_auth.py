@@ -36,6 +36,7 @@ from multidict import CIMultiDict
 from discover.goregex import GoRegexp, GoRegexpError, compile_go
 from discover.middlewares.auth import ForwardAuth, ForwardAuthTLS
 from router.exchange import Exchange, Handler, Headers, PassSink, answer
+from router.forwarded_view import forwarded_port
 from router.middlewares import BuildContext, MiddlewareError
 from router.pemfile import pem_file, read_pem
 
@@ -152,7 +153,7 @@ class _ForwardAuth:
             return out
         prior = ", ".join(out.getall("X-Forwarded-For", ()))
         out["X-Forwarded-For"] = f"{prior}, {ex.client_ip}" if prior else ex.client_ip
-        computed["X-Forwarded-Port"] = _port(host, ex.scheme)
+        computed["X-Forwarded-Port"] = forwarded_port(ex.scheme, host, ex.scheme == "https")
         for name, value in computed.items():
             if name not in out:
                 out[name] = value
@@ -315,14 +316,6 @@ def _cookie_name(set_cookie: str) -> str:
 
 def _html_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;")
-
-
-def _port(host: str, scheme: str) -> str:
-    """Traefik's ``forwardedPort``: the Host header's port, else the scheme's."""
-    colon = host.rfind(":")
-    if colon > 0 and "]" not in host[colon:] and host[colon + 1 :].isdigit():
-        return host[colon + 1 :]
-    return "443" if scheme == "https" else "80"
 
 
 async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:

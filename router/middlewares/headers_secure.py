@@ -27,6 +27,7 @@ import os
 
 from discover.middlewares.headers import Headers
 from router.exchange import Exchange
+from router.forwarded_view import forwarded_port
 
 __all__ = ["Secure", "request_header"]
 
@@ -58,11 +59,7 @@ def _proxy_forwarded(ex: Exchange, lname: str) -> str:
     if lname in ("x-forwarded-for", "x-real-ip"):
         return ex.client_ip
     if lname == "x-forwarded-port":
-        host = ex.host_header
-        colon = host.rfind(":")
-        if colon > 0 and "]" not in host[colon:]:
-            return host[colon + 1 :]
-        return ex.ep.port_b.decode()
+        return forwarded_port(ex.scheme, ex.host_header, ex.scheme == "https")
     return ""
 
 

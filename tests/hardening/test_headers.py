@@ -86,7 +86,7 @@ async def test_connection_header_cannot_remove_what_the_proxy_sets(proxy, record
     assert seen.getall("X-Real-Ip") == ["127.0.0.1"]
     assert seen.getall("X-Forwarded-Host") == ["a.test"]
     assert seen.getall("X-Forwarded-Proto") == ["http"]
-    assert seen.getall("X-Forwarded-Port") == [str(dr.port)]
+    assert seen.getall("X-Forwarded-Port") == ["80"]  # Traefik's: no port in Host, plain HTTP
     assert len(seen.getall("X-Forwarded-Server")) == 1
     assert seen.getall("X-Auth-User") == ["proxy-set"]
     assert "X-Hop" not in seen and "Connection" not in seen
@@ -373,3 +373,23 @@ def test_keep_underscore_headers_costs_nothing_per_request():
 
     handler = Handler()
     assert underscore_guard(handler) is handler
+
+
+async def test_forwarded_proto_and_port_are_traefiks(proxy, recording):  # noqa: F811
+    """The backend gets what Traefik's forwardedheaders handler sets, as the routing rules see it
+    (router.forwarded_view): X-Forwarded-Proto ``ws`` for a WebSocket upgrade (Traefik's isWebsocketRequest),
+    and X-Forwarded-Port from the Host's port, else 80 for plain HTTP, never the port dockroute happens to
+    listen on (behind a port mapping that is not the port the client used)."""
+    dr = await proxy(_route(recording.url))
+    upgrade = (
+        "GET /ws HTTP/1.1\r\nHost: a.test:8000\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await exchange(dr.port, upgrade.encode(), timeout=1)
+    seen = await _one_head(recording)
+    assert seen.getall("X-Forwarded-Proto") == ["ws"]
+    assert seen.getall("X-Forwarded-Port") == ["8000"]
+    recording.received.clear()
+    await exchange(dr.port, _get())
+    seen = await _one_head(recording)
+    assert seen.getall("X-Forwarded-Proto") == ["http"] and seen.getall("X-Forwarded-Port") == ["80"]
