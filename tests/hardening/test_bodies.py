@@ -10,8 +10,8 @@ import gzip
 
 import pytest
 
+from tests.hardening.backends import RecordingBackend, recording  # noqa: F401  (a fixture)
 from tests.hardening.rawclient import exchange
-from tests.hardening.test_parsing import RecordingBackend, recording  # noqa: F401  (a fixture)
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
 from tests.integration.harness import routers
 

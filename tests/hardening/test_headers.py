@@ -9,17 +9,15 @@ folds or renames headers on the way in).
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import Callable
 
 import pytest
 from multidict import CIMultiDict
 
 from router.headers import TrustedNetworks, underscore_guard
 from router.settings import EntryPoint
+from tests.hardening.backends import AnsweringBackend, RecordingBackend, recording  # noqa: F401  (a fixture)
 from tests.hardening.rawclient import exchange
-from tests.hardening.test_parsing import RecordingBackend, recording  # noqa: F401  (a fixture)
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
 from tests.integration.harness import routers
 from tests.polling import wait_for
@@ -249,40 +247,6 @@ async def test_underscore_headers_strategy(proxy, recording, tmp_path, strategy,
     assert {k: v for k, v in seen.items() if k.lower().replace("_", "-") == "x-custom"} == forwarded
 
 
-class ScriptedBackend:
-    """A raw backend answering each request head it reads with ``answer(head)``, keeping the heads and
-    counting its connections (requests here have no body)."""
-
-    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
-        self.answer = answer
-        self.heads: list[bytes] = []
-        self.connections = 0
-        self.server: asyncio.Server | None = None
-        self.url = ""
-
-    async def start(self) -> ScriptedBackend:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.connections += 1
-            try:
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    self.heads.append(head)
-                    writer.write(self.answer(head))
-                    await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                pass
-            finally:
-                writer.close()
-
-        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
@@ -307,7 +271,7 @@ async def test_h2c_upgrade_is_never_forwarded(proxy, connection):  # noqa: F811
     plain request, without ``Upgrade`` and without the connection-specific ``HTTP2-Settings`` even when
     the client did not list them in ``Connection`` (RFC 9113 3.2.1 / RFC 7540 3.2.1; some backends
     upgrade on ``Upgrade: h2c`` alone, golang/go#45785)."""
-    backend = await ScriptedBackend(_h2c_capable).start()
+    backend = await AnsweringBackend(_h2c_capable).start()
     try:
         dr = await proxy(_route(backend.url))
         raw = _get(connection, "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
@@ -346,7 +310,7 @@ async def test_pooled_backend_connection_carries_no_cookie_between_clients(proxy
             return b"HTTP/1.1 200 OK\r\nSet-Cookie: session=A-secret; Path=/\r\nContent-Length: 2\r\n\r\nok"
         return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-    backend = await ScriptedBackend(answer).start()
+    backend = await AnsweringBackend(answer).start()
     try:
         dr = await proxy(_route(backend.url))
         login = b"GET /login HTTP/1.1\r\nHost: a.test\r\nCookie: pref=A-own\r\nConnection: close\r\n\r\n"

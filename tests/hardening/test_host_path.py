@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.hardening.backends import RecordingBackend
 from tests.hardening.rawclient import exchange
-from tests.hardening.test_parsing import RecordingBackend
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
 from tests.integration.harness import routers
 from tests.polling import wait_for

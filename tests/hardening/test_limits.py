@@ -14,8 +14,8 @@ import time
 
 import pytest
 
+from tests.hardening.backends import RawBackend, RecordingBackend, recording  # noqa: F401  (a fixture)
 from tests.hardening.rawclient import Answer, exchange
-from tests.hardening.test_parsing import RecordingBackend, recording  # noqa: F401  (a fixture)
 from tests.integration.conftest import backends, proxy  # noqa: F401  (the real process, fixtures)
 from tests.integration.harness import expected_sha256, pattern_block, routers
 from tests.polling import wait_for
@@ -281,34 +281,26 @@ async def test_a_fast_large_upload_passes(proxy, backends, tmp_path):  # noqa: F
 # --- response to a client that stops reading --------------------------------------------------------------
 
 
-class StreamingBackend:
+class StreamingBackend(RawBackend):
     """Answers every request with a 1 GiB body written as fast as the proxy takes it, counting the bytes
     the proxy accepted (``sent``) and noticing when the proxy drops the connection (``dropped``)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.sent = 0
         self.dropped = False
-        self.server: asyncio.Server | None = None
-        self.url = ""
 
-    async def start(self) -> StreamingBackend:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 30))
-                block = b"d" * 65536
-                for _ in range((1 << 30) // len(block)):
-                    writer.write(block)
-                    await writer.drain()
-                    self.sent += len(block)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                self.dropped = True
-            finally:
-                writer.close()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 30))
+        block = b"d" * 65536
+        for _ in range((1 << 30) // len(block)):
+            writer.write(block)
+            await writer.drain()
+            self.sent += len(block)
 
-        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
+    def ended_early(self) -> None:
+        self.dropped = True
 
     async def settled(self) -> bool:
         """Whether the backend has stopped making progress (the proxy stopped reading it)."""
@@ -321,8 +313,7 @@ class StreamingBackend:
 async def streaming():
     backend = await StreamingBackend().start()
     yield backend
-    if backend.server is not None:
-        backend.server.close()
+    await backend.stop()
 
 
 async def _stop_reading(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -17,7 +17,6 @@ cases; everything else must be 400.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hardening.backends import RecordingBackend, recording  # noqa: F401  (a fixture)
 from tests.hardening.rawclient import exchange
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
 from tests.integration.harness import routers
@@ -35,45 +35,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 MARK = b"zq-smuggle-marker"
 GOOD = b"GET /good HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
-
-
-class RecordingBackend:
-    """A raw TCP backend that keeps every byte it is sent and answers each read with a small 200 (so a
-    forwarded request is never left hanging)."""
-
-    def __init__(self) -> None:
-        self.received = bytearray()
-        self.connections = 0
-        self.server: asyncio.Server | None = None
-        self.url = ""
-
-    async def start(self) -> RecordingBackend:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.connections += 1
-            try:
-                while chunk := await reader.read(65536):
-                    self.received += chunk
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    await writer.drain()
-            except ConnectionError:
-                pass
-            finally:
-                writer.close()
-
-        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-
-@pytest.fixture
-async def recording():
-    backend = await RecordingBackend().start()
-    yield backend
-    await backend.stop()
 
 
 def _req(head: bytes, body: bytes = b"", method: bytes = b"POST") -> bytes:
