@@ -385,7 +385,10 @@ async def _send(
     # Go's isReplayable, as Traefik: only a request that is safe to send twice is retried when a
     # reused keep-alive connection turns out dead (the backend may have acted on it already).
     replayable = msg.method in _REPLAYABLE or any(h in msg.headers for h in _IDEMPOTENCY_HEADERS)
+    own = ep.own.keys  # servers that are this entry point itself (router.loops): mostly none
     while True:
+        if own and up.key in own:
+            return Failure(508, False, f"{up.url} is this entry point itself: a loop", up)
         if up.unreachable:  # the one test the request path pays: a provider knows it cannot be reached
             tried, nxt = _another(balancer, cookies, tried, up, f"unreachable: {up.unreachable}")
             if type(nxt) is Failure:

@@ -117,7 +117,12 @@ def normalize_path(path: str) -> str:
 
 
 def denied_escape(path: str, denied: frozenset[str]) -> str | None:
-    """The first escape of ``path`` (normalised: escapes upper case) that is in ``denied``, or None."""
+    """The first escape of ``path`` (normalised: escapes upper case) that is in ``denied``, or None. A
+    literal backslash counts as ``%5C``: Go sends it on as ``%5C`` (Traefik then refuses it), and a
+    backend that reads ``\\`` as ``/`` (IIS, Windows stacks) would otherwise see ``/public\\..\\admin``
+    as ``/admin``."""
+    if "\\" in path and "%5C" in denied:
+        return "\\"
     i = path.find("%")
     while i >= 0:
         esc = path[i : i + 3]

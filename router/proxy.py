@@ -13,8 +13,8 @@ is lower-cased without its port and trailing dot; the path normalised once (:mod
 refused (400) when it holds an encoded character the entry point's ``encodedCharacters`` does not allow.
 Routing and forwarding both use that host and that path.
 
-A route whose service can only reach dockroute's own listening addresses answers ``508 Loop Detected``
-at once (see :meth:`EntryPointHandler.loops`).
+A request about to be sent to the entry point's own address answers ``508 Loop Detected``
+(:mod:`router.loops`).
 
 The target classes are re-exported here for the modules that compile configurations into targets.
 """
@@ -22,15 +22,13 @@ The target classes are re-exported here for the modules that compile configurati
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import time
-import weakref
 from typing import Any
 
 from router.accesslog import AccessLog, AccessRecord
 from router.forwarded_view import info_class
 from router.headers import TrustedNetworks
+from router.loops import OwnServers
 from router.metrics import Metrics, tls_labels
 from router.paths import (
     BadTarget,
@@ -106,19 +104,13 @@ class EntryPointHandler:
         self.write_timeout = entry_point.write_timeout or None
         # The escapes refused in a path (http.encodedCharacters: those not allowed), upper case.
         self.denied = denied_escapes(entry_point.allowed_encoded)
-        # The routes of ``table`` that lead only back to this process (ids), worked out once per table.
-        self._loops: frozenset[int] = frozenset()
-        self._loops_of: RoutingTable | None = None
-        _HANDLERS.add(self)
+        # The servers of the current table that are this entry point itself (router.forward: 508).
+        self.own = OwnServers()
 
     def set_port(self, port: int) -> None:
-        """The port the entry point listens on, once bound: also one of this process's own addresses,
-        which every handler's loop check then looks at again."""
+        """The port the entry point listens on, once bound (the loop check looks at it again)."""
         self.port_b = str(port).encode()
-        _LISTENING.add((_listen_host(self.entry_point.address), port))
-        _OWN_SERVERS.clear()
-        for handler in _HANDLERS:
-            handler._loops_of = None
+        self.own.bound(self.entry_point.address, port)
 
     async def __call__(self, request: Any) -> Sent:
         # The parsed head, read once (aiohttp's ``_message``; router.server checks it exists at start).
@@ -134,7 +126,7 @@ class EntryPointHandler:
             path = normalize_path(raw_path)
         except BadTarget as exc:
             return self.reply(request, transport, 400, True, None, f"bad request target: {exc}")
-        if self.denied and "%" in path and (esc := denied_escape(path, self.denied)) is not None:
+        if self.denied and ("%" in path or "\\" in path) and (esc := denied_escape(path, self.denied)):
             return self.reply(request, transport, 400, True, None, f"encoded character {esc} in the path")
         headers = msg.headers
         if msg.chunked and headers.get("Transfer-Encoding", "").lower() != "chunked":
@@ -149,13 +141,11 @@ class EntryPointHandler:
             msg.method, normalize_host(host_header), path, query, headers, client_ip, host_header
         )
         table = self.table
-        loops = self._loops if table is self._loops_of else self.loops(table)
+        if table is not self.own.of:
+            self.own.update(table)
         route = table.lookup(info)
         if route is None:
             return self.reply(request, transport, 404, close, info, "no router matched")
-        if loops and id(route) in loops:
-            why = "the service's servers are this proxy's own entry points"
-            return self.reply(request, transport, 508, close, info, why, route.target)
         if table.options_in_use and self._misdirected(transport, route.tls_options):
             why = "TLS options of the router differ"
             return self.reply(request, transport, 421, close, info, why, route.target)
@@ -185,28 +175,6 @@ class EntryPointHandler:
         sslobj = transport.get_extra_info("ssl_object")
         made_under = getattr(sslobj.context, OPTIONS_ATTR, None) if sslobj is not None else None
         return made_under is None or made_under.name != options or not made_under.current
-
-    def loops(self, table: RoutingTable) -> frozenset[int]:
-        """The routes of ``table`` (their ids) that would send every request back to this process.
-
-        A service whose servers are all dockroute's own entry points (a Docker label on the proxy's own
-        container, a file config naming ``localhost:80``) turns each request into a new request to itself:
-        without a check it loops until sockets run out, or ends in a 502 after a failed connect. The check
-        compares each server's address with the addresses this process listens on, once per table (the
-        first request after a reload, or after an entry point binds), never per request; a request then
-        pays one truthiness test (no loop in the table) or one set lookup. It needs no marker header (a
-        ``Via`` on every forwarded request, which Traefik does not send and backends would see) and costs
-        no hop: the 508 is answered before any connection. What it cannot see: a loop through a host
-        name other than ``localhost`` (no DNS lookup on the event loop), through another proxy, or a
-        service mixing its own address with others (there a looped request is balanced again, and
-        reaches another server after one extra hop)."""
-        found = set()
-        for route in table.routes:
-            servers = _servers(route.target)
-            if servers and all(_is_own(up.host, up.port) for up in servers):
-                found.add(id(route))
-        self._loops, self._loops_of = frozenset(found), table
-        return self._loops
 
     def reply(
         self,
@@ -368,85 +336,3 @@ def _origin_form(target: str) -> str:
     cut = min(i for i in (slash, query, len(rest)) if i >= 0)
     tail = rest[cut:]
     return tail if tail.startswith("/") else "/" + tail
-
-
-# Every entry point handler of this process, and the addresses they listen on: (host, or None for every
-# address of the machine; port).
-_HANDLERS: weakref.WeakSet[EntryPointHandler] = weakref.WeakSet()
-_LISTENING: set[tuple[str | None, int]] = set()
-_LOCAL: dict[str, bool] = {}  # address → whether this machine has it (asked once each)
-_OWN_SERVERS: dict[tuple[str, int], bool] = {}  # (server host, port) → _is_own (until a listener is added)
-_LOOPBACK = ("127.0.0.1", "::1")
-
-
-def _listen_host(address: str) -> str | None:
-    """The address an entry point listens on (``127.0.0.1:80`` → ``127.0.0.1``), None for all of them."""
-    host = address.rpartition(":")[0].strip("[]")
-    return None if host in ("", "0.0.0.0", "::") else host
-
-
-def _servers(target: Any) -> list[Any]:
-    """The servers a route's target may forward to (none for a redirect, an internal service...)."""
-    target = getattr(target, "final", target)
-    balancers = [getattr(target, "balancer", None)]
-    servers: list[Any] = []
-    while balancers:
-        balancer = balancers.pop()
-        if balancer is None:
-            continue
-        servers.extend(getattr(balancer, "servers", ()))
-        balancers.extend(child.balancer for child in getattr(balancer, "children", ()))
-    return servers
-
-
-def _is_local(ip: str) -> bool:
-    """Whether ``ip`` is one of this machine's addresses: binding to it succeeds only then."""
-    known = _LOCAL.get(ip)
-    if known is None:
-        try:
-            with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind((ip, 0))
-            known = True
-        except OSError:
-            known = False
-        _LOCAL[ip] = known
-    return known
-
-
-def _is_own(host: str, port: int) -> bool:
-    """Whether a server at ``host:port`` is one of this process's entry points: an address literal or
-    ``localhost`` (RFC 6761: always loopback); other names are not looked up. Remembered per server."""
-    known = _OWN_SERVERS.get((host, port))
-    if known is None:
-        known = _OWN_SERVERS[(host, port)] = _listens_at(host, port)
-    return known
-
-
-def _listens_at(host: str, port: int) -> bool:
-    if all(listen_port != port for _, listen_port in _LISTENING):
-        return False  # the common case, decided before any address is parsed
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        ips: tuple[str, ...] = _LOOPBACK
-    else:
-        try:
-            ips = (str(ipaddress.ip_address(name)),)
-        except ValueError:
-            return False
-    for listen_host, listen_port in _LISTENING:
-        if listen_port != port:
-            continue
-        if listen_host is None:
-            if any(_is_local(ip) for ip in ips):
-                return True
-        elif listen_host in ips or _same_ip(listen_host, ips):
-            return True
-    return False
-
-
-def _same_ip(listen_host: str, ips: tuple[str, ...]) -> bool:
-    try:
-        listening = ipaddress.ip_address(listen_host)
-    except ValueError:
-        return False
-    return any(ipaddress.ip_address(ip) == listening for ip in ips)

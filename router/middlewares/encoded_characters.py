@@ -3,10 +3,11 @@ backend may read as structure, ``%2F`` ``%5C`` ``%00`` ``%3B`` ``%25`` ``%3F`` `
 ``allow*`` option is true (all false by default). Answered 400 before the service is asked, as Traefik's
 middleware does; only the path is checked, never the query.
 
-It runs after the entry point's own check (``entryPoints.<ep>.http.encodedCharacters``, which refuses all
-seven by default in dockroute), so it can only refuse more: on an entry point that allows ``%2F`` for one
-application, the other routers can keep refusing it. The path checked is the one the service will be asked
-for at that point of the chain (after a ``replacePath`` before it, say), both cases of each escape.
+It runs after the entry point's own check (``entryPoints.<ep>.http.encodedCharacters``, which refuses
+``%2F`` ``%5C`` ``%00`` ``%3B`` ``%23`` by default in dockroute), so it can only refuse more: on an entry
+point that allows ``%2F`` for one application, the other routers can keep refusing it. The path checked is
+the one the service will be asked for at that point of the chain (after a ``replacePath`` before it, say),
+both cases of each escape. A literal backslash counts as ``%5C``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def build(options: EncodedCharacters, ctx: BuildContext) -> object:
 
     def check(ex: Exchange) -> Awaitable[None] | None:
         path = ex.path
-        if "%" not in path:
+        if "%" not in path and "\\" not in path:  # a literal backslash counts as %5C (router.paths)
             return None
         esc = denied_escape(path, refused)
         if esc is None:

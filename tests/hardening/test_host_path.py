@@ -208,6 +208,7 @@ ENCODED = [
     pytest.param(b"%2F", "allowEncodedSlash", id="slash-GHSA-gm3x-23wp-hc2c"),
     pytest.param(b"%2f", "allowEncodedSlash", id="lower-slash-GHSA-gm3x-23wp-hc2c"),
     pytest.param(b"%5C", "allowEncodedBackSlash", id="backslash-IIS-Tomcat-path-separator"),
+    pytest.param(b"\\", "allowEncodedBackSlash", id="literal-backslash-Go-sends-it-as-%5C"),
     pytest.param(b"%00", "allowEncodedNullCharacter", id="nul-CWE-158"),
     pytest.param(b"%3B", "allowEncodedSemicolon", id="semicolon-Tomcat-path-parameters"),
     pytest.param(b"%23", "allowEncodedHash", id="hash-fragment-confusion"),
@@ -372,3 +373,46 @@ async def test_a_service_pointing_back_at_dockroute_answers_508_at_once(proxy, t
     assert answer.status == 508, answer.data[:300]
     assert time.monotonic() - started < 2
     assert answer.answers == 1
+
+
+async def test_middlewares_of_a_router_to_itself_still_answer(proxy, tmp_path):  # noqa: F811
+    """The HTTP-to-HTTPS catch-all router on the proxy's own container is Traefik's common pattern: its
+    service (the container's own address, or a dummy) is never reached because ``redirectScheme`` answers
+    first, as does an auth challenge. The loop check is made where a request is about to be sent to a
+    server, so those routers keep answering 301/401 and only a request that would really be sent back
+    gets the 508; the start names the router once."""
+    port = _free_port()
+    own = f"http://127.0.0.1:{port}"
+    dyn = routers(("redir", "Host(`redir.test`)", "s"), ("auth", "Host(`auth.test`)", "s"),
+                  ("loop", "Host(`loop.test`)", "s"), services={"s": [own]})  # fmt: skip
+    dyn["http"]["routers"]["redir"]["middlewares"] = ["tohttps"]
+    dyn["http"]["routers"]["auth"]["middlewares"] = ["auth"]
+    dyn["http"]["middlewares"] = {
+        "tohttps": {"redirectScheme": {"scheme": "https", "permanent": True}},
+        "auth": {"basicAuth": {"users": ["u:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"]}},
+    }
+    dr = await proxy(dyn, static=_static(tmp_path, address=f"127.0.0.1:{port}"))
+    assert (await exchange(port, _get(b"/a", host=b"redir.test"))).status == 301
+    assert (await exchange(port, _get(b"/a", host=b"auth.test"))).status == 401
+    assert (await exchange(port, _get(b"/a", host=b"loop.test"))).status == 508
+    await wait_for(lambda: "508 Loop Detected" in dr.log(), timeout=5)
+    assert dr.log().count(f"server {own} is this entry point itself") == 3  # one per router
+
+
+async def test_a_router_sending_to_another_entry_point_is_a_chain_not_a_loop(proxy, tmp_path):  # noqa: F811
+    """Traefik serves a router on ``web`` whose server is the ``internal`` entry point of the same process
+    (two hops, two routers): only the entry point a request came in on counts as itself."""
+    backend = await RecordingBackend().start()
+    internal = _free_port()
+    services = {"s-internal": [f"http://127.0.0.1:{internal}"], "s-app": [backend.url]}
+    front, back = ("front", "Host(`a.test`)", "s-internal"), ("back", "Host(`a.test`)", "s-app")
+    dyn = routers(front, back, services=services)
+    dyn["http"]["routers"]["front"]["entryPoints"] = ["web"]
+    dyn["http"]["routers"]["back"]["entryPoints"] = ["internal"]
+    static = _static(tmp_path)
+    static["entryPoints"]["internal"] = {"address": f"127.0.0.1:{internal}"}
+    dr = await proxy(dyn, static=static)
+    answer = await exchange(dr.port, _get(b"/x", host=b"a.test"))
+    assert answer.status == 200, answer.data[:300]
+    await wait_for(lambda: b"GET /x HTTP/1.1" in backend.received, timeout=5)
+    await backend.stop()

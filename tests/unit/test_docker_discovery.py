@@ -12,6 +12,7 @@ from discover.docker_model import ContainerInfo, DockerSettings, PortBinding, Re
 from discover.docker_provider import DockerProvider
 from discover.model import REASONS, Discovered, LoadBalancer, Server
 from router.balancer import ServiceBalancer, build_balancers
+from router.loops import OwnServers
 
 T = "traefik.http."
 IN_CONTAINER = Reach(judged=True, container="proxy", networks=frozenset({"front"}))
@@ -322,6 +323,7 @@ class _Msg:
 def _ep():
     class Ep:
         pool = _Pool()
+        own = OwnServers()  # router.loops: no server of this entry point's own
 
     return Ep()
 
