@@ -64,15 +64,19 @@ class BodyPace:
 def paced(read_timeout: float | None) -> Iterator[BodyPace]:
     """``with paced(ep.read_timeout) as pace:`` around the reading of a body (``pace.received += n`` per
     chunk): a body cut by the pace or by readTimeout raises TimeoutError there (the task's own cancellation
-    is taken back, so later timeouts in the task work), any other cancellation passes."""
+    is taken back, so later timeouts in the task work), any other cancellation passes, even one arriving in
+    the same loop turn as the cut (aiohttp cancelling the handler of a client that left): as asyncio.timeout
+    does, the cut becomes TimeoutError only when no cancellation but ours is pending."""
+    task = asyncio.current_task()
+    cancelling = task.cancelling() if task is not None else 0
     pace = BodyPace(read_timeout)
     try:
         yield pace
     except asyncio.CancelledError:
-        task = asyncio.current_task()
         if pace.why is None or task is None:
             raise
-        task.uncancel()
+        if task.uncancel() > cancelling:
+            raise  # someone else cancelled the task too: theirs goes on, ours is taken back
         raise TimeoutError(pace.why) from None
     finally:
         pace.stop()

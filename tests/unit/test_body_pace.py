@@ -21,8 +21,9 @@ async def test_a_stalled_body_is_cut_after_the_allowance():
     t0 = time.monotonic()
     with pytest.raises(TimeoutError, match="slower than 500 bytes/s"), paced(None) as pace:
         pace.received = 10  # 0.02 s of credit
-        await asyncio.sleep(5)
-    assert 0.1 <= time.monotonic() - t0 < 1.0
+        await asyncio.sleep(60)
+    # At 0.12 s; the bound is wide so a loaded machine (pytest -n 2) cannot flake it, and far under 60 s.
+    assert 0.1 <= time.monotonic() - t0 < 10
 
 
 async def test_a_body_that_keeps_the_pace_is_never_cut():
@@ -57,3 +58,23 @@ async def test_another_cancellation_passes_and_a_cut_leaves_later_timeouts_worki
         async with asyncio.timeout(0.01):
             await asyncio.sleep(5)
     assert asyncio.current_task().cancelling() == 0
+
+
+async def test_an_outside_cancel_in_the_turn_the_pace_fires_is_not_lost(monkeypatch):
+    """aiohttp cancels the handler of a client that left; if the pace cuts the body in that same loop turn,
+    the task must still end cancelled (as with asyncio.timeout), not turn the outside cancel into a
+    TimeoutError that the handler would answer."""
+    monkeypatch.setattr(body_pace, "ALLOWANCE", 0.0)  # the pace fires in the next loop turn
+    paces = []
+
+    async def reading() -> None:
+        with paced(None) as pace:
+            paces.append(pace)
+            asyncio.get_running_loop().call_soon(task.cancel)  # the outside cancel, same next turn
+            await asyncio.sleep(5)
+
+    task = asyncio.ensure_future(reading())
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    assert paces[0].why is not None  # the pace did fire: both cancellations met
