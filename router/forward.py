@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 from router.balancer import WeightedBalancer
 from router.body_pace import paced
 from router.exchange import answer, raw_edits
-from router.forwarded_view import forwarded_port, forwarded_proto
+from router.forwarded_view import HOSTNAME, forwarded_port, forwarded_proto
 from router.framing import abandon, relay, respond
 from router.headers import (
     FORWARDED,
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dockroute.proxy")
 
-_HOSTNAME = socket.gethostname().encode()
+_HOSTNAME = HOSTNAME.encode()
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from router.headers import MANAGED
 
-_HOSTNAME = (socket.gethostname(),)
+HOSTNAME = socket.gethostname()  # X-Forwarded-Server, here and in router.forward
+_HOSTNAME = (HOSTNAME,)
 _NONE: tuple[str, ...] = ()
 
 
@@ -101,7 +102,7 @@ def values(req: Any, name: str) -> tuple[str, ...]:
         return tuple(headers.getall(name, ())) if trusted else _NONE
     own = tuple(headers.getall(name, ())) if trusted else _NONE
     if name == "x-forwarded-for":
-        return (", ".join(own),) if own else _NONE
+        return own  # each line on its own, as Go's Header matchers test them
     if own and own[0]:
         return own
     return _own(req, ep, name) or own

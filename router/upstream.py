@@ -325,7 +325,7 @@ class Connection(asyncio.Protocol):
         status = self.parser.get_status_code()
         if self._check_version and self.parser.get_http_version() not in _HTTP1_VERSIONS:
             raise ValueError(f"HTTP/{self.parser.get_http_version()} status line")
-        if len(self.headers) > MAX_HEAD_LINES:  # a head that came in one packet (see _head_ok)
+        if len(self.headers) > MAX_HEAD_LINES:  # one packet; data_received bounds the rest
             raise ValueError(f"response head of more than {MAX_HEAD_LINES} lines")
         if status < 200:
             if status < 100:  # llhttp takes any three digits
