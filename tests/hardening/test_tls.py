@@ -17,6 +17,7 @@ import datetime
 import fcntl
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -30,8 +31,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from router.tls import CertificateStore, CertKeyPair, self_signed_default, server_context
 from tests.integration.conftest import backends, proxy  # noqa: F401  (fixtures)
-from tests.integration.harness import routers
+from tests.integration.harness import Dockroute, routers
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +49,17 @@ MOZILLA_INTERMEDIATE_TLS12 = {
     "DHE-RSA-AES256-GCM-SHA384",
     "DHE-RSA-CHACHA20-POLY1305",
 }
+
+# Suites a client can use with TLS 1.0/1.1 (CBC with SHA-1) and with TLS 1.2 (Mozilla intermediate ones):
+# offered together, a handshake can fail for nothing but the version.
+LEGACY_AND_TLS12_SUITES = ":".join(
+    sorted(MOZILLA_INTERMEDIATE_TLS12) + ["ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA", "AES128-SHA"]
+)
+# OpenSSL's reason on the server when the version alone is refused (below the minimum); with a lower
+# minimum but no suite for that version it is NO_SHARED_CIPHER instead.
+VERSION_REFUSED = "UNSUPPORTED_PROTOCOL"
+# The DEBUG line dockroute's server writes for each handshake it refuses, with OpenSSL's reason.
+_DROPPED = re.compile(r"connection dropped before HTTP: \[SSL: (\w+)\]")
 
 # sslyze pins cryptography below what the test environment has (6.x: cryptography<47), so it lives in a
 # venv of its own, made once per machine (a lock serialises xdist workers) and reused by later sessions.
@@ -114,8 +128,8 @@ class Site:
     ``legacy.test`` whose router uses options allowing TLS 1.0 (the control that proves the client here
     can speak TLS 1.0 at all)."""
 
-    def __init__(self, port: int, ca_file: Path) -> None:
-        self.port, self.ca_file = port, ca_file
+    def __init__(self, dr: Dockroute, ca_file: Path) -> None:
+        self.dr, self.port, self.ca_file = dr, dr.port, ca_file
 
 
 @pytest.fixture
@@ -136,7 +150,7 @@ async def site(backends, proxy, tmp_path):  # noqa: F811
         "options": {"legacy": {"minVersion": "VersionTLS10"}},
     }
     dr = await proxy(cfg)
-    return Site(dr.port, ca_file)
+    return Site(dr, ca_file)
 
 
 def _client(version: ssl.TLSVersion | None = None, ciphers: str | None = None) -> ssl.SSLContext:
@@ -179,6 +193,27 @@ async def _accepts(port: int, sni: str, ctx: ssl.SSLContext) -> tuple[str, str] 
     return await asyncio.to_thread(run)
 
 
+def _dropped(dr: Dockroute) -> list[str]:
+    """OpenSSL's reason for each handshake the server refused so far, in order."""
+    return _DROPPED.findall(dr.log())
+
+
+async def _refusal(port: int, sni: str, ctx: ssl.SSLContext) -> str:
+    """Why the handshake failed, as the client sees it (OpenSSL's reason, or the ``OSError`` class when
+    the connection was just closed); ``"accepted"`` when it completed."""
+
+    def run() -> str:
+        try:
+            _handshake(port, sni, ctx).close()
+        except ssl.SSLError as e:
+            return str(e.reason)
+        except OSError as e:
+            return type(e).__name__
+        return "accepted"
+
+    return await asyncio.to_thread(run)
+
+
 async def _peer_cert(port: int, sni: str) -> x509.Certificate:
     def run() -> bytes:
         with _handshake(port, sni, _client()) as tls:
@@ -198,13 +233,37 @@ def _dns_names(cert: x509.Certificate) -> list[str]:
 
 
 async def test_tls_1_0_and_1_1_refused_by_default(site):
-    """RFC 8996 / BEAST (CVE-2011-3389): Traefik's default ``minVersion`` is TLS 1.2. The router with
-    ``minVersion: VersionTLS10`` options shows this client does offer TLS 1.0 when allowed."""
+    """RFC 8996 / BEAST (CVE-2011-3389): Traefik's default ``minVersion`` is TLS 1.2. The refusal must be
+    the version's, not a suite mismatch: the client offers suites TLS 1.0 and TLS 1.2 can both use, so a
+    server whose minimum were lowered would accept or fail on suites (``NO_SHARED_CIPHER``), never refuse
+    the protocol. dockroute closes a failed handshake without sending the alert (the client reads EOF),
+    so the server's reason is read from its DEBUG line. The router with ``minVersion: VersionTLS10``
+    options shows this client does speak TLS 1.0 when allowed."""
     assert await _accepts(site.port, "legacy.test", _client(ssl.TLSVersion.TLSv1)) is not None
     for version in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
         for sni in ("app.test", "unknown.test"):
-            assert await _accepts(site.port, sni, _client(version)) is None, (version, sni)
+            seen = len(_dropped(site.dr))
+            why = await _refusal(site.port, sni, _client(version, LEGACY_AND_TLS12_SUITES))
+            assert why != "accepted", (version, sni)
+            reasons = await wait_for(lambda n=seen: _dropped(site.dr)[n:], timeout=5)
+            assert reasons == [VERSION_REFUSED], (version, sni, why, reasons)
     assert await _accepts(site.port, "app.test", _client(ssl.TLSVersion.TLSv1_2)) is not None
+
+
+def test_default_server_context_minimum_is_tls12():
+    """RFC 8996: the contexts dockroute builds without any ``tls.options`` (one per certificate, the
+    listening one, the default certificate's) have TLS 1.2 as their minimum, whatever the suites allow."""
+    store = CertificateStore([CertKeyPair(*_pki(("app.test",))[1:])])
+    contexts = {
+        "server_context": server_context(self_signed_default()),
+        "listening": store.default_context,
+        "guarded": store.guarded_default_context,
+        "app.test": store.context_for("app.test"),
+        "no SNI": store.context_for(None),
+    }
+    for what, ctx in contexts.items():
+        assert ctx is not None, what
+        assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2, (what, ctx.minimum_version)
 
 
 async def test_tls12_suites_are_mozilla_intermediate_only(site):
