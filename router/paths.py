@@ -101,15 +101,17 @@ def _clean(path: str) -> str:
     return result
 
 
-def normalize_path(path: str) -> str:
-    """Normalise a raw path; the fast path (nothing to do) costs three substring searches."""
+def normalize_path(path: str, sanitize: bool = True) -> str:
+    """Normalise a raw path; the fast path (nothing to do) costs three substring searches. ``sanitize``
+    false (``entryPoints.<ep>.http.sanitizePath: false``, as in Traefik) keeps dot segments and duplicate
+    slashes: only the escapes are normalised."""
     if not path:
         return "/"
     if path == "*":
         return path
     if "%" in path:
         path = _unescape_unreserved(path)
-    if "/." in path or "//" in path:
+    if sanitize and ("/." in path or "//" in path):
         path = _clean(path)
     if not path.startswith("/"):
         path = "/" + path

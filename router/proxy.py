@@ -26,11 +26,13 @@ import time
 from typing import Any
 
 from router.accesslog import AccessLog, AccessRecord
+from router.connection import bad_requests
 from router.forwarded_view import info_class
 from router.headers import TrustedNetworks
 from router.loops import OwnServers
 from router.metrics import Metrics, tls_labels
 from router.paths import (
+    ENCODED_ESCAPES,
     BadTarget,
     denied_escape,
     denied_escapes,
@@ -104,6 +106,12 @@ class EntryPointHandler:
         self.write_timeout = entry_point.write_timeout or None
         # The escapes refused in a path (http.encodedCharacters: those not allowed), upper case.
         self.denied = denied_escapes(entry_point.allowed_encoded)
+        self.sanitize = entry_point.sanitize_path
+        allow = f"entryPoints.{entry_point.name}.http.encodedCharacters"
+        self.encoded_why = {
+            esc: f"encoded {esc} in the path, allowed by {allow}.{key}"
+            for key, esc in (*ENCODED_ESCAPES.items(), ("allowEncodedBackSlash", "\\"))
+        }
         # The servers of the current table that are this entry point itself (router.forward: 508).
         self.own = OwnServers()
 
@@ -123,11 +131,13 @@ class EntryPointHandler:
         close = msg.should_close
         try:
             authority, raw_path, query = split_target(msg.path)
-            path = normalize_path(raw_path)
+            path = normalize_path(raw_path, self.sanitize)
         except BadTarget as exc:
             return self.reply(request, transport, 400, True, None, f"bad request target: {exc}")
         if self.denied and ("%" in path or "\\" in path) and (esc := denied_escape(path, self.denied)):
-            return self.reply(request, transport, 400, True, None, f"encoded character {esc} in the path")
+            why = self.encoded_why[esc]  # names the key that allows it: logged, rate-limited
+            bad_requests.note(peer_ip(transport.get_extra_info("peername")), why)
+            return self.reply(request, transport, 400, True, None, why)
         headers = msg.headers
         if msg.chunked and headers.get("Transfer-Encoding", "").lower() != "chunked":
             # llhttp takes a list ending in chunked ("gzip, chunked"); forwarded, its other codings would

@@ -56,6 +56,8 @@ class EntryPoint:
     max_header_bytes: int = 1 << 20
     # http.underscoreHeadersStrategy: keep, delete or reject request headers with "_" in their name
     underscore_headers: str = "keep"
+    # http.sanitizePath: dot segments and duplicate slashes removed before routing (Traefik's default)
+    sanitize_path: bool = True
 
 
 @dataclass(frozen=True, slots=True)

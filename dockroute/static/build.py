@@ -155,6 +155,7 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
         allowed_encoded=_encoded_characters(http),
         max_header_bytes=_max_header_bytes(http),
         underscore_headers=_underscore_headers(http),
+        sanitize_path=http.flag("sanitizePath", True),
     )
 
 

@@ -88,7 +88,8 @@ _ENTRY_POINT: dict[str, Any] = {
         # (a bare flag or ``tls: {}`` turns it on with no resolver: the default certificate).
         "tls": {"certResolver": STR, "options": STR, "domains": ListOf(_DOMAIN)},
         "middlewares": LIST,  # run before every router's own there (router.chains)
-        **dict.fromkeys(("encodeQuerySemicolons", "sanitizePath"), ANY),
+        "encodeQuerySemicolons": ANY,
+        "sanitizePath": BOOL,  # acted on: false keeps dot segments and duplicate slashes (router.paths)
         "maxHeaderBytes": INT,  # acted on: the request head's size limit (router.connection)
         # Acted on: the encoded characters let through in a request path (router.proxy refuses the others).
         "encodedCharacters": dict.fromkeys(ENCODED_CHARACTERS, BOOL),

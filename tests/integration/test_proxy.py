@@ -293,6 +293,28 @@ async def test_path_normalised_once_and_forwarded_as_routed(backends, proxy):
         assert (rec["server"], rec["raw_path"]) == (backend, forwarded), raw
 
 
+async def test_sanitize_path_false_keeps_dot_segments_and_slashes(backends, proxy, tmp_path):
+    """Traefik's ``entryPoints.<ep>.http.sanitizePath: false``: the path is routed and forwarded with its
+    duplicate slashes and dot segments (apps that carry URLs or keys in the path, imgproxy-style), only
+    its escapes normalised; by default they are removed (the test above)."""
+    (b,) = await backends("raw")
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0", "http": {"sanitizePath": False}}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+    }
+    dr = await proxy(routers(("r", "Host(`n.test`)", "s"), services={"s": [b.url]}), static=static)
+    import json
+
+    for raw in (b"/proxy/http://x//y", b"/a/../b/./c", b"/%61//b"):
+        resp = await raw_exchange(
+            dr.port, b"GET " + raw + b" HTTP/1.1\r\nHost: n.test\r\nConnection: close\r\n\r\n"
+        )
+        head, _, body = resp.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), (raw, head)
+        assert json.loads(body)["raw_path"] == raw.replace(b"%61", b"a").decode(), raw
+    assert "sanitizePath" not in dr.log()  # acted on, not reported as ignored
+
+
 async def test_bad_request_is_not_echoed_and_slow_headers_are_cut(backends, proxy, tmp_path):
     (b,) = await backends("x")
     static = {

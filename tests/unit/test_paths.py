@@ -89,3 +89,10 @@ def test_denied_escapes_follow_the_allowed_keys():
 )
 def test_normalize_host(raw, expected):
     assert normalize_host(raw) == expected
+
+
+def test_normalize_path_without_sanitizing_keeps_segments():
+    """``sanitizePath: false``: escapes are still normalised, dot segments and duplicate slashes stay."""
+    assert normalize_path("/a/../b//c/./d", sanitize=False) == "/a/../b//c/./d"
+    assert normalize_path("/%61%2f/..", sanitize=False) == "/a%2F/.."
+    assert normalize_path("/a/../b//c/./d") == "/b/c/d"

@@ -140,3 +140,12 @@ def test_max_header_bytes_is_read_as_go_reads_it():
         cfg = load(["--entrypoints.web.address=:80", f"--entrypoints.web.http.maxheaderbytes={value}"])
         assert cfg.entry_points[0].max_header_bytes == expected, value
     assert load(["--entrypoints.web.address=:80"]).entry_points[0].max_header_bytes == 1 << 20
+
+
+def test_sanitize_path_is_read_and_acted_on():
+    """``http.sanitizePath`` (Traefik's, true by default) is read into the entry point, never reported as
+    ignored; false keeps dot segments and duplicate slashes (router.paths)."""
+    assert _ep(load(["--entrypoints.web.address=:80"]), "web").sanitize_path is True
+    cfg = load(["--entrypoints.web.address=:80", "--entrypoints.web.http.sanitizepath=false"])
+    assert _ep(cfg, "web").sanitize_path is False
+    assert cfg.ignored == ()
