@@ -35,6 +35,7 @@ from router.tls import CertificateStore, CertKeyPair, self_signed_default, serve
 from tests.integration.conftest import backends, proxy  # noqa: F401  (fixtures)
 from tests.integration.harness import Dockroute, routers
 from tests.polling import wait_for
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -315,7 +316,8 @@ async def test_sni_case_insensitive_and_wildcard_one_label(site):
 
 
 def _sslyze() -> Path:
-    """The sslyze executable of the shared venv, installed on first use; skips when pip cannot get it."""
+    """The sslyze executable of the shared venv, installed on first use. When pip cannot get it: a skip on a
+    workstation, a failure in CI (the issue's acceptance check must not vanish there)."""
     exe = SSLYZE_VENV / "bin" / "sslyze"
     lock = Path(str(SSLYZE_VENV) + ".lock")
     with open(lock, "w") as held:
@@ -328,8 +330,8 @@ def _sslyze() -> Path:
                 text=True,
                 timeout=600,
             )
-            if pip.returncode != 0:
-                pytest.skip(f"sslyze cannot be installed here: {pip.stderr[-500:]}")
+            if pip.returncode != 0:  # the venv stays without sslyze: the next run tries pip again
+                unavailable(f"sslyze cannot be installed here: {pip.stderr[-500:]}")
     return exe
 
 
