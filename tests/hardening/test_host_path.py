@@ -11,7 +11,6 @@ the backends record every byte, so the tests see the request line and Host the b
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from tests.hardening.backends import RecordingBackend
 from tests.hardening.rawclient import exchange
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
-from tests.integration.harness import routers
+from tests.integration.harness import Dockroute, routers
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
@@ -346,10 +345,15 @@ async def test_strip_prefix_works_on_the_routed_path(proxy, pair):  # noqa: F811
 # ---------------------------------------------------------------------------------------------- loops
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+async def _configure(dr: Dockroute, dynamic: dict[str, Any]) -> None:
+    """Write ``dynamic`` (it names the ports dockroute bound: it can only be written once they are known)
+    and wait until dockroute has applied it: its routing tables are swapped before that line. The log is
+    polled rather than a request, so the first request to the new table (where the entry point's own
+    servers are worked out) is the one the test measures."""
+    seen = len(dr.log())
+    dr.write_dynamic(dynamic)
+    want = f"configuration applied: {len(dynamic['http']['routers'])} routers"
+    await wait_for(lambda: want in dr.log()[seen:], timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -365,9 +369,11 @@ async def test_a_service_pointing_back_at_dockroute_answers_508_at_once(proxy, t
     a file config naming ``localhost:80``) makes every request a new request to itself: Traefik loops until
     it runs out of sockets (traefik/traefik#7474-style reports), or answers 502 after a failed connect.
     RFC 5842 section 7.2's 508 Loop Detected is the answer, at once, with no connection to itself."""
-    port = _free_port()
-    dyn = routers(("loop", "Host(`loop.test`)", "s"), services={"s": [f"http://{server}:{port}"]})
-    await proxy(dyn, static=_static(tmp_path, address=f"{listen}:{port}"))
+    dr = await proxy(static=_static(tmp_path, address=f"{listen}:0"))
+    port = dr.port
+    await _configure(
+        dr, routers(("loop", "Host(`loop.test`)", "s"), services={"s": [f"http://{server}:{port}"]})
+    )
     started = time.monotonic()
     answer = await exchange(port, _get(b"/", host=b"loop.test"), timeout=5)
     assert answer.status == 508, answer.data[:300]
@@ -380,8 +386,9 @@ async def test_middlewares_of_a_router_to_itself_still_answer(proxy, tmp_path): 
     service (the container's own address, or a dummy) is never reached because ``redirectScheme`` answers
     first, as does an auth challenge. The loop check is made where a request is about to be sent to a
     server, so those routers keep answering 301/401 and only a request that would really be sent back
-    gets the 508; the start names the router once."""
-    port = _free_port()
+    gets the 508; the log names each such router once."""
+    dr = await proxy(static=_static(tmp_path))
+    port = dr.port
     own = f"http://127.0.0.1:{port}"
     dyn = routers(("redir", "Host(`redir.test`)", "s"), ("auth", "Host(`auth.test`)", "s"),
                   ("loop", "Host(`loop.test`)", "s"), services={"s": [own]})  # fmt: skip
@@ -391,7 +398,7 @@ async def test_middlewares_of_a_router_to_itself_still_answer(proxy, tmp_path): 
         "tohttps": {"redirectScheme": {"scheme": "https", "permanent": True}},
         "auth": {"basicAuth": {"users": ["u:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/"]}},
     }
-    dr = await proxy(dyn, static=_static(tmp_path, address=f"127.0.0.1:{port}"))
+    await _configure(dr, dyn)
     assert (await exchange(port, _get(b"/a", host=b"redir.test"))).status == 301
     assert (await exchange(port, _get(b"/a", host=b"auth.test"))).status == 401
     assert (await exchange(port, _get(b"/a", host=b"loop.test"))).status == 508
@@ -403,15 +410,16 @@ async def test_a_router_sending_to_another_entry_point_is_a_chain_not_a_loop(pro
     """Traefik serves a router on ``web`` whose server is the ``internal`` entry point of the same process
     (two hops, two routers): only the entry point a request came in on counts as itself."""
     backend = await RecordingBackend().start()
-    internal = _free_port()
+    static = _static(tmp_path)
+    static["entryPoints"]["internal"] = {"address": "127.0.0.1:0"}
+    dr = await proxy(static=static)
+    internal = dr.ports["internal"]
     services = {"s-internal": [f"http://127.0.0.1:{internal}"], "s-app": [backend.url]}
     front, back = ("front", "Host(`a.test`)", "s-internal"), ("back", "Host(`a.test`)", "s-app")
     dyn = routers(front, back, services=services)
     dyn["http"]["routers"]["front"]["entryPoints"] = ["web"]
     dyn["http"]["routers"]["back"]["entryPoints"] = ["internal"]
-    static = _static(tmp_path)
-    static["entryPoints"]["internal"] = {"address": f"127.0.0.1:{internal}"}
-    dr = await proxy(dyn, static=static)
+    await _configure(dr, dyn)
     answer = await exchange(dr.port, _get(b"/x", host=b"a.test"))
     assert answer.status == 200, answer.data[:300]
     await wait_for(lambda: b"GET /x HTTP/1.1" in backend.received, timeout=5)
