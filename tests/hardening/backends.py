@@ -2,8 +2,8 @@
 exact bytes, so a test sees what the proxy really sent and can answer what no HTTP library would.
 
 :class:`RawBackend` owns the server and the bookkeeping every such backend needs (its URL, how many
-connections it took, closing the stream after its script); a subclass writes only :meth:`RawBackend.serve`,
-the script of one connection.
+connections it took and how many have ended, closing the stream after its script); a subclass writes only
+:meth:`RawBackend.serve`, the script of one connection.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ import pytest
 
 class RawBackend:
     """A server on 127.0.0.1, port 0; ``url`` once started. A connection ending in a reset or an
-    incomplete read is an ordinary end here: the proxy closing on a bad answer is what tests provoke."""
+    incomplete read is an ordinary end here: the proxy closing on a bad answer is what tests provoke.
+    ``ended`` counts the connections whose script is over and stream closed, so a test can wait for the
+    proxy to have let go of its backend connection (a client cut must not leave it held)."""
 
     def __init__(self) -> None:
         self.connections = 0
+        self.ended = 0
         self.server: asyncio.Server | None = None
         self.url = ""
 
@@ -37,6 +40,7 @@ class RawBackend:
             self.ended_early()
         finally:
             writer.close()
+            self.ended += 1
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection's script."""

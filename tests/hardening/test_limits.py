@@ -207,28 +207,49 @@ async def test_a_slowloris_head_is_cut_in_seconds_by_default(proxy, recording): 
 # --- request body --------------------------------------------------------------------------------------
 
 
-async def test_a_stalled_body_is_cut_by_read_timeout(proxy, recording, tmp_path):  # noqa: F811
+class SinkBackend(RawBackend):
+    """Keeps what it is sent and never answers: a forwarded body that stalls leaves it reading, so only the
+    proxy closing its connection ends it (``ended``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received = bytearray()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(65536):
+            self.received += chunk
+
+
+@pytest.fixture
+async def sink():
+    backend = await SinkBackend().start()
+    yield backend
+    await backend.stop()
+
+
+async def test_a_stalled_body_is_cut_by_read_timeout(proxy, sink, tmp_path):  # noqa: F811
     """A client that stops sending mid-body (Traefik GHSA-4vwx-54mw-vqfw / CVE-2024-28869: a
     Content-Length and no body held a connection forever) is cut when readTimeout runs out, the backend's
     connection with it."""
-    dr = await proxy(_config(recording.url), static=_static(tmp_path, timeouts={"readTimeout": "2s"}))
+    dr = await proxy(_config(sink.url), static=_static(tmp_path, timeouts={"readTimeout": "2s"}))
     t0 = time.monotonic()
     answer = await exchange(
         dr.port, b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10, timeout=8.0
     )
     assert answer.closed
     assert time.monotonic() - t0 < 6
-    await wait_for(lambda: recording.connections >= 1)
+    # The request had reached the backend, and the proxy let go of that connection too.
+    await wait_for(lambda: sink.connections == 1 and sink.ended == 1)
+    assert sink.received.startswith(b"POST /p HTTP/1.1\r\n")
 
 
-async def test_a_stalled_or_trickled_body_is_cut_even_without_read_timeout(proxy, backends, tmp_path):  # noqa: F811
+async def test_a_stalled_or_trickled_body_is_cut_even_without_read_timeout(proxy, sink, tmp_path):  # noqa: F811
     """``readTimeout: 0``, the usual answer to Traefik cutting long uploads at 60 s (traefik#10654, #10611),
     left a body that stalls or trickles holding its connection and the backend's forever (the body shape of
     slowloris, Traefik's CVE-2024-28869). dockroute applies Apache mod_reqtimeout's default body rule
     whatever readTimeout is: 20 s, plus one second per 500 bytes. A body stalled after 10 bytes and one
     trickled at 100 bytes a second are both cut within about 25 s."""
-    (b,) = await backends("up")  # reads the whole body before it answers
-    dr = await proxy(_config(b.url), static=_static(tmp_path, timeouts={"readTimeout": "0s"}))
+    dr = await proxy(_config(sink.url), static=_static(tmp_path, timeouts={"readTimeout": "0s"}))
     head = b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n"
 
     async def client(step: bytes) -> float:
@@ -252,6 +273,8 @@ async def test_a_stalled_or_trickled_body_is_cut_even_without_read_timeout(proxy
     stalled, trickled = await asyncio.gather(client(b""), client(b"t" * 100))
     assert 18 < stalled < 30, stalled
     assert 20 < trickled < 35, trickled
+    # Both requests had reached the backend; the proxy let go of both of its connections.
+    await wait_for(lambda: sink.connections == 2 and sink.ended == 2)
 
 
 async def test_a_fast_large_upload_passes(proxy, backends, tmp_path):  # noqa: F811
