@@ -277,6 +277,20 @@ async def test_a_stalled_or_trickled_body_is_cut_even_without_read_timeout(proxy
     await wait_for(lambda: sink.connections == 2 and sink.ended == 2)
 
 
+async def test_a_stalled_body_read_by_buffering_is_cut_by_read_timeout(proxy, recording, tmp_path):  # noqa: F811
+    """The same stall (Traefik GHSA-4vwx-54mw-vqfw / CVE-2024-28869) where the proxy reads the body whole
+    itself before sending it on (the buffering middleware here; forwardAuth's body and retry read it the same
+    way): readTimeout cuts it there too, and the backend, never reached, gets nothing."""
+    cfg = _buffered(recording.url, 100 * MIB)
+    dr = await proxy(cfg, static=_static(tmp_path, timeouts={"readTimeout": "2s"}))
+    t0 = time.monotonic()
+    head = b"POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n\r\n"
+    answer = await exchange(dr.port, head + b"x" * 500, timeout=8.0)  # stalls half way
+    assert answer.closed
+    assert time.monotonic() - t0 < 6
+    assert recording.connections == 0 and recording.received == b""
+
+
 async def test_a_fast_large_upload_passes(proxy, backends, tmp_path):  # noqa: F811
     """Traefik's readTimeout (60 s by default since v2.11.2) cut large uploads (traefik#10654, #10611): a
     fast 300 MiB upload over loopback goes through whole, with readTimeout switched off as those users do
