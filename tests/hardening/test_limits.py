@@ -95,6 +95,18 @@ async def test_a_head_over_the_default_1mib_gets_431_and_a_close(proxy, recordin
     assert recording.received == b""
 
 
+async def test_many_short_headers_over_the_default_1mib_get_431(proxy, recording):  # noqa: F811
+    """The whole-head count itself (Go's DefaultMaxHeaderBytes, 1 MiB, plus its 4096 bytes of slop; CWE-770,
+    the many-small-headers shape of nginx's large_client_header_buffers): 300 headers of 4 KiB are each far
+    under the per-line limit and together under the 1000-header count, so only the head counted as a whole
+    refuses them: 431 and a close, nothing at the backend."""
+    dr = await proxy(_config(recording.url))
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 4096) for i in range(300))
+    assert len(lines) > MIB + 4096
+    _assert_431(await _send_while_reading(dr.port, b"GET /p HTTP/1.1\r\nHost: a.test\r\n" + lines + b"\r\n"))
+    assert recording.received == b""
+
+
 async def test_a_uri_over_the_limit_gets_431_as_in_go(proxy, recording):  # noqa: F811
     """Go counts the request line in MaxHeaderBytes and answers 431 for a URI that is too long (it never
     sends 414): Traefik's answer, matched. nginx's large_client_header_buffers answers 414 instead."""
