@@ -55,18 +55,21 @@ class RawBackend:
 
 
 class RecordingBackend(RawBackend):
-    """Keeps every byte it is sent and answers each read with a small 200 (so a forwarded request is never
-    left hanging)."""
+    """Keeps every byte it is sent and answers each read with ``reply``, a small 200 by default (so a
+    forwarded request is never left hanging); ``reply=None`` never answers (a body that stalls leaves it
+    reading, so only the proxy closing the connection ends it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply: bytes | None = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") -> None:
         super().__init__()
         self.received = bytearray()
+        self.reply = reply
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while chunk := await reader.read(65536):
             self.received += chunk
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
+            if self.reply is not None:
+                writer.write(self.reply)
+                await writer.drain()
 
 
 class AnsweringBackend(RawBackend):

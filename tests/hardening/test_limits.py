@@ -219,22 +219,9 @@ async def test_a_slowloris_head_is_cut_in_seconds_by_default(proxy, recording): 
 # --- request body --------------------------------------------------------------------------------------
 
 
-class SinkBackend(RawBackend):
-    """Keeps what it is sent and never answers: a forwarded body that stalls leaves it reading, so only the
-    proxy closing its connection ends it (``ended``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received = bytearray()
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while chunk := await reader.read(65536):
-            self.received += chunk
-
-
 @pytest.fixture
 async def sink():
-    backend = await SinkBackend().start()
+    backend = await RecordingBackend(reply=None).start()  # never answers
     yield backend
     await backend.stop()
 
