@@ -1,0 +1,601 @@
+"""The Helm chart (helm/dockroute), linted and rendered by Helm's own engine.
+
+No ``helm`` binary exists on these machines; PyPI's ``helm-sdkpy`` bundles Helm as a shared library and
+needs Python >= 3.12, so it lives in a venv of pyenv's 3.12 (made once per machine, a lock serialising
+xdist workers, reused later). A script run in that venv:
+
+- lints the chart (``helm lint``: Helm reads only the chart's own values.yaml there, so the chart is
+  copied with the test's values merged in; severity 3 is an error);
+- renders it: helm-sdkpy has no ``helm template``, so ``Install`` runs against a stand-in Kubernetes API on
+  127.0.0.1 that answers discovery and accepts what Helm creates; the release's manifest is what
+  ``helm template`` would print (templates that ``fail`` fail here, where lint only logs them);
+- validates every rendered object against Kubernetes' JSON schemas (``kubernetes-validate``, strict:
+  unknown fields refused); the ServiceMonitor is a custom resource with no schema there.
+
+The rendered static configuration is then loaded by dockroute itself, as the pod would.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from discover.parse import parse_dynamic_with_warnings
+from dockroute.static import load_static
+from tests.unavailable import unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "dockroute"
+HELM_VENV = Path("/tmp/dockroute-test-helm-venv")
+HELM_REQUIREMENTS = ["helm-sdkpy>=0.1.32,<0.2", "kubernetes-validate>=1.30"]
+
+# Values the chart is rendered with.
+DAEMONSET = {"kind": "DaemonSet"}
+FULL = {
+    "replicas": 2,
+    "accessLog": True,
+    "ports": {
+        "web": {"redirectTo": "websecure", "nodePort": 30080},
+        "websecure": {"nodePort": 30443, "tls": {"certResolver": "letsencrypt"}},
+    },
+    "service": {"type": "NodePort", "externalTrafficPolicy": "Local"},
+    "metrics": {"prometheus": {"enabled": True, "serviceMonitor": {"enabled": True}}},
+    "staticConfig": {
+        "certificatesResolvers": {
+            "letsencrypt": {
+                "acme": {
+                    "email": "ops@example.com",
+                    "storage": "/data/acme.json",
+                    "httpChallenge": {"entryPoint": "web"},
+                }
+            }
+        },
+        "entryPoints": {"websecure": {"forwardedHeaders": {"trustedIPs": ["10.0.0.0/8"]}}},
+    },
+    "dynamic": {
+        "http": {
+            "routers": {
+                "whoami": {
+                    "rule": "Host(`whoami.example.com`)",
+                    "entryPoints": ["websecure"],
+                    "service": "whoami",
+                }
+            },
+            "services": {
+                "whoami": {
+                    "loadBalancer": {"servers": [{"url": "http://whoami.default.svc.cluster.local:80"}]}
+                }
+            },
+        }
+    },
+}
+CLUSTER_IP = {"service": {"type": "ClusterIP"}, "persistence": {"enabled": False}}
+RENDERED = {"default": {}, "daemonset": DAEMONSET, "full": FULL, "clusterip": CLUSTER_IP}
+
+RENDER_SCRIPT = r'''"""Lint and render a chart with helm-sdkpy (Helm's engine), in a venv of Python >= 3.12.
+
+argv: CHART_DIR VALUES_JSON. Prints JSON: {"lint": <Helm's lint result>, "objects": [<rendered manifests>],
+"notes": <NOTES.txt>}. Helm lint reads only the chart's values.yaml, so the chart is copied with the
+values merged in. Rendering: helm-sdkpy has no `helm template`, so Install runs against a stand-in
+Kubernetes API on 127.0.0.1 that answers discovery and records every object Helm creates."""
+
+import asyncio
+import copy
+import json
+import shutil
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import helm_sdkpy
+import kubernetes_validate
+import yaml
+
+RESOURCES = {
+    "v1": [("configmaps", "ConfigMap", True), ("services", "Service", True),
+           ("serviceaccounts", "ServiceAccount", True), ("secrets", "Secret", True),
+           ("persistentvolumeclaims", "PersistentVolumeClaim", True), ("namespaces", "Namespace", False),
+           ("pods", "Pod", True)],
+    "apps/v1": [("deployments", "Deployment", True), ("daemonsets", "DaemonSet", True)],
+    "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
+    "networking.k8s.io/v1": [("ingressclasses", "IngressClass", False), ("ingresses", "Ingress", True)],
+    "rbac.authorization.k8s.io/v1": [("clusterroles", "ClusterRole", False),
+                                     ("clusterrolebindings", "ClusterRoleBinding", False),
+                                     ("roles", "Role", True), ("rolebindings", "RoleBinding", True)],
+    "monitoring.coreos.com/v1": [("servicemonitors", "ServiceMonitor", True)],
+}
+
+
+def merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class FakeAPI(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _not_found(self):
+        self._send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                         "code": 404, "message": "not found"})
+
+    def do_GET(self):
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/version":
+            return self._send(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0"})
+        if path == "/api":
+            return self._send(200, {"kind": "APIVersions", "versions": ["v1"]})
+        if path == "/apis":
+            groups = [gv for gv in RESOURCES if "/" in gv]
+            return self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": gv.split("/")[0], "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}],
+                 "preferredVersion": {"groupVersion": gv, "version": gv.split("/")[1]}} for gv in groups]})
+        for gv, res in RESOURCES.items():
+            if path == ("/api/v1" if gv == "v1" else f"/apis/{gv}"):
+                return self._send(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                                        "resources": [{"name": n, "singularName": "", "namespaced": ns,
+                                                       "kind": k, "verbs": ["create", "get", "list", "update",
+                                                                            "patch", "delete", "watch"]}
+                                                      for n, k, ns in res]})
+        if path.split("/")[-1] in {n for res in RESOURCES.values() for n, _, _ in res}:  # a list
+            return self._send(200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
+                                    "items": []})
+        return self._not_found()
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        ctype = self.headers.get("Content-Type", "")
+        if "json" not in ctype:  # Helm's release record (a Secret, in protobuf): echoed as it came
+            self.send_response(201)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return
+        body = json.loads(raw or b"{}")
+        body.setdefault("metadata", {})["resourceVersion"] = "1"
+        return self._send(201, body)
+
+    do_PUT = do_PATCH = do_POST
+
+
+async def main(chart: str, overrides: dict) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        copy_dir = Path(tmp) / Path(chart).name
+        shutil.copytree(chart, copy_dir)
+        values = yaml.safe_load((copy_dir / "values.yaml").read_text()) or {}
+        (copy_dir / "values.yaml").write_text(yaml.safe_dump(merge(values, overrides)))
+        lint = await helm_sdkpy.Lint(helm_sdkpy.Configuration()).run(str(copy_dir))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+        "users": [{"name": "fake", "user": {"token": "x"}}],
+    })
+    config = helm_sdkpy.Configuration(namespace="edge", kubeconfig=kubeconfig)
+    try:
+        result = await helm_sdkpy.Install(config).run("dr", chart, values=overrides, wait=False, timeout=60)
+    except helm_sdkpy.HelmError as exc:  # a template that fails to render (`fail`, a syntax error)
+        return {"lint": lint, "error": str(exc)}
+    finally:
+        server.shutdown()
+    objects = [o for o in yaml.safe_load_all(result["manifest"]) if o]
+    version = kubernetes_validate.latest_version()
+    checks = []
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+            checks.append("valid")
+        except kubernetes_validate.SchemaNotFoundError:
+            checks.append("no schema")  # a custom resource (ServiceMonitor): not in Kubernetes' schemas
+        except kubernetes_validate.ValidationError as exc:
+            checks.append(f"invalid: {exc.message} at {'.'.join(map(str, exc.path))}")
+    # The validator itself: a Deployment with a misspelt field and a wrong type must be refused.
+    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+           "spec": {"replicas": "one", "selector": {}, "template": {"spec": {"containerz": []}}}}
+    try:
+        kubernetes_validate.validate(bad, version, strict=True)
+        rejects_bad = False
+    except kubernetes_validate.ValidationError:
+        rejects_bad = True
+    return {"lint": lint, "objects": objects, "validation": checks, "validator_rejects_bad": rejects_bad,
+            "kubernetes": version, "notes": (result.get("info") or {}).get("notes", "")}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(sys.argv[1], json.loads(sys.argv[2])))))
+'''
+
+
+def _python312() -> Path | None:
+    """pyenv's Python 3.12 (the machines' documented one first), else any python3.12/3.13 on the PATH."""
+    roots = [os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv")]
+    if shutil.which("pyenv"):
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+        roots.insert(0, out.stdout.strip())
+    for root in filter(None, roots):
+        for exe in [
+            Path(root, "versions", "3.12.1", "bin", "python3.12"),
+            *sorted(Path(root).glob("versions/3.1[2-9]*/bin/python3")),
+        ]:
+            if exe.exists():
+                return exe
+    found = shutil.which("python3.12") or shutil.which("python3.13")
+    return Path(found) if found else None
+
+
+def _venv_python() -> Path:
+    """The helm venv's Python, made and filled on first use. Without Python >= 3.12, or when pip cannot
+    get the packages: a skip on a workstation, a failure in CI (the chart check must not vanish there)."""
+    exe = HELM_VENV / "bin" / "python"
+    check = "import helm_sdkpy, kubernetes_validate"
+    lock = Path(str(HELM_VENV) + ".lock")
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if exe.exists() and subprocess.run([exe, "-c", check], capture_output=True).returncode == 0:
+            return exe
+        if not exe.exists():
+            base = _python312()
+            if base is None:
+                unavailable("helm-sdkpy needs Python >= 3.12: none found (pyenv install 3.12.1)")
+            subprocess.run([str(base), "-m", "venv", str(HELM_VENV)], check=True)
+        pip = subprocess.run(
+            [str(exe), "-m", "pip", "install", "-q", *HELM_REQUIREMENTS],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if pip.returncode != 0:  # the venv stays without them: the next run tries pip again
+            unavailable(f"helm-sdkpy cannot be installed here: {pip.stderr[-500:]}")
+    return exe
+
+
+@functools.cache
+def _script() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="dockroute-helm-")) / "render.py"
+    path.write_text(RENDER_SCRIPT)
+    return path
+
+
+def _run(chart: Path, values: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [str(_venv_python()), str(_script()), str(chart), json.dumps(values)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"the helm script failed:\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout)
+
+
+@functools.cache
+def _rendered(name: str) -> dict[str, Any]:
+    """Lint, manifests and validation for one of RENDERED's value sets (once per worker)."""
+    return _run(CHART, RENDERED[name])
+
+
+def rendered(name: str) -> dict[str, Any]:
+    out = _rendered(name)
+    assert "error" not in out, f"the chart does not render with the {name} values: {out.get('error')}"
+    return out
+
+
+def objects(name: str, kind: str) -> list[dict[str, Any]]:
+    return [o for o in rendered(name)["objects"] if o["kind"] == kind]
+
+
+def one(name: str, kind: str) -> dict[str, Any]:
+    found = objects(name, kind)
+    assert len(found) == 1, f"{name}: {len(found)} {kind} objects"
+    return found[0]
+
+
+def workload(name: str) -> dict[str, Any]:
+    kind = "DaemonSet" if RENDERED[name].get("kind") == "DaemonSet" else "Deployment"
+    return one(name, kind)
+
+
+def container(name: str) -> dict[str, Any]:
+    (c,) = workload(name)["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def config_map(name: str) -> dict[str, str]:
+    return one(name, "ConfigMap")["data"]
+
+
+def lint_errors(lint: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in lint["Messages"] if m["Severity"] >= 3]
+
+
+# -- lint and schemas -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["default", "daemonset", "full", "clusterip"])
+def test_helm_lint_has_no_error(name):
+    """The issue's acceptance: Helm lint passes with default values and with DaemonSet values."""
+    lint = rendered(name)["lint"]
+    assert lint["TotalChartsLinted"] == 1
+    assert lint_errors(lint) == [] and not lint["Errors"], lint
+
+
+def test_helm_lint_reports_a_broken_template(tmp_path):
+    """The lint check can fail: a template that dereferences a missing value is a severity-3 error."""
+    broken = tmp_path / "dockroute"
+    shutil.copytree(CHART, broken)
+    (broken / "templates" / "broken.yaml").write_text("x: {{ .Values.missing.deeper }}\n")
+    assert lint_errors(_run(broken, {})["lint"])
+
+
+def test_a_failing_template_stops_the_render():
+    """Rendering (unlike lint, which only logs ``fail``) refuses values the chart rejects."""
+    out = _run(CHART, {"kind": "StatefulSet"})
+    assert "kind must be Deployment or DaemonSet" in out.get("error", ""), out
+
+
+@pytest.mark.parametrize("name", ["default", "daemonset", "full", "clusterip"])
+def test_every_manifest_validates_against_the_kubernetes_schemas(name):
+    out = rendered(name)
+    assert out["validator_rejects_bad"], "kubernetes-validate accepted a broken Deployment"
+    assert out["objects"]
+    for obj, check in zip(out["objects"], out["validation"], strict=True):
+        if obj["kind"] == "ServiceMonitor":  # a custom resource: not in Kubernetes' schemas
+            assert check == "no schema"
+            continue
+        assert check == "valid", f"{obj['kind']} {obj['metadata']['name']} ({out['kubernetes']}): {check}"
+
+
+def test_chart_metadata():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["apiVersion"] == "v2" and chart["name"] == "dockroute"
+    assert chart["appVersion"] == project["version"]
+    assert container("default")["image"] == f"ghcr.io/dockroute/dockroute:{project['version']}"
+
+
+def test_default_objects():
+    kinds = sorted(o["kind"] for o in rendered("default")["objects"])
+    assert kinds == sorted(
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "IngressClass",
+            "PersistentVolumeClaim",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
+    )
+
+
+# -- the pod --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["default", "daemonset"])
+def test_security_context(name):
+    pod = workload(name)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["fsGroup"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    sc = container(name)["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532 and sc["runAsGroup"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "privileged" not in sc
+    # A read-only root: everything dockroute writes is a volume.
+    mounts = {m["mountPath"] for m in container(name)["volumeMounts"] if not m.get("readOnly")}
+    assert mounts == {"/data", "/tmp"}
+
+
+@pytest.mark.parametrize("name", ["default", "daemonset", "full"])
+def test_probes_on_ping(name):
+    c = container(name)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/ping", "port": "traefik"}, probe
+    static = yaml.safe_load(config_map(name)["dockroute.yaml"])
+    assert static["ping"] == {"entryPoint": "traefik"}
+    assert static["entryPoints"]["traefik"]["address"] == f":{ports['traefik']}"
+    assert static["entryPoints"]["web"]["address"] == f":{ports['web']}"
+    assert static["entryPoints"]["websecure"]["address"] == f":{ports['websecure']}"
+
+
+@pytest.mark.parametrize("name", ["default", "daemonset", "full", "clusterip"])
+def test_static_config_loads_in_dockroute(name, tmp_path):
+    """The ConfigMap's static file, as ``dockroute --configFile`` reads it in the pod: no StaticConfigError,
+    nothing reported as not acted on, no provider dockroute lacks, /ping where the probes look."""
+    c = container(name)
+    assert c["args"][0] == "--configFile=/etc/dockroute/dockroute.yaml"
+    path = tmp_path / "dockroute.yaml"
+    path.write_text(config_map(name)["dockroute.yaml"])
+    static = load_static(c["args"][1:], {}, config_file=str(path), search_dirs=[])
+    assert static.ignored == ()
+    assert set(yaml.safe_load(path.read_text())["providers"]) == {"file"}
+    assert static.docker_provider is None
+    assert static.file_provider is not None
+    assert static.file_provider.filename == "/etc/dockroute/dynamic/dynamic.yaml"
+    assert static.ping is not None and static.ping.entry_point == "traefik"
+    assert {e.name for e in static.entry_points} == {"web", "websecure", "traefik"}
+    websecure = next(e for e in static.entry_points if e.name == "websecure")
+    assert websecure.tls is not None
+
+
+def test_full_values_reach_dockroute(tmp_path):
+    path = tmp_path / "dockroute.yaml"
+    path.write_text(config_map("full")["dockroute.yaml"])
+    static = load_static([], {}, config_file=str(path), search_dirs=[])
+    entries = {e.name: e for e in static.entry_points}
+    assert entries["web"].redirection is not None and entries["web"].redirection.to == "websecure"
+    assert entries["websecure"].tls.cert_resolver == "letsencrypt"
+    assert entries["websecure"].address == ":8443"  # staticConfig merged over, not replacing, the generated
+    assert list(static.resolvers) == ["letsencrypt"]
+    assert static.metrics is not None and static.metrics.entry_point == "traefik"
+    assert static.access_log is not None
+    assert "WARNING: 2 replicas with certificatesResolvers" in rendered("full")["notes"]
+
+
+@pytest.mark.parametrize("name", ["default", "full"])
+def test_dynamic_value_is_the_file_providers_file(name):
+    """The ``dynamic`` value is what the file provider reads, at the path the static config names."""
+    cfg, warnings = parse_dynamic_with_warnings(yaml.safe_load(config_map(name)["dynamic.yaml"]))
+    assert warnings == []
+    assert list(cfg.routers) == (["whoami"] if name == "full" else [])
+    pod = workload(name)["spec"]["template"]["spec"]
+    mount = next(m for m in container(name)["volumeMounts"] if m["name"] == "dynamic")
+    assert mount["mountPath"] == "/etc/dockroute/dynamic" and "subPath" not in mount  # updates reach it
+    volume = next(v for v in pod["volumes"] if v["name"] == "dynamic")
+    assert volume["configMap"]["items"] == [{"key": "dynamic.yaml", "path": "dynamic.yaml"}]
+
+
+def test_config_change_rolls_the_pods():
+    annotations = [workload(n)["spec"]["template"]["metadata"]["annotations"] for n in ("default", "full")]
+    assert annotations[0]["checksum/config"] != annotations[1]["checksum/config"]
+
+
+def test_data_volume():
+    pod = workload("default")["spec"]["template"]["spec"]
+    pvc = one("default", "PersistentVolumeClaim")
+    data = next(v for v in pod["volumes"] if v["name"] == "data")
+    assert data["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"  # acme.json stays mode 600
+    assert workload("default")["spec"]["strategy"] == {"type": "Recreate"}
+    assert objects("clusterip", "PersistentVolumeClaim") == []
+    clusterip_pod = workload("clusterip")["spec"]["template"]["spec"]
+    assert next(v for v in clusterip_pod["volumes"] if v["name"] == "data") == {
+        "name": "data",
+        "emptyDir": {},
+    }
+
+
+def test_resources_and_pdb():
+    assert container("default")["resources"]["requests"] == {"cpu": "100m", "memory": "64Mi"}
+    assert container("default")["resources"]["limits"] == {"memory": "256Mi"}
+    pdb = one("default", "PodDisruptionBudget")
+    assert pdb["spec"] == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": workload("default")["spec"]["selector"]["matchLabels"]},
+    }
+
+
+# -- DaemonSet and Service --------------------------------------------------------------------------------
+
+
+def test_daemonset_has_host_ports():
+    assert objects("daemonset", "Deployment") == []
+    ds = one("daemonset", "DaemonSet")
+    assert "replicas" not in ds["spec"]
+    ports = {p["name"]: p for p in container("daemonset")["ports"]}
+    assert (ports["web"]["hostPort"], ports["websecure"]["hostPort"]) == (80, 443)
+    assert "hostPort" not in ports["traefik"]
+    assert all("hostPort" not in p for p in container("default")["ports"])
+    assert objects("daemonset", "PersistentVolumeClaim") == []  # one ReadWriteOnce claim cannot serve nodes
+    assert "/data is an emptyDir" in rendered("daemonset")["notes"]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("default", "LoadBalancer"), ("full", "NodePort"), ("clusterip", "ClusterIP")]
+)
+def test_service_type(name, kind):
+    (svc,) = [s for s in objects(name, "Service") if not s["metadata"]["name"].endswith("-metrics")]
+    assert svc["spec"]["type"] == kind
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    assert (ports["web"]["port"], ports["web"]["targetPort"]) == (80, "web")
+    assert (ports["websecure"]["port"], ports["websecure"]["targetPort"]) == (443, "websecure")
+    assert "traefik" not in ports  # /ping and /metrics are not published
+    if kind == "NodePort":
+        assert (ports["web"]["nodePort"], ports["websecure"]["nodePort"]) == (30080, 30443)
+        assert svc["spec"]["externalTrafficPolicy"] == "Local"
+    else:
+        assert all("nodePort" not in p for p in ports.values())
+
+
+# -- RBAC, IngressClass, ServiceMonitor -------------------------------------------------------------------
+
+
+def test_rbac_is_read_only_but_status_and_leases():
+    role = one("default", "ClusterRole")
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    read = {"get", "list", "watch"}
+    expected = {
+        *(("networking.k8s.io", r, v) for r in ("ingresses", "ingressclasses") for v in read),
+        ("networking.k8s.io", "ingresses/status", "update"),
+        *(("", r, v) for r in ("services", "secrets") for v in read),
+        *(("discovery.k8s.io", "endpointslices", v) for v in read),
+    }
+    assert granted == expected
+    lease_role = one("default", "Role")
+    assert lease_role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
+    sa = one("default", "ServiceAccount")["metadata"]["name"]
+    for binding in (one("default", "ClusterRoleBinding"), one("default", "RoleBinding")):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "edge"}]
+    assert workload("default")["spec"]["template"]["spec"]["serviceAccountName"] == sa
+
+
+def test_ingress_class():
+    ic = one("default", "IngressClass")
+    assert ic["metadata"]["name"] == "dockroute"
+    assert ic["spec"] == {"controller": "dockroute.io/ingress-controller"}
+    assert (
+        "Ingress support comes with dockroute's Kubernetes Ingress provider" in rendered("default")["notes"]
+    )
+
+
+def test_service_monitor_only_when_asked():
+    assert objects("default", "ServiceMonitor") == []
+    sm = one("full", "ServiceMonitor")
+    (metrics_svc,) = [s for s in objects("full", "Service") if s["metadata"]["name"].endswith("-metrics")]
+    labels = metrics_svc["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items())
+    assert sm["spec"]["endpoints"][0]["port"] == metrics_svc["spec"]["ports"][0]["name"]
+    assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert metrics_svc["spec"]["ports"][0]["targetPort"] == "traefik"
+    (main_svc,) = [s for s in objects("full", "Service") if s is not metrics_svc]
+    assert not all(
+        main_svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()
+    )
