@@ -30,9 +30,11 @@ from dataclasses import dataclass
 
 from acme_client.covering import covering, superseded
 from acme_client.issuer import AcmeError, AriError, Issuer, Solver, generate_key
+from acme_client.order_lock import OrderLock, OrderLockTimeout
 from acme_client.ordered_names import why_left_out, why_not_public
 from acme_client.report import CertificateStatus, FailureLog
 from acme_client.settings import ResolverSettings, is_public_ca, renewal_check_interval
+from acme_client.shared_store import newer_in_store, stored_account
 from acme_client.storage import AcmeStorage, StorageError, StoredAccount, StoredCertificate
 from acme_client.tls_alpn import challenge_certificate
 
@@ -44,6 +46,10 @@ _BACKOFF_MIN, _BACKOFF_MAX = 60.0, 6 * 3600.0
 # RFC 9773 section 4.3.3 suggests clamping the CA's Retry-After to between a minute and a day.
 _ARI_RECHECK_MIN, _ARI_RECHECK_MAX = 60.0, 86400.0
 _AFTER_FAILED_VALIDATION = 3600.0
+# How long a process waits for another one ordering the same names (the holder's every request has a
+# deadline: only a hung holder makes a waiter give up and back off).
+_ORDER_LOCK_WAIT = 600.0
+_ACCOUNT = "<account>"  # the lock name for registering the resolver's account: never a DNS name
 # Problem types that mean "the CA looked and your proof was wrong", as opposed to the CA being unreachable,
 # overloaded or rate limiting.
 _VALIDATION_PROBLEMS = (
@@ -91,6 +97,7 @@ class AcmeResolver:
         # Issued but not yet in acme.json (disk full, read-only): served from memory, written again each
         # pass. Never re-ordered: the CA counts duplicate certificates.
         self._unsaved: dict[tuple[str, ...], StoredCertificate] = {}
+        self._read_back: dict[tuple[str, ...], StoredCertificate] = {}  # ordered by another process
         self._ari: dict[tuple[str, ...], _Ari] = {}  # written on the event loop only
         self._ca_without_ari = False  # set once the CA's directory showed no renewalInfo
         self._ari_delay = 0.0  # worker thread only: backoff while the CA's directory cannot be fetched
@@ -281,24 +288,26 @@ class AcmeResolver:
             cert = await loop.run_in_executor(self._executor, self._order, names)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # AcmeError, storage trouble, a bug: never end the loop
+        except Exception as exc:  # AcmeError, storage trouble, a lock held too long, a bug: go on
             self._failed(names, delay, exc)
             return
+        ordered = self._read_back.pop(names, None) is not cert
         self._failures.pop(names, None)
         self.failure_log.succeeded(names)
         self._certs[names] = cert
         self._drop_superseded()
         self._reports = None
         log.info(
-            "resolver %s: certificate for %s obtained, valid until %s",
+            "resolver %s: certificate for %s %s, valid until %s",
             self.name,
             ", ".join(names),
+            "obtained" if ordered else f"ordered by another process, read from {self.storage.path}",
             cert.not_after,
         )
         self.on_change()
 
     def _failed(self, names: tuple[str, ...], delay: float, exc: Exception) -> None:
-        if not isinstance(exc, (AcmeError, StorageError)):
+        if not isinstance(exc, (AcmeError, StorageError, OrderLockTimeout)):
             log.error("resolver %s: unexpected error for %s", self.name, ", ".join(names), exc_info=exc)
         delay = min(max(delay * 2, _BACKOFF_MIN), _BACKOFF_MAX)
         if _validation_failed(exc):
@@ -483,9 +492,31 @@ class AcmeResolver:
         return _Ari(cert.certificate_pem, advice.renew_at, next_check), False
 
     def _order(self, names: tuple[str, ...]) -> StoredCertificate:
+        """Worker thread: the certificate for ``names``. Processes sharing acme.json order under the lock for
+        (resolver, names) (:mod:`acme_client.order_lock`) and read the store again once they hold it: one
+        another process stored meanwhile is taken (and noted in ``_read_back``), never ordered again."""
         # An acme.json we may not use (mode too open, unreadable) refuses the order before the CA is
         # asked for anything: an account or a certificate we could not keep would be wasted.
         self.storage.load()
+        current = self._covering(names)
+        with OrderLock(self.storage.path, self.name, names, timeout=_ORDER_LOCK_WAIT):
+            stored = newer_in_store(self.storage, self.name, names, current)
+            if stored is not None:
+                self._read_back[names] = stored
+                return stored
+            return self._issue(names, current)
+
+    def _register(self) -> Issuer:
+        """Worker thread: the issuer, its account registered. The first of the processes sharing the store
+        to register stores the account; the others, waiting on the account's lock, read it back."""
+        if self._account is not None:
+            return self._register_locked()
+        with OrderLock(self.storage.path, self.name, (_ACCOUNT,), timeout=_ORDER_LOCK_WAIT):
+            self._account = stored_account(self.storage, self.name)
+            self._local.issuer = None  # made with a key of its own: made again with the stored one, if any
+            return self._register_locked()
+
+    def _register_locked(self) -> Issuer:
         issuer = self._issuer()
         if self._account is None or issuer.registration_uri is None:
             issuer.register(known=self._account is not None)
@@ -498,7 +529,10 @@ class AcmeResolver:
                     key_type=self.settings.key_type,
                 )
                 self.storage.put_account(self.name, self._account)
-        renewing = self._covering(names)
+        return issuer
+
+    def _issue(self, names: tuple[str, ...], renewing: StoredCertificate | None) -> StoredCertificate:
+        issuer = self._register()
         issued = issuer.issue(
             list(names), self._solvers, replaces=renewing.certificate_pem if renewing is not None else None
         )

@@ -44,6 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from acme_client.order_lock import StoreLock
 from acme_client.report import CertificateFacts, read_facts
 
 log = logging.getLogger(__name__)
@@ -412,12 +413,20 @@ class AcmeStorage:
     # -- writing ------------------------------------------------------------------------------
 
     def save(self, state: Mapping[str, ResolverState]) -> None:
-        """Write the given resolvers; resolvers not in ``state`` and unknown keys are kept as they are."""
-        with self._lock:
-            raw = self._read_raw()
-            for name, rs in state.items():
-                raw[name] = _resolver_to_json(rs, raw.get(name))
-            self._write_atomic(json.dumps(raw, indent=2).encode("utf-8"))
+        """Write the given resolvers; resolvers not in ``state`` and unknown keys are kept as they are.
+        The read-modify-write holds a lock shared with other processes using the same file too, so that
+        two replicas storing different certificates at once both keep theirs."""
+        with self._lock, self._across_processes():
+            self._save(state)
+
+    def _across_processes(self) -> StoreLock:
+        return StoreLock(self.path)
+
+    def _save(self, state: Mapping[str, ResolverState]) -> None:
+        raw = self._read_raw()
+        for name, rs in state.items():
+            raw[name] = _resolver_to_json(rs, raw.get(name))
+        self._write_atomic(json.dumps(raw, indent=2).encode("utf-8"))
 
     def _write_atomic(self, data: bytes) -> None:
         """A temporary file next to acme.json, renamed over it: a crash leaves the old file or the new one.
@@ -475,9 +484,9 @@ class AcmeStorage:
             raise StorageError(f"cannot write {self.path}: {e}") from e
 
     def _update(self, resolver: str, change) -> None:
-        with self._lock:
+        with self._lock, self._across_processes():
             current = self.load().get(resolver) or ResolverState()
-            self.save({resolver: change(current)})
+            self._save({resolver: change(current)})
 
     def put_certificate(self, resolver: str, cert: StoredCertificate) -> None:
         """Add ``cert`` to ``resolver``, replacing any certificate with the same main domain."""
