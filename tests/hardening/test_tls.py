@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import fcntl
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from router.tls import CertificateStore, CertKeyPair, self_signed_default, serve
 from tests.integration.conftest import backends, proxy  # noqa: F401  (fixtures)
 from tests.integration.harness import Dockroute, routers
 from tests.polling import wait_for
-from tests.unavailable import unavailable
+from tests.tool_venv import tool_venv
 
 pytestmark = pytest.mark.integration
 
@@ -318,21 +317,8 @@ async def test_sni_case_insensitive_and_wildcard_one_label(site):
 def _sslyze() -> Path:
     """The sslyze executable of the shared venv, installed on first use. When pip cannot get it: a skip on a
     workstation, a failure in CI (the issue's acceptance check must not vanish there)."""
-    exe = SSLYZE_VENV / "bin" / "sslyze"
-    lock = Path(str(SSLYZE_VENV) + ".lock")
-    with open(lock, "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        if not exe.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(SSLYZE_VENV)], check=True)
-            pip = subprocess.run(
-                [str(SSLYZE_VENV / "bin" / "pip"), "install", "-q", SSLYZE_REQUIREMENT],
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            if pip.returncode != 0:  # the venv stays without sslyze: the next run tries pip again
-                unavailable(f"sslyze cannot be installed here: {pip.stderr[-500:]}")
-    return exe
+    python = tool_venv(SSLYZE_VENV, sys.executable, [SSLYZE_REQUIREMENT], "import sslyze", "sslyze")
+    return python.parent / "sslyze"
 
 
 async def test_sslyze_mozilla_intermediate(site, tmp_path):

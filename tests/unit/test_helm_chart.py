@@ -17,7 +17,6 @@ The rendered static configuration is then loaded by dockroute itself, as the pod
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import os
@@ -33,6 +32,7 @@ import yaml
 
 from discover.parse import parse_dynamic_with_warnings
 from dockroute.static import load_static
+from tests.tool_venv import tool_venv
 from tests.unavailable import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,27 +252,11 @@ def _python312() -> Path | None:
 def _venv_python() -> Path:
     """The helm venv's Python, made and filled on first use. Without Python >= 3.12, or when pip cannot
     get the packages: a skip on a workstation, a failure in CI (the chart check must not vanish there)."""
-    exe = HELM_VENV / "bin" / "python"
+    base = _python312()
+    if base is None and not (HELM_VENV / "bin" / "python").exists():
+        unavailable("helm-sdkpy needs Python >= 3.12: none found (pyenv install 3.12.1)")
     check = "import helm_sdkpy, kubernetes_validate"
-    lock = Path(str(HELM_VENV) + ".lock")
-    with open(lock, "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        if exe.exists() and subprocess.run([exe, "-c", check], capture_output=True).returncode == 0:
-            return exe
-        if not exe.exists():
-            base = _python312()
-            if base is None:
-                unavailable("helm-sdkpy needs Python >= 3.12: none found (pyenv install 3.12.1)")
-            subprocess.run([str(base), "-m", "venv", str(HELM_VENV)], check=True)
-        pip = subprocess.run(
-            [str(exe), "-m", "pip", "install", "-q", *HELM_REQUIREMENTS],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if pip.returncode != 0:  # the venv stays without them: the next run tries pip again
-            unavailable(f"helm-sdkpy cannot be installed here: {pip.stderr[-500:]}")
-    return exe
+    return tool_venv(HELM_VENV, base or "python3.12", HELM_REQUIREMENTS, check, "helm-sdkpy")
 
 
 @functools.cache
