@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from router.upstream import Connection, UpstreamBroken
+from tests.hardening.backends import RawBackend
 from tests.hardening.rawclient import exchange
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
 from tests.integration.harness import routers
@@ -61,22 +63,17 @@ class Conn:
         self.extra = bytearray()  # bytes after an accepted upgrade (what a tunnel would carry)
 
 
-class ScriptedBackend:
+class ScriptedBackend(RawBackend):
     """Answers the first request of its first connection with ``first`` (bytes, or a coroutine writing to
     the stream), every other request with :func:`ok`. Records every connection."""
 
     def __init__(self, first: bytes | Script) -> None:
+        super().__init__()
         self.first = first
         self.conns: list[Conn] = []
         self.tasks: set[asyncio.Task[None]] = set()
-        self.url = ""
 
-    async def start(self) -> ScriptedBackend:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.tasks.add(task)
@@ -99,18 +96,16 @@ class ScriptedBackend:
                 else:
                     writer.write(ok(head))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
         finally:
             conn.closed = True
             self.tasks.discard(task)
-            writer.close()
 
     def paths(self) -> list[bytes]:
         return [h.split(b" ", 2)[1] for c in self.conns for h in c.heads]
 
     async def stop(self) -> None:
-        self.server.close()
+        """The server closed, and the scripts still running (an endless filler) cancelled."""
+        await super().stop()
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -118,16 +113,14 @@ class ScriptedBackend:
 
 @pytest.fixture
 async def scripted():
-    started: list[ScriptedBackend] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def make(first: bytes | Script) -> ScriptedBackend:
-        b = await ScriptedBackend(first).start()
-        started.append(b)
-        return b
+        async def make(first: bytes | Script) -> ScriptedBackend:
+            b = await ScriptedBackend(first).start()
+            stack.push_async_callback(b.stop)
+            return b
 
-    yield make
-    for b in started:
-        await b.stop()
+        yield make
 
 
 def _config(url: str, middleware: bool = False) -> dict:
@@ -146,73 +139,46 @@ def get(path: bytes, close: bool = True, extra: bytes = b"") -> bytes:
 
 
 H = b"HTTP/1.1 200 OK\r\n"
+EMPTY = b"\r\nContent-Length: 0\r\n\r\n"  # the end of the head, for a bodiless answer
 
-# (bad answer, id naming the advisory). Every one carries MARK where a relayed answer would show it.
+# (the answer up to MARK, the answer after MARK, id naming the advisory): every one carries MARK where a
+# relayed answer would show it.
 BAD_ANSWERS = [
-    pytest.param(
-        H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\nX-M: " + MARK + b"\r\n\r\n0\r\n\r\nHTTP/1.1",
-        id="CL-with-TE-RFC9112-6.1-CVE-2023-30589-response-side",
-    ),
-    pytest.param(
-        H + b"Content-Length: 2\r\nContent-Length: 40\r\nX-M: " + MARK + b"\r\n\r\nok" + b"x" * 38,
-        id="two-Content-Lengths-RFC9112-6.3-CVE-2022-24766-mitmproxy",
-    ),
-    pytest.param(
-        H + b"Transfer-Encoding: chunked\r\nX-M: " + MARK + b"\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
-        id="bad-chunk-size-RFC9112-7.1-CVE-2023-47627",
-    ),
-    pytest.param(
-        H + b"Transfer-Encoding: chunked\r\nX-M: " + MARK + b"\r\n\r\n2\r\nok\r\n-1\r\nx\r\n0\r\n\r\n",
-        id="bad-second-chunk-size-CVE-2023-47627",
-    ),
-    pytest.param(
-        H + b"X-M: a\r\n " + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="obs-fold-RFC9112-5.2-GHSA-gfw2-4jvh-wgfg",
-    ),
-    pytest.param(
-        b"HTTP/1.1 200 OK\nX-M: " + MARK + b"\nContent-Length: 0\n\n",
-        id="bare-LF-RFC9112-2.2-CVE-2023-30589",
-    ),
-    pytest.param(
-        b"HTTP/2.0 200 OK\r\nX-M: " + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="status-line-HTTP-2.0-RFC9112-4-HAProxy-h1-version-check",
-    ),
-    pytest.param(
-        b"HTTP/0.9 200 OK\r\nX-M: " + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="status-line-HTTP-0.9-RFC9112-4",
-    ),
-    pytest.param(
-        b"RTSP/1.0 200 OK\r\nX-M: " + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="status-line-RTSP-llhttp-lenient-protocol",
-    ),
-    pytest.param(
-        b"HTTP/1.1 099 OK\r\nX-M: " + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="status-code-below-100-RFC9110-15-Go-malformed-status",
-    ),
-    pytest.param(
-        H + b"X-M: a\rb" + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="CR-in-value-RFC9110-5.5-CVE-2023-37276-response-splitting",
-    ),
-    pytest.param(
-        H + b"X-M: a\nSet-Cookie: " + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="LF-in-value-response-splitting-CWE-113",
-    ),
-    pytest.param(
-        H + b"X-M: a\x00" + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="NUL-in-value-RFC9110-5.5-CVE-2023-47627",
-    ),
-    pytest.param(
-        H + b"X M: " + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="space-in-name-RFC9112-5.1-Go-invalid-header-name",
-    ),
-    pytest.param(
-        H + b"X-M : " + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="space-before-colon-RFC9112-5.1-CVE-2019-16276-Go",
-    ),
-    pytest.param(
-        H + b"X-M" + MARK + b"\r\nContent-Length: 0\r\n\r\n",
-        id="line-without-colon-RFC9112-5.1-Go-malformed-MIME-header",
-    ),
+    pytest.param(before + MARK + after, id=case)
+    for before, after, case in [
+        (
+            H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\nX-M: ",
+            b"\r\n\r\n0\r\n\r\nHTTP/1.1",
+            "CL-with-TE-RFC9112-6.1-CVE-2023-30589-response-side",
+        ),
+        (
+            H + b"Content-Length: 2\r\nContent-Length: 40\r\nX-M: ",
+            b"\r\n\r\nok" + b"x" * 38,
+            "two-Content-Lengths-RFC9112-6.3-CVE-2022-24766-mitmproxy",
+        ),
+        (
+            H + b"Transfer-Encoding: chunked\r\nX-M: ",
+            b"\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+            "bad-chunk-size-RFC9112-7.1-CVE-2023-47627",
+        ),
+        (
+            H + b"Transfer-Encoding: chunked\r\nX-M: ",
+            b"\r\n\r\n2\r\nok\r\n-1\r\nx\r\n0\r\n\r\n",
+            "bad-second-chunk-size-CVE-2023-47627",
+        ),
+        (H + b"X-M: a\r\n ", EMPTY, "obs-fold-RFC9112-5.2-GHSA-gfw2-4jvh-wgfg"),
+        (b"HTTP/1.1 200 OK\nX-M: ", b"\nContent-Length: 0\n\n", "bare-LF-RFC9112-2.2-CVE-2023-30589"),
+        (b"HTTP/2.0 200 OK\r\nX-M: ", EMPTY, "status-line-HTTP-2.0-RFC9112-4-HAProxy-h1-version-check"),
+        (b"HTTP/0.9 200 OK\r\nX-M: ", EMPTY, "status-line-HTTP-0.9-RFC9112-4"),
+        (b"RTSP/1.0 200 OK\r\nX-M: ", EMPTY, "status-line-RTSP-llhttp-lenient-protocol"),
+        (b"HTTP/1.1 099 OK\r\nX-M: ", EMPTY, "status-code-below-100-RFC9110-15-Go-malformed-status"),
+        (H + b"X-M: a\rb", EMPTY, "CR-in-value-RFC9110-5.5-CVE-2023-37276-response-splitting"),
+        (H + b"X-M: a\nSet-Cookie: ", EMPTY, "LF-in-value-response-splitting-CWE-113"),
+        (H + b"X-M: a\x00", EMPTY, "NUL-in-value-RFC9110-5.5-CVE-2023-47627"),
+        (H + b"X M: ", EMPTY, "space-in-name-RFC9112-5.1-Go-invalid-header-name"),
+        (H + b"X-M : ", EMPTY, "space-before-colon-RFC9112-5.1-CVE-2019-16276-Go"),
+        (H + b"X-M", EMPTY, "line-without-colon-RFC9112-5.1-Go-malformed-MIME-header"),
+    ]
 ]
 
 

@@ -9,6 +9,7 @@ folds or renames headers on the way in).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -349,7 +350,13 @@ async def test_forwarded_proto_and_port_are_traefiks(proxy, recording):  # noqa:
         "GET /ws HTTP/1.1\r\nHost: a.test:8000\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-    await exchange(dr.port, upgrade.encode(), timeout=1)
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    try:  # the backend declines (a 200): the answer's head is relayed and the connection stays open
+        writer.write(upgrade.encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 200 "), head
     seen = await _one_head(recording)
     assert seen.getall("X-Forwarded-Proto") == ["ws"]
     assert seen.getall("X-Forwarded-Port") == ["8000"]

@@ -19,7 +19,8 @@ from aiohttp import web
 from cryptography import x509
 
 from tests.integration import pebble_env
-from tests.integration.harness import Dockroute, routers, wait_for
+from tests.integration.harness import Dockroute, wait_for
+from tests.integration.test_acme_options import _site as site
 
 pytestmark = pytest.mark.integration
 
@@ -74,14 +75,7 @@ def _replica(tmp_path: Path, who: str, pebble: pebble_env.Pebble, backend_url: s
     folder.mkdir()
     static = pebble_env.acme_static(folder, pebble.directory_url, pebble.ca_bundle, pebble_env.free_port())
     static["certificatesResolvers"]["le"]["acme"]["storage"] = str(tmp_path / "shared" / "acme.json")
-    cfg = routers(services={"s": [backend_url]})
-    cfg["http"]["routers"]["site"] = {
-        "rule": f"Host(`{NAME}`)",
-        "service": "s",
-        "entryPoints": ["websecure"],
-        "tls": {"certResolver": "le"},
-    }
-    return Dockroute(folder, static=static, dynamic=cfg)
+    return Dockroute(folder, static=static, dynamic=site(backend_url, NAME))
 
 
 async def _served_serial(dr: Dockroute, root: Path) -> int | None:
@@ -106,72 +100,75 @@ def _web_port(dr: Dockroute) -> int:
     return int(dr.static["entryPoints"]["web"]["address"].rsplit(":", 1)[1])
 
 
-async def _two_replicas(
-    tmp_path: Path, pebble, backend_url: str, relay: Relay, into: list[Dockroute]
-) -> None:
-    """Start two replicas sharing tmp_path/shared/acme.json, at once (both want the name at once)."""
-    (tmp_path / "shared").mkdir(mode=0o700)
-    into.extend(_replica(tmp_path, who, pebble, backend_url) for who in ("a", "b"))
-    relay.replica_ports = [_web_port(dr) for dr in into]
-    await asyncio.gather(*(dr.start() for dr in into))
+class SharedStore:
+    """Two replicas (not started yet) sharing ``tmp_path/shared/acme.json``, one Pebble whose HTTP-01
+    validations go through ``relay``, and Pebble's root (``root``) to verify what they serve."""
+
+    def __init__(self, tmp_path: Path, pebble: pebble_env.Pebble, backend_url: str, relay: Relay) -> None:
+        (tmp_path / "shared").mkdir(mode=0o700)
+        self.store = tmp_path / "shared" / "acme.json"
+        self.relay = relay
+        self.root = tmp_path / "pebble-root.pem"
+        self.root.write_bytes(pebble.root_pem())
+        self.replicas = [_replica(tmp_path, who, pebble, backend_url) for who in ("a", "b")]
+        relay.replica_ports = [_web_port(dr) for dr in self.replicas]
+
+    async def start(self) -> None:
+        """Both at once (both want the name at once)."""
+        await asyncio.gather(*(dr.start() for dr in self.replicas))
+
+    def served(self, dr: Dockroute) -> Awaitable[int | None]:
+        return _served_serial(dr, self.root)
 
 
-async def test_two_replicas_sharing_a_store_place_one_order_and_both_serve_it(backends, tmp_path):
+@pytest.fixture
+async def shared(backends, tmp_path):
+    """A :class:`SharedStore`; its replicas are stopped afterwards."""
     pebble_env.require_pebble()
     (b,) = await backends("site")
     relay_port = pebble_env.free_port()
-    replicas: list[Dockroute] = []
     with pebble_env.run_pebble(tmp_path / "pebble", http_port=relay_port) as pebble:
-        root = tmp_path / "pebble-root.pem"
-        root.write_bytes(pebble.root_pem())
-        try:
-            async with Relay(relay_port) as relay:
-                await _two_replicas(tmp_path, pebble, b.url, relay, replicas)
-                a_serial = await wait_for(lambda: _served_serial(replicas[0], root), timeout=30)
-                b_serial = await wait_for(lambda: _served_serial(replicas[1], root), timeout=30)
-            assert a_serial == b_serial  # the one certificate, served by both
-            assert sorted(_orders(dr) for dr in replicas) == [0, 1]  # one order, by one of them
-            waiter = next(dr for dr in replicas if _orders(dr) == 0)
-            assert f"certificate for {NAME} ordered by another process" in waiter.log()
-            assert len(relay.answered) == 1  # one token asked for (from each of Pebble's perspectives)
-        finally:
-            for dr in replicas:
-                await dr.stop()
+        async with Relay(relay_port) as relay:
+            pair = SharedStore(tmp_path, pebble, b.url, relay)
+            try:
+                yield pair
+            finally:
+                for dr in pair.replicas:
+                    await dr.stop()
 
 
-async def test_the_orderer_killed_mid_order_leaves_the_name_to_the_other_replica(backends, tmp_path):
-    pebble_env.require_pebble()
-    (b,) = await backends("site")
-    relay_port = pebble_env.free_port()
-    replicas: list[Dockroute] = []
-    with pebble_env.run_pebble(tmp_path / "pebble", http_port=relay_port) as pebble:
-        root = tmp_path / "pebble-root.pem"
-        root.write_bytes(pebble.root_pem())
-        killed: list[Dockroute] = []
+async def test_two_replicas_sharing_a_store_place_one_order_and_both_serve_it(shared):
+    await shared.start()
+    replicas = shared.replicas
+    a_serial = await wait_for(lambda: shared.served(replicas[0]), timeout=30)
+    b_serial = await wait_for(lambda: shared.served(replicas[1]), timeout=30)
+    assert a_serial == b_serial  # the one certificate, served by both
+    assert sorted(_orders(dr) for dr in replicas) == [0, 1]  # one order, by one of them
+    waiter = next(dr for dr in replicas if _orders(dr) == 0)
+    assert f"certificate for {NAME} ordered by another process" in waiter.log()
+    assert len(shared.relay.answered) == 1  # one token asked for (from each of Pebble's perspectives)
 
-        async def kill_orderer(port: int) -> None:
-            """While Pebble validates the orderer's challenge, once the other replica waits on the lock:
-            SIGKILL, the lock held."""
-            dr = next(dr for dr in replicas if _web_port(dr) == port)
-            (other,) = [o for o in replicas if o is not dr]
-            await wait_for(lambda: "another process is ordering this certificate" in other.log(), timeout=8)
-            assert dr.proc is not None
-            os.kill(dr.proc.pid, signal.SIGKILL)
-            killed.append(dr)
 
-        try:
-            async with Relay(relay_port) as relay:
-                relay.before_answer = kill_orderer
-                await _two_replicas(tmp_path, pebble, b.url, relay, replicas)
-                await wait_for(lambda: bool(killed), timeout=30)
-                (survivor,) = [dr for dr in replicas if dr not in killed]
-                serial = await wait_for(lambda: _served_serial(survivor, root), timeout=30)
-            assert serial is not None and _orders(survivor) == 1
-            assert (
-                "another process is ordering this certificate" in survivor.log()
-            )  # it waited, then took over
-            assert killed[0].proc is not None and killed[0].proc.wait() == -signal.SIGKILL
-            assert len(relay.answered) == 2  # the dead orderer's challenge, then the survivor's
-        finally:
-            for dr in replicas:
-                await dr.stop()
+async def test_the_orderer_killed_mid_order_leaves_the_name_to_the_other_replica(shared):
+    replicas = shared.replicas
+    killed: list[Dockroute] = []
+
+    async def kill_orderer(port: int) -> None:
+        """While Pebble validates the orderer's challenge, once the other replica waits on the lock:
+        SIGKILL, the lock held."""
+        dr = next(dr for dr in replicas if _web_port(dr) == port)
+        (other,) = [o for o in replicas if o is not dr]
+        await wait_for(lambda: "another process is ordering this certificate" in other.log(), timeout=8)
+        assert dr.proc is not None
+        os.kill(dr.proc.pid, signal.SIGKILL)
+        killed.append(dr)
+
+    shared.relay.before_answer = kill_orderer
+    await shared.start()
+    await wait_for(lambda: bool(killed), timeout=30)
+    (survivor,) = [dr for dr in replicas if dr not in killed]
+    serial = await wait_for(lambda: shared.served(survivor), timeout=30)
+    assert serial is not None and _orders(survivor) == 1
+    assert "another process is ordering this certificate" in survivor.log()  # it waited, then took over
+    assert killed[0].proc is not None and killed[0].proc.wait() == -signal.SIGKILL
+    assert len(shared.relay.answered) == 2  # the dead orderer's challenge, then the survivor's
