@@ -11,7 +11,9 @@ import binascii
 import datetime as _dt
 import logging
 import math
+import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +33,7 @@ __all__ = [
     "Issuer",
     "RenewalAdvice",
     "Solver",
+    "ca_bundle",
     "generate_key",
 ]
 
@@ -486,3 +489,22 @@ class Issuer:
         offered = ", ".join(c.typ for c in authzr.body.challenges) or "none"
         wanted = ", ".join(s.typ for s in solvers)
         raise AcmeError(f"{authzr.body.identifier.value}: CA offers no {wanted} challenge (offers {offered})")
+
+
+def ca_bundle(files: tuple[str, ...]) -> str | None:
+    """One PEM bundle for ``caCertificates`` (``requests`` takes a single file): the file itself when
+    there is one, else the files concatenated into a temporary file kept for the life of the process.
+    A file that cannot be read is left out with one error line; the others are still trusted."""
+    if len(files) <= 1:
+        return files[0] if files else None
+    parts = []
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                parts.append(f.read().strip() + b"\n")
+        except OSError as exc:
+            log.error("caCertificates: cannot read %s (%s); left out", path, exc)
+    fd, bundle = tempfile.mkstemp(prefix="dockroute-ca-", suffix=".pem")
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"".join(parts))
+    return bundle

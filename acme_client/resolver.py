@@ -21,8 +21,6 @@ import asyncio
 import concurrent.futures
 import datetime as _dt
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,12 +28,13 @@ from dataclasses import dataclass
 
 from acme_client.covering import covering, superseded
 from acme_client.issuer import AcmeError, AriError, Issuer, Solver, generate_key
-from acme_client.order_lock import OrderLock, OrderLockTimeout
+from acme_client.issuer import ca_bundle as _ca_bundle
+from acme_client.order_lock import OrderLockTimeout
 from acme_client.ordered_names import why_left_out, why_not_public
 from acme_client.report import CertificateStatus, FailureLog
 from acme_client.settings import ResolverSettings, is_public_ca, renewal_check_interval
-from acme_client.shared_store import newer_in_store, stored_account
-from acme_client.storage import AcmeStorage, StorageError, StoredAccount, StoredCertificate
+from acme_client.shared_store import StoreWatch, newer_in_store, stored_account, with_newer
+from acme_client.storage import AcmeStorage, ResolverState, StorageError, StoredAccount, StoredCertificate
 from acme_client.tls_alpn import challenge_certificate
 
 log = logging.getLogger("dockroute.acme")
@@ -79,12 +78,18 @@ class _Ari:
 
 
 class AcmeResolver:
-    def __init__(self, name: str, settings: ResolverSettings, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ResolverSettings,
+        on_change: Callable[[], None],
+        storage: AcmeStorage | None = None,  # another store than the acme.json file ``settings`` names
+    ) -> None:
         self.name = name
         self.settings = settings
         self.on_change = on_change
         self.check_interval = renewal_check_interval(settings.certificates_duration)
-        self.storage = AcmeStorage(settings.storage)
+        self.storage = storage if storage is not None else AcmeStorage(settings.storage)
         self.tokens: dict[str, str] = {}  # HTTP-01: token → key authorization, read by the proxy
         # TLS-ALPN-01: name → (certificate, key) to present to acme-tls/1 clients, read by the proxy
         self.alpn_certs: dict[str, tuple[bytes, bytes]] = {}
@@ -243,6 +248,8 @@ class AcmeResolver:
         self._kick = asyncio.Event()
         self._kick.set()
         loop = asyncio.get_running_loop()
+        watch = StoreWatch(self.storage, self.name, loop, self._stored_elsewhere)
+        watch.start()
         try:
             while True:
                 try:
@@ -263,7 +270,17 @@ class AcmeResolver:
                     if self._covering(names) is not None:
                         await self._check(loop, names)
         finally:
+            watch.stop()
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _stored_elsewhere(self, state: ResolverState) -> None:
+        """Another process wrote the store (:class:`StoreWatch`): its newer certificates are served now."""
+        certs = with_newer(self._certs, state.certificates, self.name, self.storage.path)
+        if certs is not None:
+            self._certs = certs  # a new dict: the worker thread may be walking the old one
+            self._drop_superseded()
+            self._reports = None
+            self.on_change()
 
     def _backing_off(self, names: tuple[str, ...]) -> bool:
         return time.monotonic() < self._failures.get(names, (0.0, 0.0))[0]
@@ -332,10 +349,12 @@ class AcmeResolver:
     def _drop_superseded(self) -> None:
         """Forget certificates a later-expiring one covers (a renewal stored under another key, an
         ``acme.json`` entry with its names in another order): never served, judged or renewed again."""
-        for key in superseded(self._certs):
+        gone = superseded(self._certs)
+        for key in gone:
             log.info("resolver %s: certificate for %s superseded by a newer one", self.name, ", ".join(key))
-            del self._certs[key]
             self._unsaved.pop(key, None)
+        if gone:  # a new dict, never one changed in place: the worker thread may be walking the old one
+            self._certs = {key: cert for key, cert in self._certs.items() if key not in gone}
 
     def _due(self, names: tuple[str, ...]) -> tuple[bool, str]:
         """Whether ``names`` needs an order, and why (or why not): no certificate covering them, an
@@ -499,7 +518,7 @@ class AcmeResolver:
         # asked for anything: an account or a certificate we could not keep would be wasted.
         self.storage.load()
         current = self._covering(names)
-        with OrderLock(self.storage.path, self.name, names, timeout=_ORDER_LOCK_WAIT):
+        with self.storage.order_lock(self.name, names, timeout=_ORDER_LOCK_WAIT):
             stored = newer_in_store(self.storage, self.name, names, current)
             if stored is not None:
                 self._read_back[names] = stored
@@ -511,7 +530,7 @@ class AcmeResolver:
         to register stores the account; the others, waiting on the account's lock, read it back."""
         if self._account is not None:
             return self._register_locked()
-        with OrderLock(self.storage.path, self.name, (_ACCOUNT,), timeout=_ORDER_LOCK_WAIT):
+        with self.storage.order_lock(self.name, (_ACCOUNT,), timeout=_ORDER_LOCK_WAIT):
             self._account = stored_account(self.storage, self.name)
             self._local.issuer = None  # made with a key of its own: made again with the stored one, if any
             return self._register_locked()
@@ -574,25 +593,6 @@ class AcmeResolver:
                 ", ".join(names),
                 self.storage.path,
             )
-
-
-def _ca_bundle(files: tuple[str, ...]) -> str | None:
-    """One PEM bundle for ``caCertificates`` (``requests`` takes a single file): the file itself when
-    there is one, else the files concatenated into a temporary file kept for the life of the process.
-    A file that cannot be read is left out with one error line; the others are still trusted."""
-    if len(files) <= 1:
-        return files[0] if files else None
-    parts = []
-    for path in files:
-        try:
-            with open(path, "rb") as f:
-                parts.append(f.read().strip() + b"\n")
-        except OSError as exc:
-            log.error("caCertificates: cannot read %s (%s); left out", path, exc)
-    fd, bundle = tempfile.mkstemp(prefix="dockroute-ca-", suffix=".pem")
-    with os.fdopen(fd, "wb") as f:
-        f.write(b"".join(parts))
-    return bundle
 
 
 def _clamp_recheck(seconds: float) -> float:

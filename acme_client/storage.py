@@ -35,7 +35,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -44,16 +44,37 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from acme_client.order_lock import StoreLock
+from acme_client.order_lock import OrderLock, StoreLock
 from acme_client.report import CertificateFacts, read_facts
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AcmeStorage", "ResolverState", "StorageError", "StoredAccount", "StoredCertificate"]
+__all__ = [
+    "AcmeStorage",
+    "CorruptStore",
+    "ResolverState",
+    "StorageError",
+    "StoredAccount",
+    "StoredCertificate",
+    "file_signature",
+]
 
 
 class StorageError(Exception):
     """acme.json cannot be used (unsafe permissions, unreadable, unwritable)."""
+
+
+class CorruptStore(StorageError):
+    """acme.json holds no JSON object (a broken write by another program)."""
+
+
+# (device, inode, size, modification time in ns): a new inode after an atomic rename, a new size or time
+# after a write in place.
+Signature = tuple[int, int, int, int]
+
+
+def file_signature(st: os.stat_result) -> Signature:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -323,19 +344,23 @@ class AcmeStorage:
     def __init__(self, path: str) -> None:
         self.path = os.fspath(path)
         self._lock = _lock_for(self.path)
+        self.seen: Signature | None = None  # the file as last read (under ``_lock``)
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _read_raw(self) -> dict[str, Any]:
-        """The file's JSON object; {} if missing/empty. Corrupt files are moved aside."""
+    def _read_raw(self, keep_corrupt: bool = False) -> dict[str, Any]:
+        """The file's JSON object; {} if missing/empty. Corrupt files are moved aside, or with
+        ``keep_corrupt`` left where they are and raised as :class:`CorruptStore`."""
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
+            self.seen = None
             return {}
         except OSError as e:
             raise StorageError(f"cannot open {self.path}: {e}") from e
         try:
             st = os.fstat(fd)
+            self.seen = file_signature(st)
             perm = stat.S_IMODE(st.st_mode)
             if perm & 0o077:
                 raise StorageError(f"permissions {perm:o} for {self.path} are too open, please use 600")
@@ -354,6 +379,8 @@ class AcmeStorage:
             if not isinstance(parsed, dict):
                 raise ValueError(f"top level is {type(parsed).__name__}, not an object")
         except (ValueError, UnicodeDecodeError) as e:
+            if keep_corrupt:
+                raise CorruptStore(f"{self.path} is not a JSON object: {e}") from e
             aside = self._move_aside()
             log.error(
                 "ACME storage %s is corrupt (%s); moved it to %s and starting with empty ACME state",
@@ -377,9 +404,11 @@ class AcmeStorage:
             raise StorageError(f"{self.path} is corrupt and could not be moved aside: {e}") from e
         return aside
 
-    def load(self) -> dict[str, ResolverState]:
+    def load(self, keep_corrupt: bool = False) -> dict[str, ResolverState]:
+        """Every resolver's state. A corrupt file is moved aside (start with empty state, as Traefik), or
+        with ``keep_corrupt`` raised as :class:`CorruptStore` and left alone."""
         with self._lock:
-            raw = self._read_raw()
+            raw = self._read_raw(keep_corrupt)
         result: dict[str, ResolverState] = {}
         for name, entry in raw.items():
             if entry is None:
@@ -421,6 +450,25 @@ class AcmeStorage:
 
     def _across_processes(self) -> StoreLock:
         return StoreLock(self.path)
+
+    def order_lock(self, resolver: str, names: Iterable[str], timeout: float) -> OrderLock:
+        """The lock one orderer of ``names`` holds among the processes sharing this store (``flock``)."""
+        return OrderLock(self.path, resolver, names, timeout=timeout)
+
+    def signature(self) -> Signature | None:
+        """The file's :data:`Signature` (None when missing): one ``stat``, cheap enough to ask every few
+        seconds to learn whether another process wrote it."""
+        try:
+            return file_signature(os.stat(self.path))
+        except FileNotFoundError:
+            return None
+
+    def reload(self) -> tuple[dict[str, ResolverState], Signature | None]:
+        """What another process wrote, and the signature of the file read, read under the lock its writes
+        hold (a store rewritten in place is never read half-written). A corrupt file is left where it is
+        for its writer: :class:`CorruptStore`. Blocks: worker thread only."""
+        with self._lock, self._across_processes():
+            return self.load(keep_corrupt=True), self.seen
 
     def _save(self, state: Mapping[str, ResolverState]) -> None:
         raw = self._read_raw()

@@ -7,17 +7,22 @@ balancer in front of replicas does not do: see docs/tls.md on the challenge livi
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import signal
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 from cryptography import x509
 
+from acme_client.order_lock import StoreLock
+from acme_client.storage import AcmeStorage, StoredCertificate
 from tests.integration import pebble_env
 from tests.integration.harness import Dockroute, wait_for
 from tests.integration.test_acme_options import _site as site
@@ -78,9 +83,14 @@ def _replica(tmp_path: Path, who: str, pebble: pebble_env.Pebble, backend_url: s
     return Dockroute(folder, static=static, dynamic=site(backend_url, NAME))
 
 
-async def _served_serial(dr: Dockroute, root: Path) -> int | None:
-    """The serial of the certificate ``dr`` serves for NAME, once it chains to Pebble's root."""
-    ctx = ssl.create_default_context(cafile=str(root))
+async def _served_serial(dr: Dockroute, root: Path | None) -> int | None:
+    """The serial of the certificate ``dr`` serves for NAME, once it chains to Pebble's root (any
+    certificate with ``root`` None)."""
+    if root is not None:
+        ctx = ssl.create_default_context(cafile=str(root))
+    else:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     try:
         _, writer = await asyncio.open_connection(
             "127.0.0.1", dr.ports["websecure"], ssl=ctx, server_hostname=NAME
@@ -172,3 +182,63 @@ async def test_the_orderer_killed_mid_order_leaves_the_name_to_the_other_replica
     assert "another process is ordering this certificate" in survivor.log()  # it waited, then took over
     assert killed[0].proc is not None and killed[0].proc.wait() == -signal.SIGKILL
     assert len(shared.relay.answered) == 2  # the dead orderer's challenge, then the survivor's
+
+
+def _write_as_another_process(store: Path, cert: StoredCertificate | None) -> None:
+    """What another process sharing the store writes: ``cert`` for NAME (a renewal), through the store's own
+    code and so under its folder lock, or with ``cert`` None a broken file (not JSON) renamed over it."""
+    if cert is not None:
+        AcmeStorage(str(store)).put_certificate("le", cert)
+        return
+    with StoreLock(str(store)):
+        tmp = store.with_name("broken.tmp")
+        tmp.write_bytes(b'{"le": {"Certificates": [')
+        tmp.chmod(0o600)
+        os.replace(tmp, store)
+
+
+async def _serves(dr: Dockroute, serial: int) -> bool:
+    return await _served_serial(dr, None) == serial
+
+
+def _certificate(years: int) -> StoredCertificate:
+    """A certificate for NAME expiring in ``years`` years: later than Pebble's five-year ones."""
+    ca = trustme.CA()
+    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365 * years)
+    leaf = ca.issue_cert(NAME, not_after=expires)
+    chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+    return StoredCertificate(main=NAME, sans=(), certificate_pem=chain, key_pem=leaf.private_key_pem.bytes())
+
+
+async def test_a_certificate_written_by_another_process_is_served_by_both_within_seconds(shared):
+    """A renewal stored by another process (here the test, through the store's code and lock) is served
+    by every replica within seconds (each watches the file), not at its next renewal check up to 10
+    minutes later. A broken write by another process is logged once, naming the file, and the replicas go
+    on serving what they served; the next good write is served again."""
+    await shared.start()
+    replicas = shared.replicas
+    pebbles = [await wait_for(lambda dr=dr: shared.served(dr), timeout=30) for dr in replicas]
+    assert pebbles[0] == pebbles[1]
+
+    renewal = _certificate(years=6)
+    serial = x509.load_pem_x509_certificate(renewal.certificate_pem).serial_number
+    started = time.monotonic()
+    _write_as_another_process(shared.store, renewal)
+    for dr in replicas:
+        await wait_for(lambda dr=dr: _serves(dr, serial), timeout=10)
+    took = time.monotonic() - started
+    print(f"renewal by another process served by both replicas in {took:.2f}s")
+
+    _write_as_another_process(shared.store, None)
+    said = f"{shared.store} was changed by another process but cannot be read"
+    for dr in replicas:
+        await wait_for(lambda dr=dr: said in dr.log(), timeout=10)
+        assert await _served_serial(dr, None) == serial  # what was served stays
+
+    later = _certificate(years=7)
+    serial = x509.load_pem_x509_certificate(later.certificate_pem).serial_number
+    _write_as_another_process(shared.store, later)
+    for dr in replicas:
+        await wait_for(lambda dr=dr: _serves(dr, serial), timeout=10)
+        assert dr.log().count(said) == 1  # said once, though the watch looked many times since
+        assert "Traceback" not in dr.log()
