@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import http_exceptions, web
 
 from router.bad_requests import BadRequestLog
+from router.forwarded_view import is_websocket_upgrade
 from router.replies import CANNED, SENT_CLOSE, simple
 
 log = logging.getLogger("dockroute.server")
@@ -266,7 +267,12 @@ class Server(web.Server):
         protocol.busy = True
         protocol.head_since = None
         protocol.head_bytes = 0
-        protocol.content = _TUNNEL if message.upgrade else payload
+        # After a WebSocket upgrade (or a CONNECT) aiohttp reads raw bytes: tunnel data, never a head. Any
+        # other Upgrade is a plain request (llhttp flags every one), and what follows it is a head to count.
+        if message.upgrade and (is_websocket_upgrade(message.headers, True) or message.method == "CONNECT"):
+            protocol.content = _TUNNEL
+        else:
+            protocol.content = payload
         if protocol.held:
             protocol.held = False
             transport = protocol.transport

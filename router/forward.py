@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from router.balancer import WeightedBalancer
 from router.body_pace import paced
 from router.exchange import answer, raw_edits
-from router.forwarded_view import HOSTNAME, forwarded_port, forwarded_proto
+from router.forwarded_view import HOSTNAME, forwarded_port, forwarded_proto, is_websocket_upgrade
 from router.framing import abandon, relay, respond
 from router.headers import (
     FORWARDED,
@@ -244,7 +244,7 @@ class _RequestHead:
         # Only WebSocket is tunnelled: aiohttp's parser switches to raw mode for it alone (for other
         # protocols, h2c say, it would drop the bytes that follow), so any other Upgrade is proxied as a
         # plain request without its hop-by-hop Upgrade header.
-        self.upgrade = msg.upgrade and headers.get("Upgrade", "").lower() == "websocket"
+        self.upgrade = msg.upgrade and is_websocket_upgrade(headers, True)
         if self.upgrade:
             append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
         self.has_body = False
@@ -261,7 +261,7 @@ class _RequestHead:
             if cl is not None:
                 append(b"Content-Length: " + cl.encode() + b"\r\n")
                 self.has_body = cl != "0"
-        forwarded = _forwarded(ep, headers, info.client_ip, host_header, trusted)
+        forwarded = _forwarded(ep, headers, info.client_ip, host_header, trusted, self.upgrade)
         append(_edited(forwarded, edits, info.client_ip) if edits_forwarded else forwarded)
         if ex is None:
             method, path, query = msg.method, info.path, info.raw_query
@@ -313,10 +313,13 @@ _RequestPlan = tuple[frozenset[bytes], tuple[bytes, ...], bool]
 _REQUEST_PLANS = Memo(256)  # items → _RequestPlan
 
 
-def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header: str, trusted: bool) -> bytes:
+def _forwarded(
+    ep: EntryPointHandler, headers: Any, client_ip: str, host_header: str, trusted: bool, upgrade: bool
+) -> bytes:
     """The X-Forwarded-* and X-Real-Ip lines; a client's own values are kept only from trusted peers.
-    Proto and port are Traefik's (:mod:`router.forwarded_view`, which rules read too): ws/wss for a
-    WebSocket upgrade; the Host's port, else 443/80 by the proto, never the listening port."""
+    Proto and port are Traefik's (:mod:`router.forwarded_view`, which rules read too): ws/wss for the
+    WebSocket upgrade this request is tunnelled as (``upgrade``, the head's); the Host's port, else 443/80
+    by the proto, never the listening port."""
     xff = client_ip
     xfh = host_header
     xfproto = ""
@@ -331,7 +334,7 @@ def _forwarded(ep: EntryPointHandler, headers: Any, client_ip: str, host_header:
         xfport = headers.get("X-Forwarded-Port", "")
         real = headers.get("X-Real-Ip") or real
     if not xfproto:
-        xfproto = forwarded_proto(ep.scheme, headers) if "Upgrade" in headers else ep.scheme
+        xfproto = forwarded_proto(ep.scheme, upgrade)
     if not xfport:
         xfport = forwarded_port(xfproto, host_header, ep.scheme == "https")
     return (

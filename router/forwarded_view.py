@@ -45,17 +45,31 @@ def info_class(handler: Any) -> type:
     return type("RequestInfo", (RequestInfo,), {"__slots__": (), "via": handler})
 
 
-def _lists(headers: Any, name: str, token: str) -> bool:
-    """Whether the first ``name`` value lists ``token`` (comma-separated, case-insensitive), as Go's
-    ``Header.Get`` and Traefik's containsHeader read it."""
-    return any(t.strip().lower() == token for t in headers.get(name, "").split(","))
+def is_websocket_upgrade(headers: Any, upgrade: bool | None = None) -> bool:
+    """Whether a request is a WebSocket upgrade: the one answer for what is tunnelled
+    (:mod:`router.connection` reads the bytes after it as tunnel data, :mod:`router.forward` relays a 101)
+    and for what is labelled X-Forwarded-Proto ``ws``/``wss``.
+
+    It is what aiohttp's parser switches to raw bytes for: llhttp saw an upgrade (``upgrade``, its flag on
+    the parsed message: a Connection header lists ``upgrade`` and an Upgrade header came; recomputed from
+    ``headers`` when None, for rules) and the first Upgrade value is exactly ``websocket``, any case. Any
+    other Upgrade (``foo``, ``h2c``, ``websocket, foo``) is proxied as a plain request, so it is not labelled
+    ws either. Traefik's isWebsocketRequest would label ``websocket, foo`` ws (it reads "lists"): dockroute
+    cannot tunnel that one, and a label saying otherwise would lie to the backend."""
+    if upgrade is None:
+        upgrade = "Upgrade" in headers and any(
+            t.strip().lower() == "upgrade" for v in headers.getall("Connection", ()) for t in v.split(",")
+        )
+    if not upgrade:
+        return False
+    value = headers.get("Upgrade", "")
+    return value.isascii() and value.lower() == "websocket"
 
 
-def forwarded_proto(scheme: str, headers: Any) -> str:
+def forwarded_proto(scheme: str, websocket: bool) -> str:
     """The X-Forwarded-Proto Traefik sets when none came (or none was trusted): the entry point's scheme
-    (``http``/``https``), or ``ws``/``wss`` for a WebSocket upgrade (Traefik's isWebsocketRequest: the
-    first Connection value lists ``upgrade`` and the first Upgrade value lists ``websocket``)."""
-    if _lists(headers, "Connection", "upgrade") and _lists(headers, "Upgrade", "websocket"):
+    (``http``/``https``), or ``ws``/``wss`` for a WebSocket upgrade (:func:`is_websocket_upgrade`)."""
+    if websocket:
         return "wss" if scheme == "https" else "ws"
     return scheme
 
@@ -82,7 +96,7 @@ def _own(req: Any, ep: Any, name: str) -> tuple[str, ...]:
         return (req.client_ip.split("%", 1)[0],) if req.client_ip else _NONE
     scheme = ep.scheme if ep is not None else "http"
     if name == "x-forwarded-proto":
-        return (forwarded_proto(scheme, req.headers),)
+        return (forwarded_proto(scheme, is_websocket_upgrade(req.headers)),)
     if name == "x-forwarded-port":
         proto = values(req, "x-forwarded-proto")[0]
         return (forwarded_port(proto, req.authority, scheme == "https"),)

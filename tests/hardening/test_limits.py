@@ -185,6 +185,33 @@ async def test_a_pipelined_head_is_counted_too(proxy, backends, tmp_path):  # no
     assert b.hits == 1
 
 
+async def test_a_pipelined_head_behind_a_non_websocket_upgrade_is_counted_too(proxy, backends, tmp_path):  # noqa: F811
+    """The same pipelined head behind a request asking ``Connection: Upgrade`` with ``Upgrade: foo``: only a
+    WebSocket upgrade is tunnelled (aiohttp reads raw bytes after that one alone), so this request is
+    proxied as plain HTTP and what follows it is a head, limited as any other: the answer, then the 431.
+    Taking every Upgrade for a tunnel left such a head uncounted and the connection open."""
+    (b,) = await backends("slow")
+    dr = await proxy(_config(b.url), static=_static(tmp_path, http={"maxHeaderBytes": 16384}))
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    try:
+        upgrade = b"Connection: Upgrade\r\nUpgrade: foo\r\n"
+        writer.write(b"GET /slow?delay=1 HTTP/1.1\r\nHost: a.test\r\n" + upgrade + b"\r\n")
+        await wait_for(lambda: b.hits == 1)
+        writer.write(b"GET /q HTTP/1.1\r\nHost: a.test\r\n")
+        with contextlib.suppress(ConnectionError):
+            for i in range(64):
+                writer.write(b"X-H%d: %s\r\n" % (i, b"v" * 500))
+                await writer.drain()
+        async with asyncio.timeout(8):
+            data = await reader.read(-1)
+    finally:
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:300]
+    assert b"slow from slow" in data
+    assert data.endswith(b"\r\n\r\n" + GO_431), data[-300:]
+    assert b.hits == 1
+
+
 # --- header deadline -----------------------------------------------------------------------------------
 
 

@@ -10,7 +10,14 @@ from types import SimpleNamespace
 import pytest
 from multidict import CIMultiDict
 
-from router.forwarded_view import forwarded_port, forwarded_proto, info_class, is_managed, values
+from router.forwarded_view import (
+    forwarded_port,
+    forwarded_proto,
+    info_class,
+    is_managed,
+    is_websocket_upgrade,
+    values,
+)
 from router.headers import TrustedNetworks
 from router.rules import RequestInfo, parse_rule
 
@@ -114,9 +121,29 @@ def test_forwarded_port_is_traefiks(scheme, authority, tls, port):
 
 
 def test_forwarded_proto_on_a_websocket_upgrade():
-    ws = CIMultiDict([("Connection", "Upgrade"), ("Upgrade", "WebSocket")])
-    assert forwarded_proto("http", ws) == "ws" and forwarded_proto("https", ws) == "wss"
-    assert forwarded_proto("https", CIMultiDict([("Upgrade", "websocket")])) == "https"
+    assert forwarded_proto("http", True) == "ws" and forwarded_proto("https", True) == "wss"
+    assert forwarded_proto("https", False) == "https"
+
+
+@pytest.mark.parametrize(
+    ("headers", "websocket"),
+    [
+        ([("Connection", "Upgrade"), ("Upgrade", "WebSocket")], True),
+        ([("Connection", "keep-alive, upgrade"), ("Upgrade", "websocket")], True),
+        ([("Connection", "keep-alive"), ("Connection", "Upgrade"), ("Upgrade", "websocket")], True),
+        ([("Upgrade", "websocket")], False),  # no Connection: upgrade, llhttp sees no upgrade
+        ([("Connection", "Upgrade"), ("Upgrade", "foo")], False),
+        ([("Connection", "Upgrade"), ("Upgrade", "websocket, foo")], False),  # not tunnelled: not ws
+        ([("Connection", "Upgrade"), ("Upgrade", "h2c")], False),
+    ],
+)
+def test_a_websocket_upgrade_is_what_aiohttp_tunnels(headers, websocket):
+    """One decision for the tunnel and the ws label: llhttp's upgrade flag (recomputed from the headers for
+    rules) and the first Upgrade value exactly ``websocket``, as aiohttp's parser switches to raw bytes."""
+    h = CIMultiDict(headers)
+    assert is_websocket_upgrade(h) is websocket
+    assert is_websocket_upgrade(h, True) is (h.get("Upgrade", "").lower() == "websocket")
+    assert is_websocket_upgrade(h, False) is False
 
 
 def test_request_info_built_elsewhere_reads_as_untrusted():
