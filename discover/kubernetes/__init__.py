@@ -1,0 +1,1 @@
+"""The Kubernetes Ingress provider (``providers.kubernetesIngress``): records, builder, watch."""

@@ -1,0 +1,194 @@
+"""The provider's list + watch against the replayed API conversation (tests/kube_replay), in process:
+it publishes once everything is listed, follows watch events, relists after 410 Gone (as an ERROR event
+and as an HTTP status), reconnects after a dropped connection from the last version seen, refreshes TLS
+certificates when their Secret changes, patches Ingress status once, and keeps the last routes (one log
+line) while the API cannot be reached."""
+
+import asyncio
+import base64
+import logging
+
+import pytest
+import trustme
+
+from discover.kubernetes.client import KubeApi
+from discover.kubernetes.provider import KubernetesIngressProvider
+from discover.kubernetes.settings import IngressEndpoint, KubernetesIngressSettings
+from tests.kube_replay.server import ReplayServer, go_true, wait_open
+from tests.polling import wait_for
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture
+def values():
+    ca = trustme.CA()
+    first, second = ca.issue_cert("shop.example.test"), ca.issue_cert("shop.example.test")
+    return {
+        "__PORT_WEB__": 18080,
+        "__PORT_API__": 18081,
+        "__TLS_CRT__": _b64(first.cert_chain_pems[0].bytes()),
+        "__TLS_KEY__": _b64(first.private_key_pem.bytes()),
+        "__TLS_CRT_2__": _b64(second.cert_chain_pems[0].bytes()),
+        "__TLS_KEY_2__": _b64(second.private_key_pem.bytes()),
+    }
+
+
+@pytest.fixture
+async def replay(values):
+    server = await ReplayServer(values).start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def running(replay):
+    settings = KubernetesIngressSettings(
+        endpoint=replay.url,
+        token="replay-token",
+        ingress_endpoint=IngressEndpoint(published_service="dockroute/dockroute"),
+    )
+    provider = KubernetesIngressProvider(settings, backoff=(0.05, 0.2))
+    published = []
+    task = asyncio.get_running_loop().create_task(provider.run(published.append))
+    await wait_for(lambda: published, timeout=10)
+    yield provider, published
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _servers(cfg, service):
+    return [s.url for s in cfg.services[service].load_balancer.servers if s.weight]
+
+
+async def test_first_configuration_after_every_kind_is_listed(replay, running):
+    provider, published = running
+    assert len(published) == 1
+    cfg = published[0]
+    assert sorted(cfg.routers) == ["shop-legacy-legacy-example-test-exact", "shop-web-shop-example-test"]
+    assert _servers(cfg, "shop-web-http") == ["http://127.0.0.2:18080", "http://127.0.0.3:18080"]
+    assert len(cfg.tls.certificates) == 1
+    for kind in ("ingresses", "ingressclasses", "services", "endpointslices", "secrets"):
+        (listed,) = replay.calls(kind, watch=False)
+        assert "watch" not in listed.query
+    await wait_open(replay, "secrets")
+    assert replay.problems == []
+    (watch,) = replay.calls("secrets", watch=True)
+    assert watch.query["resourceVersion"] == "1042" and go_true(watch.query["allowWatchBookmarks"])
+    assert watch.query["labelSelector"] == "owner!=helm"
+
+
+async def test_watch_events_update_and_410_relists(replay, running):
+    provider, published = running
+    await wait_open(replay, "ingresses")
+    replay.play("modify-ingress")
+    await wait_for(lambda: "shop-web-shop-example-test-v2" in published[-1].routers)
+    assert _servers(published[-1], "shop-api-80") == ["http://127.0.0.5:18081"]
+    replay.play("expire-ingresses")  # ERROR event, 410 Expired
+    await wait_for(lambda: "shop-late-late-example-test" in published[-1].routers)
+    assert len(replay.calls("ingresses", watch=False)) == 2
+    await wait_open(replay, "ingresses", 2)
+    # the watch after the relist starts at the new list's version, the one before at the bookmark's
+    versions = [w.query["resourceVersion"] for w in replay.calls("ingresses", watch=True)]
+    assert versions == ["1042", "2000"]
+
+
+async def test_dropped_connection_reconnects_from_the_last_version(replay, running, caplog):
+    provider, published = running
+    await wait_open(replay, "endpointslices")
+    with caplog.at_level(logging.INFO, "dockroute.kubernetes"):
+        replay.play("drop-endpointslices")
+        await wait_open(replay, "endpointslices", 2)
+    assert [w.query["resourceVersion"] for w in replay.calls("endpointslices", watch=True)] == [
+        "1042",
+        "1042",
+    ]
+    assert len(replay.calls("endpointslices", watch=False)) == 1  # no relist for a drop
+    replay.play("pod-terminating")
+    await wait_for(lambda: _servers(published[-1], "shop-web-http") == ["http://127.0.0.2:18080"])
+    assert sum("cannot reach the API" in r.getMessage() for r in caplog.records) <= 1
+
+
+async def test_secret_refreshed_after_http_410(replay, running, values):
+    provider, published = running
+    await wait_open(replay, "secrets")
+    replay.play("rotate-secret")  # the connection drops; the next watch is answered 410 Gone
+    second = base64.b64decode(values["__TLS_CRT_2__"]).decode()
+    await wait_for(lambda: published[-1].tls.certificates[0].cert_file == second)
+    assert len(replay.calls("secrets", watch=False)) == 2
+
+
+async def test_status_patched_once_per_change(replay, running):
+    provider, published = running
+    await wait_for(lambda: len(replay.patches()) == 2)
+    paths = sorted(p.path for p in replay.patches())
+    assert paths == [
+        "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/legacy/status",
+        "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/web/status",
+    ]
+    assert replay.patches()[0].body == {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}}
+    # a rebuild for another reason patches nothing again
+    await wait_open(replay, "endpointslices")
+    replay.play("pod-terminating")
+    await wait_for(lambda: _servers(published[-1], "shop-web-http") == ["http://127.0.0.2:18080"])
+    assert len(replay.patches()) == 2
+
+
+async def test_nothing_published_without_a_change(replay, running):
+    provider, published = running
+    await wait_open(replay, "ingresses")
+    rebuilds = provider.rebuilds
+    replay.play("drop-endpointslices")
+    await wait_open(replay, "endpointslices", 2)
+    await wait_for(
+        lambda: provider.rebuilds > rebuilds or len(replay.calls("endpointslices", watch=True)) == 2
+    )
+    assert len(published) == 1
+
+
+async def test_api_down_keeps_the_last_routes_with_one_line(values, caplog):
+    server = await ReplayServer(values).start()
+    settings = KubernetesIngressSettings(endpoint=server.url, token="replay-token")
+    provider = KubernetesIngressProvider(settings, backoff=(0.02, 0.05))
+    published = []
+    task = asyncio.get_running_loop().create_task(provider.run(published.append))
+    try:
+        await wait_for(lambda: published, timeout=10)
+        with caplog.at_level(logging.WARNING, "dockroute.kubernetes"):
+            await server.stop()  # every watch ends, every reconnect is refused
+            await wait_for(lambda: any("cannot reach the API" in r.getMessage() for r in caplog.records))
+            await asyncio.sleep(0.3)  # several retries of every kind happen meanwhile (backoff 20-50 ms)
+        lines = [r for r in caplog.records if "cannot reach the API" in r.getMessage()]
+        assert len(lines) == 1 and "the last routes keep serving" in lines[0].getMessage()
+        assert len(published) == 1 and not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_kubeconfig_credentials(replay, tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: replay
+  cluster: {{server: "{replay.url}"}}
+users:
+- name: dockroute
+  user: {{token: replay-token}}
+contexts:
+- name: replay
+  context: {{cluster: replay, user: dockroute}}
+current-context: replay
+"""
+    )
+    api = await asyncio.to_thread(KubeApi, KubernetesIngressSettings(), {"KUBECONFIG": str(kubeconfig)})
+    assert api.source == f"kubeconfig {kubeconfig}"
+    from discover.kubernetes.client import RESOURCES
+
+    listed = await asyncio.to_thread(api.list, RESOURCES["ingressclasses"], "")
+    assert listed["metadata"]["resourceVersion"] == "1042"
+    assert replay.requests[-1].headers["Authorization"] == "Bearer replay-token"
