@@ -25,6 +25,7 @@ from typing import Any
 from acme_client.resolver import AcmeResolver
 from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
+from discover.kubernetes.provider import KubernetesIngressProvider
 from discover.model import DynamicConfig, TLSConfig, merge
 from dockroute import __version__
 from dockroute.certificates import (
@@ -476,6 +477,15 @@ class App:
                 self._docker_line = f"provider docker: off (no Docker socket at {path})"
         else:
             self._docker_line = "provider docker: off"
+        self._start_kubernetes()
+
+    def _start_kubernetes(self) -> None:
+        """``providers.kubernetesIngress``: routers ``<name>@kubernetes``, as Traefik names them."""
+        ks = self.static.kubernetes_ingress
+        self.kubernetes = KubernetesIngressProvider(ks) if ks is not None else None
+        if self.kubernetes is not None:
+            run = self.kubernetes.run(self._publisher("kubernetes"))
+            self._tasks.append(asyncio.get_running_loop().create_task(run))
 
     def _publisher(self, provider: str):  # noqa: ANN202 - a closure handed to a provider
         def publish(cfg: DynamicConfig) -> None:
@@ -506,6 +516,8 @@ class App:
         else:
             log.info("provider file: off")
         log.info("%s", self._docker_line)
+        if self.kubernetes is not None:
+            log.info("%s", self.kubernetes.describe())
         for key in self.static.ignored:
             log.warning("static configuration %s is not supported yet and was ignored", key)
 

@@ -16,6 +16,7 @@ from typing import Any
 from discover.model import Domain, RouterTLS, idle_conns_per_host
 from discover.values import find_key
 from dockroute.static.access_log import read_access_log
+from dockroute.static.kubernetes import read_kubernetes_ingress
 from dockroute.static.observability import (
     check_entry_points,
     read_observability,
@@ -70,6 +71,7 @@ def load_static(
     configured = isinstance(providers, dict) and any(
         find_key(providers, p) is not None for p in ("file", "docker", *OTHER_PROVIDERS)
     )
+    configured = configured or find_key(providers or {}, "kubernetesIngress") is not None
     if docker is None and not configured:
         # No provider asked for: the Docker provider, opt-in only (traefik.enable / dockroute.enable),
         # so a bare start never publishes every container on the host.
@@ -84,6 +86,7 @@ def load_static(
         transport=_transport(get(tree, "serversTransport")),
         file_provider=_file_provider(get(providers, "file")),
         docker_provider=docker,
+        kubernetes_ingress=read_kubernetes_ingress(get(providers, "kubernetesIngress")),
         log=_log(get(tree, "log")),
         access_log=read_access_log(get(tree, "accessLog")),
         resolvers=MappingProxyType(resolvers),

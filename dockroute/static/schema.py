@@ -128,7 +128,6 @@ _ENTRY_POINT: dict[str, Any] = {
 
 OTHER_PROVIDERS = (
     "swarm",
-    "kubernetesIngress",
     "kubernetesIngressNGINX",
     "kubernetesCRD",
     "kubernetesGateway",
@@ -263,10 +262,32 @@ WARNED: frozenset[str] = frozenset(
     }
 )
 
+# Traefik v3's providers.kubernetesIngress, every key: acted on by discover.kubernetes, except
+# reportNodeInternalIPs, refused by name when true (dockroute.static.kubernetes).
+_KUBERNETES_INGRESS: dict[str, Any] = {
+    "endpoint": STR,
+    "token": STR,
+    "certAuthFilePath": STR,
+    "namespaces": LIST,
+    "labelSelector": STR,
+    "ingressClass": STR,
+    "ingressEndpoint": {"ip": STR, "hostname": STR, "publishedService": STR},
+    "reportNodeInternalIPs": BOOL,
+    "throttleDuration": DUR,
+    "allowEmptyServices": BOOL,
+    "allowExternalNameServices": BOOL,
+    "crossProviderNamespaces": LIST,
+    "disableIngressClassLookup": BOOL,
+    "disableClusterScopeResources": BOOL,
+    "nativeLBByDefault": BOOL,
+    "strictPrefixMatching": BOOL,
+}
+
 SCHEMA: dict[str, Any] = {
     "entryPoints": Named(_ENTRY_POINT),
     "providers": {
         "providersThrottleDuration": DUR,
+        "kubernetesIngress": _KUBERNETES_INGRESS,
         "file": {"filename": STR, "directory": STR, "watch": BOOL},
         "docker": {
             "endpoint": STR,

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.docker_model import DockerSettings
+from discover.kubernetes.settings import KubernetesIngressSettings
 from router.accesslog import AccessLogOptions
 from router.settings import ApiSettings, EntryPoint, PingSettings, PrometheusSettings, Transport
 
@@ -92,6 +93,7 @@ class StaticConfig:
     transport: Transport = field(default_factory=Transport)
     file_provider: FileProviderSettings | None = None
     docker_provider: DockerProviderSettings | None = None
+    kubernetes_ingress: KubernetesIngressSettings | None = None  # providers.kubernetesIngress
     log: LogSettings = field(default_factory=LogSettings)
     access_log: AccessLogSettings | None = None  # None = off (Traefik: off unless the section exists)
     # ``certificatesResolvers``, typed and checked at start: name -> ACME or internal CA settings.
