@@ -23,6 +23,7 @@ import contextlib
 import copy
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,7 +32,7 @@ from typing import Any
 from acme_client.kubernetes.api import ApiError, Conflict, KubeApi
 from acme_client.kubernetes.lease import MANAGED_BY, LeaseLock
 from acme_client.kubernetes.settings import KubernetesStore
-from acme_client.storage import AcmeStorage, ResolverState, StorageError
+from acme_client.storage import AcmeStorage, CorruptStore, ResolverState, StorageError
 
 log = logging.getLogger("dockroute.acme")
 
@@ -60,6 +61,29 @@ def _signature(secret: dict[str, Any] | None) -> tuple[int, int, int, int] | Non
     return (0, 0, 0, int(version) if version.isdigit() else hash(version))
 
 
+_ANSWER_KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # an HTTP-01 token (base64url) or a DNS name
+_ANSWER_PREFIX = "challenge."
+_ANSWER_TTL = 3600.0  # no CA asks about a challenge older than this
+
+
+def _answer_key(kind: str, key: str) -> str | None:
+    """The Secret's data key for an answer (None: ``key`` is no token or name, e.g. from a stranger's
+    request path; Secret keys allow letters, digits, ``-``, ``_`` and ``.``)."""
+    if kind not in ("http-01", "tls-alpn-01") or not _ANSWER_KEY.fullmatch(key):
+        return None
+    return f"{_ANSWER_PREFIX}{kind}.{key}"
+
+
+def _stale_answer(name: str, encoded: str) -> bool:
+    if not name.startswith(_ANSWER_PREFIX):
+        return False
+    try:
+        stamp = float(base64.b64decode(encoded).decode("ascii").rsplit("\n", 1)[1])
+    except (ValueError, IndexError, binascii.Error, UnicodeDecodeError):
+        return True
+    return time.time() - stamp > _ANSWER_TTL
+
+
 class SecretStorage(AcmeStorage):
     """The store of ``store.url``; ``identity`` names this replica in the Leases it holds."""
 
@@ -79,7 +103,7 @@ class SecretStorage(AcmeStorage):
         store watch reads the Secret in its own thread at its first look (2 s) and delivers it."""
         if _on_event_loop():
             return {}
-        return super().load(keep_corrupt) if keep_corrupt else super().load()
+        return super().load(keep_corrupt)
 
     def signature(self) -> tuple[int, int, int, int] | None:
         """The Secret's version, asked at most every 10 s (the store watch's thread: a GET)."""
@@ -99,6 +123,84 @@ class SecretStorage(AcmeStorage):
             self.api, s.namespace, s.secret, resolver, names, self.identity, s.lease_duration, timeout
         )
 
+    # -- pending challenge answers, for the replicas the CA's validation reaches -------------------------
+
+    def publish_answer(self, kind: str, key: str, key_authorization: str) -> None:
+        """Put the answer to a ``kind`` challenge for ``key`` (an HTTP-01 token) in the Secret, under
+        ``challenge.<kind>.<key>``, before the CA is told: a replica the CA's request reaches reads it
+        there (a GET is read from etcd's quorum: no delay to wait for). Answers older than an hour (an
+        orderer that died) are dropped meanwhile. Trouble is said, and the answer stays in this replica's
+        memory only, as with one replica."""
+        name = _answer_key(kind, key)
+        if name is None:
+            return
+        stamped = f"{key_authorization}\n{time.time():.0f}"
+        try:
+            self._set_answer(name, base64.b64encode(stamped.encode()).decode("ascii"))
+        except StorageError as exc:
+            log.warning(
+                "cannot share the %s answer through %s (%s): only this replica answers", kind, self.path, exc
+            )
+
+    def withdraw_answer(self, kind: str, key: str) -> None:
+        name = _answer_key(kind, key)
+        if name is not None:
+            try:
+                self._set_answer(name, None)
+            except StorageError as exc:  # dropped by the next publish, an hour on
+                log.debug("cannot withdraw the %s answer from %s: %s", kind, self.path, exc)
+
+    def read_answer(self, kind: str, key: str) -> str | None:
+        """The answer another replica published for ``key``, or None (a GET: a worker thread only)."""
+        name = _answer_key(kind, key)
+        if name is None or _on_event_loop():
+            return None
+        try:
+            encoded = ((self._get_secret() or {}).get("data") or {}).get(name)
+            if not encoded:
+                return None
+            return base64.b64decode(encoded).decode("ascii").split("\n", 1)[0] or None
+        except (StorageError, ValueError, binascii.Error, UnicodeDecodeError):
+            return None
+
+    def _set_answer(self, name: str, value: str | None) -> None:
+        """Set (or remove: None) one answer key of the Secret, conditioned on the version read."""
+        s = self.store
+        for _ in range(_TRIES):
+            secret = self._get_secret()
+            data = dict((secret or {}).get("data") or {})
+            if value is None and name not in data:
+                return
+            data = {k: v for k, v in data.items() if not _stale_answer(k, v)}
+            if value is None:
+                data.pop(name, None)
+            else:
+                data[name] = value
+            try:
+                if secret is None:
+                    metadata = {"name": s.secret, "namespace": s.namespace, "labels": dict(MANAGED_BY)}
+                    self.api.create_secret(
+                        s.namespace,
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Secret",
+                            "type": "Opaque",
+                            "metadata": metadata,
+                            "data": data,
+                        },
+                    )
+                else:
+                    metadata = {k: v for k, v in secret["metadata"].items() if k != "managedFields"}
+                    self.api.replace_secret(
+                        s.namespace, s.secret, {**secret, "metadata": metadata, "data": data}
+                    )
+                return
+            except Conflict:
+                self.conflicts += 1
+            except ApiError as exc:
+                raise StorageError(str(exc)) from exc
+        raise StorageError(f"{self.path}: changed by other writers {_TRIES} times in a row")
+
     # -- bytes from and to the API server -----------------------------------------------------------------
 
     def _get_secret(self) -> dict[str, Any] | None:
@@ -117,17 +219,17 @@ class SecretStorage(AcmeStorage):
         try:
             raw = json.loads(base64.b64decode(encoded, validate=True))
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-            raise StorageError(
+            raise CorruptStore(
                 f"secret {s.namespace}/{s.secret}, key {KEY}: not JSON ({exc}); left as it is"
             ) from exc
         if not isinstance(raw, dict):
-            raise StorageError(
+            raise CorruptStore(
                 f"secret {s.namespace}/{s.secret}, key {KEY}: not a JSON object; left as it is"
             )
         return raw, secret
 
     def _read_raw(self, keep_corrupt: bool = False) -> dict[str, Any]:
-        """The Secret's acme.json object (a corrupt one is always kept: :class:`StorageError`)."""
+        """The Secret's acme.json object (a corrupt one is always kept: :class:`CorruptStore`)."""
         pinned = getattr(self._pinned, "read", None)
         if pinned is not None:
             return copy.deepcopy(pinned[0])

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from acme_client.kubernetes.settings import is_kubernetes_storage
 from acme_client.settings import (
     DEFAULT_CERTIFICATES_DURATION,
     LETS_ENCRYPT,
@@ -27,6 +28,7 @@ from acme_client.settings import (
     is_public_ca,
     permitted_domain,
 )
+from dockroute.kubernetes_certs import storage_problem
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import OFF, get, where
@@ -78,7 +80,10 @@ def read_resolvers(tree: Any, entry_points: Sequence[str]) -> tuple[Resolvers, l
                 Reader(entries[name], f"certificatesResolvers.{name}").sub("acme"), entry_points, warned
             )
     # The internal CA's default folder sits beside the first ACME resolver's storage file.
-    first_acme = next((s for s in out.values() if isinstance(s, ResolverSettings)), None)
+    first_acme = next(
+        (s for s in out.values() if isinstance(s, ResolverSettings) and not is_kubernetes_storage(s.storage)),
+        None,
+    )
     default_storage = os.path.join(
         os.path.dirname(first_acme.storage if first_acme else "acme.json"), "internal-ca"
     )
@@ -133,7 +138,7 @@ def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> Resolver
     _warn_if_set(r, warned)
     settings = ResolverSettings(
         email=email.strip() if email else None,
-        storage=r.text("storage", "acme.json"),
+        storage=_storage(r),
         ca_server=ca_server,
         key_type=r.text("keyType", _DEFAULT_ACME.key_type, choices=KEY_TYPES),
         http_entry_point=_http_challenge(r, entry_points, warned),
@@ -151,6 +156,16 @@ def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> Resolver
             "httpChallenge.entryPoint naming the entry point on port 80; DNS-01 is not supported yet)",
         )
     return settings
+
+
+def _storage(r: Reader) -> str:
+    """``storage``: an acme.json file, or dockroute's ``kubernetes://<namespace>/<secret>`` (a Secret
+    shared by replicas), refused here when it cannot be used."""
+    storage = r.text("storage", "acme.json")
+    problem = storage_problem(storage)
+    if problem is not None:
+        raise StaticConfigError(f"{r.path}.storage", f"{problem}{where(r.origin('storage'))}")
+    return storage
 
 
 def _warn_if_set(r: Reader, warned: list[str]) -> None:

@@ -211,3 +211,34 @@ def test_storage_values_refused_say_why(value, why):
 def test_file_paths_are_not_kubernetes_storage():
     assert not is_kubernetes_storage("/data/acme.json")
     assert not is_kubernetes_storage("acme.json")
+
+
+def test_challenge_answers_are_shared_through_the_secret_and_withdrawn(fake):
+    """The orderer publishes the HTTP-01 answer before the CA is told; another replica (its own store)
+    reads it there; certificates written meanwhile keep it; withdrawing removes it."""
+    orderer, other = _store("pod-a_1"), _store("pod-b_2")
+    orderer.put_certificate("le", _cert("a.example.com"))
+    orderer.publish_answer("http-01", "tok_en-1", "tok_en-1.thumbprint")
+    assert other.read_answer("http-01", "tok_en-1") == "tok_en-1.thumbprint"
+    assert other.read_answer("http-01", "unknown") is None
+    orderer.put_certificate("le", _cert("b.example.com"))  # a certificate write keeps the answer
+    assert other.read_answer("http-01", "tok_en-1") == "tok_en-1.thumbprint"
+    orderer.withdraw_answer("http-01", "tok_en-1")
+    assert other.read_answer("http-01", "tok_en-1") is None
+    secret = fake.get("secrets", "edge", "dockroute-acme")
+    assert set(secret["data"]) == {KEY}
+    assert len(_secret_json(fake)["le"]["Certificates"]) == 2
+
+
+def test_answers_of_a_dead_orderer_are_dropped_an_hour_on_and_strange_keys_never_written(fake):
+    store = _store()
+    old = base64.b64encode(b"old.thumbprint\n1000").decode()
+    fake.put(
+        "secrets", "edge", {"metadata": {"name": "dockroute-acme"}, "data": {"challenge.http-01.old": old}}
+    )
+    store.publish_answer("http-01", "new", "new.thumbprint")
+    assert set(fake.get("secrets", "edge", "dockroute-acme")["data"]) == {"challenge.http-01.new"}
+    for kind, key in (("http-01", "../acme.json"), ("http-01", "a/b"), ("dns-01", "x"), ("http-01", "")):
+        store.publish_answer(kind, key, "x")
+        assert store.read_answer(kind, key) is None
+    assert set(fake.get("secrets", "edge", "dockroute-acme")["data"]) == {"challenge.http-01.new"}
