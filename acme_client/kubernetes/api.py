@@ -80,7 +80,7 @@ class KubeApi:
     def _clients(self) -> tuple[Any, Any]:
         with self._lock:
             if self._core is None:
-                from kubernetes import client, config  # noqa: PLC0415 - only when a kubernetes:// store is used
+                from kubernetes import client, config  # noqa: PLC0415 - imported only when used
 
                 configuration = client.Configuration()
                 try:

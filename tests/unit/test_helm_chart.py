@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from acme_client.kubernetes.settings import KubernetesStore, parse_storage
 from discover.parse import parse_dynamic_with_warnings
 from dockroute.static import load_static
 from tests.tool_venv import tool_venv
@@ -80,8 +81,28 @@ FULL = {
         }
     },
 }
-CLUSTER_IP = {"service": {"type": "ClusterIP"}, "persistence": {"enabled": False}}
-RENDERED = {"default": {}, "daemonset": DAEMONSET, "full": FULL, "clusterip": CLUSTER_IP}
+# ClusterIP, no volume, and the file provider only (no Ingress provider: no API access at all).
+CLUSTER_IP = {
+    "service": {"type": "ClusterIP"},
+    "persistence": {"enabled": False},
+    "providers": {"kubernetesIngress": {"enabled": False}},
+}
+# A DaemonSet with an ACME resolver (shared certificates: one pod per node) and a Deployment of two
+# replicas that turns the sharing off.
+DAEMONSET_ACME = {
+    "kind": "DaemonSet",
+    "staticConfig": FULL["staticConfig"],
+    "sharedCertificates": {"leaseDuration": 30},
+}
+UNSHARED = {"replicas": 2, "staticConfig": FULL["staticConfig"], "sharedCertificates": {"enabled": False}}
+RENDERED = {
+    "default": {},
+    "daemonset": DAEMONSET,
+    "full": FULL,
+    "clusterip": CLUSTER_IP,
+    "daemonset-acme": DAEMONSET_ACME,
+    "unshared": UNSHARED,
+}
 
 RENDER_SCRIPT = r'''"""Lint and render a chart with helm-sdkpy (Helm's engine), in a venv of Python >= 3.12.
 
@@ -309,6 +330,12 @@ def container(name: str) -> dict[str, Any]:
     return c
 
 
+def one_service(name: str) -> dict[str, Any]:
+    """The main Service (not the metrics one)."""
+    (svc,) = [s for s in objects(name, "Service") if not s["metadata"]["name"].endswith("-metrics")]
+    return svc
+
+
 def config_map(name: str) -> dict[str, str]:
     return one(name, "ConfigMap")["data"]
 
@@ -320,7 +347,7 @@ def lint_errors(lint: dict[str, Any]) -> list[dict[str, Any]]:
 # -- lint and schemas -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["default", "daemonset", "full", "clusterip"])
+@pytest.mark.parametrize("name", list(RENDERED))
 def test_helm_lint_has_no_error(name):
     """The issue's acceptance: Helm lint passes with default values and with DaemonSet values."""
     lint = rendered(name)["lint"]
@@ -342,7 +369,7 @@ def test_a_failing_template_stops_the_render():
     assert "kind must be Deployment or DaemonSet" in out.get("error", ""), out
 
 
-@pytest.mark.parametrize("name", ["default", "daemonset", "full", "clusterip"])
+@pytest.mark.parametrize("name", list(RENDERED))
 def test_every_manifest_validates_against_the_kubernetes_schemas(name):
     out = rendered(name)
     assert out["validator_rejects_bad"], "kubernetes-validate accepted a broken Deployment"
@@ -373,25 +400,24 @@ def test_default_objects():
             "IngressClass",
             "PersistentVolumeClaim",
             "PodDisruptionBudget",
-            "Role",
-            "RoleBinding",
             "Service",
             "ServiceAccount",
         ]
-    )
+    )  # no Role: one pod, no shared certificates, nothing of the API used in the release's namespace
 
 
 # -- the pod --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["default", "daemonset"])
+@pytest.mark.parametrize("name", ["default", "daemonset", "clusterip"])
 def test_security_context(name):
     pod = workload(name)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 65532
     assert pod["securityContext"]["fsGroup"] == 65532
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod["automountServiceAccountToken"] is False
+    # A token only for what uses the API: the Ingress provider (on by default), shared certificates.
+    assert pod["automountServiceAccountToken"] is (name != "clusterip")
     sc = container(name)["securityContext"]
     assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532 and sc["runAsGroup"] == 65532
     assert sc["readOnlyRootFilesystem"] is True
@@ -417,8 +443,17 @@ def test_probes_on_ping(name):
     assert static["entryPoints"]["websecure"]["address"] == f":{ports['websecure']}"
 
 
-@pytest.mark.parametrize("name", ["default", "daemonset", "full", "clusterip"])
-def test_static_config_loads_in_dockroute(name, tmp_path):
+@pytest.fixture
+def kubeconfig(tmp_path, monkeypatch):
+    """Credentials to be found, as a pod's service account is there (a Secret store needs some at start)."""
+    path = tmp_path / "kubeconfig"
+    path.write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+
+@pytest.mark.parametrize("name", list(RENDERED))
+def test_static_config_loads_in_dockroute(name, tmp_path, kubeconfig):
     """The ConfigMap's static file, as ``dockroute --configFile`` reads it in the pod: no StaticConfigError,
     nothing reported as not acted on, no provider dockroute lacks, /ping where the probes look."""
     c = container(name)
@@ -427,8 +462,21 @@ def test_static_config_loads_in_dockroute(name, tmp_path):
     path.write_text(config_map(name)["dockroute.yaml"])
     static = load_static(c["args"][1:], {}, config_file=str(path), search_dirs=[])
     assert static.ignored == ()
-    assert set(yaml.safe_load(path.read_text())["providers"]) == {"file"}
+    ingress = name != "clusterip"
+    assert set(yaml.safe_load(path.read_text())["providers"]) == (
+        {"file", "kubernetesIngress"} if ingress else {"file"}
+    )
     assert static.docker_provider is None
+    if ingress:
+        assert static.kubernetes_ingress is not None
+        assert static.kubernetes_ingress.ingress_class == "dockroute"  # the chart's IngressClass
+        endpoint = static.kubernetes_ingress.ingress_endpoint
+        if one_service(name)["spec"]["type"] == "LoadBalancer":
+            assert endpoint is not None and endpoint.published_service == "edge/dr-dockroute"
+        else:
+            assert endpoint is None  # a NodePort's address needs the nodes; ClusterIP has none to give
+    else:
+        assert static.kubernetes_ingress is None
     assert static.file_provider is not None
     assert static.file_provider.filename == "/etc/dockroute/dynamic/dynamic.yaml"
     assert static.ping is not None and static.ping.entry_point == "traefik"
@@ -437,7 +485,7 @@ def test_static_config_loads_in_dockroute(name, tmp_path):
     assert websecure.tls is not None
 
 
-def test_full_values_reach_dockroute(tmp_path):
+def test_full_values_reach_dockroute(tmp_path, kubeconfig):
     path = tmp_path / "dockroute.yaml"
     path.write_text(config_map("full")["dockroute.yaml"])
     static = load_static([], {}, config_file=str(path), search_dirs=[])
@@ -448,7 +496,8 @@ def test_full_values_reach_dockroute(tmp_path):
     assert list(static.resolvers) == ["letsencrypt"]
     assert static.metrics is not None and static.metrics.entry_point == "traefik"
     assert static.access_log is not None
-    assert "WARNING: 2 replicas with certificatesResolvers" in rendered("full")["notes"]
+    assert "Certificates are shared by the pods" in rendered("full")["notes"]
+    assert "WARNING" not in rendered("full")["notes"]
 
 
 @pytest.mark.parametrize("name", ["default", "full"])
@@ -530,7 +579,7 @@ def test_service_type(name, kind):
 # -- RBAC, IngressClass, ServiceMonitor -------------------------------------------------------------------
 
 
-def test_rbac_is_read_only_but_status_and_leases():
+def test_rbac_is_read_only_but_ingress_status():
     role = one("default", "ClusterRole")
     granted = {
         (group, resource, verb)
@@ -542,32 +591,26 @@ def test_rbac_is_read_only_but_status_and_leases():
     read = {"get", "list", "watch"}
     expected = {
         *(("networking.k8s.io", r, v) for r in ("ingresses", "ingressclasses") for v in read),
-        ("networking.k8s.io", "ingresses/status", "update"),
+        ("networking.k8s.io", "ingresses/status", "patch"),
         *(("", r, v) for r in ("services", "secrets") for v in read),
         *(("discovery.k8s.io", "endpointslices", v) for v in read),
     }
     assert granted == expected
-    lease_role = one("default", "Role")
-    assert lease_role["rules"] == [
-        {
-            "apiGroups": ["coordination.k8s.io"],
-            "resources": ["leases"],
-            "verbs": ["get", "list", "watch", "create", "update"],
-        }
-    ]
     sa = one("default", "ServiceAccount")["metadata"]["name"]
-    for binding in (one("default", "ClusterRoleBinding"), one("default", "RoleBinding")):
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "edge"}]
+    assert one("default", "ClusterRoleBinding")["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa, "namespace": "edge"}
+    ]
     assert workload("default")["spec"]["template"]["spec"]["serviceAccountName"] == sa
+    # Without the Ingress provider nothing of it is granted.
+    assert objects("clusterip", "ClusterRole") == [] and objects("clusterip", "ClusterRoleBinding") == []
 
 
 def test_ingress_class():
     ic = one("default", "IngressClass")
     assert ic["metadata"]["name"] == "dockroute"
     assert ic["spec"] == {"controller": "dockroute.io/ingress-controller"}
-    assert (
-        "Ingress support comes with dockroute's Kubernetes Ingress provider" in rendered("default")["notes"]
-    )
+    assert "Ingresses with ingressClassName: dockroute are routed" in rendered("default")["notes"]
+    assert "Ingresses are not read" in rendered("clusterip")["notes"]
 
 
 def test_service_monitor_only_when_asked():
@@ -583,3 +626,63 @@ def test_service_monitor_only_when_asked():
     assert not all(
         main_svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()
     )
+
+
+# -- certificates shared by several pods (a Secret and Leases) ------------------------------------------
+
+
+def _role_rules(name: str) -> list[dict[str, Any]]:
+    return one(name, "Role")["rules"]
+
+
+@pytest.mark.parametrize(("name", "lease"), [("full", 15), ("daemonset-acme", 30)])
+def test_several_pods_with_acme_share_their_certificates_through_a_secret(name, lease, tmp_path, kubeconfig):
+    """Two replicas (or a DaemonSet) with an ACME resolver: every resolver stores into the chart's Secret,
+    the pod may use exactly that Secret and Leases, and has the token and its name to do it."""
+    secret = one(name, "Secret")
+    assert secret["metadata"]["name"] == "dr-dockroute-acme"
+    assert secret["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}  # kept on uninstall
+    assert "data" not in secret and secret["type"] == "Opaque"  # Helm never writes over the certificates
+    assert _role_rules(name) == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["dr-dockroute-acme"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    binding = one(name, "RoleBinding")
+    assert binding["roleRef"]["name"] == one(name, "Role")["metadata"]["name"]
+    sa = one(name, "ServiceAccount")["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "edge"}]
+    pod = workload(name)["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    env = {e["name"]: e for e in container(name)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # No volume claim: several pods cannot share a ReadWriteOnce one, and acme.json is in the Secret.
+    assert objects(name, "PersistentVolumeClaim") == []
+    assert next(v for v in pod["volumes"] if v["name"] == "data") == {"name": "data", "emptyDir": {}}
+    assert "strategy" not in workload(name)["spec"]  # a rolling update: no claim to hand over
+    # What dockroute reads: the Secret store, and a usable value.
+    path = tmp_path / "dockroute.yaml"
+    path.write_text(config_map(name)["dockroute.yaml"])
+    static = load_static([], {}, config_file=str(path), search_dirs=[])
+    storage = static.resolvers["letsencrypt"].storage
+    assert storage == f"kubernetes://edge/dr-dockroute-acme?leaseDuration={lease}s"
+    assert parse_storage(storage) == KubernetesStore("edge", "dr-dockroute-acme", lease)
+    assert "/data is an emptyDir" not in rendered(name)["notes"]
+
+
+def test_one_pod_or_sharing_turned_off_has_no_certificate_secret_or_role():
+    for name in ("default", "unshared", "daemonset", "clusterip"):
+        assert objects(name, "Role") == [] and objects(name, "Secret") == [], name
+        assert "POD_NAME" not in {e["name"] for e in container(name)["env"]}
+    static = yaml.safe_load(config_map("unshared")["dockroute.yaml"])
+    assert static["certificatesResolvers"]["letsencrypt"]["acme"]["storage"] == "/data/acme.json"
+    assert "WARNING: 2 replicas with certificatesResolvers" in rendered("unshared")["notes"]
+
+
+def test_a_bad_shared_certificates_switch_stops_the_render():
+    out = _run(CHART, {"sharedCertificates": {"enabled": "yes"}})
+    assert "sharedCertificates.enabled must be auto, true or false" in out.get("error", ""), out

@@ -50,9 +50,48 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "dockroute.dynamicFile" -}}/etc/dockroute/dynamic/dynamic.yaml{{- end }}
 
 {{/*
+Whether the replicas share their ACME certificates through a Secret (and pick the orderer with Leases):
+"true" or "". `sharedCertificates.enabled: auto` turns it on when there is an ACME resolver and more than
+one pod (a Deployment with replicas > 1, or a DaemonSet: one pod per node).
+*/}}
+{{- define "dockroute.sharedCertificates" -}}
+{{- $on := .Values.sharedCertificates.enabled }}
+{{- if eq (toString $on) "auto" }}
+{{- $acme := false }}
+{{- range $name, $r := (default (dict) .Values.staticConfig.certificatesResolvers) }}
+{{- if and (kindIs "map" $r) (hasKey $r "acme") }}{{ $acme = true }}{{ end }}
+{{- end }}
+{{- $on = and $acme (or (eq .Values.kind "DaemonSet") (gt (int .Values.replicas) 1)) }}
+{{- else if not (kindIs "bool" $on) }}
+{{- fail (printf "sharedCertificates.enabled must be auto, true or false, not %v" $on) }}
+{{- end }}
+{{- if $on }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding acme.json when the certificates are shared. */}}
+{{- define "dockroute.certificatesSecret" -}}
+{{- default (printf "%s-acme" (include "dockroute.fullname" .)) .Values.sharedCertificates.secretName | trunc 253 }}
+{{- end }}
+
+{{/*
+Whether the chart creates the PersistentVolumeClaim for /data: one ReadWriteOnce claim serves one pod, so
+not for a DaemonSet, and not when the certificates live in the Secret (several pods, nothing to keep).
+*/}}
+{{- define "dockroute.createsClaim" -}}
+{{- if and .Values.persistence.enabled (not .Values.persistence.existingClaim) (eq .Values.kind "Deployment") (not (include "dockroute.sharedCertificates" .)) }}true{{ end }}
+{{- end }}
+
+{{/* Whether the pod talks to the Kubernetes API at all (then it gets a service account token). */}}
+{{- define "dockroute.usesKubernetesApi" -}}
+{{- if or .Values.providers.kubernetesIngress.enabled (include "dockroute.sharedCertificates" .) }}true{{ end }}
+{{- end }}
+
+{{/*
 The static configuration (Traefik's static format, read by `dockroute --configFile`): the entry points,
-the file provider for `dynamic`, ping on the traefik entry point (the probes), log, access log and
-metrics; `staticConfig` is merged over it. No Kubernetes provider: dockroute does not have one yet.
+the file provider for `dynamic`, the Kubernetes Ingress provider (the IngressClass's name; with a
+LoadBalancer Service, the Ingress status names it), ping on the traefik entry point (the probes), log,
+access log and metrics; `staticConfig` is merged over it; with shared certificates, every ACME resolver's
+`storage` is the Secret.
 */}}
 {{- define "dockroute.staticConfig" -}}
 {{- $p := .Values.ports }}
@@ -70,7 +109,16 @@ metrics; `staticConfig` is merged over it. No Kubernetes provider: dockroute doe
 {{- end }}
 {{- $entryPoints := dict "web" $web "websecure" $websecure "traefik" (dict "address" (printf ":%d" (int $p.traefik.port))) }}
 {{- $static := dict "entryPoints" $entryPoints }}
-{{- $_ := set $static "providers" (dict "file" (dict "filename" (include "dockroute.dynamicFile" .) "watch" true)) }}
+{{- $providers := dict "file" (dict "filename" (include "dockroute.dynamicFile" .) "watch" true) }}
+{{- if .Values.providers.kubernetesIngress.enabled }}
+{{- $ingress := dict "ingressClass" .Values.ingressClass.name }}
+{{- if eq .Values.service.type "LoadBalancer" }}
+{{- /* Each routed Ingress's status.loadBalancer gets the Service's address. */}}
+{{- $_ := set $ingress "ingressEndpoint" (dict "publishedService" (printf "%s/%s" .Release.Namespace (include "dockroute.fullname" .))) }}
+{{- end }}
+{{- $_ := set $providers "kubernetesIngress" $ingress }}
+{{- end }}
+{{- $_ := set $static "providers" $providers }}
 {{- $_ := set $static "ping" (dict "entryPoint" "traefik") }}
 {{- $_ := set $static "log" (dict "level" .Values.logLevel) }}
 {{- if .Values.accessLog }}
@@ -79,5 +127,15 @@ metrics; `staticConfig` is merged over it. No Kubernetes provider: dockroute doe
 {{- if .Values.metrics.prometheus.enabled }}
 {{- $_ := set $static "metrics" (dict "prometheus" (dict "entryPoint" "traefik")) }}
 {{- end }}
-{{- toYaml (mustMergeOverwrite $static (deepCopy (default (dict) .Values.staticConfig))) }}
+{{- $merged := mustMergeOverwrite $static (deepCopy (default (dict) .Values.staticConfig)) }}
+{{- if include "dockroute.sharedCertificates" . }}
+{{- /* Every ACME resolver stores into the one Secret (acme.json holds resolvers side by side). */}}
+{{- $storage := printf "kubernetes://%s/%s?leaseDuration=%ds" .Release.Namespace (include "dockroute.certificatesSecret" .) (int .Values.sharedCertificates.leaseDuration) }}
+{{- range $name, $r := (default (dict) $merged.certificatesResolvers) }}
+{{- if and (kindIs "map" $r) (hasKey $r "acme") }}
+{{- $_ := set $r.acme "storage" $storage }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $merged }}
 {{- end }}
