@@ -8,6 +8,8 @@ ARG BUILD_IMAGE=${BASE_IMAGE}
 
 FROM ${BUILD_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+# The image has the `kubernetes` extra (providers.kubernetesIngress); the client's asyncio copy
+# (kubernetes/aio, 41 MB in 37.x) is deleted: dockroute calls the synchronous client from threads only.
 # binutils: strip the debug info most binary wheels carry (uvloop, zstandard, brotli: ~50 MB of 90).
 RUN command -v strip >/dev/null || { apt-get update -qq \
         && apt-get install -y -qq --no-install-recommends binutils >/dev/null && rm -rf /var/lib/apt/lists/*; }
@@ -19,7 +21,8 @@ COPY acme_client acme_client
 COPY dockroute dockroute
 RUN python3 -m venv /opt/dockroute \
     && /opt/dockroute/bin/pip wheel -q --no-deps -w /wheels . \
-    && /opt/dockroute/bin/pip install -q /wheels/*.whl \
+    && /opt/dockroute/bin/pip install -q "$(echo /wheels/dockroute-*.whl)[kubernetes]" \
+    && rm -rf /opt/dockroute/lib/python3*/site-packages/kubernetes/aio \
     && /opt/dockroute/bin/pip uninstall -q -y pip setuptools wheel \
     && find /opt/dockroute -name '*.so' -exec strip --strip-unneeded {} + \
     && find /opt/dockroute -depth \( -name '__pycache__' -o -name '*.pyx' -o -name '*.pxd' \

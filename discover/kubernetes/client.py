@@ -139,6 +139,9 @@ class KubeApi:
     def __init__(self, settings: KubernetesIngressSettings, environ: dict[str, str] | None = None) -> None:
         k8s = require_client()
         cfg, self.source = _configuration(settings, dict(os.environ if environ is None else environ))
+        # No urllib3 retries: the provider's threads retry with their own backoff, and urllib3 would log a
+        # warning for every attempt of every kind while the API is down (one line is the provider's).
+        cfg.retries = False
         self.host = cfg.host
         self._client = k8s.client.ApiClient(configuration=cfg)
         self._apis: dict[str, Any] = {}

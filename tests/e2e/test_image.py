@@ -129,7 +129,9 @@ def test_traefiks_command_forms_run_dockroute(engine, form):
 
 def test_size_and_metadata(engine):
     attrs = engine.images.get(IMAGE).attrs
-    assert attrs["Size"] < 150e6, f"{attrs['Size'] / 1e6:.1f} MB"
+    # 121 MB without the Kubernetes client, ~191 MB with it (the kubernetes extra, for the Helm chart's
+    # providers.kubernetesIngress; its unused asyncio copy removed): one image for compose and Kubernetes.
+    assert attrs["Size"] < 200e6, f"{attrs['Size'] / 1e6:.1f} MB"
     config = attrs["Config"]
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == "dockroute"

@@ -156,12 +156,14 @@ async def test_api_down_keeps_the_last_routes_with_one_line(values, caplog):
     task = asyncio.get_running_loop().create_task(provider.run(published.append))
     try:
         await wait_for(lambda: published, timeout=10)
-        with caplog.at_level(logging.WARNING, "dockroute.kubernetes"):
+        with caplog.at_level(logging.WARNING):
             await server.stop()  # every watch ends, every reconnect is refused
             await wait_for(lambda: any("cannot reach the API" in r.getMessage() for r in caplog.records))
             await asyncio.sleep(0.3)  # several retries of every kind happen meanwhile (backoff 20-50 ms)
         lines = [r for r in caplog.records if "cannot reach the API" in r.getMessage()]
         assert len(lines) == 1 and "the last routes keep serving" in lines[0].getMessage()
+        loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert loud == [lines[0].getMessage()]  # nothing else: no urllib3 retry warnings either
         assert len(published) == 1 and not task.done()
     finally:
         task.cancel()
