@@ -37,7 +37,6 @@ from discover.kubernetes.records import (
 from discover.kubernetes.settings import INGRESS_CONTROLLERS, KubernetesIngressSettings
 from discover.model import (
     CertificateFile,
-    Discovered,
     DynamicConfig,
     LoadBalancer,
     Router,
@@ -99,7 +98,6 @@ class _Build:
     services: dict[str, Service] = field(default_factory=dict)
     certs: dict[str, CertificateFile] = field(default_factory=dict)
     lines: list[tuple[int, str]] = field(default_factory=list)
-    discovered: list[Discovered] = field(default_factory=list)
 
     def say(self, level: int, ing: IngressRecord, message: str) -> None:
         self.lines.append((level, f"ingress {ing.key}: {message}"))
@@ -117,24 +115,11 @@ def build_ingress_config(cluster: Cluster, settings: KubernetesIngressSettings) 
         status = _wanted_status(b, ing)
         if status is not None and status != ing.status:
             statuses[key] = status
-        before = len(b.routers)
-        reason = _ingress(b, ing)
-        routed = len(b.routers) > before
-        b.discovered.append(
-            Discovered(
-                provider="kubernetes",
-                kind="ingress",
-                name=key,
-                routed=routed and not reason,
-                reason="" if routed and not reason else "error",
-                detail=reason,
-            )
-        )
+        _ingress(b, ing)
     cfg = DynamicConfig(
         routers=frozen_map(b.routers),
         services=frozen_map(b.services),
         tls=TLSConfig(certificates=tuple(b.certs[k] for k in sorted(b.certs))),
-        discovered=tuple(b.discovered),
     )
     return BuildResult(config=cfg, lines=b.lines, statuses=statuses)
 
