@@ -93,7 +93,7 @@ class KubernetesIngressProvider:
         self._wake: asyncio.Event | None = None
         self._unsynced: set[tuple[str, str]] = set()
         self._down = False
-        self._responses: set[Any] = set()
+        self._responses: dict[tuple[str, str], Any] = {}  # each watch thread's open response (to cut)
         self._last: DynamicConfig | None = None
         self._logged: set[tuple[int, str]] = set()
         self._patched: dict[str, tuple[tuple[LoadBalancerIngress, ...], str]] = {}
@@ -144,7 +144,7 @@ class KubernetesIngressProvider:
                     version,
                     self._selector(res.kind),
                     timeout=self.watch_timeout,
-                    opened=self._responses.add,
+                    opened=lambda resp: self._responses.__setitem__((res.kind, namespace), resp),
                 ):
                     version = self._apply(res.kind, event) or version
                     self._up()
@@ -249,7 +249,7 @@ class KubernetesIngressProvider:
                 await self._rebuild(loop, publish)
         finally:
             self._stop.set()
-            for resp in list(self._responses):
+            for resp in list(self._responses.values()):
                 _cut(resp)
 
     async def _settle(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
