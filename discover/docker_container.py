@@ -47,11 +47,12 @@ class LeftOut(Exception):
 
 def implicit_name(c: ContainerInfo) -> str:
     """Traefik's ``getServiceName``: ``normalize(service + "_" + project)`` for a compose container (both
-    labels non-empty), else ``normalize(container name)``."""
+    labels non-empty), else ``normalize(its service name)``: the container's name, a swarm task's service's
+    name."""
     project, service = c.labels.get(_COMPOSE_PROJECT), c.labels.get(_COMPOSE_SERVICE)
     if project and service:
         return normalize(f"{service}_{project}")
-    return normalize(c.name)
+    return normalize(c.service_name or c.name)
 
 
 def enabled(lab: Labels, settings: DockerSettings) -> bool:
@@ -109,7 +110,7 @@ def _wanted(lab: Labels, settings: DockerSettings) -> tuple[str, str] | None:
     if lab.network is not None and lab.network[0].strip():
         return lab.network[0].strip(), f"label {lab.network[1]}"
     if settings.network:
-        return settings.network, "providers.docker.network"
+        return settings.network, f"providers.{settings.provider}.network"
     return None
 
 
@@ -133,7 +134,7 @@ def _address(
         if tlab.network is not None:
             twanted: tuple[str, str] | None = (tlab.network[0], f"label {tlab.network[1]} of {target.name}")
         elif ctx.settings.network:
-            twanted = (ctx.settings.network, "providers.docker.network")
+            twanted = (ctx.settings.network, f"providers.{ctx.settings.provider}.network")
         else:
             twanted = wanted
         return _address(target, twanted, ctx, warnings, depth + 1)
@@ -165,7 +166,7 @@ def _address(
     if not ctx.reach.judged:  # when judged, the record says unreachable, with the fix
         warnings.append(
             f"several networks ({', '.join(sorted(nets))}) and none shared with dockroute; using {first!r} "
-            "(set traefik.docker.network to choose)"
+            f"(set traefik.{ctx.settings.provider}.network to choose)"
         )
     return nets[first], first
 

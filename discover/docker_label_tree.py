@@ -89,10 +89,14 @@ class Labels:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     tcp_udp: bool = False  # has traefik.tcp.* or traefik.udp.* labels
+    lbswarm: tuple[str, str] | None = None  # swarm: (value, label) of swarm.lbswarm / docker.lbswarm
 
 
-def collect(labels: Mapping[str, str]) -> Labels:
-    """Sort a container's labels out: ``dockroute.`` wins over ``traefik.`` on the same (folded) key."""
+def collect(labels: Mapping[str, str], swarm: bool = False) -> Labels:
+    """Sort a container's labels out: ``dockroute.`` wins over ``traefik.`` on the same (folded) key.
+
+    ``swarm``: a swarm service's labels, read as Traefik's swarm provider reads them (``swarm.network``,
+    ``swarm.lbswarm``, and the deprecated ``docker.network``/``docker.lbswarm``, but not both kinds)."""
     entries: dict[tuple[Key, ...], tuple[list[Key], str, str]] = {}
     for prefix in PREFIXES:
         for label in sorted(labels):
@@ -102,8 +106,43 @@ def collect(labels: Mapping[str, str]) -> Labels:
             entries[fold_path(keys)] = (keys, labels[label], label)
     out = Labels()
     for low, (keys, value, label) in sorted(entries.items(), key=lambda e: e[1][2]):
-        _sort_one(out, low, keys, value, label)
+        if swarm and low[0] in ("docker", "swarm"):
+            _swarm_one(out, low, value, label)
+        else:
+            _sort_one(out, low, keys, value, label)
+    if swarm:
+        _swarm_check(out, entries)
     return out
+
+
+def _swarm_one(out: Labels, low: tuple[Key, ...], value: str, label: str) -> None:
+    """A swarm service's ``swarm.*`` / ``docker.*`` label (Traefik's extractSwarmLabels): network and
+    lbswarm act; ``docker.allownonrunning`` is read by Traefik and not used for swarm; anything else is
+    an error, as Traefik's decoder refuses an unknown field."""
+    if low[1:] == ("network",):
+        out.network = (value, label)
+    elif low[1:] == ("lbswarm",):
+        out.lbswarm = (value, label)
+    elif low == ("docker", "allownonrunning"):
+        out.warnings.append(f"label {label}: not used by the swarm provider; ignored")
+    elif out.error is None:
+        out.error = f"label {label}: unknown key; expected {low[0]}.network or {low[0]}.lbswarm"
+
+
+def _swarm_check(out: Labels, entries: Mapping[tuple[Key, ...], tuple[list[Key], str, str]]) -> None:
+    """Traefik refuses a service with both ``traefik.docker.*`` and ``traefik.swarm.*`` labels, and warns
+    that the first are deprecated for swarm."""
+    docker = sorted(lbl for low, (_, _, lbl) in entries.items() if low[0] == "docker")
+    if not docker:
+        return
+    if any(low[0] == "swarm" for low in entries):
+        out.error = out.error or (
+            f"both Docker and Swarm labels are defined ({docker[0]} and a swarm.* label); use swarm.* only"
+        )
+    else:
+        out.warnings.append(
+            f"label {docker[0]}: docker.* labels are deprecated for the swarm provider; use swarm.* instead"
+        )
 
 
 def _sort_one(out: Labels, low: tuple[Key, ...], keys: list[Key], value: str, label: str) -> None:

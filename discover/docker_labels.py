@@ -195,7 +195,7 @@ def _add(merged: _Merged, c: ContainerInfo, built: Built, healthy: bool) -> None
 _logged_conflicts: frozenset[str] = frozenset()
 
 
-def _drop_conflicts(merged: _Merged, states: Mapping[str, _State]) -> None:
+def _drop_conflicts(merged: _Merged, states: Mapping[str, _State], provider: str = "docker") -> None:
     """Traefik's deleteConflicts: a definition two containers disagree on is used by neither; every
     container defining it gets a ``conflict`` reason naming them all, and the log one line."""
     global _logged_conflicts
@@ -221,7 +221,7 @@ def _drop_conflicts(merged: _Merged, states: Mapping[str, _State]) -> None:
             states[owner].left("conflict", line, fix)
         lines.add(line)
         if line not in _logged_conflicts:
-            log.error("provider docker: %s", line)
+            log.error("provider %s: %s", provider, line)
     _logged_conflicts = frozenset(lines)
 
 
@@ -307,7 +307,7 @@ def build_docker_config(
         if built is not None:
             _add(merged, c, built, c.health in (None, "healthy"))
 
-    _drop_conflicts(merged, states)
+    _drop_conflicts(merged, states, settings.provider)
     _drop_clashing_routers(merged, states)
     cfg = DynamicConfig(
         # origin set last: routers are compared between containers above, and must compare on their own
@@ -324,20 +324,21 @@ def build_docker_config(
         c.name: _record(
             c,
             states[c.name],
-            c.name in merged.contributed and any(_usable(r, merged) for r in states[c.name].routers),
+            c.name in merged.contributed
+            and any(_usable(r, merged, settings.provider) for r in states[c.name].routers),
         )
         for c in ordered
     }
-    return replace(cfg, discovered=tuple(r.discovered() for r in records.values())), records
+    return replace(cfg, discovered=tuple(r.discovered(settings.provider) for r in records.values())), records
 
 
-def _usable(rname: str, merged: _Merged) -> bool:
+def _usable(rname: str, merged: _Merged, provider: str = "docker") -> bool:
     """The router survived the merge, and neither its service nor a middleware was left out by a conflict."""
     if rname not in merged.routers:
         return False
     router = merged.routers[rname][0]
     refs = [("service", router.service)] + [("middleware", m) for m in router.middlewares]
-    return not any((kind, ref.removesuffix("@docker")) in merged.dropped for kind, ref in refs)
+    return not any((kind, ref.removesuffix(f"@{provider}")) in merged.dropped for kind, ref in refs)
 
 
 def _own_health_ignored(c: ContainerInfo, reach: Reach) -> ContainerInfo:
@@ -353,7 +354,7 @@ def _one(
     c: ContainerInfo, st: _State, ctx: Ctx, constraints: Constraints, template: RuleTemplate | TemplateError
 ) -> Built | None:
     """One container's definitions, or None when it contributes nothing; ``st`` gets why."""
-    lab = collect(c.labels)
+    lab = collect(c.labels, swarm=ctx.settings.provider == "swarm")
     st.warnings.extend(lab.warnings)
     healthy = c.health in (None, "healthy")
     try:
@@ -396,6 +397,7 @@ def _record(c: ContainerInfo, st: _State, routed: bool) -> ContainerRecord:
         routers=st.routers,
         services=st.services,
         networks=tuple(sorted(c.networks)),
+        kind=c.kind,
     )
 
 

@@ -35,6 +35,10 @@ class ContainerInfo:
     ports: tuple[PortBinding, ...] = ()
     networks: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # network name → IPv4 address
     network_mode: str = "bridge"  # "bridge", "host", "none", "container:<id>", or a network name
+    # Traefik's ServiceName: the implicit service's name when not a compose container (None: the name).
+    # A swarm task carries its service's name, so that every task of a service is one load balancer.
+    service_name: str | None = None
+    kind: str = "container"  # what the API calls it: "container", a swarm "task" or "service" (its VIP)
 
     @property
     def compose_project(self) -> str | None:
@@ -61,6 +65,7 @@ class DockerSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     host_address: str = "127.0.0.1"  # where `host` network-mode containers are reached
+    provider: str = "docker"  # the provider's name: qualifies names, and its keys and labels in messages
 
 
 # Network drivers whose containers the host itself cannot open a connection to. A bridge network, even
@@ -129,12 +134,13 @@ class ContainerRecord:
     routers: tuple[str, ...] = ()  # bare names of what it produced
     services: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()
+    kind: str = "container"  # ContainerInfo.kind
 
     def discovered(self, provider: str = "docker") -> Discovered:
         """The record as the API lists it: names qualified with the provider's."""
         return Discovered(
             provider=provider,
-            kind="container",
+            kind=self.kind,
             name=self.name,
             id=self.id,
             routed=self.routed,

@@ -27,6 +27,7 @@ from discover.docker_provider import DockerProvider
 from discover.file_provider import FileProvider
 from discover.kubernetes.provider import KubernetesIngressProvider
 from discover.model import DynamicConfig, TLSConfig, merge
+from discover.swarm_provider import SwarmProvider
 from dockroute import __version__
 from dockroute.certificates import (
     AlpnChallenges,
@@ -478,6 +479,10 @@ class App:
         else:
             self._docker_line = "provider docker: off"
         self._start_kubernetes()
+        sp = self.static.swarm_provider  # providers.swarm: routers <name>@swarm; off unless configured
+        self.swarm = SwarmProvider(sp) if sp is not None else None
+        if self.swarm is not None:
+            self._tasks.append(asyncio.create_task(self.swarm.run(self._publisher("swarm"))))
 
     def _start_kubernetes(self) -> None:
         """``providers.kubernetesIngress``: routers ``<name>@kubernetes``, as Traefik names them."""
@@ -518,6 +523,8 @@ class App:
         log.info("%s", self._docker_line)
         if self.kubernetes is not None:
             log.info("%s", self.kubernetes.describe())
+        if self.swarm is not None:
+            log.info("%s", self.swarm.describe())
         for key in self.static.ignored:
             log.warning("static configuration %s is not supported yet and was ignored", key)
 

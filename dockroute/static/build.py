@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from discover.model import Domain, RouterTLS, idle_conns_per_host
+from discover.swarm_model import SwarmSettings
 from discover.values import find_key
 from dockroute.static.access_log import read_access_log
 from dockroute.static.kubernetes import read_kubernetes_ingress
@@ -69,7 +70,7 @@ def load_static(
     providers = get(tree, "providers")
     docker = _docker_provider(get(providers, "docker"))
     configured = isinstance(providers, dict) and any(
-        find_key(providers, p) is not None for p in ("file", "docker", *OTHER_PROVIDERS)
+        find_key(providers, p) is not None for p in ("file", "docker", "swarm", *OTHER_PROVIDERS)
     )
     configured = configured or find_key(providers or {}, "kubernetesIngress") is not None
     if docker is None and not configured:
@@ -87,6 +88,7 @@ def load_static(
         file_provider=_file_provider(get(providers, "file")),
         docker_provider=docker,
         kubernetes_ingress=read_kubernetes_ingress(get(providers, "kubernetesIngress")),
+        swarm_provider=_swarm_provider(get(providers, "swarm")),
         log=_log(get(tree, "log")),
         access_log=read_access_log(get(tree, "accessLog")),
         resolvers=MappingProxyType(resolvers),
@@ -331,6 +333,38 @@ def _docker_provider(tree: Any) -> DockerProviderSettings | None:
         tls_cert=tls.text("cert"),
         tls_key=tls.text("key"),
         explicit=True,
+    )
+
+
+def _swarm_provider(tree: Any) -> SwarmSettings | None:
+    """``providers.swarm`` (``--providers.swarm=true`` gives an empty section: Traefik's defaults)."""
+    if tree is None or tree is OFF:
+        return None
+    r = Reader(tree if isinstance(tree, dict) else {}, "providers.swarm")
+    tls = r.sub("tls")
+    d = SwarmSettings()
+    endpoint = r.text("endpoint", d.endpoint)
+    if "://" not in endpoint:
+        raise StaticConfigError(
+            "providers.swarm.endpoint",
+            f"expected a URL like 'unix:///var/run/docker.sock' or 'tcp://host:2376', got {endpoint!r}"
+            f"{where(r.origin('endpoint'))}",
+        )
+    refresh = r.duration("refreshSeconds", d.refresh_seconds)
+    if refresh <= 0:
+        raise StaticConfigError("providers.swarm.refreshSeconds", "must be more than 0 (Traefik: 15s)")
+    return SwarmSettings(
+        endpoint=endpoint,
+        exposed_by_default=r.flag("exposedByDefault", d.exposed_by_default),
+        default_rule=r.text("defaultRule", d.default_rule),
+        network=r.text("network"),
+        watch=r.flag("watch", d.watch),
+        constraints=r.text("constraints"),
+        allow_empty_services=r.flag("allowEmptyServices", d.allow_empty_services),
+        refresh_seconds=refresh,
+        tls_ca=tls.text("ca"),
+        tls_cert=tls.text("cert"),
+        tls_key=tls.text("key"),
     )
 
 

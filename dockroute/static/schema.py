@@ -127,7 +127,6 @@ _ENTRY_POINT: dict[str, Any] = {
 }
 
 OTHER_PROVIDERS = (
-    "swarm",
     "kubernetesIngressNGINX",
     "kubernetesCRD",
     "kubernetesGateway",
@@ -255,6 +254,7 @@ _METRICS: dict[str, Any] = {
 WARNED: frozenset[str] = frozenset(
     {
         "accessLog.dualOutput",
+        "providers.swarm.useBindPortIP",
         "entryPoints.*.forwardedHeaders.notAppendXForwardedFor",
         "entryPoints.*.forwardedHeaders.addXForwardedSchemeHeaders",
         "entryPoints.*.observability.tracing",
@@ -298,6 +298,21 @@ SCHEMA: dict[str, Any] = {
             "watch": BOOL,
             "constraints": STR,
             "allowEmptyServices": BOOL,
+            "tls": {"ca": STR, "cert": STR, "key": STR, "insecureSkipVerify": ANY},
+            **dict.fromkeys(("httpClientTimeout", "username", "password"), ANY),
+        },
+        # Traefik's swarm provider: the Docker provider's keys plus refreshSeconds. useBindPortIP is
+        # reported (WARNED): a swarm task has no port bindings, Traefik falls back to the task's address.
+        "swarm": {
+            "endpoint": STR,
+            "exposedByDefault": BOOL,
+            "defaultRule": STR,
+            "network": STR,
+            "useBindPortIP": BOOL,
+            "watch": BOOL,
+            "constraints": STR,
+            "allowEmptyServices": BOOL,
+            "refreshSeconds": DUR,
             "tls": {"ca": STR, "cert": STR, "key": STR, "insecureSkipVerify": ANY},
             **dict.fromkeys(("httpClientTimeout", "username", "password"), ANY),
         },

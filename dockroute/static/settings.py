@@ -14,6 +14,7 @@ from types import MappingProxyType
 from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.docker_model import DockerSettings
 from discover.kubernetes.settings import KubernetesIngressSettings
+from discover.swarm_model import SwarmSettings
 from router.accesslog import AccessLogOptions
 from router.settings import ApiSettings, EntryPoint, PingSettings, PrometheusSettings, Transport
 
@@ -94,6 +95,7 @@ class StaticConfig:
     file_provider: FileProviderSettings | None = None
     docker_provider: DockerProviderSettings | None = None
     kubernetes_ingress: KubernetesIngressSettings | None = None  # providers.kubernetesIngress
+    swarm_provider: SwarmSettings | None = None  # providers.swarm
     log: LogSettings = field(default_factory=LogSettings)
     access_log: AccessLogSettings | None = None  # None = off (Traefik: off unless the section exists)
     # ``certificatesResolvers``, typed and checked at start: name -> ACME or internal CA settings.
