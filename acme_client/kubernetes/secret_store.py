@@ -87,6 +87,8 @@ def _stale_answer(name: str, encoded: str) -> bool:
 class SecretStorage(AcmeStorage):
     """The store of ``store.url``; ``identity`` names this replica in the Leases it holds."""
 
+    shares_files = False  # no folder: the file store's challenge files and acknowledgements do not apply
+
     def __init__(self, api: KubeApi, store: KubernetesStore, identity: str) -> None:
         super().__init__(store.url)
         self.api, self.store, self.identity = api, store, identity
@@ -251,15 +253,16 @@ class SecretStorage(AcmeStorage):
             if secret is None:
                 metadata = {"name": s.secret, "namespace": s.namespace, "labels": dict(MANAGED_BY)}
                 body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata}
-                self.api.create_secret(s.namespace, {**body, "data": {KEY: encoded}})
+                written = self.api.create_secret(s.namespace, {**body, "data": {KEY: encoded}})
             else:
                 metadata = {k: v for k, v in secret["metadata"].items() if k != "managedFields"}
                 body = {**secret, "metadata": metadata, "data": {**(secret.get("data") or {}), KEY: encoded}}
-                self.api.replace_secret(s.namespace, s.secret, body)
+                written = self.api.replace_secret(s.namespace, s.secret, body)
         except Conflict:
             raise
         except ApiError as exc:
             raise StorageError(str(exc)) from exc
+        self.written = _signature(written)  # the store watch skips reading back this replica's own write
 
     # -- read-modify-write --------------------------------------------------------------------------------
 
