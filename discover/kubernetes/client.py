@@ -96,6 +96,16 @@ def _configuration(settings: KubernetesIngressSettings, environ: dict[str, str])
         if settings.endpoint:
             cfg.host = settings.endpoint
             where += f" with endpoint {settings.endpoint}"
+            # The loader's token-refresh hook sets the in-cluster address again before every call: the
+            # endpoint is set back after it.
+            hook = cfg.refresh_api_key_hook
+
+            def refresh(c: Any, hook: Any = hook, host: str = settings.endpoint) -> None:
+                if hook is not None:
+                    hook(c)
+                c.host = host
+
+            cfg.refresh_api_key_hook = refresh
         return cfg, where
     if environ.get("KUBECONFIG"):
         k8s.config.load_kube_config(config_file=environ["KUBECONFIG"], client_configuration=cfg)

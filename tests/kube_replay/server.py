@@ -116,8 +116,12 @@ class ReplayServer:
 
     # -- what the test reads ------------------------------------------------------------------------
 
-    def calls(self, kind: str, *, watch: bool) -> list[Request]:
+    def calls(self, kind: str, *, watch: bool, namespace: str = "") -> list[Request]:
+        """The list (or watch) requests of ``kind``: every namespace's, or one namespace's."""
         path = next(p for p, k in PATHS.items() if k == kind)
+        if namespace:
+            head, _, plural = path.rpartition("/")
+            path = f"{head}/namespaces/{namespace}/{plural}"
         return [
             r
             for r in self.requests
@@ -159,19 +163,26 @@ class ReplayServer:
             json.loads(body) if body else None,
         )
         self.requests.append(rec)
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        if request.headers.get("Authorization", "").lower() != f"bearer {self.token}":  # the scheme: any case
             return _status(401, "Unauthorized", "Unauthorized")
         if request.method == "PATCH" and request.path.endswith("/status"):
             return self._patch_status(rec)
-        kind = PATHS.get(request.path)
+        kind, namespace = PATHS.get(request.path), ""
+        parts = request.path.split("/")  # /api/v1/namespaces/<ns>/<kind>, /apis/<group>/v1/namespaces/...
+        if kind is None and len(parts) > 3 and parts[-3] == "namespaces":
+            collection = "/".join([*parts[:-3], parts[-1]])
+            kind, namespace = PATHS.get(collection), parts[-2]
         if kind is None or request.method != "GET":
             return _status(
                 404, "NotFound", f"the server could not find the requested resource ({request.path})"
             )
         if go_true(rec.query.get("watch")):
-            return await self._watch(request, kind, rec)
+            return await self._watch(request, kind, rec, namespace)
         answers = self.lists[kind]
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if namespace:  # a namespaced list: that namespace's items only
+            items = [i for i in answer["items"] if i["metadata"].get("namespace") == namespace]
+            answer = {**answer, "items": items}
         return web.json_response(answer)
 
     def _patch_status(self, rec: Request) -> web.Response:
@@ -184,7 +195,9 @@ class ReplayServer:
         ingress["status"] = (rec.body or {}).get("status", {})
         return web.json_response({"kind": "Ingress", "apiVersion": "networking.k8s.io/v1", **ingress})
 
-    async def _watch(self, request: web.Request, kind: str, rec: Request) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, kind: str, rec: Request, namespace: str
+    ) -> web.StreamResponse:
         if not go_true(rec.query.get("allowWatchBookmarks")):
             self.problems.append(f"{kind} watch without allowWatchBookmarks=true")
         if not rec.query.get("resourceVersion"):
@@ -210,6 +223,8 @@ class ReplayServer:
                     assert request.transport is not None
                     request.transport.abort()  # the connection cut, as a restarting API server does
                     break
+                if namespace and item["object"].get("metadata", {}).get("namespace", namespace) != namespace:
+                    continue  # a namespaced watch: that namespace's objects only
                 await resp.write(json.dumps(item).encode() + b"\n")
                 if item.get("type") == "ERROR":
                     break  # the API server ends the watch after an ERROR event

@@ -194,3 +194,59 @@ current-context: replay
     listed = await asyncio.to_thread(api.list, RESOURCES["ingressclasses"], "")
     assert listed["metadata"]["resourceVersion"] == "1042"
     assert replay.requests[-1].headers["Authorization"] == "Bearer replay-token"
+
+
+async def test_in_cluster_credentials_with_endpoint_override(replay, tmp_path, monkeypatch):
+    """In a pod: the service-account token (the client's in-cluster loader, which re-reads it as it
+    rotates) and the KUBERNETES_SERVICE_* address, which ``endpoint`` overrides (as in Traefik)."""
+    import kubernetes.config.incluster_config as incluster
+
+    from discover.kubernetes.client import RESOURCES
+
+    (tmp_path / "token").write_text("replay-token")  # as the kubelet writes it: no newline
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.crt"))
+    monkeypatch.setattr(incluster, "SERVICE_TOKEN_FILENAME", str(tmp_path / "token"))
+    monkeypatch.setattr(incluster, "SERVICE_CERT_FILENAME", str(tmp_path / "ca.crt"))
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    api = await asyncio.to_thread(KubeApi, KubernetesIngressSettings(endpoint=replay.url), env)
+    assert api.source == f"in-cluster with endpoint {replay.url}"
+    listed = await asyncio.to_thread(api.list, RESOURCES["ingresses"], "")
+    assert listed["metadata"]["resourceVersion"] == "1042"
+    assert replay.requests[-1].headers["Authorization"].lower() == "bearer replay-token"
+
+
+async def test_token_from_a_file(replay, tmp_path):
+    """``token`` is Traefik's FileOrContent: a path to a file holding the token works as the token."""
+    from discover.kubernetes.client import RESOURCES
+
+    (tmp_path / "token").write_text("replay-token\n")
+    settings = KubernetesIngressSettings(endpoint=replay.url, token=str(tmp_path / "token"))
+    api = await asyncio.to_thread(KubeApi, settings, {})
+    await asyncio.to_thread(api.list, RESOURCES["secrets"], "shop")
+    assert replay.requests[-1].headers["Authorization"] == "Bearer replay-token"
+    assert replay.requests[-1].path == "/api/v1/namespaces/shop/secrets"
+
+
+async def test_namespaces_are_watched_one_by_one(replay):
+    """``namespaces``: each kind is listed and watched in each namespace (not cluster-wide); the
+    IngressClasses, cluster-scoped, stay cluster-wide. Objects elsewhere are not seen."""
+    settings = KubernetesIngressSettings(endpoint=replay.url, token="replay-token", namespaces=("shop",))
+    provider = KubernetesIngressProvider(settings, backoff=(0.05, 0.2))
+    published = []
+    task = asyncio.get_running_loop().create_task(provider.run(published.append))
+    try:
+        await wait_for(lambda: published, timeout=10)
+        assert sorted(published[0].routers) == [
+            "shop-legacy-legacy-example-test-exact",
+            "shop-web-shop-example-test",
+        ]
+        for kind in ("ingresses", "services", "endpointslices", "secrets"):
+            assert len(replay.calls(kind, watch=False, namespace="shop")) == 1
+            assert not replay.calls(kind, watch=False)
+        assert len(replay.calls("ingressclasses", watch=False)) == 1
+        assert "dockroute/dockroute" not in provider._stores["services"]  # another namespace
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
