@@ -98,6 +98,16 @@ class _Build:
     services: dict[str, Service] = field(default_factory=dict)
     certs: dict[str, CertificateFile] = field(default_factory=dict)
     lines: list[tuple[int, str]] = field(default_factory=list)
+    _by_service: dict[tuple[str, str], list[EndpointSliceRecord]] | None = None
+
+    def slices_of(self, namespace: str, service: str) -> list[EndpointSliceRecord]:
+        """The Service's EndpointSlices, by name order (indexed once per build: a cluster has thousands)."""
+        if self._by_service is None:
+            self._by_service = {}
+            for key in sorted(self.cluster.slices):
+                sl = self.cluster.slices[key]
+                self._by_service.setdefault((sl.namespace, sl.service), []).append(sl)
+        return self._by_service.get((namespace, service), [])
 
     def say(self, level: int, ing: IngressRecord, message: str) -> None:
         self.lines.append((level, f"ingress {ing.key}: {message}"))
@@ -344,7 +354,7 @@ def _service(b: _Build, namespace: str, backend: Backend, name: str) -> Service:
             raise _ServiceError(f"no clusterIP on service {rec.key} (nativeLB needs one)")
         servers = (Server(url=f"{scheme}://{_host_port(rec.cluster_ip, port.port)}"),)
     else:
-        servers = _endpoint_servers(b.cluster, rec, port, scheme)
+        servers = _endpoint_servers(b.slices_of(rec.namespace, rec.name), port, scheme)
     return Service(
         name=name,
         load_balancer=LoadBalancer(
@@ -369,17 +379,14 @@ def _scheme(port: ServicePort, configured: str, rec: ServiceRecord, b: _Build) -
 
 
 def _endpoint_servers(
-    cluster: Cluster, rec: ServiceRecord, port: ServicePort, scheme: str
+    slices: list[EndpointSliceRecord], port: ServicePort, scheme: str
 ) -> tuple[Server, ...]:
     """Servers from the Service's EndpointSlices: the slice port named as the Service's port, every
     endpoint that is serving (unknown counts as serving, as the API says); a terminating one is kept with
     weight 0 (Traefik fences it: no new traffic). Each address once."""
     seen: set[str] = set()
     servers = []
-    for key in sorted(cluster.slices):
-        sl = cluster.slices[key]
-        if sl.namespace != rec.namespace or sl.service != rec.name:
-            continue
+    for sl in slices:
         number = next((p.port for p in sl.ports if p.name == port.name), 0)
         if not number:
             continue
