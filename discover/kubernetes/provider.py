@@ -45,6 +45,9 @@ _CONVERT: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "endpointslices": slice_from_api,
     "secrets": secret_from_api,
 }
+# A watch (or a list and its watch) ending sooner than this is retried after the backoff, not at once: a
+# proxy that closes every stream, or a version expired again right after the list, never spins.
+_QUICK = 1.0
 # Secrets Helm keeps its releases in are never TLS certificates: left out of the list, as Traefik does.
 _SECRET_SELECTOR = "owner!=helm"
 
@@ -135,6 +138,7 @@ class KubernetesIngressProvider:
         version: str | None = None
         delay = self.backoff[0]
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 if version is None:
                     version = self._relist(res, namespace)
@@ -151,7 +155,9 @@ class KubernetesIngressProvider:
                     delay = self.backoff[0]
                     if self._stop.is_set():
                         return
-                continue  # the server ended the watch (its timeout): watch again from the same version
+                if time.monotonic() - started > _QUICK:
+                    continue  # the server ended the watch (its timeout): watch again from the same version
+                # ended at once (a proxy closing streams, a server in trouble): wait as after an error
             except Gone:
                 log.info(
                     "provider kubernetes: %s: resourceVersion %s is gone (410); listing again",
@@ -159,7 +165,8 @@ class KubernetesIngressProvider:
                     version,
                 )
                 version = None
-                continue
+                if time.monotonic() - started > _QUICK:
+                    continue  # an expired version after a while of watching: list at once
             except Exception as exc:  # the client raises many types: all mean "not reachable now"
                 if self._stop.is_set():
                     return

@@ -250,3 +250,37 @@ async def test_namespaces_are_watched_one_by_one(replay):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_watch_that_ends_at_once_does_not_spin():
+    """A proxy that ends every watch stream at once (or a version expired again right after the list) is
+    retried after the backoff, not in a tight loop."""
+    from discover.kubernetes.client import Gone
+
+    class Api:
+        host, source = "http://fake", "fake"
+        watches = 0
+
+        def list(self, res, namespace, selector=""):
+            return {"metadata": {"resourceVersion": "1"}, "items": []}
+
+        def watch(self, res, namespace, version, selector="", timeout=300, opened=None):
+            Api.watches += 1
+            if res.kind == "secrets":
+                raise Gone(410, "too old resource version")
+            return iter(())
+
+    settings = KubernetesIngressSettings(endpoint="http://fake")
+    provider = KubernetesIngressProvider(settings, api_factory=lambda s: Api(), backoff=(0.05, 0.1))
+    task = asyncio.get_running_loop().create_task(provider.run(lambda cfg: None))
+    try:
+        await wait_for(lambda: Api.watches >= 5)
+        await asyncio.sleep(0.5)  # what is measured: how many watches 0.5 s of this makes
+        start = Api.watches
+        await asyncio.sleep(0.5)
+        # five kinds, each waiting 25-100 ms between attempts: at most ~100 in 0.5 s; a spin makes thousands
+        assert Api.watches - start < 150
+        assert provider.lists["secrets"] < 30  # relisted after each 410, but at the backoff's pace
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
