@@ -11,6 +11,7 @@ fails on an ERROR event (it reads a key only its deserializing mode sets, in 37.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -19,7 +20,16 @@ from typing import Any
 
 from discover.kubernetes.settings import KubernetesIngressSettings
 
-__all__ = ["INSTALL_HINT", "ApiError", "Gone", "KubeApi", "Resource", "RESOURCES", "require_client"]
+__all__ = [
+    "INSTALL_HINT",
+    "RESOURCES",
+    "ApiError",
+    "Gone",
+    "KubeApi",
+    "Resource",
+    "client_installed",
+    "require_client",
+]
 
 INSTALL_HINT = "pip install 'dockroute[kubernetes]'"
 
@@ -45,6 +55,15 @@ def require_client() -> Any:
             f"providers.kubernetesIngress needs the Kubernetes client library: {INSTALL_HINT}"
         ) from exc
     return kubernetes
+
+
+def client_installed() -> bool:
+    """Whether the ``kubernetes`` package can be imported, found without importing it (the start checks
+    this, and so does every ``dockroute healthcheck``: the import itself costs about a second)."""
+    try:
+        return importlib.util.find_spec("kubernetes") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,7 @@ class KubernetesIngressProvider:
     async def run(self, publish: Callable[[DynamicConfig], None]) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._wake = wake = asyncio.Event()
-        self.api = await loop.run_in_executor(None, self.api_factory, self.settings)
+        self.api = await self._connect(loop)
         log.info(
             "provider kubernetes: watching Ingresses of class %r through %s",
             self.settings.ingress_class,
@@ -258,6 +258,25 @@ class KubernetesIngressProvider:
             self._stop.set()
             for resp in list(self._responses.values()):
                 _cut(resp)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """The API client; credentials that cannot be loaded (no kubeconfig, a broken one, not in a pod)
+        are said once, naming the problem, and tried again every ``backoff[1]`` seconds."""
+        said = False
+        while True:
+            try:
+                return await loop.run_in_executor(None, self.api_factory, self.settings)
+            except Exception as exc:
+                if not said:
+                    log.error(
+                        "provider kubernetes: cannot load the API credentials (%s: %s); set endpoint and "
+                        "token, KUBECONFIG, or run in a pod; retrying every %gs",
+                        type(exc).__name__,
+                        exc,
+                        self.backoff[1],
+                    )
+                    said = True
+            await asyncio.sleep(self.backoff[1])
 
     async def _settle(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
         """A burst of events costs one rebuild: wait until `quiet` passes without one (at most

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from discover.kubernetes.client import INSTALL_HINT, require_client
+from discover.kubernetes.client import INSTALL_HINT, client_installed
 from discover.kubernetes.settings import DEFAULT_INGRESS_CLASS, IngressEndpoint, KubernetesIngressSettings
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
@@ -82,10 +82,8 @@ def read_kubernetes_ingress(tree: Any) -> KubernetesIngressSettings | None:
             f"expected a URL like 'https://10.0.0.1:6443', got {settings.endpoint!r}"
             f"{where(r.origin('endpoint'))}",
         )
-    try:
-        require_client()
-    except ImportError:
+    if not client_installed():  # found, not imported: a healthcheck reading this config stays cheap
         raise StaticConfigError(
             _KEY, f"needs the Kubernetes client library, which is not installed: {INSTALL_HINT}"
-        ) from None
+        )
     return settings

@@ -284,3 +284,25 @@ async def test_a_watch_that_ends_at_once_does_not_spin():
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_credentials_that_cannot_load_are_said_once_and_retried(caplog):
+    attempts = []
+
+    def factory(settings):
+        attempts.append(1)
+        raise RuntimeError("Invalid kube-config file. No configuration found.")
+
+    provider = KubernetesIngressProvider(
+        KubernetesIngressSettings(), api_factory=factory, backoff=(0.01, 0.02)
+    )
+    with caplog.at_level(logging.ERROR, "dockroute.kubernetes"):
+        task = asyncio.get_running_loop().create_task(provider.run(lambda cfg: None))
+        try:
+            await wait_for(lambda: len(attempts) >= 5)
+            assert not task.done()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "cannot load the API credentials" in line and "No configuration found" in line

@@ -123,3 +123,17 @@ def test_missing_client_library_is_refused_naming_pip(monkeypatch):
         load("--providers.kubernetesIngress=true")
     assert "pip install 'dockroute[kubernetes]'" in str(exc.value)
     assert str(exc.value).startswith("providers.kubernetesIngress")
+
+
+def test_reading_the_config_does_not_import_the_client():
+    """``dockroute healthcheck`` reads the static configuration every few seconds: the client library
+    (about a second to import) is found, not imported, until the provider starts."""
+    import subprocess
+
+    code = (
+        "import sys; from dockroute.static.build import load_static; "
+        "s = load_static(['--providers.kubernetesIngress=true'], {}, search_dirs=[]); "
+        "assert s.kubernetes_ingress is not None; print('kubernetes' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
