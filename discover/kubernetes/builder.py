@@ -201,8 +201,9 @@ def _ingress(b: _Build, ing: IngressRecord) -> str:
         if len(routers) == 1:
             b.routers[key] = replace(routers[0], name=key)
             continue
-        for r in routers:  # Traefik: the same key twice gets the rule's hash appended
-            hashed = f"{key}-{hashlib.sha256(r.rule.encode()).hexdigest()[:10]}"
+        for r in routers:  # Traefik: the same key twice gets the rule's hash appended, as Go's "%.10x":
+            # the first 10 bytes of the SHA-256, so 20 hex characters
+            hashed = f"{key}-{hashlib.sha256(r.rule.encode()).digest()[:10].hex()}"
             b.routers[hashed] = replace(r, name=hashed)
     return ""
 

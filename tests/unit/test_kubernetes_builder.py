@@ -327,19 +327,25 @@ def test_default_backend():
 
 
 def test_same_router_key_gets_hashes():
-    # host "a.b" + path "/c" and host "a" + path ".b/c" normalize to the same key
+    # Traefik's fixture Ingress-with-conflicting-routers-on-host: hosts "*.bar" and "bar", path /bar, an
+    # Ingress named "": both normalize to "testing-bar-bar"; each gets Go's "%.10x" of the rule's SHA-256
+    # (10 bytes, 20 hex characters), names Traefik's kubernetes_test.go expects
     ing = {
-        "metadata": {"name": "x", "namespace": "ns"},
+        "metadata": {"name": "", "namespace": "testing"},
         "spec": {
             "ingressClassName": "dockroute",
             "rules": [
-                {"host": "a.b", "http": {"paths": [path("/c", svc="web")]}},
-                {"host": "a", "http": {"paths": [path(".b/c", svc="web")]}},
+                {"host": "*.bar", "http": {"paths": [path("/bar", svc="web")]}},
+                {"host": "bar", "http": {"paths": [path("/bar", svc="web")]}},
             ],
         },
     }
-    cfg = build(cluster([ing], [service(ns="ns")], [eps(ns="ns")])).config
-    assert len(cfg.routers) == 2 and all(n.startswith("ns-x-a-b-c-") for n in cfg.routers)
+    cfg = build(cluster([ing], [service(ns="testing")], [eps(ns="testing")])).config
+    assert set(cfg.routers) == {
+        "testing-bar-bar-41871576e140babe40bd",
+        "testing-bar-bar-605945111a3c9f84dc65",
+    }
+    assert cfg.routers["testing-bar-bar-605945111a3c9f84dc65"].rule == 'Host("bar") && PathPrefix("/bar")'
 
 
 @pytest.mark.parametrize(
