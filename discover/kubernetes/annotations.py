@@ -3,9 +3,12 @@
 
 Every key Traefik v3 reads is here: acted on, or named in a warning when dockroute cannot do what it asks
 (tracing, a sticky cookie's domain, a Service's own middlewares, node-port load balancing). A value that
-does not read (``router.priority: high``) raises :class:`AnnotationError`: Traefik then leaves the whole
-Ingress out, and so does the builder, with a log line naming the annotation. Names are case-insensitive, as
-Traefik's label decoder reads them.
+does not read (``router.priority: high``), and an unknown ``router.*`` key, raise :class:`AnnotationError`:
+Traefik then leaves the whole Ingress out, and so does the builder, with a log line naming the annotation
+(an unknown or unreadable ``service.*`` key on a Service: Traefik refuses that Service, so its paths are
+skipped). Keys outside ``router.`` and ``service.`` (an old ``preserve-host``) Traefik's decoder skips;
+dockroute ignores them too, with a warning naming each. Names are case-insensitive, as Traefik's label
+decoder reads them.
 """
 
 from __future__ import annotations
@@ -132,6 +135,9 @@ def router_annotations(annotations: Mapping[str, str]) -> tuple[RouterAnnotation
         if key.startswith("service."):
             warnings.append(f"annotation {name} is read on the Service, not on the Ingress; ignored here")
             continue
+        if not key.startswith("router."):  # Traefik decodes only router.* on an Ingress, and skips the rest
+            warnings.append(f"annotation {name} is not one Traefik v3 reads (router.* only); ignored")
+            continue
         if key in _ROUTER_WARNED:
             warnings.append(f"annotation {name} is not supported ({_ROUTER_WARNED[key]}); ignored")
             continue
@@ -200,8 +206,11 @@ def service_annotations(annotations: Mapping[str, str]) -> tuple[ServiceAnnotati
     kw: dict[str, object] = {}
     cookie: dict[str, object] | None = None
     for key, (value, name) in sorted(found.items()):
-        if not key.startswith("service."):
+        if key.startswith("router."):
             warnings.append(f"annotation {name} on a Service is not read (router.* belong on the Ingress)")
+            continue
+        if not key.startswith("service."):  # Traefik decodes only service.* on a Service, and skips the rest
+            warnings.append(f"annotation {name} is not one Traefik v3 reads (service.* only); ignored")
             continue
         if key in _SERVICE_WARNED:
             warnings.append(f"annotation {name} is not supported ({_SERVICE_WARNED[key]}); ignored")

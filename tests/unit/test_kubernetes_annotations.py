@@ -135,3 +135,15 @@ def test_service_annotations_not_acted_on_are_named(key):
 def test_service_annotation_that_does_not_read_is_refused_by_name(key, value):
     with pytest.raises(AnnotationError, match=key.replace(".", r"\.")):
         service_annotations({T + key: value})
+
+
+@pytest.mark.parametrize("key", ["preserve-host", "foo", "frontend-entry-points"])
+def test_keys_outside_router_and_service_are_warned_not_refused(key):
+    # Traefik's label decoder reads only router.* on an Ingress (its annotations_test.go passes
+    # traefik.ingress.kubernetes.io/foo without an error): an old v1 annotation must not drop the Ingress
+    got, warnings = router_annotations({T + key: "true", T + "router.priority": "5"})
+    assert got == RouterAnnotations(priority=5)
+    assert len(warnings) == 1 and T + key in warnings[0] and "ignored" in warnings[0]
+    got, warnings = service_annotations({T + key: "true"})
+    assert got == ServiceAnnotations()
+    assert len(warnings) == 1 and T + key in warnings[0] and "ignored" in warnings[0]

@@ -379,3 +379,19 @@ def test_wanted_status(endpoint, published, status):
     ing = ingress()
     ing["status"] = {"loadBalancer": {"ingress": [s.to_api() for s in status]}}
     assert build(cluster([ing], services, [eps()]), ingress_endpoint=endpoint).statuses == {}
+
+
+def test_old_annotation_keeps_the_ingress_and_is_named():
+    # traefik.ingress.kubernetes.io/preserve-host is Traefik v1's: v3 skips it, and the Ingress is routed
+    ann = {T + "preserve-host": "true"}
+    result = build(cluster([ingress(annotations=ann)], [service(annotations=ann)], [eps()]))
+    assert list(result.config.routers) == ["shop-web-shop-test"]
+    assert list(result.config.services) == ["shop-web-http"]
+    named = [line for level, line in result.lines if level == logging.WARNING and T + "preserve-host" in line]
+    assert len(named) == 2  # once for the Ingress, once for the Service
+
+
+def test_unknown_router_annotation_leaves_the_ingress_out():
+    result = build(cluster([ingress(annotations={T + "router.nope": "1"})], [service()], [eps()]))
+    assert not result.config.routers
+    assert any(level == logging.ERROR and T + "router.nope" in line for level, line in result.lines)
