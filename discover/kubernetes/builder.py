@@ -347,6 +347,13 @@ def _service(b: _Build, namespace: str, backend: Backend, name: str) -> Service:
         raise _ServiceError(str(exc)) from None
     for w in warnings:
         b.lines.append((logging.WARNING, f"service {rec.key}: {w}"))
+    cross = b.settings.cross_provider_namespaces
+    if ann.servers_transport and cross is not None and namespace not in cross:
+        # Traefik's loadService: a serversTransport is always a cross-provider reference
+        raise _ServiceError(
+            f"cross-provider serversTransport reference is not allowed from namespace {namespace!r} "
+            "(crossProviderNamespaces)"
+        )
     scheme = _scheme(port, ann.servers_scheme, rec, b)
     if rec.type == "ExternalName":
         servers = (Server(url=f"{scheme}://{_host_port(rec.external_name, port.port)}"),)

@@ -395,3 +395,20 @@ def test_unknown_router_annotation_leaves_the_ingress_out():
     result = build(cluster([ingress(annotations={T + "router.nope": "1"})], [service()], [eps()]))
     assert not result.config.routers
     assert any(level == logging.ERROR and T + "router.nope" in line for level, line in result.lines)
+
+
+@pytest.mark.parametrize(("allowed", "routed"), [(None, True), (("shop",), True), (("other",), False)])
+def test_servers_transport_obeys_cross_provider_namespaces(allowed, routed):
+    # Traefik's loadService refuses a Service whose serversTransport annotation comes from a namespace
+    # not in crossProviderNamespaces (unset: every namespace may)
+    svc = service(annotations={T + "service.serverstransport": "mtls@file"})
+    result = build(cluster([ingress()], [svc], [eps()]), cross_provider_namespaces=allowed)
+    assert bool(result.config.routers) is routed
+    if routed:
+        assert result.config.services["shop-web-http"].load_balancer.servers_transport == "mtls@file"
+    else:
+        assert not result.config.services
+        assert any(
+            level == logging.ERROR and "serversTransport" in line and "'shop'" in line
+            for level, line in result.lines
+        )
