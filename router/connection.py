@@ -239,6 +239,10 @@ class Server(web.Server):
                 protocol = request.protocol
                 protocol.busy = False
                 protocol.content = None
+                if protocol.head_bytes and protocol.header_timeout and protocol.head_since is None:
+                    # Bytes of the next head came while this request was handled: its deadline starts now,
+                    # where Go's ReadHeaderTimeout starts (data_received starts none while busy).
+                    protocol._head_started()
                 if protocol.refuse_pending:  # a head pipelined behind this request was over the limit
                     protocol.refuse_pending = False
                     protocol.refuse_head()

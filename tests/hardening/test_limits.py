@@ -243,6 +243,35 @@ async def test_a_slowloris_head_is_cut_in_seconds_by_default(proxy, recording): 
     assert recording.received == b""
 
 
+async def test_a_partial_head_pipelined_during_a_request_is_cut_by_the_header_deadline(
+    proxy,  # noqa: F811
+    backends,  # noqa: F811
+    tmp_path,
+):
+    """Slowloris behind a request (Go's ReadHeaderTimeout starts when the next request's read begins, once
+    the handler is done): two header lines of a second request sent while the first is being handled, then
+    nothing. The first is answered, and the connection is closed when the header deadline (here readTimeout,
+    3 s) runs out from the end of that answer; bytes arriving while a request was handled used to start no
+    deadline at all, and the connection stayed open."""
+    (b,) = await backends("slow")
+    dr = await proxy(_config(b.url), static=_static(tmp_path, timeouts={"readTimeout": "3s"}))
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    try:
+        writer.write(b"GET /slow?delay=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        await wait_for(lambda: b.hits == 1)
+        t0 = time.monotonic()
+        writer.write(b"GET /q HTTP/1.1\r\nHost: a.test\r\n")  # the head never ends
+        async with asyncio.timeout(15):
+            data = await reader.read(-1)
+        took = time.monotonic() - t0
+    finally:
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:300]
+    assert data.endswith(b"slow from slow"), data[-300:]
+    assert took < 9, took  # about 1 s of handling and the 3 s deadline
+    assert b.hits == 1
+
+
 # --- request body --------------------------------------------------------------------------------------
 
 
