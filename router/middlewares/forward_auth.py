@@ -37,6 +37,7 @@ from discover.goregex import GoRegexp, GoRegexpError, compile_go
 from discover.middlewares.auth import ForwardAuth, ForwardAuthTLS
 from router.exchange import Exchange, Handler, Headers, PassSink, answer
 from router.forwarded_view import forwarded_port
+from router.headers import REQUEST_DROP, RESPONSE_DROP
 from router.middlewares import BuildContext, MiddlewareError
 from router.pemfile import pem_file, read_pem
 
@@ -46,9 +47,13 @@ log = logging.getLogger("dockroute.router")
 
 TIMEOUT = 30.0  # Traefik's client timeout for the auth request
 _LOG_EVERY = 10.0  # seconds between two log lines about the same failing auth server
-# hop-by-hop headers never sent to the auth server (Proxy-Authorization is, as in Traefik)
-_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade"})
-_NOT_COPIED = _HOP | {"host", "content-length", "expect"}
+# Never sent to the auth server: what the proxied request drops (router.headers.REQUEST_DROP: hop-by-hop
+# and framing headers, httpoxy's Proxy, HTTP2-Settings) but Proxy-Authorization, which Traefik sends it on
+# purpose (RFC 7235 4.4), and Go's "Trailers" spelling. An untrusted client's Forwarded goes too (below).
+_NOT_COPIED = frozenset(n.decode() for n in REQUEST_DROP - {b"proxy-authorization"}) | {"trailers"}
+_UNTRUSTED_NOT_COPIED = _NOT_COPIED | {"forwarded"}
+# Not passed from a refusing auth answer to the client: what a backend's answer drops (router.headers).
+_ANSWER_DROP = frozenset(n.decode() for n in RESPONSE_DROP) | {"trailers"}
 # the X-headers Traefik manages (dropped from untrusted clients by the entry point)
 X_HEADERS = frozenset(
     {
@@ -82,16 +87,18 @@ def _is_x_header(name: str) -> bool:
     return name.lower().replace("_", "-") in X_HEADERS
 
 
-def request_headers(ex: Exchange) -> list[tuple[str, str]]:
+def request_headers(ex: Exchange, trusted: bool = True) -> list[tuple[str, str]]:
     """The request's headers as the next handler would send them (client's, then middlewares' edits),
-    without hop-by-hop ones."""
+    without hop-by-hop ones, and without ``Forwarded`` unless the client is ``trusted`` (the entry point's
+    forwardedHeaders), as the proxied request drops it."""
     raw_conn = ex.headers.get("Connection", "")
     tokens = {t.strip().lower() for t in raw_conn.split(",") if t.strip()}
     edits = ex.header_edits
+    drop = _NOT_COPIED if trusted else _UNTRUSTED_NOT_COPIED
     out = []
     for name, value in ex.headers.items():
         ln = name.lower()
-        if ln in _NOT_COPIED or ln in tokens or ln in edits:
+        if ln in drop or ln in tokens or ln in edits:
             continue
         out.append((name, value))
     out.extend((name, value) for name, value in edits.values() if value is not None)
@@ -133,7 +140,7 @@ class _ForwardAuth:
         ep = ex.ep
         ep_trusts = bool(ep.trusted) and ep.trusted.trusts(ex.client_ip)
         out: CIMultiDict[str] = CIMultiDict()
-        for name, value in request_headers(ex):
+        for name, value in request_headers(ex, ep_trusts):
             # the entry point keeps a client's X-headers only from trusted peers; false drops them all
             if _is_x_header(name) and (trust is False or not ep_trusts):
                 continue
@@ -230,7 +237,7 @@ class _ForwardAuth:
             return
         out = Headers()
         for name, value in headers.items():
-            if name.lower() not in _HOP and name.lower() != "content-length":
+            if name.lower() not in _ANSWER_DROP:
                 out.add(name, value)
         location = headers.get("Location")
         if location and not self.o.preserve_location_header:

@@ -84,3 +84,40 @@ async def test_only_what_is_tunnelled_is_labelled_ws(proxy, two):  # noqa: F811
     seen = await _one_head(labelled)
     assert seen.getall("X-Forwarded-Proto") == ["ws"] and seen["Upgrade"] == "websocket"
     await exchange(dr.port, b"GET /h HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+
+
+def _auth_route(auth_url: str, backend_url: str, **forward_auth) -> dict:
+    cfg = routers(("r", "Host(`a.test`)", "s"), services={"s": [backend_url]})
+    cfg["http"]["routers"]["r"]["middlewares"] = ["fa"]
+    cfg["http"]["middlewares"] = {"fa": {"forwardAuth": {"address": auth_url + "/auth", **forward_auth}}}
+    return cfg
+
+
+async def test_the_auth_request_drops_what_the_backend_request_drops(proxy, two):  # noqa: F811
+    """The forwardAuth request is a request to a server as much as the proxied one: httpoxy's ``Proxy``
+    (CVE-2016-5385: a CGI auth server reads it as HTTP_PROXY), an h2c ``HTTP2-Settings`` and an untrusted
+    client's ``Forwarded`` (RFC 7239: its claimed address) reach neither. ``Proxy-Authorization`` is the
+    one hop-by-hop header the auth server gets (Traefik forwards it to the auth server on purpose, RFC 7235
+    4.4); the backend does not."""
+    auth, backend = two
+    dr = await proxy(_auth_route(auth.url, backend.url))
+    sent = (
+        "Proxy: http://evil.test:3128",
+        "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA",
+        "Forwarded: for=203.0.113.66;proto=https",
+        "Proxy-Authorization: Basic dTpw",
+        "X-Keep: 1",
+    )
+    head = (
+        "GET /h HTTP/1.1\r\nHost: a.test\r\n"
+        + "".join(s + "\r\n" for s in sent)
+        + "Connection: close\r\n\r\n"
+    )
+    answer = await exchange(dr.port, head.encode())
+    assert answer.status == 200, answer.data[:300]
+    to_auth, to_backend = await _one_head(auth), await _one_head(backend)
+    for seen in (to_auth, to_backend):
+        assert seen["X-Keep"] == "1"
+        assert "Proxy" not in seen and "HTTP2-Settings" not in seen and "Forwarded" not in seen, seen
+    assert to_auth["Proxy-Authorization"] == "Basic dTpw"
+    assert "Proxy-Authorization" not in to_backend
