@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from router.balancer import WeightedBalancer
 from router.body_pace import paced
 from router.exchange import answer, raw_edits
-from router.forwarded_view import HOSTNAME, forwarded_port, forwarded_proto, is_websocket_upgrade
+from router.forwarded_view import HOSTNAME, entry_values, is_websocket_upgrade
 from router.framing import abandon, relay, respond
 from router.headers import (
     FORWARDED,
@@ -316,31 +316,16 @@ _REQUEST_PLANS = Memo(256)  # items → _RequestPlan
 def _forwarded(
     ep: EntryPointHandler, headers: Any, client_ip: str, host_header: str, trusted: bool, upgrade: bool
 ) -> bytes:
-    """The X-Forwarded-* and X-Real-Ip lines; a client's own values are kept only from trusted peers.
-    Proto and port are Traefik's (:mod:`router.forwarded_view`, which rules read too): ws/wss for the
-    WebSocket upgrade this request is tunnelled as (``upgrade``, the head's); the Host's port, else 443/80
-    by the proto, never the listening port."""
-    xff = client_ip
-    xfh = host_header
-    xfproto = ""
-    xfport = ""
-    real = client_ip
-    if trusted:
-        prior = ", ".join(headers.getall("X-Forwarded-For", ()))
-        if prior:
-            xff = prior + ", " + client_ip
-        xfh = headers.get("X-Forwarded-Host") or xfh
-        xfproto = headers.get("X-Forwarded-Proto", "")
-        xfport = headers.get("X-Forwarded-Port", "")
-        real = headers.get("X-Real-Ip") or real
-    if not xfproto:
-        xfproto = forwarded_proto(ep.scheme, upgrade)
-    if not xfport:
-        xfport = forwarded_port(xfproto, host_header, ep.scheme == "https")
+    """The X-Forwarded-* and X-Real-Ip lines: the values Traefik's entry point leaves on the request
+    (:func:`router.forwarded_view.entry_values`, which rules and middlewares read too; ws/wss for the
+    WebSocket upgrade this request is tunnelled as, ``upgrade``), the peer appended to X-Forwarded-For."""
+    xff, xfh, xfproto, xfport, real = entry_values(
+        ep.scheme, headers, client_ip, host_header, trusted, upgrade
+    )
     return (
         (
-            f"X-Forwarded-For: {xff}\r\nX-Forwarded-Host: {xfh}\r\nX-Forwarded-Proto: {xfproto}\r\n"
-            f"X-Forwarded-Port: {xfport}\r\nX-Real-Ip: {real}\r\n"
+            f"X-Forwarded-For: {xff + ', ' + client_ip if xff else client_ip}\r\nX-Forwarded-Host: {xfh}\r\n"
+            f"X-Forwarded-Proto: {xfproto}\r\nX-Forwarded-Port: {xfport}\r\nX-Real-Ip: {real}\r\n"
         ).encode("latin-1", "replace")
         + b"X-Forwarded-Server: "
         + _HOSTNAME

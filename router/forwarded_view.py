@@ -5,18 +5,18 @@ In Traefik the entry point's forwardedheaders handler runs before the router. Fo
 every ``_`` spelling, then sets X-Real-Ip to the peer's address, X-Forwarded-Proto to http/https (ws/wss
 for a WebSocket upgrade), X-Forwarded-Port, X-Forwarded-Host to the Host, and X-Forwarded-Server to its
 host name; X-Forwarded-For is only appended later, by the proxy, so a rule sees none. A trusted peer's
-values stay and only the empty ones are filled. Without this view an "internal only" router
-(``HeaderRegexp(`X-Real-Ip`, `^10\\.`)``) would be reached by any client sending ``X-Real-Ip: 10.0.0.1``,
-the header-spoofing family of CVE-2024-45410.
+values stay (its X-Forwarded-For lines joined into one) and only the empty ones are filled. Without this
+view an "internal only" router (``HeaderRegexp(`X-Real-Ip`, `^10\\.`)``) would be reached by any client
+sending ``X-Real-Ip: 10.0.0.1``, the header-spoofing family of CVE-2024-45410.
 
 Cost: nothing for other rules. The rule compiler picks :func:`values` only for a managed header name
 (:func:`is_managed`); the request carries its entry point as a class attribute of a per-entry-point
 subclass of :class:`~router.rules.RequestInfo` (:func:`info_class`: no per-request store) and its raw
 authority in one slot. The trust check runs only when such a matcher does.
 
-:func:`forwarded_proto` and :func:`forwarded_port` are Traefik's rules for X-Forwarded-Proto and
-X-Forwarded-Port, meant to be the one computation for rules and for what :mod:`router.forward` sends the
-backend; the host name is the same ``socket.gethostname()`` as there.
+:func:`entry_values` is the one computation of these values: rules, what :mod:`router.forward` sends the
+backend, what the ``headers`` middleware reads (hostsProxyHeaders, sslProxyHeaders) and what forwardAuth
+sends its auth server all come from it; the host name is the same ``socket.gethostname()`` everywhere.
 """
 
 from __future__ import annotations
@@ -90,33 +90,68 @@ def forwarded_port(scheme: str, authority: str, tls: bool = False) -> str:
     return "443" if tls or scheme in ("https", "wss") else "80"
 
 
-def _own(req: Any, ep: Any, name: str) -> tuple[str, ...]:
-    """The proxy's value for the canonical ``name`` when the client's is absent, deleted or empty."""
-    if name == "x-real-ip":  # the peer's address without an IPv6 zone (Traefik's removeIPv6Zone)
-        return (req.client_ip.split("%", 1)[0],) if req.client_ip else _NONE
+def entry_values(
+    scheme: str, headers: Any, client_ip: str, authority: str, trusted: bool, websocket: bool
+) -> tuple[str, str, str, str, str]:
+    """What Traefik's forwardedheaders handler leaves on a request: (X-Forwarded-For, X-Forwarded-Host,
+    X-Forwarded-Proto, X-Forwarded-Port, X-Real-Ip), "" for one it leaves unset. The one computation of
+    them: rules (:func:`values`), the request to the backend (:func:`router.forward._forwarded`), the
+    headers middleware and forwardAuth all read it, so that none can disagree with another.
+
+    X-Forwarded-For is a ``trusted`` peer's lines joined into one (Traefik since 2.10), else none: the proxy
+    appends the peer when it sends the request on. The others are a trusted peer's first value when not
+    empty, else the handler's: the Host (``authority``); the entry point's ``scheme``, ws/wss for a
+    ``websocket`` upgrade (:func:`is_websocket_upgrade`); :func:`forwarded_port` of that proto; the peer's
+    address without an IPv6 zone (Traefik's removeIPv6Zone)."""
+    real = client_ip if "%" not in client_ip else client_ip.partition("%")[0]
+    if not trusted:
+        proto = ("wss" if scheme == "https" else "ws") if websocket else scheme
+        return "", authority, proto, forwarded_port(proto, authority, scheme == "https"), real
+    proto = headers.get("X-Forwarded-Proto") or forwarded_proto(scheme, websocket)
+    return (
+        ", ".join(headers.getall("X-Forwarded-For", ())),
+        headers.get("X-Forwarded-Host") or authority,
+        proto,
+        headers.get("X-Forwarded-Port") or forwarded_port(proto, authority, scheme == "https"),
+        headers.get("X-Real-Ip") or real,
+    )
+
+
+def trusts(req: Any) -> bool:
+    """Whether the request's peer is one its entry point's ``forwardedHeaders`` trusts (``req`` is a
+    RequestInfo: without an entry point, nothing is trusted)."""
+    ep = req.via
+    return ep is not None and bool(ep.trusted) and ep.trusted.trusts(req.client_ip)
+
+
+def request_values(req: Any, trusted: bool) -> tuple[str, str, str, str, str]:
+    """:func:`entry_values` of a RequestInfo (rules, middlewares: ``ex.info``)."""
+    ep = req.via
     scheme = ep.scheme if ep is not None else "http"
-    if name == "x-forwarded-proto":
-        return (forwarded_proto(scheme, is_websocket_upgrade(req.headers)),)
-    if name == "x-forwarded-port":
-        proto = values(req, "x-forwarded-proto")[0]
-        return (forwarded_port(proto, req.authority, scheme == "https"),)
-    if name == "x-forwarded-host":
-        return (req.authority,) if req.authority else _NONE
-    return _NONE
+    headers = req.headers
+    return entry_values(scheme, headers, req.client_ip, req.authority, trusted, is_websocket_upgrade(headers))
+
+
+# where each header set by the handler is in entry_values' answer
+_ENTRY = {
+    "x-forwarded-for": 0,
+    "x-forwarded-host": 1,
+    "x-forwarded-proto": 2,
+    "x-forwarded-port": 3,
+    "x-real-ip": 4,
+}
 
 
 def values(req: Any, name: str) -> tuple[str, ...]:
-    """The values a rule sees of the managed header ``name`` (lower case, as the rule spells it)."""
-    ep = req.via
-    headers = req.headers
-    trusted = ep is not None and bool(ep.trusted) and ep.trusted.trusts(req.client_ip)
+    """The values a rule (or a middleware) sees of the managed header ``name`` (lower case, as spelt)."""
     if name == "x-forwarded-server":
         return _HOSTNAME
-    if "_" in name:  # nothing sets an underscore spelling: only a trusted client's own passes
-        return tuple(headers.getall(name, ())) if trusted else _NONE
-    own = tuple(headers.getall(name, ())) if trusted else _NONE
-    if name == "x-forwarded-for":
-        return own  # each line on its own, as Go's Header matchers test them
-    if own and own[0]:
+    trusted = trusts(req)
+    own = tuple(req.headers.getall(name, ())) if trusted else _NONE
+    at = _ENTRY.get(name)
+    if at is None:  # an ``_`` spelling, or one the handler never sets: only a trusted client's own passes
         return own
-    return _own(req, ep, name) or own
+    if at and own and own[0]:  # a trusted client's own lines stay as they came (only XFF is joined)
+        return own
+    value = request_values(req, trusted)[at]
+    return (value,) if value else own

@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 from discover.middlewares.registry import read_middleware_options
 from discover.readers import At, ConfigError
 from router.exchange import Exchange, Sink
+from router.headers import TrustedNetworks
 from router.middlewares import BuildContext
 from router.rules import RequestInfo
 
@@ -58,6 +59,13 @@ class Recorder(Sink):
 _NO_BODY = SimpleNamespace(content=SimpleNamespace(is_eof=lambda: True))  # the request's body all read
 
 
+class _Info(RequestInfo):
+    """A RequestInfo whose ``via`` (the proxy's per-entry-point class attribute) is set per instance: one
+    class for every fake, no class made per exchange."""
+
+    __slots__ = ("via",)
+
+
 def fake_exchange(
     method: str = "GET",
     target: str = "/",
@@ -73,14 +81,21 @@ def fake_exchange(
     ``host``) from ``client``; ``ep`` sets entry-point attributes (``scheme``, ``trusted``, ...). What the
     client receives is in ``ex.transport.data`` unless ``ex.sink`` is replaced."""
     entry = SimpleNamespace(
-        access_log=None, observe=False, scheme="http", write_timeout=None, read_timeout=None
+        access_log=None,
+        observe=False,
+        scheme="http",
+        write_timeout=None,
+        read_timeout=None,
+        trusted=TrustedNetworks(()),
     )
     vars(entry).update(ep)
     h = headers if isinstance(headers, CIMultiDict) else CIMultiDict(headers)
     path, _, query = target.partition("?")
     msg = SimpleNamespace(version=version, headers=h, path=target)
-    info = RequestInfo(method, info_host or host, path, query, h, client)
     host_header = host if host_header is None else host_header
+    # as the proxy builds it: its entry point in ``via``, the Host as sent (router.forwarded_view reads both)
+    info = _Info(method, info_host or host, path, query, h, client, host_header)
+    info.via = entry
     return Exchange(entry, _NO_BODY, FakeTransport(), msg, info, host_header, False, "r")
 
 

@@ -3,12 +3,12 @@ a 2xx answer lets it through, any other answer goes back to the client as it is 
 ``forwardauth``).
 
 The auth request is a GET (the request's method with ``preserveRequestMethod``) to ``address`` itself,
-carrying the request's headers (only ``authRequestHeaders`` when set; hop-by-hop ones never) and
-``X-Forwarded-Method``/``-Proto``/``-Host``/``-Uri``/``-For``, which auth servers use to tell what is
+carrying the request's headers as the entry point left them (X-Forwarded-*/X-Real-Ip as the backend and
+rules get them, :mod:`router.forwarded_view`; only ``authRequestHeaders`` when set; hop-by-hop ones never)
+and ``X-Forwarded-Method``/``-Proto``/``-Host``/``-Uri``/``-For``, which auth servers use to tell what is
 being asked for: with ``trustForwardHeader`` unset, as Traefik's legacy behaviour (those five computed,
-other ``X-Forwarded-*`` passed); ``false`` drops every client ``X-Forwarded-*`` first; ``true`` keeps the
-client's values (those the entry point's ``forwardedHeaders`` trusts) and appends to
-``X-Forwarded-For``. Redirects are not followed: a 302 to a login page is an answer for the client, its
+the others passed); ``false`` drops every ``X-Forwarded-*`` first; ``true`` keeps them and appends the
+peer to ``X-Forwarded-For``. Redirects are not followed: a 302 to a login page is an answer for the client, its
 relative ``Location`` resolved against ``address`` unless ``preserveLocationHeader``.
 
 On a 2xx, ``authResponseHeaders`` (and headers matching ``authResponseHeadersRegex``, an RE2 pattern
@@ -36,12 +36,12 @@ from multidict import CIMultiDict
 from discover.goregex import GoRegexp, GoRegexpError, compile_go
 from discover.middlewares.auth import ForwardAuth, ForwardAuthTLS
 from router.exchange import Exchange, Handler, Headers, PassSink, answer
-from router.forwarded_view import forwarded_port
+from router.forwarded_view import HOSTNAME, forwarded_port, is_managed, request_values, trusts
 from router.headers import REQUEST_DROP, RESPONSE_DROP
 from router.middlewares import BuildContext, MiddlewareError
 from router.pemfile import pem_file, read_pem
 
-__all__ = ["build", "canonical", "X_HEADERS"]
+__all__ = ["build", "canonical"]
 
 log = logging.getLogger("dockroute.router")
 
@@ -54,24 +54,10 @@ _NOT_COPIED = frozenset(n.decode() for n in REQUEST_DROP - {b"proxy-authorizatio
 _UNTRUSTED_NOT_COPIED = _NOT_COPIED | {"forwarded"}
 # Not passed from a refusing auth answer to the client: what a backend's answer drops (router.headers).
 _ANSWER_DROP = frozenset(n.decode() for n in RESPONSE_DROP) | {"trailers"}
-# the X-headers Traefik manages (dropped from untrusted clients by the entry point)
-X_HEADERS = frozenset(
-    {
-        "x-forwarded-proto",
-        "x-forwarded-scheme",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-port",
-        "x-forwarded-server",
-        "x-forwarded-uri",
-        "x-forwarded-method",
-        "x-forwarded-prefix",
-        "x-forwarded-tls-client-cert",
-        "x-forwarded-tls-client-cert-info",
-        "x-scheme",
-        "x-real-ip",
-    }
-)
+# The headers Traefik's entry point sets on every request (router.forwarded_view.entry_values' order, then
+# X-Forwarded-Server): what a middleware finds there, the auth request's copy included.
+_ENTRY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Real-Ip")
+_ENTRY_NAMES = frozenset(n.lower() for n in _ENTRY_HEADERS) | {"x-forwarded-server"}
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _pending_closes: set[asyncio.Task[None]] = set()
 
@@ -81,10 +67,6 @@ def canonical(name: str) -> str:
     if not name or any(c not in _TOKEN for c in name):
         return name
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
-
-
-def _is_x_header(name: str) -> bool:
-    return name.lower().replace("_", "-") in X_HEADERS
 
 
 def request_headers(ex: Exchange, trusted: bool = True) -> list[tuple[str, str]]:
@@ -123,8 +105,6 @@ class _ForwardAuth:
         self.regex = regex
         self.tls = tls
         self.allowed = tuple(dict.fromkeys(h.lower() for h in o.auth_request_headers))
-        if o.trust_forward_header and self.allowed:
-            self.allowed = (*self.allowed, *sorted(X_HEADERS))
         self.response_headers = tuple(dict.fromkeys(canonical(h) for h in o.auth_response_headers))
         self.cookies = frozenset(o.add_auth_cookies_to_response)
         self.session: aiohttp.ClientSession | None = None
@@ -134,23 +114,38 @@ class _ForwardAuth:
     # -- the auth request -------------------------------------------------------------------------------
 
     def auth_headers(self, ex: Exchange) -> CIMultiDict[str]:
-        """What the auth server is sent: the request's headers filtered as configured, then the
-        X-Forwarded-* set as Traefik does for the ``trustForwardHeader`` setting."""
+        """What the auth server is sent, as Traefik's forwardAuth builds it (writeHeader, or oldWriteHeader
+        with ``trustForwardHeader`` unset) from the request as its entry point left it: the client's
+        headers, a managed X-Forwarded-*/X-Real-Ip (any spelling) only from a trusted peer, and the entry
+        point's own values (:func:`router.forwarded_view.entry_values`, what the backend and rules get too)
+        over them; ``false`` drops every managed one, then the ``authRequestHeaders`` filter, then the
+        X-Forwarded-* the auth request itself sets."""
         trust = self.o.trust_forward_header
-        ep = ex.ep
-        ep_trusts = bool(ep.trusted) and ep.trusted.trusts(ex.client_ip)
+        info = ex.info
+        trusted = trusts(info)
+        edits = ex.header_edits
         out: CIMultiDict[str] = CIMultiDict()
-        for name, value in request_headers(ex, ep_trusts):
-            # the entry point keeps a client's X-headers only from trusted peers; false drops them all
-            if _is_x_header(name) and (trust is False or not ep_trusts):
-                continue
+        for name, value in request_headers(ex, trusted):
+            if is_managed(name):
+                ln = name.lower()
+                if trust is False:
+                    continue  # Traefik's DeleteXForwardedHeaders: every spelling, whoever set it
+                if ln not in edits and (not trusted or ln in _ENTRY_NAMES):
+                    continue  # the entry point's value comes instead (a trusted peer's is in it)
             out.add(name, value)
+        if trust is not False:
+            for name, value in zip(_ENTRY_HEADERS, request_values(info, trusted), strict=True):
+                if value and name.lower() not in edits:
+                    out.add(name, value)
+            if "x-forwarded-server" not in edits:
+                out.add("X-Forwarded-Server", HOSTNAME)
         if self.allowed:
             out = CIMultiDict((k, v) for k, v in out.items() if k.lower() in self.allowed)
         host = ex.host_header
+        tls = ex.scheme == "https"
         computed = {
-            "X-Forwarded-Method": ex.info.method,
-            "X-Forwarded-Proto": ex.scheme,
+            "X-Forwarded-Method": info.method,
+            "X-Forwarded-Proto": "https" if tls else "http",  # Go's req.TLS: never ws/wss here
             "X-Forwarded-Host": host,
             "X-Forwarded-Uri": request_uri(ex),
         }
@@ -160,10 +155,11 @@ class _ForwardAuth:
             return out
         prior = ", ".join(out.getall("X-Forwarded-For", ()))
         out["X-Forwarded-For"] = f"{prior}, {ex.client_ip}" if prior else ex.client_ip
-        computed["X-Forwarded-Port"] = forwarded_port(ex.scheme, host, ex.scheme == "https")
         for name, value in computed.items():
             if name not in out:
                 out[name] = value
+            if name == "X-Forwarded-Proto" and "X-Forwarded-Port" not in out:
+                out["X-Forwarded-Port"] = forwarded_port(out[name], host, tls)
         return out
 
     def client(self) -> aiohttp.ClientSession:

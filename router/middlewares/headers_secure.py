@@ -27,7 +27,8 @@ import os
 
 from discover.middlewares.headers import Headers
 from router.exchange import Exchange
-from router.forwarded_view import forwarded_port
+from router.forwarded_view import is_managed
+from router.forwarded_view import values as forwarded_values
 
 __all__ = ["Secure", "request_header"]
 
@@ -35,32 +36,18 @@ _NONCE = "$NONCE"
 
 
 def request_header(ex: Exchange, name: str) -> str:
-    """A request header as the service will get it ("" when absent): middleware edits first, then the
-    proxy's own X-Forwarded-* for a client that is not trusted, then the client's."""
+    """A request header as Traefik's headers middleware reads it ("" when absent): middleware edits first,
+    then, for an X-Forwarded-*/X-Real-Ip name in any spelling, what the entry point left on the request
+    (:func:`router.forwarded_view.values`: an untrusted client's own never, X-Forwarded-For not yet
+    appended), then the client's."""
     lname = name.lower()
     edit = ex.header_edits.get(lname)
     if edit is not None:
         return edit[1] or ""
-    if lname.startswith("x-forwarded-") or lname == "x-real-ip":
-        trusted = ex.ep.trusted
-        if not (trusted and trusted.trusts(ex.client_ip)):
-            return _proxy_forwarded(ex, lname)
-        value = ex.headers.get(name)
-        return value if value else _proxy_forwarded(ex, lname)
+    if is_managed(lname):
+        found = forwarded_values(ex.info, lname)
+        return found[0] if found else ""
     return ex.headers.get(name, "")
-
-
-def _proxy_forwarded(ex: Exchange, lname: str) -> str:
-    """What the proxy itself sends for an ``X-Forwarded-*`` header (router/forward.py writes them)."""
-    if lname == "x-forwarded-proto":
-        return ex.scheme
-    if lname == "x-forwarded-host":
-        return ex.host_header
-    if lname in ("x-forwarded-for", "x-real-ip"):
-        return ex.client_ip
-    if lname == "x-forwarded-port":
-        return forwarded_port(ex.scheme, ex.host_header, ex.scheme == "https")
-    return ""
 
 
 class Secure:

@@ -33,7 +33,7 @@ def _heads(data: bytes) -> list[CIMultiDict[str]]:
 
 
 async def _one_head(backend: RecordingBackend) -> CIMultiDict[str]:
-    await wait_for(lambda: b"\r\n\r\n" in backend.received, timeout=5)
+    await wait_for(lambda: b"\r\n\r\n" in backend.received, timeout=10)
     (head,) = _heads(backend.received)
     return head
 
@@ -64,7 +64,7 @@ async def test_only_what_is_tunnelled_is_labelled_ws(proxy, two):  # noqa: F811
     reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
     try:
         writer.write(req)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     finally:
         writer.close()
     assert head.startswith(b"HTTP/1.1 200 "), head
@@ -78,12 +78,11 @@ async def test_only_what_is_tunnelled_is_labelled_ws(proxy, two):  # noqa: F811
     reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
     try:
         writer.write(ws)
-        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     finally:
         writer.close()
     seen = await _one_head(labelled)
     assert seen.getall("X-Forwarded-Proto") == ["ws"] and seen["Upgrade"] == "websocket"
-    await exchange(dr.port, b"GET /h HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
 
 
 def _auth_route(auth_url: str, backend_url: str, **forward_auth) -> dict:
@@ -113,7 +112,7 @@ async def test_the_auth_request_drops_what_the_backend_request_drops(proxy, two)
         + "".join(s + "\r\n" for s in sent)
         + "Connection: close\r\n\r\n"
     )
-    answer = await exchange(dr.port, head.encode())
+    answer = await exchange(dr.port, head.encode(), timeout=10)
     assert answer.status == 200, answer.data[:300]
     to_auth, to_backend = await _one_head(auth), await _one_head(backend)
     for seen in (to_auth, to_backend):
@@ -121,3 +120,108 @@ async def test_the_auth_request_drops_what_the_backend_request_drops(proxy, two)
         assert "Proxy" not in seen and "HTTP2-Settings" not in seen and "Forwarded" not in seen, seen
     assert to_auth["Proxy-Authorization"] == "Basic dTpw"
     assert "Proxy-Authorization" not in to_backend
+
+
+def _static(tmp_path, **entry_point) -> dict:
+    """The harness's static configuration with extra keys on entry point ``web``."""
+    return {
+        "entryPoints": {"web": {"address": "127.0.0.1:0", **entry_point}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
+        "log": {"level": "DEBUG"},
+    }
+
+
+TRUSTING = {"forwardedHeaders": {"trustedIPs": ["127.0.0.1"]}}
+SHARED = ("X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Host", "X-Real-Ip", "X-Forwarded-Server")
+
+
+async def test_a_trusting_auth_server_is_told_what_the_backend_is_told(proxy, two):  # noqa: F811
+    """forwardAuth with ``trustForwardHeader: true`` sends the headers the entry point set (Traefik's
+    writeHeader copies the request its forwardedheaders handler rewrote): for a WebSocket upgrade
+    X-Forwarded-Proto ``ws``, X-Forwarded-Port, -Host, -Server and X-Real-Ip exactly as the backend gets
+    them. The auth request used to compute its own (``http`` for a WebSocket, no X-Real-Ip)."""
+    auth, backend = two
+    dr = await proxy(_auth_route(auth.url, backend.url, trustForwardHeader=True))
+    ws = b"GET /h HTTP/1.1\r\nHost: a.test:8000\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    ws += b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+    try:
+        writer.write(ws)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    to_auth, to_backend = await _one_head(auth), await _one_head(backend)
+    assert to_backend["X-Forwarded-Proto"] == "ws" and to_backend["X-Forwarded-Port"] == "8000"
+    for name in SHARED:
+        assert to_auth.getall(name) == to_backend.getall(name), name
+    assert to_auth["X-Forwarded-For"] == "127.0.0.1"
+
+
+async def test_an_auth_server_by_default_gets_the_entry_points_headers_and_http(proxy, two):  # noqa: F811
+    """``trustForwardHeader`` unset (Traefik's oldWriteHeader): the request as the entry point left it is
+    copied, X-Real-Ip, X-Forwarded-Port and -Server included, then X-Forwarded-Proto is set from the
+    connection alone (``http``, never ws) and X-Forwarded-For to the peer; an untrusted client's own
+    X-Forwarded-* never reach it."""
+    auth, backend = two
+    dr = await proxy(_auth_route(auth.url, backend.url))
+    spoof = "X-Real-Ip: 10.0.0.1\r\nX-Forwarded-Port: 1\r\n"
+    spoof += "X_Forwarded_Host: evil.test\r\nX-Forwarded-Prefix: /x\r\n"
+    req = f"GET /h HTTP/1.1\r\nHost: a.test\r\n{spoof}Connection: close\r\n\r\n".encode()
+    assert (await exchange(dr.port, req, timeout=10)).status == 200
+    to_auth, to_backend = await _one_head(auth), await _one_head(backend)
+    for name in ("X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Host"):
+        assert to_auth.getall(name) == to_backend.getall(name), name
+    assert to_auth["X-Real-Ip"] == "127.0.0.1" and to_auth["X-Forwarded-Port"] == "80"
+    assert to_auth["X-Forwarded-Proto"] == "http" and to_auth["X-Forwarded-For"] == "127.0.0.1"
+    for seen in (to_auth, to_backend):
+        assert "X_Forwarded_Host" not in seen and "X-Forwarded-Prefix" not in seen
+
+
+def _secure_route(url: str, **headers) -> dict:
+    cfg = routers(("r", "PathPrefix(`/`)", "s"), services={"s": [url]})
+    cfg["http"]["routers"]["r"]["middlewares"] = ["sec"]
+    cfg["http"]["middlewares"] = {"sec": {"headers": headers}}
+    return cfg
+
+
+async def test_the_headers_middleware_reads_the_trusted_proto_s_port(proxy, two, tmp_path):  # noqa: F811
+    """A trusted proxy in front says ``X-Forwarded-Proto: https`` for a Host without a port: Traefik's
+    entry point sets X-Forwarded-Port 443 from that proto, and its headers middleware reads that 443
+    (``sslProxyHeaders``), as the backend is told 443. It used to read 80, from the entry point's scheme."""
+    backend, _ = two
+    cfg = _secure_route(backend.url, sslProxyHeaders={"X-Forwarded-Port": "443"}, stsSeconds=60)
+    dr = await proxy(cfg, static=_static(tmp_path, **TRUSTING))
+    req = b"GET /h HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"
+    answer = await exchange(dr.port, req, timeout=10)
+    assert answer.status == 200, answer.data[:300]
+    assert b"\r\nStrict-Transport-Security: max-age=60\r\n" in answer.data
+    assert (await _one_head(backend))["X-Forwarded-Port"] == "443"
+
+
+async def test_the_headers_middleware_sees_no_forwarded_for_from_an_untrusted_client(proxy, two):  # noqa: F811
+    """Traefik's entry point deletes an untrusted client's X-Forwarded-For and the proxy appends the peer
+    only when it sends the request on: a headers middleware before that finds none. ``hostsProxyHeaders:
+    [X-Forwarded-For]`` then falls back to the Host, which ``allowedHosts`` lets in (the middleware used to
+    read the peer's address there and answer 500)."""
+    backend, _ = two
+    dr = await proxy(
+        _secure_route(backend.url, allowedHosts=["a.test"], hostsProxyHeaders=["X-Forwarded-For"])
+    )
+    answer = await exchange(
+        dr.port, b"GET /h HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", timeout=10
+    )
+    assert answer.status == 200, answer.data[:300]
+
+
+async def test_an_untrusted_underscore_spelling_is_not_read_by_the_headers_middleware(proxy, two):  # noqa: F811
+    """``X_Forwarded_Host`` is X-Forwarded-Host to CGI and PHP, and Traefik's entry point deletes it from an
+    untrusted client with the dash spelling: ``hostsProxyHeaders: [X_Forwarded_Host]`` must not let the
+    client name an allowed host it did not ask for (it did: 200 where Traefik answers 500 Bad Host)."""
+    backend, _ = two
+    cfg = _secure_route(backend.url, allowedHosts=["a.test"], hostsProxyHeaders=["X_Forwarded_Host"])
+    dr = await proxy(cfg)
+    req = b"GET /h HTTP/1.1\r\nHost: b.test\r\nX_Forwarded_Host: a.test\r\nConnection: close\r\n\r\n"
+    answer = await exchange(dr.port, req, timeout=10)
+    assert answer.status == 500, answer.data[:300]
+    assert backend.received == b""

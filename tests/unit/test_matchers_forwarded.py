@@ -11,6 +11,7 @@ import pytest
 from multidict import CIMultiDict
 
 from router.forwarded_view import (
+    entry_values,
     forwarded_port,
     forwarded_proto,
     info_class,
@@ -78,13 +79,35 @@ def test_trusted_peer_keeps_its_values_and_fills_the_empty_ones():
     handler = _handler(("192.0.2.0/24",))
     xff = (("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-For", "10.0.0.2"))
     r = _req(*xff, ("X_Real_Ip", "10.0.0.3"), ("X-Real-Ip", ""), ("X-Forwarded-Server", "x"), handler=handler)
-    assert values(r, "x-forwarded-for") == ("10.0.0.1", "10.0.0.2")  # each line, as Go tests them
+    assert values(r, "x-forwarded-for") == ("10.0.0.1, 10.0.0.2",)  # joined, as Traefik does since 2.10
     assert values(r, "x_real_ip") == ("10.0.0.3",)
     assert values(r, "x-real-ip") == (PEER,)
     assert values(r, "x-forwarded-server") == (socket.gethostname(),)
     assert values(_req(("X-Forwarded-Proto", "https"), handler=handler), "x-forwarded-proto") == ("https",)
     insecure = _req(("X-Real-Ip", "10.0.0.1"), handler=_handler(insecure=True))
     assert values(insecure, "x-real-ip") == ("10.0.0.1",)
+
+
+def test_one_computation_of_the_entry_points_values():
+    """entry_values is what every reader of X-Forwarded-*/X-Real-Ip gets (rules, the backend's request,
+    the headers middleware, forwardAuth): Traefik's forwardedheaders handler."""
+    h = CIMultiDict([("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-For", "10.0.0.2"), ("X-Real-Ip", "")])
+    h.add("X-Forwarded-Proto", "https")
+    assert entry_values("http", h, "192.0.2.1", "a.test", True, False) == (
+        "10.0.0.1, 10.0.0.2",
+        "a.test",
+        "https",
+        "443",  # the trusted proto's port, not the entry point's scheme's
+        "192.0.2.1",
+    )
+    # untrusted: nothing of the client's; ws for a WebSocket; the peer's address without its IPv6 zone
+    assert entry_values("https", h, "fe80::1%eth0", "a.test:8443", False, True) == (
+        "",
+        "a.test:8443",
+        "wss",
+        "8443",
+        "fe80::1",
+    )
 
 
 def test_websocket_upgrade_and_port_as_traefik_sets_them():

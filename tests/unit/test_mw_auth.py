@@ -198,8 +198,16 @@ def test_forward_auth_request_headers_per_trust_setting():
         _ctx(),
     )
     h = on.auth_headers(_exchange(trusted=("10.0.0.0/8",), Cookie="c=1", Accept="x", **fwd))
+    # only the listed headers are copied, X-Forwarded-* included (Traefik filters before it sets its own)
+    assert h["X-Forwarded-For"] == "10.0.0.9" and "X-Forwarded-Prefix" not in h and "X-Real-Ip" not in h
+    assert h["Cookie"] == "c=1" and "Accept" not in h
+    assert h["X-Forwarded-Proto"] == "http" and h["X-Forwarded-Port"] == "8080"
+    trusting = forward_auth.build(
+        _read("forwardAuth", {"address": "http://a", "trustForwardHeader": True}), _ctx()
+    )
+    h = trusting.auth_headers(_exchange(trusted=("10.0.0.0/8",), Cookie="c=1", **fwd))
     assert h["X-Forwarded-For"] == "1.2.3.4, 10.0.0.9" and h["X-Forwarded-Prefix"] == "/evil"
-    assert h["Cookie"] == "c=1" and "Accept" not in h  # only the listed headers (and the X-headers)
+    assert h["X-Real-Ip"] == "10.0.0.9" and h["X-Forwarded-Host"] == "app.test:8080"
 
 
 def test_forward_auth_grants_listed_and_matching_headers_into_the_request():
