@@ -8,8 +8,8 @@ rules get them, :mod:`router.forwarded_view`; only ``authRequestHeaders`` when s
 and ``X-Forwarded-Method``/``-Proto``/``-Host``/``-Uri``/``-For``, which auth servers use to tell what is
 being asked for: with ``trustForwardHeader`` unset, as Traefik's legacy behaviour (those five computed,
 the others passed); ``false`` drops every ``X-Forwarded-*`` first; ``true`` keeps them and appends the
-peer to ``X-Forwarded-For``. Redirects are not followed: a 302 to a login page is an answer for the client, its
-relative ``Location`` resolved against ``address`` unless ``preserveLocationHeader``.
+peer to ``X-Forwarded-For``. Redirects are not followed: a 302 to a login page is an answer for the
+client, its relative ``Location`` resolved against ``address`` unless ``preserveLocationHeader``.
 
 On a 2xx, ``authResponseHeaders`` (and headers matching ``authResponseHeadersRegex``, an RE2 pattern
 compiled here, at build time) replace the request's headers of those names; ``addAuthCookiesToResponse``
