@@ -53,7 +53,7 @@ async def running(replay):
     provider = KubernetesIngressProvider(settings, backoff=(0.05, 0.2))
     published = []
     task = asyncio.get_running_loop().create_task(provider.run(published.append))
-    await wait_for(lambda: published, timeout=10)
+    await wait_for(lambda: published, timeout=30)
     yield provider, published
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -155,7 +155,7 @@ async def test_api_down_keeps_the_last_routes_with_one_line(values, caplog):
     published = []
     task = asyncio.get_running_loop().create_task(provider.run(published.append))
     try:
-        await wait_for(lambda: published, timeout=10)
+        await wait_for(lambda: published, timeout=30)
         with caplog.at_level(logging.WARNING):
             await server.stop()  # every watch ends, every reconnect is refused
             await wait_for(lambda: any("cannot reach the API" in r.getMessage() for r in caplog.records))
@@ -237,7 +237,7 @@ async def test_namespaces_are_watched_one_by_one(replay):
     published = []
     task = asyncio.get_running_loop().create_task(provider.run(published.append))
     try:
-        await wait_for(lambda: published, timeout=10)
+        await wait_for(lambda: published, timeout=30)
         assert sorted(published[0].routers) == [
             "shop-legacy-legacy-example-test-exact",
             "shop-web-shop-example-test",
