@@ -9,8 +9,8 @@ HTTP-to-HTTPS catch-all router on the proxy's own container is the common case.
 
 Only the address of the entry point the request came in on counts: a router on ``web`` sending to the
 ``internal`` entry point is a chain of two hops, served as Traefik serves it. The servers that are this
-entry point's own are worked out once per routing table (on the first request after a reload or after the
-entry point binds), so a request pays one truthiness test, or a set lookup when the table has such a
+entry point's own are worked out once per routing table, when it is installed (or the entry point binds),
+never inside a request: a request pays one truthiness test, or a set lookup when the table has such a
 server. No marker header is sent (Traefik sends no ``Via``, and backends would see it).
 
 Not seen: a loop through a host name other than ``localhost`` (no DNS lookup on the event loop), through
@@ -27,39 +27,39 @@ from typing import Any
 log = logging.getLogger("dockroute.router")
 
 _LOOPBACK = ("127.0.0.1", "::1")
-_LOCAL: dict[str, bool] = {}  # address → whether this machine has it (asked once each; configured ones)
 
 
 class OwnServers:
-    """The servers of the current routing table that are one entry point's own listening address (their
-    pool keys, ``keys``), and the table they were worked out for (``of``)."""
+    """The servers of one entry point's routing table that are its own listening address (their pool
+    keys, ``keys``), worked out when a table is installed or the entry point binds (never by a request:
+    :class:`router.proxy.EntryPointHandler` calls :meth:`update` as its ``table`` is set)."""
 
-    __slots__ = ("_cache", "_logged", "keys", "listen", "of")
+    __slots__ = ("_logged", "keys", "listen")
 
     def __init__(self) -> None:
         self.listen: tuple[str | None, int] | None = None  # (address or None for all of them, port)
         self.keys: frozenset[Any] = frozenset()
-        self.of: Any = None
-        self._cache: dict[tuple[str, int], bool] = {}
         self._logged: set[tuple[str, str]] = set()
 
-    def bound(self, address: str, port: int) -> None:
-        """The entry point listens now (``address`` as configured, the port it got): look again."""
-        host = address.rpartition(":")[0].strip("[]")
-        self.listen = (None if host in ("", "0.0.0.0", "::") else host, port)
-        self._cache.clear()
-        self.of = None
+    def bound(self, host: str | None, port: int, table: Any) -> None:
+        """The entry point listens now on ``host`` (as :func:`router.server.parse_address` read it, None
+        for all addresses) and the port it got: ``table``, the one installed, is looked at again."""
+        self.listen = (None if host in (None, "", "0.0.0.0", "::") else host, port)
+        self.update(table)
 
     def update(self, table: Any) -> None:
-        """Work out ``keys`` for ``table``; one warning per router and server, the first time."""
+        """Work out ``keys`` for ``table``; one warning per router and server, the first time. Whether an
+        address is this machine's is asked afresh on each table (addresses come and go; a table is
+        installed once per reload), once per address."""
         keys = set()
         if self.listen is not None:
+            local: dict[str, bool] = {}
             for route in table.routes:
                 for up in servers_of(route.target):
-                    if self._own(up.host, up.port):
+                    if up.key not in keys and _listens_at(self.listen, up.host, up.port, local):
                         keys.add(up.key)
                         self._warn(route, up)
-        self.keys, self.of = frozenset(keys), table
+        self.keys = frozenset(keys)
 
     def _warn(self, route: Any, up: Any) -> None:
         router = getattr(route.target, "router", None) or route.name
@@ -71,12 +71,6 @@ class OwnServers:
                 router,
                 up.url,
             )
-
-    def _own(self, host: str, port: int) -> bool:
-        known = self._cache.get((host, port))
-        if known is None:
-            known = self._cache[(host, port)] = _listens_at(self.listen, host, port)
-        return known
 
 
 def servers_of(target: Any) -> list[Any]:
@@ -93,9 +87,9 @@ def servers_of(target: Any) -> list[Any]:
     return servers
 
 
-def _listens_at(listen: tuple[str | None, int] | None, host: str, port: int) -> bool:
+def _listens_at(listen: tuple[str | None, int] | None, host: str, port: int, local: dict[str, bool]) -> bool:
     """Whether ``host:port`` is the address ``listen``: an address literal or ``localhost`` (RFC 6761:
-    always loopback); other names are not looked up."""
+    always loopback); other names are not looked up. ``local`` keeps what :func:`_is_local` found."""
     if listen is None or listen[1] != port:
         return False  # the common case, decided before any address is parsed
     name = host.strip("[]").lower().rstrip(".")
@@ -108,7 +102,7 @@ def _listens_at(listen: tuple[str | None, int] | None, host: str, port: int) -> 
             return False
     listen_host = listen[0]
     if listen_host is None:
-        return any(_is_local(ip) for ip in ips)
+        return any(_is_local(ip, local) for ip in ips)
     try:
         listening = ipaddress.ip_address(listen_host)
     except ValueError:
@@ -116,9 +110,10 @@ def _listens_at(listen: tuple[str | None, int] | None, host: str, port: int) -> 
     return any(ipaddress.ip_address(ip) == listening for ip in ips)
 
 
-def _is_local(ip: str) -> bool:
-    """Whether ``ip`` is one of this machine's addresses: binding to it succeeds only then."""
-    known = _LOCAL.get(ip)
+def _is_local(ip: str, local: dict[str, bool]) -> bool:
+    """Whether ``ip`` is one of this machine's addresses: binding to it succeeds only then (asked once per
+    ``local``, the answers of one table's update)."""
+    known = local.get(ip)
     if known is None:
         try:
             with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -126,5 +121,5 @@ def _is_local(ip: str) -> bool:
             known = True
         except OSError:
             known = False
-        _LOCAL[ip] = known
+        local[ip] = known
     return known

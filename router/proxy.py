@@ -74,8 +74,22 @@ def peer_ip(peer: Any) -> str:
     return ip
 
 
+class _Installed:
+    """``handler.table = table``, the swap a reload makes: the table is stored in the handler's own
+    ``__dict__`` and the servers of it that are the entry point itself are worked out there and then
+    (:class:`router.loops.OwnServers`), never by a request. Only ``__set__`` is defined: reading
+    ``handler.table`` finds the instance's value directly, as for a plain attribute (a descriptor without
+    ``__get__`` does not take over reads), so the request path pays nothing for it."""
+
+    def __set__(self, handler: EntryPointHandler, table: RoutingTable) -> None:
+        handler.__dict__["table"] = table
+        handler.own.update(table)
+
+
 class EntryPointHandler:
     """The request handler of one entry point; ``table`` is swapped whole when the config changes."""
+
+    table = _Installed()
 
     def __init__(
         self,
@@ -97,6 +111,8 @@ class EntryPointHandler:
         self._services: dict[str, tuple[str, bool, bool, bool]] = {}
         self._services_of: RoutingTable | None = None
         self.port_b = b""
+        # The servers of the current table that are this entry point itself (router.forward: 508).
+        self.own = OwnServers()
         self.table = RoutingTable(())
         self.trusted = TrustedNetworks(entry_point.trusted_ips, entry_point.forwarded_insecure)
         # RequestInfo whose ``via`` is this handler: what rules on X-Forwarded-*/X-Real-Ip need
@@ -112,13 +128,12 @@ class EntryPointHandler:
             esc: f"encoded {esc} in the path, allowed by {allow}.{key}"
             for key, esc in (*ENCODED_ESCAPES.items(), ("allowEncodedBackSlash", "\\"))
         }
-        # The servers of the current table that are this entry point itself (router.forward: 508).
-        self.own = OwnServers()
 
-    def set_port(self, port: int) -> None:
-        """The port the entry point listens on, once bound (the loop check looks at it again)."""
+    def set_port(self, port: int, host: str | None = None) -> None:
+        """The port the entry point listens on, once bound on ``host`` (None: every address), as
+        :func:`router.server.parse_address` read the address: the loop check looks at it again."""
         self.port_b = str(port).encode()
-        self.own.bound(self.entry_point.address, port)
+        self.own.bound(host, port, self.table)
 
     async def __call__(self, request: Any) -> Sent:
         # The parsed head, read once (aiohttp's ``_message``; router.server checks it exists at start).
@@ -151,8 +166,6 @@ class EntryPointHandler:
             msg.method, normalize_host(host_header), path, query, headers, client_ip, host_header
         )
         table = self.table
-        if table is not self.own.of:
-            self.own.update(table)
         route = table.lookup(info)
         if route is None:
             return self.reply(request, transport, 404, close, info, "no router matched")

@@ -248,7 +248,7 @@ class EntryPointServer:
         self.addresses = [(name[0], name[1])]
         for h in (self.handler, self.tls_handler):
             if h is not None:
-                h.set_port(name[1])
+                h.set_port(name[1], host)
         loop = asyncio.get_running_loop()
         for s in self._sockets:
             loop.add_reader(s.fileno(), self._on_acceptable, s, loop)

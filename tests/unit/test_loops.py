@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from router.loops import OwnServers
+from router.proxy import EntryPointHandler
+from router.server import parse_address
+from router.settings import EntryPoint
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def _route(*servers: tuple[str, int]) -> _Route:
 
 def _own(address: str, port: int, host: str, server_port: int) -> bool:
     own = OwnServers()
-    own.bound(address, port)
+    own.bound(parse_address(address)[0], port, _Table())
     up = _Up(host, server_port)
     own.update(_Table([_route((host, server_port))]))
     return up.key in own.keys
@@ -107,10 +110,8 @@ def test_every_own_server_is_found_through_chains_and_weights():
     redirect = _Route(object())
     table = _Table([mixed, foreign, chained, weighted, redirect])
     own = OwnServers()
-    own.bound(":8080", 8080)
-    own.update(table)
+    own.bound(None, 8080, table)  # binding looks at the table installed already
     assert own.keys == {("127.0.0.1", 8080), ("localhost", 8080), ("127.0.0.2", 8080)}
-    assert own.of is table
 
 
 def test_nothing_is_own_before_the_entry_point_binds():
@@ -121,10 +122,24 @@ def test_nothing_is_own_before_the_entry_point_binds():
 
 def test_one_warning_per_router_and_server(caplog):
     own = OwnServers()
-    own.bound(":8080", 8080)
+    own.bound(None, 8080, _Table())
     table = _Table([_route(("127.0.0.1", 8080))])
     with caplog.at_level(logging.WARNING, logger="dockroute.router"):
         own.update(table)
         own.update(_Table(list(table.routes)))  # a reload with the same router
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "router r" in lines[0] and "508" in lines[0]
+
+
+def test_a_table_is_looked_at_when_installed_not_by_a_request():
+    """The handler works its own servers out as a table is set (a reload) and as it binds, so that no
+    request walks the routes or asks the system about addresses."""
+    handler = EntryPointHandler(EntryPoint("web", "127.0.0.1:0"), pool=None)  # type: ignore[arg-type]
+    table = _Table([_route(("127.0.0.1", 8080))])
+    handler.table = table  # type: ignore[assignment]
+    assert handler.table is table and handler.own.keys == frozenset()  # not bound yet
+    handler.set_port(8080, "127.0.0.1")
+    assert handler.own.keys == {("127.0.0.1", 8080)}
+    handler.table = _Table([_route(("127.0.0.1", 8081))])  # type: ignore[assignment]
+    assert handler.own.keys == frozenset()
+    assert "table" in vars(handler)  # read as a plain attribute: nothing runs per request
