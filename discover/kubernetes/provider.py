@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from discover.kubernetes.builder import BuildResult, Cluster, build_ingress_config
-from discover.kubernetes.client import RESOURCES, Gone, KubeApi, Resource
+from discover.kubernetes.client import RESOURCES, ApiError, Gone, KubeApi, Resource
 from discover.kubernetes.records import (
     LoadBalancerIngress,
     ingress_class_from_api,
@@ -101,6 +101,7 @@ class KubernetesIngressProvider:
         self._logged: set[tuple[int, str]] = set()
         self._patched: dict[str, tuple[tuple[LoadBalancerIngress, ...], str]] = {}
         self._last_build = 0.0
+        self._refusals: set[tuple[str, str, str]] = set()  # 4xx answers said (kind, namespace, error)
 
     def describe(self) -> str:
         """The start line: what this provider watches."""
@@ -167,6 +168,13 @@ class KubernetesIngressProvider:
                 version = None
                 if time.monotonic() - started > _QUICK:
                     continue  # an expired version after a while of watching: list at once
+            except ApiError as exc:
+                if self._stop.is_set():
+                    return
+                if 400 <= exc.status < 500:  # the API answers, and refuses: no "cannot reach" here
+                    self._refused(res, namespace, exc)
+                else:
+                    self._went_down(res, exc)
             except Exception as exc:  # the client raises many types: all mean "not reachable now"
                 if self._stop.is_set():
                     return
@@ -185,6 +193,7 @@ class KubernetesIngressProvider:
             store.update(items)
             self.lists[res.kind] = self.lists.get(res.kind, 0) + 1
         self._unsynced.discard((res.kind, namespace))
+        self._refusals = {r for r in self._refusals if r[:2] != (res.kind, namespace)}
         self._up()
         self._trigger()
         return str((listed.get("metadata") or {}).get("resourceVersion") or "")
@@ -215,6 +224,29 @@ class KubernetesIngressProvider:
                 res.kind,
                 exc,
             )
+
+    def _refused(self, res: Resource, namespace: str, exc: ApiError) -> None:
+        """A 4xx answer to a list or watch (a bad selector, missing RBAC, credentials refused): an ERROR
+        with the status and the API's reason, once while it holds; retried at the backoff's pace (an RBAC
+        rule may be added meanwhile)."""
+        said = (res.kind, namespace, str(exc))
+        if said in self._refusals:
+            return
+        self._refusals.add(said)
+        hint = {
+            401: "the credentials are not accepted (token, client certificate)",
+            403: f"add the RBAC rule: list and watch on {res.kind}"
+            + (f" in namespace {namespace}" if namespace else " (cluster-wide)"),
+            400: "check providers.kubernetesIngress.labelSelector" if res.kind == "ingresses" else "",
+        }.get(exc.status, "")
+        log.error(
+            "provider kubernetes: the API at %s refuses to list/watch %s%s: %s%s; retrying",
+            getattr(self.api, "host", "?"),
+            res.kind,
+            f" in namespace {namespace}" if namespace else "",
+            exc,
+            f": {hint}" if hint else "",
+        )
 
     def _up(self) -> None:
         if self._down:

@@ -1,7 +1,8 @@
 """``providers.kubernetesIngress``: every key of Traefik v3's Kubernetes Ingress provider, read and checked.
 
 Each key acts (:mod:`discover.kubernetes`), except ``reportNodeInternalIPs``, which is refused by name when
-true: it needs the cluster's Node objects, which dockroute does not read. The section starts the provider,
+true: it needs the cluster's Node objects, which dockroute does not read. A ``labelSelector`` that does not
+parse is refused, as Traefik refuses it when its provider starts. The section starts the provider,
 and the start stops when the client library (an optional extra) is not installed, naming the pip command.
 """
 
@@ -10,7 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from discover.kubernetes.client import INSTALL_HINT, client_installed
-from discover.kubernetes.settings import DEFAULT_INGRESS_CLASS, IngressEndpoint, KubernetesIngressSettings
+from discover.kubernetes.settings import (
+    DEFAULT_INGRESS_CLASS,
+    IngressEndpoint,
+    KubernetesIngressSettings,
+    SelectorError,
+    check_selector,
+)
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import OFF, where
@@ -82,6 +89,13 @@ def read_kubernetes_ingress(tree: Any) -> KubernetesIngressSettings | None:
             f"expected a URL like 'https://10.0.0.1:6443', got {settings.endpoint!r}"
             f"{where(r.origin('endpoint'))}",
         )
+    try:  # Traefik refuses a selector labels.Parse cannot read when it starts; so does dockroute
+        check_selector(settings.label_selector)
+    except SelectorError as exc:
+        raise StaticConfigError(
+            f"{_KEY}.labelSelector",
+            f"invalid label selector {settings.label_selector!r}: {exc}{where(r.origin('labelSelector'))}",
+        ) from None
     if not client_installed():  # found, not imported: a healthcheck reading this config stays cheap
         raise StaticConfigError(
             _KEY, f"needs the Kubernetes client library, which is not installed: {INSTALL_HINT}"

@@ -88,6 +88,7 @@ class ReplayServer:
         self.watches: list[_Watch] = []
         self.gone_next: set[str] = set()  # kinds whose next watch is answered 410 Gone (HTTP status)
         self.problems: list[str] = []  # what the client sent that a real server would refuse
+        self.refuse: dict[str, tuple[int, str, str]] = {}  # kind → (code, reason, message) for its lists
         self.runner: web.AppRunner | None = None
         self.port = 0
         for path in sorted(CONVERSATION.glob("*.list*.json")):
@@ -176,6 +177,8 @@ class ReplayServer:
             return _status(
                 404, "NotFound", f"the server could not find the requested resource ({request.path})"
             )
+        if kind in self.refuse:  # a 4xx as the API answers it (RBAC, a bad labelSelector)
+            return _status(*self.refuse[kind])
         if go_true(rec.query.get("watch")):
             return await self._watch(request, kind, rec, namespace)
         answers = self.lists[kind]

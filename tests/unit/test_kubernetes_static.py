@@ -109,6 +109,10 @@ def test_empty_ingress_class_is_traefiks_meaning(tmp_path):
         ((P + "endpoint=10.0.0.1:6443",), "providers.kubernetesIngress.endpoint"),
         ((P + "throttleDuration=soon",), "providers.kubernetesIngress.throttleDuration"),
         ((P + "unknownKey=1",), "providers.kubernetesIngress"),
+        # Traefik: labels.Parse at start ("invalid ingress label selector")
+        ((P + "labelSelector=app in web",), "providers.kubernetesIngress.labelSelector"),
+        ((P + "labelSelector=app==web==x",), "providers.kubernetesIngress.labelSelector"),
+        ((P + "labelSelector=-app",), "providers.kubernetesIngress.labelSelector"),
     ],
 )
 def test_refused_by_name(args, key):
@@ -137,3 +141,20 @@ def test_reading_the_config_does_not_import_the_client():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "app",
+        "!app",
+        "app=web",
+        "app==web",
+        "app!=web",
+        "app in (a, b)",
+        "tier notin (x)",
+        "n>1,example.com/n",
+    ],
+)
+def test_label_selectors_the_api_reads_are_accepted(selector):
+    assert load(P + "labelSelector=" + selector).kubernetes_ingress.label_selector == selector

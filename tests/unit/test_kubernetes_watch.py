@@ -1,0 +1,88 @@
+"""The provider against the replayed API conversation (tests/kube_replay), for what a mutation of its watch
+loop would break: a 4xx answer said as a refusal (status and reason), not as "cannot reach"; a DELETED event
+and a relist that drops an object take their routes away; a reconnect after a BOOKMARK asks for the
+bookmark's version; an event that changes nothing publishes nothing; namespaces and labelSelector are the
+requests' paths and query."""
+
+import asyncio
+import base64
+import logging
+
+import pytest
+import trustme
+
+from discover.kubernetes.provider import KubernetesIngressProvider
+from discover.kubernetes.settings import KubernetesIngressSettings
+from tests.kube_replay.server import ReplayServer
+from tests.polling import wait_for
+
+FORBIDDEN = (
+    'ingresses.networking.k8s.io is forbidden: User "system:serviceaccount:dr:dockroute" cannot list '
+    'resource "ingresses" in API group "networking.k8s.io" at the cluster scope'
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture
+def values():
+    ca = trustme.CA()
+    first, second = ca.issue_cert("shop.example.test"), ca.issue_cert("shop.example.test")
+    return {
+        "__PORT_WEB__": 18080,
+        "__PORT_API__": 18081,
+        "__TLS_CRT__": _b64(first.cert_chain_pems[0].bytes()),
+        "__TLS_KEY__": _b64(first.private_key_pem.bytes()),
+        "__TLS_CRT_2__": _b64(second.cert_chain_pems[0].bytes()),
+        "__TLS_KEY_2__": _b64(second.private_key_pem.bytes()),
+    }
+
+
+@pytest.fixture
+async def replay(values):
+    server = await ReplayServer(values).start()
+    yield server
+    await server.stop()
+
+
+async def _start(replay, **settings):
+    s = KubernetesIngressSettings(endpoint=replay.url, token="replay-token", **settings)
+    provider = KubernetesIngressProvider(s, backoff=(0.02, 0.05))
+    published = []
+    task = asyncio.get_running_loop().create_task(provider.run(published.append))
+    return provider, published, task
+
+
+async def _stop(task):
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "message", "hint"),
+    [
+        (403, "Forbidden", FORBIDDEN, "add the RBAC rule: list and watch on ingresses"),
+        (401, "Unauthorized", "Unauthorized", "the credentials are not accepted"),
+        (400, "BadRequest", "unable to parse requirement", "labelSelector"),
+    ],
+)
+async def test_a_4xx_answer_is_an_error_with_status_and_reason_said_once(
+    replay, caplog, code, reason, message, hint
+):
+    replay.refuse["ingresses"] = (code, reason, message)
+    with caplog.at_level(logging.INFO, "dockroute.kubernetes"):
+        provider, published, task = await _start(replay)
+        try:
+            await wait_for(lambda: len(replay.calls("ingresses", watch=False)) >= 4, timeout=10)
+            refused = [r for r in caplog.records if "refuses to list/watch ingresses" in r.getMessage()]
+            assert len(refused) == 1 and refused[0].levelno == logging.ERROR  # once, though retried
+            line = refused[0].getMessage()
+            assert f"{code} {message}" in line and hint in line
+            assert not any("cannot reach" in r.getMessage() for r in caplog.records)
+            assert not published  # never routes without the Ingresses
+            del replay.refuse["ingresses"]  # the RBAC rule added: the next retry lists
+            await wait_for(lambda: published, timeout=30)
+        finally:
+            await _stop(task)
