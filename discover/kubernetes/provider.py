@@ -333,9 +333,11 @@ class KubernetesIngressProvider:
     async def _rebuild(
         self, loop: asyncio.AbstractEventLoop, publish: Callable[[DynamicConfig], None]
     ) -> None:
+        """Build, publish, then patch the statuses in a second executor call: routing never waits for
+        the API's answers to the PATCHes (one per Ingress whose status changed)."""
         t0 = time.monotonic()
         self._last_build = loop.time()
-        cfg = await loop.run_in_executor(None, self._build_and_update)
+        cfg, built = await loop.run_in_executor(None, self._build)
         self.rebuilds += 1
         log.debug(
             "provider kubernetes: rebuilt in %.1f ms (rebuild %d)",
@@ -345,10 +347,12 @@ class KubernetesIngressProvider:
         if cfg is not None:
             self._last = cfg
             publish(cfg)
+        if built is not None and built[1].statuses:
+            await loop.run_in_executor(None, self._update_statuses, *built)
 
-    def _build_and_update(self) -> DynamicConfig | None:
-        """In a worker thread: build from a copy of the stores, log what is new, patch the statuses that
-        changed; the new configuration, or None when it is the last one again (or the build failed)."""
+    def _build(self) -> tuple[DynamicConfig | None, tuple[Cluster, BuildResult] | None]:
+        """In a worker thread: build from a copy of the stores and log what is new; the new configuration
+        (None when it is the last one again, or the build failed), and what was built (for the statuses)."""
         with self._lock:
             stores = {kind: dict(store) for kind, store in self._stores.items()}
         cluster = Cluster(
@@ -362,10 +366,9 @@ class KubernetesIngressProvider:
             result = build_ingress_config(cluster, self.settings)
         except Exception:
             log.exception("provider kubernetes: could not build a configuration; keeping the last routes")
-            return None
+            return None, None
         self._report(result)
-        self._update_statuses(cluster, result)
-        return result.config if result.config != self._last else None
+        return (result.config if result.config != self._last else None), (cluster, result)
 
     def _report(self, result: BuildResult) -> None:
         """Each line once while it holds: said when it first appears, forgotten when it is gone."""

@@ -89,6 +89,7 @@ class ReplayServer:
         self.gone_next: set[str] = set()  # kinds whose next watch is answered 410 Gone (HTTP status)
         self.problems: list[str] = []  # what the client sent that a real server would refuse
         self.refuse: dict[str, tuple[int, str, str]] = {}  # kind → (code, reason, message) for its lists
+        self.patch_gate: asyncio.Event | None = None  # set: status PATCHes are answered once it is set
         self.runner: web.AppRunner | None = None
         self.port = 0
         for path in sorted(CONVERSATION.glob("*.list*.json")):
@@ -167,6 +168,8 @@ class ReplayServer:
         if request.headers.get("Authorization", "").lower() != f"bearer {self.token}":  # the scheme: any case
             return _status(401, "Unauthorized", "Unauthorized")
         if request.method == "PATCH" and request.path.endswith("/status"):
+            if self.patch_gate is not None:  # a slow API server: the answer waits
+                await self.patch_gate.wait()
             return self._patch_status(rec)
         kind, namespace = PATHS.get(request.path), ""
         parts = request.path.split("/")  # /api/v1/namespaces/<ns>/<kind>, /apis/<group>/v1/namespaces/...

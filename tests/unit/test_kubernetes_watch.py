@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 from discover.kubernetes.provider import KubernetesIngressProvider
-from discover.kubernetes.settings import KubernetesIngressSettings
+from discover.kubernetes.settings import IngressEndpoint, KubernetesIngressSettings
 from tests.kube_replay.server import ReplayServer
 from tests.polling import wait_for
 
@@ -86,3 +86,17 @@ async def test_a_4xx_answer_is_an_error_with_status_and_reason_said_once(
             await wait_for(lambda: published, timeout=30)
         finally:
             await _stop(task)
+
+
+async def test_routes_are_published_before_the_status_patches_are_answered(replay):
+    # a slow API server holds every status PATCH: the routes must not wait for it
+    replay.patch_gate = asyncio.Event()
+    endpoint = IngressEndpoint(published_service="dockroute/dockroute")
+    provider, published, task = await _start(replay, ingress_endpoint=endpoint)
+    try:
+        await wait_for(lambda: published and replay.patches(), timeout=30)
+        assert provider.status_updates == 0  # the PATCH is still unanswered, the routes are out already
+        replay.patch_gate.set()
+        await wait_for(lambda: provider.status_updates >= 1)
+    finally:
+        await _stop(task)
