@@ -9,16 +9,15 @@ dockroute keeps ``readTimeout`` as Traefik has it and adds, whatever its value, 
 mod_reqtimeout with its defaults (``body=20,MinRate=500``, the rule traefik#10611 asks for): a body has
 20 seconds, plus one second for every 500 bytes it has sent. A client that stalls or trickles is cut
 within seconds of falling under 500 bytes a second on average; an upload that keeps going, at any size, is
-never cut by it. Its cost: one timer per request body (the one ``readTimeout`` needed anyway) and one
-addition per chunk read.
+never cut by it. Its cost: one timer per request body still on its way (the one ``readTimeout`` needed
+anyway; none for a body that came whole with its head) and one addition per chunk read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import Iterator
+from typing import Any
 
 # mod_reqtimeout's default body rule: 20 s to begin with, one more second for every 500 bytes received.
 ALLOWANCE = 20.0
@@ -26,21 +25,46 @@ MIN_RATE = 500.0
 
 
 class BodyPace:
-    """The deadline of one body being read by the current task: cancels that task when the body falls
-    under the pace, or when ``read_timeout`` (seconds, 0 or None for none) has passed since it began.
-    ``received`` is added to by the reader; ``why`` says what cut it (None while not cut)."""
+    """``with BodyPace(ep.read_timeout, content) as pace:`` around the reading of one body by the current
+    task (``pace.received += n`` per chunk): the task is cancelled when the body falls under the pace, or
+    when ``read_timeout`` (seconds, 0 or None for none) has passed since it began, and that cut leaves the
+    block as TimeoutError (the task's own cancellation is taken back, so later timeouts in the task work).
+    Any other cancellation passes, even one arriving in the same loop turn as the cut (aiohttp cancelling
+    the handler of a client that left): as asyncio.timeout does, the cut becomes TimeoutError only when no
+    cancellation but ours is pending. ``why`` says what cut it (None while not cut).
 
-    __slots__ = ("received", "why", "_loop", "_task", "_start", "_limit_at", "_handle")
+    A body already whole when reading begins (``content.is_eof()``: it came with the head, the common small
+    POST) cannot stall: no timer is set for it. A class rather than a generator-based context manager: one
+    object per body, no generator frame."""
 
-    def __init__(self, read_timeout: float | None) -> None:
-        loop = asyncio.get_running_loop()
+    __slots__ = ("received", "why", "_loop", "_task", "_cancelling", "_start", "_limit_at", "_handle")
+
+    def __init__(self, read_timeout: float | None, content: Any = None) -> None:
         self.received = 0
         self.why: str | None = None
-        self._loop = loop
-        self._task = asyncio.current_task()
+        self._handle: asyncio.TimerHandle | None = None
+        if content is not None and content.is_eof():
+            return  # nothing left to wait for
+        self._loop = loop = asyncio.get_running_loop()
+        self._task = task = asyncio.current_task()
+        self._cancelling = task.cancelling() if task is not None else 0
         self._start = now = loop.time()
         self._limit_at = now + read_timeout if read_timeout else math.inf
         self._handle = loop.call_at(min(now + ALLOWANCE, self._limit_at), self._check)
+
+    def __enter__(self) -> BodyPace:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self._handle is None:
+            return
+        self._handle.cancel()
+        if kind is None or self.why is None or not issubclass(kind, asyncio.CancelledError):
+            return
+        task = self._task
+        if task is None or task.uncancel() > self._cancelling:
+            return  # someone else cancelled the task too: theirs goes on, ours is taken back
+        raise TimeoutError(self.why) from None
 
     def _check(self) -> None:
         now = self._loop.time()
@@ -55,28 +79,5 @@ class BodyPace:
         if self._task is not None:
             self._task.cancel()
 
-    def stop(self) -> None:
-        """The body is read (or abandoned): no more checks."""
-        self._handle.cancel()
 
-
-@contextlib.contextmanager
-def paced(read_timeout: float | None) -> Iterator[BodyPace]:
-    """``with paced(ep.read_timeout) as pace:`` around the reading of a body (``pace.received += n`` per
-    chunk): a body cut by the pace or by readTimeout raises TimeoutError there (the task's own cancellation
-    is taken back, so later timeouts in the task work), any other cancellation passes, even one arriving in
-    the same loop turn as the cut (aiohttp cancelling the handler of a client that left): as asyncio.timeout
-    does, the cut becomes TimeoutError only when no cancellation but ours is pending."""
-    task = asyncio.current_task()
-    cancelling = task.cancelling() if task is not None else 0
-    pace = BodyPace(read_timeout)
-    try:
-        yield pace
-    except asyncio.CancelledError:
-        if pace.why is None or task is None:
-            raise
-        if task.uncancel() > cancelling:
-            raise  # someone else cancelled the task too: theirs goes on, ours is taken back
-        raise TimeoutError(pace.why) from None
-    finally:
-        pace.stop()
+paced = BodyPace  # ``with paced(ep.read_timeout, content) as pace:``

@@ -246,7 +246,7 @@ class Exchange:
         ):
             # The client waits for this before sending its body (Go sends it on the first read too).
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        with paced(self.ep.read_timeout) as pace:
+        with paced(self.ep.read_timeout, content) as pace:
             while True:
                 data = await content.readany()
                 if not data:

@@ -446,7 +446,7 @@ async def _send_body(ep: EntryPointHandler, request: Any, conn: Connection, chun
     with it)."""
     content = request.content
     try:
-        with paced(ep.read_timeout) as pace:
+        with paced(ep.read_timeout, content) as pace:
             while True:
                 data = await content.readany()
                 if not data:

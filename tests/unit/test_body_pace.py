@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -78,3 +79,16 @@ async def test_an_outside_cancel_in_the_turn_the_pace_fires_is_not_lost(monkeypa
         await task
     assert task.cancelled()
     assert paces[0].why is not None  # the pace did fire: both cancellations met
+
+
+async def test_a_body_already_whole_sets_no_timer():
+    """A body that came whole with its head (``content.is_eof()`` before the first read) cannot stall: no
+    timer is set for it, even with a readTimeout that has long run out by the time it is read."""
+    whole = SimpleNamespace(is_eof=lambda: True)
+    with paced(0.01, whole) as pace:
+        await asyncio.sleep(0.1)
+        pace.received += 10
+    assert pace.why is None and pace._handle is None
+    on_its_way = SimpleNamespace(is_eof=lambda: False)
+    with pytest.raises(TimeoutError, match="readTimeout"), paced(0.01, on_its_way):
+        await asyncio.sleep(5)
