@@ -27,15 +27,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from acme_client.covering import covering, superseded
-from acme_client.issuer import AcmeError, AriError, Issuer, Solver, generate_key
+from acme_client.issuer import AcmeError, AriError, Issuer, generate_key
 from acme_client.issuer import ca_bundle as _ca_bundle
 from acme_client.order_lock import OrderLockTimeout
 from acme_client.ordered_names import why_left_out, why_not_public
 from acme_client.report import CertificateStatus, FailureLog
 from acme_client.settings import ResolverSettings, is_public_ca, renewal_check_interval
+from acme_client.shared_challenges import make_solvers
 from acme_client.shared_store import StoreWatch, newer_in_store, stored_account, with_newer
 from acme_client.storage import AcmeStorage, ResolverState, StorageError, StoredAccount, StoredCertificate
-from acme_client.tls_alpn import challenge_certificate
 
 log = logging.getLogger("dockroute.acme")
 
@@ -93,7 +93,8 @@ class AcmeResolver:
         self.tokens: dict[str, str] = {}  # HTTP-01: token → key authorization, read by the proxy
         # TLS-ALPN-01: name → (certificate, key) to present to acme-tls/1 clients, read by the proxy
         self.alpn_certs: dict[str, tuple[bytes, bytes]] = {}
-        self._solvers = self._make_solvers(settings)
+        self.shared_alpn: dict[str, tuple[bytes, bytes]] = {}  # the same, published by other replicas
+        self._solvers = make_solvers(settings, self)
         self._certs: dict[tuple[str, ...], StoredCertificate] = {}
         self._account: StoredAccount | None = None
         self._wanted: list[tuple[str, ...]] = []
@@ -186,30 +187,7 @@ class AcmeResolver:
 
     def alpn_challenge(self, server_name: str) -> tuple[bytes, bytes] | None:
         """The TLS-ALPN-01 certificate and key pending for ``server_name``, if any."""
-        return self.alpn_certs.get(server_name)
-
-    def _make_solvers(self, settings: ResolverSettings) -> list[Solver]:
-        """TLS-ALPN-01 before HTTP-01 when both are configured, as lego (Traefik's ACME library) does."""
-        solvers = []
-        if settings.tls_challenge:
-            solvers.append(
-                Solver(
-                    "tls-alpn-01",
-                    lambda domain, token, key_auth: self.alpn_certs.__setitem__(
-                        domain, challenge_certificate(domain, key_auth)
-                    ),
-                    lambda domain, token: self.alpn_certs.pop(domain, None),
-                )
-            )
-        if settings.http_entry_point or not settings.tls_challenge:
-            solvers.append(
-                Solver(
-                    "http-01",
-                    lambda domain, token, key_auth: self.tokens.__setitem__(token, key_auth),
-                    lambda domain, token: self.tokens.pop(token, None),
-                )
-            )
-        return solvers
+        return self.alpn_certs.get(server_name) or self.shared_alpn.get(server_name)
 
     # -- what the proxy asks for ------------------------------------------------------------------------
 
@@ -248,7 +226,8 @@ class AcmeResolver:
         self._kick = asyncio.Event()
         self._kick.set()
         loop = asyncio.get_running_loop()
-        watch = StoreWatch(self.storage, self.name, loop, self._stored_elsewhere)
+        alpn = self._alpn_elsewhere if self.settings.tls_challenge else None
+        watch = StoreWatch(self.storage, self.name, loop, self._stored_elsewhere, alpn=alpn)
         watch.start()
         try:
             while True:
@@ -281,6 +260,9 @@ class AcmeResolver:
             self._drop_superseded()
             self._reports = None
             self.on_change()
+
+    def _alpn_elsewhere(self, certs: dict[str, tuple[bytes, bytes]]) -> None:
+        self.shared_alpn = certs  # a new dict: the loop reads it, never changed in place
 
     def _backing_off(self, names: tuple[str, ...]) -> bool:
         return time.monotonic() < self._failures.get(names, (0.0, 0.0))[0]

@@ -44,6 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from acme_client import shared_alpn, shared_challenges
 from acme_client.order_lock import OrderLock, StoreLock
 from acme_client.report import CertificateFacts, read_facts
 
@@ -341,10 +342,13 @@ def _remove_stale_temporaries(folder: str) -> None:
 class AcmeStorage:
     """One acme.json file. Thread-safe within a process; writes are atomic."""
 
+    shares_files = True  # challenge answers and replica files beside it (acme_client.shared_alpn)
+
     def __init__(self, path: str) -> None:
         self.path = os.fspath(path)
         self._lock = _lock_for(self.path)
         self.seen: Signature | None = None  # the file as last read (under ``_lock``)
+        self.written: Signature | None = None  # the file as this object last wrote it: nothing new in it
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -455,6 +459,28 @@ class AcmeStorage:
         """The lock one orderer of ``names`` holds among the processes sharing this store (``flock``)."""
         return OrderLock(self.path, resolver, names, timeout=timeout)
 
+    # -- pending challenge answers, for the replicas the CA's validation reaches (worker threads only) --
+
+    def publish_answer(self, kind: str, key: str, key_authorization: str) -> None:
+        """Make the answer to a ``kind`` challenge for ``key`` (HTTP-01 token, TLS-ALPN-01 domain) known to
+        the other processes sharing this store, before the CA is told: a file beside it, which a TLS-ALPN-01
+        answer waits for every live replica to have taken (:mod:`acme_client.shared_alpn`)."""
+        if kind == "tls-alpn-01":
+            shared_alpn.published(self.path, key, True)
+        shared_challenges.publish_answer(self.path, kind, key, key_authorization)
+        if kind == "tls-alpn-01":
+            shared_alpn.wait_for_replicas(self.path, key, key_authorization)
+
+    def withdraw_answer(self, kind: str, key: str) -> None:
+        shared_challenges.withdraw_answer(self.path, kind, key)
+        if kind == "tls-alpn-01":
+            shared_alpn.withdraw_acks(self.path, key)
+            shared_alpn.published(self.path, key, False)
+
+    def read_answer(self, kind: str, key: str) -> str | None:
+        """The answer another process published for ``key``, or None."""
+        return shared_challenges.read_answer(self.path, kind, key)
+
     def signature(self) -> Signature | None:
         """The file's :data:`Signature` (None when missing): one ``stat``, cheap enough to ask every few
         seconds to learn whether another process wrote it."""
@@ -497,7 +523,9 @@ class AcmeStorage:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+                written = file_signature(os.fstat(f.fileno()))  # a rename keeps inode, size and mtime
             os.replace(tmp, target)
+            self.written = written
             _remove_stale_temporaries(folder)
         except BaseException as e:
             try:
@@ -528,6 +556,7 @@ class AcmeStorage:
                 f.truncate()
                 f.flush()
                 os.fsync(f.fileno())
+                self.written = file_signature(os.fstat(f.fileno()))
         except OSError as e:
             raise StorageError(f"cannot write {self.path}: {e}") from e
 

@@ -33,6 +33,7 @@ from dockroute.certificates import (
     AlpnChallenges,
     CertificateReports,
     FileCertificates,
+    HttpChallenges,
     Resolver,
     alpn_resolvers,
     build_resolvers,
@@ -186,6 +187,7 @@ class App:
         self._routed: Routed = {}
         # The HTTP-01 challenge router is there when an ACME resolver may need it (a built-in CA does not).
         self._http_challenges = any(isinstance(r, AcmeResolver) for r in self.resolvers.values())
+        self._challenge = HttpChallenges(self.resolvers)  # what a replica sharing the store published too
         self.stopping = asyncio.Event()
         if metrics is not None:  # read when a scrape asks, on the loop
             metrics.sources.servers_up = lambda: server_up_rows(
@@ -373,13 +375,6 @@ class App:
             applied_at=time.time(),
             providers=tuple(sorted(self.configs)),
         )
-
-    def _challenge(self, token: str) -> str | None:
-        for resolver in self.resolvers.values():
-            answer = resolver.key_authorization(token)
-            if answer is not None:
-                return answer
-        return None
 
     def _certificates_changed(self) -> None:
         """A resolver stored a certificate: a new store is built (off the loop) with it."""

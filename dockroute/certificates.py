@@ -14,15 +14,16 @@ so neither package learns of the other.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from acme_client.internal_ca import InternalCA
 from acme_client.report import CertificateFacts, CertificateStatus, read_facts
 from acme_client.resolver import AcmeResolver
 from acme_client.settings import InternalCASettings, ResolverSettings
+from acme_client.shared_challenges import valid_key
 from discover.model import DynamicConfig
-from dockroute.kubernetes_certs import acme_storage
 from router.api.state import CertificateReport
 from router.compile import Compiled, effective_tls
 from router.settings import EntryPoint
@@ -31,6 +32,7 @@ from router.tls import CertKeyPair
 __all__ = [
     "AlpnChallenges",
     "CertificateReports",
+    "HttpChallenges",
     "Resolver",
     "build_resolvers",
     "FileCertificates",
@@ -57,7 +59,7 @@ def build_resolvers(
         if isinstance(s, InternalCASettings):
             resolvers[name] = InternalCA(name, s, on_change)
         else:
-            resolvers[name] = AcmeResolver(name, s, on_change, storage=acme_storage(s))
+            resolvers[name] = AcmeResolver(name, s, on_change)
         resolvers[name].failure_log.on_failure = on_failure
     return resolvers
 
@@ -75,13 +77,39 @@ class AlpnChallenges:
         self._resolvers = resolvers
 
     def pending(self) -> bool:
-        return any(r.alpn_certs for r in self._resolvers)
+        return any(r.alpn_certs or r.shared_alpn for r in self._resolvers)
 
     def alpn_challenge(self, server_name: str) -> CertKeyPair | None:
         for resolver in self._resolvers:
             found = resolver.alpn_challenge(server_name)
             if found is not None:
                 return CertKeyPair(*found)
+        return None
+
+
+class HttpChallenges:
+    """The router's HTTP-01 lookup (token → key authorization) over every ACME resolver: from their memory
+    when this process ordered; else, as another replica sharing the store may have (a load balancer spreads
+    the CA's requests over replicas), from the answers published beside their stores, read in a thread
+    (an awaitable then). What is no token is answered None at once, and never becomes a file name."""
+
+    def __init__(self, resolvers: Mapping[str, Resolver]) -> None:
+        self._resolvers = [r for r in resolvers.values() if isinstance(r, AcmeResolver)]
+
+    def __call__(self, token: str) -> str | None | Awaitable[str | None]:
+        for resolver in self._resolvers:
+            answer = resolver.key_authorization(token)
+            if answer is not None:
+                return answer
+        if not self._resolvers or not valid_key("http-01", token):
+            return None
+        return asyncio.get_running_loop().run_in_executor(None, self._read, token)
+
+    def _read(self, token: str) -> str | None:
+        for resolver in self._resolvers:
+            answer = resolver.storage.read_answer("http-01", token)
+            if answer is not None:
+                return answer
         return None
 
 

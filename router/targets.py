@@ -75,7 +75,8 @@ class ChallengeTarget:
     other router and before any redirect, so a redirect to HTTPS never breaks validation."""
 
     router: str
-    lookup: Callable[[str], str | None]  # token → key authorization
+    # token → key authorization; an awaitable when it must be read off the loop (another replica's token)
+    lookup: Callable[[str], str | None | Awaitable[str | None]]
 
     async def handle(
         self,
@@ -88,6 +89,8 @@ class ChallengeTarget:
         close: bool,
     ) -> Sent:
         answer = self.lookup(info.path[len(CHALLENGE_PREFIX) :])
+        if answer is not None and not isinstance(answer, str):
+            answer = await answer
         if answer is None:
             return ep.reply(request, transport, 404, close, info, "unknown ACME challenge token")
         body = answer.encode()

@@ -315,8 +315,12 @@ async def test_dockroute_renews_a_fresh_certificate_at_start_when_the_ari_window
             await wait_for(lambda: f"certificate for {name} obtained" in dr.log(), timeout=20)
             assert ari_cert_id(old.fullchain_pem) in shim.ari_requests
             assert len(shim.orders) == 1
-            served = await _served_serial(dr.ports["websecure"], name, pebble.root_pem())
-            assert served != _serial(old.fullchain_pem)
+
+            async def renewed() -> bool:  # served once the store the new certificate goes into is built
+                served = await _served_serial(dr.ports["websecure"], name, pebble.root_pem())
+                return served != _serial(old.fullchain_pem)
+
+            await wait_for(renewed, timeout=5)
         finally:
             shim.close()
 
@@ -472,6 +476,7 @@ async def test_a_certificate_that_cannot_be_stored_is_served_and_never_ordered_a
         assert "full.example.com" not in (tmp_path / "acme.json").read_text()
         disk_full = False
         await wait_for(lambda: "full.example.com" in (tmp_path / "acme.json").read_text(), timeout=10)
+        await wait_for(lambda: "now stored in" in caplog.text, timeout=5)  # logged once the write returned
     assert caplog.text.count("certificate for full.example.com obtained, valid until") == 1
     assert caplog.text.count("obtained but not stored: cannot write") == 1
     assert "now stored in" in caplog.text
