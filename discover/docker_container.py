@@ -28,7 +28,7 @@ from discover.parse import MIDDLEWARE_TYPES, h2c_scheme, h2c_url, parse_dynamic_
 from discover.readers import At, ConfigError, Key
 from discover.values import BOOL_WORDS, find_key, fold_key, parse_bool
 
-__all__ = ["Built", "Ctx", "LeftOut", "build_one", "enabled", "implicit_name"]
+__all__ = ["Built", "Ctx", "LeftOut", "build_one", "enabled", "implicit_name", "label_flag"]
 
 _COMPOSE_PROJECT = "com.docker.compose.project"
 _COMPOSE_SERVICE = "com.docker.compose.service"
@@ -55,15 +55,21 @@ def implicit_name(c: ContainerInfo) -> str:
     return normalize(c.service_name or c.name)
 
 
-def enabled(lab: Labels, settings: DockerSettings) -> bool:
-    """``traefik.enable`` (Go's boolean words), else ``exposedByDefault``; a non-boolean leaves it out."""
-    if lab.enable is None:
-        return settings.exposed_by_default
-    value, label = lab.enable
+def label_flag(found: tuple[str, str] | None, default: bool) -> bool:
+    """A boolean label's ``(value, label)`` read with Go's boolean words, ``default`` when it is not set;
+    a non-boolean leaves the container (or service) out, naming the label."""
+    if found is None:
+        return default
+    value, label = found
     b = parse_bool(value)
     if b is None:
         raise LeftOut(f"label {label}: expected {BOOL_WORDS}, got {value!r}", "malformed-label")
     return b
+
+
+def enabled(lab: Labels, settings: DockerSettings) -> bool:
+    """``traefik.enable``, else ``exposedByDefault``; a non-boolean leaves it out."""
+    return label_flag(lab.enable, settings.exposed_by_default)
 
 
 @dataclass

@@ -19,18 +19,13 @@ import asyncio
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-import docker
-from docker.errors import NotFound
-from docker.tls import TLSConfig
-
 from discover.docker_hints import unreachable_hint
-from discover.docker_labels import Constraints, build_docker_config, compile_constraints
+from discover.docker_labels import build_docker_config
 from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, PortBinding, Reach
-from discover.docker_reach import find_own_container, find_reach, host_gateway, local_routes
+from discover.engine_provider import EngineProvider, record_lines
 from discover.model import DynamicConfig
 
 log = logging.getLogger("dockroute.docker")
@@ -86,7 +81,10 @@ def container_from_list(c: dict[str, Any]) -> ContainerInfo:
     )
 
 
-class DockerProvider:
+class DockerProvider(EngineProvider):
+    """``providers.docker``: follows the engine's events (see the module); the shared engine access, rebuild
+    step and log are :class:`discover.engine_provider.EngineProvider`'s."""
+
     def __init__(
         self,
         settings: DockerSettings,
@@ -95,72 +93,24 @@ class DockerProvider:
         max_wait: float = 1.0,
         backoff: tuple[float, float] = (0.25, 10.0),
     ) -> None:
-        self.settings = settings
-        self.debounce = debounce
+        super().__init__(settings, debounce, backoff, log, "containers")
         self.quiet = quiet
         self.max_wait = max_wait
-        self.backoff = backoff
-        self.records: dict[str, ContainerRecord] = {}
-        self.rebuilds = 0
-        self.events_seen = 0
         self._since: str | None = None
-        self._stop = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._lock = threading.Lock()
-        self._list_client: docker.APIClient | None = None
-        self._stream: Any = None
-        # dockroute's container, found once: "" when it runs in none, None when it cannot tell
-        self._own_id: str | None = None
-        self._own_looked = False
-        self._host = ""  # in that container: host.docker.internal's address (network_mode host containers)
         self._reach = Reach()
-        self._logged: dict[str, set[tuple[str, int]]] = {}  # container id → the lines logged for it
-        self._last: DynamicConfig | None = None
-        self._constraints: Constraints | None = None
         self._connected = False
         self._urgent = False
 
     # -- engine access (threads) --------------------------------------------------------------------
 
-    def _client(self, timeout: float | None = 10.0) -> docker.APIClient:
-        s = self.settings
-        tls: TLSConfig | bool = False
-        if s.tls_cert or s.tls_ca:
-            tls = TLSConfig(
-                client_cert=(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None,
-                ca_cert=s.tls_ca,
-                verify=bool(s.tls_ca),
-            )
-        base = s.endpoint.replace("tcp://", "https://" if tls else "http://", 1)
-        return docker.APIClient(base_url=base, version="auto", timeout=timeout, tls=tls)
-
     def _list(self) -> list[ContainerInfo]:
-        with self._lock:
-            if self._list_client is None:
-                self._list_client = self._client()
-            try:
-                # paused and restarting (a crash loop) too: not routed, but listed with that reason
-                raw = self._list_client.containers(filters={"status": list(_LISTED_STATES)})
-                self._reach = self._find_reach(self._list_client)
-            except Exception:
-                self._list_client = None  # a fresh session after the engine comes back
-                raise
-        return [container_from_list(c) for c in raw]
+        def calls(client: Any) -> list[dict[str, Any]]:
+            # paused and restarting (a crash loop) too: not routed, but listed with that reason
+            raw = client.containers(filters={"status": list(_LISTED_STATES)})
+            self._reach = self._find_reach(client)
+            return raw
 
-    def _find_reach(self, client: docker.APIClient) -> Reach:
-        """Which networks dockroute can reach now (:mod:`discover.docker_reach`; one engine call per
-        rebuild: ``docker network connect`` of dockroute's own container is an event, and the next rebuild
-        sees it). Its own container, and where the host is from it, are looked for once."""
-        if not self._own_looked:
-            self._own_id = find_own_container(client)
-            self._host = host_gateway() if self._own_id else ""
-            self._own_looked = True
-        try:
-            return find_reach(client, self.settings.endpoint, self._own_id, local_routes(), self._host)
-        except NotFound:
-            self._own_looked = False  # recreated under another id: looked for again next time
-            return Reach()
+        return [container_from_list(c) for c in self._listing(calls)]
 
     def _events_thread(self) -> None:
         delay = self.backoff[0]
@@ -268,38 +218,7 @@ class DockerProvider:
                 if not self.settings.watch:
                     return
         finally:
-            self._stop.set()
-            stream = self._stream
-            if stream is not None:
-                try:
-                    stream.close()
-                except Exception:
-                    pass
-
-    async def _rebuild(self, publish: Callable[[DynamicConfig], None]) -> None:
-        """One rebuild: list, build and compare in an executor thread; the loop only publishes.
-
-        Building parses every container's labels and renders the rule templates, and comparing with the last
-        configuration is a deep compare of the model: with a few hundred containers that is milliseconds the
-        loop would not serve requests, so it happens where the list call already runs. Rebuilds never
-        overlap (``run`` awaits each one), so the configuration published is always the newest list's.
-        """
-        t0 = time.monotonic()
-        built = await asyncio.get_running_loop().run_in_executor(None, self._list_and_build)
-        if built is None:
-            return
-        count, cfg = built
-        self.rebuilds += 1
-        log.debug(
-            "provider docker: rebuilt from %d containers in %.1f ms (rebuild %d, %d events so far)",
-            count,
-            (time.monotonic() - t0) * 1000,
-            self.rebuilds,
-            self.events_seen,
-        )
-        if cfg is not None:
-            self._last = cfg
-            publish(cfg)
+            self._shut()
 
     def _list_and_build(self) -> tuple[int, DynamicConfig | None] | None:
         """In a worker thread: the number of containers listed and the new configuration, or None for no
@@ -310,46 +229,17 @@ class DockerProvider:
             log.debug("provider docker: list failed (%s); keeping the last routes", exc)
             return None
         try:
-            if self._constraints is None:  # static configuration: compiled once, by the first rebuild
-                self._constraints = compile_constraints(self.settings.constraints)
             cfg, records = build_docker_config(
-                containers, self.settings, constraints=self._constraints, reach=self._reach
+                containers, self.settings, constraints=self._compiled_constraints(), reach=self._reach
             )
         except Exception:
             log.exception("provider docker: could not build a configuration; keeping the last routes")
             return None
         self._report(records)
-        return len(containers), (cfg if cfg != self._last else None)
+        return len(containers), self._changed(cfg)
 
-    def _report(self, records: dict[str, ContainerRecord]) -> None:
-        """Each container's problems logged once, never again on every event: the lines logged for a
-        container are remembered by its id until it is gone from the list (destroyed or stopped), and only a
-        line never logged for it is logged. A crash-looping container (restarting, running, restarting...)
-        says each of its lines once, not on every cycle."""
-        logged: dict[str, set[tuple[str, int]]] = {}
-        for name, rec in records.items():
-            key = rec.id or name
-            seen = logged[key] = self._logged.get(key, set())
-            for line, level in _lines(rec).items():
-                if (line, level) not in seen:
-                    seen.add((line, level))
-                    log.log(level, "%s", line)
-        self._logged = logged  # a container gone from the list is forgotten
-        self.records = records
-
-
-def _lines(rec: ContainerRecord) -> dict[str, int]:
-    """What the log says about a container: line → level."""
-    name = rec.name
-    lines = {f"container {name}: {w}": logging.WARNING for w in rec.warnings}
-    fix = f"; fix: {rec.fix}" if rec.fix else ""
-    if rec.routed:
-        if rec.reasons:
-            lines[f"container {name}: routed in part: {'; '.join(rec.reasons)}{fix}"] = logging.WARNING
-    else:
-        # Left out on purpose (enable=false, constraints, a healthcheck still starting) is news, not a
-        # problem; anything else (bad labels, no port, no address, a network dockroute is not on) is.
+    @staticmethod
+    def _lines(rec: ContainerRecord) -> dict[str, int]:
+        """What the log says about a container: line → level."""
         deliberate = all(r.startswith(_DELIBERATE) for r in rec.reasons)
-        line = f"container {name} is not routed: {'; '.join(rec.reasons) or 'no reason'}{fix}"
-        lines[line] = logging.INFO if deliberate else logging.WARNING
-    return lines
+        return record_lines(rec, f"container {rec.name}", deliberate)

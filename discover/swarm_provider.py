@@ -20,19 +20,14 @@ import asyncio
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import docker
-from docker.errors import NotFound
-from docker.tls import TLSConfig
-
 from discover.docker_hints import unreachable_hint
-from discover.docker_labels import Constraints, build_docker_config, compile_constraints
+from discover.docker_labels import build_docker_config
 from discover.docker_model import ContainerRecord, Reach
-from discover.docker_reach import find_own_container, find_reach, host_gateway, local_routes
+from discover.engine_provider import EngineProvider, record_lines
 from discover.model import DynamicConfig
 from discover.swarm_model import SwarmSettings
 from discover.swarm_tasks import swarm_containers
@@ -58,8 +53,9 @@ def _is_task_event(ev: dict[str, Any]) -> bool:
     )
 
 
-class SwarmProvider:
-    """``providers.swarm``: poll every ``refresh_seconds``, and sooner on events (see the module)."""
+class SwarmProvider(EngineProvider):
+    """``providers.swarm``: poll every ``refresh_seconds``, and sooner on events (see the module); the
+    shared engine access, rebuild step and log are :class:`discover.engine_provider.EngineProvider`'s."""
 
     def __init__(
         self,
@@ -67,24 +63,8 @@ class SwarmProvider:
         debounce: float = 0.1,
         backoff: tuple[float, float] = (0.5, 10.0),
     ) -> None:
-        self.settings = settings
-        self.debounce = debounce
-        self.backoff = backoff
-        self.records: dict[str, ContainerRecord] = {}
-        self.rebuilds = 0
-        self.events_seen = 0
-        self._stop = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._lock = threading.Lock()
-        self._client_: docker.APIClient | None = None
-        self._stream: Any = None
-        self._own_id: str | None = None
-        self._own_looked = False
-        self._host = ""
-        self._last: DynamicConfig | None = None
-        self._constraints: Constraints | None = None
-        self._logged: dict[str, set[tuple[str, int]]] = {}
+        super().__init__(settings, debounce, backoff, log, "tasks and services")
+        self.settings: SwarmSettings = settings
         self._warned: frozenset[str] = frozenset()
         self._down: str | None = None  # the failure last logged, None while the engine answers
 
@@ -99,47 +79,17 @@ class SwarmProvider:
 
     # -- engine access (threads) --------------------------------------------------------------------
 
-    def _client(self, timeout: float | None = 10.0) -> docker.APIClient:
-        s = self.settings
-        tls: TLSConfig | bool = False
-        if s.tls_cert or s.tls_ca:
-            tls = TLSConfig(
-                client_cert=(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None,
-                ca_cert=s.tls_ca,
-                verify=bool(s.tls_ca),
-            )
-        base = s.endpoint.replace("tcp://", "https://" if tls else "http://", 1)
-        return docker.APIClient(base_url=base, version="auto", timeout=timeout, tls=tls)
-
     def _list(self) -> tuple[list[Any], list[Any], list[Any], Reach]:
         """Services, their tasks meant to run, the swarm networks, and what dockroute reaches: one call
         each (Traefik lists the tasks service by service; one call for all is the same answer)."""
-        with self._lock:
-            if self._client_ is None:
-                self._client_ = self._client()
-            client = self._client_
-            try:
-                services = client.services()
-                tasks = client.tasks(filters={"desired-state": "running"})
-                networks = client.networks(filters={"scope": "swarm"})
-                reach = self._find_reach(client)
-            except Exception:
-                self._client_ = None  # a fresh session after the engine comes back
-                raise
-        return services, tasks, networks, reach
 
-    def _find_reach(self, client: docker.APIClient) -> Reach:
-        """As the Docker provider: dockroute's own container (a task of its own service, when deployed on
-        the swarm) is looked for once, then its networks are read on every list."""
-        if not self._own_looked:
-            self._own_id = find_own_container(client)
-            self._host = host_gateway() if self._own_id else ""
-            self._own_looked = True
-        try:
-            return find_reach(client, self.settings.endpoint, self._own_id, local_routes(), self._host)
-        except NotFound:
-            self._own_looked = False
-            return Reach()
+        def calls(client: Any) -> tuple[list[Any], list[Any], list[Any], Reach]:
+            services = client.services()
+            tasks = client.tasks(filters={"desired-state": "running"})
+            networks = client.networks(filters={"scope": "swarm"})
+            return services, tasks, networks, self._find_reach(client)
+
+        return self._listing(calls)
 
     def _events_thread(self) -> None:
         delay = self.backoff[0]
@@ -200,33 +150,7 @@ class SwarmProvider:
                     pass
                 wake.clear()
         finally:
-            self._stop.set()
-            stream = self._stream
-            if stream is not None:
-                try:
-                    stream.close()
-                except Exception:
-                    pass
-
-    async def _rebuild(self, publish: Callable[[DynamicConfig], None]) -> bool:
-        """One list and build in the executor; publish when it changed. False when the engine failed."""
-        t0 = time.monotonic()
-        built = await asyncio.get_running_loop().run_in_executor(None, self._list_and_build)
-        if built is None:
-            return False
-        count, cfg = built
-        self.rebuilds += 1
-        log.debug(
-            "provider swarm: rebuilt from %d tasks and services in %.1f ms (rebuild %d, %d events so far)",
-            count,
-            (time.monotonic() - t0) * 1000,
-            self.rebuilds,
-            self.events_seen,
-        )
-        if cfg is not None:
-            self._last = cfg
-            publish(cfg)
-        return True
+            self._shut()
 
     def _list_and_build(self) -> tuple[int, DynamicConfig | None] | None:
         """In a worker thread: the records built and the new configuration (None: unchanged); None
@@ -240,11 +164,9 @@ class SwarmProvider:
             log.info("provider swarm: %s answers again", self.settings.endpoint)
         self._down = None
         try:
-            if self._constraints is None:
-                self._constraints = compile_constraints(self.settings.constraints)
             view = swarm_containers(services, tasks, networks, self.settings)
             cfg, records = build_docker_config(
-                view.containers, self.settings, constraints=self._constraints, reach=reach
+                view.containers, self.settings, constraints=self._compiled_constraints(), reach=reach
             )
         except Exception:
             log.exception("provider swarm: could not build a configuration; keeping the last routes")
@@ -253,8 +175,9 @@ class SwarmProvider:
             records.setdefault(note.name, note)
         notes = tuple(n.discovered("swarm") for n in view.notes)
         cfg = replace(cfg, discovered=cfg.discovered + notes)
-        self._report(records, view.warnings)
-        return len(view.containers), (cfg if cfg != self._last else None)
+        self._warn(view.warnings)
+        self._report(records)
+        return len(view.containers), self._changed(cfg)
 
     def _engine_down(self, exc: Exception) -> None:
         text = str(exc)
@@ -273,34 +196,15 @@ class SwarmProvider:
             log.warning("%s", line)
         self._down = line
 
-    def _report(self, records: dict[str, ContainerRecord], warnings: tuple[str, ...]) -> None:
-        """Each record's lines logged once while it exists (as the Docker provider does)."""
+    def _warn(self, warnings: tuple[str, ...]) -> None:
+        """The swarm-wide warnings, each logged once while it holds."""
         for w in warnings:
             if w not in self._warned:
                 log.warning("%s", w)
         self._warned = frozenset(warnings)
-        logged: dict[str, set[tuple[str, int]]] = {}
-        for name, rec in records.items():
-            seen = logged[rec.id or name] = self._logged.get(rec.id or name, set())
-            for line, level in _lines(rec).items():
-                if (line, level) not in seen:
-                    seen.add((line, level))
-                    log.log(level, "%s", line)
-        self._logged = logged
-        self.records = records
 
-
-def _lines(rec: ContainerRecord) -> dict[str, int]:
-    """What the log says about a task or service: line → level. Deliberate omissions are INFO."""
-    who = f"swarm {rec.kind} {rec.name}"
-    lines = {f"{who}: {w}": logging.WARNING for w in rec.warnings}
-    fix = f"; fix: {rec.fix}" if rec.fix else ""
-    if rec.routed:
-        if rec.reasons:
-            lines[f"{who}: routed in part: {'; '.join(rec.reasons)}{fix}"] = logging.WARNING
-    else:
+    @staticmethod
+    def _lines(rec: ContainerRecord) -> dict[str, int]:
+        """What the log says about a task or service: line → level. Deliberate omissions are INFO."""
         deliberate = rec.reason in ("disabled", "constraint", "not-running")
-        lines[f"{who} is not routed: {'; '.join(rec.reasons) or 'no reason'}{fix}"] = (
-            logging.INFO if deliberate else logging.WARNING
-        )
-    return lines
+        return record_lines(rec, f"swarm {rec.kind} {rec.name}", deliberate)

@@ -18,10 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from discover.docker_container import LeftOut, enabled
-from discover.docker_label_tree import Labels, collect
+from discover.docker_container import LeftOut, enabled, label_flag
+from discover.docker_label_tree import collect
 from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings
-from discover.values import BOOL_WORDS, parse_bool
 
 __all__ = ["NO_TASK", "SwarmView", "swarm_containers"]
 
@@ -98,18 +97,6 @@ def _note(service: Mapping[str, Any], name: str, reason: str, message: str, fix:
     )
 
 
-def _lbswarm(lab: Labels) -> bool:
-    """``traefik.swarm.lbswarm`` (or the deprecated ``traefik.docker.lbswarm``); raises LeftOut when it is
-    not a boolean."""
-    if lab.lbswarm is None:
-        return False
-    value, label = lab.lbswarm
-    flag = parse_bool(value)
-    if flag is None:
-        raise LeftOut(f"label {label}: expected {BOOL_WORDS}, got {value!r}", "malformed-label")
-    return flag
-
-
 @dataclass
 class _Out:
     containers: list[ContainerInfo]
@@ -140,7 +127,8 @@ def _one_service(
         if lab.error is not None or not enabled(lab, settings):
             out.containers.append(base)  # the build records why (a bad label, not enabled)
             return
-        lbswarm = _lbswarm(lab)
+        # traefik.swarm.lbswarm (or the deprecated traefik.docker.lbswarm)
+        lbswarm = label_flag(lab.lbswarm, False)
     except LeftOut as exc:
         out.notes.append(_note(service, name, exc.reason, str(exc)))
         return

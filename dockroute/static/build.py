@@ -13,6 +13,7 @@ from dataclasses import fields
 from types import MappingProxyType
 from typing import Any
 
+from discover.docker_model import DockerSettings
 from discover.model import Domain, RouterTLS, idle_conns_per_host
 from discover.swarm_model import SwarmSettings
 from discover.values import find_key
@@ -307,31 +308,39 @@ def _file_provider(tree: Any) -> FileProviderSettings | None:
     return FileProviderSettings(filename=filename, directory=directory, watch=r.flag("watch", True))
 
 
+def _engine_keys(r: Reader, d: DockerSettings) -> dict[str, Any]:
+    """The keys the Docker and the swarm providers share (Traefik's ``Shared`` and ``ClientConfig``), as
+    the settings' fields; ``d`` holds the defaults."""
+    tls = r.sub("tls")
+    endpoint = r.text("endpoint", d.endpoint)
+    if "://" not in endpoint:
+        raise StaticConfigError(
+            f"{r.path}.endpoint",
+            f"expected a URL like 'unix:///var/run/docker.sock' or 'tcp://host:2376', got {endpoint!r}"
+            f"{where(r.origin('endpoint'))}",
+        )
+    return {
+        "endpoint": endpoint,
+        "exposed_by_default": r.flag("exposedByDefault", d.exposed_by_default),
+        "default_rule": r.text("defaultRule", d.default_rule),
+        "network": r.text("network"),
+        "watch": r.flag("watch", d.watch),
+        "constraints": r.text("constraints"),
+        "allow_empty_services": r.flag("allowEmptyServices", d.allow_empty_services),
+        "tls_ca": tls.text("ca"),
+        "tls_cert": tls.text("cert"),
+        "tls_key": tls.text("key"),
+    }
+
+
 def _docker_provider(tree: Any) -> DockerProviderSettings | None:
     if not isinstance(tree, dict):
         return None
     r = Reader(tree, "providers.docker")
-    tls = r.sub("tls")
     d = DockerProviderSettings()
-    endpoint = r.text("endpoint", d.endpoint)
-    if "://" not in endpoint:
-        raise StaticConfigError(
-            "providers.docker.endpoint",
-            f"expected a URL like 'unix:///var/run/docker.sock' or 'tcp://host:2376', got {endpoint!r}"
-            f"{where(r.origin('endpoint'))}",
-        )
     return DockerProviderSettings(
-        endpoint=endpoint,
-        exposed_by_default=r.flag("exposedByDefault", d.exposed_by_default),
-        default_rule=r.text("defaultRule", d.default_rule),
-        network=r.text("network"),
+        **_engine_keys(r, d),
         use_bind_port_ip=r.flag("useBindPortIP", d.use_bind_port_ip),
-        watch=r.flag("watch", d.watch),
-        constraints=r.text("constraints"),
-        allow_empty_services=r.flag("allowEmptyServices", d.allow_empty_services),
-        tls_ca=tls.text("ca"),
-        tls_cert=tls.text("cert"),
-        tls_key=tls.text("key"),
         explicit=True,
     )
 
@@ -341,31 +350,12 @@ def _swarm_provider(tree: Any) -> SwarmSettings | None:
     if tree is None or tree is OFF:
         return None
     r = Reader(tree if isinstance(tree, dict) else {}, "providers.swarm")
-    tls = r.sub("tls")
     d = SwarmSettings()
-    endpoint = r.text("endpoint", d.endpoint)
-    if "://" not in endpoint:
-        raise StaticConfigError(
-            "providers.swarm.endpoint",
-            f"expected a URL like 'unix:///var/run/docker.sock' or 'tcp://host:2376', got {endpoint!r}"
-            f"{where(r.origin('endpoint'))}",
-        )
+    keys = _engine_keys(r, d)
     refresh = r.duration("refreshSeconds", d.refresh_seconds)
     if refresh <= 0:
         raise StaticConfigError("providers.swarm.refreshSeconds", "must be more than 0 (Traefik: 15s)")
-    return SwarmSettings(
-        endpoint=endpoint,
-        exposed_by_default=r.flag("exposedByDefault", d.exposed_by_default),
-        default_rule=r.text("defaultRule", d.default_rule),
-        network=r.text("network"),
-        watch=r.flag("watch", d.watch),
-        constraints=r.text("constraints"),
-        allow_empty_services=r.flag("allowEmptyServices", d.allow_empty_services),
-        refresh_seconds=refresh,
-        tls_ca=tls.text("ca"),
-        tls_cert=tls.text("cert"),
-        tls_key=tls.text("key"),
-    )
+    return SwarmSettings(**keys, refresh_seconds=refresh)
 
 
 def _log(tree: Any) -> LogSettings:

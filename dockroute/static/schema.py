@@ -283,39 +283,30 @@ _KUBERNETES_INGRESS: dict[str, Any] = {
     "strictPrefixMatching": BOOL,
 }
 
+# Traefik's Docker provider's keys (its Shared and ClientConfig options), shared by its swarm provider.
+_ENGINE_PROVIDER: dict[str, Any] = {
+    "endpoint": STR,
+    "exposedByDefault": BOOL,
+    "defaultRule": STR,
+    "network": STR,
+    "useBindPortIP": BOOL,
+    "watch": BOOL,
+    "constraints": STR,
+    "allowEmptyServices": BOOL,
+    "tls": {"ca": STR, "cert": STR, "key": STR, "insecureSkipVerify": ANY},
+    **dict.fromkeys(("httpClientTimeout", "username", "password"), ANY),
+}
+
 SCHEMA: dict[str, Any] = {
     "entryPoints": Named(_ENTRY_POINT),
     "providers": {
         "providersThrottleDuration": DUR,
         "kubernetesIngress": _KUBERNETES_INGRESS,
         "file": {"filename": STR, "directory": STR, "watch": BOOL},
-        "docker": {
-            "endpoint": STR,
-            "exposedByDefault": BOOL,
-            "defaultRule": STR,
-            "network": STR,
-            "useBindPortIP": BOOL,
-            "watch": BOOL,
-            "constraints": STR,
-            "allowEmptyServices": BOOL,
-            "tls": {"ca": STR, "cert": STR, "key": STR, "insecureSkipVerify": ANY},
-            **dict.fromkeys(("httpClientTimeout", "username", "password"), ANY),
-        },
+        "docker": _ENGINE_PROVIDER,
         # Traefik's swarm provider: the Docker provider's keys plus refreshSeconds. useBindPortIP is
         # reported (WARNED): a swarm task has no port bindings, Traefik falls back to the task's address.
-        "swarm": {
-            "endpoint": STR,
-            "exposedByDefault": BOOL,
-            "defaultRule": STR,
-            "network": STR,
-            "useBindPortIP": BOOL,
-            "watch": BOOL,
-            "constraints": STR,
-            "allowEmptyServices": BOOL,
-            "refreshSeconds": DUR,
-            "tls": {"ca": STR, "cert": STR, "key": STR, "insecureSkipVerify": ANY},
-            **dict.fromkeys(("httpClientTimeout", "username", "password"), ANY),
-        },
+        "swarm": {**_ENGINE_PROVIDER, "refreshSeconds": DUR},
         **{p: IGNORED for p in OTHER_PROVIDERS},
     },
     "serversTransport": _SERVERS_TRANSPORT,

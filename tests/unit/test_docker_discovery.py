@@ -354,7 +354,7 @@ async def test_a_service_with_a_reachable_server_too_sends_there():
 
 
 def test_paused_and_restarting_containers_are_listed_as_not_running(monkeypatch):
-    from discover import docker_provider
+    from discover import engine_provider
 
     class Engine(FakeEngine):
         def containers(self, filters):
@@ -364,8 +364,8 @@ def test_paused_and_restarting_containers_are_listed_as_not_running(monkeypatch)
                 {"Id": "r" * 64, "Names": ["/looping"], "State": "restarting", "Status": "Restarting (1)"},
             ]
 
-    monkeypatch.setattr(docker_provider, "find_own_container", lambda client: "")
-    monkeypatch.setattr(docker_provider, "local_routes", lambda: [])
+    monkeypatch.setattr(engine_provider, "find_own_container", lambda client: "")
+    monkeypatch.setattr(engine_provider, "local_routes", lambda: [])
     p = DockerProvider(DockerSettings())
     engine = p._list_client = Engine()  # noqa: SLF001
     listed = p._list()  # noqa: SLF001

@@ -4,7 +4,7 @@ macvlan/overlay networks judged unreachable on the host only when no local route
 
 import pytest
 
-from discover import docker_provider
+from discover import engine_provider
 from discover.docker_model import DockerSettings, Reach
 from discover.docker_provider import DockerProvider
 from discover.docker_reach import find_own_container, find_reach, host_gateway, local_routes, own_ids
@@ -186,9 +186,9 @@ def test_an_own_container_with_no_networks_to_follow_judges_nothing(mode):
 
 def test_the_provider_looks_for_its_container_once_and_again_when_it_is_gone(monkeypatch):
     calls, hosts = [], []
-    monkeypatch.setattr(docker_provider, "find_own_container", lambda client: calls.append(1) or OWN)
-    monkeypatch.setattr(docker_provider, "host_gateway", lambda: hosts.append(1) or "172.17.0.1")
-    monkeypatch.setattr(docker_provider, "local_routes", lambda: ROUTES)
+    monkeypatch.setattr(engine_provider, "find_own_container", lambda client: calls.append(1) or OWN)
+    monkeypatch.setattr(engine_provider, "host_gateway", lambda: hosts.append(1) or "172.17.0.1")
+    monkeypatch.setattr(engine_provider, "local_routes", lambda: ROUTES)
     p = DockerProvider(DockerSettings())
     engine = Engine([box(OWN, "proxy")])
     assert p._find_reach(engine).container == "proxy"  # noqa: SLF001
@@ -201,9 +201,9 @@ def test_the_provider_looks_for_its_container_once_and_again_when_it_is_gone(mon
 
 
 def test_the_provider_in_no_container_does_not_look_up_the_host(monkeypatch):
-    monkeypatch.setattr(docker_provider, "find_own_container", lambda client: "")
-    monkeypatch.setattr(docker_provider, "host_gateway", lambda: pytest.fail("looked up"))
-    monkeypatch.setattr(docker_provider, "local_routes", lambda: ROUTES)
+    monkeypatch.setattr(engine_provider, "find_own_container", lambda client: "")
+    monkeypatch.setattr(engine_provider, "host_gateway", lambda: pytest.fail("looked up"))
+    monkeypatch.setattr(engine_provider, "local_routes", lambda: ROUTES)
     reach = DockerProvider(DockerSettings())._find_reach(Engine([], [BRIDGE]))  # noqa: SLF001
     assert reach.judged and not reach.container and reach.host == ""
 
