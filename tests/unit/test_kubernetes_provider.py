@@ -88,6 +88,7 @@ async def test_watch_events_update_and_410_relists(replay, running):
     assert _servers(published[-1], "shop-api-80") == ["http://127.0.0.5:18081"]
     replay.play("expire-ingresses")  # ERROR event, 410 Expired
     await wait_for(lambda: "shop-late-late-example-test" in published[-1].routers)
+    assert "shop-legacy-legacy-example-test-exact" not in published[-1].routers  # not in the new list
     assert len(replay.calls("ingresses", watch=False)) == 2
     await wait_open(replay, "ingresses", 2)
     # the watch after the relist starts at the new list's version, the one before at the bookmark's
