@@ -54,11 +54,15 @@ class OwnServers:
         keys = set()
         if self.listen is not None:
             local: dict[str, bool] = {}
+            seen: dict[Any, bool] = {}  # pool key → whether it is this entry point
             for route in table.routes:
                 for up in servers_of(route.target):
-                    if up.key not in keys and _listens_at(self.listen, up.host, up.port, local):
+                    own = seen.get(up.key)
+                    if own is None:
+                        own = seen[up.key] = _listens_at(self.listen, up.host, up.port, local)
+                    if own:
                         keys.add(up.key)
-                        self._warn(route, up)
+                        self._warn(route, up)  # each router naming it, once
         self.keys = frozenset(keys)
 
     def _warn(self, route: Any, up: Any) -> None:

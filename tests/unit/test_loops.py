@@ -129,6 +129,10 @@ def test_one_warning_per_router_and_server(caplog):
         own.update(_Table(list(table.routes)))  # a reload with the same router
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "router r" in lines[0] and "508" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dockroute.router"):
+        own.update(_Table([_Route(_Target(_Balancer((_Up("127.0.0.1", 8080),)), router=n)) for n in "abc"]))
+    assert sorted(r.getMessage().split()[1] for r in caplog.records) == ["a:", "b:", "c:"]  # one per router
 
 
 def test_a_table_is_looked_at_when_installed_not_by_a_request():
