@@ -13,6 +13,8 @@ first refused one in a normalised path (its escapes are upper case by then).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 _HEX = "0123456789ABCDEFabcdef"
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -123,6 +125,8 @@ def denied_escape(path: str, denied: frozenset[str]) -> str | None:
     literal backslash counts as ``%5C``: Go sends it on as ``%5C`` (Traefik then refuses it), and a
     backend that reads ``\\`` as ``/`` (IIS, Windows stacks) would otherwise see ``/public\\..\\admin``
     as ``/admin``."""
+    if "%" not in path and "\\" not in path:  # nearly every path: two C-level scans, nothing more
+        return None
     if "\\" in path and "%5C" in denied:
         return "\\"
     i = path.find("%")
@@ -134,9 +138,15 @@ def denied_escape(path: str, denied: frozenset[str]) -> str | None:
     return None
 
 
-def denied_escapes(allowed: frozenset[str]) -> frozenset[str]:
-    """The escapes refused when only the ``encodedCharacters`` keys in ``allowed`` are true."""
-    return frozenset(esc for key, esc in ENCODED_ESCAPES.items() if key not in allowed)
+def denied_escapes(allowed: Iterable[str], both_cases: bool = False) -> frozenset[str]:
+    """The escapes refused when only the ``encodedCharacters`` keys in ``allowed`` are true, upper case
+    (a normalised path's), or in both cases with ``both_cases`` (a path a middleware rewrote may hold
+    ``%2f``)."""
+    allowed = frozenset(allowed)
+    refused = [esc for key, esc in ENCODED_ESCAPES.items() if key not in allowed]
+    if both_cases:
+        refused += [esc.lower() for esc in refused]
+    return frozenset(refused)
 
 
 def normalize_host(host: str) -> str:

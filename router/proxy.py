@@ -149,7 +149,7 @@ class EntryPointHandler:
             path = normalize_path(raw_path, self.sanitize)
         except BadTarget as exc:
             return self.reply(request, transport, 400, True, None, f"bad request target: {exc}")
-        if self.denied and ("%" in path or "\\" in path) and (esc := denied_escape(path, self.denied)):
+        if self.denied and (esc := denied_escape(path, self.denied)):
             why = self.encoded_why[esc]  # names the key that allows it: logged, rate-limited
             bad_requests.note(peer_ip(transport.get_extra_info("peername")), why)
             return self.reply(request, transport, 400, True, None, why)

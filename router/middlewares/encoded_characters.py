@@ -17,23 +17,19 @@ from collections.abc import Awaitable
 from discover.middlewares.paths import EncodedCharacters
 from router.exchange import Exchange, answer
 from router.middlewares import Before, BuildContext
-from router.paths import ENCODED_ESCAPES, denied_escape
+from router.paths import ENCODED_ESCAPES, denied_escape, denied_escapes
 
 
 def denied(options: EncodedCharacters) -> frozenset[str]:
     """The escapes the options refuse, in both cases (a path rewritten by a middleware may hold ``%2f``)."""
-    refused = (esc for key, esc in ENCODED_ESCAPES.items() if not getattr(options, key))
-    return frozenset(form for esc in refused for form in (esc, esc.lower()))
+    return denied_escapes((key for key in ENCODED_ESCAPES if getattr(options, key)), both_cases=True)
 
 
 def build(options: EncodedCharacters, ctx: BuildContext) -> object:
     refused = denied(options)
 
     def check(ex: Exchange) -> Awaitable[None] | None:
-        path = ex.path
-        if "%" not in path and "\\" not in path:  # a literal backslash counts as %5C (router.paths)
-            return None
-        esc = denied_escape(path, refused)
+        esc = denied_escape(ex.path, refused)  # a literal backslash counts as %5C (router.paths)
         if esc is None:
             return None
         return answer(ex, 400, "Bad Request\n", reason=f"encoded character {esc} in the path")

@@ -1,6 +1,7 @@
 import pytest
 
 from router.paths import (
+    ENCODED_ESCAPES,
     BadTarget,
     denied_escape,
     denied_escapes,
@@ -73,6 +74,28 @@ def test_denied_escapes_follow_the_allowed_keys():
     assert denied_escape(normalize_path("/a%2fb"), everything) == "%2F"
     assert denied_escape("/a%20b%3Bc", everything) == "%3B"
     assert denied_escape("/a%20b", everything) is None
+
+
+def test_denied_escapes_in_both_cases_and_the_cheap_refusal_first():
+    """One function for the entry point (normalised paths: upper case) and the middleware (a rewritten path
+    may hold ``%2f``); denied_escape itself skips a path without ``%`` or ``\\`` before any scan."""
+    both = denied_escapes({"allowEncodedPercent"}, both_cases=True)
+    assert both == {"%2F", "%5C", "%00", "%3B", "%3F", "%23", "%2f", "%5c", "%3b", "%3f"}
+    assert denied_escape("/a%2fb", both) == "%2f"
+    assert denied_escape("/plain/path", both) is None
+    assert denied_escape("/a\\b", both) == "\\"
+
+
+def test_one_table_of_encoded_characters():
+    """The encodedCharacters keys of the static schema (entry points), of the middleware's options and of
+    the escapes refused are the same seven, in one table (router.paths.ENCODED_ESCAPES)."""
+    from dataclasses import fields
+
+    from discover.middlewares.paths import EncodedCharacters
+    from dockroute.static.schema import ENCODED_CHARACTERS
+
+    assert tuple(ENCODED_ESCAPES) == ENCODED_CHARACTERS
+    assert [f.name for f in fields(EncodedCharacters)] == list(ENCODED_ESCAPES)
 
 
 @pytest.mark.parametrize(
