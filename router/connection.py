@@ -23,6 +23,7 @@ from aiohttp import http_exceptions, web
 from router.bad_requests import BadRequestLog
 from router.forwarded_view import is_websocket_upgrade
 from router.replies import CANNED, SENT_CLOSE, simple
+from router.settings import DEFAULT_MAX_HEADER_BYTES
 
 log = logging.getLogger("dockroute.server")
 
@@ -227,7 +228,7 @@ class Server(web.Server):
         *,
         header_timeout: float,
         handler_cancellation: bool,
-        max_header_bytes: int = 1 << 20,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         **protocol_kwargs: Any,
     ) -> None:
         async def handle(request: Any) -> Any:

@@ -90,9 +90,9 @@ def connection_tokens(raw_headers: Sequence[tuple[bytes, bytes]]) -> frozenset[b
         if len(name) == 10 and name.lower() == b"connection":
             for tok in value.split(b","):
                 tok = tok.strip().lower()
-                if tok:
+                if tok and tok not in MANAGED:
                     tokens.add(tok)
-    return frozenset(tokens) - MANAGED
+    return frozenset(tokens)
 
 
 class TrustedNetworks:

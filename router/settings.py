@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from discover.model import RouterTLS, ServersTransport
 
+# Go's http.DefaultMaxHeaderBytes, Traefik's ``maxHeaderBytes`` default: the one place the 1 MiB is written.
+DEFAULT_MAX_HEADER_BYTES = 1 << 20
+
 
 @dataclass(frozen=True, slots=True)
 class Redirection:
@@ -53,7 +56,7 @@ class EntryPoint:
     # http.encodedCharacters: the allowEncoded* keys that are true (the encoded characters let through)
     allowed_encoded: frozenset[str] = frozenset()
     # http.maxHeaderBytes: the request head's total size (Go's and Traefik's default, 1 MiB)
-    max_header_bytes: int = 1 << 20
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     # http.underscoreHeadersStrategy: keep, delete or reject request headers with "_" in their name
     underscore_headers: str = "keep"
     # http.sanitizePath: dot segments and duplicate slashes removed before routing (Traefik's default)
