@@ -24,6 +24,7 @@ from acme_client.resolver import AcmeResolver
 from acme_client.settings import InternalCASettings, ResolverSettings
 from acme_client.shared_challenges import valid_key
 from discover.model import DynamicConfig
+from dockroute.kubernetes_certs import acme_storage
 from router.api.state import CertificateReport
 from router.compile import Compiled, effective_tls
 from router.settings import EntryPoint
@@ -59,7 +60,7 @@ def build_resolvers(
         if isinstance(s, InternalCASettings):
             resolvers[name] = InternalCA(name, s, on_change)
         else:
-            resolvers[name] = AcmeResolver(name, s, on_change)
+            resolvers[name] = AcmeResolver(name, s, on_change, storage=acme_storage(s))
         resolvers[name].failure_log.on_failure = on_failure
     return resolvers
 
