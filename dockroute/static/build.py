@@ -47,7 +47,7 @@ from dockroute.static.settings import (
 )
 from dockroute.static.sources import default_search_dirs, find_file, merged_tree
 from dockroute.static.tree import OFF, Val, get, join, merge, where
-from router.settings import EntryPoint, Redirection, Transport
+from router.settings import DEFAULT_MAX_HEADER_BYTES, EntryPoint, Redirection, Transport
 
 __all__ = ["load_static"]
 
@@ -165,9 +165,6 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
     )
 
 
-_GO_MAX_HEADER_BYTES = 1 << 20  # Go's http.DefaultMaxHeaderBytes, Traefik's maxHeaderBytes default
-
-
 def _encoded_characters(http: Reader) -> frozenset[str]:
     """``http.encodedCharacters``: the ``allowEncoded*`` keys set to true, the encoded characters of a
     request path the entry point lets through; every other one is answered 400 (router.proxy).
@@ -184,8 +181,8 @@ def _encoded_characters(http: Reader) -> frozenset[str]:
 def _max_header_bytes(http: Reader) -> int:
     """``http.maxHeaderBytes``: the most a request head (request line and headers) may take, as Go's
     ``MaxHeaderBytes`` (a head over it is answered 431 and closed); 0 or less means Go's default, 1 MiB."""
-    max_header = http.integer("maxHeaderBytes", _GO_MAX_HEADER_BYTES, minimum=None)
-    return max_header if max_header > 0 else _GO_MAX_HEADER_BYTES
+    max_header = http.integer("maxHeaderBytes", DEFAULT_MAX_HEADER_BYTES, minimum=None)
+    return max_header if max_header > 0 else DEFAULT_MAX_HEADER_BYTES
 
 
 def _underscore_headers(http: Reader) -> str:

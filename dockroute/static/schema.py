@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from router.paths import ENCODED_ESCAPES
+
 __all__ = [
     "ADDR",
     "ANY",
@@ -69,15 +71,7 @@ _DOMAIN: dict[str, Any] = {"main": STR, "sans": LIST}
 # ``entryPoints.<ep>.http.encodedCharacters`` (Traefik v3.6+): the encoded characters a request path may
 # hold. False by default in dockroute for / \ NUL ; # (Traefik 3.6.4's default; Traefik 3.6.7 made every one
 # true again); % and ? are allowed by default, as in Traefik 3.7 (ENCODED_ALLOWED_BY_DEFAULT).
-ENCODED_CHARACTERS = (
-    "allowEncodedSlash",
-    "allowEncodedBackSlash",
-    "allowEncodedNullCharacter",
-    "allowEncodedSemicolon",
-    "allowEncodedPercent",
-    "allowEncodedQuestionMark",
-    "allowEncodedHash",
-)
+ENCODED_CHARACTERS = tuple(ENCODED_ESCAPES)  # the keys of router.paths' one table (key → escape refused)
 ENCODED_ALLOWED_BY_DEFAULT = frozenset({"allowEncodedPercent", "allowEncodedQuestionMark"})
 
 _ENTRY_POINT: dict[str, Any] = {
