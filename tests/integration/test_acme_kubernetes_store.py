@@ -161,3 +161,21 @@ async def test_the_orderer_killed_mid_order_leaves_the_name_to_the_other_once_it
     assert killed[0].proc is not None and killed[0].proc.wait() == -signal.SIGKILL
     assert len(pair.relay.answered) == 2  # the dead orderer's challenge, then the survivor's
     assert _stored_mains(fake_api) == [NAME]
+
+
+async def test_a_validation_reaching_the_replica_that_did_not_order_is_answered_from_the_secret(
+    pair, fake_api
+):
+    """Behind a Service the CA's validation may reach a pod that did not order: here the relay never asks
+    the Lease holder. The other replica reads the answer the orderer put in the Secret, Pebble validates,
+    both serve the one certificate, and the answer is removed from the Secret once the order is over."""
+    pair.relay.skip = pair.orderer_port
+    await pair.start()
+    serials = [await wait_for(lambda dr=dr: pair.served(dr), timeout=30) for dr in pair.replicas]
+    assert serials[0] == serials[1]
+    assert sorted(_orders(dr) for dr in pair.replicas) == [0, 1]
+    orderer = next(dr for dr in pair.replicas if _orders(dr) == 1)
+    ((_, answered_by),) = pair.relay.answered.items()
+    assert answered_by != _web_port(orderer)  # the replica that did not order answered Pebble
+    secret = fake_api.get("secrets", "edge", "dockroute-acme")
+    assert secret is not None and set(secret["data"]) == {"acme.json"}  # the answer withdrawn
