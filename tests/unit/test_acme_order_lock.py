@@ -119,9 +119,11 @@ def test_a_store_lock_on_the_folder_excludes_other_processes_and_leaves_no_file(
 # -- two resolvers in two processes, one store ---------------------------------------------------------
 
 
-def _race(store: str, counter: str, started: str) -> None:
+def _race(store: str, counter: str, started: str, other: str) -> None:
     """Child: a resolver whose 'CA' takes a second and counts its orders in ``counter``; prints the serial
-    of the certificate it ends up with."""
+    of the certificate it ends up with. Both children judge the name missing before either orders (as two
+    replicas starting together do): a child that started after the other one's order was stored would load
+    that certificate and never order, which is not the race under test."""
     resolver = AcmeResolver("le", ResolverSettings(storage=store), lambda: None)
 
     def issue(names: tuple[str, ...], renewing: StoredCertificate | None) -> StoredCertificate:
@@ -135,6 +137,9 @@ def _race(store: str, counter: str, started: str) -> None:
 
     resolver._issue = issue  # type: ignore[method-assign]
     Path(started).touch()
+    deadline = time.monotonic() + 20
+    while not os.path.exists(other) and time.monotonic() < deadline:  # both judged: now race
+        time.sleep(0.005)
     cert = resolver._order(NAMES)
     print(json.dumps({"serial": cert.facts.serial, "ordered": NAMES not in resolver._read_back}), flush=True)
 
@@ -142,7 +147,11 @@ def _race(store: str, counter: str, started: str) -> None:
 def test_two_processes_wanting_the_same_names_place_one_order_and_both_get_it(tmp_path):
     store, counter = str(tmp_path / "acme.json"), str(tmp_path / "orders")
     children = [
-        _child(f"t._race({store!r}, {counter!r}, {str(tmp_path / f'started-{i}')!r})") for i in (0, 1)
+        _child(
+            f"t._race({store!r}, {counter!r}, {str(tmp_path / f'started-{i}')!r}, "
+            f"{str(tmp_path / f'started-{1 - i}')!r})"
+        )
+        for i in (0, 1)
     ]
     results = [json.loads(c.communicate(timeout=30)[0]) for c in children]
     assert all(c.returncode == 0 for c in children)
