@@ -36,8 +36,14 @@ class Conflict(ApiError):
 
 
 def in_cluster() -> bool:
-    """Whether this process runs in a pod with a service account token (then that is what is used)."""
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(_SERVICE_ACCOUNT)
+    """Whether this process runs in a pod (then its service account is what is used). The test is the
+    Ingress provider's (``discover.kubernetes.client``): both ``KUBERNETES_SERVICE_*`` variables, as the
+    client's in-cluster loader needs them; the token file must be there too, or the loader fails."""
+    return (
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        and bool(os.environ.get("KUBERNETES_SERVICE_PORT"))
+        and os.path.exists(_SERVICE_ACCOUNT)
+    )
 
 
 def credentials_problem() -> str | None:
@@ -93,6 +99,9 @@ class KubeApi:
                         )
                 except Exception as exc:  # the loaders raise ConfigException, OSError, YAML errors...
                     raise ApiError(0, f"cannot load Kubernetes credentials: {exc}") from exc
+                # No urllib3 retries (as the Ingress provider): the resolver's backoff retries, and urllib3
+                # would log a warning per attempt and stretch each call while the API is down.
+                configuration.retries = False
                 api_client = client.ApiClient(configuration)
                 self._core = client.CoreV1Api(api_client)
                 self._coordination = client.CoordinationV1Api(api_client)

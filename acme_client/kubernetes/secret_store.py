@@ -287,9 +287,14 @@ class SecretStorage(AcmeStorage):
         return contextlib.nullcontext()  # optimistic concurrency instead: see _transaction
 
     def save(self, state: Mapping[str, ResolverState]) -> None:
+        if _on_event_loop():
+            raise RuntimeError("the Kubernetes Secret store is written from worker threads only")
         self._transaction(lambda: self._save(state))
 
     def _update(self, resolver: str, change: Callable[[ResolverState], ResolverState]) -> None:
+        if _on_event_loop():  # load() answers {} there: a write would keep only this change
+            raise RuntimeError("the Kubernetes Secret store is written from worker threads only")
+
         def read_change_write() -> None:
             current = self.load().get(resolver) or ResolverState()
             self._save({resolver: change(current)})

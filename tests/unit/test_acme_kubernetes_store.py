@@ -4,6 +4,7 @@ for what it implements)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -242,3 +243,37 @@ def test_answers_of_a_dead_orderer_are_dropped_an_hour_on_and_strange_keys_never
         store.publish_answer(kind, key, "x")
         assert store.read_answer(kind, key) is None
     assert set(fake.get("secrets", "edge", "dockroute-acme")["data"]) == {"challenge.http-01.new"}
+
+
+async def test_a_write_on_the_event_loop_is_refused_not_made_over_an_empty_read(fake):
+    """load() answers {} on the loop (it never blocks it): a write there would store this one change over
+    every other certificate and the account. It raises instead, and the Secret keeps what it had."""
+    store = _store()
+    await asyncio.to_thread(store.put_certificate, "le", _cert("kept.example.com"))  # a worker: written
+    before = _secret_json(fake)
+    with pytest.raises(RuntimeError, match="worker threads only"):
+        store.put_certificate("le", _cert("b.example.com"))
+    with pytest.raises(RuntimeError, match="worker threads only"):
+        store.save({})
+    assert _secret_json(fake) == before
+
+
+def test_the_client_makes_no_retries_of_its_own(fake):
+    """urllib3's retries would log a warning per attempt and stretch each call while the API is down; the
+    resolver's own backoff retries, as the Ingress provider's does."""
+    api = KubeApi()
+    core, _ = api._clients()
+    assert core.api_client.configuration.retries is False
+
+
+def test_in_cluster_needs_the_service_port_as_the_ingress_provider_does(monkeypatch, tmp_path):
+    from acme_client.kubernetes import api as api_module
+
+    token = tmp_path / "token"
+    token.write_text("t")
+    monkeypatch.setattr(api_module, "_SERVICE_ACCOUNT", str(token))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
+    assert not api_module.in_cluster()
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    assert api_module.in_cluster()
