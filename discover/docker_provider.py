@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from discover.bursts import settle
 from discover.docker_hints import unreachable_hint
 from discover.docker_labels import build_docker_config
 from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, PortBinding, Reach
@@ -189,7 +190,6 @@ class DockerProvider(EngineProvider):
         self._wake = asyncio.Event()
         thread = threading.Thread(target=self._events_thread, name="docker-events", daemon=True)
         thread.start()
-        loop = self._loop
         wake = self._wake
         try:
             while True:
@@ -198,21 +198,7 @@ class DockerProvider(EngineProvider):
                 # engine falls quiet, or after `max_wait` at most so a long `compose up` routes its first
                 # containers while the rest still start. Removals skip this wait: requests sent to a
                 # container that is gone hang or fail. providersThrottleDuration is applied by the app.
-                first = loop.time()
-                while True:
-                    wake.clear()
-                    if self._urgent:
-                        await asyncio.sleep(self.debounce)
-                        break
-                    remaining = first + self.max_wait - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        async with asyncio.timeout(min(self.quiet, remaining)):
-                            await wake.wait()
-                    except TimeoutError:
-                        break  # quiet: the burst is over
-                wake.clear()
+                await settle(wake, self.quiet, self.max_wait, lambda: self._urgent, self.debounce)
                 self._urgent = False
                 await self._rebuild(publish)
                 if not self.settings.watch:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from discover.bursts import settle
 from discover.kubernetes.builder import BuildResult, Cluster, build_ingress_config
 from discover.kubernetes.client import RESOURCES, ApiError, Gone, KubeApi, Resource
 from discover.kubernetes.records import (
@@ -313,18 +314,7 @@ class KubernetesIngressProvider:
     async def _settle(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
         """A burst of events costs one rebuild: wait until `quiet` passes without one (at most
         `max_wait`), and no sooner than ``throttleDuration`` after the last rebuild."""
-        first = loop.time()
-        while True:
-            wake.clear()
-            remaining = first + self.max_wait - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(min(self.quiet, remaining)):
-                    await wake.wait()
-            except TimeoutError:
-                break
-        wake.clear()
+        await settle(wake, self.quiet, self.max_wait)
         throttle = self._last_build + self.settings.throttle_duration - loop.time()
         if throttle > 0:
             await asyncio.sleep(throttle)
