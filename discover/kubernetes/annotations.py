@@ -14,7 +14,7 @@ decoder reads them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from discover.model import Domain, RouterTLS, StickyCookie
@@ -122,6 +122,28 @@ class RouterAnnotations:
     metrics: bool = True
 
 
+_READ_ON = {"router.": "the Ingress", "service.": "the Service"}
+
+
+def _screened(
+    found: Mapping[str, tuple[str, str]], own: str, warned: Mapping[str, str], warnings: list[str]
+) -> Iterator[tuple[str, str, str]]:
+    """(key, value, annotation name) of the annotations under ``own`` (``router.`` on an Ingress,
+    ``service.`` on a Service) that are read; each other one gets a warning naming it: Traefik decodes only
+    its own prefix on each object and skips the rest, and dockroute does not support the ``warned`` ones."""
+    other = "service." if own == "router." else "router."
+    for key, (value, name) in sorted(found.items()):
+        if key.startswith(other):
+            where = f"on {_READ_ON[other]}, not on {_READ_ON[own]}"
+            warnings.append(f"annotation {name} is read {where}; ignored")
+        elif not key.startswith(own):
+            warnings.append(f"annotation {name} is not one Traefik v3 reads ({own}* only); ignored")
+        elif key in warned:
+            warnings.append(f"annotation {name} is not supported ({warned[key]}); ignored")
+        else:
+            yield key, value, name
+
+
 def router_annotations(annotations: Mapping[str, str]) -> tuple[RouterAnnotations, list[str]]:
     """The Ingress's ``router.*`` annotations, and warnings for those not acted on. Raises
     :class:`AnnotationError` for a value that cannot be read (Traefik leaves the Ingress out)."""
@@ -131,16 +153,7 @@ def router_annotations(annotations: Mapping[str, str]) -> tuple[RouterAnnotation
     tls_on: bool | None = None
     tls_kw: dict[str, object] = {}
     domains: dict[int, dict[str, object]] = {}
-    for key, (value, name) in sorted(found.items()):
-        if key.startswith("service."):
-            warnings.append(f"annotation {name} is read on the Service, not on the Ingress; ignored here")
-            continue
-        if not key.startswith("router."):  # Traefik decodes only router.* on an Ingress, and skips the rest
-            warnings.append(f"annotation {name} is not one Traefik v3 reads (router.* only); ignored")
-            continue
-        if key in _ROUTER_WARNED:
-            warnings.append(f"annotation {name} is not supported ({_ROUTER_WARNED[key]}); ignored")
-            continue
+    for key, value, name in _screened(found, "router.", _ROUTER_WARNED, warnings):
         m = _DOMAIN_KEY.fullmatch(key)
         if m:
             d = domains.setdefault(int(m[1]), {})
@@ -205,16 +218,7 @@ def service_annotations(annotations: Mapping[str, str]) -> tuple[ServiceAnnotati
     warnings: list[str] = []
     kw: dict[str, object] = {}
     cookie: dict[str, object] | None = None
-    for key, (value, name) in sorted(found.items()):
-        if key.startswith("router."):
-            warnings.append(f"annotation {name} on a Service is not read (router.* belong on the Ingress)")
-            continue
-        if not key.startswith("service."):  # Traefik decodes only service.* on a Service, and skips the rest
-            warnings.append(f"annotation {name} is not one Traefik v3 reads (service.* only); ignored")
-            continue
-        if key in _SERVICE_WARNED:
-            warnings.append(f"annotation {name} is not supported ({_SERVICE_WARNED[key]}); ignored")
-            continue
+    for key, value, name in _screened(found, "service.", _SERVICE_WARNED, warnings):
         if key not in _SERVICE_KEYS:
             raise AnnotationError(f"annotation {name}: unknown (Traefik refuses such a Service too)")
         if key == "service.serversscheme":
