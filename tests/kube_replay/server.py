@@ -17,11 +17,13 @@ placeholder becomes the value, an int for a port.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import trustme
 from aiohttp import web
 
 from tests.polling import wait_for
@@ -37,6 +39,25 @@ PATHS = {
     "/apis/discovery.k8s.io/v1/endpointslices": "endpointslices",
     "/api/v1/secrets": "secrets",
 }
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unit_values() -> dict[str, Any]:
+    """The placeholders of the recorded conversation for tests that run the provider in process: fixed
+    ports (nothing listens on them) and two certificates for the Secret, the second for its rotation."""
+    ca = trustme.CA()
+    first, second = ca.issue_cert("shop.example.test"), ca.issue_cert("shop.example.test")
+    return {
+        "__PORT_WEB__": 18080,
+        "__PORT_API__": 18081,
+        "__TLS_CRT__": _b64(first.cert_chain_pems[0].bytes()),
+        "__TLS_KEY__": _b64(first.private_key_pem.bytes()),
+        "__TLS_CRT_2__": _b64(second.cert_chain_pems[0].bytes()),
+        "__TLS_KEY_2__": _b64(second.private_key_pem.bytes()),
+    }
 
 
 def go_true(value: str | None) -> bool:

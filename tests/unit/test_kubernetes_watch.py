@@ -5,15 +5,13 @@ bookmark's version; an event that changes nothing publishes nothing; namespaces 
 requests' paths and query."""
 
 import asyncio
-import base64
 import logging
 
 import pytest
-import trustme
 
 from discover.kubernetes.provider import KubernetesIngressProvider
 from discover.kubernetes.settings import IngressEndpoint, KubernetesIngressSettings
-from tests.kube_replay.server import ReplayServer, wait_open
+from tests.kube_replay.server import ReplayServer, unit_values, wait_open
 from tests.polling import wait_for
 
 FORBIDDEN = (
@@ -22,22 +20,9 @@ FORBIDDEN = (
 )
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 @pytest.fixture
 def values():
-    ca = trustme.CA()
-    first, second = ca.issue_cert("shop.example.test"), ca.issue_cert("shop.example.test")
-    return {
-        "__PORT_WEB__": 18080,
-        "__PORT_API__": 18081,
-        "__TLS_CRT__": _b64(first.cert_chain_pems[0].bytes()),
-        "__TLS_KEY__": _b64(first.private_key_pem.bytes()),
-        "__TLS_CRT_2__": _b64(second.cert_chain_pems[0].bytes()),
-        "__TLS_KEY_2__": _b64(second.private_key_pem.bytes()),
-    }
+    return unit_values()
 
 
 @pytest.fixture
