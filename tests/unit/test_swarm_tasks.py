@@ -60,9 +60,9 @@ def task(sid: str, slot: int, ip: str | None, state: str = "running", net: dict 
     }
 
 
-def build(services, tasks, settings=None, reach=None):
+def build(services, tasks, settings=None, reach=None, networks=NETWORKS):
     settings = settings or SwarmSettings()
-    view = swarm_containers(services, tasks, NETWORKS, settings)
+    view = swarm_containers(services, tasks, networks, settings)
     cfg, records = build_docker_config(view.containers, settings, reach=reach)
     return view, cfg, records
 
@@ -146,6 +146,27 @@ def test_network_choice(labels, settings, expected):
         t["NetworksAttachments"].pop(1)  # app-net and ingress: ingress is never picked unasked
     _, cfg, _ = build([service("web", {PORT: "80", **labels})], [t], settings)
     assert urls(cfg, "web") == [f"http://{expected}:80"]
+
+
+ZZ = {"Name": "zz-net", "Id": "3zzq8d0vbz1n4k2m5p7r9t1w", "Scope": "swarm", "Driver": "overlay"}
+
+
+def test_the_ingress_network_is_never_picked_unasked_even_when_it_sorts_first():
+    # ingress sorts before zz-net: only the ingress rule keeps the routing mesh's address out
+    t = task("svcweb", 1, "10.0.9.2", net=ZZ)
+    t["NetworksAttachments"].append({"Network": {"ID": INGRESS["Id"]}, "Addresses": ["10.0.0.9/24"]})
+    _, cfg, _ = build([service("web", {PORT: "80"})], [t], networks=[INGRESS, ZZ])
+    assert urls(cfg, "web") == ["http://10.0.9.2:80"]
+
+
+def test_an_ingress_only_task_is_not_routed_unless_the_label_asks_for_ingress():
+    only = task("svcweb", 1, "10.0.0.9", net=INGRESS)
+    view, cfg, _ = build([service("web", {PORT: "80"})], [only], networks=[INGRESS, ZZ])
+    assert not cfg.routers
+    assert view.notes[0].reason == "unreachable-network" and "ingress" in view.notes[0].reasons[0]
+    asked = service("web", {PORT: "80", "traefik.swarm.network": "ingress"})
+    _, cfg, _ = build([asked], [only], networks=[INGRESS, ZZ])
+    assert urls(cfg, "web") == ["http://10.0.0.9:80"]
 
 
 def test_a_network_label_naming_no_network_of_the_task_warns_and_uses_another():
