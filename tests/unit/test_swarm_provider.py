@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 from discover.docker_model import Reach
 from discover.swarm_model import SwarmSettings
@@ -143,3 +144,56 @@ def test_which_events_wake_the_provider():
     assert _is_task_event({"Type": "node", "Action": "update"})
     assert not _is_task_event({"Type": "container", "Action": "start", "Actor": {"Attributes": {}}})
     assert not _is_task_event({**task_start, "Action": "exec_start: sh"})
+
+
+class OneEventStream:
+    """An engine event stream: once ``go`` is set it yields one container event of a swarm task, then
+    stays open (as the engine's does) until closed."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.closed = threading.Event()
+
+    def __iter__(self):
+        self.go.wait(5)
+        yield {
+            "Type": "container",
+            "Action": "start",
+            "Actor": {
+                "Attributes": {
+                    "com.docker.swarm.service.id": "svcweb",
+                    "com.docker.swarm.service.name": "web",
+                }
+            },
+        }
+        self.closed.wait(5)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_a_task_containers_engine_event_rebuilds_well_before_refresh_seconds():
+    stream = OneEventStream()
+
+    class Client:
+        def events(self, **_kw):
+            return stream
+
+    async def main():
+        fake = FakeSwarm()
+        published = []
+        p = provider(SwarmSettings(refresh_seconds=60, watch=True), fake)
+        p._client = lambda timeout=None: Client()  # noqa: SLF001 - the events thread's engine
+        run = asyncio.create_task(p.run(published.append))
+        await until(lambda: len(published) == 1)
+        fake.tasks.append(task("svcweb", 2, "10.0.1.3"))  # a task started on this node
+        t0 = asyncio.get_running_loop().time()
+        stream.go.set()
+        await until(lambda: len(published) == 2, timeout=2.0)
+        assert asyncio.get_running_loop().time() - t0 < 2.0  # the event, not the 60 s poll
+        assert servers(published[-1]) == ["http://10.0.1.2:80", "http://10.0.1.3:80"]
+        assert p.events_seen == 1
+        run.cancel()
+        await until(stream.closed.is_set)  # stop closes the stream under the thread
+
+    asyncio.run(main())
