@@ -64,6 +64,7 @@ class DockerSettings:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    tls_insecure_skip_verify: bool = False  # tls.insecureSkipVerify: the engine's certificate is not checked
     host_address: str = "127.0.0.1"  # where `host` network-mode containers are reached
     provider: str = "docker"  # the provider's name: qualifies names, and its keys and labels in messages
 

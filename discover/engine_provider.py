@@ -26,9 +26,23 @@ from discover.docker_model import ContainerRecord, DockerSettings, Reach
 from discover.docker_reach import find_own_container, find_reach, host_gateway, local_routes
 from discover.model import DynamicConfig
 
-__all__ = ["EngineProvider", "record_lines"]
+__all__ = ["EngineProvider", "engine_tls", "record_lines"]
 
 T = TypeVar("T")
+
+
+def engine_tls(s: DockerSettings) -> TLSConfig | bool:
+    """The ``tls`` section as the SDK's TLS settings (False: plain HTTP), as Traefik's
+    ``ClientTLS.CreateTLSConfig``: the engine's certificate is checked against ``tls.ca``, or the system's
+    roots when there is none (``verify=True`` without a CA file: requests' bundle), and never with
+    ``tls.insecureSkipVerify``. Cert and key come together (start refuses one without the other)."""
+    if not (s.tls_cert or s.tls_ca or s.tls_insecure_skip_verify):
+        return False
+    return TLSConfig(
+        client_cert=(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None,
+        ca_cert=s.tls_ca,
+        verify=not s.tls_insecure_skip_verify,
+    )
 
 
 class EngineProvider:
@@ -72,13 +86,7 @@ class EngineProvider:
 
     def _client(self, timeout: float | None = 10.0) -> docker.APIClient:
         s = self.settings
-        tls: TLSConfig | bool = False
-        if s.tls_cert or s.tls_ca:
-            tls = TLSConfig(
-                client_cert=(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None,
-                ca_cert=s.tls_ca,
-                verify=bool(s.tls_ca),
-            )
+        tls = engine_tls(s)
         base = s.endpoint.replace("tcp://", "https://" if tls else "http://", 1)
         return docker.APIClient(base_url=base, version="auto", timeout=timeout, tls=tls)
 

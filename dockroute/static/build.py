@@ -316,6 +316,14 @@ def _engine_keys(r: Reader, d: DockerSettings) -> dict[str, Any]:
             f"expected a URL like 'unix:///var/run/docker.sock' or 'tcp://host:2376', got {endpoint!r}"
             f"{where(r.origin('endpoint'))}",
         )
+    cert, key = tls.text("cert"), tls.text("key")
+    if (cert is None) != (key is None):
+        # Traefik's ClientTLS.CreateTLSConfig: "both TLS cert and key must be defined"
+        missing, given = ("key", "cert") if key is None else ("cert", "key")
+        raise StaticConfigError(
+            f"{tls.path}.{missing}",
+            f"required with {tls.path}.{given}: both TLS cert and key must be defined",
+        )
     return {
         "endpoint": endpoint,
         "exposed_by_default": r.flag("exposedByDefault", d.exposed_by_default),
@@ -325,8 +333,9 @@ def _engine_keys(r: Reader, d: DockerSettings) -> dict[str, Any]:
         "constraints": r.text("constraints"),
         "allow_empty_services": r.flag("allowEmptyServices", d.allow_empty_services),
         "tls_ca": tls.text("ca"),
-        "tls_cert": tls.text("cert"),
-        "tls_key": tls.text("key"),
+        "tls_cert": cert,
+        "tls_key": key,
+        "tls_insecure_skip_verify": tls.flag("insecureSkipVerify", False),
     }
 
 

@@ -287,7 +287,7 @@ _ENGINE_PROVIDER: dict[str, Any] = {
     "watch": BOOL,
     "constraints": STR,
     "allowEmptyServices": BOOL,
-    "tls": {"ca": STR, "cert": STR, "key": STR, "insecureSkipVerify": ANY},
+    "tls": {"ca": STR, "cert": STR, "key": STR, "insecureSkipVerify": BOOL},
     **dict.fromkeys(("httpClientTimeout", "username", "password"), ANY),
 }
 

@@ -3,12 +3,15 @@
 import asyncio
 import logging
 import threading
+from dataclasses import replace
 
 import pytest
+import requests
 
 from discover import docker_labels, docker_provider
 from discover.docker_model import DockerSettings, PortBinding
 from discover.docker_provider import DockerProvider, container_from_list
+from discover.engine_provider import engine_tls
 
 LISTED = {
     "Id": "abc123" * 10,
@@ -181,3 +184,36 @@ async def test_a_bad_constraint_is_reported_per_container_as_before(expr, caplog
     assert p.records["a"].reasons == expected
     assert [r.getMessage() for r in caplog.records] == [f"container a is not routed: {expected[0]}"]
     assert [set(cfg.routers) for cfg in published] == [set()]
+
+
+def _pem(tmp_path, name):
+    path = tmp_path / name
+    path.write_text(
+        "-----BEGIN PLACEHOLDER-----\n"
+    )  # the SDK checks the files exist; the handshake reads them
+    return str(path)
+
+
+def test_engine_tls_checks_the_engines_certificate_like_traefiks_client_tls(tmp_path):
+    """Traefik's ClientTLS.CreateTLSConfig: a nil RootCAs pool (the system's roots) without tls.ca, tls.ca
+    when given, and no check only with tls.insecureSkipVerify."""
+    cert, key, ca = _pem(tmp_path, "c.pem"), _pem(tmp_path, "k.pem"), _pem(tmp_path, "ca.pem")
+    base = DockerSettings(endpoint="tcp://engine:2376")
+    assert engine_tls(base) is False  # no tls section: plain HTTP
+    client_only = engine_tls(replace(base, tls_cert=cert, tls_key=key))
+    assert client_only.cert == (cert, key)
+    assert client_only.verify is True and client_only.ca_cert is None  # the system's roots, not unchecked
+    session = requests.Session()
+    client_only.configure_client(session)
+    assert session.verify is True and session.cert == (cert, key)
+    with_ca = engine_tls(replace(base, tls_cert=cert, tls_key=key, tls_ca=ca))
+    session = requests.Session()
+    with_ca.configure_client(session)
+    assert session.verify == ca
+    for insecure in (
+        replace(base, tls_cert=cert, tls_key=key, tls_ca=ca, tls_insecure_skip_verify=True),
+        replace(base, tls_insecure_skip_verify=True),  # alone it still turns TLS on, unchecked
+    ):
+        session = requests.Session()
+        engine_tls(insecure).configure_client(session)
+        assert session.verify is False

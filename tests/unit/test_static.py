@@ -675,14 +675,13 @@ def test_traefik_keys_not_acted_on_yet_are_accepted_and_listed(tmp_path):
         "  otlp: {http: {}}\n"
         "log: {noColor: true, level: INFO}\n"
         "providers:\n"
-        "  docker: {tls: {insecureSkipVerify: true}}\n"
+        "  docker: {tls: {insecureSkipVerify: true}}\n"  # acted on: not listed
     )
     static = load_static(["--entrypoints.websecure.http.tls.options=modern"], {}, config_file=str(cfg))
     assert [ep.name for ep in static.entry_points] == ["websecure"]
     assert static.access_log is not None
     assert static.ignored == (
         "entryPoints.websecure.proxyProtocol",
-        "providers.docker.tls.insecureSkipVerify",
         "accessLog.dualOutput",
         "accessLog.otlp",
     )

@@ -75,7 +75,6 @@ def sw_tuple(s):
         "httpClientTimeout=30s",
         "username=u",
         "password=p",
-        "tls.insecureSkipVerify=true",
     ],
 )
 def test_keys_not_acted_on_are_named_in_a_warning(key):
@@ -90,9 +89,31 @@ def test_keys_not_acted_on_are_named_in_a_warning(key):
         (["--providers.swarm.endpoint=/var/run/docker.sock"], "providers.swarm.endpoint: expected a URL"),
         (["--providers.swarm.refreshSeconds=0"], "providers.swarm.refreshSeconds: must be more than 0"),
         (["--providers.swarm.refreshSeconds=soon"], "providers.swarm.refreshSeconds: expected a duration"),
+        # Traefik's ClientTLS: "both TLS cert and key must be defined"
+        (
+            ["--providers.swarm.tls.cert=/c.pem"],
+            "providers.swarm.tls.key: required with providers.swarm.tls.cert",
+        ),
+        (
+            ["--providers.swarm.tls.key=/k.pem"],
+            "providers.swarm.tls.cert: required with providers.swarm.tls.key",
+        ),
+        (["--providers.docker.tls.cert=/c.pem"], "providers.docker.tls.key: required with"),
+        (["--providers.docker.tls.key=/k.pem"], "providers.docker.tls.cert: required with"),
+        (["--providers.swarm.tls.insecureSkipVerify=maybe"], "providers.swarm.tls.insecureSkipVerify"),
     ],
 )
 def test_bad_keys_are_refused_by_name(argv, message):
     with pytest.raises(StaticConfigError) as err:
         load(*argv)
     assert str(err.value).startswith(message)
+
+
+def test_tls_insecure_skip_verify_is_read_for_both_providers():
+    static = load(
+        "--providers.swarm.tls.insecureSkipVerify=true", "--providers.docker.tls.insecureSkipVerify=true"
+    )
+    assert static.swarm_provider.tls_insecure_skip_verify is True
+    assert static.docker_provider.tls_insecure_skip_verify is True
+    assert static.ignored == ()  # acted on, not warned as unsupported
+    assert load("--providers.swarm=true").swarm_provider.tls_insecure_skip_verify is False
