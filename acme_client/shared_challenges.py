@@ -33,7 +33,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dockroute.acme")
 
-__all__ = ["answer_path", "make_solvers", "publish_answer", "read_answer", "valid_key", "withdraw_answer"]
+__all__ = [
+    "answer_path",
+    "make_solvers",
+    "publish_answer",
+    "read_answer",
+    "read_answers",
+    "valid_key",
+    "withdraw_answer",
+]
 
 _KEY = {
     "http-01": re.compile(r"[A-Za-z0-9_-]{1,256}"),  # base64url, RFC 8555 section 8.3
@@ -99,8 +107,28 @@ def withdraw_answer(store: str, kind: str, key: str) -> None:
 def read_answer(store: str, kind: str, key: str) -> str | None:
     """The key authorization another replica published for ``key``, or None."""
     path = answer_path(store, kind, key)
-    if path is None:
-        return None
+    return None if path is None else _read_file(path)
+
+
+def read_answers(store: str, kind: str) -> dict[str, str]:
+    """Every ``kind`` answer published beside ``store`` (key → key authorization): one listing of the
+    folder, so that a lookup of many tokens costs one read, whatever the tokens."""
+    folder, prefix = _folder_and_prefix(store)
+    prefix = f"{prefix}{kind}."
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return {}
+    answers = {}
+    for name in names:
+        key = name[len(prefix) :]
+        answer = _read_file(os.path.join(folder, name)) if valid_key(kind, key) else None
+        if answer is not None:
+            answers[key] = answer
+    return answers
+
+
+def _read_file(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             data = f.read(_MAX_ANSWER + 1)

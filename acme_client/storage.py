@@ -481,6 +481,11 @@ class AcmeStorage:
         """The answer another process published for ``key``, or None."""
         return shared_challenges.read_answer(self.path, kind, key)
 
+    def read_answers(self, kind: str) -> dict[str, str]:
+        """Every ``kind`` answer published for the processes sharing this store (key → key
+        authorization), in one read: what a lookup of any token is answered from."""
+        return shared_challenges.read_answers(self.path, kind)
+
     def signature(self) -> Signature | None:
         """The file's :data:`Signature` (None when missing): one ``stat``, cheap enough to ask every few
         seconds to learn whether another process wrote it."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from acme_client.internal_ca import InternalCA
@@ -23,6 +24,7 @@ from acme_client.report import CertificateFacts, CertificateStatus, read_facts
 from acme_client.resolver import AcmeResolver
 from acme_client.settings import InternalCASettings, ResolverSettings
 from acme_client.shared_challenges import valid_key
+from acme_client.storage import AcmeStorage
 from discover.model import DynamicConfig
 from dockroute.kubernetes_certs import acme_storage
 from router.api.state import CertificateReport
@@ -91,11 +93,19 @@ class AlpnChallenges:
 class HttpChallenges:
     """The router's HTTP-01 lookup (token → key authorization) over every ACME resolver: from their memory
     when this process ordered; else, as another replica sharing the store may have (a load balancer spreads
-    the CA's requests over replicas), from the answers published beside their stores, read in a thread
-    (an awaitable then). What is no token is answered None at once, and never becomes a file name."""
+    the CA's requests over replicas), from the answers published beside their stores. What is no token is
+    answered None at once, and never becomes a file name.
 
-    def __init__(self, resolvers: Mapping[str, Resolver]) -> None:
+    Anyone may ask for any token-shaped path, so a token this process does not hold is never a store read
+    of its own (a Kubernetes Secret store answers with a GET of every certificate): each store's answers
+    are read whole, in a thread, by one read that concurrent lookups share (:class:`_AnswerSnapshot`)."""
+
+    def __init__(self, resolvers: Mapping[str, Resolver], clock: Callable[[], float] | None = None) -> None:
         self._resolvers = [r for r in resolvers.values() if isinstance(r, AcmeResolver)]
+        stores: dict[int, _AnswerSnapshot] = {}
+        for r in self._resolvers:
+            stores.setdefault(id(r.storage), _AnswerSnapshot(r.storage, clock))
+        self._snapshots = list(stores.values())
 
     def __call__(self, token: str) -> str | None | Awaitable[str | None]:
         for resolver in self._resolvers:
@@ -104,14 +114,71 @@ class HttpChallenges:
                 return answer
         if not self._resolvers or not valid_key("http-01", token):
             return None
-        return asyncio.get_running_loop().run_in_executor(None, self._read, token)
+        pending = []
+        for snapshot in self._snapshots:
+            answer = snapshot.lookup(token)
+            if isinstance(answer, str):
+                return answer
+            if answer is not None:
+                pending.append(answer)
+        return self._first(pending) if pending else None
 
-    def _read(self, token: str) -> str | None:
-        for resolver in self._resolvers:
-            answer = resolver.storage.read_answer("http-01", token)
+    @staticmethod
+    async def _first(pending: list[Awaitable[str | None]]) -> str | None:
+        for answer in await asyncio.gather(*pending):
             if answer is not None:
                 return answer
         return None
+
+
+class _AnswerSnapshot:
+    """One store's published HTTP-01 answers, all read at once and kept ``LIFETIME`` seconds: a flood of
+    lookups of unknown tokens costs at most one read per ``REFRESH_AFTER`` seconds, shared by every
+    lookup waiting meanwhile, and the read runs in a thread (it may be a network volume or an API call).
+    A token published after the snapshot was read is found by a lookup at most ``REFRESH_AFTER`` seconds
+    later (a miss on an older snapshot reads again); a withdrawn answer may be given ``LIFETIME`` seconds
+    longer, which is harmless (a key authorization is public)."""
+
+    LIFETIME = 1.0
+    REFRESH_AFTER = 0.5
+
+    def __init__(self, storage: AcmeStorage, clock: Callable[[], float] | None = None) -> None:
+        self._storage = storage
+        self._clock = clock or time.monotonic
+        self._answers: dict[str, str] = {}
+        self._read_at = float("-inf")  # when the last read started (the clock's time)
+        self._reading: asyncio.Future[dict[str, str]] | None = None
+
+    def lookup(self, token: str) -> str | None | Awaitable[str | None]:
+        """The answer at once when the snapshot holds it (or is too young to read again), else an
+        awaitable of the one read in flight (started here when none is)."""
+        age = self._clock() - self._read_at
+        answer = self._answers.get(token) if age < self.LIFETIME else None
+        if answer is not None:
+            return answer
+        if self._reading is None:
+            if age < self.REFRESH_AFTER:
+                return None
+            self._read_at = self._clock()
+            loop = asyncio.get_running_loop()
+            self._reading = loop.run_in_executor(None, self._storage.read_answers, "http-01")
+            self._reading.add_done_callback(self._took)
+        return self._after(self._reading, token)
+
+    def _took(self, reading: asyncio.Future[dict[str, str]]) -> None:
+        self._reading = None
+        if not reading.cancelled() and reading.exception() is None:
+            self._answers = reading.result()
+        else:
+            self._answers = {}
+
+    @staticmethod
+    async def _after(reading: asyncio.Future[dict[str, str]], token: str) -> str | None:
+        try:
+            return (await asyncio.shield(reading)).get(token)
+        except Exception:
+            log.debug("reading the published HTTP-01 answers failed", exc_info=True)
+            return None
 
 
 def wanted_certificates(

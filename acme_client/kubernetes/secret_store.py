@@ -165,6 +165,28 @@ class SecretStorage(AcmeStorage):
         except (StorageError, ValueError, binascii.Error, UnicodeDecodeError):
             return None
 
+    def read_answers(self, kind: str) -> dict[str, str]:
+        """Every ``kind`` answer published in the Secret (key → key authorization), from ONE GET: a
+        lookup of many tokens costs one read of the Secret, whatever the tokens (a worker thread only)."""
+        prefix = f"{_ANSWER_PREFIX}{kind}."
+        if _on_event_loop():
+            return {}
+        try:
+            data = (self._get_secret() or {}).get("data") or {}
+        except StorageError:
+            return {}
+        answers = {}
+        for name, encoded in data.items():
+            if not name.startswith(prefix) or not encoded:
+                continue
+            try:
+                answer = base64.b64decode(encoded).decode("ascii").split("\n", 1)[0]
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                continue
+            if answer:
+                answers[name[len(prefix) :]] = answer
+        return answers
+
     def _set_answer(self, name: str, value: str | None) -> None:
         """Set (or remove: None) one answer key of the Secret, conditioned on the version read."""
         s = self.store

@@ -231,6 +231,20 @@ def test_challenge_answers_are_shared_through_the_secret_and_withdrawn(fake):
     assert len(_secret_json(fake)["le"]["Certificates"]) == 2
 
 
+def test_every_published_answer_is_read_from_one_get_of_the_secret(fake):
+    """What the proxy's HTTP-01 lookup snapshots: all http-01 answers at once, whatever the token asked."""
+    orderer, other = _store("pod-a_1"), _store("pod-b_2")
+    orderer.put_certificate("le", _cert("a.example.com"))
+    orderer.publish_answer("http-01", "tok-1", "tok-1.thumb")
+    orderer.publish_answer("http-01", "tok-2", "tok-2.thumb")
+    orderer.publish_answer("tls-alpn-01", "a.example.com", "alpn.thumb")
+    gets = []
+    get_secret = other.api.get_secret
+    other.api.get_secret = lambda *a: gets.append(a) or get_secret(*a)
+    assert other.read_answers("http-01") == {"tok-1": "tok-1.thumb", "tok-2": "tok-2.thumb"}
+    assert len(gets) == 1
+
+
 def test_answers_of_a_dead_orderer_are_dropped_an_hour_on_and_strange_keys_never_written(fake):
     store = _store()
     old = base64.b64encode(b"old.thumbprint\n1000").decode()

@@ -5,8 +5,10 @@ becomes a path."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import secrets
 import time
 
 from acme_client import shared_challenges
@@ -61,13 +63,26 @@ def test_a_folder_not_ours_is_said_once_and_the_answer_stays_in_memory(tmp_path,
     assert len(said) == 1 and store in said[0]
 
 
-async def test_http_lookup_answers_from_memory_then_from_the_store_off_the_loop(tmp_path):
-    store = str(tmp_path / "acme.json")
+class _Clock:
+    """A clock the test moves: the lookup's snapshot ages by what the test says, not by sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _resolver(store: str) -> AcmeResolver:
     settings = ResolverSettings(
         ca_server="https://ca.invalid/directory", storage=store, http_entry_point="web"
     )
-    resolver = AcmeResolver("le", settings, lambda: None)
-    lookup = HttpChallenges({"le": resolver})
+    return AcmeResolver("le", settings, lambda: None)
+
+
+async def test_http_lookup_answers_from_memory_then_from_the_store_off_the_loop(tmp_path):
+    resolver, clock = _resolver(str(tmp_path / "acme.json")), _Clock()
+    lookup = HttpChallenges({"le": resolver}, clock=clock)
     http = next(s for s in resolver._solvers if s.typ == "http-01")
     http.publish("a.test", TOKEN, "mine.thumb")  # this process ordered: in memory (and published)
     assert lookup(TOKEN) == "mine.thumb"  # at once, no thread
@@ -75,5 +90,63 @@ async def test_http_lookup_answers_from_memory_then_from_the_store_off_the_loop(
     pending = lookup(TOKEN)
     assert not isinstance(pending, str) and await pending == "mine.thumb"
     http.unpublish("a.test", TOKEN)
+    clock.now += 1.0  # the snapshot's lifetime is over: read again
     assert await lookup(TOKEN) is None
     assert lookup("../acme.json") is None  # refused before any thread or path
+
+
+class _CountingStorage(AcmeStorage):
+    """A file store that counts its reads of the published answers (each a Secret GET for that store)."""
+
+    reads = 0
+    single_reads = 0
+
+    def read_answers(self, kind: str) -> dict[str, str]:
+        self.reads += 1
+        return super().read_answers(kind)
+
+    def read_answer(self, kind: str, key: str) -> str | None:
+        self.single_reads += 1
+        return super().read_answer(kind, key)
+
+
+async def test_a_flood_of_unknown_tokens_costs_one_store_read_and_a_published_answer_is_still_found(tmp_path):
+    store = str(tmp_path / "acme.json")
+    resolver, clock = _resolver(store), _Clock()
+    storage = resolver.storage = _CountingStorage(store)
+    lookup = HttpChallenges({"le": resolver}, clock=clock)
+    AcmeStorage(store).publish_answer("http-01", TOKEN, "other.thumb")  # another replica ordered
+    flood = [secrets.token_urlsafe(32) for _ in range(200)]
+    asked = [lookup(token) for token in [*flood, TOKEN]]
+    answers = await asyncio.gather(*[a for a in asked if a is not None and not isinstance(a, str)])
+    assert storage.reads == 1 and storage.single_reads == 0
+    assert answers.count("other.thumb") == 1 and answers.count(None) == len(answers) - 1
+    # within the interval: misses are answered at once, hits from the snapshot, and nothing is read
+    assert [lookup(t) for t in flood[:50]] == [None] * 50 and lookup(TOKEN) == "other.thumb"
+    assert storage.reads == 1
+    # a token published after the snapshot was read is found once the snapshot is REFRESH_AFTER old,
+    # by one read that all lookups then share
+    late = secrets.token_urlsafe(32)
+    AcmeStorage(store).publish_answer("http-01", late, "late.thumb")
+    clock.now += 0.6
+    asked = [lookup(token) for token in [*flood, late]]
+    assert all(not isinstance(a, str) and a is not None for a in asked)
+    answers = await asyncio.gather(*asked)
+    assert storage.reads == 2 and answers[-1] == "late.thumb" and answers[:-1] == [None] * len(flood)
+
+
+async def test_a_failing_store_read_answers_none_and_is_tried_again_later(tmp_path):
+    store = str(tmp_path / "acme.json")
+    resolver, clock = _resolver(store), _Clock()
+
+    class Broken(AcmeStorage):
+        def read_answers(self, kind: str) -> dict[str, str]:
+            raise OSError("the volume went away")
+
+    resolver.storage = Broken(store)
+    lookup = HttpChallenges({"le": resolver}, clock=clock)
+    assert await lookup(TOKEN) is None
+    assert lookup(TOKEN) is None  # within the interval: no second read
+    clock.now += 0.6
+    again = lookup(TOKEN)
+    assert not isinstance(again, str | None) and await again is None  # read again
