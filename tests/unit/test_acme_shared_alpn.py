@@ -92,3 +92,31 @@ async def test_watch_takes_another_process_answer_then_acknowledges_it(tmp_path)
     await asyncio.to_thread(watch.look)
     await until(lambda: got[-1] == {})  # withdrawn: no longer presented
     AcmeStorage(store).withdraw_answer("tls-alpn-01", "mine.example.com")
+
+
+def test_publishing_a_tls_alpn_answer_waits_for_the_live_replicas_acknowledgement(
+    tmp_path, caplog, monkeypatch
+):
+    """AcmeStorage.publish_answer returns (and the CA is told) only once every live replica took the answer,
+    or after the bounded wait, naming the silent one."""
+    store = str(tmp_path / "acme.json")
+    waited: list[tuple[str, str]] = []
+    real_wait = shared_alpn.wait_for_replicas
+
+    def short_wait(path: str, domain: str, key_authorization: str, timeout: float = 0.3) -> None:
+        waited.append((domain, key_authorization))
+        real_wait(path, domain, key_authorization, timeout=0.3)
+
+    monkeypatch.setattr(shared_alpn, "wait_for_replicas", short_wait)
+    fd = os.open(tmp_path / ".acme.json.replica.999-silent", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # a live replica that never acknowledges
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="dockroute.acme"):
+            AcmeStorage(store).publish_answer("tls-alpn-01", DOMAIN, KEY_AUTH)
+        assert waited == [(DOMAIN, KEY_AUTH)]
+        assert 0.3 <= time.monotonic() - started < 5  # waited for it, within the bound
+        assert "999-silent" in caplog.text and DOMAIN in caplog.text
+    finally:
+        os.close(fd)
+        AcmeStorage(store).withdraw_answer("tls-alpn-01", DOMAIN)

@@ -94,3 +94,23 @@ async def test_watch_thread_polls_and_stops(tmp_path):
         watch.stop()
     watch._thread.join(5)
     assert not watch._thread.is_alive()
+
+
+async def test_watch_never_reads_back_this_process_own_write(tmp_path):
+    """What this process wrote it holds already: the next look neither reads nor parses the store again."""
+    path = str(tmp_path / "acme.json")
+    mine = AcmeStorage(path)
+    mine.load()
+    got: list[ResolverState] = []
+    watch = StoreWatch(mine, "le", asyncio.get_running_loop(), got.append)
+    reloads: list[object] = []
+    reload = mine.reload
+    mine.reload = lambda: reloads.append(1) or reload()  # type: ignore[method-assign]
+    mine.put_certificate("le", _cert("a.test", 10, 80))
+    watch.look()
+    await asyncio.sleep(0)
+    assert reloads == [] and got == []
+    mine.save({"le": ResolverState(certificates=(_cert("b.test", 10, 80),))})
+    watch.look()
+    await asyncio.sleep(0)
+    assert reloads == [] and got == []

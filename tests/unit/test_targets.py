@@ -3,6 +3,7 @@ routes (any object with ``handle`` is a target; nothing asks which kind it is)."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import make_mocked_request
@@ -76,6 +77,23 @@ async def test_challenge_target_answers_known_tokens_only():
     sent, written = await call(ep, "GET", CHALLENGE_PREFIX + "tok1")
     assert sent is SENT_KEEP
     assert written.startswith(b"HTTP/1.1 200 OK\r\n") and written.endswith(b"\r\n\r\ntok1.thumbprint")
+    _, written = await call(ep, "GET", CHALLENGE_PREFIX + "other")
+    assert written.startswith(b"HTTP/1.1 404 ")
+
+
+async def test_challenge_target_awaits_an_answer_read_off_the_loop():
+    """Another replica's token: the lookup gives an awaitable (a read in a thread), and its answer is sent."""
+    loop = asyncio.get_running_loop()
+
+    def lookup(token: str) -> asyncio.Future[str | None]:
+        future = loop.create_future()
+        loop.call_soon(future.set_result, f"{token}.thumbprint" if token == "tok2" else None)
+        return future
+
+    ep = handler_with(ChallengeTarget("acme-http@internal", lookup), f"PathPrefix(`{CHALLENGE_PREFIX}`)")
+    sent, written = await call(ep, "GET", CHALLENGE_PREFIX + "tok2")
+    assert sent is SENT_KEEP
+    assert written.startswith(b"HTTP/1.1 200 OK\r\n") and written.endswith(b"\r\n\r\ntok2.thumbprint")
     _, written = await call(ep, "GET", CHALLENGE_PREFIX + "other")
     assert written.startswith(b"HTTP/1.1 404 ")
 
