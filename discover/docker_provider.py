@@ -118,7 +118,7 @@ class DockerProvider(EngineProvider):
         down_logged = False
         while not self._stop.is_set():
             try:
-                client = self._client(timeout=None)
+                client = self._client()
                 client.ping()
                 stream = client.events(
                     decode=True, filters={"type": ["container", "network"]}, since=self._since

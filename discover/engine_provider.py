@@ -68,6 +68,7 @@ class EngineProvider:
         self.records: dict[str, ContainerRecord] = {}
         self.rebuilds = 0
         self.events_seen = 0
+        self.call_timeout = 10.0  # seconds an engine call may take (the event stream is not bounded)
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -84,7 +85,13 @@ class EngineProvider:
 
     # -- engine access (threads) --------------------------------------------------------------------
 
-    def _client(self, timeout: float | None = 10.0) -> docker.APIClient:
+    def _client(self, timeout: float | None = None) -> docker.APIClient:
+        """A client whose calls (the ``/version`` that ``version="auto"`` asks first, ping, the lists) give
+        up after ``call_timeout`` (or ``timeout``): an engine that accepts and never answers costs a
+        bounded wait, not a hung thread that stop cannot cut (its stream not set yet). The SDK reads the
+        event stream itself with no timeout, so the events threads use this client too: a quiet engine
+        does not end their stream."""
+        timeout = self.call_timeout if timeout is None else timeout
         s = self.settings
         tls = engine_tls(s)
         base = s.endpoint.replace("tcp://", "https://" if tls else "http://", 1)

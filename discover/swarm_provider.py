@@ -95,7 +95,7 @@ class SwarmProvider(EngineProvider):
         delay = self.backoff[0]
         while not self._stop.is_set():
             try:
-                client = self._client(timeout=None)
+                client = self._client()
                 stream = client.events(decode=True, filters={"type": ["service", "node", "container"]})
                 self._stream = stream
                 delay = self.backoff[0]

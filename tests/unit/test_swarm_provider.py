@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 
-from discover.docker_model import Reach
+import pytest
+
+from discover.docker_model import DockerSettings, Reach
+from discover.docker_provider import DockerProvider
 from discover.swarm_model import SwarmSettings
 from discover.swarm_provider import SwarmProvider, _is_task_event
+from tests.polling import wait_for
 from tests.unit.test_swarm_tasks import NETWORKS, PORT, service, task
 
 
@@ -197,3 +202,43 @@ def test_a_task_containers_engine_event_rebuilds_well_before_refresh_seconds():
         await until(stream.closed.is_set)  # stop closes the stream under the thread
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda url: SwarmProvider(SwarmSettings(endpoint=url), backoff=(0.05, 0.1)),
+        lambda url: DockerProvider(DockerSettings(endpoint=url), backoff=(0.05, 0.1)),
+    ],
+    ids=["swarm", "docker"],
+)
+def test_an_engine_that_accepts_and_never_answers_does_not_hang_the_events_thread(make):
+    """The events thread's first calls (``/version``, the ping) are bounded: it gives up, tries again,
+    and stops when asked; it used to wait forever, before its stream was set for stop to close."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])  # kept open, never answered
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    p = make(f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+    p.call_timeout = 0.3
+    thread = threading.Thread(target=p._events_thread, daemon=True)  # noqa: SLF001
+    try:
+        thread.start()
+        asyncio.run(wait_for(lambda: len(accepted) >= 2, timeout=5.0))  # gave up on the first, retried
+        p._shut()  # noqa: SLF001
+        thread.join(3.0)
+        assert not thread.is_alive()
+    finally:
+        p._stop.set()  # noqa: SLF001
+        listener.close()
+        for conn in accepted:
+            conn.close()
