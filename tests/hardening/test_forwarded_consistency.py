@@ -225,3 +225,34 @@ async def test_an_untrusted_underscore_spelling_is_not_read_by_the_headers_middl
     answer = await exchange(dr.port, req, timeout=10)
     assert answer.status == 500, answer.data[:300]
     assert backend.received == b""
+
+
+async def test_a_trusted_forwarded_host_is_what_every_place_sees(proxy, two, tmp_path):  # noqa: F811
+    """A trusted proxy in front says ``X-Forwarded-Host: orig.test``: Traefik's entry point keeps it, and
+    then the ``Header`` rule, forwardAuth's request (with ``trustForwardHeader``: without it Traefik's
+    writeHeader sets the Host), the headers middleware (``hostsProxyHeaders``) and the backend all see
+    orig.test, not the Host the proxy in front connected with."""
+    plain, labelled = two
+    auth = await RecordingBackend().start()
+    try:
+        cfg = routers(
+            ("r", "Host(`a.test`)", "plain"),
+            ("xfh", "Host(`a.test`) && Header(`X-Forwarded-Host`, `orig.test`)", "labelled"),
+            services={"plain": [plain.url], "labelled": [labelled.url]},
+        )
+        cfg["http"]["routers"]["xfh"]["middlewares"] = ["fa", "sec"]
+        cfg["http"]["middlewares"] = {
+            "fa": {"forwardAuth": {"address": auth.url + "/auth", "trustForwardHeader": True}},
+            # Bad Host (500) unless the middleware reads orig.test from X-Forwarded-Host
+            "sec": {"headers": {"allowedHosts": ["orig.test"], "hostsProxyHeaders": ["X-Forwarded-Host"]}},
+        }
+        dr = await proxy(cfg, static=_static(tmp_path, **TRUSTING))
+        req = b"GET /h HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Host: orig.test\r\nConnection: close\r\n\r\n"
+        answer = await exchange(dr.port, req, timeout=10)
+        assert answer.status == 200, answer.data[:300]
+        to_auth, to_backend = await _one_head(auth), await _one_head(labelled)
+        assert to_auth.getall("X-Forwarded-Host") == ["orig.test"]
+        assert to_backend.getall("X-Forwarded-Host") == ["orig.test"]
+        assert plain.received == b""  # the Header rule matched
+    finally:
+        await auth.stop()
