@@ -256,3 +256,35 @@ async def test_a_trusted_forwarded_host_is_what_every_place_sees(proxy, two, tmp
         assert plain.received == b""  # the Header rule matched
     finally:
         await auth.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="router/middlewares/forward_auth.py _ANSWER_DROP also drops Proxy-Authenticate and "
+    "Proxy-Connection (a backend answer's hop-by-hop set, Go's ReverseProxy list); Traefik's forwardAuth "
+    "removes only its hopHeaders on a refusal. Remove this mark with the fix.",
+)
+async def test_a_refusing_auth_servers_proxy_headers_reach_the_client_as_in_traefik(proxy, two):  # noqa: F811
+    """On a refusal Traefik's forwardAuth copies the auth answer's headers to the client and removes only
+    its own hopHeaders list (Connection, Keep-Alive, Te, Trailers, Transfer-Encoding, Upgrade): a 407's
+    ``Proxy-Authenticate`` (the challenge RFC 7235 3.2 requires with it) and ``Proxy-Connection`` reach
+    the client; ``Connection`` and ``Keep-Alive`` do not, and the backend is never asked."""
+    _, backend = two
+    auth = await RecordingBackend(
+        reply=b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="p"\r\n'
+        b"Proxy-Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Auth-Reason: no\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    ).start()
+    try:
+        dr = await proxy(_auth_route(auth.url, backend.url))
+        req = b"GET /h HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        answer = await exchange(dr.port, req, timeout=10)
+        assert answer.status == 407, answer.data[:300]
+        head = answer.data.split(b"\r\n\r\n", 1)[0].lower()
+        assert b'\r\nproxy-authenticate: basic realm="p"' in head
+        assert b"\r\nproxy-connection: keep-alive" in head
+        assert b"\r\nx-auth-reason: no" in head
+        assert b"\r\nkeep-alive:" not in head
+        assert backend.received == b""
+    finally:
+        await auth.stop()
