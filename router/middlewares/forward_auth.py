@@ -37,7 +37,7 @@ from discover.goregex import GoRegexp, GoRegexpError, compile_go
 from discover.middlewares.auth import ForwardAuth, ForwardAuthTLS
 from router.exchange import Exchange, Handler, Headers, PassSink, answer
 from router.forwarded_view import HOSTNAME, forwarded_port, is_managed, request_values, trusts
-from router.headers import REQUEST_DROP, RESPONSE_DROP
+from router.headers import REQUEST_DROP
 from router.middlewares import BuildContext, MiddlewareError
 from router.pemfile import pem_file, read_pem
 
@@ -52,8 +52,13 @@ _LOG_EVERY = 10.0  # seconds between two log lines about the same failing auth s
 # purpose (RFC 7235 4.4), and Go's "Trailers" spelling. An untrusted client's Forwarded goes too (below).
 _NOT_COPIED = frozenset(n.decode() for n in REQUEST_DROP - {b"proxy-authorization"}) | {"trailers"}
 _UNTRUSTED_NOT_COPIED = _NOT_COPIED | {"forwarded"}
-# Not passed from a refusing auth answer to the client: what a backend's answer drops (router.headers).
-_ANSWER_DROP = frozenset(n.decode() for n in RESPONSE_DROP) | {"trailers"}
+# Not passed from a refusing auth answer to the client: Traefik's forwardAuth removes its own hopHeaders list
+# there (Connection, Keep-Alive, Te, Trailers, Transfer-Encoding, Upgrade), not Go's ReverseProxy set a
+# backend's answer loses (router.headers.RESPONSE_DROP): a 407's Proxy-Authenticate, the challenge RFC 7235
+# 3.2 requires with it, reaches the client. Content-Length is the framing dockroute writes itself.
+_ANSWER_DROP = frozenset(
+    ("connection", "keep-alive", "te", "trailers", "transfer-encoding", "upgrade", "content-length")
+)
 # The headers Traefik's entry point sets on every request (router.forwarded_view.entry_values' order, then
 # X-Forwarded-Server): what a middleware finds there, the auth request's copy included.
 _ENTRY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Real-Ip")

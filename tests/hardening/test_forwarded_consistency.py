@@ -258,12 +258,6 @@ async def test_a_trusted_forwarded_host_is_what_every_place_sees(proxy, two, tmp
         await auth.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="router/middlewares/forward_auth.py _ANSWER_DROP also drops Proxy-Authenticate and "
-    "Proxy-Connection (a backend answer's hop-by-hop set, Go's ReverseProxy list); Traefik's forwardAuth "
-    "removes only its hopHeaders on a refusal. Remove this mark with the fix.",
-)
 async def test_a_refusing_auth_servers_proxy_headers_reach_the_client_as_in_traefik(proxy, two):  # noqa: F811
     """On a refusal Traefik's forwardAuth copies the auth answer's headers to the client and removes only
     its own hopHeaders list (Connection, Keep-Alive, Te, Trailers, Transfer-Encoding, Upgrade): a 407's
