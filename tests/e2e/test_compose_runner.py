@@ -15,7 +15,9 @@ from tests.e2e import compose
 
 def test_no_override_swaps_dockroutes_image_the_examples_own_line_runs():
     for example in compose.EXAMPLES.iterdir():
-        services = yaml.safe_load((example / "docker-compose.yml").read_text())["services"]
+        # a compose file, or the swarm example's stack file (docker stack deploy)
+        (file,) = [f for f in (example / "docker-compose.yml", example / "docker-stack.yml") if f.is_file()]
+        services = yaml.safe_load(file.read_text())["services"]
         ours = {name for name, svc in services.items() if svc.get("image") == compose.PUBLISHED}
         assert ours, example.name
         for override in compose.OVERRIDES.glob(f"{example.name}*.yml"):
