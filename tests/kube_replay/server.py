@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trustme
 from aiohttp import web
 
@@ -279,3 +281,35 @@ async def wait_open(server: ReplayServer, kind: str, count: int = 1, timeout: fl
     await wait_for(
         lambda: len(server.calls(kind, watch=True)) >= count and server.open_watches(kind), timeout
     )
+
+
+@pytest.fixture
+def values() -> dict[str, Any]:
+    """The placeholders of :func:`unit_values` (overridden where a test needs others)."""
+    return unit_values()
+
+
+@pytest.fixture
+async def replay(values: dict[str, Any]) -> Any:
+    """A started replay server over the recorded conversation, stopped after the test."""
+    server = await ReplayServer(values).start()
+    yield server
+    await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_provider(replay: ReplayServer, backoff: tuple[float, float], **settings: Any) -> Any:
+    """The Kubernetes Ingress provider running against ``replay`` (endpoint and token set), yielding it and
+    the list of configurations it published; cancelled on exit."""
+    from discover.kubernetes.provider import KubernetesIngressProvider  # noqa: PLC0415 - tests' import
+    from discover.kubernetes.settings import KubernetesIngressSettings  # noqa: PLC0415
+
+    s = KubernetesIngressSettings(endpoint=replay.url, token="replay-token", **settings)
+    provider = KubernetesIngressProvider(s, backoff=backoff)
+    published: list[Any] = []
+    task = asyncio.get_running_loop().create_task(provider.run(published.append))
+    try:
+        yield provider, published
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

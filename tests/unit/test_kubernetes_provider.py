@@ -14,20 +14,8 @@ import trustme
 from discover.kubernetes.client import KubeApi
 from discover.kubernetes.provider import KubernetesIngressProvider
 from discover.kubernetes.settings import IngressEndpoint, KubernetesIngressSettings
-from tests.kube_replay.server import ReplayServer, go_true, unit_values, wait_open
+from tests.kube_replay.server import ReplayServer, go_true, wait_open
 from tests.polling import wait_for
-
-
-@pytest.fixture
-def values():
-    return unit_values()
-
-
-@pytest.fixture
-async def replay(values):
-    server = await ReplayServer(values).start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

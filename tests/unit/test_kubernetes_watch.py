@@ -9,40 +9,14 @@ import logging
 
 import pytest
 
-from discover.kubernetes.provider import KubernetesIngressProvider
-from discover.kubernetes.settings import IngressEndpoint, KubernetesIngressSettings
-from tests.kube_replay.server import ReplayServer, unit_values, wait_open
+from discover.kubernetes.settings import IngressEndpoint
+from tests.kube_replay.server import running_provider, wait_open
 from tests.polling import wait_for
 
 FORBIDDEN = (
     'ingresses.networking.k8s.io is forbidden: User "system:serviceaccount:dr:dockroute" cannot list '
     'resource "ingresses" in API group "networking.k8s.io" at the cluster scope'
 )
-
-
-@pytest.fixture
-def values():
-    return unit_values()
-
-
-@pytest.fixture
-async def replay(values):
-    server = await ReplayServer(values).start()
-    yield server
-    await server.stop()
-
-
-async def _start(replay, **settings):
-    s = KubernetesIngressSettings(endpoint=replay.url, token="replay-token", **settings)
-    provider = KubernetesIngressProvider(s, backoff=(0.02, 0.05))
-    published = []
-    task = asyncio.get_running_loop().create_task(provider.run(published.append))
-    return provider, published, task
-
-
-async def _stop(task):
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.mark.parametrize(
@@ -58,8 +32,7 @@ async def test_a_4xx_answer_is_an_error_with_status_and_reason_said_once(
 ):
     replay.refuse["ingresses"] = (code, reason, message)
     with caplog.at_level(logging.INFO, "dockroute.kubernetes"):
-        provider, published, task = await _start(replay)
-        try:
+        async with running_provider(replay, (0.02, 0.05)) as (provider, published):
             await wait_for(lambda: len(replay.calls("ingresses", watch=False)) >= 4, timeout=10)
             refused = [r for r in caplog.records if "refuses to list/watch ingresses" in r.getMessage()]
             assert len(refused) == 1 and refused[0].levelno == logging.ERROR  # once, though retried
@@ -69,27 +42,21 @@ async def test_a_4xx_answer_is_an_error_with_status_and_reason_said_once(
             assert not published  # never routes without the Ingresses
             del replay.refuse["ingresses"]  # the RBAC rule added: the next retry lists
             await wait_for(lambda: published, timeout=30)
-        finally:
-            await _stop(task)
 
 
 async def test_routes_are_published_before_the_status_patches_are_answered(replay):
     # a slow API server holds every status PATCH: the routes must not wait for it
     replay.patch_gate = asyncio.Event()
     endpoint = IngressEndpoint(published_service="dockroute/dockroute")
-    provider, published, task = await _start(replay, ingress_endpoint=endpoint)
-    try:
+    async with running_provider(replay, (0.02, 0.05), ingress_endpoint=endpoint) as (provider, published):
         await wait_for(lambda: published and replay.patches(), timeout=30)
         assert provider.status_updates == 0  # the PATCH is still unanswered, the routes are out already
         replay.patch_gate.set()
         await wait_for(lambda: provider.status_updates >= 1)
-    finally:
-        await _stop(task)
 
 
 async def test_deleted_events_take_the_routes_away(replay):
-    provider, published, task = await _start(replay)
-    try:
+    async with running_provider(replay, (0.02, 0.05)) as (provider, published):
         await wait_for(lambda: published, timeout=30)
         assert "shop-legacy-legacy-example-test-exact" in published[-1].routers
         await wait_open(replay, "ingresses")
@@ -102,14 +69,11 @@ async def test_deleted_events_take_the_routes_away(replay):
         replay.play("delete-api-slice")
         await wait_for(lambda: "shop-web-shop-example-test-v2" not in published[-1].routers)
         assert "shop-api-80" not in published[-1].services  # no endpoints left (allowEmptyServices off)
-    finally:
-        await _stop(task)
 
 
 async def test_a_relist_drops_what_the_new_list_no_longer_has(replay):
     # ingresses.list.2.json has no "legacy": after the 410 relist its router must go, not linger
-    provider, published, task = await _start(replay)
-    try:
+    async with running_provider(replay, (0.02, 0.05)) as (provider, published):
         await wait_for(lambda: published, timeout=30)
         assert "shop-legacy-legacy-example-test-exact" in published[-1].routers
         await wait_open(replay, "ingresses")
@@ -117,14 +81,11 @@ async def test_a_relist_drops_what_the_new_list_no_longer_has(replay):
         await wait_for(lambda: "shop-late-late-example-test" in published[-1].routers)
         assert "shop-legacy-legacy-example-test-exact" not in published[-1].routers
         assert len(replay.calls("ingresses", watch=False)) == 2
-    finally:
-        await _stop(task)
 
 
 async def test_a_reconnect_after_a_bookmark_asks_for_the_bookmarks_version(replay):
     # the first ingresses watch gets a BOOKMARK at 1050 (open.json), then its connection is cut
-    provider, published, task = await _start(replay)
-    try:
+    async with running_provider(replay, (0.02, 0.05)) as (provider, published):
         await wait_for(lambda: published, timeout=30)
         await wait_open(replay, "ingresses")
         replay.play("drop-ingresses")
@@ -132,14 +93,11 @@ async def test_a_reconnect_after_a_bookmark_asks_for_the_bookmarks_version(repla
         versions = [w.query["resourceVersion"] for w in replay.calls("ingresses", watch=True)]
         assert versions == ["1042", "1050"]
         assert len(replay.calls("ingresses", watch=False)) == 1  # a drop is no reason to list again
-    finally:
-        await _stop(task)
 
 
 async def test_an_event_that_changes_nothing_publishes_nothing(replay):
     # the nginx-class Ingress "other" is modified: a rebuild, the same configuration, nothing published
-    provider, published, task = await _start(replay)
-    try:
+    async with running_provider(replay, (0.02, 0.05)) as (provider, published):
         await wait_for(lambda: published, timeout=30)
         await wait_open(replay, "ingresses")
         rebuilds = provider.rebuilds
@@ -147,13 +105,12 @@ async def test_an_event_that_changes_nothing_publishes_nothing(replay):
         await wait_for(lambda: provider.rebuilds > rebuilds)
         assert len(published) == 1
         assert provider._stores["ingresses"]["shop/other"].resource_version == "1072"  # it was applied
-    finally:
-        await _stop(task)
 
 
 async def test_namespaces_and_label_selector_are_the_requests(replay):
-    provider, published, task = await _start(replay, namespaces=("shop",), label_selector="app in (web)")
-    try:
+    async with running_provider(
+        replay, (0.02, 0.05), namespaces=("shop",), label_selector="app in (web)"
+    ) as (provider, published):
         await wait_for(lambda: published, timeout=30)
         for kind in ("ingresses", "services", "endpointslices", "secrets"):
             await wait_for(lambda kind=kind: replay.calls(kind, watch=True, namespace="shop"))
@@ -169,5 +126,3 @@ async def test_namespaces_and_label_selector_are_the_requests(replay):
         assert watches["/apis/networking.k8s.io/v1/namespaces/shop/ingresses"] == "app in (web)"
         assert watches["/api/v1/namespaces/shop/services"] is None
         assert watches["/api/v1/namespaces/shop/secrets"] == "owner!=helm"
-    finally:
-        await _stop(task)
