@@ -391,6 +391,8 @@ async def test_an_ari_failure_warns_once_and_falls_back_to_the_one_third_rule(
         # the loop goes on: a new name set still gets its certificate
         resolver.want([(name,), ("after-ari.example.com",)])
         await wait_for(lambda: len(resolver.certificates()) == 2, timeout=20)
+        # the new certificate's renewal information is asked at the check after its issue, not with it
+        await wait_for(lambda: len(shim.ari_requests) >= 2, timeout=10)
     warnings = [
         r.getMessage()
         for r in caplog.records
