@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from acme_client.dns.base import DnsChallengeSettings
+
 __all__ = [
     "DEFAULT_CERTIFICATES_DURATION",
     "LETS_ENCRYPT",
@@ -126,6 +128,7 @@ class ResolverSettings:
     eab: tuple[str, str] | None = field(default=None, repr=False)
     profile: str | None = None
     certificates_duration: int = DEFAULT_CERTIFICATES_DURATION
+    dns_challenge: DnsChallengeSettings | None = None  # dnsChallenge: DNS-01 through a DNS provider
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,8 @@ def run_pebble(
     eab_keys: dict[str, str] | None = None,
     listen: str = "127.0.0.1",
     names: Sequence[str] = (),
+    dns_server: str | None = None,
+    nonce_reject: int = 0,
 ) -> Iterator[Pebble]:
     """Pebble validating HTTP-01 on 127.0.0.1:``http_port`` and TLS-ALPN-01 on ``tls_port`` (an unused
     port when None); every name resolves to 127.0.0.1.
@@ -146,7 +148,12 @@ def run_pebble(
     ``listen`` is the address its API and management listen on (and the one in ``directory_url``):
     loopback by default; the Docker bridge's gateway for a client inside a container. ``names`` are added
     to the SANs of Pebble's own HTTPS certificate (e.g. ``host.docker.internal``, the name a container
-    reaches the host by), beside 127.0.0.1, localhost and ``listen``."""
+    reaches the host by), beside 127.0.0.1, localhost and ``listen``.
+
+    ``dns_server`` (``host:port``): the DNS server Pebble resolves and validates DNS-01 against (a real
+    BIND in the DNS-01 tests); pebble-challtestsrv (every name → 127.0.0.1, no TXT) when None.
+    ``nonce_reject``: the percentage of good nonces Pebble rejects with badNonce (its default is 5;
+    off unless a test asks)."""
     require_pebble()
     workdir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
@@ -173,7 +180,7 @@ def run_pebble(
     }
     (workdir / "pebble.json").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if k != "PEBBLE_VA_ALWAYS_VALID"}
-    env.update(PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
+    env.update(PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT=str(nonce_reject))
 
     procs: list[subprocess.Popen] = []
     logs = []
@@ -207,7 +214,13 @@ def run_pebble(
         log = open(workdir / "pebble.log", "wb")  # noqa: SIM115
         logs.append(log)
         pebble = subprocess.Popen(
-            ["pebble", "-config", str(workdir / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"],
+            [
+                "pebble",
+                "-config",
+                str(workdir / "pebble.json"),
+                "-dnsserver",
+                dns_server or f"127.0.0.1:{dns_port}",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
