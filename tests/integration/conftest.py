@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration import docker_env
+from tests.integration.bind_env import bind  # noqa: F401  (the fixture, for every integration test)
 from tests.integration.harness import Backend, Dockroute
 
 
