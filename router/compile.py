@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,6 +23,7 @@ from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget
 from router.rules import Rule, RuleError, parse_rule
 from router.settings import EntryPoint
 from router.table import Route, RoutingTable
+from router.targets import ChallengeLookup
 from router.transports import DEFAULT as DEFAULT_TRANSPORT
 
 log = logging.getLogger("dockroute.router")
@@ -122,7 +123,7 @@ def compile_config(
     previous: Mapping[str, Balancer] | None = None,
     default_entry_points: tuple[str, ...] | None = None,
     ports: Mapping[str, int] | None = None,
-    challenge: Callable[[str], str | None] | None = None,
+    challenge: ChallengeLookup | None = None,
     known_rules: Mapping[tuple[str, str], Rule] | None = None,
     previous_middlewares: Built | None = None,
     internal: Mapping[str, Handler] | None = None,
@@ -195,7 +196,7 @@ def _compile(
     previous: Mapping[str, Balancer] | None,
     default_entry_points: tuple[str, ...] | None,
     ports: Mapping[str, int] | None,
-    challenge: Callable[[str], str | None] | None,
+    challenge: ChallengeLookup | None,
     known_rules: Mapping[tuple[str, str], Rule] | None,
     previous_middlewares: Built | None,
     internal: Mapping[str, Handler] | None,
@@ -313,7 +314,7 @@ def _internal_routes(
     entry_points: tuple[EntryPoint, ...],
     by_name: Mapping[str, EntryPoint],
     ports: Mapping[str, int],
-    challenge: Callable[[str], str | None] | None,
+    challenge: ChallengeLookup | None,
     chains: Chains,
 ) -> None:
     """The routes dockroute adds on plain HTTP: the ACME HTTP-01 answer above everything (no middleware

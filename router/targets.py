@@ -69,14 +69,17 @@ class ServiceTarget:
         return forward_exchange(ex, self)
 
 
+# token → key authorization; an awaitable when it must be read off the loop (another replica's token)
+ChallengeLookup = Callable[[str], "str | None | Awaitable[str | None]"]
+
+
 @dataclass(frozen=True, slots=True)
 class ChallengeTarget:
     """ACME HTTP-01: ``/.well-known/acme-challenge/<token>`` answered from the resolvers' tokens, above every
     other router and before any redirect, so a redirect to HTTPS never breaks validation."""
 
     router: str
-    # token → key authorization; an awaitable when it must be read off the loop (another replica's token)
-    lookup: Callable[[str], str | None | Awaitable[str | None]]
+    lookup: ChallengeLookup
 
     async def handle(
         self,

@@ -85,7 +85,7 @@ async def _read_chunked(ex: Exchange, mem: int) -> None:
     parts: list[bytes] = []
     size = 0
     content = ex.request.content
-    with paced(ex.ep.read_timeout) as pace:
+    with paced(ex.ep.read_timeout, content) as pace:
         while True:
             data = await content.readany()
             if not data:
