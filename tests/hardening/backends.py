@@ -13,6 +13,9 @@ from collections.abc import Callable
 from typing import Self
 
 import pytest
+from multidict import CIMultiDict
+
+from tests.polling import wait_for
 
 
 class RawBackend:
@@ -63,6 +66,20 @@ class RecordingBackend(RawBackend):
         super().__init__()
         self.received = bytearray()
         self.reply = reply
+
+    def heads(self) -> list[CIMultiDict[str]]:
+        """The request heads received (bodiless requests), each as its header lines, in order."""
+        out = []
+        for head in bytes(self.received).split(b"\r\n\r\n")[:-1]:
+            lines = head.split(b"\r\n")[1:]
+            out.append(CIMultiDict(tuple(part.strip() for part in ln.decode().split(":", 1)) for ln in lines))
+        return out
+
+    async def one_head(self, timeout: float = 10) -> CIMultiDict[str]:
+        """The one request head received, once it is whole (it must be the only one)."""
+        await wait_for(lambda: b"\r\n\r\n" in self.received, timeout=timeout)
+        (head,) = self.heads()
+        return head
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while chunk := await reader.read(65536):

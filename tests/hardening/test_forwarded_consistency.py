@@ -12,30 +12,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from multidict import CIMultiDict
 
 from tests.hardening.backends import RecordingBackend
 from tests.hardening.rawclient import exchange
 from tests.integration.conftest import proxy  # noqa: F401  (the real process, a fixture)
 from tests.integration.harness import routers
-from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _heads(data: bytes) -> list[CIMultiDict[str]]:
-    """The request heads a backend received (bodiless requests), each as its header lines, in order."""
-    out = []
-    for head in bytes(data).split(b"\r\n\r\n")[:-1]:
-        lines = head.split(b"\r\n")[1:]
-        out.append(CIMultiDict(tuple(part.strip() for part in ln.decode().split(":", 1)) for ln in lines))
-    return out
-
-
-async def _one_head(backend: RecordingBackend) -> CIMultiDict[str]:
-    await wait_for(lambda: b"\r\n\r\n" in backend.received, timeout=10)
-    (head,) = _heads(backend.received)
-    return head
 
 
 @pytest.fixture
@@ -68,7 +51,7 @@ async def test_only_what_is_tunnelled_is_labelled_ws(proxy, two):  # noqa: F811
     finally:
         writer.close()
     assert head.startswith(b"HTTP/1.1 200 "), head
-    seen = await _one_head(plain)
+    seen = await plain.one_head()
     assert seen.getall("X-Forwarded-Proto") == ["http"]
     assert "Upgrade" not in seen
     assert labelled.received == b""
@@ -81,7 +64,7 @@ async def test_only_what_is_tunnelled_is_labelled_ws(proxy, two):  # noqa: F811
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     finally:
         writer.close()
-    seen = await _one_head(labelled)
+    seen = await labelled.one_head()
     assert seen.getall("X-Forwarded-Proto") == ["ws"] and seen["Upgrade"] == "websocket"
 
 
@@ -114,7 +97,7 @@ async def test_the_auth_request_drops_what_the_backend_request_drops(proxy, two)
     )
     answer = await exchange(dr.port, head.encode(), timeout=10)
     assert answer.status == 200, answer.data[:300]
-    to_auth, to_backend = await _one_head(auth), await _one_head(backend)
+    to_auth, to_backend = await auth.one_head(), await backend.one_head()
     for seen in (to_auth, to_backend):
         assert seen["X-Keep"] == "1"
         assert "Proxy" not in seen and "HTTP2-Settings" not in seen and "Forwarded" not in seen, seen
@@ -151,7 +134,7 @@ async def test_a_trusting_auth_server_is_told_what_the_backend_is_told(proxy, tw
     finally:
         writer.close()
     assert head.startswith(b"HTTP/1.1 200 "), head
-    to_auth, to_backend = await _one_head(auth), await _one_head(backend)
+    to_auth, to_backend = await auth.one_head(), await backend.one_head()
     assert to_backend["X-Forwarded-Proto"] == "ws" and to_backend["X-Forwarded-Port"] == "8000"
     for name in SHARED:
         assert to_auth.getall(name) == to_backend.getall(name), name
@@ -169,7 +152,7 @@ async def test_an_auth_server_by_default_gets_the_entry_points_headers_and_http(
     spoof += "X_Forwarded_Host: evil.test\r\nX-Forwarded-Prefix: /x\r\n"
     req = f"GET /h HTTP/1.1\r\nHost: a.test\r\n{spoof}Connection: close\r\n\r\n".encode()
     assert (await exchange(dr.port, req, timeout=10)).status == 200
-    to_auth, to_backend = await _one_head(auth), await _one_head(backend)
+    to_auth, to_backend = await auth.one_head(), await backend.one_head()
     for name in ("X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Host"):
         assert to_auth.getall(name) == to_backend.getall(name), name
     assert to_auth["X-Real-Ip"] == "127.0.0.1" and to_auth["X-Forwarded-Port"] == "80"
@@ -196,7 +179,7 @@ async def test_the_headers_middleware_reads_the_trusted_proto_s_port(proxy, two,
     answer = await exchange(dr.port, req, timeout=10)
     assert answer.status == 200, answer.data[:300]
     assert b"\r\nStrict-Transport-Security: max-age=60\r\n" in answer.data
-    assert (await _one_head(backend))["X-Forwarded-Port"] == "443"
+    assert (await backend.one_head())["X-Forwarded-Port"] == "443"
 
 
 async def test_the_headers_middleware_sees_no_forwarded_for_from_an_untrusted_client(proxy, two):  # noqa: F811
@@ -250,7 +233,7 @@ async def test_a_trusted_forwarded_host_is_what_every_place_sees(proxy, two, tmp
         req = b"GET /h HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-Host: orig.test\r\nConnection: close\r\n\r\n"
         answer = await exchange(dr.port, req, timeout=10)
         assert answer.status == 200, answer.data[:300]
-        to_auth, to_backend = await _one_head(auth), await _one_head(labelled)
+        to_auth, to_backend = await auth.one_head(), await labelled.one_head()
         assert to_auth.getall("X-Forwarded-Host") == ["orig.test"]
         assert to_backend.getall("X-Forwarded-Host") == ["orig.test"]
         assert plain.received == b""  # the Header rule matched

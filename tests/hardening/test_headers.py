@@ -13,7 +13,6 @@ import asyncio
 import socket
 
 import pytest
-from multidict import CIMultiDict
 
 from router.headers import TrustedNetworks, underscore_guard
 from router.settings import EntryPoint
@@ -27,21 +26,6 @@ from tests.unavailable import unavailable
 pytestmark = pytest.mark.integration
 
 SPOOF = "203.0.113.66"  # the address a client pretends to be (TEST-NET-3)
-
-
-def _heads(data: bytes) -> list[CIMultiDict[str]]:
-    """The request heads a backend received (bodiless requests), each as its header lines, in order."""
-    out = []
-    for head in bytes(data).split(b"\r\n\r\n")[:-1]:
-        lines = head.split(b"\r\n")[1:]
-        out.append(CIMultiDict(tuple(part.strip() for part in ln.decode().split(":", 1)) for ln in lines))
-    return out
-
-
-async def _one_head(backend: RecordingBackend) -> CIMultiDict[str]:
-    await wait_for(lambda: b"\r\n\r\n" in backend.received, timeout=5)
-    (head,) = _heads(backend.received)
-    return head
 
 
 def _static(tmp_path, address: str = "127.0.0.1:0", **http) -> dict:
@@ -80,7 +64,7 @@ async def test_connection_header_cannot_remove_what_the_proxy_sets(proxy, record
     listed = ", ".join((*OWN, "X-Real-Ip", "X-Auth-User", "X-Hop"))
     answer = await exchange(dr.port, _get(f"Connection: {listed}", "X-Hop: client", "X-Kept: yes"))
     assert answer.status == 200, answer.data[:300]
-    seen = await _one_head(recording)
+    seen = await recording.one_head()
     assert seen.getall("X-Forwarded-For") == ["127.0.0.1"]
     assert seen.getall("X-Real-Ip") == ["127.0.0.1"]
     assert seen.getall("X-Forwarded-Host") == ["a.test"]
@@ -105,7 +89,7 @@ async def test_connection_header_of_a_trusted_client_keeps_its_forwarded_headers
         "X-Real-Ip: 198.51.100.7",
     )
     assert (await exchange(dr.port, raw)).status == 200
-    seen = await _one_head(recording)
+    seen = await recording.one_head()
     assert seen.getall("X-Forwarded-For") == ["198.51.100.7, 127.0.0.1"]
     assert seen.getall("X-Forwarded-Prefix") == ["/base"]
     assert seen.getall("X-Real-Ip") == ["198.51.100.7"]
@@ -149,7 +133,7 @@ async def test_untrusted_client_cannot_spoof_forwarded_headers_in_any_spelling(p
     lines[SPOOFED.index("Forwarded")] = f"Forwarded: for={SPOOF};proto=https"
     answer = await exchange(dr.port, _get(*lines, f"Proxy: http://{SPOOF}/"))
     assert answer.status == 200, answer.data[:300]
-    seen = await _one_head(recording)
+    seen = await recording.one_head()
     assert SPOOF.encode() not in recording.received, bytes(recording.received)
     assert seen.getall("X-Forwarded-For") == ["127.0.0.1"]
     assert seen.getall("X-Real-Ip") == ["127.0.0.1"]
@@ -163,7 +147,7 @@ async def test_trusted_client_passes_its_forwarded_headers_on(proxy, recording, 
     dr = await proxy(_route(recording.url), static=static)
     raw = _get(f"X-Forwarded-For: {SPOOF}", f"Forwarded: for={SPOOF}", f"X_Forwarded_Host: {SPOOF}")
     assert (await exchange(dr.port, raw)).status == 200
-    seen = await _one_head(recording)
+    seen = await recording.one_head()
     assert seen.getall("X-Forwarded-For") == [f"{SPOOF}, 127.0.0.1"]
     assert seen.getall("Forwarded") == [f"for={SPOOF}"]
     assert seen.getall("X_Forwarded_Host") == [SPOOF]
@@ -190,7 +174,7 @@ async def test_trusted_ips_match_ipv4_mapped_peers(proxy, recording, tmp_path, t
     static = _static(tmp_path, address=":0", forwardedHeaders={"trustedIPs": trusted_ips})
     dr = await proxy(_route(recording.url), static=static)
     assert (await exchange(dr.port, _get(f"X-Forwarded-For: {SPOOF}"))).status == 200
-    seen = await _one_head(recording)
+    seen = await recording.one_head()
     assert seen["X-Forwarded-For"] == (f"{SPOOF}, 127.0.0.1" if trusted else "127.0.0.1")
 
 
@@ -241,10 +225,10 @@ async def test_underscore_headers_strategy(proxy, recording, tmp_path, strategy,
         assert answer.body == b"400 Bad Request\n"
         good = await exchange(dr.port, _get("X-Custom: d"))
         assert good.status == 200
-        seen = await _one_head(recording)  # the good request is the only one that arrived
+        seen = await recording.one_head()  # the good request is the only one that arrived
         assert "X_Custom" not in seen
         return
-    seen = await _one_head(recording)
+    seen = await recording.one_head()
     assert {k: v for k, v in seen.items() if k.lower().replace("_", "-") == "x-custom"} == forwarded
 
 
@@ -295,7 +279,7 @@ async def test_h2c_prior_knowledge_is_refused_and_never_forwarded(proxy, recordi
     assert answer.body == b"400 Bad Request\n"
     good = await exchange(dr.port, _get())
     assert good.status == 200
-    seen = await _one_head(recording)  # the good request is the only thing that arrived
+    seen = await recording.one_head()  # the good request is the only thing that arrived
     assert "X-Forwarded-For" in seen and b"PRI" not in recording.received
 
 
@@ -357,10 +341,10 @@ async def test_forwarded_proto_and_port_are_traefiks(proxy, recording):  # noqa:
     finally:
         writer.close()
     assert head.startswith(b"HTTP/1.1 200 "), head
-    seen = await _one_head(recording)
+    seen = await recording.one_head()
     assert seen.getall("X-Forwarded-Proto") == ["ws"]
     assert seen.getall("X-Forwarded-Port") == ["8000"]
     recording.received.clear()
     await exchange(dr.port, _get())
-    seen = await _one_head(recording)
+    seen = await recording.one_head()
     assert seen.getall("X-Forwarded-Proto") == ["http"] and seen.getall("X-Forwarded-Port") == ["80"]
