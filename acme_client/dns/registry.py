@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Mapping
 
 from acme_client.dns.base import DnsConfigError, DnsProvider, ProviderConfig, ProviderSpec
+from acme_client.dns.credentials import read_config
 
 __all__ = ["PROVIDERS", "build_provider", "provider_spec", "read_provider"]
 
@@ -36,8 +37,16 @@ def provider_spec(name: str) -> ProviderSpec:
 def read_provider(name: str, environ: Mapping[str, str]) -> tuple[ProviderConfig, list[str]]:
     """Provider ``name``'s config from ``environ`` (lego's names, aliases, ``_FILE`` variants), and the
     warnings to log at start (variables under its prefix that it does not read). Raises DnsConfigError
-    naming the first missing or malformed variable."""
-    raise NotImplementedError  # written by the DNS-core helper (see acme_client/dns/credentials.py)
+    naming the first missing or malformed variable.
+
+    The provider is built once here and thrown away (a build only parses its values, it never calls
+    out), so a value it cannot use (a TSIG algorithm, a nameserver) also stops the start, not the first
+    order hours later."""
+    spec = provider_spec(name.strip().lower())
+    config, warnings = read_config(spec, environ)
+    if spec.build is not None:
+        spec.build(config)
+    return config, warnings
 
 
 def build_provider(config: ProviderConfig) -> DnsProvider:

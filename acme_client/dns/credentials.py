@@ -1,0 +1,162 @@
+"""A DNS provider's environment, read once at start the way lego (Traefik's ACME library) reads it.
+
+A Traefik user's ``.env`` must work unchanged: the same variable names, each also readable from
+``<NAME>_FILE`` (a file's content: Docker and Kubernetes secrets), the older names lego still accepts
+(aliases), and the common per-provider knobs (``<P>_TTL``, ``<P>_PROPAGATION_TIMEOUT``,
+``<P>_POLLING_INTERVAL``, ``<P>_HTTP_TIMEOUT``...) in lego's forms: an integer is seconds, and a Go
+duration (``2m``, ``1m30s``, ``500ms``) is read too. Everything wrong is said at start, naming the
+variable: a missing credential stops the start, a set variable the provider does not read is a warning
+(a typo would otherwise be ignored silently).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from acme_client.dns.base import (
+    DEFAULT_POLLING_INTERVAL,
+    DEFAULT_PROPAGATION_TIMEOUT,
+    DEFAULT_TTL,
+    DnsConfigError,
+    ProviderConfig,
+    ProviderSpec,
+)
+
+__all__ = ["parse_duration", "read_config", "seconds"]
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_MAX_FILE = 64 * 1024  # a credential file is small; a bigger one is a wrong path
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: an integer (lego's form: seconds), or a Go duration (``90s``, ``2m``,
+    ``1h30m``, ``250ms``). ValueError for anything else, negative values included: a timeout or an
+    interval below zero means nothing."""
+    t = text.strip()
+    if _NUMBER.fullmatch(t):
+        return float(t)
+    if not t:
+        raise ValueError("empty")
+    pos, total = 0, 0.0
+    while pos < len(t):
+        m = _GO_PART.match(t, pos)
+        if m is None:
+            raise ValueError(f"not a number of seconds or a Go duration (like 90, 90s, 2m): {text!r}")
+        total += float(m.group(1)) * _GO_UNITS[m.group(2)]
+        pos = m.end()
+    return total
+
+
+def seconds(config: ProviderConfig, name: str, default: float) -> float:
+    """A duration variable of ``config`` in seconds (``default`` when unset). :func:`read_config` has
+    already checked and normalized it, so this cannot fail on a config it made."""
+    value = config.get(name)
+    return default if value is None else float(value)
+
+
+def _lookup(environ: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """``(value, where)`` for ``name`` itself or its ``_FILE`` variant; None when neither is set.
+
+    As lego's ``GetOrFile``: the variable wins over the file; an empty variable counts as unset (a
+    compose file's ``CF_DNS_API_TOKEN=`` placeholder)."""
+    value = environ.get(name, "")
+    if value.strip():
+        return value.strip(), name
+    path = environ.get(f"{name}_FILE", "").strip()
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_FILE + 1)
+    except OSError as exc:
+        raise DnsConfigError(
+            f"{name}_FILE: cannot read {path}: {exc.strerror or exc}", f"{name}_FILE"
+        ) from exc
+    if len(data) > _MAX_FILE:
+        raise DnsConfigError(
+            f"{name}_FILE: {path} is over {_MAX_FILE} bytes, not a credential", f"{name}_FILE"
+        )
+    text = data.decode("utf-8", errors="replace").strip()
+    return (text, f"{name}_FILE") if text else None
+
+
+def _declared(spec: ProviderSpec) -> tuple[str, ...]:
+    names = [n for group in spec.required for n in group] + list(spec.optional)
+    return tuple(dict.fromkeys(names))
+
+
+def _normalized(name: str, value: str, where: str) -> str:
+    """Common knobs checked and put in one form: a TTL as an integer, a duration as seconds."""
+    try:
+        if name.endswith("_TTL"):
+            ttl = int(value)
+            if ttl <= 0:
+                raise ValueError("not positive")
+            return str(ttl)
+        if name.endswith(("_TIMEOUT", "_INTERVAL")):
+            return repr(parse_duration(value))
+    except ValueError:
+        kind = "a positive integer (seconds)" if name.endswith("_TTL") else "seconds or a Go duration (2m)"
+        raise DnsConfigError(f"{where}={value!r} is not {kind}", where) from None
+    return value
+
+
+def _missing(spec: ProviderSpec, values: Mapping[str, str]) -> DnsConfigError | None:
+    """The error for a provider none of whose required groups is complete, naming the variable most
+    likely meant: the first one missing from the most complete group."""
+    if not spec.required or any(all(n in values for n in group) for group in spec.required):
+        return None
+    best = max(spec.required, key=lambda g: sum(n in values for n in g))
+    variable = next(n for n in best if n not in values)
+    choices = [" and ".join(group) for group in spec.required]
+    alternatives = choices[0] + (f" (or {' or '.join(choices[1:])})" if len(choices) > 1 else "")
+    return DnsConfigError(
+        f"DNS provider {spec.name}: {variable} is not set; set {alternatives} "
+        f"in the environment (each also as <NAME>_FILE, a file holding it)",
+        variable,
+    )
+
+
+def _unread(spec: ProviderSpec, environ: Mapping[str, str]) -> list[str]:
+    read = set(_declared(spec)) | set(spec.aliases)
+    read |= {f"{n}_FILE" for n in list(read)}
+    return [
+        f"DNS provider {spec.name}: {var} is set but not read by dockroute; ignored"
+        for var in sorted(environ)
+        if spec.prefixes and var.startswith(spec.prefixes) and var not in read
+    ]
+
+
+def read_config(spec: ProviderSpec, environ: Mapping[str, str]) -> tuple[ProviderConfig, list[str]]:
+    """``spec``'s variables from ``environ``: the config (values keyed by lego's primary names) and the
+    warnings for variables under the provider's prefixes that it does not read. DnsConfigError names the
+    variable at fault (missing, unreadable file, malformed number or duration)."""
+    aliases: dict[str, list[str]] = {}
+    for alias, primary in spec.aliases.items():
+        aliases.setdefault(primary, []).append(alias)
+    values: dict[str, str] = {}
+    for name in _declared(spec):
+        for candidate in (name, *aliases.get(name, ())):
+            found = _lookup(environ, candidate)
+            if found is not None:
+                values[name] = _normalized(name, *found)
+                break
+    error = _missing(spec, values)
+    if error is not None:
+        raise error
+
+    def common(suffix: str, default: float) -> float:
+        name = next((n for n in values if n.endswith(suffix)), None)
+        return default if name is None else float(values[name])
+
+    config = ProviderConfig(
+        provider=spec.name,
+        values=values,
+        ttl=int(common("_TTL", DEFAULT_TTL)),
+        propagation_timeout=common("_PROPAGATION_TIMEOUT", DEFAULT_PROPAGATION_TIMEOUT),
+        polling_interval=common("_POLLING_INTERVAL", DEFAULT_POLLING_INTERVAL),
+    )
+    return config, _unread(spec, environ)
