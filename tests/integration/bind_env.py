@@ -268,6 +268,48 @@ def run_bind(workdir: Path) -> Iterator[Bind]:
         _release_address(address)
 
 
+def dns_wildcard_static(tmp: Path, directory_url: str, ca_bundle: str, bind: Bind) -> dict:
+    """dockroute's static config for the DNS-01 wildcard setup (the acceptance tests and
+    bench/dns_wildcard.py): one HTTPS entry point ``websecure`` and resolver ``le`` on DNS-01 through
+    rfc2136 (credentials from :meth:`Bind.env` in the environment), ``bind`` as its resolver; no plain-HTTP
+    entry point at all: nothing for a CA to connect to."""
+    return {
+        "entryPoints": {"websecure": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp / "dynamic.yml")}},
+        "certificatesResolvers": {
+            "le": {
+                "acme": {
+                    "email": "admin@example.com",
+                    "storage": str(tmp / "acme.json"),
+                    "caServer": directory_url,
+                    "caCertificates": [ca_bundle],
+                    "dnsChallenge": {"provider": "rfc2136", "resolvers": [bind.hostport]},
+                }
+            }
+        },
+    }
+
+
+def wildcard_routers(url: str) -> dict:
+    """The dynamic config beside it: router ``a`` asks for ``*.home.example.test`` (tls.domains), router
+    ``b`` is covered by that wildcard; both on ``websecure``, both to ``url``."""
+    tls_a = {"certResolver": "le", "domains": [{"main": f"*.{ZONE}"}]}
+    return {
+        "http": {
+            "routers": {
+                name: {
+                    "rule": f"Host(`{name}.{ZONE}`)",
+                    "service": "s",
+                    "entryPoints": ["websecure"],
+                    "tls": tls,
+                }
+                for name, tls in (("a", tls_a), ("b", {"certResolver": "le"}))
+            },
+            "services": {"s": {"loadBalancer": {"servers": [{"url": url}]}}},
+        }
+    }
+
+
 @pytest.fixture
 def bind(tmp_path: Path) -> Iterator[Bind]:
     """A running BIND for one test (registered for tests/integration by its conftest)."""
