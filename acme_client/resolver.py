@@ -9,28 +9,25 @@ per name set from 1 minute to 6 hours, so an unreachable or refusing CA sees a f
 Which names are ordered: a public CA (``is_public_ca``) is never asked for names it refuses by policy
 (``.lan``, ``.home.arpa``, single labels); a private ACME CA (step-ca, Pebble) is asked for any DNS name.
 
-Renewal: where the CA publishes ACME Renewal Information (RFC 9773, ``renewalInfo`` in its directory), its
-suggested window decides; otherwise, or when ARI fails, a certificate is renewed once less than a third of
-its lifetime is left. ARI is asked in the worker thread, never on the event loop, at most as often as the
-CA's Retry-After allows.
+Renewal: where the CA publishes ACME Renewal Information (RFC 9773), its suggested window decides, else a
+third of the lifetime left (:mod:`acme_client.renewal_info`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import datetime as _dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from acme_client.covering import covering, superseded
-from acme_client.issuer import AcmeError, AriError, Issuer, generate_key
+from acme_client.issuer import AcmeError, Issuer, generate_key
 from acme_client.issuer import ca_bundle as _ca_bundle
 from acme_client.order_lock import OrderLockTimeout
 from acme_client.ordered_names import why_left_out, why_not_public
+from acme_client.renewal_info import RenewalInfo
 from acme_client.report import CertificateStatus, FailureLog
 from acme_client.settings import ResolverSettings, is_public_ca, renewal_check_interval
 from acme_client.shared_challenges import make_solvers
@@ -42,8 +39,6 @@ log = logging.getLogger("dockroute.acme")
 __all__ = ["AcmeResolver", "why_not_public"]
 
 _BACKOFF_MIN, _BACKOFF_MAX = 60.0, 6 * 3600.0
-# RFC 9773 section 4.3.3 suggests clamping the CA's Retry-After to between a minute and a day.
-_ARI_RECHECK_MIN, _ARI_RECHECK_MAX = 60.0, 86400.0
 _AFTER_FAILED_VALIDATION = 3600.0
 # How long a process waits for another one ordering the same names (the holder's every request has a
 # deadline: only a hung holder makes a waiter give up and back off).
@@ -65,16 +60,6 @@ _VALIDATION_PROBLEMS = (
 def _validation_failed(exc: BaseException) -> bool:
     text = str(exc)
     return any(f"urn:ietf:params:acme:error:{p}" in text for p in _VALIDATION_PROBLEMS)
-
-
-@dataclass(frozen=True, slots=True)
-class _Ari:
-    """The last ARI answer for one name set's certificate (``renew_at`` None: ARI failed, use the
-    one-third rule) and when ARI may be asked again (``time.monotonic()`` seconds)."""
-
-    certificate_pem: bytes
-    renew_at: _dt.datetime | None
-    next_check: float
 
 
 class AcmeResolver:
@@ -104,9 +89,7 @@ class AcmeResolver:
         # pass. Never re-ordered: the CA counts duplicate certificates.
         self._unsaved: dict[tuple[str, ...], StoredCertificate] = {}
         self._read_back: dict[tuple[str, ...], StoredCertificate] = {}  # ordered by another process
-        self._ari: dict[tuple[str, ...], _Ari] = {}  # written on the event loop only
-        self._ca_without_ari = False  # set once the CA's directory showed no renewalInfo
-        self._ari_delay = 0.0  # worker thread only: backoff while the CA's directory cannot be fetched
+        self._renewal = RenewalInfo(name)
         self._reported: set[str] = set()
         self.failure_log = FailureLog(name)  # failed orders: the last per name set, and how many
         self._reports: tuple[CertificateStatus, ...] | None = None  # cached until something changes
@@ -181,7 +164,7 @@ class AcmeResolver:
 
     def _next_attempt(self, names: tuple[str, ...], cert: StoredCertificate) -> float:
         """When the loop orders ``names`` again: once ``cert`` falls due, not before a failure's retry."""
-        at = self._renewal_time(names, cert)[0]
+        at = self._renewal.renewal_time(names, cert)[0]
         failure = self.failure_log.last(names)
         return max(at, failure.retry_at) if failure is not None else at
 
@@ -347,35 +330,15 @@ class AcmeResolver:
         now = time.time()
         if cert.facts.not_after <= now:
             return True, "expired"
-        at, why = self._renewal_time(names, cert)
+        at, why = self._renewal.renewal_time(names, cert)
         return at <= now, why
-
-    def _renewal_time(self, names: tuple[str, ...], cert: StoredCertificate) -> tuple[float, str]:
-        """When ``cert`` falls due for ``names`` (UNIX seconds), and by which rule.
-
-        The CA answered ARI for that very certificate: the time it picked in its window, but never later
-        than a tenth of the lifetime left (a wrong or stale window must not run the certificate out).
-        Otherwise: a third of its lifetime left. The one rule both the loop and the reports read."""
-        facts = cert.facts
-        day = 86400.0
-        ari = self._ari.get(names)
-        if ari is not None and ari.renew_at is not None and ari.certificate_pem == cert.certificate_pem:
-            tenth, ari_at = facts.not_after - facts.lifetime / 10, ari.renew_at.timestamp()
-            if tenth < ari_at:
-                return tenth, f"renewal with a tenth of the lifetime left, before ARI's {ari.renew_at}"
-            return ari_at, f"the CA's renewal information says renew at {ari.renew_at}"
-        left = facts.not_after - time.time()
-        why = f"{left / day:.1f} of {facts.lifetime / day:.1f} days left (renewal with a third left)"
-        return facts.not_after - facts.lifetime / 3, why
 
     # -- ACME Renewal Information (RFC 9773) --------------------------------------------------------------
 
     async def _refresh_renewal_info(self, loop: asyncio.AbstractEventLoop) -> None:
         """Ask the CA's ARI, in the worker thread, about every stored certificate whose last answer
-        allows asking again. Nothing at all once the CA is known to have no ARI; never raises but for
-        cancellation (ARI trouble only means the one-third rule decides)."""
-        if self._ca_without_ari:
-            return
+        allows asking again. Never raises but for cancellation (ARI trouble only means the one-third
+        rule decides)."""
         questions = self._ari_questions()
         if not questions:
             return
@@ -386,27 +349,15 @@ class AcmeResolver:
         except Exception:  # a bug: say so, and let the one-third rule decide
             log.exception("resolver %s: unexpected error while checking renewal information", self.name)
             return
-        if answers is None:
-            self._ca_without_ari = True
-            return
-        self._ari.update(answers)
-        for stale in set(self._ari) - set(self._wanted):
-            del self._ari[stale]
+        self._renewal.take(answers, self._wanted)
         self._reports = None
 
     def _ari_questions(self) -> list[tuple[tuple[str, ...], StoredCertificate]]:
-        """Wanted name sets with a stored certificate whose ARI answer is missing, for another
-        certificate, or past its next check; name sets backing off after a failed order wait."""
-        now = time.monotonic()
-        out = []
-        for names in self._wanted:
-            cert = self._covering(names)
-            if cert is None or self._backing_off(names):
-                continue
-            ari = self._ari.get(names)
-            if ari is None or ari.certificate_pem != cert.certificate_pem or now >= ari.next_check:
-                out.append((names, cert))
-        return out
+        return self._renewal.questions(self._wanted, self._covering, self._backing_off)
+
+    def _ask_ari(self, questions: list[tuple[tuple[str, ...], StoredCertificate]]) -> dict | None:
+        """Worker thread: :meth:`RenewalInfo.ask` with this thread's issuer."""
+        return self._renewal.ask(self._issuer(), questions)
 
     # -- the worker thread --------------------------------------------------------------------------------
 
@@ -429,68 +380,6 @@ class AcmeResolver:
             )
             self._local.issuer = issuer
         return issuer
-
-    def _ask_ari(
-        self, questions: list[tuple[tuple[str, ...], StoredCertificate]]
-    ) -> dict[tuple[str, ...], _Ari] | None:
-        """Worker thread: one ARI request per certificate. None when the CA's directory has no
-        ``renewalInfo`` (the directory is the only request made then, and the issuer keeps it)."""
-        issuer = self._issuer()
-        try:
-            if not issuer.offers_renewal_info():
-                log.info("resolver %s: the CA offers no renewal information (ARI)", self.name)
-                return None
-        except AcmeError as exc:
-            # The directory itself failed: the certificates asked about wait, on the same growing
-            # schedule as orders, so that config changes (each one kicks the loop) never hammer a CA
-            # that is down.
-            self._ari_delay = min(max(self._ari_delay * 2, _BACKOFF_MIN), _BACKOFF_MAX)
-            log.warning(
-                "resolver %s: cannot check renewal information: %s; renewing with a third of the "
-                "lifetime left, asking again in %ds",
-                self.name,
-                exc,
-                self._ari_delay,
-            )
-            retry_at = time.monotonic() + self._ari_delay
-            return {names: _Ari(cert.certificate_pem, None, retry_at) for names, cert in questions}
-        self._ari_delay = 0.0
-        answers: dict[tuple[str, ...], _Ari] = {}
-        for names, cert in questions:
-            answer, unreachable = self._ask_ari_one(issuer, names, cert)
-            answers[names] = answer
-            if unreachable:
-                # No answer at all (timeout, refused): the next would wait as long. The others keep the
-                # one-third rule until the same recheck time, and the orders of this pass go ahead.
-                for rest, rest_cert in questions[len(answers) :]:
-                    answers[rest] = _Ari(rest_cert.certificate_pem, None, answer.next_check)
-                break
-        return answers
-
-    def _ask_ari_one(
-        self, issuer: Issuer, names: tuple[str, ...], cert: StoredCertificate
-    ) -> tuple[_Ari, bool]:
-        """The answer for one certificate, and whether the CA could not be reached at all."""
-        try:
-            advice = issuer.renewal_advice(cert.certificate_pem)
-        except AriError as exc:
-            log.warning(
-                "resolver %s: %s: %s; falling back to renewal with a third of the lifetime left",
-                self.name,
-                ", ".join(names),
-                exc,
-            )
-            next_check = time.monotonic() + _clamp_recheck(exc.recheck_in)
-            return _Ari(cert.certificate_pem, None, next_check), exc.unreachable
-        log.debug(
-            "resolver %s: renewal information for %s: renew at %s, next check in %ds",
-            self.name,
-            ", ".join(names),
-            advice.renew_at,
-            _clamp_recheck(advice.recheck_in),
-        )
-        next_check = time.monotonic() + _clamp_recheck(advice.recheck_in)
-        return _Ari(cert.certificate_pem, advice.renew_at, next_check), False
 
     def _order(self, names: tuple[str, ...]) -> StoredCertificate:
         """Worker thread: the certificate for ``names``. Processes sharing acme.json order under the lock for
@@ -575,8 +464,3 @@ class AcmeResolver:
                 ", ".join(names),
                 self.storage.path,
             )
-
-
-def _clamp_recheck(seconds: float) -> float:
-    """The CA's Retry-After for ARI, kept between a minute and a day (RFC 9773 section 4.3.3)."""
-    return min(max(seconds, _ARI_RECHECK_MIN), _ARI_RECHECK_MAX)

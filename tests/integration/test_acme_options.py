@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-import acme_client.resolver as resolver_module
+import acme_client.renewal_info as renewal_info_module
 from acme_client.issuer import AcmeError, IssuedCertificate, Issuer, Solver
 from acme_client.resolver import AcmeResolver
 from acme_client.storage import AcmeStorage, StoredCertificate
@@ -358,7 +358,7 @@ async def test_ari_is_asked_again_on_every_check_and_renews_once_the_window_open
     _store(tmp_path, name, old)
     shim.ari_window = (_days(30), _days(31))
     shim.ari_retry_after = 0
-    monkeypatch.setattr(resolver_module, "_ARI_RECHECK_MIN", 0.0)
+    monkeypatch.setattr(renewal_info_module, "_ARI_RECHECK_MIN", 0.0)
     resolver = _resolver(tmp_path, shim.directory_url, pebble.ca_bundle, challenges)
     resolver.check_interval = 0.1
     async with _running(resolver):

@@ -230,7 +230,7 @@ def _ari(cert, renew_in_days: float | None, next_check_in: float = 3600.0):
     import datetime as dt
     import time
 
-    from acme_client.resolver import _Ari
+    from acme_client.renewal_info import Ari as _Ari
 
     renew_at = None if renew_in_days is None else dt.datetime.now(dt.UTC) + dt.timedelta(days=renew_in_days)
     return _Ari(cert.certificate_pem, renew_at, time.monotonic() + next_check_in)
@@ -246,12 +246,12 @@ def test_without_ari_a_third_of_the_lifetime_left_decides(tmp_path):
 def test_an_ari_answer_for_the_certificate_decides_both_ways(tmp_path):
     fresh = _cert("a.example.com", days_in=1, days_left=89)
     r = _resolver_with(tmp_path, fresh)
-    r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=-1)  # noqa: SLF001
+    r._renewal.answers[("a.example.com",)] = _ari(fresh, renew_in_days=-1)  # noqa: SLF001
     assert r._due(("a.example.com",))[0] is True  # noqa: SLF001 - the window opened: renew early
 
     old = _cert("b.example.com", days_in=65, days_left=25)
     r = _resolver_with(tmp_path, old)
-    r._ari[("b.example.com",)] = _ari(old, renew_in_days=1)  # noqa: SLF001
+    r._renewal.answers[("b.example.com",)] = _ari(old, renew_in_days=1)  # noqa: SLF001
     assert r._due(("b.example.com",))[0] is False  # noqa: SLF001 - the CA's window, not the rule of thumb
 
 
@@ -259,7 +259,7 @@ def test_a_tenth_of_the_lifetime_left_is_due_whatever_ari_says(tmp_path):
     # A stale or wrong window must not let the certificate run out.
     old = _cert("b.example.com", days_in=80, days_left=2)
     r = _resolver_with(tmp_path, old)
-    r._ari[("b.example.com",)] = _ari(old, renew_in_days=10)  # noqa: SLF001
+    r._renewal.answers[("b.example.com",)] = _ari(old, renew_in_days=10)  # noqa: SLF001
     due, why = r._due(("b.example.com",))  # noqa: SLF001
     assert due is True and "a tenth of the lifetime" in why
 
@@ -268,16 +268,16 @@ def test_ari_answers_about_another_certificate_or_failures_leave_the_one_third_r
     fresh = _cert("a.example.com", days_in=1, days_left=89)
     other = _cert("a.example.com", days_in=1, days_left=89)
     r = _resolver_with(tmp_path, fresh)
-    r._ari[("a.example.com",)] = _ari(other, renew_in_days=-1)  # noqa: SLF001 - the replaced certificate's
+    r._renewal.answers[("a.example.com",)] = _ari(other, renew_in_days=-1)  # noqa: SLF001 - the replaced certificate's
     assert r._due(("a.example.com",))[0] is False  # noqa: SLF001
-    r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=None)  # noqa: SLF001 - ARI failed
+    r._renewal.answers[("a.example.com",)] = _ari(fresh, renew_in_days=None)  # noqa: SLF001 - ARI failed
     assert r._due(("a.example.com",))[0] is False  # noqa: SLF001
 
 
 def test_an_expired_certificate_is_due_whatever_ari_said(tmp_path):
     expired = _cert("a.example.com", days_in=90, days_left=-1)
     r = _resolver_with(tmp_path, expired)
-    r._ari[("a.example.com",)] = _ari(expired, renew_in_days=5)  # noqa: SLF001
+    r._renewal.answers[("a.example.com",)] = _ari(expired, renew_in_days=5)  # noqa: SLF001
     assert r._due(("a.example.com",)) == (True, "expired")  # noqa: SLF001
 
 
@@ -287,9 +287,9 @@ def test_ari_is_asked_only_once_its_next_check_has_come(tmp_path):
     fresh = _cert("a.example.com", days_in=1, days_left=89)
     r = _resolver_with(tmp_path, fresh)
     assert [n for n, _ in r._ari_questions()] == [("a.example.com",)]  # noqa: SLF001 - never asked
-    r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=30, next_check_in=3600)  # noqa: SLF001
+    r._renewal.answers[("a.example.com",)] = _ari(fresh, renew_in_days=30, next_check_in=3600)  # noqa: SLF001
     assert r._ari_questions() == []  # noqa: SLF001
-    r._ari[("a.example.com",)] = _ari(fresh, renew_in_days=30, next_check_in=-1)  # noqa: SLF001
+    r._renewal.answers[("a.example.com",)] = _ari(fresh, renew_in_days=30, next_check_in=-1)  # noqa: SLF001
     assert len(r._ari_questions()) == 1  # noqa: SLF001
     r._failures[("a.example.com",)] = (time.monotonic() + 60, 60)  # noqa: SLF001 - backing off
     assert r._ari_questions() == []  # noqa: SLF001

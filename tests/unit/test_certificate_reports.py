@@ -20,8 +20,9 @@ from cryptography.x509.oid import NameOID
 
 from acme_client.internal_ca import InternalCA
 from acme_client.issuer import AcmeError
+from acme_client.renewal_info import Ari as _Ari
 from acme_client.report import read_facts
-from acme_client.resolver import AcmeResolver, _Ari
+from acme_client.resolver import AcmeResolver
 from acme_client.settings import InternalCASettings, ResolverSettings
 from acme_client.storage import AcmeStorage, ResolverState, StoredCertificate
 from dockroute.certificates import CertificateReports, read_file_certificates
@@ -164,11 +165,11 @@ def test_an_ari_answer_moves_the_next_renewal_but_never_past_a_tenth_left(tmp_pa
     before = r.reports()
     assert r.reports() is before  # kept until something changes
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    r._ari[names] = _Ari(stored.certificate_pem, soon, time.monotonic() + 3600)  # noqa: SLF001
+    r._renewal.answers[names] = _Ari(stored.certificate_pem, soon, time.monotonic() + 3600)  # noqa: SLF001
     r._reports = None  # noqa: SLF001 - what _refresh_renewal_info does after an answer
     assert r.reports()[0].next_renewal == pytest.approx(soon.timestamp())
     late = dt.datetime.now(dt.UTC) + dt.timedelta(days=79)  # past a tenth of 90 days left (day 81)
-    r._ari[names] = _Ari(stored.certificate_pem, late, time.monotonic() + 3600)  # noqa: SLF001
+    r._renewal.answers[names] = _Ari(stored.certificate_pem, late, time.monotonic() + 3600)  # noqa: SLF001
     r._reports = None  # noqa: SLF001
     [rep] = r.reports()
     assert rep.facts is not None
