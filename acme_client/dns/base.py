@@ -95,13 +95,16 @@ class ProviderSpec:
     ("CF_API_EMAIL", "CF_API_KEY"))``: a token, or the older email and key). ``optional``: the other
     variables it reads. ``aliases``: another accepted name → lego's primary name. ``prefix``: the
     variables' common prefix (``CF_``): a variable under it that the provider does not read is named in
-    a warning at start, never silently ignored. ``build`` makes the provider from its checked config."""
+    a warning at start, never silently ignored. ``defaults``: lego's default for a variable when it is
+    unset, where the provider's differs from the common one (Cloudflare waits 120 s for propagation, not
+    60 s). ``build`` makes the provider from its checked config."""
 
     name: str
     required: tuple[tuple[str, ...], ...]
     optional: tuple[str, ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     prefixes: tuple[str, ...] = ()
+    defaults: Mapping[str, str] = field(default_factory=dict)
     build: Callable[[ProviderConfig], DnsProvider] | None = None
 
 
