@@ -522,6 +522,8 @@ class App:
             log.info("%s", self.swarm.describe())
         for key in self.static.ignored:
             log.warning("static configuration %s is not supported yet and was ignored", key)
+        for message in self.static.warnings:
+            log.warning("static configuration %s", message)
 
     async def shutdown(self) -> None:
         # /ping answers terminatingStatusCode from now on, while the entry points still serve (Traefik)

@@ -82,7 +82,7 @@ def load_static(
     entries = with_internal_entry_point(_with_default_web(get(tree, "entryPoints")), obs)
     live = [name for name, sub in entries.items() if sub is not OFF]
     obs = check_entry_points(tree, obs, live)
-    resolvers, warned = read_resolvers(get(tree, "certificatesResolvers"), live)
+    resolvers, warned, warnings = read_resolvers(get(tree, "certificatesResolvers"), live, environ)
     return StaticConfig(
         entry_points=_entry_points(entries, list(resolvers)),
         transport=_transport(get(tree, "serversTransport")),
@@ -100,6 +100,7 @@ def load_static(
         metrics_add_internals=Reader(get(tree, "metrics"), "metrics").flag("addInternals", False),
         source=source,
         ignored=(*not_acted_on(SCHEMA, tree), *warned),
+        warnings=tuple(warnings),
         providers_throttle_duration=Reader(providers, "providers").duration("providersThrottleDuration", 2.0),
     )
 

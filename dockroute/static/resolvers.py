@@ -2,11 +2,12 @@
 configuration (:func:`read_resolvers`).
 
 Each of Traefik's ACME keys is either acted on (what :class:`~acme_client.settings.ResolverSettings`
-holds), refused by name when ignoring it would change what the user gets (``dnsChallenge``,
-``emailAddresses``, Traefik's ``tailscale`` resolver), or accepted with a warning naming it when it has no
-effect on security or on which certificates are served (timeouts, delays, ``preferredChain``,
-``caServerName``). A resolver that cannot work is a configuration error (exit 2), not a log line at
-order time. ``internalCA`` is dockroute's own: :class:`~acme_client.settings.InternalCASettings`.
+holds, ``dnsChallenge`` through :mod:`.dns_challenge`), refused by name when ignoring it would
+change what the user gets (``emailAddresses``, Traefik's ``tailscale`` resolver), or accepted with a
+warning naming it when it has no effect on security or on which certificates are served (timeouts,
+delays, ``preferredChain``, ``caServerName``). A resolver that cannot work is a configuration error
+(exit 2), not a log line at order time. ``internalCA`` is dockroute's own:
+:class:`~acme_client.settings.InternalCASettings`.
 
 This is the only reader of these keys: a value it cannot use stops the start; no default is put in its
 place.
@@ -15,7 +16,7 @@ place.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from acme_client.settings import (
     permitted_domain,
 )
 from dockroute.kubernetes_certs import storage_problem
+from dockroute.static.dns_challenge import read_dns_challenge
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import OFF, get, where
@@ -50,10 +52,14 @@ def _on(tree: Any, key: str) -> bool:
     return node is not None and node is not OFF
 
 
-def read_resolvers(tree: Any, entry_points: Sequence[str]) -> tuple[Resolvers, list[str]]:
-    """Every resolver by name (in the order given), and the key paths that were set and are accepted
-    without effect (the app names each in a warning at start). ``entry_points`` are the live entry
-    point names, for ``httpChallenge.entryPoint``."""
+def read_resolvers(
+    tree: Any, entry_points: Sequence[str], environ: Mapping[str, str]
+) -> tuple[Resolvers, list[str], list[str]]:
+    """Every resolver by name (in the order given), the key paths that were set and are accepted
+    without effect (the app names each in a warning at start), and other warnings for the start's log
+    (whole messages: a DNS provider's variable it does not read, a deprecated key). ``entry_points`` are
+    the live entry point names, for ``httpChallenge.entryPoint``; ``environ`` holds the DNS providers'
+    credentials (lego's variables), read once here."""
     entries = tree if isinstance(tree, dict) else {}
     kinds: dict[str, str] = {}
     for name, sub in entries.items():
@@ -73,12 +79,12 @@ def read_resolvers(tree: Any, entry_points: Sequence[str]) -> tuple[Resolvers, l
             )
         kinds[name] = present[0]
     warned: list[str] = []
+    warnings: list[str] = []
     out: Resolvers = {}
     for name, kind in kinds.items():
         if kind == "acme":
-            out[name] = _acme(
-                Reader(entries[name], f"certificatesResolvers.{name}").sub("acme"), entry_points, warned
-            )
+            r = Reader(entries[name], f"certificatesResolvers.{name}").sub("acme")
+            out[name] = _acme(r, entry_points, environ, warned, warnings)
     # The internal CA's default folder sits beside the first ACME resolver's storage file.
     first_acme = next(
         (s for s in out.values() if isinstance(s, ResolverSettings) and not is_kubernetes_storage(s.storage)),
@@ -106,10 +112,16 @@ def read_resolvers(tree: Any, entry_points: Sequence[str]) -> tuple[Resolvers, l
                 )
             folders[os.path.realpath(ca.storage)] = name
             out[name] = ca
-    return {name: out[name] for name in kinds}, warned
+    return {name: out[name] for name in kinds}, warned, warnings
 
 
-def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> ResolverSettings:
+def _acme(
+    r: Reader,
+    entry_points: Sequence[str],
+    environ: Mapping[str, str],
+    warned: list[str],
+    warnings: list[str],
+) -> ResolverSettings:
     """One ``acme`` section: every Traefik key checked, then acted on, refused or warned about."""
     ca_server = r.text("caServer", LETS_ENCRYPT).strip()
     parts = urlsplit(ca_server)
@@ -126,7 +138,6 @@ def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> Resolver
             f"required: {parts.hostname} is a public CA; the account is registered with this contact "
             "address (the CA's notices about the account and its certificates go there)",
         )
-    _refuse_dns_challenge(r)
     addresses = r.items("emailAddresses")
     if addresses:
         # Traefik puts them in the CSR: certificates ordered without them would not carry what was asked.
@@ -136,6 +147,9 @@ def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> Resolver
             f"them{where(r.origin('emailAddresses'))}",
         )
     _warn_if_set(r, warned)
+    dns = None
+    if _on(r.tree, "dnsChallenge"):
+        dns = read_dns_challenge(r.sub("dnsChallenge"), environ, warnings)
     settings = ResolverSettings(
         email=email.strip() if email else None,
         storage=_storage(r),
@@ -147,13 +161,14 @@ def _acme(r: Reader, entry_points: Sequence[str], warned: list[str]) -> Resolver
         eab=_eab_pair(r.sub("eab")),
         profile=(r.text("profile") or "").strip() or None,
         certificates_duration=r.integer("certificatesDuration", DEFAULT_CERTIFICATES_DURATION, minimum=1),
+        dns_challenge=dns,
     )
-    if settings.http_entry_point is None and not settings.tls_challenge:
+    if settings.http_entry_point is None and not settings.tls_challenge and dns is None:
         # Traefik orders nothing then; answering HTTP-01 on every entry point is not what was asked.
         raise StaticConfigError(
             r.path,
-            "ACME challenge not specified, please select TLS or HTTP or DNS Challenge (tlsChallenge, or "
-            "httpChallenge.entryPoint naming the entry point on port 80; DNS-01 is not supported yet)",
+            "ACME challenge not specified, please select TLS or HTTP or DNS Challenge (tlsChallenge, "
+            "httpChallenge.entryPoint naming the entry point on port 80, or dnsChallenge.provider)",
         )
     return settings
 
@@ -189,27 +204,6 @@ def _warn_if_set(r: Reader, warned: list[str]) -> None:
         warned.append(f"{r.path}.caSystemCertPool")
     if r.leaf("disableCommonName") is not None and not r.flag("disableCommonName", True):
         warned.append(f"{r.path}.disableCommonName")
-
-
-def _refuse_dns_challenge(r: Reader) -> None:
-    """DNS-01 has no implementation yet; without it dockroute would order over HTTP-01 instead, which
-    cannot give wildcards and needs port 80 reachable: not what was configured, so the start stops."""
-    if not _on(r.tree, "dnsChallenge"):
-        return
-    d = r.sub("dnsChallenge")
-    d.text("provider")  # malformed values are still reported as such
-    d.items("resolvers")
-    d.duration("delayBeforeCheck", 0.0)
-    d.flag("disablePropagationCheck", False)
-    prop = d.sub("propagation")
-    prop.duration("delayBeforeChecks", 0.0)
-    for key in ("disableChecks", "disableANSChecks", "requireAllRNS"):
-        prop.flag(key, False)
-    raise StaticConfigError(
-        d.path,
-        "DNS-01 is not supported yet; refusing to start rather than order certificates over another "
-        f"challenge (use httpChallenge or tlsChallenge){where(d.origin('provider'))}",
-    )
 
 
 def _http_challenge(r: Reader, entry_points: Sequence[str], warned: list[str]) -> str | None:

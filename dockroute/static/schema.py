@@ -10,8 +10,7 @@ Traefik keys that dockroute accepts but does not act on yet are ``ANY`` (inside 
 or ``IGNORED`` (a whole section): a Traefik file must load unchanged, and each such key that is set is
 reported by name at start (``StaticConfig.ignored``), never dropped silently. Keys whose being ignored
 would change what the user gets are typed here and refused by name when set (entry-point
-``middlewares``, ``serversTransport.spiffe``, ACME's ``dnsChallenge``; see :mod:`.build` and
-:mod:`.resolvers`).
+``middlewares``, ``serversTransport.spiffe``; see :mod:`.build` and :mod:`.resolvers`).
 """
 
 from __future__ import annotations

@@ -115,4 +115,7 @@ class StaticConfig:
     # "providers.kubernetesCRD", "certificatesResolvers.le.acme.preferredChain"): the app warns about
     # each by name.
     ignored: tuple[str, ...] = ()
+    # Whole warnings for the start's log, each naming its key or variable: a DNS provider's variable that
+    # is set and not read (a typo would otherwise go unnoticed), a deprecated key read as its successor.
+    warnings: tuple[str, ...] = ()
     providers_throttle_duration: float = 2.0  # providers.providersThrottleDuration (Traefik: 2s)

@@ -73,7 +73,7 @@ def test_misspelled_resolver_key_exits_2_naming_it_with_a_hint(tmp_path):
     assert len(stderr.strip().splitlines()) == 1
 
 
-def test_bad_key_type_and_dns_challenge_exit_2(tmp_path):
+def test_bad_key_type_and_dns_challenge_resolver_exit_2(tmp_path):
     _no_system_file()
     stderr = _refused(
         tmp_path,
@@ -88,8 +88,9 @@ def test_bad_key_type_and_dns_challenge_exit_2(tmp_path):
         tmp_path,
         "--certificatesresolvers.le.acme.email=ops@example.com",
         "--certificatesresolvers.le.acme.dnschallenge.provider=cloudflare",
+        "--certificatesresolvers.le.acme.dnschallenge.resolvers=dns.example.com:53",
     )
-    assert "certificatesResolvers.le.acme.dnsChallenge: DNS-01 is not supported yet" in stderr
+    assert "certificatesResolvers.le.acme.dnsChallenge.resolvers[0]: expected a DNS server's IP" in stderr
 
 
 def test_a_resolver_without_a_challenge_exits_2(tmp_path):
@@ -98,8 +99,8 @@ def test_a_resolver_without_a_challenge_exits_2(tmp_path):
     stderr = _refused(tmp_path, "--certificatesresolvers.le.acme.email=ops@example.com")
     assert stderr == (
         "dockroute: configuration error: certificatesResolvers.le.acme: ACME challenge not specified, please "
-        "select TLS or HTTP or DNS Challenge (tlsChallenge, or httpChallenge.entryPoint naming the entry "
-        "point on port 80; DNS-01 is not supported yet)\n"
+        "select TLS or HTTP or DNS Challenge (tlsChallenge, httpChallenge.entryPoint naming the entry "
+        "point on port 80, or dnsChallenge.provider)\n"
     )
 
 

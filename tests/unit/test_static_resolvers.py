@@ -200,18 +200,6 @@ def test_tailscale_and_other_kinds_are_refused_by_name():
 # -- refused or warned by name ------------------------------------------------------------------------
 
 
-def test_dns_challenge_is_refused():
-    e = error([EMAIL, f"{LE}.dnschallenge.provider=cloudflare"])
-    assert e.key == "certificatesResolvers.le.acme.dnsChallenge"
-    assert "DNS-01 is not supported yet" in str(e) and "--certificatesresolvers.le.acme.dnschallenge" in str(
-        e
-    )
-    assert error([EMAIL, f"{LE}.dnschallenge"]).key == "certificatesResolvers.le.acme.dnsChallenge"
-    e = error([EMAIL, f"{LE}.dnschallenge.propagation.delaybeforechecks=soon"])
-    assert e.key == "certificatesResolvers.le.acme.dnsChallenge.propagation.delayBeforeChecks"
-    assert acme(EMAIL, CHALLENGE, f"{LE}.dnschallenge=false").http_entry_point is None
-
-
 def test_email_addresses_in_certificates_are_refused():
     e = error([EMAIL, f"{LE}.emailaddresses=admin@example.com"])
     assert e.key == "certificatesResolvers.le.acme.emailAddresses" and "not supported" in str(e)
