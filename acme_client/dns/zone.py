@@ -1,0 +1,158 @@
+"""Where a DNS-01 record goes: the name (after ``_acme-challenge`` delegation) and the zone holding it.
+
+Done once for every provider, as lego does it: ``_acme-challenge.<domain>`` is followed through CNAMEs
+(a common setup delegates it to a zone that is cheap or safe to update, keeping the real zone's
+credentials out of the proxy), then the zone is the nearest name, walking up from there, that has its own
+SOA record. Queries go to ``dnsChallenge.resolvers`` (``host:port``), or to the system's resolvers when
+none are configured; each is asked in turn until one gives an answer (NOERROR or NXDOMAIN).
+
+Everything here blocks: worker threads only. Errors name the name and every server asked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+
+from acme_client.dns.base import DnsError
+
+__all__ = [
+    "DEFAULT_QUERY_TIMEOUT",
+    "Server",
+    "challenge_target",
+    "find_zone",
+    "follow_cname",
+    "query",
+    "servers",
+]
+
+Server = tuple[str, int]  # (address, port)
+DEFAULT_QUERY_TIMEOUT = 5.0
+_MAX_CNAMES = 50  # lego's limit on a CNAME chain
+
+
+def _parse(entry: str) -> Server:
+    """``host:port``, ``[v6]:port``, or a bare host/address (port 53)."""
+    t = entry.strip()
+    host, port = t, 53
+    if t.startswith("[") and "]" in t:
+        host, _, rest = t[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+    elif t.count(":") == 1:
+        host, _, p = t.partition(":")
+        if not p.isdigit():
+            raise DnsError(f"DNS resolver {entry!r} is not host:port")
+        port = int(p)
+    return host, port
+
+
+def _address(host: str, port: int) -> str:
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        return str(socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0])
+    except OSError as exc:
+        raise DnsError(f"DNS resolver {host}: cannot look up its address: {exc}") from exc
+
+
+def servers(configured: Sequence[str] = ()) -> list[Server]:
+    """The resolvers to ask: ``configured`` (``host:port`` each), or the system's (``/etc/resolv.conf``)."""
+    if configured:
+        parsed = [_parse(entry) for entry in configured]
+        return [(_address(host, port), port) for host, port in parsed]
+    try:
+        system = dns.resolver.Resolver()
+    except dns.exception.DNSException as exc:
+        raise DnsError(f"no DNS resolvers: none configured (dnsChallenge.resolvers) and {exc}") from exc
+    return [(str(ns), system.port) for ns in system.nameservers]
+
+
+def describe(server: Server) -> str:
+    host, port = server
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def query(
+    name: str | dns.name.Name,
+    rdtype: str,
+    among: Sequence[Server],
+    timeout: float = DEFAULT_QUERY_TIMEOUT,
+    recursion: bool = True,
+) -> dns.message.Message:
+    """The first answer (NOERROR or NXDOMAIN) from ``among``, asked in turn; DnsError naming each server
+    and what it did when none answers so."""
+    failures = []
+    for server in among:
+        q = dns.message.make_query(name, rdtype)
+        if not recursion:
+            q.flags &= ~dns.flags.RD
+        try:
+            response, _ = dns.query.udp_with_fallback(q, server[0], timeout=timeout, port=server[1])
+        except dns.exception.Timeout:
+            failures.append(f"{describe(server)}: no answer within {timeout:g}s")
+            continue
+        except (OSError, dns.exception.DNSException) as exc:
+            failures.append(f"{describe(server)}: {type(exc).__name__}: {exc}")
+            continue
+        if response.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return response
+        failures.append(f"{describe(server)}: {dns.rcode.to_text(response.rcode())}")
+    raise DnsError(f"{rdtype} {name}: {'; '.join(failures) or 'no DNS servers to ask'}")
+
+
+def _rrset(response: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType):
+    for rrset in response.answer:
+        if rrset.name == name and rrset.rdtype == rdtype:
+            return rrset
+    return None
+
+
+def follow_cname(fqdn: str, among: Sequence[Server], timeout: float = DEFAULT_QUERY_TIMEOUT) -> str:
+    """``fqdn`` after its CNAME chain (absolute, trailing dot): where the record really goes."""
+    name = dns.name.from_text(fqdn)
+    seen = {name}
+    for _ in range(_MAX_CNAMES):
+        rrset = _rrset(query(name, "CNAME", among, timeout), name, dns.rdatatype.CNAME)
+        if rrset is None:
+            break
+        name = rrset[0].target
+        if name in seen:
+            raise DnsError(f"CNAME loop at {fqdn} (back to {name})")
+        seen.add(name)
+    return name.to_text()
+
+
+def find_zone(fqdn: str, among: Sequence[Server], timeout: float = DEFAULT_QUERY_TIMEOUT) -> str:
+    """The zone holding ``fqdn``: the nearest name at or above it with its own SOA (a name carrying a
+    CNAME is no zone apex, so the walk goes on above it)."""
+    name = dns.name.from_text(fqdn)
+    while name != dns.name.root:
+        response = query(name, "SOA", among, timeout)
+        if response.rcode() == dns.rcode.NOERROR and _rrset(response, name, dns.rdatatype.SOA) is not None:
+            return name.to_text()
+        name = name.parent()
+    raise DnsError(
+        f"no zone found for {fqdn}: no SOA record at or above it ({', '.join(map(describe, among))})"
+    )
+
+
+def challenge_target(
+    domain: str, among: Sequence[Server], timeout: float = DEFAULT_QUERY_TIMEOUT
+) -> tuple[str, str]:
+    """``(fqdn, zone)`` of the DNS-01 record for ``domain``: ``_acme-challenge.<domain>`` after CNAMEs,
+    and its zone."""
+    fqdn = follow_cname(f"_acme-challenge.{domain.rstrip('.')}.", among, timeout)
+    return fqdn, find_zone(fqdn, among, timeout)

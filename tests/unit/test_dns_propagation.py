@@ -1,0 +1,116 @@
+"""Which servers the propagation wait asks, per dnsChallenge's switches, and how resolvers are read.
+
+A fake ``query`` stands in for the network here (the real waits run against BIND in
+tests/integration/test_acme_dns_rfc2136.py); it answers NS/A like an authoritative server and TXT with
+the values each server is told to hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dns.message
+import dns.rrset
+import pytest
+
+from acme_client.dns import propagation
+from acme_client.dns import zone as zones
+from acme_client.dns.base import DnsChallengeSettings, DnsError, ProviderConfig, TxtRecord
+
+RECORD = TxtRecord("a.test", "_acme-challenge.a.test.", "a.test.", "v1")
+SETTINGS = DnsChallengeSettings(
+    ProviderConfig("rfc2136", {}, propagation_timeout=10, polling_interval=1), resolvers=("192.0.2.53:5353",)
+)
+
+
+class FakeDns:
+    def __init__(self) -> None:
+        self.txt: dict[tuple[str, int], list[str]] = {}
+        self.asked: list[tuple[str, str, tuple[str, int], bool]] = []
+
+    def query(self, name, rdtype, among, timeout=5.0, recursion=True):
+        server = among[0]
+        self.asked.append((str(name), rdtype, server, recursion))
+        q = dns.message.make_query(name, rdtype)
+        r = dns.message.make_response(q)
+        if rdtype == "NS":
+            r.answer.append(dns.rrset.from_text(name, 60, "IN", "NS", "ns1.a.test.", "ns2.a.test."))
+            r.additional.append(dns.rrset.from_text("ns1.a.test.", 60, "IN", "A", "192.0.2.1"))
+        elif rdtype == "A":
+            r.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "192.0.2.2"))
+        elif rdtype == "TXT" and self.txt.get(server):
+            r.answer.append(dns.rrset.from_text(name, 60, "IN", "TXT", *(f'"{v}"' for v in self.txt[server])))
+        return r
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeDns:
+    f = FakeDns()
+    monkeypatch.setattr(zones, "query", f.query)
+    return f
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_every_address_of_every_ns_is_asked_without_recursion(fake: FakeDns) -> None:
+    fake.txt = {("192.0.2.1", 53): ["v1"], ("192.0.2.2", 53): ["other", "v1"]}
+    clock = Clock()
+    propagation.wait_for_records([RECORD], SETTINGS, clock, clock.sleep)
+    txt = [(server, rec) for name, t, server, rec in fake.asked if t == "TXT"]
+    assert txt == [(("192.0.2.1", 53), False), (("192.0.2.2", 53), False)]
+    assert clock.slept == []
+
+
+def test_polls_until_the_last_server_has_it_then_gives_up_naming_it(fake: FakeDns) -> None:
+    fake.txt = {("192.0.2.1", 53): ["v1"]}
+    clock = Clock()
+    with pytest.raises(DnsError) as caught:
+        propagation.wait_for_records([RECORD], SETTINGS, clock, clock.sleep)
+    assert "TXT _acme-challenge.a.test. not seen at ns2.a.test. (192.0.2.2:53) within 10s" in str(
+        caught.value
+    )
+    assert clock.slept == [1.0] * 10
+    # the server that answered is not asked again
+    assert [s for _, t, s, _ in fake.asked if t == "TXT"].count(("192.0.2.1", 53)) == 1
+
+
+def test_delay_first_and_disable_checks_asks_nothing(fake: FakeDns) -> None:
+    clock = Clock()
+    settings = dataclasses.replace(SETTINGS, delay_before_checks=7, disable_checks=True)
+    propagation.wait_for_records([RECORD], settings, clock, clock.sleep)
+    assert clock.slept == [7] and fake.asked == []
+
+
+def test_require_all_rns_asks_the_resolvers_and_disable_ans_skips_the_authoritative(fake: FakeDns) -> None:
+    fake.txt = {("192.0.2.53", 5353): ["v1"]}
+    settings = dataclasses.replace(SETTINGS, disable_ans_checks=True, require_all_rns=True)
+    propagation.wait_for_records([RECORD], settings, Clock(), Clock().sleep)
+    assert fake.asked == [("_acme-challenge.a.test.", "TXT", ("192.0.2.53", 5353), True)]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("192.0.2.1:5353", ("192.0.2.1", 5353)),
+        ("192.0.2.1", ("192.0.2.1", 53)),
+        ("[2001:db8::1]:54", ("2001:db8::1", 54)),
+    ],
+)
+def test_configured_resolvers(entry: str, expected: tuple[str, int]) -> None:
+    assert zones.servers([entry]) == [expected]
+
+
+def test_a_malformed_resolver_is_named() -> None:
+    with pytest.raises(DnsError, match="192.0.2.1:x"):
+        zones.servers(["192.0.2.1:x"])

@@ -1,0 +1,101 @@
+"""The rfc2136 provider's variables are checked at start, in lego's spellings (the updates themselves are
+tested against a real BIND in tests/integration/test_acme_dns_rfc2136.py)."""
+
+from __future__ import annotations
+
+import dns.tsig
+import pytest
+
+from acme_client.dns.base import DnsConfigError
+from acme_client.dns.registry import build_provider, read_provider
+from acme_client.dns.rfc2136 import parse_nameserver, tsig_algorithm
+
+SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ns.example", ("ns.example", 53)),
+        ("192.0.2.1:5353", ("192.0.2.1", 5353)),
+        ("[2001:db8::1]:54", ("2001:db8::1", 54)),
+        ("[2001:db8::1]", ("2001:db8::1", 53)),
+        ("2001:db8::1", ("2001:db8::1", 53)),
+    ],
+)
+def test_nameserver_forms(text: str, expected: tuple[str, int]) -> None:
+    assert parse_nameserver(text) == expected
+
+
+@pytest.mark.parametrize("text", ["ns:0", "ns:99999", "ns:x", "[::1", "a:b:c", ":53"])
+def test_malformed_nameserver_names_the_variable(text: str) -> None:
+    with pytest.raises(DnsConfigError) as caught:
+        parse_nameserver(text)
+    assert caught.value.variable == "RFC2136_NAMESERVER"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hmac-sha256.", dns.tsig.HMAC_SHA256),
+        ("HMAC-SHA256", dns.tsig.HMAC_SHA256),
+        ("hmac-sha512.", dns.tsig.HMAC_SHA512),
+        ("hmac-md5.sig-alg.reg.int.", dns.tsig.HMAC_MD5),
+        ("hmac-sha1", dns.tsig.HMAC_SHA1),
+    ],
+)
+def test_tsig_algorithms_in_lego_and_bind_spellings(text: str, expected) -> None:
+    assert tsig_algorithm(text) == expected
+
+
+def test_unknown_algorithm_is_refused_at_start() -> None:
+    env = {
+        "RFC2136_NAMESERVER": "192.0.2.1",
+        "RFC2136_TSIG_KEY": "k",
+        "RFC2136_TSIG_SECRET": SECRET,
+        "RFC2136_TSIG_ALGORITHM": "hmac-sha3.",
+    }
+    with pytest.raises(DnsConfigError) as caught:
+        read_provider("rfc2136", env)
+    assert caught.value.variable == "RFC2136_TSIG_ALGORITHM"
+    assert "hmac-sha256." in str(caught.value)
+
+
+def test_missing_nameserver_is_named() -> None:
+    with pytest.raises(DnsConfigError) as caught:
+        read_provider("rfc2136", {"RFC2136_TSIG_KEY": "k"})
+    assert caught.value.variable == "RFC2136_NAMESERVER"
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [("RFC2136_TSIG_KEY", "RFC2136_TSIG_SECRET"), ("RFC2136_TSIG_SECRET", "RFC2136_TSIG_KEY")],
+)
+def test_half_a_tsig_key_is_refused(given: str, missing: str) -> None:
+    with pytest.raises(DnsConfigError) as caught:
+        read_provider("rfc2136", {"RFC2136_NAMESERVER": "192.0.2.1", given: SECRET})
+    assert caught.value.variable == missing
+
+
+def test_bad_secret_is_named() -> None:
+    env = {"RFC2136_NAMESERVER": "192.0.2.1", "RFC2136_TSIG_KEY": "k", "RFC2136_TSIG_SECRET": "not base64!"}
+    with pytest.raises(DnsConfigError) as caught:
+        read_provider("rfc2136", env)
+    assert caught.value.variable == "RFC2136_TSIG_SECRET"
+
+
+def test_knobs_and_the_older_timeout_name_and_an_ignored_sequence_interval() -> None:
+    env = {
+        "RFC2136_NAMESERVER": "192.0.2.1:5353",
+        "RFC2136_TTL": "60",
+        "RFC2136_TIMEOUT": "3m",
+        "RFC2136_POLLING_INTERVAL": "1",
+        "RFC2136_DNS_TIMEOUT": "4",
+        "RFC2136_SEQUENCE_INTERVAL": "60",
+    }
+    config, warnings = read_provider("rfc2136", env)
+    assert (config.ttl, config.propagation_timeout, config.polling_interval) == (60, 180.0, 1.0)
+    assert [w for w in warnings if "RFC2136_SEQUENCE_INTERVAL" in w] == warnings and len(warnings) == 1
+    provider = build_provider(config)
+    assert provider.server == "192.0.2.1:5353"
+    assert SECRET not in repr(config)
