@@ -1,4 +1,4 @@
-"""Blocking ACME v2 issuance over HTTP-01 or TLS-ALPN-01 (certbot's ``acme`` library).
+"""Blocking ACME v2 issuance over HTTP-01, TLS-ALPN-01 or DNS-01 (certbot's ``acme`` library).
 
 Everything here blocks (``requests`` and ``time.sleep`` while polling): run it in an executor thread,
 one :class:`Issuer` per thread, since it owns a ``ClientNetwork`` that keeps nonces.
@@ -109,20 +109,30 @@ def ari_cert_id(cert_pem: bytes) -> str | None:
 class Solver:
     """How one challenge type gets answered.
 
-    ``publish(domain, token, key_authorization)`` must make the answer reachable before it returns (for
-    ``http-01`` at ``http://<domain>/.well-known/acme-challenge/<token>``, for ``tls-alpn-01`` as the
-    certificate presented to ``acme-tls/1`` clients asking for ``domain``); ``unpublish(domain, token)``
-    withdraws it.
+    ``publish(domain, token, answer)`` must make the answer reachable before it returns (for ``http-01``
+    at ``http://<domain>/.well-known/acme-challenge/<token>``, for ``tls-alpn-01`` as the certificate
+    presented to ``acme-tls/1`` clients asking for ``domain``, for ``dns-01`` as a TXT record at
+    ``_acme-challenge.<domain>``); ``answer`` is the key authorization (the DNS solver derives the TXT
+    value from it). ``unpublish(domain, token)`` withdraws it.
+
+    ``settle(published)``, when set, is called once per order after every answer of the order is
+    published and before the CA is asked to validate any, with this solver's (domain, token) pairs: the
+    DNS solver waits there for the authoritative servers, once for all records. ``recover()``, when set,
+    is called once in a worker thread when the resolver starts: it withdraws what a crashed run left
+    published (DNS records journaled beside the store).
     """
 
-    typ: str  # "http-01" or "tls-alpn-01"
+    typ: str  # "http-01", "tls-alpn-01" or "dns-01"
     publish: Callable[[str, str, str], None]
     unpublish: Callable[[str, str], None]
+    settle: Callable[[Sequence[tuple[str, str]]], None] | None = None
+    recover: Callable[[], None] | None = None
 
 
 _CHALLENGE_CLASSES: dict[str, type[challenges.Challenge]] = {
     "http-01": challenges.HTTP01,
     "tls-alpn-01": tls_alpn.TLSALPN01,
+    "dns-01": challenges.DNS01,
 }
 
 
@@ -414,15 +424,11 @@ class Issuer:
         try:
             try:
                 order = self._new_order(acme, csr_pem, replaces)
-                for authzr in order.authorizations:
-                    if authzr.body.status == messages.STATUS_VALID:
-                        continue
-                    domain = authzr.body.identifier.value
-                    challb, solver = self._pick(authzr, solvers)
-                    response, validation = challb.response_and_validation(self._jwk)
-                    token = challb.chall.encode("token")
-                    solver.publish(domain, token, validation)
-                    published.append((solver, domain, token))
+                # All answers out first, then one wait, then the CA asked: a DNS record takes its time
+                # to reach every authoritative server, and the order's records reach them together.
+                answers = self._publish_all(order, solvers, published)
+                _settle(published)
+                for challb, response in answers:
                     acme.answer_challenge(challb, response)
                 order = acme.poll_and_finalize(order, until)
             except AcmeError:
@@ -477,6 +483,29 @@ class Issuer:
             body=body, uri=response.headers.get("Location"), authorizations=authorizations, csr_pem=csr_pem
         )
 
+    def _publish_all(
+        self,
+        order: messages.OrderResource,
+        solvers: Sequence[Solver],
+        published: list[tuple[Solver, str, str]],
+    ) -> list[tuple[messages.ChallengeBody, challenges.ChallengeResponse]]:
+        """Publish the answer of every authorization still pending, each appended to ``published`` as
+        soon as it is out (the caller withdraws those whatever happens next); the responses to send."""
+        answers = []
+        for authzr in order.authorizations:
+            if authzr.body.status == messages.STATUS_VALID:
+                continue
+            domain = authzr.body.identifier.value
+            challb, solver = self._pick(authzr, solvers)
+            response, validation = challb.response_and_validation(self._jwk)
+            if isinstance(challb.chall, challenges.DNS01):  # validation is the TXT value: hand the source
+                validation = challb.chall.key_authorization(self._jwk)
+            token = challb.chall.encode("token")
+            solver.publish(domain, token, validation)
+            published.append((solver, domain, token))
+            answers.append((challb, response))
+        return answers
+
     @staticmethod
     def _pick(
         authzr: messages.AuthorizationResource, solvers: Sequence[Solver]
@@ -489,6 +518,17 @@ class Issuer:
         offered = ", ".join(c.typ for c in authzr.body.challenges) or "none"
         wanted = ", ".join(s.typ for s in solvers)
         raise AcmeError(f"{authzr.body.identifier.value}: CA offers no {wanted} challenge (offers {offered})")
+
+
+def _settle(published: Sequence[tuple[Solver, str, str]]) -> None:
+    """Each solver's ``settle`` once, with its own (domain, token) pairs of this order."""
+    by_solver: dict[int, tuple[Solver, list[tuple[str, str]]]] = {}
+    for solver, domain, token in published:
+        if solver.settle is not None:
+            by_solver.setdefault(id(solver), (solver, []))[1].append((domain, token))
+    for solver, pairs in by_solver.values():
+        assert solver.settle is not None
+        solver.settle(pairs)
 
 
 def ca_bundle(files: tuple[str, ...]) -> str | None:

@@ -24,6 +24,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Protocol
 
+from acme_client.dns.solver import DnsSolver
 from acme_client.issuer import Solver
 from acme_client.settings import ResolverSettings
 from acme_client.tls_alpn import challenge_certificate
@@ -168,7 +169,9 @@ class _Holder(Protocol):
 def make_solvers(settings: ResolverSettings, holder: _Holder) -> list[Solver]:
     """A resolver's solvers: each answer in the resolver's memory (``tokens``, ``alpn_certs``: what the
     proxy reads) and published beside its store for the other replicas. TLS-ALPN-01 before HTTP-01 when
-    both are configured, as lego (Traefik's ACME library) does."""
+    both are configured, as lego (Traefik's ACME library) does. With ``dnsChallenge``, DNS-01 comes
+    first: it needs no inbound port and is the only one that can prove a wildcard; HTTP-01 is then
+    added only when ``httpChallenge`` is configured too (it is the default only without any other)."""
 
     def publish_http(domain: str, token: str, key_authorization: str) -> None:
         holder.tokens[token] = key_authorization
@@ -187,8 +190,12 @@ def make_solvers(settings: ResolverSettings, holder: _Holder) -> list[Solver]:
         holder.storage.withdraw_answer("tls-alpn-01", domain)
 
     solvers = []
+    if settings.dns_challenge is not None:
+        store = holder.storage.path if holder.storage.shares_files else None
+        label = f"resolver {getattr(holder, 'name', '?')}"
+        solvers.append(DnsSolver(settings.dns_challenge, store, label).solver())
     if settings.tls_challenge:
         solvers.append(Solver("tls-alpn-01", publish_alpn, withdraw_alpn))
-    if settings.http_entry_point or not settings.tls_challenge:
+    if settings.http_entry_point or not (settings.tls_challenge or settings.dns_challenge):
         solvers.append(Solver("http-01", publish_http, withdraw_http))
     return solvers

@@ -1,0 +1,172 @@
+"""DNS-01 against a real BIND 9: RFC 2136 updates, the zone lookup through a CNAME delegation, the
+propagation wait, and whole orders through Pebble validating against that BIND (no mocked DNS)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from acme_client.dns import journal as journal_module
+from acme_client.dns import zone as zones
+from acme_client.dns.base import DnsChallengeSettings, DnsError, TxtRecord
+from acme_client.dns.propagation import wait_for_records
+from acme_client.dns.registry import build_provider, read_provider
+from acme_client.dns.solver import DnsSolver
+from acme_client.issuer import AcmeError, Issuer
+from tests.integration.bind_env import CNAME_DOMAIN, CNAME_TARGET, ZONE, Bind, run_bind
+from tests.integration.pebble_env import free_port, run_pebble
+
+pytestmark = pytest.mark.integration
+
+NAME = f"_acme-challenge.{ZONE}."
+
+
+def _settings(bind: Bind, **env: str) -> DnsChallengeSettings:
+    environ = {**bind.env(), "RFC2136_POLLING_INTERVAL": "0.1", "RFC2136_PROPAGATION_TIMEOUT": "10", **env}
+    config, warnings = read_provider("rfc2136", environ)
+    assert warnings == []
+    return DnsChallengeSettings(config, resolvers=(bind.hostport,))
+
+
+def _record(value: str, domain: str = ZONE, fqdn: str = NAME, zone: str = f"{ZONE}.") -> TxtRecord:
+    return TxtRecord(domain, fqdn, zone, value)
+
+
+def test_present_adds_beside_and_cleanup_removes_only_its_value(bind: Bind) -> None:
+    provider = build_provider(_settings(bind).provider)
+    provider.present(_record("first"))
+    provider.present(_record("second"))  # a wildcard and its apex share the name
+    assert sorted(bind.txt(NAME)) == ["first", "second"]
+    provider.cleanup(_record("first"))
+    assert bind.txt(NAME) == ["second"]
+    provider.cleanup(_record("first"))  # again, as after a crash: already gone is fine
+    provider.cleanup(_record("second"))
+    assert bind.acme_txt_left() == {}
+
+
+def test_refused_updates_name_the_server_and_the_answer(bind: Bind) -> None:
+    unsigned = build_provider(read_provider("rfc2136", {"RFC2136_NAMESERVER": bind.hostport})[0])
+    with pytest.raises(DnsError, match=rf"{bind.hostport}: the server answered REFUSED"):
+        unsigned.present(_record("v"))
+    wrong_key = build_provider(_settings(bind, RFC2136_TSIG_KEY="someone-else").provider)
+    with pytest.raises(DnsError, match=rf"{bind.hostport}: the server answered NOTAUTH \(BADKEY"):
+        wrong_key.present(_record("v"))
+    provider = build_provider(_settings(bind).provider)
+    with pytest.raises(DnsError, match=r"zone not\.served\.test\.\) at .*NOTAUTH"):
+        provider.present(
+            _record("v", "not.served.test", "_acme-challenge.not.served.test.", "not.served.test.")
+        )
+    assert bind.acme_txt_left() == {}
+
+
+def test_a_server_that_does_not_answer_is_an_error_within_its_timeout(bind: Bind) -> None:
+    silent = f"{bind.address}:{free_port(udp_too=True)}"
+    provider = build_provider(_settings(bind, RFC2136_NAMESERVER=silent, RFC2136_DNS_TIMEOUT="1").provider)
+    started = time.monotonic()
+    with pytest.raises(DnsError, match=rf"{silent}: no answer within 1s"):
+        provider.present(_record("v"))
+    assert time.monotonic() - started < 5
+    started = time.monotonic()
+    with pytest.raises(DnsError, match=rf"{silent}: no answer within 1s"):
+        zones.challenge_target(ZONE, zones.servers([silent]), timeout=1)
+    assert time.monotonic() - started < 5
+
+
+def test_zone_found_by_soa_and_through_a_cname_delegation(bind: Bind) -> None:
+    among = zones.servers([bind.hostport])
+    assert zones.challenge_target(ZONE, among) == (NAME, f"{ZONE}.")
+    assert zones.challenge_target(f"deep.er.{ZONE}", among) == (
+        f"_acme-challenge.deep.er.{ZONE}.",
+        f"{ZONE}.",
+    )
+    assert zones.challenge_target(CNAME_DOMAIN, among) == (f"{CNAME_TARGET}.", f"{bind.delegated_zone}.")
+    with pytest.raises(DnsError, match=r"_acme-challenge\.x\.elsewhere\.test.*REFUSED"):
+        zones.challenge_target("x.elsewhere.test", among)
+
+
+def test_solver_writes_a_delegated_record_in_the_other_zone(bind: Bind, tmp_path: Path) -> None:
+    dns = DnsSolver(_settings(bind), str(tmp_path / "acme.json"))
+    dns.publish(CNAME_DOMAIN, "tok", "tok.thumb")
+    assert len(bind.txt(f"{CNAME_TARGET}.")) == 1
+    assert bind.acme_txt_left() == {
+        f"_acme-challenge.cname@{bind.delegated_zone}": [f'"{bind.txt(CNAME_TARGET)[0]}"']
+    }
+    dns.unpublish(CNAME_DOMAIN, "tok")
+    assert bind.acme_txt_left() == {}
+    assert [n for n in os.listdir(tmp_path) if "dns-pending" in n] == []
+
+
+def test_propagation_waits_until_every_authoritative_server_answers(bind: Bind) -> None:
+    settings = _settings(bind)
+    provider = build_provider(settings.provider)
+    record = _record("late")
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        # The first poll found nothing: the record arrives only now, between two polls.
+        if not polls:
+            provider.present(record)
+        polls.append(seconds)
+
+    try:
+        wait_for_records([record], settings, sleep=sleep)
+        assert polls == [0.1]  # one poll without the record, the next one with it
+    finally:
+        provider.cleanup(record)
+
+
+def test_propagation_gives_up_naming_the_server_and_the_name(bind: Bind) -> None:
+    settings = _settings(bind, RFC2136_PROPAGATION_TIMEOUT="1")
+    started = time.monotonic()
+    with pytest.raises(DnsError) as caught:
+        wait_for_records([_record("never")], settings)
+    assert time.monotonic() - started < 4
+    assert f"TXT {NAME} not seen at ns1.{ZONE}. ({bind.address}:53) within 1s" in str(caught.value)
+    disabled = dataclasses.replace(settings, disable_checks=True)
+    wait_for_records([_record("never")], disabled)  # disableChecks: no question asked
+
+
+def test_recover_removes_what_a_dead_run_left(bind: Bind, tmp_path: Path, monkeypatch) -> None:
+    store = str(tmp_path / "acme.json")
+    DnsSolver(_settings(bind), store).publish(ZONE, "tok", "tok.thumb")  # then "crashed": never unpublished
+    assert len(bind.txt(NAME)) == 1
+    monkeypatch.setattr(journal_module, "_RUN", "the-next-run")
+    DnsSolver(_settings(bind), store).solver().recover()
+    assert bind.acme_txt_left() == {}
+    assert [n for n in os.listdir(tmp_path) if "dns-pending" in n] == []
+
+
+# -- whole orders: Pebble validates against the same BIND ----------------------------------------------
+
+
+def _issue(pebble, settings: DnsChallengeSettings, store: str, names: list[str]):
+    issuer = Issuer(pebble.directory_url, None, "ops@example.com", ca_bundle=pebble.ca_bundle)
+    return issuer.issue(names, [DnsSolver(settings, store).solver()], deadline=30)
+
+
+def test_wildcard_and_apex_issued_through_bind_leave_no_record(bind: Bind, tmp_path: Path) -> None:
+    with run_pebble(tmp_path / "pebble", free_port(), dns_server=bind.hostport) as pebble:
+        cert = _issue(pebble, _settings(bind), str(tmp_path / "acme.json"), [f"*.{ZONE}", ZONE])
+    leaf = x509.load_pem_x509_certificates(cert.fullchain_pem)[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(san.get_values_for_type(x509.DNSName)) == sorted([f"*.{ZONE}", ZONE])
+    assert bind.acme_txt_left() == {}
+    assert [n for n in os.listdir(tmp_path) if "dns-pending" in n] == []
+
+
+def test_a_failed_validation_leaves_no_record(bind: Bind, tmp_path: Path) -> None:
+    # Pebble asks another BIND (same zones, none of our records): validation fails.
+    with (
+        run_bind(tmp_path / "other-bind") as other,
+        run_pebble(tmp_path / "pebble", free_port(), dns_server=other.hostport) as pebble,
+        pytest.raises(AcmeError, match=r"dns-01"),
+    ):
+        _issue(pebble, _settings(bind), str(tmp_path / "acme.json"), [f"*.{ZONE}"])
+    assert bind.acme_txt_left() == {}
+    assert json.dumps([n for n in os.listdir(tmp_path) if "dns-pending" in n]) == "[]"

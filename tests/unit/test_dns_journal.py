@@ -1,0 +1,99 @@
+"""DNS-01 records are journaled beside the store until cleaned up; only a dead run's entries are leftovers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from acme_client.dns import journal as journal_module
+from acme_client.dns.base import TxtRecord
+from acme_client.dns.journal import Journal
+
+RECORD = TxtRecord("a.test", "_acme-challenge.a.test.", "a.test.", "v1", "tok", "tok.thumb")
+OTHER = TxtRecord("a.test", "_acme-challenge.a.test.", "a.test.", "v2", "tok2", "tok2.thumb")
+
+
+def _entries(folder) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if ".dns-pending." in n)
+
+
+def _rewrite(folder, **fields) -> None:
+    for name in _entries(folder):
+        path = folder / name
+        entry = json.loads(path.read_text())
+        entry.update(fields)
+        path.write_text(json.dumps(entry))
+
+
+def test_add_writes_beside_the_store_and_remove_deletes(tmp_path) -> None:
+    j = Journal(str(tmp_path / "acme.json"), "rfc2136")
+    j.add(RECORD)
+    j.add(OTHER)
+    names = _entries(tmp_path)
+    assert len(names) == 2 and all(n.startswith(".acme.json.dns-pending.") for n in names)
+    entry = json.loads((tmp_path / names[0]).read_text())
+    assert entry["provider"] == "rfc2136" and entry["pid"] == os.getpid()
+    j.remove(RECORD)
+    assert len(_entries(tmp_path)) == 1
+    j.remove(RECORD)  # twice: nothing to do
+    j.remove(OTHER)
+    assert _entries(tmp_path) == []
+
+
+def test_own_live_entries_are_no_leftovers(tmp_path) -> None:
+    j = Journal(str(tmp_path / "acme.json"), "rfc2136")
+    j.add(RECORD)
+    assert Journal(str(tmp_path / "acme.json"), "rfc2136").leftovers() == []
+
+
+def test_an_earlier_run_of_this_pid_left_them(tmp_path, monkeypatch) -> None:
+    """A restarted container is pid 1 again: same host and pid, another run."""
+    Journal(str(tmp_path / "acme.json"), "rfc2136").add(RECORD)
+    monkeypatch.setattr(journal_module, "_RUN", "a-later-run")
+    assert Journal(str(tmp_path / "acme.json"), "rfc2136").leftovers() == [RECORD]
+
+
+def test_a_dead_process_of_this_host_left_them(tmp_path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    Journal(str(tmp_path / "acme.json"), "rfc2136").add(RECORD)
+    _rewrite(tmp_path, pid=int(dead.stdout), run="dead-run")
+    found = Journal(str(tmp_path / "acme.json"), "rfc2136").leftovers()
+    assert found == [RECORD]
+    assert found[0].key_authorization == "tok.thumb"  # exec/httpreq RAW cleanups need it
+
+
+def test_a_live_replica_elsewhere_is_left_alone_for_an_hour(tmp_path) -> None:
+    Journal(str(tmp_path / "acme.json"), "rfc2136").add(RECORD)
+    _rewrite(tmp_path, host=f"not-{socket.gethostname()}", run="other")
+    j = Journal(str(tmp_path / "acme.json"), "rfc2136")
+    assert j.leftovers() == []
+    _rewrite(tmp_path, at=time.time() - 3601)
+    assert j.leftovers() == [RECORD]
+
+
+def test_other_providers_and_garbage_are_ignored(tmp_path) -> None:
+    Journal(str(tmp_path / "acme.json"), "cloudflare").add(RECORD)
+    _rewrite(tmp_path, run="other", at=0)
+    (tmp_path / ".acme.json.dns-pending.junk.json").write_text("{not json")
+    assert Journal(str(tmp_path / "acme.json"), "rfc2136").leftovers() == []
+    assert Journal(str(tmp_path / "acme.json"), "cloudflare").leftovers() == [RECORD]
+
+
+def test_memory_only_journal_has_no_leftovers(tmp_path) -> None:
+    j = Journal(None, "rfc2136")
+    j.add(RECORD)
+    j.remove(RECORD)
+    assert j.leftovers() == [] and os.listdir(tmp_path) == []
+
+
+def test_unwritable_folder_is_said_once(tmp_path, caplog) -> None:
+    j = Journal(str(tmp_path / "missing" / "acme.json"), "rfc2136")
+    j.add(RECORD)
+    j.add(OTHER)
+    assert len([r for r in caplog.records if "cannot journal" in r.getMessage()]) == 1

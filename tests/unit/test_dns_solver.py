@@ -1,0 +1,227 @@
+"""The DNS-01 solver around a provider (journal, cleanup always, recover), its place among a resolver's
+solvers, and the issuer's order of work: every answer published, one settle, then the CA asked.
+
+Fakes stand in for the provider and the CA here; the same paths run against real BIND and Pebble in
+tests/integration/test_acme_dns_rfc2136.py.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import josepy as jose
+import pytest
+from acme import challenges, messages
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from acme_client.dns import solver as solver_module
+from acme_client.dns.base import DnsChallengeSettings, DnsError, ProviderConfig, TxtRecord
+from acme_client.dns.solver import DnsSolver, txt_value
+from acme_client.issuer import AcmeError, Issuer, Solver
+from acme_client.settings import ResolverSettings
+from acme_client.shared_challenges import make_solvers
+
+SETTINGS = DnsChallengeSettings(ProviderConfig("rfc2136", {"RFC2136_NAMESERVER": "192.0.2.1"}))
+
+
+class FakeProvider:
+    """Records calls; checks the journal holds a record when it is presented."""
+
+    def __init__(self, folder, fail_present: bool = False, fail_cleanup: bool = False) -> None:
+        self.folder, self.fail_present, self.fail_cleanup = folder, fail_present, fail_cleanup
+        self.calls: list[tuple[str, str]] = []
+        self.journaled_at_present: list[int] = []
+
+    def present(self, record: TxtRecord) -> None:
+        self.journaled_at_present.append(len([n for n in os.listdir(self.folder) if "dns-pending" in n]))
+        self.calls.append(("present", record.value))
+        if self.fail_present:
+            raise DnsError("present refused")
+
+    def cleanup(self, record: TxtRecord) -> None:
+        self.calls.append(("cleanup", record.value))
+        if self.fail_cleanup:
+            raise DnsError("cleanup refused")
+
+
+@pytest.fixture(autouse=True)
+def _no_dns(monkeypatch) -> None:
+    monkeypatch.setattr(solver_module.zones, "servers", lambda configured: [("192.0.2.53", 53)])
+    monkeypatch.setattr(
+        solver_module.zones,
+        "challenge_target",
+        lambda domain, among: (f"_acme-challenge.{domain}.", f"{domain}."),
+    )
+
+
+def _pending(tmp_path) -> list[str]:
+    return [n for n in os.listdir(tmp_path) if "dns-pending" in n]
+
+
+def test_txt_value_is_what_the_ca_computes() -> None:
+    """RFC 8555 section 8.4, as certbot's acme library (the CA side of the tests) computes it."""
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    chall = challenges.DNS01(token=b"x" * 16)
+    assert txt_value(chall.key_authorization(key)) == chall.validation(key)
+
+
+def test_publish_journals_before_present_and_unpublish_cleans_both(tmp_path) -> None:
+    provider = FakeProvider(tmp_path)
+    dns = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=provider)
+    dns.publish("a.test", "tok", "tok.thumb")
+    assert provider.journaled_at_present == [1]
+    assert provider.calls == [("present", txt_value("tok.thumb"))]
+    dns.unpublish("a.test", "tok")
+    assert provider.calls[-1] == ("cleanup", txt_value("tok.thumb"))
+    assert _pending(tmp_path) == []
+
+
+def test_failed_present_is_cleaned_up_and_raised(tmp_path) -> None:
+    provider = FakeProvider(tmp_path, fail_present=True)
+    dns = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=provider)
+    with pytest.raises(DnsError):
+        dns.publish("a.test", "tok", "tok.thumb")
+    assert [c for c, _ in provider.calls] == ["present", "cleanup"]
+    assert _pending(tmp_path) == []
+
+
+def test_failed_cleanup_keeps_the_entry_for_recover(tmp_path, caplog) -> None:
+    provider = FakeProvider(tmp_path, fail_cleanup=True)
+    dns = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=provider)
+    dns.publish("a.test", "tok", "tok.thumb")
+    dns.unpublish("a.test", "tok")  # never raises: it runs after the outcome is known
+    assert len(_pending(tmp_path)) == 1
+    assert "cleanup refused" in caplog.text
+    later = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=FakeProvider(tmp_path))
+    assert later.journal.leftovers() == []  # this same run's: not a leftover (yet)
+
+
+def test_recover_cleans_a_dead_runs_records(tmp_path, monkeypatch) -> None:
+    crashed = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=FakeProvider(tmp_path))
+    crashed.publish("a.test", "tok", "tok.thumb")
+    crashed.publish("a.test", "tok2", "tok2.thumb")
+    monkeypatch.setattr("acme_client.dns.journal._RUN", "the-next-run")
+    provider = FakeProvider(tmp_path)
+    DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=provider).solver().recover()
+    assert sorted(provider.calls) == sorted(
+        [("cleanup", txt_value("tok.thumb")), ("cleanup", txt_value("tok2.thumb"))]
+    )
+    assert _pending(tmp_path) == []
+
+
+def test_settle_waits_for_this_orders_records_only(tmp_path, monkeypatch) -> None:
+    waited = []
+    monkeypatch.setattr(solver_module, "wait_for_records", lambda records, settings: waited.append(records))
+    dns = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=FakeProvider(tmp_path))
+    dns.publish("a.test", "tok", "tok.thumb")
+    dns.publish("b.test", "tok2", "tok2.thumb")
+    dns.settle([("a.test", "tok")])
+    assert [r.fqdn for r in waited[0]] == ["_acme-challenge.a.test."]
+
+
+def _holder(tmp_path):
+    from acme_client.storage import AcmeStorage
+
+    return SimpleNamespace(
+        tokens={}, alpn_certs={}, storage=AcmeStorage(str(tmp_path / "acme.json")), name="le"
+    )
+
+
+@pytest.mark.parametrize(
+    ("http", "tls", "expected"),
+    [
+        (None, False, ["dns-01"]),
+        ("web", False, ["dns-01", "http-01"]),
+        (None, True, ["dns-01", "tls-alpn-01"]),
+        ("web", True, ["dns-01", "tls-alpn-01", "http-01"]),
+    ],
+)
+def test_dns_solver_comes_first(tmp_path, http, tls, expected) -> None:
+    settings = ResolverSettings(http_entry_point=http, tls_challenge=tls, dns_challenge=SETTINGS)
+    solvers = make_solvers(settings, _holder(tmp_path))
+    assert [s.typ for s in solvers] == expected
+    assert solvers[0].settle is not None and solvers[0].recover is not None
+
+
+def test_without_dns_challenge_nothing_changes(tmp_path) -> None:
+    assert [s.typ for s in make_solvers(ResolverSettings(), _holder(tmp_path))] == ["http-01"]
+
+
+# -- the issuer: publish all, settle once, then answer -----------------------------------------------
+
+
+def _authz(domain: str, token: bytes, wildcard: bool = False) -> messages.AuthorizationResource:
+    challb = messages.ChallengeBody(
+        chall=challenges.DNS01(token=token),
+        uri=f"https://ca.test/chall/{token.hex()}",
+        status=messages.STATUS_PENDING,
+    )
+    body = messages.Authorization(
+        identifier=messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=domain),
+        challenges=[challb],
+        status=messages.STATUS_PENDING,
+        wildcard=wildcard,
+    )
+    return messages.AuthorizationResource(body=body, uri=f"https://ca.test/authz/{token.hex()}")
+
+
+def test_issue_publishes_every_answer_then_settles_once_then_answers(monkeypatch) -> None:
+    events: list[tuple] = []
+    authzs = [_authz("home.test", b"t" * 16, wildcard=True), _authz("home.test", b"u" * 16)]
+    order = messages.OrderResource(
+        body=messages.Order(), authorizations=authzs, uri="https://ca.test/order/1"
+    )
+
+    class FakeAcme:
+        def answer_challenge(self, challb, response):
+            events.append(("answer", challb.chall.encode("token")))
+
+        def poll_and_finalize(self, order, until):
+            events.append(("finalize",))
+            return order.update(fullchain_pem="CERT")
+
+    issuer = Issuer("https://ca.test/dir", None, None)
+    issuer.registration_uri = "https://ca.test/acct/1"
+    monkeypatch.setattr(issuer, "_acme", lambda: FakeAcme())
+    monkeypatch.setattr(issuer, "_new_order", lambda acme, csr, replaces: order)
+
+    def publish(domain, token, answer):
+        events.append(("publish", domain, token, answer))
+
+    solver = Solver(
+        "dns-01",
+        publish,
+        lambda domain, token: events.append(("unpublish", token)),
+        settle=lambda pairs: events.append(("settle", list(pairs))),
+    )
+    issued = issuer.issue(["*.home.test", "home.test"], [solver])
+    assert issued.fullchain_pem == b"CERT"
+    kinds = [e[0] for e in events]
+    assert kinds == ["publish", "publish", "settle", "answer", "answer", "finalize", "unpublish", "unpublish"]
+    t, u = (jose.b64encode(b"t" * 16).decode(), jose.b64encode(b"u" * 16).decode())
+    assert events[2] == ("settle", [("home.test", t), ("home.test", u)])
+    thumb = jose.b64encode(issuer._jwk.thumbprint()).decode()  # noqa: SLF001
+    assert events[0][3] == f"{t}.{thumb}"  # the key authorization, not the TXT value
+
+
+def test_a_failing_settle_withdraws_everything_and_answers_nothing(monkeypatch) -> None:
+    events: list[str] = []
+    order = messages.OrderResource(
+        body=messages.Order(), authorizations=[_authz("a.test", b"t" * 16)], uri="https://ca.test/order/1"
+    )
+    issuer = Issuer("https://ca.test/dir", None, None)
+    issuer.registration_uri = "https://ca.test/acct/1"
+    acme = SimpleNamespace(answer_challenge=lambda *a: events.append("answer"))
+    monkeypatch.setattr(issuer, "_acme", lambda: acme)
+    monkeypatch.setattr(issuer, "_new_order", lambda acme, csr, replaces: order)
+
+    def settle(pairs):
+        raise DnsError("TXT _acme-challenge.a.test. not seen at ns1 (192.0.2.1:53)")
+
+    solver = Solver(
+        "dns-01", lambda *a: events.append("publish"), lambda *a: events.append("unpublish"), settle
+    )
+    with pytest.raises(AcmeError, match="not seen at ns1"):
+        issuer.issue(["a.test"], [solver], deadline=5)
+    assert events == ["publish", "unpublish"]
