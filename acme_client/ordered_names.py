@@ -1,6 +1,7 @@
 """Which names an ACME resolver orders: a public CA (Let's Encrypt, ZeroSSL...) is never asked for a name
-it refuses by policy (``.lan``, single labels...); IP addresses and wildcards are left out for every CA
-(no RFC 8738 identifiers, no DNS-01 yet)."""
+it refuses by policy (``.lan``, single labels...); IP addresses are left out for every CA (no RFC 8738
+identifiers); a wildcard only by a resolver with ``dnsChallenge`` (RFC 8555 section 7.1.3: DNS-01 is the
+only challenge that can prove one)."""
 
 from __future__ import annotations
 
@@ -36,15 +37,22 @@ def why_not_public(name: str) -> str | None:
     return None
 
 
-def why_left_out(name: str, public_ca: bool) -> str | None:
-    """Why no order is placed for ``name`` (None: it is ordered)."""
+def why_left_out(name: str, public_ca: bool, dns01: bool = False) -> str | None:
+    """Why no order is placed for ``name`` (None: it is ordered). ``dns01``: the resolver answers DNS-01
+    (its ``dnsChallenge`` is set), so it can order a wildcard."""
     try:
         ipaddress.ip_address(name.strip("[]"))
         return "an IP address: IP identifiers (RFC 8738) are not ordered; an internalCA resolver issues them"
     except ValueError:
         pass
-    if name.startswith("*."):
-        return "a wildcard: it needs the DNS-01 challenge, which is not supported yet"
+    if "*" in name:
+        if not name.startswith("*.") or "*" in name[2:] or not name[2:].strip("."):
+            return "a wildcard other than '*.' as the whole first label, which no CA issues"
+        if not dns01:
+            return (
+                "a wildcard: it needs the DNS-01 challenge, the only one that can prove a wildcard; set the "
+                "resolver's dnsChallenge (its provider writes the TXT records)"
+            )
     if not public_ca:
         return None
     why = why_not_public(name)
