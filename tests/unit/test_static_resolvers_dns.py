@@ -249,3 +249,25 @@ def test_bad_values_are_refused_by_key(providers):
 )
 def test_dns_server_addresses(entry, address):
     assert dns_server_address(entry) == address
+
+
+# -- with the real registry (lego's variables for Cloudflare) ---------------------------------------------
+
+
+def test_the_real_registry_names_the_missing_variable_and_reads_file_variants(tmp_path):
+    e = error([EMAIL, f"{DNS}.provider=cloudflare"], env={})
+    assert e.key == f"{PATH}.provider" and "CF_DNS_API_TOKEN" in str(e)
+    secret = tmp_path / "cf_token"
+    secret.write_text("token-from-a-secret\n")
+    cfg = load(
+        [EMAIL, f"{DNS}.provider=cloudflare"], env={"CF_DNS_API_TOKEN_FILE": str(secret), "CF_DNS_TOKEN": "x"}
+    )
+    d = cfg.resolvers["le"].dns_challenge  # type: ignore[union-attr]
+    assert d.provider.provider == "cloudflare" and d.provider.get("CF_DNS_API_TOKEN") == "token-from-a-secret"
+    assert (
+        len(cfg.warnings) == 1
+        and cfg.warnings[0].startswith(f"{PATH}.provider: ")
+        and "CF_DNS_TOKEN" in cfg.warnings[0]
+    )
+    e = error([EMAIL, f"{DNS}.provider=route53"])
+    assert e.key == f"{PATH}.provider" and "'route53' is not supported" in str(e) and "rfc2136" in str(e)
