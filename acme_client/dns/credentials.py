@@ -131,9 +131,9 @@ def _unread(spec: ProviderSpec, environ: Mapping[str, str]) -> list[str]:
 
 
 def read_config(spec: ProviderSpec, environ: Mapping[str, str]) -> tuple[ProviderConfig, list[str]]:
-    """``spec``'s variables from ``environ``: the config (values keyed by lego's primary names) and the
-    warnings for variables under the provider's prefixes that it does not read. DnsConfigError names the
-    variable at fault (missing, unreadable file, malformed number or duration)."""
+    """``spec``'s variables from ``environ`` (``spec.defaults`` for those unset): the config (values keyed
+    by lego's primary names) and the warnings for variables under the provider's prefixes that it does
+    not read. DnsConfigError names the variable at fault (missing, unreadable file, malformed value)."""
     aliases: dict[str, list[str]] = {}
     for alias, primary in spec.aliases.items():
         aliases.setdefault(primary, []).append(alias)
@@ -144,6 +144,9 @@ def read_config(spec: ProviderSpec, environ: Mapping[str, str]) -> tuple[Provide
             if found is not None:
                 values[name] = _normalized(name, *found)
                 break
+        else:
+            if name in spec.defaults:  # lego's own default for this provider (Cloudflare's 120 s...)
+                values[name] = _normalized(name, spec.defaults[name], name)
     error = _missing(spec, values)
     if error is not None:
         raise error

@@ -153,3 +153,10 @@ def test_registry_builds_once_to_check_the_values(monkeypatch) -> None:
         registry.read_provider(" Fake ", {"FAKE_DNS_API_TOKEN": "t"})
     assert caught.value.variable == "FAKE_DNS_API_TOKEN"
     assert len(built) == 1
+
+
+def test_a_providers_own_defaults_fill_unset_variables_only() -> None:
+    spec = dataclasses.replace(SPEC, defaults={"FAKE_PROPAGATION_TIMEOUT": "2m", "FAKE_TTL": "300"})
+    config, _ = read_config(spec, {"FAKE_DNS_API_TOKEN": "t", "FAKE_TTL": "60"})
+    assert (config.ttl, config.propagation_timeout) == (60, 120.0)
+    assert config.get("FAKE_PROPAGATION_TIMEOUT") == "120.0"
