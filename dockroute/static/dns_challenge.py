@@ -13,6 +13,7 @@ is refused naming both, since either choice would silently drop one.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,9 @@ from dockroute.static.tree import got, where
 __all__ = ["dns_server_address", "read_dns_challenge"]
 
 DNS_PORT = 53
+_HOSTNAME = re.compile(
+    r"(?=.{1,254}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+)
 
 
 def read_dns_challenge(r: Reader, environ: Mapping[str, str], warnings: list[str]) -> DnsChallengeSettings:
@@ -82,11 +86,9 @@ def _raw(r: Reader, key: str) -> str:
 
 
 def dns_server_address(item: str) -> str | None:
-    """A ``dnsChallenge.resolvers`` entry as ``ip:port`` (IPv6 in brackets), or None when it is not one.
-
-    As lego's ``ParseNameservers``: the port defaults to 53, a bare IPv6 address is taken whole. Host
-    names are refused: the servers are asked for the zone before any other resolver could be trusted to
-    find them, and they must be addresses to be asked at all."""
+    """A ``dnsChallenge.resolvers`` entry as ``host:port`` (an IPv6 address in brackets), or None when it
+    is not one. As lego's ``ParseNameservers``: the port defaults to 53 and a bare IPv6 address is taken
+    whole; a host name is kept (looked up when the resolver is asked, as Go dials it)."""
     text = item.strip()
     host, port = text, str(DNS_PORT)
     if text.startswith("["):
@@ -101,7 +103,13 @@ def dns_server_address(item: str) -> str | None:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return None
+        if (
+            text.startswith("[")
+            or not _HOSTNAME.fullmatch(host)
+            or host.rstrip(".").rsplit(".")[-1].isdigit()
+        ):
+            return None  # a name ending in digits reads as a mistyped IPv4 address
+        return f"{host.lower().rstrip('.')}:{int(port)}"
     return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
 
 
@@ -110,7 +118,7 @@ def _resolver(item: str, path: str, r: Reader) -> str:
     if found is None:
         raise StaticConfigError(
             path,
-            f"expected a DNS server's IP address with an optional port, like '1.1.1.1:53', '9.9.9.9' or "
-            f"'[2606:4700:4700::1111]:53', got {item!r}{where(r.origin('resolvers'))}",
+            f"expected a DNS server's address or name with an optional port, like '1.1.1.1:53', '9.9.9.9' "
+            f"or '[2606:4700:4700::1111]:53', got {item!r}{where(r.origin('resolvers'))}",
         )
     return found

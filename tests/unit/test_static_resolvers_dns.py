@@ -223,8 +223,8 @@ def test_bad_values_are_refused_by_key(providers):
     )
     e = error([EMAIL, f"{DNS}.provider=cloudflare", f"{DNS}.propagation.requireallrns=perhaps"])
     assert e.key == f"{PATH}.propagation.requireAllRNS"
-    e = error([EMAIL, f"{DNS}.provider=cloudflare", f"{DNS}.resolvers=1.1.1.1,dns.example.com:53"])
-    assert e.key == f"{PATH}.resolvers[1]" and "'dns.example.com:53'" in str(e)
+    e = error([EMAIL, f"{DNS}.provider=cloudflare", f"{DNS}.resolvers=1.1.1.1,dns.example.com:99999"])
+    assert e.key == f"{PATH}.resolvers[1]" and "'dns.example.com:99999'" in str(e)
     e = error([EMAIL, f"{DNS}.provider=cloudflare", f"{DNS}.propagation.disablchecks=true"])
     assert "did you mean 'disableChecks'" in str(e)
 
@@ -237,7 +237,13 @@ def test_bad_values_are_refused_by_key(providers):
         ("2001:db8::1", "[2001:db8::1]:53"),  # lego's ParseNameservers takes a bare IPv6 address whole
         ("[2001:DB8::1]", "[2001:db8::1]:53"),
         ("[2001:db8::1]:853", "[2001:db8::1]:853"),
-        ("dns.example.com", None),  # asked before any resolver could find it: an address
+        ("dns.example.com", "dns.example.com:53"),  # a name, looked up when asked (as Go dials it)
+        ("Bind.Home.:5353", "bind.home:5353"),
+        ("dns_server", None),
+        ("a..b", None),
+        ("1.2.3.4.5", None),  # a mistyped IPv4 address, not a name
+        ("[dns.example.com]:53", None),
+        ("2001:db8::1:53x", None),
         ("1.1.1.1:0", None),
         ("1.1.1.1:65536", None),
         ("1.1.1.1:", None),
