@@ -76,7 +76,11 @@ class DnsSolver:
         try:
             self.provider.present(record)
         except BaseException:
-            self._cleanup(record)
+            # A present that failed most likely wrote nothing: its entry goes even when this cleanup
+            # fails too (a server refusing or down would otherwise add one entry per retry, each tried
+            # again at every start); the warning names the record in case it did reach the zone.
+            if not self._cleanup(record, "if the failed present reached the zone, the record stays there"):
+                self.journal.remove(record)
             raise
         with self._lock:
             self._records[(domain, token)] = record
@@ -100,18 +104,20 @@ class DnsSolver:
             log.info("%s: removing TXT %s left by an earlier run", self.label, record.fqdn)
             self._cleanup(record)
 
-    def _cleanup(self, record: TxtRecord) -> None:
-        """Remove ``record`` and its journal entry; a failure is logged (never raised: cleanup runs after
-        the outcome is known) and the entry kept, so the next start tries again."""
+    def _cleanup(self, record: TxtRecord, then: str = "tried again at the next start") -> bool:
+        """Remove ``record`` and its journal entry (True when done); a failure is logged (never raised:
+        cleanup runs after the outcome is known) and the entry kept, so the next start tries again."""
         try:
             self.provider.cleanup(record)
         except Exception as exc:  # noqa: BLE001 - DnsError or a provider's bug: the record stays journaled
             log.warning(
-                "%s: could not remove TXT %s (zone %s): %s; tried again at the next start",
+                "%s: could not remove TXT %s (zone %s): %s; %s",
                 self.label,
                 record.fqdn,
                 record.zone,
                 exc,
+                then,
             )
-            return
+            return False
         self.journal.remove(record)
+        return True

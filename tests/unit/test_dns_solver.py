@@ -86,6 +86,16 @@ def test_failed_present_is_cleaned_up_and_raised(tmp_path) -> None:
     assert _pending(tmp_path) == []
 
 
+def test_failed_present_and_cleanup_drop_the_entry_and_say_so(tmp_path, caplog) -> None:
+    """A server refusing (or down) would otherwise add one journal entry per retry."""
+    provider = FakeProvider(tmp_path, fail_present=True, fail_cleanup=True)
+    dns = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=provider)
+    with pytest.raises(DnsError, match="present refused"):
+        dns.publish("a.test", "tok", "tok.thumb")
+    assert _pending(tmp_path) == []
+    assert "could not remove TXT _acme-challenge.a.test." in caplog.text and "stays there" in caplog.text
+
+
 def test_failed_cleanup_keeps_the_entry_for_recover(tmp_path, caplog) -> None:
     provider = FakeProvider(tmp_path, fail_cleanup=True)
     dns = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=provider)
