@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from acme_client import tls_alpn
+from acme_client.nonce_retry import NonceRetryNetwork
 
 __all__ = [
     "AcmeError",
@@ -235,7 +236,8 @@ class Issuer:
         self._jwk, alg = _jwk_and_alg(self.account_key_pem)
         # requests' ``verify`` accepts a CA bundle path as well as a bool.
         verify: bool | str = ca_bundle if ca_bundle else True
-        self._net = client.ClientNetwork(
+        # badNonce retried at once with the nonce the error carries (RFC 8555 section 6.5).
+        self._net = NonceRetryNetwork(
             self._jwk, alg=alg, verify_ssl=verify, user_agent="dockroute", timeout=timeout
         )
         self._client: client.ClientV2 | None = None
