@@ -17,8 +17,6 @@ and two orders may be in flight at once.
 from __future__ import annotations
 
 import binascii
-import ipaddress
-import socket
 
 import dns.exception
 import dns.name
@@ -29,6 +27,7 @@ import dns.update
 
 from acme_client.dns.base import DnsConfigError, DnsError, ProviderConfig, ProviderSpec, TxtRecord
 from acme_client.dns.credentials import seconds
+from acme_client.dns.zone import address_of, parse_server
 
 __all__ = ["SPEC", "Rfc2136Provider", "parse_nameserver", "tsig_algorithm"]
 
@@ -64,24 +63,11 @@ def tsig_algorithm(text: str) -> dns.name.Name:
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address → (host, port); port 53 by default."""
-    t = text.strip()
-    host, port = t, "53"
-    if t.startswith("["):
-        host, sep, rest = t[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise DnsConfigError(f"{NAMESERVER}={text!r} is not host[:port]", NAMESERVER)
-        port = rest[1:] or "53"
-    elif t.count(":") == 1:
-        host, port = t.split(":")
-    elif ":" in t:  # a bare IPv6 address
-        try:
-            ipaddress.IPv6Address(t)
-        except ValueError:
-            raise DnsConfigError(f"{NAMESERVER}={text!r} is not host[:port]", NAMESERVER) from None
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise DnsConfigError(f"{NAMESERVER}={text!r} is not host[:port]", NAMESERVER)
-    return host, int(port)
+    """``RFC2136_NAMESERVER`` → (host, port), as :func:`acme_client.dns.zone.parse_server` reads it."""
+    try:
+        return parse_server(text)
+    except ValueError as exc:
+        raise DnsConfigError(f"{NAMESERVER}: {exc}", NAMESERVER) from None
 
 
 class Rfc2136Provider:
@@ -127,7 +113,7 @@ class Rfc2136Provider:
         action = "adding" if add else "removing"
         what = f"rfc2136: {action} TXT {record.fqdn} (zone {record.zone}) at {self.server}"
         try:
-            address = self._address()
+            address = address_of(self._host, self._port)
             response, _ = dns.query.udp_with_fallback(update, address, timeout=self._timeout, port=self._port)
         except dns.exception.Timeout:
             raise DnsError(f"{what}: no answer within {self._timeout:g}s") from None
@@ -143,19 +129,6 @@ class Rfc2136Provider:
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
             raise DnsError(f"{what}: the server answered {dns.rcode.to_text(rcode)}")
-
-    def _address(self) -> str:
-        """The server's address (a name is looked up at each update: it may move)."""
-        try:
-            ipaddress.ip_address(self._host)
-            return self._host
-        except ValueError:
-            pass
-        try:
-            infos = socket.getaddrinfo(self._host, self._port, type=socket.SOCK_DGRAM)
-        except OSError as exc:
-            raise DnsError(f"rfc2136: cannot resolve {NAMESERVER} host {self._host}: {exc}") from exc
-        return str(infos[0][4][0])
 
 
 SPEC = ProviderSpec(

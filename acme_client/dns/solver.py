@@ -52,7 +52,7 @@ class DnsSolver:
     ) -> None:
         self.settings = settings
         self.label = label
-        self.provider = provider if provider is not None else build_provider(settings.provider)
+        self._provider = provider
         self.journal = Journal(store, settings.provider.provider)
         self._records: dict[tuple[str, str], TxtRecord] = {}
         self._lock = threading.Lock()
@@ -62,6 +62,14 @@ class DnsSolver:
                 "crash leaves in the zone are not cleaned up at the next start",
                 label,
             )
+
+    @property
+    def provider(self) -> DnsProvider:
+        """The provider, built at first use (read_provider has checked its config at start)."""
+        with self._lock:
+            if self._provider is None:
+                self._provider = build_provider(self.settings.provider)
+            return self._provider
 
     def solver(self) -> Solver:
         return Solver("dns-01", self.publish, self.unpublish, settle=self.settle, recover=self.recover)

@@ -12,6 +12,7 @@ Everything here blocks: worker threads only. Errors name the name and every serv
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Sequence
 
@@ -28,6 +29,9 @@ from acme_client.dns.base import DnsError
 
 __all__ = [
     "DEFAULT_QUERY_TIMEOUT",
+    "address_of",
+    "describe",
+    "parse_server",
     "Server",
     "challenge_target",
     "find_zone",
@@ -41,22 +45,42 @@ DEFAULT_QUERY_TIMEOUT = 5.0
 _MAX_CNAMES = 50  # lego's limit on a CNAME chain
 
 
-def _parse(entry: str) -> Server:
-    """``host:port``, ``[v6]:port``, or a bare host/address (port 53)."""
-    t = entry.strip()
-    host, port = t, 53
-    if t.startswith("[") and "]" in t:
-        host, _, rest = t[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
-    elif t.count(":") == 1:
-        host, _, p = t.partition(":")
-        if not p.isdigit():
-            raise DnsError(f"DNS resolver {entry!r} is not host:port")
-        port = int(p)
-    return host, port
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.?", re.I
+)
 
 
-def _address(host: str, port: int) -> str:
+def parse_server(entry: str) -> Server:
+    """A DNS server as configured (``dnsChallenge.resolvers``, ``RFC2136_NAMESERVER``): ``host``,
+    ``host:port``, ``[v6]:port`` or a bare IPv6 address, port 53 by default (lego's ``ParseNameservers``).
+    A host name is kept as it is (looked up when the server is asked, as Go dials it). ValueError saying
+    what is wrong otherwise; the one parser of these, for the static configuration and the providers."""
+    text = entry.strip()
+    host, port = text, "53"
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{entry!r} is not host:port ([address]:port for IPv6)")
+        port = rest[1:] if rest else port
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
+        raise ValueError(f"{entry!r}: the port must be 1-65535")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if (
+            text.startswith("[")
+            or not _HOSTNAME.fullmatch(host)
+            or host.rstrip(".").rsplit(".")[-1].isdigit()
+        ):
+            raise ValueError(f"{entry!r} is neither an IP address nor a host name") from None
+        return host.lower().rstrip("."), int(port)
+    return str(ip), int(port)
+
+
+def address_of(host: str, port: int) -> str:
+    """``host``'s address (itself when it is one); a name is looked up now, at each use: it may move."""
     try:
         ipaddress.ip_address(host)
         return host
@@ -65,14 +89,17 @@ def _address(host: str, port: int) -> str:
     try:
         return str(socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0])
     except OSError as exc:
-        raise DnsError(f"DNS resolver {host}: cannot look up its address: {exc}") from exc
+        raise DnsError(f"DNS server {host}: cannot look up its address: {exc}") from exc
 
 
 def servers(configured: Sequence[str] = ()) -> list[Server]:
     """The resolvers to ask: ``configured`` (``host:port`` each), or the system's (``/etc/resolv.conf``)."""
     if configured:
-        parsed = [_parse(entry) for entry in configured]
-        return [(_address(host, port), port) for host, port in parsed]
+        try:
+            parsed = [parse_server(entry) for entry in configured]
+        except ValueError as exc:
+            raise DnsError(f"DNS resolver {exc}") from None
+        return [(address_of(host, port), port) for host, port in parsed]
     try:
         system = dns.resolver.Resolver()
     except dns.exception.DNSException as exc:

@@ -8,6 +8,7 @@ the values each server is told to hold.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import dns.message
 import dns.rrset
@@ -111,6 +112,16 @@ def test_configured_resolvers(entry: str, expected: tuple[str, int]) -> None:
     assert zones.servers([entry]) == [expected]
 
 
-def test_a_malformed_resolver_is_named() -> None:
-    with pytest.raises(DnsError, match="192.0.2.1:x"):
-        zones.servers(["192.0.2.1:x"])
+@pytest.mark.parametrize(
+    "entry", ["192.0.2.1:x", "[::1", "[::1]x", "ns:0", "ns:70000", ":53", "a..b", "1.2.3.999", "[ns]:53"]
+)
+def test_a_malformed_resolver_is_named(entry: str) -> None:
+    with pytest.raises(ValueError):
+        zones.parse_server(entry)
+    with pytest.raises(DnsError, match=re.escape(repr(entry))):
+        zones.servers([entry])
+
+
+def test_a_host_name_is_kept_for_later() -> None:
+    assert zones.parse_server("DNS.Example.:5353") == ("dns.example", 5353)
+    assert zones.parse_server("2001:db8::1") == ("2001:db8::1", 53)

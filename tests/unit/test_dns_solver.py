@@ -16,7 +16,7 @@ from acme import challenges, messages
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from acme_client.dns import solver as solver_module
-from acme_client.dns.base import DnsChallengeSettings, DnsError, ProviderConfig, TxtRecord
+from acme_client.dns.base import DnsChallengeSettings, DnsConfigError, DnsError, ProviderConfig, TxtRecord
 from acme_client.dns.solver import DnsSolver, txt_value
 from acme_client.issuer import AcmeError, Issuer, Solver
 from acme_client.settings import ResolverSettings
@@ -235,3 +235,12 @@ def test_a_failing_settle_withdraws_everything_and_answers_nothing(monkeypatch) 
     with pytest.raises(AcmeError, match="not seen at ns1"):
         issuer.issue(["a.test"], [solver], deadline=5)
     assert events == ["publish", "unpublish"]
+
+
+def test_the_provider_is_built_at_first_use(tmp_path) -> None:
+    """A resolver is made on the event loop (and in tests from bare settings): nothing built there."""
+    bare = DnsChallengeSettings(ProviderConfig("rfc2136"))
+    dns = DnsSolver(bare, str(tmp_path / "acme.json"))
+    with pytest.raises(DnsConfigError, match="RFC2136_NAMESERVER"):
+        dns.provider  # noqa: B018 - the build happens here
+    assert make_solvers(ResolverSettings(dns_challenge=bare), _holder(tmp_path))[0].typ == "dns-01"
