@@ -19,7 +19,7 @@ import base64
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,6 +59,9 @@ class Standin:
         self.url = ""
         # a status forced on every answer (e.g. 500), for failure tests
         self.fail_with: int | None = None
+        # called (under the lock) with a name and the TXT values now held there after each change: the
+        # integration tests mirror them into a real DNS server, so a CA can read what the API was given
+        self.on_change: Callable[[str, list[str]], None] | None = None
 
     def answer(self, request: Recorded) -> Answer:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -169,6 +172,7 @@ class CloudflareStandin(Standin):
                 return _cf_error(400, 81058, "An identical record already exists.")
             record = {**body, "id": next(self._ids)}
             held.append(record)
+            self._changed(record["name"], held)
             return _cf_ok(record)
         if not rest and request.method == "GET":
             found = [
@@ -181,9 +185,15 @@ class CloudflareStandin(Standin):
             for record in held:
                 if record["id"] == rest[0]:
                     held.remove(record)
+                    self._changed(record["name"], held)
                     return _cf_ok({"id": rest[0]})
             return _cf_error(404, 81044, "Record does not exist.")
         return _cf_error(405, 10000, "Method not allowed")
+
+    def _changed(self, name: str, held: list[dict[str, Any]]) -> None:
+        if self.on_change is not None:
+            values = [r["content"].strip('"') for r in held if r["name"] == name and r["type"] == "TXT"]
+            self.on_change(name, values)
 
     def _who(self, headers: dict[str, str]) -> str | None:
         """ "dns", "zone" (read-only) or None for the credentials the headers carry."""
@@ -269,4 +279,8 @@ class HttpReqStandin(Standin):
             self.held.add(key)
         else:
             self.held.discard(key)
+        fqdn = request.json().get("fqdn")
+        if self.on_change is not None and isinstance(fqdn, str):  # default mode: {fqdn, value}
+            bodies = [json.loads(k) for k in self.held]
+            self.on_change(fqdn, [b["value"] for b in bodies if b.get("fqdn") == fqdn])
         return Answer(200, b"{}")

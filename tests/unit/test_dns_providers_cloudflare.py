@@ -185,3 +185,12 @@ def test_file_variants_and_lego_fallback_names_are_read(tmp_path, cf: Cloudflare
         "DNS provider cloudflare: CF_SOMETHING_ELSE is set but not read by dockroute; ignored"
     ]
     assert TOKEN not in repr(config)
+
+
+def test_the_propagation_timeout_defaults_to_lego_s_120_s_for_cloudflare() -> None:
+    config, _ = read_provider("cloudflare", {"CF_DNS_API_TOKEN": TOKEN})
+    assert config.propagation_timeout == 120.0
+    config, _ = read_provider("cloudflare", {"CF_DNS_API_TOKEN": TOKEN, "CF_PROPAGATION_TIMEOUT": "30"})
+    assert config.propagation_timeout == 30.0
+    duck, _ = read_provider("duckdns", {"DUCKDNS_TOKEN": "t"})
+    assert duck.propagation_timeout == 60.0  # the others keep lego's common 60 s
