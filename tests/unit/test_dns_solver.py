@@ -244,3 +244,18 @@ def test_the_provider_is_built_at_first_use(tmp_path) -> None:
     with pytest.raises(DnsConfigError, match="RFC2136_NAMESERVER"):
         dns.provider  # noqa: B018 - the build happens here
     assert make_solvers(ResolverSettings(dns_challenge=bare), _holder(tmp_path))[0].typ == "dns-01"
+
+
+def test_a_store_without_a_folder_journals_in_memory_and_says_so(tmp_path, caplog) -> None:
+    holder = SimpleNamespace(
+        tokens={},
+        alpn_certs={},
+        name="le",
+        storage=SimpleNamespace(path="kubernetes://ns/secret", shares_files=False),
+    )
+    settings = ResolverSettings(dns_challenge=SETTINGS)
+    make_solvers(settings, holder)
+    assert "remembered in memory only" in caplog.text and "resolver le" in caplog.text
+    dns = DnsSolver(SETTINGS, None, provider=FakeProvider(tmp_path))
+    dns.publish("a.test", "tok", "tok.thumb")
+    assert dns.journal.folder is None and _pending(tmp_path) == []
