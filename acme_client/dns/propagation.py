@@ -3,9 +3,9 @@
 A CA asks the zone's authoritative servers (through its own resolvers, without their caches for a new
 name), and any of them may be asked: a record on the primary only fails validation when the CA lands on
 a secondary that has not caught up. So, as lego does, after ``delayBeforeChecks`` every authoritative
-server of the zone (the addresses of its NS records, port 53) is asked directly, without recursion,
-until each answers with every value of the order, polling every ``polling_interval`` seconds up to the
-provider's ``propagation_timeout``. With ``requireAllRNS`` the recursive resolvers must answer too;
+server of the zone (each NS at its addresses, port 53: IPv4 first, the first address answering counts)
+is asked directly, without recursion, until each answers with every value of the order, polling every
+``polling_interval`` seconds up to the provider's ``propagation_timeout``. With ``requireAllRNS`` the recursive resolvers must answer too;
 ``disableANSChecks`` skips the authoritative servers, ``disableChecks`` skips everything (the delay
 still applies). A record not seen in time is a DnsError naming the name and the server.
 
@@ -32,16 +32,19 @@ _MAX_QUERY_TIMEOUT = 5.0
 @dataclass(frozen=True)
 class _Check:
     record: TxtRecord
-    label: str  # how the error names the server: "ns1.example.com. (192.0.2.1:53)"
-    server: zones.Server
+    label: str  # how the error names the server: "ns1.example.com. (192.0.2.1:53, [2001:db8::1]:53)"
+    servers: tuple[zones.Server, ...]  # one server's addresses: the first that answers decides
     recursion: bool
 
 
 def authoritative_servers(
     zone: str, among: Sequence[zones.Server], timeout: float = zones.DEFAULT_QUERY_TIMEOUT
-) -> list[tuple[str, zones.Server]]:
-    """``(NS name, (address, 53))`` for every address of every NS of ``zone``, looked up through
-    ``among``; DnsError when the zone has none."""
+) -> list[tuple[str, tuple[zones.Server, ...]]]:
+    """``(NS name, its addresses on port 53, IPv4 first)`` for every NS of ``zone``, looked up through
+    ``among``; DnsError when the zone has none or one has no address.
+
+    Each NS is one server however many addresses it has, as lego dials it by name: a host without IPv6
+    (many homes) must not wait for an answer over IPv6."""
     zname = dns.name.from_text(zone)
     response = zones.query(zname, "NS", among, timeout)
     names = [
@@ -52,12 +55,13 @@ def authoritative_servers(
     ]
     if not names:
         raise DnsError(f"zone {zone}: no NS records ({', '.join(map(zones.describe, among))})")
-    out: list[tuple[str, zones.Server]] = []
+    out = []
     for ns in names:
         addresses = _glue(response, ns) or _lookup_addresses(ns, among, timeout)
         if not addresses:
             raise DnsError(f"zone {zone}: its nameserver {ns} has no address")
-        out += [(ns.to_text(), (address, 53)) for address in addresses]
+        addresses.sort(key=lambda a: ":" in a)  # IPv4 first
+        out.append((ns.to_text(), tuple((address, 53) for address in addresses)))
     return out
 
 
@@ -71,22 +75,30 @@ def _glue(response, ns: dns.name.Name) -> list[str]:
 
 
 def _lookup_addresses(ns: dns.name.Name, among: Sequence[zones.Server], timeout: float) -> list[str]:
+    """A and AAAA of ``ns``; a failed lookup of one type is fine when the other gives an address."""
     found: list[str] = []
+    failed: DnsError | None = None
     for rdtype in ("A", "AAAA"):
-        response = zones.query(ns, rdtype, among, timeout)
+        try:
+            response = zones.query(ns, rdtype, among, timeout)
+        except DnsError as exc:
+            failed = failed or exc
+            continue
         found += [
             r.address
             for rrset in response.answer
             if rrset.rdtype == dns.rdatatype.from_text(rdtype)
             for r in rrset
         ]
+    if not found and failed is not None:
+        raise failed
     return found
 
 
 def _answer(check: _Check, timeout: float) -> str | None:
-    """None when ``check.server`` answers the record's value, else what it answered instead."""
+    """None when ``check.servers`` answer the record's value, else what they answered instead."""
     try:
-        response = zones.query(check.record.fqdn, "TXT", [check.server], timeout, recursion=check.recursion)
+        response = zones.query(check.record.fqdn, "TXT", check.servers, timeout, recursion=check.recursion)
     except DnsError as exc:
         return str(exc).split(": ", 1)[-1]
     qname = dns.name.from_text(check.record.fqdn)
@@ -104,15 +116,16 @@ def _answer(check: _Check, timeout: float) -> str | None:
 def _checks(records: Sequence[TxtRecord], settings: DnsChallengeSettings) -> list[_Check]:
     among = zones.servers(settings.resolvers)
     checks: list[_Check] = []
-    ns_of: dict[str, list[tuple[str, zones.Server]]] = {}
+    ns_of: dict[str, list[tuple[str, tuple[zones.Server, ...]]]] = {}
     for record in records:
         if not settings.disable_ans_checks:
             if record.zone not in ns_of:
                 ns_of[record.zone] = authoritative_servers(record.zone, among)
-            for ns, server in ns_of[record.zone]:
-                checks.append(_Check(record, f"{ns} ({zones.describe(server)})", server, False))
+            for ns, addresses in ns_of[record.zone]:
+                label = f"{ns} ({', '.join(map(zones.describe, addresses))})"
+                checks.append(_Check(record, label, addresses, False))
         if settings.require_all_rns:
-            checks += [_Check(record, f"resolver {zones.describe(s)}", s, True) for s in among]
+            checks += [_Check(record, f"resolver {zones.describe(s)}", (s,), True) for s in among]
     return checks
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import re
 
 import dns.message
+import dns.rdatatype
 import dns.rrset
 import pytest
 
@@ -125,3 +126,29 @@ def test_a_malformed_resolver_is_named(entry: str) -> None:
 def test_a_host_name_is_kept_for_later() -> None:
     assert zones.parse_server("DNS.Example.:5353") == ("dns.example", 5353)
     assert zones.parse_server("2001:db8::1") == ("2001:db8::1", 53)
+
+
+def test_an_ns_unreachable_over_ipv6_is_asked_over_ipv4(monkeypatch) -> None:
+    """A home without IPv6: the NS's AAAA address fails at once, its A address answers; one NS, one check."""
+    asked: list[str] = []
+
+    def exchange(q, where, timeout=None, port=53, **kw):
+        asked.append(where)
+        r = dns.message.make_response(q)
+        name, rdtype = q.question[0].name, dns.rdatatype.to_text(q.question[0].rdtype)
+        if rdtype == "NS":
+            r.answer.append(dns.rrset.from_text(name, 60, "IN", "NS", "ns1.a.test."))
+            r.additional.append(dns.rrset.from_text("ns1.a.test.", 60, "IN", "AAAA", "2001:db8::1"))
+            r.additional.append(dns.rrset.from_text("ns1.a.test.", 60, "IN", "A", "192.0.2.1"))
+        elif ":" in where:
+            raise OSError(101, "Network is unreachable")
+        else:
+            r.answer.append(dns.rrset.from_text(name, 60, "IN", "TXT", '"v1"'))
+        return r, False
+
+    monkeypatch.setattr(zones.dns.query, "udp_with_fallback", exchange)
+    servers = propagation.authoritative_servers("a.test.", [("192.0.2.53", 53)])
+    assert servers == [("ns1.a.test.", (("192.0.2.1", 53), ("2001:db8::1", 53)))]
+    clock = Clock()
+    propagation.wait_for_records([RECORD], SETTINGS, clock, clock.sleep)
+    assert clock.slept == [] and asked[-1] == "192.0.2.1"
