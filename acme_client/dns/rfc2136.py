@@ -3,7 +3,8 @@ Technitium, Windows DNS...), through ``dnspython``.
 
 lego's variables (https://go-acme.github.io/lego/dns/rfc2136/): ``RFC2136_NAMESERVER`` (``host[:port]``,
 port 53 by default), ``RFC2136_TSIG_KEY``/``_SECRET``/``_ALGORITHM`` (lego's ``hmac-sha256.`` form, with
-or without the dot, any case; hmac-sha1 by default as in lego), ``RFC2136_TTL``, ``RFC2136_DNS_TIMEOUT``
+or without the dot, any case; hmac-sha1 by default as in lego) or ``RFC2136_TSIG_FILE`` (a BIND key file
+as ``tsig-keygen`` writes it, which then wins, as in lego), ``RFC2136_TTL``, ``RFC2136_DNS_TIMEOUT``
 (one update's wait, 10 s), ``RFC2136_PROPAGATION_TIMEOUT`` (older name ``RFC2136_TIMEOUT``),
 ``RFC2136_POLLING_INTERVAL``. ``RFC2136_SEQUENCE_INTERVAL`` is not read: lego presents this provider's
 records one at a time, dockroute adds every value of an order beside the others at once (a DNS server
@@ -17,6 +18,7 @@ and two orders may be in flight at once.
 from __future__ import annotations
 
 import binascii
+import re
 
 import dns.exception
 import dns.name
@@ -29,12 +31,14 @@ from acme_client.dns.base import DnsConfigError, DnsError, ProviderConfig, Provi
 from acme_client.dns.credentials import seconds
 from acme_client.dns.zone import address_of, parse_server
 
-__all__ = ["SPEC", "Rfc2136Provider", "parse_nameserver", "tsig_algorithm"]
+__all__ = ["SPEC", "Rfc2136Provider", "parse_nameserver", "read_tsig_file", "tsig_algorithm"]
 
 NAMESERVER = "RFC2136_NAMESERVER"
 TSIG_KEY = "RFC2136_TSIG_KEY"
 TSIG_SECRET = "RFC2136_TSIG_SECRET"
 TSIG_ALGORITHM = "RFC2136_TSIG_ALGORITHM"
+TSIG_FILE = "RFC2136_TSIG_FILE"
+_KEY_FILE = re.compile(r'key\s+"?([^"\s{]+)"?\s*\{(.*?)\}\s*;', re.S)
 DNS_TIMEOUT = "RFC2136_DNS_TIMEOUT"
 DEFAULT_DNS_TIMEOUT = 10.0  # lego's
 
@@ -62,6 +66,29 @@ def tsig_algorithm(text: str) -> dns.name.Name:
         ) from None
 
 
+def read_tsig_file(path: str) -> tuple[str, str, str]:
+    """``(key name, algorithm, secret)`` from a BIND key file (``tsig-keygen``'s output, lego's
+    ``RFC2136_TSIG_FILE``): ``key "name" { algorithm hmac-sha256; secret "..."; };``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(64 * 1024)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DnsConfigError(f"{TSIG_FILE}: cannot read {path}: {exc}", TSIG_FILE) from exc
+    text = re.sub(r"(#|//)[^\n]*", "", text)
+    found = _KEY_FILE.search(text)
+    if found is None:
+        raise DnsConfigError(
+            f'{TSIG_FILE}: {path} holds no key "name" {{ algorithm ...; secret "..."; }}; block', TSIG_FILE
+        )
+    body = found.group(2)
+    algorithm = re.search(r'algorithm\s+"?([\w.-]+)"?\s*;', body)
+    secret = re.search(r'secret\s+"([^"]+)"\s*;', body)
+    if algorithm is None or secret is None:
+        missing = "algorithm" if algorithm is None else "secret"
+        raise DnsConfigError(f"{TSIG_FILE}: the key in {path} has no {missing}", TSIG_FILE)
+    return found.group(1), algorithm.group(1), secret.group(1)
+
+
 def parse_nameserver(text: str) -> tuple[str, int]:
     """``RFC2136_NAMESERVER`` → (host, port), as :func:`acme_client.dns.zone.parse_server` reads it."""
     try:
@@ -78,12 +105,15 @@ class Rfc2136Provider:
         self._ttl = config.ttl
         self._timeout = seconds(config, DNS_TIMEOUT, DEFAULT_DNS_TIMEOUT) or DEFAULT_DNS_TIMEOUT
         key, secret = config.get(TSIG_KEY), config.get(TSIG_SECRET)
+        algorithm_name = config.get(TSIG_ALGORITHM) or "hmac-sha1."
+        if config.get(TSIG_FILE):  # as in lego, the key file wins over the three variables
+            key, algorithm_name, secret = read_tsig_file(config.get(TSIG_FILE) or "")
         if bool(key) != bool(secret):  # lego would send unsigned updates, which any server refuses
             missing = TSIG_SECRET if key else TSIG_KEY
             raise DnsConfigError(f"{missing} is not set; a TSIG key needs both its name and secret", missing)
         self._key: dns.tsig.Key | None = None
         if key and secret:
-            algorithm = tsig_algorithm(config.get(TSIG_ALGORITHM) or "hmac-sha1.")
+            algorithm = tsig_algorithm(algorithm_name)
             try:
                 self._key = dns.tsig.Key(dns.name.from_text(key), secret, algorithm)
             except (binascii.Error, ValueError, dns.exception.DNSException) as exc:
@@ -138,6 +168,7 @@ SPEC = ProviderSpec(
         TSIG_KEY,
         TSIG_SECRET,
         TSIG_ALGORITHM,
+        TSIG_FILE,
         "RFC2136_TTL",
         DNS_TIMEOUT,
         "RFC2136_PROPAGATION_TIMEOUT",

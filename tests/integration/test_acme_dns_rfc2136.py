@@ -50,6 +50,20 @@ def test_present_adds_beside_and_cleanup_removes_only_its_value(bind: Bind) -> N
     assert bind.acme_txt_left() == {}
 
 
+def test_a_bind_key_file_signs_the_updates(bind: Bind, tmp_path: Path) -> None:
+    """RFC2136_TSIG_FILE: the key as tsig-keygen writes it, instead of the three variables."""
+    key_file = tmp_path / "dockroute.key"
+    key_file.write_text(
+        f'key "{bind.key_name}" {{\n\talgorithm {bind.key_algorithm};\n\tsecret "{bind.key_secret}";\n}};\n'
+    )
+    environ = {"RFC2136_NAMESERVER": bind.hostport, "RFC2136_TSIG_FILE": str(key_file)}
+    provider = build_provider(read_provider("rfc2136", environ)[0])
+    provider.present(_record("from-key-file"))
+    assert bind.txt(NAME) == ["from-key-file"]
+    provider.cleanup(_record("from-key-file"))
+    assert bind.acme_txt_left() == {}
+
+
 def test_refused_updates_name_the_server_and_the_answer(bind: Bind) -> None:
     unsigned = build_provider(read_provider("rfc2136", {"RFC2136_NAMESERVER": bind.hostport})[0])
     with pytest.raises(DnsError, match=rf"{bind.hostport}: the server answered REFUSED"):

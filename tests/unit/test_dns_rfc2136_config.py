@@ -8,7 +8,7 @@ import pytest
 
 from acme_client.dns.base import DnsConfigError
 from acme_client.dns.registry import build_provider, read_provider
-from acme_client.dns.rfc2136 import parse_nameserver, tsig_algorithm
+from acme_client.dns.rfc2136 import parse_nameserver, read_tsig_file, tsig_algorithm
 
 SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
 
@@ -99,3 +99,42 @@ def test_knobs_and_the_older_timeout_name_and_an_ignored_sequence_interval() -> 
     provider = build_provider(config)
     assert provider.server == "192.0.2.1:5353"
     assert SECRET not in repr(config)
+
+
+KEYGEN = """key "lego" {
+\talgorithm hmac-sha512;
+\tsecret "/pW7MyeuWUOLbM7aHpxyZEJechk0rbNxfrn1IH8sYoOv0pB7sfC29hKqjvbFbomWdNx9ZwjAGssvnhW5P690rQ==";
+};
+"""
+
+
+def test_a_tsig_keygen_file_is_read_and_wins(tmp_path) -> None:
+    path = tmp_path / "lego.key"
+    path.write_text("# made by tsig-keygen -a hmac-sha512 lego\n" + KEYGEN)
+    assert read_tsig_file(str(path)) == (
+        "lego",
+        "hmac-sha512",
+        "/pW7MyeuWUOLbM7aHpxyZEJechk0rbNxfrn1IH8sYoOv0pB7sfC29hKqjvbFbomWdNx9ZwjAGssvnhW5P690rQ==",
+    )
+    env = {"RFC2136_NAMESERVER": "192.0.2.1", "RFC2136_TSIG_FILE": str(path), "RFC2136_TSIG_KEY": "other"}
+    config, warnings = read_provider("rfc2136", env)
+    assert warnings == []
+    key = build_provider(config)._key  # noqa: SLF001
+    assert (key.name.to_text(), key.algorithm) == ("lego.", dns.tsig.HMAC_SHA512)
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [("nothing here", "holds no key"), ('key "k" { secret "c2VjcmV0"; };', "has no algorithm")],
+)
+def test_a_bad_key_file_is_named(tmp_path, content: str, what: str) -> None:
+    path = tmp_path / "k.key"
+    path.write_text(content)
+    with pytest.raises(DnsConfigError, match=what) as caught:
+        read_provider("rfc2136", {"RFC2136_NAMESERVER": "192.0.2.1", "RFC2136_TSIG_FILE": str(path)})
+    assert caught.value.variable == "RFC2136_TSIG_FILE"
+    with pytest.raises(DnsConfigError) as caught:
+        read_provider(
+            "rfc2136", {"RFC2136_NAMESERVER": "192.0.2.1", "RFC2136_TSIG_FILE": str(tmp_path / "none")}
+        )
+    assert caught.value.variable == "RFC2136_TSIG_FILE"
