@@ -43,6 +43,7 @@ __all__ = [
 Server = tuple[str, int]  # (address, port)
 DEFAULT_QUERY_TIMEOUT = 5.0
 _MAX_CNAMES = 50  # lego's limit on a CNAME chain
+_FALLBACK = (("8.8.8.8", 53), ("8.8.4.4", 53))  # lego's defaultNameservers (google-public-dns-a/b)
 
 
 _HOSTNAME = re.compile(
@@ -93,7 +94,8 @@ def address_of(host: str, port: int) -> str:
 
 
 def servers(configured: Sequence[str] = ()) -> list[Server]:
-    """The resolvers to ask: ``configured`` (``host:port`` each), or the system's (``/etc/resolv.conf``)."""
+    """The resolvers to ask: ``configured`` (``host:port`` each), else the system's (``/etc/resolv.conf``),
+    else lego's fallback (Google Public DNS) when the system names none."""
     if configured:
         try:
             parsed = [parse_server(entry) for entry in configured]
@@ -102,9 +104,9 @@ def servers(configured: Sequence[str] = ()) -> list[Server]:
         return [(address_of(host, port), port) for host, port in parsed]
     try:
         system = dns.resolver.Resolver()
-    except dns.exception.DNSException as exc:
-        raise DnsError(f"no DNS resolvers: none configured (dnsChallenge.resolvers) and {exc}") from exc
-    return [(str(ns), system.port) for ns in system.nameservers]
+    except dns.exception.DNSException:
+        return list(_FALLBACK)
+    return [(str(ns), system.port) for ns in system.nameservers] or list(_FALLBACK)
 
 
 def describe(server: Server) -> str:

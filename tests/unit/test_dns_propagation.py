@@ -12,6 +12,7 @@ import re
 
 import dns.message
 import dns.rdatatype
+import dns.resolver
 import dns.rrset
 import pytest
 
@@ -152,3 +153,12 @@ def test_an_ns_unreachable_over_ipv6_is_asked_over_ipv4(monkeypatch) -> None:
     clock = Clock()
     propagation.wait_for_records([RECORD], SETTINGS, clock, clock.sleep)
     assert clock.slept == [] and asked[-1] == "192.0.2.1"
+
+
+def test_system_resolvers_or_legos_fallback(monkeypatch) -> None:
+    class NoConfig:
+        def __init__(self) -> None:
+            raise dns.resolver.NoResolverConfiguration("no nameservers")
+
+    monkeypatch.setattr(zones.dns.resolver, "Resolver", NoConfig)
+    assert zones.servers(()) == [("8.8.8.8", 53), ("8.8.4.4", 53)]
