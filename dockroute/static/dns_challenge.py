@@ -12,23 +12,17 @@ is refused naming both, since either choice would silently drop one.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from acme_client.dns import registry
 from acme_client.dns.base import DnsChallengeSettings, DnsConfigError
+from acme_client.dns.zone import describe, parse_server
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import got, where
 
-__all__ = ["dns_server_address", "read_dns_challenge"]
-
-DNS_PORT = 53
-_HOSTNAME = re.compile(
-    r"(?=.{1,254}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
-)
+__all__ = ["read_dns_challenge"]
 
 
 def read_dns_challenge(r: Reader, environ: Mapping[str, str], warnings: list[str]) -> DnsChallengeSettings:
@@ -85,40 +79,14 @@ def _raw(r: Reader, key: str) -> str:
     return got(found[1] if found else None)
 
 
-def dns_server_address(item: str) -> str | None:
-    """A ``dnsChallenge.resolvers`` entry as ``host:port`` (an IPv6 address in brackets), or None when it
-    is not one. As lego's ``ParseNameservers``: the port defaults to 53 and a bare IPv6 address is taken
-    whole; a host name is kept (looked up when the resolver is asked, as Go dials it)."""
-    text = item.strip()
-    host, port = text, str(DNS_PORT)
-    if text.startswith("["):
-        inside, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            return None
-        host, port = inside, rest[1:] if rest else port
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
-        return None
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        if (
-            text.startswith("[")
-            or not _HOSTNAME.fullmatch(host)
-            or host.rstrip(".").rsplit(".")[-1].isdigit()
-        ):
-            return None  # a name ending in digits reads as a mistyped IPv4 address
-        return f"{host.lower().rstrip('.')}:{int(port)}"
-    return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
-
-
 def _resolver(item: str, path: str, r: Reader) -> str:
-    found = dns_server_address(item)
-    if found is None:
+    """One ``resolvers`` entry, checked and written as ``host:port`` (``[v6]:port``) by the one parser of
+    DNS server entries (:func:`acme_client.dns.zone.parse_server`: lego's ``ParseNameservers`` rules)."""
+    try:
+        return describe(parse_server(item))
+    except ValueError as exc:
         raise StaticConfigError(
             path,
             f"expected a DNS server's address or name with an optional port, like '1.1.1.1:53', '9.9.9.9' "
-            f"or '[2606:4700:4700::1111]:53', got {item!r}{where(r.origin('resolvers'))}",
-        )
-    return found
+            f"or '[2606:4700:4700::1111]:53': {exc}{where(r.origin('resolvers'))}",
+        ) from None

@@ -9,7 +9,6 @@ from acme_client.dns import registry
 from acme_client.dns.base import DnsChallengeSettings, DnsConfigError, ProviderConfig
 from acme_client.settings import ResolverSettings
 from dockroute.static import StaticConfig, StaticConfigError, load_static
-from dockroute.static.dns_challenge import dns_server_address
 
 LE = "--certificatesresolvers.le.acme"
 EMAIL = f"{LE}.email=a@example.com"
@@ -239,7 +238,7 @@ def test_bad_values_are_refused_by_key(providers):
         ("[2001:db8::1]:853", "[2001:db8::1]:853"),
         ("dns.example.com", "dns.example.com:53"),  # a name, looked up when asked (as Go dials it)
         ("Bind.Home.:5353", "bind.home:5353"),
-        ("dns_server", None),
+        ("dns_server", "dns_server:53"),  # a Compose v1 container name
         ("a..b", None),
         ("1.2.3.4.5", None),  # a mistyped IPv4 address, not a name
         ("[dns.example.com]:53", None),
@@ -250,11 +249,16 @@ def test_bad_values_are_refused_by_key(providers):
         ("[2001:db8::1]x", None),
         ("[2001:db8::1", None),
         ("[1.1.1.1]:53x", None),
-        ("", None),
     ],
 )
-def test_dns_server_addresses(entry, address):
-    assert dns_server_address(entry) == address
+def test_resolvers_entries_are_checked_and_written_host_port(providers, entry, address):
+    """Through the one parser of DNS server entries (lego's ParseNameservers rules)."""
+    argv = [EMAIL, f"{DNS}.provider=cloudflare", f"{DNS}.resolvers[0]={entry}"]
+    if address is None:
+        e = error(argv)
+        assert e.key == f"{PATH}.resolvers[0]" and "expected a DNS server's address" in str(e)
+    else:
+        assert dns(*argv).resolvers == (address,)
 
 
 # -- with the real registry (lego's variables for Cloudflare) ---------------------------------------------
