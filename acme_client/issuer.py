@@ -14,6 +14,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ __all__ = [
 
 log = logging.getLogger("dockroute.acme")
 
+_SAID_LOCK = threading.Lock()  # around Issuer._said: the issuers of one resolver's threads share it
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 # RFC 9773 section 4.3.3: without a usable Retry-After, ask again in six hours.
 _ARI_DEFAULT_RECHECK = 6 * 3600.0
@@ -207,7 +209,8 @@ class Issuer:
     ``eab`` is Traefik's ``(kid, hmacEncoded)`` External Account Binding (RFC 8555 section 7.3.4), the
     HMAC key base64url-encoded as CAs hand it out. ``profile`` is the certificate profile asked for in
     newOrder (draft-ietf-acme-profiles) when the CA offers profiles. ``label`` starts every log line, so
-    a line names the resolver it is about.
+    a line names the resolver it is about. ``said``: the notes already logged, shared by the issuers of
+    one resolver (one per worker thread), so that each is said once per resolver, not once per thread.
     """
 
     def __init__(
@@ -221,6 +224,7 @@ class Issuer:
         eab: tuple[str, str] | None = None,
         profile: str | None = None,
         label: str = "ACME",
+        said: set[str] | None = None,
     ) -> None:
         if key_type.upper() not in _KEY_TYPES:
             raise ValueError(f"unknown key type {key_type!r}")
@@ -232,7 +236,7 @@ class Issuer:
         self.eab = eab
         self.profile = profile or None
         self.label = label
-        self._profile_noted = False
+        self._said = said if said is not None else set()
         self._jwk, alg = _jwk_and_alg(self.account_key_pem)
         # requests' ``verify`` accepts a CA bundle path as well as a bool.
         verify: bool | str = ca_bundle if ca_bundle else True
@@ -353,9 +357,11 @@ class Issuer:
         return self.profile
 
     def _note_profile(self, level: int, msg: str, *args: object) -> None:
-        if not self._profile_noted:
-            self._profile_noted = True
-            log.log(level, msg, *args)
+        with _SAID_LOCK:
+            if "profile" in self._said:
+                return
+            self._said.add("profile")
+        log.log(level, msg, *args)
 
     # -- ACME Renewal Information (RFC 9773) --------------------------------------------------------
 

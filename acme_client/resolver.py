@@ -1,10 +1,13 @@
 """One ``certificatesResolvers.<name>.acme``: keeps a certificate for every name set it is asked for.
 
 The proxy tells the resolver which name sets it wants (one per router with ``tls.certResolver``); the
-resolver orders what is missing or due for renewal, one order at a time, in a single worker thread (the
-``acme`` library blocks, and a ``ClientNetwork`` must stay in one thread). Issued certificates go to
-``acme.json`` first, then ``on_change`` tells the proxy to rebuild its certificate store. Failures back off
-per name set from 1 minute to 6 hours, so an unreachable or refusing CA sees a few attempts, never a loop.
+resolver orders what is missing or due for renewal, missing certificates first, up to :data:`PARALLEL_ORDERS`
+at a time in a pool of worker threads (the ``acme`` library blocks; each thread has its own ``Issuer``, since
+a ``ClientNetwork`` keeps nonces), never two at once that share a name (two orders for one name would
+spend the CA's rate limit twice, and two TLS-ALPN-01 answers for one name cannot be presented together).
+Issued certificates go to ``acme.json`` first, then ``on_change`` tells the proxy to rebuild its
+certificate store, once per certificate. Failures back off per name set from 1 minute to 6 hours, so an
+unreachable or refusing CA sees a few attempts, never a loop.
 
 Which names are ordered: a public CA (``is_public_ca``) is never asked for names it refuses by policy
 (``.lan``, ``.home.arpa``, single labels); a private ACME CA (step-ca, Pebble) is asked for any DNS name.
@@ -36,7 +39,12 @@ from acme_client.storage import AcmeStorage, ResolverState, StorageError, Stored
 
 log = logging.getLogger("dockroute.acme")
 
-__all__ = ["AcmeResolver", "why_not_public"]
+__all__ = ["PARALLEL_ORDERS", "AcmeResolver", "why_not_public"]
+
+# Orders in flight at once, per resolver: 30 names at first start take seconds instead of minutes, while a
+# CA sees a handful of concurrent orders from one account (Let's Encrypt allows 300 new orders per 3 hours
+# and far more requests per second than these make).
+PARALLEL_ORDERS = 4
 
 _BACKOFF_MIN, _BACKOFF_MAX = 60.0, 6 * 3600.0
 _AFTER_FAILED_VALIDATION = 3600.0
@@ -93,8 +101,12 @@ class AcmeResolver:
         self._reported: set[str] = set()
         self.failure_log = FailureLog(name)  # failed orders: the last per name set, and how many
         self._reports: tuple[CertificateStatus, ...] | None = None  # cached until something changes
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"acme-{name}")
-        self._local = threading.local()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            PARALLEL_ORDERS, thread_name_prefix=f"acme-{name}"
+        )
+        self._local = threading.local()  # each worker thread's Issuer
+        self._account_lock = threading.Lock()  # one worker thread registers the account, the others wait
+        self._said: set[str] = set()  # notes the worker threads' issuers logged: each said once
         self._task: asyncio.Task[None] | None = None
         self._kick: asyncio.Event | None = None
         self._load()
@@ -205,7 +217,8 @@ class AcmeResolver:
 
     async def run(self) -> None:
         """Check at once, on every change of wanted names, and every ``check_interval`` seconds (at most
-        10 minutes): renewal information first, then an order for each name set that is missing or due."""
+        10 minutes): orders for missing certificates, then renewal information, then renewals. Before
+        the first check, the solvers clean up what a run that died left published (:meth:`_recover`)."""
         self._kick = asyncio.Event()
         self._kick.set()
         loop = asyncio.get_running_loop()
@@ -213,6 +226,7 @@ class AcmeResolver:
         watch = StoreWatch(self.storage, self.name, loop, self._stored_elsewhere, alpn=alpn)
         watch.start()
         try:
+            await loop.run_in_executor(self._executor, self._recover)
             while True:
                 try:
                     async with asyncio.timeout(self.check_interval):
@@ -224,13 +238,9 @@ class AcmeResolver:
                 wanted = list(self._wanted)
                 # Missing certificates first (a new router waits for nothing), then renewal information,
                 # then renewals.
-                for names in wanted:
-                    if self._covering(names) is None:
-                        await self._check(loop, names)
+                await self._check_all(loop, [names for names in wanted if self._covering(names) is None])
                 await self._refresh_renewal_info(loop)
-                for names in wanted:
-                    if self._covering(names) is not None:
-                        await self._check(loop, names)
+                await self._check_all(loop, [names for names in wanted if self._covering(names) is not None])
         finally:
             watch.stop()
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -246,6 +256,29 @@ class AcmeResolver:
 
     def _alpn_elsewhere(self, certs: dict[str, tuple[bytes, bytes]]) -> None:
         self.shared_alpn = certs  # a new dict: the loop reads it, never changed in place
+
+    async def _check_all(self, loop: asyncio.AbstractEventLoop, sets: list[tuple[str, ...]]) -> None:
+        """:meth:`_check` every name set of ``sets``, up to :data:`PARALLEL_ORDERS` at once and never two
+        sharing a name; a set waiting for a name in use lets the next ones go first, keeping their order
+        otherwise. Returns once all are done; cancelled (shutdown), it cancels those in flight."""
+        pending = list(sets)
+        running: dict[asyncio.Task[None], tuple[str, ...]] = {}
+        busy: set[str] = set()  # the names of the sets in flight
+        try:
+            while pending or running:
+                for names in list(pending):
+                    if len(running) >= PARALLEL_ORDERS:
+                        break
+                    if busy.isdisjoint(names):
+                        pending.remove(names)
+                        busy.update(names)
+                        running[asyncio.ensure_future(self._check(loop, names))] = names
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    busy.difference_update(running.pop(task))
+        finally:
+            for task in running:
+                task.cancel()
 
     def _backing_off(self, names: tuple[str, ...]) -> bool:
         return time.monotonic() < self._failures.get(names, (0.0, 0.0))[0]
@@ -276,7 +309,8 @@ class AcmeResolver:
         ordered = self._read_back.pop(names, None) is not cert
         self._failures.pop(names, None)
         self.failure_log.succeeded(names)
-        self._certs[names] = cert
+        # A new dict, never this one changed in place: other worker threads may be walking it (_covering).
+        self._certs = {**self._certs, names: cert}
         self._drop_superseded()
         self._reports = None
         log.info(
@@ -361,8 +395,28 @@ class AcmeResolver:
 
     # -- the worker thread --------------------------------------------------------------------------------
 
+    def _recover(self) -> None:
+        """Worker thread, once per run before the first order: each solver withdraws what a run that
+        died left published (DNS-01: TXT records journaled beside the store). Never fatal: what it cannot
+        withdraw is logged, and orders go ahead."""
+        for solver in self._solvers:
+            recover = getattr(solver, "recover", None)
+            if recover is None:
+                continue
+            try:
+                recover()
+            except Exception:  # a bug in a solver must not keep the resolver from starting
+                log.exception(
+                    "resolver %s: cleaning up %s answers left by an earlier run failed", self.name, solver.typ
+                )
+
     def _issuer(self) -> Issuer:
+        """This worker thread's issuer, made with the account's key (again once another thread has
+        registered or read back the account: one made before with a key of its own must not register)."""
         issuer = getattr(self._local, "issuer", None)
+        account = self._account
+        if issuer is not None and account is not None and issuer.account_key_pem != account.private_key_pem:
+            issuer = None
         if issuer is None:
             s = self.settings
             ca_bundle = _ca_bundle(s.ca_certificates)
@@ -377,6 +431,7 @@ class AcmeResolver:
                 eab=s.eab,
                 profile=s.profile,
                 label=f"resolver {self.name}",
+                said=self._said,
             )
             self._local.issuer = issuer
         return issuer
@@ -398,13 +453,15 @@ class AcmeResolver:
 
     def _register(self) -> Issuer:
         """Worker thread: the issuer, its account registered. The first of the processes sharing the store
-        to register stores the account; the others, waiting on the account's lock, read it back."""
-        if self._account is not None:
-            return self._register_locked()
-        with self.storage.order_lock(self.name, (_ACCOUNT,), timeout=_ORDER_LOCK_WAIT):
-            self._account = stored_account(self.storage, self.name)
-            self._local.issuer = None  # made with a key of its own: made again with the stored one, if any
-            return self._register_locked()
+        to register stores the account; the others, waiting on the account's lock, read it back. Within
+        this process, one worker thread at a time (the others then look up the account it made)."""
+        with self._account_lock:
+            if self._account is not None:
+                return self._register_locked()
+            with self.storage.order_lock(self.name, (_ACCOUNT,), timeout=_ORDER_LOCK_WAIT):
+                self._account = stored_account(self.storage, self.name)
+                self._local.issuer = None  # made with a key of its own: made again with the stored one
+                return self._register_locked()
 
     def _register_locked(self) -> Issuer:
         issuer = self._issuer()
