@@ -11,6 +11,7 @@ unreachable or refusing CA sees a few attempts, never a loop.
 
 Which names are ordered: a public CA (``is_public_ca``) is never asked for names it refuses by policy
 (``.lan``, ``.home.arpa``, single labels); a private ACME CA (step-ca, Pebble) is asked for any DNS name.
+A wildcard only with ``dnsChallenge``, and then a name set a wanted wildcard covers orders nothing itself.
 
 Renewal: where the CA publishes ACME Renewal Information (RFC 9773), its suggested window decides, else a
 third of the lifetime left (:mod:`acme_client.renewal_info`).
@@ -25,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from acme_client.covering import covering, superseded
+from acme_client.covering import cover_keys, covering, prune_covered, superseded
 from acme_client.issuer import AcmeError, Issuer, generate_key
 from acme_client.issuer import ca_bundle as _ca_bundle
 from acme_client.order_lock import OrderLockTimeout
@@ -146,9 +147,10 @@ class AcmeResolver:
         holders: dict[str, list[StoredCertificate]] = {}  # name → the certificates naming it, in order
         for held in self._certs.values():
             for n in held.names:
-                holders.setdefault(n, []).append(held)
+                holders.setdefault(n.lower().rstrip("."), []).append(held)
         for names in self._wanted:  # as _covering, without its walk over every certificate per name set
-            cert = covering(names, holders.get(names[0], ()))
+            # The certificates that may cover the first name: those naming it, or the wildcard above it.
+            cert = covering(names, [c for k in cover_keys(names[0]) for c in holders.get(k, ())])
             if cert is None:
                 pending.append(names)
             else:
@@ -191,13 +193,16 @@ class AcmeResolver:
         for a name it refuses by policy (``.lan``, single labels...): the default certificate serves it. A
         private CA (step-ca, Pebble, a company's own) is asked for any DNS name: it is its policy that
         decides. IP addresses are left out for every CA: they need IP identifiers (RFC 8738) in the order
-        and, for TLS-ALPN-01, a reverse-DNS SNI, neither of which this client does yet."""
+        and, for TLS-ALPN-01, a reverse-DNS SNI, neither of which this client does yet. A wildcard is
+        ordered only with ``dnsChallenge`` (DNS-01 alone can prove one), and then a name set whose every
+        name a wanted wildcard set covers orders nothing of its own: the wildcard certificate serves it."""
         public = is_public_ca(self.settings.ca_server)
+        dns01 = self.settings.dns_challenge is not None
         wanted = []
         for names in name_sets:
             keep = []
             for n in names:
-                why = why_left_out(n, public)
+                why = why_left_out(n, public, dns01=dns01)
                 if why is None:
                     keep.append(n.lower().rstrip("."))
                 elif n not in self._reported:
@@ -210,8 +215,12 @@ class AcmeResolver:
                     )
             if keep:
                 wanted.append(tuple(dict.fromkeys(keep)))
+        pruned = prune_covered(wanted)
+        for names in wanted:
+            if names not in pruned:
+                log.debug("resolver %s: %s served by a wanted wildcard", self.name, ", ".join(names))
         self._reports = None
-        self._wanted = wanted
+        self._wanted = pruned
         if self._kick is not None:
             self._kick.set()
 
