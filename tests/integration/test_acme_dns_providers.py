@@ -24,6 +24,7 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 import pytest
+from cryptography import x509
 
 from tests.dns_standins import CloudflareStandin, HttpReqStandin, Standin, running
 from tests.integration import pebble_env
@@ -146,3 +147,51 @@ async def test_a_certificate_through_the_provider_and_bind(
                 assert [r.path for r in standin.requests] == ["/api/present", "/api/cleanup"]
                 assert standin.requests[0].json()["fqdn"] == f"_acme-challenge.{HOST}."
             assert f"certificate for {HOST} obtained" in dr.log()
+
+
+async def test_a_wildcard_and_its_apex_hold_two_cloudflare_records_at_one_name(
+    bind, backends, proxy, tmp_path, monkeypatch
+) -> None:
+    """``*.home.example.test`` and ``home.example.test`` in one certificate: two values at
+    ``_acme-challenge.home.example.test`` at once, two Cloudflare records, each cleaned up by its id."""
+    (site,) = await backends("site")
+    standin = CloudflareStandin(zones={ZONE: "zone-home"}, dns_tokens={TOKEN})
+    publish = mirror(bind)
+    seen: list[list[str]] = []
+    standin.on_change = lambda name, values: (seen.append(sorted(values)), publish(name, values))
+    with running(standin):
+        for key, value in _provider("cloudflare", bind, tmp_path, standin).items():
+            monkeypatch.setenv(key, value)
+        http_port, tls_port = pebble_env.free_port(), pebble_env.free_port()
+        with pebble_env.run_pebble(
+            tmp_path / "pebble", http_port=http_port, tls_port=tls_port, dns_server=bind.hostport
+        ) as pebble:
+            static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
+            static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"]["provider"] = "cloudflare"
+            tls = {"certResolver": "le", "domains": [{"main": f"*.{ZONE}", "sans": [ZONE]}]}
+            router = {"rule": f"Host(`{HOST}`)", "service": "s", "entryPoints": ["websecure"], "tls": tls}
+            dynamic = {
+                "http": {
+                    "routers": {"app": router},
+                    "services": {"s": {"loadBalancer": {"servers": [{"url": site.url}]}}},
+                }
+            }
+            dr = await proxy(dynamic, static=static)
+            root = tmp_path / "pebble-root.pem"
+            root.write_bytes(pebble.root_pem())
+            ctx = ssl.create_default_context(cafile=str(root))
+            try:
+                _, der = await wait_for(lambda: verified_get(dr.ports["websecure"], ctx, HOST), timeout=30)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n--- dockroute log ---\n{dr.log()[-4000:]}") from None
+            sans = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            )
+            assert sorted(sans.value.get_values_for_type(x509.DNSName)) == sorted([f"*.{ZONE}", ZONE])
+            assert any(len(values) == 2 for values in seen), seen  # both values published together
+            creates = [r for r in standin.requests if r.method == "POST"]
+            deletes = [r.path.rsplit("/", 1)[1] for r in standin.requests if r.method == "DELETE"]
+            assert [r.json()["name"] for r in creates] == [f"_acme-challenge.{ZONE}"] * 2
+            assert sorted(deletes) == ["rec0001", "rec0002"] and standin.records["zone-home"] == []
+            left = await wait_for(lambda: not bind.acme_txt_left() and "clean", timeout=10)
+            assert left == "clean", bind.acme_txt_left()
