@@ -10,6 +10,7 @@ names secret.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ __all__ = ["DEFAULT_HTTP_TIMEOUT", "USER_AGENT", "call", "refusal", "scrub"]
 DEFAULT_HTTP_TIMEOUT = 30.0  # lego's default for <P>_HTTP_TIMEOUT
 USER_AGENT = "dockroute"
 _TAIL = 300  # characters of an answer's body quoted in an error
+_CONNECTION_REPR = re.compile(r"^(<[^>]*>|\w+\([^)]*\)): ")
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -84,5 +86,6 @@ def _cause(exc: requests.RequestException) -> str:
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     if reason is None:
         return type(exc).__name__
-    # urllib3's texts start with the connection object's repr: keep what follows it
-    return str(reason).split(">: ", 1)[-1]
+    # urllib3's texts start with the connection's repr (<...HTTPConnection object at 0x...> or
+    # HTTPConnection(host=..., port=...)): the message already names the host, keep what follows
+    return _CONNECTION_REPR.sub("", str(reason), count=1)

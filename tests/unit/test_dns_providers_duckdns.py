@@ -117,9 +117,12 @@ def test_an_http_error_and_an_unreachable_server_never_show_the_token(duck: Duck
         p.present(SUB)
     assert TOKEN not in str(caught.value)
     config, _ = read_provider("duckdns", {"DUCKDNS_TOKEN": TOKEN})
-    with pytest.raises(DnsError, match="^duckdns: GET /update at 127.0.0.1:9 could not be reached") as caught:
+    with pytest.raises(DnsError) as caught:
         DuckDnsProvider(config, base_url="http://127.0.0.1:9").present(SUB)
-    assert TOKEN not in str(caught.value)
+    assert str(caught.value) == (
+        "duckdns: GET /update at 127.0.0.1:9 could not be reached: "
+        "Failed to establish a new connection: [Errno 111] Connection refused"
+    )
 
 
 def test_a_missing_token_is_refused_naming_it() -> None:
