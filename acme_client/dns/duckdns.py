@@ -6,17 +6,24 @@ the body ``OK`` or ``KO``. As lego does, the domain sent is the DuckDNS domain i
 (``home.duckdns.org`` for ``_acme-challenge.a.home.duckdns.org``): DuckDNS answers every name under a
 domain with that domain's record.
 
-The limit this brings: a DuckDNS domain holds ONE TXT value, shared by all names under it. Two
-challenges at once under one domain (``*.home.duckdns.org`` and ``home.duckdns.org`` in one order, or
-two orders at once for two names under it) would overwrite each other, and one would fail at the CA.
-This provider refuses the second value with a DnsError that says so, instead of letting the CA fail it
-later; and a cleanup clears the domain only when the value this process put there is the record's, so
-it never removes another challenge's value.
+The limit this brings: a DuckDNS domain holds ONE TXT value, shared by all names under it, so two
+challenges at once under one domain would overwrite each other. lego solves DuckDNS challenges one at a
+time; dockroute presents an order's records together and runs up to four orders at once, so:
+- within one order (one worker thread presents all of an order's records), a second value at a domain
+  is refused at once with a DnsError saying why (``*.home.duckdns.org`` with ``home.duckdns.org``, or two
+  names under one DuckDNS domain, in one certificate): it can never pass;
+- another order's present for the same domain waits until the first order's cleanup frees it (bounded:
+  the propagation timeout plus two minutes), so concurrent orders under one domain take turns instead of
+  failing at the CA;
+- a cleanup clears the domain only when the value this process put there is the record's, never another
+  challenge's.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 
 from acme_client.dns.base import DnsError, ProviderConfig, ProviderSpec, TxtRecord
 from acme_client.dns.credentials import seconds
@@ -27,6 +34,7 @@ __all__ = ["SPEC", "DuckDnsProvider", "duckdns_domain"]
 NAME = "duckdns"
 DEFAULT_BASE_URL = "https://www.duckdns.org"
 _SUFFIX = "duckdns.org"
+ORDER_ALLOWANCE = 120.0  # seconds an order takes beyond its propagation wait (the CA's validation, cleanup)
 
 
 def duckdns_domain(fqdn: str) -> str:
@@ -40,45 +48,59 @@ def duckdns_domain(fqdn: str) -> str:
 
 class DuckDnsProvider:
     """Sets and clears a DuckDNS domain's TXT value (blocking). ``base_url`` is for tests: lego has no
-    variable for it, so neither has dockroute."""
+    variable for it, so neither has dockroute. ``wait``: how long a present waits for another order's
+    value to go (default: the propagation timeout plus :data:`ORDER_ALLOWANCE`)."""
 
-    def __init__(self, config: ProviderConfig, base_url: str = DEFAULT_BASE_URL) -> None:
+    def __init__(
+        self, config: ProviderConfig, base_url: str = DEFAULT_BASE_URL, wait: float | None = None
+    ) -> None:
         self._token = config.get("DUCKDNS_TOKEN") or ""
         self._url = base_url.rstrip("/") + "/update"
         self._timeout = seconds(config, "DUCKDNS_HTTP_TIMEOUT", DEFAULT_HTTP_TIMEOUT)
-        self._lock = threading.Lock()
-        self._held: dict[str, str] = {}  # DuckDNS domain → the value this process put there
+        self._wait = config.propagation_timeout + ORDER_ALLOWANCE if wait is None else wait
+        self._changed = threading.Condition()
+        self._held: dict[str, _Held] = {}  # DuckDNS domain → the value this process put there
+        self.waiting = 0  # presents waiting for a domain (for tests)
 
     def present(self, record: TxtRecord) -> None:
         domain = duckdns_domain(record.fqdn)
-        with self._lock:
-            held = self._held.get(domain)
-            if held is not None and held != record.value:
-                raise DnsError(
-                    f"{NAME}: {domain} already holds the TXT value of another challenge, and a DuckDNS "
-                    f"domain holds only one: {record.domain} cannot be validated at the same time "
-                    "(a wildcard and its apex in one certificate, or two names under one DuckDNS domain "
-                    "ordered at once, need separate certificates or another DNS provider)"
-                )
-            self._held[domain] = record.value
+        me = threading.get_ident()
+        deadline = time.monotonic() + self._wait
+        with self._changed:
+            while (held := self._held.get(domain)) is not None and held.value != record.value:
+                left = deadline - time.monotonic()
+                if held.thread == me or left <= 0:  # the same order (its thread), or waited enough
+                    raise _one_value(domain, record, waited=None if held.thread == me else self._wait)
+                self.waiting += 1
+                try:
+                    self._changed.wait(left)
+                finally:
+                    self.waiting -= 1
+            self._held[domain] = _Held(record.value, me)
         try:
             self._update(domain, {"txt": record.value, "clear": "false"})
         except DnsError:
-            with self._lock:
-                if held is None:
-                    self._held.pop(domain, None)
+            if held is None:
+                self._release(domain, record.value)
             raise
 
     def cleanup(self, record: TxtRecord) -> None:
         domain = duckdns_domain(record.fqdn)
-        with self._lock:
+        with self._changed:
             held = self._held.get(domain)
-        if held is not None and held != record.value:
+        if held is not None and held.value != record.value:
             return  # another challenge's value is there now: ours is already gone
-        self._update(domain, {"txt": "", "clear": "true"})
-        with self._lock:
-            if self._held.get(domain) == record.value:
+        try:
+            self._update(domain, {"txt": "", "clear": "true"})
+        finally:  # even when the clear failed: the next present overwrites whatever is left
+            self._release(domain, record.value)
+
+    def _release(self, domain: str, value: str) -> None:
+        with self._changed:
+            held = self._held.get(domain)
+            if held is not None and held.value == value:
                 del self._held[domain]
+                self._changed.notify_all()
 
     def _update(self, domain: str, change: dict[str, str]) -> None:
         api = "GET /update"
@@ -95,6 +117,26 @@ class DuckDnsProvider:
                 else ""
             )
             raise refusal(answer, provider=NAME, api=api, detail=detail, secrets=(self._token,))
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    value: str
+    thread: int  # the worker thread whose order presented it: one order's presents share a thread
+
+
+def _one_value(domain: str, record: TxtRecord, waited: float | None) -> DnsError:
+    why = (
+        f"another order's challenge held it for {waited:g} s"
+        if waited is not None
+        else "this order already presented another value there (a wildcard and its apex, or two names "
+        "under one DuckDNS domain, in one certificate)"
+    )
+    return DnsError(
+        f"{NAME}: {domain} holds one TXT value, and {why}: {record.domain} cannot be validated now; use one "
+        "certificate per DuckDNS name (a wildcard alone covers every name under the domain) or another "
+        "DNS provider"
+    )
 
 
 SPEC = ProviderSpec(

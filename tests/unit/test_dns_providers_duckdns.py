@@ -3,6 +3,8 @@ API (tests/dns_standins.py): the query it sends, the one-value-per-domain limit,
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +13,7 @@ from acme_client.dns.base import DnsConfigError, DnsError, TxtRecord
 from acme_client.dns.duckdns import DuckDnsProvider, duckdns_domain
 from acme_client.dns.registry import read_provider
 from tests.dns_standins import DuckDnsStandin, running
+from tests.polling import wait_for
 
 TOKEN = "a7c4d0ad-114e-40ef-ba1d-d217904a50f2"
 
@@ -68,8 +71,9 @@ def test_a_second_value_at_one_domain_is_refused_naming_the_limit(duck: DuckDnsS
     p.present(WILDCARD)
     with pytest.raises(DnsError) as caught:
         p.present(APEX)
-    assert "duckdns: myhome.duckdns.org already holds the TXT value of another challenge" in str(caught.value)
-    assert "only one" in str(caught.value)
+    assert str(caught.value).startswith(
+        "duckdns: myhome.duckdns.org holds one TXT value, and this order already presented another value"
+    )
     assert duck.txt == {"myhome": WILDCARD.value}  # the first challenge's value was not overwritten
     assert len(duck.requests) == 1
     p.cleanup(APEX)  # the refused one's cleanup leaves the other's value alone
@@ -78,6 +82,48 @@ def test_a_second_value_at_one_domain_is_refused_naming_the_limit(duck: DuckDnsS
     assert duck.txt == {"myhome": ""}
     p.present(APEX)  # the domain is free again
     assert duck.txt == {"myhome": APEX.value}
+
+
+def test_another_order_under_the_domain_waits_for_the_first_one_s_cleanup(duck: DuckDnsStandin) -> None:
+    """Two orders (two worker threads) under one DuckDNS domain take turns instead of overwriting."""
+    p = provider(duck)
+    p.present(SUB)
+    other = record("tv.myhome.duckdns.org", "value-of-tv")
+    done: list[BaseException | None] = []
+    thread = threading.Thread(target=lambda: done.append(_outcome(p.present, other)))
+    thread.start()
+    asyncio.run(wait_for(lambda: p.waiting == 1))
+    assert duck.txt == {"myhome": SUB.value} and len(duck.requests) == 1  # nothing overwritten
+    p.cleanup(SUB)
+    thread.join(10)
+    assert done == [None]
+    assert duck.txt == {"myhome": other.value}
+
+
+def test_a_wait_that_outlasts_its_bound_is_refused_naming_it(duck: DuckDnsStandin) -> None:
+    config, _ = read_provider("duckdns", {"DUCKDNS_TOKEN": TOKEN})
+    p = DuckDnsProvider(config, base_url=duck.url, wait=0.2)
+    p.present(SUB)
+    done: list[BaseException | None] = []
+    thread = threading.Thread(
+        target=lambda: done.append(_outcome(p.present, record("tv.myhome.duckdns.org", "v")))
+    )
+    thread.start()
+    thread.join(10)
+    assert isinstance(done[0], DnsError)
+    assert (
+        "another order's challenge held it for 0.2 s: tv.myhome.duckdns.org cannot be validated now"
+        in str(done[0])
+    )
+    assert duck.txt == {"myhome": SUB.value}
+
+
+def _outcome(call, *args) -> BaseException | None:  # type: ignore[no-untyped-def]
+    try:
+        call(*args)
+    except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+        return exc
+    return None
 
 
 def test_presenting_the_same_value_again_is_fine(duck: DuckDnsStandin) -> None:
