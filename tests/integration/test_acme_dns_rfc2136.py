@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from acme_client.dns.propagation import wait_for_records
 from acme_client.dns.registry import build_provider, read_provider
 from acme_client.dns.solver import DnsSolver
 from acme_client.issuer import AcmeError, Issuer
-from tests.integration.bind_env import CNAME_DOMAIN, CNAME_TARGET, ZONE, Bind, run_bind
+from tests.integration.bind_env import CNAME_DOMAIN, CNAME_TARGET, ZONE, Bind, dns_wildcard_static, run_bind
+from tests.integration.harness import wait_for
 from tests.integration.pebble_env import free_port, run_pebble
 
 pytestmark = pytest.mark.integration
@@ -148,6 +151,34 @@ def test_propagation_gives_up_naming_the_server_and_the_name(bind: Bind) -> None
     assert f"TXT {NAME} not seen at ns1.{ZONE}. ({bind.address}:53) within 1s" in str(caught.value)
     disabled = dataclasses.replace(settings, disable_checks=True)
     wait_for_records([_record("never")], disabled)  # disableChecks: no question asked
+
+
+def _left_by_a_dead_run(bind: Bind, store: Path) -> None:
+    """A record presented and journaled by a process that died before its cleanup (a real dead pid)."""
+    DnsSolver(_settings(bind), str(store)).publish(ZONE, "tok", "tok.thumb")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    for entry in store.parent.glob(f".{store.name}.dns-pending.*.json"):
+        data = json.loads(entry.read_text())
+        entry.write_text(json.dumps({**data, "pid": int(dead.stdout), "run": "a-dead-run"}))
+    assert len(bind.txt(NAME)) == 1
+
+
+async def test_dockroute_removes_at_start_what_a_dead_run_left(
+    bind: Bind, proxy, tmp_path: Path, monkeypatch
+) -> None:
+    """The real process: its resolver's first act is the DNS solver's recover, before any order."""
+    _left_by_a_dead_run(bind, tmp_path / "acme.json")
+    for key, value in bind.env().items():
+        monkeypatch.setenv(key, value)  # the harness passes the environment on
+    with run_pebble(tmp_path / "pebble", free_port(), dns_server=bind.hostport) as pebble:
+        static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
+        dr = await proxy({"http": {"routers": {}, "services": {}}}, static=static)
+        gone = await wait_for(lambda: not bind.txt(NAME) and "gone", timeout=20)
+    assert gone == "gone"
+    assert "left by an earlier run" in dr.log()
+    await wait_for(lambda: not list(tmp_path.glob(".acme.json.dns-pending.*")), timeout=5)
 
 
 def test_recover_removes_what_a_dead_run_left(bind: Bind, tmp_path: Path, monkeypatch) -> None:
