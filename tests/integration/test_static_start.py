@@ -172,3 +172,49 @@ async def test_traefik_yml_in_the_working_directory_is_read(tmp_path):
         except TimeoutError:
             proc.kill()
             proc.wait()
+
+
+async def test_dns_challenge_starts_and_warns_of_an_unread_variable_and_a_deprecated_key(tmp_path):
+    """A resolver with DNS-01 alone starts; the start log names the provider variable set and not read (a
+    typo) and the deprecated key read as its successor. Nothing is ordered (no router wants a name)."""
+    _no_system_file()
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = tmp_path / "cf_token"
+    secret.write_text("token-from-a-secret\n")
+    env = _env(tmp_path)
+    env = {k: v for k, v in env.items() if not k.startswith(("CF_", "CLOUDFLARE_"))}
+    env.update(CF_DNS_API_TOKEN_FILE=str(secret), CF_DNS_TOKNE="typo")
+    le = "--certificatesresolvers.le.acme"
+    flags = [
+        "--entrypoints.web.address=127.0.0.1:0",
+        f"{le}.email=ops@example.com",
+        f"{le}.caserver=https://127.0.0.1:9/dir",
+        f"{le}.storage={work / 'acme.json'}",
+        f"{le}.dnschallenge.provider=cloudflare",
+        f"{le}.dnschallenge.delaybeforecheck=5s",
+    ]
+    log_path = tmp_path / "stderr.log"
+    with open(log_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dockroute", *flags], cwd=work, env=env, stderr=stderr, stdout=stderr
+        )
+    try:
+
+        def started() -> str | None:
+            assert proc.poll() is None, log_path.read_text()
+            text = log_path.read_text(errors="replace")
+            return text if "configuration applied" in text else None
+
+        log = await wait_for(started, timeout=20)
+        path = "certificatesResolvers.le.acme.dnsChallenge"
+        assert f"static configuration {path}.provider: " in log and "CF_DNS_TOKNE" in log
+        assert f"static configuration {path}.delayBeforeCheck is deprecated" in log
+        assert "token-from-a-secret" not in log
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), 15)
+        except TimeoutError:
+            proc.kill()
+            proc.wait()
