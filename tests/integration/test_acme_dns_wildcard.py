@@ -1,21 +1,127 @@
-"""DNS-01 end to end, the homelab case, through the real dockroute process: a missing credential of the
-DNS provider stops the start with one line naming the variable."""
+"""DNS-01 end to end, the homelab case: the real dockroute gets ONE wildcard certificate for
+``*.home.example.test`` from Pebble by writing the TXT record into a real BIND through RFC 2136, with no
+inbound port (Pebble's HTTP-01 and TLS-ALPN-01 ports are closed), and serves it to every covered host
+by SNI. Pebble reads the record from that BIND (its ``-dnsserver``), so the validation is real.
+
+Also: nothing is left in the zone after issuance or after a failed validation, a missing credential
+stops the start naming the variable, and a DNS server that does not answer gives the resolver's backoff."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
+import socket
+import ssl
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
-from tests.integration.harness import ROOT
+from tests.integration import pebble_env
+from tests.integration.bind_env import ZONE, Bind, dns_wildcard_static, wildcard_routers
+from tests.integration.harness import ROOT, verified_get, wait_for
 
 pytestmark = pytest.mark.integration
 
+WILDCARD = f"*.{ZONE}"
+FAILED = re.compile(rf"order for \*\.{re.escape(ZONE)} failed: .*; next try in \d+s")
+# named logs every dynamic update it applies (category update): the provider's presents, counted here.
+ADDED = f"adding an RR at '_acme-challenge.{ZONE}' TXT"
 
-def test_a_missing_credential_variable_stops_the_start_naming_it(tmp_path, monkeypatch):
+
+def _static(tmp_path: Path, pebble: pebble_env.Pebble, bind: Bind) -> dict:
+    return dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
+
+
+def _credentials(monkeypatch, bind: Bind, **override: str) -> None:
+    """The rfc2136 variables for the dockroute process (the harness passes the environment on)."""
+    for key, value in {**bind.env(), "RFC2136_DNS_TIMEOUT": "2", **override}.items():
+        monkeypatch.setenv(key, value)
+
+
+def _closed_ports() -> tuple[int, int]:
+    """Pebble's HTTP-01 and TLS-ALPN-01 ports: nothing listens there, so only DNS-01 can succeed."""
+    return pebble_env.free_port(), pebble_env.free_port()
+
+
+def _sans(der: bytes) -> list[str]:
+    cert = x509.load_der_x509_certificate(der)
+    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    )
+
+
+async def _logged(dr, cond, timeout: float):
+    """``wait_for(cond)``, failing with the process's log (what it did instead)."""
+    try:
+        return await wait_for(cond, timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- dockroute log ---\n{dr.log()[-4000:]}") from None
+
+
+async def _no_txt_left(bind: Bind) -> None:
+    left = await wait_for(lambda: not bind.acme_txt_left() and "clean", timeout=10)
+    assert left == "clean"
+
+
+async def test_one_wildcard_certificate_through_bind_is_served_to_every_covered_host(
+    bind, backends, proxy, tmp_path, monkeypatch
+):
+    (b,) = await backends("site")
+    _credentials(monkeypatch, bind)
+    http_port, tls_port = _closed_ports()
+    with pebble_env.run_pebble(
+        tmp_path / "pebble", http_port=http_port, tls_port=tls_port, dns_server=bind.hostport
+    ) as pebble:
+        dr = await proxy(wildcard_routers(b.url), static=_static(tmp_path, pebble, bind))
+        root = tmp_path / "pebble-root.pem"
+        root.write_bytes(pebble.root_pem())
+        ctx = ssl.create_default_context(cafile=str(root))
+        port = dr.ports["websecure"]
+
+        got_a = await _logged(dr, lambda: verified_get(port, ctx, f"a.{ZONE}"), timeout=30)
+        got_b = await verified_get(port, ctx, f"b.{ZONE}")  # at once: the same certificate covers it
+        assert got_b is not None, "b is not served the wildcard certificate"
+        for (answer, der), host in ((got_a, "a"), (got_b, "b")):
+            assert answer.startswith(b"HTTP/1.1 200"), (host, answer[:200])
+            assert _sans(der) == [WILDCARD], host
+        assert got_a[1] == got_b[1], "a and b are served different certificates"
+
+        saved = json.loads((tmp_path / "acme.json").read_text())
+        stored = [(c["domain"]["main"], c["domain"].get("sans") or []) for c in saved["le"]["Certificates"]]
+        assert stored == [(WILDCARD, [])], "acme.json holds exactly the one wildcard certificate"
+        assert bind.log().count(ADDED) == 1, "the TXT record was not written through RFC 2136 exactly once"
+        await _no_txt_left(bind)
+        assert "order for b." not in dr.log() and f"certificate for b.{ZONE}" not in dr.log()
+
+
+async def test_a_failed_validation_leaves_no_record_and_backs_off(
+    bind, backends, proxy, tmp_path, monkeypatch
+):
+    """Pebble asks pebble-challtestsrv (which never sees dockroute's record), so validation fails."""
+    (b,) = await backends("site")
+    _credentials(monkeypatch, bind)
+    http_port, tls_port = _closed_ports()
+    with pebble_env.run_pebble(tmp_path / "pebble", http_port=http_port, tls_port=tls_port) as pebble:
+        dr = await proxy(wildcard_routers(b.url), static=_static(tmp_path, pebble, bind))
+        await _logged(dr, lambda: FAILED.search(dr.log()), timeout=30)
+        assert bind.log().count(ADDED) == 1  # it was presented (and propagated) before the CA looked
+        await _no_txt_left(bind)
+        await asyncio.sleep(3)  # the measured interval: nothing to poll, the point is that nothing happens
+        assert len(FAILED.findall(dr.log())) == 1, dr.log()
+        assert "next try in 3600s" in dr.log()  # a failed validation: no new order within the hour
+        assert bind.log().count(ADDED) == 1, "a second order was tried within seconds"
+        store = tmp_path / "acme.json"
+        assert not store.exists() or not json.loads(store.read_text()).get("le", {}).get("Certificates")
+
+
+def test_a_missing_credential_variable_stops_the_start_naming_it(tmp_path):
     static = {
         "entryPoints": {"websecure": {"address": "127.0.0.1:0"}},
         "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
@@ -52,3 +158,79 @@ def test_a_missing_credential_variable_stops_the_start_naming_it(tmp_path, monke
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
     assert "RFC2136_NAMESERVER" in lines[0] and "certificatesResolvers.le.acme.dnsChallenge" in lines[0]
+
+
+class SilentDns:
+    """A DNS server that never answers: a UDP socket and a TCP listener on one loopback port that count
+    what arrives (datagrams, connections) and reply nothing."""
+
+    def __init__(self) -> None:
+        self.port = pebble_env.free_port(udp_too=True)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", self.port))
+        self.tcp = socket.create_server(("127.0.0.1", self.port))
+        self.datagrams = 0
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        for target in (self._udp_loop, self._tcp_loop):
+            threading.Thread(target=target, daemon=True).start()
+
+    @property
+    def attempts(self) -> int:
+        return self.datagrams + self.connections
+
+    def _udp_loop(self) -> None:
+        self.udp.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                self.udp.recv(4096)
+            except (TimeoutError, OSError):
+                continue
+            self.datagrams += 1
+
+    def _tcp_loop(self) -> None:
+        self.tcp.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.tcp.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            self._held.append(conn)  # read nothing, answer nothing
+
+    def close(self) -> None:
+        self._stop.set()
+        for s in (self.udp, self.tcp, *self._held):
+            s.close()
+
+
+@pytest.mark.parametrize("server", ["silent", "closed"])
+async def test_a_dns_server_that_does_not_answer_gets_the_backoff_not_a_loop(
+    server, bind, backends, proxy, tmp_path, monkeypatch
+):
+    """RFC2136_NAMESERVER names a server that never answers (silent: it counts what it receives) or a
+    closed loopback port (refused at once, where a retry loop would spin fastest)."""
+    (b,) = await backends("site")
+    silent = SilentDns() if server == "silent" else None
+    nameserver = f"127.0.0.1:{silent.port if silent else pebble_env.free_port(udp_too=True)}"
+    _credentials(monkeypatch, bind, RFC2136_NAMESERVER=nameserver)
+    http_port, tls_port = _closed_ports()
+    try:
+        with pebble_env.run_pebble(
+            tmp_path / "pebble", http_port=http_port, tls_port=tls_port, dns_server=bind.hostport
+        ) as pebble:
+            dr = await proxy(wildcard_routers(b.url), static=_static(tmp_path, pebble, bind))
+            await _logged(dr, lambda: FAILED.search(dr.log()), timeout=90)
+            await asyncio.sleep(
+                3
+            )  # the measured interval: nothing to poll, the point is that nothing happens
+            assert len(FAILED.findall(dr.log())) == 1, dr.log()
+            assert "next try in 60s" in dr.log()
+            if silent:  # the present and its cleanup, each with a retry or two at most: never a loop
+                assert 1 <= silent.attempts <= 10, f"{silent.attempts} attempts"
+            assert dr.proc is not None and dr.proc.poll() is None, "the process died"
+    finally:
+        if silent:
+            silent.close()
+    assert bind.acme_txt_left() == {}
