@@ -412,6 +412,9 @@ class Issuer:
         whose challenge type the CA offers for it. Every published answer is withdrawn when done,
         whatever the outcome.
 
+        ``deadline``: the seconds the CA gets to validate and issue, counted from the moment every answer
+        is published and settled (the DNS propagation wait is the solvers', however long it takes).
+
         ``replaces``: the certificate (PEM) this order renews. Where the CA offers ARI, the order says so
         (RFC 9773 section 5), which lets the CA relate the two (Let's Encrypt exempts such renewals from
         some rate limits)."""
@@ -424,8 +427,6 @@ class Issuer:
         if self.registration_uri is None:
             self.register()
         acme = self._acme()
-        # poll_and_finalize compares against datetime.datetime.now(): naive local time.
-        until = _dt.datetime.now() + _dt.timedelta(seconds=deadline)
         key_pem = generate_key(self.key_type)
         csr_pem = crypto_util.make_csr(key_pem, list(names))
         published: list[tuple[Solver, str, str]] = []
@@ -436,6 +437,10 @@ class Issuer:
                 # to reach every authoritative server, and the order's records reach them together.
                 answers = self._publish_all(order, solvers, published)
                 _settle(published)
+                # The CA's time starts once the answers are out and settled: a DNS propagation wait
+                # (delayBeforeChecks, a slow provider) must not eat the time the CA gets to validate.
+                # poll_and_finalize compares against datetime.datetime.now(): naive local time.
+                until = _dt.datetime.now() + _dt.timedelta(seconds=deadline)
                 for challb, response in answers:
                     acme.answer_challenge(challb, response)
                 order = acme.poll_and_finalize(order, until)

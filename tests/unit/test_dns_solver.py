@@ -142,16 +142,17 @@ def _holder(tmp_path):
     ("http", "tls", "expected"),
     [
         (None, False, ["dns-01"]),
-        ("web", False, ["dns-01", "http-01"]),
-        (None, True, ["dns-01", "tls-alpn-01"]),
-        ("web", True, ["dns-01", "tls-alpn-01", "http-01"]),
+        ("web", False, ["http-01", "dns-01"]),
+        (None, True, ["tls-alpn-01", "dns-01"]),
+        ("web", True, ["tls-alpn-01", "http-01", "dns-01"]),
     ],
 )
-def test_dns_solver_comes_first(tmp_path, http, tls, expected) -> None:
+def test_dns_solver_comes_last_as_in_lego(tmp_path, http, tls, expected) -> None:
+    """lego prefers tls-alpn-01, then http-01, then dns-01 (tests/unit/test_challenge_choice.py)."""
     settings = ResolverSettings(http_entry_point=http, tls_challenge=tls, dns_challenge=SETTINGS)
     solvers = make_solvers(settings, _holder(tmp_path))
     assert [s.typ for s in solvers] == expected
-    assert solvers[0].settle is not None and solvers[0].recover is not None
+    assert solvers[-1].settle is not None and solvers[-1].recover is not None
 
 
 def test_without_dns_challenge_nothing_changes(tmp_path) -> None:
@@ -237,13 +238,49 @@ def test_a_failing_settle_withdraws_everything_and_answers_nothing(monkeypatch) 
     assert events == ["publish", "unpublish"]
 
 
+def test_the_cas_deadline_starts_after_a_settle_longer_than_it(monkeypatch) -> None:
+    """delayBeforeChecks or a slow propagation is the solver's time: the CA still gets its whole deadline
+    (certbot's poll_and_finalize never polls once ``until`` is past)."""
+    import datetime as dt
+    import time
+
+    from acme import errors
+
+    events: list[str] = []
+    order = messages.OrderResource(
+        body=messages.Order(), authorizations=[_authz("a.test", b"t" * 16)], uri="https://ca.test/order/1"
+    )
+    settled_at: list[dt.datetime] = []
+
+    def settle(pairs):
+        time.sleep(0.4)  # the propagation wait, longer than the CA's deadline below
+        settled_at.append(dt.datetime.now())
+
+    def poll_and_finalize(order, until):
+        if dt.datetime.now() >= until:
+            raise errors.TimeoutError()
+        events.append("finalize")
+        return order.update(fullchain_pem="CERT")
+
+    issuer = Issuer("https://ca.test/dir", None, None)
+    issuer.registration_uri = "https://ca.test/acct/1"
+    acme = SimpleNamespace(
+        answer_challenge=lambda *a: events.append("answer"), poll_and_finalize=poll_and_finalize
+    )
+    monkeypatch.setattr(issuer, "_acme", lambda: acme)
+    monkeypatch.setattr(issuer, "_new_order", lambda acme, csr, replaces: order)
+    solver = Solver("dns-01", lambda *a: None, lambda *a: events.append("unpublish"), settle)
+    assert issuer.issue(["a.test"], [solver], deadline=0.3).fullchain_pem == b"CERT"
+    assert events == ["answer", "finalize", "unpublish"]
+
+
 def test_the_provider_is_built_at_first_use(tmp_path) -> None:
     """A resolver is made on the event loop (and in tests from bare settings): nothing built there."""
     bare = DnsChallengeSettings(ProviderConfig("rfc2136"))
     dns = DnsSolver(bare, str(tmp_path / "acme.json"))
     with pytest.raises(DnsConfigError, match="RFC2136_NAMESERVER"):
         dns.provider  # noqa: B018 - the build happens here
-    assert make_solvers(ResolverSettings(dns_challenge=bare), _holder(tmp_path))[0].typ == "dns-01"
+    assert make_solvers(ResolverSettings(dns_challenge=bare), _holder(tmp_path))[-1].typ == "dns-01"
 
 
 def test_a_store_without_a_folder_journals_in_memory_and_says_so(tmp_path, caplog) -> None:
