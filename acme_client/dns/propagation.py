@@ -5,9 +5,11 @@ name), and any of them may be asked: a record on the primary only fails validati
 a secondary that has not caught up. So, as lego does, after ``delayBeforeChecks`` every authoritative
 server of the zone (each NS at its addresses, port 53: IPv4 first, the first address answering counts)
 is asked directly, without recursion, until each answers with every value of the order, polling every
-``polling_interval`` seconds up to the provider's ``propagation_timeout``. With ``requireAllRNS`` the recursive resolvers must answer too;
-``disableANSChecks`` skips the authoritative servers, ``disableChecks`` skips everything (the delay
-still applies). A record not seen in time is a DnsError naming the name and the server.
+``polling_interval`` seconds up to the provider's ``propagation_timeout``. With ``requireAllRNS`` the
+recursive resolvers must answer too; ``disableANSChecks`` skips the authoritative servers,
+``disableChecks`` skips everything (the delay still applies). A record not seen in time is a DnsError
+naming the name and the server. The lookup of the zone's NS and their addresses is retried the same way
+(a timeout or SERVFAIL there is "not yet", as in lego's ``wait.For``; the last error at the deadline).
 
 Everything here blocks: worker threads only.
 """
@@ -113,10 +115,15 @@ def _answer(check: _Check, timeout: float) -> str | None:
     return f"it answers {', '.join(values)}" if values else "no TXT record there yet"
 
 
-def _checks(records: Sequence[TxtRecord], settings: DnsChallengeSettings) -> list[_Check]:
+def _checks(
+    records: Sequence[TxtRecord],
+    settings: DnsChallengeSettings,
+    ns_of: dict[str, list[tuple[str, tuple[zones.Server, ...]]]],
+) -> list[_Check]:
+    """What to ask about ``records``; ``ns_of`` caches each zone's servers across tries (a failed lookup
+    raises DnsError and is asked again at the next poll, the zones already found are not)."""
     among = zones.servers(settings.resolvers)
     checks: list[_Check] = []
-    ns_of: dict[str, list[tuple[str, tuple[zones.Server, ...]]]] = {}
     for record in records:
         if not settings.disable_ans_checks:
             if record.zone not in ns_of:
@@ -142,8 +149,18 @@ def wait_for_records(
         return
     provider = settings.provider
     deadline = clock() + provider.propagation_timeout
-    pending = _checks(records, settings)
+    ns_of: dict[str, list[tuple[str, tuple[zones.Server, ...]]]] = {}
+    pending: list[_Check] | None = None
     while True:
+        if pending is None:
+            try:
+                pending = _checks(records, settings, ns_of)
+            except DnsError:  # the NS lookup failed this time: "not yet", asked again at the next poll
+                left = deadline - clock()
+                if left <= 0:
+                    raise  # the last error, at the deadline
+                sleep(min(provider.polling_interval, left))
+                continue
         why: dict[_Check, str] = {}
         for check in pending:
             left = deadline - clock()

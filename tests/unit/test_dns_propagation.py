@@ -88,6 +88,40 @@ def test_polls_until_the_last_server_has_it_then_gives_up_naming_it(fake: FakeDn
     assert [s for _, t, s, _ in fake.asked if t == "TXT"].count(("192.0.2.1", 53)) == 1
 
 
+def test_a_failed_ns_lookup_is_retried_within_the_timeout(fake: FakeDns, monkeypatch) -> None:
+    """A timeout or SERVFAIL looking up the zone's NS is "not yet" (lego's wait.For), not a failed order."""
+    fake.txt = {("192.0.2.1", 53): ["v1"], ("192.0.2.2", 53): ["v1"]}
+    answer = fake.query
+    failures = iter([DnsError("a.test. NS: no answer from 192.0.2.53:5353 (timed out)")] * 2)
+
+    def flaky(name, rdtype, among, timeout=5.0, recursion=True):
+        if rdtype == "NS":
+            failure = next(failures, None)
+            if failure is not None:
+                raise failure
+        return answer(name, rdtype, among, timeout, recursion)
+
+    monkeypatch.setattr(zones, "query", flaky)
+    clock = Clock()
+    propagation.wait_for_records([RECORD], SETTINGS, clock, clock.sleep)
+    assert clock.slept == [1.0, 1.0]
+    assert [t for _, t, _, _ in fake.asked].count("NS") == 1  # found once: not asked again
+
+
+def test_an_ns_lookup_failing_until_the_deadline_raises_the_last_error(monkeypatch) -> None:
+    tries: list[int] = []
+
+    def failing(name, rdtype, among, timeout=5.0, recursion=True):
+        tries.append(1)
+        raise DnsError(f"a.test. NS: SERVFAIL from 192.0.2.53:5353 (try {len(tries)})")
+
+    monkeypatch.setattr(zones, "query", failing)
+    clock = Clock()
+    with pytest.raises(DnsError, match=r"SERVFAIL from 192.0.2.53:5353 \(try 11\)"):
+        propagation.wait_for_records([RECORD], SETTINGS, clock, clock.sleep)
+    assert clock.slept == [1.0] * 10
+
+
 def test_delay_first_and_disable_checks_asks_nothing(fake: FakeDns) -> None:
     clock = Clock()
     settings = dataclasses.replace(SETTINGS, delay_before_checks=7, disable_checks=True)
