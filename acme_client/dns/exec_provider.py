@@ -26,6 +26,7 @@ log = logging.getLogger("dockroute.acme")
 NAME = "exec"
 SCRIPT_TIMEOUT = 120.0  # seconds
 _TAIL = 500  # characters of the program's output quoted in an error
+_AFTER_KILL = 5.0  # seconds to collect a killed program's output (see _after_kill)
 
 
 class ExecProvider:
@@ -68,7 +69,7 @@ class ExecProvider:
             out, err = proc.communicate(timeout=self._timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            out, err = proc.communicate()
+            out, err = _after_kill(proc)
             killed = f"still running after {self._timeout:g} s, killed"
             raise DnsError(f"{what}: {killed}{_tail(err, out)}") from None
         for line in (out + err).decode(errors="replace").splitlines():
@@ -85,6 +86,20 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _after_kill(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """What the killed program wrote, within :data:`_AFTER_KILL` seconds: a child that left its session
+    (``setsid``, a daemonizing helper) escapes the group kill and may hold the pipes open for ever, and the
+    worker thread must not wait for it. Then the pipes are closed and its output given up."""
+    try:
+        return proc.communicate(timeout=_AFTER_KILL)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()  # the program itself is dead (killed with its group): reaped at once
+        return b"", b""
 
 
 def _tail(err: bytes, out: bytes) -> str:

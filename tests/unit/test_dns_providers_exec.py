@@ -4,6 +4,9 @@ arguments in both modes, a failing program's exit status and stderr, a hung prog
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -88,6 +91,23 @@ def test_a_hung_program_and_its_children_are_killed_after_the_timeout(tmp_path: 
     assert time.monotonic() - started < 10
     child = int((tmp_path / "child").read_text())
     asyncio.run(wait_for(lambda: _dead(child)))  # the background child, holding the pipes, went with it
+
+
+def test_a_killed_programs_child_that_left_its_session_does_not_hang_the_call(tmp_path: Path) -> None:
+    """A grandchild in a session of its own escapes the group kill and keeps the pipes open: the call
+    still ends (its output given up after a few seconds) instead of holding a worker thread for ever."""
+    program = script(tmp_path, f"setsid sleep 60 & echo $! > {tmp_path}/child; wait")
+    config, _ = read_provider("exec", {"EXEC_PATH": str(program)})
+    started = time.monotonic()
+    try:
+        with pytest.raises(DnsError, match=r"still running after 0.5 s, killed"):
+            ExecProvider(config, timeout=0.5).present(RECORD)
+        assert time.monotonic() - started < 20
+    finally:
+        child = tmp_path / "child"
+        if child.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(child.read_text()), signal.SIGKILL)
 
 
 def _dead(pid: int) -> bool:
