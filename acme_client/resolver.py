@@ -252,6 +252,9 @@ class AcmeResolver:
                 await self._check_all(loop, [names for names in wanted if self._covering(names) is not None])
         finally:
             watch.stop()
+            for timer in self._retry_timers.values():
+                timer.cancel()
+            self._retry_timers.clear()
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _stored_elsewhere(self, state: ResolverState) -> None:
@@ -298,7 +301,9 @@ class AcmeResolver:
         retry_at, delay = self._failures.get(names, (0.0, 0.0))
         if time.monotonic() < retry_at:
             assert self._kick is not None
-            if names not in self._retry_timers:  # one wake-up per backoff, however many passes meanwhile
+            timer = self._retry_timers.get(names)
+            # One wake-up per backoff, however many passes meanwhile; again if it came a tick early.
+            if timer is None or timer.when() <= loop.time():
                 self._retry_timers[names] = loop.call_later(retry_at - time.monotonic(), self._kick.set)
             return
         timer = self._retry_timers.pop(names, None)
@@ -340,6 +345,9 @@ class AcmeResolver:
             # however the backoff stands.
             delay = max(delay, _AFTER_FAILED_VALIDATION)
         self._failures[names] = (time.monotonic() + delay, delay)
+        if self._kick is not None and names not in self._retry_timers:
+            # The next try when the backoff ends, not at the next check (up to 10 minutes later).
+            self._retry_timers[names] = asyncio.get_running_loop().call_later(delay, self._kick.set)
         self.failure_log.failed(names, str(exc) or type(exc).__name__, delay)
         self._reports = None
         log.error(

@@ -224,3 +224,33 @@ async def test_recover_runs_once_in_a_worker_thread_before_the_first_order(tmp_p
     assert len(calls) == 1 and calls[0][0].startswith("acme-le") and calls[0][1] == 0
     assert "cleaning up dns-01 answers left by an earlier run failed" in caplog.text
     assert "journal unreadable" in caplog.text
+
+
+async def test_a_failed_order_is_tried_again_when_its_backoff_ends_not_at_the_next_check(
+    tmp_path, monkeypatch
+):
+    """At a fresh start nothing else kicks the loop: the retry must not wait for the next periodic check
+    (up to 10 minutes) once the backoff (1 minute at first; 0.2 s here) is over."""
+    import acme_client.resolver as resolver_module
+    from acme_client.issuer import AcmeError
+
+    monkeypatch.setattr(resolver_module, "_BACKOFF_MIN", 0.2)
+    r = AcmeResolver("le", ResolverSettings(storage=str(tmp_path / "acme.json")), lambda: None)
+    r._renewal.ca_without_ari = True  # noqa: SLF001 - no CA here
+    r.check_interval = 3600.0
+    attempts: list[float] = []
+
+    def order(names: tuple[str, ...]) -> StoredCertificate:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise AcmeError("cannot reach CA: connection refused")
+        return _cert(names)
+
+    r._order = order  # type: ignore[method-assign]  # noqa: SLF001
+    r.want([("a.example.com",)])
+    task = asyncio.get_running_loop().create_task(r.run())
+    try:
+        await until(lambda: r.certificates(), timeout=10)
+    finally:
+        task.cancel()
+    assert len(attempts) == 2 and attempts[1] - attempts[0] >= 0.2
