@@ -25,20 +25,38 @@ Everything here blocks: call it from a worker thread, never from the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable
 
 log = logging.getLogger("dockroute.acme")
 
-__all__ = ["OrderLock", "OrderLockTimeout", "StoreLock", "lock_path"]
+__all__ = ["OrderLock", "OrderLockTimeout", "StoreLock", "held_here", "lock_path"]
 
 _POLL = 0.1  # seconds between two tries while another process holds the lock
 _warned: set[str] = set()  # folders already said to refuse locks: said once, not on every order
+_held = threading.local()  # .stack: (resolver, names) of the order locks this thread holds, innermost last
+
+
+def held_here() -> tuple[str, tuple[str, ...]] | None:
+    """``(resolver, sorted names)`` of the innermost order lock this thread holds, None when it holds none
+    (or its lock could not be used). What an order leaves beside the store (a DNS-01 journal entry)
+    records it: the entry is a leftover once that lock is free again (:meth:`OrderLock.try_acquire`)."""
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def _stack() -> list[tuple[str, tuple[str, ...]]]:
+    stack = getattr(_held, "stack", None)
+    if stack is None:
+        stack = _held.stack = []
+    return stack
 
 
 def _cannot_lock(path: str, exc: OSError) -> None:
@@ -68,11 +86,13 @@ class OrderLock:
     _what = "ordering this certificate"  # what a holder does, for the log line of a waiter
 
     def __init__(self, store: str, resolver: str, names: Iterable[str], timeout: float = 900.0) -> None:
-        self.path = lock_path(store, resolver, names)
+        self.resolver, self.names = resolver, tuple(sorted(names))
+        self.path = lock_path(store, resolver, self.names)
         self.timeout = timeout
         self.waited = False
         self.held = False  # False too when the lock could not be used at all (see the module docstring)
         self._fd = -1
+        self._pushed = False  # on this thread's held_here() stack
 
     def acquire(self) -> None:
         try:
@@ -102,6 +122,28 @@ class OrderLock:
         self._fd = fd
         self.held = True
         self._note_holder()
+        if self._tracked:
+            self._pushed = True
+            _stack().append((self.resolver, self.names))
+
+    def try_acquire(self) -> bool | None:
+        """Take the lock only if nobody holds it now (no process, and no other thread of this one: each
+        ``flock`` is on its own open file), without waiting and without saying so: True when taken (then
+        :meth:`release` it), False when held, None when the lock cannot be used here."""
+        try:
+            fd = self._open()
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            return False if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK) else None
+        self._fd = fd
+        self.held = True
+        return True
+
+    _tracked = True  # order locks are what held_here() tells
 
     def _open(self) -> int:
         return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -120,6 +162,10 @@ class OrderLock:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             self.held = False
+            if self._pushed:  # released by the thread that took it (a with block)
+                self._pushed = False
+                with contextlib.suppress(ValueError):
+                    _stack().remove((self.resolver, self.names))
             try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
@@ -140,6 +186,7 @@ class StoreLock(OrderLock):
     share this lock: each write is short."""
 
     _what = "writing the store"
+    _tracked = False
 
     def __init__(self, store: str, timeout: float = 60.0) -> None:
         super().__init__(store, "", (), timeout)

@@ -1,13 +1,20 @@
 """The DNS-01 records a process has presented and not yet cleaned up, kept beside the store.
 
 A record is journaled BEFORE it is presented and the entry removed only after its cleanup succeeded, so
-whatever a crash, a kill or a failing DNS API leaves in a zone is known to the next start, which cleans it
-up (``recover``). One small file per record, ``.<store>.dns-pending.<key>.json`` (like the challenge
-answers of :mod:`acme_client.shared_challenges`): concurrent orders and replicas sharing the folder never
-rewrite each other's entries. Each entry names the process that wrote it (host, pid, a per-run id), so a
-replica starting beside a live one leaves the live one's records alone: an entry is a leftover when it
-is this host's and its process is gone (or is this one's pid from an earlier run: a restarted container
-is pid 1 again), or when it is over an hour old (another host's, whose process cannot be checked).
+whatever a crash, a kill or a failing DNS API leaves in a zone is known, and cleaned up by the sweep
+(:meth:`Journal.sweep`, the solver's ``recover``) that the resolver runs on every check pass. One small
+file per record, ``.<store>.dns-pending.<key>.json`` (like the challenge answers of
+:mod:`acme_client.shared_challenges`): concurrent orders and replicas sharing the folder never rewrite
+each other's entries.
+
+An entry is a leftover when the order that wrote it no longer runs, whoever wrote it: each entry names
+the order lock its order held (resolver and name set, :mod:`acme_client.order_lock`: an ``flock`` beside
+the store, which the kernel drops when its holder dies), and the sweep takes that lock without waiting.
+Taken: no process (this one included) is ordering those names, so the record is cleaned up under the
+lock; held: the order runs, its record is left alone. Host names and pids say nothing across containers
+(a recreated container has a new host name, replicas in their own pid namespaces are all pid 1).
+An entry without a lock (written where locks cannot be used) falls back to host and pid: a leftover when
+this host's process that wrote it is gone (or is this pid of an earlier run), or after an hour.
 
 A store that is no folder (``kubernetes://``) has an in-memory journal: cleanup after a failure still
 happens, but a crash forgets what was presented (said once at start).
@@ -26,8 +33,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 
 from acme_client.dns.base import TxtRecord
+from acme_client.order_lock import OrderLock, held_here
 
 __all__ = ["Journal"]
 
@@ -58,9 +67,11 @@ class Journal:
         self._lock = threading.Lock()
         self._warned = False
         self.folder: str | None = None
+        self._store = ""
         self._prefix = ""
         if store is not None:
-            folder, base = os.path.split(os.path.realpath(os.fspath(store)))
+            self._store = os.path.realpath(os.fspath(store))
+            folder, base = os.path.split(self._store)
             self.folder, self._prefix = folder or ".", f".{base}.dns-pending."
 
     def _key(self, record: TxtRecord) -> str:
@@ -83,6 +94,9 @@ class Journal:
         entry.update(
             provider=self.provider, host=socket.gethostname(), pid=os.getpid(), run=_RUN, at=time.time()
         )
+        order = held_here()  # the order lock this thread holds: the entry is a leftover once it is free
+        if order is not None:
+            entry.update(resolver=order[0], names=list(order[1]))
         try:
             fd, tmp = tempfile.mkstemp(prefix=".dns-pending.", suffix=".tmp", dir=self.folder)
             try:
@@ -113,22 +127,48 @@ class Journal:
                 pass  # never written (warned then), or gone
 
     def leftovers(self) -> list[TxtRecord]:
-        """Records of this provider that a dead process (or an earlier run of this one) presented and
-        never cleaned up (see the module's doc for how "dead" is judged)."""
+        """Records of this provider whose order no longer runs (see the module's doc), as of now."""
+        return list(self._claimed())
+
+    def sweep(self, clean: Callable[[TxtRecord], object]) -> None:
+        """``clean`` each record whose order no longer runs, holding that order's lock meanwhile (the
+        names are not ordered again under our feet). Cheap when nothing is journaled: one listdir."""
+        for record in self._claimed():
+            clean(record)
+
+    def _claimed(self) -> Iterator[TxtRecord]:
         if self.folder is None:
-            return []
+            return
         try:
             names = sorted(
                 n for n in os.listdir(self.folder) if n.startswith(self._prefix) and n.endswith(".json")
             )
         except OSError:
-            return []
-        found = []
+            return
         for name in names:
             entry = self._read(os.path.join(self.folder, name))
-            if entry is not None and entry.get("provider") == self.provider and self._abandoned(entry):
-                found.append(TxtRecord(**{f: str(entry.get(f, "")) for f in _FIELDS}))
-        return found
+            if entry is None or entry.get("provider") != self.provider:
+                continue
+            record = TxtRecord(**{f: str(entry.get(f, "")) for f in _FIELDS})
+            lock = self._order_lock(entry)
+            taken = lock.try_acquire() if lock is not None else None
+            if taken is None:  # no lock recorded, or locks unusable here: judged by host and pid
+                if self._abandoned(entry):
+                    yield record
+            elif taken:
+                assert lock is not None
+                try:
+                    yield record
+                finally:
+                    lock.release()
+
+    def _order_lock(self, entry: dict) -> OrderLock | None:
+        resolver, names = entry.get("resolver"), entry.get("names")
+        if not isinstance(resolver, str) or not isinstance(names, list) or not names:
+            return None
+        if not all(isinstance(n, str) for n in names):
+            return None
+        return OrderLock(self._store, resolver, names, timeout=0)
 
     @staticmethod
     def _read(path: str) -> dict | None:

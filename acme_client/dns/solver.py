@@ -4,7 +4,7 @@ The issuer calls, for one order: ``publish`` for each authorization (the record'
 the record journaled, then presented), ``settle`` once with all of them (the propagation wait, so an order
 of a wildcard and its apex, or of ten names, waits once, not ten times), then asks the CA to validate,
 and ``unpublish`` for each whatever happened (cleanup, then the journal entry dropped: a cleanup that
-fails keeps its entry, retried by ``recover`` at the next start).
+fails keeps its entry, retried by ``recover``, which the resolver runs on every check pass).
 
 Everything here blocks: worker threads only.
 """
@@ -56,6 +56,7 @@ class DnsSolver:
         self.journal = Journal(store, settings.provider.provider)
         self._records: dict[tuple[str, str], TxtRecord] = {}
         self._lock = threading.Lock()
+        self._sweeping = threading.Lock()  # one recover at a time; another call meanwhile returns at once
         if store is None:
             log.warning(
                 "%s: DNS-01 records are remembered in memory only (the store is no folder): records a "
@@ -107,14 +108,23 @@ class DnsSolver:
             self._cleanup(record)
 
     def recover(self) -> None:
-        """Clean up the records a crashed run (or an earlier run of this process) left journaled."""
-        for record in self.journal.leftovers():
-            log.info("%s: removing TXT %s left by an earlier run", self.label, record.fqdn)
-            self._cleanup(record)
+        """Clean up the journaled records whose order no longer runs: left by a crashed run, a replica that
+        died, or a cleanup of this process that failed (:meth:`Journal.sweep`). Called on every check
+        pass: one listdir when nothing is journaled, and a call while another runs returns at once."""
+        if not self._sweeping.acquire(blocking=False):
+            return
+        try:
+            self.journal.sweep(self._remove_leftover)
+        finally:
+            self._sweeping.release()
 
-    def _cleanup(self, record: TxtRecord, then: str = "tried again at the next start") -> bool:
+    def _remove_leftover(self, record: TxtRecord) -> None:
+        log.info("%s: removing TXT %s left by an order that no longer runs", self.label, record.fqdn)
+        self._cleanup(record)
+
+    def _cleanup(self, record: TxtRecord, then: str = "tried again at the next check") -> bool:
         """Remove ``record`` and its journal entry (True when done); a failure is logged (never raised:
-        cleanup runs after the outcome is known) and the entry kept, so the next start tries again."""
+        cleanup runs after the outcome is known) and the entry kept, so the next check tries again."""
         try:
             self.provider.cleanup(record)
         except Exception as exc:  # noqa: BLE001 - DnsError or a provider's bug: the record stays journaled

@@ -21,6 +21,7 @@ from acme_client.dns.propagation import wait_for_records
 from acme_client.dns.registry import build_provider, read_provider
 from acme_client.dns.solver import DnsSolver
 from acme_client.issuer import AcmeError, Issuer
+from acme_client.order_lock import OrderLock
 from tests.integration.bind_env import CNAME_DOMAIN, CNAME_TARGET, ZONE, Bind, dns_wildcard_static, run_bind
 from tests.integration.harness import wait_for
 from tests.integration.pebble_env import free_port, run_pebble
@@ -177,7 +178,7 @@ async def test_dockroute_removes_at_start_what_a_dead_run_left(
         dr = await proxy({"http": {"routers": {}, "services": {}}}, static=static)
         gone = await wait_for(lambda: not bind.txt(NAME) and "gone", timeout=20)
     assert gone == "gone"
-    assert "left by an earlier run" in dr.log()
+    assert "left by an order that no longer runs" in dr.log()
     await wait_for(lambda: not list(tmp_path.glob(".acme.json.dns-pending.*")), timeout=5)
 
 
@@ -189,6 +190,52 @@ def test_recover_removes_what_a_dead_run_left(bind: Bind, tmp_path: Path, monkey
     DnsSolver(_settings(bind), store).solver().recover()
     assert bind.acme_txt_left() == {}
     assert [n for n in os.listdir(tmp_path) if "dns-pending" in n] == []
+
+
+def test_recover_keeps_a_running_orders_record_and_removes_it_once_its_lock_is_free(
+    bind: Bind, tmp_path: Path
+) -> None:
+    """Staleness is the order lock, whoever wrote the entry: this run's own record stays in BIND while
+    its order holds the lock, and the next pass after that (a failed cleanup, say) removes it."""
+    store = str(tmp_path / "acme.json")
+    dns = DnsSolver(_settings(bind), store)
+    with OrderLock(store, "le", [ZONE]):
+        dns.publish(ZONE, "tok", "tok.thumb")
+        dns.recover()  # a check pass during the order
+        assert len(bind.txt(NAME)) == 1
+    dns.recover()  # the pass after: the order is gone, its record with it
+    assert bind.acme_txt_left() == {}
+    assert [n for n in os.listdir(tmp_path) if "dns-pending" in n] == []
+
+
+async def test_dockroute_removes_a_live_processs_record_whose_order_ended_and_keeps_a_running_one(
+    bind: Bind, proxy, tmp_path: Path, monkeypatch
+) -> None:
+    """The real process, beside another live process on the same host (this test): the record of an
+    order of this test's that ended without its cleanup (lock free) is removed; the record of an order
+    this test is still running (lock held) is left alone, though host and pid are the same as the first."""
+    store = str(tmp_path / "acme.json")
+    with OrderLock(store, "le", [ZONE]):
+        DnsSolver(_settings(bind), store).publish(ZONE, "ended", "ended.thumb")
+    ended = bind.txt(NAME)
+    running = OrderLock(store, "le", [f"*.{ZONE}"])
+    running.acquire()
+    try:
+        DnsSolver(_settings(bind), store).publish(ZONE, "running", "running.thumb")
+        assert len(bind.txt(NAME)) == 2
+        for key, value in bind.env().items():
+            monkeypatch.setenv(key, value)
+        with run_pebble(tmp_path / "pebble", free_port(), dns_server=bind.hostport) as pebble:
+            static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
+            dr = await proxy({"http": {"routers": {}, "services": {}}}, static=static)
+            left = await wait_for(lambda: (v := bind.txt(NAME)) and ended[0] not in v and v, timeout=20)
+            assert "left by an order that no longer runs" in dr.log()
+        assert len(left) == 1 and left[0] != ended[0]
+        assert len(list(tmp_path.glob(".acme.json.dns-pending.*"))) == 1
+    finally:
+        running.release()
+        DnsSolver(_settings(bind), store).recover()  # this "order" ended too: its record goes
+    assert bind.acme_txt_left() == {}
 
 
 # -- whole orders: Pebble validates against the same BIND ----------------------------------------------

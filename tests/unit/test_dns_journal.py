@@ -12,6 +12,7 @@ import time
 from acme_client.dns import journal as journal_module
 from acme_client.dns.base import TxtRecord
 from acme_client.dns.journal import Journal
+from acme_client.order_lock import OrderLock
 
 RECORD = TxtRecord("a.test", "_acme-challenge.a.test.", "a.test.", "v1", "tok", "tok.thumb")
 OTHER = TxtRecord("a.test", "_acme-challenge.a.test.", "a.test.", "v2", "tok2", "tok2.thumb")
@@ -97,3 +98,59 @@ def test_unwritable_folder_is_said_once(tmp_path, caplog) -> None:
     j.add(RECORD)
     j.add(OTHER)
     assert len([r for r in caplog.records if "cannot journal" in r.getMessage()]) == 1
+
+
+# -- entries written by an order: a leftover exactly when that order's lock is free --------------------
+
+
+def _under_lock(tmp_path, record: TxtRecord, names=("a.test",)) -> OrderLock:
+    """``record`` journaled by an order that holds the order lock of ``names`` (still held: release it)."""
+    lock = OrderLock(str(tmp_path / "acme.json"), "le", names)
+    lock.acquire()
+    Journal(str(tmp_path / "acme.json"), "rfc2136").add(record)
+    return lock
+
+
+def test_an_entry_names_the_order_lock_its_order_held(tmp_path) -> None:
+    _under_lock(tmp_path, RECORD, ("b.test", "a.test")).release()
+    (entry,) = (json.loads((tmp_path / n).read_text()) for n in _entries(tmp_path))
+    assert entry["resolver"] == "le" and entry["names"] == ["a.test", "b.test"]
+
+
+def test_a_running_orders_entry_is_kept_whoever_wrote_it(tmp_path) -> None:
+    """Held lock: the order runs (here, in this very process), even if host and pid say nothing or the
+    writer looks dead (another pid namespace, a recreated container's new host name)."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    lock = _under_lock(tmp_path, RECORD)
+    try:
+        _rewrite(tmp_path, pid=int(dead.stdout), run="dead-run", at=time.time() - 7200)
+        assert Journal(str(tmp_path / "acme.json"), "rfc2136").leftovers() == []
+    finally:
+        lock.release()
+    assert Journal(str(tmp_path / "acme.json"), "rfc2136").leftovers() == [RECORD]
+
+
+def test_a_free_locks_entry_is_a_leftover_whoever_wrote_it(tmp_path) -> None:
+    """Lock free: nobody orders those names, so the entry is left over, be it this run's own (a failed
+    cleanup), a live process's on this host, or a young one from another host name."""
+    _under_lock(tmp_path, RECORD).release()
+    j = Journal(str(tmp_path / "acme.json"), "rfc2136")
+    assert j.leftovers() == [RECORD]  # this run's, this pid (alive)
+    _rewrite(tmp_path, host=f"not-{socket.gethostname()}", run="other", at=time.time())
+    assert j.leftovers() == [RECORD]
+
+
+def test_the_sweep_holds_the_order_lock_while_it_cleans(tmp_path) -> None:
+    _under_lock(tmp_path, RECORD).release()
+    seen: list[bool | None] = []
+
+    def clean(record: TxtRecord) -> None:
+        seen.append(OrderLock(str(tmp_path / "acme.json"), "le", ["a.test"]).try_acquire())
+
+    Journal(str(tmp_path / "acme.json"), "rfc2136").sweep(clean)
+    assert seen == [False]  # an order of a.test waits until the cleanup is done
+    after = OrderLock(str(tmp_path / "acme.json"), "le", ["a.test"])
+    assert after.try_acquire() is True
+    after.release()

@@ -19,6 +19,7 @@ from acme_client.dns import solver as solver_module
 from acme_client.dns.base import DnsChallengeSettings, DnsConfigError, DnsError, ProviderConfig, TxtRecord
 from acme_client.dns.solver import DnsSolver, txt_value
 from acme_client.issuer import AcmeError, Issuer, Solver
+from acme_client.order_lock import OrderLock
 from acme_client.settings import ResolverSettings
 from acme_client.shared_challenges import make_solvers
 
@@ -295,3 +296,52 @@ def test_a_store_without_a_folder_journals_in_memory_and_says_so(tmp_path, caplo
     dns = DnsSolver(SETTINGS, None, provider=FakeProvider(tmp_path))
     dns.publish("a.test", "tok", "tok.thumb")
     assert dns.journal.folder is None and _pending(tmp_path) == []
+
+
+# -- recover, on every check pass ----------------------------------------------------------------------
+
+
+def test_a_failed_cleanup_is_retried_by_the_next_recover(tmp_path, caplog) -> None:
+    """The resolver runs recover on every check pass: a cleanup that failed after an order (a DNS API
+    hiccup) is tried again while the proxy runs, not only at the next start."""
+    store = str(tmp_path / "acme.json")
+    provider = FakeProvider(tmp_path, fail_cleanup=True)
+    dns = DnsSolver(SETTINGS, store, provider=provider)
+    with OrderLock(store, "le", ["a.test"]):  # as the resolver orders
+        dns.publish("a.test", "tok", "tok.thumb")
+        dns.unpublish("a.test", "tok")  # fails: entry kept
+        dns.recover()  # a pass while the order still holds its lock: left alone
+    assert provider.calls.count(("cleanup", txt_value("tok.thumb"))) == 1
+    dns.recover()  # next pass, still failing: kept, said again
+    assert len(_pending(tmp_path)) == 1 and "tried again at the next check" in caplog.text
+    provider.fail_cleanup = False
+    dns.recover()  # the pass after
+    assert provider.calls.count(("cleanup", txt_value("tok.thumb"))) == 3
+    assert _pending(tmp_path) == []
+
+
+def test_recover_with_nothing_journaled_builds_and_asks_nothing(tmp_path, monkeypatch) -> None:
+    """Cheap enough for every pass: one listdir, no provider built (its build may need the network)."""
+    listed: list[str] = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(
+        "acme_client.dns.journal.os.listdir", lambda path: listed.append(path) or real_listdir(path)
+    )
+    dns = DnsSolver(DnsChallengeSettings(ProviderConfig("rfc2136")), str(tmp_path / "acme.json"))
+    dns.recover()
+    dns.recover()
+    assert listed == [str(tmp_path), str(tmp_path)]
+    assert dns._provider is None  # noqa: SLF001 - nothing to clean: never built
+
+
+def test_a_recover_while_one_runs_returns_at_once(tmp_path) -> None:
+    store = str(tmp_path / "acme.json")
+    with OrderLock(store, "le", ["a.test"]):
+        DnsSolver(SETTINGS, store, provider=FakeProvider(tmp_path)).publish("a.test", "tok", "tok.thumb")
+    provider = FakeProvider(tmp_path)
+    dns = DnsSolver(SETTINGS, store, provider=provider)
+    with dns._sweeping:  # noqa: SLF001 - another thread's sweep in progress
+        dns.recover()
+    assert provider.calls == []
+    dns.recover()
+    assert provider.calls == [("cleanup", txt_value("tok.thumb"))]
