@@ -145,6 +145,20 @@ class Bind:
         if rcode != dns.rcode.NOERROR:
             raise RuntimeError(f"update refused: {dns.rcode.to_text(rcode)}")
 
+    def set_txt(self, fqdn: str, values: list[str]) -> None:
+        """Make the TXT set at ``fqdn`` (absolute, in the main zone) exactly ``values``: what a hosted DNS
+        service's API stand-in publishes on its nameservers (an empty list removes the set)."""
+        u = dns.update.UpdateMessage(
+            self.zone, keyring=self._keyring(), keyname=self.key_name, keyalgorithm=dns.tsig.HMAC_SHA256
+        )
+        name = dns.name.from_text(fqdn)
+        u.delete(name, "TXT")
+        for value in values:
+            u.add(name, 60, "TXT", f'"{value}"')
+        rcode = dns.query.tcp(u, self.address, port=self.port, timeout=5).rcode()
+        if rcode != dns.rcode.NOERROR:
+            raise RuntimeError(f"update refused: {dns.rcode.to_text(rcode)}")
+
     def log(self) -> str:
         return (self.workdir / "named.log").read_text(errors="replace")
 

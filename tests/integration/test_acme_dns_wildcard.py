@@ -234,3 +234,77 @@ async def test_a_dns_server_that_does_not_answer_gets_the_backoff_not_a_loop(
         if silent:
             silent.close()
     assert bind.acme_txt_left() == {}
+
+
+EXAMPLE = ROOT / "compose-examples" / "dns-wildcard" / "docker-compose.yml"
+CF_TOKEN = "cf-dns-token-for-the-example"
+
+
+def _example_flags(tmp_path: Path, pebble: pebble_env.Pebble, bind: Bind) -> list[str]:
+    """compose-examples/dns-wildcard's command line for dockroute, with .env's variables filled in
+    (DOMAIN = the test zone) and only what cannot work here swapped: loopback addresses instead of :80
+    and :443, the store in tmp, Pebble as the CA (and its HTTPS trusted), BIND instead of the public
+    resolvers, and no Docker provider (the file provider's routers stand in for the labelled apps)."""
+    command = yaml.safe_load(EXAMPLE.read_text())["services"]["dockroute"]["command"]
+    values = {"DOMAIN": ZONE, "ACME_EMAIL": "admin@example.com", "ACME_CA_SERVER": pebble.directory_url}
+    swaps = {
+        ".address": "127.0.0.1:0",
+        ".storage": str(tmp_path / "acme.json"),
+        ".resolvers": bind.hostport,
+    }
+    flags = []
+    for flag in command:
+        flag = re.sub(r"\$\{(\w+)(?::-[^}]*)?\}", lambda m: values[m.group(1)], flag)
+        key, _, value = flag.partition("=")
+        if key.startswith("--providers.docker"):
+            continue
+        flags.append(next((f"{key}={v}" for end, v in swaps.items() if key.endswith(end)), flag))
+    return [*flags, f"--certificatesresolvers.cloudflare.acme.cacertificates={pebble.ca_bundle}"]
+
+
+async def test_the_compose_example_gets_one_wildcard_certificate_through_cloudflare(
+    bind, backends, tmp_path, monkeypatch
+):
+    """The example's own flags: the websecure entry point's domains (DOMAIN, *.DOMAIN) give every router on
+    it that one certificate, through the cloudflare provider (a stand-in of its API that publishes the
+    records it holds into BIND, where Pebble reads them)."""
+    from tests.dns_standins import CloudflareStandin, running
+    from tests.integration.harness import Dockroute
+
+    (site,) = await backends("site")
+    standin = CloudflareStandin(zones={ZONE: "zone-home"}, dns_tokens={CF_TOKEN})
+    standin.on_change = bind.set_txt
+    http_port, tls_port = _closed_ports()
+    with (
+        running(standin),
+        pebble_env.run_pebble(
+            tmp_path / "pebble", http_port=http_port, tls_port=tls_port, dns_server=bind.hostport
+        ) as pebble,
+    ):
+        monkeypatch.setenv("CF_DNS_API_TOKEN", CF_TOKEN)
+        monkeypatch.setenv("CLOUDFLARE_BASE_URL", f"{standin.url}/client/v4")
+        services = {"s": {"loadBalancer": {"servers": [{"url": site.url}]}}}
+        apps = {  # the example's whoami and homepage labels, as file-provider routers
+            "whoami": {"rule": f"Host(`whoami.{ZONE}`)", "service": "s", "entryPoints": ["websecure"]},
+            "homepage": {"rule": f"Host(`{ZONE}`) || Host(`www.{ZONE}`)", "service": "s",
+                         "entryPoints": ["websecure"]},
+        }  # fmt: skip
+        static = {"providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}}}
+        dr = Dockroute(tmp_path, static=static, dynamic={"http": {"routers": apps, "services": services}})
+        try:
+            await dr.start(extra_args=tuple(_example_flags(tmp_path, pebble, bind)), expect_entrypoints=2)
+            root = tmp_path / "pebble-root.pem"
+            root.write_bytes(pebble.root_pem())
+            ctx = ssl.create_default_context(cafile=str(root))
+            port = dr.ports["websecure"]
+            _, der = await _logged(dr, lambda: verified_get(port, ctx, f"whoami.{ZONE}"), timeout=30)
+            assert sorted(_sans(der)) == sorted([ZONE, WILDCARD])
+            for host in (ZONE, f"www.{ZONE}"):
+                got = await verified_get(port, ctx, host)
+                assert got is not None and got[1] == der, host
+            saved = json.loads((tmp_path / "acme.json").read_text())
+            assert [c["domain"]["main"] for c in saved["cloudflare"]["Certificates"]] == [ZONE]
+            await _no_txt_left(bind)
+            assert standin.records["zone-home"] == []
+        finally:
+            await dr.stop()
