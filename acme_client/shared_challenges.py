@@ -168,10 +168,14 @@ class _Holder(Protocol):
 
 def make_solvers(settings: ResolverSettings, holder: _Holder) -> list[Solver]:
     """A resolver's solvers: each answer in the resolver's memory (``tokens``, ``alpn_certs``: what the
-    proxy reads) and published beside its store for the other replicas. TLS-ALPN-01 before HTTP-01 when
-    both are configured, as lego (Traefik's ACME library) does. With ``dnsChallenge``, DNS-01 comes
-    first: it needs no inbound port and is the only one that can prove a wildcard; HTTP-01 is then
-    added only when ``httpChallenge`` is configured too (it is the default only without any other)."""
+    proxy reads) and published beside its store for the other replicas.
+
+    In lego's order (Traefik's ACME library: its solver manager sorts an authorization's challenges by
+    type, descending, and takes the first it has a solver for): TLS-ALPN-01, then HTTP-01, then DNS-01.
+    The issuer takes, per authorization, the first of these the CA offers, so a resolver with
+    ``httpChallenge`` and ``dnsChallenge`` proves a plain name over HTTP-01 (no propagation wait, no DNS
+    API call) and a wildcard, for which a CA offers DNS-01 only, over DNS-01. HTTP-01 is added only
+    when ``httpChallenge`` is configured, or when no other challenge is."""
 
     def publish_http(domain: str, token: str, key_authorization: str) -> None:
         holder.tokens[token] = key_authorization
@@ -190,12 +194,12 @@ def make_solvers(settings: ResolverSettings, holder: _Holder) -> list[Solver]:
         holder.storage.withdraw_answer("tls-alpn-01", domain)
 
     solvers = []
-    if settings.dns_challenge is not None:
-        store = holder.storage.path if holder.storage.shares_files else None
-        label = f"resolver {getattr(holder, 'name', '?')}"
-        solvers.append(DnsSolver(settings.dns_challenge, store, label).solver())
     if settings.tls_challenge:
         solvers.append(Solver("tls-alpn-01", publish_alpn, withdraw_alpn))
     if settings.http_entry_point or not (settings.tls_challenge or settings.dns_challenge):
         solvers.append(Solver("http-01", publish_http, withdraw_http))
+    if settings.dns_challenge is not None:
+        store = holder.storage.path if holder.storage.shares_files else None
+        label = f"resolver {getattr(holder, 'name', '?')}"
+        solvers.append(DnsSolver(settings.dns_challenge, store, label).solver())
     return solvers

@@ -143,16 +143,17 @@ def _holder(tmp_path):
     ("http", "tls", "expected"),
     [
         (None, False, ["dns-01"]),
-        ("web", False, ["dns-01", "http-01"]),
-        (None, True, ["dns-01", "tls-alpn-01"]),
-        ("web", True, ["dns-01", "tls-alpn-01", "http-01"]),
+        ("web", False, ["http-01", "dns-01"]),
+        (None, True, ["tls-alpn-01", "dns-01"]),
+        ("web", True, ["tls-alpn-01", "http-01", "dns-01"]),
     ],
 )
-def test_dns_solver_comes_first(tmp_path, http, tls, expected) -> None:
+def test_dns_solver_comes_last_as_in_lego(tmp_path, http, tls, expected) -> None:
+    """lego prefers tls-alpn-01, then http-01, then dns-01 (tests/unit/test_challenge_choice.py)."""
     settings = ResolverSettings(http_entry_point=http, tls_challenge=tls, dns_challenge=SETTINGS)
     solvers = make_solvers(settings, _holder(tmp_path))
     assert [s.typ for s in solvers] == expected
-    assert solvers[0].settle is not None and solvers[0].recover is not None
+    assert solvers[-1].settle is not None and solvers[-1].recover is not None
 
 
 def test_without_dns_challenge_nothing_changes(tmp_path) -> None:
@@ -280,7 +281,7 @@ def test_the_provider_is_built_at_first_use(tmp_path) -> None:
     dns = DnsSolver(bare, str(tmp_path / "acme.json"))
     with pytest.raises(DnsConfigError, match="RFC2136_NAMESERVER"):
         dns.provider  # noqa: B018 - the build happens here
-    assert make_solvers(ResolverSettings(dns_challenge=bare), _holder(tmp_path))[0].typ == "dns-01"
+    assert make_solvers(ResolverSettings(dns_challenge=bare), _holder(tmp_path))[-1].typ == "dns-01"
 
 
 def test_a_store_without_a_folder_journals_in_memory_and_says_so(tmp_path, caplog) -> None:
