@@ -1,7 +1,7 @@
 """Which names an ACME resolver orders: a public CA (Let's Encrypt, ZeroSSL...) is never asked for a name
-it refuses by policy (``.lan``, single labels...); IP addresses are left out for every CA (no RFC 8738
-identifiers); a wildcard only by a resolver with ``dnsChallenge`` (RFC 8555 section 7.1.3: DNS-01 is the
-only challenge that can prove one)."""
+it refuses by policy (``.lan``, single labels, a wildcard of a single label like ``*.com``...); IP
+addresses are left out for every CA (no RFC 8738 identifiers); a wildcard only by a resolver with
+``dnsChallenge`` (RFC 8555 section 7.1.3: DNS-01 is the only challenge that can prove one)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def why_not_public(name: str) -> str | None:
         pass
     if "." not in n:
         return "a single-label name"
+    if n.startswith("*.") and "." not in n[2:]:  # *.com: every name of a top-level domain
+        return "a wildcard of a single-label name (a whole top-level domain)"
     for suffix in _PRIVATE_SUFFIXES:
         if n.endswith(suffix) or n == suffix[1:]:
             return f"a {suffix} name"

@@ -12,9 +12,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from acme_client.covering import cover_keys, covering, covers, prune_covered, superseded
+from acme_client.dns.base import DnsChallengeSettings, ProviderConfig
 from acme_client.ordered_names import why_left_out
+from acme_client.resolver import AcmeResolver
+from acme_client.settings import ResolverSettings
 from acme_client.storage import StoredCertificate
 
+DNS_SETTINGS = DnsChallengeSettings(ProviderConfig("rfc2136"))
 _KEY = ec.generate_private_key(ec.SECP256R1())  # one key for every test certificate: they are never served
 _KEY_PEM = _KEY.private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -163,6 +167,24 @@ def test_a_wildcard_is_ordered_only_by_a_resolver_with_dns_challenge():
     # the other names are as before, whatever the challenge
     assert why_left_out("a.example.com", public_ca=True, dns01=True) is None
     assert "IP address" in (why_left_out("192.0.2.1", public_ca=False, dns01=True) or "")
+
+
+def test_a_wildcard_of_a_single_label_is_never_asked_of_a_public_ca(tmp_path, caplog):
+    """``*.com`` (a whole top-level domain): a public CA refuses it (rejectedIdentifier, then an hour of
+    backoff), so the resolver leaves it out with its one log line; a private CA is still asked."""
+    for name in ("*.com", "*.COM.", "*.lan"):
+        why = why_left_out(name, public_ca=True, dns01=True)
+        assert why is not None and "which a public CA does not certify" in why
+    assert "a wildcard of a single-label name" in (why_left_out("*.com", public_ca=True, dns01=True) or "")
+    assert why_left_out("*.com", public_ca=False, dns01=True) is None
+    assert why_left_out("*.example.com", public_ca=True, dns01=True) is None
+    caplog.set_level("INFO")
+    settings = ResolverSettings(storage=str(tmp_path / "acme.json"), dns_challenge=DNS_SETTINGS)
+    resolver = AcmeResolver("le", settings, lambda: None)
+    resolver.want([("*.com", "shop.example.com")])
+    resolver.want([("*.com", "shop.example.com")])
+    assert resolver._wanted == [("shop.example.com",)]  # noqa: SLF001
+    assert caplog.text.count("no certificate ordered for *.com (a wildcard of a single-label name") == 1
 
 
 @pytest.mark.parametrize(
