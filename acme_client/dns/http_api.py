@@ -3,9 +3,9 @@ timeout, and one way to word its refusal as a :class:`DnsError`.
 
 Every message names the provider and the API call and says what answered (a status and the API's own
 error text, or why nothing did), so one log line is enough to act on. Secrets never reach a message:
-``requests``' own exception texts carry the URL (DuckDNS puts its token in the query string), so only the
-host and the underlying cause are quoted, and every message is scrubbed of the values the provider
-names secret.
+``requests``' own exception texts carry the URL (DuckDNS puts its token in the query string, an httpreq
+endpoint may hold ``user:password@``), so only the host and port and the underlying cause are quoted, and
+every message is scrubbed of the values the provider names secret.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import requests
 
 from acme_client.dns.base import DnsError
 
-__all__ = ["DEFAULT_HTTP_TIMEOUT", "USER_AGENT", "call", "refusal", "scrub"]
+__all__ = ["DEFAULT_HTTP_TIMEOUT", "USER_AGENT", "call", "host", "refusal", "scrub"]
 
 DEFAULT_HTTP_TIMEOUT = 30.0  # lego's default for <P>_HTTP_TIMEOUT
 USER_AGENT = "dockroute"
@@ -32,6 +32,20 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def host(url: str) -> str:
+    """How a message names where ``url`` points: its host and port only. The netloc would carry the
+    ``user:password@`` an endpoint may hold (lego passes it through as basic authentication)."""
+    parts = urlsplit(url)
+    name = parts.hostname or "?"
+    if ":" in name:  # an IPv6 address, bracketed as in a URL
+        name = f"[{name}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return name if port is None else f"{name}:{port}"
 
 
 def call(
@@ -63,12 +77,10 @@ def call(
             auth=auth,
         )
     except requests.Timeout:
-        raise DnsError(
-            f"{provider}: {api} at {urlsplit(url).netloc} did not answer within {timeout:g} s"
-        ) from None
+        raise DnsError(f"{provider}: {api} at {host(url)} did not answer within {timeout:g} s") from None
     except requests.RequestException as exc:
         cause = scrub(_cause(exc), secrets)
-        raise DnsError(f"{provider}: {api} at {urlsplit(url).netloc} could not be reached: {cause}") from None
+        raise DnsError(f"{provider}: {api} at {host(url)} could not be reached: {cause}") from None
 
 
 def refusal(

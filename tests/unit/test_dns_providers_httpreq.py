@@ -11,7 +11,7 @@ import pytest
 
 from acme_client.dns.base import DnsConfigError, DnsError, TxtRecord
 from acme_client.dns.registry import build_provider, read_provider
-from tests.dns_standins import HttpReqStandin, running
+from tests.dns_standins import Answer, HttpReqStandin, running
 
 RECORD = TxtRecord(
     domain="home.example.com",
@@ -119,3 +119,82 @@ def test_missing_or_malformed_variables_are_refused_at_start(env: dict[str, str]
     with pytest.raises(DnsConfigError) as caught:
         read_provider("httpreq", env)
     assert caught.value.variable == variable
+
+
+def test_paths_join_onto_the_endpoints_path_keeping_its_query_and_userinfo_authenticates(
+    endpoint: HttpReqStandin,
+) -> None:
+    """lego's url.JoinPath: ``<endpoint>/present`` goes onto the path, the query string stays; the
+    endpoint's ``user:password@`` is sent as basic authentication (Go's client does the same)."""
+    endpoint.username, endpoint.password = "acme", "s3cret-pass"
+    url = endpoint.url.replace("://", "://acme:s3cret-pass@") + "/api/?key=T0ken-in-query"
+    config, _ = read_provider("httpreq", {"HTTPREQ_ENDPOINT": url})
+    p = build_provider(config)
+    p.present(RECORD)
+    p.cleanup(RECORD)
+    assert [(r.path, r.query) for r in endpoint.requests] == [
+        ("/api/present", {"key": "T0ken-in-query"}),
+        ("/api/cleanup", {"key": "T0ken-in-query"}),
+    ]
+    assert endpoint.held == set()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("silent", [False, True])
+def test_the_endpoints_userinfo_and_query_never_reach_a_message(silent: bool, caplog) -> None:  # type: ignore[no-untyped-def]
+    """An unreachable (or silent) endpoint is named by host and port only: no ``user:password@``, no
+    ``?key=`` value, also not in anything logged."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1] if silent else _closed_port()
+        if silent:
+            listener.listen()
+        url = f"http://dns-user:Pa55-w0rd@127.0.0.1:{port}/api?key=T0ken-in-query"
+        config, _ = read_provider("httpreq", {"HTTPREQ_ENDPOINT": url, "HTTPREQ_HTTP_TIMEOUT": "1"})
+        with pytest.raises(DnsError) as caught:
+            build_provider(config).present(RECORD)
+    text = str(caught.value)
+    assert text.startswith(f"httpreq: POST /present at 127.0.0.1:{port} ")
+    for secret in ("Pa55-w0rd", "T0ken-in-query", "dns-user"):
+        assert secret not in text and secret not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://dns-user:Pa55-w0rd@my.server/api?key=T0ken-in-query",
+        "http://dns-user:Pa55-w0rd@my.server:port/api?key=T0ken-in-query",
+        "dns-user:Pa55-w0rd@my.server/api?key=T0ken-in-query",
+    ],
+)
+def test_a_malformed_endpoint_is_refused_without_quoting_it(url: str) -> None:
+    with pytest.raises(DnsConfigError) as caught:
+        read_provider("httpreq", {"HTTPREQ_ENDPOINT": url})
+    assert caught.value.variable == "HTTPREQ_ENDPOINT"
+    assert "Pa55-w0rd" not in str(caught.value) and "T0ken-in-query" not in str(caught.value)
+
+
+def test_the_endpoints_password_and_query_values_are_scrubbed_from_a_refusal(
+    endpoint: HttpReqStandin,
+) -> None:
+    """An endpoint that echoes what it was given (here: the stand-in's failure text) never gets the
+    endpoint's password or query value into the message."""
+    echo = Answer(500, b"rejected key T0ken-in-query for Pa55-w0rd", "text/plain")
+    endpoint.answer = lambda request: echo  # type: ignore[method-assign]
+    url = endpoint.url.replace("://", "://u:Pa55-w0rd@") + "/api?key=T0ken-in-query"
+    config, _ = read_provider("httpreq", {"HTTPREQ_ENDPOINT": url})
+    with pytest.raises(DnsError) as caught:
+        build_provider(config).present(RECORD)
+    assert (
+        str(caught.value)
+        == "httpreq: POST /present answered 500 Internal Server Error: rejected key *** for ***"
+    )
