@@ -226,8 +226,9 @@ class AcmeResolver:
 
     async def run(self) -> None:
         """Check at once, on every change of wanted names, and every ``check_interval`` seconds (at most
-        10 minutes): orders for missing certificates, then renewal information, then renewals. Before
-        the first check, the solvers clean up what a run that died left published (:meth:`_recover`)."""
+        10 minutes): orders for missing certificates, then renewal information, then renewals. Each
+        check starts with the solvers cleaning up what orders that no longer run left published
+        (:meth:`_recover`): a run that died, before the first order, and later a failed cleanup."""
         self._kick = asyncio.Event()
         self._kick.set()
         loop = asyncio.get_running_loop()
@@ -235,7 +236,6 @@ class AcmeResolver:
         watch = StoreWatch(self.storage, self.name, loop, self._stored_elsewhere, alpn=alpn)
         watch.start()
         try:
-            await loop.run_in_executor(self._executor, self._recover)
             while True:
                 try:
                     async with asyncio.timeout(self.check_interval):
@@ -243,6 +243,7 @@ class AcmeResolver:
                 except TimeoutError:
                     pass
                 self._kick.clear()
+                await loop.run_in_executor(self._executor, self._recover)
                 await self._save_unsaved(loop)
                 wanted = list(self._wanted)
                 # Missing certificates first (a new router waits for nothing), then renewal information,
@@ -413,9 +414,10 @@ class AcmeResolver:
     # -- the worker thread --------------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Worker thread, once per run before the first order: each solver withdraws what a run that
-        died left published (DNS-01: TXT records journaled beside the store). Never fatal: what it cannot
-        withdraw is logged, and orders go ahead."""
+        """Worker thread, at the start of every check (so before the first order): each solver withdraws
+        what orders that no longer run left published (DNS-01: TXT records journaled beside the store, by
+        a run that died or a cleanup that failed; one listdir when there are none). Never fatal: what it
+        cannot withdraw is logged, tried again at the next check, and orders go ahead."""
         for solver in self._solvers:
             recover = getattr(solver, "recover", None)
             if recover is None:
@@ -423,9 +425,7 @@ class AcmeResolver:
             try:
                 recover()
             except Exception:  # a bug in a solver must not keep the resolver from starting
-                log.exception(
-                    "resolver %s: cleaning up %s answers left by an earlier run failed", self.name, solver.typ
-                )
+                log.exception("resolver %s: cleaning up %s answers left over failed", self.name, solver.typ)
 
     def _issuer(self) -> Issuer:
         """This worker thread's issuer, made with the account's key (again once another thread has

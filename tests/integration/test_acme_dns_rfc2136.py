@@ -238,6 +238,40 @@ async def test_dockroute_removes_a_live_processs_record_whose_order_ended_and_ke
     assert bind.acme_txt_left() == {}
 
 
+def _left_over(bind: Bind, store: Path, token: str) -> str:
+    """A record whose order ended without its cleanup (a DNS API that failed then): journaled under the
+    order lock, which is free again. Its value."""
+    before = set(bind.txt(NAME))
+    with OrderLock(str(store), "le", [ZONE]):
+        DnsSolver(_settings(bind), str(store)).publish(ZONE, token, f"{token}.thumb")
+    (value,) = set(bind.txt(NAME)) - before
+    return value
+
+
+async def test_dockroute_retries_leftovers_on_its_later_checks_not_only_at_start(
+    bind: Bind, proxy, tmp_path: Path, monkeypatch
+) -> None:
+    """A cleanup that failed while the proxy runs is retried at a later check of the resolver (here, the
+    one a new router starts), not left in the zone until the next restart."""
+    store = tmp_path / "acme.json"
+    _left_over(bind, store, "at-start")
+    for key, value in bind.env().items():
+        monkeypatch.setenv(key, value)
+    with run_pebble(tmp_path / "pebble", free_port(), dns_server=bind.hostport) as pebble:
+        static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
+        dr = await proxy({"http": {"routers": {}, "services": {}}}, static=static)
+        assert await wait_for(lambda: not bind.txt(NAME) and "gone", timeout=20) == "gone"  # the start's
+        later = _left_over(bind, store, "while-running")
+        assert bind.txt(NAME) == [later]
+        service = {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}
+        router = {"rule": f"Host(`x.{ZONE}`)", "service": "s", "tls": {"certResolver": "le"}}
+        dr.write_dynamic({"http": {"routers": {"x": router}, "services": {"s": service}}})
+        assert await wait_for(lambda: not bind.txt(NAME) and "gone", timeout=30) == "gone"
+        # x's own order (its record at another name) is over too before Pebble goes
+        assert await wait_for(lambda: not bind.acme_txt_left() and "clean", timeout=30) == "clean"
+    assert dr.log().count("left by an order that no longer runs") == 2
+
+
 # -- whole orders: Pebble validates against the same BIND ----------------------------------------------
 
 
