@@ -97,7 +97,8 @@ class ProviderSpec:
     variables' common prefix (``CF_``): a variable under it that the provider does not read is named in
     a warning at start, never silently ignored. ``defaults``: lego's default for a variable when it is
     unset, where the provider's differs from the common one (Cloudflare waits 120 s for propagation, not
-    60 s). ``build`` makes the provider from its checked config."""
+    60 s). ``build`` makes the provider from its checked config. ``warnings`` names, for a complete
+    config, what the start log should still say (Cloudflare: two sets of credentials, one ignored)."""
 
     name: str
     required: tuple[tuple[str, ...], ...]
@@ -106,6 +107,7 @@ class ProviderSpec:
     prefixes: tuple[str, ...] = ()
     defaults: Mapping[str, str] = field(default_factory=dict)
     build: Callable[[ProviderConfig], DnsProvider] | None = None
+    warnings: Callable[[ProviderConfig], list[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Credentials: an API token with Zone:Read and DNS:Edit (``CF_DNS_API_TOKEN``), optionally a second token
 for the zone lookup only (``CF_ZONE_API_TOKEN``), or the older account email and Global API Key
-(``CF_API_EMAIL`` + ``CF_API_KEY``); each also under its ``CLOUDFLARE_`` name. The calls are lego's:
+(``CF_API_EMAIL`` + ``CF_API_KEY``); each also under its ``CLOUDFLARE_`` name. With both set, the email
+and key win, as in lego's ``NewDNSProvider`` (a warning at start says so). The calls are lego's:
 ``GET /zones?name=<zone>`` for the zone's id (cached), ``POST /zones/{id}/dns_records`` with the value
 quoted (Cloudflare wants TXT content as RFC 1035 character strings), ``DELETE
 /zones/{id}/dns_records/{record}``. The record id comes from the create answer; after a restart (the
@@ -33,11 +34,14 @@ class CloudflareProvider:
     shared by its worker threads: the caches are locked)."""
 
     def __init__(self, config: ProviderConfig) -> None:
-        self._token = config.get("CF_DNS_API_TOKEN") or ""
-        self._zone_token = config.get("CF_ZONE_API_TOKEN") or self._token
         self._email = config.get("CF_API_EMAIL") or ""
         self._key = config.get("CF_API_KEY") or ""
-        if not self._token and not (self._email and self._key):
+        # lego's NewDNSProvider tries the email and key first, the tokens only when those are missing
+        # (a warning at start names both when both are set: :func:`_warnings`)
+        email_and_key = bool(self._email and self._key)
+        self._token = "" if email_and_key else config.get("CF_DNS_API_TOKEN") or ""
+        self._zone_token = "" if email_and_key else config.get("CF_ZONE_API_TOKEN") or self._token
+        if not self._token and not email_and_key:
             raise DnsConfigError(
                 "cloudflare: set CF_DNS_API_TOKEN (or CF_API_EMAIL and CF_API_KEY)", "CF_DNS_API_TOKEN"
             )
@@ -48,7 +52,8 @@ class CloudflareProvider:
         self._ttl = config.ttl
         self._base = (config.get("CLOUDFLARE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self._timeout = seconds(config, "CLOUDFLARE_HTTP_TIMEOUT", DEFAULT_HTTP_TIMEOUT)
-        self._secrets = (self._token, self._zone_token, self._key)
+        names = ("CF_DNS_API_TOKEN", "CF_ZONE_API_TOKEN", "CF_API_KEY")  # an ignored one is still secret
+        self._secrets = tuple(config.get(n) or "" for n in names)
         self._lock = threading.Lock()
         self._zones: dict[str, str] = {}  # zone name → id
         self._ids: dict[tuple[str, str], str] = {}  # (name, value) → record id
@@ -177,6 +182,18 @@ def _errors(answer: requests.Response) -> str:
     return "; ".join(parts)
 
 
+def _warnings(config: ProviderConfig) -> list[str]:
+    """Both credentials set (a ``.env`` carried over): say at start which one is used, as lego chooses."""
+    tokens = [n for n in ("CF_DNS_API_TOKEN", "CF_ZONE_API_TOKEN") if config.get(n)]
+    if not (tokens and config.get("CF_API_EMAIL") and config.get("CF_API_KEY")):
+        return []
+    named = " + ".join(tokens)
+    return [
+        f"DNS provider {NAME}: both CF_API_EMAIL + CF_API_KEY and {named} are set; the email and key are "
+        f"used, as lego (Traefik) does, and {named} ignored; unset the ones you do not mean"
+    ]
+
+
 SPEC = ProviderSpec(
     name=NAME,
     required=(("CF_DNS_API_TOKEN",), ("CF_API_EMAIL", "CF_API_KEY")),
@@ -202,4 +219,5 @@ SPEC = ProviderSpec(
     prefixes=("CF_", "CLOUDFLARE_"),
     defaults={"CLOUDFLARE_PROPAGATION_TIMEOUT": "120"},  # lego's for Cloudflare (others: 60 s)
     build=CloudflareProvider,
+    warnings=_warnings,
 )

@@ -3,9 +3,10 @@
 A Traefik user's ``.env`` must work unchanged: the same variable names, each also readable from
 ``<NAME>_FILE`` (a file's content: Docker and Kubernetes secrets), the older names lego still accepts
 (aliases), and the common per-provider knobs (``<P>_TTL``, ``<P>_PROPAGATION_TIMEOUT``,
-``<P>_POLLING_INTERVAL``, ``<P>_HTTP_TIMEOUT``...) in lego's forms: an integer is seconds, and a Go
-duration (``2m``, ``1m30s``, ``500ms``) is read too. Everything wrong is said at start, naming the
-variable: a missing credential stops the start, a set variable the provider does not read is a warning
+``<P>_POLLING_INTERVAL``, ``<P>_HTTP_TIMEOUT``...) in lego's form: whole seconds (lego's
+``env.GetOrDefaultSecond`` is ``strconv.Atoi``; a Go duration such as ``2m`` is not one, and lego would
+silently use its default instead). Everything wrong is said at start, naming the variable: a missing
+credential or a malformed value stops the start, a set variable the provider does not read is a warning
 (a typo would otherwise be ignored silently).
 """
 
@@ -23,31 +24,10 @@ from acme_client.dns.base import (
     ProviderSpec,
 )
 
-__all__ = ["parse_duration", "read_config", "seconds"]
+__all__ = ["read_config", "seconds"]
 
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WHOLE_SECONDS = re.compile(r"[0-9]+")  # what strconv.Atoi reads, signs aside: no duration is negative
 _MAX_FILE = 64 * 1024  # a credential file is small; a bigger one is a wrong path
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``: an integer (lego's form: seconds), or a Go duration (``90s``, ``2m``,
-    ``1h30m``, ``250ms``). ValueError for anything else, negative values included: a timeout or an
-    interval below zero means nothing."""
-    t = text.strip()
-    if _NUMBER.fullmatch(t):
-        return float(t)
-    if not t:
-        raise ValueError("empty")
-    pos, total = 0, 0.0
-    while pos < len(t):
-        m = _GO_PART.match(t, pos)
-        if m is None:
-            raise ValueError(f"not a number of seconds or a Go duration (like 90, 90s, 2m): {text!r}")
-        total += float(m.group(1)) * _GO_UNITS[m.group(2)]
-        pos = m.end()
-    return total
 
 
 def seconds(config: ProviderConfig, name: str, default: float) -> float:
@@ -89,19 +69,22 @@ def _declared(spec: ProviderSpec) -> tuple[str, ...]:
 
 
 def _normalized(name: str, value: str, where: str) -> str:
-    """Common knobs checked and put in one form: a TTL as an integer, a duration as seconds."""
-    try:
+    """Common knobs checked and put in one form: a TTL and a duration as a whole number of seconds above
+    0 (lego reads both with ``strconv.Atoi``; an interval or a timeout of 0 would poll back to back or
+    fail every order at once)."""
+    if not name.endswith(("_TTL", "_TIMEOUT", "_INTERVAL")):
+        return value
+    if not _WHOLE_SECONDS.fullmatch(value):
         if name.endswith("_TTL"):
-            ttl = int(value)
-            if ttl <= 0:
-                raise ValueError("not positive")
-            return str(ttl)
-        if name.endswith(("_TIMEOUT", "_INTERVAL")):
-            return repr(parse_duration(value))
-    except ValueError:
-        kind = "a positive integer (seconds)" if name.endswith("_TTL") else "seconds or a Go duration (2m)"
-        raise DnsConfigError(f"{where}={value!r} is not {kind}", where) from None
-    return value
+            raise DnsConfigError(f"{where}={value!r} is not a positive integer (seconds)", where)
+        raise DnsConfigError(
+            f"{where}={value!r} is not a whole number of seconds: lego takes whole seconds here "
+            "(write 120, not 2m)",
+            where,
+        )
+    if int(value) <= 0:
+        raise DnsConfigError(f"{where}={value!r}: {name} must be more than 0 seconds", where)
+    return str(int(value))
 
 
 def _missing(spec: ProviderSpec, values: Mapping[str, str]) -> DnsConfigError | None:
@@ -133,7 +116,8 @@ def _unread(spec: ProviderSpec, environ: Mapping[str, str]) -> list[str]:
 def read_config(spec: ProviderSpec, environ: Mapping[str, str]) -> tuple[ProviderConfig, list[str]]:
     """``spec``'s variables from ``environ`` (``spec.defaults`` for those unset): the config (values keyed
     by lego's primary names) and the warnings for variables under the provider's prefixes that it does
-    not read. DnsConfigError names the variable at fault (missing, unreadable file, malformed value)."""
+    not read, then ``spec.warnings``' own. DnsConfigError names the variable at fault (missing,
+    unreadable file, malformed value)."""
     aliases: dict[str, list[str]] = {}
     for alias, primary in spec.aliases.items():
         aliases.setdefault(primary, []).append(alias)
@@ -162,4 +146,4 @@ def read_config(spec: ProviderSpec, environ: Mapping[str, str]) -> tuple[Provide
         propagation_timeout=common("_PROPAGATION_TIMEOUT", DEFAULT_PROPAGATION_TIMEOUT),
         polling_interval=common("_POLLING_INTERVAL", DEFAULT_POLLING_INTERVAL),
     )
-    return config, _unread(spec, environ)
+    return config, _unread(spec, environ) + (spec.warnings(config) if spec.warnings else [])

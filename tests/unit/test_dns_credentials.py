@@ -9,7 +9,7 @@ import pytest
 
 from acme_client.dns import registry
 from acme_client.dns.base import DnsConfigError, ProviderSpec
-from acme_client.dns.credentials import parse_duration, read_config, seconds
+from acme_client.dns.credentials import read_config, seconds
 
 SPEC = ProviderSpec(
     name="fake",
@@ -20,26 +20,34 @@ SPEC = ProviderSpec(
 )
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("90", 90.0),
-        ("2m", 120.0),
-        ("1m30s", 90.0),
-        ("500ms", 0.5),
-        ("1.5h", 5400.0),
-        (" 7 ", 7.0),
-        ("0", 0.0),
-    ],
-)
-def test_durations_in_lego_and_go_forms(text: str, expected: float) -> None:
-    assert parse_duration(text) == pytest.approx(expected)
+@pytest.mark.parametrize("var", ["FAKE_PROPAGATION_TIMEOUT", "FAKE_POLLING_INTERVAL", "FAKE_HTTP_TIMEOUT"])
+@pytest.mark.parametrize("text", ["2m", "90s", "1m30s", "500ms", "1.5", "-5", "ten"])
+def test_durations_are_whole_seconds_as_lego_reads_them(var: str, text: str) -> None:
+    """lego reads these with strconv.Atoi (env.GetOrDefaultSecond): a Go duration is not one; lego would
+    silently fall back to its default, dockroute stops the start naming the variable."""
+    with pytest.raises(DnsConfigError) as caught:
+        read_config(SPEC, {"FAKE_DNS_API_TOKEN": "t", var: text})
+    assert caught.value.variable == var
+    assert str(caught.value).startswith(f"{var}={text!r} is not a whole number of seconds: lego takes whole")
 
 
-@pytest.mark.parametrize("text", ["", "-5", "5x", "m", "2 m", "1h-2m", "ten"])
-def test_malformed_durations_are_refused(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
+@pytest.mark.parametrize("var", ["FAKE_PROPAGATION_TIMEOUT", "FAKE_POLLING_INTERVAL", "FAKE_HTTP_TIMEOUT"])
+def test_a_zero_interval_or_timeout_is_refused_naming_the_variable(var: str) -> None:
+    """An interval of 0 would query the authoritative servers back to back; a timeout of 0 fails every
+    order after one check."""
+    with pytest.raises(DnsConfigError) as caught:
+        read_config(SPEC, {"FAKE_DNS_API_TOKEN": "t", var: "0"})
+    assert caught.value.variable == var
+    assert f"{var} must be more than 0 seconds" in str(caught.value)
+
+
+def test_the_file_variant_of_a_duration_is_named_when_malformed(tmp_path) -> None:
+    (tmp_path / "timeout").write_text("2m\n")
+    with pytest.raises(DnsConfigError) as caught:
+        read_config(
+            SPEC, {"FAKE_DNS_API_TOKEN": "t", "FAKE_PROPAGATION_TIMEOUT_FILE": str(tmp_path / "timeout")}
+        )
+    assert caught.value.variable == "FAKE_PROPAGATION_TIMEOUT_FILE"
 
 
 def test_primary_name_and_common_knobs() -> None:
@@ -48,9 +56,9 @@ def test_primary_name_and_common_knobs() -> None:
         {
             "FAKE_DNS_API_TOKEN": " tok ",
             "FAKE_TTL": "300",
-            "FAKE_PROPAGATION_TIMEOUT": "2m",
+            "FAKE_PROPAGATION_TIMEOUT": "120",
             "FAKE_POLLING_INTERVAL": "5",
-            "FAKE_HTTP_TIMEOUT": "1m30s",
+            "FAKE_HTTP_TIMEOUT": " 90 ",
             "PATH": "/bin",
         },
     )
@@ -156,7 +164,7 @@ def test_registry_builds_once_to_check_the_values(monkeypatch) -> None:
 
 
 def test_a_providers_own_defaults_fill_unset_variables_only() -> None:
-    spec = dataclasses.replace(SPEC, defaults={"FAKE_PROPAGATION_TIMEOUT": "2m", "FAKE_TTL": "300"})
+    spec = dataclasses.replace(SPEC, defaults={"FAKE_PROPAGATION_TIMEOUT": "120", "FAKE_TTL": "300"})
     config, _ = read_config(spec, {"FAKE_DNS_API_TOKEN": "t", "FAKE_TTL": "60"})
     assert (config.ttl, config.propagation_timeout) == (60, 120.0)
-    assert config.get("FAKE_PROPAGATION_TIMEOUT") == "120.0"
+    assert config.get("FAKE_PROPAGATION_TIMEOUT") == "120"

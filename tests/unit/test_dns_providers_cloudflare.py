@@ -93,6 +93,33 @@ def test_email_and_global_key_are_sent_as_x_auth_headers(cf: CloudflareStandin) 
         assert "authorization" not in request.headers
 
 
+def test_with_both_credentials_the_email_and_key_win_as_in_lego_and_a_warning_names_both(
+    cf: CloudflareStandin,
+) -> None:
+    """lego's NewDNSProvider tries CF_API_EMAIL + CF_API_KEY first, the tokens only when those are
+    missing; a Traefik .env carrying both gets the same credentials here, and the start log says so."""
+    env = {
+        "CLOUDFLARE_BASE_URL": f"{cf.url}/client/v4",
+        "CF_DNS_API_TOKEN": TOKEN,
+        "CF_ZONE_API_TOKEN": ZONE_TOKEN,
+        "CF_API_EMAIL": EMAIL,
+        "CF_API_KEY": KEY,
+    }
+    config, warnings = read_provider("cloudflare", env)
+    assert warnings == [
+        "DNS provider cloudflare: both CF_API_EMAIL + CF_API_KEY and CF_DNS_API_TOKEN + CF_ZONE_API_TOKEN "
+        "are set; the email and key are used, as lego (Traefik) does, and CF_DNS_API_TOKEN + "
+        "CF_ZONE_API_TOKEN ignored; unset the ones you do not mean"
+    ]
+    assert not any(secret in warnings[0] for secret in (TOKEN, ZONE_TOKEN, EMAIL, KEY))
+    build_provider(config).present(RECORD)
+    for request in cf.requests:
+        assert (request.headers["x-auth-email"], request.headers["x-auth-key"]) == (EMAIL, KEY)
+        assert "authorization" not in request.headers
+    _, alone = read_provider("cloudflare", {"CF_DNS_API_TOKEN": TOKEN, "CF_API_EMAIL": EMAIL})
+    assert alone == []  # an email without its key is no second credential: the token is used
+
+
 def test_cleanup_after_a_restart_finds_the_record_by_name_and_value(cf: CloudflareStandin) -> None:
     provider(cf, CF_DNS_API_TOKEN=TOKEN).present(RECORD)
     provider(cf, CF_DNS_API_TOKEN=TOKEN).present(APEX)
@@ -180,7 +207,7 @@ def test_file_variants_and_lego_fallback_names_are_read(tmp_path, cf: Cloudflare
         },
     )
     assert config.get("CF_DNS_API_TOKEN") == TOKEN and config.ttl == 600
-    assert config.get("CLOUDFLARE_HTTP_TIMEOUT") == "7.0"
+    assert config.get("CLOUDFLARE_HTTP_TIMEOUT") == "7"
     assert warnings == [
         "DNS provider cloudflare: CF_SOMETHING_ELSE is set but not read by dockroute; ignored"
     ]

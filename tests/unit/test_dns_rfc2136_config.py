@@ -88,7 +88,7 @@ def test_knobs_and_the_older_timeout_name_and_an_ignored_sequence_interval() -> 
     env = {
         "RFC2136_NAMESERVER": "192.0.2.1:5353",
         "RFC2136_TTL": "60",
-        "RFC2136_TIMEOUT": "3m",
+        "RFC2136_TIMEOUT": "180",
         "RFC2136_POLLING_INTERVAL": "1",
         "RFC2136_DNS_TIMEOUT": "4",
         "RFC2136_SEQUENCE_INTERVAL": "60",
