@@ -132,8 +132,20 @@ def test_delay_first_and_disable_checks_asks_nothing(fake: FakeDns) -> None:
 def test_require_all_rns_asks_the_resolvers_and_disable_ans_skips_the_authoritative(fake: FakeDns) -> None:
     fake.txt = {("192.0.2.53", 5353): ["v1"]}
     settings = dataclasses.replace(SETTINGS, disable_ans_checks=True, require_all_rns=True)
-    propagation.wait_for_records([RECORD], settings, Clock(), Clock().sleep)
+    clock = Clock()  # one clock: its sleep moves the deadline, so a broken switch fails instead of hanging
+    propagation.wait_for_records([RECORD], settings, clock, clock.sleep)
     assert fake.asked == [("_acme-challenge.a.test.", "TXT", ("192.0.2.53", 5353), True)]
+
+
+def test_another_value_at_the_name_is_not_the_record(fake: FakeDns) -> None:
+    """A stale value, or the other record of a wildcard + apex pair, is not THE value: poll, then give up."""
+    fake.txt = {("192.0.2.1", 53): ["v1"], ("192.0.2.2", 53): ["other"]}
+    clock = Clock()
+    with pytest.raises(DnsError) as caught:
+        propagation.wait_for_records([RECORD], SETTINGS, clock, clock.sleep)
+    assert "not seen at ns2.a.test. (192.0.2.2:53)" in str(caught.value)
+    assert "it answers other" in str(caught.value)
+    assert clock.slept == [1.0] * 10
 
 
 @pytest.mark.parametrize(
