@@ -131,6 +131,48 @@ def test_settle_waits_for_this_orders_records_only(tmp_path, monkeypatch) -> Non
     assert [r.fqdn for r in waited[0]] == ["_acme-challenge.a.test."]
 
 
+def test_settle_waits_for_every_value_of_a_wildcard_and_apex_order(tmp_path, monkeypatch) -> None:
+    """Wildcard + apex: two values at one name. The server shows the second one late: settle polls on
+    until it answers both (the first value alone is not the order propagated)."""
+    import dns.message
+    import dns.rrset
+
+    from acme_client.dns import propagation
+
+    dns_solver = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=FakeProvider(tmp_path))
+    dns_solver.publish("a.test", "tok", "tok.thumb")  # the apex's authorization
+    dns_solver.publish("a.test", "tok2", "tok2.thumb")  # the wildcard's: same name, another value
+    first, second = txt_value("tok.thumb"), txt_value("tok2.thumb")
+    txt_asked: list[int] = []
+
+    def query(name, rdtype, among, timeout=5.0, recursion=True):
+        response = dns.message.make_response(dns.message.make_query(name, rdtype))
+        if rdtype == "NS":
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "NS", "ns1.a.test."))
+            response.additional.append(dns.rrset.from_text("ns1.a.test.", 60, "IN", "A", "192.0.2.1"))
+        elif rdtype == "TXT":
+            txt_asked.append(1)
+            values = [first, second] if len(txt_asked) > 3 else [first]  # 2nd: from the 3rd poll on
+            response.answer.append(dns.rrset.from_text(name, 60, "IN", "TXT", *(f'"{v}"' for v in values)))
+        return response
+
+    monkeypatch.setattr(solver_module.zones, "query", query)
+    slept: list[float] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(
+        solver_module,
+        "wait_for_records",
+        lambda records, settings: propagation.wait_for_records(records, settings, lambda: now[0], sleep),
+    )
+    dns_solver.settle([("a.test", "tok"), ("a.test", "tok2")])
+    assert len(slept) == 2 and len(txt_asked) == 4  # polled until the late value was there, no more
+
+
 def _holder(tmp_path):
     from acme_client.storage import AcmeStorage
 
