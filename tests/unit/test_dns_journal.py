@@ -69,6 +69,17 @@ def test_a_dead_process_of_this_host_left_them(tmp_path) -> None:
     assert found[0].key_authorization == "tok.thumb"  # exec/httpreq RAW cleanups need it
 
 
+def test_a_live_process_of_this_host_is_left_alone(tmp_path) -> None:
+    """Host+pid fallback (an entry without an order lock): a replica starting beside a live one on this
+    host leaves the live one's records alone; once it is an hour old, the entry is a leftover."""
+    Journal(str(tmp_path / "acme.json"), "rfc2136").add(RECORD)
+    _rewrite(tmp_path, pid=os.getppid(), run="other-live-run")  # the parent: alive while this test runs
+    j = Journal(str(tmp_path / "acme.json"), "rfc2136")
+    assert j.leftovers() == []
+    _rewrite(tmp_path, at=time.time() - 3601)
+    assert j.leftovers() == [RECORD]
+
+
 def test_a_live_replica_elsewhere_is_left_alone_for_an_hour(tmp_path) -> None:
     Journal(str(tmp_path / "acme.json"), "rfc2136").add(RECORD)
     _rewrite(tmp_path, host=f"not-{socket.gethostname()}", run="other")
