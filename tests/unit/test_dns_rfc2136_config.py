@@ -3,10 +3,13 @@ tested against a real BIND in tests/integration/test_acme_dns_rfc2136.py)."""
 
 from __future__ import annotations
 
+import dns.message
+import dns.query
+import dns.rdatatype
 import dns.tsig
 import pytest
 
-from acme_client.dns.base import DnsConfigError
+from acme_client.dns.base import DnsConfigError, TxtRecord
 from acme_client.dns.registry import build_provider, read_provider
 from acme_client.dns.rfc2136 import parse_nameserver, read_tsig_file, tsig_algorithm
 
@@ -138,3 +141,27 @@ def test_a_bad_key_file_is_named(tmp_path, content: str, what: str) -> None:
             "rfc2136", {"RFC2136_NAMESERVER": "192.0.2.1", "RFC2136_TSIG_FILE": str(tmp_path / "none")}
         )
     assert caught.value.variable == "RFC2136_TSIG_FILE"
+
+
+def test_the_update_carries_rfc2136_ttl_and_legos_default_algorithm(monkeypatch) -> None:
+    """RFC2136_TTL is the added record's TTL; without RFC2136_TSIG_ALGORITHM the key signs with
+    hmac-sha1 (lego's default: a Traefik user's BIND key made for it keeps working)."""
+    sent = []
+
+    def exchange(update, where, timeout=None, port=53, **kw):
+        sent.append(update)
+        return dns.message.make_response(update), False
+
+    monkeypatch.setattr(dns.query, "udp_with_fallback", exchange)
+    env = {
+        "RFC2136_NAMESERVER": "192.0.2.1",
+        "RFC2136_TTL": "42",
+        "RFC2136_TSIG_KEY": "lego",
+        "RFC2136_TSIG_SECRET": SECRET,
+    }
+    config, _ = read_provider("rfc2136", env)
+    build_provider(config).present(TxtRecord("a.test", "_acme-challenge.a.test.", "a.test.", "v1"))
+    (update,) = sent
+    (rrset,) = update.update
+    assert (rrset.rdtype, rrset.ttl) == (dns.rdatatype.TXT, 42)
+    assert update.keyalgorithm == dns.tsig.HMAC_SHA1
