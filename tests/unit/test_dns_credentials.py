@@ -168,3 +168,15 @@ def test_a_providers_own_defaults_fill_unset_variables_only() -> None:
     config, _ = read_config(spec, {"FAKE_DNS_API_TOKEN": "t", "FAKE_TTL": "60"})
     assert (config.ttl, config.propagation_timeout) == (60, 120.0)
     assert config.get("FAKE_PROPAGATION_TIMEOUT") == "120"
+
+
+def test_a_file_over_64_kib_is_no_credential(tmp_path) -> None:
+    """A wrong path (a log, a binary) is refused naming the variable, not read whole as a token."""
+    exact, big = tmp_path / "exact", tmp_path / "big"
+    exact.write_text("t" * 64 * 1024)
+    big.write_text("t" * (64 * 1024 + 1))
+    config, _ = read_config(SPEC, {"FAKE_DNS_API_TOKEN_FILE": str(exact)})
+    assert len(config.get("FAKE_DNS_API_TOKEN")) == 64 * 1024
+    with pytest.raises(DnsConfigError, match="is over 65536 bytes, not a credential") as caught:
+        read_config(SPEC, {"FAKE_DNS_API_TOKEN_FILE": str(big)})
+    assert caught.value.variable == "FAKE_DNS_API_TOKEN_FILE"
