@@ -97,6 +97,31 @@ def test_failed_present_and_cleanup_drop_the_entry_and_say_so(tmp_path, caplog) 
     assert "could not remove TXT _acme-challenge.a.test." in caplog.text and "stays there" in caplog.text
 
 
+def test_recover_goes_on_past_a_record_it_cannot_remove(tmp_path, monkeypatch, caplog) -> None:
+    """Two leftovers, the first refused by the provider: the second is still removed, the first's entry
+    kept for the next pass."""
+    crashed = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=FakeProvider(tmp_path))
+    crashed.publish("a.test", "tok", "tok.thumb")
+    crashed.publish("b.test", "tok2", "tok2.thumb")
+    monkeypatch.setattr("acme_client.dns.journal._RUN", "the-next-run")
+
+    class FirstRefused(FakeProvider):
+        def cleanup(self, record: TxtRecord) -> None:
+            self.calls.append(("cleanup", record.value))
+            if len(self.calls) == 1:
+                raise DnsError("cleanup refused")
+
+    provider = FirstRefused(tmp_path)
+    DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=provider).solver().recover()
+    assert sorted(provider.calls) == sorted(
+        [("cleanup", txt_value("tok.thumb")), ("cleanup", txt_value("tok2.thumb"))]
+    )
+    assert len(_pending(tmp_path)) == 1 and "cleanup refused" in caplog.text
+    refused = provider.calls[0][1]
+    later = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=FakeProvider(tmp_path))
+    assert [r.value for r in later.journal.leftovers()] == [refused]
+
+
 def test_failed_cleanup_keeps_the_entry_for_recover(tmp_path, caplog) -> None:
     provider = FakeProvider(tmp_path, fail_cleanup=True)
     dns = DnsSolver(SETTINGS, str(tmp_path / "acme.json"), provider=provider)
