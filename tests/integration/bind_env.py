@@ -37,6 +37,7 @@ import dns.update
 import dns.zone
 import pytest
 
+from tests.integration.harness import stop_process
 from tests.unavailable import require_tools
 
 ZONE = "home.example.test"
@@ -243,18 +244,8 @@ def _start(workdir: Path, address: str, secret: str) -> subprocess.Popen:
         if _answers_soa(address):
             return proc
         time.sleep(0.05)
-    _stop(proc)
+    stop_process(proc, 10)
     raise RuntimeError(f"named on {address} not ready:\n{(workdir / 'named.log').read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager
@@ -278,7 +269,7 @@ def run_bind(workdir: Path) -> Iterator[Bind]:
     try:
         yield Bind(address=address, workdir=workdir, key_secret=secret, proc=proc)
     finally:
-        _stop(proc)
+        stop_process(proc, 10)
         _release_address(address)
 
 

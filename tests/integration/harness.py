@@ -123,6 +123,19 @@ class Backend:
         return web.Response(status=self.health_status, text="health")
 
 
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` is still running after ``grace`` seconds; reaped either way
+    (blocking: from async code, run it in a thread)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 _BLOCK: bytes | None = None
 
 

@@ -102,6 +102,28 @@ def _standin(kind: str) -> Standin | None:
     return None
 
 
+async def _served(proxy, static: dict, site_url: str, tls: dict, pebble, tmp_path: Path):
+    """Start dockroute with one router for HOST (``tls`` its router's tls) and wait until HOST is served
+    over HTTPS with a certificate Pebble's root verifies: (process, answer, certificate DER). A timeout
+    fails with the process's log."""
+    router = {"rule": f"Host(`{HOST}`)", "service": "s", "entryPoints": ["websecure"], "tls": tls}
+    dynamic = {
+        "http": {
+            "routers": {"app": router},
+            "services": {"s": {"loadBalancer": {"servers": [{"url": site_url}]}}},
+        }
+    }
+    dr = await proxy(dynamic, static=static)
+    root = tmp_path / "pebble-root.pem"
+    root.write_bytes(pebble.root_pem())
+    ctx = ssl.create_default_context(cafile=str(root))
+    try:
+        answer, der = await wait_for(lambda: verified_get(dr.ports["websecure"], ctx, HOST), timeout=30)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- dockroute log ---\n{dr.log()[-4000:]}") from None
+    return dr, answer, der
+
+
 @pytest.mark.parametrize("kind", ["cloudflare", "httpreq", "exec"])
 async def test_a_certificate_through_the_provider_and_bind(
     kind, bind, backends, proxy, tmp_path, monkeypatch
@@ -119,22 +141,7 @@ async def test_a_certificate_through_the_provider_and_bind(
         ) as pebble:
             static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
             static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"]["provider"] = kind
-            router = {"rule": f"Host(`{HOST}`)", "service": "s", "entryPoints": ["websecure"]}
-            router["tls"] = {"certResolver": "le"}
-            dynamic = {
-                "http": {
-                    "routers": {"app": router},
-                    "services": {"s": {"loadBalancer": {"servers": [{"url": site.url}]}}},
-                }
-            }
-            dr = await proxy(dynamic, static=static)
-            root = tmp_path / "pebble-root.pem"
-            root.write_bytes(pebble.root_pem())
-            ctx = ssl.create_default_context(cafile=str(root))
-            try:
-                answer, _ = await wait_for(lambda: verified_get(dr.ports["websecure"], ctx, HOST), timeout=30)
-            except AssertionError as exc:
-                raise AssertionError(f"{exc}\n--- dockroute log ---\n{dr.log()[-4000:]}") from None
+            dr, answer, _ = await _served(proxy, static, site.url, {"certResolver": "le"}, pebble, tmp_path)
             assert answer.startswith(b"HTTP/1.1 200")
             left = await wait_for(lambda: not bind.acme_txt_left() and "clean", timeout=10)
             assert left == "clean", bind.acme_txt_left()
@@ -169,21 +176,7 @@ async def test_a_wildcard_and_its_apex_hold_two_cloudflare_records_at_one_name(
             static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
             static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"]["provider"] = "cloudflare"
             tls = {"certResolver": "le", "domains": [{"main": f"*.{ZONE}", "sans": [ZONE]}]}
-            router = {"rule": f"Host(`{HOST}`)", "service": "s", "entryPoints": ["websecure"], "tls": tls}
-            dynamic = {
-                "http": {
-                    "routers": {"app": router},
-                    "services": {"s": {"loadBalancer": {"servers": [{"url": site.url}]}}},
-                }
-            }
-            dr = await proxy(dynamic, static=static)
-            root = tmp_path / "pebble-root.pem"
-            root.write_bytes(pebble.root_pem())
-            ctx = ssl.create_default_context(cafile=str(root))
-            try:
-                _, der = await wait_for(lambda: verified_get(dr.ports["websecure"], ctx, HOST), timeout=30)
-            except AssertionError as exc:
-                raise AssertionError(f"{exc}\n--- dockroute log ---\n{dr.log()[-4000:]}") from None
+            _, _, der = await _served(proxy, static, site.url, tls, pebble, tmp_path)
             sans = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
                 x509.SubjectAlternativeName
             )

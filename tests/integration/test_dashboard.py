@@ -34,7 +34,7 @@ from router.api.dashboard import dashboard_handler
 from router.api.report import certificate_json
 from router.api.state import CertificateReport
 from tests.exchange_fakes import Recorder, fake_exchange
-from tests.integration.harness import wait_for
+from tests.integration.harness import stop_process, wait_for
 from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
@@ -154,12 +154,7 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
                 finally:
                     b.reader.cancel()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
 
 
 async def check_layout(b: Browser) -> None:

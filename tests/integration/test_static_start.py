@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.integration.harness import ROOT, wait_for
+from tests.integration.harness import ROOT, stop_process, wait_for
 
 _SYSTEM_FILES = [
     Path(d, f"{stem}.{ext}")
@@ -166,12 +166,7 @@ async def test_traefik_yml_in_the_working_directory_is_read(tmp_path):
             # The file's router, to a backend that refuses connections: the proxy's own 502.
             assert resp.status == 502
     finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(asyncio.to_thread(proc.wait), 15)
-        except TimeoutError:
-            proc.kill()
-            proc.wait()
+        await asyncio.to_thread(stop_process, proc, 15)
 
 
 async def test_dns_challenge_starts_and_warns_of_an_unread_variable_and_a_deprecated_key(tmp_path):
@@ -212,9 +207,4 @@ async def test_dns_challenge_starts_and_warns_of_an_unread_variable_and_a_deprec
         assert f"static configuration {path}.delayBeforeCheck is deprecated" in log
         assert "token-from-a-secret" not in log
     finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(asyncio.to_thread(proc.wait), 15)
-        except TimeoutError:
-            proc.kill()
-            proc.wait()
+        await asyncio.to_thread(stop_process, proc, 15)
