@@ -9,43 +9,22 @@ Pebble, is in tests/integration/test_acme_concurrency.py)."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from acme_client.issuer import Solver
 from acme_client.resolver import PARALLEL_ORDERS, AcmeResolver
 from acme_client.settings import ResolverSettings
 from acme_client.storage import StoredAccount, StoredCertificate
+from tests.acme_certs import stored_certificate
 from tests.polling import until
 
 
 def _cert(names: tuple[str, ...], days_left: float = 80) -> StoredCertificate:
-    now = dt.datetime.now(dt.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=10))
-        .not_valid_after(now + dt.timedelta(days=days_left))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return StoredCertificate(names[0], names[1:], cert.public_bytes(serialization.Encoding.PEM), key_pem)
+    return stored_certificate(names, days_left=days_left)
 
 
 class Orders:

@@ -4,6 +4,7 @@ import pytest
 
 from acme_client.resolver import AcmeResolver, why_not_public
 from acme_client.settings import LETS_ENCRYPT, ResolverSettings
+from tests.acme_certs import stored_certificate
 from tests.acme_settings import acme_error, acme_settings
 
 # Let's Encrypt, the default CA, requires an email, and every resolver a challenge (HTTP-01 on Traefik's
@@ -190,33 +191,7 @@ def test_failed_validation_is_told_apart_from_an_unreachable_ca():
 
 
 def _cert(name: str, days_in: float, days_left: float):
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    from acme_client.storage import StoredCertificate
-
-    now = dt.datetime.now(dt.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=days_in))
-        .not_valid_after(now + dt.timedelta(days=days_left))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return StoredCertificate(name, (), cert.public_bytes(serialization.Encoding.PEM), key_pem)
+    return stored_certificate([name], days_in=days_in, days_left=days_left)
 
 
 def _resolver_with(tmp_path, cert) -> AcmeResolver:
