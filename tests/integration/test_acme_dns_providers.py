@@ -102,25 +102,32 @@ def _standin(kind: str) -> Standin | None:
     return None
 
 
-async def _served(proxy, static: dict, site_url: str, tls: dict, pebble, tmp_path: Path):
-    """Start dockroute with one router for HOST (``tls`` its router's tls) and wait until HOST is served
-    over HTTPS with a certificate Pebble's root verifies: (process, answer, certificate DER). A timeout
-    fails with the process's log."""
-    router = {"rule": f"Host(`{HOST}`)", "service": "s", "entryPoints": ["websecure"], "tls": tls}
-    dynamic = {
-        "http": {
-            "routers": {"app": router},
-            "services": {"s": {"loadBalancer": {"servers": [{"url": site_url}]}}},
+async def _served(proxy, kind: str, bind: Bind, site_url: str, tls: dict, tmp_path: Path):
+    """Start Pebble (validating against ``bind``, its HTTP-01 and TLS-ALPN-01 ports closed) and dockroute
+    with resolver ``le`` on DNS-01 through provider ``kind`` and one router for HOST (``tls`` its tls),
+    and wait until HOST is served over HTTPS with a certificate Pebble's root verifies: (process, answer,
+    certificate DER). A timeout fails with the process's log."""
+    http_port, tls_port = pebble_env.free_port(), pebble_env.free_port()
+    with pebble_env.run_pebble(
+        tmp_path / "pebble", http_port=http_port, tls_port=tls_port, dns_server=bind.hostport
+    ) as pebble:
+        static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
+        static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"]["provider"] = kind
+        router = {"rule": f"Host(`{HOST}`)", "service": "s", "entryPoints": ["websecure"], "tls": tls}
+        dynamic = {
+            "http": {
+                "routers": {"app": router},
+                "services": {"s": {"loadBalancer": {"servers": [{"url": site_url}]}}},
+            }
         }
-    }
-    dr = await proxy(dynamic, static=static)
-    root = tmp_path / "pebble-root.pem"
-    root.write_bytes(pebble.root_pem())
-    ctx = ssl.create_default_context(cafile=str(root))
-    try:
-        answer, der = await wait_for(lambda: verified_get(dr.ports["websecure"], ctx, HOST), timeout=30)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- dockroute log ---\n{dr.log()[-4000:]}") from None
+        dr = await proxy(dynamic, static=static)
+        root = tmp_path / "pebble-root.pem"
+        root.write_bytes(pebble.root_pem())
+        ctx = ssl.create_default_context(cafile=str(root))
+        try:
+            answer, der = await wait_for(lambda: verified_get(dr.ports["websecure"], ctx, HOST), timeout=30)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- dockroute log ---\n{dr.log()[-4000:]}") from None
     return dr, answer, der
 
 
@@ -135,25 +142,19 @@ async def test_a_certificate_through_the_provider_and_bind(
     with running(standin) if standin is not None else nullcontext():
         for key, value in _provider(kind, bind, tmp_path, standin).items():
             monkeypatch.setenv(key, value)
-        http_port, tls_port = pebble_env.free_port(), pebble_env.free_port()
-        with pebble_env.run_pebble(
-            tmp_path / "pebble", http_port=http_port, tls_port=tls_port, dns_server=bind.hostport
-        ) as pebble:
-            static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
-            static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"]["provider"] = kind
-            dr, answer, _ = await _served(proxy, static, site.url, {"certResolver": "le"}, pebble, tmp_path)
-            assert answer.startswith(b"HTTP/1.1 200")
-            left = await wait_for(lambda: not bind.acme_txt_left() and "clean", timeout=10)
-            assert left == "clean", bind.acme_txt_left()
-            if isinstance(standin, CloudflareStandin):
-                calls = [(r.method, r.path) for r in standin.requests]
-                assert calls[0] == ("GET", "/client/v4/zones") and standin.requests[0].query["name"] == ZONE
-                assert ("POST", "/client/v4/zones/zone-home/dns_records") in calls
-                assert calls[-1][0] == "DELETE" and standin.records["zone-home"] == []
-            if isinstance(standin, HttpReqStandin):
-                assert [r.path for r in standin.requests] == ["/api/present", "/api/cleanup"]
-                assert standin.requests[0].json()["fqdn"] == f"_acme-challenge.{HOST}."
-            assert f"certificate for {HOST} obtained" in dr.log()
+        dr, answer, _ = await _served(proxy, kind, bind, site.url, {"certResolver": "le"}, tmp_path)
+        assert answer.startswith(b"HTTP/1.1 200")
+        left = await wait_for(lambda: not bind.acme_txt_left() and "clean", timeout=10)
+        assert left == "clean", bind.acme_txt_left()
+        if isinstance(standin, CloudflareStandin):
+            calls = [(r.method, r.path) for r in standin.requests]
+            assert calls[0] == ("GET", "/client/v4/zones") and standin.requests[0].query["name"] == ZONE
+            assert ("POST", "/client/v4/zones/zone-home/dns_records") in calls
+            assert calls[-1][0] == "DELETE" and standin.records["zone-home"] == []
+        if isinstance(standin, HttpReqStandin):
+            assert [r.path for r in standin.requests] == ["/api/present", "/api/cleanup"]
+            assert standin.requests[0].json()["fqdn"] == f"_acme-challenge.{HOST}."
+        assert f"certificate for {HOST} obtained" in dr.log()
 
 
 async def test_a_wildcard_and_its_apex_hold_two_cloudflare_records_at_one_name(
@@ -169,22 +170,16 @@ async def test_a_wildcard_and_its_apex_hold_two_cloudflare_records_at_one_name(
     with running(standin):
         for key, value in _provider("cloudflare", bind, tmp_path, standin).items():
             monkeypatch.setenv(key, value)
-        http_port, tls_port = pebble_env.free_port(), pebble_env.free_port()
-        with pebble_env.run_pebble(
-            tmp_path / "pebble", http_port=http_port, tls_port=tls_port, dns_server=bind.hostport
-        ) as pebble:
-            static = dns_wildcard_static(tmp_path, pebble.directory_url, pebble.ca_bundle, bind)
-            static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"]["provider"] = "cloudflare"
-            tls = {"certResolver": "le", "domains": [{"main": f"*.{ZONE}", "sans": [ZONE]}]}
-            _, _, der = await _served(proxy, static, site.url, tls, pebble, tmp_path)
-            sans = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
-                x509.SubjectAlternativeName
-            )
-            assert sorted(sans.value.get_values_for_type(x509.DNSName)) == sorted([f"*.{ZONE}", ZONE])
-            assert any(len(values) == 2 for values in seen), seen  # both values published together
-            creates = [r for r in standin.requests if r.method == "POST"]
-            deletes = [r.path.rsplit("/", 1)[1] for r in standin.requests if r.method == "DELETE"]
-            assert [r.json()["name"] for r in creates] == [f"_acme-challenge.{ZONE}"] * 2
-            assert sorted(deletes) == ["rec0001", "rec0002"] and standin.records["zone-home"] == []
-            left = await wait_for(lambda: not bind.acme_txt_left() and "clean", timeout=10)
-            assert left == "clean", bind.acme_txt_left()
+        tls = {"certResolver": "le", "domains": [{"main": f"*.{ZONE}", "sans": [ZONE]}]}
+        _, _, der = await _served(proxy, "cloudflare", bind, site.url, tls, tmp_path)
+        sans = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+        assert sorted(sans.value.get_values_for_type(x509.DNSName)) == sorted([f"*.{ZONE}", ZONE])
+        assert any(len(values) == 2 for values in seen), seen  # both values published together
+        creates = [r for r in standin.requests if r.method == "POST"]
+        deletes = [r.path.rsplit("/", 1)[1] for r in standin.requests if r.method == "DELETE"]
+        assert [r.json()["name"] for r in creates] == [f"_acme-challenge.{ZONE}"] * 2
+        assert sorted(deletes) == ["rec0001", "rec0002"] and standin.records["zone-home"] == []
+        left = await wait_for(lambda: not bind.acme_txt_left() and "clean", timeout=10)
+        assert left == "clean", bind.acme_txt_left()
