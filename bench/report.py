@@ -255,7 +255,7 @@ def run_section(rows: list[Row], command: str, duration: int) -> str:
 
 
 # Sections other benchmarks keep between their own pairs of markers (bench.docker_latency, bench.https,
-# bench.reload): they survive the rotation of the HTTP runs and always come after them.
+# bench.reload, bench.dns_wildcard): they survive the rotation of the HTTP runs and always come after them.
 _OTHER_MARKS = (
     "<!-- docker-latency -->",
     "<!-- https -->",
@@ -264,6 +264,7 @@ _OTHER_MARKS = (
     "<!-- compress -->",
     "<!-- cache -->",
     "<!-- faults -->",
+    "<!-- dns-wildcard -->",
 )
 
 
