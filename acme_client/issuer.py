@@ -121,8 +121,9 @@ class Solver:
     ``settle(published)``, when set, is called once per order after every answer of the order is
     published and before the CA is asked to validate any, with this solver's (domain, token) pairs: the
     DNS solver waits there for the authoritative servers, once for all records. ``recover()``, when set,
-    is called once in a worker thread when the resolver starts: it withdraws what a crashed run left
-    published (DNS records journaled beside the store).
+    is called in a worker thread at the start of every resolver check: it withdraws what orders that no
+    longer run left published (DNS records journaled beside the store by a crashed run, or whose cleanup
+    failed).
     """
 
     typ: str  # "http-01", "tls-alpn-01" or "dns-01"
