@@ -26,7 +26,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["CloudflareStandin", "DuckDnsStandin", "HttpReqStandin", "Recorded", "running"]
+from acme_client.dns.base import TxtRecord
+
+__all__ = ["RECORD", "CloudflareStandin", "DuckDnsStandin", "HttpReqStandin", "Recorded", "running"]
+
+# The record the provider tests present: a token starting with a dash (an argument a program must not read
+# as an option), the value the DNS-01 solver would derive.
+RECORD = TxtRecord(
+    domain="home.example.com",
+    fqdn="_acme-challenge.home.example.com.",
+    zone="example.com.",
+    value="LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM",
+    token="-tokenStartingWithADash",
+    key_authorization="-tokenStartingWithADash.thumbprint",
+)
 
 
 @dataclass

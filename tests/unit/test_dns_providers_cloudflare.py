@@ -11,16 +11,10 @@ import pytest
 from acme_client.dns.base import DnsConfigError, DnsError, TxtRecord
 from acme_client.dns.cloudflare import CloudflareProvider
 from acme_client.dns.registry import build_provider, read_provider
-from tests.dns_standins import CloudflareStandin, running
+from tests.dns_standins import RECORD, CloudflareStandin, running
 
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 TOKEN, ZONE_TOKEN, EMAIL, KEY = "dns-token-1", "zone-token-2", "me@example.com", "global-key-3"
-RECORD = TxtRecord(
-    domain="home.example.com",
-    fqdn="_acme-challenge.home.example.com.",
-    zone="example.com.",
-    value="LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM",
-)
 APEX = TxtRecord(RECORD.domain, RECORD.fqdn, RECORD.zone, "second-value-for-the-apex")
 NAME = "_acme-challenge.home.example.com"
 

@@ -12,19 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from acme_client.dns.base import DnsConfigError, DnsError, TxtRecord
+from acme_client.dns.base import DnsConfigError, DnsError
 from acme_client.dns.exec_provider import ExecProvider
 from acme_client.dns.registry import build_provider, read_provider
+from tests.dns_standins import RECORD
 from tests.polling import wait_for
-
-RECORD = TxtRecord(
-    domain="home.example.com",
-    fqdn="_acme-challenge.home.example.com.",
-    zone="example.com.",
-    value="LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM",
-    token="-tokenStartingWithADash",
-    key_authorization="-tokenStartingWithADash.thumbprint",
-)
 
 
 def script(tmp_path: Path, body: str) -> Path:

@@ -9,18 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from acme_client.dns.base import DnsConfigError, DnsError, TxtRecord
+from acme_client.dns.base import DnsConfigError, DnsError
 from acme_client.dns.registry import build_provider, read_provider
-from tests.dns_standins import Answer, HttpReqStandin, running
-
-RECORD = TxtRecord(
-    domain="home.example.com",
-    fqdn="_acme-challenge.home.example.com.",
-    zone="example.com.",
-    value="LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM",
-    token="-tokenStartingWithADash",
-    key_authorization="-tokenStartingWithADash.thumbprint",
-)
+from tests.dns_standins import RECORD, Answer, HttpReqStandin, running
 
 
 @pytest.fixture
