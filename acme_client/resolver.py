@@ -424,7 +424,7 @@ class AcmeResolver:
                 continue
             try:
                 recover()
-            except Exception:  # a bug in a solver must not keep the resolver from starting
+            except Exception:  # a bug in a solver must not stop the check or the orders after it
                 log.exception("resolver %s: cleaning up %s answers left over failed", self.name, solver.typ)
 
     def _issuer(self) -> Issuer:

@@ -93,12 +93,13 @@ class ProviderSpec:
 
     ``required``: groups of variables, one group of which must be fully set (``(("CF_DNS_API_TOKEN",),
     ("CF_API_EMAIL", "CF_API_KEY"))``: a token, or the older email and key). ``optional``: the other
-    variables it reads. ``aliases``: another accepted name → lego's primary name. ``prefix``: the
-    variables' common prefix (``CF_``): a variable under it that the provider does not read is named in
-    a warning at start, never silently ignored. ``defaults``: lego's default for a variable when it is
-    unset, where the provider's differs from the common one (Cloudflare waits 120 s for propagation, not
-    60 s). ``build`` makes the provider from its checked config. ``warnings`` names, for a complete
-    config, what the start log should still say (Cloudflare: two sets of credentials, one ignored)."""
+    variables it reads. ``aliases``: another accepted name → lego's primary name. ``prefixes``: the
+    variables' common prefixes (``CF_``, ``CLOUDFLARE_``): a variable under one that the provider does not
+    read is named in a warning at start, never silently ignored. ``defaults``: lego's default for a variable
+    when it is unset, where the provider's differs from the common one (Cloudflare waits 120 s for
+    propagation, not 60 s). ``build`` makes the provider from its checked config. ``warnings`` names, for a
+    complete config, what the start log should still say (Cloudflare: two sets of credentials, one ignored).
+    """
 
     name: str
     required: tuple[tuple[str, ...], ...]

@@ -36,7 +36,15 @@ class HttpReqProvider:
         self._raw = mode == "RAW"
         username = config.get("HTTPREQ_USERNAME") or ""
         password = config.get("HTTPREQ_PASSWORD") or ""
-        self._auth = (username, password) if username and password else None  # lego: both, or none
+        if bool(username) != bool(password):
+            # lego then sends no authentication at all, silently: refused here, naming what is missing.
+            missing = "HTTPREQ_PASSWORD" if username else "HTTPREQ_USERNAME"
+            raise DnsConfigError(
+                f"{missing} is not set: basic authentication needs HTTPREQ_USERNAME and HTTPREQ_PASSWORD "
+                "(set both, or neither for an endpoint without authentication)",
+                missing,
+            )
+        self._auth = (username, password) if username else None
         secrets = {password, *_url_secrets(self._endpoint)} - {""}
         self._secrets = tuple(sorted(secrets, key=len, reverse=True))  # the longest first: none left half
         self._timeout = seconds(config, "HTTPREQ_HTTP_TIMEOUT", DEFAULT_HTTP_TIMEOUT)

@@ -14,7 +14,8 @@ Taken: no process (this one included) is ordering those names, so the record is 
 lock; held: the order runs, its record is left alone. Host names and pids say nothing across containers
 (a recreated container has a new host name, replicas in their own pid namespaces are all pid 1).
 An entry without a lock (written where locks cannot be used) falls back to host and pid: a leftover when
-this host's process that wrote it is gone (or is this pid of an earlier run), or after an hour.
+this host's process that wrote it is gone (or is this pid of an earlier run), or after an hour;
+such an entry of this very run (a failed cleanup) waits for the next start.
 
 A store that is no folder (``kubernetes://``) has an in-memory journal: cleanup after a failure still
 happens, but a crash forgets what was presented (said once at start).

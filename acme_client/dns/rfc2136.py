@@ -103,7 +103,7 @@ class Rfc2136Provider:
     def __init__(self, config: ProviderConfig) -> None:
         self._host, self._port = parse_nameserver(config.get(NAMESERVER) or "")
         self._ttl = config.ttl
-        self._timeout = seconds(config, DNS_TIMEOUT, DEFAULT_DNS_TIMEOUT) or DEFAULT_DNS_TIMEOUT
+        self._timeout = seconds(config, DNS_TIMEOUT, DEFAULT_DNS_TIMEOUT)
         key, secret = config.get(TSIG_KEY), config.get(TSIG_SECRET)
         algorithm_name = config.get(TSIG_ALGORITHM) or "hmac-sha1."
         if config.get(TSIG_FILE):  # as in lego, the key file wins over the three variables

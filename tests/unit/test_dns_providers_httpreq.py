@@ -189,3 +189,14 @@ def test_the_endpoints_password_and_query_values_are_scrubbed_from_a_refusal(
         str(caught.value)
         == "httpreq: POST /present answered 500 Internal Server Error: rejected key *** for ***"
     )
+
+
+@pytest.mark.parametrize("given", ["HTTPREQ_USERNAME", "HTTPREQ_PASSWORD"])
+def test_a_username_without_password_or_the_reverse_stops_the_start(given: str) -> None:
+    """lego sends no authentication at all then, and says nothing: refused at start, naming the other."""
+    env = {"HTTPREQ_ENDPOINT": "https://dns-api.example/api", given: "set"}
+    missing = "HTTPREQ_PASSWORD" if given == "HTTPREQ_USERNAME" else "HTTPREQ_USERNAME"
+    with pytest.raises(DnsConfigError) as caught:
+        read_provider("httpreq", env)
+    assert caught.value.variable == missing
+    assert str(caught.value).startswith(f"{missing} is not set")
