@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 import time
 from typing import TYPE_CHECKING, Protocol
 
 from acme_client.dns.solver import DnsSolver
 from acme_client.issuer import Solver
 from acme_client.settings import ResolverSettings
+from acme_client.side_files import replace_file
 from acme_client.tls_alpn import challenge_certificate
 
 if TYPE_CHECKING:
@@ -82,14 +82,7 @@ def publish_answer(store: str, kind: str, key: str, key_authorization: str) -> N
     folder = os.path.dirname(path)
     _remove_stale(folder, os.path.basename(path).split(kind, 1)[0])
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".challenge.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(key_authorization)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        replace_file(path, key_authorization, ".challenge.")
     except OSError as exc:
         if folder not in _warned:
             _warned.add(folder)

@@ -24,10 +24,20 @@ from acme_client.dns.base import (
     ProviderSpec,
 )
 
-__all__ = ["read_config", "seconds"]
+__all__ = ["raw_mode", "read_config", "seconds"]
 
 _WHOLE_SECONDS = re.compile(r"[0-9]+")  # what strconv.Atoi reads, signs aside: no duration is negative
 _MAX_FILE = 64 * 1024  # a credential file is small; a bigger one is a wrong path
+
+
+def raw_mode(config: ProviderConfig, name: str) -> bool:
+    """lego's ``<P>_MODE`` of the generic providers (exec, httpreq): ``RAW`` hands over the challenge
+    itself (domain, token, key authorization), empty the record (name and value); anything else is
+    refused naming the variable."""
+    mode = config.get(name) or ""
+    if mode not in ("", "RAW"):
+        raise DnsConfigError(f"{name}: {mode!r} is neither RAW nor empty", name)
+    return mode == "RAW"
 
 
 def seconds(config: ProviderConfig, name: str, default: float) -> float:

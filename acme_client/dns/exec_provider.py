@@ -18,6 +18,7 @@ import signal
 import subprocess
 
 from acme_client.dns.base import DnsConfigError, DnsError, ProviderConfig, ProviderSpec, TxtRecord
+from acme_client.dns.credentials import raw_mode
 
 __all__ = ["SCRIPT_TIMEOUT", "SPEC", "ExecProvider"]
 
@@ -36,10 +37,7 @@ class ExecProvider:
         self._program = config.get("EXEC_PATH") or ""
         if not os.path.isfile(self._program) or not os.access(self._program, os.X_OK):
             raise DnsConfigError(f"EXEC_PATH: {self._program!r} is not an executable file", "EXEC_PATH")
-        mode = config.get("EXEC_MODE") or ""
-        if mode not in ("", "RAW"):
-            raise DnsConfigError(f"EXEC_MODE: {mode!r} is neither RAW nor empty", "EXEC_MODE")
-        self._raw = mode == "RAW"
+        self._raw = raw_mode(config, "EXEC_MODE")
         self._timeout = timeout
 
     def present(self, record: TxtRecord) -> None:

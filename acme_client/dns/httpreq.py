@@ -17,7 +17,7 @@ import posixpath
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit, urlunsplit
 
 from acme_client.dns.base import DnsConfigError, ProviderConfig, ProviderSpec, TxtRecord
-from acme_client.dns.credentials import seconds
+from acme_client.dns.credentials import raw_mode, seconds
 from acme_client.dns.http_api import DEFAULT_HTTP_TIMEOUT, call, refusal
 
 __all__ = ["SPEC", "HttpReqProvider"]
@@ -30,10 +30,7 @@ class HttpReqProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self._endpoint = _endpoint(config.get("HTTPREQ_ENDPOINT") or "")
-        mode = config.get("HTTPREQ_MODE") or ""
-        if mode not in ("", "RAW"):
-            raise DnsConfigError(f"HTTPREQ_MODE: {mode!r} is neither RAW nor empty", "HTTPREQ_MODE")
-        self._raw = mode == "RAW"
+        self._raw = raw_mode(config, "HTTPREQ_MODE")
         username = config.get("HTTPREQ_USERNAME") or ""
         password = config.get("HTTPREQ_PASSWORD") or ""
         if bool(username) != bool(password):

@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -38,6 +37,7 @@ from collections.abc import Callable, Iterator
 
 from acme_client.dns.base import TxtRecord
 from acme_client.order_lock import OrderLock, held_here
+from acme_client.side_files import replace_file
 
 __all__ = ["Journal"]
 
@@ -99,14 +99,7 @@ class Journal:
         if order is not None:
             entry.update(resolver=order[0], names=list(order[1]))
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".dns-pending.", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(entry, f)
-                os.replace(tmp, self._path(key))
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            replace_file(self._path(key), json.dumps(entry), ".dns-pending.")
         except OSError as exc:
             if not self._warned:
                 self._warned = True
