@@ -14,23 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from types import MappingProxyType
 from typing import Any
 
-EMPTY: Mapping[str, Any] = MappingProxyType({})
+from discover.model_base import EMPTY, Domain, frozen_map, qualify
+from discover.model_tcp import TCPConfig, merge_tcp
+from discover.model_udp import UDPConfig, merge_udp
 
-
-def frozen_map(data: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-    """A read-only view of a copy of ``data``: the way every mapping in the model is stored."""
-    return MappingProxyType(dict(data or {}))
-
-
-@dataclass(frozen=True, slots=True)
-class Domain:
-    """A certificate's names: ``main`` and its subject alternative names."""
-
-    main: str
-    sans: tuple[str, ...] = ()
+__all__ = ["EMPTY", "Domain", "TCPConfig", "UDPConfig", "frozen_map", "qualify"]  # and everything below
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +131,19 @@ class StickyCookie:
 
 
 @dataclass(frozen=True, slots=True)
+class PassiveHealthCheck:
+    """``loadBalancer.passiveHealthCheck`` (Traefik v3.5+): a server that fails ``max_failed_attempts``
+    times within ``failure_window`` seconds is taken out of rotation for ``failure_window`` seconds."""
+
+    failure_window: float = 10.0
+    max_failed_attempts: int = 1
+
+
+# ``loadBalancer.strategy`` (Traefik v3.4-3.7), canonical lower-case names; ``wrr`` is the default.
+STRATEGIES = ("wrr", "p2c", "hrw", "leasttime")
+
+
+@dataclass(frozen=True, slots=True)
 class LoadBalancer:
     """``services.<name>.loadBalancer``."""
 
@@ -149,6 +152,8 @@ class LoadBalancer:
     health_check: HealthCheck | None = None
     sticky: StickyCookie | None = None
     servers_transport: str | None = None
+    strategy: str = "wrr"  # one of STRATEGIES
+    passive_health_check: PassiveHealthCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,36 @@ class Weighted:
 
 
 @dataclass(frozen=True, slots=True)
+class MirrorRef:
+    """One mirror of a ``mirroring`` service: a service name and the share of requests it gets a copy of."""
+
+    name: str
+    percent: int = 0  # 0-100
+
+
+@dataclass(frozen=True, slots=True)
+class Mirroring:
+    """``services.<name>.mirroring``: every request goes to ``service``; copies go to the mirrors (their
+    answers are dropped; they never slow or fail the request). ``max_body_size`` -1 means no limit."""
+
+    service: str
+    mirrors: tuple[MirrorRef, ...] = ()
+    max_body_size: int = -1
+    mirror_body: bool = True
+    health_check: bool = False  # ``healthCheck: {}`` present: health is propagated to parents
+
+
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """``services.<name>.failover``: requests go to ``service`` while it has a healthy server, to
+    ``fallback`` otherwise (and back when ``service`` recovers)."""
+
+    service: str
+    fallback: str
+    health_check: bool = False  # ``healthCheck: {}`` present: health is propagated to parents
+
+
+@dataclass(frozen=True, slots=True)
 class StaticFiles:
     """``services.<name>.static`` (dockroute's own; Traefik has none): files under ``root`` served by the
     proxy itself. ``try_files`` are tried in order for a path that is not a file (``$uri``, ``/index.html``
@@ -181,12 +216,15 @@ class StaticFiles:
 
 @dataclass(frozen=True, slots=True)
 class Service:
-    """``http.services.<name>``: exactly one of ``load_balancer``, ``weighted`` or ``static`` is set."""
+    """``http.services.<name>``: exactly one of ``load_balancer``, ``weighted``, ``mirroring``,
+    ``failover`` or ``static`` is set."""
 
     name: str
     load_balancer: LoadBalancer | None = None
     weighted: Weighted | None = None
     static: StaticFiles | None = None
+    mirroring: Mirroring | None = None
+    failover: Failover | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,13 +325,10 @@ class DynamicConfig:
     middlewares: Mapping[str, Middleware] = field(default_factory=lambda: EMPTY)
     tls: TLSConfig = field(default_factory=TLSConfig)
     servers_transports: Mapping[str, ServersTransport] = field(default_factory=lambda: EMPTY)
+    tcp: TCPConfig = field(default_factory=TCPConfig)  # ``tcp`` section (routers, services, middlewares)
+    udp: UDPConfig = field(default_factory=UDPConfig)  # ``udp`` section (routers, services)
     # what the provider saw, routed or not (reports only: compiling ignores it)
     discovered: tuple[Discovered, ...] = ()
-
-
-def qualify(name: str, provider: str) -> str:
-    """``app`` → ``app@file``; an already qualified name is left as it is."""
-    return name if "@" in name else f"{name}@{provider}"
 
 
 def qualify_options(name: str, provider: str) -> str:
@@ -383,5 +418,7 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
             options=frozen_map(options),
         ),
         servers_transports=frozen_map(transports),
+        tcp=merge_tcp({p: c.tcp for p, c in configs.items()}),
+        udp=merge_udp({p: c.udp for p, c in configs.items()}),
         discovered=tuple(discovered),
     )

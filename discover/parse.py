@@ -16,30 +16,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from discover.middlewares.registry import OPTION_TYPES, read_middleware_options
 from discover.model import (
     CertificateFile,
     Domain,
     DynamicConfig,
-    HealthCheck,
-    LoadBalancer,
     Middleware,
     Router,
     RouterTLS,
-    Server,
     ServersTransport,
-    Service,
-    StaticFiles,
-    StickyCookie,
     TLSConfig,
-    Weighted,
-    WeightedRef,
     frozen_map,
     idle_conns_per_host,
 )
+from discover.model_tcp import TCPConfig
+from discover.model_udp import UDPConfig
+from discover.parse_services import h2c_scheme, h2c_url, parse_service, preserve_path
+from discover.parse_tcp import parse_tcp
 from discover.parse_tls import tls_options
+from discover.parse_udp import parse_udp
 from discover.readers import (
     At,
     ConfigError,
@@ -61,6 +57,9 @@ from discover.values import find_key
 
 __all__ = [
     "MIDDLEWARE_TYPES",
+    "h2c_scheme",
+    "h2c_url",
+    "preserve_path",
     "ConfigError",
     "Key",
     "check_references",
@@ -184,186 +183,6 @@ def _router_tls(value: Any, at: At) -> RouterTLS | None:
         domains=tuple(domains),
         options=opt_str(*f.get("options")),
     )
-
-
-# -- services -----------------------------------------------------------------------------------------
-
-_UNSUPPORTED_SERVICES = {"mirroring", "failover"}
-
-
-def _service(name: str, value: Any, at: At, warnings: list[str]) -> Service:
-    f = Fields(value, at, ("loadBalancer", "weighted", "static", "mirroring", "failover"))
-    for kind in _UNSUPPORTED_SERVICES:
-        if kind in f:
-            raise f.get(kind)[1].error(f"{kind} services are not supported")
-    if sum(k in f for k in ("loadBalancer", "weighted", "static")) != 1:
-        raise at.error("a service needs exactly one of loadBalancer, weighted or static")
-    if "loadBalancer" in f:
-        return Service(name=name, load_balancer=_load_balancer(*f.get("loadBalancer"), warnings))
-    if "static" in f:
-        return Service(name=name, static=_static(*f.get("static")))
-    return Service(name=name, weighted=_weighted(*f.get("weighted")))
-
-
-def _static(value: Any, at: At) -> StaticFiles:
-    f = Fields(value, at, ("root", "index", "browse", "tryFiles"))
-    return StaticFiles(
-        root=as_str(*f.required("root")),
-        index=str_list(*f.get("index")) if f.present("index") else ("index.html",),
-        browse=as_bool(*f.get("browse")) if f.present("browse") else False,
-        try_files=str_list(*f.get("tryFiles")),
-    )
-
-
-def _load_balancer(value: Any, at: At, warnings: list[str]) -> LoadBalancer:
-    f = Fields(value, at, ("servers", "passHostHeader", "healthCheck", "sticky", "serversTransport"))
-    servers = tuple(_server(v, sat, warnings) for v, sat in as_list(*f.get("servers")))
-    return LoadBalancer(
-        servers=servers,
-        pass_host_header=as_bool(*f.get("passHostHeader")) if f.present("passHostHeader") else True,
-        health_check=_health_check(*f.get("healthCheck")) if "healthCheck" in f else None,
-        sticky=_sticky(*f.get("sticky")) if "sticky" in f else None,
-        servers_transport=opt_str(*f.get("serversTransport")),
-    )
-
-
-def h2c_scheme(where: str, warnings: list[str]) -> str:
-    """Traefik's ``h2c`` scheme (HTTP/2 without TLS) is accepted and proxied as HTTP/1.1 until dockroute
-    speaks HTTP/2 to backends: the scheme to use instead, and a warning naming ``where`` it was set, so that
-    a backend speaking only HTTP/2 is explained. Files and Docker labels share it."""
-    warnings.append(
-        f"{where}: scheme h2c is proxied as HTTP/1.1 (dockroute does not speak HTTP/2 to backends); "
-        "a backend that only speaks HTTP/2 will not answer"
-    )
-    return "http"
-
-
-def h2c_url(url: str, where: str, warnings: list[str]) -> str:
-    """A server URL: an ``h2c://`` one as ``http://`` (:func:`h2c_scheme`), any other as it is."""
-    return h2c_scheme(where, warnings) + url[3:] if url[:6].lower() == "h2c://" else url
-
-
-def preserve_path(flag: bool, where: str, warnings: list[str]) -> None:
-    """Traefik's ``server.preservePath``: false (its default) is what dockroute does, the server URL's path
-    is not sent; true is warned about by name, as not supported. Files and Docker labels share it."""
-    if flag:
-        warnings.append(f"{where}: not supported; the path of the server URL is not sent (Traefik's default)")
-
-
-def _server(value: Any, at: At, warnings: list[str]) -> Server:
-    """A server, as the Docker labels read one: ``h2c`` and ``preservePath`` as :func:`h2c_url` and
-    :func:`preserve_path` say."""
-    f = Fields(value, at, ("url", "weight", "preservePath"))
-    url, uat = f.required("url")
-    url = h2c_url(as_str(url, uat).strip(), uat.path, warnings)
-    if f.present("preservePath"):
-        preserve_path(as_bool(*f.get("preservePath")), f.get("preservePath")[1].path, warnings)
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises on a bad port
-    except ValueError as exc:
-        raise uat.error(f"invalid URL {url!r}: {exc}") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise uat.error(f"must be an absolute http:// or https:// URL, got {url!r}")
-    if not parts.hostname:
-        raise uat.error(f"the URL {url!r} has no host")
-    if port == 0:
-        raise uat.error(f"invalid port in URL {url!r}")
-    weight = as_int(*f.get("weight"), minimum=0) if f.present("weight") else 1
-    return Server(url=url, weight=weight)
-
-
-_HEALTH_KEYS = (
-    "path",
-    "interval",
-    "timeout",
-    "hostname",
-    "scheme",
-    "port",
-    "method",
-    "status",
-    "headers",
-    "followRedirects",
-)
-
-
-def _health_check(value: Any, at: At) -> HealthCheck:
-    f = Fields(value, at, _HEALTH_KEYS)
-    kw: dict[str, Any] = {}
-    if f.present("path"):
-        kw["path"] = as_str(*f.get("path"))
-    if f.present("interval"):
-        kw["interval"] = duration(*f.get("interval"))
-    if f.present("timeout"):
-        kw["timeout"] = duration(*f.get("timeout"))
-    if f.present("hostname"):
-        kw["hostname"] = as_str(*f.get("hostname"))
-    if f.present("scheme"):
-        v, sat = f.get("scheme")
-        scheme = as_str(v, sat).lower()
-        if scheme not in ("http", "https"):
-            raise sat.error(f"must be http or https, got {v!r}")
-        kw["scheme"] = scheme
-    if f.present("port"):
-        kw["port"] = as_int(*f.get("port"), minimum=1, maximum=65535)
-    if f.present("method"):
-        kw["method"] = as_str(*f.get("method")).upper()
-    if f.present("status"):
-        kw["status"] = as_int(*f.get("status"), minimum=100, maximum=599)
-    if f.present("headers"):
-        v, hat = f.get("headers")
-        if not isinstance(v, Mapping):
-            raise hat.error(f"expected a mapping of header names to values, got {describe(v)}")
-        kw["headers"] = frozen_map(
-            {as_str(k, hat.key(str(k), k)): as_str(hv, hat.key(str(k), k), empty=True) for k, hv in v.items()}
-        )
-    if f.present("followRedirects"):
-        kw["follow_redirects"] = as_bool(*f.get("followRedirects"))
-    return HealthCheck(**kw)
-
-
-_SAME_SITE = ("", "none", "lax", "strict")
-
-
-def _sticky(value: Any, at: At) -> StickyCookie | None:
-    """``sticky: {cookie: {...}}``; ``sticky`` without ``cookie`` is not sticky, as in Traefik."""
-    f = Fields(value, at, ("cookie",))
-    if "cookie" not in f:
-        return None
-    v, cat = f.get("cookie")
-    c = Fields(v, cat, ("name", "secure", "httpOnly", "sameSite", "maxAge", "path"))
-    kw: dict[str, Any] = {}
-    if c.present("name"):
-        kw["name"] = as_str(*c.get("name"), empty=True)
-    if c.present("secure"):
-        kw["secure"] = as_bool(*c.get("secure"))
-    if c.present("httpOnly"):
-        kw["http_only"] = as_bool(*c.get("httpOnly"))
-    if c.present("sameSite"):
-        sv, sat = c.get("sameSite")
-        same_site = as_str(sv, sat, empty=True).lower()
-        if same_site not in _SAME_SITE:
-            raise sat.error(f"must be none, lax or strict, got {sv!r}")
-        kw["same_site"] = same_site
-    if c.present("maxAge"):
-        kw["max_age"] = as_int(*c.get("maxAge"))
-    if c.present("path"):
-        kw["path"] = as_str(*c.get("path"))
-    return StickyCookie(**kw)
-
-
-def _weighted(value: Any, at: At) -> Weighted:
-    f = Fields(value, at, ("services", "sticky"))
-    refs = []
-    for v, rat in as_list(*f.get("services")):
-        rf = Fields(v, rat, ("name", "weight"))
-        refs.append(
-            WeightedRef(
-                name=as_str(*rf.required("name")).strip(),
-                weight=as_int(*rf.get("weight"), minimum=0) if rf.present("weight") else 1,
-            )
-        )
-    return Weighted(services=tuple(refs), sticky=_sticky(*f.get("sticky")) if "sticky" in f else None)
 
 
 # -- middlewares --------------------------------------------------------------------------------------
@@ -565,16 +384,15 @@ def parse_dynamic_with_warnings(
     if not isinstance(data, Mapping):
         raise root.error(f"a dynamic configuration must be a mapping, got {describe(data)}")
     top = Fields(data, root, ("http", "tcp", "udp", "tls"))
-    for section in ("tcp", "udp"):
-        if top.present(section):
-            warnings.append(f"{section}: {section.upper()} routing is not supported; the section is ignored")
 
     http = Fields(*top.get("http"), ("routers", "services", "middlewares", "serversTransports"))
     routers = {n: _router(n, v, at, warnings) for n, v, at in named(*http.get("routers"), "router")}
-    services = {n: _service(n, v, at, warnings) for n, v, at in named(*http.get("services"), "service")}
+    services = {n: parse_service(n, v, at, warnings) for n, v, at in named(*http.get("services"), "service")}
     middlewares = {n: _middleware(n, v, at) for n, v, at in named(*http.get("middlewares"), "middleware")}
     transports = _servers_transports(*http.get("serversTransports"), warnings)
     tls = _tls(*top.get("tls"), warnings) if top.present("tls") else TLSConfig()
+    tcp = parse_tcp(*top.get("tcp"), warnings) if top.present("tcp") else TCPConfig()
+    udp = parse_udp(*top.get("udp"), warnings) if top.present("udp") else UDPConfig()
 
     cfg = DynamicConfig(
         routers=frozen_map(routers),
@@ -582,6 +400,8 @@ def parse_dynamic_with_warnings(
         middlewares=frozen_map(middlewares),
         tls=tls,
         servers_transports=frozen_map(transports),
+        tcp=tcp,
+        udp=udp,
     )
     warnings.extend(m.error for m in middlewares.values() if m.error)
     if references:

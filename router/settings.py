@@ -26,6 +26,17 @@ class Redirection:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyProtocolIn:
+    """``entryPoints.<ep>.proxyProtocol``: a PROXY protocol header (v1 or v2) is read first on connections
+    from ``trusted_ips`` (addresses or CIDRs), or from every peer with ``insecure``; its source address is
+    then the client's everywhere (rules, logs, X-Forwarded-For, limits). A connection from any other peer
+    that sends one is refused."""
+
+    trusted_ips: tuple[str, ...] = ()
+    insecure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EntryPoint:
     """``entryPoints.<name>``."""
 
@@ -61,6 +72,11 @@ class EntryPoint:
     underscore_headers: str = "keep"
     # http.sanitizePath: dot segments and duplicate slashes removed before routing (Traefik's default)
     sanitize_path: bool = True
+    # proxyProtocol: read a PROXY header from trusted peers (None: no PROXY protocol on this entry point)
+    proxy_protocol: ProxyProtocolIn | None = None
+    # an address ending in "/udp": a UDP entry point (udp.routers only); ``address`` keeps the suffix off
+    udp: bool = False
+    udp_timeout: float = 3.0  # udp.timeout: a UDP session idle this long is forgotten (Traefik: 3s)
 
 
 @dataclass(frozen=True, slots=True)

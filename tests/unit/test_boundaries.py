@@ -27,6 +27,9 @@ def imports(package: str) -> list[tuple[str, str]]:
 # router can build).
 ROUTER_MAY_IMPORT = {
     "discover.model",
+    "discover.model_base",
+    "discover.model_tcp",
+    "discover.model_udp",
     "discover.goexpr",
     "discover.goregex",
     "discover.tls_names",
