@@ -37,7 +37,7 @@ from dockroute.certificates import (
     Resolver,
     alpn_resolvers,
     build_resolvers,
-    read_file_certificates,
+    build_store,
     wanted_certificates,
 )
 from dockroute.internal import InternalServices, internal_config
@@ -52,7 +52,7 @@ from router.healthcheck import HealthChecker
 from router.metrics_sources import open_connection_rows, server_up_rows
 from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
-from router.tls import CertificateStore, CertKeyPair, load_pem_files, self_signed_default
+from router.tls import CertificateStore, CertKeyPair, self_signed_default
 from router.transports import Transports
 from router.upstream import Pool
 
@@ -293,8 +293,8 @@ class App:
         per_ep = compiled.tls_options if compiled is not None else {}
         # The store picks handshake options by host: a new host map needs a new store, as new options do.
         if tls_changed or inp.store is None or inp.store.entry_point_options != per_ep:
-            snap.store, snap.file_certificates = self._build_store(
-                merged.tls, inp.resolver_pairs, inp.store, per_ep
+            snap.store, snap.file_certificates = build_store(
+                merged.tls, inp.resolver_pairs, inp.store, self._default_pair, per_ep
             )
         return snap
 
@@ -380,41 +380,6 @@ class App:
         """A resolver stored a certificate: a new store is built (off the loop) with it."""
         self._tls_forced = True
         self._request_build()
-
-    def _build_store(
-        self,
-        tls: TLSConfig,
-        resolver_pairs: tuple[CertKeyPair, ...],
-        previous: CertificateStore | None,
-        entry_point_options: Mapping[str, Mapping[str, str]] | None = None,
-    ) -> tuple[CertificateStore, FileCertificates]:
-        """A new certificate store from ``tls.certificates`` and the resolvers' certificates (in the build
-        thread: it reads files and builds SSLContexts), with the TLS options and which hosts use which, and
-        the file certificates' facts for the API (parsed here, never on the loop). Connections already open
-        keep their context."""
-        pairs = []
-        for cf in tls.certificates:
-            try:
-                pairs.append(load_pem_files(cf.cert_file, cf.key_file))
-            except OSError as exc:
-                log.error("tls certificate %s: cannot read it (%s); left out", cf.cert_file, exc)
-        file_pairs = tuple(pairs)
-        pairs.extend(resolver_pairs)
-        default = self._default_pair
-        if tls.default_certificate is not None:
-            try:
-                default = load_pem_files(tls.default_certificate.cert_file, tls.default_certificate.key_file)
-            except OSError as exc:
-                log.error("tls default certificate: cannot read it (%s); using the generated one", exc)
-        files = read_file_certificates(file_pairs, default)  # the default too, generated or configured
-        store = CertificateStore(
-            pairs,
-            default=default,
-            previous=previous,
-            options=tls.options,
-            entry_point_options=entry_point_options or {},
-        )
-        return store, files
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

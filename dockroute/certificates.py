@@ -25,12 +25,12 @@ from acme_client.resolver import AcmeResolver
 from acme_client.settings import InternalCASettings, ResolverSettings
 from acme_client.shared_challenges import valid_key
 from acme_client.storage import AcmeStorage
-from discover.model import DynamicConfig
+from discover.model import DynamicConfig, TLSConfig
 from dockroute.kubernetes_certs import acme_storage
 from router.api.state import CertificateReport
 from router.compile import Compiled, effective_tls
 from router.settings import EntryPoint
-from router.tls import CertKeyPair
+from router.tls import CertificateStore, CertKeyPair, load_pem_files
 
 __all__ = [
     "AlpnChallenges",
@@ -38,6 +38,7 @@ __all__ = [
     "HttpChallenges",
     "Resolver",
     "build_resolvers",
+    "build_store",
     "FileCertificates",
     "read_file_certificates",
     "wanted_certificates",
@@ -220,6 +221,41 @@ def wanted_certificates(
             for names in sets:
                 wanted[tls.cert_resolver].setdefault(names, None)
     return {name: list(sets) for name, sets in wanted.items()}
+
+
+def build_store(
+    tls: TLSConfig,
+    resolver_pairs: tuple[CertKeyPair, ...],
+    previous: CertificateStore | None,
+    default: CertKeyPair,
+    entry_point_options: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[CertificateStore, FileCertificates]:
+    """A new certificate store from ``tls.certificates`` and the resolvers' certificates (in the build
+    thread: it reads files and builds SSLContexts), with the TLS options and which hosts use which, and
+    the file certificates' facts for the API (parsed here, never on the loop). Connections already open
+    keep their context. ``default`` is served to unknown names unless ``tls`` configures one."""
+    pairs = []
+    for cf in tls.certificates:
+        try:
+            pairs.append(load_pem_files(cf.cert_file, cf.key_file))
+        except OSError as exc:
+            log.error("tls certificate %s: cannot read it (%s); left out", cf.cert_file, exc)
+    file_pairs = tuple(pairs)
+    pairs.extend(resolver_pairs)
+    if tls.default_certificate is not None:
+        try:
+            default = load_pem_files(tls.default_certificate.cert_file, tls.default_certificate.key_file)
+        except OSError as exc:
+            log.error("tls default certificate: cannot read it (%s); using the generated one", exc)
+    files = read_file_certificates(file_pairs, default)  # the default too, generated or configured
+    store = CertificateStore(
+        pairs,
+        default=default,
+        previous=previous,
+        options=tls.options,
+        entry_point_options=entry_point_options or {},
+    )
+    return store, files
 
 
 # -- what the API and the metrics show -------------------------------------------------------------------

@@ -146,15 +146,15 @@ async def test_providers_throttle_duration_applies_the_first_at_once_and_the_new
 async def test_a_failed_build_still_owes_the_store_a_resolvers_new_certificate(monkeypatch):
     app = make_app()
     calls: list[int] = []
-    real = App._build_store
+    real = app_module.build_store
 
-    def flaky_store(self, *args, **kw):
+    def flaky_store(*args, **kw):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("store build failed once")
-        return real(self, *args, **kw)
+        return real(*args, **kw)
 
-    monkeypatch.setattr(App, "_build_store", flaky_store)
+    monkeypatch.setattr(app_module, "build_store", flaky_store)
     try:
         app.publish("file", config("a"))
         await until(lambda: routers(app) == {"a@file"} and len(calls) == 1)
