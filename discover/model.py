@@ -356,6 +356,24 @@ def qualify_references(options: Any, provider: str) -> Any:
     return replace(options, **changes) if changes else options
 
 
+def _qualified_mirroring(m: Mirroring | None, provider: str) -> Mirroring | None:
+    """A mirroring service's main service and mirrors resolved in ``provider`` (bare names)."""
+    if m is None:
+        return None
+    return replace(
+        m,
+        service=qualify(m.service, provider),
+        mirrors=tuple(replace(r, name=qualify(r.name, provider)) for r in m.mirrors),
+    )
+
+
+def _qualified_failover(f: Failover | None, provider: str) -> Failover | None:
+    """A failover service's main and fallback services resolved in ``provider`` (bare names)."""
+    if f is None:
+        return None
+    return replace(f, service=qualify(f.service, provider), fallback=qualify(f.fallback, provider))
+
+
 def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
     """Merge several providers' configs into one view with qualified names.
 
@@ -397,7 +415,14 @@ def merge(configs: Mapping[str, DynamicConfig]) -> DynamicConfig:
             lb = s.load_balancer
             if lb is not None and lb.servers_transport:
                 lb = replace(lb, servers_transport=qualify(lb.servers_transport, provider))
-            services[qn] = replace(s, name=qn, weighted=weighted, load_balancer=lb)
+            services[qn] = replace(
+                s,
+                name=qn,
+                weighted=weighted,
+                load_balancer=lb,
+                mirroring=_qualified_mirroring(s.mirroring, provider),
+                failover=_qualified_failover(s.failover, provider),
+            )
         for name, m in cfg.middlewares.items():
             qn = qualify(name, provider)
             middlewares[qn] = replace(m, name=qn, options=qualify_references(m.options, provider))

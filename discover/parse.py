@@ -26,6 +26,7 @@ from discover.model import (
     Router,
     RouterTLS,
     ServersTransport,
+    Service,
     TLSConfig,
     frozen_map,
     idle_conns_per_host,
@@ -359,12 +360,23 @@ def check_references(cfg: DynamicConfig) -> list[str]:
                 f"http.services.{name}.loadBalancer.serversTransport: serversTransport {transport!r} is not "
                 "defined; the service will not be served"
             )
-        if s.weighted is None:
-            continue
-        for ref in s.weighted.services:
-            if "@" not in ref.name and ref.name not in cfg.services:
-                warnings.append(f"http.services.{name}.weighted: service {ref.name!r} is not defined")
+        for kind, refs in _service_references(s):
+            for ref in refs:
+                if "@" not in ref and ref not in cfg.services:
+                    warnings.append(f"http.services.{name}.{kind}: service {ref!r} is not defined")
     return warnings
+
+
+def _service_references(s: Service) -> list[tuple[str, tuple[str, ...]]]:
+    """(section, names of the services it references) of a weighted, mirroring or failover service."""
+    if s.weighted is not None:
+        return [("weighted", tuple(ref.name for ref in s.weighted.services))]
+    if s.mirroring is not None:
+        m = s.mirroring
+        return [("mirroring", (m.service, *(r.name for r in m.mirrors)))]
+    if s.failover is not None:
+        return [("failover", (s.failover.service, s.failover.fallback))]
+    return []
 
 
 def parse_dynamic_with_warnings(

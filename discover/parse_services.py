@@ -13,8 +13,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from discover.model import (
+    Failover,
     HealthCheck,
     LoadBalancer,
+    Mirroring,
+    MirrorRef,
     Server,
     Service,
     StaticFiles,
@@ -39,21 +42,66 @@ from discover.readers import (
 __all__ = ["h2c_scheme", "h2c_url", "parse_service", "preserve_path"]
 
 
-_UNSUPPORTED_SERVICES = {"mirroring", "failover"}
+_KINDS = ("loadBalancer", "weighted", "static", "mirroring", "failover")
 
 
 def parse_service(name: str, value: Any, at: At, warnings: list[str]) -> Service:
-    f = Fields(value, at, ("loadBalancer", "weighted", "static", "mirroring", "failover"))
-    for kind in _UNSUPPORTED_SERVICES:
-        if kind in f:
-            raise f.get(kind)[1].error(f"{kind} services are not supported")
-    if sum(k in f for k in ("loadBalancer", "weighted", "static")) != 1:
-        raise at.error("a service needs exactly one of loadBalancer, weighted or static")
+    f = Fields(value, at, _KINDS)
+    if sum(k in f for k in _KINDS) != 1:
+        raise at.error("a service needs exactly one of loadBalancer, weighted, mirroring, failover or static")
     if "loadBalancer" in f:
         return Service(name=name, load_balancer=_load_balancer(*f.get("loadBalancer"), warnings))
     if "static" in f:
         return Service(name=name, static=_static(*f.get("static")))
+    if "mirroring" in f:
+        return Service(name=name, mirroring=_mirroring(*f.get("mirroring")))
+    if "failover" in f:
+        return Service(name=name, failover=_failover(*f.get("failover")))
     return Service(name=name, weighted=_weighted(*f.get("weighted")))
+
+
+def _mirroring(value: Any, at: At) -> Mirroring:
+    """``mirroring`` with Traefik's defaults (``mirrorBody`` true, ``maxBodySize`` -1: no limit; a mirror's
+    ``percent`` 0: it gets nothing). ``percent`` outside 0-100 is refused, as Traefik's ``AddMirror`` does."""
+    f = Fields(value, at, ("service", "mirrors", "mirrorBody", "maxBodySize", "healthCheck"))
+    mirrors = []
+    for v, mat in as_list(*f.get("mirrors")):
+        mf = Fields(v, mat, ("name", "percent"))
+        percent = as_int(*mf.get("percent"), minimum=0, maximum=100) if mf.present("percent") else 0
+        mirrors.append(MirrorRef(name=as_str(*mf.required("name")).strip(), percent=percent))
+    return Mirroring(
+        service=as_str(*f.required("service")).strip(),
+        mirrors=tuple(mirrors),
+        mirror_body=as_bool(*f.get("mirrorBody")) if f.present("mirrorBody") else True,
+        max_body_size=as_int(*f.get("maxBodySize")) if f.present("maxBodySize") else -1,
+        health_check=_health_propagation(f),
+    )
+
+
+def _failover(value: Any, at: At) -> Failover:
+    """``failover``: ``service`` while it is up (its health check says so), ``fallback`` otherwise. Traefik
+    3.7's status-code-based ``errors`` (retrying the fallback after given answers) is refused by name."""
+    f = Fields(value, at, ("service", "fallback", "healthCheck", "errors"))
+    if "errors" in f:
+        raise f.get("errors")[1].error(
+            "not supported: dockroute fails over on the main service's health only (remove errors)"
+        )
+    return Failover(
+        service=as_str(*f.required("service")).strip(),
+        fallback=as_str(*f.required("fallback")).strip(),
+        health_check=_health_propagation(f),
+    )
+
+
+def _health_propagation(f: Fields) -> bool:
+    """A mirroring or failover service's ``healthCheck``: Traefik's ``{}`` (it has no options) asks for
+    the service's health to be propagated to its parents; present means on."""
+    if "healthCheck" not in f:
+        return False
+    v, hat = f.get("healthCheck")
+    if v is not None and v != "" and not (isinstance(v, Mapping) and not v):
+        raise hat.error("takes no options here (healthCheck: {})")
+    return True
 
 
 def _static(value: Any, at: At) -> StaticFiles:

@@ -11,11 +11,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from discover.model import DynamicConfig, Router, qualify
+from discover.model import DynamicConfig, Mirroring, Router, qualify
 from router.balancer import ServiceBalancer, WeightedBalancer
 from router.exchange import Handler
 from router.internal import InternalTarget
 from router.middlewares import BuildContext, Built, build_chain, split
+from router.mirroring import MirroringTarget, Mirrors
 from router.settings import EntryPoint
 from router.static import StaticError, build_static
 from router.targets import MiddlewareTarget, ServiceTarget
@@ -42,6 +43,7 @@ class Chains:
         self.built: Built = {}
         self.middleware_errors: dict[str, str] = {}  # middleware → why it could not be built
         self.shared: dict[Any, Any] = {}
+        self.service_errors: Mapping[str, str] = {}  # service → why it is left out (the compile's)
 
     def final(self, router: str, service: str) -> Any:
         """The target serving ``service`` for ``router`` (a static service or a balancer), or why not."""
@@ -54,10 +56,29 @@ class Chains:
                 return build_static(service, router, svc.static)
             except StaticError as exc:
                 return f"service {service}: {exc}"
+        if svc is not None and svc.mirroring is not None:
+            return self.mirroring(router, service, svc.mirroring)
         balancer = self.balancers.get(service)
         if balancer is None:
             return f"service {service} does not exist or is not usable"
         return ServiceTarget(router=router, service=service, balancer=balancer)
+
+    def mirroring(self, router: str, service: str, spec: Mirroring) -> MirroringTarget | str:
+        """A mirroring service's target (checked by the compile: no cycle, every child usable), its state
+        shared by all the routers using it."""
+        if service in self.service_errors:
+            return f"service {service} is not usable (see the error logged for it)"
+        main = self.final(router, spec.service)
+        if isinstance(main, str):
+            return main
+        mirrors = {}
+        for ref in spec.mirrors:
+            target = self.final(router, ref.name)
+            if isinstance(target, str):
+                return target
+            mirrors[ref.name] = target
+        state = self.shared.setdefault(("mirroring", service), Mirrors(service, spec))
+        return MirroringTarget(router, service, main, mirrors, state)
 
     def targets(self, router: Router, entry_points: list[EntryPoint]) -> dict[str, Any] | str:
         """Entry point name → the router's target there; or why the router cannot be served at all. An

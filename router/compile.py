@@ -13,12 +13,14 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS, qualify_options
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
 from router.chains import Built, Chains
 from router.exchange import Handler
+from router.mirroring import check_mirroring
 from router.proxy import CHALLENGE_PREFIX, ChallengeTarget, RedirectTarget
 from router.rules import Rule, RuleError, parse_rule
 from router.settings import EntryPoint
@@ -212,6 +214,8 @@ def _compile(
     parsed: dict[tuple[str, str], Rule] = {}
     internal = internal or {}
     chains = Chains(cfg, balancers, previous_middlewares, internal)
+    check_mirroring(cfg.services, partial(_usable, cfg, balancers, service_errors), service_errors)
+    chains.service_errors = service_errors
 
     _internal_routes(routes, entry_points, by_name, ports or {}, challenge, chains)
 
@@ -444,8 +448,8 @@ def _priority(router: Router) -> str | None:
 
 def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig) -> str | None:
     svc = cfg.services.get(router.service)
-    if svc is not None and svc.static is not None:
-        return None
+    if svc is not None and (svc.static is not None or svc.mirroring is not None):
+        return None  # a mirroring service: checked by router.mirroring.check_mirroring, refused by Chains
     if router.service not in balancers:
         if router.service in cfg.services:
             return f"service {router.service} is not usable (see the error logged for it)"
@@ -454,6 +458,16 @@ def _check(router: Router, balancers: Mapping[str, Balancer], cfg: DynamicConfig
     if missing is not None:  # as Traefik: the router is refused rather than served another transport
         return f"service {missing[0]} uses serversTransport {missing[1]}, which does not exist"
     return None
+
+
+def _usable(
+    cfg: DynamicConfig, balancers: Mapping[str, Balancer], errors: Mapping[str, str], name: str
+) -> bool:
+    """Whether service ``name`` can be a mirroring service's main service or mirror: built, or static."""
+    svc = cfg.services.get(name)
+    if name in errors or svc is None:
+        return False
+    return svc.static is not None or name in balancers
 
 
 def _transport_errors(cfg: DynamicConfig) -> dict[str, str]:

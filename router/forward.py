@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from router.balancer import WeightedBalancer
 from router.body_pace import paced
 from router.exchange import answer, raw_edits
+from router.failover import FailoverBalancer
 from router.forwarded_view import HOSTNAME, entry_values, is_websocket_upgrade
 from router.framing import abandon, relay, respond
 from router.headers import (
@@ -156,11 +157,12 @@ def _pick(
 ) -> tuple[Any, Any, dict[str, str] | None, list[str] | None] | None:
     """(balancer, server, the request's cookies if read, Set-Cookie values to add), or None: nothing up.
 
-    A weighted service is walked down to a leaf; sticky sessions read the cookies only when needed."""
+    A weighted or failover service is walked down to a leaf; sticky sessions read the cookies only when
+    needed."""
     balancer = target.balancer
     set_cookies: list[str] | None = None
     cookies: dict[str, str] | None = None
-    while type(balancer) is WeightedBalancer:
+    while type(balancer) in _GROUPS:
         if balancer.sticky is not None and cookies is None:
             cookies = _parse_cookies(headers)
         child = balancer.pick_child(cookies)
@@ -174,6 +176,9 @@ def _pick(
         cookies = _parse_cookies(headers)
     up = balancer.pick(cookies)
     return None if up is None else (balancer, up, cookies, set_cookies)
+
+
+_GROUPS = (WeightedBalancer, FailoverBalancer)  # balancers of services, walked down to a load balancer
 
 
 def _parse_cookies(headers: Any) -> dict[str, str]:
