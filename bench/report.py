@@ -204,9 +204,12 @@ def put_section(mark: str, section: str) -> Path:
     return RESULTS
 
 
-def put_bench_section(mark: str, title: str, command: str, *blocks: list[str]) -> Path:
+def put_bench_section(
+    mark: str, title: str, command: str, *blocks: list[str], skip: tuple[str, ...] = ("haproxy",)
+) -> Path:
     """A benchmark's own section of RESULTS.md (between its ``mark`` lines): title and date, the machine,
-    the versions, the ``command`` line, then the ``blocks`` in one code block, a blank line apart."""
+    the versions (but the ``skip`` tools it does not run), the ``command`` line, then the ``blocks`` in one
+    code block, a blank line apart."""
     body: list[str] = []
     for i, block in enumerate(blocks):
         body.extend([""] * (i > 0) + block)
@@ -215,7 +218,7 @@ def put_bench_section(mark: str, title: str, command: str, *blocks: list[str]) -
         f"## {title}, {now_utc()}",
         "",
         machine_line(),
-        versions_line(skip=("haproxy",)),
+        versions_line(skip=skip),
         f"- command: {command}",
         "",
         "```",
@@ -255,7 +258,8 @@ def run_section(rows: list[Row], command: str, duration: int) -> str:
 
 
 # Sections other benchmarks keep between their own pairs of markers (bench.docker_latency, bench.https,
-# bench.reload, bench.dns_wildcard): they survive the rotation of the HTTP runs and always come after them.
+# bench.reload, bench.dns_wildcard, bench.tcp_relay, ...): they survive the rotation of the HTTP runs and
+# always come after them.
 _OTHER_MARKS = (
     "<!-- docker-latency -->",
     "<!-- https -->",
@@ -265,6 +269,7 @@ _OTHER_MARKS = (
     "<!-- cache -->",
     "<!-- faults -->",
     "<!-- dns-wildcard -->",
+    "<!-- tcp-relay -->",
 )
 
 

@@ -39,10 +39,13 @@ def add_args(
     per: str = "measurement",
     dockroute_help: str | None = None,
     write_help: str = "put this run into bench/RESULTS.md",
+    duration: int = 10,
+    quick_help: str = "",
 ) -> None:
     """The options all benchmarks share; ``per`` names what one ``--duration`` measures."""
-    p.add_argument("--duration", type=int, default=10, help=f"seconds per {per} (default 10)")
-    p.add_argument("--quick", action="store_true", help=f"smoke run: 3 s per {per}, 1 s warm-up")
+    p.add_argument("--duration", type=int, default=duration, help=f"seconds per {per} (default {duration})")
+    quick_help = quick_help or f"smoke run: 3 s per {per}, 1 s warm-up"
+    p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--warmup", type=float, default=None, help=f"warm-up seconds per {per} (default 2)")
     p.add_argument("--only", default="", help=only_help)
     p.add_argument("--dockroute-arg", action="append", default=[], metavar="ARG", help=dockroute_help)
