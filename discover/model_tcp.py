@@ -54,7 +54,6 @@ class TCPServer:
 
     address: str
     tls: bool = False
-    weight: int = 1
     unreachable: str = ""  # as model.Server.unreachable: known before any connection
 
 
@@ -63,9 +62,9 @@ class TCPLoadBalancer:
     """``tcp.services.<name>.loadBalancer``. ``proxy_protocol_version`` 0: no PROXY header to backends."""
 
     servers: tuple[TCPServer, ...] = ()
-    proxy_protocol_version: int = 0  # 1 or 2: a PROXY protocol header is sent first
+    proxy_protocol_version: int = 0  # 1 or 2: a PROXY protocol header is sent first (deprecated here)
     servers_transport: str | None = None
-    termination_delay: float | None = None  # deprecated in Traefik v3 (serversTransport has it)
+    termination_delay: float | None = None  # seconds, < 0: never; deprecated (serversTransport has it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +85,20 @@ class TCPService:
     name: str
     load_balancer: TCPLoadBalancer | None = None
     weighted: TCPWeighted | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TCPIPAllowList:
+    """``ipAllowList`` / ``ipWhiteList``: the connection's address must be in ``source_range``."""
+
+    source_range: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TCPInFlightConn:
+    """``inFlightConn``: at most ``amount`` open connections per client IP through the router."""
+
+    amount: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +125,12 @@ class TCPServersTransportTLS:
 class TCPServersTransport:
     """``tcp.serversTransports.<name>``; seconds."""
 
-    dial_timeout: float = 30.0
-    dial_keep_alive: float = 15.0
-    termination_delay: float = 0.1  # Traefik: 100ms to wait for the other side after one side closed
+    dial_timeout: float = 30.0  # 0: none
+    dial_keep_alive: float = 15.0  # < 0: no keep-alive probes
+    termination_delay: float = (
+        0.1  # Traefik: 100ms to wait for the other side after one side closed; < 0 never
+    )
+    proxy_protocol_version: int = 0  # 1 or 2: a PROXY protocol header to the servers
     tls: TCPServersTransportTLS | None = None
 
 

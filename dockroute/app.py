@@ -52,6 +52,7 @@ from router.healthcheck import HealthChecker
 from router.metrics_sources import open_connection_rows, server_up_rows
 from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
+from router.tcp.compile import compile_tcp
 from router.tls import CertificateStore, CertKeyPair, self_signed_default
 from router.transports import Transports
 from router.upstream import Pool
@@ -279,6 +280,10 @@ class App:
                 logged=inp.previous.logged if inp.previous else frozenset(),
                 internal=self.internal.handlers,
             )
+            previous_tcp = inp.previous.tcp if inp.previous else None
+            compiled.tcp = compile_tcp(
+                merged.tcp, merged.tls.options, self.static.entry_points, compiled.tls_tables, previous_tcp
+            )
             snap.compiled = compiled
             # "certificate resolver X does not exist" (logger dockroute) once per appearance, as the compile's
             with logged_once(inp.previous.logged if inp.previous else frozenset(), "dockroute") as repeats:
@@ -331,6 +336,7 @@ class App:
             if srv.tls_handler is not None:
                 srv.tls_handler.table = compiled.tls_tables[srv.name]
             srv.set_tls_options(compiled.tls_options[srv.name])
+            srv.tcp_table = compiled.tcp.tables.get(srv.name)
         for name, resolver in self.resolvers.items():
             resolver.want(snap.wanted.get(name, []))
         kept, started = self.health.update(compiled.balancers, merged.services, merged.servers_transports)

@@ -57,6 +57,7 @@ class Compiled:
     # why a service or a middleware could not be built, by name (the API shows them disabled with it)
     service_errors: dict[str, str] = field(default_factory=dict)
     middleware_errors: dict[str, str] = field(default_factory=dict)
+    tcp: Any = None  # router.tcp.compile.CompiledTCP, compiled by the app (that module imports this one)
 
 
 def effective_tls(router: Router, ep: EntryPoint | None) -> RouterTLS | None:

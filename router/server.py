@@ -25,6 +25,10 @@ from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed,
 from router.connection import Server as _Server
 from router.headers import underscore_guard
 from router.proxy import EntryPointHandler
+from router.tcp.relay import Relay
+from router.tcp.rules import ConnInfo
+from router.tcp.serve import peer_client, serve
+from router.tcp.table import TCPTable
 from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCertificates, challenge_context
 from router.tls_options import OPTIONS_ATTR, options_for_host, uses_other_options
 
@@ -210,6 +214,8 @@ class EntryPointServer:
         self._sockets: list[socket.socket] = []
         self._dispatching: set[asyncio.Task[None]] = set()
         self.addresses: list[tuple[str, int]] = []
+        self.tcp_table: TCPTable | None = None  # this entry point's TCP routers (None: it has none)
+        self.tcp_relays: set[Relay] = set()  # TCP connections being relayed, closed at shutdown
 
     def _web_server(self, handler: EntryPointHandler) -> _Server:
         ep = handler.entry_point
@@ -284,6 +290,13 @@ class EntryPointServer:
         ours to close: on any failure, on cancellation (shutdown) and when there is nothing to serve."""
         loop = asyncio.get_running_loop()
         try:
+            tcp = self.tcp_table  # TCP routing (issue 16): entry points without TCP routers skip it all
+            tcp_client = peer_client(conn) if tcp is not None else None
+            if tcp is not None and tcp.server_first:  # nothing from HTTP(S) here: don't wait for the client
+                route = tcp.match_plain(ConnInfo("", (), tcp_client.ip, False))
+                if route is not None:
+                    owned, conn = conn, None
+                    return await serve(route, owned, tcp_client, None, self.tcp_relays, self.header_timeout)
             if first is None:
                 first = await self._peek(conn, loop)
             if not first:
@@ -298,8 +311,8 @@ class EntryPointServer:
                 pending = challenges is not None and challenges.pending()
                 ctx: ssl.SSLContext | None = store.default_context
                 hello = None
-                if pending or by_options:
-                    # One peek serves both: the TLS-ALPN-01 check and the choice of TLS options by SNI.
+                if pending or by_options or tcp is not None:
+                    # One peek serves all: the TLS-ALPN-01 check, TCP routing and TLS options by SNI.
                     hello = await self._peek_hello(conn, loop)
                 if pending and hello is not None:
                     assert challenges is not None
@@ -310,6 +323,13 @@ class EntryPointServer:
                         )
                         conn = None
                         return
+                if tcp is not None and hello is not None:
+                    route = tcp.match_tls(ConnInfo(hello.server_name or "", hello.alpn, tcp_client.ip, True))
+                    if route is not None:
+                        owned, conn = conn, None
+                        return await serve(
+                            route, owned, tcp_client, store, self.tcp_relays, self.header_timeout
+                        )
                 if by_options:
                     ctx = self._options_context(store, host_options, hello)
                     if ctx is None:
@@ -321,6 +341,10 @@ class EntryPointServer:
                     ssl_handshake_timeout=self.header_timeout or None,
                 )
             else:
+                route = tcp.match_plain(ConnInfo("", (), tcp_client.ip, False)) if tcp is not None else None
+                if route is not None:
+                    owned, conn = conn, None
+                    return await serve(route, owned, tcp_client, None, self.tcp_relays, self.header_timeout)
                 await loop.connect_accepted_socket(self.web_server, conn)
             conn = None  # a transport owns it now
         except (OSError, TimeoutError, ssl.SSLError) as exc:
@@ -486,3 +510,5 @@ class EntryPointServer:
                     proto.force_close()
                     if proto.transport is not None:
                         proto.transport.abort()  # connection_lost cancels the handler (handler_cancellation)
+        for relay in list(self.tcp_relays):  # TCP connections have no requests to finish: closed now
+            relay.close()

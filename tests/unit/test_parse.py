@@ -741,18 +741,6 @@ def test_servers_transport_names_cannot_carry_a_provider():
 # -- top level, warnings ------------------------------------------------------------------------------
 
 
-def test_tcp_and_udp_sections_are_ignored_with_a_warning():
-    data = {
-        "tcp": {"routers": {"db": {"rule": "HostSNI(`*`)", "service": "db"}}},
-        "udp": {"services": {"dns": {}}},
-        **cfg_with(routers={"a": {"rule": "r", "service": "s"}}, services={"s": lb("http://b")}),
-    }
-    cfg, warnings = parse_dynamic_with_warnings(data)
-    assert list(cfg.routers) == ["a"]
-    assert len(warnings) == 2
-    assert warnings[0].startswith("tcp:") and warnings[1].startswith("udp:")
-
-
 def test_unknown_top_level_and_http_keys_are_errors():
     assert error({"grpc": {}}).path == "grpc"
     assert error({"http": {"routes": {}}}).path == "http.routes"

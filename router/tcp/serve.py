@@ -1,0 +1,102 @@
+"""One routed TCP connection: middlewares, a server, the dial (PROXY header first), TLS, then the relay.
+
+Called by the entry point (:mod:`router.server`) once a TCP route matched; it owns the accepted socket
+from then on and closes it on every failure. The relays still open are kept in the entry point's set so
+that shutdown can close them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from typing import Any, NamedTuple
+
+from router.tcp.relay import Relay, dial, join
+from router.tcp.table import PASSTHROUGH, TCPRoute
+
+log = logging.getLogger("dockroute.tcp")
+
+
+class PeerClient(NamedTuple):
+    """The client of a connection without a PROXY header: the socket's peer (IPv4-mapped unmapped)."""
+
+    ip: str
+    port: int
+    local: tuple[str, int] | None = None
+
+
+def peer_client(conn: socket.socket) -> PeerClient:
+    try:
+        peer = conn.getpeername()
+    except OSError:
+        return PeerClient("", 0)
+    ip = peer[0].removeprefix("::ffff:") if "." in peer[0] else peer[0]
+    return PeerClient(ip, peer[1])
+
+
+def _header(version: int, client: Any, conn: socket.socket) -> bytes:
+    """The PROXY protocol header naming the client and the address it connected to."""
+    from router.proxy_protocol import encode  # noqa: PLC0415 - helper P's module (issue 16)
+
+    return encode(version, client, conn.getsockname())
+
+
+async def serve(
+    route: TCPRoute,
+    conn: socket.socket,
+    client: Any,
+    store: Any,
+    relays: set[Relay],
+    handshake_timeout: float | None,
+) -> None:
+    """Relay ``conn`` (owned from here) to a server of ``route``'s service."""
+    releases = []
+    relay = None
+    try:
+        if route.broken or (route.tls not in (None, PASSTHROUGH) and store is None):
+            return
+        for admit in route.admits:
+            release = admit(client.ip)
+            if release is None:
+                return
+            releases.append(release)
+        server = route.balancer.pick()
+        if server is None or server.unreachable:
+            log.debug("TCP router %s: no server to send %s to", route.name, client.ip)
+            return
+        header = _header(server.proxy_protocol, client, conn) if server.proxy_protocol else b""
+        try:
+            backend = await dial(server.host, server.port, server.dial_timeout, server.keep_alive, header)
+        except (OSError, TimeoutError) as exc:
+            log.error("TCP router %s: error while dialing backend %s: %s", route.name, server.address, exc)
+            return
+        client_tls = store.listening_context(route.tls) if route.tls not in (None, PASSTHROUGH) else None
+        owned, conn = conn, None  # join owns both sockets from here, and closes them if it fails
+        relay = await join(
+            owned,
+            backend,
+            server.termination_delay,
+            client_tls=client_tls,
+            backend_tls=server.tls,
+            server_hostname=server.server_name,
+            handshake_timeout=handshake_timeout or 10.0,
+        )
+    except (OSError, TimeoutError, ssl.SSLError, KeyError) as exc:
+        log.debug("TCP router %s: connection from %s dropped: %s", route.name, client.ip, exc)
+    finally:
+        if conn is not None:
+            conn.close()
+        if relay is None:
+            for release in releases:
+                release()
+    if relay is None:
+        return
+    relays.add(relay)
+
+    def ended(_: object) -> None:
+        relays.discard(relay)
+        for release in releases:
+            release()
+
+    relay.done.add_done_callback(ended)

@@ -1,0 +1,175 @@
+"""TCP services: where a routed connection goes (Traefik's ``tcp.services`` and ``tcp.serversTransports``).
+
+A load balancer picks its servers in turn, a weighted service its children by weight (Traefik's TCP wrr
+gives servers no weight). Everything a connection needs is resolved here, in the build thread: the
+address, the dial timeout and keep-alive, the termination delay, the PROXY protocol version, and the
+client TLS context for ``servers[].tls`` (reading CA and certificate files is file work, never on the
+loop). Traefik's deprecated load-balancer ``proxyProtocol``/``terminationDelay`` apply only when the
+service names no serversTransport; a named one's settings win, as in Traefik's DialerManager.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from discover.model_tcp import TCPServersTransport, TCPService
+
+log = logging.getLogger("dockroute.router")
+
+DEFAULT_TRANSPORT = TCPServersTransport()
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One backend, with how to reach it."""
+
+    address: str
+    host: str
+    port: int
+    dial_timeout: float
+    keep_alive: float
+    termination_delay: float
+    proxy_protocol: int
+    tls: ssl.SSLContext | None
+    server_name: str | None
+    unreachable: str = ""
+
+
+class TCPBalancer:
+    """Round robin over servers, or smooth weighted round robin over child balancers."""
+
+    __slots__ = ("name", "servers", "children", "_current", "_next")
+
+    def __init__(
+        self,
+        name: str,
+        servers: tuple[Server, ...] = (),
+        children: tuple[tuple[TCPBalancer, int], ...] = (),
+    ) -> None:
+        self.name = name
+        self.servers = servers
+        self.children = tuple((c, w) for c, w in children if w > 0)
+        self._current = [0] * len(self.children)
+        self._next = 0
+
+    def pick(self) -> Server | None:
+        """The next server, or None when there is none."""
+        if self.servers:
+            server = self.servers[self._next % len(self.servers)]
+            self._next += 1
+            return server
+        if not self.children:
+            return None
+        total, best = 0, 0
+        for i, (_, weight) in enumerate(self.children):
+            self._current[i] += weight
+            total += weight
+            if self._current[i] > self._current[best]:
+                best = i
+        self._current[best] -= total
+        return self.children[best][0].pick()
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _client_context(transport: TCPServersTransport, host: str) -> tuple[ssl.SSLContext, str | None]:
+    """The client context for ``servers[].tls`` and the name to verify (serverName, else the host)."""
+    tls = transport.tls
+    ctx = ssl.create_default_context()
+    name: str | None = host
+    if tls is not None:
+        if tls.insecure_skip_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        for ca in tls.root_cas:
+            if "-----BEGIN" in ca:
+                ctx.load_verify_locations(cadata=ca)
+            else:
+                ctx.load_verify_locations(cafile=ca)
+        for cert, key in tls.certificates:
+            ctx.load_cert_chain(cert, key)
+        if tls.server_name:
+            name = tls.server_name
+    return ctx, name
+
+
+def build_services(
+    services: Mapping[str, TCPService],
+    transports: Mapping[str, TCPServersTransport],
+    errors: dict[str, str],
+) -> dict[str, TCPBalancer]:
+    """A balancer per usable service; ``errors`` gets why the others are not (a missing transport, a
+    child that does not exist or is unusable, a cycle, an unreadable certificate)."""
+    out: dict[str, TCPBalancer] = {}
+
+    def build(name: str, seen: tuple[str, ...]) -> TCPBalancer | None:
+        if name in out:
+            return out[name]
+        if name in errors:
+            return None
+        svc = services.get(name)
+        if svc is None:
+            return None
+        if name in seen:
+            errors[name] = "services form a cycle"
+            return None
+        try:
+            balancer = _build_one(name, svc, transports, lambda child: build(child, (*seen, name)), errors)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            balancer = f"its TLS settings cannot be loaded ({exc})"
+        if isinstance(balancer, str):
+            errors[name] = balancer
+            log.error("TCP service %s is left out: %s", name, balancer)
+            return None
+        out[name] = balancer
+        return balancer
+
+    for name in sorted(services):
+        build(name, ())
+    return out
+
+
+def _build_one(name, svc, transports, child, errors) -> TCPBalancer | str:  # noqa: ANN001 - internal
+    if svc.weighted is not None:
+        children = []
+        for ref in svc.weighted.services:
+            got = child(ref.name)
+            if got is None:
+                why = errors.get(ref.name) or "does not exist"
+                return f"its service {ref.name} is not usable: {why}"
+            children.append((got, ref.weight))
+        return TCPBalancer(name, children=tuple(children))
+    lb = svc.load_balancer
+    assert lb is not None
+    transport = DEFAULT_TRANSPORT
+    delay, version = lb.termination_delay, lb.proxy_protocol_version
+    if lb.servers_transport:
+        found = transports.get(lb.servers_transport)
+        if found is None:
+            return f"serversTransport {lb.servers_transport} does not exist"
+        transport, delay, version = found, found.termination_delay, found.proxy_protocol_version
+    servers = []
+    for s in lb.servers:
+        host, port = _split(s.address)
+        ctx, server_name = _client_context(transport, host) if s.tls else (None, None)
+        servers.append(
+            Server(
+                address=s.address,
+                host=host,
+                port=port,
+                dial_timeout=transport.dial_timeout,
+                keep_alive=transport.dial_keep_alive,
+                termination_delay=transport.termination_delay if delay is None else delay,
+                proxy_protocol=version,
+                tls=ctx,
+                server_name=server_name,
+                unreachable=s.unreachable,
+            )
+        )
+    return TCPBalancer(name, servers=tuple(servers))

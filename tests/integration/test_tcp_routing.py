@@ -1,0 +1,215 @@
+"""TCP routers through the real process: TLS passthrough by SNI beside HTTP on one entry point, plain TCP
+(``HostSNI(`*`)``) with a server that speaks first, TLS terminated by dockroute, middlewares."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trustme
+
+from tests.integration.harness import routers
+from tests.polling import wait_for
+
+pytestmark = pytest.mark.integration
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Echo everything, and close once the client has half-closed (its FIN reached us through the relay)."""
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.write(b"<eof>")
+    writer.close()
+
+
+class TCPServer:
+    """A backend in the test process: ``handler`` per connection, on a free port."""
+
+    def __init__(self, handler: Handler = _echo, ssl_ctx: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.ssl_ctx = ssl_ctx
+        self.server: asyncio.Server | None = None
+        self.connections = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+    async def __aenter__(self) -> TCPServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl_ctx)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def address(self) -> str:
+        assert self.server is not None
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+
+def tcp_config(routers_: dict, services: dict, **extra: dict) -> dict:
+    return {"tcp": {"routers": routers_, "services": services, **extra}}
+
+
+def lb(*addresses: str) -> dict:
+    return {"loadBalancer": {"servers": [{"address": a} for a in addresses]}}
+
+
+async def exchange(port: int, payload: bytes, **kw) -> bytes:
+    """Send ``payload``, half-close, read until the other end closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, **kw)
+    writer.write(payload)
+    await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+    async with asyncio.timeout(5):
+        data = await reader.read(-1) if writer.can_write_eof() else await reader.readuntil(payload)
+    writer.close()
+    return data
+
+
+async def refused(port: int) -> bool:
+    """The connection is closed without a byte (a reset when the client's bytes were left unread)."""
+    try:
+        return await exchange(port, b"hello") == b""
+    except OSError:  # reset, or not connected any more by the time the FIN is sent
+        return True
+
+
+def tls_pair(ca: trustme.CA, name: str, tmp, stem: str) -> tuple[str, str]:
+    leaf = ca.issue_cert(name)
+    cert, key = tmp / f"{stem}.pem", tmp / f"{stem}.key"
+    cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    return str(cert), str(key)
+
+
+async def test_tls_passthrough_by_sni_beside_http_routers_on_one_entry_point(backends, proxy, tmp_path):
+    (web,) = await backends("web")
+    backend_ca = trustme.CA()  # the backend's own CA: dockroute never sees its key or its certificate
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    backend_ca.issue_cert("nas.test").configure_cert(server_ctx)
+    async with TCPServer(ssl_ctx=server_ctx) as nas:
+        cfg = routers(("web", "Host(`app.test`)", "web"), services={"web": [web.url]})
+        cfg.update(
+            tcp_config(
+                {"nas": {"rule": "HostSNI(`nas.test`)", "service": "nas", "tls": {"passthrough": True}}},
+                {"nas": lb(nas.address)},
+            )
+        )
+        dr = await proxy(cfg)
+        client_ctx = ssl.create_default_context()
+        backend_ca.configure_trust(client_ctx)  # verifies the backend's certificate and name
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", dr.port, ssl=client_ctx, server_hostname="nas.test"
+        )
+        assert writer.get_extra_info("peercert")["subjectAltName"] == (("DNS", "nas.test"),)
+        writer.write(b"through the relay")
+        assert await asyncio.wait_for(reader.readexactly(17), 5) == b"through the relay"
+        writer.close()
+        # the same port still routes HTTP
+        reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert data.startswith(b"HTTP/1.1 200") and b'"server": "web"' in data
+        # another SNI is not the TCP router's: dockroute's HTTPS answers with its own certificate
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.open_connection("127.0.0.1", dr.port, ssl=client_ctx, server_hostname="other.test")
+
+
+async def _banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"220 hello\r\n")  # a server that speaks first (SMTP, MySQL)
+    await writer.drain()
+    await _echo(reader, writer)
+
+
+async def test_plain_tcp_catch_all_echoes_and_a_server_speaking_first_is_not_kept_waiting(proxy):
+    async with TCPServer(_banner) as smtp:
+        cfg = tcp_config({"mail": {"rule": "HostSNI(`*`)", "service": "mail"}}, {"mail": lb(smtp.address)})
+        dr = await proxy(cfg)
+        reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+        assert await asyncio.wait_for(reader.readline(), 5) == b"220 hello\r\n"  # sent nothing yet
+        writer.write(b"x" * 300_000)
+        writer.write_eof()  # the FIN is passed on: the backend answers <eof> once it has read it all
+        data = await asyncio.wait_for(reader.read(-1), 10)
+        assert data == b"x" * 300_000 + b"<eof>"
+        writer.close()
+
+
+async def test_tls_terminated_tcp_router_with_dockroute_certificates(proxy, tmp_path):
+    ca = trustme.CA()
+    cert, key = tls_pair(ca, "mqtt.test", tmp_path, "mqtt")
+    async with TCPServer() as plain:
+        cfg = tcp_config(
+            {"mqtt": {"rule": "HostSNI(`mqtt.test`)", "service": "mqtt", "tls": {}}},
+            {"mqtt": lb(plain.address)},
+        )
+        cfg["tls"] = {"certificates": [{"certFile": cert, "keyFile": key}]}
+        dr = await proxy(cfg)
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", dr.port, ssl=ctx, server_hostname="mqtt.test"
+        )
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), 5) == b"ping"
+        writer.close()
+
+
+async def test_ip_allow_list_refuses_and_in_flight_conn_limits_per_client(proxy):
+    async with TCPServer() as echo:
+        cfg = tcp_config(
+            {
+                "far": {
+                    "rule": "HostSNI(`*`) && ClientIP(`127.0.0.1`)",
+                    "service": "echo",
+                    "middlewares": ["only-lan"],
+                    "entryPoints": ["far"],
+                },
+                "one": {
+                    "rule": "HostSNI(`*`)",
+                    "service": "echo",
+                    "middlewares": ["one"],
+                    "entryPoints": ["web"],
+                },
+            },
+            {"echo": lb(echo.address)},
+            middlewares={
+                "only-lan": {"ipAllowList": {"sourceRange": ["10.0.0.0/8"]}},
+                "one": {"inFlightConn": {"amount": 1}},
+            },
+        )
+        static = {
+            "entryPoints": {"web": {"address": "127.0.0.1:0"}, "far": {"address": "127.0.0.1:0"}},
+            "providers": {"file": {"filename": "dynamic.yml"}},
+            "log": {"level": "DEBUG"},
+        }
+        dr = await proxy(cfg, static=static)
+        # 127.0.0.1 is not in 10.0.0.0/8: closed without a byte, the backend never dialled
+        assert await refused(dr.ports["far"])
+        assert echo.connections == 0
+        # one connection at a time per client IP: the second is closed while the first is open
+        reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+        writer.write(b"first")
+        assert await asyncio.wait_for(reader.readexactly(5), 5) == b"first"
+        assert await refused(dr.port)
+        writer.close()  # once dockroute has seen it end, there is room again
+
+        async def third() -> bool:
+            try:
+                return await exchange(dr.port, b"third") == b"third<eof>"
+            except OSError:
+                return False
+
+        await wait_for(third)
+        assert echo.connections == 2
