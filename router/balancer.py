@@ -20,6 +20,7 @@ from typing import Union
 from urllib.parse import urlsplit
 
 from discover.model import LoadBalancer, Service, StickyCookie, Weighted
+from router.failover import FailoverBalancer, build_failover
 
 log = logging.getLogger("dockroute.balancer")
 
@@ -358,7 +359,7 @@ def _child_fallback(b: Balancer) -> bool:
     return b.has_fallback()
 
 
-Balancer = Union[ServiceBalancer, WeightedBalancer]  # noqa: UP007 - used at runtime before 3.12 syntax
+Balancer = Union[ServiceBalancer, WeightedBalancer, FailoverBalancer]  # noqa: UP007 - used at runtime before 3.12 syntax
 
 
 def build_balancers(
@@ -408,7 +409,7 @@ def build_balancers(
 
     weighted = _WeightedBuilder(services, previous, out, failed)
     for name, svc in services.items():
-        if svc.weighted is not None and svc.load_balancer is None:
+        if (svc.weighted is not None or svc.failover is not None) and svc.load_balancer is None:
             weighted.resolve(name)
     if errors is not None:
         errors.update(failed)
@@ -436,33 +437,47 @@ class _WeightedBuilder:
         self.resolving: list[str] = []
 
     def resolve(self, name: str) -> Balancer | None:
-        """The balancer for ``name``, building weighted ones depth first; ``None`` (logged) if unusable."""
+        """The balancer for ``name``, building weighted and failover ones depth first; ``None`` (logged) if
+        unusable."""
         out, failed, resolving = self.out, self.failed, self.resolving
         if name in out:
             return out[name]
         if name in failed:
             return None
         svc = self.services[name]
-        assert svc.weighted is not None
+        refs = _group_refs(svc)
         resolving.append(name)
         try:
             children: dict[str, Balancer] = {}
-            for ref in svc.weighted.services:
-                child_svc = self.services.get(ref.name)
-                if child_svc is None or (child_svc.load_balancer is None and child_svc.weighted is None):
-                    why = f"its child service {ref.name} does not exist"
-                elif ref.name in resolving:
-                    cycle = " -> ".join([*resolving[resolving.index(ref.name) :], ref.name])
-                    why = f"weighted services form a cycle: {cycle}"
+            for ref in refs:
+                child_svc = self.services.get(ref)
+                if child_svc is not None and child_svc.mirroring is not None:
+                    why = f"its child service {ref} is a mirroring service, which only a router can use"
+                elif child_svc is None or (
+                    _group_refs(child_svc) is None and child_svc.load_balancer is None
+                ):
+                    why = f"its child service {ref} does not exist"
+                elif ref in resolving:
+                    cycle = " -> ".join([*resolving[resolving.index(ref) :], ref])
+                    why = f"services form a cycle: {cycle}"
                 else:
-                    child = self.resolve(ref.name)
+                    child = self.resolve(ref)
                     if child is not None:
-                        children[ref.name] = child
+                        children[ref] = child
                         continue
-                    why = f"its child service {ref.name} is left out"
+                    why = f"its child service {ref} is left out"
                 failed[name] = why
                 log.error("service %s is left out: %s", name, why)
                 return None
+            if svc.failover is not None:
+                built = build_failover(name, svc.failover, self.services, children)
+                if isinstance(built, str):
+                    failed[name] = built
+                    log.error("service %s is left out: %s", name, built)
+                    return None
+                out[name] = built
+                return built
+            assert svc.weighted is not None
             prev = self.previous.get(name) if self.previous else None
             if (
                 isinstance(prev, WeightedBalancer)
@@ -476,3 +491,12 @@ class _WeightedBuilder:
             return bal
         finally:
             resolving.pop()
+
+
+def _group_refs(svc: Service) -> tuple[str, ...] | None:
+    """The children of a service made of services (weighted, failover), by name; None for another kind."""
+    if svc.weighted is not None:
+        return tuple(ref.name for ref in svc.weighted.services)
+    if svc.failover is not None:
+        return (svc.failover.service, svc.failover.fallback)
+    return None

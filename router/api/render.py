@@ -24,9 +24,11 @@ from typing import Any
 from discover.model import (
     DEFAULT_TLS_OPTIONS,
     Domain,
+    Failover,
     HealthCheck,
     LoadBalancer,
     Middleware,
+    Mirroring,
     Router,
     RouterTLS,
     Service,
@@ -234,11 +236,36 @@ def _weighted_json(w: Weighted, provider: str) -> Json:
     return out
 
 
+def _mirroring_json(m: Mirroring, provider: str) -> Json:
+    """A mirroring service as Traefik's API shows it (its defaults filled in, as its file provider does)."""
+    out: Json = {
+        "service": unqualify(m.service, provider),
+        "mirrorBody": m.mirror_body,
+        "maxBodySize": m.max_body_size,
+    }
+    if m.mirrors:
+        out["mirrors"] = [{"name": unqualify(r.name, provider), "percent": r.percent} for r in m.mirrors]
+    if m.health_check:
+        out["healthCheck"] = {}
+    return out
+
+
+def _failover_json(f: Failover, provider: str) -> Json:
+    out: Json = {"service": unqualify(f.service, provider), "fallback": unqualify(f.fallback, provider)}
+    if f.health_check:
+        out["healthCheck"] = {}
+    return out
+
+
 def _service_type(svc: Service) -> str:
     if svc.load_balancer is not None:
         return "loadbalancer"
     if svc.weighted is not None:
         return "weighted"
+    if svc.mirroring is not None:
+        return "mirroring"
+    if svc.failover is not None:
+        return "failover"
     return "static" if svc.static is not None else ""
 
 
@@ -401,6 +428,10 @@ class Runtime:
             out["loadBalancer"] = _load_balancer_json(svc.load_balancer, provider)
         if svc.weighted is not None:
             out["weighted"] = _weighted_json(svc.weighted, provider)
+        if svc.mirroring is not None:
+            out["mirroring"] = _mirroring_json(svc.mirroring, provider)
+        if svc.failover is not None:
+            out["failover"] = _failover_json(svc.failover, provider)
         if svc.static is not None:
             st = svc.static
             out["static"] = {"root": st.root, "index": list(st.index), "browse": st.browse}
@@ -421,6 +452,8 @@ class Runtime:
         if why:
             return [*errors, why], True
         if svc.static is not None or svc.name in state.balancers or svc.name in state.internal_services:
+            return errors, False
+        if svc.mirroring is not None:  # no balancer of its own; service_errors says when it is left out
             return errors, False
         if svc.weighted is not None:
             for ref in svc.weighted.services:

@@ -305,7 +305,7 @@ def test_build_leaves_out_broken_services_and_never_raises(caplog):
     text = caplog.text
     assert "service w is left out: its child service nope does not exist" in text
     assert "cycle: x -> y -> x" in text or "cycle: y -> x -> y" in text
-    assert "service self is left out: weighted services form a cycle: self -> self" in text
+    assert "service self is left out: services form a cycle: self -> self" in text
     assert "service dep is left out: its child service w is left out" in text
     assert "service bad is left out" in text and "service nohost is left out" in text
     assert "service usesbad is left out: its child service bad is left out" in text

@@ -1,0 +1,192 @@
+"""``mirroring`` services: parsing with Traefik's defaults, qualified references, Traefik's counting, the
+compile's checks (missing children, cycles) and the API's rendering."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from discover.model import LoadBalancer, Mirroring, MirrorRef, Router, Server, Service, merge
+from discover.parse import check_references, parse_dynamic_with_warnings
+from discover.readers import ConfigError
+from router.compile import compile_config
+from router.mirroring import MAX_PENDING, MirroringTarget, Mirrors, cancel_copies
+from router.proxy import ServiceTarget
+from router.rules import RequestInfo
+from router.settings import EntryPoint
+from tests.api_fakes import get, state
+from tests.unit.test_model import cfg
+
+EPS = (EntryPoint("web", ":80"),)
+
+
+def _lb(name: str) -> Service:
+    return Service(name, load_balancer=LoadBalancer(servers=(Server("http://127.0.0.1:1"),)))
+
+
+def _mirroring(name: str, main: str, *mirrors: tuple[str, int]) -> Service:
+    refs = tuple(MirrorRef(n, p) for n, p in mirrors)
+    return Service(name, mirroring=Mirroring(service=main, mirrors=refs))
+
+
+def _parse(services: dict) -> dict[str, Service]:
+    parsed, _ = parse_dynamic_with_warnings({"http": {"services": services}}, references=False)
+    return dict(parsed.services)
+
+
+def test_parsed_with_traefiks_defaults_and_options():
+    got = _parse(
+        {
+            "a": {
+                "mirroring": {"service": "main", "mirrors": [{"name": "m1", "percent": 10}, {"name": "m2"}]}
+            },
+            "b": {
+                "mirroring": {
+                    "service": "main",
+                    "mirrorBody": "false",
+                    "maxBodySize": 1024,
+                    "healthCheck": {},
+                }
+            },
+        }
+    )
+    assert got["a"].mirroring == Mirroring("main", (MirrorRef("m1", 10), MirrorRef("m2", 0)), -1, True, False)
+    assert got["b"].mirroring == Mirroring("main", (), 1024, False, True)
+
+
+@pytest.mark.parametrize(
+    ("mirroring", "where"),
+    [
+        ({"mirrors": []}, "mirroring.service"),
+        ({"service": "x", "mirrors": [{"name": "m", "percent": -1}]}, "mirrors[0].percent"),
+        ({"service": "x", "mirrors": [{"percent": 5}]}, "mirrors[0].name"),
+        ({"service": "x", "healthCheck": {"path": "/"}}, "mirroring.healthCheck"),
+        ({"service": "x", "mirrorbody": "sometimes"}, "mirroring.mirrorBody"),
+        ({"service": "x", "percent": 5}, "mirroring.percent"),
+    ],
+)
+def test_bad_options_are_refused_naming_them(mirroring, where):
+    with pytest.raises(ConfigError) as err:
+        _parse({"s": {"mirroring": mirroring}})
+    assert where in str(err.value)
+
+
+def test_references_are_qualified_in_their_provider_and_missing_ones_are_warned():
+    file = cfg(services=[_mirroring("m", "main", ("copy", 5), ("other@docker", 5)), _lb("main")])
+    assert check_references(file) == ["http.services.m.mirroring: service 'copy' is not defined"]
+    merged = merge({"file": file})
+    spec = merged.services["m@file"].mirroring
+    assert spec.service == "main@file"
+    assert [r.name for r in spec.mirrors] == ["copy@file", "other@docker"]
+
+
+def test_traefiks_counting_copies_exactly_the_share_asked():
+    state_ = Mirrors(
+        "m", Mirroring("main", (MirrorRef("half", 50), MirrorRef("tenth", 10), MirrorRef("none", 0)))
+    )
+    got = [state_.active() or [] for _ in range(200)]
+    assert sum("half" in g for g in got) == 100
+    assert sum("tenth" in g for g in got) == 20
+    assert not any("none" in g for g in got)
+    assert [i for i, g in enumerate(got[:6]) if "half" in g] == [0, 2, 4]  # requests 1, 3, 5
+    assert got[0] == ["half", "tenth"]  # the first request goes to every mirror with a share
+
+
+def _compile(*services: Service, router_service: str = "m"):
+    routers = [Router("r", "PathPrefix(`/`)", router_service), Router("ok", "Path(`/ok`)", "main")]
+    return compile_config(merge({"file": cfg(routers=routers, services=services)}), EPS)
+
+
+def _target(compiled, path: str = "/x"):
+    return compiled.tables["web"].lookup(RequestInfo("GET", "h", path, "", {}, "127.0.0.1")).target
+
+
+def test_a_router_to_a_mirroring_service_gets_its_main_and_mirror_targets():
+    compiled = _compile(_mirroring("m", "main", ("copy", 50)), _lb("main"), _lb("copy"))
+    target = _target(compiled)
+    assert type(target) is MirroringTarget
+    assert type(target.main) is ServiceTarget and target.main.service == "main@file"
+    assert list(target.mirrors) == ["copy@file"]
+    assert not compiled.errors and not compiled.service_errors
+
+
+def test_nested_mirroring_services_share_no_state_but_build():
+    compiled = _compile(
+        _mirroring("m", "inner", ("copy", 10)),
+        _mirroring("inner", "main", ("copy", 20)),
+        _lb("main"),
+        _lb("copy"),
+    )
+    target = _target(compiled)
+    assert type(target.main) is MirroringTarget and target.main.service == "inner@file"
+
+
+@pytest.mark.parametrize(
+    ("services", "why"),
+    [
+        ((_mirroring("m", "main", ("ghost", 5)),), {"m@file": "its mirror ghost@file does not exist"}),
+        ((_mirroring("m", "ghost"),), {"m@file": "its service ghost@file does not exist"}),
+        (
+            (_mirroring("m", "n"), _mirroring("n", "m")),
+            {
+                "n@file": "mirroring services form a cycle: m@file -> n@file -> m@file",
+                "m@file": "its service n@file is left out",
+            },
+        ),
+    ],
+)
+def test_missing_children_and_cycles_leave_it_out_with_one_error_line(caplog, services, why):
+    caplog.set_level(logging.ERROR)
+    compiled = _compile(*services, _lb("main"))
+    assert {n: compiled.service_errors[n] for n in why} == why
+    assert "r@file" in compiled.errors  # the router to it is refused by name...
+    assert _target(compiled, "/ok") is not None  # ...and the others are served
+    lines = [r.getMessage() for r in caplog.records if " is left out: " in r.getMessage()]
+    assert sorted(lines) == sorted(f"service {n} is left out: {w}" for n, w in why.items())
+
+
+async def test_copies_in_flight_are_bounded_and_cancelled_at_shutdown(caplog):
+    state_ = Mirrors("m", Mirroring("main", (MirrorRef("copy", 100),)))
+    gate = asyncio.Event()
+
+    async def hang() -> None:
+        await gate.wait()
+
+    for _ in range(MAX_PENDING + 50):
+        state_.launch(hang)
+    await asyncio.sleep(0)
+    assert state_.pending == MAX_PENDING  # the rest were dropped, with one warning
+    assert sum("copies are dropped" in r.getMessage() for r in caplog.records) == 1
+    cancel_copies()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert state_.pending == 0
+
+
+async def test_the_api_shows_a_mirroring_service_as_traefik_does():
+    conf = {
+        "myprovider": {
+            "services": {
+                "mirror": _mirroring("", "one", ("two", 10), ("three@other", 15)),
+                "one": _lb("http://127.0.0.1:1"),
+                "two": _lb("http://127.0.0.1:2"),
+            },
+            "routers": {"foo": Router("foo", "Path(`/`)", "mirror")},
+        }
+    }
+    _, _, body = await get(state(conf), "/api/http/services/mirror@myprovider")
+    assert body["type"] == "mirroring"
+    assert body["status"] == "enabled"
+    assert body["mirroring"] == {
+        "service": "one",
+        "mirrorBody": True,
+        "maxBodySize": -1,
+        "mirrors": [{"name": "two", "percent": 10}, {"name": "three@other", "percent": 15}],
+    }
+    assert "serverStatus" not in body
+    st = state(conf, service_errors={"mirror@myprovider": "its mirror three@other does not exist"})
+    _, _, body = await get(st, "/api/http/services/mirror@myprovider")
+    assert body["status"] == "disabled"
+    assert body["error"] == ["its mirror three@other does not exist"]
