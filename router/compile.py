@@ -468,7 +468,7 @@ def _usable(
     svc = cfg.services.get(name)
     if name in errors or svc is None:
         return False
-    return svc.static is not None or name in balancers
+    return (svc.static is not None or name in balancers) and _missing_transport(name, cfg, ()) is None
 
 
 def _transport_errors(cfg: DynamicConfig) -> dict[str, str]:
@@ -490,8 +490,11 @@ def _missing_transport(name: str, cfg: DynamicConfig, seen: tuple[str, ...]) -> 
         t = svc.load_balancer.servers_transport
         missing = t and t != DEFAULT_TRANSPORT and t not in cfg.servers_transports
         return (name, t) if missing and t else None
-    for child in svc.weighted.services if svc.weighted is not None else ():
-        found = _missing_transport(child.name, cfg, (*seen, name))
+    children = [c.name for c in svc.weighted.services] if svc.weighted is not None else []
+    if svc.failover is not None:
+        children = [svc.failover.service, svc.failover.fallback]
+    for child in children:
+        found = _missing_transport(child, cfg, (*seen, name))
         if found is not None:
             return found
     return None

@@ -171,3 +171,13 @@ async def test_the_api_shows_a_failover_service_as_traefik_does():
     assert body["failover"] == {"service": "main", "fallback": "backup@other", "healthCheck": {}}
     assert body["status"] == "enabled"
     assert "serverStatus" not in body
+
+
+def test_a_router_to_a_failover_whose_fallback_names_a_missing_servers_transport_is_refused():
+    backup = Service(
+        "b", load_balancer=LoadBalancer(servers=(Server("http://127.0.0.1:2"),), servers_transport="t")
+    )
+    routers = [Router("r", "PathPrefix(`/`)", "f")]
+    merged = merge({"file": cfg(routers=routers, services=[_fo("f", "main", "b"), _lb("main", 1), backup])})
+    compiled = compile_config(merged, EPS)
+    assert compiled.errors["r@file"] == "service b@file uses serversTransport t@file, which does not exist"

@@ -190,3 +190,12 @@ async def test_the_api_shows_a_mirroring_service_as_traefik_does():
     _, _, body = await get(st, "/api/http/services/mirror@myprovider")
     assert body["status"] == "disabled"
     assert body["error"] == ["its mirror three@other does not exist"]
+
+
+def test_a_mirror_naming_a_missing_servers_transport_leaves_the_mirroring_service_out():
+    copy = Service(
+        "copy", load_balancer=LoadBalancer(servers=(Server("http://127.0.0.1:2"),), servers_transport="t")
+    )
+    compiled = _compile(_mirroring("m", "main", ("copy", 5)), _lb("main"), copy)
+    assert compiled.service_errors["m@file"].startswith("its mirror copy@file is not usable")
+    assert "r@file" in compiled.errors
