@@ -24,10 +24,10 @@ class UDPRouter:
 
 @dataclass(frozen=True, slots=True)
 class UDPServer:
-    """``host:port`` of one backend."""
+    """``host:port`` of one backend. Traefik's UDP servers have no weight (weights are on the services of
+    a ``weighted`` service); ``unreachable`` is the Docker provider's reason it cannot reach the network."""
 
     address: str
-    weight: int = 1
     unreachable: str = ""
 
 
@@ -60,6 +60,24 @@ class UDPService:
 class UDPConfig:
     routers: Mapping[str, UDPRouter] = field(default_factory=lambda: EMPTY)
     services: Mapping[str, UDPService] = field(default_factory=lambda: EMPTY)
+
+
+def split_host_port(address: str) -> tuple[str, int] | None:
+    """Go's ``net.SplitHostPort`` as Traefik checks a UDP server's address, plus a numeric port in range:
+    ``"10.0.0.2:53"`` → ``("10.0.0.2", 53)``, ``"[::1]:53"`` → ``("::1", 53)``; None when malformed. An
+    empty host (``":53"``) is the local system, as Go dials it: ``127.0.0.1``."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not (port.isascii() and port.isdigit() and len(port) <= 5) or not 0 < int(port) < 65536:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host:
+            return None
+    elif ":" in host or "[" in host or "]" in host:
+        return None  # an IPv6 address must be bracketed, as in Go
+    if any(c.isspace() for c in host):
+        return None
+    return (host or "127.0.0.1"), int(port)
 
 
 def merge_udp(configs: Mapping[str, UDPConfig]) -> UDPConfig:

@@ -56,6 +56,7 @@ from router.server import EntryPointServer
 from router.tcp.compile import compile_tcp
 from router.tls import CertificateStore, CertKeyPair, self_signed_default
 from router.transports import Transports
+from router.udp.group import UDPEntryPoints
 from router.upstream import Pool
 
 log = logging.getLogger("dockroute")
@@ -160,7 +161,9 @@ class App:
                 EntryPointHandler(ep, self.pool, self.access_log, scheme="https", metrics=metrics),
             )
             for ep in static.entry_points
+            if not ep.udp  # UDP entry points are datagram sockets (self.udp), not HTTP servers
         ]
+        self.udp = UDPEntryPoints(static.entry_points)
         self.configs: dict[str, DynamicConfig] = {}
         self.current: DynamicConfig | None = None
         self.compiled: Compiled | None = None
@@ -347,6 +350,7 @@ class App:
             # series of routers and services gone from the configuration are dropped after one more scrape
             self.metrics.set_configuration(merged.routers.keys(), (*merged.services, *self.internal.names))
         self.pool.retain(snap.pool_keys)
+        self.udp.apply(compiled.udp)
         log.info(
             "configuration applied: %d routers, %d services%s%s",
             len(merged.routers) - len(compiled.errors),
@@ -398,6 +402,7 @@ class App:
                 address = srv.handler.entry_point.address
                 msg = f"dockroute: cannot listen on entry point {srv.name} ({address}): {exc}"
                 raise SystemExit(msg) from exc
+        await self.udp.start()
         self._start_providers()
         if self._file_loaded is not None:
             # The file is read in a thread: wait for it (bounded) so that the first configuration applied
@@ -509,9 +514,12 @@ class App:
         log.info("shutting down: waiting up to %ss for in-flight requests", grace)
         for srv in self.servers:
             srv.stop_accepting()
+        self.udp.stop_accepting()
         for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*(srv.shutdown(grace) for srv in self.servers), return_exceptions=True)
+        await asyncio.gather(
+            *(srv.shutdown(grace) for srv in self.servers), self.udp.shutdown(), return_exceptions=True
+        )
         self.throttle.close()
         if self._build_task is not None:
             self._build_task.cancel()  # a build in the thread finishes on its own; its result is dropped

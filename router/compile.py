@@ -27,6 +27,7 @@ from router.settings import EntryPoint
 from router.table import Route, RoutingTable
 from router.targets import ChallengeLookup
 from router.transports import DEFAULT as DEFAULT_TRANSPORT
+from router.udp.table import UDPCompiled, compile_udp
 
 log = logging.getLogger("dockroute.router")
 
@@ -57,6 +58,7 @@ class Compiled:
     # why a service or a middleware could not be built, by name (the API shows them disabled with it)
     service_errors: dict[str, str] = field(default_factory=dict)
     middleware_errors: dict[str, str] = field(default_factory=dict)
+    udp: UDPCompiled | None = None  # the udp section's tables, for the /udp entry points
     tcp: Any = None  # router.tcp.compile.CompiledTCP, compiled by the app (that module imports this one)
 
 
@@ -140,7 +142,7 @@ def compile_config(
     with logged_once(logged, *_COMPILE_LOGGERS) as repeats:
         compiled = _compile(
             cfg,
-            entry_points,
+            tuple(ep for ep in entry_points if not ep.udp),  # a UDP entry point is for udp.routers only
             previous,
             default_entry_points,
             ports,
@@ -149,11 +151,12 @@ def compile_config(
             previous_middlewares,
             internal,
         )
+        compiled.udp = compile_udp(cfg.udp, entry_points)
     compiled.logged = frozenset(repeats.seen)
     return compiled
 
 
-_COMPILE_LOGGERS = ("dockroute.router", "dockroute.balancer")
+_COMPILE_LOGGERS = ("dockroute.router", "dockroute.balancer", "dockroute.udp")
 
 
 @contextmanager

@@ -47,6 +47,7 @@ from dockroute.static.settings import (
 )
 from dockroute.static.sources import default_search_dirs, find_file, merged_tree
 from dockroute.static.tree import OFF, Val, get, join, merge, where
+from dockroute.static.udp import udp_timeout, udp_warnings
 from router.settings import DEFAULT_MAX_HEADER_BYTES, EntryPoint, Redirection, Transport
 
 __all__ = ["load_static"]
@@ -83,8 +84,10 @@ def load_static(
     live = [name for name, sub in entries.items() if sub is not OFF]
     obs = check_entry_points(tree, obs, live)
     resolvers, warned, warnings = read_resolvers(get(tree, "certificatesResolvers"), live, environ)
+    entry_points = _entry_points(entries, list(resolvers))
+    warnings += udp_warnings(entries, {ep.name for ep in entry_points if ep.udp})
     return StaticConfig(
-        entry_points=_entry_points(entries, list(resolvers)),
+        entry_points=entry_points,
         transport=_transport(get(tree, "serversTransport")),
         file_provider=_file_provider(get(providers, "file")),
         docker_provider=docker,
@@ -127,9 +130,10 @@ def _entry_points(entries: dict[str, Any], resolvers: list[str]) -> tuple[EntryP
 
 def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -> EntryPoint:
     r = Reader(tree, f"entryPoints.{name}")
-    address = r.address()
-    if address is None:
+    found = r.address()
+    if found is None:
         raise StaticConfigError(f"entryPoints.{name}.address", "required (e.g. ':80')")
+    address, udp = found
     fwd = r.sub("forwardedHeaders")
     rt = r.sub("transport", "respondingTimeouts")
     lc = r.sub("transport", "lifeCycle")
@@ -163,6 +167,8 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
         max_header_bytes=_max_header_bytes(http),
         underscore_headers=_underscore_headers(http),
         sanitize_path=http.flag("sanitizePath", True),
+        udp=udp,
+        udp_timeout=udp_timeout(r),
     )
 
 

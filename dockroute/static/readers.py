@@ -148,22 +148,23 @@ class Reader:
             )
         return found
 
-    def address(self, key: str = "address") -> str | None:
-        """An entry point's ``[host]:port`` (``/tcp`` allowed; ``/udp`` refused by name)."""
+    def address(self, key: str = "address") -> tuple[str, bool] | None:
+        """An entry point's ``[host]:port`` and whether it is a UDP one: Traefik's optional protocol suffix
+        (``/tcp``, ``/udp``, any case) is taken off the address; any other suffix is refused."""
         found = self.leaf(key)
         if found is None:
             return None
         path, value, origin = found
-        if isinstance(value, str) and value.strip().lower().endswith("/udp"):
-            raise StaticConfigError(
-                path, f"UDP entry points are not supported, got {got(value)}{where(origin)}"
-            )
-        checked = check_address(value) if isinstance(value, str) else None
+        udp = isinstance(value, str) and value.strip().lower().endswith("/udp")
+        base = value.strip()[:-4] if udp else value
+        checked = check_address(base) if isinstance(base, str) and not (udp and "/" in base) else None
         if checked is None:
             raise StaticConfigError(
-                path, f"expected a string like ':80' or '127.0.0.1:8080', got {got(value)}{where(origin)}"
+                path,
+                f"expected a string like ':80', '127.0.0.1:8080' or ':53/udp', got {got(value)}"
+                f"{where(origin)}",
             )
-        return checked
+        return checked, udp
 
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")

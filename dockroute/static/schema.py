@@ -108,12 +108,13 @@ _ENTRY_POINT: dict[str, Any] = {
             "http2",
             "http3",
             "proxyProtocol",
-            "udp",
             "allowACMEByPass",
             "reusePort",
         ),
         ANY,
     ),
+    # Acted on by UDP entry points (address ending in /udp): the idle time after which a session is forgotten.
+    "udp": {"timeout": DUR},
     # Acted on per entry point: requests there are left out of the access log / metrics when false.
     # dockroute has no tracing: ``tracing`` and ``traceVerbosity`` are reported (WARNED).
     "observability": {"accessLogs": BOOL, "metrics": BOOL, "tracing": BOOL, "traceVerbosity": STR},

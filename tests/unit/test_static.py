@@ -573,7 +573,7 @@ def test_wrong_type_for_address(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "address", ["80", "web:", ":99999", "1:2:3:80", "[zz]:80", "host name:80", ":53/udp"]
+    "address", ["80", "web:", ":99999", "1:2:3:80", "[zz]:80", "host name:80", ":53/sctp", ":53/tcp/udp"]
 )
 def test_bad_addresses(address):
     assert error([f"--entrypoints.web.address={address}"]).key == "entryPoints.web.address"

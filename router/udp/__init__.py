@@ -1,0 +1,3 @@
+"""UDP routing (Traefik's ``udp`` section on ``/udp`` entry points): the compiled tables
+(:mod:`.table`), the entry points with their sessions (:mod:`.endpoint`), and the group the app drives
+(:mod:`.group`)."""
