@@ -89,6 +89,8 @@ class Labels:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     tcp_udp: bool = False  # has traefik.tcp.* or traefik.udp.* labels
+    l4: Node = field(default_factory=Node)  # the tcp.* and udp.* labels, as ``http`` (children tcp, udp)
+    l4_origins: dict[tuple[Key, ...], str] = field(default_factory=dict)  # folded path from tcp/udp → label
     lbswarm: tuple[str, str] | None = None  # swarm: (value, label) of swarm.lbswarm / docker.lbswarm
 
 
@@ -165,7 +167,8 @@ def _sort_one(out: Labels, low: tuple[Key, ...], keys: list[Key], value: str, la
         out.origins[low[1:]] = label
     elif head in ("tcp", "udp"):
         out.tcp_udp = True
-        _note(out, f"{head.upper()} routing is not supported; the {head}.* labels are ignored")
+        _insert(out.l4, keys, value, label)  # read by discover.docker_l4
+        out.l4_origins[low] = label
     elif head == "tls":
         _note(out, "tls.* labels (TLS options, stores) are not read from labels; define them in a file")
     else:

@@ -31,14 +31,19 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
+from typing import Any
 
 from discover.constraints import parse_constraints
 from discover.docker_container import Built, Ctx, LeftOut, build_one, enabled, implicit_name
+from discover.docker_l4 import build_l4
 from discover.docker_label_tree import PREFIXES, Labels, collect, label_for
 from discover.docker_model import ContainerInfo, ContainerRecord, DockerSettings, Reach
 from discover.docker_options import MIDDLEWARE_OPTIONS
 from discover.docker_template import RuleTemplate, TemplateError, normalize
 from discover.model import DynamicConfig, Middleware, Router, Service, frozen_map
+from discover.model_tcp import TCPConfig
+from discover.model_udp import UDPConfig
 from discover.parse import check_references
 from discover.readers import ConfigError
 
@@ -67,6 +72,7 @@ class _State:
     fix: str = ""
     routers: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
+    l4_routers: tuple[tuple[str, str], ...] = ()  # ("tcp router" or "udp router", name)
 
     def left(self, reason: str, message: str, fix: str = "") -> None:
         """One more thing left out of this container, of kind ``reason``; the first kind is its record's."""
@@ -88,6 +94,8 @@ class _Merged:
     origins: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     conflicts: set[tuple[str, str]] = field(default_factory=set)
     dropped: set[tuple[str, str]] = field(default_factory=set)  # left out: a conflict or a clash
+    # "tcp router", "tcp service", "tcp middleware", "udp router", "udp service" → name → (value, container)
+    l4: dict[str, dict[str, tuple[Any, str]]] = field(default_factory=lambda: {k: {} for k in _L4_KINDS})
 
     def defined(self, kind: str, name: str, container: str) -> None:
         """``container`` defines ``kind`` ``name``: remembered so a conflict names every container."""
@@ -97,6 +105,16 @@ class _Merged:
 
 
 Matcher = Callable[[Mapping[str, str]], bool]
+
+# the tcp and udp definitions a container may hold: (kind, section, attribute of that section)
+_L4 = (
+    ("tcp router", "tcp", "routers"),
+    ("tcp service", "tcp", "services"),
+    ("tcp middleware", "tcp", "middlewares"),
+    ("udp router", "udp", "routers"),
+    ("udp service", "udp", "services"),
+)
+_L4_KINDS = tuple(kind for kind, _, _ in _L4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +158,6 @@ def _filter(
         raise LeftOut(constraints.error, "constraint")
     if constraints.matcher is not None and not constraints.matcher(c.labels):
         raise LeftOut(f"left out by the constraints {settings.constraints!r}", "constraint")
-    if lab.tcp_udp and not lab.http.children:
-        raise LeftOut("only TCP/UDP labels, and TCP/UDP routing is not supported")
     if c.state != "running":
         raise LeftOut(f"state: {c.state or 'unknown'} (not running)", "not-running")
     if c.health not in (None, "healthy") and not settings.allow_empty_services:
@@ -153,7 +169,13 @@ def _build(
     c: ContainerInfo, lab: Labels, ctx: Ctx, template: RuleTemplate | TemplateError, healthy: bool
 ) -> Built:
     try:
-        return build_one(c, lab, ctx, template, with_servers=healthy)
+        # As Traefik: a container with only tcp/udp labels gets no HTTP service or router.
+        http = (
+            build_one(c, lab, ctx, template, with_servers=healthy)
+            if lab.http.children or not lab.tcp_udp
+            else None
+        )
+        return build_l4(c, lab, ctx, healthy, http) if lab.tcp_udp else http  # type: ignore[return-value]
     except ConfigError as exc:
         label = label_for(lab.origins, exc.keys[1:]) if exc.keys[1:] else None
         where = f"label {label}" if label else (exc.path or "labels")
@@ -178,6 +200,18 @@ def _add(merged: _Merged, c: ContainerInfo, built: Built, healthy: bool) -> None
             merged.conflicts.add(("service", sname))
         else:
             merged.services[sname] = (combined, owner)
+    for kind, section, attr in _L4:
+        for name, value in getattr(getattr(built.cfg, section), attr).items():
+            merged.defined(kind, name, c.name)
+            into = merged.l4[kind]
+            if name not in into:
+                into[name] = (value, c.name)
+                continue
+            combined = _merge_service(into[name][0], value) if kind.endswith("service") else None
+            if combined is not None:
+                into[name] = (combined, into[name][1])
+            elif into[name][0] != value:
+                merged.conflicts.add((kind, name))
     for kind, into, items in (
         ("router", merged.routers, built.cfg.routers),
         ("middleware", merged.middlewares, built.cfg.middlewares),
@@ -203,6 +237,7 @@ def _drop_conflicts(merged: _Merged, states: Mapping[str, _State], provider: str
         "router": merged.routers,
         "service": merged.services,
         "middleware": merged.middlewares,
+        **merged.l4,
     }
     lines: set[str] = set()
     for kind, name in sorted(merged.conflicts):
@@ -213,9 +248,10 @@ def _drop_conflicts(merged: _Merged, states: Mapping[str, _State], provider: str
             f"{kind} {name} is defined differently by containers {', '.join(owners)}; "
             "left out of all of them (Traefik drops it too)"
         )
+        proto, _, noun = kind.rpartition(" ")
         fix = (
             f"give the {kind} another name in the labels of one of them "
-            f"(traefik.http.{kind}s.<another name>.*), or define it the same way in all of them"
+            f"(traefik.{proto or 'http'}.{noun}s.<another name>.*), or define it the same way in all of them"
         )
         for owner in owners:
             states[owner].left("conflict", line, fix)
@@ -314,6 +350,8 @@ def build_docker_config(
         routers=frozen_map({n: replace(r, origin=f"container {o}") for n, (r, o) in merged.routers.items()}),
         services=frozen_map({n: s for n, (s, _) in merged.services.items()}),
         middlewares=frozen_map({n: m for n, (m, _) in merged.middlewares.items()}),
+        tcp=TCPConfig(**{attr: _l4_map(merged, k) for k, section, attr in _L4 if section == "tcp"}),
+        udp=UDPConfig(**{attr: _l4_map(merged, k) for k, section, attr in _L4 if section == "udp"}),
     )
     _reference_warnings(cfg, merged, states)
     # Routed: it contributed (kept, healthy, reachable) and at least one router it produced survived (its
@@ -325,11 +363,22 @@ def build_docker_config(
             c,
             states[c.name],
             c.name in merged.contributed
-            and any(_usable(r, merged, settings.provider) for r in states[c.name].routers),
+            and (
+                any(_usable(r, merged, settings.provider) for r in states[c.name].routers)
+                or any(name in merged.l4[kind] for kind, name in states[c.name].l4_routers)
+            ),
         )
         for c in ordered
     }
     return replace(cfg, discovered=tuple(r.discovered(settings.provider) for r in records.values())), records
+
+
+def _l4_map(merged: _Merged, kind: str) -> Mapping[str, Any]:
+    """The merged definitions of one tcp/udp kind; routers with the container they came from."""
+    items = merged.l4[kind]
+    if kind.endswith("router"):
+        return frozen_map({n: replace(r, origin=f"container {o}") for n, (r, o) in items.items()})
+    return frozen_map({n: v for n, (v, _) in items.items()})
 
 
 def _usable(rname: str, merged: _Merged, provider: str = "docker") -> bool:
@@ -372,6 +421,10 @@ def _one(
         return None
     st.warnings.extend(w for w in built.warnings if w not in st.warnings)
     st.routers, st.services = tuple(built.cfg.routers), tuple(built.cfg.services)
+    st.l4_routers = (
+        *(("tcp router", n) for n in built.cfg.tcp.routers),
+        *(("udp router", n) for n in built.cfg.udp.routers),
+    )
     if built.unreachable:
         st.left(
             "unreachable-network",
@@ -401,12 +454,14 @@ def _record(c: ContainerInfo, st: _State, routed: bool) -> ContainerRecord:
     )
 
 
-def _merge_service(a: Service, b: Service) -> Service | None:
-    """Traefik's ServersLoadBalancer.Merge: equal settings → servers appended (deduplicated by URL)."""
+def _merge_service(a: Any, b: Any) -> Any:
+    """Traefik's ServersLoadBalancer.Merge (and its TCP/UDP twins): equal settings → servers appended
+    (deduplicated by URL, or by address for TCP/UDP)."""
     if a.load_balancer is None or b.load_balancer is None:
         return a if a == b else None
     if replace(a.load_balancer, servers=()) != replace(b.load_balancer, servers=()):
         return None
-    urls = {s.url for s in a.load_balancer.servers}
-    extra = tuple(s for s in b.load_balancer.servers if s.url not in urls)
+    key = attrgetter("url") if isinstance(a, Service) else attrgetter("address")
+    urls = {key(s) for s in a.load_balancer.servers}
+    extra = tuple(s for s in b.load_balancer.servers if key(s) not in urls)
     return replace(a, load_balancer=replace(a.load_balancer, servers=a.load_balancer.servers + extra))

@@ -821,7 +821,7 @@ def test_bad_labels_leave_only_that_container_out(labels, reason):
     assert set(cfg.services) == {"good"}
 
 
-def test_tcp_and_udp_labels_are_ignored_with_a_warning():
+def test_tcp_and_udp_labels_are_read_beside_http_ones():  # more: tests/unit/test_docker_l4.py
     cfg, records = build(
         box(
             "app",
@@ -832,16 +832,14 @@ def test_tcp_and_udp_labels_are_ignored_with_a_warning():
             },
         )
     )
-    assert set(cfg.routers) == {"web"}
-    assert any("TCP routing is not supported" in w for w in records["app"].warnings)
-    assert any("UDP routing is not supported" in w for w in records["app"].warnings)
+    assert set(cfg.routers) == {"web"} and set(cfg.tcp.routers) == {"t"} and set(cfg.udp.services) == {"u"}
+    assert not any("not supported" in w for w in records["app"].warnings)
 
 
 def test_a_tcp_only_container_gets_no_http_router():
     cfg, records = build(box("app", {"traefik.tcp.routers.t.rule": "HostSNI(`*`)"}))
     assert cfg.routers == {} and cfg.services == {}
-    assert not records["app"].routed
-    assert "TCP/UDP" in records["app"].reasons[0]
+    assert cfg.tcp.routers["t"].service == "app" and records["app"].routed
 
 
 def test_labels_without_a_prefix_are_ignored():

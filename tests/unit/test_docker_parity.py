@@ -1185,6 +1185,39 @@ def _http(cfg) -> tuple[dict, dict, list]:
     return routers, services, sorted(cfg.middlewares)
 
 
+def _l4(cfg) -> dict:
+    """The tcp/udp sections as (router → service, service → server addresses), plus tcp middlewares."""
+    out: dict = {}
+    for proto, section in (("tcp", cfg.tcp), ("udp", cfg.udp)):
+        routers = {n: r.service for n, r in section.routers.items()}
+        services = {n: [s.address for s in v.load_balancer.servers] for n, v in section.services.items()}
+        if routers or services:
+            out[proto] = (routers, services)
+    if cfg.tcp.middlewares:
+        out["tcp middlewares"] = sorted(cfg.tcp.middlewares)
+    return out
+
+
+_TEST80 = {"Test": ["127.0.0.1:80"]}
+_FOO8080 = {"foo": ["127.0.0.1:8080"]}
+# From Traefik's pkg/provider/docker/config_test.go, the same cases' expected TCP and UDP configurations.
+L4_EXPECTED = {
+    "one unhealthy TCP container with allowEmptyServices": {"tcp": ({"foo": "Test"}, {"Test": []})},
+    "one unhealthy UDP container with allowEmptyServices": {"udp": ({"foo": "Test"}, {"Test": []})},
+    "Middlewares used in TCP router": {"tcp": ({"Test": "Test"}, _TEST80), "tcp middlewares": ["Middleware1"]},
+    "tcp with label": {"tcp": ({"foo": "Test"}, _TEST80)},
+    "udp with label": {"udp": ({"foo": "Test"}, _TEST80)},
+    "tcp with label without rule": {"tcp": ({}, _TEST80)},
+    "tcp with label and port": {"tcp": ({"foo": "foo"}, _FOO8080)},
+    "udp with label and port": {"udp": ({"foo": "foo"}, _FOO8080)},
+    "udp with label and port and http service": {
+        "udp": ({"foo": "foo"}, {"foo": ["127.0.0.1:8080", "127.0.0.2:8080"]})
+    },
+    "udp with label for tcp service": {"udp": ({}, _FOO8080)},
+    "tcp with label for tcp service, with termination delay": {"tcp": ({}, _FOO8080)},
+}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["desc"] for c in CASES])
 def test_traefik_docker_provider_case(case):
     cfg, records = build_docker_config(
@@ -1203,8 +1236,7 @@ def test_traefik_docker_provider_case(case):
     assert services == expected_services
     assert middlewares == case["middlewares"]
     if case.get("tcp_udp"):
-        # Traefik routes these TCP/UDP labels; dockroute says by name that it does not
-        assert any("TCP" in w or "UDP" in w for r in records.values() for w in r.warnings + r.reasons)
+        assert _l4(cfg) == L4_EXPECTED[case["desc"]]  # Traefik's expected tcp/udp sections, summarised
     if case.get("tls_stores"):
         assert any("tls.*" in w for r in records.values() for w in r.warnings)
 
