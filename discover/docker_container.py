@@ -315,13 +315,7 @@ class _Builder:
             low = fold_key(str(k))
             if low == "servers":
                 raise ConfigError(f"{lpath}.servers", "use loadbalancer.server.* in labels", keys=(*lkeys, k))
-            if low == "strategy":
-                if fold_key(str(lb[k])) != "wrr":
-                    self.warnings.append(
-                        f"service {sname}: load-balancing strategy {lb[k]!r} not supported; wrr used"
-                    )
-                del lb[k]
-            elif low == "responseforwarding":
+            if low == "responseforwarding":
                 self.warnings.append(f"service {sname}: responseforwarding is not supported; ignored")
                 del lb[k]
             elif low in ("healthcheck", "sticky") and isinstance(lb[k], str):

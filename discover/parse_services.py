@@ -13,11 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from discover.model import (
+    STRATEGIES,
     Failover,
     HealthCheck,
     LoadBalancer,
     Mirroring,
     MirrorRef,
+    PassiveHealthCheck,
     Server,
     Service,
     StaticFiles,
@@ -114,8 +116,19 @@ def _static(value: Any, at: At) -> StaticFiles:
     )
 
 
+_LB_KEYS = (
+    "servers",
+    "passHostHeader",
+    "healthCheck",
+    "sticky",
+    "serversTransport",
+    "strategy",
+    "passiveHealthCheck",
+)
+
+
 def _load_balancer(value: Any, at: At, warnings: list[str]) -> LoadBalancer:
-    f = Fields(value, at, ("servers", "passHostHeader", "healthCheck", "sticky", "serversTransport"))
+    f = Fields(value, at, _LB_KEYS)
     servers = tuple(_server(v, sat, warnings) for v, sat in as_list(*f.get("servers")))
     return LoadBalancer(
         servers=servers,
@@ -123,7 +136,35 @@ def _load_balancer(value: Any, at: At, warnings: list[str]) -> LoadBalancer:
         health_check=_health_check(*f.get("healthCheck")) if "healthCheck" in f else None,
         sticky=_sticky(*f.get("sticky")) if "sticky" in f else None,
         servers_transport=opt_str(*f.get("serversTransport")),
+        strategy=_strategy(*f.get("strategy")) if f.present("strategy") else "wrr",
+        passive_health_check=(
+            _passive_health_check(*f.get("passiveHealthCheck")) if "passiveHealthCheck" in f else None
+        ),
     )
+
+
+def _strategy(value: Any, at: At) -> str:
+    """``loadBalancer.strategy``: one of Traefik's names, spelled as Traefik spells them (its switch is
+    case-sensitive, so ``P2C`` is refused there too); empty is ``wrr``, as in Traefik."""
+    name = as_str(value, at, empty=True)
+    if name == "":
+        return "wrr"
+    if name not in STRATEGIES:
+        expected = ", ".join(STRATEGIES)
+        raise at.error(f"unsupported load-balancer strategy {name!r}; expected one of {expected}")
+    return name
+
+
+def _passive_health_check(value: Any, at: At) -> PassiveHealthCheck:
+    """``loadBalancer.passiveHealthCheck`` with Traefik's defaults (10s, 1) for the keys not given. A
+    window of zero or less is refused (Traefik would take the server out for no time at all)."""
+    f = Fields(value, at, ("failureWindow", "maxFailedAttempts"))
+    kw: dict[str, Any] = {}
+    if f.present("failureWindow"):
+        kw["failure_window"] = duration(*f.get("failureWindow"))
+    if f.present("maxFailedAttempts"):
+        kw["max_failed_attempts"] = as_int(*f.get("maxFailedAttempts"))
+    return PassiveHealthCheck(**kw)
 
 
 def h2c_scheme(where: str, warnings: list[str]) -> str:

@@ -1,6 +1,7 @@
-"""Load balancing: smooth weighted round robin, passive and active health, sticky cookies, weighted services.
+"""Load balancing: a selection strategy (:mod:`router.selection`), passive and active health, sticky cookies,
+weighted services.
 
-``pick`` runs once per request: one pass over a small tuple, no allocation. Health state lives on
+``pick`` runs once per request: with ``wrr`` one pass over a small tuple, no allocation. Health state lives on
 :class:`Upstream` objects, which a reload carries over for servers that stay (same service, same URL), so a
 dead server is not hammered again just because a config file changed.
 
@@ -15,15 +16,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Container, Mapping
-from typing import Union
+from collections.abc import Callable, Mapping
+from typing import Any, Union
 from urllib.parse import urlsplit
 
 from discover.model import LoadBalancer, Service, StickyCookie, Weighted
 from router.failover import FailoverBalancer, build_failover
+from router.passive_health import UNTIL_CHECK, PassiveHealth
+from router.selection import policy_for
 
 log = logging.getLogger("dockroute.balancer")
 
+# Without ``passiveHealthCheck``: a server that cannot be connected to is out for this long (one failure
+# is enough); answers, 5xx or not, never take it out. With the key, Traefik's rules (PassiveHealth).
 PASSIVE_COOLDOWN = 10.0
 
 _SAME_SITE = {"none": "None", "lax": "Lax", "strict": "Strict"}  # Traefik's convertSameSite
@@ -95,6 +100,12 @@ class Upstream:
         "current",
         "cookie_value",
         "unreachable",
+        "inflight",
+        "times",
+        "deadline",
+        "failures",
+        "why",
+        "passive_why",
     )
 
     def __init__(self, url: str, weight: int = 1, transport: str = "", unreachable: str = "") -> None:
@@ -118,6 +129,23 @@ class Upstream:
         # Why the proxy cannot reach it, known from the provider (a Docker network dockroute is not on):
         # a request picking it is answered 502 at once instead of waiting out the dial timeout.
         self.unreachable = unreachable
+        self.inflight = 0  # requests in flight, counted only for strategies that read it (p2c, leasttime)
+        self.times: Any = None  # leasttime's response times (router.selection.leasttime.ResponseTimes)
+        self.deadline = 0.0  # leasttime's tie-break turn
+        self.failures: list[float] | None = None  # passive health: recent failures (monotonic times)
+        self.why = ""  # why the active check fails (when not healthy)
+        self.passive_why = ""  # why it is passively down (while down_until is ahead)
+
+    def carry(self, old: Upstream) -> None:
+        """Take over the passive, round-robin and strategy state of ``old`` (the same server in the
+        previous configuration, which had an active check); in-flight requests stay counted on ``old``,
+        which they release. Out "until the active check passes" is over: there is no check any more."""
+        self.down_until = 0.0 if old.down_until == UNTIL_CHECK else old.down_until
+        self.current = old.current
+        self.failures = old.failures
+        self.passive_why = old.passive_why
+        self.times = old.times
+        self.deadline = old.deadline
 
     def available(self, now: float) -> bool:
         return self.healthy and self.weight > 0 and self.down_until <= now
@@ -166,8 +194,7 @@ class ServiceBalancer:
                 # No active check any more: a fresh object, so a late result of the old checker cannot
                 # leave it unhealthy forever; passive state is still carried over.
                 fresh = Upstream(s.url, s.weight, transport, s.unreachable)
-                fresh.down_until = up.down_until
-                fresh.current = up.current
+                fresh.carry(up)
                 up = fresh
             servers.append(up)
         self.servers: tuple[Upstream, ...] = tuple(servers)
@@ -179,7 +206,19 @@ class ServiceBalancer:
         self._usable = reachable  # what counts as available (has_available, has_healthy)
         self._pool = reachable or self.servers  # what pick chooses from
         self._fallback = not reachable and bool(self.servers)
-        self._single = self._pool[0] if len(self._pool) == 1 else None
+        # The strategy (router.selection): ``pick(cookies, exclude=(), client=None)`` is its bound method
+        # (one call per request), and for strategies that read them, the accounting hooks the request path
+        # calls only when ``tracks`` is true (never for wrr).
+        self.policy = policy = policy_for(spec.strategy, self._pool, clock)
+        self.pick = policy.pick
+        self.tracks = self.policy.tracks
+        self.acquire = self.policy.acquire
+        self.answered = self.policy.answered
+        self.release = self.policy.release
+        self.passive = PassiveHealth(
+            spec.passive_health_check, passive_cooldown, spec.health_check is not None
+        )
+        self.counts_answers = self.passive.answers  # a 5xx answer is a passive failure
         self._by_cookie: dict[str, Upstream] = {}
         self._cookie_headers: dict[Upstream, str] = {}
         if spec.sticky is not None and self.cookie_name is not None:
@@ -191,6 +230,7 @@ class ServiceBalancer:
             for u in self._pool:
                 self._by_cookie[u.cookie_value] = u  # current values win over legacy ones
                 self._cookie_headers[u] = cookie_header(spec.sticky, self.cookie_name, u.cookie_value)
+            policy.cookie_name, policy.by_cookie = self.cookie_name, self._by_cookie
 
     def has_available(self) -> bool:
         """Some server can take a request now (active and passive health, and reachable)."""
@@ -205,62 +245,24 @@ class ServiceBalancer:
         """Every server is known unreachable and one passes its check: picking it answers 502 with why."""
         return self._fallback and any(u.healthy and u.weight > 0 for u in self.servers)
 
-    def pick(
-        self, cookies: Mapping[str, str] | None = None, exclude: Container[Upstream] = ()
-    ) -> Upstream | None:
-        """The server for this request, or ``None`` when no server passes its active health check.
-
-        A sticky cookie naming an available server wins; otherwise smooth weighted round robin over the
-        available servers not in ``exclude``. When every remaining healthy server is only passively down,
-        the one that recovers first is tried rather than failing the request.
-        """
-        now = self._clock()
-        if cookies and self.cookie_name is not None:
-            value = cookies.get(self.cookie_name)
-            if value is not None:
-                up = self._by_cookie.get(value)
-                if up is not None and up.available(now) and up not in exclude:
-                    return up
-        single = self._single
-        if single is not None:
-            if single.healthy and single.weight > 0 and single not in exclude:
-                return single  # passively down or not: the only choice beats a certain 503
-            return None
-        # nginx's smooth weighted round robin, in one pass and without allocating.
-        best = None
-        total = 0
-        for u in self._pool:
-            if u.healthy and u.down_until <= now and u.weight > 0 and u not in exclude:
-                u.current += u.weight
-                total += u.weight
-                if best is None or u.current > best.current:
-                    best = u
-        if best is not None:
-            best.current -= total
-            return best
-        # Every remaining healthy server is passively down: try the one that recovers first.
-        for u in self._pool:
-            if (
-                u.healthy
-                and u.weight > 0
-                and u not in exclude
-                and (best is None or u.down_until < best.down_until)
-            ):
-                best = u
-        return best
-
-    def mark_failed(self, up: Upstream) -> None:
-        """Passive health: ``up`` could not be reached; skip it for the cooldown."""
-        now = self._clock()
-        if up.down_until <= now:
-            log.warning(
-                "service %s: server %s failed to connect; out for %gs", self.name, up.url, self._cooldown
-            )
-        up.down_until = now + self._cooldown
+    def mark_failed(self, up: Upstream, why: str = "connection failed") -> None:
+        """Passive health: a request to ``up`` failed (``why``); see :mod:`router.passive_health`."""
+        self.passive.failed(self.name, up, self._clock(), why)
 
     def mark_ok(self, up: Upstream) -> None:
+        """Passive health: ``up`` answered; its failures are forgotten."""
         if up.down_until:
             up.down_until = 0.0
+            up.failures = None
+
+    def mark_status(self, up: Upstream, status: int) -> None:
+        """Passive health after ``up``'s response head: a 5xx is a failure where ``passiveHealthCheck``
+        counts answers (Traefik's rule), anything else is :meth:`mark_ok` (inlined: once per request)."""
+        if status >= 500 and self.counts_answers:
+            self.mark_failed(up, f"status {status}")
+        elif up.down_until:
+            up.down_until = 0.0
+            up.failures = None
 
     def set_cookie_header(self, up: Upstream) -> str | None:
         """The ``Set-Cookie`` value that sends this client back to ``up``; ``None`` without stickiness."""

@@ -58,26 +58,32 @@ async def forward(
     close: bool,
 ) -> Sent:
     """The whole exchange with the service behind ``target``."""
-    picked = _pick(target, msg.headers)
+    picked = _pick(target, msg.headers, info.client_ip)
     if picked is None:
         why = f"service {target.service}: no available server"
         return ep.reply(request, transport, 503, close, info, why, target)
     balancer, up, cookies, set_cookies = picked
     head = _RequestHead(ep, msg, info, host_header)
-    sent = await _send(ep, request, transport, msg, head, balancer, up, cookies)
+    sent = await _send(ep, request, transport, msg, head, balancer, up, cookies, None, info.client_ip)
     if type(sent) is Failure:
         why, fup = sent.why, sent.up
         return ep.reply(request, transport, sent.status, close or sent.close, info, why, target, fup)
     conn, up, body_task = sent
-    balancer.mark_ok(up)
-    if balancer.sticky is not None:
-        set_cookies = _stick(balancer, up, cookies, set_cookies)
-    if conn.status == 101:
-        if head.upgrade:
-            return await tunnel(ep, request, transport, conn, info, target, up)
-        abandon(conn, body_task)  # switched protocols without being asked to: nothing sane to relay
-        return ep.reply(request, transport, 502, True, info, f"{up.url}: unrequested 101", target, up)
-    return await respond(ep, request, transport, msg, conn, info, target, up, close, set_cookies, body_task)
+    try:  # until the answer is relayed (or the tunnel closes): in flight on ``up`` for p2c and leasttime
+        balancer.mark_status(up, conn.status)  # passive health
+        if balancer.sticky is not None:
+            set_cookies = _stick(balancer, up, cookies, set_cookies)
+        if conn.status == 101:
+            if head.upgrade:
+                return await tunnel(ep, request, transport, conn, info, target, up)
+            abandon(conn, body_task)  # switched protocols without being asked to: nothing sane to relay
+            return ep.reply(request, transport, 502, True, info, f"{up.url}: unrequested 101", target, up)
+        return await respond(
+            ep, request, transport, msg, conn, info, target, up, close, set_cookies, body_task
+        )
+    finally:
+        if balancer.tracks:
+            balancer.release(up)
 
 
 async def forward_exchange(ex: Exchange, target: ServiceTarget) -> None:
@@ -85,7 +91,7 @@ async def forward_exchange(ex: Exchange, target: ServiceTarget) -> None:
     ``ex.path``, header edits, a buffered body), the answer through ``ex.sink``. A failure to reach any
     server sets ``ex.failed`` and, unless ``ex.quiet_failures`` (``retry`` trying again), answers it."""
     ep, msg = ex.ep, ex.msg
-    picked = _pick(target, msg.headers)
+    picked = _pick(target, msg.headers, ex.info.client_ip)
     if picked is None:
         await answer(ex, 503, error_body(503), reason=f"service {target.service}: no available server")
         return
@@ -96,7 +102,9 @@ async def forward_exchange(ex: Exchange, target: ServiceTarget) -> None:
         log.warning("router %s: %s; answered 500", ex.router, exc)
         await answer(ex, 500, error_body(500), reason=str(exc))
         return
-    sent = await _send(ep, ex.request, ex.transport, msg, head, balancer, up, cookies, ex.body)
+    sent = await _send(
+        ep, ex.request, ex.transport, msg, head, balancer, up, cookies, ex.body, ex.info.client_ip
+    )
     if type(sent) is Failure:
         ex.upstream, ex.failed = sent.up, sent.why
         ex.close = ex.close or sent.close
@@ -105,42 +113,46 @@ async def forward_exchange(ex: Exchange, target: ServiceTarget) -> None:
         return
     conn, up, body_task = sent
     ex.upstream = up
-    balancer.mark_ok(up)
-    if balancer.sticky is not None:
-        set_cookies = _stick(balancer, up, cookies, set_cookies)
-    if conn.status == 101:
-        if head.upgrade:  # a WebSocket: relayed raw; response middlewares do not apply to a tunnel
-            ex.client_sink.started = ex.client_sink.ended = True
+    try:  # in flight on ``up`` until the answer is relayed, for p2c and leasttime
+        balancer.mark_status(up, conn.status)  # passive health
+        if balancer.sticky is not None:
+            set_cookies = _stick(balancer, up, cookies, set_cookies)
+        if conn.status == 101:
+            if head.upgrade:  # a WebSocket: relayed raw; response middlewares do not apply to a tunnel
+                ex.client_sink.started = ex.client_sink.ended = True
+                ex.close = True
+                await tunnel(ep, ex.request, ex.transport, conn, ex.info, target, up)
+                return
+            abandon(conn, body_task)
             ex.close = True
-            await tunnel(ep, ex.request, ex.transport, conn, ex.info, target, up)
+            await answer(ex, 502, error_body(502), reason=f"{up.url}: unrequested 101")
             return
-        abandon(conn, body_task)
-        ex.close = True
-        await answer(ex, 502, error_body(502), reason=f"{up.url}: unrequested 101")
-        return
-    edits = raw_edits(ex)
-    if edits is not None:
-        # No middleware reads the answer (only the request was theirs: auth, limits, paths; or they set
-        # fixed headers): relay it as raw bytes, as a route without middlewares does, edits applied.
-        client = ex.client_sink
-        client.started = client.ended = True
-        sent = await respond(
-            ep,
-            ex.request,
-            ex.transport,
-            msg,
-            conn,
-            ex.info,
-            target,
-            up,
-            ex.close,
-            set_cookies,
-            body_task,
-            edits,
-        )
-        ex.close = not sent.keep_alive
-        return
-    await relay(ex, conn, up, set_cookies, body_task)
+        edits = raw_edits(ex)
+        if edits is not None:
+            # No middleware reads the answer (only the request was theirs: auth, limits, paths; or they set
+            # fixed headers): relay it as raw bytes, as a route without middlewares does, edits applied.
+            client = ex.client_sink
+            client.started = client.ended = True
+            sent = await respond(
+                ep,
+                ex.request,
+                ex.transport,
+                msg,
+                conn,
+                ex.info,
+                target,
+                up,
+                ex.close,
+                set_cookies,
+                body_task,
+                edits,
+            )
+            ex.close = not sent.keep_alive
+            return
+        await relay(ex, conn, up, set_cookies, body_task)
+    finally:
+        if balancer.tracks:
+            balancer.release(up)
 
 
 def _stick(balancer: Any, up: Any, cookies: dict[str, str] | None, set_cookies: list[str] | None) -> Any:
@@ -153,7 +165,7 @@ def _stick(balancer: Any, up: Any, cookies: dict[str, str] | None, set_cookies: 
 
 
 def _pick(
-    target: ServiceTarget, headers: Any
+    target: ServiceTarget, headers: Any, client: str | None = None
 ) -> tuple[Any, Any, dict[str, str] | None, list[str] | None] | None:
     """(balancer, server, the request's cookies if read, Set-Cookie values to add), or None: nothing up.
 
@@ -174,7 +186,7 @@ def _pick(
         balancer = child
     if balancer.sticky is not None and cookies is None:
         cookies = _parse_cookies(headers)
-    up = balancer.pick(cookies)
+    up = balancer.pick(cookies, client=client)  # client: the IP hrw hashes
     return None if up is None else (balancer, up, cookies, set_cookies)
 
 
@@ -356,6 +368,8 @@ def _edited(block: bytes, edits: dict[str, tuple[str, str | None]], client_ip: s
     return b"\r\n".join(out)
 
 
+# long: one loop over the attempts of a request, on the request path; its steps are helpers where a call
+# costs nothing on the common path (sending a body, failures), the rest would cost a call per request.
 async def _send(
     ep: EntryPointHandler,
     request: Any,
@@ -366,10 +380,14 @@ async def _send(
     up: Any,
     cookies: dict[str, str] | None,
     body: bytes | None = None,
+    client: str | None = None,
 ) -> tuple[Connection, Any, asyncio.Task[None] | None] | Failure:
     """Send the request until a server answers with its response head: (connection, server, body task),
     or why not (a 502 or 504 to answer). ``body`` is the whole request body when a middleware buffered
-    it (sent as it is), else the client's body is streamed."""
+    it (sent as it is), else the client's body is streamed; ``client`` (its IP) is what ``hrw`` hashes.
+
+    Where the strategy counts them (``balancer.tracks``), the server tried is in flight: moved along to
+    the next one tried, released on every way out but the answer, which the caller releases."""
     loop = asyncio.get_running_loop()
     tried: set[Any] | None = None
     fresh = False
@@ -378,70 +396,111 @@ async def _send(
     # reused keep-alive connection turns out dead (the backend may have acted on it already).
     replayable = msg.method in _REPLAYABLE or any(h in msg.headers for h in _IDEMPOTENCY_HEADERS)
     own = ep.own.keys  # servers that are this entry point itself (router.loops): mostly none
-    while True:
-        if own and up.key in own:
-            return Failure(508, False, f"{up.url} is this entry point itself: a loop", up)
-        if up.unreachable:  # the one test the request path pays: a provider knows it cannot be reached
-            tried, nxt = _another(balancer, cookies, tried, up, f"unreachable: {up.unreachable}")
-            if type(nxt) is Failure:
-                return nxt
-            up = nxt
-            continue
-        try:
-            if fresh:
-                conn, reused = await ep.pool.connect(up.key), False
+    tracked = held = balancer.tracks
+    start = balancer.acquire(up) if tracked else 0.0
+    try:
+        while True:
+            if own and up.key in own:
+                return Failure(508, False, f"{up.url} is this entry point itself: a loop", up)
+            why = None
+            if up.unreachable:  # the one test the request path pays: a provider knows it cannot be reached
+                why = f"unreachable: {up.unreachable}"
             else:
-                conn, reused = await ep.pool.acquire(up.key)
-        except ConnectFailed as exc:
-            balancer.mark_failed(up)
-            tried, nxt = _another(balancer, cookies, tried, up, str(exc))
-            if type(nxt) is Failure:
-                return nxt
-            up = nxt
-            continue
-        conn.begin(head.for_server(balancer, up), head.method == "HEAD", loop)
-        body_task = None
-        if body is not None:
-            if body:
-                conn.write(body)
-        elif head.has_body:
-            if expect_continue and not transport.is_closing():
-                transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                expect_continue = False
-            body_task = loop.create_task(_send_body(ep, request, conn, head.chunked))
-        rht = ep.pool.settings_for(up.key[3]).response_header_timeout  # the service's serversTransport
-        try:
-            if rht:
-                async with asyncio.timeout(rht):
-                    await conn.headers_done  # type: ignore[misc]
-            else:
-                await conn.headers_done  # type: ignore[misc]
-        except TimeoutError:
-            abandon(conn, body_task)
-            return Failure(504, True, f"{up.url}: no response headers in {rht}s", up)
-        except asyncio.CancelledError:
-            # The client went away (aiohttp cancels the handler) or shutdown's grace ran out: the backend
-            # request is abandoned with it, not left holding a socket until it answers.
-            abandon(conn, body_task)
-            raise
-        except UpstreamError as exc:
-            abandon(conn, body_task)
-            if reused and not conn.got_bytes and not head.has_body and replayable:
-                fresh = True  # the backend closed an idle keep-alive connection: not its failure
+                try:
+                    if fresh:
+                        conn, reused = await ep.pool.connect(up.key), False
+                    else:
+                        conn, reused = await ep.pool.acquire(up.key)
+                except ConnectFailed as exc:
+                    why = str(exc)
+                    balancer.mark_failed(up, why)
+            if why is not None:  # another server, if there is one
+                tried, nxt = _another(balancer, cookies, client, tried, up, why)
+                if type(nxt) is Failure:
+                    return nxt
+                if tracked:
+                    balancer.release(up)
+                    start = balancer.acquire(nxt)
+                up = nxt
                 continue
-            return Failure(502, True, f"{up.url}: {exc}", up)
-        return conn, up, body_task
+            conn.begin(head.for_server(balancer, up), head.method == "HEAD", loop)
+            body_task = None
+            if body is not None or head.has_body:
+                body_task = _start_body(ep, request, transport, conn, head, body, expect_continue)
+                expect_continue = False
+            rht = ep.pool.settings_for(up.key[3]).response_header_timeout  # the service's serversTransport
+            try:
+                if rht:
+                    async with asyncio.timeout(rht):
+                        await conn.headers_done  # type: ignore[misc]
+                else:
+                    await conn.headers_done  # type: ignore[misc]
+            except TimeoutError:
+                abandon(conn, body_task)
+                return _failed(balancer, up, 504, f"no response headers in {rht}s")
+            except asyncio.CancelledError:
+                # The client went away (aiohttp cancels the handler) or shutdown's grace ran out: the backend
+                # request is abandoned with it, not left holding a socket until it answers.
+                abandon(conn, body_task)
+                raise
+            except UpstreamError as exc:
+                abandon(conn, body_task)
+                if reused and not conn.got_bytes and not head.has_body and replayable:
+                    fresh = True  # the backend closed an idle keep-alive connection: not its failure
+                    continue
+                return _failed(balancer, up, 502, str(exc))
+            if tracked:
+                balancer.answered(up, start)
+                held = False  # the caller releases it once the answer is relayed
+            return conn, up, body_task
+    finally:
+        if held:
+            balancer.release(up)
+
+
+def _start_body(
+    ep: EntryPointHandler,
+    request: Any,
+    transport: Any,
+    conn: Connection,
+    head: _RequestHead,
+    body: bytes | None,
+    expect_continue: bool,
+) -> asyncio.Task[None] | None:
+    """Send the request body after the head: ``body`` whole when a middleware buffered it, else the
+    client's streamed by a task (returned), after the ``100 Continue`` the client waits for, if it does
+    and it was not sent yet (``expect_continue``: once per request, whichever server is tried)."""
+    if body is not None:
+        if body:
+            conn.write(body)
+        return None
+    if expect_continue and not transport.is_closing():
+        transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return asyncio.get_running_loop().create_task(_send_body(ep, request, conn, head.chunked))
+
+
+def _failed(balancer: Any, up: Any, status: int, why: str) -> Failure:
+    """A 502 or 504 from ``up`` after the request was sent: a passive failure where
+    ``passiveHealthCheck`` counts answers (Traefik's proxy answers it, its checker counts it)."""
+    if balancer.counts_answers:
+        balancer.mark_failed(up, why)
+    return Failure(status, True, f"{up.url}: {why}", up)
 
 
 def _another(
-    balancer: Any, cookies: dict[str, str] | None, tried: set[Any] | None, up: Any, why: str
+    balancer: Any,
+    cookies: dict[str, str] | None,
+    client: str | None,
+    tried: set[Any] | None,
+    up: Any,
+    why: str,
 ) -> tuple[set[Any], Any]:
     """After ``up`` could not be used (``why``): the servers tried so far (made on the first failure, so a
     request that succeeds at once allocates nothing) and the next server to try, or the 502 to answer."""
     if tried is None:
         tried = set()
     tried.add(up)
-    nxt = balancer.pick(cookies, exclude=tried)
+    nxt = balancer.pick(cookies, exclude=tried, client=client)
     return tried, (Failure(502, False, f"{up.url}: {why}", up) if nxt is None else nxt)
 
 

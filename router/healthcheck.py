@@ -26,6 +26,7 @@ import aiohttp
 
 from discover.model import HealthCheck, ServersTransport, Service
 from router.balancer import Balancer, ServiceBalancer, Upstream
+from router.passive_health import UNTIL_CHECK
 
 log = logging.getLogger("dockroute.healthcheck")
 
@@ -215,6 +216,15 @@ class HealthChecker:
             ok, why = False, str(exc) or type(exc).__name__
         if self._stopped or self._jobs.get(job.name) is not job:
             return  # stopped, or a newer job owns these servers now
+        up.why = why
+        if ok and up.down_until == UNTIL_CHECK:
+            # Out after passive failures: with an active check, its next pass brings it back (Traefik).
+            up.down_until = 0.0
+            self._log.info(
+                "service %s: server %s is back (active check passed after passive failures)",
+                job.bal.name,
+                up.url,
+            )
         if ok != up.healthy:
             up.healthy = ok
             if ok:

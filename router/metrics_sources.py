@@ -7,6 +7,7 @@ store, and handed over with :meth:`router.metrics.Metrics.set_certificates`.)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,12 +17,16 @@ __all__ = ["open_connection_rows", "server_up_rows"]
 
 
 def server_up_rows(balancers: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
-    """(service, url, up) of every server of a load balancer with an active health check: Traefik sets
-    ``service_server_up`` from its health checker only, so unchecked services have no series."""
+    """(service, url, up) of every server of a load balancer with an active or a passive health check:
+    Traefik sets ``service_server_up`` from those checkers only (the passive one to 0 while it keeps a
+    server out), so unchecked services have no series."""
     rows = []
+    now = time.monotonic()
     for name, balancer in balancers.items():
-        if isinstance(balancer, ServiceBalancer) and balancer.spec.health_check is not None:
-            rows.extend((name, u.url, bool(u.healthy)) for u in balancer.servers)
+        if isinstance(balancer, ServiceBalancer) and (
+            balancer.spec.health_check is not None or balancer.spec.passive_health_check is not None
+        ):
+            rows.extend((name, u.url, bool(u.healthy and u.down_until <= now)) for u in balancer.servers)
     return rows
 
 

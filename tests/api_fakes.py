@@ -137,8 +137,9 @@ SECTION_KEYS = {"errors", "total", "warnings"}
 # - using: Traefik's tests leave it out of rawdata because they never compile; a running Traefik has it;
 # - strategy: Traefik's loadBalancer defaults (SetDefaults) write "wrr", a running Traefik shows it;
 # - serverStatus in rawdata: the fixture sets none; a running Traefik's health check writes it;
-# - observability: a running Traefik's default model writes it into every router (aggregator.go).
-EXTRA_KEYS = frozenset({"using", "strategy", "serverStatus", "observability"})
+# - observability: a running Traefik's default model writes it into every router (aggregator.go);
+# - serverStates: dockroute's own, beside serverStatus: each server's state and why (UP, DOWN: why).
+EXTRA_KEYS = frozenset({"using", "strategy", "serverStatus", "serverStates", "observability"})
 
 
 def check_like_traefik(ours: Any, traefik: Any, at: str = "$", bare_service: bool = True) -> None:

@@ -35,6 +35,7 @@ from discover.model import (
     StickyCookie,
     Weighted,
 )
+from router.api.server_state import DOWN, UP, is_up, server_state
 from router.api.state import ApiState
 from router.compile import effective_tls
 from router.settings import EntryPoint
@@ -43,7 +44,6 @@ __all__ = ["Runtime", "encode", "go_duration", "options_json", "server_status", 
 
 Json = dict[str, Any]
 ENABLED, DISABLED, WARNING = "enabled", "disabled", "warning"
-UP, DOWN = "UP", "DOWN"
 _UP, _DOWN = b'"UP"', b'"DOWN"'
 
 
@@ -218,9 +218,15 @@ def _load_balancer_json(lb: LoadBalancer, provider: str) -> Json:
         servers.append(server)
     if servers:
         out["servers"] = servers
-    out["strategy"] = "wrr"
+    out["strategy"] = lb.strategy or "wrr"
     if lb.health_check is not None:
         out["healthCheck"] = _health_json(lb.health_check)
+    if lb.passive_health_check is not None:
+        phc = lb.passive_health_check
+        out["passiveHealthCheck"] = {
+            "failureWindow": go_duration(phc.failure_window),
+            "maxFailedAttempts": phc.max_failed_attempts,
+        }
     out["passHostHeader"] = lb.pass_host_header
     if lb.servers_transport:
         out["serversTransport"] = unqualify(lb.servers_transport, provider)
@@ -277,12 +283,7 @@ def server_status(balancer: Any, now: float | None = None) -> dict[str, str] | N
     if not servers:
         return None
     now = time.monotonic() if now is None else now
-    return {u.url: UP if _up(u, now) else DOWN for u in servers}
-
-
-def _up(u: Any, now: float) -> bool:
-    """A server is up unless its active check fails, it is passively down, or it cannot be reached."""
-    return u.healthy and u.down_until <= now and not u.unreachable
+    return {u.url: UP if is_up(u, now) else DOWN for u in servers}
 
 
 def _append(target: dict[str, list[str]], key: str, value: str) -> None:
@@ -495,7 +496,11 @@ class Runtime:
         if kind in ("services", "raw_services"):
             status = self._status_bytes(name, now)
             if status:
-                return b'%s,"serverStatus":%s}' % (data[:-1], status)
+                return b'%s,"serverStatus":%s,"serverStates":%s}' % (
+                    data[:-1],
+                    status,
+                    self._states(name, now),
+                )
         return data
 
     def _status_bytes(self, name: str, now: float) -> bytes:
@@ -507,8 +512,17 @@ class Runtime:
             keys = self._status_keys[name] = [(u, encode(u.url) + b":") for u in servers]
         if not keys:
             return b""
-        parts = [key + (_UP if _up(u, now) else _DOWN) for u, key in keys]
+        parts = [key + (_UP if is_up(u, now) else _DOWN) for u, key in keys]
         return b"{%s}" % b",".join(parts)
+
+    def _states(self, name: str, now: float) -> bytes:
+        """``serverStates`` of service ``name`` (:mod:`router.api.server_state`): each server's state and
+        why, read now, for a service :meth:`_status_bytes` found servers for."""
+        wall = time.time()
+        return b"{%s}" % b",".join(
+            key + (_UP if is_up(u, now) else encode(server_state(u, now, wall)))
+            for u, key in self._status_keys[name]
+        )
 
     def encoded_list(self, kind: str, items: Iterable[Json], now: float) -> bytes:
         """A JSON array of list items, from their cached encodings."""

@@ -154,6 +154,7 @@ async def test_rawdata_shows_what_traefiks_docker_provider_tests_expect(case):
             **({"usedBy": used_by[qualified]} if qualified in used_by else {}),
         }
         services[qualified]["serverStatus"] = dict.fromkeys(urls, "UP")
+        services[qualified]["serverStates"] = dict.fromkeys(urls, "UP")  # dockroute's: state and why
     assert raw["services"] == services
     middlewares = {}
     for name, m in case["middlewares"].items():

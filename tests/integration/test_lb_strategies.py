@@ -1,0 +1,197 @@
+"""loadBalancer.strategy and passiveHealthCheck through the real process and real sockets: p2c keeps load
+off a slow server, hrw keeps each client IP on one server and moves about 1/n of them when a server is
+added, passiveHealthCheck takes a failing server out and brings it back (seen in traffic and in /api)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.integration.harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Named:
+    """A loopback server answering ``status`` with its name after ``delay`` seconds, counting hits."""
+
+    def __init__(self, name: str, delay: float = 0.0) -> None:
+        self.name, self.delay, self.status, self.hits = name, delay, 200, 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> Named:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.hits += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return web.Response(status=self.status, text=self.name)
+
+
+@pytest.fixture
+async def named():
+    started: list[Named] = []
+
+    async def make(*specs: tuple[str, float]) -> list[Named]:
+        out = [await Named(n, d).start() for n, d in specs]
+        started.extend(out)
+        return out
+
+    yield make
+    for s in started:
+        if s.runner is not None:
+            await s.runner.cleanup()
+
+
+def service(urls: list[str], **lb) -> dict:
+    return {
+        "http": {
+            "routers": {"app": {"rule": "PathPrefix(`/`)", "service": "app", "entryPoints": ["web"]}},
+            "services": {"app": {"loadBalancer": {"servers": [{"url": u} for u in urls], **lb}}},
+        }
+    }
+
+
+async def get_name(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with session.get(url) as r:
+        return r.status, await r.text()
+
+
+async def test_p2c_sends_most_requests_away_from_a_slow_server(proxy, named):
+    fast, slow = await named(("fast", 0.0), ("slow", 0.3))
+    dr = await proxy(service([fast.url, slow.url], strategy="p2c"))
+    got: collections.Counter[str] = collections.Counter()
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for _ in range(20):
+            status, name = await get_name(session, dr.url("/"))
+            assert status == 200
+            got[name] += 1
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(8)))
+    # wrr would send half (80) to the slow server; p2c sends a request there only when it has no more in
+    # flight than the fast one
+    assert got["fast"] + got["slow"] == 160
+    assert got["slow"] < 160 * 0.2, got
+
+
+async def client_server(port: int, ip: str) -> list[str]:
+    """The server names three requests from client address ``ip`` (a 127.x loopback address) reached."""
+    names = []
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(local_addr=(ip, 0), force_close=True)
+    ) as s:
+        for _ in range(3):
+            status, name = await get_name(s, f"http://127.0.0.1:{port}/")
+            assert status == 200
+            names.append(name)
+    return names
+
+
+CLIENT_IPS = [f"127.0.{i // 200}.{2 + i % 200}" for i in range(80)]
+
+
+async def test_hrw_keeps_each_client_ip_on_one_server_and_moves_about_1_in_n_when_one_is_added(proxy, named):
+    servers = await named(("a", 0.0), ("b", 0.0), ("c", 0.0), ("d", 0.0))
+    dr = await proxy(service([s.url for s in servers[:3]], strategy="hrw"))
+    before = {}
+    for ip in CLIENT_IPS:
+        names = await client_server(dr.port, ip)
+        assert len(set(names)) == 1, (ip, names)  # one client IP, one server
+        before[ip] = names[0]
+    assert len(set(before.values())) == 3  # and the clients are spread over all three
+    applied = dr.log().count("configuration applied")
+    dr.write_dynamic(service([s.url for s in servers], strategy="hrw"))
+    await wait_for(lambda: dr.log().count("configuration applied") > applied, timeout=10)
+    after = {ip: set(await client_server(dr.port, ip)) for ip in CLIENT_IPS}
+    assert all(len(names) == 1 for names in after.values()), after
+    moved = [ip for ip in CLIENT_IPS if after[ip] != {before[ip]}]
+    assert all(after[ip] == {"d"} for ip in moved)  # only to the new server
+    assert 0.08 < len(moved) / len(CLIENT_IPS) < 0.45, len(moved)  # about 1/4
+
+
+def api_static(tmp_path) -> dict:
+    return {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}, "traefik": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml"), "watch": True}},
+        "api": {"insecure": True},
+        "log": {"level": "DEBUG"},
+    }
+
+
+async def test_passive_health_check_takes_a_failing_server_out_and_brings_it_back(proxy, named, tmp_path):
+    good, bad = await named(("good", 0.0), ("bad", 0.0))
+    bad.status = 503
+    passive = {"failureWindow": "1500ms", "maxFailedAttempts": 3}
+    dr = await proxy(service([good.url, bad.url], passiveHealthCheck=passive), static=api_static(tmp_path))
+    api = dr.url("/api/http/services/app@file", ep="traefik")
+    async with aiohttp.ClientSession() as s:
+        statuses = [(await get_name(s, dr.url("/")))[0] for _ in range(6)]
+        assert statuses.count(503) == 3 and bad.hits == 3  # round robin: every other one, three failures
+        async with s.get(api) as r:
+            svc = await r.json()
+        assert svc["serverStatus"] == {good.url: "UP", bad.url: "DOWN"}
+        state = svc["serverStates"][bad.url]
+        assert state.startswith("DOWN: passive: 3 failures in 1.5s, last: status 503, back at "), state
+        assert svc["loadBalancer"]["passiveHealthCheck"] == {"failureWindow": "1.5s", "maxFailedAttempts": 3}
+        # out: every request goes to the good server
+        assert [await get_name(s, dr.url("/")) for _ in range(10)] == [(200, "good")] * 10
+        assert bad.hits == 3
+        bad.status = 200  # healed; after failureWindow it is back in rotation
+
+        async def bad_serves_again() -> bool:
+            return (await get_name(s, dr.url("/")))[1] == "bad"
+
+        await wait_for(bad_serves_again, timeout=10, interval=0.1)
+        async with s.get(api) as r:
+            svc = await r.json()
+        assert svc["serverStatus"] == {good.url: "UP", bad.url: "UP"}
+        assert svc["serverStates"] == {good.url: "UP", bad.url: "UP"}
+
+
+async def test_in_flight_counts_come_back_down_on_every_way_a_request_ends(proxy, backends):
+    """p2c reads in-flight counts: a request that ends any way but a plain answer (a client giving up
+    before the answer or in the middle of the body, a WebSocket closed) must not leave its server looking
+    busy, or p2c would stop sending it anything. Server a takes them all (a sticky cookie), then plain
+    requests without the cookie must still reach it about half the time."""
+    a, b = await backends("a", "b")
+    sticky = {"cookie": {"name": "s"}}
+    dr = await proxy(service([a.url, b.url], strategy="p2c", sticky=sticky))
+    to_a = {"s": hashlib.sha256(a.url.encode()).hexdigest()[:16]}
+    async with aiohttp.ClientSession(cookies=to_a) as s:
+        for _ in range(4):  # the client gives up before the response head
+            with contextlib.suppress(TimeoutError):
+                await s.get(dr.url("/slow?delay=5"), timeout=aiohttp.ClientTimeout(total=0.2))
+        for _ in range(3):  # ... and in the middle of a large body
+            async with s.get(dr.url("/download?size=50000000")) as r:
+                await r.content.read(65536)
+                r.close()
+        for _ in range(3):  # a WebSocket tunnel, closed
+            async with s.ws_connect(dr.url("/ws")) as ws:
+                await ws.send_str("hi")
+                assert (await ws.receive()).data == "a:hi"
+        async with s.get(dr.url("/")) as r:
+            assert (await r.json())["server"] == "a"
+    got: collections.Counter[str] = collections.Counter()
+    async with aiohttp.ClientSession() as s:
+        for _ in range(60):
+            async with s.get(dr.url("/")) as r:
+                got[(await r.json())["server"]] += 1
+    assert got["a"] > 60 * 0.2, got  # a leaked count would keep a at 0
