@@ -379,6 +379,7 @@ class App:
             errors=compiled.errors,
             service_errors=compiled.service_errors,
             middleware_errors=compiled.middleware_errors,
+            udp=compiled.udp,
             routed_on=compiled.entry_points,
             balancers=compiled.balancers,
             internal_services=self.internal.names,

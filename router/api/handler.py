@@ -25,6 +25,8 @@ from router.api import query as q
 from router.api.render import Runtime, encode
 from router.api.report import certificates, discovery, entry_point_json, overview, version
 from router.api.state import ApiSource, ApiState
+from router.api.udp import LISTS as UDP_LISTS
+from router.api.udp import UDPView
 from router.exchange import Exchange, Handler, answer
 
 __all__ = ["DEFAULT_FEATURES", "api_handler"]
@@ -38,16 +40,14 @@ _LISTS: dict[str, tuple[str, Callable[..., bool], str]] = {
     "http/services": ("services", q.keep_named, "service"),
     "http/middlewares": ("middlewares", q.keep_named, "middleware"),
 }
-# Traefik's TCP and UDP lists (dockroute routes HTTP only: always empty) → its not-found noun
+# Traefik's TCP lists (not listed yet: always empty) → its not-found noun
 _EMPTY_LISTS = {
     "tcp/routers": "router",
     "tcp/services": "service",
     "tcp/middlewares": "middleware",
-    "udp/routers": "router",
-    "udp/services": "service",
 }
 # the paths of Traefik's API router that dockroute serves: fixed ones, and lists with a ``/{name}`` each
-_NAMED = frozenset({*_LISTS, *_EMPTY_LISTS, "entrypoints", "certificates"})
+_NAMED = frozenset({*_LISTS, *_EMPTY_LISTS, *UDP_LISTS, "entrypoints", "certificates"})
 _FIXED = frozenset({*_NAMED, "rawdata", "overview", "version", "discovery"})
 NOT_FOUND = b"404 page not found\n"  # Go's http.NotFound, what gorilla/mux answers for an unknown path
 
@@ -85,6 +85,7 @@ def build_view(state: ApiState) -> Runtime:
     encoded at once (in a worker thread): the routers', services' and middlewares' JSON, rawdata's
     routers and middlewares, and ``/api/discovery``'s whole document."""
     runtime = Runtime(state)
+    runtime.udp = UDPView(state.config.udp, state.udp)  # type: ignore[attr-defined]
     runtime.documents["discovery"] = encode(discovery(runtime))
     return runtime
 
@@ -190,6 +191,10 @@ class ApiHandler:
             await error(ex, 404, f"certificate not found: {unquote(sub.partition('/')[2])}")
         elif sub == "discovery":
             await reply(ex, 200, (await self.runtime(state)).documents["discovery"])
+        elif sub in UDP_LISTS or (
+            sub.count("/") == 2 and sub.rpartition("/")[0] in UDP_LISTS and not sub.endswith("/")
+        ):
+            await self.udp(ex, (await self.runtime(state)).udp, sub, query)  # type: ignore[attr-defined]
         elif sub in _EMPTY_LISTS:
             await self.paged(ex, [], query)
         elif sub.count("/") == 2 and sub.rpartition("/")[0] in _EMPTY_LISTS and not sub.endswith("/"):
@@ -221,6 +226,19 @@ class ApiHandler:
             return
         await reply(ex, 200, runtime.encoded(kind, name, item, time.monotonic()))
 
+    async def udp(self, ex: Exchange, view: UDPView, sub: str, query: q.Query) -> None:
+        """``/api/udp/routers``, ``/api/udp/services`` and one of them by name."""
+        if sub in UDP_LISTS:
+            await self.paged(ex, view.listing(sub, query), query)
+            return
+        path, _, raw_name = sub.rpartition("/")
+        name = unquote(raw_name)
+        item = view.by_name[path].get(name)
+        if item is None:
+            await error(ex, 404, f"{UDP_LISTS[path]} not found: {name}")
+        else:
+            await reply(ex, 200, item)
+
     async def paged(self, ex: Exchange, items: list[Any], query: q.Query) -> None:
         try:
             shown, next_page = q.page(items, query)
@@ -239,6 +257,8 @@ def rawdata(runtime: Runtime) -> bytes:
         for kind in ("routers", "middlewares", "services")
         if getattr(runtime, f"raw_{kind}")
     ]
+    udp = runtime.udp.rawdata()  # type: ignore[attr-defined]
+    parts += [b'"%s":%s' % (kind.encode(), encode(value)) for kind, value in udp.items()]
     return b"{%s}" % b",".join(parts)
 
 

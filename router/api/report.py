@@ -92,8 +92,8 @@ _EMPTY = {"total": 0, "warnings": 0, "errors": 0}
 
 
 def overview(runtime: Runtime, certs: Sequence[Json], features: Json) -> Json:
-    """``/api/overview``: counts per kind (``errors`` = disabled, ``warnings``), TCP and UDP empty
-    (dockroute routes HTTP only), the certificates' counts (expired ones are errors), the features and
+    """``/api/overview``: counts per kind (``errors`` = disabled, ``warnings``), TCP empty (not listed
+    yet), the certificates' counts (expired ones are errors), the features and
     the providers."""
     state = runtime.state
     out: Json = {
@@ -103,7 +103,7 @@ def overview(runtime: Runtime, certs: Sequence[Json], features: Json) -> Json:
             "middlewares": _section(runtime.middlewares),
         },
         "tcp": {"routers": dict(_EMPTY), "services": dict(_EMPTY), "middlewares": dict(_EMPTY)},
-        "udp": {"routers": dict(_EMPTY), "services": dict(_EMPTY)},
+        "udp": runtime.udp.overview(),  # type: ignore[attr-defined]  # set by the handler's build_view
         "certificates": {
             "total": len(certs),
             "warnings": sum(1 for c in certs if c["status"] == "warning"),

@@ -13,6 +13,7 @@ from typing import Any
 
 from discover.model import DynamicConfig
 from router.settings import ApiSettings, EntryPoint
+from router.udp.table import UDPCompiled
 
 __all__ = ["ApiSource", "ApiState", "CertificateReport"]
 
@@ -53,6 +54,7 @@ class ApiState:
     # middleware → why it could not be built (a regex RE2 refuses...); options the reader refused are in
     # the configuration itself (``Middleware.error``)
     middleware_errors: Mapping[str, str] = field(default_factory=dict)
+    udp: UDPCompiled | None = None  # the UDP routers' compile: where each is used, why one is not
 
 
 ApiSource = Callable[[], ApiState | None]  # the latest state (None before the first configuration)

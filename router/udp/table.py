@@ -106,6 +106,7 @@ class UDPTable:
 class UDPCompiled:
     tables: dict[str, UDPTable | None]  # every UDP entry point; None: no router there
     errors: dict[str, str] = field(default_factory=dict)  # router → why it is not routed
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # router → what is wrong (routed still)
     service_errors: dict[str, str] = field(default_factory=dict)  # service → why it cannot be built
     entry_points: dict[str, tuple[str, ...]] = field(default_factory=dict)  # router → where it is used
 
@@ -130,6 +131,7 @@ def compile_udp(
             what = "is not a UDP entry point" if ep in other_names else "does not exist"
             if present:
                 log.warning("UDP router %s: entry point %s %s; routed on the others", name, ep, what)
+                out.warnings.setdefault(name, []).append(f"entry point {ep} {what}")
         if not present:
             if missing:
                 why = "its entry points are not UDP entry points or do not exist: " + ", ".join(missing)

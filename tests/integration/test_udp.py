@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.integration.harness import wait_for
@@ -278,3 +279,36 @@ async def test_routers_on_the_wrong_kind_of_entry_point_are_refused_by_name(tmp_
     await wait_for(lambda: "UDP router onweb@file is not routed" in dr.log())
     assert "web" in dr.log().split("UDP router onweb@file is not routed")[1].splitlines()[0]
     await wait_for(lambda: "router h@file is not routed: its entry points do not exist: dns" in dr.log())
+
+
+async def test_api_lists_udp_routers_and_services(tmp_path, proxy, echo):
+    (b,) = await echo("b")
+    static = udp_static(tmp_path, traefik={"address": "127.0.0.1:0"})
+    static["api"] = {"insecure": True}
+    dynamic = udp_dynamic(
+        {"svc": [b.address], "mix": {"svc": 2, "missing": 1}},
+        routers={
+            "r": {"entryPoints": ["dns", "web"], "service": "svc"},
+            "w": {"entryPoints": ["dns"], "service": "mix"},
+        },
+    )
+    dr = await proxy(dynamic, static=static)
+    async with aiohttp.ClientSession() as s:
+
+        async def get(path: str) -> Any:
+            async with s.get(dr.url(f"/api/{path}", ep="traefik")) as r:
+                assert r.status == 200, (path, r.status, await r.text())
+                return await r.json()
+
+        routers = {r["name"]: r for r in await get("udp/routers")}
+        assert routers["r@file"]["status"] == "warning" and routers["r@file"]["using"] == ["dns"]
+        assert routers["r@file"]["error"] == ["entry point web is not a UDP entry point"]
+        assert routers["w@file"]["status"] == "disabled" and "missing@file" in routers["w@file"]["error"][0]
+        services = {s["name"]: s for s in await get("udp/services")}
+        assert services["svc@file"]["loadBalancer"] == {"servers": [{"address": b.address}]}
+        assert services["svc@file"]["type"] == "loadbalancer" and services["svc@file"]["usedBy"] == ["r@file"]
+        assert services["mix@file"]["status"] == "disabled" and services["mix@file"]["type"] == "weighted"
+        assert (await get("udp/routers/r@file"))["service"] == "svc@file"
+        overview = await get("overview")
+        assert overview["udp"]["routers"] == {"total": 2, "warnings": 1, "errors": 1}
+        assert set((await get("rawdata"))["udpServices"]) == {"svc@file", "mix@file"}

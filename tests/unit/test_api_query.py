@@ -174,7 +174,7 @@ async def test_page_numbers_as_go_reads_them(query, message):
     "kind", ["tcp/routers", "tcp/services", "tcp/middlewares", "udp/routers", "udp/services"]
 )
 async def test_tcp_and_udp_paths_answer_as_traefik_without_such_routers(kind):
-    """dockroute routes HTTP only: Traefik's TCP and UDP lists are empty (its *-empty.json), a named one
+    """Without TCP or UDP routers, Traefik's TCP and UDP lists are empty (its *-empty.json), a named one
     is Traefik's not-found, so Traefik's dashboard and tools read them."""
     st = state(traefik_http_conf())
     status, headers, body = await get(st, f"/api/{kind}")
