@@ -22,6 +22,7 @@ from aiohttp import http_exceptions, web
 
 from router.bad_requests import BadRequestLog
 from router.forwarded_view import is_websocket_upgrade
+from router.proxy_protocol import peer_ip
 from router.replies import CANNED, SENT_CLOSE, simple
 from router.settings import DEFAULT_MAX_HEADER_BYTES
 
@@ -90,9 +91,16 @@ class Protocol(web.RequestHandler):
         self.refused = False  # a head was over the limit: nothing more is read or handled
         self.refuse_pending = False  # ...and its 431 waits for the answer being written
         self.held = False  # reading paused until the queued request is taken (see _head_too_large)
+        # The client: set by the entry point from a trusted PROXY header before connection_made, else the
+        # socket's peer there. Read once per request (rules, X-Forwarded-For, logs, limits).
+        self.client_ip: str | None = None
+        self.client_port: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if self.client_ip is None:
+            peer = transport.get_extra_info("peername")
+            self.client_ip, self.client_port = peer_ip(peer), (peer[1] if peer else None)
         if self.header_timeout:
             self._head_started()
 
@@ -148,8 +156,7 @@ class Protocol(web.RequestHandler):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        peer = transport.get_extra_info("peername")
-        bad_requests.note(peer[0] if isinstance(peer, tuple) else None, "request head over maxHeaderBytes")
+        bad_requests.note(self.client_ip, "request head over maxHeaderBytes")
         transport.write(_GO_431)
         if transport.can_write_eof():
             transport.write_eof()
@@ -202,7 +209,7 @@ class Protocol(web.RequestHandler):
             data = CANNED.get((status, True)) or simple(status, f"{status}\n", True)
         else:
             reason = str(message or exc or status)
-            bad_requests.note(request.remote, reason)
+            bad_requests.note(self.client_ip, reason)
             if isinstance(exc, http_exceptions.LineTooLong) or "Too many headers" in reason:
                 data = _GO_431  # a line or the count over the limit: Go's answer
             else:

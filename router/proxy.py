@@ -62,18 +62,6 @@ _OWN = {
 }
 
 
-def peer_ip(peer: Any) -> str:
-    """The client's address as Go reports it: a dual-stack listener (``:80`` binds ``::``) sees IPv4
-    clients as ``::ffff:a.b.c.d``, which Go (so Traefik) unmaps; backends, rules, allow lists and the
-    access log see ``a.b.c.d``, as with Traefik."""
-    if not peer:
-        return ""
-    ip = peer[0]
-    if ip.startswith("::ffff:") and "." in ip:
-        return ip[7:]
-    return ip
-
-
 class _Installed:
     """``handler.table = table``, the swap a reload makes: the table is stored in the handler's own
     ``__dict__`` and the servers of it that are the entry point itself are worked out there and then
@@ -151,7 +139,7 @@ class EntryPointHandler:
             return self.reply(request, transport, 400, True, None, f"bad request target: {exc}")
         if self.denied and (esc := denied_escape(path, self.denied)):
             why = self.encoded_why[esc]  # names the key that allows it: logged, rate-limited
-            bad_requests.note(peer_ip(transport.get_extra_info("peername")), why)
+            bad_requests.note(request.protocol.client_ip, why)
             return self.reply(request, transport, 400, True, None, why)
         headers = msg.headers
         if msg.chunked and headers.get("Transfer-Encoding", "").lower() != "chunked":
@@ -161,7 +149,7 @@ class EntryPointHandler:
         # RFC 9112 section 3.2.2: the absolute-form authority replaces Host (as in Go, an empty one does
         # not). An HTTP/1.1 request without Host never gets here: llhttp answers it 400.
         host_header = authority or headers.get("Host", "")
-        client_ip = peer_ip(transport.get_extra_info("peername"))
+        client_ip = request.protocol.client_ip  # the connection's (router.connection): PROXY-aware
         info = self.info_class(
             msg.method, normalize_host(host_header), path, query, headers, client_ip, host_header
         )
@@ -292,10 +280,10 @@ class EntryPointHandler:
         tls: tuple[str, str] | None,
     ) -> AccessRecord:
         headers = msg.headers
-        transport = request.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
+        proto = request.protocol  # its client address: the PROXY header's source when one was used
+        client = proto.client_ip
         return AccessRecord(
-            client=info.client_ip if info else peer_ip(peer),
+            client=client,
             method=msg.method,
             path=msg.path if msg.path[:1] == "/" else _origin_form(msg.path),
             proto=f"HTTP/{msg.version[0]}.{msg.version[1]}",
@@ -310,14 +298,14 @@ class EntryPointHandler:
             reason=reason or "",
             duration=duration,
             service=service,
-            client_port=peer[1] if peer else None,
+            client_port=proto.client_port,
             request_addr=headers.get("Host", ""),
             scheme=self.scheme,
             request_size=received,
             headers=headers,
             # Traefik's ClientHost is X-Forwarded-For as it stands after forwardedHeaders: kept from a
             # trusted client only
-            forwarded_for=headers.get("X-Forwarded-For", "") if peer and self.trusted.trusts(peer[0]) else "",
+            forwarded_for=headers.get("X-Forwarded-For", "") if self.trusted.trusts(client) else "",
             retry_attempts=request.get(RETRIES, 0),
             origin=up is not None and up is not SERVED_HERE,
             tls=tls,

@@ -15,6 +15,7 @@ import select
 import socket
 import ssl
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import http as aiohttp_http
@@ -22,9 +23,18 @@ from aiohttp import web, web_protocol
 from cachetools import LRUCache
 
 from router.clienthello import MAX_HELLO, ClientHello, Incomplete, bytes_needed, parse_client_hello
+from router.connection import Protocol, bad_requests
 from router.connection import Server as _Server
-from router.headers import underscore_guard
+from router.headers import TrustedNetworks, underscore_guard
 from router.proxy import EntryPointHandler
+from router.proxy_protocol import (
+    ClientAddress,
+    ProxyHeaderError,
+    ProxyHeaderTimeout,
+    accept_header,
+    peer_address,
+)
+from router.readiness import readable as _readable
 from router.tcp.relay import Relay
 from router.tcp.rules import ConnInfo
 from router.tcp.serve import peer_client, serve
@@ -126,20 +136,6 @@ class _ChallengeProtocol(asyncio.Protocol):
         self._timer.cancel()
 
 
-async def _readable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float | None) -> bool:
-    """Wait until ``fd`` is readable (False after ``timeout`` seconds); the reader is always removed."""
-    ready: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
-    try:
-        async with asyncio.timeout(timeout):
-            await ready
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        loop.remove_reader(fd)
-
-
 def _set_rcvlowat(conn: socket.socket, n: int) -> bool:
     """Make ``conn`` readable only once ``n`` bytes are queued; False where the system refuses.
 
@@ -183,6 +179,20 @@ def parse_address(address: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
+def _with_client(server: _Server | None, client: ClientAddress) -> Any:
+    """A protocol factory for ``server`` whose connections are from ``client`` (a trusted PROXY header's
+    source), not from the socket's peer: set before ``connection_made`` (router.connection.Protocol)."""
+    if server is None:
+        return None
+
+    def factory() -> Protocol:
+        proto = server()
+        proto.client_ip, proto.client_port = client.ip, client.port
+        return proto
+
+    return factory
+
+
 class EntryPointServer:
     """One listening entry point: HTTP and HTTPS on the same port, as in Traefik.
 
@@ -210,6 +220,15 @@ class EntryPointServer:
         self.alpn_challenges: ChallengeCertificates | None = None
         self.host_options: Mapping[str, str] = {}
         self._peek_for_options = False  # some host uses other options than default: pick them by SNI
+        # proxyProtocol: whose PROXY header gives the client address (None: headers are not read here)
+        pp = ep.proxy_protocol
+        self.proxy_trust = TrustedNetworks(pp.trusted_ips, pp.insecure) if pp is not None else None
+        if pp is not None and not self.proxy_trust:
+            log.warning(
+                "entrypoint %s: proxyProtocol has no trustedIPs and insecure is false: PROXY headers are "
+                "read and dropped from every peer (as Traefik does)",
+                self.name,
+            )
         self._challenge_contexts: LRUCache[CertKeyPair, ssl.SSLContext] = LRUCache(maxsize=32)
         self._sockets: list[socket.socket] = []
         self._dispatching: set[asyncio.Task[None]] = set()
@@ -264,7 +283,7 @@ class EntryPointServer:
         bytes by then, so the peek answers at once and no waiting is needed."""
         for _ in range(128):
             try:
-                conn, _ = lsock.accept()
+                conn, peer = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE and friends: keep the listener, log, try again on next wake-up
@@ -281,15 +300,28 @@ class EntryPointServer:
             except OSError:
                 conn.close()
                 continue
-            task = loop.create_task(self._dispatch(conn, first))
+            task = loop.create_task(self._dispatch(conn, first, peer))
             self._dispatching.add(task)
             task.add_done_callback(self._dispatching.discard)
 
-    async def _dispatch(self, conn: socket.socket, first: bytes | None) -> None:
+    async def _dispatch(self, conn: socket.socket, first: bytes | None, peer: tuple[Any, ...]) -> None:
         """Hand ``conn`` to the HTTP, HTTPS or TLS-ALPN-01 side. Until a transport owns it, the socket is
-        ours to close: on any failure, on cancellation (shutdown) and when there is nothing to serve."""
+        ours to close: on any failure, on cancellation (shutdown) and when there is nothing to serve.
+
+        ``peer`` is accept()'s address; with ``proxyProtocol`` a PROXY header is read first (before any
+        peek), and ``client`` is who the connection is from for everything after (router.proxy_protocol)."""
         loop = asyncio.get_running_loop()
+        client = peer_address(peer)
+        web, tls_web = self.web_server, self.tls_web_server
         try:
+            if self.proxy_trust is not None:
+                server_first = self.tcp_table is not None and self.tcp_table.server_first
+                found, taken = await accept_header(
+                    conn, first, client, self.proxy_trust, loop, self.header_timeout or None, server_first
+                )
+                first = None if taken else first  # a header was taken: peek at what follows it
+                if found is not client:
+                    client, web, tls_web = found, _with_client(web, found), _with_client(tls_web, found)
             tcp = self.tcp_table  # TCP routing (issue 16): entry points without TCP routers skip it all
             tcp_client = peer_client(conn) if tcp is not None else None
             if tcp is not None and tcp.server_first:  # nothing from HTTP(S) here: don't wait for the client
@@ -335,7 +367,7 @@ class EntryPointServer:
                     if ctx is None:
                         return
                 await loop.connect_accepted_socket(
-                    self.tls_web_server,
+                    tls_web,
                     conn,
                     ssl=ctx,
                     ssl_handshake_timeout=self.header_timeout or None,
@@ -345,10 +377,14 @@ class EntryPointServer:
                 if route is not None:
                     owned, conn = conn, None
                     return await serve(route, owned, tcp_client, None, self.tcp_relays, self.header_timeout)
-                await loop.connect_accepted_socket(self.web_server, conn)
+                await loop.connect_accepted_socket(web, conn)
             conn = None  # a transport owns it now
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             log.debug("entrypoint %s: connection dropped before HTTP: %s", self.name, exc)
+        except ProxyHeaderTimeout as exc:  # silent or closed: as a missed header deadline, not an attack
+            log.debug("entrypoint %s: connection from %s dropped: %s", self.name, client.ip, exc)
+        except ProxyHeaderError as exc:  # malformed: one rate-limited line naming the peer
+            bad_requests.note(client.ip, f"entry point {self.name}: {exc}")
         except Exception:  # a bug: one line with the traceback, and this connection only is lost
             log.exception("entrypoint %s: unexpected error while accepting a connection", self.name)
         finally:

@@ -48,7 +48,7 @@ from dockroute.static.settings import (
 from dockroute.static.sources import default_search_dirs, find_file, merged_tree
 from dockroute.static.tree import OFF, Val, get, join, merge, where
 from dockroute.static.udp import udp_timeout, udp_warnings
-from router.settings import DEFAULT_MAX_HEADER_BYTES, EntryPoint, Redirection, Transport
+from router.settings import DEFAULT_MAX_HEADER_BYTES, EntryPoint, ProxyProtocolIn, Redirection, Transport
 
 __all__ = ["load_static"]
 
@@ -156,6 +156,7 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
         metrics=obs.flag("metrics", True),
         trusted_ips=_trusted_ips(fwd),
         forwarded_insecure=fwd.flag("insecure", False),
+        proxy_protocol=_proxy_protocol(r),
         read_timeout=rt.duration("readTimeout", d["read_timeout"]),
         write_timeout=rt.duration("writeTimeout", d["write_timeout"]),
         idle_timeout=rt.duration("idleTimeout", d["idle_timeout"]),
@@ -244,7 +245,20 @@ def _redirection(red: Reader, names: list[str]) -> Redirection | None:
     )
 
 
+def _proxy_protocol(r: Reader) -> ProxyProtocolIn | None:
+    """``proxyProtocol``: set at all (a bare ``--entrypoints.<ep>.proxyprotocol``, an empty section), PROXY
+    headers are read on the entry point, as Traefik wraps its listener whenever the section is there; whose
+    header is used: ``trustedIPs`` (read as ``forwardedHeaders.trustedIPs`` is), or every peer's with
+    ``insecure``. Neither: every header is read and dropped (router.server logs a warning)."""
+    node = get(r.tree, "proxyProtocol")
+    if node is None or node is OFF:
+        return None
+    pp = r.sub("proxyProtocol")
+    return ProxyProtocolIn(trusted_ips=_trusted_ips(pp), insecure=pp.flag("insecure", False))
+
+
 def _trusted_ips(fwd: Reader) -> tuple[str, ...]:
+    """``trustedIPs`` of ``forwardedHeaders`` or ``proxyProtocol``: addresses or CIDRs, each checked."""
     trusted = []
     for item, path in fwd.items("trustedIPs"):
         try:

@@ -90,6 +90,8 @@ _ENTRY_POINT: dict[str, Any] = {
         "underscoreHeadersStrategy": STR,
     },
     "asDefault": BOOL,
+    # Acted on: a PROXY protocol header (v1 or v2) is read first on each connection (router.proxy_protocol)
+    "proxyProtocol": {"trustedIPs": LIST, "insecure": BOOL},
     "forwardedHeaders": {
         "trustedIPs": LIST,
         "insecure": BOOL,
@@ -107,7 +109,6 @@ _ENTRY_POINT: dict[str, Any] = {
         (
             "http2",
             "http3",
-            "proxyProtocol",
             "allowACMEByPass",
             "reusePort",
         ),

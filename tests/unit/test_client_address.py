@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from router.proxy import peer_ip
+from router.proxy_protocol import peer_ip
 
 
 def test_an_ipv4_client_of_a_dual_stack_listener_is_its_ipv4_address():

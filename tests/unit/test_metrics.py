@@ -189,6 +189,7 @@ class _Request(dict):
             chunked=False,
         )
         self.transport = SimpleNamespace(get_extra_info=lambda name: ("127.0.0.1", 5555))
+        self.protocol = SimpleNamespace(client_ip="127.0.0.1", client_port=5555)  # router.connection's
         self.content = SimpleNamespace(total_bytes=0, is_eof=lambda: True)
 
 

@@ -75,6 +75,7 @@ class Request(dict):
             chunked=False, upgrade=False,
         )  # fmt: skip
         self.transport = Transport()
+        self.protocol = SimpleNamespace(client_ip="127.0.0.1", client_port=5555)  # router.connection's
         self.content = SimpleNamespace(total_bytes=read, is_eof=lambda: True)
         self.writer = SimpleNamespace(drain=_drain)
         self[_T0] = time.monotonic()  # as the entry point's handler starts an observed request

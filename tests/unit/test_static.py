@@ -658,7 +658,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
 def test_traefik_keys_not_acted_on_yet_are_accepted_and_listed(tmp_path):
     """A real Traefik static file (proxy protocol, access-log filters, log options) loads unchanged, and
     every key dockroute does not act on is listed by its path for the warning at start; truly unknown
-    keys next to them are still refused. Entry-point TLS is acted on, so it is not listed."""
+    keys next to them are still refused. Entry-point TLS and proxyProtocol are acted on: not listed."""
     cfg = tmp_path / "traefik.yml"
     cfg.write_text(
         "entryPoints:\n"
@@ -680,11 +680,7 @@ def test_traefik_keys_not_acted_on_yet_are_accepted_and_listed(tmp_path):
     static = load_static(["--entrypoints.websecure.http.tls.options=modern"], {}, config_file=str(cfg))
     assert [ep.name for ep in static.entry_points] == ["websecure"]
     assert static.access_log is not None
-    assert static.ignored == (
-        "entryPoints.websecure.proxyProtocol",
-        "accessLog.dualOutput",
-        "accessLog.otlp",
-    )
+    assert static.ignored == ("accessLog.dualOutput", "accessLog.otlp")
     # Set by a flag too. log.noColor is what dockroute always does: checked, not listed.
     flags = ["--accesslog.filters.statuscodes=400-499", "--accesslog.dualoutput=true", "--log.nocolor"]
     assert load(flags).ignored == ("accessLog.dualOutput",)

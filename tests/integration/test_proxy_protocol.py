@@ -1,0 +1,241 @@
+"""``entryPoints.<ep>.proxyProtocol`` through the real process: a PROXY v1 or v2 header from a trusted peer
+makes its source the client everywhere (X-Forwarded-For, X-Real-Ip, ClientIP rules, ipAllowList,
+forwardedHeaders.trustedIPs, the access log), over plain HTTP and before a TLS handshake; an untrusted
+peer's header is read and dropped (Traefik's policy), ``insecure`` trusts every peer, and a malformed,
+oversized or silent client loses its own connection only."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+import ssl
+import time
+
+import pytest
+import trustme
+
+from tests.integration.harness import routers, wait_for
+
+pytestmark = pytest.mark.integration
+
+SIG2 = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v1(src: str, sport: int = 56324, dst: str = "192.0.2.1", dport: int = 80) -> bytes:
+    proto = "TCP4" if "." in src else "TCP6"
+    return f"PROXY {proto} {src} {dst} {sport} {dport}\r\n".encode()
+
+
+def v2(src: str, sport: int = 56324, dst: str = "192.0.2.1", dport: int = 443, tlvs: bytes = b"") -> bytes:
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    family = 0x11 if s.version == 4 else 0x21
+    if s.version != d.version:
+        d = ipaddress.IPv6Address(f"::ffff:{d}")
+    body = s.packed + d.packed + sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + tlvs
+    return SIG2 + bytes((0x21, family)) + len(body).to_bytes(2, "big") + body
+
+
+def get(host: str = "pp.test", extra: str = "") -> bytes:
+    return f"GET /p HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n".encode()
+
+
+async def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    """A client socket bound to ``source`` (any 127/8 address is this host), connected to ``port``."""
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    return sock
+
+
+async def exchange(
+    port: int,
+    data: bytes,
+    *,
+    source: str = "127.0.0.1",
+    tls: ssl.SSLContext | None = None,
+    then: bytes = b"",
+) -> bytes:
+    """Send ``data`` (the PROXY header, or anything) on a fresh connection from ``source``; then, over TLS
+    if ``tls`` is given, ``then``; the whole answer, up to the close."""
+    sock = await connect(port, source)
+    await asyncio.get_running_loop().sock_sendall(sock, data)
+    reader, writer = await asyncio.open_connection(
+        sock=sock, ssl=tls, server_hostname="pp.test" if tls else None
+    )
+    writer.write(then)
+    try:
+        async with asyncio.timeout(10):
+            return await reader.read()
+    except (ConnectionError, ssl.SSLError):
+        return b""
+    finally:
+        writer.close()
+
+
+def seen(answer: bytes) -> dict[str, str]:
+    """The headers the backend received (its JSON echo), by lower-case name."""
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    rec = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    return {k.lower(): v for k, v in rec["header_list"]}
+
+
+def _static(tmp_path, log_path) -> dict:
+    return {
+        "entryPoints": {
+            # trusts the load balancer on 127.0.0.1; forwardedHeaders trusts one PROXY-given client
+            "web": {
+                "address": "127.0.0.1:0",
+                "proxyProtocol": {"trustedIPs": ["127.0.0.1", "10.9.9.0/24"]},
+                "forwardedHeaders": {"trustedIPs": ["198.51.100.10"]},
+                "transport": {"respondingTimeouts": {"readTimeout": "1s"}},
+            },
+            "elsewhere": {"address": "127.0.0.1:0", "proxyProtocol": {"trustedIPs": ["127.0.0.3"]}},
+            "open": {"address": "127.0.0.1:0", "proxyProtocol": {"insecure": True}},
+        },
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml"), "watch": True}},
+        "accessLog": {"filePath": str(log_path), "format": "json", "bufferingSize": 1},
+        "log": {"level": "DEBUG"},
+    }
+
+
+@pytest.fixture
+async def setup(backends, proxy, tmp_path):
+    """The process with three PROXY entry points, a plain router, a ClientIP router, an ipAllowList router
+    and a TLS router (certificate from a test CA), all to echo backends."""
+    main, by_ip = await backends("main", "by-ip")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("pp.test")
+    cert, key = tmp_path / "pp.pem", tmp_path / "pp.key"
+    cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    cfg = routers(
+        ("plain", "Host(`pp.test`)", "main"),
+        ("by-ip", "Host(`pp.test`) && ClientIP(`203.0.113.0/24`)", "by-ip"),
+        ("allow", "Host(`allow.test`)", "main"),
+        services={"main": [main.url], "by-ip": [by_ip.url]},
+    )
+    cfg["http"]["routers"]["allow"]["middlewares"] = ["only-doc"]
+    cfg["http"]["middlewares"] = {"only-doc": {"ipAllowList": {"sourceRange": ["198.51.100.0/24"]}}}
+    cfg["http"]["routers"]["secure"] = {"rule": "Host(`pp.test`)", "service": "main", "tls": {}}
+    cfg["tls"] = {"certificates": [{"certFile": str(cert), "keyFile": str(key)}]}
+    log_path = tmp_path / "access.log"
+    dr = await proxy(cfg, static=_static(tmp_path, log_path))
+    tls = ssl.create_default_context()
+    ca.configure_trust(tls)
+    return dr, tls, log_path
+
+
+def access_records(log_path) -> list[dict]:
+    if not log_path.exists():
+        return []
+    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+
+
+async def test_v1_and_v2_headers_from_a_trusted_peer_set_the_client_everywhere(setup):
+    dr, _, log_path = setup
+    web = dr.ports["web"]
+    for header in (v1("198.51.100.7"), v2("198.51.100.7")):
+        got = seen(await exchange(web, header + get()))
+        assert got["x-forwarded-for"] == "198.51.100.7" and got["x-real-ip"] == "198.51.100.7"
+    six = seen(await exchange(web, v2("2001:db8::7", dst="2001:db8::1") + get()))
+    assert six["x-forwarded-for"] == "2001:db8::7"
+    # ClientIP rules see it: 203.0.113.0/24 goes to the other backend
+    answer = await exchange(web, v1("203.0.113.9") + get())
+    assert b'"server": "by-ip"' in answer and seen(answer)["x-real-ip"] == "203.0.113.9"
+    # ipAllowList sees it
+    assert (await exchange(web, v1("198.51.100.7") + get("allow.test"))).startswith(b"HTTP/1.1 200")
+    assert (await exchange(web, v1("192.0.2.50") + get("allow.test"))).startswith(b"HTTP/1.1 403")
+    # forwardedHeaders.trustedIPs is checked against it: this client's own X-Forwarded-For is kept...
+    xff = "X-Forwarded-For: 6.6.6.6\r\n"
+    assert seen(await exchange(web, v1("198.51.100.10") + get(extra=xff)))["x-forwarded-for"] == (
+        "6.6.6.6, 198.51.100.10"
+    )
+    # ...but not that of the load balancer's other clients (127.0.0.1 itself is not trusted for it)
+    other = seen(await exchange(web, v1("198.51.100.11") + get(extra=xff)))
+    assert other["x-forwarded-for"] == "198.51.100.11"
+    # a connection without a header is served as the peer's own (the header is optional)
+    assert seen(await exchange(web, get()))["x-forwarded-for"] == "127.0.0.1"
+    # the access log names the client the header gave, with its port
+    await wait_for(lambda: any(r.get("ClientHost") == "2001:db8::7" for r in access_records(log_path)))
+    first = access_records(log_path)[0]
+    assert first["ClientHost"] == "198.51.100.7" and first["ClientPort"] == "56324"
+    assert first["ClientAddr"] == "198.51.100.7:56324"
+
+
+async def test_a_proxy_header_before_the_tls_handshake(setup):
+    dr, tls, _ = setup
+    for header in (v2("198.51.100.8", tlvs=b"\x01\x00\x08http/1.1"), v1("198.51.100.8")):
+        answer = await exchange(dr.ports["web"], header, tls=tls, then=get())
+        got = seen(answer)
+        assert got["x-forwarded-for"] == "198.51.100.8" and got["x-forwarded-proto"] == "https"
+    # TLS without a header still works on the same entry point
+    assert seen(await exchange(dr.ports["web"], b"", tls=tls, then=get()))["x-real-ip"] == "127.0.0.1"
+
+
+async def test_an_untrusted_peer_s_header_is_dropped_and_insecure_trusts_everyone(setup):
+    dr, _, _ = setup
+    # from 127.0.0.2, not in web's trustedIPs: the header is read and dropped (Traefik's IGNORE), never
+    # used; the connection is the peer's own
+    got = seen(await exchange(dr.ports["web"], v1("198.51.100.7") + get(), source="127.0.0.2"))
+    assert got["x-forwarded-for"] == "127.0.0.2" and got["x-real-ip"] == "127.0.0.2"
+    got = seen(await exchange(dr.ports["web"], v2("198.51.100.7") + get(), source="127.0.0.2"))
+    assert got["x-forwarded-for"] == "127.0.0.2"
+    # elsewhere trusts 127.0.0.3 only
+    got = seen(await exchange(dr.ports["elsewhere"], v1("198.51.100.7") + get(), source="127.0.0.1"))
+    assert got["x-forwarded-for"] == "127.0.0.1"
+    got = seen(await exchange(dr.ports["elsewhere"], v1("198.51.100.7") + get(), source="127.0.0.3"))
+    assert got["x-forwarded-for"] == "198.51.100.7"
+    # insecure: every peer's header is used
+    got = seen(await exchange(dr.ports["open"], v2("198.51.100.9") + get(), source="127.0.0.2"))
+    assert got["x-forwarded-for"] == "198.51.100.9"
+
+
+async def test_malformed_or_oversized_headers_are_refused_without_harming_others(setup):
+    dr, _, _ = setup
+    port = dr.ports["elsewhere"]  # trusts 127.0.0.3; 127.0.0.1 is an untrusted peer there
+    bad = [
+        b"PROXY TCP4 198.51.100.7 192.0.2.1 56324\r\n",  # a port missing
+        b"PROXY TCP4 " + b"1" * 200 + b"\r\n",  # longer than 107 bytes
+        b"PROXY TCP4 ::1 192.0.2.1 1 2\r\n",
+        SIG2 + b"\x21\x11\x00\x04" + bytes(4),  # shorter than two IPv4 addresses
+        SIG2 + b"\x21\x11\x10\x01",  # 4097 bytes of addresses and TLVs
+        SIG2 + b"\x31\x11\x00\x0c" + bytes(12),  # version 3
+    ]
+    loop = asyncio.get_running_loop()
+    # a connection half-way through its request meanwhile is not disturbed
+    pending = await connect(port, "127.0.0.3")
+    await loop.sock_sendall(pending, v1("198.51.100.7") + b"GET /p HTTP/1.1\r\nHost: pp.test\r\n")
+    for header in bad:
+        for source in ("127.0.0.3", "127.0.0.1"):  # refused from untrusted peers too (go-proxyproto)
+            answer = await exchange(port, header + get(), source=source)
+            assert answer == b"", (header, answer)
+    await loop.sock_sendall(pending, b"Connection: close\r\n\r\n")
+    reader, writer = await asyncio.open_connection(sock=pending)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert seen(answer)["x-forwarded-for"] == "198.51.100.7"
+    assert "bad request from 127.0.0.3: entry point elsewhere: PROXY v1 header" in dr.log()
+
+
+async def test_a_silent_or_stalled_client_is_dropped_at_the_header_deadline(setup):
+    dr, _, _ = setup
+    loop = asyncio.get_running_loop()
+    # web's readTimeout is 1 s: a client silent after connecting, or stuck inside its header, is closed
+    for sent in (b"", b"PROXY TCP4 198.51.100.7", SIG2[:6], v2("198.51.100.7")[:20]):
+        sock = await connect(dr.ports["web"])
+        await loop.sock_sendall(sock, sent)
+        start = time.monotonic()
+        try:
+            async with asyncio.timeout(8):
+                # closed by the proxy: a FIN, or a reset where bytes it never read were left queued
+                assert await loop.sock_recv(sock, 100) == b""
+        except ConnectionResetError:
+            pass
+        finally:
+            sock.close()
+        assert time.monotonic() - start < 8
+    # and the entry point serves on
+    assert seen(await exchange(dr.ports["web"], v1("198.51.100.7") + get()))["x-real-ip"] == "198.51.100.7"
