@@ -19,10 +19,11 @@ pytestmark = pytest.mark.integration
 
 
 class Named:
-    """A loopback server answering ``status`` with its name after ``delay`` seconds, counting hits."""
+    """A loopback server answering ``status`` with its name after ``delay`` seconds, counting hits;
+    ``/health`` (the active check's path) always answers 200, counted apart."""
 
     def __init__(self, name: str, delay: float = 0.0) -> None:
-        self.name, self.delay, self.status, self.hits = name, delay, 200, 0
+        self.name, self.delay, self.status, self.hits, self.probes = name, delay, 200, 0, 0
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -38,6 +39,9 @@ class Named:
         return self
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if request.path == "/health":
+            self.probes += 1
+            return web.Response(text="ok")
         self.hits += 1
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -195,3 +199,33 @@ async def test_in_flight_counts_come_back_down_on_every_way_a_request_ends(proxy
             async with s.get(dr.url("/")) as r:
                 got[(await r.json())["server"]] += 1
     assert got["a"] > 60 * 0.2, got  # a leaked count would keep a at 0
+
+
+@pytest.mark.timing  # the 4 s probe interval must not pass while the test shows the server still out
+async def test_with_an_active_check_passive_failures_last_until_the_check_passes(proxy, named, tmp_path):
+    """Active and passive combine as in Traefik: a server taken out by passive failures stays out past
+    failureWindow when the service has a healthCheck, and is back once the next probe passes."""
+    good, bad = await named(("good", 0.0), ("bad", 0.0))
+    bad.status = 500
+    lb = {
+        "passiveHealthCheck": {"failureWindow": "200ms", "maxFailedAttempts": 2},
+        "healthCheck": {"path": "/health", "interval": "4s", "timeout": "1s"},
+    }
+    dr = await proxy(service([good.url, bad.url], **lb), static=api_static(tmp_path))
+    api = dr.url("/api/http/services/app@file", ep="traefik")
+    async with aiohttp.ClientSession() as s:
+        # the first probes (at start) found both servers healthy: the bad one fails only real requests
+        await wait_for(lambda: bad.probes and good.probes, timeout=5)
+        statuses = [(await get_name(s, dr.url("/")))[0] for _ in range(4)]
+        assert statuses.count(500) == 2 and bad.hits == 2
+        async with s.get(api) as r:
+            state = (await r.json())["serverStates"][bad.url]
+        assert state.endswith("back when the active check passes"), state
+        await asyncio.sleep(0.5)  # past failureWindow: still out (a probe is 3 s away)
+        assert [(await get_name(s, dr.url("/")))[1] for _ in range(6)] == ["good"] * 6
+        bad.status = 200
+
+        async def bad_serves_again() -> bool:
+            return (await get_name(s, dr.url("/")))[1] == "bad"
+
+        await wait_for(bad_serves_again, timeout=10, interval=0.1)  # after the next probe
