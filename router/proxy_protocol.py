@@ -162,7 +162,7 @@ def _decode_v1(data: bytes) -> Header | int:
     if proto == "UNKNOWN":  # whatever follows is ignored (the spec): the connection's own peer stands
         return Header(1, end + 2)
     if proto not in ("TCP4", "TCP6"):
-        raise ProxyHeaderError(f"PROXY v1 header: unknown protocol {proto[:8]!r}")
+        raise ProxyHeaderError(f"PROXY v1 header: unknown protocol {proto[:8]}")
     if len(tokens) != 6:
         raise ProxyHeaderError("PROXY v1 header: expected two addresses and two ports")
     src, dst = _v1_ip(tokens[2], proto), _v1_ip(tokens[3], proto)
@@ -177,15 +177,15 @@ def _v1_ip(text: str, proto: str) -> str:
             raise ValueError
         ip = ipaddress.ip_address(text)
     except ValueError:
-        raise ProxyHeaderError(f"PROXY v1 header: bad {proto} address {text[:40]!r}") from None
+        raise ProxyHeaderError(f"PROXY v1 header: bad {proto} address {text[:40]}") from None
     if proto == "TCP4" and ip.version != 4:
-        raise ProxyHeaderError(f"PROXY v1 header: {text[:40]!r} is not an IPv4 address")
+        raise ProxyHeaderError(f"PROXY v1 header: {text[:40]} is not an IPv4 address")
     return _go_text(ip)
 
 
 def _v1_port(text: str) -> int:
     if not (0 < len(text) <= 5 and text.isascii() and text.isdigit()) or int(text) > 65535:
-        raise ProxyHeaderError(f"PROXY v1 header: bad port {text[:8]!r}")
+        raise ProxyHeaderError(f"PROXY v1 header: bad port {text[:8]}")
     return int(text)
 
 
