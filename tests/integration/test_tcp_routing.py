@@ -213,3 +213,58 @@ async def test_ip_allow_list_refuses_and_in_flight_conn_limits_per_client(proxy)
 
         await wait_for(third)
         assert echo.connections == 2
+
+
+class Flood:
+    """A backend that writes ``total`` bytes as fast as it is let, counting what it could write."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.written = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        chunk = b"z" * 65536
+        while self.written < self.total:
+            writer.write(chunk)
+            await writer.drain()
+            self.written += len(chunk)
+        writer.close()
+
+
+async def _stalls(flood: Flood) -> int:
+    """How much the backend could write while the client reads nothing: polled until it stops growing."""
+    last = -1
+    while flood.written != last:
+        last = flood.written
+        await asyncio.sleep(0.3)  # a window with no progress at all: the writer is held
+    return last
+
+
+@pytest.mark.parametrize("terminated", [False, True], ids=["plain (spliced)", "tls terminated (protocols)"])
+async def test_a_client_that_does_not_read_holds_the_backend_back(proxy, tmp_path, terminated):
+    total = 64 * 1024 * 1024
+    flood = Flood(total)
+    ca = trustme.CA()
+    cert, key = tls_pair(ca, "flood.test", tmp_path, "flood")
+    async with TCPServer(flood) as backend:
+        router = (
+            {"rule": "HostSNI(`flood.test`)", "service": "s", "tls": {}}
+            if terminated
+            else {"rule": "HostSNI(`*`)", "service": "s"}
+        )
+        cfg = tcp_config({"r": router}, {"s": lb(backend.address)})
+        cfg["tls"] = {"certificates": [{"certFile": cert, "keyFile": key}]}
+        dr = await proxy(cfg)
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        kw = {"ssl": ctx, "server_hostname": "flood.test"} if terminated else {}
+        reader, writer = await asyncio.open_connection("127.0.0.1", dr.port, limit=1 << 16, **kw)
+        await wait_for(lambda: flood.written > 0)
+        held = await _stalls(flood)
+        assert held < 24 * 1024 * 1024, f"the backend wrote {held} bytes to a client reading nothing"
+        got = 0
+        async with asyncio.timeout(30):
+            while got < total:
+                got += len(await reader.read(1 << 20))
+        assert got == total
+        writer.close()
