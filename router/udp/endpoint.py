@@ -18,6 +18,7 @@ a new session on the next server.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from typing import Any
@@ -35,6 +36,7 @@ MAX_DATAGRAM = 65535  # Traefik's maxDatagramSize
 READ_BATCH = 64  # datagrams read per wake-up from one socket: others get their turn
 MAX_SEND_BUFFER = 1 << 20  # bytes queued on the entry point's socket before replies are dropped
 MAX_PENDING = 16  # datagrams held while a backend's host name is resolved
+RECEIVE_BUFFER = 4 << 20  # bytes asked for the entry point socket's receive buffer
 
 
 class _Session:
@@ -157,6 +159,9 @@ class UDPEntryPoint(asyncio.DatagramProtocol):
             sock = socket.socket(family, socket.SOCK_DGRAM)
             bind = (host or "", port)
         try:
+            # One socket takes every client's datagrams: a larger receive buffer absorbs their bursts while
+            # the loop is busy (the kernel caps it at net.core.rmem_max; bounded kernel memory).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.bind(bind)
             sock.setblocking(False)
         except OSError:
@@ -264,7 +269,12 @@ class UDPEntryPoint(asyncio.DatagramProtocol):
         except OSError as exc:
             session.closed = True
             session.timer.cancel()
-            self.backend_failed(target, exc)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # the process's limit, not the server's fault
+                self._once(
+                    "fds", "entry point %s: no socket for a new UDP session (%s)", self.name, exc.strerror
+                )
+            else:
+                self.backend_failed(target, exc)
             return None
         self.sessions[client] = session
         log.debug("entry point %s: UDP session %s → %s", self.name, client, target.address)
@@ -297,6 +307,7 @@ class UDPEntryPoint(asyncio.DatagramProtocol):
             del self.sessions[session.client]
         if len(self.sessions) < self.max_sessions * 9 // 10:
             self._said.discard("full")
+            self._said.discard("fds")
         if not self.sessions and self._emptied is not None:
             self._emptied.set()
 
