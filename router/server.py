@@ -37,7 +37,7 @@ from router.proxy_protocol import (
 from router.readiness import readable as _readable
 from router.tcp.relay import Relay
 from router.tcp.rules import ConnInfo
-from router.tcp.serve import peer_client, serve
+from router.tcp.serve import serve
 from router.tcp.table import TCPTable
 from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCertificates, challenge_context
 from router.tls_options import OPTIONS_ATTR, options_for_host, uses_other_options
@@ -322,13 +322,9 @@ class EntryPointServer:
                 first = None if taken else first  # a header was taken: peek at what follows it
                 if found is not client:
                     client, web, tls_web = found, _with_client(web, found), _with_client(tls_web, found)
-            tcp = self.tcp_table  # TCP routing (issue 16): entry points without TCP routers skip it all
-            tcp_client = peer_client(conn) if tcp is not None else None
-            if tcp is not None and tcp.server_first:  # nothing from HTTP(S) here: don't wait for the client
-                route = tcp.match_plain(ConnInfo("", (), tcp_client.ip, False))
-                if route is not None:
-                    owned, conn = conn, None
-                    return await serve(route, owned, tcp_client, None, self.tcp_relays, self.header_timeout)
+            tcp = self.tcp_table  # TCP routers (None: none here, nothing to pay)
+            if tcp and (conn := await self._tcp(conn, tcp, None, client, early=True)) is None:
+                return
             if first is None:
                 first = await self._peek(conn, loop)
             if not first:
@@ -355,13 +351,8 @@ class EntryPointServer:
                         )
                         conn = None
                         return
-                if tcp is not None and hello is not None:
-                    route = tcp.match_tls(ConnInfo(hello.server_name or "", hello.alpn, tcp_client.ip, True))
-                    if route is not None:
-                        owned, conn = conn, None
-                        return await serve(
-                            route, owned, tcp_client, store, self.tcp_relays, self.header_timeout
-                        )
+                if tcp and hello and (conn := await self._tcp(conn, tcp, hello, client)) is None:
+                    return
                 if by_options:
                     ctx = self._options_context(store, host_options, hello)
                     if ctx is None:
@@ -373,10 +364,8 @@ class EntryPointServer:
                     ssl_handshake_timeout=self.header_timeout or None,
                 )
             else:
-                route = tcp.match_plain(ConnInfo("", (), tcp_client.ip, False)) if tcp is not None else None
-                if route is not None:
-                    owned, conn = conn, None
-                    return await serve(route, owned, tcp_client, None, self.tcp_relays, self.header_timeout)
+                if tcp and (conn := await self._tcp(conn, tcp, None, client)) is None:
+                    return
                 await loop.connect_accepted_socket(web, conn)
             conn = None  # a transport owns it now
         except (OSError, TimeoutError, ssl.SSLError) as exc:
@@ -390,6 +379,28 @@ class EntryPointServer:
         finally:
             if conn is not None:
                 conn.close()
+
+    async def _tcp(
+        self,
+        conn: socket.socket,
+        tcp: TCPTable,
+        hello: ClientHello | None,
+        client: ClientAddress,
+        early: bool = False,
+    ) -> socket.socket | None:
+        """A TCP router's turn (Traefik's order: :mod:`router.tcp.table`): None when one took ``conn`` (it is
+        relayed, or closed by its middlewares), else ``conn`` for HTTP(S). ``hello`` None: not TLS;
+        ``early``: before the client sent anything, only where the entry point serves nothing else."""
+        if early and not tcp.server_first:
+            return conn
+        if hello is None:
+            route = tcp.match_plain(ConnInfo("", (), client.ip, False))
+        else:
+            route = tcp.match_tls(ConnInfo(hello.server_name or "", hello.alpn, client.ip, True))
+        if route is None:
+            return conn
+        await serve(route, conn, client, self.tls_store, self.tcp_relays, self.header_timeout)
+        return None
 
     def _options_context(
         self, store: CertificateStore, host_options: Mapping[str, str], hello: ClientHello | None

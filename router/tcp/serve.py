@@ -10,42 +10,19 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import Any, NamedTuple
+from typing import Any
 
+from router.proxy_protocol import ClientAddress, encode
 from router.tcp.relay import Relay, dial, join
 from router.tcp.table import PASSTHROUGH, TCPRoute
 
 log = logging.getLogger("dockroute.tcp")
 
 
-class PeerClient(NamedTuple):
-    """The client of a connection without a PROXY header: the socket's peer (IPv4-mapped unmapped)."""
-
-    ip: str
-    port: int
-    local: tuple[str, int] | None = None
-
-
-def peer_client(conn: socket.socket) -> PeerClient:
-    try:
-        peer = conn.getpeername()
-    except OSError:
-        return PeerClient("", 0)
-    ip = peer[0].removeprefix("::ffff:") if "." in peer[0] else peer[0]
-    return PeerClient(ip, peer[1])
-
-
-def _header(version: int, client: Any, conn: socket.socket) -> bytes:
-    """The PROXY protocol header naming the client and the address it connected to."""
-    from router.proxy_protocol import encode  # noqa: PLC0415 - helper P's module (issue 16)
-
-    return encode(version, client, conn.getsockname())
-
-
 async def serve(
     route: TCPRoute,
     conn: socket.socket,
-    client: Any,
+    client: ClientAddress,
     store: Any,
     relays: set[Relay],
     handshake_timeout: float | None,
@@ -65,7 +42,7 @@ async def serve(
         if server is None or server.unreachable:
             log.debug("TCP router %s: no server to send %s to", route.name, client.ip)
             return
-        header = _header(server.proxy_protocol, client, conn) if server.proxy_protocol else b""
+        header = encode(server.proxy_protocol, client, conn.getsockname()) if server.proxy_protocol else b""
         try:
             backend = await dial(server.host, server.port, server.dial_timeout, server.keep_alive, header)
         except (OSError, TimeoutError) as exc:

@@ -268,3 +268,59 @@ async def test_a_client_that_does_not_read_holds_the_backend_back(proxy, tmp_pat
                 got += len(await reader.read(1 << 20))
         assert got == total
         writer.close()
+
+
+class Recorder:
+    """A backend that keeps the first bytes it got (the PROXY header) and echoes what follows."""
+
+    def __init__(self) -> None:
+        self.headers: list[bytes] = []
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await reader.read(16)
+        if first.startswith(b"PROXY "):
+            self.headers.append(first + await reader.readuntil(b"\r\n"))
+        else:  # v2: 16 bytes of header, then the address block
+            self.headers.append(first + await reader.readexactly(int.from_bytes(first[14:16], "big")))
+        await _echo(reader, writer)
+
+
+async def test_proxy_protocol_v1_and_v2_to_backends_carry_the_real_client(proxy):
+    v1, v2 = Recorder(), Recorder()
+    async with TCPServer(v1) as b1, TCPServer(v2) as b2:
+        cfg = tcp_config(
+            {
+                "one": {"rule": "HostSNI(`*`)", "service": "one", "entryPoints": ["web"]},
+                "two": {"rule": "HostSNI(`*`)", "service": "two", "entryPoints": ["lb"]},
+            },
+            {
+                "one": {"loadBalancer": {"servers": [{"address": b1.address}], "serversTransport": "pp1"}},
+                "two": {"loadBalancer": {"servers": [{"address": b2.address}], "proxyProtocol": {}}},  # v2
+            },
+            serversTransports={"pp1": {"proxyProtocol": {"version": 1}}},
+        )
+        static = {
+            # lb trusts 127.0.0.1's PROXY headers: the client a load balancer in front names is passed on
+            "entryPoints": {
+                "web": {"address": "127.0.0.1:0"},
+                "lb": {"address": "127.0.0.1:0", "proxyProtocol": {"trustedIPs": ["127.0.0.1"]}},
+            },
+            "providers": {"file": {"filename": "dynamic.yml"}},
+            "log": {"level": "DEBUG"},
+        }
+        dr = await proxy(cfg, static=static)
+        reader, writer = await asyncio.open_connection("127.0.0.1", dr.port)
+        port = writer.get_extra_info("sockname")[1]
+        writer.write(b"one")
+        assert await asyncio.wait_for(reader.readexactly(3), 5) == b"one"
+        writer.close()
+        assert v1.headers == [f"PROXY TCP4 127.0.0.1 127.0.0.1 {port} {dr.port}\r\n".encode()]
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", dr.ports["lb"])
+        writer.write(b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 443\r\ntwo")
+        assert await asyncio.wait_for(reader.readexactly(3), 5) == b"two"
+        writer.close()
+        (header,) = v2.headers
+        assert header[:12] == b"\r\n\r\n\x00\r\nQUIT\n" and header[12] == 0x21 and header[13] == 0x11
+        assert header[16:20] == bytes([203, 0, 113, 7]) and header[20:24] == bytes([192, 0, 2, 1])
+        assert int.from_bytes(header[24:26], "big") == 40000 and int.from_bytes(header[26:28], "big") == 443
