@@ -14,10 +14,9 @@ import logging
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 
-from router.balancer import WeightedBalancer
+from router.balancer import ServiceBalancer
 from router.body_pace import paced
 from router.exchange import answer, raw_edits
-from router.failover import FailoverBalancer
 from router.forwarded_view import HOSTNAME, entry_values, is_websocket_upgrade
 from router.framing import abandon, relay, respond
 from router.headers import (
@@ -174,7 +173,7 @@ def _pick(
     balancer = target.balancer
     set_cookies: list[str] | None = None
     cookies: dict[str, str] | None = None
-    while type(balancer) in _GROUPS:
+    while type(balancer) is not ServiceBalancer:  # weighted, failover: a group of services
         if balancer.sticky is not None and cookies is None:
             cookies = _parse_cookies(headers)
         child = balancer.pick_child(cookies)
@@ -188,9 +187,6 @@ def _pick(
         cookies = _parse_cookies(headers)
     up = balancer.pick(cookies, client=client)  # client: the IP hrw hashes
     return None if up is None else (balancer, up, cookies, set_cookies)
-
-
-_GROUPS = (WeightedBalancer, FailoverBalancer)  # balancers of services, walked down to a load balancer
 
 
 def _parse_cookies(headers: Any) -> dict[str, str]:
