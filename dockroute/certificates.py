@@ -220,7 +220,31 @@ def wanted_certificates(
                 sets = [tuple(sorted(domains))] if domains else []
             for names in sets:
                 wanted[tls.cert_resolver].setdefault(names, None)
+    _wanted_tcp(merged, compiled, wanted)
     return {name: list(sets) for name, sets in wanted.items()}
+
+
+def _wanted_tcp(
+    merged: DynamicConfig, compiled: Compiled, wanted: dict[str, dict[tuple[str, ...], None]]
+) -> None:
+    """As Traefik's ACME provider for TCP routers: each routed TCP router whose tls names a certResolver
+    wants its ``domains``, else the names of its rule's HostSNI() (one certificate; ``*`` is no name)."""
+    tcp = compiled.tcp
+    for name in tcp.entry_points if tcp is not None else ():
+        router = merged.tcp.routers.get(name)
+        resolver = router.tls.cert_resolver if router is not None and router.tls is not None else None
+        if not resolver:
+            continue
+        if resolver not in wanted:
+            log.error("TCP router %s: certificate resolver %s does not exist", name, resolver)
+            continue
+        if router.tls.domains:
+            sets = [(d.main, *d.sans) for d in router.tls.domains]
+        else:
+            names = sorted({n for n in tcp.rules[name].sni_names if n != "*"})
+            sets = [tuple(names)] if names else []
+        for names in sets:
+            wanted[resolver].setdefault(names, None)
 
 
 def build_store(
