@@ -40,7 +40,9 @@ def rfc3339(unix: float | None) -> str | None:
 
 def entry_point_json(ep: EntryPoint) -> Json:
     """One entry point as Traefik's static ``EntryPoint`` JSON, plus its ``name``."""
-    out: Json = {"address": ep.address}
+    out: Json = {"address": f"{ep.address}/udp" if ep.udp else ep.address}
+    if ep.udp:
+        out["udp"] = {"timeout": go_duration(ep.udp_timeout)}
     life: Json = {}
     if ep.request_accept_grace_timeout:
         life["requestAcceptGraceTimeout"] = go_duration(ep.request_accept_grace_timeout)

@@ -312,3 +312,5 @@ async def test_api_lists_udp_routers_and_services(tmp_path, proxy, echo):
         overview = await get("overview")
         assert overview["udp"]["routers"] == {"total": 2, "warnings": 1, "errors": 1}
         assert set((await get("rawdata"))["udpServices"]) == {"svc@file", "mix@file"}
+        ep = await get("entrypoints/dns")
+        assert ep["address"] == "127.0.0.1:0/udp" and ep["udp"] == {"timeout": "3s"}
