@@ -300,6 +300,8 @@ def _check(
                 why = f"its {role} {child} is left out"
         elif svc is None:
             why = f"its {role} {child} does not exist"
+        elif role == "mirror" and svc.static is not None:
+            why = f"its mirror {child} is a static service (only a service with servers can be a mirror)"
         elif not usable(child):
             why = f"its {role} {child} is not usable (see the error logged for it)"
         if why is not None:

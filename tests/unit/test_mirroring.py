@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from discover.model import LoadBalancer, Mirroring, MirrorRef, Router, Server, Service, merge
+from discover.model import LoadBalancer, Mirroring, MirrorRef, Router, Server, Service, StaticFiles, merge
 from discover.parse import check_references, parse_dynamic_with_warnings
 from discover.readers import ConfigError
 from router.compile import compile_config
@@ -199,3 +199,10 @@ def test_a_mirror_naming_a_missing_servers_transport_leaves_the_mirroring_servic
     compiled = _compile(_mirroring("m", "main", ("copy", 5)), _lb("main"), copy)
     assert compiled.service_errors["m@file"].startswith("its mirror copy@file is not usable")
     assert "r@file" in compiled.errors
+
+
+def test_static_files_can_be_the_main_service_but_not_a_mirror():
+    files = Service("files", static=StaticFiles(root="/nonexistent-but-checked-later"))
+    compiled = _compile(_mirroring("m", "files"), _mirroring("n", "main", ("files", 5)), _lb("main"), files)
+    assert "m@file" not in compiled.service_errors
+    assert compiled.service_errors["n@file"].startswith("its mirror files@file is a static service")
