@@ -181,9 +181,10 @@ class UDPEntryPoint(asyncio.DatagramProtocol):
     def set_table(self, table: UDPTable | None) -> None:
         """A reload: new sessions use ``table``; existing ones stay while their server is still one the
         entry point's router can pick, and are closed otherwise (their route is gone)."""
+        if _shape(table) != _shape(self.table):  # another route: its problems are logged anew
+            self._said.discard("no-router")
+            self._said.discard("no-server")
         self.table = table
-        self._said.discard("no-router")
-        self._said.discard("no-server")
         keep = table.addresses if table is not None else frozenset()
         for session in [s for s in self.sessions.values() if s.target.address not in keep]:
             session.close()
@@ -315,3 +316,8 @@ class UDPEntryPoint(asyncio.DatagramProtocol):
         if key not in self._said:
             self._said.add(key)
             log.warning(msg, *args)
+
+
+def _shape(table: UDPTable | None) -> tuple[str, str, frozenset[str]] | None:
+    """What a table routes to: a reload that changes nothing of it keeps the once-logged conditions."""
+    return (table.router, table.service, table.addresses) if table is not None else None

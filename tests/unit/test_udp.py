@@ -358,6 +358,13 @@ async def test_sessions_are_capped_and_reloads_close_only_what_left(caplog):
         clients[2][0].sendto(b"nobody")
         await until(lambda: "no UDP router" in caplog.text)
         assert ep.sessions == {}
+        ep.set_table(None)  # a reload that changes nothing here: not logged again
+        seen, received = [], ep.datagram_received
+        ep.datagram_received = lambda data, addr: (seen.append(data), received(data, addr))  # type: ignore
+        clients[2][0].sendto(b"nobody")
+        clients[1][0].sendto(b"nobody")
+        await until(lambda: len(seen) == 2)
+        assert caplog.text.count("no UDP router") == 1
     finally:
         for transport, _ in clients:
             transport.close()
