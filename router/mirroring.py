@@ -184,12 +184,15 @@ class MirroringTarget:
             target = self.mirrors.get(name)
             if target is None:
                 continue
+            ex = copy.exchange(self.router)
             try:
-                await target.serve(copy.exchange(self.router))
+                await target.serve(ex)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a mirror never fails anything but its own copy
                 log.debug("service %s: mirror %s failed: %s", self.service, name, exc)
+            finally:
+                ex.release()  # its sinks hold it: freed now, not by the (tuned down) cyclic GC
 
 
 def _has_body(msg: Any) -> bool:

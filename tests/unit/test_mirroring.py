@@ -4,6 +4,7 @@ compile's checks (missing children, cycles) and the API's rendering."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import pytest
@@ -12,11 +13,13 @@ from discover.model import LoadBalancer, Mirroring, MirrorRef, Router, Server, S
 from discover.parse import check_references, parse_dynamic_with_warnings
 from discover.readers import ConfigError
 from router.compile import compile_config
-from router.mirroring import MAX_PENDING, MirroringTarget, Mirrors, cancel_copies
+from router.exchange import Exchange, Headers
+from router.mirroring import MAX_PENDING, MirroringTarget, Mirrors, _Copy, cancel_copies
 from router.proxy import ServiceTarget
 from router.rules import RequestInfo
 from router.settings import EntryPoint
 from tests.api_fakes import get, state
+from tests.exchange_fakes import fake_exchange
 from tests.unit.test_model import cfg
 
 EPS = (EntryPoint("web", ":80"),)
@@ -206,3 +209,30 @@ def test_static_files_can_be_the_main_service_but_not_a_mirror():
     compiled = _compile(_mirroring("m", "files"), _mirroring("n", "main", ("files", 5)), _lb("main"), files)
     assert "m@file" not in compiled.service_errors
     assert compiled.service_errors["n@file"].startswith("its mirror files@file is a static service")
+
+
+async def test_a_copy_reaches_its_mirror_as_the_main_request_left_and_is_freed_without_the_cyclic_gc():
+    ex = fake_exchange("POST", "/p?q=1", headers={"X-Client": "c"})
+    ex.body = b"data"
+    ex.set_header("X-Edit", "e")
+    seen: list[tuple] = []
+
+    class Mirror:
+        async def serve(self, copy: Exchange) -> None:
+            seen.append((copy.method, copy.target, copy.header("X-Edit"), copy.header("X-Client"), copy.body))
+            await copy.sink.start(200, Headers())  # the answer goes nowhere
+            await copy.sink.write(b"dropped")
+            await copy.sink.end()
+
+    state_ = Mirrors("m", Mirroring("main", (MirrorRef("copy", 100),)))
+    target = MirroringTarget("r", "m", None, {"copy": Mirror()}, state_)
+    gc.collect()
+    gc.disable()
+    try:
+        await target._copies(["copy"], _Copy(ex, True))
+        await target._copies(["copy"], _Copy(ex, False))
+        assert gc.collect() == 0  # nothing made a reference cycle
+    finally:
+        gc.enable()
+    assert seen == [("POST", "/p?q=1", "e", "c", b"data"), ("POST", "/p?q=1", "e", "c", b"")]
+    assert ex.transport.data == b""  # the client got nothing from the mirror
