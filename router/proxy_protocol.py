@@ -5,10 +5,12 @@ else, a header naming the client it is relaying; ``entryPoints.<ep>.proxyProtoco
 (its listener wraps go-proxyproto with a policy per peer):
 
 - ``insecure: true``: the header is used from every peer;
-- ``trustedIPs``: it is used from those peers; any other peer's header is read and dropped (go-proxyproto's
-  IGNORE), so it can never choose the client address, and the connection goes on as that peer's own;
-- the header is optional everywhere: a connection without one is served as it is (Traefik's ``USE``
-  policy, never ``REQUIRE``); a malformed or oversized one closes the connection;
+- ``trustedIPs``: it is used from those peers; a connection from any other peer that sends one is refused
+  (closed, one rate-limited line naming the peer): a deliberate difference from Traefik, which reads such a
+  header and drops it (go-proxyproto's IGNORE), so that a spoofing attempt or a ``trustedIPs`` missing the
+  balancer shows instead of every client silently becoming the balancer;
+- the header is optional: a connection without one is served as the peer's own (Traefik's ``USE`` policy,
+  never ``REQUIRE``); a malformed or oversized one closes the connection;
 - the header must arrive within the entry point's header deadline.
 
 :class:`ClientAddress` is the one answer to "who is this connection from" that rules (``ClientIP``),
@@ -42,6 +44,7 @@ __all__ = [
     "ClientAddress",
     "Header",
     "ProxyHeaderError",
+    "ProxyHeaderRefused",
     "ProxyHeaderSilence",
     "ProxyHeaderTimeout",
     "accept_header",
@@ -65,6 +68,10 @@ _STARTS = (V1_SIGNATURE[:1], V2_SIGNATURE[:1])  # a first byte that may begin a 
 
 class ProxyHeaderError(ValueError):
     """A PROXY header that is malformed, too long, cut short or too slow: the connection is refused."""
+
+
+class ProxyHeaderRefused(ProxyHeaderError):
+    """A well-formed header from a peer ``trustedIPs`` does not name."""
 
 
 class ProxyHeaderTimeout(ProxyHeaderError):
@@ -303,7 +310,7 @@ async def accept_header(
     """The client of ``conn`` on an entry point with ``proxyProtocol``, and whether a header was taken
     (the first byte must then be peeked again). ``first`` is the byte already peeked (None: none yet);
     any other first byte than a header's skips the read at once. The header's source is used from a
-    ``trusted`` peer only; from any other it is read and dropped (Traefik's IGNORE policy).
+    ``trusted`` peer; from any other the header is refused (:class:`ProxyHeaderRefused`).
 
     A client silent until the deadline is refused (:class:`ProxyHeaderSilence`), unless the entry point
     serves a ``server_first`` protocol (a TCP router with ``HostSNI(`*`)`` alone): its clients wait for
@@ -318,7 +325,10 @@ async def accept_header(
         return peer, False
     if header is None:
         return peer, False
-    if header.source is None or not trusted.trusts(peer.ip):
+    if not trusted.trusts(peer.ip):
+        why = f"PROXY v{header.version} header from a peer not in proxyProtocol.trustedIPs: refused"
+        raise ProxyHeaderRefused(why)
+    if header.source is None:
         return peer, True
     return ClientAddress(header.source[0], header.source[1], header.destination), True
 

@@ -225,8 +225,8 @@ class EntryPointServer:
         self.proxy_trust = TrustedNetworks(pp.trusted_ips, pp.insecure) if pp is not None else None
         if pp is not None and not self.proxy_trust:
             log.warning(
-                "entrypoint %s: proxyProtocol has no trustedIPs and insecure is false: PROXY headers are "
-                "read and dropped from every peer (as Traefik does)",
+                "entrypoint %s: proxyProtocol has no trustedIPs and insecure is false: a connection that "
+                "sends a PROXY header is refused from every peer",
                 self.name,
             )
         self._challenge_contexts: LRUCache[CertKeyPair, ssl.SSLContext] = LRUCache(maxsize=32)

@@ -30,8 +30,8 @@ class ProxyProtocolIn:
     """``entryPoints.<ep>.proxyProtocol``: a PROXY protocol header (v1 or v2) is read first on every
     connection (optional, as in Traefik); from ``trusted_ips`` (addresses or CIDRs), or from every peer with
     ``insecure``, its source address is then the client's everywhere (rules, logs, X-Forwarded-For,
-    limits). Any other peer's header is read and dropped: its own address stays (Traefik's IGNORE policy).
-    A malformed header closes the connection (router.proxy_protocol)."""
+    limits). A connection from any other peer that sends one is refused (Traefik reads and drops it: see
+    router.proxy_protocol), as is a malformed header."""
 
     trusted_ips: tuple[str, ...] = ()
     insecure: bool = False

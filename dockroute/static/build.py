@@ -249,7 +249,7 @@ def _proxy_protocol(r: Reader) -> ProxyProtocolIn | None:
     """``proxyProtocol``: set at all (a bare ``--entrypoints.<ep>.proxyprotocol``, an empty section), PROXY
     headers are read on the entry point, as Traefik wraps its listener whenever the section is there; whose
     header is used: ``trustedIPs`` (read as ``forwardedHeaders.trustedIPs`` is), or every peer's with
-    ``insecure``. Neither: every header is read and dropped (router.server logs a warning)."""
+    ``insecure``. Neither: every header is refused (router.server logs a warning)."""
     node = get(r.tree, "proxyProtocol")
     if node is None or node is OFF:
         return None

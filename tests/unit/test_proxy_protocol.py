@@ -16,6 +16,7 @@ from router.proxy_protocol import (
     ClientAddress,
     Header,
     ProxyHeaderError,
+    ProxyHeaderRefused,
     ProxyHeaderSilence,
     ProxyHeaderTimeout,
     accept_header,
@@ -300,7 +301,7 @@ async def test_read_a_close_mid_header(pair):
         await read_header(server, asyncio.get_running_loop(), 1.0)
 
 
-async def test_accept_header_uses_only_a_trusted_peer_s_header(pair):
+async def test_accept_header_uses_a_trusted_peer_s_header_and_refuses_another_s(pair):
     server, client = pair
     loop = asyncio.get_running_loop()
     peer = ClientAddress("10.0.0.9", 1234)
@@ -309,9 +310,15 @@ async def test_accept_header_uses_only_a_trusted_peer_s_header(pair):
     found, taken = await accept_header(server, b"P", peer, TrustedNetworks(["10.0.0.0/8"]), loop, 1.0)
     assert taken and found == ClientAddress("203.0.113.7", 56324, ("192.0.2.1", 443))
     assert server.recv(100) == REST
-    client.sendall(line + REST)  # an untrusted peer: read and dropped (Traefik's IGNORE policy)
-    found, taken = await accept_header(server, b"P", peer, TrustedNetworks(["10.1.0.0/16"]), loop, 1.0)
-    assert taken and found is peer
+    # an untrusted peer's header is refused (deliberately unlike Traefik, which reads and drops it)
+    untrusted = TrustedNetworks(["10.1.0.0/16"])
+    for header in (line, b"PROXY UNKNOWN\r\n", v2(0x20, 0x00, b"")):
+        client.sendall(header + REST)
+        with pytest.raises(ProxyHeaderRefused, match="not in proxyProtocol.trustedIPs"):
+            await accept_header(server, b"P" if header[:1] == b"P" else b"\r", peer, untrusted, loop, 1.0)
+        assert server.recv(100) == REST
+    client.sendall(REST)  # ...and served as its own without one
+    assert await accept_header(server, b"G", peer, untrusted, loop, 1.0) == (peer, False)
     assert server.recv(100) == REST
     client.sendall(line)  # a first byte that cannot begin a header: nothing is read
     found, taken = await accept_header(server, b"G", peer, TrustedNetworks([], insecure=True), loop, 1.0)
