@@ -9,7 +9,8 @@ holds the fast writer on the other at the kernel's socket buffers, never in our 
 Half-close as Traefik's ``tcp.Proxy``: a FIN from one end is passed on (``write_eof``) and the other
 direction keeps flowing; from then on the other end has ``terminationDelay`` to finish (Traefik sets that
 read deadline after one copy ends), after which both sockets are closed. A negative delay waits forever.
-A TLS side cannot half-close: its end closes it (after its buffered bytes are sent).
+A TLS side cannot be half-closed (asyncio's TLS transports have no ``write_eof``): it is told the end when
+the delay closes both, its buffered bytes sent first.
 """
 
 from __future__ import annotations
@@ -102,11 +103,9 @@ class Relay:
         assert peer is not None
         if side.pending:  # the other end is not connected yet: nothing to half-close
             return
-        if peer.transport is not None:
-            if peer.transport.can_write_eof():
-                peer.transport.write_eof()
-            else:
-                peer.transport.close()  # TLS: closed once its buffered bytes are sent
+        if peer.transport is not None and peer.transport.can_write_eof():
+            peer.transport.write_eof()
+        # A TLS side cannot half-close here: it learns the end when terminationDelay closes both.
         if peer.eof:
             self.close()
         elif self._timer is None and self.termination_delay >= 0:

@@ -324,3 +324,39 @@ async def test_proxy_protocol_v1_and_v2_to_backends_carry_the_real_client(proxy)
         assert header[:12] == b"\r\n\r\n\x00\r\nQUIT\n" and header[12] == 0x21 and header[13] == 0x11
         assert header[16:20] == bytes([203, 0, 113, 7]) and header[20:24] == bytes([192, 0, 2, 1])
         assert int.from_bytes(header[24:26], "big") == 40000 and int.from_bytes(header[26:28], "big") == 443
+
+
+def _named(name: bytes) -> Handler:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(name)
+        await writer.drain()
+        writer.close()
+
+    return answer
+
+
+async def test_weighted_services_and_servers_dialled_with_tls_through_a_servers_transport(proxy, tmp_path):
+    backend_ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    backend_ca.issue_cert("backend.internal").configure_cert(server_ctx)
+    ca_file = tmp_path / "backend-ca.pem"
+    backend_ca.cert_pem.write_to_path(str(ca_file))
+    async with TCPServer(_named(b"A")) as a, TCPServer(_named(b"B"), ssl_ctx=server_ctx) as b:
+        cfg = tcp_config(
+            {"r": {"rule": "HostSNI(`*`)", "service": "split"}},
+            {
+                "split": {"weighted": {"services": [{"name": "a", "weight": 3}, {"name": "b", "weight": 1}]}},
+                "a": lb(a.address),
+                # b speaks TLS: dialled with the transport's CA and server name, its bytes relayed in clear
+                "b": {
+                    "loadBalancer": {
+                        "servers": [{"address": b.address, "tls": True}],
+                        "serversTransport": "t",
+                    }
+                },
+            },
+            serversTransports={"t": {"tls": {"serverName": "backend.internal", "rootCAs": [str(ca_file)]}}},
+        )
+        dr = await proxy(cfg)
+        got = [await exchange(dr.port, b"") for _ in range(8)]
+        assert sorted(got) == [b"A"] * 6 + [b"B"] * 2, got
