@@ -38,7 +38,8 @@ async def test_half_the_requests_are_copied_to_a_50_percent_mirror(backends, pro
     main, mirror = await backends("main", "mirror")
     cfg = _mirrored(main.url, [(mirror.url, 50)])
     cfg["http"]["routers"]["r"]["middlewares"] = ["tag"]
-    cfg["http"]["middlewares"] = {"tag": {"headers": {"customRequestHeaders": {"X-Tag": "set-by-middleware"}}}}
+    tag = {"headers": {"customRequestHeaders": {"X-Tag": "set-by-middleware"}}}
+    cfg["http"]["middlewares"] = {"tag": tag}
     d = await proxy(cfg)
     async with aiohttp.ClientSession() as s:
         for i in range(200):
@@ -94,9 +95,8 @@ async def test_a_dead_or_hanging_mirror_changes_nothing_for_the_client(backends,
 async def test_mirror_body_false_sends_the_copy_without_its_body(backends, proxy):
     main, mirror = await backends("main", "mirror")
     d = await proxy(_mirrored(main.url, [(mirror.url, 100)], mirrorBody=False))
-    async with aiohttp.ClientSession() as s:
-        async with s.post(d.url("/upload-ish"), data=b"y" * 5000) as r:
-            assert (await r.json())["body_len"] == 5000
+    async with aiohttp.ClientSession() as s, s.post(d.url("/upload-ish"), data=b"y" * 5000) as r:
+        assert (await r.json())["body_len"] == 5000
     await wait_for(lambda: mirror.hits == 1)
     copy = mirror.requests[0]
     assert (copy["method"], copy["raw_path"], copy["body_len"]) == ("POST", "/upload-ish", 0)
