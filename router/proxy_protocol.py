@@ -313,8 +313,9 @@ async def accept_header(
     ``trusted`` peer; from any other the header is refused (:class:`ProxyHeaderRefused`).
 
     A client silent until the deadline is refused (:class:`ProxyHeaderSilence`), unless the entry point
-    serves a ``server_first`` protocol (a TCP router with ``HostSNI(`*`)`` alone): its clients wait for
-    the server, and go on without a header then, as go-proxyproto lets them (after its deadline too)."""
+    routes before the client speaks (``server_first``: plain TCP routers, no TLS ones, no HTTPS routers;
+    router.tcp.table): such clients wait for the server, and go on without a header then, as go-proxyproto
+    lets them (after its deadline too)."""
     if first is not None and first not in _STARTS:
         return peer, False
     try:
