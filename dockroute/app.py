@@ -380,6 +380,7 @@ class App:
             service_errors=compiled.service_errors,
             middleware_errors=compiled.middleware_errors,
             udp=compiled.udp,
+            tcp=compiled.tcp,
             routed_on=compiled.entry_points,
             balancers=compiled.balancers,
             internal_services=self.internal.names,

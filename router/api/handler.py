@@ -25,6 +25,8 @@ from router.api import query as q
 from router.api.render import Runtime, encode
 from router.api.report import certificates, discovery, entry_point_json, overview, version
 from router.api.state import ApiSource, ApiState
+from router.api.tcp import LISTS as TCP_LISTS
+from router.api.tcp import TCPView
 from router.api.udp import LISTS as UDP_LISTS
 from router.api.udp import UDPView
 from router.exchange import Exchange, Handler, answer
@@ -40,14 +42,8 @@ _LISTS: dict[str, tuple[str, Callable[..., bool], str]] = {
     "http/services": ("services", q.keep_named, "service"),
     "http/middlewares": ("middlewares", q.keep_named, "middleware"),
 }
-# Traefik's TCP lists (not listed yet: always empty) → its not-found noun
-_EMPTY_LISTS = {
-    "tcp/routers": "router",
-    "tcp/services": "service",
-    "tcp/middlewares": "middleware",
-}
 # the paths of Traefik's API router that dockroute serves: fixed ones, and lists with a ``/{name}`` each
-_NAMED = frozenset({*_LISTS, *_EMPTY_LISTS, *UDP_LISTS, "entrypoints", "certificates"})
+_NAMED = frozenset({*_LISTS, *TCP_LISTS, *UDP_LISTS, "entrypoints", "certificates"})
 _FIXED = frozenset({*_NAMED, "rawdata", "overview", "version", "discovery"})
 NOT_FOUND = b"404 page not found\n"  # Go's http.NotFound, what gorilla/mux answers for an unknown path
 
@@ -86,6 +82,7 @@ def build_view(state: ApiState) -> Runtime:
     routers and middlewares, and ``/api/discovery``'s whole document."""
     runtime = Runtime(state)
     runtime.udp = UDPView(state.config.udp, state.udp)  # type: ignore[attr-defined]
+    runtime.tcp = TCPView(state.config.tcp, state.tcp)  # type: ignore[attr-defined]
     runtime.documents["discovery"] = encode(discovery(runtime))
     return runtime
 
@@ -191,15 +188,9 @@ class ApiHandler:
             await error(ex, 404, f"certificate not found: {unquote(sub.partition('/')[2])}")
         elif sub == "discovery":
             await reply(ex, 200, (await self.runtime(state)).documents["discovery"])
-        elif sub in UDP_LISTS or (
-            sub.count("/") == 2 and sub.rpartition("/")[0] in UDP_LISTS and not sub.endswith("/")
-        ):
-            await self.udp(ex, (await self.runtime(state)).udp, sub, query)  # type: ignore[attr-defined]
-        elif sub in _EMPTY_LISTS:
-            await self.paged(ex, [], query)
-        elif sub.count("/") == 2 and sub.rpartition("/")[0] in _EMPTY_LISTS and not sub.endswith("/"):
-            noun = _EMPTY_LISTS[sub.rpartition("/")[0]]
-            await error(ex, 404, f"{noun} not found: {unquote(sub.rpartition('/')[2])}")
+        elif sub.partition("/")[0] in ("udp", "tcp") and _layer4_path(sub):
+            view = getattr(await self.runtime(state), sub.partition("/")[0])
+            await self.layer4(ex, view, UDP_LISTS if sub.startswith("udp") else TCP_LISTS, sub, query)
         else:
             await not_found(ex)
 
@@ -226,16 +217,18 @@ class ApiHandler:
             return
         await reply(ex, 200, runtime.encoded(kind, name, item, time.monotonic()))
 
-    async def udp(self, ex: Exchange, view: UDPView, sub: str, query: q.Query) -> None:
-        """``/api/udp/routers``, ``/api/udp/services`` and one of them by name."""
-        if sub in UDP_LISTS:
+    async def layer4(
+        self, ex: Exchange, view: UDPView | TCPView, lists: Mapping[str, str], sub: str, query: q.Query
+    ) -> None:
+        """``/api/udp/*`` and ``/api/tcp/*``: a list, or one of its items by name."""
+        if sub in lists:
             await self.paged(ex, view.listing(sub, query), query)
             return
         path, _, raw_name = sub.rpartition("/")
         name = unquote(raw_name)
         item = view.by_name[path].get(name)
         if item is None:
-            await error(ex, 404, f"{UDP_LISTS[path]} not found: {name}")
+            await error(ex, 404, f"{lists[path]} not found: {name}")
         else:
             await reply(ex, 200, item)
 
@@ -257,9 +250,15 @@ def rawdata(runtime: Runtime) -> bytes:
         for kind in ("routers", "middlewares", "services")
         if getattr(runtime, f"raw_{kind}")
     ]
-    udp = runtime.udp.rawdata()  # type: ignore[attr-defined]
-    parts += [b'"%s":%s' % (kind.encode(), encode(value)) for kind, value in udp.items()]
+    layer4 = {**runtime.tcp.rawdata(), **runtime.udp.rawdata()}  # type: ignore[attr-defined]
+    parts += [b'"%s":%s' % (kind.encode(), encode(value)) for kind, value in layer4.items()]
     return b"{%s}" % b",".join(parts)
+
+
+def _layer4_path(sub: str) -> bool:
+    """``udp/routers``-like lists, or one item of them (``tcp/routers/<name>``)."""
+    lists = {*UDP_LISTS, *TCP_LISTS}
+    return sub in lists or (sub.count("/") == 2 and sub.rpartition("/")[0] in lists and not sub.endswith("/"))
 
 
 def debug_vars(started: float) -> dict[str, Any]:

@@ -90,12 +90,9 @@ def _section(items: Sequence[Json]) -> Json:
     }
 
 
-_EMPTY = {"total": 0, "warnings": 0, "errors": 0}
-
-
 def overview(runtime: Runtime, certs: Sequence[Json], features: Json) -> Json:
-    """``/api/overview``: counts per kind (``errors`` = disabled, ``warnings``), TCP empty (not listed
-    yet), the certificates' counts (expired ones are errors), the features and
+    """``/api/overview``: counts per kind (``errors`` = disabled, ``warnings``), HTTP, TCP and UDP, the
+    certificates' counts (expired ones are errors), the features and
     the providers."""
     state = runtime.state
     out: Json = {
@@ -104,7 +101,7 @@ def overview(runtime: Runtime, certs: Sequence[Json], features: Json) -> Json:
             "services": _section(runtime.services),
             "middlewares": _section(runtime.middlewares),
         },
-        "tcp": {"routers": dict(_EMPTY), "services": dict(_EMPTY), "middlewares": dict(_EMPTY)},
+        "tcp": runtime.tcp.overview(),  # type: ignore[attr-defined]  # set by the handler's build_view
         "udp": runtime.udp.overview(),  # type: ignore[attr-defined]  # set by the handler's build_view
         "certificates": {
             "total": len(certs),

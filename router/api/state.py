@@ -55,6 +55,7 @@ class ApiState:
     # the configuration itself (``Middleware.error``)
     middleware_errors: Mapping[str, str] = field(default_factory=dict)
     udp: UDPCompiled | None = None  # the UDP routers' compile: where each is used, why one is not
+    tcp: Any = None  # router.tcp.compile.CompiledTCP: where each TCP router is used, why one is not
 
 
 ApiSource = Callable[[], ApiState | None]  # the latest state (None before the first configuration)

@@ -360,3 +360,45 @@ async def test_weighted_services_and_servers_dialled_with_tls_through_a_servers_
         dr = await proxy(cfg)
         got = [await exchange(dr.port, b"") for _ in range(8)]
         assert sorted(got) == [b"A"] * 6 + [b"B"] * 2, got
+
+
+async def test_the_api_lists_tcp_routers_services_and_middlewares(proxy, tmp_path):
+    import aiohttp  # noqa: PLC0415 - only this test speaks HTTP to the API
+
+    cfg = tcp_config(
+        {
+            "db": {"rule": "HostSNI(`*`)", "service": "db", "middlewares": ["lan"], "entryPoints": ["web"]},
+            "broken": {"rule": "HostSNI(`x.test`)", "service": "db"},  # HostSNI without tls: refused
+        },
+        {"db": lb("127.0.0.1:5432")},
+        middlewares={"lan": {"ipAllowList": {"sourceRange": ["10.0.0.0/8"]}}},
+    )
+    static = {
+        "entryPoints": {"web": {"address": "127.0.0.1:0"}, "traefik": {"address": "127.0.0.1:0"}},
+        "providers": {"file": {"filename": "dynamic.yml"}},
+        "api": {"insecure": True},
+        "log": {"level": "DEBUG"},
+    }
+    dr = await proxy(cfg, static=static)
+    api = dr.url("/api/", ep="traefik")
+    async with aiohttp.ClientSession() as s:
+        async with s.get(api + "tcp/routers") as r:
+            routers = {i["name"]: i for i in await r.json()}
+        assert routers["db@file"]["status"] == "enabled" and routers["db@file"]["using"] == ["web"]
+        assert routers["db@file"]["middlewares"] == ["lan@file"] and routers["db@file"]["rule"] == "HostSNI(`*`)"
+        assert (
+            routers["broken@file"]["status"] == "disabled" and "no tls" in routers["broken@file"]["error"][0]
+        )
+        async with s.get(api + "tcp/services/db@file") as r:
+            service = await r.json()
+        assert service["loadBalancer"]["servers"] == [{"address": "127.0.0.1:5432"}]
+        assert service["usedBy"] == ["broken@file", "db@file"]
+        async with s.get(api + "tcp/middlewares") as r:
+            (mw,) = await r.json()
+        assert mw["ipAllowList"] == {"sourceRange": ["10.0.0.0/8"]} and mw["type"] == "ipallowlist"
+        async with s.get(api + "overview") as r:
+            tcp = (await r.json())["tcp"]
+        assert tcp["routers"] == {"total": 2, "warnings": 0, "errors": 1}
+        async with s.get(api + "rawdata") as r:
+            raw = await r.json()
+        assert set(raw["tcpRouters"]) == {"db@file", "broken@file"} and "tcpServices" in raw
