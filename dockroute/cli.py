@@ -34,6 +34,8 @@ Common flags (keys are case-insensitive, as in Traefik):
                                               redirect everything to another entry point (or ':443')
   --entrypoints.NAME.forwardedheaders.trustedips=10.0.0.0/8,192.168.1.1
                                               proxies whose X-Forwarded-* headers are trusted
+  --entrypoints.NAME.proxyprotocol.trustedips=10.0.0.5
+                                              load balancers whose PROXY protocol header names the client
   --providers.file.filename=FILE              dynamic configuration from a file (or .directory=DIR)
   --providers.file.watch=false                do not reload it on change (default: watch)
   --providers.docker                          routes from Docker labels (.endpoint, .exposedbydefault,
