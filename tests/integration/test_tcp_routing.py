@@ -385,7 +385,9 @@ async def test_the_api_lists_tcp_routers_services_and_middlewares(proxy, tmp_pat
         async with s.get(api + "tcp/routers") as r:
             routers = {i["name"]: i for i in await r.json()}
         assert routers["db@file"]["status"] == "enabled" and routers["db@file"]["using"] == ["web"]
-        assert routers["db@file"]["middlewares"] == ["lan@file"] and routers["db@file"]["rule"] == "HostSNI(`*`)"
+        assert (
+            routers["db@file"]["middlewares"] == ["lan@file"] and routers["db@file"]["rule"] == "HostSNI(`*`)"
+        )
         assert (
             routers["broken@file"]["status"] == "disabled" and "no tls" in routers["broken@file"]["error"][0]
         )
@@ -402,3 +404,44 @@ async def test_the_api_lists_tcp_routers_services_and_middlewares(proxy, tmp_pat
         async with s.get(api + "rawdata") as r:
             raw = await r.json()
         assert set(raw["tcpRouters"]) == {"db@file", "broken@file"} and "tcpServices" in raw
+
+
+async def test_dial_timeout_of_the_servers_transport_closes_the_client(proxy):
+    import socket  # noqa: PLC0415
+
+    # A listener whose accept queue is full: the kernel drops further SYNs, a connect hangs
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    try:
+        cfg = tcp_config(
+            {"r": {"rule": "HostSNI(`*`)", "service": "s"}},
+            {
+                "s": {
+                    "loadBalancer": {
+                        "servers": [{"address": f"127.0.0.1:{port}"}],
+                        "serversTransport": "quick",
+                    }
+                }
+            },
+            serversTransports={"quick": {"dialTimeout": "500ms"}},
+        )
+        dr = await proxy(cfg)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await refused(dr.port)  # closed once the dial gave up: not after Traefik's default 30 s
+        assert loop.time() - started < 10
+        await wait_for(lambda: "error while dialing backend" in dr.log())
+    finally:
+        for s in (full, *fillers):
+            s.close()
