@@ -53,7 +53,7 @@ from router.metrics_sources import open_connection_rows, server_up_rows
 from router.mirroring import cancel_copies
 from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
-from router.tcp.compile import compile_tcp
+from router.tcp.compile import compile_tcp_beside
 from router.tls import CertificateStore, CertKeyPair, self_signed_default
 from router.transports import Transports
 from router.udp.group import UDPEntryPoints
@@ -284,9 +284,9 @@ class App:
                 logged=inp.previous.logged if inp.previous else frozenset(),
                 internal=self.internal.handlers,
             )
-            previous_tcp = inp.previous.tcp if inp.previous else None
-            compiled.tcp = compile_tcp(
-                merged.tcp, merged.tls.options, self.static.entry_points, compiled.tls_tables, previous_tcp
+            st = self.static  # TCP routers, beside the HTTPS routes just compiled:
+            compiled.tcp = compile_tcp_beside(
+                merged, st.entry_points, compiled, inp.previous, st.tcp_transport
             )
             snap.compiled = compiled
             # "certificate resolver X does not exist" (logger dockroute) once per appearance, as the compile's

@@ -46,6 +46,7 @@ from dockroute.static.settings import (
     StaticConfigError,
 )
 from dockroute.static.sources import default_search_dirs, find_file, merged_tree
+from dockroute.static.tcp import read_tcp_transport
 from dockroute.static.tree import OFF, Val, get, join, merge, where
 from dockroute.static.udp import udp_timeout, udp_warnings
 from router.settings import DEFAULT_MAX_HEADER_BYTES, EntryPoint, ProxyProtocolIn, Redirection, Transport
@@ -89,6 +90,7 @@ def load_static(
     return StaticConfig(
         entry_points=entry_points,
         transport=_transport(get(tree, "serversTransport")),
+        tcp_transport=read_tcp_transport(get(tree, "tcpServersTransport")),
         file_provider=_file_provider(get(providers, "file")),
         docker_provider=docker,
         kubernetes_ingress=read_kubernetes_ingress(get(providers, "kubernetesIngress")),

@@ -145,7 +145,6 @@ _IGNORED_SECTIONS = (
     "hostResolver",
     "experimental",
     "core",
-    "tcpServersTransport",
     "spiffe",
 )
 
@@ -333,4 +332,11 @@ SCHEMA: dict[str, Any] = {
     "ping": _PING,
     "metrics": _METRICS,
     **{s: IGNORED for s in _IGNORED_SECTIONS},
+    # The default TCP transport (dockroute.static.tcp): every key Traefik has; tls.spiffe is refused there.
+    "tcpServersTransport": {
+        "dialKeepAlive": DUR,
+        "dialTimeout": DUR,
+        "terminationDelay": DUR,
+        "tls": {"insecureSkipVerify": BOOL, "rootCAs": LIST, "spiffe": {"ids": LIST, "trustDomain": STR}},
+    },
 }

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from acme_client.settings import InternalCASettings, ResolverSettings
 from discover.docker_model import DockerSettings
 from discover.kubernetes.settings import KubernetesIngressSettings
+from discover.model_tcp import TCPServersTransport
 from discover.swarm_model import SwarmSettings
 from router.accesslog import AccessLogOptions
 from router.settings import ApiSettings, EntryPoint, PingSettings, PrometheusSettings, Transport
@@ -92,6 +93,7 @@ class StaticConfig:
 
     entry_points: tuple[EntryPoint, ...] = ()
     transport: Transport = field(default_factory=Transport)
+    tcp_transport: TCPServersTransport = field(default_factory=TCPServersTransport)  # tcpServersTransport
     file_provider: FileProviderSettings | None = None
     docker_provider: DockerProviderSettings | None = None
     kubernetes_ingress: KubernetesIngressSettings | None = None  # providers.kubernetesIngress

@@ -13,20 +13,26 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from discover.model import DEFAULT_TLS_OPTIONS, qualify_options
-from discover.model_tcp import TCPConfig, TCPRouter
-from router.compile import MAX_USER_PRIORITY, default_entry_points_of, logged_once, router_entry_points
+from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, qualify_options
+from discover.model_tcp import TCPConfig, TCPRouter, TCPServersTransport
+from router.compile import (
+    MAX_USER_PRIORITY,
+    Compiled,
+    default_entry_points_of,
+    logged_once,
+    router_entry_points,
+)
 from router.matchers import RuleError
 from router.settings import EntryPoint
 from router.table import RoutingTable
 from router.tcp.middlewares import Admit, build_middleware
 from router.tcp.rules import TCPRule, parse_tcp_rule
-from router.tcp.service import TCPBalancer, build_services
+from router.tcp.service import DEFAULT_TRANSPORT, TCPBalancer, build_services
 from router.tcp.table import PASSTHROUGH, TCPRoute, TCPTable
 
 log = logging.getLogger("dockroute.router")
 
-__all__ = ["CompiledTCP", "compile_tcp"]
+__all__ = ["CompiledTCP", "compile_tcp", "compile_tcp_beside"]
 
 
 @dataclass
@@ -47,15 +53,32 @@ def compile_tcp(
     entry_points: tuple[EntryPoint, ...],
     https_tables: Mapping[str, RoutingTable],
     previous: CompiledTCP | None = None,
+    default_transport: TCPServersTransport = DEFAULT_TRANSPORT,
 ) -> CompiledTCP:
     """The TCP tables of ``cfg`` on ``entry_points`` (UDP ones are left out here). ``tls_options`` are the
     merged TLS options (a terminating router's must exist), ``https_tables`` the HTTP compile's HTTPS
     tables (their Host() names come before TCP routers), ``previous`` the last compile (in-flight counters
-    survive a reload, and the lines it logged are not logged again)."""
+    survive a reload, and the lines it logged are not logged again); ``default_transport`` the static
+    ``tcpServersTransport``."""
     with logged_once(previous.logged if previous is not None else frozenset(), "dockroute.router") as seen:
-        out = _compile(cfg, tls_options, entry_points, https_tables, previous)
+        out = _compile(cfg, tls_options, entry_points, https_tables, previous, default_transport)
     out.logged = frozenset(seen.seen)
     return out
+
+
+def compile_tcp_beside(
+    merged: DynamicConfig,
+    entry_points: tuple[EntryPoint, ...],
+    compiled: Compiled,
+    previous: Compiled | None,
+    default_transport: TCPServersTransport = DEFAULT_TRANSPORT,
+) -> CompiledTCP:
+    """:func:`compile_tcp` for a build: ``compiled`` is this configuration's HTTP compile (its HTTPS
+    tables), ``previous`` the last one (its TCP compile)."""
+    last = previous.tcp if previous is not None else None
+    return compile_tcp(
+        merged.tcp, merged.tls.options, entry_points, compiled.tls_tables, last, default_transport
+    )
 
 
 def _compile(
@@ -64,11 +87,14 @@ def _compile(
     entry_points: tuple[EntryPoint, ...],
     https_tables: Mapping[str, RoutingTable],
     previous: CompiledTCP | None,
+    default_transport: TCPServersTransport,
 ) -> CompiledTCP:
     eps = tuple(ep for ep in entry_points if not getattr(ep, "udp", False))
     by_name = {ep.name: ep for ep in eps}
     out = CompiledTCP()
-    out.balancers = build_services(cfg.services, cfg.servers_transports, out.service_errors)
+    out.balancers = build_services(
+        cfg.services, cfg.servers_transports, out.service_errors, default_transport
+    )
     old = previous.middlewares if previous is not None else {}
     for name, mw in cfg.middlewares.items():
         built = build_middleware(mw, old.get(name))

@@ -103,9 +103,11 @@ def build_services(
     services: Mapping[str, TCPService],
     transports: Mapping[str, TCPServersTransport],
     errors: dict[str, str],
+    default: TCPServersTransport = DEFAULT_TRANSPORT,
 ) -> dict[str, TCPBalancer]:
     """A balancer per usable service; ``errors`` gets why the others are not (a missing transport, a
-    child that does not exist or is unusable, a cycle, an unreadable certificate)."""
+    child that does not exist or is unusable, a cycle, an unreadable certificate). ``default`` is the
+    static ``tcpServersTransport``, for services naming none (Traefik's ``default@internal``)."""
     out: dict[str, TCPBalancer] = {}
 
     def build(name: str, seen: tuple[str, ...]) -> TCPBalancer | None:
@@ -120,7 +122,9 @@ def build_services(
             errors[name] = "services form a cycle"
             return None
         try:
-            balancer = _build_one(name, svc, transports, lambda child: build(child, (*seen, name)), errors)
+            balancer = _build_one(
+                name, svc, transports, lambda child: build(child, (*seen, name)), errors, default
+            )
         except (OSError, ssl.SSLError, ValueError) as exc:
             balancer = f"its TLS settings cannot be loaded ({exc})"
         if isinstance(balancer, str):
@@ -135,7 +139,7 @@ def build_services(
     return out
 
 
-def _build_one(name, svc, transports, child, errors) -> TCPBalancer | str:  # noqa: ANN001 - internal
+def _build_one(name, svc, transports, child, errors, default) -> TCPBalancer | str:  # noqa: ANN001 - internal
     if svc.weighted is not None:
         children = []
         for ref in svc.weighted.services:
@@ -147,9 +151,11 @@ def _build_one(name, svc, transports, child, errors) -> TCPBalancer | str:  # no
         return TCPBalancer(name, children=tuple(children))
     lb = svc.load_balancer
     assert lb is not None
-    transport = DEFAULT_TRANSPORT
+    transport = default
     delay, version = lb.termination_delay, lb.proxy_protocol_version
-    if lb.servers_transport:
+    if lb.servers_transport == "default@internal":  # the static tcpServersTransport, named
+        transport, delay, version = default, default.termination_delay, default.proxy_protocol_version
+    elif lb.servers_transport:
         found = transports.get(lb.servers_transport)
         if found is None:
             return f"serversTransport {lb.servers_transport} does not exist"
