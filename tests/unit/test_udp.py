@@ -370,3 +370,32 @@ async def test_sessions_are_capped_and_reloads_close_only_what_left(caplog):
             transport.close()
         ep.close()
         echo.close()
+
+
+async def test_shutdown_waits_for_open_sessions_to_go_idle_and_takes_no_new_ones():
+    """Traefik's UDP Shutdown: no new session, the open ones relay until idle (or the grace ends)."""
+    loop = asyncio.get_running_loop()
+    echo, _ = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", 0))
+    backend = f"127.0.0.1:{echo.get_extra_info('sockname')[1]}"
+    ep = UDPEntryPoint(EntryPoint("dns", "127.0.0.1:0", udp=True, udp_timeout=0.3))
+    await ep.start()
+    clients = []
+    try:
+        ep.set_table(_table(backend))
+        clients = [await _client(ep.port) for _ in range(2)]
+        clients[0][0].sendto(b"open")
+        assert await asyncio.wait_for(clients[0][1].get(), 3) == b"open"
+        started = loop.time()
+        closing = asyncio.ensure_future(ep.shutdown(grace=10))
+        await until(lambda: not ep.accepting)
+        clients[0][0].sendto(b"still")  # the open session still relays
+        assert await asyncio.wait_for(clients[0][1].get(), 3) == b"still"
+        clients[1][0].sendto(b"new")  # a new client is not taken
+        await asyncio.wait_for(closing, 5)
+        assert loop.time() - started < 5 and ep.sessions == {} and clients[1][1].empty()
+        assert ep.transport is not None and ep.transport.is_closing()
+    finally:
+        for transport, _ in clients:
+            transport.close()
+        ep.close()
+        echo.close()
