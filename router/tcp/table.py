@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from router.tcp.middlewares import Admit
-from router.tcp.rules import ConnInfo, TCPRule
+from router.tcp.rules import ACME_TLS_1, ConnInfo, TCPRule
 from router.tcp.service import TCPBalancer
 
 PASSTHROUGH = "passthrough"
@@ -73,8 +73,9 @@ class TCPTable:
         return dot >= 0 and "*" + sni[dot:] in self.https_hosts
 
     def match_tls(self, info: ConnInfo) -> TCPRoute | None:
-        """The TCP route a TLS connection goes to, or None when HTTPS takes it."""
-        if self._https_host(info.sni):
+        """The TCP route a TLS connection goes to, or None when HTTPS takes it. A TLS-ALPN-01 validator
+        (``acme-tls/1``) is never a TCP router's: as in Traefik, the entry point answers it itself."""
+        if self._https_host(info.sni) or ACME_TLS_1 in info.alpn:
             return None
         found = None
         for route in self.tls:

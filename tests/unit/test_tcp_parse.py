@@ -164,3 +164,4 @@ def test_https_hosts_come_before_tcp_routers_and_tcp_before_the_https_catch_all(
     assert with_catch_all.match_tls(info("other.test")) is None  # an HTTPS router without Host() wins
     assert with_catch_all.match_tls(info("nas.test")) is specific
     assert not table.server_first and TCPTable([route("p", "HostSNI(`*`)", tls=None)]).server_first
+    assert table.match_tls(info("nas.test", ("acme-tls/1",))) is None  # a TLS-ALPN-01 validator
