@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from discover.model_tcp import TCPServersTransport, TCPService
+from router.udp.wrr import InterleavedWRR
 
 log = logging.getLogger("dockroute.router")
 
@@ -39,9 +40,10 @@ class Server:
 
 
 class TCPBalancer:
-    """Round robin over servers, or smooth weighted round robin over child balancers."""
+    """Servers in turn, or child balancers by weight, in the order Traefik's TCP ``WRRLoadBalancer``
+    picks them (:class:`~router.udp.wrr.InterleavedWRR`, the one layer-4 weighted round robin)."""
 
-    __slots__ = ("name", "servers", "children", "_current", "_next")
+    __slots__ = ("name", "servers", "_wrr")
 
     def __init__(
         self,
@@ -51,26 +53,14 @@ class TCPBalancer:
     ) -> None:
         self.name = name
         self.servers = servers
-        self.children = tuple((c, w) for c, w in children if w > 0)
-        self._current = [0] * len(self.children)
-        self._next = 0
+        self._wrr: InterleavedWRR[Server | TCPBalancer] = InterleavedWRR(
+            [(s, 1) for s in servers] if servers else list(children)
+        )
 
     def pick(self) -> Server | None:
         """The next server, or None when there is none."""
-        if self.servers:
-            server = self.servers[self._next % len(self.servers)]
-            self._next += 1
-            return server
-        if not self.children:
-            return None
-        total, best = 0, 0
-        for i, (_, weight) in enumerate(self.children):
-            self._current[i] += weight
-            total += weight
-            if self._current[i] > self._current[best]:
-                best = i
-        self._current[best] -= total
-        return self.children[best][0].pick()
+        got = self._wrr.next()
+        return got.pick() if isinstance(got, TCPBalancer) else got
 
 
 def _split(address: str) -> tuple[str, int]:
