@@ -23,7 +23,7 @@ from discover.docker_model import ContainerInfo
 from discover.model_base import frozen_map
 from discover.parse import parse_dynamic_with_warnings
 from discover.readers import ConfigError, Key
-from discover.values import find_key, fold_key
+from discover.values import find_key, fold_key, parse_bool
 
 __all__ = ["build_l4"]
 
@@ -109,12 +109,13 @@ def _load_balancer(
     healthy); ``proxyprotocol=true`` is the section with its defaults, as Traefik's ``allowEmpty``."""
     if find_key(lb, "servers") is not None:
         raise ConfigError(f"{path}.servers", "use loadbalancer.server.* in labels", keys=(*keys, "servers"))
-    pp = find_key(lb, "proxyProtocol")
-    if pp is not None and isinstance(lb[pp], str):
-        if fold_key(lb[pp]) in ("true", "1", "t"):
-            lb[pp] = {}
-        elif fold_key(lb[pp]) in ("false", "0", "f"):
-            del lb[pp]
+    for section in ("proxyProtocol", "healthCheck"):  # Traefik's allowEmpty sections: =true is present
+        key = find_key(lb, section)
+        if key is not None and isinstance(lb[key], str) and parse_bool(lb[key]) is not None:
+            if parse_bool(lb[key]):
+                lb[key] = {}
+            else:
+                del lb[key]
     server: dict[Key, Any] = {}
     skey = find_key(lb, "server")
     if skey is not None:

@@ -110,3 +110,18 @@ def test_two_containers_defining_one_tcp_router_differently_lose_it():
     cfg, records = build(a, b)
     assert "db" not in cfg.tcp.routers
     assert any("tcp router db is defined differently" in r for r in records["a"].reasons)
+
+
+def test_allow_empty_sections_as_true_labels():
+    cfg, records = build(
+        box(
+            "db",
+            {
+                "traefik.tcp.routers.db.rule": "HostSNI(`*`)",
+                "traefik.tcp.services.db.loadbalancer.proxyprotocol": "true",
+                "traefik.tcp.services.db.loadbalancer.healthcheck": "true",
+            },
+        )
+    )
+    assert cfg.tcp.services["db"].load_balancer.proxy_protocol_version == 2
+    assert any("TCP health checks are not supported" in w for w in records["db"].warnings)
