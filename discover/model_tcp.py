@@ -58,6 +58,20 @@ class TCPServer:
 
 
 @dataclass(frozen=True, slots=True)
+class TCPServerHealthCheck:
+    """``loadBalancer.healthCheck`` (Traefik 3.3+): each server is dialled every ``interval`` (a down one
+    every ``unhealthy_interval``); with ``send`` those bytes are written and with ``expect`` exactly those
+    bytes must come back, all within ``timeout``. ``port`` replaces the server's port."""
+
+    port: int = 0
+    send: str = ""
+    expect: str = ""
+    interval: float = 30.0
+    unhealthy_interval: float | None = None
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class TCPLoadBalancer:
     """``tcp.services.<name>.loadBalancer``. ``proxy_protocol_version`` 0: no PROXY header to backends."""
 
@@ -65,6 +79,7 @@ class TCPLoadBalancer:
     proxy_protocol_version: int = 0  # 1 or 2: a PROXY protocol header is sent first (deprecated here)
     servers_transport: str | None = None
     termination_delay: float | None = None  # seconds, < 0: never; deprecated (serversTransport has it)
+    health_check: TCPServerHealthCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,7 @@ class TCPWeightedRef:
 @dataclass(frozen=True, slots=True)
 class TCPWeighted:
     services: tuple[TCPWeightedRef, ...] = ()
+    health_check: bool = False  # ``healthCheck: {}``: a child whose servers are all down is skipped
 
 
 @dataclass(frozen=True, slots=True)

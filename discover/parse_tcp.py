@@ -21,6 +21,7 @@ from discover.model_tcp import (
     TCPRouter,
     TCPRouterTLS,
     TCPServer,
+    TCPServerHealthCheck,
     TCPServersTransport,
     TCPServersTransportTLS,
     TCPService,
@@ -117,18 +118,20 @@ def _service(value: Any, at: At, warnings: list[str], name: str) -> TCPService:
         raise at.error("a TCP service needs exactly one of loadBalancer or weighted")
     if "weighted" in f:
         w = Fields(*f.get("weighted"), ("services", "healthCheck"))
-        _no_health_check(w, warnings)
+        if "healthCheck" in w:
+            Fields(*w.get("healthCheck"), ())  # Traefik's marker: present and empty
         refs = []
         for v, rat in as_list(*w.get("services")):
             rf = Fields(v, rat, ("name", "weight"))
             weight = as_int(*rf.get("weight"), minimum=0) if rf.present("weight") else 1
             refs.append(TCPWeightedRef(name=as_str(*rf.required("name")).strip(), weight=weight))
-        return TCPService(name=name, weighted=TCPWeighted(services=tuple(refs)))
+        return TCPService(
+            name=name, weighted=TCPWeighted(services=tuple(refs), health_check="healthCheck" in w)
+        )
     lb = Fields(
         *f.get("loadBalancer"),
         ("servers", "serversTransport", "proxyProtocol", "terminationDelay", "healthCheck"),
     )
-    _no_health_check(lb, warnings)
     servers = []
     for v, sat in as_list(*lb.get("servers")):
         sf = Fields(v, sat, ("address", "tls"))
@@ -151,16 +154,47 @@ def _service(value: Any, at: At, warnings: list[str], name: str) -> TCPService:
             proxy_protocol_version=version,
             servers_transport=opt_str(*lb.get("serversTransport")),
             termination_delay=delay,
+            health_check=_health_check(*lb.get("healthCheck"), warnings) if "healthCheck" in lb else None,
         ),
     )
 
 
-def _no_health_check(f: Fields, warnings: list[str]) -> None:
-    if "healthCheck" in f:
-        warnings.append(
-            f"{f.get('healthCheck')[1].path}: TCP health checks are not supported; "
-            "every server is used as if healthy"
-        )
+_HEALTH_KEYS = ("port", "send", "expect", "interval", "unhealthyInterval", "timeout")
+_MAX_PAYLOAD = 65535
+
+
+def _health_check(value: Any, at: At, warnings: list[str]) -> TCPServerHealthCheck:
+    """``loadBalancer.healthCheck``, with Traefik's fallbacks: an interval or timeout not above zero is
+    logged and replaced by the default, a ``send`` or ``expect`` over 64 KiB is dropped, with a warning."""
+    f = Fields(value, at, _HEALTH_KEYS)
+    d = TCPServerHealthCheck()
+    kw: dict[str, Any] = {}
+    if f.present("port"):
+        kw["port"] = as_int(*f.get("port"), minimum=0, maximum=65535)
+    for key in ("send", "expect"):
+        if f.present(key):
+            text = as_str(*f.get(key), empty=True)
+            if len(text) > _MAX_PAYLOAD:
+                warnings.append(
+                    f"{f.get(key)[1].path}: longer than {_MAX_PAYLOAD} bytes; not used (Traefik's)"
+                )
+            else:
+                kw[key] = text
+    for key, attr in (
+        ("interval", "interval"),
+        ("unhealthyInterval", "unhealthy_interval"),
+        ("timeout", "timeout"),
+    ):
+        if f.present(key):
+            seconds = duration(*f.get(key), positive=False)
+            if seconds <= 0:
+                fallback = d.timeout if key == "timeout" else d.interval
+                warnings.append(
+                    f"{f.get(key)[1].path}: not above zero; {fallback:g}s is used, as Traefik does"
+                )
+                seconds = fallback
+            kw[attr] = seconds
+    return TCPServerHealthCheck(**kw)
 
 
 def _address(value: Any, at: At) -> str:

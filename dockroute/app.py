@@ -334,6 +334,7 @@ class App:
         if snap.transports is not None:
             self.pool.set_transports(snap.transports)
         self.current = merged
+        compiled.tcp.take_over(self.compiled.tcp if self.compiled else None)  # TCP health checks
         self.compiled = compiled
         for srv in self.servers:
             srv.handler.table = compiled.tables[srv.name]

@@ -124,6 +124,11 @@ def _service(svc: TCPService, error: str | None, used_by: Any) -> Json:
             part["proxyProtocol"] = {"version": lb.proxy_protocol_version}
         if lb.termination_delay is not None:
             part["terminationDelay"] = int(lb.termination_delay * 1000)
+        if lb.health_check is not None:
+            hc = lb.health_check
+            part["healthCheck"] = {
+                k: v for k, v in (("port", hc.port), ("send", hc.send), ("expect", hc.expect)) if v
+            } | {"interval": f"{hc.interval:g}s", "timeout": f"{hc.timeout:g}s"}
         out["loadBalancer"] = part
     elif svc.weighted is not None:
         out["weighted"] = {"services": [{"name": w.name, "weight": w.weight} for w in svc.weighted.services]}

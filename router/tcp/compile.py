@@ -25,6 +25,7 @@ from router.compile import (
 from router.matchers import RuleError
 from router.settings import EntryPoint
 from router.table import RoutingTable
+from router.tcp.health import TCPHealthChecks
 from router.tcp.middlewares import Admit, build_middleware
 from router.tcp.rules import TCPRule, parse_tcp_rule
 from router.tcp.service import DEFAULT_TRANSPORT, TCPBalancer, build_services
@@ -45,6 +46,14 @@ class CompiledTCP:
     entry_points: dict[str, tuple[str, ...]] = field(default_factory=dict)  # router → where it is routed
     rules: dict[str, TCPRule] = field(default_factory=dict)  # router → its rule (the certificates' names)
     logged: frozenset[str] = frozenset()  # as Compiled.logged: the next compile logs only new lines
+    health: TCPHealthChecks = field(default_factory=lambda: TCPHealthChecks({}))
+
+    def take_over(self, previous: CompiledTCP | None) -> None:
+        """On the loop, as these tables are applied: the previous compile's health checks stop, these
+        start."""
+        if previous is not None:
+            previous.health.stop()
+        self.health.start()
 
 
 def compile_tcp(
@@ -95,6 +104,7 @@ def _compile(
     out.balancers = build_services(
         cfg.services, cfg.servers_transports, out.service_errors, default_transport
     )
+    out.health = TCPHealthChecks(out.balancers)
     old = previous.middlewares if previous is not None else {}
     for name, mw in cfg.middlewares.items():
         built = build_middleware(mw, old.get(name))

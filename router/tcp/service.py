@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from discover.model_tcp import TCPServersTransport, TCPService
+from discover.model_tcp import TCPServerHealthCheck, TCPServersTransport, TCPService
 from router.udp.wrr import InterleavedWRR
 
 log = logging.getLogger("dockroute.router")
@@ -41,26 +41,50 @@ class Server:
 
 class TCPBalancer:
     """Servers in turn, or child balancers by weight, in the order Traefik's TCP ``WRRLoadBalancer``
-    picks them (:class:`~router.udp.wrr.InterleavedWRR`, the one layer-4 weighted round robin)."""
+    picks them (:class:`~router.udp.wrr.InterleavedWRR`, the one layer-4 weighted round robin).
 
-    __slots__ = ("name", "servers", "_wrr")
+    With a health check (``health_check``) the servers it finds down are skipped (``down``, set by
+    :mod:`router.tcp.health`); a weighted service with ``healthCheck`` skips children with no server up.
+    Nothing up: no server (the connection is closed), as Traefik's "no servers available"."""
+
+    __slots__ = ("name", "servers", "health_check", "down", "_wrr", "_tries", "_track_children")
 
     def __init__(
         self,
         name: str,
         servers: tuple[Server, ...] = (),
         children: tuple[tuple[TCPBalancer, int], ...] = (),
+        health_check: TCPServerHealthCheck | None = None,
+        track_children: bool = False,
     ) -> None:
         self.name = name
         self.servers = servers
-        self._wrr: InterleavedWRR[Server | TCPBalancer] = InterleavedWRR(
-            [(s, 1) for s in servers] if servers else list(children)
-        )
+        self.health_check = health_check
+        self.down: set[str] = set()  # addresses found down by the health check
+        self._track_children = track_children
+        items = [(s, 1) for s in servers] if servers else list(children)
+        self._wrr: InterleavedWRR[Server | TCPBalancer] = InterleavedWRR(items)
+        self._tries = max(1, sum(w for _, w in items))  # a whole round of the interleaved order
+
+    def available(self) -> bool:
+        """Whether some server below is not known to be down."""
+        if self.servers:
+            return len(self.down) < len({s.address for s in self.servers})
+        return any(isinstance(c, TCPBalancer) and c.available() for c in self._wrr.items)
 
     def pick(self) -> Server | None:
-        """The next server, or None when there is none."""
-        got = self._wrr.next()
-        return got.pick() if isinstance(got, TCPBalancer) else got
+        """The next server not known to be down, or None when there is none."""
+        for _ in range(self._tries if (self.down or self._track_children) else 1):
+            got = self._wrr.next()
+            if got is None:
+                return None
+            if isinstance(got, TCPBalancer):
+                if self._track_children and not got.available():
+                    continue
+                return got.pick()
+            if got.address not in self.down:
+                return got
+        return None
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -138,7 +162,7 @@ def _build_one(name, svc, transports, child, errors, default) -> TCPBalancer | s
                 why = errors.get(ref.name) or "does not exist"
                 return f"its service {ref.name} is not usable: {why}"
             children.append((got, ref.weight))
-        return TCPBalancer(name, children=tuple(children))
+        return TCPBalancer(name, children=tuple(children), track_children=svc.weighted.health_check)
     lb = svc.load_balancer
     assert lb is not None
     transport = default
@@ -168,4 +192,4 @@ def _build_one(name, svc, transports, child, errors, default) -> TCPBalancer | s
                 unreachable=s.unreachable,
             )
         )
-    return TCPBalancer(name, servers=tuple(servers))
+    return TCPBalancer(name, servers=tuple(servers), health_check=lb.health_check)

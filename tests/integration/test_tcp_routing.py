@@ -459,3 +459,49 @@ async def test_dial_timeout_of_the_servers_transport_closes_the_client(proxy):
     finally:
         for s in (full, *fillers):
             s.close()
+
+
+class Checked:
+    """A backend answering a health check (``ping``) while ``healthy``, and its name to anyone else."""
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self.healthy = True
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        if line == b"ping\n":
+            writer.write(b"pong\n" if self.healthy else b"sick\n")
+        else:
+            writer.write(self.name)
+        await writer.drain()
+        writer.close()
+
+
+async def test_health_checks_take_a_tcp_server_out_and_bring_it_back(proxy):
+    a, b = Checked(b"A"), Checked(b"B")
+    async with TCPServer(a) as sa, TCPServer(b) as sb:
+        hc = {"interval": "100ms", "timeout": "1s", "send": "ping\n", "expect": "pong\n"}
+        cfg = tcp_config(
+            {"r": {"rule": "HostSNI(`*`)", "service": "s"}},
+            {
+                "s": {
+                    "loadBalancer": {
+                        "servers": [{"address": sa.address}, {"address": sb.address}],
+                        "healthCheck": hc,
+                    }
+                }
+            },
+        )
+        dr = await proxy(cfg)
+
+        async def answers(n: int = 4) -> list[bytes]:
+            return sorted([await exchange(dr.port, b"who\n") for _ in range(n)])
+
+        assert await answers() == [b"A", b"A", b"B", b"B"]
+        b.healthy = False
+        await wait_for(lambda: f"server {sb.address} is down: unexpected health check response" in dr.log())
+        assert await answers() == [b"A"] * 4
+        b.healthy = True
+        await wait_for(lambda: f"server {sb.address} is up again" in dr.log())
+        assert await answers() == [b"A", b"A", b"B", b"B"]

@@ -124,4 +124,4 @@ def test_allow_empty_sections_as_true_labels():
         )
     )
     assert cfg.tcp.services["db"].load_balancer.proxy_protocol_version == 2
-    assert any("TCP health checks are not supported" in w for w in records["db"].warnings)
+    assert cfg.tcp.services["db"].load_balancer.health_check is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from discover.model_tcp import TCPInFlightConn, TCPIPAllowList
+from discover.model_tcp import TCPInFlightConn, TCPIPAllowList, TCPServerHealthCheck
 from discover.parse import parse_dynamic_with_warnings
 from discover.readers import ConfigError
 from router.matchers import RuleError
@@ -94,14 +94,9 @@ def test_bad_keys_are_refused_by_name(section, path):
 def test_unsupported_parts_are_warned_or_refused_by_name():
     cfg, warnings = tcp(
         {
-            "services": {"s": {"loadBalancer": {"servers": [], "healthCheck": {}}}},
             "middlewares": {"bad": {"ipAllowList": {"sourceRange": ["not-an-ip"]}}},
             "serversTransports": {"t": {"tls": {"spiffe": {}}}},
         }
-    )
-    assert any(
-        w.startswith("tcp.services.s.loadBalancer.healthCheck: TCP health checks are not supported")
-        for w in warnings
     )
     assert cfg.tcp.middlewares["bad"].error and any("not-an-ip" in w for w in warnings)
     assert "t" not in cfg.tcp.servers_transports and any("spiffe: not supported" in w for w in warnings)
@@ -165,3 +160,38 @@ def test_https_hosts_come_before_tcp_routers_and_tcp_before_the_https_catch_all(
     assert with_catch_all.match_tls(info("nas.test")) is specific
     assert not table.server_first and TCPTable([route("p", "HostSNI(`*`)", tls=None)]).server_first
     assert table.match_tls(info("nas.test", ("acme-tls/1",))) is None  # a TLS-ALPN-01 validator
+
+
+def test_health_checks_with_traefiks_defaults_and_fallbacks():
+    cfg, warnings = tcp(
+        {
+            "services": {
+                "s": {"loadBalancer": {"servers": [], "healthCheck": {}}},
+                "t": {
+                    "loadBalancer": {
+                        "healthCheck": {
+                            "port": 9,
+                            "send": "PING",
+                            "expect": "PONG",
+                            "interval": "0s",
+                            "unhealthyInterval": "2s",
+                            "timeout": "500ms",
+                        }
+                    }
+                },
+                "w": {"weighted": {"services": [{"name": "s"}], "healthCheck": {}}},
+            }
+        }
+    )
+    assert cfg.tcp.services["s"].load_balancer.health_check == TCPServerHealthCheck()  # 30s, 5s
+    t = cfg.tcp.services["t"].load_balancer.health_check
+    assert (t.port, t.send, t.expect, t.interval, t.unhealthy_interval, t.timeout) == (
+        9,
+        "PING",
+        "PONG",
+        30.0,
+        2.0,
+        0.5,
+    )
+    assert any("interval: not above zero; 30s is used" in w for w in warnings)
+    assert cfg.tcp.services["w"].weighted.health_check
