@@ -35,6 +35,7 @@ from router.proxy_protocol import (
     peer_address,
 )
 from router.readiness import readable as _readable
+from router.tcp.postgres import SSL_REQUEST, STARTTLS_REPLY, opens_with_ssl_request
 from router.tcp.relay import Relay
 from router.tcp.rules import ConnInfo
 from router.tcp.serve import serve
@@ -393,6 +394,22 @@ class EntryPointServer:
         ``early``: before the client sent anything, only where the entry point serves nothing else."""
         if early and not tcp.server_first:
             return conn
+        if hello is None and not early and await opens_with_ssl_request(conn):
+            conn.recv(len(SSL_REQUEST))  # PostgreSQL's STARTTLS: answered here, then routed by its SNI
+            conn.send(STARTTLS_REPLY)
+            hello = await self._peek_hello(conn, asyncio.get_running_loop())
+            route = (
+                tcp.match_tls(ConnInfo(hello.server_name or "", hello.alpn, client.ip, True))
+                if hello
+                else None
+            )
+            if route is None:
+                conn.close()  # Traefik: a STARTTLS no TLS TCP router takes is closed
+                return None
+            await serve(
+                route, conn, client, self.tls_store, self.tcp_relays, self.header_timeout, postgres=True
+            )
+            return None
         if hello is None:
             route = tcp.match_plain(ConnInfo("", (), client.ip, False))
         else:

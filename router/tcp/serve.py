@@ -7,16 +7,27 @@ that shutdown can close them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
 from typing import Any
 
 from router.proxy_protocol import ClientAddress, encode
+from router.tcp.postgres import SSL_REQUEST, STARTTLS_REPLY
 from router.tcp.relay import Relay, dial, join
 from router.tcp.table import PASSTHROUGH, TCPRoute
 
 log = logging.getLogger("dockroute.tcp")
+
+
+async def _starttls_accepted(backend: socket.socket, timeout: float) -> bool:
+    """The server's one-byte answer to the replayed SSLRequest is ``S`` (Traefik's postgresConn)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await asyncio.get_running_loop().sock_recv(backend, 1) == STARTTLS_REPLY
+    except (OSError, TimeoutError):
+        return False
 
 
 async def serve(
@@ -26,8 +37,11 @@ async def serve(
     store: Any,
     relays: set[Relay],
     handshake_timeout: float | None,
+    postgres: bool = False,
 ) -> None:
-    """Relay ``conn`` (owned from here) to a server of ``route``'s service."""
+    """Relay ``conn`` (owned from here) to a server of ``route``'s service. ``postgres``: the client's
+    STARTTLS was answered (:mod:`router.tcp.postgres`); a passthrough server is asked for TLS the same way
+    before the client's ClientHello reaches it."""
     releases = []
     relay = None
     try:
@@ -43,10 +57,21 @@ async def serve(
             log.debug("TCP router %s: no server to send %s to", route.name, client.ip)
             return
         header = encode(server.proxy_protocol, client, conn.getsockname()) if server.proxy_protocol else b""
+        starttls = postgres and route.tls == PASSTHROUGH
         try:
-            backend = await dial(server.host, server.port, server.dial_timeout, server.keep_alive, header)
+            backend = await dial(
+                server.host,
+                server.port,
+                server.dial_timeout,
+                server.keep_alive,
+                header + SSL_REQUEST * starttls,
+            )
         except (OSError, TimeoutError) as exc:
             log.error("TCP router %s: error while dialing backend %s: %s", route.name, server.address, exc)
+            return
+        if starttls and not await _starttls_accepted(backend, server.dial_timeout or 30.0):
+            log.error("TCP router %s: %s refused PostgreSQL's STARTTLS", route.name, server.address)
+            backend.close()
             return
         client_tls = store.listening_context(route.tls) if route.tls not in (None, PASSTHROUGH) else None
         owned, conn = conn, None  # join owns both sockets from here, and closes them if it fails

@@ -505,3 +505,58 @@ async def test_health_checks_take_a_tcp_server_out_and_bring_it_back(proxy):
         b.healthy = True
         await wait_for(lambda: f"server {sb.address} is up again" in dr.log())
         assert await answers() == [b"A", b"A", b"B", b"B"]
+
+
+SSL_REQUEST = bytes((0, 0, 0, 8, 4, 210, 22, 47))  # PostgreSQL's
+
+
+def _postgres(server_ctx: ssl.SSLContext | None) -> Handler:
+    """A PostgreSQL stand-in: with ``server_ctx`` it takes the SSLRequest, answers S and speaks TLS (its
+    own certificate); without, it speaks plain (TLS was terminated before it). Then it echoes."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if server_ctx is not None:
+            assert await reader.readexactly(8) == SSL_REQUEST
+            writer.write(b"S")
+            await writer.drain()
+            await writer.start_tls(server_ctx)
+        await _echo(reader, writer)
+
+    return serve
+
+
+async def _starttls(port: int, ctx: ssl.SSLContext, name: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(SSL_REQUEST)
+    assert await asyncio.wait_for(reader.readexactly(1), 5) == b"S"
+    await writer.start_tls(ctx, server_hostname=name)
+    writer.write(b"SELECT 1")
+    data = await asyncio.wait_for(reader.readexactly(8), 5)
+    writer.close()
+    return data
+
+
+async def test_postgres_starttls_routed_by_sni_passed_through_or_terminated(backends, proxy, tmp_path):
+    pg_ca, dr_ca = trustme.CA(), trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    pg_ca.issue_cert("pg.test").configure_cert(server_ctx)
+    cert, key = tls_pair(dr_ca, "db.test", tmp_path, "db")
+    (web,) = await backends("web")
+    async with TCPServer(_postgres(server_ctx)) as own_tls, TCPServer(_postgres(None)) as plain_pg:
+        cfg = routers(("web", "Host(`app.test`)", "web"), services={"web": [web.url]})  # not server-first
+        cfg.update(
+            tcp_config(
+                {
+                    "pg": {"rule": "HostSNI(`pg.test`)", "service": "pg", "tls": {"passthrough": True}},
+                    "db": {"rule": "HostSNI(`db.test`)", "service": "db", "tls": {}},
+                },
+                {"pg": lb(own_tls.address), "db": lb(plain_pg.address)},
+            )
+        )
+        cfg["tls"] = {"certificates": [{"certFile": cert, "keyFile": key}]}
+        dr = await proxy(cfg)
+        through, terminated = ssl.create_default_context(), ssl.create_default_context()
+        pg_ca.configure_trust(through)  # the server's own certificate, through dockroute
+        dr_ca.configure_trust(terminated)  # dockroute's
+        assert await _starttls(dr.port, through, "pg.test") == b"SELECT 1"
+        assert await _starttls(dr.port, terminated, "db.test") == b"SELECT 1"
