@@ -1204,7 +1204,10 @@ _FOO8080 = {"foo": ["127.0.0.1:8080"]}
 L4_EXPECTED = {
     "one unhealthy TCP container with allowEmptyServices": {"tcp": ({"foo": "Test"}, {"Test": []})},
     "one unhealthy UDP container with allowEmptyServices": {"udp": ({"foo": "Test"}, {"Test": []})},
-    "Middlewares used in TCP router": {"tcp": ({"Test": "Test"}, _TEST80), "tcp middlewares": ["Middleware1"]},
+    "Middlewares used in TCP router": {
+        "tcp": ({"Test": "Test"}, _TEST80),
+        "tcp middlewares": ["Middleware1"],
+    },
     "tcp with label": {"tcp": ({"foo": "Test"}, _TEST80)},
     "udp with label": {"udp": ({"foo": "Test"}, _TEST80)},
     "tcp with label without rule": {"tcp": ({}, _TEST80)},
