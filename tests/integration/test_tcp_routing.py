@@ -560,3 +560,24 @@ async def test_postgres_starttls_routed_by_sni_passed_through_or_terminated(back
         dr_ca.configure_trust(terminated)  # dockroute's
         assert await _starttls(dr.port, through, "pg.test") == b"SELECT 1"
         assert await _starttls(dr.port, terminated, "db.test") == b"SELECT 1"
+
+
+async def _lingers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads until the client's FIN, answers, and then never closes its side."""
+    await reader.read(-1)
+    writer.write(b"bye")
+    await writer.drain()
+    await asyncio.Event().wait()
+
+
+async def test_termination_delay_closes_both_sides_after_one_ended(proxy):
+    async with TCPServer(_lingers) as backend:
+        cfg = tcp_config(
+            {"r": {"rule": "HostSNI(`*`)", "service": "s"}},
+            {"s": {"loadBalancer": {"servers": [{"address": backend.address}], "serversTransport": "t"}}},
+            serversTransports={"t": {"terminationDelay": "300ms"}},
+        )
+        dr = await proxy(cfg)
+        # the client's FIN reaches the backend, whose answer still arrives; 300 ms later both are closed
+        # although the backend never closes (without the delay the client would wait for ever)
+        assert await exchange(dr.port, b"done") == b"bye"
