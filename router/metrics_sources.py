@@ -32,9 +32,10 @@ def server_up_rows(balancers: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
 
 def open_connection_rows(servers: Iterable[Any]) -> list[tuple[str, str, int]]:
     """(entry point, "TCP", open connections) of each :class:`router.server.EntryPointServer`: the HTTP
-    and HTTPS sides' connections together, as Traefik counts its TCP entry point's."""
+    and HTTPS sides' connections and those its TCP routers relay, as Traefik counts its TCP entry
+    point's."""
     rows = []
     for s in servers:
         n = sum(len(w.connections) for w in (s.web_server, s.tls_web_server) if w is not None)
-        rows.append((s.name, "TCP", n))
+        rows.append((s.name, "TCP", n + len(getattr(s, "tcp_relays", ()))))
     return rows

@@ -316,8 +316,9 @@ def test_open_connection_rows_add_both_sides_of_an_entry_point():
     servers = [
         side(name="web", web_server=side(connections=[1, 2]), tls_web_server=side(connections=[3])),
         side(name="api", web_server=side(connections=[]), tls_web_server=None),
+        side(name="db", web_server=side(connections=[]), tls_web_server=None, tcp_relays={"r1", "r2"}),
     ]
-    assert open_connection_rows(servers) == [("web", "TCP", 3), ("api", "TCP", 0)]
+    assert open_connection_rows(servers) == [("web", "TCP", 3), ("api", "TCP", 0), ("db", "TCP", 2)]
 
 
 def test_the_access_log_record_has_the_origin_form_path_of_an_absolute_target():
