@@ -98,7 +98,8 @@ class Reader:
             raise StaticConfigError(path, f"must be at least {minimum}, got {n}{where(origin)}")
         return n
 
-    def duration(self, key: str, default: float) -> float:
+    def duration(self, key: str, default: float, *, signed: bool = False) -> float:
+        """Seconds; ``signed`` keeps Go's negative durations (they mean "never" or "off" for some keys)."""
         found = self.leaf(key)
         if found is None:
             return default
@@ -111,7 +112,7 @@ class Reader:
                 f"expected a duration like '10s', '1m30s', '500ms' or a number of seconds, got {got(value)}"
                 f"{where(origin)}",
             ) from None
-        if seconds < 0:
+        if seconds < 0 and not signed:
             raise StaticConfigError(path, f"must not be a negative duration, got {got(value)}{where(origin)}")
         return seconds
 

@@ -2,8 +2,8 @@
 reach their servers (``dialTimeout``, ``dialKeepAlive``, ``terminationDelay``, ``tls.insecureSkipVerify``
 and ``tls.rootCAs``), as Traefik's ``default@internal`` TCP transport.
 
-Durations keep Go's signs: a negative ``dialKeepAlive`` turns keep-alive probes off and a negative
-``terminationDelay`` waits forever, so they are read here rather than with the non-negative reader.
+Durations keep Go's signs where Traefik gives them a meaning: a negative ``dialKeepAlive`` turns
+keep-alive probes off and a negative ``terminationDelay`` waits forever.
 ``tls.spiffe`` stops the start, naming it: dockroute cannot check SPIFFE identities, and ignoring the key
 would skip a check the user asked for.
 """
@@ -13,26 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from discover.model_tcp import TCPServersTransport, TCPServersTransportTLS
-from discover.parse import parse_duration
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
-from dockroute.static.tree import OFF, get, got, where
+from dockroute.static.tree import OFF, get, where
 
 __all__ = ["read_tcp_transport"]
-
-
-def _signed(r: Reader, key: str, default: float) -> float:
-    found = r.leaf(key)
-    if found is None:
-        return default
-    path, value, origin = found
-    try:
-        return parse_duration(value)
-    except ValueError:
-        raise StaticConfigError(
-            path,
-            f"expected a duration like '10s' or '500ms', got {got(value)}{where(origin)}",
-        ) from None
 
 
 def read_tcp_transport(tree: Any) -> TCPServersTransport:
@@ -54,12 +39,9 @@ def read_tcp_transport(tree: Any) -> TCPServersTransport:
             insecure_skip_verify=t.flag("insecureSkipVerify", False),
             root_cas=tuple(item for item, _ in t.items("rootCAs")),
         )
-    timeout = _signed(r, "dialTimeout", d.dial_timeout)
-    if timeout < 0:
-        raise StaticConfigError("tcpServersTransport.dialTimeout", f"must not be negative, got {timeout}")
     return TCPServersTransport(
-        dial_timeout=timeout,
-        dial_keep_alive=_signed(r, "dialKeepAlive", d.dial_keep_alive),
-        termination_delay=_signed(r, "terminationDelay", d.termination_delay),
+        dial_timeout=r.duration("dialTimeout", d.dial_timeout),
+        dial_keep_alive=r.duration("dialKeepAlive", d.dial_keep_alive, signed=True),
+        termination_delay=r.duration("terminationDelay", d.termination_delay, signed=True),
         tls=tls,
     )
