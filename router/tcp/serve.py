@@ -56,6 +56,7 @@ async def serve(
         if server is None or server.unreachable:
             log.debug("TCP router %s: no server to send %s to", route.name, client.ip)
             return
+        client_tls = store.listening_context(route.tls) if route.tls not in (None, PASSTHROUGH) else None
         header = encode(server.proxy_protocol, client, conn.getsockname()) if server.proxy_protocol else b""
         starttls = postgres and route.tls == PASSTHROUGH
         try:
@@ -69,11 +70,15 @@ async def serve(
         except (OSError, TimeoutError) as exc:
             log.error("TCP router %s: error while dialing backend %s: %s", route.name, server.address, exc)
             return
-        if starttls and not await _starttls_accepted(backend, server.dial_timeout or 30.0):
+        try:
+            accepted = not starttls or await _starttls_accepted(backend, server.dial_timeout or 30.0)
+        except BaseException:  # cancelled (shutdown): the backend socket is still ours
+            backend.close()
+            raise
+        if not accepted:
             log.error("TCP router %s: %s refused PostgreSQL's STARTTLS", route.name, server.address)
             backend.close()
             return
-        client_tls = store.listening_context(route.tls) if route.tls not in (None, PASSTHROUGH) else None
         owned, conn = conn, None  # join owns both sockets from here, and closes them if it fails
         relay = await join(
             owned,
