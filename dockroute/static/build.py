@@ -158,7 +158,7 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
         metrics=obs.flag("metrics", True),
         trusted_ips=_trusted_ips(fwd),
         forwarded_insecure=fwd.flag("insecure", False),
-        proxy_protocol=_proxy_protocol(r),
+        proxy_protocol=None if udp else _proxy_protocol(r),  # UDP: warned as ignored (udp_warnings)
         read_timeout=rt.duration("readTimeout", d["read_timeout"]),
         write_timeout=rt.duration("writeTimeout", d["write_timeout"]),
         idle_timeout=rt.duration("idleTimeout", d["idle_timeout"]),
@@ -251,12 +251,22 @@ def _proxy_protocol(r: Reader) -> ProxyProtocolIn | None:
     """``proxyProtocol``: set at all (a bare ``--entrypoints.<ep>.proxyprotocol``, an empty section), PROXY
     headers are read on the entry point, as Traefik wraps its listener whenever the section is there; whose
     header is used: ``trustedIPs`` (read as ``forwardedHeaders.trustedIPs`` is), or every peer's with
-    ``insecure``. Neither: every header is refused (router.server logs a warning)."""
+    ``insecure``. Neither (a bare switch, an empty section or list) stops the start naming ``trustedIPs``,
+    as Traefik's entry point fails to build then (its IP checker refuses an empty list: "no trusted IPs
+    provided")."""
     node = get(r.tree, "proxyProtocol")
     if node is None or node is OFF:
         return None
     pp = r.sub("proxyProtocol")
-    return ProxyProtocolIn(trusted_ips=_trusted_ips(pp), insecure=pp.flag("insecure", False))
+    found = ProxyProtocolIn(trusted_ips=_trusted_ips(pp), insecure=pp.flag("insecure", False))
+    if not found.insecure and not found.trusted_ips:
+        origin = pp.origin("trustedIPs") or r.origin("proxyProtocol")
+        raise StaticConfigError(
+            f"{pp.path}.trustedIPs",
+            "required (the load balancers whose PROXY headers are used), unless insecure is true; "
+            f"Traefik refuses to start without it{where(origin)}",
+        )
+    return found
 
 
 def _trusted_ips(fwd: Reader) -> tuple[str, ...]:

@@ -23,8 +23,30 @@ def test_absent_or_switched_off_reads_no_header():
     assert proxy_protocol("--entrypoints.web.proxyprotocol=false") is None
 
 
-def test_a_bare_switch_reads_headers_and_trusts_no_peer():
-    assert proxy_protocol("--entrypoints.web.proxyprotocol=true") == ProxyProtocolIn()
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--entrypoints.web.proxyprotocol=true",),  # a bare switch
+        ("--entrypoints.web.proxyprotocol",),
+        ("--entrypoints.web.proxyprotocol.insecure=false",),
+        ("--entrypoints.web.proxyprotocol.trustedips=",),  # an empty list
+    ],
+)
+def test_neither_trusted_ips_nor_insecure_stops_the_start_as_in_traefik(flags):
+    # Traefik's entry point fails to build: ip.NewChecker([]) -> "no trusted IPs provided"
+    with pytest.raises(StaticConfigError) as err:
+        load_static(["--entrypoints.web.address=:80", *flags], {}, search_dirs=[])
+    assert str(err.value).startswith("entryPoints.web.proxyProtocol.trustedIPs: required")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("section", ["{}", "{trustedIPs: []}", "{insecure: false}"])
+def test_an_empty_section_in_a_file_stops_the_start(tmp_path, section):
+    cfg = tmp_path / "traefik.yml"
+    cfg.write_text(f"entryPoints:\n  web:\n    address: ':80'\n    proxyProtocol: {section}\n")
+    with pytest.raises(StaticConfigError) as err:
+        load_static([], {}, config_file=str(cfg))
+    assert err.value.key == "entryPoints.web.proxyProtocol.trustedIPs"
 
 
 def test_trusted_ips_and_insecure():
@@ -59,3 +81,13 @@ def test_bad_values_stop_the_start_naming_the_key(flag, key):
     with pytest.raises(StaticConfigError) as err:
         load_static(["--entrypoints.web.address=:80", flag], {}, search_dirs=[])
     assert key in str(err.value)
+
+
+def test_a_udp_entry_point_ignores_it_as_traefik_does():
+    # Traefik builds no PROXY listener for UDP: nothing to refuse, the key is warned as ignored
+    flags = ["--entrypoints.dns.address=:53/udp", "--entrypoints.dns.proxyprotocol"]
+    static = load_static(flags, {}, search_dirs=[])
+    (ep,) = static.entry_points
+    assert ep.proxy_protocol is None
+    ignored = "entryPoints.dns.proxyProtocol has no effect on a UDP entry point"
+    assert any(ignored in w for w in static.warnings)
