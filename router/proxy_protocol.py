@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.headers import TrustedNetworks
-from router.readiness import readable
+from router.readiness import peer_done_sending, readable, set_rcvlowat
 
 __all__ = [
     "V1_MAX",
@@ -143,7 +143,7 @@ def decode(data: bytes) -> Header | int | None:
     return None
 
 
-def signature_seen(data: bytes) -> bool:
+def _signature_seen(data: bytes) -> bool:
     """Whether ``data`` holds a whole signature (so every byte up to the header's end is the header's)."""
     return data.startswith(V1_SIGNATURE) or data.startswith(V2_SIGNATURE)
 
@@ -239,55 +239,81 @@ def _decode_v2(data: bytes) -> Header | int:
 async def read_header(
     conn: socket.socket, loop: asyncio.AbstractEventLoop, timeout: float | None
 ) -> Header | None:
-    """The PROXY header at the start of ``conn`` (non-blocking, just accepted), taken out of the socket;
-    None when the client's first bytes are not one (nothing is taken then). Raises
+    """The PROXY header at the start of ``conn`` (non-blocking, just accepted, a TCP socket), taken out of
+    the socket; None when the client's first bytes are not one (nothing is taken then). Raises
     :class:`ProxyHeaderError` for a malformed header, a close before its end, or no decision within
     ``timeout`` seconds (None: no deadline).
 
-    Bytes are peeked: once a whole signature is seen every byte up to the header's end is the header's,
-    so what has come is taken (``recv``) and readiness means new bytes. Before that (a client whose first
-    segment is a lone ``P`` or ``\\r``) peeked bytes keep the socket readable, so it is re-peeked on a
-    timer backing off from 2 to 50 ms: bounded by the deadline, never a busy loop."""
+    Bytes are peeked, and the loop waits in the kernel, never on a timer (router.readiness): until the
+    signature is complete (a client whose first segment is a lone ``P`` or ``\\r``) the peeked bytes stay
+    queued, so the socket's low-water mark is raised to the signature's length and it turns readable
+    once, when the signature can be told; readable with nothing new means the peer stopped sending (FIN
+    or reset: refused at once). Once a whole signature is seen every byte up to the header's end is the
+    header's, so what has come is taken (``recv``) and readiness means new bytes; a v2 header, whose
+    length is announced, is waited for whole. The mark is put back to 1 before the socket is handed on.
+    Where the system refuses the mark, or wakes early, bytes before the signature's end are re-peeked on
+    a timer backing off from 2 to 50 ms: bounded by the deadline, never a busy loop."""
     deadline = None if not timeout else loop.time() + timeout
+    fd = conn.fileno()
     taken = b""  # header bytes already taken from the socket
     want = _V2_FIXED  # enough to tell either version and read a v2 length
+    seen = 0  # bytes peeked (not taken) and found too few to tell
+    level = 1  # the socket's low-water mark
+    in_kernel = True  # False once the system refuses the mark
     delay = 0.002
-    while True:
-        try:
-            ahead: bytes | None = conn.recv(want - len(taken), socket.MSG_PEEK)
-        except BlockingIOError:
-            ahead = None
-        drained = True
-        if ahead is not None:
-            if not ahead:
-                raise ProxyHeaderTimeout("connection closed before its PROXY header ended")
-            data = taken + ahead
-            found = decode(data)
-            if found is None:
-                return None
-            if isinstance(found, Header):
-                _take(conn, found.length - len(taken))
-                return found
-            if found > want:
-                full = len(ahead) == want - len(taken)
-                want = found
-                if full:  # more may be there already
-                    continue
-            if signature_seen(data):
-                taken += _take(conn, len(ahead))
+    try:
+        while True:
+            try:
+                ahead: bytes | None = conn.recv(want - len(taken), socket.MSG_PEEK)
+            except BlockingIOError:
+                ahead = None
+            mark = 1  # nothing peeked is left queued: any new byte is worth a look
+            if ahead is not None:
+                if not ahead:
+                    raise ProxyHeaderTimeout("connection closed before its PROXY header ended")
+                data = taken + ahead
+                found = decode(data)
+                if found is None:
+                    return None
+                if isinstance(found, Header):
+                    _take(conn, found.length - len(taken))
+                    return found
+                if found > want:
+                    full = len(ahead) == want - len(taken)
+                    want = found
+                    if full:  # more may be there already
+                        continue
+                if _signature_seen(data):
+                    taken += _take(conn, len(ahead))
+                    if data[:1] == V2_SIGNATURE[:1]:
+                        mark = want - len(taken)  # the rest of the header (or of its fixed part)
+                elif len(ahead) > seen:
+                    seen = len(ahead)
+                    mark = len(V1_SIGNATURE if data[:1] == V1_SIGNATURE[:1] else V2_SIGNATURE)
+                elif peer_done_sending(fd):
+                    raise ProxyHeaderTimeout("connection closed before its PROXY header ended")
+                else:
+                    mark = 0  # readable with nothing new (memory pressure): re-peek on a timer
+            if mark and mark != level and in_kernel:
+                in_kernel = set_rcvlowat(conn, mark)
+                level = mark if in_kernel else level
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                in_time = False
+            elif mark == level or not seen or taken:  # the kernel tells when there is something to see
+                in_time = await readable(loop, fd, remaining)
             else:
-                drained = False
-        remaining = None if deadline is None else deadline - loop.time()
-        if drained:
-            in_time = (remaining is None or remaining > 0) and await readable(loop, conn.fileno(), remaining)
-        else:
-            in_time = remaining is None or remaining > 0
-            if in_time:
                 await asyncio.sleep(delay if remaining is None else min(delay, remaining))
                 delay = min(delay * 2, 0.05)
-        if not in_time:
-            late = ProxyHeaderTimeout if taken or ahead else ProxyHeaderSilence
-            raise late("PROXY header not received in time")
+                in_time = True
+            if not in_time:
+                late = ProxyHeaderTimeout if taken or seen else ProxyHeaderSilence
+                raise late("PROXY header not received in time")
+    finally:
+        # Unguarded on purpose: should this fail, the OSError makes the entry point close the connection
+        # rather than hand on a socket that would look idle until the mark is reached.
+        if level != 1:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
 
 def _take(conn: socket.socket, n: int) -> bytes:

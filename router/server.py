@@ -11,7 +11,6 @@ import asyncio
 import inspect
 import logging
 import os
-import select
 import socket
 import ssl
 from collections.abc import Mapping
@@ -34,7 +33,9 @@ from router.proxy_protocol import (
     accept_header,
     peer_address,
 )
+from router.readiness import peer_done_sending as _peer_done_sending
 from router.readiness import readable as _readable
+from router.readiness import set_rcvlowat as _set_rcvlowat
 from router.tcp.postgres import SSL_REQUEST, STARTTLS_REPLY, opens_with_ssl_request
 from router.tcp.relay import Relay
 from router.tcp.rules import ConnInfo
@@ -137,37 +138,6 @@ class _ChallengeProtocol(asyncio.Protocol):
         self._timer.cancel()
 
 
-def _set_rcvlowat(conn: socket.socket, n: int) -> bool:
-    """Make ``conn`` readable only once ``n`` bytes are queued; False where the system refuses.
-
-    Linux (since 2.6.28) and the BSDs honour the mark in poll, epoll and kqueue, so uvloop's readiness
-    follows it too. ``n`` is at most one TLS record (16389 bytes), far below the default receive buffer,
-    so the kernel has no reason to grow the buffer or clamp the window for it."""
-    option = getattr(socket, "SO_RCVLOWAT", None)
-    if option is None:
-        return False
-    try:
-        conn.setsockopt(socket.SOL_SOCKET, option, n)
-    except OSError:
-        return False
-    return True
-
-
-def _peer_done_sending(fd: int) -> bool:
-    """Whether the peer has shut its side down (FIN) or reset the connection.
-
-    Both make a socket readable whatever its low-water mark, and a peeker never sees the end of the
-    stream (the queued bytes stay, so ``recv`` keeps returning them, never b""): waiting on readiness
-    again would spin. Only Linux tells without consuming anything (POLLRDHUP); elsewhere this answers
-    False and the caller re-peeks on a timer."""
-    rdhup = getattr(select, "POLLRDHUP", 0)
-    if not rdhup or not hasattr(select, "poll"):
-        return False
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | rdhup)
-    return any(events & (rdhup | select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
-
-
 def _normalize_sni(name: str | None) -> str:
     return name.strip().rstrip(".").lower() if name else ""
 
@@ -224,12 +194,6 @@ class EntryPointServer:
         # proxyProtocol: whose PROXY header gives the client address (None: headers are not read here)
         pp = ep.proxy_protocol
         self.proxy_trust = TrustedNetworks(pp.trusted_ips, pp.insecure) if pp is not None else None
-        if pp is not None and not self.proxy_trust:
-            log.warning(
-                "entrypoint %s: proxyProtocol has no trustedIPs and insecure is false: a connection that "
-                "sends a PROXY header is refused from every peer",
-                self.name,
-            )
         self._challenge_contexts: LRUCache[CertKeyPair, ssl.SSLContext] = LRUCache(maxsize=32)
         self._sockets: list[socket.socket] = []
         self._dispatching: set[asyncio.Task[None]] = set()
