@@ -12,7 +12,7 @@ a qualified one (``auth@docker``) into another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
@@ -225,6 +225,27 @@ class Service:
     static: StaticFiles | None = None
     mirroring: Mirroring | None = None
     failover: Failover | None = None
+
+
+def service_children(svc: Service) -> tuple[str, ...]:
+    """The services a service is made of, by name: a ``weighted`` service's children, a ``mirroring``
+    service's main service then its mirrors, a ``failover``'s main service then its fallback; none for a
+    load balancer or static files. The one list that reference warnings, the compile's checks (cycles,
+    serversTransports) and the balancers' builders walk."""
+    if svc.weighted is not None:
+        return tuple(ref.name for ref in svc.weighted.services)
+    if svc.mirroring is not None:
+        return (svc.mirroring.service, *(ref.name for ref in svc.mirroring.mirrors))
+    if svc.failover is not None:
+        return (svc.failover.service, svc.failover.fallback)
+    return ()
+
+
+def cycle_message(resolving: Sequence[str], again: str) -> str:
+    """Why services made of each other are left out, in one wording wherever the cycle is found:
+    ``services form a cycle: a -> b -> a`` (``resolving``: the services being built, outermost first;
+    ``again``: the one met a second time)."""
+    return "services form a cycle: " + " -> ".join([*resolving[list(resolving).index(again) :], again])
 
 
 @dataclass(frozen=True, slots=True)

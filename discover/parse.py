@@ -26,10 +26,10 @@ from discover.model import (
     Router,
     RouterTLS,
     ServersTransport,
-    Service,
     TLSConfig,
     frozen_map,
     idle_conns_per_host,
+    service_children,
 )
 from discover.model_tcp import TCPConfig
 from discover.model_udp import UDPConfig
@@ -360,23 +360,14 @@ def check_references(cfg: DynamicConfig) -> list[str]:
                 f"http.services.{name}.loadBalancer.serversTransport: serversTransport {transport!r} is not "
                 "defined; the service will not be served"
             )
-        for kind, refs in _service_references(s):
-            for ref in refs:
-                if "@" not in ref and ref not in cfg.services:
-                    warnings.append(f"http.services.{name}.{kind}: service {ref!r} is not defined")
+        kind = next((k for k in _COMPOSITE if getattr(s, k) is not None), "")
+        for ref in service_children(s):
+            if "@" not in ref and ref not in cfg.services:
+                warnings.append(f"http.services.{name}.{kind}: service {ref!r} is not defined")
     return warnings
 
 
-def _service_references(s: Service) -> list[tuple[str, tuple[str, ...]]]:
-    """(section, names of the services it references) of a weighted, mirroring or failover service."""
-    if s.weighted is not None:
-        return [("weighted", tuple(ref.name for ref in s.weighted.services))]
-    if s.mirroring is not None:
-        m = s.mirroring
-        return [("mirroring", (m.service, *(r.name for r in m.mirrors)))]
-    if s.failover is not None:
-        return [("failover", (s.failover.service, s.failover.fallback))]
-    return []
+_COMPOSITE = ("weighted", "mirroring", "failover")  # the sections of services made of services
 
 
 def parse_dynamic_with_warnings(

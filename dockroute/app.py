@@ -50,7 +50,6 @@ from router.api.state import ApiState
 from router.compile import Compiled, compile_config, logged_once
 from router.healthcheck import HealthChecker
 from router.metrics_sources import open_connection_rows, server_up_rows
-from router.mirroring import cancel_copies
 from router.proxy import EntryPointHandler
 from router.server import EntryPointServer
 from router.tcp.compile import compile_tcp_beside
@@ -527,7 +526,6 @@ class App:
         if self._build_task is not None:
             self._build_task.cancel()  # a build in the thread finishes on its own; its result is dropped
         self._builder.shutdown(wait=False, cancel_futures=True)
-        cancel_copies()  # mirrored copies still waiting on a mirror: nobody reads their answers
         await self.health.stop()
         self.pool.close()
         if self.access_log is not None:

@@ -16,7 +16,7 @@ from router.balancer import ServiceBalancer, WeightedBalancer
 from router.exchange import Handler
 from router.internal import InternalTarget
 from router.middlewares import BuildContext, Built, build_chain, split
-from router.mirroring import MirroringTarget, Mirrors
+from router.mirroring import InFlight, MirroringTarget, Mirrors
 from router.settings import EntryPoint
 from router.static import StaticError, build_static
 from router.targets import MiddlewareTarget, ServiceTarget
@@ -77,8 +77,20 @@ class Chains:
             if isinstance(target, str):
                 return target
             mirrors[ref.name] = target
-        state = self.shared.setdefault(("mirroring", service), Mirrors(service, spec))
+        state = self.shared.get(("mirroring", service))
+        if state is None:
+            state = self.shared[("mirroring", service)] = Mirrors(service, spec, self._in_flight(service))
         return MirroringTarget(router, service, main, mirrors, state)
+
+    def _in_flight(self, service: str) -> InFlight:
+        """The copies in flight of mirroring service ``service``, carried over from the previous compile
+        (in ``built``, under a key no middleware has): copies still waiting on a slow mirror keep counting
+        against the bounds after a reload, instead of a fresh count letting as many more pile up."""
+        key = (service, ("mirroring",), -1)
+        old = (self.previous or {}).get(key)
+        flight = old[2] if old is not None and isinstance(old[2], InFlight) else InFlight(service)
+        self.built[key] = ("mirroring", None, flight)
+        return flight
 
     def targets(self, router: Router, entry_points: list[EntryPoint]) -> dict[str, Any] | str:
         """Entry point name → the router's target there; or why the router cannot be served at all. An

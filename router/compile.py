@@ -16,7 +16,14 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from discover.model import DEFAULT_TLS_OPTIONS, DynamicConfig, Router, RouterTLS, qualify_options
+from discover.model import (
+    DEFAULT_TLS_OPTIONS,
+    DynamicConfig,
+    Router,
+    RouterTLS,
+    qualify_options,
+    service_children,
+)
 from router.balancer import ServiceBalancer, WeightedBalancer, build_balancers
 from router.chains import Built, Chains
 from router.exchange import Handler
@@ -51,7 +58,8 @@ class Compiled:
     # router name → the entry points it is routed on (existing ones only; absent when not routed)
     entry_points: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # the middlewares built for each (router, middleware): the next compile reuses those whose options
-    # did not change, with their state (rate-limit buckets, circuit breakers)
+    # did not change, with their state (rate-limit buckets, circuit breakers); and each mirroring
+    # service's copies in flight (router.chains.Chains.mirroring), counted on across reloads
     middlewares: Built = field(default_factory=dict)
     # the lines this compile logged (the next compile logs only new ones: see _Repeats)
     logged: frozenset[str] = frozenset()
@@ -493,10 +501,7 @@ def _missing_transport(name: str, cfg: DynamicConfig, seen: tuple[str, ...]) -> 
         t = svc.load_balancer.servers_transport
         missing = t and t != DEFAULT_TRANSPORT and t not in cfg.servers_transports
         return (name, t) if missing and t else None
-    children = [c.name for c in svc.weighted.services] if svc.weighted is not None else []
-    if svc.failover is not None:
-        children = [svc.failover.service, svc.failover.fallback]
-    for child in children:
+    for child in service_children(svc):
         found = _missing_transport(child, cfg, (*seen, name))
         if found is not None:
             return found

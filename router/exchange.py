@@ -238,14 +238,7 @@ class Exchange:
         parts: list[bytes] = []
         size = 0
         content = self.request.content
-        if (
-            not content.is_eof()
-            and self.msg.version[1] == 1
-            and self.msg.headers.get("Expect", "").lower() == "100-continue"
-            and not self.transport.is_closing()
-        ):
-            # The client waits for this before sending its body (Go sends it on the first read too).
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self._continue(content)
         with paced(self.ep.read_timeout, content) as pace:
             while True:
                 data = await content.readany()
@@ -260,6 +253,43 @@ class Exchange:
         self.body = b"".join(parts)
         return self.body
 
+    async def read_body_upto(self, limit: int) -> bool:
+        """Buffer the request body in ``body`` if it ends within ``limit`` bytes (True); else put what was
+        read back in front of the rest of the client's body, which then streams on to the service (False,
+        ``body`` stays None). Memory holds at most ``limit`` bytes and one read, whatever the body's length:
+        for a body of unknown length (chunked) that must be buffered only when it is small (``buffering``
+        without a maximum, ``mirroring``'s ``maxBodySize``). Read within readTimeout and at
+        :mod:`router.body_pace`'s minimum pace."""
+        if self.body is not None:
+            return len(self.body) <= limit
+        parts: list[bytes] = []
+        size = 0
+        content = self.request.content
+        self._continue(content)
+        with paced(self.ep.read_timeout, content) as pace:
+            while True:
+                data = await content.readany()
+                if not data:
+                    self.body = b"".join(parts)
+                    return True
+                parts.append(data)
+                size += len(data)
+                pace.received = size
+                if size > limit:
+                    self.request = _Request(self.request, _Replay(content, parts))
+                    return False
+
+    def _continue(self, content: Any) -> None:
+        """Send ``100 Continue`` to a client that waits for it before sending its body (Go's server sends
+        it on the first read of the body too)."""
+        if (
+            not content.is_eof()
+            and self.msg.version[1] == 1
+            and self.msg.headers.get("Expect", "").lower() == "100-continue"
+            and not self.transport.is_closing()
+        ):
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def release(self) -> None:
         """Drop what makes reference cycles (the sinks hold the exchange) once the request is over: the
         process tunes the cyclic garbage collector down for speed, so an exchange must be freed by
@@ -271,6 +301,33 @@ class Exchange:
     def started(self) -> bool:
         """Whether an answer has reached the client (a head was written): too late to answer otherwise."""
         return self.client_sink.started
+
+
+class _Replay:
+    """``request.content`` giving back the bytes already read, then the rest of the client's body."""
+
+    def __init__(self, content: Any, parts: list[bytes]) -> None:
+        self._content = content
+        self._parts = parts
+
+    async def readany(self) -> bytes:
+        if self._parts:
+            return self._parts.pop(0)
+        return await self._content.readany()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._content, name)
+
+
+class _Request:
+    """The client's request with its body stream replaced by a :class:`_Replay`."""
+
+    def __init__(self, request: Any, content: _Replay) -> None:
+        self._request = request
+        self.content = content
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
 
 
 class TransportSink(Sink):

@@ -38,17 +38,12 @@ class FailoverBalancer:
         self.fallback = fallback
         self._fallback_checked = spec.health_check  # Traefik tracks the fallback's status only then
 
-    def main_up(self) -> bool:
-        """The main service has a server that can take a request (its health status is UP)."""
-        return bool(self.main.has_available())
-
-    def fallback_up(self) -> bool:
-        """The fallback counts as up: always, unless the failover's own healthCheck follows it."""
-        return not self._fallback_checked or bool(self.fallback.has_available())
-
     def pick_child(self, cookies: Mapping[str, str] | None = None) -> Any:
-        """The main service while it is up, else the fallback; ``None`` (503) when the fallback's health
-        is followed and it is down too."""
+        """The main service while it is up, else the fallback; ``None`` (503 at once) when the fallback's
+        health is followed (``healthCheck: {}``) and it is down too. Without ``healthCheck``, Traefik never
+        tracks the fallback's status: the fallback is tried whatever its health, so its own balancer
+        answers (a 502 naming why when its servers are known unreachable, say, where the checked
+        failover answers 503)."""
         if self.main.has_available():
             return self.main
         if not self._fallback_checked or self.fallback.has_available():
@@ -56,15 +51,21 @@ class FailoverBalancer:
         return None
 
     def has_available(self) -> bool:
+        """Some server below can take a request now: what a parent (weighted, failover) asks first."""
         return bool(self.main.has_available() or self.fallback.has_available())
 
     def has_healthy(self) -> bool:
+        """Some server below passes its active check (it may be passively out): a parent's second
+        choice when no child has an available server."""
         return bool(self.main.has_healthy() or self.fallback.has_healthy())
 
     def has_fallback(self) -> bool:
+        """Every server below is known unreachable but one passes its check: a parent's last choice,
+        answered 502 with the reason."""
         return bool(self.main.has_fallback() or self.fallback.has_fallback())
 
     def set_cookie_header(self, child: Any) -> str | None:
+        """No ``Set-Cookie`` of its own: Traefik's failover has no sticky cookie."""
         return None
 
 

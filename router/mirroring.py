@@ -13,11 +13,14 @@ Traefik's behaviour, kept:
   limit) goes to the main service whole and the request is not mirrored;
 - a mirror's answer is read and dropped; a dead, failing or hanging mirror changes nothing for the client.
 
-Dockroute's own bounds: the copies of a mirroring service run in background tasks, at most
-:data:`MAX_PENDING` at a time; a copy that would exceed it is dropped (a warning names the service, once
-per overflow), so a mirror that hangs cannot grow memory or tasks without end. The copies still running
-at shutdown are cancelled (:func:`cancel_copies`). A WebSocket upgrade is not mirrored (a tunnel is not
-a request to copy).
+Dockroute's own bounds, per mirroring service: its copies run in background tasks, at most
+:data:`MAX_PENDING` at a time and holding at most :data:`MAX_PENDING_BYTES` of request bodies; a copy that
+would exceed either is dropped (one warning per episode names the service, and one line says how many
+were dropped once the copies in flight fell back to half the bound). That accounting (:class:`InFlight`) is
+carried over reloads by service name, so copies still waiting on a hanging mirror count against the new
+configuration's bound too. Each copy ends after :data:`COPY_DEADLINE` seconds (or the mirror's
+``responseHeaderTimeout`` when longer), so a mirror that hangs holds nothing for ever. A WebSocket upgrade
+is not mirrored (a tunnel is not a request to copy).
 
 A mirroring service is a *target* (:mod:`router.targets`), not a balancer: a router's requests reach it, it
 hands them to its main service's target. A route to another service never meets this module.
@@ -27,11 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from discover.model import Mirroring, Service
+from discover.model import Mirroring, Service, cycle_message, service_children
 from router.exchange import Exchange, Headers, Sink
 from router.replies import Sent
 from router.rules import RequestInfo
@@ -40,25 +43,83 @@ from router.targets import MiddlewareTarget
 if TYPE_CHECKING:
     from router.proxy import EntryPointHandler
 
-__all__ = ["MAX_PENDING", "MirroringTarget", "Mirrors", "cancel_copies", "check_mirroring"]
+__all__ = [
+    "COPY_DEADLINE",
+    "MAX_PENDING",
+    "MAX_PENDING_BYTES",
+    "InFlight",
+    "MirroringTarget",
+    "Mirrors",
+    "check_mirroring",
+]
 
 log = logging.getLogger("dockroute.mirroring")
 _compile_log = logging.getLogger("dockroute.router")  # the compile's: a line is not repeated per reload
 
 MAX_PENDING = 256  # copies of one mirroring service in flight at once; more are dropped
-
-_TASKS: set[asyncio.Task[None]] = (
-    set()
-)  # every copy in flight: held (asyncio keeps weak ones) and cancellable
+MAX_PENDING_BYTES = 64 << 20  # bytes of request bodies those copies may hold; more are dropped
+COPY_DEADLINE = 30.0  # seconds a copy may take at one mirror (its longer responseHeaderTimeout wins)
 
 
-def cancel_copies() -> None:
-    """Cancel the copies still in flight (shutdown): nobody waits for a mirror's answer."""
-    for task in list(_TASKS):
-        task.cancel()
+class InFlight:
+    """The copies of one mirroring service in flight: how many, the bytes of bodies they hold, their tasks
+    (held: asyncio keeps only weak references). One per service name, carried over reloads
+    (:meth:`router.chains.Chains.mirroring`)."""
+
+    __slots__ = ("service", "count", "bytes", "tasks", "dropped", "dropping")
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.count = 0
+        self.bytes = 0
+        self.tasks: dict[asyncio.Task[None], int] = {}  # task -> the body bytes it holds
+        self.dropped = 0  # copies dropped in this saturation episode
+        self.dropping = False
+
+    def launch(self, copies: Callable[[], Coroutine[Any, Any, None]], size: int) -> None:
+        """Run ``copies`` (holding ``size`` bytes of body) in the background, unless :data:`MAX_PENDING`
+        copies or :data:`MAX_PENDING_BYTES` are already in flight: then it is dropped, counted."""
+        if self.count >= MAX_PENDING or self.bytes + size > MAX_PENDING_BYTES:
+            self.dropped += 1
+            if not self.dropping:
+                self.dropping = True
+                log.warning(
+                    "service %s: %d mirrored requests (%d bytes of bodies) still in flight (a mirror is slow "
+                    "or hangs); copies are dropped until they finish",
+                    self.service,
+                    self.count,
+                    self.bytes,
+                )
+            return
+        self.count += 1
+        self.bytes += size
+        task = asyncio.get_running_loop().create_task(copies())
+        self.tasks[task] = size
+        task.add_done_callback(self._done)
+        if self.dropping:
+            self._calm()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.count -= 1
+        self.bytes -= self.tasks.pop(task, 0)
+        if self.dropping:
+            self._calm()
+
+    def _calm(self) -> None:
+        """End a saturation episode once the copies in flight fell back to half the bounds: one line then,
+        not one per copy finishing or dropped while a slow mirror keeps the service at its bound."""
+        if self.count <= MAX_PENDING // 2 and self.bytes <= MAX_PENDING_BYTES // 2:
+            log.warning(
+                "service %s: mirrors caught up; %d copies were dropped meanwhile", self.service, self.dropped
+            )
+            self.dropping = False
+            self.dropped = 0
 
 
 class _Mirror:
+    """One mirror of a mirroring service in one configuration: its share, and the copies it had so far
+    (Traefik's counting, :meth:`Mirrors.active`)."""
+
     __slots__ = ("name", "percent", "count")
 
     def __init__(self, name: str, percent: int) -> None:
@@ -68,16 +129,16 @@ class _Mirror:
 
 
 class Mirrors:
-    """The state of one mirroring service, shared by every router using it (as Traefik's one handler per
-    service): the request counter, each mirror's copies so far, the copies in flight."""
+    """The state of one mirroring service in one configuration, shared by every router using it (as
+    Traefik's one handler per service): the request counter and each mirror's copies so far (they start
+    again at a reload, as Traefik's); ``flight``, the copies in flight, outlives the configuration."""
 
-    def __init__(self, service: str, spec: Mirroring) -> None:
+    def __init__(self, service: str, spec: Mirroring, flight: InFlight | None = None) -> None:
         self.service = service
         self.spec = spec
         self.mirrors = tuple(_Mirror(m.name, m.percent) for m in spec.mirrors if m.percent > 0)
         self.total = 0
-        self.pending = 0
-        self.dropping = False
+        self.flight = flight if flight is not None else InFlight(service)
 
     def active(self) -> list[str] | None:
         """The mirrors this request is copied to (Traefik's ``getActiveMirrors``), or None: none."""
@@ -91,28 +152,6 @@ class Mirrors:
                     out = []
                 out.append(m.name)
         return out
-
-    def launch(self, copies: Callable[[], Awaitable[None]]) -> None:
-        """Run ``copies`` in the background unless :data:`MAX_PENDING` are already in flight."""
-        if self.pending >= MAX_PENDING:
-            if not self.dropping:
-                self.dropping = True
-                log.warning(
-                    "service %s: %d mirrored requests still in flight (a mirror is slow or hangs); "
-                    "copies are dropped until they finish",
-                    self.service,
-                    MAX_PENDING,
-                )
-            return
-        self.dropping = False
-        self.pending += 1
-        task = asyncio.get_running_loop().create_task(copies())
-        _TASKS.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.pending -= 1
-        _TASKS.discard(task)
 
 
 class MirroringTarget:
@@ -158,41 +197,64 @@ class MirroringTarget:
 
     async def _mirrored(self, names: list[str], ex: Exchange) -> None:
         spec = self.state.spec
-        msg = ex.msg
-        if msg.upgrade:
+        if ex.msg.upgrade or (spec.mirror_body and not await self._buffered(ex)):
             await self.main.serve(ex)
             return
-        if spec.mirror_body and ex.body is None and _has_body(msg):
-            limit = spec.max_body_size
-            length = msg.headers.get("Content-Length")
-            if limit >= 0 and length is not None and length.isdigit() and int(length) > limit:
-                log.debug("service %s: body over maxBodySize, not mirrored", self.service)
-                await self.main.serve(ex)
-                return
-            body = await ex.read_body()  # the whole body, as Traefik buffers it (chunked: measured here)
-            if limit >= 0 and body is not None and len(body) > limit:
-                log.debug("service %s: body over maxBodySize, not mirrored", self.service)
-                await self.main.serve(ex)
-                return
-        await self.main.serve(ex)
+        await self.main.serve(ex)  # the copies leave after the main answer is over, as Traefik's
         copy = _Copy(ex, spec.mirror_body)
-        self.state.launch(partial(self._copies, names, copy))
+        self.state.flight.launch(partial(self._copies, names, copy), len(copy.body))
+
+    async def _buffered(self, ex: Exchange) -> bool:
+        """Whether the body is held whole in ``ex.body`` within ``maxBodySize`` (or there is none), so the
+        copies can carry it. Over the limit, what was read is put back and the body streams on to the main
+        service (:meth:`Exchange.read_body_upto`): memory never holds more than the limit, whatever the
+        body's length (a chunked one included), as Traefik's reader stops at the limit too."""
+        limit = self.state.spec.max_body_size
+        if ex.body is not None:  # an earlier middleware buffered it
+            ok = limit < 0 or len(ex.body) <= limit
+        elif not _has_body(ex.msg):
+            return True
+        elif limit < 0:
+            await ex.read_body()  # no limit: the whole body, as Traefik buffers it
+            return True
+        else:
+            length = ex.msg.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                ok = False
+            else:
+                ok = await ex.read_body_upto(limit)
+        if not ok:
+            log.debug("service %s: body over maxBodySize, not mirrored", self.service)
+        return ok
 
     async def _copies(self, names: list[str], copy: _Copy) -> None:
-        """Send the copy to each mirror in turn, answers dropped; a failing mirror is only logged (debug)."""
+        """Send the copy to each mirror in turn, answers dropped, each within its deadline; a failing mirror
+        is only logged (debug)."""
         for name in names:
             target = self.mirrors.get(name)
             if target is None:
                 continue
             ex = copy.exchange(self.router)
             try:
-                await target.serve(ex)
+                async with asyncio.timeout(_deadline(ex, target)):
+                    await target.serve(ex)
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                log.debug("service %s: mirror %s took too long; its copy was given up", self.service, name)
             except Exception as exc:  # a mirror never fails anything but its own copy
                 log.debug("service %s: mirror %s failed: %s", self.service, name, exc)
             finally:
                 ex.release()  # its sinks hold it: freed now, not by the (tuned down) cyclic GC
+
+
+def _deadline(ex: Exchange, target: Any) -> float:
+    """How long a copy may take at mirror ``target``: :data:`COPY_DEADLINE`, or the ``responseHeaderTimeout``
+    of the mirror's serversTransport when that is longer (a load balancer mirror; others: the default)."""
+    servers = getattr(getattr(target, "balancer", None), "servers", None)
+    if not servers:
+        return COPY_DEADLINE
+    return max(COPY_DEADLINE, ex.ep.pool.settings_for(servers[0].key[3]).response_header_timeout)
 
 
 def _has_body(msg: Any) -> bool:
@@ -289,16 +351,14 @@ def _check(
     """Whether mirroring service ``name`` can be served (memoised in ``state``), depth first."""
     if name in state:
         return state[name]
-    spec = services[name].mirroring
-    assert spec is not None
     resolving.append(name)
     why = None
-    for role, child in (("service", spec.service), *(("mirror", m.name) for m in spec.mirrors)):
+    for i, child in enumerate(service_children(services[name])):
+        role = "mirror" if i else "service"  # the main service first, then the mirrors
         svc = services.get(child)
         if svc is not None and svc.mirroring is not None:
             if child in resolving:
-                cycle = " -> ".join([*resolving[resolving.index(child) :], child])
-                why = f"mirroring services form a cycle: {cycle}"
+                why = cycle_message(resolving, child)
             elif not _check(child, services, usable, errors, state, resolving):
                 why = f"its {role} {child} is left out"
         elif svc is None:

@@ -249,14 +249,19 @@ def _mirroring_json(m: Mirroring, provider: str) -> Json:
         "mirrorBody": m.mirror_body,
         "maxBodySize": m.max_body_size,
     }
-    if m.mirrors:
-        out["mirrors"] = [{"name": unqualify(r.name, provider), "percent": r.percent} for r in m.mirrors]
+    if m.mirrors:  # ``percent`` is omitted when 0, as Traefik's ``omitempty``
+        out["mirrors"] = [
+            {"name": unqualify(r.name, provider), **({"percent": r.percent} if r.percent else {})}
+            for r in m.mirrors
+        ]
     if m.health_check:
         out["healthCheck"] = {}
     return out
 
 
 def _failover_json(f: Failover, provider: str) -> Json:
+    """A failover service as Traefik's API shows it: its two services, named as in their provider, and
+    ``healthCheck: {}`` when set (Traefik's empty struct)."""
     out: Json = {"service": unqualify(f.service, provider), "fallback": unqualify(f.fallback, provider)}
     if f.health_check:
         out["healthCheck"] = {}

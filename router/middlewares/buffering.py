@@ -15,43 +15,13 @@ bounded by the options either way. ``retryExpression`` is refused (use ``retry``
 
 from __future__ import annotations
 
-from typing import Any
-
 from discover.middlewares.resilience import MEM_BODY_DEFAULT, Buffering
-from router.body_pace import paced
 from router.exchange import Exchange, Handler, Headers, PassSink, Sink, answer
 from router.middlewares import BuildContext, MiddlewareError
 
 __all__ = ["build"]
 
 _BODYLESS = frozenset({204, 304})
-
-
-class _Replay:
-    """``request.content`` giving back the bytes already read, then the rest of the client's body."""
-
-    def __init__(self, content: Any, parts: list[bytes]) -> None:
-        self._content = content
-        self._parts = parts
-
-    async def readany(self) -> bytes:
-        if self._parts:
-            return self._parts.pop(0)
-        return await self._content.readany()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._content, name)
-
-
-class _Request:
-    """The client's request with its body stream replaced by a :class:`_Replay`."""
-
-    def __init__(self, request: Any, content: _Replay) -> None:
-        self._request = request
-        self.content = content
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._request, name)
 
 
 async def _read_request(ex: Exchange, limit: int, mem: int) -> bool:
@@ -74,29 +44,8 @@ async def _read_request(ex: Exchange, limit: int, mem: int) -> bool:
         if declared <= mem:
             await ex.read_body()
         return True  # longer than the memory threshold: streamed on
-    await _read_chunked(ex, mem)
+    await ex.read_body_upto(mem)  # buffered if it ends within mem bytes, else streamed on
     return True
-
-
-async def _read_chunked(ex: Exchange, mem: int) -> None:
-    """A chunked body of unknown length with no maximum: buffered if it ends within ``mem`` bytes,
-    else what was read is put back in front of the rest and the whole is streamed on. Read within
-    readTimeout and at :mod:`router.body_pace`'s minimum pace."""
-    parts: list[bytes] = []
-    size = 0
-    content = ex.request.content
-    with paced(ex.ep.read_timeout, content) as pace:
-        while True:
-            data = await content.readany()
-            if not data:
-                ex.body = b"".join(parts)
-                return
-            parts.append(data)
-            size += len(data)
-            pace.received = size
-            if size > mem:
-                ex.request = _Request(ex.request, _Replay(content, parts))
-                return
 
 
 async def _too_large(ex: Exchange) -> None:

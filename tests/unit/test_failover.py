@@ -181,3 +181,21 @@ def test_a_router_to_a_failover_whose_fallback_names_a_missing_servers_transport
     merged = merge({"file": cfg(routers=routers, services=[_fo("f", "main", "b"), _lb("main", 1), backup])})
     compiled = compile_config(merged, EPS)
     assert compiled.errors["r@file"] == "service b@file uses serversTransport t@file, which does not exist"
+
+
+@pytest.mark.parametrize(("health_check", "reached"), [(False, "http://127.0.0.1:2"), (True, "503")])
+def test_a_fallback_known_unreachable_is_tried_unless_the_failover_follows_its_health(health_check, reached):
+    """Traefik tracks the fallback's status only with the failover's own ``healthCheck: {}``: without it
+    the fallback is tried whatever its state (here its server is known unreachable: the proxy answers 502
+    naming why); with it, a fallback that is down too is a 503 at once."""
+    backup = Service(
+        "backup",
+        load_balancer=LoadBalancer(
+            servers=(Server("http://127.0.0.1:2", unreachable="on another network"),),
+            health_check=HealthCheck(),
+        ),
+    )
+    services = {s.name: s for s in (_fo("f", "main", "backup", health_check), _lb("main", 1), backup)}
+    balancers = build_balancers(services)
+    balancers["main"].servers[0].healthy = False
+    assert _walk(balancers, "f") == reached

@@ -9,12 +9,13 @@ import logging
 
 import pytest
 
+import router.mirroring as mirroring
 from discover.model import LoadBalancer, Mirroring, MirrorRef, Router, Server, Service, StaticFiles, merge
 from discover.parse import check_references, parse_dynamic_with_warnings
 from discover.readers import ConfigError
 from router.compile import compile_config
 from router.exchange import Exchange, Headers
-from router.mirroring import MAX_PENDING, MirroringTarget, Mirrors, _Copy, cancel_copies
+from router.mirroring import MAX_PENDING, MAX_PENDING_BYTES, InFlight, MirroringTarget, Mirrors, _Copy
 from router.proxy import ServiceTarget
 from router.rules import RequestInfo
 from router.settings import EntryPoint
@@ -134,7 +135,7 @@ def test_nested_mirroring_services_share_no_state_but_build():
         (
             (_mirroring("m", "n"), _mirroring("n", "m")),
             {
-                "n@file": "mirroring services form a cycle: m@file -> n@file -> m@file",
+                "n@file": "services form a cycle: m@file -> n@file -> m@file",
                 "m@file": "its service n@file is left out",
             },
         ),
@@ -150,22 +151,117 @@ def test_missing_children_and_cycles_leave_it_out_with_one_error_line(caplog, se
     assert sorted(lines) == sorted(f"service {n} is left out: {w}" for n, w in why.items())
 
 
-async def test_copies_in_flight_are_bounded_and_cancelled_at_shutdown(caplog):
-    state_ = Mirrors("m", Mirroring("main", (MirrorRef("copy", 100),)))
+async def test_copies_in_flight_are_bounded_and_said_once_per_episode(caplog):
+    flight = InFlight("m")
+    gate = asyncio.Event()
+    releases: list[asyncio.Event] = []
+
+    async def hang() -> None:
+        await gate.wait()
+
+    async def one() -> None:
+        ev = asyncio.Event()
+        releases.append(ev)
+        await ev.wait()
+
+    for _ in range(MAX_PENDING):
+        flight.launch(one, 0)
+    for _ in range(50):
+        flight.launch(hang, 0)
+    await asyncio.sleep(0)
+    assert flight.count == MAX_PENDING  # the rest were dropped, with one warning
+    # A slow mirror keeps it saturated: one copy finishes, two more come, 50 times: still one line.
+    for i in range(50):
+        releases[i].set()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        flight.launch(hang, 0)
+        flight.launch(hang, 0)
+    lines = [r.getMessage() for r in caplog.records if r.name == "dockroute.mirroring"]
+    assert sum("copies are dropped" in line for line in lines) == 1
+    assert not any("caught up" in line for line in lines)
+    # Back to half the bound: the episode ends with one line counting what was dropped.
+    for ev in releases[50:]:
+        ev.set()
+    gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert flight.count == 0 and flight.bytes == 0 and not flight.tasks
+    lines = [r.getMessage() for r in caplog.records if r.name == "dockroute.mirroring"]
+    assert lines[-1] == "service m: mirrors caught up; 100 copies were dropped meanwhile"
+    assert sum("caught up" in line for line in lines) == 1
+
+
+async def test_copies_hold_at_most_the_byte_budget_of_bodies(caplog):
+    flight = InFlight("m")
     gate = asyncio.Event()
 
     async def hang() -> None:
         await gate.wait()
 
-    for _ in range(MAX_PENDING + 50):
-        state_.launch(hang)
-    await asyncio.sleep(0)
-    assert state_.pending == MAX_PENDING  # the rest were dropped, with one warning
-    assert sum("copies are dropped" in r.getMessage() for r in caplog.records) == 1
-    cancel_copies()
+    big = MAX_PENDING_BYTES // 4
+    for _ in range(6):
+        flight.launch(hang, big)
+    flight.launch(hang, 10)  # no room left for even a small body
+    assert flight.count == 4 and flight.bytes == MAX_PENDING_BYTES
+    assert "copies are dropped" in caplog.text
+    gate.set()
     for _ in range(3):
         await asyncio.sleep(0)
-    assert state_.pending == 0
+    assert flight.count == 0 and flight.bytes == 0
+    assert "3 copies were dropped" in caplog.text
+
+
+async def test_a_copy_is_given_up_after_its_deadline(monkeypatch):
+    monkeypatch.setattr(mirroring, "COPY_DEADLINE", 0.05)
+
+    class Hanging:
+        async def serve(self, copy: Exchange) -> None:
+            await asyncio.Event().wait()
+
+    state_ = Mirrors("m", Mirroring("main", (MirrorRef("copy", 100),)))
+    target = MirroringTarget("r", "m", None, {"copy": Hanging()}, state_)
+    state_.flight.launch(lambda: target._copies(["copy"], _Copy(fake_exchange("GET", "/"), True)), 0)
+    assert state_.flight.count == 1
+    for _ in range(100):
+        if not state_.flight.count:
+            break
+        await asyncio.sleep(0.01)
+    assert state_.flight.count == 0
+
+
+async def test_a_mirror_that_raises_is_logged_and_the_next_mirror_still_gets_its_copy(caplog):
+    caplog.set_level(logging.DEBUG, "dockroute.mirroring")
+    seen: list[str] = []
+
+    class Broken:
+        async def serve(self, copy: Exchange) -> None:
+            raise RuntimeError("boom")
+
+    class Fine:
+        async def serve(self, copy: Exchange) -> None:
+            seen.append(copy.target)
+
+    ex = fake_exchange("GET", "/p")
+    state_ = Mirrors("m", Mirroring("main", (MirrorRef("a", 100), MirrorRef("b", 100))))
+    target = MirroringTarget("r", "m", None, {"a": Broken(), "b": Fine()}, state_)
+    await target._copies(["a", "b"], _Copy(ex, True))
+    assert "service m: mirror a failed: boom" in caplog.text
+    assert seen == ["/p"]
+    assert ex.transport.data == b""  # the client got nothing from either
+
+
+def test_the_copies_in_flight_are_carried_over_a_reload_by_service_name():
+    services = (_mirroring("m", "main", ("copy", 50)), _lb("main"), _lb("copy"))
+    first = _compile(*services)
+    flight = _target(first).state.flight
+    flight.count = 17  # copies of the first configuration still waiting on the mirror
+    conf = merge({"file": cfg(routers=[Router("r", "PathPrefix(`/`)", "m")], services=services)})
+    second = compile_config(conf, EPS, previous=first.balancers, previous_middlewares=first.middlewares)
+    assert _target(second).state.flight is flight  # the new configuration counts them too
+    assert _target(second).state is not _target(first).state  # Traefik's counters start again
+    third = compile_config(conf, EPS, previous=second.balancers, previous_middlewares=second.middlewares)
+    assert _target(third).state.flight is flight
 
 
 async def test_the_api_shows_a_mirroring_service_as_traefik_does():
@@ -187,6 +283,17 @@ async def test_the_api_shows_a_mirroring_service_as_traefik_does():
         "mirrorBody": True,
         "maxBodySize": -1,
         "mirrors": [{"name": "two", "percent": 10}, {"name": "three@other", "percent": 15}],
+    }
+    conf["myprovider"]["services"]["mirror"] = Service(
+        "", mirroring=Mirroring("one", (MirrorRef("two", 0),), health_check=True)
+    )
+    _, _, body = await get(state(conf), "/api/http/services/mirror@myprovider")
+    assert body["mirroring"] == {  # percent 0 omitted, as Traefik's omitempty; healthCheck: {} shown
+        "service": "one",
+        "mirrorBody": True,
+        "maxBodySize": -1,
+        "mirrors": [{"name": "two"}],
+        "healthCheck": {},
     }
     assert "serverStatus" not in body
     st = state(conf, service_errors={"mirror@myprovider": "its mirror three@other does not exist"})
