@@ -91,8 +91,9 @@ class Protocol(web.RequestHandler):
         self.refused = False  # a head was over the limit: nothing more is read or handled
         self.refuse_pending = False  # ...and its 431 waits for the answer being written
         self.held = False  # reading paused until the queued request is taken (see _head_too_large)
-        # The client: set by the entry point from a trusted PROXY header before connection_made, else the
-        # socket's peer there. Read once per request (rules, X-Forwarded-For, logs, limits).
+        # The client: set by the entry point before connection_made (accept()'s peer, or a trusted PROXY
+        # header's source: router.server), looked up here only for a server used without one. Read once
+        # per request (rules, X-Forwarded-For, logs, limits).
         self.client_ip: str | None = None
         self.client_port: int | None = None
 

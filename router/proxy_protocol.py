@@ -33,7 +33,7 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from router.headers import TrustedNetworks
 from router.readiness import peer_done_sending, readable, set_rcvlowat
@@ -50,6 +50,7 @@ __all__ = [
     "accept_header",
     "decode",
     "encode",
+    "go_ip",
     "peer_address",
     "peer_ip",
     "read_header",
@@ -94,12 +95,12 @@ class Header:
     destination: tuple[str, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ClientAddress:
+class ClientAddress(NamedTuple):
     """Who a connection is from, as every part of the proxy sees it: ``ip`` as Go prints it (an IPv4 client
     of a dual-stack listener is ``a.b.c.d``, not ``::ffff:a.b.c.d``) and ``port``. ``local`` is the
     destination a trusted PROXY header named (what the client connected to); None means the socket's own
-    address (``getsockname()``)."""
+    address (``getsockname()``). A named tuple: built per connection where PROXY headers or TCP routers
+    are, it costs a fraction of a frozen dataclass (whose ``__init__`` calls ``object.__setattr__``)."""
 
     ip: str
     port: int | None
@@ -107,15 +108,26 @@ class ClientAddress:
 
 
 def peer_ip(peer: Any) -> str:
-    """The client's address as Go reports it: a dual-stack listener (``:80`` binds ``::``) sees IPv4
-    clients as ``::ffff:a.b.c.d``, which Go (so Traefik) unmaps; backends, rules, allow lists and the
-    access log see ``a.b.c.d``, as with Traefik."""
-    if not peer:
-        return ""
-    ip = peer[0]
-    if ip.startswith("::ffff:") and "." in ip:
-        return ip[7:]
-    return ip
+    """The client's address as Go reports it (:func:`go_ip`): a dual-stack listener (``:80`` binds ``::``)
+    sees IPv4 clients as ``::ffff:a.b.c.d``, which Go (so Traefik) unmaps; backends, rules, allow lists
+    and the access log see ``a.b.c.d``, as with Traefik."""
+    return go_ip(peer[0]) if peer else ""
+
+
+def go_ip(text: str) -> str:
+    """An address as Go's ``net.IP.String`` prints it: an IPv4-mapped IPv6 address as plain IPv4 (the one
+    place this is decided). A socket writes one ``::ffff:a.b.c.d``, unmapped by slicing: that is every
+    IPv4 client of a dual-stack listener, so it must cost next to nothing; :mod:`ipaddress` may write one
+    ``::ffff:c000:201`` (before Python 3.13), parsed only then."""
+    if not text.startswith("::ffff:"):
+        return text
+    if "." in text:
+        return text[7:]
+    try:
+        mapped = ipaddress.IPv6Address(text).ipv4_mapped
+    except ValueError:
+        return text
+    return text if mapped is None else str(mapped)
 
 
 def peer_address(peer: Any) -> ClientAddress:
@@ -187,20 +199,13 @@ def _v1_ip(text: str, proto: str) -> str:
         raise ProxyHeaderError(f"PROXY v1 header: bad {proto} address {text[:40]}") from None
     if proto == "TCP4" and ip.version != 4:
         raise ProxyHeaderError(f"PROXY v1 header: {text[:40]} is not an IPv4 address")
-    return _go_text(ip)
+    return go_ip(str(ip))
 
 
 def _v1_port(text: str) -> int:
     if not (0 < len(text) <= 5 and text.isascii() and text.isdigit()) or int(text) > 65535:
         raise ProxyHeaderError(f"PROXY v1 header: bad port {text[:8]}")
     return int(text)
-
-
-def _go_text(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    """An address as Go's ``net.IP.String`` prints it: an IPv4-mapped IPv6 address as plain IPv4."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
 
 
 def _decode_v2(data: bytes) -> Header | int:
@@ -230,7 +235,7 @@ def _decode_v2(data: bytes) -> Header | int:
     else:  # AF_UNIX or an unspecified family: no IP to use; TLVs (if any) are skipped
         return Header(2, total)
     sport, dport = int.from_bytes(ports[0:2], "big"), int.from_bytes(ports[2:4], "big")
-    return Header(2, total, (_go_text(src), sport), (_go_text(dst), dport))
+    return Header(2, total, (go_ip(str(src)), sport), (go_ip(str(dst)), dport))
 
 
 # -- reading from an accepted socket ---------------------------------------------------------------------
@@ -397,13 +402,11 @@ def encode(version: int, client: ClientAddress, sock_local: Any) -> bytes:
 
 
 def _parsed(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``text`` (zone dropped) as an address, an IPv4-mapped one as the IPv4 address (:func:`go_ip`)."""
     try:
-        ip = ipaddress.ip_address(text.partition("%")[0])
+        return ipaddress.ip_address(go_ip(text.partition("%")[0]))
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def _as_v6(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv6Address:

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -31,7 +31,7 @@ from router.proxy_protocol import (
     ProxyHeaderError,
     ProxyHeaderTimeout,
     accept_header,
-    peer_address,
+    peer_ip,
 )
 from router.readiness import peer_done_sending as _peer_done_sending
 from router.readiness import readable as _readable
@@ -150,15 +150,14 @@ def parse_address(address: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
-def _with_client(server: _Server | None, client: ClientAddress) -> Any:
-    """A protocol factory for ``server`` whose connections are from ``client`` (a trusted PROXY header's
-    source), not from the socket's peer: set before ``connection_made`` (router.connection.Protocol)."""
-    if server is None:
-        return None
+def _with_client(server: _Server, ip: str, port: int | None) -> Callable[[], Protocol]:
+    """A protocol factory for ``server`` whose connection is from ``ip``/``port``: the entry point's own
+    answer (accept()'s peer, or a trusted PROXY header's source), set before ``connection_made``
+    (router.connection.Protocol), so the connection never works it out a second time."""
 
     def factory() -> Protocol:
         proto = server()
-        proto.client_ip, proto.client_port = client.ip, client.port
+        proto.client_ip, proto.client_port = ip, port
         return proto
 
     return factory
@@ -274,24 +273,35 @@ class EntryPointServer:
         ours to close: on any failure, on cancellation (shutdown) and when there is nothing to serve.
 
         ``peer`` is accept()'s address; with ``proxyProtocol`` a PROXY header is read first (before any
-        peek), and ``client`` is who the connection is from for everything after (router.proxy_protocol)."""
+        peek), and ``ip``/``port`` are who the connection is from for everything after
+        (router.proxy_protocol). ``client`` (a :class:`ClientAddress`) is only built where it is wanted: a
+        PROXY header's trust check, TCP routers. One header deadline covers the PROXY header and the first
+        byte after it."""
         loop = asyncio.get_running_loop()
-        client = peer_address(peer)
-        web, tls_web = self.web_server, self.tls_web_server
+        ip, port = peer_ip(peer), peer[1]
+        deadline = loop.time() + self.header_timeout if self.header_timeout else None
+        client: ClientAddress | None = None
         try:
             if self.proxy_trust is not None:
                 server_first = self.tcp_table is not None and self.tcp_table.server_first
-                found, taken = await accept_header(
-                    conn, first, client, self.proxy_trust, loop, self.header_timeout or None, server_first
+                client, taken = await accept_header(
+                    conn,
+                    first,
+                    ClientAddress(ip, port),
+                    self.proxy_trust,
+                    loop,
+                    self.header_timeout,
+                    server_first,
                 )
                 first = None if taken else first  # a header was taken: peek at what follows it
-                if found is not client:
-                    client, web, tls_web = found, _with_client(web, found), _with_client(tls_web, found)
+                ip, port = client.ip, client.port
             tcp = self.tcp_table  # TCP routers (None: none here, nothing to pay)
-            if tcp and (conn := await self._tcp(conn, tcp, None, client, early=True)) is None:
-                return
+            if tcp is not None:
+                client = client or ClientAddress(ip, port)
+                if (conn := await self._tcp(conn, tcp, None, client, None, early=True)) is None:
+                    return
             if first is None:
-                first = await self._peek(conn, loop)
+                first = await self._peek(conn, loop, deadline)
             if not first:
                 return
             if first[0] == 0x16 and self.tls_web_server is not None:
@@ -316,29 +326,36 @@ class EntryPointServer:
                         )
                         conn = None
                         return
-                if tcp and hello and (conn := await self._tcp(conn, tcp, hello, client)) is None:
+                if (
+                    tcp
+                    and client
+                    and hello
+                    and (conn := await self._tcp(conn, tcp, hello, client, store)) is None
+                ):
                     return
                 if by_options:
                     ctx = self._options_context(store, host_options, hello)
                     if ctx is None:
                         return
                 await loop.connect_accepted_socket(
-                    tls_web,
+                    _with_client(self.tls_web_server, ip, port),
                     conn,
                     ssl=ctx,
                     ssl_handshake_timeout=self.header_timeout or None,
                 )
             else:
-                if tcp and (conn := await self._tcp(conn, tcp, None, client)) is None:
+                # the store as this connection found it (a PostgreSQL STARTTLS is terminated after awaits)
+                plain_store = self.tls_store
+                if tcp and client and (conn := await self._tcp(conn, tcp, None, client, plain_store)) is None:
                     return
-                await loop.connect_accepted_socket(web, conn)
+                await loop.connect_accepted_socket(_with_client(self.web_server, ip, port), conn)
             conn = None  # a transport owns it now
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             log.debug("entrypoint %s: connection dropped before HTTP: %s", self.name, exc)
         except ProxyHeaderTimeout as exc:  # silent or closed: as a missed header deadline, not an attack
-            log.debug("entrypoint %s: connection from %s dropped: %s", self.name, client.ip, exc)
+            log.debug("entrypoint %s: connection from %s dropped: %s", self.name, ip, exc)
         except ProxyHeaderError as exc:  # malformed: one rate-limited line naming the peer
-            bad_requests.note(client.ip, f"entry point {self.name}: {exc}")
+            bad_requests.note(ip, f"entry point {self.name}: {exc}")
         except Exception:  # a bug: one line with the traceback, and this connection only is lost
             log.exception("entrypoint %s: unexpected error while accepting a connection", self.name)
         finally:
@@ -351,11 +368,14 @@ class EntryPointServer:
         tcp: TCPTable,
         hello: ClientHello | None,
         client: ClientAddress,
+        store: CertificateStore | None,
         early: bool = False,
     ) -> socket.socket | None:
         """A TCP router's turn (Traefik's order: :mod:`router.tcp.table`): None when one took ``conn`` (it is
         relayed, or closed by its middlewares), else ``conn`` for HTTP(S). ``hello`` None: not TLS;
-        ``early``: before the client sent anything, only where the entry point serves nothing else."""
+        ``early``: before the client sent anything, only where the entry point serves nothing else.
+        ``store``: the certificates as the connection found them, taken before any await (as the HTTPS
+        side takes them), so that a reload meanwhile cannot mix two configurations."""
         if early and not tcp.server_first:
             return conn
         if hello is None and not early and await opens_with_ssl_request(conn):
@@ -370,9 +390,7 @@ class EntryPointServer:
             if route is None:
                 conn.close()  # Traefik: a STARTTLS no TLS TCP router takes is closed
                 return None
-            await serve(
-                route, conn, client, self.tls_store, self.tcp_relays, self.header_timeout, postgres=True
-            )
+            await serve(route, conn, client, store, self.tcp_relays, self.header_timeout, postgres=True)
             return None
         if hello is None:
             route = tcp.match_plain(ConnInfo("", (), client.ip, False))
@@ -380,7 +398,7 @@ class EntryPointServer:
             route = tcp.match_tls(ConnInfo(hello.server_name or "", hello.alpn, client.ip, True))
         if route is None:
             return conn
-        await serve(route, conn, client, self.tls_store, self.tcp_relays, self.header_timeout)
+        await serve(route, conn, client, store, self.tcp_relays, self.header_timeout)
         return None
 
     def _options_context(
@@ -475,13 +493,17 @@ class EntryPointServer:
             if raised:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
-    async def _peek(self, conn: socket.socket, loop: asyncio.AbstractEventLoop) -> bytes:
-        """The first byte the client sent, left in the socket; b"" if it closed or stayed silent too long."""
+    async def _peek(
+        self, conn: socket.socket, loop: asyncio.AbstractEventLoop, deadline: float | None
+    ) -> bytes:
+        """The first byte the client sent, left in the socket; b"" if it closed or stayed silent past
+        ``deadline`` (loop time; None: none): the connection's header deadline, a PROXY header's time
+        counted in."""
         try:
             return conn.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
             pass
-        if not await _readable(loop, conn.fileno(), self.header_timeout or None):
+        if not await _readable(loop, conn.fileno(), None if deadline is None else deadline - loop.time()):
             return b""
         return conn.recv(1, socket.MSG_PEEK)
 
