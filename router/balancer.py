@@ -210,7 +210,6 @@ class ServiceBalancer:
         # (one call per request), and for strategies that read them, the accounting hooks the request path
         # calls only when ``tracks`` is true (never for wrr).
         self.policy = policy = policy_for(spec.strategy, self._pool, clock)
-        policy.fallback = spec.passive_health_check is None  # with the key: Traefik's 503, no fallback
         self.pick = policy.pick
         self.tracks = self.policy.tracks
         self.acquire = self.policy.acquire
@@ -256,22 +255,19 @@ class ServiceBalancer:
         self.passive.failed(self.name, up, self._clock(), why)
 
     def mark_ok(self, up: Upstream) -> None:
-        """Passive health: ``up`` answered well; its failures are forgotten. A server that is out stays out
-        with ``passiveHealthCheck`` (Traefik resets only the failure list: the window, or the active check,
-        brings it back); without the key, an answer brings it back at once (the rule before the key)."""
+        """Passive health: ``up`` answered; its failures are forgotten."""
         if up.down_until:
+            up.down_until = 0.0
             up.failures = None
-            if not self.passive.configured or up.down_until <= self._clock():
-                up.down_until = 0.0
 
     def mark_status(self, up: Upstream, status: int) -> None:
         """Passive health after ``up``'s response head: a 5xx is a failure where ``passiveHealthCheck``
-        counts answers (Traefik's rule), anything else :meth:`mark_ok`, called only when there is passive
-        state to clear (a test of ``down_until`` per request)."""
+        counts answers (Traefik's rule), anything else is :meth:`mark_ok` (inlined: once per request)."""
         if status >= 500 and self.counts_answers:
             self.mark_failed(up, f"status {status}")
         elif up.down_until:
-            self.mark_ok(up)
+            up.down_until = 0.0
+            up.failures = None
 
     def set_cookie_header(self, up: Upstream) -> str | None:
         """The ``Set-Cookie`` value that sends this client back to ``up``; ``None`` without stickiness."""
