@@ -8,6 +8,7 @@ and bodies pass untouched (``auto_decompress=False``; aiohttp decompresses them 
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
 import os
@@ -45,6 +46,8 @@ from router.tls import ACME_TLS_1, CertificateStore, CertKeyPair, ChallengeCerti
 from router.tls_options import OPTIONS_ATTR, options_for_host, uses_other_options
 
 log = logging.getLogger("dockroute.server")
+# accept() errors that pause accepting for a while instead of retrying at once (Go's temporary errors)
+_ACCEPT_PAUSE = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 # A client that stops reading (its receive window stays shut) or vanishes (nothing is acknowledged) is
 # dropped by the kernel once data sent to it has waited this long: nginx's send_timeout default (the time
@@ -196,6 +199,7 @@ class EntryPointServer:
         self._challenge_contexts: LRUCache[CertKeyPair, ssl.SSLContext] = LRUCache(maxsize=32)
         self._sockets: list[socket.socket] = []
         self._dispatching: set[asyncio.Task[None]] = set()
+        self._accept_backoff = 0.0  # seconds accepting pauses after running out of descriptors (0: not)
         self.addresses: list[tuple[str, int]] = []
         self.tcp_table: TCPTable | None = None  # this entry point's TCP routers (None: it has none)
         self.tcp_relays: set[Relay] = set()  # TCP connections being relayed, closed at shutdown
@@ -250,9 +254,15 @@ class EntryPointServer:
                 conn, peer = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: keep the listener, log, try again on next wake-up
-                log.warning("entrypoint %s: accept failed: %s", self.name, exc)
+            except OSError as exc:
+                if exc.errno in _ACCEPT_PAUSE:
+                    self._pause_accepting(lsock, loop, exc)
+                else:
+                    log.warning("entrypoint %s: accept failed: %s", self.name, exc)
                 return
+            if self._accept_backoff:
+                self._accept_backoff = 0.0
+                log.info("entrypoint %s: accepting connections again", self.name)
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if _USER_TIMEOUT is not None:
@@ -267,6 +277,20 @@ class EntryPointServer:
             task = loop.create_task(self._dispatch(conn, first, peer))
             self._dispatching.add(task)
             task.add_done_callback(self._dispatching.discard)
+
+    def _pause_accepting(self, lsock: socket.socket, loop: asyncio.AbstractEventLoop, exc: OSError) -> None:
+        """Out of descriptors (or kernel memory): the pending connection keeps the listener readable, so
+        it is left alone for a while, 5 ms doubling up to 1 s as Go's net/http does, instead of failing
+        again at once in a busy loop. Logged once until a connection is accepted again."""
+        if not self._accept_backoff:
+            log.error("entrypoint %s: accept failed: %s; retrying until it works", self.name, exc)
+        self._accept_backoff = min(1.0, self._accept_backoff * 2 or 0.005)
+        loop.remove_reader(lsock.fileno())
+        loop.call_later(self._accept_backoff, self._resume_accepting, lsock, loop)
+
+    def _resume_accepting(self, lsock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        if lsock in self._sockets:  # not closed by a shutdown meanwhile
+            loop.add_reader(lsock.fileno(), self._on_acceptable, lsock, loop)
 
     async def _dispatch(self, conn: socket.socket, first: bytes | None, peer: tuple[Any, ...]) -> None:
         """Hand ``conn`` to the HTTP, HTTPS or TLS-ALPN-01 side. Until a transport owns it, the socket is
