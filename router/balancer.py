@@ -147,8 +147,15 @@ class Upstream:
         self.times = old.times
         self.deadline = old.deadline
 
+    def is_up(self, now: float) -> bool:
+        """Passes its active check (or has none) and is not passively down at monotonic time ``now``: the
+        one meaning of "up", for picking (:meth:`available`), the API's ``serverStatus`` and the metrics'
+        ``service_server_up`` (:func:`router.api.server_state.is_up`, which adds ``unreachable``)."""
+        return self.healthy and self.down_until <= now
+
     def available(self, now: float) -> bool:
-        return self.healthy and self.weight > 0 and self.down_until <= now
+        """May take a request now: up, with a weight above 0 (``wrr`` inlines both, its hot path)."""
+        return self.weight > 0 and self.is_up(now)
 
     def __repr__(self) -> str:
         return f"Upstream({self.url!r})"
@@ -210,6 +217,8 @@ class ServiceBalancer:
         # (one call per request), and for strategies that read them, the accounting hooks the request path
         # calls only when ``tracks`` is true (never for wrr).
         self.policy = policy = policy_for(spec.strategy, self._pool, clock)
+        if spec.passive_health_check is not None:
+            policy.without_fallback()  # Traefik's 503 while passive health keeps every server out
         self.pick = policy.pick
         self.tracks = self.policy.tracks
         self.acquire = self.policy.acquire
@@ -255,19 +264,22 @@ class ServiceBalancer:
         self.passive.failed(self.name, up, self._clock(), why)
 
     def mark_ok(self, up: Upstream) -> None:
-        """Passive health: ``up`` answered; its failures are forgotten."""
+        """Passive health: ``up`` answered well; its failures are forgotten. A server that is out stays out
+        with ``passiveHealthCheck`` (Traefik resets only the failure list: the window, or the active check,
+        brings it back); without the key, an answer brings it back at once (the rule before the key)."""
         if up.down_until:
-            up.down_until = 0.0
             up.failures = None
+            if not self.passive.configured or up.down_until <= self._clock():
+                up.down_until = 0.0
 
     def mark_status(self, up: Upstream, status: int) -> None:
         """Passive health after ``up``'s response head: a 5xx is a failure where ``passiveHealthCheck``
-        counts answers (Traefik's rule), anything else is :meth:`mark_ok` (inlined: once per request)."""
+        counts answers (Traefik's rule), anything else :meth:`mark_ok`, called only when there is passive
+        state to clear (a test of ``down_until`` per request)."""
         if status >= 500 and self.counts_answers:
             self.mark_failed(up, f"status {status}")
         elif up.down_until:
-            up.down_until = 0.0
-            up.failures = None
+            self.mark_ok(up)
 
     def set_cookie_header(self, up: Upstream) -> str | None:
         """The ``Set-Cookie`` value that sends this client back to ``up``; ``None`` without stickiness."""

@@ -364,8 +364,6 @@ def _edited(block: bytes, edits: dict[str, tuple[str, str | None]], client_ip: s
     return b"\r\n".join(out)
 
 
-# long: one loop over the attempts of a request, on the request path; its steps are helpers where a call
-# costs nothing on the common path (sending a body, failures), the rest would cost a call per request.
 async def _send(
     ep: EntryPointHandler,
     request: Any,
@@ -377,13 +375,15 @@ async def _send(
     cookies: dict[str, str] | None,
     body: bytes | None = None,
     client: str | None = None,
-) -> tuple[Connection, Any, asyncio.Task[None] | None] | Failure:
+) -> tuple[Connection, Any, asyncio.Task[str | None] | None] | Failure:
     """Send the request until a server answers with its response head: (connection, server, body task),
-    or why not (a 502 or 504 to answer). ``body`` is the whole request body when a middleware buffered
-    it (sent as it is), else the client's body is streamed; ``client`` (its IP) is what ``hrw`` hashes.
+    or why not (a 502 or 504 to answer, a 408 when the client's own body was cut). ``body`` is the whole
+    request body when a middleware buffered it (sent as it is), else the client's body is streamed;
+    ``client`` (its IP) is what ``hrw`` hashes.
 
     Where the strategy counts them (``balancer.tracks``), the server tried is in flight: moved along to
-    the next one tried, released on every way out but the answer, which the caller releases."""
+    the next one tried (:func:`_another`), released on every way out but the answer, which the caller
+    releases. One loop, its failure steps in helpers: the common path pays no call more."""
     loop = asyncio.get_running_loop()
     tried: set[Any] | None = None
     fresh = False
@@ -411,12 +411,9 @@ async def _send(
                     why = str(exc)
                     balancer.mark_failed(up, why)
             if why is not None:  # another server, if there is one
-                tried, nxt = _another(balancer, cookies, client, tried, up, why)
+                tried, nxt, start = _another(balancer, cookies, client, tried, up, why, start)
                 if type(nxt) is Failure:
                     return nxt
-                if tracked:
-                    balancer.release(up)
-                    start = balancer.acquire(nxt)
                 up = nxt
                 continue
             conn.begin(head.for_server(balancer, up), head.method == "HEAD", loop)
@@ -431,20 +428,13 @@ async def _send(
                         await conn.headers_done  # type: ignore[misc]
                 else:
                     await conn.headers_done  # type: ignore[misc]
-            except TimeoutError:
-                abandon(conn, body_task)
-                return _failed(balancer, up, 504, f"no response headers in {rht}s")
-            except asyncio.CancelledError:
-                # The client went away (aiohttp cancels the handler) or shutdown's grace ran out: the backend
-                # request is abandoned with it, not left holding a socket until it answers.
-                abandon(conn, body_task)
-                raise
-            except UpstreamError as exc:
-                abandon(conn, body_task)
-                if reused and not conn.got_bytes and not head.has_body and replayable:
+            except (TimeoutError, asyncio.CancelledError, UpstreamError) as exc:
+                retry = reused and replayable and not head.has_body
+                failure = _head_failed(exc, conn, body_task, balancer, up, rht, retry)
+                if failure is None:
                     fresh = True  # the backend closed an idle keep-alive connection: not its failure
                     continue
-                return _failed(balancer, up, 502, str(exc))
+                return failure
             if tracked:
                 balancer.answered(up, start)
                 held = False  # the caller releases it once the answer is relayed
@@ -452,6 +442,39 @@ async def _send(
     finally:
         if held:
             balancer.release(up)
+
+
+def _head_failed(
+    exc: BaseException,
+    conn: Connection,
+    body_task: asyncio.Task[str | None] | None,
+    balancer: Any,
+    up: Any,
+    rht: float,
+    retry: bool,
+) -> Failure | None:
+    """No response head from ``up`` (``exc``): the exchange is abandoned, and the answer is a 504 (no head
+    within the serversTransport's responseHeaderTimeout ``rht``), a 502 (the backend broke the connection),
+    both passive failures; a 408 when the connection was ours to cut (the client's body stalled or
+    trickled: the client's fault, not the server's, so no failure is counted); ``None`` to try again on a
+    fresh connection (``retry``: a reused keep-alive connection found dead before any byte of an answer,
+    for a request safe to send twice). A cancellation (the client went away, or shutdown's grace ran out)
+    abandons the backend request with it, not leaving it holding a socket until it answers."""
+    abandon(conn, body_task)
+    if isinstance(exc, asyncio.CancelledError):
+        raise exc
+    if isinstance(exc, TimeoutError):
+        return _failed(balancer, up, 504, f"no response headers in {rht}s")
+    cut = (
+        body_task.result()
+        if body_task is not None and body_task.done() and not body_task.cancelled()
+        else None
+    )
+    if cut is not None:
+        return Failure(408, True, f"client: {cut}", up)
+    if retry and not conn.got_bytes:
+        return None
+    return _failed(balancer, up, 502, str(exc))
 
 
 def _start_body(
@@ -462,7 +485,7 @@ def _start_body(
     head: _RequestHead,
     body: bytes | None,
     expect_continue: bool,
-) -> asyncio.Task[None] | None:
+) -> asyncio.Task[str | None] | None:
     """Send the request body after the head: ``body`` whole when a middleware buffered it, else the
     client's streamed by a task (returned), after the ``100 Continue`` the client waits for, if it does
     and it was not sent yet (``expect_continue``: once per request, whichever server is tried)."""
@@ -490,20 +513,29 @@ def _another(
     tried: set[Any] | None,
     up: Any,
     why: str,
-) -> tuple[set[Any], Any]:
+    start: float,
+) -> tuple[set[Any], Any, float]:
     """After ``up`` could not be used (``why``): the servers tried so far (made on the first failure, so a
-    request that succeeds at once allocates nothing) and the next server to try, or the 502 to answer."""
+    request that succeeds at once allocates nothing), the next server to try or the 502 to answer, and the
+    attempt's start. Where the strategy counts requests in flight, the count moves from ``up`` to the next
+    server (``_send`` releases whichever it holds last)."""
     if tried is None:
         tried = set()
     tried.add(up)
     nxt = balancer.pick(cookies, exclude=tried, client=client)
-    return tried, (Failure(502, False, f"{up.url}: {why}", up) if nxt is None else nxt)
+    if nxt is None:
+        return tried, Failure(502, False, f"{up.url}: {why}", up), start
+    if balancer.tracks:
+        balancer.release(up)
+        start = balancer.acquire(nxt)
+    return tried, nxt, start
 
 
-async def _send_body(ep: EntryPointHandler, request: Any, conn: Connection, chunked: bool) -> None:
+async def _send_body(ep: EntryPointHandler, request: Any, conn: Connection, chunked: bool) -> str | None:
     """Copy the client's request body to the backend, within the entry point's readTimeout and at
-    :mod:`router.body_pace`'s minimum pace (a body that stalls or trickles is cut, the backend's connection
-    with it)."""
+    :mod:`router.body_pace`'s minimum pace. A body that stalls or trickles is cut, the backend's connection
+    with it: the task's result then says why (the client's fault, which :func:`_head_failed` answers 408
+    without counting a passive failure against the server); None otherwise."""
     content = request.content
     try:
         with paced(ep.read_timeout, content) as pace:
@@ -522,8 +554,10 @@ async def _send_body(ep: EntryPointHandler, request: Any, conn: Connection, chun
     except TimeoutError as exc:
         log.debug("%s: cut", exc)
         conn.close()
+        return str(exc)
     except (UpstreamError, ConnectionError, asyncio.CancelledError):
         conn.close()
     except Exception as exc:  # the client's body stream broke (aiohttp raises its own types)
         log.debug("request body aborted: %s", exc)
         conn.close()
+    return None

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from router.api.server_state import is_up
 from router.balancer import ServiceBalancer
 
 __all__ = ["open_connection_rows", "server_up_rows"]
@@ -26,7 +27,7 @@ def server_up_rows(balancers: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
         if isinstance(balancer, ServiceBalancer) and (
             balancer.spec.health_check is not None or balancer.spec.passive_health_check is not None
         ):
-            rows.extend((name, u.url, bool(u.healthy and u.down_until <= now)) for u in balancer.servers)
+            rows.extend((name, u.url, is_up(u, now)) for u in balancer.servers)
     return rows
 
 

@@ -47,6 +47,7 @@ def simple(status: int, body: str, close: bool, extra: bytes = b"") -> bytes:
 _BODIES = {
     400: "400 Bad Request\n",
     404: "404 page not found\n",
+    408: "408 Request Timeout\n",
     500: "500 Internal Server Error\n",
     501: "501 Not Implemented\n",
     502: "502 Bad Gateway\n",

@@ -222,10 +222,10 @@ def _load_balancer_json(lb: LoadBalancer, provider: str) -> Json:
     if lb.health_check is not None:
         out["healthCheck"] = _health_json(lb.health_check)
     if lb.passive_health_check is not None:
-        phc = lb.passive_health_check
+        phc = lb.passive_health_check  # both keys ``omitempty`` in Traefik: 0 is left out
         out["passiveHealthCheck"] = {
-            "failureWindow": go_duration(phc.failure_window),
-            "maxFailedAttempts": phc.max_failed_attempts,
+            **({"failureWindow": go_duration(phc.failure_window)} if phc.failure_window else {}),
+            **({"maxFailedAttempts": phc.max_failed_attempts} if phc.max_failed_attempts else {}),
         }
     out["passHostHeader"] = lb.pass_host_header
     if lb.servers_transport:

@@ -22,8 +22,9 @@ UP, DOWN = "UP", "DOWN"
 
 
 def is_up(u: Any, now: float) -> bool:
-    """A server is up unless its active check fails, it is passively down, or it cannot be reached."""
-    return u.healthy and u.down_until <= now and not u.unreachable
+    """A server is up unless its active check fails, it is passively down (``Upstream.is_up``), or a
+    provider knows it cannot be reached."""
+    return not u.unreachable and u.is_up(now)
 
 
 def server_state(u: Any, now: float, wall: float | None = None) -> str:

@@ -6,8 +6,10 @@ weight and is not in ``exclude`` (the servers this request already failed on).
 
 :meth:`Policy.pick` is what the balancer's ``pick`` is (the balancer hands out the policy's bound method,
 so a request pays one call): a sticky cookie naming an available server wins, whatever the strategy; a
-pool of one takes no choosing; otherwise :meth:`Policy.choose`, the strategy proper; when every remaining
-healthy server is only passively down, the one that recovers first is tried rather than failing.
+pool of one takes no choosing; otherwise :meth:`Policy.choose`, the strategy proper. Without
+``passiveHealthCheck`` (``fallback``, dockroute's rule before the key), when every remaining healthy server
+is only passively down, the one that recovers first is tried rather than failing (the only server too);
+with the key, as Traefik, a passively-down server takes no request: none available is a 503.
 
 Accounting (in-flight requests, response times) costs nothing for a strategy that does not read it:
 :mod:`router.forward` calls :meth:`Policy.acquire`, :meth:`Policy.answered` and :meth:`Policy.release`
@@ -24,7 +26,7 @@ from typing import Any
 class Policy:
     """Chooses a server among ``pool`` (Upstream objects of :mod:`router.balancer`)."""
 
-    __slots__ = ("pool", "single", "clock", "cookie_name", "by_cookie")
+    __slots__ = ("pool", "single", "clock", "cookie_name", "by_cookie", "fallback")
 
     tracks = False  # True: the request path counts in-flight requests (and times answers) for it
 
@@ -34,6 +36,14 @@ class Policy:
         self.clock = clock
         self.cookie_name: str | None = None  # set by the balancer for a sticky service
         self.by_cookie: Mapping[str, Any] = {}
+        self.fallback = True  # a passively-down server is tried when nothing else is: see without_fallback
+
+    def without_fallback(self) -> None:
+        """As Traefik with ``passiveHealthCheck``: a passively-down server is never tried, even the only
+        one (no ``single`` shortcut, which would skip the test: the pool of one goes through
+        :meth:`choose`), so with none available the balancer answers 503."""
+        self.fallback = False
+        self.single = None
 
     def pick(
         self,
@@ -65,7 +75,10 @@ class Policy:
         return None
 
     def soonest(self, exclude: Container[Any]) -> Any | None:
-        """Nothing available: the healthy server not in ``exclude`` whose passive time out ends first."""
+        """Nothing available: the healthy server not in ``exclude`` whose passive time out ends first
+        (``fallback`` only; else None)."""
+        if not self.fallback:
+            return None
         best = None
         for u in self.pool:
             if (
@@ -92,5 +105,8 @@ class Policy:
         """``up`` sent its response head for the request started at ``start``."""
 
     def release(self, up: Any) -> None:
-        """The request on ``up`` is over (answered, failed, cancelled, tunnel closed)."""
-        up.inflight -= 1
+        """The request on ``up`` is over (answered, failed, cancelled, tunnel closed). Never below 0: a
+        count made negative (a way out releasing twice) would make the server look idler than idle to p2c
+        and leasttime for good."""
+        if up.inflight > 0:
+            up.inflight -= 1

@@ -63,7 +63,7 @@ class RendezvousHash(Policy):
         best = None
         top = 0.0
         for u, s in zip(self.pool, self.scores(client or ""), strict=True):
-            if u.healthy and u.down_until <= now and u.weight > 0 and u not in exclude:
+            if u.available(now) and u not in exclude:
                 s *= u.weight
                 if best is None or s > top:
                     best, top = u, s

@@ -45,19 +45,19 @@ class ResponseTimes:
 
 
 class LeastTime(Policy):
-    __slots__ = ("_deadline",)
+    __slots__ = ()
 
     tracks = True
 
     def __init__(self, pool: tuple[Any, ...], clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(pool, clock)
-        self._deadline = 0.0
+        turn = 0.0
         for u in pool:
             if u.times is None:
                 u.times = ResponseTimes()
             if u.weight > 0:
-                self._deadline += 1 / u.weight
-                u.deadline = self._deadline
+                turn += 1 / u.weight
+                u.deadline = turn
 
     def acquire(self, up: Any) -> float:
         up.inflight += 1
@@ -70,7 +70,7 @@ class LeastTime(Policy):
         best: list[Any] = []
         low = 0.0
         for u in self.pool:
-            if u.healthy and u.down_until <= now and u.weight > 0 and u not in exclude:
+            if u.available(now) and u not in exclude:
                 score = u.times.average() * (1 + u.inflight) / u.weight
                 if not best or score < low:
                     best, low = [u], score
@@ -80,7 +80,6 @@ class LeastTime(Policy):
             return best[0] if best else None
         chosen = min(best, key=_deadline)
         chosen.deadline += 1 / chosen.weight
-        self._deadline = max(self._deadline, chosen.deadline)
         return chosen
 
 

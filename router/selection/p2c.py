@@ -14,6 +14,8 @@ from typing import Any
 
 from router.selection.base import Policy
 
+DRAWS = 8  # draws from the pool before listing its available servers (two of two: 1 in 128 falls back)
+
 
 class PowerOfTwo(Policy):
     __slots__ = ("_randrange",)
@@ -30,13 +32,27 @@ class PowerOfTwo(Policy):
         self._randrange = (rng or random.Random()).randrange
 
     def choose(self, now: float, exclude: Container[Any], client: str | None) -> Any | None:
-        ready = [
-            u for u in self.pool if u.healthy and u.down_until <= now and u.weight > 0 and u not in exclude
-        ]
+        """Two distinct available servers drawn from the pool itself (a draw that hits an unavailable or
+        already drawn server is drawn again): no list per request while most servers are available; after
+        :data:`DRAWS` draws without two, the available ones are listed and drawn from."""
+        pool = self.pool
+        draw = self._randrange
+        n = len(pool)
+        if n == 1:  # a pool of one without the single shortcut (passiveHealthCheck: Policy.without_fallback)
+            u = pool[0]
+            return u if u.available(now) and u not in exclude else None
+        a = None
+        for _ in range(DRAWS):
+            u = pool[draw(n)]
+            if u is not a and u.available(now) and u not in exclude:
+                if a is not None:
+                    return u if u.inflight < a.inflight else a
+                a = u
+        ready = [u for u in pool if u.available(now) and u not in exclude]
         n = len(ready)
         if n < 2:
             return ready[0] if ready else None
-        i, j = self._randrange(n), self._randrange(n)
+        i, j = draw(n), draw(n)
         if i == j:
             j = (j + 1) % n
         a, b = ready[i], ready[j]

@@ -8,12 +8,13 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import socket
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.integration.harness import wait_for
+from tests.integration.harness import Backend, raw_exchange, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +153,7 @@ def api_static(tmp_path) -> dict:
 async def test_passive_health_check_takes_a_failing_server_out_and_brings_it_back(proxy, named, tmp_path):
     good, bad = await named(("good", 0.0), ("bad", 0.0))
     bad.status = 503
-    passive = {"failureWindow": "1500ms", "maxFailedAttempts": 3}
+    passive = {"failureWindow": "5s", "maxFailedAttempts": 3}  # wide: a loaded box may stall a while
     dr = await proxy(service([good.url, bad.url], passiveHealthCheck=passive), static=api_static(tmp_path))
     api = dr.url("/api/http/services/app@file", ep="traefik")
     async with aiohttp.ClientSession() as s:
@@ -162,8 +163,8 @@ async def test_passive_health_check_takes_a_failing_server_out_and_brings_it_bac
             svc = await r.json()
         assert svc["serverStatus"] == {good.url: "UP", bad.url: "DOWN"}
         state = svc["serverStates"][bad.url]
-        assert state.startswith("DOWN: passive: 3 failures in 1.5s, last: status 503, back at "), state
-        assert svc["loadBalancer"]["passiveHealthCheck"] == {"failureWindow": "1.5s", "maxFailedAttempts": 3}
+        assert state.startswith("DOWN: passive: 3 failures in 5s, last: status 503, back at "), state
+        assert svc["loadBalancer"]["passiveHealthCheck"] == {"failureWindow": "5s", "maxFailedAttempts": 3}
         # out: every request goes to the good server
         assert [await get_name(s, dr.url("/")) for _ in range(10)] == [(200, "good")] * 10
         assert bad.hits == 3
@@ -172,7 +173,7 @@ async def test_passive_health_check_takes_a_failing_server_out_and_brings_it_bac
         async def bad_serves_again() -> bool:
             return (await get_name(s, dr.url("/")))[1] == "bad"
 
-        await wait_for(bad_serves_again, timeout=10, interval=0.1)
+        await wait_for(bad_serves_again, timeout=20, interval=0.1)
         async with s.get(api) as r:
             svc = await r.json()
         assert svc["serverStatus"] == {good.url: "UP", bad.url: "UP"}
@@ -238,3 +239,149 @@ async def test_with_an_active_check_passive_failures_last_until_the_check_passes
             return (await get_name(s, dr.url("/")))[1] == "bad"
 
         await wait_for(bad_serves_again, timeout=10, interval=0.1)  # after the next probe
+
+
+async def test_a_client_stalling_its_upload_is_not_counted_against_the_server(proxy, backends, tmp_path):
+    """A body cut by readTimeout is the client's doing: answered 408 (the connection closed), and no
+    passive failure counted against the server that was waiting for it, so stalled uploads cannot take
+    a service out (one failure is enough here)."""
+    a, b = await backends("a", "b")
+    static = api_static(tmp_path)
+    static["entryPoints"]["web"]["transport"] = {"respondingTimeouts": {"readTimeout": "1s"}}
+    passive = {"failureWindow": "10s", "maxFailedAttempts": 1}
+    dr = await proxy(service([a.url, b.url], passiveHealthCheck=passive), static=static)
+    stalled = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10
+    answers = await asyncio.gather(*(raw_exchange(dr.port, stalled, timeout=8) for _ in range(4)))
+    for got in answers:
+        assert got.startswith(b"HTTP/1.1 408 "), got
+    assert a.hits and b.hits  # both servers were waiting for a body that never came
+    async with aiohttp.ClientSession() as s:
+        async with s.get(dr.url("/api/http/services/app@file", ep="traefik")) as r:
+            svc = await r.json()
+        assert svc["serverStatus"] == {a.url: "UP", b.url: "UP"}, svc["serverStates"]
+        servers = set()
+        for _ in range(4):
+            async with s.get(dr.url("/")) as r:
+                assert r.status == 200
+                servers.add((await r.json())["server"])
+        assert servers == {"a", "b"}
+    assert "request body not read within readTimeout" in dr.log()
+
+
+async def test_in_flight_counts_come_back_down_through_middlewares_and_a_failed_first_server(
+    proxy, backends, tmp_path
+):
+    """The two other ways a request leaves a server's in-flight count: a route with middlewares
+    (headers, retry) answering through the exchange, and a connection refused by the first server tried
+    (its count moves to the server tried next). A count left behind makes p2c, whose two draws are both
+    servers here, send every request to the other one."""
+    blocker = socket.socket()  # bound, not listening: connections to its port are refused
+    blocker.bind(("127.0.0.1", 0))
+    port = blocker.getsockname()[1]
+    dead_url = f"http://127.0.0.1:{port}"
+    (a,) = await backends("a")
+    dynamic = service([dead_url, a.url], strategy="p2c", sticky={"cookie": {"name": "s"}})
+    dynamic["http"]["services"]["app"]["loadBalancer"]["passiveHealthCheck"] = {"failureWindow": "1s"}
+    dynamic["http"]["routers"]["mw"] = {
+        "rule": "PathPrefix(`/mw`)",
+        "service": "app",
+        "entryPoints": ["web"],
+        "middlewares": ["hdr", "again"],
+    }
+    dynamic["http"]["middlewares"] = {
+        "hdr": {"headers": {"customRequestHeaders": {"X-Through": "mw"}}},
+        "again": {"retry": {"attempts": 2}},
+    }
+    dr = await proxy(dynamic, static=api_static(tmp_path))
+    to = {u: {"s": hashlib.sha256(u.encode()).hexdigest()[:16]} for u in (dead_url, a.url)}
+    async with aiohttp.ClientSession(cookies=to[dead_url]) as s, s.get(dr.url("/mw/first")) as r:
+        assert r.status == 200 and (await r.json())["server"] == "a"  # the refusing server tried first
+    async with aiohttp.ClientSession(cookies=to[a.url]) as s:  # through the middlewares, to a
+        for _ in range(5):
+            async with s.get(dr.url("/mw/x")) as r:
+                body = await r.json()
+                assert r.status == 200 and body["server"] == "a"
+                assert body["headers"]["X-Through"] == "mw"
+    blocker.close()
+    (revived,) = [await Backend("dead").start(port=port)]
+    try:
+        api = dr.url("/api/http/services/app@file", ep="traefik")
+        async with aiohttp.ClientSession() as s:
+
+            async def both_up() -> bool:
+                async with s.get(api) as r:
+                    return set((await r.json())["serverStatus"].values()) == {"UP"}
+
+            await wait_for(both_up, timeout=10, interval=0.1)
+            got: collections.Counter[str] = collections.Counter()
+            for _ in range(60):
+                async with s.get(dr.url("/")) as r:
+                    got[(await r.json())["server"]] += 1
+        # a leaked count on either server sends every request to the other
+        assert got["a"] > 60 * 0.2 and got["dead"] > 60 * 0.2, got
+    finally:
+        await revived.stop()
+
+
+async def _no_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A backend that reads the request and never sends a response head."""
+    with contextlib.suppress(ConnectionError):
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read()  # until the proxy gives up and closes
+    writer.close()
+
+
+async def _closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A backend that reads the request and closes the connection without answering."""
+    with contextlib.suppress(ConnectionError):
+        await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+async def test_the_proxys_own_502_and_504_are_passive_failures(proxy, tmp_path):
+    """Traefik's passive checker counts the status its proxy answers: a server that sends no response head
+    within responseHeaderTimeout (504) or breaks the connection (502) is taken out, and with every server
+    out the service answers 503 for the window, as Traefik's, rather than trying the down server again."""
+    silent = await asyncio.start_server(_no_head, "127.0.0.1", 0)
+    closing = await asyncio.start_server(_closes, "127.0.0.1", 0)
+    urls = {
+        n: f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+        for n, srv in (("silent", silent), ("closing", closing))
+    }
+    passive = {"failureWindow": "10s", "maxFailedAttempts": 1}
+    dynamic = {
+        "http": {
+            "routers": {
+                n: {"rule": f"PathPrefix(`/{n}`)", "service": n, "entryPoints": ["web"]} for n in urls
+            },
+            "services": {
+                n: {
+                    "loadBalancer": {
+                        "servers": [{"url": u}],
+                        "passiveHealthCheck": passive,
+                        "serversTransport": "quick",
+                    }
+                }
+                for n, u in urls.items()
+            },
+            "serversTransports": {"quick": {"forwardingTimeouts": {"responseHeaderTimeout": "300ms"}}},
+        }
+    }
+    try:
+        dr = await proxy(dynamic, static=api_static(tmp_path))
+        async with aiohttp.ClientSession() as s:
+            for name, status, why in (
+                ("silent", 504, "no response headers in 0.3s"),
+                ("closing", 502, "backend closed the connection before responding"),
+            ):
+                async with s.get(dr.url(f"/{name}")) as r:
+                    assert r.status == status, name
+                async with s.get(dr.url(f"/api/http/services/{name}@file", ep="traefik")) as r:
+                    svc = await r.json()
+                assert svc["serverStatus"] == {urls[name]: "DOWN"}, svc
+                assert f"1 failures in 10s, last: {why}" in svc["serverStates"][urls[name]], svc
+                async with s.get(dr.url(f"/{name}")) as r:  # the only server is out: 503, not tried
+                    assert r.status == 503, name
+    finally:
+        for srv in (silent, closing):
+            srv.close()

@@ -89,6 +89,45 @@ def test_p2c_tie_goes_to_the_first_draw_and_draws_are_distinct():
     assert b.pick() is b.servers[2]
 
 
+def test_p2c_draws_from_the_pool_without_listing_it_while_servers_are_available():
+    """O(1) a pick: two draws from the pool when both land on distinct available servers; unavailable
+    or repeated ones are drawn again, and only after DRAWS misses are the available ones listed."""
+    draws = []
+
+    class Seq(random.Random):
+        def __init__(self, seq):
+            super().__init__(0)
+            self.seq = list(seq)
+
+        def randrange(self, n):
+            draws.append(n)
+            return self.seq.pop(0) if self.seq else 0
+
+    b = bal("p2c", *(f"http://s{i}:1" for i in range(100)))
+    b.policy._randrange = Seq([7, 42]).randrange
+    b.servers[42].inflight = 1
+    assert b.pick() is b.servers[7] and draws == [100, 100]
+    draws.clear()
+    b.servers[7].healthy = False  # unavailable: drawn again; 42 repeated: drawn again
+    b.policy._randrange = Seq([7, 42, 42, 7, 3]).randrange
+    assert b.pick() is b.servers[3] and draws == [100] * 5
+    draws.clear()
+    b.policy._randrange = Seq([]).randrange  # always server 0: after DRAWS draws, the list (99 available)
+    assert b.pick() is not None and draws[-2:] == [99, 99]
+
+
+def test_in_flight_never_goes_below_zero():
+    """A double release (two ways out both releasing) must not leave a server looking idler than idle:
+    p2c and leasttime would then favour it forever."""
+    for strategy in ("p2c", "leasttime"):
+        b = bal(strategy, *URLS)
+        up = b.servers[0]
+        b.acquire(up)
+        b.release(up)
+        b.release(up)
+        assert up.inflight == 0, strategy
+
+
 def test_p2c_accounting_moves_in_flight_counts():
     b = bal("p2c", *URLS)
     up = b.servers[0]

@@ -11,6 +11,7 @@ from discover.docker_model import ContainerInfo, DockerSettings, PortBinding
 from discover.model import HealthCheck, LoadBalancer, PassiveHealthCheck, Server
 from discover.parse import parse_dynamic
 from discover.readers import ConfigError
+from router.api.render import _load_balancer_json
 from router.api.server_state import server_state
 from router.balancer import PASSIVE_COOLDOWN, ServiceBalancer
 from router.passive_health import UNTIL_CHECK
@@ -118,6 +119,61 @@ def test_a_reload_without_active_check_does_not_keep_a_server_out_until_a_check(
     assert again.servers[0].down_until != math.inf and again.servers[0].available(clock.now)
 
 
+def test_a_good_answer_while_out_clears_only_the_failures_with_the_key():
+    """Traefik resets the failure list on a good answer, nothing more: a server that is out stays out for
+    its window (or until the active check passes), even when an answer comes back (a request in flight
+    when it went out). Without the key, an answer brings it back (the rule before the key)."""
+    for active in (None, HealthCheck(path="/h")):
+        clock = Clock()
+        b = bal(PassiveHealthCheck(failure_window=10.0, max_failed_attempts=1), active, clock=clock)
+        a = b.servers[0]
+        b.mark_status(a, 500)
+        out_until = a.down_until
+        clock.now += 1
+        b.mark_status(a, 200)
+        assert a.down_until == out_until and not a.available(clock.now), active
+        assert a.failures is None
+    clock = Clock()
+    legacy = bal(clock=clock)
+    a = legacy.servers[0]
+    legacy.mark_failed(a, "connection refused")
+    legacy.mark_status(a, 200)
+    assert a.available(clock.now)
+
+
+@pytest.mark.parametrize("strategy", ["wrr", "p2c", "hrw", "leasttime"])
+def test_with_the_key_a_passively_down_server_takes_no_request_even_as_the_last_one(strategy):
+    """Traefik answers 503 while passive health keeps every server out: no fallback to a down server,
+    neither among several nor as the only one. Without the key the one back first is still tried."""
+    clock = Clock()
+    passive = PassiveHealthCheck(failure_window=10.0, max_failed_attempts=1)
+    two = ServiceBalancer(
+        "s",
+        LoadBalancer(
+            servers=(Server("http://a:1"), Server("http://b:1")),
+            strategy=strategy,
+            passive_health_check=passive,
+        ),
+        clock=clock,
+    )
+    one = ServiceBalancer(
+        "s",
+        LoadBalancer(servers=(Server("http://a:1"),), strategy=strategy, passive_health_check=passive),
+        clock=clock,
+    )
+    for b in (two, one):
+        for u in b.servers:
+            b.mark_status(u, 502)
+        assert b.pick(client="10.0.0.1") is None, b.servers
+        assert b.has_healthy() and not b.has_available()
+        clock.now += 10.1
+        assert b.pick(client="10.0.0.1") is not None  # back after the window
+    legacy = bal(clock=clock)
+    for u in legacy.servers:
+        legacy.mark_failed(u, "connection refused")
+    assert legacy.pick() is not None
+
+
 # -- parsing ---------------------------------------------------------------------------------------------
 
 
@@ -184,3 +240,12 @@ def test_metrics_server_up_follows_passive_health():
     b = bal(PassiveHealthCheck(max_failed_attempts=1), clock=time.monotonic)
     b.mark_status(b.servers[0], 500)
     assert server_up_rows({"s@file": b}) == [("s@file", "http://a:1", False), ("s@file", "http://b:1", True)]
+
+
+def test_the_api_leaves_out_max_failed_attempts_of_0_as_traefiks_omitempty():
+    def shown(phc):
+        lb = LoadBalancer(servers=(Server("http://a:1"),), passive_health_check=phc)
+        return _load_balancer_json(lb, "file")["passiveHealthCheck"]
+
+    assert shown(PassiveHealthCheck(10.0, 0)) == {"failureWindow": "10s"}
+    assert shown(PassiveHealthCheck(2.5, 3)) == {"failureWindow": "2.5s", "maxFailedAttempts": 3}
