@@ -62,24 +62,6 @@ class UDPConfig:
     services: Mapping[str, UDPService] = field(default_factory=lambda: EMPTY)
 
 
-def split_host_port(address: str) -> tuple[str, int] | None:
-    """Go's ``net.SplitHostPort`` as Traefik checks a UDP server's address, plus a numeric port in range:
-    ``"10.0.0.2:53"`` → ``("10.0.0.2", 53)``, ``"[::1]:53"`` → ``("::1", 53)``; None when malformed. An
-    empty host (``":53"``) is the local system, as Go dials it: ``127.0.0.1``."""
-    host, colon, port = address.rpartition(":")
-    if not colon or not (port.isascii() and port.isdigit() and len(port) <= 5) or not 0 < int(port) < 65536:
-        return None
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        if not host:
-            return None
-    elif ":" in host or "[" in host or "]" in host:
-        return None  # an IPv6 address must be bracketed, as in Go
-    if any(c.isspace() for c in host):
-        return None
-    return (host or "127.0.0.1"), int(port)
-
-
 def merge_udp(configs: Mapping[str, UDPConfig]) -> UDPConfig:
     """Several providers' ``udp`` sections as one, names qualified with their provider (sorted order)."""
     routers: dict[str, UDPRouter] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from discover.middlewares.access import parse_networks
-from discover.model_base import Domain, frozen_map
+from discover.model_base import Domain, frozen_map, host_and_port
 from discover.model_tcp import (
     TCPConfig,
     TCPInFlightConn,
@@ -200,11 +200,13 @@ def _health_check(value: Any, at: At, warnings: list[str]) -> TCPServerHealthChe
 def _address(value: Any, at: At) -> str:
     """``host:port`` (``[v6]:port``), as Go's ``net.SplitHostPort`` wants it."""
     address = as_str(value, at).strip()
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    try:
+        host, _ = host_and_port(address)
+    except ValueError as exc:
+        hint = " (an IPv6 address goes in brackets: [::1]:port)" if "too many colons" in str(exc) else ""
+        raise at.error(f"expected host:port, got {address!r}{hint}") from None
+    if not host:
         raise at.error(f"expected host:port, got {address!r}")
-    if ":" in host and not (host.startswith("[") and host.endswith("]")):
-        raise at.error(f"an IPv6 address goes in brackets ([::1]:port), got {address!r}")
     return address
 
 

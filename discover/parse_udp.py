@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from discover.model_base import frozen_map
+from discover.model_base import frozen_map, host_and_port, host_name_error
 from discover.model_udp import (
     UDPConfig,
     UDPLoadBalancer,
@@ -21,7 +21,6 @@ from discover.model_udp import (
     UDPService,
     UDPWeighted,
     UDPWeightedRef,
-    split_host_port,
 )
 from discover.readers import At, Fields, as_int, as_list, as_str, named, str_list
 
@@ -65,9 +64,16 @@ def _load_balancer(value: Any, at: At, warnings: list[str]) -> UDPLoadBalancer:
         sf = Fields(v, sat, ("address",))
         address, aat = sf.required("address")
         address = as_str(address, aat).strip()
-        if split_host_port(address) is None:
+        try:
+            host, _ = host_and_port(address)
+        except ValueError:
             # Traefik logs "Failed to split host port" and builds the service without this server.
             warnings.append(f"{aat.path}: expected host:port, got {address!r}; this server is left out")
+            continue
+        bad = host_name_error(host)
+        if bad is not None:
+            # Traefik would fail each session's dial; a name no lookup can take is left out at once.
+            warnings.append(f"{aat.path}: {address!r}: {bad}; this server is left out")
             continue
         servers.append(UDPServer(address=address))
     return UDPLoadBalancer(servers=tuple(servers))

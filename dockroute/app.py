@@ -40,6 +40,7 @@ from dockroute.certificates import (
     build_store,
     wanted_certificates,
 )
+from dockroute.fdlimit import raise_open_files_limit
 from dockroute.internal import InternalServices, internal_config
 from dockroute.logs import setup_logging
 from dockroute.route_log import Routed, route_changes, routed_names
@@ -352,10 +353,12 @@ class App:
         self.pool.retain(snap.pool_keys)
         self.udp.apply(compiled.udp)
         log.info(
-            "configuration applied: %d routers, %d services%s%s",
+            "configuration applied: %d routers, %d services%s%s%s%s",
             len(merged.routers) - len(compiled.errors),
             len(compiled.balancers),
             f", {len(compiled.errors)} routers left out" if compiled.errors else "",
+            f"; TCP: {len(compiled.tcp.entry_points)} routers" if compiled.tcp and merged.tcp.routers else "",
+            f"; UDP: {len(compiled.udp.entry_points)} routers" if compiled.udp and merged.udp.routers else "",
             f"; health checks: {kept} kept, {started} started" if kept or started else "",
         )
         if snap.routed is not None:
@@ -563,6 +566,7 @@ async def _main(static: StaticConfig) -> int:
 
 def run(static: StaticConfig, environ: Mapping[str, str] | None = None) -> int:
     setup_logging(static.log)
+    raise_open_files_limit()  # before any socket, and before the UDP session cap is taken from it
     _tune_runtime()
     try:
         return asyncio.run(_main(static))

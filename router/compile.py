@@ -96,9 +96,15 @@ def default_entry_points_of(entry_points: tuple[EntryPoint, ...]) -> tuple[str, 
     when any is; otherwise every entry point but ``traefik``, so that users' routers and containers never
     answer on the admin port (:8080) that the API, ping and metrics are served on. Any case: static entry
     point names are case-insensitive, so a user's ``Traefik`` is the internal entry point (the API's
-    routers are on it; Traefik compares the name as written)."""
-    marked = tuple(ep.name for ep in entry_points if ep.as_default)
-    return marked or tuple(ep.name for ep in entry_points if ep.name.lower() != INTERNAL_ENTRY_POINT)
+    routers are on it; Traefik compares the name as written). UDP entry points are never defaults, but
+    one marked ``asDefault`` still counts as "some entry point is marked" (Traefik's
+    getDefaultsEntrypoints), leaving only the other marked ones, if any."""
+    marked = any(ep.as_default for ep in entry_points)
+    return tuple(
+        ep.name
+        for ep in entry_points
+        if (ep.as_default or not marked) and not ep.udp and ep.name.lower() != INTERNAL_ENTRY_POINT
+    )
 
 
 def router_entry_points(

@@ -4,7 +4,7 @@
 It is not the HTTP balancer's smooth weighted round robin: Traefik's UDP (and TCP) services pick with this
 older algorithm, once per session, and matching it keeps the order in which sessions land on servers the
 same as Traefik's. Nothing here knows UDP: the items are whatever the caller balances (servers, or the
-services of a ``weighted`` service).
+services of a ``weighted`` service), for :mod:`router.udp.table` and :mod:`router.tcp.service` alike.
 """
 
 from __future__ import annotations

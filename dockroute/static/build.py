@@ -86,7 +86,7 @@ def load_static(
     obs = check_entry_points(tree, obs, live)
     resolvers, warned, warnings = read_resolvers(get(tree, "certificatesResolvers"), live, environ)
     entry_points = _entry_points(entries, list(resolvers))
-    warnings += udp_warnings(entries, {ep.name for ep in entry_points if ep.udp})
+    warnings += udp_warnings(entries, {ep.name for ep in entry_points if ep.udp}, entry_points)
     return StaticConfig(
         entry_points=entry_points,
         transport=_transport(get(tree, "serversTransport")),

@@ -2,19 +2,23 @@
 that have no effect there, reported by name.
 
 A UDP entry point carries datagrams for ``udp.routers`` only: HTTP settings, the responding timeouts,
-forwarded headers, PROXY protocol, ``asDefault`` and per-entry-point observability do nothing there in
-Traefik (its UDP entry point reads only ``udp.timeout`` and ``transport.lifeCycle``). A file written for
+forwarded headers, PROXY protocol and per-entry-point observability do nothing there in Traefik (its UDP
+entry point reads only ``udp.timeout``, ``transport.lifeCycle`` and ``reusePort``). A file written for
 Traefik must still load, so those keys are accepted and each one set is named in a start-up warning;
-``udp.timeout`` set on a TCP entry point is reported the same way.
+``udp.timeout`` set on a TCP entry point is reported the same way. ``asDefault`` is not for UDP routers,
+but Traefik counts it anyway when it decides whether some entry point is marked: set on a UDP entry
+point, it takes the default entry points away from HTTP and TCP routers naming none; that is warned.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from dockroute.static.readers import Reader
 from dockroute.static.settings import StaticConfigError
 from dockroute.static.tree import OFF, Val, get, join, where
+from router.settings import EntryPoint
 
 __all__ = ["DEFAULT_UDP_TIMEOUT", "udp_timeout", "udp_warnings"]
 
@@ -25,7 +29,6 @@ _NOT_FOR_UDP = (
     ("http",),
     ("forwardedHeaders",),
     ("proxyProtocol",),
-    ("asDefault",),
     ("observability",),
     ("transport", "respondingTimeouts"),
 )
@@ -44,10 +47,23 @@ def udp_timeout(r: Reader) -> float:
     return seconds
 
 
-def udp_warnings(entries: dict[str, Any], udp_names: set[str]) -> list[str]:
+def udp_warnings(
+    entries: dict[str, Any], udp_names: set[str], entry_points: Iterable[EntryPoint] = ()
+) -> list[str]:
     """Messages for keys set on an entry point that has no use for them: TCP/HTTP keys on the UDP entry
-    points ``udp_names``, ``udp.timeout`` on the others (``entries``: the merged ``entryPoints`` tree)."""
+    points ``udp_names``, ``udp.timeout`` on the others (``entries``: the merged ``entryPoints`` tree), and
+    ``asDefault`` on a UDP one among the built ``entry_points``."""
     out = []
+    eps = tuple(entry_points)
+    others = [ep.name for ep in eps if ep.as_default and not ep.udp]
+    for ep in eps:
+        if ep.udp and ep.as_default:
+            then = f"only to {', '.join(others)}" if others else "nowhere: they are not routed"
+            out.append(
+                f"entryPoints.{ep.name}.asDefault is set on a UDP entry point: UDP routers do not use it, "
+                "but as in Traefik it counts as marking default entry points, so HTTP and TCP routers "
+                f"naming no entry point go {then}"
+            )
     for name, tree in entries.items():
         if tree is OFF or not isinstance(tree, dict):
             continue

@@ -15,8 +15,9 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from discover.model_base import host_and_port
 from discover.model_tcp import TCPServerHealthCheck, TCPServersTransport, TCPService
-from router.udp.wrr import InterleavedWRR
+from router.interleaved_wrr import InterleavedWRR
 
 log = logging.getLogger("dockroute.router")
 
@@ -41,7 +42,7 @@ class Server:
 
 class TCPBalancer:
     """Servers in turn, or child balancers by weight, in the order Traefik's TCP ``WRRLoadBalancer``
-    picks them (:class:`~router.udp.wrr.InterleavedWRR`, the one layer-4 weighted round robin).
+    picks them (:class:`~router.interleaved_wrr.InterleavedWRR`, the one layer-4 weighted round robin).
 
     With a health check (``health_check``) the servers it finds down are skipped (``down``, set by
     :mod:`router.tcp.health`); a weighted service with ``healthCheck`` skips children with no server up.
@@ -85,11 +86,6 @@ class TCPBalancer:
             if got.address not in self.down:
                 return got
         return None
-
-
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def _client_context(transport: TCPServersTransport, host: str) -> tuple[ssl.SSLContext, str | None]:
@@ -176,7 +172,7 @@ def _build_one(name, svc, transports, child, errors, default) -> TCPBalancer | s
         transport, delay, version = found, found.termination_delay, found.proxy_protocol_version
     servers = []
     for s in lb.servers:
-        host, port = _split(s.address)
+        host, port = host_and_port(s.address)  # checked by parse_tcp
         ctx, server_name = _client_context(transport, host) if s.tls else (None, None)
         servers.append(
             Server(

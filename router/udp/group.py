@@ -9,7 +9,8 @@ import logging
 from collections.abc import Iterable
 
 from router.settings import EntryPoint
-from router.udp.endpoint import UDPEntryPoint
+from router.udp.endpoint import SessionBudget, UDPEntryPoint, session_limit
+from router.udp.lookup import HostLookups
 from router.udp.table import UDPCompiled
 
 __all__ = ["UDPEntryPoints"]
@@ -21,7 +22,15 @@ class UDPEntryPoints:
     """Every entry point whose address ends in ``/udp``."""
 
     def __init__(self, entry_points: Iterable[EntryPoint]) -> None:
-        self.endpoints = [UDPEntryPoint(ep) for ep in entry_points if ep.udp]
+        """One session cap for all of them, from the open-file limit (raised to the hard limit at start,
+        before this), and one host-name lookup per host for all of them."""
+        self.budget = SessionBudget(session_limit())
+        self.lookups = HostLookups()
+        self.endpoints = [
+            UDPEntryPoint(ep, budget=self.budget, lookups=self.lookups) for ep in entry_points if ep.udp
+        ]
+        if self.endpoints:
+            log.debug("UDP sessions: at most %d, all UDP entry points together", self.budget.limit)
 
     async def start(self) -> None:
         """Bind each; a port that cannot be bound stops the start, naming the entry point (as for TCP)."""
@@ -57,3 +66,4 @@ class UDPEntryPoints:
         await asyncio.gather(
             *(ep.shutdown(ep.entry_point.grace_timeout) for ep in eps), return_exceptions=True
         )
+        self.lookups.close()

@@ -9,9 +9,10 @@ managers:
   "doesn't exist" for it: logged by name, the router stays on the others, or is not routed at all.
 - One router per entry point: with several, Traefik warns and uses the first that builds in descending
   name order; the others are reported here as not used there.
-- ``loadBalancer``: Traefik's interleaved weighted round robin (:class:`~router.udp.wrr.InterleavedWRR`),
-  all weights 1, over the servers in a shuffled order (Traefik shuffles once per build). ``weighted``: the
-  same over services, with their weights. A session picks once, when it starts.
+- ``loadBalancer``: Traefik's interleaved weighted round robin
+  (:class:`~router.interleaved_wrr.InterleavedWRR`, shared with TCP), all weights 1, over the servers in
+  a shuffled order (Traefik shuffles once per build). ``weighted``: the same over services, with their
+  weights. A session picks once, when it starts.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from discover.model_udp import UDPConfig, UDPService, split_host_port
+from discover.model_base import host_and_port
+from discover.model_udp import UDPConfig, UDPService
+from router.interleaved_wrr import InterleavedWRR
 from router.settings import EntryPoint
-from router.udp.wrr import InterleavedWRR
 
 __all__ = ["Target", "UDPCompiled", "UDPTable", "compile_udp"]
 
@@ -36,7 +38,7 @@ log = logging.getLogger("dockroute.udp")
 class Target:
     """One backend: its address as configured (the session's key on reloads) and where to send.
     ``family`` is known for an IP address (the session's socket is opened at once); None for a host name,
-    resolved for each session."""
+    looked up when a session starts (one lookup shared by the sessions: router.udp.lookup)."""
 
     address: str
     host: str
@@ -223,9 +225,10 @@ class _Services:
                     "UDP service %s: server %s left out: %s", name, server.address, server.unreachable
                 )
                 continue
-            hp = split_host_port(server.address)
-            if hp is None:
+            try:  # checked by parse_udp; an empty host is the local system, as Go dials it
+                host, port = host_and_port(server.address)
+            except ValueError:
                 continue
-            targets.append(_target(server.address, *hp))
+            targets.append(_target(server.address, host or "127.0.0.1", port))
         self.rng.shuffle(targets)
         return targets

@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,7 @@ class Dockroute:
         self.write_dynamic(dynamic or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.ports: dict[str, int] = {}
+        self.preexec: Callable[[], None] | None = None  # run in the child before exec (e.g. setrlimit)
 
     def write_dynamic(self, dynamic: dict[str, Any] | str) -> None:
         text = dynamic if isinstance(dynamic, str) else yaml.safe_dump(dynamic)
@@ -216,6 +218,7 @@ class Dockroute:
             stdout=open(self.tmp / "stdout.log", "wb"),  # noqa: SIM115
             stderr=open(self.log_path, "wb"),  # noqa: SIM115
             env=env,
+            preexec_fn=self.preexec,  # noqa: PLW1509  # only a setrlimit, in tests that lower a limit
         )
         n = expect_entrypoints or len(self.static.get("entryPoints", {}))
 

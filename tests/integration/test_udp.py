@@ -162,7 +162,8 @@ def dead_address() -> str:
 
 async def test_echo_round_trips_with_one_session_per_client(tmp_path, proxy, echo, clients):
     (b,) = await echo("b")
-    dr = await proxy(udp_dynamic({"svc": [b.address]}), static=udp_static(tmp_path))
+    # a minute: the four round trips must not outlast Traefik's 3 s default on a busy machine
+    dr = await proxy(udp_dynamic({"svc": [b.address]}), static=udp_static(tmp_path, timeout="1m"))
     c1, c2 = await clients(dr.ports["dns"], 2)
     assert await c1.ask(b"hello") == b"b:hello"
     assert await c2.ask(b"world") == b"b:world"

@@ -7,17 +7,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
+from dataclasses import replace
 
 import pytest
 
 from discover.model import merge
-from discover.model_udp import UDPConfig, split_host_port
+from discover.model_base import host_and_port, split_host_port
+from discover.model_udp import UDPConfig
 from discover.parse import ConfigError, parse_dynamic_with_warnings
 from dockroute.static import StaticConfigError, load_static
+from router.compile import default_entry_points_of
+from router.interleaved_wrr import InterleavedWRR
 from router.settings import EntryPoint
 from router.udp.endpoint import UDPEntryPoint
 from router.udp.table import compile_udp
-from router.udp.wrr import InterleavedWRR
 from tests.polling import until
 
 
@@ -107,20 +111,36 @@ def test_a_server_address_without_a_port_is_left_out_with_a_warning():
 @pytest.mark.parametrize(
     "address, expected",
     [
-        ("10.0.0.2:53", ("10.0.0.2", 53)),
-        ("[::1]:53", ("::1", 53)),
-        ("dns.lan:5353", ("dns.lan", 5353)),
-        (":53", ("127.0.0.1", 53)),  # Go dials the local system for an empty host
-        ("::1:53", None),
-        ("host", None),
-        ("host:0", None),
-        ("host:65536", None),
-        ("host:dns", None),
-        ("[]:53", None),
+        ("10.0.0.2:53", ("10.0.0.2", "53")),
+        ("[::1]:53", ("::1", "53")),
+        ("dns.lan:5353", ("dns.lan", "5353")),
+        (":53", ("", "53")),  # an empty host is Go's too (dialled as the local system)
+        ("[]:53", ("", "53")),
+        ("host:dns", ("host", "dns")),  # Go does not check the port
+        ("::1:53", "too many colons in address"),
+        ("[::1]:5:3", "too many colons in address"),
+        ("host", "missing port in address"),
+        ("[::1]", "missing port in address"),
+        ("[::1]x:53", "missing port in address"),
+        ("[::1:53", "missing ']' in address"),
+        ("h]ost:53", "unexpected ']' in address"),
+        ("h[ost:53", "unexpected '[' in address"),
     ],
 )
-def test_split_host_port(address, expected):
-    assert split_host_port(address) == expected
+def test_split_host_port_is_gos(address, expected):
+    """One split_host_port (discover.model_base) with Go's net.SplitHostPort results and reasons."""
+    if isinstance(expected, tuple):
+        assert split_host_port(address) == expected
+    else:
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            split_host_port(address)
+
+
+@pytest.mark.parametrize("address", ["host:0", "host:65536", "host:dns", "host:+53", "host:"])
+def test_host_and_port_wants_a_port_number(address):
+    with pytest.raises(ValueError, match="invalid port"):
+        host_and_port(address)
+    assert host_and_port("[::1]:53") == ("::1", 53) and host_and_port(":53") == ("", 53)
 
 
 def test_merge_qualifies_udp_names_per_provider():
@@ -197,6 +217,44 @@ def test_keys_without_effect_on_the_kind_of_entry_point_are_named():
         "entryPoints.web.udp has no effect on a TCP entry point (only on an address ending in /udp)",
     ]
     assert not any("udp" in key for key in static.ignored)
+
+
+def test_every_key_a_udp_entry_point_does_not_use_is_named():
+    static = load_static(
+        [
+            "--entrypoints.dns.address=:53/udp",
+            "--entrypoints.dns.proxyprotocol.insecure",
+            "--entrypoints.dns.observability.accesslogs=false",
+            "--entrypoints.dns.transport.respondingtimeouts.readtimeout=5s",
+        ],
+        {},
+        search_dirs=(),
+    )
+    said = " ".join(static.warnings)
+    for key in ("proxyProtocol", "observability", "transport.respondingTimeouts"):
+        assert f"entryPoints.dns.{key} has no effect on a UDP entry point" in said
+    assert static.entry_points[0].proxy_protocol is None
+
+
+def test_as_default_on_a_udp_entry_point_takes_defaults_away_as_in_traefik():
+    """Traefik (getDefaultsEntrypoints): ``asDefault`` on a UDP entry point counts as "some entry point is
+    marked", so HTTP and TCP routers naming none get only the other marked ones (none here)."""
+    static = load_static(
+        ["--entrypoints.dns.address=:53/udp", "--entrypoints.dns.asdefault", "--entrypoints.web.address=:80"],
+        {},
+        search_dirs=(),
+    )
+    assert [w for w in static.warnings if "asDefault" in w] == [
+        "entryPoints.dns.asDefault is set on a UDP entry point: UDP routers do not use it, but as in Traefik "
+        "it counts as marking default entry points, so HTTP and TCP routers naming no entry point go "
+        "nowhere: they are not routed"
+    ]
+    eps = static.entry_points
+    assert default_entry_points_of(eps) == ()
+    marked = tuple(replace(ep, as_default=True) if ep.name == "web" else ep for ep in eps)
+    assert default_entry_points_of(marked) == ("web",)
+    unmarked = tuple(replace(ep, as_default=False) for ep in eps)
+    assert default_entry_points_of(unmarked) == ("web",)  # never a UDP entry point
 
 
 # -- compiled tables ----------------------------------------------------------------------------------
@@ -342,8 +400,9 @@ async def test_sessions_are_capped_and_reloads_close_only_what_left(caplog):
         ep.set_table(_table(backend))
         clients = [await _client(ep.port) for _ in range(3)]
         for transport, queue in clients[:2]:
-            transport.sendto(b"hi")
-            assert await asyncio.wait_for(queue.get(), 3) == b"hi"
+            for data in (b"hi", b"there"):  # two datagrams each: not the sessions that make room
+                transport.sendto(data)
+                assert await asyncio.wait_for(queue.get(), 3) == data
         clients[2][0].sendto(b"hi")
         clients[2][0].sendto(b"again")
         await until(lambda: "UDP sessions open" in caplog.text)
