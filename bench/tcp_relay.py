@@ -393,9 +393,9 @@ def blocks(rows: list[RelayRow]) -> tuple[list[str], list[str]]:
     return table(rows), ratios(rows)
 
 
-def load_line() -> str:
+def load_line(when: str) -> str:
     one, five, _ = os.getloadavg()
-    return f"load average before the run: {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+    return f"load average {when}: {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def iperf_version() -> str:
@@ -409,7 +409,7 @@ def iperf_version() -> str:
 def write_results(rows: list[RelayRow], command: str, plan: Plan, load: str) -> Path:
     how = (
         f"`{command}` (iperf3 -t {plan.duration:g} -O {plan.omit:g}, median of {plan.runs} runs per mode; "
-        "dockroute one process, HAProxy nbthread 1, nginx 1 worker, default buffers)"
+        "dockroute one process, HAProxy nbthread 1, nginx 1 worker, their buffers at 16 KiB and 256 KiB)"
     )
     notes = [f"{iperf_version()} as backend and client; {load}"]
     title = "TCP relay throughput"
@@ -445,7 +445,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     plan = Plan(MODES, args.runs, args.duration, max(1.0, round(args.warmup)))
-    load = load_line()
+    load = load_line("before the run")
 
     def collect(procs: Procs, tmp: Path, rows: list[RelayRow]) -> None:
         print(f"iperf3 -t {plan.duration:g} -O {plan.omit:g}, {plan.runs} runs per mode; {load}")
@@ -458,8 +458,8 @@ def main(argv: list[str]) -> int:
         argv,
         args,
         collect,
-        blocks,
-        lambda rows, command, _duration: write_results(rows, command, plan, load),
+        lambda rows: (*blocks(rows), [load_line("after the run")]),
+        lambda rows, command, _duration: write_results(rows, command, plan, f"{load}, {load_line('after')}"),
         "dockroute-bench-tcp-",
         tmp_mode=0o755,  # nginx's worker runs as an unprivileged user when the bench runs as root
         tools=("iperf3",),
