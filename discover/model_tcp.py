@@ -42,10 +42,6 @@ class TCPRouter:
     rule_syntax: str | None = None
     origin: str = ""
 
-    @property
-    def effective_priority(self) -> int:
-        return self.priority if self.priority else len(self.rule)
-
 
 @dataclass(frozen=True, slots=True)
 class TCPServer:

@@ -153,7 +153,7 @@ def _route(
     except RuleError as exc:
         return f"rule {router.rule!r} does not parse: {exc}"
     out.rules[router.name] = rule
-    if router.tls is None and any(n != "*" for n in rule.sni_names):
+    if router.tls is None and rule.sni_names and rule.sni_names[0] != "*":  # Traefik checks domains[0]
         return f"rule {router.rule!r} has a HostSNI matcher, but the router has no tls"
     priority = router.priority or (-1 if rule.catch_all else len(router.rule))
     if priority > MAX_USER_PRIORITY:

@@ -65,9 +65,13 @@ def _host_ok(host: str) -> bool:
 
 def _host_sni(args: list[tuple[str, int]], syntax: str) -> Match:
     names = []
-    for value, pos in args:
+    any_sni = False  # v2: a `*` after the first argument matches any SNI, but not a connection without one
+    for i, (value, pos) in enumerate(args):
         if value == "*":
-            return _true
+            if i == 0:  # Traefik's hostSNIV2 (hosts[0] == "*") and v3's one argument: every connection
+                return _true
+            any_sni = True
+            continue
         if not _host_ok(value) or (syntax == "v2" and value.startswith("*.")):
             raise RuleError(pos, f"invalid value {value!r} for HostSNI: not a valid hostname or IP")
         names.append(value.lower().rstrip("."))
@@ -78,7 +82,7 @@ def _host_sni(args: list[tuple[str, int]], syntax: str) -> Match:
         sni = info.sni
         if not sni:
             return False
-        if sni in exact:
+        if any_sni or sni in exact:
             return True
         dot = sni.find(".")
         return bool(wild) and dot >= 0 and sni[dot:] in wild

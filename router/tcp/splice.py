@@ -20,6 +20,7 @@ import socket
 SUPPORTED = hasattr(os, "splice")
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 
@@ -47,8 +48,8 @@ class _Direction:
         self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             self.size = fcntl.fcntl(self.w, _F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:  # above /proc/sys/fs/pipe-max-size: the default (64 KiB) then
-            self.size = 65536
+        except OSError:  # refused (above pipe-max-size, or the user's pipe quota): the size it has
+            self.size = fcntl.fcntl(self.w, _F_GETPIPE_SZ)
         self.queued = 0
         self.eof = False
         self.done = False

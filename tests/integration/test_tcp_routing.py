@@ -279,7 +279,9 @@ async def test_a_client_that_does_not_read_holds_the_backend_back(proxy, tmp_pat
         got = 0
         async with asyncio.timeout(30):
             while got < total:
-                got += len(await reader.read(1 << 20))
+                chunk = await reader.read(1 << 20)
+                assert chunk, f"EOF after {got} of {total} bytes"
+                got += len(chunk)
         assert got == total
         writer.close()
 
