@@ -329,50 +329,13 @@ class EntryPointServer:
             if not first:
                 return
             if first[0] == 0x16 and self.tls_web_server is not None:
-                # The store and this entry point's host map are taken together, before any await: a
-                # reload meanwhile must not pair one configuration's store with the other's map.
-                store, host_options, by_options = self.tls_store, self.host_options, self._peek_for_options
-                if store is None:
-                    return
-                challenges = self.alpn_challenges
-                pending = challenges is not None and challenges.pending()
-                ctx: ssl.SSLContext | None = store.default_context
-                hello = None
-                if pending or by_options or tcp is not None:
-                    # One peek serves all: the TLS-ALPN-01 check, TCP routing and TLS options by SNI.
-                    hello = await self._peek_hello(conn, loop)
-                if pending and hello is not None:
-                    assert challenges is not None
-                    challenge = await self._challenge_context(hello, loop, challenges)
-                    if challenge is not None:
-                        await loop.connect_accepted_socket(
-                            _ChallengeProtocol, conn, ssl=challenge, ssl_handshake_timeout=10.0
-                        )
-                        conn = None
-                        return
-                if (
-                    tcp
-                    and client
-                    and hello
-                    and (conn := await self._tcp(conn, tcp, hello, client, store)) is None
-                ):
-                    return
-                if by_options:
-                    ctx = self._options_context(store, host_options, hello)
-                    if ctx is None:
-                        return
-                await loop.connect_accepted_socket(
-                    _with_client(self.tls_web_server, ip, port),
-                    conn,
-                    ssl=ctx,
-                    ssl_handshake_timeout=self.header_timeout or None,
-                )
-            else:
-                # the store as this connection found it (a PostgreSQL STARTTLS is terminated after awaits)
-                plain_store = self.tls_store
-                if tcp and client and (conn := await self._tcp(conn, tcp, None, client, plain_store)) is None:
-                    return
-                await loop.connect_accepted_socket(_with_client(self.web_server, ip, port), conn)
+                conn = await self._https(conn, loop, tcp, client, ip, port)
+                return
+            # the store as this connection found it (a PostgreSQL STARTTLS is terminated after awaits)
+            plain_store = self.tls_store
+            if tcp and client and (conn := await self._tcp(conn, tcp, None, client, plain_store)) is None:
+                return
+            await loop.connect_accepted_socket(_with_client(self.web_server, ip, port), conn)
             conn = None  # a transport owns it now
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             log.debug("entrypoint %s: connection dropped before HTTP: %s", self.name, exc)
@@ -385,6 +348,52 @@ class EntryPointServer:
         finally:
             if conn is not None:
                 conn.close()
+
+    async def _https(
+        self,
+        conn: socket.socket,
+        loop: asyncio.AbstractEventLoop,
+        tcp: TCPTable | None,
+        client: ClientAddress | None,
+        ip: str,
+        port: int | None,
+    ) -> socket.socket | None:
+        """The TLS side of :meth:`_dispatch`: a TLS-ALPN-01 validator, a TLS TCP router, or HTTPS. Returns
+        None once something owns ``conn``, else ``conn`` for the caller to close."""
+        # The store and this entry point's host map are taken together, before any await: a reload
+        # meanwhile must not pair one configuration's store with the other's map.
+        store, host_options, by_options = self.tls_store, self.host_options, self._peek_for_options
+        if store is None:
+            return conn
+        challenges = self.alpn_challenges
+        pending = challenges is not None and challenges.pending()
+        ctx: ssl.SSLContext | None = store.default_context
+        hello = None
+        if pending or by_options or tcp is not None:
+            # One peek serves all: the TLS-ALPN-01 check, TCP routing and TLS options by SNI.
+            hello = await self._peek_hello(conn, loop)
+        if pending and hello is not None:
+            assert challenges is not None
+            challenge = await self._challenge_context(hello, loop, challenges)
+            if challenge is not None:
+                await loop.connect_accepted_socket(
+                    _ChallengeProtocol, conn, ssl=challenge, ssl_handshake_timeout=10.0
+                )
+                return None
+        if tcp and client and hello and (conn := await self._tcp(conn, tcp, hello, client, store)) is None:
+            return None
+        if by_options:
+            ctx = self._options_context(store, host_options, hello)
+            if ctx is None:
+                return conn
+        assert self.tls_web_server is not None  # the caller's condition
+        await loop.connect_accepted_socket(
+            _with_client(self.tls_web_server, ip, port),
+            conn,
+            ssl=ctx,
+            ssl_handshake_timeout=self.header_timeout or None,
+        )
+        return None
 
     async def _tcp(
         self,
@@ -572,6 +581,8 @@ class EntryPointServer:
     async def shutdown(self, grace: float) -> None:
         """Stop accepting, let in-flight requests finish for up to ``grace`` seconds, close the rest."""
         self.stop_accepting()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         servers = [s for s in (self.web_server, self.tls_web_server) if s is not None]
         try:
             # aiohttp waits `grace` for handlers and then as long again before cancelling them: bound the
@@ -584,5 +595,11 @@ class EntryPointServer:
                     proto.force_close()
                     if proto.transport is not None:
                         proto.transport.abort()  # connection_lost cancels the handler (handler_cancellation)
-        for relay in list(self.tcp_relays):  # TCP connections have no requests to finish: closed now
+        # TCP connections, as Traefik's tracker.Shutdown(ctx) then Close: those that end within the same
+        # grace end by themselves, the rest are closed.
+        if self.tcp_relays:
+            left = deadline - loop.time()
+            if left > 0:
+                await asyncio.wait([relay.done for relay in self.tcp_relays], timeout=left)
+        for relay in list(self.tcp_relays):
             relay.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.integration.harness import routers
+from tests.integration.harness import Dockroute, routers
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
@@ -583,3 +583,32 @@ async def test_termination_delay_closes_both_sides_after_one_ended(proxy):
         # the client's FIN reaches the backend, whose answer still arrives; 300 ms later both are closed
         # although the backend never closes (without the delay the client would wait for ever)
         assert await exchange(dr.port, b"done") == b"bye"
+
+
+async def test_shutdown_lets_relayed_connections_end_within_the_grace_then_closes_the_rest(proxy, tmp_path):
+    async with TCPServer() as backend:
+        cfg = tcp_config({"r": {"rule": "HostSNI(`*`)", "service": "s"}}, {"s": lb(backend.address)})
+        dr = Dockroute(tmp_path, dynamic=cfg)
+        dr.static["entryPoints"]["web"]["transport"] = {"lifeCycle": {"graceTimeOut": "3s"}}
+        dr = await proxy(cfg, static=dr.static)
+        finishing = await asyncio.open_connection("127.0.0.1", dr.port)
+        lingering = await asyncio.open_connection("127.0.0.1", dr.port)
+        for reader, writer in (finishing, lingering):
+            writer.write(b"ping")
+            async with asyncio.timeout(5):
+                assert await reader.readexactly(4) == b"ping"
+        dr.terminate()
+        await wait_for(lambda: "waiting up to" in dr.log())
+        reader, writer = finishing  # Traefik's tracker.Shutdown: a relayed connection goes on in the grace
+        writer.write(b"still")
+        async with asyncio.timeout(5):
+            assert await reader.readexactly(5) == b"still"
+        writer.write_eof()
+        async with asyncio.timeout(5):
+            assert await reader.read(-1) == b"<eof>"
+        writer.close()
+        reader, writer = lingering  # one that does not end is closed once the grace is over
+        async with asyncio.timeout(10):
+            assert await reader.read(-1) == b""
+        await wait_for(lambda: "INFO dockroute: stopped" in dr.log())
+        writer.close()
