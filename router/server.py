@@ -329,7 +329,7 @@ class EntryPointServer:
             if not first:
                 return
             if first[0] == 0x16 and self.tls_web_server is not None:
-                conn = await self._https(conn, loop, tcp, client, ip, port)
+                conn = await self._https(conn, tcp, client, ip, port)  # returned: to close
                 return
             # the store as this connection found it (a PostgreSQL STARTTLS is terminated after awaits)
             plain_store = self.tls_store
@@ -352,14 +352,13 @@ class EntryPointServer:
     async def _https(
         self,
         conn: socket.socket,
-        loop: asyncio.AbstractEventLoop,
         tcp: TCPTable | None,
         client: ClientAddress | None,
         ip: str,
         port: int | None,
     ) -> socket.socket | None:
-        """The TLS side of :meth:`_dispatch`: a TLS-ALPN-01 validator, a TLS TCP router, or HTTPS. Returns
-        None once something owns ``conn``, else ``conn`` for the caller to close."""
+        """The TLS side of :meth:`_dispatch` (ALPN challenge, TLS TCP router, HTTPS): None once owned."""
+        loop = asyncio.get_running_loop()
         # The store and this entry point's host map are taken together, before any await: a reload
         # meanwhile must not pair one configuration's store with the other's map.
         store, host_options, by_options = self.tls_store, self.host_options, self._peek_for_options
@@ -595,11 +594,7 @@ class EntryPointServer:
                     proto.force_close()
                     if proto.transport is not None:
                         proto.transport.abort()  # connection_lost cancels the handler (handler_cancellation)
-        # TCP connections, as Traefik's tracker.Shutdown(ctx) then Close: those that end within the same
-        # grace end by themselves, the rest are closed.
-        if self.tcp_relays:
-            left = deadline - loop.time()
-            if left > 0:
-                await asyncio.wait([relay.done for relay in self.tcp_relays], timeout=left)
+        if self.tcp_relays and (left := deadline - loop.time()) > 0:  # Traefik's tracker.Shutdown, Close
+            await asyncio.wait([relay.done for relay in self.tcp_relays], timeout=left)
         for relay in list(self.tcp_relays):
             relay.close()

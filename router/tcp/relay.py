@@ -88,13 +88,24 @@ class Relay:
         self._closed = 0
 
     def start(self) -> None:
-        """Both ends are connected: what either sent meanwhile is passed on, and reading starts."""
-        for side in (self.client, self.backend):
+        """Both ends are connected: what either sent meanwhile is passed on, and reading starts. A side
+        that went while the other was being connected (closed, reset, its terminationDelay over: the relay
+        may already be done) takes the other with it, which nothing else would close; a side whose FIN came
+        meanwhile has it passed on now."""
+        sides = (self.client, self.backend)
+        if self.done.done() or any(s.transport is None or s.transport.is_closing() for s in sides):
+            self.close()
+            return
+        for side in sides:
             assert side.transport is not None and side.peer is not None and side.peer.transport is not None
             if side.pending:
                 side.peer.transport.write(b"".join(side.pending))
                 side.pending.clear()
-            side.transport.resume_reading()
+        for side in sides:
+            if side.eof:
+                self.end_of_input(side)
+            elif side.transport is not None:
+                side.transport.resume_reading()
 
     def end_of_input(self, side: Side) -> None:
         """``side``'s end sent FIN: pass it on, and give the other end ``terminationDelay``."""

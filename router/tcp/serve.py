@@ -20,6 +20,8 @@ from router.tcp.table import PASSTHROUGH, TCPRoute
 
 log = logging.getLogger("dockroute.tcp")
 
+_USER_TIMEOUT: int | None = getattr(socket, "TCP_USER_TIMEOUT", None)
+
 
 async def _starttls_accepted(backend: socket.socket, timeout: float) -> bool:
     """The server's one-byte answer to the replayed SSLRequest is ``S`` (Traefik's postgresConn)."""
@@ -79,6 +81,8 @@ async def serve(
             log.error("TCP router %s: %s refused PostgreSQL's STARTTLS", route.name, server.address)
             backend.close()
             return
+        if _USER_TIMEOUT is not None:  # the entry point's HTTP send-stall bound: Traefik sets none on TCP
+            conn.setsockopt(socket.IPPROTO_TCP, _USER_TIMEOUT, 0)
         owned, conn = conn, None  # join owns both sockets from here, and closes them if it fails
         relay = await join(
             owned,
