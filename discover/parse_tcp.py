@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from discover.middlewares.access import parse_networks
-from discover.model_base import Domain, frozen_map, host_and_port
+from discover.model_base import Domain, frozen_map, host_and_port, host_name_error
 from discover.model_tcp import (
     TCPConfig,
     TCPInFlightConn,
@@ -136,6 +136,10 @@ def _service(value: Any, at: At, warnings: list[str], name: str) -> TCPService:
     for v, sat in as_list(*lb.get("servers")):
         sf = Fields(v, sat, ("address", "tls"))
         address = _address(*sf.required("address"))
+        bad = host_name_error(host_and_port(address)[0])
+        if bad is not None:  # Traefik's every dial would fail; a name no lookup can take is left out now
+            warnings.append(f"{sat.path}: {address!r}: {bad}; this server is left out")
+            continue
         servers.append(
             TCPServer(address=address, tls=as_bool(*sf.get("tls")) if sf.present("tls") else False)
         )
@@ -273,7 +277,7 @@ def _transport_tls(value: Any, at: At) -> TCPServersTransportTLS:
             "spiffe",
         ),
     )
-    for key in ("spiffe", "peerCertSANs", "peerCertURI"):
+    for key in ("spiffe", "peerCertSANs"):
         if f.present(key):
             raise _Refused(
                 f"{f.get(key)[1].path}: not supported; the transport is refused and the services using it "
@@ -292,4 +296,5 @@ def _transport_tls(value: Any, at: At) -> TCPServersTransportTLS:
         else False,
         root_cas=str_list(*f.get("rootCAs")),
         certificates=tuple(certificates),
+        peer_cert_uri=as_str(*f.get("peerCertURI")) if f.present("peerCertURI") else "",
     )

@@ -114,8 +114,12 @@ def _reuse_or_build(name: str, settings: ServersTransport, old: BuiltTransport |
         return BuiltTransport(name, settings, None, str(exc))
 
 
-def make_client_context(settings: ServersTransport, name: str = DEFAULT) -> ssl.SSLContext:
-    """The client TLS context for https backends of one transport; raises :class:`TransportUnusable`."""
+def make_client_context(
+    settings: ServersTransport, name: str = DEFAULT, alpn: tuple[str, ...] = ("http/1.1",)
+) -> ssl.SSLContext:
+    """The client TLS context for backends of one transport; raises :class:`TransportUnusable`. The one
+    builder for HTTP ``serversTransports`` and TCP ones (:mod:`router.tcp.service`, ``alpn`` empty: Traefik's
+    TCP dialer offers no protocol)."""
     if settings.root_cas:
         try:
             ctx = ssl.create_default_context(cadata=_root_cas(settings.root_cas))
@@ -133,7 +137,8 @@ def make_client_context(settings: ServersTransport, name: str = DEFAULT) -> ssl.
         ctx.sslobject_class = _uri_checking_class(settings.peer_cert_uri)
     if settings.certificates:
         _load_client_certificate(ctx, settings.certificates, name)
-    ctx.set_alpn_protocols(["http/1.1"])
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
     return ctx
 
 

@@ -28,7 +28,7 @@ from router.table import RoutingTable
 from router.tcp.health import TCPHealthChecks
 from router.tcp.middlewares import Admit, build_middleware
 from router.tcp.rules import TCPRule, parse_tcp_rule
-from router.tcp.service import DEFAULT_TRANSPORT, TCPBalancer, build_services
+from router.tcp.service import DEFAULT_TRANSPORT, TCPBalancer, TLSContexts, build_services
 from router.tcp.table import PASSTHROUGH, TCPRoute, TCPTable
 
 log = logging.getLogger("dockroute.router")
@@ -47,6 +47,9 @@ class CompiledTCP:
     rules: dict[str, TCPRule] = field(default_factory=dict)  # router → its rule (the certificates' names)
     logged: frozenset[str] = frozenset()  # as Compiled.logged: the next compile logs only new lines
     health: TCPHealthChecks = field(default_factory=lambda: TCPHealthChecks({}))
+    tls_contexts: TLSContexts = field(
+        default_factory=dict
+    )  # servers' client contexts, reused while unchanged
 
     def take_over(self, previous: CompiledTCP | None) -> None:
         """On the loop, as these tables are applied: the previous compile's health checks stop, these
@@ -102,7 +105,12 @@ def _compile(
     by_name = {ep.name: ep for ep in eps}
     out = CompiledTCP()
     out.balancers = build_services(
-        cfg.services, cfg.servers_transports, out.service_errors, default_transport
+        cfg.services,
+        cfg.servers_transports,
+        out.service_errors,
+        default_transport,
+        contexts=out.tls_contexts,
+        previous=previous.tls_contexts if previous is not None else None,
     )
     out.health = TCPHealthChecks(out.balancers)
     old = previous.middlewares if previous is not None else {}

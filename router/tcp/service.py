@@ -11,13 +11,16 @@ service names no serversTransport; a named one's settings win, as in Traefik's D
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from discover.model import CertificateFile, ServersTransport
 from discover.model_base import host_and_port
-from discover.model_tcp import TCPServerHealthCheck, TCPServersTransport, TCPService
+from discover.model_tcp import TCPServerHealthCheck, TCPServersTransport, TCPServersTransportTLS, TCPService
 from router.interleaved_wrr import InterleavedWRR
+from router.transports import TransportUnusable, make_client_context
 
 log = logging.getLogger("dockroute.router")
 
@@ -57,6 +60,7 @@ class TCPBalancer:
         children: tuple[tuple[TCPBalancer, int], ...] = (),
         health_check: TCPServerHealthCheck | None = None,
         track_children: bool = False,
+        rng: random.Random | None = None,
     ) -> None:
         self.name = name
         self.servers = servers
@@ -64,6 +68,8 @@ class TCPBalancer:
         self.down: set[str] = set()  # addresses found down by the health check
         self._track_children = track_children
         items = [(s, 1) for s in servers] if servers else list(children)
+        if rng is not None and servers:  # Traefik shuffles a load balancer's servers once per build
+            rng.shuffle(items)
         self._wrr: InterleavedWRR[Server | TCPBalancer] = InterleavedWRR(items)
         self._tries = max(1, sum(w for _, w in items))  # a whole round of the interleaved order
 
@@ -88,25 +94,31 @@ class TCPBalancer:
         return None
 
 
-def _client_context(transport: TCPServersTransport, host: str) -> tuple[ssl.SSLContext, str | None]:
-    """The client context for ``servers[].tls`` and the name to verify (serverName, else the host)."""
-    tls = transport.tls
-    ctx = ssl.create_default_context()
-    name: str | None = host
-    if tls is not None:
-        if tls.insecure_skip_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        for ca in tls.root_cas:
-            if "-----BEGIN" in ca:
-                ctx.load_verify_locations(cadata=ca)
-            else:
-                ctx.load_verify_locations(cafile=ca)
-        for cert, key in tls.certificates:
-            ctx.load_cert_chain(cert, key)
-        if tls.server_name:
-            name = tls.server_name
-    return ctx, name
+TLSContexts = dict[tuple[str, ServersTransport], ssl.SSLContext]
+
+
+def _client_context(
+    transport: TCPServersTransport, name: str, contexts: TLSContexts, previous: TLSContexts
+) -> ssl.SSLContext:
+    """The client context for ``servers[].tls``, from the one builder HTTP transports use
+    (:func:`router.transports.make_client_context`: inline PEM, the first of several certificates with a
+    warning, ``peerCertURI``), with no ALPN as Traefik's TCP dialer. Built once per transport and build, and
+    carried over from the ``previous`` build while the settings are the same (no file is read again).
+    Raises :class:`~router.transports.TransportUnusable`."""
+    tls = transport.tls or TCPServersTransportTLS()
+    settings = ServersTransport(
+        insecure_skip_verify=tls.insecure_skip_verify,
+        root_cas=tls.root_cas,
+        server_name=tls.server_name,
+        certificates=tuple(CertificateFile(cert, key) for cert, key in tls.certificates),
+        peer_cert_uri=tls.peer_cert_uri,
+    )
+    key = (name, settings)
+    ctx = contexts.get(key) or previous.get(key)
+    if ctx is None:
+        ctx = make_client_context(settings, f"{name} (TCP)", alpn=())
+    contexts[key] = ctx
+    return ctx
 
 
 def build_services(
@@ -114,11 +126,19 @@ def build_services(
     transports: Mapping[str, TCPServersTransport],
     errors: dict[str, str],
     default: TCPServersTransport = DEFAULT_TRANSPORT,
+    contexts: TLSContexts | None = None,
+    previous: TLSContexts | None = None,
+    rng: random.Random | None = None,
 ) -> dict[str, TCPBalancer]:
     """A balancer per usable service; ``errors`` gets why the others are not (a missing transport, a
     child that does not exist or is unusable, a cycle, an unreadable certificate). ``default`` is the
-    static ``tcpServersTransport``, for services naming none (Traefik's ``default@internal``)."""
+    static ``tcpServersTransport``, for services naming none (Traefik's ``default@internal``).
+    ``contexts`` gets the client TLS contexts built (``previous``: the last build's, reused when the same);
+    servers and weighted children are shuffled once per build with ``rng``, as Traefik's TCP manager."""
     out: dict[str, TCPBalancer] = {}
+    state = _Build(
+        contexts if contexts is not None else {}, previous or {}, rng if rng is not None else random.Random()
+    )
 
     def build(name: str, seen: tuple[str, ...]) -> TCPBalancer | None:
         if name in out:
@@ -133,9 +153,9 @@ def build_services(
             return None
         try:
             balancer = _build_one(
-                name, svc, transports, lambda child: build(child, (*seen, name)), errors, default
+                name, svc, transports, lambda child: build(child, (*seen, name)), errors, default, state
             )
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (OSError, ssl.SSLError, ValueError, TransportUnusable) as exc:
             balancer = f"its TLS settings cannot be loaded ({exc})"
         if isinstance(balancer, str):
             errors[name] = balancer
@@ -149,7 +169,16 @@ def build_services(
     return out
 
 
-def _build_one(name, svc, transports, child, errors, default) -> TCPBalancer | str:  # noqa: ANN001 - internal
+@dataclass(frozen=True, slots=True)
+class _Build:
+    """What one build shares across its services: the TLS contexts (this build's, the last one's), the rng."""
+
+    contexts: TLSContexts
+    previous: TLSContexts
+    rng: random.Random
+
+
+def _build_one(name, svc, transports, child, errors, default, b: _Build) -> TCPBalancer | str:  # noqa: ANN001
     if svc.weighted is not None:
         children = []
         for ref in svc.weighted.services:
@@ -158,10 +187,11 @@ def _build_one(name, svc, transports, child, errors, default) -> TCPBalancer | s
                 why = errors.get(ref.name) or "does not exist"
                 return f"its service {ref.name} is not usable: {why}"
             children.append((got, ref.weight))
+        b.rng.shuffle(children)
         return TCPBalancer(name, children=tuple(children), track_children=svc.weighted.health_check)
     lb = svc.load_balancer
     assert lb is not None
-    transport = default
+    transport, transport_name = default, "default@internal"
     delay, version = lb.termination_delay, lb.proxy_protocol_version
     if lb.servers_transport == "default@internal":  # the static tcpServersTransport, named
         transport, delay, version = default, default.termination_delay, default.proxy_protocol_version
@@ -170,10 +200,12 @@ def _build_one(name, svc, transports, child, errors, default) -> TCPBalancer | s
         if found is None:
             return f"serversTransport {lb.servers_transport} does not exist"
         transport, delay, version = found, found.termination_delay, found.proxy_protocol_version
+        transport_name = lb.servers_transport
     servers = []
     for s in lb.servers:
         host, port = host_and_port(s.address)  # checked by parse_tcp
-        ctx, server_name = _client_context(transport, host) if s.tls else (None, None)
+        ctx = _client_context(transport, transport_name, b.contexts, b.previous) if s.tls else None
+        server_name = ((transport.tls and transport.tls.server_name) or host) if s.tls else None
         servers.append(
             Server(
                 address=s.address,
@@ -188,4 +220,4 @@ def _build_one(name, svc, transports, child, errors, default) -> TCPBalancer | s
                 unreachable=s.unreachable,
             )
         )
-    return TCPBalancer(name, servers=tuple(servers), health_check=lb.health_check)
+    return TCPBalancer(name, servers=tuple(servers), health_check=lb.health_check, rng=b.rng)

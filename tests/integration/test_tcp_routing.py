@@ -612,3 +612,55 @@ async def test_shutdown_lets_relayed_connections_end_within_the_grace_then_close
             assert await reader.read(-1) == b""
         await wait_for(lambda: "INFO dockroute: stopped" in dr.log())
         writer.close()
+
+
+async def test_servers_transport_tls_takes_inline_pem_certificates_and_checks_peer_cert_uri(proxy):
+    from tests.unit.test_transports import _files, uri_leaf
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(*_files(*uri_leaf(ca, "spiffe://td/db")))
+    server_ctx.verify_mode = ssl.CERT_REQUIRED  # mTLS: the transport's client certificate is needed
+    ca.configure_trust(server_ctx)
+    client_leaf = ca.issue_cert("dockroute.client")
+    cert_pem = b"".join(b.bytes() for b in client_leaf.cert_chain_pems).decode()
+    async with TCPServer(_named(b"DB"), ssl_ctx=server_ctx) as backend:
+
+        def transport(uri: str) -> dict:
+            return {
+                "tls": {
+                    "rootCAs": [ca.cert_pem.bytes().decode()],
+                    "certificates": [
+                        {"certFile": cert_pem, "keyFile": client_leaf.private_key_pem.bytes().decode()}
+                    ],
+                    "peerCertURI": uri,
+                }
+            }
+
+        def service(t: str) -> dict:
+            return {
+                "loadBalancer": {
+                    "servers": [{"address": backend.address, "tls": True}],
+                    "serversTransport": t,
+                }
+            }
+
+        def config(t: str) -> dict:
+            return tcp_config(
+                {"r": {"rule": "HostSNI(`*`)", "service": "db"}},
+                {"db": service(t)},
+                serversTransports={
+                    "right": transport("spiffe://td/db"),
+                    "other": transport("spiffe://td/web"),
+                },
+            )
+
+        dr = await proxy(config("right"))
+        assert "not supported" not in dr.log() and "cannot be loaded" not in dr.log(), dr.log()
+        assert await exchange(dr.port, b"") == b"DB"  # inline PEM client certificate, URI SAN matched
+        dr.write_dynamic(config("other"))  # the backend's URI SAN is not the one wanted: closed
+
+        async def closed() -> bool:
+            return await exchange(dr.port, b"") == b""
+
+        await wait_for(closed)
