@@ -4,6 +4,8 @@ backend gone while the client side was being connected takes the client with it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import socket
 import ssl
 import struct
@@ -118,3 +120,29 @@ def test_a_backend_gone_while_the_client_handshakes_closes_the_client():
         writer.close()
 
     run(main)
+
+
+def test_a_pipe_whose_resize_is_refused_is_used_at_the_size_it_has(monkeypatch):
+    """Over the user's pipe quota (pipe-user-pages-soft) Linux refuses F_SETPIPE_SZ and new pipes hold one
+    page: the size is read back (F_GETPIPE_SZ), not assumed to be 64 KiB."""
+    from router.tcp import splice
+
+    real = fcntl.fcntl
+
+    def quota(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == splice._F_SETPIPE_SZ:
+            raise PermissionError(1, "Operation not permitted")
+        if cmd == getattr(fcntl, "F_GETPIPE_SZ", 1032):
+            return 4096
+        return real(fd, cmd, arg)
+
+    monkeypatch.setattr(splice.fcntl, "fcntl", quota)
+    a, b = socket.socketpair()
+    direction = splice._Direction(None, a, b)  # type: ignore[arg-type] # the relay is not used here
+    try:
+        assert direction.size == 4096
+    finally:
+        os.close(direction.r)
+        os.close(direction.w)
+        a.close()
+        b.close()
