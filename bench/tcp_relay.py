@@ -14,8 +14,9 @@ MB/s when the machine is small or busy.
 Every relay gets one core's worth of workers, as in ``python -m bench``: dockroute one process, HAProxy
 ``nbthread 1``, nginx one worker. HAProxy and nginx run with their default 16 KiB buffers (what a user
 gets) and again with 256 KiB ones (``haproxy-256k``: ``tune.bufsize``, ``nginx-256k``:
-``proxy_buffer_size``), about what one read of dockroute's event loop takes (uvloop reads up to
-256,000 bytes at a time), so that the cost of a byte is compared at equal buffers too.
+``proxy_buffer_size``), closer to dockroute's own: a plain TCP route (no TLS on either side) is relayed
+with splice(2) through a pipe per direction (router/tcp/splice.py), so the bytes never enter Python; a TLS
+side would take the asyncio relay instead, which this bench does not measure (iperf3 speaks no TLS).
 ``--write-results`` puts the run into ``bench/RESULTS.md`` between ``<!-- tcp-relay -->`` markers.
 Needs ``iperf3``, and ``haproxy`` / ``nginx`` with ``libnginx-mod-stream`` for the peers' rows.
 """
