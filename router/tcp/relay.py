@@ -28,6 +28,10 @@ HIGH_WATER = 256 * 1024  # bytes buffered for a side before the other one stops 
 LOW_WATER = 64 * 1024
 
 
+class BackendHandshakeError(OSError):
+    """The TLS handshake with the server failed: part of the dial, as in Traefik (logged as an error)."""
+
+
 class Side(asyncio.Protocol):
     """One end of a :class:`Relay`."""
 
@@ -220,13 +224,16 @@ async def join(
         return spliced  # type: ignore[return-value] # the same surface: done, close(), abort()
     relay = Relay(termination_delay)
     try:
-        await loop.create_connection(
-            lambda: relay.backend,
-            sock=backend,
-            ssl=backend_tls,
-            server_hostname=server_hostname if backend_tls is not None else None,
-            ssl_handshake_timeout=handshake_timeout if backend_tls is not None else None,
-        )
+        try:
+            await loop.create_connection(
+                lambda: relay.backend,
+                sock=backend,
+                ssl=backend_tls,
+                server_hostname=server_hostname if backend_tls is not None else None,
+                ssl_handshake_timeout=handshake_timeout if backend_tls is not None else None,
+            )
+        except OSError as exc:  # ssl.SSLError and TimeoutError too
+            raise BackendHandshakeError(f"TLS handshake failed: {exc}") from exc
         backend = None  # type: ignore[assignment]
         assert relay.backend.transport is not None
         relay.backend.transport.pause_reading()

@@ -11,11 +11,12 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from router.proxy_protocol import ClientAddress, encode
 from router.tcp.postgres import SSL_REQUEST, STARTTLS_REPLY
-from router.tcp.relay import Relay, dial, join
+from router.tcp.relay import BackendHandshakeError, Relay, dial, join
 from router.tcp.table import PASSTHROUGH, TCPRoute
 
 log = logging.getLogger("dockroute.tcp")
@@ -44,7 +45,7 @@ async def serve(
     """Relay ``conn`` (owned from here) to a server of ``route``'s service. ``postgres``: the client's
     STARTTLS was answered (:mod:`router.tcp.postgres`); a passthrough server is asked for TLS the same way
     before the client's ClientHello reaches it."""
-    releases = []
+    releases: list[Callable[[], None]] = []
     relay = None
     try:
         if route.broken or (route.tls not in (None, PASSTHROUGH) and store is None):
@@ -93,6 +94,8 @@ async def serve(
             server_hostname=server.server_name,
             handshake_timeout=handshake_timeout or 10.0,
         )
+    except BackendHandshakeError as exc:  # Traefik's "Error while dialing backend" (its dial includes TLS)
+        log.error("TCP router %s: error while dialing backend %s: %s", route.name, server.address, exc)
     except (OSError, TimeoutError, ssl.SSLError, KeyError) as exc:
         log.debug("TCP router %s: connection from %s dropped: %s", route.name, client.ip, exc)
     finally:
@@ -101,8 +104,12 @@ async def serve(
         if relay is None:
             for release in releases:
                 release()
-    if relay is None:
-        return
+    if relay is not None:
+        _track(relay, relays, releases)
+
+
+def _track(relay: Relay, relays: set[Relay], releases: list[Callable[[], None]]) -> None:
+    """``relay`` is in ``relays`` (for shutdown) until it is done; its middlewares' holds end with it."""
     relays.add(relay)
 
     def ended(_: object) -> None:

@@ -664,3 +664,4 @@ async def test_servers_transport_tls_takes_inline_pem_certificates_and_checks_pe
             return await exchange(dr.port, b"") == b""
 
         await wait_for(closed)
+        assert "error while dialing backend" in dr.log() and "peerCertURI spiffe://td/web" in dr.log()
