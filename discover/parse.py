@@ -50,6 +50,7 @@ from discover.readers import (
     duration,
     freeze,
     named,
+    one_of,
     opt_str,
     parse_duration,
     str_list,
@@ -126,9 +127,7 @@ def _observability(value: Any, at: At, warnings: list[str]) -> dict[str, bool]:
     if f.present("metrics"):
         out["metrics"] = as_bool(*f.get("metrics"))
     if f.present("traceVerbosity"):
-        v, vat = f.get("traceVerbosity")
-        if as_str(v, vat).lower() not in ("minimal", "detailed"):
-            raise vat.error(f"must be minimal or detailed, got {v!r}")
+        one_of(*f.get("traceVerbosity"), ("minimal", "detailed"))
     if f.present("tracing"):
         as_bool(*f.get("tracing"))
     for key in ("tracing", "traceVerbosity"):
@@ -148,12 +147,7 @@ def _router(name: str, value: Any, at: At, warnings: list[str]) -> Router:
     if not service:
         raise f.get("service")[1].error("must not be empty")
     priority = as_int(*f.get("priority"), minimum=0) if f.present("priority") else 0
-    rule_syntax = None
-    if f.present("ruleSyntax"):
-        v, vat = f.get("ruleSyntax")
-        rule_syntax = as_str(v, vat).lower()
-        if rule_syntax not in ("v2", "v3"):
-            raise vat.error(f"must be v2 or v3, got {v!r}")
+    rule_syntax = one_of(*f.get("ruleSyntax"), ("v2", "v3")) if f.present("ruleSyntax") else None
     tls = _router_tls(*f.get("tls")) if "tls" in f else None
     return Router(
         name=name,

@@ -37,6 +37,7 @@ from discover.readers import (
     as_str,
     describe,
     duration,
+    one_of,
     opt_str,
     str_list,
 )
@@ -239,11 +240,7 @@ def _health_check(value: Any, at: At) -> HealthCheck:
     if f.present("hostname"):
         kw["hostname"] = as_str(*f.get("hostname"))
     if f.present("scheme"):
-        v, sat = f.get("scheme")
-        scheme = as_str(v, sat).lower()
-        if scheme not in ("http", "https"):
-            raise sat.error(f"must be http or https, got {v!r}")
-        kw["scheme"] = scheme
+        kw["scheme"] = one_of(*f.get("scheme"), ("http", "https"))
     if f.present("port"):
         kw["port"] = as_int(*f.get("port"), minimum=1, maximum=65535)
     if f.present("method"):
@@ -280,11 +277,7 @@ def _sticky(value: Any, at: At) -> StickyCookie | None:
     if c.present("httpOnly"):
         kw["http_only"] = as_bool(*c.get("httpOnly"))
     if c.present("sameSite"):
-        sv, sat = c.get("sameSite")
-        same_site = as_str(sv, sat, empty=True).lower()
-        if same_site not in _SAME_SITE:
-            raise sat.error(f"must be none, lax or strict, got {sv!r}")
-        kw["same_site"] = same_site
+        kw["same_site"] = one_of(*c.get("sameSite"), _SAME_SITE)
     if c.present("maxAge"):
         kw["max_age"] = as_int(*c.get("maxAge"))
     if c.present("path"):

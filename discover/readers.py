@@ -199,6 +199,18 @@ def opt_str(value: Any, at: At) -> str | None:
     return None if value is None else as_str(value, at)
 
 
+def one_of(value: Any, at: At, choices: tuple[str, ...]) -> str:
+    """A word among ``choices`` (given in lower case), in any case, returned lower-cased: the one reader
+    of Traefik's enumerated keys (``scheme``, ``sameSite``, ``ruleSyntax``...). ``""`` among the choices
+    lets the key be empty; the error lists the others."""
+    word = as_str(value, at, empty="" in choices).lower()
+    if word not in choices:
+        named = [c for c in choices if c]
+        listed = f"{', '.join(named[:-1])} or {named[-1]}" if len(named) > 1 else named[0]
+        raise at.error(f"must be {listed}, got {value!r}")
+    return word
+
+
 _INT = re.compile(r"[+-]?\d+")
 
 

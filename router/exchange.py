@@ -235,22 +235,9 @@ class Exchange:
         ``limit`` bytes (the connection then cannot carry another request: ``close`` is set)."""
         if self.body is not None:
             return self.body
-        parts: list[bytes] = []
-        size = 0
-        content = self.request.content
-        self._continue(content)
-        with paced(self.ep.read_timeout, content) as pace:
-            while True:
-                data = await content.readany()
-                if not data:
-                    break
-                size += len(data)
-                pace.received = size
-                if limit is not None and size > limit:
-                    self.close = True
-                    return None
-                parts.append(data)
-        self.body = b"".join(parts)
+        if await self._read_within(limit) is not None:
+            self.close = True
+            return None
         return self.body
 
     async def read_body_upto(self, limit: int) -> bool:
@@ -262,6 +249,17 @@ class Exchange:
         :mod:`router.body_pace`'s minimum pace."""
         if self.body is not None:
             return len(self.body) <= limit
+        parts = await self._read_within(limit)
+        if parts is None:
+            return True
+        self.request = _Request(self.request, _Replay(self.request.content, parts))
+        return False
+
+    async def _read_within(self, limit: int | None) -> list[bytes] | None:
+        """The one read loop of :meth:`read_body` and :meth:`read_body_upto`: the body into ``body`` if it
+        ends within ``limit`` bytes (None: no limit) and None returned; else ``body`` stays None and what was
+        read (the limit passed, by one read at most) is returned for the caller to drop or put back. Sends
+        ``100 Continue`` first; reads within readTimeout and at :mod:`router.body_pace`'s minimum pace."""
         parts: list[bytes] = []
         size = 0
         content = self.request.content
@@ -271,13 +269,12 @@ class Exchange:
                 data = await content.readany()
                 if not data:
                     self.body = b"".join(parts)
-                    return True
+                    return None
                 parts.append(data)
                 size += len(data)
                 pace.received = size
-                if size > limit:
-                    self.request = _Request(self.request, _Replay(content, parts))
-                    return False
+                if limit is not None and size > limit:
+                    return parts
 
     def _continue(self, content: Any) -> None:
         """Send ``100 Continue`` to a client that waits for it before sending its body (Go's server sends

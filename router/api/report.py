@@ -82,7 +82,9 @@ def entry_point_json(ep: EntryPoint) -> Json:
     return out
 
 
-def _section(items: Sequence[Json]) -> Json:
+def status_counts(items: Sequence[Json]) -> Json:
+    """An overview entry: the items, those with a warning and those disabled (Traefik's ``errors``);
+    HTTP's here, TCP's and UDP's in :mod:`router.api.l4`."""
     return {
         "total": len(items),
         "warnings": sum(1 for i in items if i.get("status") == WARNING),
@@ -97,9 +99,9 @@ def overview(runtime: Runtime, certs: Sequence[Json], features: Json) -> Json:
     state = runtime.state
     out: Json = {
         "http": {
-            "routers": _section(runtime.routers),
-            "services": _section(runtime.services),
-            "middlewares": _section(runtime.middlewares),
+            "routers": status_counts(runtime.routers),
+            "services": status_counts(runtime.services),
+            "middlewares": status_counts(runtime.middlewares),
         },
         "tcp": runtime.tcp.overview(),  # type: ignore[attr-defined]  # set by the handler's build_view
         "udp": runtime.udp.overview(),  # type: ignore[attr-defined]  # set by the handler's build_view

@@ -7,7 +7,7 @@ service, entry points, middlewares, priority, ``tls``, ``status``, ``using`` (th
 serves) and ``error`` when it is not routed; a service its ``loadBalancer`` or ``weighted`` part, status,
 ``usedBy`` and ``type``; a middleware its options under its type. Built with the rest of the view (off the
 loop) from the configuration and the TCP compile (:class:`router.tcp.compile.CompiledTCP`), the same way
-as the UDP lists (:mod:`router.api.udp`, whose filters and counts are used here too).
+as the UDP lists (:mod:`router.api.l4` holds their shared filters, sorts and counts).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from discover.model_tcp import TCPConfig, TCPInFlightConn, TCPIPAllowList, TCPRouter, TCPService
-from router.api import query as q
+from router.api.l4 import L4View, service_json, weighted_json
 from router.api.render import DISABLED, ENABLED, Json, provider_of
-from router.api.udp import _counts, keep_udp_router
 from router.tcp.compile import CompiledTCP
 
 __all__ = ["LISTS", "TCPView"]
@@ -26,8 +25,10 @@ __all__ = ["LISTS", "TCPView"]
 LISTS = {"tcp/routers": "router", "tcp/services": "service", "tcp/middlewares": "middleware"}
 
 
-class TCPView:
+class TCPView(L4View):
     """The TCP lists' JSON of one state, by list path (sorted by name), and rawdata's by kind."""
+
+    routers_path = "tcp/routers"
 
     def __init__(self, cfg: TCPConfig, compiled: CompiledTCP | None) -> None:
         errors = compiled.errors if compiled is not None else {}
@@ -60,10 +61,6 @@ class TCPView:
         }
         self.by_name = {path: {i["name"]: i for i in items} for path, items in self.items.items()}
 
-    def overview(self) -> Json:
-        """``/api/overview``'s ``tcp`` part: per kind, the total, the warnings and the errors."""
-        return {path.partition("/")[2]: _counts(items) for path, items in self.items.items()}
-
     def rawdata(self) -> Json:
         """``/api/rawdata``'s TCP keys (left out when empty, as Go's ``omitempty``)."""
         keys = {
@@ -72,15 +69,6 @@ class TCPView:
             "tcp/middlewares": "tcpMiddlewares",
         }
         return {keys[path]: raw for path, raw in self.raw.items() if raw}
-
-    def listing(self, path: str, query: q.Query) -> list[Json]:
-        """The items of ``path`` a query keeps, sorted as asked (Traefik's TCP filters and sorts)."""
-        c = q.Criterion.of(query)
-        keep = keep_udp_router if path == "tcp/routers" else q.keep_named
-        items = [i for i in self.items[path] if keep(i, c)]
-        if query.get("sortBy") or query.get("direction"):
-            items = q.sort_items(items, query, path.partition("/")[2])
-        return items
 
 
 def _router(r: TCPRouter, error: str | None, using: tuple[str, ...]) -> Json:
@@ -131,13 +119,8 @@ def _service(svc: TCPService, error: str | None, used_by: Any) -> Json:
             } | {"interval": f"{hc.interval:g}s", "timeout": f"{hc.timeout:g}s"}
         out["loadBalancer"] = part
     elif svc.weighted is not None:
-        out["weighted"] = {"services": [{"name": w.name, "weight": w.weight} for w in svc.weighted.services]}
-    if error:
-        out["error"] = [error]
-    out["status"] = DISABLED if error else ENABLED
-    if used_by:
-        out["usedBy"] = sorted(used_by)
-    return out
+        out["weighted"] = weighted_json(svc.weighted)
+    return service_json(out, error, used_by)
 
 
 def _middleware(mw: Any, usable: bool, used_by: Any) -> Json:

@@ -10,23 +10,24 @@ results (:class:`router.udp.table.UDPCompiled`); nothing here is read live (UDP 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from discover.model_udp import UDPConfig, UDPService
-from router.api import query as q
+from router.api.l4 import L4View, service_json, weighted_json
 from router.api.render import DISABLED, ENABLED, WARNING, Json, provider_of
 from router.udp.table import UDPCompiled
 
-__all__ = ["LISTS", "UDPView", "keep_udp_router"]
+__all__ = ["LISTS", "UDPView"]
 
 # list path → Traefik's not-found noun
 LISTS = {"udp/routers": "router", "udp/services": "service"}
 
 
-class UDPView:
+class UDPView(L4View):
     """The UDP routers' and services' JSON of one state: list items (with ``name``, ``provider`` and, for
     services, ``type``) by list path, sorted by name, and rawdata's (without them) by kind."""
+
+    routers_path = "udp/routers"
 
     def __init__(self, cfg: UDPConfig, compiled: UDPCompiled | None) -> None:
         errors = compiled.errors if compiled is not None else {}
@@ -63,10 +64,6 @@ class UDPView:
         }
         self.by_name = {path: {i["name"]: i for i in items} for path, items in self.items.items()}
 
-    def overview(self) -> Json:
-        """``/api/overview``'s ``udp`` part: per kind, the total, the warnings and the errors (disabled)."""
-        return {kind.partition("/")[2]: _counts(items) for kind, items in self.items.items()}
-
     def rawdata(self) -> Json:
         """``/api/rawdata``'s UDP keys (left out when empty, as Go's ``omitempty``)."""
         out: Json = {}
@@ -76,50 +73,15 @@ class UDPView:
             out["udpServices"] = self.raw_services
         return out
 
-    def listing(self, path: str, query: q.Query) -> list[Json]:
-        """The items of ``path`` a query keeps (Traefik's ``keepUDPRouter`` / ``keepUDPService``), sorted
-        as asked (Traefik's ``sortRouters`` / ``sortServices``)."""
-        c = q.Criterion.of(query)
-        keep = keep_udp_router if path == "udp/routers" else q.keep_named
-        items = [i for i in self.items[path] if keep(i, c)]
-        if query.get("sortBy") or query.get("direction"):
-            items = q.sort_items(items, query, path.partition("/")[2])
-        return items
-
-
-def keep_udp_router(item: Json, c: q.Criterion | None) -> bool:
-    """Traefik's ``keepUDPRouter``: status, a search in the name, and the service filter."""
-    if c is None:
-        return True
-    return (
-        c.with_status(item.get("status", ""))
-        and c.with_provider(item.get("provider", ""))
-        and c.search_in(item["name"])
-        and c.filter_service(item.get("service", ""))
-    )
-
 
 def _service(svc: UDPService, error: str | None, used_by: Any) -> Json:
     out: Json = {}
     if svc.load_balancer is not None:
         out["loadBalancer"] = {"servers": [{"address": s.address} for s in svc.load_balancer.servers]}
     elif svc.weighted is not None:
-        out["weighted"] = {"services": [{"name": w.name, "weight": w.weight} for w in svc.weighted.services]}
-    if error:
-        out["error"] = [error]
-    out["status"] = DISABLED if error else ENABLED
-    if used_by:
-        out["usedBy"] = sorted(used_by)
-    return out
+        out["weighted"] = weighted_json(svc.weighted)
+    return service_json(out, error, used_by)
 
 
 def _type(svc: UDPService) -> str:
     return "loadbalancer" if svc.load_balancer is not None else "weighted"
-
-
-def _counts(items: list[Json]) -> Mapping[str, int]:
-    return {
-        "total": len(items),
-        "warnings": sum(1 for i in items if i.get("status") == WARNING),
-        "errors": sum(1 for i in items if i.get("status") == DISABLED),
-    }

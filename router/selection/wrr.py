@@ -23,6 +23,8 @@ class WeightedRoundRobin(Policy):
         exclude: Container[Any] = (),
         client: str | None = None,
     ) -> Any | None:
+        # Policy.pick with choose's pass inlined, and the same smooth pass as WeightedBalancer.pick_child
+        # (router.balancer): kept as copies on purpose, a shared helper would add a call to every request.
         now = self.clock()
         if cookies and self.cookie_name is not None:
             up = self.stuck(cookies, now, exclude)
