@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from discover.docker_label_tree import Labels, collect, label_for, map_at, to_data
+from discover.docker_label_tree import Labels, bind_only_service, collect, label_for, map_at, to_data
 from discover.docker_model import ContainerInfo, DockerSettings, Reach
 from discover.docker_options import ANY, MIDDLEWARE_OPTIONS, middleware_options
 from discover.docker_template import RuleTemplate, TemplateError, normalize
@@ -493,15 +493,10 @@ class _Builder:
                 self.reasons.append(f"router {rname}: the default rule is empty; router left out")
                 return False
             router[rule_key or "rule"] = rule
-        svc_key = find_key(router, "service")
-        if svc_key is None or not str(router[svc_key] or "").strip():
-            if len(services) > 1:
-                self.reasons.append(
-                    f"router {rname}: no service label and several services "
-                    f"({', '.join(sorted(map(str, services)))}); router left out"
-                )
-                return False
-            router[svc_key or "service"] = next(iter(services))
+        why = bind_only_service(router, services)
+        if why:
+            self.reasons.append(f"router {rname}: {why}; router left out")
+            return False
         return True
 
 

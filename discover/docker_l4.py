@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from discover.docker_container import Built, Ctx, LeftOut, _Builder, implicit_name
-from discover.docker_label_tree import Labels, label_for, map_at, to_data
+from discover.docker_label_tree import Labels, bind_only_service, label_for, map_at, to_data
 from discover.docker_model import ContainerInfo
 from discover.model_base import frozen_map
 from discover.parse import parse_dynamic_with_warnings
@@ -179,13 +179,8 @@ def _routers(b: _Builder, proto: str, section: dict[Key, Any], services: dict[Ke
             )
             del found[1][rname]
             continue
-        svc = find_key(router, "service")
-        if svc is None or not str(router[svc] or "").strip():
-            if len(services) > 1:
-                b.reasons.append(
-                    f"{proto} router {rname}: no service label and several services "
-                    f"({', '.join(sorted(map(str, services)))}); left out"
-                )
-                del found[1][rname]
-                continue
-            router[svc or "service"] = next(iter(services))
+        why = bind_only_service(router, services)
+        if why:
+            b.reasons.append(f"{proto} router {rname}: {why}; left out")
+            del found[1][rname]
+            continue

@@ -205,3 +205,15 @@ def map_at(
     if not isinstance(v, dict):
         raise ConfigError(f"{path}.{name}", f"expected sub-keys, got {v!r}", keys=(*keys, k))
     return k, v
+
+
+def bind_only_service(router: dict[Any, Any], services: Mapping[Any, Any]) -> str | None:
+    """Bind a label router without a service to the container's only one (Traefik's default, for HTTP,
+    TCP and UDP alike); why it cannot be (several services, named), or None."""
+    key = find_key(router, "service")
+    if key is not None and str(router[key] or "").strip():
+        return None
+    if len(services) > 1:
+        return f"no service label and several services ({', '.join(sorted(map(str, services)))})"
+    router[key or "service"] = next(iter(services))
+    return None

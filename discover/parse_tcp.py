@@ -39,6 +39,7 @@ from discover.readers import (
     describe,
     duration,
     named,
+    one_of,
     opt_str,
     str_list,
 )
@@ -75,12 +76,7 @@ def _router(name: str, value: Any, at: At) -> TCPRouter:
     service = as_str(*f.required("service")).strip()
     if not rule or not service:
         raise f.get("rule" if not rule else "service")[1].error("must not be empty")
-    syntax = None
-    if f.present("ruleSyntax"):
-        v, vat = f.get("ruleSyntax")
-        syntax = as_str(v, vat).lower()
-        if syntax not in ("v2", "v3"):
-            raise vat.error(f"must be v2 or v3, got {v!r}")
+    syntax = one_of(*f.get("ruleSyntax"), ("v2", "v3")) if f.present("ruleSyntax") else None
     return TCPRouter(
         name=name,
         rule=rule,
