@@ -369,8 +369,8 @@ def parse_dynamic_with_warnings(
 ) -> tuple[DynamicConfig, list[str]]:
     """Parse one provider's dynamic configuration; raise :class:`ConfigError` on the first problem.
 
-    The warnings are things Traefik logs and goes on without: ignored ``tcp``/``udp`` sections and
-    unsupported parts, and (with ``references``) bare references to services, middlewares or
+    The warnings are things Traefik logs and goes on without: unsupported parts, servers left out (the
+    ``tcp`` and ``udp`` parsers' too), and (with ``references``) bare references to services, middlewares or
     serversTransports missing from this config. A provider that merges several documents passes
     ``references=False`` and calls :func:`check_references` on the merged result.
     """

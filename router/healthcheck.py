@@ -212,6 +212,9 @@ class HealthChecker:
             raise
         except TimeoutError:
             ok, why = False, f"no answer in {hc.timeout:g}s"
+        except aiohttp.ClientConnectorError as exc:
+            # Its str() embeds the SSL context object's repr; the OS error is what a user can act on.
+            ok, why = False, f"cannot connect: {exc.os_error.strerror or exc.os_error}"
         except Exception as exc:  # noqa: BLE001 - any failure to get an answer means unhealthy
             ok, why = False, str(exc) or type(exc).__name__
         if self._stopped or self._jobs.get(job.name) is not job:

@@ -287,12 +287,13 @@ def test_missing_and_undecodable_files(tmp_path):
 def test_load_logs_warnings(tmp_path, caplog):
     write(
         tmp_path / "dyn.yml",
-        "tcp:\n  routers: {}\n" + router_yaml("a").replace("service: s", "service: nope"),
+        "tcp:\n  services: {s: {loadBalancer: {servers: [{address: 'a..b:1'}]}}}\n"
+        + router_yaml("a").replace("service: s", "service: nope"),
     )
     with caplog.at_level(logging.WARNING, LOGGER):
         provider(tmp_path).load()
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert any("tcp:" in m for m in messages)
+    assert any("tcp.services.s.loadBalancer.servers[0]" in m and "left out" in m for m in messages)
     assert any("'nope'" in m and "http.routers.a.service" in m for m in messages)
 
 

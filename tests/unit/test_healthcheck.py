@@ -175,6 +175,8 @@ async def test_refused_connection_marks_unhealthy():
         await until(lambda: not up.healthy)
     finally:
         await checker.stop()
+    # What /api shows as the reason: the OS error, not aiohttp's text with the SSL context's repr in it.
+    assert up.why.startswith("cannot connect: ") and "object at 0x" not in up.why, up.why
 
 
 async def test_health_check_port_is_used(backend):
