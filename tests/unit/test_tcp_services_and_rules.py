@@ -1,5 +1,6 @@
-"""TCP review fixes: Traefik's v2 HostSNI `*` and HostSNI-without-tls check, TLS to servers through the one
-client-context builder, servers shuffled per build, undialable host names left out at parse."""
+"""TCP routers and services as Traefik builds them: v2 HostSNI `*` and the HostSNI-without-tls check, TLS
+to servers through the one client-context builder, servers shuffled per build, undialable host names left
+out at parse."""
 
 from __future__ import annotations
 
