@@ -20,7 +20,6 @@ from typing import Any
 from discover.middlewares.registry import OPTION_TYPES, read_middleware_options
 from discover.model import (
     CertificateFile,
-    Domain,
     DynamicConfig,
     Middleware,
     Router,
@@ -35,7 +34,7 @@ from discover.model_tcp import TCPConfig
 from discover.model_udp import UDPConfig
 from discover.parse_services import h2c_scheme, h2c_url, parse_service, preserve_path
 from discover.parse_tcp import parse_tcp
-from discover.parse_tls import tls_options
+from discover.parse_tls import read_domains, tls_options
 from discover.parse_udp import parse_udp
 from discover.readers import (
     At,
@@ -169,13 +168,9 @@ def _router_tls(value: Any, at: At) -> RouterTLS | None:
     if isinstance(value, bool | str | int):
         return RouterTLS() if as_bool(value, at) else None
     f = Fields(value, at, ("certResolver", "domains", "options"))
-    domains = []
-    for v, dat in as_list(*f.get("domains")):
-        df = Fields(v, dat, ("main", "sans"))
-        domains.append(Domain(main=as_str(*df.required("main")), sans=str_list(*df.get("sans"))))
     return RouterTLS(
         cert_resolver=opt_str(*f.get("certResolver")),
-        domains=tuple(domains),
+        domains=read_domains(*f.get("domains")),
         options=opt_str(*f.get("options")),
     )
 

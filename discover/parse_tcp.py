@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from discover.middlewares.access import parse_networks
-from discover.model_base import Domain, frozen_map, host_and_port, host_name_error
+from discover.model_base import frozen_map, host_and_port, host_name_error
 from discover.model_tcp import (
     TCPConfig,
     TCPInFlightConn,
@@ -28,6 +28,7 @@ from discover.model_tcp import (
     TCPWeighted,
     TCPWeightedRef,
 )
+from discover.parse_tls import read_domains
 from discover.readers import (
     At,
     ConfigError,
@@ -96,14 +97,10 @@ def _router_tls(value: Any, at: At) -> TCPRouterTLS | None:
     if isinstance(value, bool | str | int):
         return TCPRouterTLS() if as_bool(value, at) else None
     f = Fields(value, at, ("passthrough", "certResolver", "domains", "options"))
-    domains = []
-    for v, dat in as_list(*f.get("domains")):
-        df = Fields(v, dat, ("main", "sans"))
-        domains.append(Domain(main=as_str(*df.required("main")), sans=str_list(*df.get("sans"))))
     return TCPRouterTLS(
         passthrough=as_bool(*f.get("passthrough")) if f.present("passthrough") else False,
         cert_resolver=opt_str(*f.get("certResolver")),
-        domains=tuple(domains),
+        domains=read_domains(*f.get("domains")),
         options=opt_str(*f.get("options")),
     )
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from discover import tls_names as names
-from discover.model import DEFAULT_TLS_OPTIONS, ClientAuth, TLSOptions
-from discover.readers import At, ConfigError, Fields, as_bool, as_str, named, str_list
+from discover.model import DEFAULT_TLS_OPTIONS, ClientAuth, Domain, TLSOptions
+from discover.readers import At, ConfigError, Fields, as_bool, as_list, as_str, named, str_list
 
 
 class _Refused(Exception):
@@ -189,3 +189,12 @@ def _ca_problem(value: str) -> str | None:
             f"no usable CA certificate in {'the inline PEM' if '-----BEGIN' in value else repr(value)}: {e}"
         )
     return None
+
+
+def read_domains(value: Any, at: At) -> tuple[Domain, ...]:
+    """A router's ``tls.domains`` (``main`` and ``sans``): the one reader for HTTP and TCP routers."""
+    out = []
+    for v, dat in as_list(value, at):
+        df = Fields(v, dat, ("main", "sans"))
+        out.append(Domain(main=as_str(*df.required("main")), sans=str_list(*df.get("sans"))))
+    return tuple(out)
