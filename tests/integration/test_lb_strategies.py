@@ -265,7 +265,7 @@ async def test_a_client_stalling_its_upload_is_not_counted_against_the_server(pr
                 assert r.status == 200
                 servers.add((await r.json())["server"])
         assert servers == {"a", "b"}
-    assert "request body not read within readTimeout" in dr.log()
+    await wait_for(lambda: "request body not read within readTimeout" in dr.log())
 
 
 async def test_in_flight_counts_come_back_down_through_middlewares_and_a_failed_first_server(

@@ -107,7 +107,7 @@ async def test_http_accept_pauses_while_out_of_descriptors_and_says_so_once(tmp_
             writer.close()
     reply = await wait_for(lambda: _get(dr.port), timeout=10)
     assert reply.startswith(b"HTTP/1.1 404")
-    assert "web: accepting connections again" in dr.log()
+    await wait_for(lambda: "web: accepting connections again" in dr.log())
 
 
 async def _get(port: int) -> bytes | None:
