@@ -192,16 +192,29 @@ def fixture_router(name: str, rule: str, service: str, provider: str, **more: An
     return r
 
 
-def fixture_service(name: str, url: str, health: str, used_by: str) -> dict[str, Any]:
+def fixture_service(name: str, url: str, state: str, used_by: str) -> dict[str, Any]:
+    """A load balancer of one server: ``serverStatus`` as Traefik's, ``serverStates`` saying why."""
     return {
         "loadBalancer": {"servers": [{"url": url}]},
         "status": "enabled",
         "usedBy": [used_by],
-        "serverStatus": {url: health},
+        "serverStatus": {url: state.partition(":")[0]},
+        "serverStates": {url: state},
         "name": name,
         "provider": name.partition("@")[2],
         "type": "loadbalancer",
     }
+
+
+def fixture_layer4(proto: str, name: str, address: str, **router: Any) -> dict[str, dict[str, Any]]:
+    """A TCP or UDP router and its service of one server, as ``/api/tcp|udp/...`` list them."""
+    ep = router.pop("entryPoints", ["db"])
+    provider = name.partition("@")[2]
+    r = {"entryPoints": ep, "service": name, "status": "enabled", "using": ep, "name": name}
+    r.update({"provider": provider, **router})
+    s = {"loadBalancer": {"servers": [{"address": address}]}, "status": "enabled", "usedBy": [name]}
+    s.update({"name": name, "provider": provider, "type": "loadbalancer"})
+    return {f"{proto}/routers": [r], f"{proto}/services": [s]}
 
 
 def fixture_container(name: str, reason: str, **more: Any) -> dict[str, Any]:
@@ -233,7 +246,11 @@ def fixture_certificates(now: float) -> list[dict[str, Any]]:
 def fixture_state() -> dict[str, Any]:
     """What the API answers: three routers (one broken, one named like markup), two services, a
     certificate and one not issued yet, a container on a network dockroute cannot reach and a file
-    router left out."""
+    router left out; a TCP passthrough router and a UDP router."""
+    pg = fixture_layer4(
+        "tcp", "pg@file", "10.0.0.9:5432", rule="HostSNI(`db.example.com`)", tls={"passthrough": True}
+    )
+    dns = fixture_layer4("udp", "dns@file", "10.0.0.53:53", entryPoints=["dns"])
     return {
         "entrypoints": [{"address": ":80", "name": "web"}, {"address": ":8080", "name": "traefik"}],
         "http/routers": [
@@ -262,8 +279,15 @@ def fixture_state() -> dict[str, Any]:
         ],
         "http/services": [
             fixture_service("whoami@docker", "http://172.17.0.2:80", "UP", "whoami@docker"),
-            fixture_service("api@file", "http://10.0.0.7:8000", "DOWN", "api@file"),
+            fixture_service(
+                "api@file",
+                "http://10.0.0.7:8000",
+                "DOWN: passive: 3 failures in 10s, last: status 502, back at 2026-01-01T12:00:10Z",
+                "api@file",
+            ),
         ],
+        **pg,
+        **dns,
         "certificates": fixture_certificates(time.time()),
         "discovery": {
             "containers": [
@@ -336,6 +360,20 @@ async def test_dashboard_shows_routers_certificates_and_what_is_not_routed(tmp_p
         assert "which dockroute is not attached to" in text
         assert "broken@file" in text and "unknown matcher Hots" in text
         assert "http://10.0.0.7:8000" in text and "DOWN" in text
+        services = await b.eval("document.getElementById('list-services').innerText")
+        assert "passive: 3 failures in 10s, last: status 502" in services  # why it is down (serverStates)
+        badges = await b.eval(
+            "[...document.querySelectorAll('#list-routers .badge, #list-services .badge')]"
+            ".map(e => e.textContent)"
+        )
+        assert not {"TCP", "UDP", "1", "2"} & set(badges), badges  # no protocol badge on an HTTP card
+        # TCP and UDP routers and services, each with its protocol
+        l4 = await b.eval("document.getElementById('list-l4routers').innerText")
+        assert "pg@file" in l4 and "HostSNI(`db.example.com`)" in l4 and "passthrough" in l4 and "TCP" in l4
+        assert "dns@file" in l4 and "UDP" in l4
+        assert await b.eval("document.getElementById('n-l4routers').textContent") == "2"
+        l4s = await b.eval("document.getElementById('list-l4services').innerText")
+        assert "10.0.0.9:5432" in l4s and "10.0.0.53:53" in l4s
         assert ":8080" in text and "v0.1.0" in text
         # the routed container is not in the "not routed" list; the disabled one is in a group of its own,
         # not counted as a problem
@@ -362,7 +400,9 @@ async def has_text(b: Browser, needle: str) -> bool:
 
 
 async def test_dashboard_under_a_base_path_behind_basic_auth(backends, proxy, tmp_path: Path) -> None:
-    (backend,) = await backends("site")
+    """Also, from the real API: a server down and why (its active check), and TCP and UDP routers."""
+    backend, sick = await backends("site", "sick")
+    sick.health_status = 500
     users = [f"admin:{bcrypt.hashpw(b'secret', bcrypt.gensalt(rounds=4)).decode()}"]
     dynamic = {
         "http": {
@@ -375,11 +415,32 @@ async def test_dashboard_under_a_base_path_behind_basic_auth(backends, proxy, tm
                 "site": {"rule": "Host(`site.test`)", "service": "site"},
             },
             "middlewares": {"auth": {"basicAuth": {"users": users}}},
-            "services": {"site": {"loadBalancer": {"servers": [{"url": backend.url}]}}},
-        }
+            "services": {
+                "site": {"loadBalancer": {"servers": [{"url": backend.url}]}},
+                "sick": {
+                    "loadBalancer": {
+                        "servers": [{"url": sick.url}],
+                        "healthCheck": {"path": "/health", "interval": "1s", "timeout": "1s"},
+                    }
+                },
+            },
+        },
+        "tcp": {
+            "routers": {"pg": {"rule": "HostSNI(`*`)", "entryPoints": ["db"], "service": "pg"}},
+            "services": {"pg": {"loadBalancer": {"servers": [{"address": "127.0.0.1:9"}]}}},
+        },
+        "udp": {
+            "routers": {"dns": {"entryPoints": ["dns"], "service": "dns"}},
+            "services": {"dns": {"loadBalancer": {"servers": [{"address": "127.0.0.1:9"}]}}},
+        },
     }
+    dynamic["http"]["routers"]["sick"] = {"rule": "Host(`sick.test`)", "service": "sick"}
     static = {
-        "entryPoints": {"web": {"address": "127.0.0.1:0"}},
+        "entryPoints": {
+            "web": {"address": "127.0.0.1:0"},
+            "db": {"address": "127.0.0.1:0"},
+            "dns": {"address": "127.0.0.1:0/udp", "transport": {"lifeCycle": {"graceTimeOut": "0s"}}},
+        },
         "api": {"basePath": "/traefik/"},
         "providers": {"file": {"filename": str(tmp_path / "dynamic.yml")}},
         "log": {"level": "DEBUG"},
@@ -398,6 +459,16 @@ async def test_dashboard_under_a_base_path_behind_basic_auth(backends, proxy, tm
         assert "dash@file" in routers and "PathPrefix(`/traefik`)" in routers and "\nauth\n" in routers
         services = await b.eval("document.getElementById('list-services').innerText")
         assert backend.url.rstrip("/") in services and "UP" in services
+
+        async def sick_shown() -> bool:  # the first probe fails within a second; the page polls every 3
+            shown = await b.eval("document.getElementById('list-services').innerText")
+            return "active check failed: status 500" in shown
+
+        await wait_for(sick_shown, timeout=20)
+        l4 = await b.eval("document.getElementById('list-l4routers').innerText")
+        assert "pg@file" in l4 and "HostSNI(`*`)" in l4 and "TCP" in l4 and "dns@file" in l4 and "UDP" in l4
+        l4s = await b.eval("document.getElementById('list-l4services').innerText")
+        assert "127.0.0.1:9" in l4s and "pg@file" in l4s and "dns@file" in l4s
         api_link = await b.eval("document.getElementById('apilink').getAttribute('href')")
         assert api_link == "/traefik/api/overview"
         await check_layout(b)

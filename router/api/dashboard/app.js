@@ -110,18 +110,26 @@
 
   // ---- sections ---------------------------------------------------------------------------------------
 
-  function routerCard(r) {
-    const c = card(r.name, [statusBadge(r.status), badge(r.tls ? "TLS" : "no TLS", r.tls ? "ok" : "")]);
-    c.append(el("code", "rule", r.rule || "(no rule)"));
+  // An HTTP router, or (proto "TCP"/"UDP") a layer-4 one: UDP routers have no rule, TLS or middlewares.
+  function routerCard(r, proto) {
+    const udp = proto === "UDP";
+    const c = card(r.name, [
+      statusBadge(r.status),
+      proto ? badge(proto, "") : null,
+      udp ? null : badge(r.tls ? "TLS" : "no TLS", r.tls ? "ok" : ""),
+    ]);
+    if (!udp) c.append(el("code", "rule", r.rule || "(no rule)"));
     c.append(kv("Entry points", list(r.using || r.entryPoints)));
-    let tls = "no";
-    if (r.tls) {
-      tls = "yes";
-      if (r.tls.certResolver) tls += " · resolver " + r.tls.certResolver;
-      if (r.tls.options) tls += " · options " + r.tls.options;
+    if (!udp) {
+      let tls = "no";
+      if (r.tls) {
+        tls = r.tls.passthrough ? "passthrough" : "yes";
+        if (r.tls.certResolver) tls += " · resolver " + r.tls.certResolver;
+        if (r.tls.options) tls += " · options " + r.tls.options;
+      }
+      c.append(kv("TLS", tls));
+      c.append(kv("Middlewares", list(r.middlewares)));
     }
-    c.append(kv("TLS", tls));
-    c.append(kv("Middlewares", list(r.middlewares)));
     c.append(kv("Service", r.service));
     c.append(kv("Provider", r.provider));
     if (r.priority !== undefined) c.append(kv("Priority", r.priority));
@@ -134,17 +142,28 @@
     return badge(status, status === "UP" ? "ok" : "bad");
   }
 
-  function serviceCard(s) {
-    const c = card(s.name, [statusBadge(s.status), s.type ? badge(s.type, "") : null]);
+  // Why a server is down, from serverStates ("DOWN: passive: 3 failures in 10s, ..."), beside Traefik's
+  // bare serverStatus; a provider's own note (srv.unreachable) when the API has no state for it.
+  function downReason(srv, state) {
+    if (typeof state === "string" && state.startsWith("DOWN: ")) return state.slice("DOWN: ".length);
+    return srv.unreachable || "";
+  }
+
+  function serviceCard(s, proto) {
+    const c = card(s.name, [statusBadge(s.status), proto ? badge(proto, "") : null, s.type ? badge(s.type, "") : null]);
     const lb = s.loadBalancer;
     const statuses = s.serverStatus || {};
+    const states = s.serverStates || {};
     if (lb && Array.isArray(lb.servers)) {
       const ul = el("ul", "servers");
       for (const srv of lb.servers) {
         const key = srv.url || srv.address || "";
         const li = el("li");
-        li.append(serverStatusBadge(statuses[key]), el("span", "url", key));
-        if (srv.unreachable) li.append(el("p", "err", srv.unreachable));
+        // TCP and UDP services carry no serverStatus: no badge rather than "unknown"
+        if (s.serverStatus) li.append(serverStatusBadge(statuses[key]));
+        li.append(el("span", "url", key));
+        const why = downReason(srv, states[key]);
+        if (why) li.append(el("p", "err", why));
         ul.append(li);
       }
       if (!lb.servers.length) ul.append(el("li", "muted", "no servers"));
@@ -224,11 +243,16 @@
 
   const last = {}; // section → the JSON it shows (nothing re-rendered while nothing changed)
 
+  // The count beside a section's link (a section without a link of its own has none).
+  function count(section, text) {
+    const n = document.getElementById("n-" + section);
+    if (n) n.textContent = text;
+  }
+
   function fill(section, cards, emptyText) {
     const box = document.getElementById("list-" + section);
     box.replaceChildren(...(cards.length ? cards : [el("p", "muted empty", emptyText)]));
-    document.getElementById("n-" + section).textContent =
-      String(cards.filter((c) => !c.classList.contains("group")).length);
+    count(section, String(cards.filter((c) => !c.classList.contains("group")).length));
     applyFilter(box);
   }
 
@@ -237,7 +261,7 @@
     const text = err instanceof HttpError && err.status === 404 ? "Not available from this API." :
       "Could not load: " + (err && err.message ? err.message : String(err));
     box.replaceChildren(el("p", "muted empty", text));
-    document.getElementById("n-" + section).textContent = "?";
+    count(section, "?");
     delete last[section];
   }
 
@@ -283,20 +307,30 @@
     for (const c of box.querySelectorAll(".card")) c.hidden = q !== "" && !c.textContent.toLowerCase().includes(q);
   }
 
+  // TCP and UDP items of one kind in one list, each tagged with its protocol: [["TCP", item], ...].
+  async function layer4(kind) {
+    const [tcp, udp] = await Promise.all([fetchAll("tcp/" + kind), fetchAll("udp/" + kind)]);
+    return tcp.map((i) => ["TCP", i]).concat(udp.map((i) => ["UDP", i]));
+  }
+
   async function poll() {
-    const [eps, routers, services, certs, discovery, version] = await Promise.allSettled([
+    const [eps, routers, services, certs, discovery, version, l4routers, l4services] = await Promise.allSettled([
       fetchAll("entrypoints"),
       fetchAll("http/routers"),
       fetchAll("http/services"),
       fetchAll("certificates"),
       fetchJSON("discovery").then((r) => r.data),
       fetchJSON("version").then((r) => r.data),
+      layer4("routers"),
+      layer4("services"),
     ]);
     let ok = 0;
     ok += render("notrouted", discovery, notRouted, "Everything seen is routed.");
-    ok += render("routers", routers, (rs) => rs.map(routerCard), "No routers.");
-    ok += render("services", services, (ss) => ss.map(serviceCard), "No services.");
+    ok += render("routers", routers, (rs) => rs.map((r) => routerCard(r)), "No routers.");
+    ok += render("services", services, (ss) => ss.map((sv) => serviceCard(sv)), "No services.");
     ok += render("certificates", certs, (cs) => cs.map(certificateCard), "No certificates.");
+    ok += render("l4routers", l4routers, (rs) => rs.map(([p, r]) => routerCard(r, p)), "No TCP or UDP routers.");
+    ok += render("l4services", l4services, (ss) => ss.map(([p, sv]) => serviceCard(sv, p)), "No TCP or UDP services.");
     ok += render("entrypoints", eps, (es) => es.map(entryPointCard), "No entry points.");
     if (version.status === "fulfilled" && version.value && version.value.Version) {
       document.getElementById("version").textContent = "v" + version.value.Version;
