@@ -85,7 +85,8 @@ def load_static(
     live = [name for name, sub in entries.items() if sub is not OFF]
     obs = check_entry_points(tree, obs, live)
     resolvers, warned, warnings = read_resolvers(get(tree, "certificatesResolvers"), live, environ)
-    entry_points = _entry_points(entries, list(resolvers))
+    tls_challenge = any(getattr(r, "tls_challenge", False) for r in resolvers.values())
+    entry_points = _entry_points(entries, list(resolvers), tls_challenge)
     warnings += udp_warnings(entries, {ep.name for ep in entry_points if ep.udp}, entry_points)
     return StaticConfig(
         entry_points=entry_points,
@@ -122,15 +123,21 @@ def _with_default_web(entry_tree: Any) -> dict[str, Any]:
 # -- entry points -------------------------------------------------------------------------------------
 
 
-def _entry_points(entries: dict[str, Any], resolvers: list[str]) -> tuple[EntryPoint, ...]:
+def _entry_points(
+    entries: dict[str, Any], resolvers: list[str], tls_challenge: bool
+) -> tuple[EntryPoint, ...]:
+    """``tls_challenge``: some resolver answers TLS-ALPN-01; without one, every entry point lets
+    ``acme-tls/1`` ClientHellos through to its TCP routers, as Traefik does (``allowACMEByPass``)."""
     live = [name for name, sub in entries.items() if sub is not OFF]
-    out = [_entry_point(name, entries[name], live, resolvers) for name in live]
+    out = [_entry_point(name, entries[name], live, resolvers, tls_challenge) for name in live]
     if not out:
         raise StaticConfigError("entryPoints", "every entry point is switched off; at least one is needed")
     return tuple(out)
 
 
-def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -> EntryPoint:
+def _entry_point(
+    name: str, tree: Any, names: list[str], resolvers: list[str], tls_challenge: bool = False
+) -> EntryPoint:
     r = Reader(tree, f"entryPoints.{name}")
     found = r.address()
     if found is None:
@@ -154,6 +161,7 @@ def _entry_point(name: str, tree: Any, names: list[str], resolvers: list[str]) -
         tls=_entry_point_tls(r.sub("http"), resolvers),
         middlewares=tuple(item for item, _ in r.sub("http").items("middlewares")),
         as_default=r.flag("asDefault", False),
+        acme_bypass=r.flag("allowACMEByPass", False) or not tls_challenge,
         access_logs=obs.flag("accessLogs", True),
         metrics=obs.flag("metrics", True),
         trusted_ips=_trusted_ips(fwd),

@@ -90,6 +90,8 @@ _ENTRY_POINT: dict[str, Any] = {
         "underscoreHeadersStrategy": STR,
     },
     "asDefault": BOOL,
+    # Acted on: TLS-ALPN-01 validations (acme-tls/1) may reach TLS TCP routers (router.tcp.table)
+    "allowACMEByPass": BOOL,
     # Acted on: a PROXY protocol header (v1 or v2) is read first on each connection (router.proxy_protocol)
     "proxyProtocol": {"trustedIPs": LIST, "insecure": BOOL},
     "forwardedHeaders": {
@@ -109,7 +111,6 @@ _ENTRY_POINT: dict[str, Any] = {
         (
             "http2",
             "http3",
-            "allowACMEByPass",
             "reusePort",
         ),
         ANY,

@@ -42,13 +42,14 @@ def _order(route: TCPRoute) -> tuple[int, str]:
 class TCPTable:
     """Immutable once built; a reload builds a new one."""
 
-    __slots__ = ("plain", "tls", "https_hosts", "https_catch_all", "https_any", "server_first")
+    __slots__ = ("plain", "tls", "https_hosts", "https_catch_all", "https_any", "server_first", "acme_bypass")
 
     def __init__(
         self,
         routes: list[TCPRoute],
         https_hosts: frozenset[str] = frozenset(),
         https_catch_all: bool = False,
+        acme_bypass: bool = False,
     ) -> None:
         ordered = sorted(routes, key=_order)
         self.plain = tuple(r for r in ordered if r.tls is None)
@@ -57,6 +58,7 @@ class TCPTable:
         self.https_catch_all = https_catch_all
         self.https_any = https_catch_all or bool(https_hosts)
         self.server_first = bool(self.plain) and not self.tls and not self.https_any
+        self.acme_bypass = acme_bypass  # the entry point's allowACMEByPass (EntryPoint.acme_bypass)
 
     def match_plain(self, info: ConnInfo) -> TCPRoute | None:
         for route in self.plain:
@@ -74,8 +76,9 @@ class TCPTable:
 
     def match_tls(self, info: ConnInfo) -> TCPRoute | None:
         """The TCP route a TLS connection goes to, or None when HTTPS takes it. A TLS-ALPN-01 validator
-        (``acme-tls/1``) is never a TCP router's: as in Traefik, the entry point answers it itself."""
-        if self._https_host(info.sni) or ACME_TLS_1 in info.alpn:
+        (``acme-tls/1``) is a TCP router's only with ``acme_bypass``; otherwise, as in Traefik, the entry
+        point answers it itself."""
+        if self._https_host(info.sni) or (ACME_TLS_1 in info.alpn and not self.acme_bypass):
             return None
         found = None
         for route in self.tls:
