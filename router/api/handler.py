@@ -230,7 +230,7 @@ class ApiHandler:
         if item is None:
             await error(ex, 404, f"{lists[path]} not found: {name}")
         else:
-            await reply(ex, 200, item)
+            await reply(ex, 200, view.live(path, item))
 
     async def paged(self, ex: Exchange, items: list[Any], query: q.Query) -> None:
         try:

@@ -23,6 +23,11 @@ class L4View:
     routers_path = ""
     items: dict[str, list[Json]]
 
+    def live(self, path: str, item: Json) -> Json:
+        """``item`` of list ``path`` completed with what changes while the configuration does not (a
+        TCP service's servers' health); as it is for the kinds that have none."""
+        return item
+
     def overview(self) -> Json:
         """``/api/overview``'s ``tcp`` or ``udp`` part: per kind, the total, the warnings and the errors."""
         return {path.partition("/")[2]: status_counts(items) for path, items in self.items.items()}
@@ -32,7 +37,7 @@ class L4View:
         for the other kinds), sorted as asked (Traefik's ``sortRouters`` / ``sortServices``)."""
         c = q.Criterion.of(query)
         keep = keep_l4_router if path == self.routers_path else q.keep_named
-        items = [i for i in self.items[path] if keep(i, c)]
+        items = [self.live(path, i) for i in self.items[path] if keep(i, c)]
         if query.get("sortBy") or query.get("direction"):
             items = q.sort_items(items, query, path.partition("/")[2])
         return items

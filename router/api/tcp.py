@@ -17,6 +17,7 @@ from typing import Any
 from discover.model_tcp import TCPConfig, TCPInFlightConn, TCPIPAllowList, TCPRouter, TCPService
 from router.api.l4 import L4View, service_json, weighted_json
 from router.api.render import DISABLED, ENABLED, Json, provider_of
+from router.api.server_state import DOWN, UP
 from router.tcp.compile import CompiledTCP
 
 __all__ = ["LISTS", "TCPView"]
@@ -35,6 +36,7 @@ class TCPView(L4View):
         using = compiled.entry_points if compiled is not None else {}
         service_errors = compiled.service_errors if compiled is not None else {}
         usable_mw = compiled.middlewares if compiled is not None else {}
+        self.balancers = compiled.balancers if compiled is not None else {}
         used_by: dict[str, list[str]] = {}
         for name in sorted(cfg.routers):
             for ref in (cfg.routers[name].service, *cfg.routers[name].middlewares):
@@ -68,7 +70,34 @@ class TCPView(L4View):
             "tcp/services": "tcpServices",
             "tcp/middlewares": "tcpMiddlewares",
         }
-        return {keys[path]: raw for path, raw in self.raw.items() if raw}
+        out = {keys[path]: raw for path, raw in self.raw.items() if raw}
+        if "tcpServices" in out:
+            out["tcpServices"] = {n: {**item, **self._health(n)} for n, item in out["tcpServices"].items()}
+        return out
+
+    def live(self, path: str, item: Json) -> Json:
+        """A TCP service completed with its servers' health, read now (:meth:`_health`)."""
+        if path != "tcp/services":
+            return item
+        health = self._health(item["name"])
+        return {**item, **health} if health else item
+
+    def _health(self, name: str) -> Json:
+        """A load balancer's ``serverStatus`` as Traefik's (each server ``UP`` until its health check finds
+        it down), and ``serverStates`` saying why a server is down, as HTTP services have them
+        (:mod:`router.api.server_state`): a provider knows it cannot be reached, or its check fails."""
+        balancer = self.balancers.get(name)
+        if balancer is None or not balancer.servers:
+            return {}
+        status: Json = {}
+        states: Json = {}
+        for s in balancer.servers:
+            why = f"unreachable: {s.unreachable}" if s.unreachable else None
+            if why is None and s.address in balancer.down:
+                why = f"active check failed: {balancer.down[s.address] or 'no answer'}"
+            status[s.address] = UP if why is None else DOWN
+            states[s.address] = UP if why is None else f"{DOWN}: {why}"
+        return {"serverStatus": status, "serverStates": states}
 
 
 def _router(r: TCPRouter, error: str | None, using: tuple[str, ...]) -> Json:

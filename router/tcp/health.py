@@ -66,9 +66,9 @@ async def _watch(balancer: TCPBalancer, server: Server) -> None:
             else:
                 log.warning("TCP service %s: server %s is down: %s", balancer.name, server.address, why)
         if up:
-            balancer.down.discard(server.address)
+            balancer.down.pop(server.address, None)
         else:
-            balancer.down.add(server.address)
+            balancer.down[server.address] = why or ""
 
 
 class TCPHealthChecks:

@@ -65,7 +65,7 @@ class TCPBalancer:
         self.name = name
         self.servers = servers
         self.health_check = health_check
-        self.down: set[str] = set()  # addresses found down by the health check
+        self.down: dict[str, str] = {}  # address → why, for the servers the health check finds down
         self._track_children = track_children
         items = [(s, 1) for s in servers] if servers else list(children)
         if rng is not None and servers:  # Traefik shuffles a load balancer's servers once per build

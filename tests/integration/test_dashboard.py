@@ -469,6 +469,10 @@ async def test_dashboard_under_a_base_path_behind_basic_auth(backends, proxy, tm
         assert "pg@file" in l4 and "HostSNI(`*`)" in l4 and "TCP" in l4 and "dns@file" in l4 and "UDP" in l4
         l4s = await b.eval("document.getElementById('list-l4services').innerText")
         assert "127.0.0.1:9" in l4s and "pg@file" in l4s and "dns@file" in l4s
+        l4_badges = await b.eval(
+            "[...document.querySelectorAll('#list-l4services .servers .badge')].map(e => e.textContent)"
+        )
+        assert l4_badges == ["UP"]  # the TCP server's health; UDP services have none
         api_link = await b.eval("document.getElementById('apilink').getAttribute('href')")
         assert api_link == "/traefik/api/overview"
         await check_layout(b)

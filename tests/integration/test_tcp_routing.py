@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 import trustme
 
@@ -379,8 +380,6 @@ async def test_weighted_services_and_servers_dialled_with_tls_through_a_servers_
 
 
 async def test_the_api_lists_tcp_routers_services_and_middlewares(proxy, tmp_path):
-    import aiohttp  # noqa: PLC0415 - only this test speaks HTTP to the API
-
     cfg = tcp_config(
         {
             "db": {"rule": "HostSNI(`*`)", "service": "db", "middlewares": ["lan"], "entryPoints": ["web"]},
@@ -411,6 +410,7 @@ async def test_the_api_lists_tcp_routers_services_and_middlewares(proxy, tmp_pat
             service = await r.json()
         assert service["loadBalancer"]["servers"] == [{"address": "127.0.0.1:5432"}]
         assert service["usedBy"] == ["broken@file", "db@file"]
+        assert service["serverStatus"] == {"127.0.0.1:5432": "UP"}  # Traefik's: up until a check says not
         async with s.get(api + "tcp/middlewares") as r:
             (mw,) = await r.json()
         assert mw["ipAllowList"] == {"sourceRange": ["10.0.0.0/8"]} and mw["type"] == "ipallowlist"
@@ -419,7 +419,8 @@ async def test_the_api_lists_tcp_routers_services_and_middlewares(proxy, tmp_pat
         assert tcp["routers"] == {"total": 2, "warnings": 0, "errors": 1}
         async with s.get(api + "rawdata") as r:
             raw = await r.json()
-        assert set(raw["tcpRouters"]) == {"db@file", "broken@file"} and "tcpServices" in raw
+        assert set(raw["tcpRouters"]) == {"db@file", "broken@file"}
+        assert raw["tcpServices"]["db@file"]["serverStatus"] == {"127.0.0.1:5432": "UP"}
 
 
 async def test_dial_timeout_of_the_servers_transport_closes_the_client(proxy):
@@ -495,18 +496,39 @@ async def test_health_checks_take_a_tcp_server_out_and_bring_it_back(proxy):
                 }
             },
         )
-        dr = await proxy(cfg)
+        static = {
+            "entryPoints": {"web": {"address": "127.0.0.1:0"}, "traefik": {"address": "127.0.0.1:0"}},
+            "providers": {"file": {"filename": "dynamic.yml"}},
+            "api": {"insecure": True},
+        }
+        dr = await proxy(cfg, static=static)
 
         async def answers(n: int = 4) -> list[bytes]:
             return sorted([await exchange(dr.port, b"who\n") for _ in range(n)])
 
+        async def api_states() -> tuple[dict, dict]:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(dr.url("/api/tcp/services/s@file", ep="traefik")) as r,
+            ):
+                svc = await r.json()
+            return svc["serverStatus"], svc["serverStates"]
+
         assert await answers() == [b"A", b"A", b"B", b"B"]
+        assert await api_states() == (
+            {sa.address: "UP", sb.address: "UP"},
+            {sa.address: "UP", sb.address: "UP"},
+        )
         b.healthy = False
         await wait_for(lambda: f"server {sb.address} is down: unexpected health check response" in dr.log())
         assert await answers() == [b"A"] * 4
+        status, states = await api_states()  # the API says so, and why
+        assert status == {sa.address: "UP", sb.address: "DOWN"}
+        assert states[sb.address] == "DOWN: active check failed: unexpected health check response"
         b.healthy = True
         await wait_for(lambda: f"server {sb.address} is up again" in dr.log())
         assert await answers() == [b"A", b"A", b"B", b"B"]
+        assert (await api_states())[0] == {sa.address: "UP", sb.address: "UP"}
 
 
 SSL_REQUEST = bytes((0, 0, 0, 8, 4, 210, 22, 47))  # PostgreSQL's

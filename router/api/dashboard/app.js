@@ -159,7 +159,7 @@
       for (const srv of lb.servers) {
         const key = srv.url || srv.address || "";
         const li = el("li");
-        // TCP and UDP services carry no serverStatus: no badge rather than "unknown"
+        // UDP services carry no serverStatus: no badge rather than "unknown"
         if (s.serverStatus) li.append(serverStatusBadge(statuses[key]));
         li.append(el("span", "url", key));
         const why = downReason(srv, states[key]);
