@@ -95,6 +95,17 @@ DAEMONSET_ACME = {
     "sharedCertificates": {"leaseDuration": 30},
 }
 UNSHARED = {"replicas": 2, "staticConfig": FULL["staticConfig"], "sharedCertificates": {"enabled": False}}
+# Extra entry points for tcp.routers and udp.routers: one on a hostPort and a nodePort, a UDP one on Service
+# port 53, one kept out of the Service (Traefik's chart's `expose: {default: false}`).
+EXTRA_PORTS = {
+    "kind": "DaemonSet",
+    "service": {"type": "NodePort"},
+    "ports": {
+        "postgres": {"port": 5432, "hostPort": 5432, "nodePort": 30432},
+        "dns": {"port": 5353, "exposedPort": 53, "protocol": "UDP"},
+        "admin": {"port": 9000, "expose": {"default": False}},
+    },
+}
 RENDERED = {
     "default": {},
     "daemonset": DAEMONSET,
@@ -102,6 +113,7 @@ RENDERED = {
     "clusterip": CLUSTER_IP,
     "daemonset-acme": DAEMONSET_ACME,
     "unshared": UNSHARED,
+    "extra-ports": EXTRA_PORTS,
 }
 
 RENDER_SCRIPT = r'''"""Lint and render a chart with helm-sdkpy (Helm's engine), in a venv of Python >= 3.12.
@@ -480,7 +492,8 @@ def test_static_config_loads_in_dockroute(name, tmp_path, kubeconfig):
     assert static.file_provider is not None
     assert static.file_provider.filename == "/etc/dockroute/dynamic/dynamic.yaml"
     assert static.ping is not None and static.ping.entry_point == "traefik"
-    assert {e.name for e in static.entry_points} == {"web", "websecure", "traefik"}
+    extra = set(RENDERED[name].get("ports", {})) - {"web", "websecure", "traefik"}
+    assert {e.name for e in static.entry_points} == {"web", "websecure", "traefik", *extra}
     websecure = next(e for e in static.entry_points if e.name == "websecure")
     assert websecure.tls is not None
 
@@ -686,3 +699,82 @@ def test_one_pod_or_sharing_turned_off_has_no_certificate_secret_or_role():
 def test_a_bad_shared_certificates_switch_stops_the_render():
     out = _run(CHART, {"sharedCertificates": {"enabled": "yes"}})
     assert "sharedCertificates.enabled must be auto, true or false" in out.get("error", ""), out
+
+
+# -- extra entry points -----------------------------------------------------------------------------------
+
+
+def test_extra_ports_are_entry_points_with_container_and_service_ports(tmp_path, kubeconfig):
+    """Any ``ports`` name beside web, websecure and traefik is an entry point dockroute listens on (``/udp``
+    for UDP), a container port (with its hostPort on a DaemonSet) and a Service port unless kept out."""
+    static = yaml.safe_load(config_map("extra-ports")["dockroute.yaml"])
+    eps = static["entryPoints"]
+    assert (eps["postgres"], eps["dns"], eps["admin"]) == (
+        {"address": ":5432"},
+        {"address": ":5353/udp"},
+        {"address": ":9000"},
+    )
+    path = tmp_path / "dockroute.yaml"
+    path.write_text(config_map("extra-ports")["dockroute.yaml"])
+    loaded = {ep.name: ep for ep in load_static([], {}, config_file=str(path), search_dirs=[]).entry_points}
+    assert loaded["dns"].udp and loaded["dns"].address == ":5353" and not loaded["postgres"].udp
+    ports = {p["name"]: p for p in container("extra-ports")["ports"]}
+    assert ports["postgres"] == {
+        "name": "postgres",
+        "containerPort": 5432,
+        "protocol": "TCP",
+        "hostPort": 5432,
+    }
+    assert ports["dns"] == {"name": "dns", "containerPort": 5353, "protocol": "UDP"}  # no hostPort asked
+    assert ports["admin"] == {"name": "admin", "containerPort": 9000, "protocol": "TCP"}
+    service = {p["name"]: p for p in one_service("extra-ports")["spec"]["ports"]}
+    assert service["postgres"] == {
+        "name": "postgres",
+        "port": 5432,
+        "targetPort": "postgres",
+        "protocol": "TCP",
+        "nodePort": 30432,
+    }
+    assert service["dns"] == {"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"}
+    assert "admin" not in service  # expose: {default: false}
+    assert set(service) == {"web", "websecure", "postgres", "dns"}
+    notes = rendered("extra-ports")["notes"]
+    said = "admin (TCP 9000), dns (UDP 5353), postgres (TCP 5432)."
+    assert f"Extra entry points (for tcp.routers / udp.routers): {said}" in notes
+
+
+@pytest.mark.parametrize(
+    ("ports", "said"),
+    [
+        ({"websecure": {"http3": {"enabled": True}}}, "ports.websecure.http3 is not supported by this chart"),
+        ({"web": {"forwardedHeaders": {"insecure": True}}}, "ports.web.forwardedHeaders is not supported"),
+        ({"websecure": {"tls": {"options": "modern"}}}, "ports.websecure.tls.options is not supported"),
+        ({"traefik": {"expose": True}}, "ports.traefik.expose is not supported"),
+        (
+            {"pg": {"port": 5432, "proxyProtocol": {"insecure": True}}},
+            "ports.pg.proxyProtocol is not supported",
+        ),
+        ({"pg": {"exposedPort": 5432}}, "ports.pg.port is required"),
+        ({"pg": {"port": 5432, "protocol": "SCTP"}}, "ports.pg.protocol must be TCP or UDP, not SCTP"),
+        ({"Postgres_DB": {"port": 5432}}, "ports.Postgres_DB: the name must be lowercase"),
+        ({"postgres-primary-db": {"port": 5432}}, "a Kubernetes port name has at most 15"),
+        ({"pg": 5432}, "ports.pg must be a map"),
+    ],
+    ids=[
+        "http3",
+        "forwardedHeaders",
+        "tls-options",
+        "traefik-expose",
+        "proxyProtocol",
+        "no-port",
+        "sctp",
+        "name",
+        "long-name",
+        "not-a-map",
+    ],
+)
+def test_a_ports_value_the_chart_would_not_act_on_stops_the_render(ports, said):
+    """Traefik's chart has more per-port keys than this one acts on: each is refused by name (where to set
+    it instead is said), never rendered into nothing."""
+    out = _run(CHART, {"ports": ports})
+    assert said in out.get("error", ""), out.get("error")

@@ -94,6 +94,7 @@ access log and metrics; `staticConfig` is merged over it; with shared certificat
 `storage` is the Secret.
 */}}
 {{- define "dockroute.staticConfig" -}}
+{{- include "dockroute.checkPorts" . }}
 {{- $p := .Values.ports }}
 {{- $web := dict "address" (printf ":%d" (int $p.web.port)) }}
 {{- if $p.web.redirectTo }}
@@ -108,6 +109,10 @@ access log and metrics; `staticConfig` is merged over it; with shared certificat
 {{- $_ := set $websecure "http" (dict "tls" $tls) }}
 {{- end }}
 {{- $entryPoints := dict "web" $web "websecure" $websecure "traefik" (dict "address" (printf ":%d" (int $p.traefik.port))) }}
+{{- range $name := include "dockroute.extraPorts" . | fromJsonArray }}
+{{- $x := index $p $name }}
+{{- $_ := set $entryPoints $name (dict "address" (printf ":%d%s" (int $x.port) (eq (default "TCP" $x.protocol) "UDP" | ternary "/udp" ""))) }}
+{{- end }}
 {{- $static := dict "entryPoints" $entryPoints }}
 {{- $providers := dict "file" (dict "filename" (include "dockroute.dynamicFile" .) "watch" true) }}
 {{- if .Values.providers.kubernetesIngress.enabled }}
@@ -138,4 +143,71 @@ access log and metrics; `staticConfig` is merged over it; with shared certificat
 {{- end }}
 {{- end }}
 {{- toYaml $merged }}
+{{- end }}
+
+{{/*
+The keys of `ports` the chart acts on. `web`, `websecure` and `traefik` are the built-in entry points;
+every other name is an extra entry point (a TCP one for `tcp.routers`, a UDP one for `udp.routers`). A key
+the chart does not act on (Traefik's chart has more: `http3`, `proxyProtocol`, ...) stops the render naming
+it, rather than being ignored: set those in `staticConfig.entryPoints.<name>`.
+*/}}
+{{- define "dockroute.portKeys" -}}
+{{- $keys := dict "web" (list "port" "exposedPort" "nodePort" "hostPort" "redirectTo") "websecure" (list "port" "exposedPort" "nodePort" "hostPort" "tls") "traefik" (list "port") }}
+{{- toJson (get $keys . | default (list "port" "exposedPort" "protocol" "nodePort" "hostPort" "expose")) }}
+{{- end }}
+
+{{/* Fails the render on a `ports` value the chart would not act on, naming it. */}}
+{{- define "dockroute.checkPorts" -}}
+{{- range $name, $p := .Values.ports }}
+{{- if not (kindIs "map" $p) }}
+{{- fail (printf "ports.%s must be a map (port, exposedPort, ...), not %v" $name $p) }}
+{{- end }}
+{{- $allowed := include "dockroute.portKeys" $name | fromJsonArray }}
+{{- range $key, $_ := $p }}
+{{- if not (has $key $allowed) }}
+{{- fail (printf "ports.%s.%s is not supported by this chart (its keys: %s); set it in staticConfig.entryPoints.%s" $name $key (join ", " $allowed) $name) }}
+{{- end }}
+{{- end }}
+{{- if eq $name "websecure" }}
+{{- range $key, $_ := (default (dict) $p.tls) }}
+{{- if not (has $key (list "enabled" "certResolver")) }}
+{{- fail (printf "ports.websecure.tls.%s is not supported by this chart (its keys: enabled, certResolver); set it in staticConfig.entryPoints.websecure.http.tls" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if not (has $name (list "web" "websecure" "traefik")) }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name) }}
+{{- fail (printf "ports.%s: the name must be lowercase letters, digits and '-' (a Kubernetes port name)" $name) }}
+{{- end }}
+{{- if gt (len $name) 15 }}
+{{- fail (printf "ports.%s: the name is %d characters, a Kubernetes port name has at most 15" $name (len $name)) }}
+{{- end }}
+{{- if not $p.port }}
+{{- fail (printf "ports.%s.port is required (the port dockroute listens on in the pod)" $name) }}
+{{- end }}
+{{- if not (has (default "TCP" $p.protocol) (list "TCP" "UDP")) }}
+{{- fail (printf "ports.%s.protocol must be TCP or UDP, not %v" $name $p.protocol) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The extra entry points' names (every `ports` name but web, websecure and traefik), sorted, as JSON. */}}
+{{- define "dockroute.extraPorts" -}}
+{{- $out := list }}
+{{- range $name, $_ := .Values.ports }}
+{{- if not (has $name (list "web" "websecure" "traefik")) }}{{ $out = append $out $name }}{{ end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* Whether extra port `.` (a `ports` entry) is in the main Service: `expose: false` (or Traefik's chart's
+`expose: {default: false}`) keeps it out. */}}
+{{- define "dockroute.exposed" -}}
+{{- $e := true }}
+{{- if hasKey . "expose" }}
+{{- $e = .expose }}
+{{- if kindIs "map" $e }}{{ $e = (hasKey $e "default" | ternary $e.default true) }}{{ end }}
+{{- end }}
+{{- if $e }}true{{ end }}
 {{- end }}
