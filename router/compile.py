@@ -341,19 +341,25 @@ def _internal_routes(
 ) -> None:
     """The routes dockroute adds on plain HTTP: the ACME HTTP-01 answer above everything (no middleware
     applies to it: an entry point's auth must not fail certificate validation), then each entry point's
-    redirection, behind the entry point's middlewares as in Traefik (an allow-list still applies)."""
+    redirection, behind the entry point's middlewares as in Traefik (an allow-list still applies).
+
+    On an entry point with ``allowACMEByPass`` (Traefik's ``acme-http-bypass``), the answer takes the
+    default priority (its rule's length), so a user's router for those paths (a certificate manager of its
+    own) takes them, and the redirection leaves them alone."""
+    bypass = f"PathPrefix(`{CHALLENGE_PREFIX}`)"
     if challenge is not None:
         target = ChallengeTarget("acme-http@internal", challenge)
-        rule = parse_rule(f"PathPrefix(`{CHALLENGE_PREFIX}`)")
+        rule = parse_rule(bypass)
         for ep in entry_points:
-            routes[ep.name].append(Route("acme-http@internal", MAX_PRIORITY, rule, target))
+            priority = len(bypass) if ep.allow_acme_bypass else MAX_PRIORITY
+            routes[ep.name].append(Route("acme-http@internal", priority, rule, target))
 
     for ep in entry_points:
         red = ep.redirection
         if red is None:
             continue
         name = f"{ep.name}-to-{red.to}@internal"
-        rule = parse_rule("PathPrefix(`/`)")
+        rule = parse_rule(f"PathPrefix(`/`) && !{bypass}" if ep.allow_acme_bypass else "PathPrefix(`/`)")
         port = _redirect_port(red.to, red.scheme, by_name, ports)
         target = chains.wrap_entry_point(name, ep, RedirectTarget(name, red.scheme, port, red.permanent))
         if isinstance(target, str):

@@ -78,6 +78,9 @@ class EntryPoint:
     # an address ending in "/udp": a UDP entry point (udp.routers only); ``address`` keeps the suffix off
     udp: bool = False
     udp_timeout: float = 3.0  # udp.timeout: a UDP session idle this long is forgotten (Traefik: 3s)
+    # allowACMEByPass as set: ACME HTTP-01 requests are not dockroute's above everything (its answer
+    # takes the default priority, so a user's router can take them) and the redirection leaves them be
+    allow_acme_bypass: bool = False
     # allowACMEByPass, or no resolver using tlsChallenge (Traefik's rule): a ClientHello offering
     # acme-tls/1 goes to the TLS TCP routers first, so a passthrough server answers its own TLS-ALPN-01
     acme_bypass: bool = False

@@ -136,7 +136,7 @@ def _entry_points(
 
 
 def _entry_point(
-    name: str, tree: Any, names: list[str], resolvers: list[str], tls_challenge: bool = False
+    name: str, tree: Any, names: list[str], resolvers: list[str], tls_challenge: bool
 ) -> EntryPoint:
     r = Reader(tree, f"entryPoints.{name}")
     found = r.address()
@@ -161,6 +161,7 @@ def _entry_point(
         tls=_entry_point_tls(r.sub("http"), resolvers),
         middlewares=tuple(item for item, _ in r.sub("http").items("middlewares")),
         as_default=r.flag("asDefault", False),
+        allow_acme_bypass=r.flag("allowACMEByPass", False),
         acme_bypass=r.flag("allowACMEByPass", False) or not tls_challenge,
         access_logs=obs.flag("accessLogs", True),
         metrics=obs.flag("metrics", True),

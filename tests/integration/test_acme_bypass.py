@@ -1,9 +1,11 @@
-"""``entryPoints.<ep>.allowACMEByPass`` through the real process: a TLS-ALPN-01 validator (a ClientHello
-offering ``acme-tls/1``) reaches a passthrough TCP router, so the server behind it answers its own
-challenge. As in Traefik, the bypass is on when the entry point asks for it, or when no resolver uses
-``tlsChallenge`` (dockroute has no challenge of its own to answer there); otherwise dockroute keeps
-such ClientHellos for itself. With the bypass on, dockroute still answers its own TLS-ALPN-01 challenges
-for the names no TCP router takes (validated by a real Pebble).
+"""``entryPoints.<ep>.allowACMEByPass`` through the real process.
+
+HTTP-01: dockroute's answer takes the default priority and the redirection leaves the challenge paths
+alone, so a user's router can take them. TLS-ALPN-01: a validator (a ClientHello offering ``acme-tls/1``)
+reaches a passthrough TCP router, so the server behind it answers its own challenge. As in Traefik, that
+half is also on when no resolver uses ``tlsChallenge`` (dockroute has no challenge of its own to answer
+there); otherwise dockroute keeps such ClientHellos. With the bypass on, dockroute still answers its own
+TLS-ALPN-01 challenges first (validated by a real Pebble).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import trustme
 
@@ -135,3 +138,55 @@ async def test_with_the_bypass_dockroute_still_answers_its_own_tls_alpn_01(proxy
             assert await wait_for(echoed, timeout=30) == b"ping"
             assert "answering the TLS-ALPN-01 challenge for db.example.com" in dr.log()
             assert await _reaches_backend(tls_port, ca, [ACME_TLS_1])
+
+
+def _http_static(tmp_path: Path, bypass: bool) -> dict[str, Any]:
+    """``web`` redirecting to ``websecure``, HTTP-01 answered on ``web`` (a resolver used by no router:
+    nothing is ordered), with or without ``allowACMEByPass`` on ``web``."""
+    web: dict[str, Any] = {
+        "address": "127.0.0.1:0",
+        "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https"}}},
+    }
+    if bypass:
+        web["allowACMEByPass"] = True
+    acme = {
+        "email": "a@example.com",
+        "storage": str(tmp_path / "acme.json"),
+        "caServer": "https://127.0.0.1:9/d",
+    }
+    return {
+        "entryPoints": {"web": web, "websecure": {"address": "127.0.0.1:0"}},
+        "certificatesResolvers": {"le": {"acme": acme | {"httpChallenge": {"entryPoint": "web"}}}},
+        "providers": {"file": {"filename": str(tmp_path / "dynamic.yml"), "watch": True}},
+        "log": {"level": "DEBUG"},
+    }
+
+
+@pytest.mark.parametrize("bypass", [True, False], ids=["allowACMEByPass", "default"])
+async def test_http_01_requests_reach_a_users_router_only_with_the_bypass(backends, proxy, tmp_path, bypass):
+    """Traefik's ``acme-http-bypass``: with ``allowACMEByPass``, dockroute's HTTP-01 answer takes the
+    default priority (a user's router for those paths, e.g. a certificate manager of its own, wins) and
+    the entry point's redirection leaves those paths alone; without it, dockroute answers them above
+    every router, and everything else is redirected either way."""
+    (manager,) = await backends("manager")
+    rule = "Host(`app.test`) && PathPrefix(`/.well-known/acme-challenge/`)"
+    dynamic = {
+        "http": {
+            "routers": {"manager": {"rule": rule, "entryPoints": ["web"], "service": "m"}},
+            "services": {"m": {"loadBalancer": {"servers": [{"url": manager.url}]}}},
+        }
+    }
+    dr = await proxy(dynamic, static=_http_static(tmp_path, bypass))
+    assert "allowACMEByPass" not in dr.log()
+    token = "/.well-known/acme-challenge/a-token"
+    async with aiohttp.ClientSession() as http:
+
+        async def get(host: str, path: str) -> tuple[int, str]:
+            async with http.get(dr.url(path), headers={"Host": host}, allow_redirects=False) as r:
+                return r.status, await r.text()
+
+        status, body = await get("app.test", token)
+        assert (status == 200 and '"server": "manager"' in body) is bypass, (status, body)
+        other_status, _ = await get("other.test", token)  # no router of the user's: dockroute's answer
+        assert other_status == 404  # an unknown token, answered, not redirected
+        assert (await get("app.test", "/page"))[0] in (301, 308)  # the rest is redirected either way
