@@ -103,8 +103,8 @@ access log and metrics; `staticConfig` is merged over it; with shared certificat
 {{- $websecure := dict "address" (printf ":%d" (int $p.websecure.port)) }}
 {{- if $p.websecure.tls.enabled }}
 {{- $tls := dict }}
-{{- if $p.websecure.tls.certResolver }}
-{{- $_ := set $tls "certResolver" $p.websecure.tls.certResolver }}
+{{- range $key := list "certResolver" "options" "domains" }}
+{{- with index $p.websecure.tls $key }}{{ $_ := set $tls $key . }}{{ end }}
 {{- end }}
 {{- $_ := set $websecure "http" (dict "tls" $tls) }}
 {{- end }}
@@ -112,6 +112,11 @@ access log and metrics; `staticConfig` is merged over it; with shared certificat
 {{- range $name := include "dockroute.extraPorts" . | fromJsonArray }}
 {{- $x := index $p $name }}
 {{- $_ := set $entryPoints $name (dict "address" (printf ":%d%s" (int $x.port) (eq (default "TCP" $x.protocol) "UDP" | ternary "/udp" ""))) }}
+{{- end }}
+{{- range $name, $x := $p }}
+{{- if and (hasKey $entryPoints $name) (kindIs "bool" $x.allowACMEByPass) }}
+{{- $_ := set (index $entryPoints $name) "allowACMEByPass" $x.allowACMEByPass }}
+{{- end }}
 {{- end }}
 {{- $static := dict "entryPoints" $entryPoints }}
 {{- $providers := dict "file" (dict "filename" (include "dockroute.dynamicFile" .) "watch" true) }}
@@ -149,35 +154,65 @@ access log and metrics; `staticConfig` is merged over it; with shared certificat
 The keys of `ports` the chart acts on. `web`, `websecure` and `traefik` are the built-in entry points;
 every other name is an extra entry point (a TCP one for `tcp.routers`, a UDP one for `udp.routers`). A key
 the chart does not act on (Traefik's chart has more: `http3`, `proxyProtocol`, ...) stops the render naming
-it, rather than being ignored: set those in `staticConfig.entryPoints.<name>`.
+it, rather than being ignored: set those in `staticConfig.entryPoints.<name>`. A key set to null is unset.
 */}}
 {{- define "dockroute.portKeys" -}}
-{{- $keys := dict "web" (list "port" "exposedPort" "nodePort" "hostPort" "redirectTo") "websecure" (list "port" "exposedPort" "nodePort" "hostPort" "tls") "traefik" (list "port") }}
-{{- toJson (get $keys . | default (list "port" "exposedPort" "protocol" "nodePort" "hostPort" "expose")) }}
+{{- $common := list "port" "exposedPort" "protocol" "nodePort" "hostPort" "expose" "allowACMEByPass" }}
+{{- $keys := dict "web" (append $common "redirectTo") "websecure" (append $common "tls") "traefik" (list "port" "exposedPort" "protocol" "hostPort" "expose") }}
+{{- toJson (get $keys . | default $common) }}
+{{- end }}
+
+{{/* Whether `ports` entry `.` is in the main Service: `expose` is a bool, or Traefik's chart's
+`{default: <bool>}`; unset, an extra port is. (Checked by dockroute.checkPorts.) */}}
+{{- define "dockroute.exposed" -}}
+{{- $e := true }}
+{{- if not (kindIs "invalid" .expose) }}
+{{- $e = .expose }}
+{{- if kindIs "map" $e }}{{ $e = $e.default }}{{ end }}
+{{- end }}
+{{- if $e }}true{{ end }}
 {{- end }}
 
 {{/* Fails the render on a `ports` value the chart would not act on, naming it. */}}
 {{- define "dockroute.checkPorts" -}}
+{{- $builtin := list "web" "websecure" "traefik" }}
+{{- $containerPorts := dict }}
+{{- $servicePorts := dict }}
 {{- range $name, $p := .Values.ports }}
 {{- if not (kindIs "map" $p) }}
 {{- fail (printf "ports.%s must be a map (port, exposedPort, ...), not %v" $name $p) }}
 {{- end }}
 {{- $allowed := include "dockroute.portKeys" $name | fromJsonArray }}
-{{- range $key, $_ := $p }}
-{{- if not (has $key $allowed) }}
+{{- range $key, $v := $p }}
+{{- if and (not (kindIs "invalid" $v)) (not (has $key $allowed)) }}
 {{- fail (printf "ports.%s.%s is not supported by this chart (its keys: %s); set it in staticConfig.entryPoints.%s" $name $key (join ", " $allowed) $name) }}
 {{- end }}
 {{- end }}
-{{- if eq $name "websecure" }}
-{{- range $key, $_ := (default (dict) $p.tls) }}
-{{- if not (has $key (list "enabled" "certResolver")) }}
-{{- fail (printf "ports.websecure.tls.%s is not supported by this chart (its keys: enabled, certResolver); set it in staticConfig.entryPoints.websecure.http.tls" $key) }}
+{{- if not (kindIs "invalid" $p.expose) }}
+{{- $e := $p.expose }}
+{{- if kindIs "map" $e }}
+{{- range $key, $_ := $e }}
+{{- if ne $key "default" }}
+{{- fail (printf "ports.%s.expose.%s is not supported by this chart (only expose.default, or expose: true/false)" $name $key) }}
 {{- end }}
 {{- end }}
+{{- $e = $e.default }}
 {{- end }}
-{{- if not (has $name (list "web" "websecure" "traefik")) }}
-{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name) }}
-{{- fail (printf "ports.%s: the name must be lowercase letters, digits and '-' (a Kubernetes port name)" $name) }}
+{{- if not (kindIs "bool" $e) }}
+{{- fail (printf "ports.%s.expose must be true or false (or {default: true/false}), not %v" $name $e) }}
+{{- end }}
+{{- if and (eq $name "traefik") $e }}
+{{- fail "ports.traefik.expose: the traefik entry point (ping, metrics, the API) is never in the main Service" }}
+{{- end }}
+{{- end }}
+{{- $protocol := default "TCP" $p.protocol }}
+{{- if has $name $builtin }}
+{{- if ne $protocol "TCP" }}
+{{- fail (printf "ports.%s.protocol must be TCP (it serves HTTP), not %v" $name $protocol) }}
+{{- end }}
+{{- else }}
+{{- if not (and (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name) (regexMatch "[a-z]" $name) (not (contains "--" $name))) }}
+{{- fail (printf "ports.%s: the name must be lowercase letters, digits and single '-', with at least one letter (a Kubernetes port name)" $name) }}
 {{- end }}
 {{- if gt (len $name) 15 }}
 {{- fail (printf "ports.%s: the name is %d characters, a Kubernetes port name has at most 15" $name (len $name)) }}
@@ -185,10 +220,35 @@ it, rather than being ignored: set those in `staticConfig.entryPoints.<name>`.
 {{- if not $p.port }}
 {{- fail (printf "ports.%s.port is required (the port dockroute listens on in the pod)" $name) }}
 {{- end }}
-{{- if not (has (default "TCP" $p.protocol) (list "TCP" "UDP")) }}
-{{- fail (printf "ports.%s.protocol must be TCP or UDP, not %v" $name $p.protocol) }}
+{{- if not (has $protocol (list "TCP" "UDP")) }}
+{{- fail (printf "ports.%s.protocol must be TCP or UDP, not %v" $name $protocol) }}
 {{- end }}
 {{- end }}
+{{- if eq $name "websecure" }}
+{{- range $key, $v := (default (dict) $p.tls) }}
+{{- if and (not (kindIs "invalid" $v)) (not (has $key (list "enabled" "certResolver" "options" "domains"))) }}
+{{- fail (printf "ports.websecure.tls.%s is not supported by this chart (its keys: enabled, certResolver, options, domains); set it in staticConfig.entryPoints.websecure.http.tls" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $where := printf "%v/%s" (int $p.port) $protocol }}
+{{- if hasKey $containerPorts $where }}
+{{- fail (printf "ports.%s and ports.%s both listen on %s in the pod" (get $containerPorts $where) $name $where) }}
+{{- end }}
+{{- $_ := set $containerPorts $where $name }}
+{{- if and (ne $name "traefik") (include "dockroute.exposed" $p) }}
+{{- if and (eq $.Values.service.type "ClusterIP") (not (kindIs "invalid" $p.nodePort)) }}
+{{- fail (printf "ports.%s.nodePort is set but service.type is ClusterIP, which has no node ports" $name) }}
+{{- end }}
+{{- $at := printf "%v/%s" (int (default $p.port $p.exposedPort)) $protocol }}
+{{- if hasKey $servicePorts $at }}
+{{- fail (printf "ports.%s and ports.%s are both the Service's port %s" (get $servicePorts $at) $name $at) }}
+{{- end }}
+{{- $_ := set $servicePorts $at $name }}
+{{- end }}
+{{- end }}
+{{- if not $servicePorts }}
+{{- fail "ports: no entry point is in the Service (expose is false on every one)" }}
 {{- end }}
 {{- end }}
 
@@ -199,15 +259,4 @@ it, rather than being ignored: set those in `staticConfig.entryPoints.<name>`.
 {{- if not (has $name (list "web" "websecure" "traefik")) }}{{ $out = append $out $name }}{{ end }}
 {{- end }}
 {{- toJson $out }}
-{{- end }}
-
-{{/* Whether extra port `.` (a `ports` entry) is in the main Service: `expose: false` (or Traefik's chart's
-`expose: {default: false}`) keeps it out. */}}
-{{- define "dockroute.exposed" -}}
-{{- $e := true }}
-{{- if hasKey . "expose" }}
-{{- $e = .expose }}
-{{- if kindIs "map" $e }}{{ $e = (hasKey $e "default" | ternary $e.default true) }}{{ end }}
-{{- end }}
-{{- if $e }}true{{ end }}
 {{- end }}
