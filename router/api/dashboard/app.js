@@ -307,10 +307,13 @@
     for (const c of box.querySelectorAll(".card")) c.hidden = q !== "" && !c.textContent.toLowerCase().includes(q);
   }
 
-  // TCP and UDP items of one kind in one list, each tagged with its protocol: [["TCP", item], ...].
+  // TCP and UDP items of one kind in one list, each tagged with its protocol: [["TCP", item], ...]. One
+  // half that cannot be read leaves the other shown; only both failing fails the section.
   async function layer4(kind) {
-    const [tcp, udp] = await Promise.all([fetchAll("tcp/" + kind), fetchAll("udp/" + kind)]);
-    return tcp.map((i) => ["TCP", i]).concat(udp.map((i) => ["UDP", i]));
+    const halves = await Promise.allSettled([fetchAll("tcp/" + kind), fetchAll("udp/" + kind)]);
+    if (halves.every((h) => h.status === "rejected")) throw halves[0].reason;
+    const tagged = (h, proto) => (h.status === "fulfilled" ? h.value.map((i) => [proto, i]) : []);
+    return tagged(halves[0], "TCP").concat(tagged(halves[1], "UDP"));
   }
 
   async function poll() {
