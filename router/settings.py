@@ -83,7 +83,7 @@ class EntryPoint:
     allow_acme_bypass: bool = False
     # allowACMEByPass, or no resolver using tlsChallenge (Traefik's rule): a ClientHello offering
     # acme-tls/1 goes to the TLS TCP routers first, so a passthrough server answers its own TLS-ALPN-01
-    acme_bypass: bool = False
+    acme_tls_bypass: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,7 @@ def _entry_point(
     obs.text("traceVerbosity", choices=("minimal", "detailed"))
     fwd.flag("notAppendXForwardedFor", False)
     fwd.flag("addXForwardedSchemeHeaders", False)
+    bypass = r.flag("allowACMEByPass", False)
     return EntryPoint(
         name=name,
         address=address,
@@ -161,8 +162,8 @@ def _entry_point(
         tls=_entry_point_tls(r.sub("http"), resolvers),
         middlewares=tuple(item for item, _ in r.sub("http").items("middlewares")),
         as_default=r.flag("asDefault", False),
-        allow_acme_bypass=r.flag("allowACMEByPass", False),
-        acme_bypass=r.flag("allowACMEByPass", False) or not tls_challenge,
+        allow_acme_bypass=bypass,
+        acme_tls_bypass=bypass or not tls_challenge,
         access_logs=obs.flag("accessLogs", True),
         metrics=obs.flag("metrics", True),
         trusted_ips=_trusted_ips(fwd),

@@ -90,7 +90,8 @@ _ENTRY_POINT: dict[str, Any] = {
         "underscoreHeadersStrategy": STR,
     },
     "asDefault": BOOL,
-    # Acted on: TLS-ALPN-01 validations (acme-tls/1) may reach TLS TCP routers (router.tcp.table)
+    # Acted on: ACME validations may pass dockroute's own answers, HTTP-01 to a user's router
+    # (router.compile) and TLS-ALPN-01 (acme-tls/1) to TLS TCP routers (router.tcp.table)
     "allowACMEByPass": BOOL,
     # Acted on: a PROXY protocol header (v1 or v2) is read first on each connection (router.proxy_protocol)
     "proxyProtocol": {"trustedIPs": LIST, "insecure": BOOL},

@@ -148,7 +148,7 @@ def _compile(
         https_routes = https.routes if https is not None else ()
         hosts = frozenset(d for r in https_routes for d in r.rule.domains)
         catch_all = any(not r.rule.domains for r in https_routes)
-        out.tables[ep.name] = TCPTable(own, hosts, catch_all, ep.acme_bypass)
+        out.tables[ep.name] = TCPTable(own, hosts, catch_all, ep.acme_tls_bypass)
     return out
 
 

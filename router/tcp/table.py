@@ -58,7 +58,7 @@ class TCPTable:
         self.https_catch_all = https_catch_all
         self.https_any = https_catch_all or bool(https_hosts)
         self.server_first = bool(self.plain) and not self.tls and not self.https_any
-        self.acme_bypass = acme_bypass  # the entry point's allowACMEByPass (EntryPoint.acme_bypass)
+        self.acme_bypass = acme_bypass  # the entry point's EntryPoint.acme_tls_bypass
 
     def match_plain(self, info: ConnInfo) -> TCPRoute | None:
         for route in self.plain:
