@@ -13,7 +13,7 @@ from router.api import query as q
 from router.api.render import DISABLED, ENABLED, Json
 from router.api.report import status_counts
 
-__all__ = ["L4View", "keep_l4_router", "service_json", "weighted_json"]
+__all__ = ["L4View", "keep_l4_router", "with_status", "weighted_json"]
 
 
 class L4View:
@@ -60,12 +60,13 @@ def weighted_json(weighted: Any) -> Json:
     return {"services": [{"name": w.name, "weight": w.weight} for w in weighted.services]}
 
 
-def service_json(out: Json, error: str | None, used_by: Iterable[str]) -> Json:
-    """``out`` (a service's ``loadBalancer`` or ``weighted`` part) completed with ``error``, ``status``
-    and ``usedBy``, as Traefik's ``TCPServiceInfo`` / ``UDPServiceInfo`` carry them."""
+def with_status(out: Json, error: str | None, key: str, names: Iterable[str]) -> Json:
+    """``out`` completed with ``error``, ``status`` (disabled by an error) and ``key`` listing ``names``
+    when there are any: a service's ``usedBy`` (sorted), a TCP router's ``using``, as Traefik's
+    ``TCPServiceInfo`` / ``UDPServiceInfo`` / ``TCPRouterInfo`` carry them."""
     if error:
         out["error"] = [error]
     out["status"] = DISABLED if error else ENABLED
-    if used_by:
-        out["usedBy"] = sorted(used_by)
+    if names:
+        out[key] = list(names)
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from discover.model_tcp import TCPConfig, TCPInFlightConn, TCPIPAllowList, TCPRouter, TCPService
-from router.api.l4 import L4View, service_json, weighted_json
+from router.api.l4 import L4View, weighted_json, with_status
 from router.api.render import DISABLED, ENABLED, Json, provider_of
 from router.api.server_state import DOWN, UP
 from router.tcp.compile import CompiledTCP
@@ -121,12 +121,7 @@ def _router(r: TCPRouter, error: str | None, using: tuple[str, ...]) -> Json:
                 {"main": d.main, **({"sans": list(d.sans)} if d.sans else {})} for d in r.tls.domains
             ]
         out["tls"] = tls
-    if error:
-        out["error"] = [error]
-    out["status"] = DISABLED if error else ENABLED
-    if using:
-        out["using"] = list(using)
-    return out
+    return with_status(out, error, "using", using)
 
 
 def _service(svc: TCPService, error: str | None, used_by: Any) -> Json:
@@ -149,7 +144,7 @@ def _service(svc: TCPService, error: str | None, used_by: Any) -> Json:
         out["loadBalancer"] = part
     elif svc.weighted is not None:
         out["weighted"] = weighted_json(svc.weighted)
-    return service_json(out, error, used_by)
+    return with_status(out, error, "usedBy", sorted(used_by))
 
 
 def _middleware(mw: Any, usable: bool, used_by: Any) -> Json:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from discover.model_udp import UDPConfig, UDPService
-from router.api.l4 import L4View, service_json, weighted_json
+from router.api.l4 import L4View, weighted_json, with_status
 from router.api.render import DISABLED, ENABLED, WARNING, Json, provider_of
 from router.udp.table import UDPCompiled
 
@@ -80,7 +80,7 @@ def _service(svc: UDPService, error: str | None, used_by: Any) -> Json:
         out["loadBalancer"] = {"servers": [{"address": s.address} for s in svc.load_balancer.servers]}
     elif svc.weighted is not None:
         out["weighted"] = weighted_json(svc.weighted)
-    return service_json(out, error, used_by)
+    return with_status(out, error, "usedBy", sorted(used_by))
 
 
 def _type(svc: UDPService) -> str:

@@ -7,6 +7,7 @@ summary line says which port it got; backends are aiohttp servers started inside
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -15,7 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,19 @@ class Backend:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=self.health_status, text="health")
+
+
+@contextlib.asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[int]:
+    """``app`` served on 127.0.0.1 at a free port (yielded) for the ``async with`` block."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:

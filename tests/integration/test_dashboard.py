@@ -34,7 +34,7 @@ from router.api.dashboard import dashboard_handler
 from router.api.report import certificate_json
 from router.api.state import CertificateReport
 from tests.exchange_fakes import Recorder, fake_exchange
-from tests.integration.harness import stop_process, wait_for
+from tests.integration.harness import served, stop_process, wait_for
 from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
@@ -329,15 +329,8 @@ async def fixture_site(state: dict[str, Any]) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/dashboard{tail:.*}", dashboard)
     app.router.add_get("/api/{tail:.*}", api)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with served(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_dashboard_shows_routers_certificates_and_what_is_not_routed(tmp_path: Path) -> None:

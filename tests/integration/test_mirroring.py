@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.integration.harness import expected_sha256, pattern_block, routers
+from tests.integration.harness import expected_sha256, pattern_block, routers, served
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
@@ -261,12 +261,7 @@ async def test_each_copy_leaves_after_the_main_service_answered(backends, proxy)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with served(app) as port:
         d = await proxy(_mirrored(main.url, [(f"http://127.0.0.1:{port}", 100)]))
         async with aiohttp.ClientSession() as s:
             for _ in range(3):
@@ -274,8 +269,6 @@ async def test_each_copy_leaves_after_the_main_service_answered(backends, proxy)
                     assert await r.text() == "slow from main"
                 await wait_for(lambda n=main.slow_done: len(answered_at_copy) == n)
         assert answered_at_copy == [1, 2, 3]  # copy n came after main answer n, never before
-    finally:
-        await runner.cleanup()
 
 
 async def test_websocket_upgrades_are_not_mirrored(backends, proxy):

@@ -283,17 +283,23 @@ async def test_a_server_that_is_the_entry_point_itself_is_left_out(udp, caplog):
 # -- running out of descriptors ---------------------------------------------------------------------------
 
 
+async def _routed(udp: Any) -> tuple[Any, Any, str, Any]:
+    """An entry point routing to one echo server, a client of it, and the server's address and protocol."""
+    echo, entry, client = udp
+    backend, proto = await echo()
+    ep = await entry()
+    ep.set_table(_table(backend))
+    return ep, await client(ep.port), backend, proto
+
+
 def _no_socket(*_: Any) -> None:
     raise OSError(errno.EMFILE, "Too many open files")  # what socket.socket raises at the limit
 
 
 async def test_no_socket_is_warned_once_a_minute_however_sessions_come_and_go(udp, caplog, monkeypatch):
     caplog.set_level(logging.WARNING, "dockroute.udp")
-    echo, entry, client = udp
-    backend, _ = await echo()
-    ep = await entry()
-    ep.set_table(_table(backend))
-    old = await client(ep.port)
+    client = udp[2]
+    ep, old, _, _ = await _routed(udp)
     assert await old.ask(b"open") == b"open"
     seen, received = [], ep.datagram_received
     ep.datagram_received = lambda data, addr: (seen.append(data), received(data, addr))  # type: ignore
@@ -349,11 +355,7 @@ class _Refusing:
 
 async def test_a_send_error_ends_the_session_and_warns_once_until_the_server_answers(udp, caplog):
     caplog.set_level(logging.INFO, "dockroute.udp")
-    echo, entry, client = udp
-    backend, _ = await echo()
-    ep = await entry()
-    ep.set_table(_table(backend))
-    c = await client(ep.port)
+    ep, c, backend, _ = await _routed(udp)
     assert await c.ask(b"one") == b"one"
     session = next(iter(ep.sessions.values()))
     session.sock = _Refusing(session.sock)  # type: ignore[assignment]
@@ -365,11 +367,7 @@ async def test_a_send_error_ends_the_session_and_warns_once_until_the_server_ans
 
 
 async def test_replies_are_dropped_while_the_entry_point_socket_is_backed_up(udp, monkeypatch):
-    echo, entry, client = udp
-    backend, proto = await echo()
-    ep = await entry()
-    ep.set_table(_table(backend))
-    c = await client(ep.port)
+    ep, c, _, proto = await _routed(udp)
     assert await c.ask(b"one") == b"one"
     monkeypatch.setattr(ep.transport, "get_write_buffer_size", lambda: endpoint_module.MAX_SEND_BUFFER + 1)
     c.transport.sendto(b"dropped")
